@@ -1,0 +1,64 @@
+//! The mcp-audit event model and everything about an event that needs no I/O.
+//!
+//! An [`AuditEvent`] records one operation: a tool execution, a resource access, a context
+//! operation, a prompt run, a server operation, an MCP sampling/elicitation/completion, or an
+//! administrative CRUD action with its before/after values. The same model serves the MCP proxy
+//! and applications that record their own events through the library.
+//!
+//! - [`AuditEvent`] and its parts ([`Actor`], [`Target`], [`Compliance`], [`Payload`],
+//!   [`DataSource`], [`ComplianceEvent`]), built with [`EventBuilder`].
+//! - [`Policy`]: the audit level, and the derived classification, review flag and expiry.
+//! - [`seal`]: the canonical encoding, the payload commitment and the Merkle leaf, which is what
+//!   makes personal data erasable without breaking tamper evidence.
+//!
+//! ```
+//! use mcp_audit_core::{Action, AuditEvent, Policy};
+//! use serde_json::json;
+//!
+//! let mut event = AuditEvent::admin(Action::Update, "tool", "t-1")
+//!     .user("alice")
+//!     .old_values(json!({"enabled": true}))
+//!     .new_values(json!({"enabled": false}))
+//!     .build()
+//!     .unwrap();
+//! Policy::default().apply(&mut event).unwrap();
+//! assert_eq!(event.payload.changes, Some(json!({"enabled": {"old": true, "new": false}})));
+//! ```
+//!
+//! This crate does no I/O and knows nothing of SQLite, JSON-RPC or async runtimes: that keeps
+//! the rules that decide what a record says testable on their own.
+
+mod builder;
+mod changeset;
+mod classification;
+mod error;
+mod event;
+mod hash;
+mod kind;
+mod policy;
+mod retention;
+pub mod seal;
+
+pub use builder::{ContextOp, EventBuilder};
+pub use changeset::change_set;
+pub use classification::{
+    Classification, REVIEWED_ACTIONS, REVIEWED_DELETE_TYPES, derive_classification,
+    derive_requires_review,
+};
+pub use error::ModelError;
+pub use event::{
+    Actor, AuditEvent, Compliance, ComplianceEvent, DataSource, EVENT_SCHEMA_VERSION, EventId,
+    FlowDirection, LegalBasis, Payload, RiskLevel, Target, now_micros, truncate_to_micros,
+};
+pub use hash::Hash;
+pub use kind::{Action, CustomAction, EventKind, Outcome};
+pub use policy::{AuditLevel, Policy};
+pub use retention::{Retention, RetentionKind, add_span};
+pub use seal::{SealedEvent, seal, unseal};
+
+/// The JSON Schema of the JSON form of [`AuditEvent`] (what `mcp-audit log` reads and
+/// `mcp-audit query --json` prints), generated from the Rust types.
+pub fn event_json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(AuditEvent);
+    serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
+}

@@ -1,0 +1,239 @@
+//! Sealing: the canonical encoding of an event, split into its non-personal metadata and its
+//! personal half, with the payload commitment and the Merkle leaf.
+//!
+//! ```text
+//! meta_json   = JCS(event without its personal fields)                     (RFC 8785)
+//! personal    = JCS({email, client_ip, user_agent, payload})
+//! commitment  = SHA-256("mcp-audit:payload:v1" ‖ 0x00 ‖ salt[32] ‖ personal)
+//! meta_digest = SHA-256("mcp-audit:meta:v1" ‖ 0x00 ‖ meta_json)
+//! leaf        = "mcp-audit:leaf:v1" ‖ 0x00 ‖ seq (u64 big-endian) ‖ meta_digest ‖ commitment
+//! leaf_hash   = SHA-256(0x00 ‖ leaf)                                       (RFC 6962 §2.1)
+//! ```
+//!
+//! Why two levels: the caller's thread does the expensive part (encoding and hashing a
+//! kilobyte) before the event is queued, and the single writer thread, which alone knows the
+//! sequence number, only hashes the 90-byte leaf. Why a salt: without it, a short personal
+//! field (a yes/no answer, an e-mail address) could be guessed back from the commitment after
+//! erasure. Erasing deletes `personal` and `salt`; `commitment` stays in the leaf, so every
+//! proof stays valid.
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ModelError;
+use crate::event::{AuditEvent, Payload};
+use crate::hash::Hash;
+
+const PAYLOAD_DOMAIN: &[u8] = b"mcp-audit:payload:v1\0";
+const META_DOMAIN: &[u8] = b"mcp-audit:meta:v1\0";
+const LEAF_TAG: &[u8] = b"mcp-audit:leaf:v1\0";
+
+/// The length of [`leaf_bytes`]'s output.
+pub const LEAF_LEN: usize = LEAF_TAG.len() + 8 + 32 + 32;
+
+/// The personal half of an event, as stored in the erasable part of the record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Personal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Payload::is_empty")]
+    pub payload: Payload,
+}
+
+impl Personal {
+    /// Moves the personal fields out of `event`, leaving only its metadata.
+    fn take_from(event: &mut AuditEvent) -> Personal {
+        Personal {
+            email: event.actor.email.take(),
+            client_ip: event.actor.client_ip.take(),
+            user_agent: event.actor.user_agent.take(),
+            payload: std::mem::take(&mut event.payload),
+        }
+    }
+
+    /// Moves the personal fields back into `event`.
+    fn put_into(self, event: &mut AuditEvent) {
+        event.actor.email = self.email;
+        event.actor.client_ip = self.client_ip;
+        event.actor.user_agent = self.user_agent;
+        event.payload = self.payload;
+    }
+}
+
+/// An event ready for the writer: encoded and committed, waiting only for its sequence number.
+#[derive(Debug, Clone)]
+pub struct SealedEvent {
+    /// The whole event, personal fields included (the store indexes some of its fields).
+    pub event: AuditEvent,
+    /// The canonical JSON of the non-personal metadata: what the leaf covers.
+    pub meta_json: Vec<u8>,
+    /// The canonical JSON of the personal half: what the commitment covers.
+    pub personal_json: Vec<u8>,
+    pub salt: [u8; 32],
+    pub commitment: Hash,
+    pub meta_digest: Hash,
+}
+
+impl SealedEvent {
+    /// The Merkle leaf hash of this event at position `seq` of its log.
+    pub fn leaf_hash(&self, seq: u64) -> Hash {
+        leaf_hash(seq, &self.meta_digest, &self.commitment)
+    }
+}
+
+/// Encodes `event`, draws a fresh salt and computes its commitment and metadata digest.
+pub fn seal(mut event: AuditEvent) -> Result<SealedEvent, ModelError> {
+    let personal = Personal::take_from(&mut event);
+    let meta_json = canonical(&event)?;
+    let personal_json = canonical(&personal)?;
+    personal.put_into(&mut event);
+
+    let mut salt = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut salt);
+    Ok(SealedEvent {
+        commitment: payload_commitment(&salt, &personal_json),
+        meta_digest: meta_digest(&meta_json),
+        event,
+        meta_json,
+        personal_json,
+        salt,
+    })
+}
+
+/// Rebuilds an event from its stored halves. `personal` is `None` once erased: the event then
+/// comes back with empty personal fields.
+pub fn unseal(meta_json: &[u8], personal_json: Option<&[u8]>) -> Result<AuditEvent, ModelError> {
+    let mut event: AuditEvent =
+        serde_json::from_slice(meta_json).map_err(|e| ModelError::Encoding(e.to_string()))?;
+    if let Some(p) = personal_json {
+        let personal: Personal =
+            serde_json::from_slice(p).map_err(|e| ModelError::Encoding(e.to_string()))?;
+        personal.put_into(&mut event);
+    }
+    Ok(event)
+}
+
+/// RFC 8785 (JCS) canonical JSON.
+pub fn canonical<T: Serialize>(value: &T) -> Result<Vec<u8>, ModelError> {
+    serde_json_canonicalizer::to_vec(value).map_err(|e| ModelError::Encoding(e.to_string()))
+}
+
+/// `SHA-256("mcp-audit:payload:v1" ‖ 0x00 ‖ salt ‖ personal_json)`.
+pub fn payload_commitment(salt: &[u8; 32], personal_json: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(PAYLOAD_DOMAIN);
+    h.update(salt);
+    h.update(personal_json);
+    Hash(h.finalize().into())
+}
+
+/// `SHA-256("mcp-audit:meta:v1" ‖ 0x00 ‖ meta_json)`.
+pub fn meta_digest(meta_json: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(META_DOMAIN);
+    h.update(meta_json);
+    Hash(h.finalize().into())
+}
+
+/// The leaf: `"mcp-audit:leaf:v1" ‖ 0x00 ‖ seq (u64 BE) ‖ meta_digest ‖ commitment`.
+pub fn leaf_bytes(seq: u64, meta_digest: &Hash, commitment: &Hash) -> [u8; LEAF_LEN] {
+    let mut out = [0u8; LEAF_LEN];
+    let (tag, rest) = out.split_at_mut(LEAF_TAG.len());
+    tag.copy_from_slice(LEAF_TAG);
+    rest[..8].copy_from_slice(&seq.to_be_bytes());
+    rest[8..40].copy_from_slice(&meta_digest.0);
+    rest[40..72].copy_from_slice(&commitment.0);
+    out
+}
+
+/// `SHA-256(0x00 ‖ leaf)`, the RFC 6962 leaf hash of [`leaf_bytes`].
+pub fn leaf_hash(seq: u64, meta_digest: &Hash, commitment: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([0x00]);
+    h.update(leaf_bytes(seq, meta_digest, commitment));
+    Hash(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn event() -> AuditEvent {
+        AuditEvent::tool_execution("search")
+            .user("alice")
+            .email("alice@example.com")
+            .client_ip("10.0.0.7")
+            .input(json!({"q": "acme", "limit": 5}))
+            .output(json!({"rows": [1, 2]}))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn personal_fields_stay_out_of_the_metadata() {
+        let sealed = seal(event()).unwrap();
+        let meta = String::from_utf8(sealed.meta_json.clone()).unwrap();
+        assert!(!meta.contains("alice@example.com"), "{meta}");
+        assert!(!meta.contains("10.0.0.7"), "{meta}");
+        assert!(!meta.contains("acme"), "{meta}");
+        assert!(meta.contains("\"user_id\":\"alice\""), "{meta}");
+        let personal = String::from_utf8(sealed.personal_json.clone()).unwrap();
+        assert!(personal.contains("alice@example.com") && personal.contains("acme"));
+    }
+
+    #[test]
+    fn unseal_restores_the_sealed_event() {
+        let e = event();
+        let sealed = seal(e.clone()).unwrap();
+        assert_eq!(sealed.event, e);
+        let back = unseal(&sealed.meta_json, Some(&sealed.personal_json)).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn erased_events_come_back_without_personal_fields() {
+        let sealed = seal(event()).unwrap();
+        let back = unseal(&sealed.meta_json, None).unwrap();
+        assert!(back.payload.is_empty());
+        assert_eq!(back.actor.email, None);
+        assert_eq!(back.actor.user_id.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn commitment_depends_on_salt_and_every_personal_byte() {
+        let sealed = seal(event()).unwrap();
+        assert_eq!(payload_commitment(&sealed.salt, &sealed.personal_json), sealed.commitment);
+        let mut other_salt = sealed.salt;
+        other_salt[0] ^= 1;
+        assert_ne!(payload_commitment(&other_salt, &sealed.personal_json), sealed.commitment);
+        let mut tampered = sealed.personal_json.clone();
+        tampered[3] ^= 1;
+        assert_ne!(payload_commitment(&sealed.salt, &tampered), sealed.commitment);
+    }
+
+    #[test]
+    fn leaf_binds_position_metadata_and_commitment() {
+        let s = seal(event()).unwrap();
+        let leaf = s.leaf_hash(5);
+        assert_ne!(leaf, s.leaf_hash(6));
+        assert_ne!(leaf, leaf_hash(5, &s.commitment, &s.meta_digest));
+        // RFC 6962: the leaf hash is SHA-256(0x00 ‖ leaf bytes).
+        let mut manual = vec![0u8];
+        manual.extend_from_slice(&leaf_bytes(5, &s.meta_digest, &s.commitment));
+        assert_eq!(leaf.0, <[u8; 32]>::from(Sha256::digest(&manual)));
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let v = json!({"b": 1, "a": {"d": 2, "c": 3}});
+        assert_eq!(canonical(&v).unwrap(), br#"{"a":{"c":3,"d":2},"b":1}"#);
+    }
+}
