@@ -138,6 +138,7 @@ impl EventBuilder {
                 session_id: None,
                 mcp_session_id: None,
                 request_id: None,
+                completes: None,
                 actor: Actor::default(),
                 target: Target::default(),
                 outcome: Outcome::Success,
@@ -190,6 +191,12 @@ impl EventBuilder {
 
     pub fn request_id(mut self, id: impl Into<String>) -> Self {
         self.event.request_id = Some(id.into());
+        self
+    }
+
+    /// Marks this event as the outcome of the pending event `intent`.
+    pub fn completes(mut self, intent: EventId) -> Self {
+        self.event.completes = Some(intent);
         self
     }
 

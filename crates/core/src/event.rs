@@ -100,6 +100,12 @@ pub struct AuditEvent {
     /// The JSON-RPC request id, as its JSON text (`7`, `"abc"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The id of the `pending` event (the recorded intent) whose outcome this event records.
+    ///
+    /// The log is append-only, so an operation recorded before it runs (fail-closed `sync`
+    /// mode) takes two events: the intent, then the outcome pointing back at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completes: Option<EventId>,
     #[serde(default, skip_serializing_if = "Actor::is_empty")]
     pub actor: Actor,
     #[serde(default, skip_serializing_if = "Target::is_empty")]

@@ -1,0 +1,38 @@
+//! Errors of the storage layer.
+
+use std::path::PathBuf;
+
+use mcp_audit_core::ModelError;
+
+/// Why a store operation failed. Every variant names the problem in one line a person can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened at all (missing directory, permissions).
+    #[error("cannot open database {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    /// The file exists but is not a database of ours (or is corrupt).
+    #[error("database {path} is corrupt or not an mcp-audit database: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    /// The database was written by a newer mcp-audit.
+    #[error("database schema version {found} is newer than this mcp-audit supports ({supported}); upgrade mcp-audit")]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// The database is read-only and a write was asked for.
+    #[error("database {path} is read-only")]
+    ReadOnly { path: PathBuf },
+    /// Another process held the database lock past the timeout.
+    #[error("database is locked by another process (waited {waited_ms} ms)")]
+    Locked { waited_ms: u64 },
+    /// An event failed the model's checks.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A cursor that this store did not hand out, or that was damaged.
+    #[error("invalid cursor `{0}`")]
+    InvalidCursor(String),
+    /// A stored row could not be decoded.
+    #[error("stored event {seq} can not be decoded: {reason}")]
+    Decode { seq: u64, reason: String },
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(String),
+}

@@ -1,0 +1,150 @@
+//! What readers ask for and what they get back: filters, pages and cursors, stored events,
+//! summaries, per-tool statistics and cleanup reports. Backend-neutral.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use mcp_audit_core::{Action, AuditEvent, Classification, EventKind, Hash, Outcome};
+use serde::Serialize;
+
+/// Which events a query, export, statistic or count covers. Every field narrows; the default
+/// matches every completed event (`pending` intents are left out unless asked for).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    /// Any of these kinds; empty means all.
+    pub kinds: Vec<EventKind>,
+    pub action: Option<Action>,
+    /// Tool name, resource URI, prompt name, method.
+    pub operation: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub correlation_id: Option<String>,
+    pub server_name: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub classification: Option<Classification>,
+    pub requires_review: Option<bool>,
+    pub data_subject_id: Option<String>,
+    /// Events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Events strictly before this time.
+    pub until: Option<Timestamp>,
+    /// Also match `pending` events (recorded intents). Off by default: each intent is followed
+    /// by an outcome event, and showing both would count every operation twice.
+    pub include_pending: bool,
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum PageStart {
+    /// The newest matching events.
+    #[default]
+    Newest,
+    /// The events after (older than) the last one of a previous page. Stable while new events
+    /// arrive: never skips or repeats a row.
+    After(Cursor),
+    /// Skip this many matching events (kept for compatibility; not stable under inserts).
+    Offset(u64),
+}
+
+/// A query: a filter and a page, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub filter: Filter,
+    pub start: PageStart,
+    /// At most this many events (1 to 10,000).
+    pub limit: u32,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            filter: Filter::default(),
+            start: PageStart::Newest,
+            limit: 100,
+        }
+    }
+}
+
+/// An opaque position in the newest-first order, handed out with a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor(pub String);
+
+/// One page of a query.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub events: Vec<StoredEvent>,
+    /// Where the next page starts; `None` when this page is the last.
+    pub next: Option<Cursor>,
+}
+
+/// An event as stored: the event, its place in the log, and its integrity data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    /// Which log the event belongs to (one per writer).
+    pub log_id: String,
+    /// The event's sequence number in its log: dense from 0, in commit order; the Merkle leaf
+    /// index.
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    pub payload_commitment: Hash,
+    pub leaf_hash: Hash,
+    /// The personal half has been erased; the event's metadata and proofs remain.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
+}
+
+/// What a summary covers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SummaryScope {
+    Session(String),
+    User(String),
+    /// Everything in `[since, until)`; either bound may be open.
+    Window {
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    },
+}
+
+/// Counts over a scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub total_operations: u64,
+    pub tool_executions: u64,
+    pub resource_accesses: u64,
+    pub context_operations: u64,
+    pub prompt_executions: u64,
+    pub admin_actions: u64,
+    /// Every kind, including those above.
+    pub by_kind: BTreeMap<EventKind, u64>,
+    pub by_outcome: BTreeMap<String, u64>,
+    pub requires_review: u64,
+    pub distinct_users: u64,
+    pub first_activity: Option<Timestamp>,
+    pub last_activity: Option<Timestamp>,
+}
+
+/// Statistics of one tool (operation name of `tool_execution` events).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolStats {
+    pub tool: String,
+    pub calls: u64,
+    pub errors: u64,
+    /// `errors / calls`, 0 to 1.
+    pub error_rate: f64,
+    /// Median latency in microseconds, over calls with a recorded duration.
+    pub p50_us: Option<u64>,
+    pub p95_us: Option<u64>,
+}
+
+/// What a cleanup deleted (or, dry, would delete).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CleanupReport {
+    pub events: u64,
+    pub payloads: u64,
+    pub data_sources: u64,
+    pub compliance_events: u64,
+    pub dry_run: bool,
+}

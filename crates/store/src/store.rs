@@ -1,0 +1,58 @@
+//! The storage trait every backend implements: SQLite now, PostgreSQL next.
+//!
+//! The trait is synchronous on purpose: the writer runs on its own thread, readers in async code
+//! use `spawn_blocking`, and a synchronous trait keeps both backends free of runtime choices.
+
+use jiff::Timestamp;
+use mcp_audit_core::{EventId, Hash, SealedEvent};
+
+use crate::error::StoreError;
+use crate::query::{CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats};
+
+/// An event with its place in the log, as the writer hands it to [`Store::append`].
+#[derive(Debug)]
+pub struct Entry<'a> {
+    pub seq: u64,
+    pub leaf_hash: Hash,
+    pub sealed: &'a SealedEvent,
+}
+
+/// A backend. One value is one connection's worth of state; the writer owns one, and each
+/// reader opens its own.
+pub trait Store: Send + 'static {
+    /// The id of the log this store appends to.
+    fn log_id(&self) -> &str;
+
+    /// The sequence number the next appended entry gets (the log's size).
+    fn next_seq(&mut self) -> Result<u64, StoreError>;
+
+    /// Appends `entries` (consecutive seqs from [`Store::next_seq`]) in one durable transaction:
+    /// all or none.
+    fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError>;
+
+    /// One page of events, newest first.
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError>;
+
+    /// One event by id.
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// How many events match.
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError>;
+
+    /// Every matching event, oldest first, handed to `sink` one at a time (for export).
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError>;
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError>;
+
+    /// Per-tool statistics over the matching `tool_execution` events, most called first.
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;
+
+    /// Deletes every event whose `expires_at` is before `now`, with its payload, lineage and
+    /// compliance rows, in one transaction. With `dry_run`, counts without deleting.
+    fn delete_expired(&mut self, now: Timestamp, dry_run: bool) -> Result<CleanupReport, StoreError>;
+}
+
