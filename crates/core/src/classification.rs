@@ -143,7 +143,9 @@ mod tests {
 
     #[test]
     fn tools_servers_prompts_and_resources_default_to_internal() {
-        for t in ["tool", "server", "prompt", "resource", "gateway", "anything"] {
+        for t in [
+            "tool", "server", "prompt", "resource", "gateway", "anything",
+        ] {
             assert_eq!(classify(Some(t)), Classification::Internal, "{t}");
         }
         assert_eq!(classify(None), Classification::Internal);
@@ -161,9 +163,19 @@ mod tests {
 
     #[test]
     fn confidential_and_restricted_data_require_review() {
-        assert!(review(None, Classification::Confidential, "READ", Some("user")));
+        assert!(review(
+            None,
+            Classification::Confidential,
+            "READ",
+            Some("user")
+        ));
         assert!(review(None, Classification::Restricted, "READ", None));
-        assert!(!review(None, Classification::Internal, "READ", Some("tool")));
+        assert!(!review(
+            None,
+            Classification::Internal,
+            "READ",
+            Some("tool")
+        ));
         assert!(!review(None, Classification::Public, "UPDATE", None));
     }
 
@@ -178,15 +190,31 @@ mod tests {
     #[test]
     fn delete_of_tool_server_or_gateway_requires_review() {
         for t in REVIEWED_DELETE_TYPES {
-            assert!(review(None, Classification::Internal, "DELETE", Some(t)), "{t}");
-            assert!(!review(None, Classification::Internal, "UPDATE", Some(t)), "{t}");
+            assert!(
+                review(None, Classification::Internal, "DELETE", Some(t)),
+                "{t}"
+            );
+            assert!(
+                !review(None, Classification::Internal, "UPDATE", Some(t)),
+                "{t}"
+            );
         }
-        assert!(!review(None, Classification::Internal, "DELETE", Some("prompt")));
+        assert!(!review(
+            None,
+            Classification::Internal,
+            "DELETE",
+            Some("prompt")
+        ));
     }
 
     #[test]
     fn explicit_review_flag_wins_both_ways() {
-        assert!(!review(Some(false), Classification::Restricted, "bulk_delete", Some("tool")));
+        assert!(!review(
+            Some(false),
+            Classification::Restricted,
+            "bulk_delete",
+            Some("tool")
+        ));
         assert!(review(Some(true), Classification::Public, "READ", None));
     }
 }

@@ -5,19 +5,27 @@
 #[non_exhaustive]
 pub enum ModelError {
     /// The event kind is not one of [`crate::EventKind`]'s names.
-    #[error("unknown event kind `{0}` (expected one of: tool_execution, resource_access, context_operation, prompt_execution, server_operation, sampling, elicitation, completion, admin, session, protocol)")]
+    #[error(
+        "unknown event kind `{0}` (expected one of: tool_execution, resource_access, context_operation, prompt_execution, server_operation, sampling, elicitation, completion, admin, session, protocol)"
+    )]
     UnknownKind(String),
     /// The action is neither a standard action nor a valid custom name.
-    #[error("invalid action `{0}`: use CREATE, READ, UPDATE, DELETE, EXECUTE, ACCESS, EXPORT, IMPORT, or a custom lower-case name like `delete_server`")]
+    #[error(
+        "invalid action `{0}`: use CREATE, READ, UPDATE, DELETE, EXECUTE, ACCESS, EXPORT, IMPORT, or a custom lower-case name like `delete_server`"
+    )]
     InvalidAction(String),
     /// The outcome is not one of [`crate::Outcome`]'s names.
-    #[error("unknown outcome `{0}` (expected success, tool_error, protocol_error, denied, cancelled, incomplete or pending)")]
+    #[error(
+        "unknown outcome `{0}` (expected success, tool_error, protocol_error, denied, cancelled, incomplete or pending)"
+    )]
     UnknownOutcome(String),
     /// The classification is not public, internal, confidential or restricted.
     #[error("unknown classification `{0}` (expected public, internal, confidential or restricted)")]
     UnknownClassification(String),
     /// The legal basis is not one of the six of GDPR Art. 6(1).
-    #[error("unknown legal basis `{0}` (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)")]
+    #[error(
+        "unknown legal basis `{0}` (expected consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests)"
+    )]
     UnknownLegalBasis(String),
     /// The operation name is empty.
     #[error("the operation name is empty")]
@@ -26,7 +34,9 @@ pub enum ModelError {
     #[error("negative duration `{0}`: a duration must be zero or more")]
     NegativeDuration(String),
     /// A retention was neither a duration (`30d`, `6mo`, `7y`), `forever`, nor a policy name.
-    #[error("invalid retention `{0}`: write a duration such as 30d, 6mo or 7y, `forever`, or a policy name")]
+    #[error(
+        "invalid retention `{0}`: write a duration such as 30d, 6mo or 7y, `forever`, or a policy name"
+    )]
     InvalidRetention(String),
     /// A named retention policy that the policy table does not define.
     #[error("unknown retention policy `{0}`")]

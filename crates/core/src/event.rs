@@ -138,7 +138,9 @@ fn schema_version() -> u64 {
 fn de_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let v = u64::deserialize(d)?;
     if v != EVENT_SCHEMA_VERSION {
-        return Err(serde::de::Error::custom(crate::ModelError::UnsupportedVersion(v)));
+        return Err(serde::de::Error::custom(
+            crate::ModelError::UnsupportedVersion(v),
+        ));
     }
     Ok(v)
 }
@@ -383,7 +385,9 @@ impl DataSource {
 }
 
 /// How much risk a compliance event carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
     Low,

@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::ModelError;
 
 /// What kind of operation an event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EventKind {
@@ -157,7 +159,10 @@ impl FromStr for Action {
     type Err = ModelError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(a) = Action::STANDARD.iter().find(|a| a.as_str().eq_ignore_ascii_case(s)) {
+        if let Some(a) = Action::STANDARD
+            .iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+        {
             return Ok(a.clone());
         }
         CustomAction::new(s).map(Action::Custom)
@@ -267,7 +272,10 @@ impl Outcome {
 
     /// Whether this outcome counts as an error in statistics.
     pub fn is_error(self) -> bool {
-        matches!(self, Outcome::ToolError | Outcome::ProtocolError | Outcome::Denied)
+        matches!(
+            self,
+            Outcome::ToolError | Outcome::ProtocolError | Outcome::Denied
+        )
     }
 }
 

@@ -37,7 +37,9 @@ impl FromStr for AuditLevel {
             "off" => Ok(AuditLevel::Off),
             "writes" => Ok(AuditLevel::Writes),
             "all" => Ok(AuditLevel::All),
-            _ => Err(format!("unknown audit level `{s}` (expected off, writes or all)")),
+            _ => Err(format!(
+                "unknown audit level `{s}` (expected off, writes or all)"
+            )),
         }
     }
 }
@@ -108,7 +110,11 @@ impl Policy {
         event.compliance.requires_review = Some(review);
 
         if event.compliance.expires_at.is_none() {
-            let retention = event.compliance.retention.as_ref().or(self.default_retention.as_ref());
+            let retention = event
+                .compliance
+                .retention
+                .as_ref()
+                .or(self.default_retention.as_ref());
             if let Some(retention) = retention {
                 let span = match retention.kind() {
                     RetentionKind::Duration(span) => Some(span),
@@ -164,12 +170,18 @@ mod tests {
             .unwrap();
         policy.apply(&mut e).unwrap();
         assert_eq!(e.compliance.expires_at, Some(at("2027-01-01T00:00:00Z")));
-        assert_eq!(e.compliance.retention.as_ref().map(|r| r.as_str()), Some("standard"));
+        assert_eq!(
+            e.compliance.retention.as_ref().map(|r| r.as_str()),
+            Some("standard")
+        );
     }
 
     #[test]
     fn unknown_named_retention_is_an_error() {
-        let mut e = AuditEvent::tool_execution("t").retention("bogus").build().unwrap();
+        let mut e = AuditEvent::tool_execution("t")
+            .retention("bogus")
+            .build()
+            .unwrap();
         assert_eq!(
             Policy::default().apply(&mut e).unwrap_err(),
             ModelError::UnknownRetentionPolicy("bogus".to_string())
@@ -178,16 +190,25 @@ mod tests {
 
     #[test]
     fn forever_never_expires() {
-        let mut e = AuditEvent::tool_execution("t").retention("forever").build().unwrap();
+        let mut e = AuditEvent::tool_execution("t")
+            .retention("forever")
+            .build()
+            .unwrap();
         Policy::default().apply(&mut e).unwrap();
         assert_eq!(e.compliance.expires_at, None);
     }
 
     #[test]
     fn apply_derives_classification_and_review() {
-        let mut e = AuditEvent::admin(Action::Read, "user", "u1").user("bob").build().unwrap();
+        let mut e = AuditEvent::admin(Action::Read, "user", "u1")
+            .user("bob")
+            .build()
+            .unwrap();
         Policy::default().apply(&mut e).unwrap();
-        assert_eq!(e.compliance.classification, Some(Classification::Confidential));
+        assert_eq!(
+            e.compliance.classification,
+            Some(Classification::Confidential)
+        );
         assert_eq!(e.compliance.requires_review, Some(true));
     }
 
@@ -197,8 +218,12 @@ mod tests {
             level: AuditLevel::Writes,
             ..Policy::default()
         };
-        let read = AuditEvent::resource_access("file:///a", Action::Read).build().unwrap();
-        let write = AuditEvent::resource_access("file:///a", Action::Update).build().unwrap();
+        let read = AuditEvent::resource_access("file:///a", Action::Read)
+            .build()
+            .unwrap();
+        let write = AuditEvent::resource_access("file:///a", Action::Update)
+            .build()
+            .unwrap();
         let exec = AuditEvent::tool_execution("t").build().unwrap();
         assert!(!policy.admits(&read));
         assert!(policy.admits(&write));

@@ -144,9 +144,18 @@ mod tests {
 
     #[test]
     fn durations_in_days_months_and_years_become_calendar_expiry() {
-        assert_eq!(expiry("2026-01-01T00:00:00Z", "30d"), "2026-01-31T00:00:00Z".parse().unwrap());
-        assert_eq!(expiry("2026-08-31T12:00:00Z", "6mo"), "2027-02-28T12:00:00Z".parse().unwrap());
-        assert_eq!(expiry("2026-03-01T00:00:00Z", "7y"), "2033-03-01T00:00:00Z".parse().unwrap());
+        assert_eq!(
+            expiry("2026-01-01T00:00:00Z", "30d"),
+            "2026-01-31T00:00:00Z".parse().unwrap()
+        );
+        assert_eq!(
+            expiry("2026-08-31T12:00:00Z", "6mo"),
+            "2027-02-28T12:00:00Z".parse().unwrap()
+        );
+        assert_eq!(
+            expiry("2026-03-01T00:00:00Z", "7y"),
+            "2033-03-01T00:00:00Z".parse().unwrap()
+        );
     }
 
     #[test]
@@ -159,7 +168,10 @@ mod tests {
 
     #[test]
     fn names_and_forever_are_recognised() {
-        assert!(matches!(Retention::parse("forever").unwrap().kind(), RetentionKind::Forever));
+        assert!(matches!(
+            Retention::parse("forever").unwrap().kind(),
+            RetentionKind::Forever
+        ));
         assert!(matches!(
             Retention::parse("gdpr-standard").unwrap().kind(),
             RetentionKind::Named("gdpr-standard")

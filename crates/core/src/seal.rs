@@ -210,13 +210,22 @@ mod tests {
     #[test]
     fn commitment_depends_on_salt_and_every_personal_byte() {
         let sealed = seal(event()).unwrap();
-        assert_eq!(payload_commitment(&sealed.salt, &sealed.personal_json), sealed.commitment);
+        assert_eq!(
+            payload_commitment(&sealed.salt, &sealed.personal_json),
+            sealed.commitment
+        );
         let mut other_salt = sealed.salt;
         other_salt[0] ^= 1;
-        assert_ne!(payload_commitment(&other_salt, &sealed.personal_json), sealed.commitment);
+        assert_ne!(
+            payload_commitment(&other_salt, &sealed.personal_json),
+            sealed.commitment
+        );
         let mut tampered = sealed.personal_json.clone();
         tampered[3] ^= 1;
-        assert_ne!(payload_commitment(&sealed.salt, &tampered), sealed.commitment);
+        assert_ne!(
+            payload_commitment(&sealed.salt, &tampered),
+            sealed.commitment
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use mcp_audit_core::ModelError;
 
 /// Why a store operation failed. Every variant names the problem in one line a person can act on.
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, because one failed batch is reported to every caller that waited on it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database could not be opened at all (missing directory, permissions).
@@ -15,7 +16,9 @@ pub enum StoreError {
     #[error("database {path} is corrupt or not an mcp-audit database: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     /// The database was written by a newer mcp-audit.
-    #[error("database schema version {found} is newer than this mcp-audit supports ({supported}); upgrade mcp-audit")]
+    #[error(
+        "database schema version {found} is newer than this mcp-audit supports ({supported}); upgrade mcp-audit"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     /// The database is read-only and a write was asked for.
     #[error("database {path} is read-only")]

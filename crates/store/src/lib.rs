@@ -1,14 +1,40 @@
 //! The mcp-audit storage layer: how audit events become durable rows, and how they are read back.
 //!
-//! - [`Recorder`]: the cheap, cloneable handle applications and the proxy record through.
-//! - the writer (inside [`Recorder`]): one thread per log; group commit; sequence numbers.
+//! - [`Recorder`]: the cheap, cloneable handle that applications and the proxy record through,
+//!   from threads or async code. It runs the policy and seals each event in the caller's thread.
+//! - the writer (behind [`Recorder`]): one thread per log; group commit (one durable transaction
+//!   per batch); dense sequence numbers that are the Merkle leaf indices.
 //! - [`Store`]: the backend trait; [`SqliteStore`] is the embedded default.
-//! - [`Query`], [`Filter`], [`Summary`], [`ToolStats`]: what readers ask and get.
+//! - [`Query`], [`Filter`], [`Summary`], [`ToolStats`]: what readers ask for and get.
+//!
+//! ```
+//! use mcp_audit_core::AuditEvent;
+//! use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("audit.db");
+//! let recorder = Recorder::start(
+//!     SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
+//!     RecorderConfig::default(),
+//! ).unwrap();
+//! recorder.record(AuditEvent::tool_execution("search").user("alice").build().unwrap()).unwrap();
+//! recorder.shutdown().unwrap();
+//!
+//! let mut reader = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
+//! let page = reader.query(&Query {
+//!     filter: Filter { user_id: Some("alice".into()), ..Filter::default() },
+//!     ..Query::default()
+//! }).unwrap();
+//! assert_eq!(page.events[0].event.operation, "search");
+//! ```
 
 mod error;
 mod query;
 mod recorder;
+mod sql;
+mod sqlite;
 mod store;
+mod writer;
 
 pub use error::StoreError;
 pub use query::{
@@ -18,4 +44,5 @@ pub use query::{
 pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
+pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{Entry, Store};

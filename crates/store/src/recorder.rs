@@ -1,13 +1,22 @@
 //! The `Recorder`: the handle through which events are recorded, from threads or async code.
 //!
-//! SKELETON: signatures are the contract other crates code against; bodies are being written.
+//! Recording runs the policy and seals the event in the CALLER's thread (the expensive part:
+//! canonical JSON and SHA-256 of a kilobyte), then queues it for the single writer thread. The
+//! queue is bounded: when it is full, `record` waits. Nothing is ever dropped silently: a failed
+//! write reaches a `sync` caller as an error, and in `batch` mode it is logged, counted, and
+//! returned by the next [`Recorder::flush`] or [`Recorder::shutdown`].
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
 
-use mcp_audit_core::{AuditEvent, EventBuilder, EventId, Policy};
+use mcp_audit_core::{AuditEvent, EventBuilder, Policy, SealedEvent, seal};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
 use crate::store::Store;
+use crate::writer::{self, Command};
 
 /// When `record` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,9 +24,21 @@ pub enum Durability {
     /// Once the record is durable (committed and synced). Fail-closed.
     #[default]
     Sync,
-    /// At once; the writer commits within a few milliseconds. Failures show in `flush`,
-    /// `shutdown`, the error counter and the log.
+    /// At once; the writer commits within milliseconds. Failures show in `flush`, `shutdown`,
+    /// the `failed` counter and the log.
     Batch,
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Durability::Sync),
+            "batch" => Ok(Durability::Batch),
+            _ => Err(format!("unknown durability `{s}` (expected sync or batch)")),
+        }
+    }
 }
 
 /// How a recorder behaves.
@@ -25,9 +46,9 @@ pub enum Durability {
 pub struct RecorderConfig {
     pub durability: Durability,
     pub policy: Policy,
-    /// Events that may wait for the writer; a full queue makes `record` wait (backpressure).
+    /// Events that may wait for the writer (at least 1); a full queue makes `record` wait.
     pub queue_capacity: usize,
-    /// At most this many events per transaction.
+    /// At most this many events per transaction (at least 1).
     pub max_batch: usize,
 }
 
@@ -46,9 +67,12 @@ impl Default for RecorderConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
     /// Durable, at this place in the log.
-    Durable { id: EventId, seq: u64 },
+    Durable {
+        id: mcp_audit_core::EventId,
+        seq: u64,
+    },
     /// Queued for the writer (`batch` durability).
-    Queued { id: EventId },
+    Queued { id: mcp_audit_core::EventId },
     /// Not recorded: the audit level leaves it out.
     Skipped,
 }
@@ -64,7 +88,9 @@ pub enum RecordError {
     #[error("audit write failed: {0}")]
     Store(#[from] StoreError),
     /// `batch` mode: this many events failed to be written since the last flush.
-    #[error("{failed} audit record(s) failed to be written since the last flush; last error: {last_error}")]
+    #[error(
+        "{failed} audit record(s) failed to be written since the last flush; last error: {last_error}"
+    )]
     Lost { failed: u64, last_error: String },
     /// The writer has stopped (shut down, or its thread died).
     #[error("the audit writer has stopped")]
@@ -74,95 +100,337 @@ pub enum RecordError {
 /// Counters of a recorder's life so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecorderStats {
+    /// Events durably written.
     pub recorded: u64,
+    /// Events the audit level left out.
     pub skipped: u64,
+    /// Events that failed to be written (or, for `observe`, to be recorded at all).
     pub failed: u64,
+    /// Transactions attempted.
     pub batches: u64,
 }
 
-/// The handle. Cheap to clone; every clone feeds the same writer thread.
+/// State shared by the handles and the writer thread.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) recorded: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    /// Losses not yet reported by a flush: (count, last error). A std `Mutex`: held for a few
+    /// instructions, never across an await.
+    losses: Mutex<(u64, String)>,
+}
+
+impl Shared {
+    /// Counts `n` events that failed to be written.
+    pub(crate) fn count_failed(&self, n: u64) {
+        self.failed.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Remembers `n` failures that no caller has seen, for the next flush to report.
+    pub(crate) fn report_later(&self, n: u64, error: &dyn std::fmt::Display) {
+        if n == 0 {
+            return;
+        }
+        let mut losses = self.losses.lock().unwrap_or_else(|p| p.into_inner());
+        losses.0 += n;
+        losses.1 = error.to_string();
+    }
+
+    /// The losses since the previous call, as a flush result.
+    pub(crate) fn take_losses(&self) -> Result<(), RecordError> {
+        let mut losses = self.losses.lock().unwrap_or_else(|p| p.into_inner());
+        let (failed, last_error) = std::mem::take(&mut *losses);
+        if failed == 0 {
+            Ok(())
+        } else {
+            Err(RecordError::Lost { failed, last_error })
+        }
+    }
+}
+
+/// The handle. Cheap to clone; every clone feeds the same writer thread. Dropping the last
+/// handle lets the writer drain the queue and stop; call [`Recorder::shutdown`] to also learn
+/// whether everything was written.
 #[derive(Clone)]
 pub struct Recorder {
-    _private: (),
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    config: Arc<RecorderConfig>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    log_id: Arc<str>,
 }
 
 impl Recorder {
-    /// Starts the writer thread on `store`; fails at once if the store can not be written.
-    pub fn start(store: impl Store, config: RecorderConfig) -> Result<Recorder, StoreError> {
-        let _ = (store, config);
-        todo!()
+    /// Starts the writer thread on `store`; fails at once if the store can not be read.
+    pub fn start(mut store: impl Store, config: RecorderConfig) -> Result<Recorder, StoreError> {
+        let next_seq = store.next_seq()?;
+        let log_id: Arc<str> = Arc::from(store.log_id());
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let shared = Arc::new(Shared::default());
+        let max_batch = config.max_batch.max(1);
+        let thread = std::thread::Builder::new()
+            .name("mcp-audit-writer".into())
+            .spawn({
+                let shared = shared.clone();
+                move || writer::run(store, next_seq, rx, shared, max_batch)
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+        Ok(Recorder {
+            commands: tx,
+            shared,
+            config: Arc::new(config),
+            thread: Arc::new(Mutex::new(Some(thread))),
+            log_id,
+        })
     }
 
-    /// Records `event` with the configured durability; blocks while the queue is full. Do not
-    /// call from inside an async runtime: use [`Recorder::record_async`] there.
+    /// The id of the log this recorder writes.
+    pub fn log_id(&self) -> &str {
+        &self.log_id
+    }
+
+    /// The durability this recorder was configured with.
+    pub fn durability(&self) -> Durability {
+        self.config.durability
+    }
+
+    /// Checks, applies the policy and seals; `None` when the audit level leaves it out.
+    fn prepare(&self, mut event: AuditEvent) -> Result<Option<Box<SealedEvent>>, RecordError> {
+        event.normalize()?;
+        if !self.config.policy.admits(&event) {
+            self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        self.config.policy.apply(&mut event)?;
+        Ok(Some(Box::new(seal(event)?)))
+    }
+
+    /// Records `event` with the configured durability; blocks while the queue is full.
+    ///
+    /// Do not call from inside an async runtime: use [`Recorder::record_async`] there.
     pub fn record(&self, event: AuditEvent) -> Result<Receipt, RecordError> {
-        let _ = event;
-        todo!()
+        let wait = self.config.durability == Durability::Sync;
+        let Some(sealed) = self.prepare(event)? else {
+            return Ok(Receipt::Skipped);
+        };
+        let id = sealed.event.id;
+        let (reply, answer) = waiter(wait);
+        self.commands
+            .blocking_send(Command::Record { sealed, reply })
+            .map_err(|_| RecordError::Closed)?;
+        match answer {
+            None => Ok(Receipt::Queued { id }),
+            Some(answer) => {
+                let seq = answer.blocking_recv().map_err(|_| RecordError::Closed)??;
+                Ok(Receipt::Durable { id, seq })
+            }
+        }
     }
 
     /// As [`Recorder::record`], for async code.
     pub async fn record_async(&self, event: AuditEvent) -> Result<Receipt, RecordError> {
-        let _ = event;
-        todo!()
+        let wait = self.config.durability == Durability::Sync;
+        self.record_async_inner(event, wait).await
     }
 
     /// Records `event` and waits until it is durable, whatever the configured durability (the
-    /// proxy's record of intent).
+    /// proxy's record of intent, which must be durable before the operation runs).
     pub async fn record_durable_async(&self, event: AuditEvent) -> Result<Receipt, RecordError> {
-        let _ = event;
-        todo!()
+        self.record_async_inner(event, true).await
+    }
+
+    async fn record_async_inner(
+        &self,
+        event: AuditEvent,
+        wait: bool,
+    ) -> Result<Receipt, RecordError> {
+        let Some(sealed) = self.prepare(event)? else {
+            return Ok(Receipt::Skipped);
+        };
+        let id = sealed.event.id;
+        let (reply, answer) = waiter(wait);
+        self.commands
+            .send(Command::Record { sealed, reply })
+            .await
+            .map_err(|_| RecordError::Closed)?;
+        match answer {
+            None => Ok(Receipt::Queued { id }),
+            Some(answer) => {
+                let seq = answer.await.map_err(|_| RecordError::Closed)??;
+                Ok(Receipt::Durable { id, seq })
+            }
+        }
     }
 
     /// Waits until everything recorded before the call is durable. Errors if any event failed
     /// to be written since the previous flush.
     pub fn flush(&self) -> Result<(), RecordError> {
-        todo!()
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .blocking_send(Command::Flush { reply })
+            .map_err(|_| RecordError::Closed)?;
+        answer.blocking_recv().map_err(|_| RecordError::Closed)?
     }
 
+    /// As [`Recorder::flush`], for async code.
     pub async fn flush_async(&self) -> Result<(), RecordError> {
-        todo!()
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Flush { reply })
+            .await
+            .map_err(|_| RecordError::Closed)?;
+        answer.await.map_err(|_| RecordError::Closed)?
     }
 
-    /// Drains the queue, stops the writer, and reports whether everything was written.
+    /// Drains the queue, stops the writer, and reports whether everything was written. Other
+    /// clones of this handle get [`RecordError::Closed`] afterwards.
     pub fn shutdown(self) -> Result<RecorderStats, RecordError> {
-        todo!()
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .commands
+            .blocking_send(Command::Shutdown { reply })
+            .is_ok();
+        let result = if sent {
+            answer.blocking_recv().map_err(|_| RecordError::Closed)?
+        } else {
+            Err(RecordError::Closed)
+        };
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            return Err(RecordError::Closed);
+        }
+        result.map(|()| self.stats())
+    }
+
+    /// As [`Recorder::shutdown`], for async code (the join runs off the runtime's threads).
+    pub async fn shutdown_async(self) -> Result<RecorderStats, RecordError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Shutdown { reply })
+            .await
+            .map_err(|_| RecordError::Closed)?;
+        let result = answer.await.map_err(|_| RecordError::Closed)?;
+        result.map(|()| self.stats())
     }
 
     pub fn stats(&self) -> RecorderStats {
-        todo!()
+        RecorderStats {
+            recorded: self.shared.recorded.load(Ordering::Relaxed),
+            skipped: self.shared.skipped.load(Ordering::Relaxed),
+            failed: self.shared.failed.load(Ordering::Relaxed),
+            batches: self.shared.batches.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `operation`, records its outcome with `event` (success, or `tool_error` with the
-    /// error's message and the elapsed time), and returns the operation's own result untouched.
-    /// A failure to record is logged and counted, never returned in place of that result.
+    /// error's message, and the elapsed time either way), and returns the operation's own result
+    /// untouched. A failure to record is logged and counted, never returned in place of that
+    /// result: the reference logger's crash on this path hid the tool's real error.
     pub fn observe<T, E: std::fmt::Display>(
         &self,
         event: EventBuilder,
         operation: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        let _ = event;
-        operation()
+        let started = Instant::now();
+        let result = operation();
+        let event = event.duration(started.elapsed());
+        let event = match &result {
+            Ok(_) => event,
+            Err(e) => event.failed(e.to_string()),
+        };
+        let recorded = event
+            .build()
+            .map_err(RecordError::from)
+            .and_then(|e| self.record(e));
+        if let Err(error) = recorded {
+            tracing::error!(%error, "could not record an observed operation");
+            // A store failure was counted by the writer already; the caller of `observe` never
+            // sees it, so the next flush must.
+            if !matches!(error, RecordError::Store(_)) {
+                self.shared.count_failed(1);
+            }
+            self.shared.report_later(1, &error);
+        }
+        result
     }
 
-    /// Writes a session-start event now and a session-end event when the guard is dropped or
-    /// ended.
-    pub fn session(&self, session_id: &str, user_id: Option<&str>) -> Result<SessionGuard, RecordError> {
-        let _ = (session_id, user_id);
-        todo!()
+    /// Writes a session-start event now and a session-end event when the guard is ended or
+    /// dropped.
+    pub fn session(
+        &self,
+        session_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<SessionGuard, RecordError> {
+        let mut start = AuditEvent::session_start(session_id);
+        if let Some(user) = user_id {
+            start = start.user(user);
+        }
+        self.record(start.build()?)?;
+        Ok(SessionGuard {
+            recorder: self.clone(),
+            session_id: session_id.to_string(),
+            user_id: user_id.map(str::to_string),
+            ended: false,
+        })
+    }
+}
+
+/// The writer's answer to one record: its seq once durable, or why the batch failed.
+type SeqAnswer = Result<u64, StoreError>;
+
+/// A reply channel when the caller waits for durability; none otherwise.
+fn waiter(
+    wait: bool,
+) -> (
+    Option<oneshot::Sender<SeqAnswer>>,
+    Option<oneshot::Receiver<SeqAnswer>>,
+) {
+    if wait {
+        let (tx, rx) = oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
     }
 }
 
 /// Ends a session when dropped; see [`Recorder::session`].
 pub struct SessionGuard {
-    _private: (),
+    recorder: Recorder,
+    session_id: String,
+    user_id: Option<String>,
+    ended: bool,
 }
 
 impl SessionGuard {
     /// Ends the session now and reports whether its end was recorded.
-    pub fn end(self) -> Result<Receipt, RecordError> {
-        todo!()
+    pub fn end(mut self) -> Result<Receipt, RecordError> {
+        self.ended = true;
+        self.record_end()
+    }
+
+    fn record_end(&self) -> Result<Receipt, RecordError> {
+        let mut end = AuditEvent::session_end(&self.session_id);
+        if let Some(user) = &self.user_id {
+            end = end.user(user);
+        }
+        self.recorder.record(end.build()?)
     }
 }
 
-#[allow(dead_code)]
-const FLUSH_EVERY: Duration = Duration::from_millis(5);
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if !self.ended
+            && let Err(error) = self.record_end()
+        {
+            tracing::error!(%error, session = %self.session_id, "could not record the end of a session");
+            if !matches!(error, RecordError::Store(_)) {
+                self.recorder.shared.count_failed(1);
+            }
+            self.recorder.shared.report_later(1, &error);
+        }
+    }
+}

@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use mcp_audit_core::{EventId, Hash, SealedEvent};
 
 use crate::error::StoreError;
-use crate::query::{CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats};
+use crate::query::{
+    CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
+};
 
 /// An event with its place in the log, as the writer hands it to [`Store::append`].
 #[derive(Debug)]
@@ -53,6 +55,13 @@ pub trait Store: Send + 'static {
 
     /// Deletes every event whose `expires_at` is before `now`, with its payload, lineage and
     /// compliance rows, in one transaction. With `dry_run`, counts without deleting.
-    fn delete_expired(&mut self, now: Timestamp, dry_run: bool) -> Result<CleanupReport, StoreError>;
-}
+    fn delete_expired(
+        &mut self,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> Result<CleanupReport, StoreError>;
 
+    /// `pending` events (recorded intents) that no outcome event completes: operations that
+    /// were in flight when a recorder stopped. Crash recovery records them as `incomplete`.
+    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError>;
+}

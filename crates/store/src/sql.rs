@@ -1,0 +1,133 @@
+//! Building the `WHERE` clause of a [`Filter`] once, for every backend: only the placeholder
+//! syntax differs (`?1` in SQLite, `$1` in PostgreSQL). Column names are the events table's,
+//! under the alias `e`.
+
+use crate::query::Filter;
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SqlValue {
+    Text(String),
+    Int(i64),
+}
+
+/// A conjunction of conditions with their bound values, in placeholder order.
+pub(crate) struct Where {
+    clauses: Vec<String>,
+    pub(crate) params: Vec<SqlValue>,
+    placeholder: fn(usize) -> String,
+}
+
+impl Where {
+    pub(crate) fn new(placeholder: fn(usize) -> String) -> Where {
+        Where {
+            clauses: Vec::new(),
+            params: Vec::new(),
+            placeholder,
+        }
+    }
+
+    /// The conditions of `filter`.
+    pub(crate) fn from_filter(filter: &Filter, placeholder: fn(usize) -> String) -> Where {
+        let mut w = Where::new(placeholder);
+        if !filter.kinds.is_empty() {
+            let slots: Vec<String> = filter
+                .kinds
+                .iter()
+                .map(|k| w.bind(SqlValue::Text(k.as_str().to_string())))
+                .collect();
+            w.clauses.push(format!("e.kind IN ({})", slots.join(", ")));
+        }
+        let text_columns = [
+            (
+                "e.action",
+                filter.action.as_ref().map(|a| a.as_str().to_string()),
+            ),
+            ("e.operation", filter.operation.clone()),
+            ("e.resource_type", filter.resource_type.clone()),
+            ("e.resource_id", filter.resource_id.clone()),
+            ("e.user_id", filter.user_id.clone()),
+            ("e.session_id", filter.session_id.clone()),
+            ("e.correlation_id", filter.correlation_id.clone()),
+            ("e.server_name", filter.server_name.clone()),
+            ("e.outcome", filter.outcome.map(|o| o.as_str().to_string())),
+            (
+                "e.classification",
+                filter.classification.map(|c| c.as_str().to_string()),
+            ),
+            ("e.data_subject_id", filter.data_subject_id.clone()),
+        ];
+        for (column, value) in text_columns {
+            if let Some(v) = value {
+                w.push(&format!("{column} = {{}}"), SqlValue::Text(v));
+            }
+        }
+        if let Some(r) = filter.requires_review {
+            w.push("e.requires_review = {}", SqlValue::Int(i64::from(r)));
+        }
+        if let Some(since) = filter.since {
+            w.push("e.ts >= {}", SqlValue::Int(since.as_microsecond()));
+        }
+        if let Some(until) = filter.until {
+            w.push("e.ts < {}", SqlValue::Int(until.as_microsecond()));
+        }
+        let asks_for_pending = filter.outcome == Some(mcp_audit_core::Outcome::Pending);
+        if !filter.include_pending && !asks_for_pending {
+            w.clauses.push("e.outcome <> 'pending'".to_string());
+        }
+        w
+    }
+
+    /// Adds `condition`, whose one `{}` is replaced by the placeholder bound to `value`.
+    pub(crate) fn push(&mut self, condition: &str, value: SqlValue) {
+        let slot = self.bind(value);
+        self.clauses.push(condition.replacen("{}", &slot, 1));
+    }
+
+    /// Binds `value` and returns its placeholder.
+    pub(crate) fn bind(&mut self, value: SqlValue) -> String {
+        self.params.push(value);
+        (self.placeholder)(self.params.len())
+    }
+
+    /// `WHERE a AND b`, or nothing when there are no conditions.
+    pub(crate) fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(n: usize) -> String {
+        format!("?{n}")
+    }
+
+    #[test]
+    fn an_empty_filter_hides_only_pending_intents() {
+        let w = Where::from_filter(&Filter::default(), sqlite);
+        assert_eq!(w.sql(), "WHERE e.outcome <> 'pending'");
+        assert!(w.params.is_empty());
+    }
+
+    #[test]
+    fn placeholders_are_numbered_in_binding_order() {
+        let filter = Filter {
+            user_id: Some("alice".into()),
+            requires_review: Some(true),
+            include_pending: true,
+            ..Filter::default()
+        };
+        let w = Where::from_filter(&filter, |n| format!("${n}"));
+        assert_eq!(w.sql(), "WHERE e.user_id = $1 AND e.requires_review = $2");
+        assert_eq!(
+            w.params,
+            vec![SqlValue::Text("alice".into()), SqlValue::Int(1)]
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! Appending a batch: one transaction, cached statements, and the log's next sequence number
+//! kept in `log_state`, not derived from `MAX(seq)`, so that deleting the newest (expired) events
+//! can never make a sequence number be handed out twice.
+
+use mcp_audit_core::{FlowDirection, RiskLevel};
+use rusqlite::{Connection, params};
+
+use crate::store::Entry;
+
+pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    let text: String = conn.query_row(
+        "SELECT value FROM log_state WHERE key = 'next_seq'",
+        [],
+        |r| r.get(0),
+    )?;
+    text.parse::<u64>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(super) fn append(conn: &mut Connection, entries: &[Entry<'_>]) -> Result<(), rusqlite::Error> {
+    let Some(last) = entries.last() else {
+        return Ok(());
+    };
+    let tx = conn.transaction()?;
+    {
+        let mut insert_event = tx.prepare_cached(
+            "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, session_id,
+                correlation_id, server_name, resource_type, resource_id, outcome, classification,
+                requires_review, data_subject_id, expires_at, duration_us, completes, meta,
+                commitment, leaf_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22)",
+        )?;
+        let mut insert_payload =
+            tx.prepare_cached("INSERT INTO payloads (seq, salt, body) VALUES (?1, ?2, ?3)")?;
+        let mut insert_source = tx.prepare_cached(
+            "INSERT INTO data_sources (seq, ordinal, uri, source_type, identifier, transformation,
+                destination, direction, metadata)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut insert_compliance = tx.prepare_cached(
+            "INSERT INTO compliance_events (seq, ordinal, framework, event_type, risk_level,
+                details, mitigation)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for entry in entries {
+            let sealed = entry.sealed;
+            let e = &sealed.event;
+            let seq = entry.seq as i64;
+            // The policy has run before sealing, so both are always set; the defaults only
+            // keep this function total.
+            let classification = e
+                .compliance
+                .classification
+                .unwrap_or(mcp_audit_core::Classification::Internal);
+            let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
+            let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
+            insert_event.execute(params![
+                seq,
+                e.id.0.as_bytes().as_slice(),
+                e.timestamp.as_microsecond(),
+                e.kind.as_str(),
+                e.action.as_str(),
+                e.operation,
+                e.actor.user_id,
+                e.session_id,
+                e.correlation_id,
+                e.target.server_name,
+                e.target.resource_type,
+                e.target.resource_id,
+                e.outcome.as_str(),
+                classification.as_str(),
+                e.compliance.requires_review.unwrap_or(false),
+                e.compliance.data_subject_id,
+                e.compliance.expires_at.map(|t| t.as_microsecond()),
+                e.duration_us.map(|d| d.min(i64::MAX as u64) as i64),
+                e.completes.map(|c| c.0.as_bytes().to_vec()),
+                meta,
+                sealed.commitment.as_bytes().as_slice(),
+                entry.leaf_hash.as_bytes().as_slice(),
+            ])?;
+            insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
+            for (ordinal, s) in e.data_sources.iter().enumerate() {
+                insert_source.execute(params![
+                    seq,
+                    ordinal as i64,
+                    s.uri,
+                    s.source_type,
+                    s.identifier,
+                    s.transformation,
+                    s.destination,
+                    direction(s.direction),
+                    s.metadata.as_ref().map(|m| m.to_string()),
+                ])?;
+            }
+            for (ordinal, c) in e.compliance_events.iter().enumerate() {
+                insert_compliance.execute(params![
+                    seq,
+                    ordinal as i64,
+                    c.framework,
+                    c.event_type,
+                    risk(c.risk_level),
+                    c.details.as_ref().map(|d| d.to_string()),
+                    (!c.mitigation.is_empty())
+                        .then(|| serde_json::Value::from(c.mitigation.clone()).to_string()),
+                ])?;
+            }
+        }
+        tx.execute(
+            "UPDATE log_state SET value = ?1 WHERE key = 'next_seq'",
+            [(last.seq + 1).to_string()],
+        )?;
+    }
+    tx.commit()
+}
+
+fn direction(d: FlowDirection) -> &'static str {
+    match d {
+        FlowDirection::Input => "input",
+        FlowDirection::Output => "output",
+        FlowDirection::Bidirectional => "bidirectional",
+    }
+}
+
+fn risk(r: RiskLevel) -> &'static str {
+    match r {
+        RiskLevel::Low => "low",
+        RiskLevel::Medium => "medium",
+        RiskLevel::High => "high",
+        RiskLevel::Critical => "critical",
+    }
+}

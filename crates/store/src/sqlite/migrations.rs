@@ -1,0 +1,130 @@
+//! Versioned schema migrations: an ordered list of steps, numbered by their place in the list
+//! and tracked in `PRAGMA user_version`. Each step runs in its own transaction, so a crash
+//! mid-migration leaves the database at the previous version, never half-way.
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// One numbered step: the SQL that takes the schema from version `n - 1` to `n`.
+pub(crate) struct Migration {
+    pub(crate) description: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// The steps, oldest first. Append only: a released step is never edited.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        description: "events, their erasable payloads, and the log's own state",
+        sql: "
+            CREATE TABLE log_state (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE events (
+                seq             INTEGER PRIMARY KEY,  -- dense from 0 in commit order; the leaf index
+                id              BLOB NOT NULL UNIQUE, -- UUIDv7, 16 bytes
+                ts              INTEGER NOT NULL,     -- microseconds since the Unix epoch, UTC
+                kind            TEXT NOT NULL,
+                action          TEXT NOT NULL,
+                operation       TEXT NOT NULL,
+                user_id         TEXT,
+                session_id      TEXT,
+                correlation_id  TEXT,
+                server_name     TEXT,
+                resource_type   TEXT,
+                resource_id     TEXT,
+                outcome         TEXT NOT NULL,
+                classification  TEXT NOT NULL,
+                requires_review INTEGER NOT NULL,
+                data_subject_id TEXT,
+                expires_at      INTEGER,
+                duration_us     INTEGER,
+                completes       BLOB,                 -- id of the pending event this one completes
+                meta            TEXT NOT NULL,        -- canonical metadata JSON: the source of truth
+                commitment      BLOB NOT NULL,
+                leaf_hash       BLOB NOT NULL
+            );
+            CREATE TABLE payloads (
+                seq  INTEGER PRIMARY KEY,             -- the event's seq; no row once erased
+                salt BLOB NOT NULL,
+                body TEXT NOT NULL                    -- canonical personal JSON
+            );
+        ",
+    },
+    Migration {
+        description: "data lineage and compliance events as rows of their own; query indexes",
+        sql: "
+            CREATE TABLE data_sources (
+                seq            INTEGER NOT NULL,
+                ordinal        INTEGER NOT NULL,
+                uri            TEXT NOT NULL,
+                source_type    TEXT,
+                identifier     TEXT,
+                transformation TEXT,
+                destination    TEXT,
+                direction      TEXT NOT NULL,
+                metadata       TEXT,
+                PRIMARY KEY (seq, ordinal)
+            ) WITHOUT ROWID;
+            CREATE TABLE compliance_events (
+                seq        INTEGER NOT NULL,
+                ordinal    INTEGER NOT NULL,
+                framework  TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                risk_level TEXT NOT NULL,
+                details    TEXT,
+                mitigation TEXT,
+                PRIMARY KEY (seq, ordinal)
+            ) WITHOUT ROWID;
+            CREATE INDEX events_session   ON events (session_id, seq) WHERE session_id IS NOT NULL;
+            CREATE INDEX events_user      ON events (user_id, seq) WHERE user_id IS NOT NULL;
+            CREATE INDEX events_operation ON events (operation, seq);
+            CREATE INDEX events_ts        ON events (ts);
+            CREATE INDEX events_expiry    ON events (expires_at) WHERE expires_at IS NOT NULL;
+            CREATE INDEX events_pending   ON events (seq) WHERE outcome = 'pending';
+            CREATE INDEX events_completes ON events (completes) WHERE completes IS NOT NULL;
+        ",
+    },
+];
+
+/// The schema version this build writes.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+pub(crate) fn current_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the schema to `target` (at most [`latest_version`]); refuses a newer database.
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
+    let found = current_version(conn).map_err(super::map_err)?;
+    if found > latest_version() {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: latest_version(),
+        });
+    }
+    for (index, step) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target as usize)
+        .skip(found as usize)
+    {
+        let version = index as i64 + 1;
+        let tx = conn.transaction().map_err(super::map_err)?;
+        tx.execute_batch(step.sql).map_err(|e| {
+            StoreError::Database(format!("migration {version} ({}): {e}", step.description))
+        })?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(super::map_err)?;
+        tx.commit().map_err(super::map_err)?;
+        tracing::info!(
+            version,
+            description = step.description,
+            "migrated database schema"
+        );
+    }
+    Ok(())
+}

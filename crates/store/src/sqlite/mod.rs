@@ -1,0 +1,306 @@
+//! The embedded SQLite backend: one database file is one log.
+//!
+//! WAL mode with `synchronous = FULL`: every committed batch is durable, and readers in other
+//! connections (or processes) never block the writer. See `docs/storage.md` for the schema and
+//! why each index exists.
+
+mod append;
+pub(crate) mod migrations;
+mod read;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mcp_audit_core::EventId;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::StoreError;
+use crate::query::{
+    CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
+};
+use crate::store::{Entry, Store};
+
+/// How to open a SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How long to wait for another process's lock before failing with
+    /// [`StoreError::Locked`].
+    pub lock_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            lock_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A SQLite database holding one audit log.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    log_id: String,
+    lock_timeout: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` for writing, and migrates its schema
+    /// to the latest version.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path.as_ref(), options, true, None)
+    }
+
+    /// Opens an existing database for reading only: works on read-only files, never migrates.
+    pub fn open_read_only(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path.as_ref(), options, false, None)
+    }
+
+    /// Opens for writing but migrates only up to schema `version`: for tests of migrations
+    /// from an older database.
+    #[doc(hidden)]
+    pub fn open_at_schema_version(
+        path: impl AsRef<Path>,
+        version: i64,
+    ) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path.as_ref(), SqliteOptions::default(), true, Some(version))
+    }
+
+    fn open_with(
+        path: &Path,
+        options: SqliteOptions,
+        writable: bool,
+        schema_version: Option<i64>,
+    ) -> Result<SqliteStore, StoreError> {
+        let flags = if writable {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let open_error = |e: rusqlite::Error| match map_err_at(path, e) {
+            StoreError::Database(reason) => StoreError::Open {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other => other,
+        };
+        let mut conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        conn.busy_timeout(options.lock_timeout)
+            .map_err(open_error)?;
+        let mut store = SqliteStore {
+            conn: Connection::open_in_memory().map_err(open_error)?,
+            path: path.to_path_buf(),
+            log_id: String::new(),
+            lock_timeout: options.lock_timeout,
+        };
+        // The first real read: a file that is not a database fails here.
+        let version = migrations::current_version(&conn).map_err(|e| store.map(e))?;
+        if writable {
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| store.map(e))?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| store.map(e))?;
+            migrations::migrate_to(
+                &mut conn,
+                schema_version.unwrap_or(migrations::latest_version()),
+            )
+            .map_err(|e| store.refine(e))?;
+        } else if version > migrations::latest_version() {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: migrations::latest_version(),
+            });
+        } else if version == 0 {
+            return Err(StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "no mcp-audit schema in this file (was anything ever recorded here?)"
+                    .into(),
+            });
+        }
+        conn.pragma_update(None, "cache_size", -32_000)
+            .map_err(|e| store.map(e))?;
+        store.conn = conn;
+        store.log_id = store.load_or_create_log_id(writable)?;
+        Ok(store)
+    }
+
+    fn load_or_create_log_id(&mut self, writable: bool) -> Result<String, StoreError> {
+        let existing: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM log_state WHERE key = 'log_id'",
+                [],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(|e| self.map(e))?;
+        match existing {
+            Some(id) => Ok(id),
+            None if writable => {
+                let id = EventId::new().to_string();
+                self.conn
+                    .execute(
+                        "INSERT INTO log_state (key, value) VALUES ('log_id', ?1), ('next_seq', '0')",
+                        [&id],
+                    )
+                    .map_err(|e| self.map(e))?;
+                Ok(id)
+            }
+            None => Ok(String::new()),
+        }
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        migrations::current_version(&self.conn).map_err(|e| self.map(e))
+    }
+
+    /// Bytes used by each table and index (`dbstat`), largest first: for the benchmark's
+    /// index-size report.
+    pub fn space_used(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
+            .map_err(|e| self.map(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>());
+        rows.map_err(|e| map_err_at(&self.path, e))
+    }
+
+    fn map(&self, e: rusqlite::Error) -> StoreError {
+        match map_err_at(&self.path, e) {
+            StoreError::Locked { .. } => StoreError::Locked {
+                waited_ms: self.lock_timeout.as_millis() as u64,
+            },
+            other => other,
+        }
+    }
+
+    /// Adds the path and wait time to errors mapped without them.
+    fn refine(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Locked { .. } => StoreError::Locked {
+                waited_ms: self.lock_timeout.as_millis() as u64,
+            },
+            StoreError::ReadOnly { .. } => StoreError::ReadOnly {
+                path: self.path.clone(),
+            },
+            StoreError::Corrupt { reason, .. } => StoreError::Corrupt {
+                path: self.path.clone(),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Maps a SQLite error to the store's vocabulary, without a path.
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    map_err_at(Path::new(""), e)
+}
+
+fn map_err_at(path: &Path, e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(code, _) = &e {
+        match code.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Locked { waited_ms: 0 };
+            }
+            ErrorCode::ReadOnly => {
+                return StoreError::ReadOnly {
+                    path: path.to_path_buf(),
+                };
+            }
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                };
+            }
+            ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
+                return StoreError::Open {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                };
+            }
+            _ => {}
+        }
+    }
+    StoreError::Database(e.to_string())
+}
+
+impl Store for SqliteStore {
+    fn log_id(&self) -> &str {
+        &self.log_id
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        append::next_seq(&self.conn).map_err(|e| self.map(e))
+    }
+
+    fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        append::append(&mut self.conn, entries).map_err(|e| match map_err_at(&self.path, e) {
+            StoreError::Locked { .. } => StoreError::Locked {
+                waited_ms: self.lock_timeout.as_millis() as u64,
+            },
+            other => other,
+        })
+    }
+
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        read::query(self, query)
+    }
+
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        read::get(self, id)
+    }
+
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        read::count(self, filter)
+    }
+
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        read::for_each(self, filter, sink)
+    }
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        report::summary(self, scope)
+    }
+
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        report::tool_stats(self, filter)
+    }
+
+    fn delete_expired(
+        &mut self,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> Result<CleanupReport, StoreError> {
+        report::delete_expired(self, now, dry_run)
+    }
+
+    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        read::pending_without_outcome(self)
+    }
+}

@@ -1,0 +1,968 @@
+//! Behaviour of the store and the recorder against real SQLite files: the reference loggers'
+//! behaviours one by one, and the faults that must never lose or half-write a record.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mcp_audit_core::{
+    Action, AuditEvent, AuditLevel, Classification, ComplianceEvent, ContextOp, DataSource,
+    EventKind, FlowDirection, Outcome, Policy, RiskLevel,
+};
+use mcp_audit_store::{
+    Durability, Filter, PageStart, Query, Receipt, RecordError, Recorder, RecorderConfig,
+    SqliteOptions, SqliteStore, Store, StoreError, SummaryScope,
+};
+use serde_json::json;
+
+/// A database in a temporary directory, with helpers to record into it and read it back.
+struct Db {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Db {
+    fn new() -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        Db { _dir: dir, path }
+    }
+
+    fn recorder(&self, config: RecorderConfig) -> Recorder {
+        Recorder::start(
+            SqliteStore::open(&self.path, SqliteOptions::default()).unwrap(),
+            config,
+        )
+        .unwrap()
+    }
+
+    fn sync(&self) -> Recorder {
+        self.recorder(RecorderConfig::default())
+    }
+
+    fn reader(&self) -> SqliteStore {
+        SqliteStore::open_read_only(&self.path, SqliteOptions::default()).unwrap()
+    }
+
+    fn raw(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.raw().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    fn find(&self, filter: Filter) -> Vec<AuditEvent> {
+        let page = self
+            .reader()
+            .query(&Query {
+                filter,
+                limit: 10_000,
+                ..Query::default()
+            })
+            .unwrap();
+        page.events.into_iter().map(|e| e.event).collect()
+    }
+
+    fn all(&self) -> Vec<AuditEvent> {
+        self.find(Filter {
+            include_pending: true,
+            ..Filter::default()
+        })
+    }
+}
+
+fn at(ts: &str) -> Timestamp {
+    ts.parse().unwrap()
+}
+
+fn record(r: &Recorder, e: mcp_audit_core::EventBuilder) -> Receipt {
+    r.record(e.build().unwrap()).unwrap()
+}
+
+#[test]
+fn tool_execution_round_trips_with_lineage_and_compliance_rows() {
+    let db = Db::new();
+    let r = db.sync();
+    let event = AuditEvent::tool_execution("search_customers")
+        .user("alice")
+        .email("alice@example.com")
+        .session("s1")
+        .server("crm")
+        .input(json!({"q": "acme"}))
+        .output(json!({"rows": 3}))
+        .duration_us(1500)
+        .data_source(DataSource::input("postgres://crm/customers").source_type("database"))
+        .data_source(
+            DataSource::input("s3://exports/x.csv")
+                .direction(FlowDirection::Output)
+                .transformation("csv"),
+        )
+        .compliance_event(ComplianceEvent {
+            framework: "GDPR".into(),
+            event_type: "data_access".into(),
+            risk_level: RiskLevel::Medium,
+            details: Some(json!({"fields": ["name"]})),
+            mitigation: vec!["pseudonymise".into()],
+        })
+        .purpose("support")
+        .gdpr(true)
+        .data_subject("subject-9")
+        .build()
+        .unwrap();
+    let receipt = r.record(event.clone()).unwrap();
+    assert!(
+        matches!(receipt, Receipt::Durable { seq: 0, .. }),
+        "{receipt:?}"
+    );
+    r.shutdown().unwrap();
+
+    let stored = db.reader().get(event.id).unwrap().expect("stored");
+    assert_eq!(stored.seq, 0);
+    assert_eq!(stored.event.payload, event.payload);
+    assert_eq!(
+        stored.event.actor.email.as_deref(),
+        Some("alice@example.com")
+    );
+    assert_eq!(stored.event.data_sources, event.data_sources);
+    assert_eq!(
+        stored.event.compliance.classification,
+        Some(Classification::Internal)
+    );
+    assert!(!stored.redacted);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM data_sources WHERE seq = 0"),
+        2
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM data_sources WHERE direction = 'output' AND transformation = 'csv'"),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM compliance_events WHERE framework = 'GDPR' AND risk_level = 'medium'"),
+        1
+    );
+}
+
+#[test]
+fn review_rules_and_default_classification_reach_the_stored_row() {
+    let db = Db::new();
+    let r = db.sync();
+    record(
+        &r,
+        AuditEvent::admin(Action::Delete, "tool", "t1").user("root"),
+    );
+    record(
+        &r,
+        AuditEvent::admin(Action::Update, "prompt", "p1").user("root"),
+    );
+    record(
+        &r,
+        AuditEvent::admin(Action::Read, "user", "u1").user("root"),
+    );
+    record(
+        &r,
+        AuditEvent::admin("bulk_delete".parse().unwrap(), "resource", "r*").user("root"),
+    );
+    record(
+        &r,
+        AuditEvent::admin(Action::Delete, "server", "s1")
+            .user("root")
+            .requires_review(false),
+    );
+    r.shutdown().unwrap();
+
+    let review: Vec<String> = db
+        .find(Filter {
+            requires_review: Some(true),
+            ..Filter::default()
+        })
+        .into_iter()
+        .map(|e| e.operation)
+        .collect();
+    assert_eq!(review, ["bulk_delete resource", "READ user", "DELETE tool"]);
+    let confidential = db.find(Filter {
+        classification: Some(Classification::Confidential),
+        ..Filter::default()
+    });
+    assert_eq!(confidential.len(), 1);
+    assert_eq!(
+        confidential[0].target.resource_type.as_deref(),
+        Some("user")
+    );
+}
+
+#[test]
+fn update_stores_the_computed_change_set() {
+    let db = Db::new();
+    let r = db.sync();
+    record(
+        &r,
+        AuditEvent::admin(Action::Update, "tool", "t1")
+            .user("admin")
+            .old_values(json!({"name": "a", "enabled": true}))
+            .new_values(json!({"name": "b", "enabled": true})),
+    );
+    r.shutdown().unwrap();
+    let e = &db.all()[0];
+    assert_eq!(
+        e.payload.changes,
+        Some(json!({"name": {"old": "a", "new": "b"}}))
+    );
+}
+
+#[test]
+fn retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans() {
+    let db = Db::new();
+    let r = db.sync();
+    let source = || DataSource::input("file:///data");
+    let old = AuditEvent::tool_execution("old")
+        .timestamp(at("2020-01-01T00:00:00Z"))
+        .retention("30d")
+        .data_source(source())
+        .compliance_event(ComplianceEvent {
+            framework: "GDPR".into(),
+            event_type: "x".into(),
+            risk_level: RiskLevel::Low,
+            details: None,
+            mitigation: vec![],
+        });
+    record(&r, old);
+    record(
+        &r,
+        AuditEvent::tool_execution("recent")
+            .retention("7y")
+            .data_source(source()),
+    );
+    record(
+        &r,
+        AuditEvent::tool_execution("kept forever").data_source(source()),
+    );
+    r.shutdown().unwrap();
+
+    let events = db.all();
+    let old = events.iter().find(|e| e.operation == "old").unwrap();
+    assert_eq!(old.compliance.expires_at, Some(at("2020-01-31T00:00:00Z")));
+    assert!(
+        events
+            .iter()
+            .find(|e| e.operation == "recent")
+            .unwrap()
+            .compliance
+            .expires_at
+            .is_some()
+    );
+
+    let mut store = SqliteStore::open(&db.path, SqliteOptions::default()).unwrap();
+    let dry = store.delete_expired(Timestamp::now(), true).unwrap();
+    assert_eq!(
+        (dry.events, dry.data_sources, dry.compliance_events),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM events"),
+        3,
+        "a dry run deletes nothing"
+    );
+
+    let done = store.delete_expired(Timestamp::now(), false).unwrap();
+    assert_eq!((done.events, done.payloads, done.data_sources), (1, 1, 1));
+    let left: Vec<String> = db.all().into_iter().map(|e| e.operation).collect();
+    assert_eq!(left, ["kept forever", "recent"]);
+    for table in ["payloads", "data_sources", "compliance_events"] {
+        let orphans = db.count(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE seq NOT IN (SELECT seq FROM events)"
+        ));
+        assert_eq!(orphans, 0, "orphaned rows in {table}");
+    }
+}
+
+#[test]
+fn session_summary_counts_every_kind_including_prompts() {
+    let db = Db::new();
+    let r = db.sync();
+    let guard = r.session("s1", Some("alice")).unwrap();
+    record(
+        &r,
+        AuditEvent::tool_execution("a")
+            .session("s1")
+            .user("alice")
+            .duration_us(10),
+    );
+    record(
+        &r,
+        AuditEvent::tool_execution("b")
+            .session("s1")
+            .user("bob")
+            .failed("boom"),
+    );
+    record(
+        &r,
+        AuditEvent::resource_access("file:///x", Action::Read).session("s1"),
+    );
+    record(
+        &r,
+        AuditEvent::context_operation("k", ContextOp::Set).session("s1"),
+    );
+    record(&r, AuditEvent::prompt_execution("p").session("s1"));
+    record(&r, AuditEvent::prompt_execution("p").session("s1"));
+    record(
+        &r,
+        AuditEvent::tool_execution("other session").session("s2"),
+    );
+    guard.end().unwrap();
+    r.shutdown().unwrap();
+
+    let s = db
+        .reader()
+        .summary(&SummaryScope::Session("s1".into()))
+        .unwrap();
+    assert_eq!(s.tool_executions, 2);
+    assert_eq!(s.resource_accesses, 1);
+    assert_eq!(s.context_operations, 1);
+    assert_eq!(
+        s.prompt_executions, 2,
+        "the reference logger forgot prompts"
+    );
+    assert_eq!(
+        s.by_kind.get(&EventKind::Session),
+        Some(&2),
+        "start and end"
+    );
+    assert_eq!(s.total_operations, 8);
+    assert_eq!(s.by_outcome.get("tool_error"), Some(&1));
+    assert_eq!(s.distinct_users, 2);
+    assert!(s.first_activity.unwrap() <= s.last_activity.unwrap());
+
+    let u = db
+        .reader()
+        .summary(&SummaryScope::User("bob".into()))
+        .unwrap();
+    assert_eq!(u.total_operations, 1);
+}
+
+#[test]
+fn a_view_audit_keeps_the_real_actor() {
+    let db = Db::new();
+    let r = db.sync();
+    record(
+        &r,
+        AuditEvent::admin(Action::Read, "tool", "t1")
+            .user("carol")
+            .team("ops"),
+    );
+    r.shutdown().unwrap();
+    let e = &db.all()[0];
+    assert_eq!(e.actor.user_id.as_deref(), Some("carol"));
+    assert_ne!(e.actor.user_id.as_deref(), Some("system"));
+}
+
+#[test]
+fn audit_level_off_records_nothing_and_writes_level_skips_reads() {
+    let db = Db::new();
+    let level = |level| RecorderConfig {
+        policy: Policy {
+            level,
+            ..Policy::default()
+        },
+        ..RecorderConfig::default()
+    };
+    let off = db.recorder(level(AuditLevel::Off));
+    assert_eq!(
+        record(&off, AuditEvent::tool_execution("t")),
+        Receipt::Skipped
+    );
+    off.shutdown().unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 0);
+
+    let writes = db.recorder(level(AuditLevel::Writes));
+    assert_eq!(
+        record(
+            &writes,
+            AuditEvent::resource_access("file:///a", Action::Read)
+        ),
+        Receipt::Skipped
+    );
+    record(
+        &writes,
+        AuditEvent::resource_access("file:///a", Action::Update),
+    );
+    record(&writes, AuditEvent::tool_execution("t"));
+    let stats = writes.shutdown().unwrap();
+    assert_eq!((stats.recorded, stats.skipped), (2, 1));
+}
+
+#[test]
+fn migration_from_schema_version_1_keeps_existing_rows() {
+    let db = Db::new();
+    // A database as the first schema version left it, with one event written in that shape.
+    let store = SqliteStore::open_at_schema_version(&db.path, 1).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    drop(store);
+    let mut event = AuditEvent::tool_execution("legacy")
+        .user("dave")
+        .build()
+        .unwrap();
+    Policy::default().apply(&mut event).unwrap();
+    let sealed = mcp_audit_core::seal(event.clone()).unwrap();
+    let conn = db.raw();
+    conn.execute(
+        "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, outcome, classification,
+            requires_review, meta, commitment, leaf_hash)
+         VALUES (0, ?1, ?2, 'tool_execution', 'EXECUTE', 'legacy', 'dave', 'success', 'internal', 0,
+            ?3, ?4, ?5)",
+        rusqlite::params![
+            event.id.0.as_bytes().as_slice(),
+            event.timestamp.as_microsecond(),
+            std::str::from_utf8(&sealed.meta_json).unwrap(),
+            sealed.commitment.as_bytes().as_slice(),
+            sealed.leaf_hash(0).as_bytes().as_slice(),
+        ],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO payloads (seq, salt, body) VALUES (0, ?1, ?2)",
+        rusqlite::params![
+            sealed.salt.as_slice(),
+            std::str::from_utf8(&sealed.personal_json).unwrap()
+        ],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE log_state SET value = '1' WHERE key = 'next_seq'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+
+    // The current code migrates it forward and keeps working on it.
+    let r = db.sync();
+    let receipt = record(
+        &r,
+        AuditEvent::tool_execution("new").data_source(DataSource::input("x:y")),
+    );
+    assert!(matches!(receipt, Receipt::Durable { seq: 1, .. }));
+    r.shutdown().unwrap();
+    assert_eq!(db.reader().schema_version().unwrap(), 2);
+    let legacy = db
+        .reader()
+        .get(event.id)
+        .unwrap()
+        .expect("the old row survived");
+    assert_eq!(legacy.event, event);
+    assert_eq!(
+        db.find(Filter {
+            user_id: Some("dave".into()),
+            ..Filter::default()
+        })
+        .len(),
+        1
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM data_sources"), 1);
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let db = Db::new();
+    db.sync().shutdown().unwrap();
+    db.raw().pragma_update(None, "user_version", 999).unwrap();
+    for result in [
+        SqliteStore::open(&db.path, SqliteOptions::default()).err(),
+        SqliteStore::open_read_only(&db.path, SqliteOptions::default()).err(),
+    ] {
+        match result {
+            Some(StoreError::SchemaTooNew {
+                found: 999,
+                supported: 2,
+            }) => {}
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_corrupt_file_is_reported_as_corrupt() {
+    let db = Db::new();
+    std::fs::write(
+        &db.path,
+        b"this is not a database, just some bytes of text".repeat(100),
+    )
+    .unwrap();
+    match SqliteStore::open(&db.path, SqliteOptions::default()) {
+        Err(StoreError::Corrupt { path, .. }) => assert_eq!(path, db.path),
+        other => panic!("expected Corrupt, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn writing_through_a_read_only_store_is_refused() {
+    let db = Db::new();
+    db.sync().shutdown().unwrap();
+    let ro = SqliteStore::open_read_only(&db.path, SqliteOptions::default()).unwrap();
+    let r = Recorder::start(ro, RecorderConfig::default()).unwrap();
+    let err = r
+        .record(AuditEvent::tool_execution("t").build().unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(err, RecordError::Store(StoreError::ReadOnly { .. })),
+        "{err:?}"
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 0);
+}
+
+#[test]
+fn a_database_locked_past_the_timeout_fails_with_locked_and_writes_nothing() {
+    let db = Db::new();
+    db.sync().shutdown().unwrap();
+    let holder = db.raw();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let store = SqliteStore::open(
+        &db.path,
+        SqliteOptions {
+            lock_timeout: Duration::from_millis(200),
+        },
+    )
+    .unwrap();
+    let r = Recorder::start(store, RecorderConfig::default()).unwrap();
+    let err = r
+        .record(AuditEvent::tool_execution("t").build().unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RecordError::Store(StoreError::Locked { waited_ms: 200 })
+        ),
+        "{err:?}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 0);
+    // Once the lock is gone the same recorder works, and the seq was not consumed.
+    assert!(matches!(
+        record(&r, AuditEvent::tool_execution("t")),
+        Receipt::Durable { seq: 0, .. }
+    ));
+}
+
+#[test]
+fn sync_record_is_durable_when_it_returns() {
+    let db = Db::new();
+    let r = db.sync();
+    for i in 0..5u64 {
+        let receipt = record(&r, AuditEvent::tool_execution("t"));
+        assert!(matches!(receipt, Receipt::Durable { seq, .. } if seq == i));
+        // A fresh connection (another process would see the same) already sees it.
+        assert_eq!(db.count("SELECT COUNT(*) FROM events"), i as i64 + 1);
+    }
+}
+
+#[test]
+fn the_callers_rollback_does_not_undo_the_audit_record() {
+    let db = Db::new();
+    let app_path = db.path.with_file_name("app.db");
+    let mut app = rusqlite::Connection::open(&app_path).unwrap();
+    app.execute_batch("CREATE TABLE orders (id INTEGER)")
+        .unwrap();
+    let r = db.sync();
+    {
+        let tx = app.transaction().unwrap();
+        tx.execute("INSERT INTO orders VALUES (1)", []).unwrap();
+        record(
+            &r,
+            AuditEvent::admin(Action::Create, "order", "1").user("eve"),
+        );
+        tx.rollback().unwrap();
+    }
+    assert_eq!(
+        app.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM events"),
+        1,
+        "the audit record stays"
+    );
+
+    // And a failing audit write does not undo the caller's committed work.
+    db.raw().execute_batch("DROP TABLE data_sources").unwrap();
+    let tx = app.transaction().unwrap();
+    tx.execute("INSERT INTO orders VALUES (2)", []).unwrap();
+    let failed = r.record(
+        AuditEvent::admin(Action::Create, "order", "2")
+            .data_source(DataSource::input("x:y"))
+            .build()
+            .unwrap(),
+    );
+    assert!(failed.is_err());
+    tx.commit().unwrap();
+    assert_eq!(
+        app.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get::<_, i64>(0))
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn a_failed_batch_in_batch_mode_surfaces_in_flush_and_the_counter() {
+    let db = Db::new();
+    let r = db.recorder(RecorderConfig {
+        durability: Durability::Batch,
+        ..RecorderConfig::default()
+    });
+    assert!(matches!(
+        record(&r, AuditEvent::tool_execution("ok")),
+        Receipt::Queued { .. }
+    ));
+    r.flush().unwrap();
+    db.raw().execute_batch("DROP TABLE data_sources").unwrap();
+    record(
+        &r,
+        AuditEvent::tool_execution("lost").data_source(DataSource::input("x:y")),
+    );
+    match r.flush() {
+        Err(RecordError::Lost {
+            failed: 1,
+            last_error,
+        }) => assert!(last_error.contains("data_sources"), "{last_error}"),
+        other => panic!("expected Lost, got {other:?}"),
+    }
+    assert_eq!(r.stats().failed, 1);
+    // Reported once: the next flush is clean again.
+    r.flush().unwrap();
+}
+
+#[test]
+fn observe_returns_the_tools_own_error_even_when_recording_fails() {
+    let db = Db::new();
+    let r = db.sync();
+    let result: Result<(), String> = r
+        .observe(AuditEvent::tool_execution("fails").user("u"), || {
+            Err("disk full".to_string())
+        });
+    assert_eq!(result, Err("disk full".to_string()));
+    let e = &db.all()[0];
+    assert_eq!(e.outcome, Outcome::ToolError);
+    assert_eq!(e.payload.error_message.as_deref(), Some("disk full"));
+    assert!(e.duration_us.is_some());
+
+    // Now the audit write itself fails: the caller still gets the tool's error, not ours.
+    db.raw().execute_batch("DROP TABLE payloads").unwrap();
+    let result: Result<u32, String> = r.observe(AuditEvent::tool_execution("fails"), || {
+        Err("the real error".to_string())
+    });
+    assert_eq!(result, Err("the real error".to_string()));
+    let ok: Result<u32, String> = r.observe(AuditEvent::tool_execution("works"), || Ok(7));
+    assert_eq!(ok, Ok(7));
+    assert_eq!(r.stats().failed, 2, "both recording failures are counted");
+}
+
+#[test]
+fn backpressure_records_every_event_exactly_once_with_dense_seqs() {
+    let db = Db::new();
+    let r = db.recorder(RecorderConfig {
+        durability: Durability::Batch,
+        queue_capacity: 1,
+        max_batch: 3,
+        ..RecorderConfig::default()
+    });
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    record(&r, AuditEvent::tool_execution(format!("t{t}-{i}")));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = r.shutdown().unwrap();
+    assert_eq!(stats.recorded, 1600);
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 1600);
+    assert_eq!(
+        db.count("SELECT COUNT(DISTINCT operation) FROM events"),
+        1600
+    );
+    assert_eq!(db.count("SELECT MIN(seq) FROM events"), 0);
+    assert_eq!(db.count("SELECT MAX(seq) FROM events"), 1599);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_async_callers_all_get_durable_distinct_seqs() {
+    let db = Db::new();
+    let r = db.sync();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let r = r.clone();
+            tokio::spawn(async move {
+                let e = AuditEvent::tool_execution(format!("t{i}")).build().unwrap();
+                match r.record_async(e).await.unwrap() {
+                    Receipt::Durable { seq, .. } => seq,
+                    other => panic!("{other:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..64).collect::<Vec<u64>>());
+    r.shutdown_async().await.unwrap();
+}
+
+#[test]
+fn cursor_pages_never_skip_or_repeat_while_events_arrive() {
+    let db = Db::new();
+    let r = db.sync();
+    for i in 0..25 {
+        record(&r, AuditEvent::tool_execution(format!("t{i}")).user("u"));
+    }
+    let mut reader = db.reader();
+    let mut seen = Vec::new();
+    let mut start = PageStart::Newest;
+    loop {
+        let page = reader
+            .query(&Query {
+                filter: Filter {
+                    user_id: Some("u".into()),
+                    ..Filter::default()
+                },
+                start: start.clone(),
+                limit: 10,
+            })
+            .unwrap();
+        seen.extend(page.events.iter().map(|e| e.event.operation.clone()));
+        // New events arrive between pages.
+        record(&r, AuditEvent::tool_execution("late").user("u"));
+        match page.next {
+            Some(c) => start = PageStart::After(c),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..25).rev().map(|i| format!("t{i}")).collect();
+    assert_eq!(seen, expected);
+
+    let offset = reader
+        .query(&Query {
+            filter: Filter {
+                user_id: Some("u".into()),
+                ..Filter::default()
+            },
+            start: PageStart::Offset(3),
+            limit: 2,
+        })
+        .unwrap();
+    assert_eq!(offset.events.len(), 2);
+    let bad = reader.query(&Query {
+        start: PageStart::After(mcp_audit_store::Cursor("garbage!".into())),
+        ..Query::default()
+    });
+    assert!(matches!(bad, Err(StoreError::InvalidCursor(_))));
+}
+
+#[test]
+fn every_filter_narrows_the_query() {
+    let db = Db::new();
+    let r = db.sync();
+    record(
+        &r,
+        AuditEvent::tool_execution("alpha")
+            .user("u1")
+            .session("s1")
+            .correlation_id("c1")
+            .server("srv1")
+            .data_subject("ds1")
+            .timestamp(at("2026-01-01T00:00:00Z")),
+    );
+    record(
+        &r,
+        AuditEvent::admin(Action::Delete, "tool", "t9")
+            .user("u2")
+            .timestamp(at("2026-02-01T00:00:00Z")),
+    );
+    record(
+        &r,
+        AuditEvent::tool_execution("beta")
+            .failed("x")
+            .classification(Classification::Restricted),
+    );
+    record(
+        &r,
+        AuditEvent::tool_execution("intent").outcome(Outcome::Pending),
+    );
+    r.shutdown().unwrap();
+
+    let ops = |f: Filter| -> Vec<String> { db.find(f).into_iter().map(|e| e.operation).collect() };
+    let d = Filter::default;
+    assert_eq!(
+        ops(Filter {
+            kinds: vec![EventKind::Admin],
+            ..d()
+        }),
+        ["DELETE tool"]
+    );
+    assert_eq!(
+        ops(Filter {
+            action: Some(Action::Delete),
+            ..d()
+        }),
+        ["DELETE tool"]
+    );
+    assert_eq!(
+        ops(Filter {
+            operation: Some("alpha".into()),
+            ..d()
+        }),
+        ["alpha"]
+    );
+    assert_eq!(
+        ops(Filter {
+            resource_type: Some("tool".into()),
+            resource_id: Some("t9".into()),
+            ..d()
+        }),
+        ["DELETE tool"]
+    );
+    assert_eq!(
+        ops(Filter {
+            user_id: Some("u1".into()),
+            ..d()
+        }),
+        ["alpha"]
+    );
+    assert_eq!(
+        ops(Filter {
+            session_id: Some("s1".into()),
+            ..d()
+        }),
+        ["alpha"]
+    );
+    assert_eq!(
+        ops(Filter {
+            correlation_id: Some("c1".into()),
+            ..d()
+        }),
+        ["alpha"]
+    );
+    assert_eq!(
+        ops(Filter {
+            server_name: Some("srv1".into()),
+            ..d()
+        }),
+        ["alpha"]
+    );
+    assert_eq!(
+        ops(Filter {
+            data_subject_id: Some("ds1".into()),
+            ..d()
+        }),
+        ["alpha"]
+    );
+    assert_eq!(
+        ops(Filter {
+            outcome: Some(Outcome::ToolError),
+            ..d()
+        }),
+        ["beta"]
+    );
+    assert_eq!(
+        ops(Filter {
+            classification: Some(Classification::Restricted),
+            ..d()
+        }),
+        ["beta"]
+    );
+    assert_eq!(
+        ops(Filter {
+            requires_review: Some(true),
+            ..d()
+        }),
+        ["beta", "DELETE tool"]
+    );
+    assert_eq!(
+        ops(Filter {
+            since: Some(at("2026-01-15T00:00:00Z")),
+            until: Some(at("2026-03-01T00:00:00Z")),
+            ..d()
+        }),
+        ["DELETE tool"]
+    );
+    assert!(
+        !ops(d()).contains(&"intent".to_string()),
+        "pending intents are hidden by default"
+    );
+    assert_eq!(
+        ops(Filter {
+            outcome: Some(Outcome::Pending),
+            ..d()
+        }),
+        ["intent"]
+    );
+    assert_eq!(db.reader().count(&d()).unwrap(), 3);
+}
+
+#[test]
+fn tool_stats_give_calls_error_rate_and_latency_percentiles() {
+    let db = Db::new();
+    let r = db.recorder(RecorderConfig {
+        durability: Durability::Batch,
+        ..RecorderConfig::default()
+    });
+    for d in 1..=100u64 {
+        let e = AuditEvent::tool_execution("search").duration_us(d * 10);
+        record(&r, if d % 4 == 0 { e.failed("x") } else { e });
+    }
+    record(&r, AuditEvent::tool_execution("rare"));
+    r.shutdown().unwrap();
+    let stats = db.reader().tool_stats(&Filter::default()).unwrap();
+    assert_eq!(stats[0].tool, "search");
+    assert_eq!((stats[0].calls, stats[0].errors), (100, 25));
+    assert!((stats[0].error_rate - 0.25).abs() < 1e-9);
+    assert_eq!((stats[0].p50_us, stats[0].p95_us), (Some(500), Some(950)));
+    assert_eq!(
+        (stats[1].tool.as_str(), stats[1].calls, stats[1].p50_us),
+        ("rare", 1, None)
+    );
+}
+
+#[test]
+fn pending_intents_without_an_outcome_are_found_for_recovery() {
+    let db = Db::new();
+    let r = db.sync();
+    let done = AuditEvent::tool_execution("done")
+        .outcome(Outcome::Pending)
+        .build()
+        .unwrap();
+    let done_id = done.id;
+    r.record(done).unwrap();
+    record(&r, AuditEvent::tool_execution("done").completes(done_id));
+    record(
+        &r,
+        AuditEvent::tool_execution("in flight").outcome(Outcome::Pending),
+    );
+    r.shutdown().unwrap();
+    let pending = db.reader().pending_without_outcome().unwrap();
+    let names: Vec<&str> = pending.iter().map(|e| e.event.operation.as_str()).collect();
+    assert_eq!(names, ["in flight"]);
+}
+
+#[test]
+fn the_writer_keeps_one_log_id_per_database() {
+    let db = Db::new();
+    let first = db.sync();
+    let id = first.log_id().to_string();
+    first.shutdown().unwrap();
+    let second = db.sync();
+    assert_eq!(second.log_id(), id);
+    assert!(matches!(
+        record(&second, AuditEvent::tool_execution("t")),
+        Receipt::Durable { seq: 0, .. }
+    ));
+    let stored = db.reader().query(&Query::default()).unwrap();
+    assert_eq!(stored.events[0].log_id, id);
+    let _ = Path::new(&db.path);
+}
