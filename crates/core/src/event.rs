@@ -115,8 +115,12 @@ pub struct AuditEvent {
     /// The JSON-RPC or application error code, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i64>,
-    /// How long the operation took, in microseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How long the operation took, in microseconds. Never negative.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_duration"
+    )]
     pub duration_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Compliance::is_empty")]
     pub compliance: Compliance,
@@ -143,6 +147,22 @@ fn de_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         ));
     }
     Ok(v)
+}
+
+/// Reads a duration, naming a negative one as such rather than as "expected u64".
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match n.as_u64() {
+            Some(v) => Ok(Some(v)),
+            None if n.as_f64().is_some_and(|f| f < 0.0) => Err(serde::de::Error::custom(
+                crate::ModelError::NegativeDuration(format!("{n} µs")),
+            )),
+            None => Err(serde::de::Error::custom(format!(
+                "duration_us must be a whole number of microseconds, got {n}"
+            ))),
+        },
+    }
 }
 
 fn default_outcome() -> Outcome {
@@ -456,5 +476,37 @@ pub struct Payload {
 impl Payload {
     pub fn is_empty(&self) -> bool {
         *self == Payload::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_with_only_the_required_fields_is_accepted() {
+        let e: AuditEvent =
+            serde_json::from_str(r#"{"kind":"tool_execution","action":"EXECUTE","operation":"t"}"#)
+                .unwrap();
+        assert_eq!(e.version, 1);
+        assert_eq!(e.outcome, Outcome::Success);
+    }
+
+    #[test]
+    fn negative_duration_is_named_in_the_error() {
+        let err = serde_json::from_str::<AuditEvent>(
+            r#"{"kind":"tool_execution","action":"EXECUTE","operation":"t","duration_us":-5}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("negative duration"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_and_versions_are_refused() {
+        let unknown = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"t","colour":1}"#;
+        assert!(serde_json::from_str::<AuditEvent>(unknown).is_err());
+        let v2 = r#"{"version":2,"kind":"tool_execution","action":"EXECUTE","operation":"t"}"#;
+        let err = serde_json::from_str::<AuditEvent>(v2).unwrap_err();
+        assert!(err.to_string().contains("version 2"), "{err}");
     }
 }
