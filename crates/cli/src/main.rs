@@ -1,1 +1,121 @@
-fn main() {}
+//! `mcp-audit`: the command line of the MCP audit trail.
+//!
+//! Thin on purpose: every command parses its flags, opens the store, calls the library
+//! (`mcp_audit_store`, `mcp_audit_core`) and prints. The logic lives in the libraries, where
+//! tests reach it without a process; this crate is the only one that uses `anyhow`, because here
+//! an error's last stop is one line on stderr.
+//!
+//! Exit status: 0 on success, 1 on any error (printed as one `error: ...` line, its causes
+//! joined by `: `), 2 on a usage error (clap's own message).
+
+mod commands;
+mod db;
+mod event_input;
+mod filter_args;
+mod render;
+mod table;
+mod time_arg;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::commands::{cleanup, export, log, proxy, query, schema, show, stats, summary};
+use crate::db::Db;
+
+/// A tamper-evident audit trail for the Model Context Protocol.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-audit",
+    version,
+    propagate_version = true,
+    after_help = "Example:\n  mcp-audit log '{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"search\"}'\n  mcp-audit query --tool search --since 1h"
+)]
+struct Cli {
+    /// The audit database (SQLite file)
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_AUDIT_DB",
+        default_value = "./mcp-audit.db",
+        value_name = "PATH"
+    )]
+    db: PathBuf,
+
+    /// How long to wait for another process's lock on the database before failing
+    /// (`500ms`, `5s`)
+    #[arg(long, global = true, default_value = "5s", value_parser = time_arg::parse_duration, value_name = "DURATION")]
+    lock_timeout: Duration,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Log(log::LogArgs),
+    Query(query::QueryArgs),
+    Show(show::ShowArgs),
+    Summary(summary::SummaryArgs),
+    Stats(stats::StatsArgs),
+    Export(export::ExportArgs),
+    Cleanup(cleanup::CleanupArgs),
+    Schema(schema::SchemaArgs),
+    /// Run an MCP server behind the audit proxy
+    Proxy(proxy::ProxyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let db = Db::new(cli.db, cli.lock_timeout);
+    let result = match cli.command {
+        Command::Log(args) => log::run(&db, args).map(|()| 0),
+        Command::Query(args) => query::run(&db, args).map(|()| 0),
+        Command::Show(args) => show::run(&db, args).map(|()| 0),
+        Command::Summary(args) => summary::run(&db, args).map(|()| 0),
+        Command::Stats(args) => stats::run(&db, args).map(|()| 0),
+        Command::Export(args) => export::run(&db, args).map(|()| 0),
+        Command::Cleanup(args) => cleanup::run(&db, args).map(|()| 0),
+        Command::Schema(args) => schema::run(args).map(|()| 0),
+        Command::Proxy(args) => proxy::run(db.path(), args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` joins the context chain with ": "; newlines inside a message (a store's
+            // reason, a server's text) would break the one-line contract, so they go too.
+            let line = format!("{error:#}").replace(['\n', '\r'], " ");
+            let _ = writeln!(io::stderr(), "error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Diagnostics to stderr, filtered by `RUST_LOG` (default `warn`).
+///
+/// The writer's own "batch failed" log line is silenced by default: in this binary every
+/// write failure already reaches the user as the command's one-line error, and printing it
+/// twice would break that contract. `RUST_LOG=mcp_audit_store=debug` brings it back.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,mcp_audit_store::writer=off"));
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(filter)
+        .init();
+}
+
+/// `mcp-audit query | head` closes our stdout early: that is the reader's choice, not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

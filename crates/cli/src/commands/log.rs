@@ -1,0 +1,154 @@
+//! `mcp-audit log`: record one event given as JSON, or many as JSON lines on stdin.
+//!
+//! A batch keeps going past bad lines: every good line is recorded, every bad one is reported
+//! as `line N: <problem>`, and the command fails at the end, so that one typo never costs the
+//! records around it and never passes unnoticed.
+
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use mcp_audit_core::{AuditLevel, Policy, Retention};
+use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig};
+
+use crate::db::Db;
+use crate::event_input::parse_event;
+
+/// Record audit events
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mcp-audit log '{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"search\",\"actor\":{\"user_id\":\"alice\"},\"duration_us\":1200}'
+  mcp-audit log --file event.json
+  mcp-audit log - < events.jsonl          (one event per line)
+  mcp-audit log --retention 30d - < events.jsonl
+
+The JSON form of an event is described by `mcp-audit schema`.")]
+pub struct LogArgs {
+    /// The event as JSON, or `-` to read JSON lines (one event each) from stdin
+    #[arg(
+        value_name = "EVENT",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    event: Option<String>,
+    /// Read one event (JSON, may span lines) from this file
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// What to record: all, writes (writes and executions only), off
+    #[arg(long, default_value_t = AuditLevel::All, value_name = "LEVEL")]
+    level: AuditLevel,
+    /// Retention of events that name none: a duration (30d, 6mo, 7y), `forever`, or a policy
+    /// name (short, standard, extended)
+    #[arg(long, value_name = "DURATION|NAME")]
+    retention: Option<Retention>,
+}
+
+pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
+    let policy = Policy {
+        level: args.level,
+        default_retention: args.retention.clone(),
+        ..Policy::default()
+    };
+    match (&args.event, &args.file) {
+        (Some(dash), _) if dash == "-" => log_lines(db, policy, io::stdin().lock()),
+        (Some(json), _) => log_one(db, policy, json.as_bytes()),
+        (None, Some(path)) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            log_one(db, policy, &bytes)
+        }
+        (None, None) => bail!("give an event as JSON, `-` for JSON lines on stdin, or --file"),
+    }
+}
+
+/// One event, recorded `sync`: when this returns Ok, the record is durable.
+fn log_one(db: &Db, policy: Policy, bytes: &[u8]) -> anyhow::Result<()> {
+    let event = parse_event(bytes)?;
+    let recorder = start(db, policy, Durability::Sync)?;
+    let receipt = recorder.record(event);
+    // Shut down either way; the record's own error is the precise one, so it goes first.
+    let shutdown = recorder.shutdown();
+    let receipt = receipt.context("cannot record the event")?;
+    shutdown.context("cannot record the event")?;
+    let mut out = io::stdout().lock();
+    match receipt {
+        Receipt::Durable { id, seq } => writeln!(out, "recorded {id} (seq {seq})")?,
+        Receipt::Queued { id } => writeln!(out, "recorded {id}")?,
+        Receipt::Skipped => writeln!(out, "skipped: the audit level leaves this event out")?,
+    }
+    Ok(())
+}
+
+/// JSON lines, recorded in `batch` mode and flushed at the end: the writer keeps line order
+/// (seqs follow the input) and commits many lines per fsync, and the final flush makes the
+/// exit status mean durable, as `sync` would, without one fsync per line.
+fn log_lines(db: &Db, policy: Policy, mut input: impl BufRead) -> anyhow::Result<()> {
+    let recorder = start(db, policy, Durability::Batch)?;
+    let mut stderr = io::stderr().lock();
+    let (mut lines, mut queued, mut skipped, mut rejected) = (0u64, 0u64, 0u64, 0u64);
+    let mut buf = Vec::new();
+    for line_no in 1u64.. {
+        buf.clear();
+        if input
+            .read_until(b'\n', &mut buf)
+            .context("cannot read stdin")?
+            == 0
+        {
+            break;
+        }
+        let line = trim_line_end(&buf);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        lines += 1;
+        let recorded = parse_event(line).and_then(|event| match recorder.record(event) {
+            Err(RecordError::Invalid(problem)) => Err(problem.into()),
+            other => Ok(other),
+        });
+        match recorded {
+            Ok(Ok(Receipt::Skipped)) => skipped += 1,
+            Ok(Ok(_)) => queued += 1,
+            Ok(Err(fatal)) => {
+                // The writer is gone: no later line can be recorded either.
+                let _ = recorder.shutdown();
+                return Err(fatal).context(format!("line {line_no}: cannot record"));
+            }
+            Err(problem) => {
+                rejected += 1;
+                writeln!(stderr, "line {line_no}: {problem:#}")?;
+            }
+        }
+    }
+    recorder
+        .shutdown()
+        .context("cannot record the events read from stdin")?;
+    let mut out = io::stdout().lock();
+    if skipped > 0 {
+        writeln!(
+            out,
+            "recorded {queued} event(s); {skipped} left out by the audit level"
+        )?;
+    } else {
+        writeln!(out, "recorded {queued} event(s)")?;
+    }
+    if rejected > 0 {
+        bail!("{rejected} of {lines} lines rejected");
+    }
+    Ok(())
+}
+
+fn start(db: &Db, policy: Policy, durability: Durability) -> anyhow::Result<Recorder> {
+    let store = db.open_writable()?;
+    let config = RecorderConfig {
+        durability,
+        policy,
+        ..RecorderConfig::default()
+    };
+    Ok(Recorder::start(store, config)?)
+}
+
+/// The line without its `\n` or `\r\n`.
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}

@@ -1,0 +1,11 @@
+//! One file per command: its flags (with an example in `--help`) and its `run`.
+
+pub mod cleanup;
+pub mod export;
+pub mod log;
+pub mod proxy;
+pub mod query;
+pub mod schema;
+pub mod show;
+pub mod stats;
+pub mod summary;

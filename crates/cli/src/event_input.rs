@@ -1,0 +1,77 @@
+//! Turning the bytes a user hands to `mcp-audit log` into an [`AuditEvent`], or into a problem
+//! that names what is wrong in one line.
+//!
+//! The model's own checks (normalisation, policy) run later, in the recorder; here are the
+//! checks only raw input needs: encoding, JSON syntax, and a negative duration, which serde
+//! would report as an unhelpful "expected u64".
+
+use anyhow::anyhow;
+use mcp_audit_core::AuditEvent;
+use serde_json::Value;
+
+/// Parses one event from one line (or one document) of input.
+pub fn parse_event(bytes: &[u8]) -> anyhow::Result<AuditEvent> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        )
+    })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        // serde_json ends its message with "at line L column C"; within one line of input the
+        // column is what helps.
+        let message = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let message = message.strip_suffix(&suffix).unwrap_or(&message);
+        if e.line() <= 1 {
+            anyhow!("malformed JSON at column {}: {message}", e.column())
+        } else {
+            anyhow!(
+                "malformed JSON at line {} column {}: {message}",
+                e.line(),
+                e.column()
+            )
+        }
+    })?;
+    if let Some(duration) = value.get("duration_us").filter(|d| is_negative(d)) {
+        return Err(anyhow!(
+            "negative duration: duration_us is {duration}; a duration must be zero or more"
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| anyhow!("invalid event: {e}"))
+}
+
+fn is_negative(value: &Value) -> bool {
+    value.as_f64().is_some_and(|n| n < 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(input: &[u8]) -> String {
+        format!("{:#}", parse_event(input).unwrap_err())
+    }
+
+    #[test]
+    fn a_valid_line_becomes_an_event() {
+        let event =
+            parse_event(br#"{"kind":"tool_execution","action":"EXECUTE","operation":"search"}"#)
+                .unwrap();
+        assert_eq!(event.operation, "search");
+    }
+
+    #[test]
+    fn each_kind_of_bad_input_is_named() {
+        assert!(problem(b"\xff\xfe{}").starts_with("not valid UTF-8"));
+        assert!(problem(b"{\"kind\":").starts_with("malformed JSON at column"));
+        assert!(
+            problem(
+                br#"{"kind":"tool_execution","action":"EXECUTE","operation":"x","duration_us":-5}"#
+            )
+            .starts_with("negative duration")
+        );
+        let unknown = problem(br#"{"kind":"teleport","action":"EXECUTE","operation":"x"}"#);
+        assert!(unknown.contains("teleport"), "{unknown}");
+    }
+}
