@@ -88,13 +88,31 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            // `{:#}` joins the context chain with ": "; newlines inside a message (a store's
-            // reason, a server's text) would break the one-line contract, so they go too.
-            let line = format!("{error:#}").replace(['\n', '\r'], " ");
-            let _ = writeln!(io::stderr(), "error: {line}");
+            let _ = writeln!(io::stderr(), "error: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by ": ", on one line.
+///
+/// A cause whose text its parent already ends with is left out: library errors that wrap a
+/// source often print it too (`audit write failed: {0}`), and saying it twice helps nobody.
+/// Newlines inside a message (a store's reason, a server's text) would break the one-line
+/// contract, so they become spaces.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace(['\n', '\r'], " ")
 }
 
 /// Diagnostics to stderr, filtered by `RUST_LOG` (default `warn`).

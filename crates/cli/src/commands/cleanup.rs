@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use anyhow::Context;
 use jiff::Timestamp;
 use mcp_audit_store::Store;
 
@@ -27,7 +28,9 @@ pub fn run(db: &Db, args: CleanupArgs) -> anyhow::Result<()> {
     } else {
         db.open_writable()?
     };
-    let report = store.delete_expired(Timestamp::now(), args.dry_run)?;
+    let report = store
+        .delete_expired(Timestamp::now(), args.dry_run)
+        .with_context(|| format!("cannot clean up {}", db.path().display()))?;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

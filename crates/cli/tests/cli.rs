@@ -1,0 +1,793 @@
+//! The `mcp-audit` binary, driven as a user drives it: real processes, real SQLite files in
+//! temporary directories, output parsed back and checked.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts success and gives stdout.
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success: {self:?}");
+        &self.stdout
+    }
+
+    /// Asserts the error contract: exit 1, exactly one stderr line `error: ...` that
+    /// mentions `needle`.
+    fn one_line_error(&self, needle: &str) {
+        assert_eq!(self.code, 1, "expected exit 1: {self:?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one stderr line: {self:?}");
+        assert!(lines[0].starts_with("error: "), "{self:?}");
+        assert!(
+            lines[0].to_lowercase().contains(needle),
+            "expected `{needle}` in: {}",
+            lines[0]
+        );
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// A temporary directory with a database path in it.
+struct Env {
+    dir: TempDir,
+    db: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        Env { dir, db }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-audit"));
+        command.arg("--db").arg(&self.db).args(args);
+        command.env_remove("MCP_AUDIT_DB").env_remove("RUST_LOG");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run_command(self.command(args), None)
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Run {
+        run_command(self.command(args), Some(stdin))
+    }
+
+    /// Records events given as JSON values, one `log -` batch; asserts it succeeded.
+    fn log(&self, events: &[Value]) {
+        let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+        self.run_with_stdin(&["log", "-"], lines.as_bytes()).ok();
+    }
+
+    /// Every event (up to 10,000), newest first, as parsed `query --jsonl` lines.
+    fn events(&self, filter: &[&str]) -> Vec<Value> {
+        let mut args = vec!["query", "--jsonl", "--limit", "10000"];
+        args.extend_from_slice(filter);
+        self.run(&args)
+            .ok()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn operations(&self, filter: &[&str]) -> Vec<String> {
+        self.events(filter)
+            .iter()
+            .map(|e| e["operation"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn count(&self) -> usize {
+        self.events(&[]).len()
+    }
+}
+
+fn run_command(mut command: Command, stdin: Option<&[u8]>) -> Run {
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn tool(operation: &str, user: &str, session: &str, duration_us: u64) -> Value {
+    json!({
+        "kind": "tool_execution",
+        "action": "EXECUTE",
+        "operation": operation,
+        "session_id": session,
+        "actor": {"user_id": user},
+        "duration_us": duration_us,
+    })
+}
+
+fn failed_tool(operation: &str, user: &str, duration_us: u64) -> Value {
+    let mut event = tool(operation, user, "s-err", duration_us);
+    event["outcome"] = json!("tool_error");
+    event["payload"] = json!({"error_message": "upstream timed out"});
+    event
+}
+
+// ---------------------------------------------------------------------------------------------
+// log
+
+#[test]
+fn log_of_one_event_prints_its_id_and_seq_and_the_event_is_stored() {
+    let env = Env::new();
+    let out = env.run(&["log", &tool("search", "alice", "s-1", 1200).to_string()]);
+    let stdout = out.ok();
+    assert!(stdout.starts_with("recorded "), "{stdout}");
+    assert!(stdout.contains("(seq 0)"), "{stdout}");
+    let events = env.events(&[]);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["operation"], "search");
+    assert_eq!(events[0]["actor"]["user_id"], "alice");
+    assert!(
+        stdout.contains(events[0]["id"].as_str().unwrap()),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn log_reads_one_event_from_a_file() {
+    let env = Env::new();
+    let file = env.dir.path().join("event.json");
+    let pretty = serde_json::to_string_pretty(&tool("from_file", "bob", "s-1", 5)).unwrap();
+    fs::write(&file, pretty).unwrap();
+    env.run(&["log", "--file", file.to_str().unwrap()]).ok();
+    assert_eq!(env.operations(&[]), ["from_file"]);
+}
+
+#[test]
+fn log_batch_records_every_good_line_and_names_every_bad_line_by_number() {
+    let env = Env::new();
+    let good = |n: u32| format!("{}\n", tool(&format!("op{n}"), "alice", "s-1", 10));
+    let mut input = Vec::new();
+    input.extend(good(1).bytes()); // line 1
+    input.extend(b"{\"kind\": \"tool_execution\", \n"); // line 2: malformed JSON
+    input.extend(good(2).bytes()); // line 3
+    input.extend(b"{\"kind\":\"teleport\",\"action\":\"EXECUTE\",\"operation\":\"x\"}\n"); // line 4
+    input.extend(good(3).bytes()); // line 5
+    input.extend(
+        b"{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"x\",\"duration_us\":-5}\n",
+    ); // line 6: negative duration
+    input.extend(good(4).bytes()); // line 7
+    input.extend(b"{\"kind\":\"tool_execution\",\"operation\":\"caf\xe9\"}\n"); // line 8: Latin-1
+    input.extend(good(5).bytes()); // line 9
+
+    let out = env.run_with_stdin(&["log", "-"], &input);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("recorded 5 event(s)"), "{out:?}");
+    let stderr: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(stderr.len(), 5, "{out:?}");
+    assert!(
+        stderr[0].starts_with("line 2: malformed JSON"),
+        "{}",
+        stderr[0]
+    );
+    assert!(
+        stderr[1].starts_with("line 4: ") && stderr[1].contains("teleport"),
+        "{}",
+        stderr[1]
+    );
+    assert!(
+        stderr[2].starts_with("line 6: negative duration"),
+        "{}",
+        stderr[2]
+    );
+    assert!(
+        stderr[3].starts_with("line 8: not valid UTF-8"),
+        "{}",
+        stderr[3]
+    );
+    assert_eq!(stderr[4], "error: 4 of 9 lines rejected");
+
+    // The good lines around the bad ones are all there, in input order (seq 0..4).
+    let events = env.events(&[]);
+    let in_order: Vec<(u64, &str)> = events
+        .iter()
+        .rev()
+        .map(|e| (e["seq"].as_u64().unwrap(), e["operation"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        in_order,
+        [(0, "op1"), (1, "op2"), (2, "op3"), (3, "op4"), (4, "op5")]
+    );
+}
+
+#[test]
+fn log_of_a_bad_single_event_fails_with_one_line_and_records_nothing() {
+    let env = Env::new();
+    env.log(&[tool("before", "alice", "s-1", 1)]);
+    env.run(&["log", "{\"kind\": "])
+        .one_line_error("malformed json");
+    env.run(&[
+        "log",
+        r#"{"kind":"teleport","action":"EXECUTE","operation":"x"}"#,
+    ])
+    .one_line_error("teleport");
+    env.run(&[
+        "log",
+        r#"{"kind":"tool_execution","action":"EXECUTE","operation":"x","duration_us":-1}"#,
+    ])
+    .one_line_error("negative duration");
+    assert_eq!(env.operations(&[]), ["before"]);
+}
+
+#[test]
+fn log_level_writes_leaves_reads_out_and_keeps_writes_and_executions() {
+    let env = Env::new();
+    let read = json!({"kind":"resource_access","action":"READ","operation":"file:///a"});
+    let write = json!({"kind":"resource_access","action":"UPDATE","operation":"file:///b"});
+    let exec = tool("search", "alice", "s-1", 1);
+    let input = format!("{read}\n{write}\n{exec}\n");
+    let out = env.run_with_stdin(&["log", "--level", "writes", "-"], input.as_bytes());
+    assert!(
+        out.ok().contains("1 left out by the audit level"),
+        "{out:?}"
+    );
+    let mut ops = env.operations(&[]);
+    ops.sort();
+    assert_eq!(ops, ["file:///b", "search"]);
+
+    let off = env.run(&["log", "--level", "off", &exec.to_string()]);
+    assert!(off.ok().starts_with("skipped"), "{off:?}");
+    assert_eq!(env.count(), 2);
+}
+
+#[test]
+fn log_retention_flag_sets_expires_at_of_events_that_name_none() {
+    let env = Env::new();
+    let mut named = tool("named", "alice", "s-1", 1);
+    named["timestamp"] = json!("2026-01-01T00:00:00Z");
+    named["compliance"] = json!({"retention": "7y"});
+    let mut plain = tool("plain", "alice", "s-1", 1);
+    plain["timestamp"] = json!("2026-01-01T00:00:00Z");
+    let input = format!("{named}\n{plain}\n");
+    env.run_with_stdin(&["log", "--retention", "30d", "-"], input.as_bytes())
+        .ok();
+    let events = env.events(&[]);
+    let expiry = |op: &str| {
+        events.iter().find(|e| e["operation"] == op).unwrap()["compliance"]["expires_at"].clone()
+    };
+    assert_eq!(expiry("named"), json!("2033-01-01T00:00:00Z"));
+    assert_eq!(expiry("plain"), json!("2026-01-31T00:00:00Z"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// query
+
+fn seeded() -> Env {
+    let env = Env::new();
+    env.log(&[
+        tool("search", "alice", "s-1", 1_000),
+        tool("fetch", "alice", "s-1", 3_000),
+        tool("search", "bob", "s-2", 2_000),
+        failed_tool("search", "bob", 9_000),
+        json!({"kind":"prompt_execution","action":"EXECUTE","operation":"summarise","session_id":"s-1","actor":{"user_id":"alice"}}),
+        json!({"kind":"admin","action":"DELETE","operation":"delete tool","target":{"resource_type":"tool","resource_id":"t-9"},"actor":{"user_id":"carol"}}),
+    ]);
+    env
+}
+
+#[test]
+fn query_prints_an_aligned_table_newest_first() {
+    let env = seeded();
+    let out = env.run(&["query", "--user", "alice"]);
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(lines.len(), 4, "{out:?}");
+    for column in [
+        "time",
+        "seq",
+        "kind",
+        "action",
+        "operation",
+        "user",
+        "outcome",
+        "duration",
+    ] {
+        assert!(lines[0].contains(column), "{}", lines[0]);
+    }
+    assert!(
+        lines[1].contains("summarise") && lines[3].contains("search"),
+        "{out:?}"
+    );
+    // Aligned: the operation column starts at the same offset on every line.
+    let at = lines[0].find("operation").unwrap();
+    assert!(
+        lines[1..].iter().all(|l| l[at..].starts_with(['s', 'f'])),
+        "{out:?}"
+    );
+    assert!(lines[3].contains("1.0ms"), "{}", lines[3]);
+}
+
+#[test]
+fn query_filters_narrow_by_each_field() {
+    let env = seeded();
+    assert_eq!(env.operations(&["--tool", "fetch"]), ["fetch"]);
+    assert_eq!(env.operations(&["--operation", "fetch"]), ["fetch"]);
+    assert_eq!(env.operations(&["--user", "bob"]).len(), 2);
+    assert_eq!(env.operations(&["--session", "s-1"]).len(), 3);
+    assert_eq!(
+        env.operations(&["--kind", "prompt_execution"]),
+        ["summarise"]
+    );
+    assert_eq!(
+        env.operations(&["--kind", "admin", "--kind", "prompt_execution"])
+            .len(),
+        2
+    );
+    assert_eq!(env.operations(&["--outcome", "tool_error"]).len(), 1);
+    assert_eq!(env.operations(&["--action", "delete"]), ["delete tool"]);
+    assert_eq!(
+        env.operations(&["--resource-type", "tool", "--resource-id", "t-9"])
+            .len(),
+        1
+    );
+    assert_eq!(env.operations(&["--review"]), ["delete tool"]);
+    assert_eq!(env.operations(&["--no-review"]).len(), 5);
+    assert_eq!(env.operations(&["--since", "1h"]).len(), 6);
+    assert_eq!(env.operations(&["--until", "1h"]).len(), 0);
+    assert_eq!(
+        env.operations(&["--since", "2000-01-01T00:00:00Z", "--user", "carol"])
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn query_cursor_pages_through_everything_once_even_while_events_arrive() {
+    let env = seeded();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page_no in 0.. {
+        let mut args = vec!["query", "--json", "--limit", "2"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let page = env.run(&args).json();
+        for event in page["events"].as_array().unwrap() {
+            seen.push(event["seq"].as_u64().unwrap());
+        }
+        if page_no == 0 {
+            // A newer event arrives between pages: it must not shift what follows.
+            env.log(&[tool("late", "dave", "s-9", 1)]);
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [5, 4, 3, 2, 1, 0]);
+}
+
+#[test]
+fn query_table_prints_the_next_cursor_on_stderr_and_offset_skips() {
+    let env = seeded();
+    let out = env.run(&["query", "--limit", "2"]);
+    assert!(out.stderr.starts_with("next page: --cursor "), "{out:?}");
+    let offset = env.run(&["query", "--jsonl", "--offset", "4", "--limit", "10"]);
+    let seqs: Vec<u64> = offset
+        .ok()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [1, 0]);
+}
+
+#[test]
+fn query_rejects_a_damaged_cursor_with_one_line() {
+    let env = seeded();
+    env.run(&["query", "--cursor", "not-a-cursor"])
+        .one_line_error("cursor");
+}
+
+// ---------------------------------------------------------------------------------------------
+// show, summary, stats
+
+#[test]
+fn show_prints_one_event_in_full_as_pretty_json() {
+    let env = Env::new();
+    let mut event = tool("search", "alice", "s-1", 1);
+    event["payload"] = json!({"input": {"q": "mcp audit"}, "output": {"hits": 3}});
+    event["data_sources"] = json!([{"uri": "db://docs", "source_type": "database"}]);
+    env.log(&[event]);
+    let id = env.events(&[])[0]["id"].as_str().unwrap().to_string();
+    let out = env.run(&["show", &id]);
+    assert!(out.ok().lines().count() > 10, "pretty-printed: {out:?}");
+    let shown = out.json();
+    assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["payload"]["input"]["q"], "mcp audit");
+    assert_eq!(shown["data_sources"][0]["uri"], "db://docs");
+    assert_eq!(shown["leaf_hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn show_of_an_unknown_or_malformed_id_is_a_one_line_error() {
+    let env = seeded();
+    env.run(&["show", "01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e"])
+        .one_line_error("no event with id");
+    env.run(&["show", "nope"])
+        .one_line_error("invalid event id");
+}
+
+#[test]
+fn summary_of_a_session_counts_every_kind_including_prompts() {
+    let env = seeded();
+    let summary = env.run(&["summary", "--session", "s-1", "--json"]).json();
+    assert_eq!(summary["total_operations"], 3);
+    assert_eq!(summary["tool_executions"], 2);
+    assert_eq!(summary["prompt_executions"], 1);
+    assert!(summary["first_activity"].is_string() && summary["last_activity"].is_string());
+
+    let text = env.run(&["summary", "--session", "s-1"]);
+    let out = text.ok();
+    assert!(out.starts_with("session s-1\n"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("total operations") && l.ends_with(" 3")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("prompt executions") && l.ends_with(" 1")),
+        "{out}"
+    );
+}
+
+#[test]
+fn summary_of_a_user_and_of_a_window() {
+    let env = seeded();
+    assert_eq!(
+        env.run(&["summary", "--user", "bob", "--json"]).json()["total_operations"],
+        2
+    );
+    let all = env.run(&["summary", "--since", "1h", "--json"]).json();
+    assert_eq!(all["total_operations"], 6);
+    assert_eq!(all["admin_actions"], 1);
+    assert_eq!(all["distinct_users"], 3);
+    let none = env
+        .run(&["summary", "--until", "2000-01-01", "--json"])
+        .json();
+    assert_eq!(none["total_operations"], 0);
+}
+
+#[test]
+fn stats_reports_calls_errors_rate_and_latency_per_tool() {
+    let env = seeded();
+    let stats = env.run(&["stats", "--json"]).json();
+    let search = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["tool"] == "search")
+        .unwrap();
+    assert_eq!(search["calls"], 3);
+    assert_eq!(search["errors"], 1);
+    assert!((search["error_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(search["p50_us"], 2_000);
+
+    let table = env.run(&["stats"]);
+    let line = table
+        .ok()
+        .lines()
+        .find(|l| l.starts_with("search"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("33.3%") && line.contains("2.0ms"), "{line}");
+    let bob = env.run(&["stats", "--user", "bob", "--json"]).json();
+    assert_eq!(bob[0]["calls"], 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// export
+
+#[test]
+fn export_jsonl_parses_back_to_the_same_events_oldest_first() {
+    let env = seeded();
+    let out = env.run(&["export", "--format", "jsonl"]);
+    let exported: Vec<Value> = out
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut queried = env.events(&[]);
+    queried.reverse();
+    assert_eq!(exported, queried);
+    assert!(out.stderr.contains("exported 6 event(s)"), "{out:?}");
+}
+
+#[test]
+fn export_csv_parses_back_with_one_row_per_event() {
+    let env = seeded();
+    let out = env.run(&["export", "--format", "csv", "--user", "bob"]);
+    let mut reader = csv::Reader::from_reader(out.ok().as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(&rows[0][column("operation")], "search");
+    assert_eq!(&rows[1][column("outcome")], "tool_error");
+    let payload: Value = serde_json::from_str(&rows[1][column("payload")]).unwrap();
+    assert_eq!(payload["error_message"], "upstream timed out");
+}
+
+#[test]
+fn export_to_a_file_writes_it_whole_and_a_failed_export_leaves_no_file() {
+    let env = seeded();
+    let file = env.dir.path().join("out.jsonl");
+    let out = env.run(&[
+        "export",
+        "--format",
+        "jsonl",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.ok().is_empty(), "nothing on stdout: {out:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap().lines().count(), 6);
+
+    let missing_dir = env.dir.path().join("no/such/dir/out.csv");
+    let failed = env.run(&[
+        "export",
+        "--format",
+        "csv",
+        "--output",
+        missing_dir.to_str().unwrap(),
+    ]);
+    failed.one_line_error("cannot export");
+    assert!(!missing_dir.exists());
+    let leftovers: Vec<_> = fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// cleanup
+
+#[test]
+fn cleanup_deletes_only_expired_events_and_dry_run_deletes_nothing() {
+    let env = Env::new();
+    let mut expired = tool("expired", "alice", "s-1", 1);
+    expired["timestamp"] = json!("2020-01-01T00:00:00Z");
+    expired["compliance"] = json!({"retention": "30d"});
+    expired["data_sources"] = json!([{"uri": "db://a"}, {"uri": "db://b"}]);
+    let mut current = tool("current", "alice", "s-1", 1);
+    current["compliance"] = json!({"retention": "30d"});
+    let forever = tool("forever", "alice", "s-1", 1);
+    env.log(&[expired, current, forever]);
+
+    let dry = env.run(&["cleanup", "--dry-run"]);
+    assert!(
+        dry.ok().starts_with("would delete 1 expired event(s)"),
+        "{dry:?}"
+    );
+    assert_eq!(env.count(), 3);
+
+    let report = env.run(&["cleanup", "--json"]).json();
+    assert_eq!(report["events"], 1);
+    assert_eq!(report["data_sources"], 2);
+    let mut left = env.operations(&[]);
+    left.sort();
+    assert_eq!(left, ["current", "forever"]);
+
+    let again = env.run(&["cleanup"]);
+    assert!(
+        again.ok().starts_with("deleted 0 expired event(s)"),
+        "{again:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// schema and help
+
+#[test]
+fn checked_in_schema_matches_the_rust_types() {
+    let env = Env::new();
+    let generated = env.run(&["schema"]);
+    let checked_in =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema/audit-event.v1.schema.json");
+    let on_disk = fs::read_to_string(&checked_in).unwrap_or_default();
+    assert!(
+        generated.ok() == on_disk,
+        "schema/audit-event.v1.schema.json is out of date; refresh it with:\n  \
+         cargo run -p mcp-audit -- schema > schema/audit-event.v1.schema.json"
+    );
+    let schema: Value = serde_json::from_str(&on_disk).unwrap();
+    assert_eq!(schema["title"], "AuditEvent");
+}
+
+#[test]
+fn every_command_help_shows_an_example() {
+    let env = Env::new();
+    for command in [
+        "log", "query", "show", "summary", "stats", "export", "cleanup", "schema",
+    ] {
+        let help = env.run(&[command, "--help"]);
+        let text = help.ok();
+        assert!(
+            text.contains("Example"),
+            "`{command} --help` has no example:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("mcp-audit {command}")),
+            "{command}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_status_2() {
+    let env = Env::new();
+    assert_eq!(env.run(&["query", "--no-such-flag"]).code, 2);
+    assert_eq!(env.run(&["query", "--since", "whenever"]).code, 2);
+    assert_eq!(env.run(&["query", "--limit", "0"]).code, 2);
+}
+
+#[test]
+fn the_database_path_comes_from_the_environment_when_not_given() {
+    let env = Env::new();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-audit"));
+    command
+        .args(["log", &tool("via_env", "alice", "s-1", 1).to_string()])
+        .env("MCP_AUDIT_DB", &env.db);
+    run_command(command, None).ok();
+    assert_eq!(env.operations(&[]), ["via_env"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// databases that can not be used
+
+#[test]
+fn reading_a_missing_database_says_it_does_not_exist_and_creates_nothing() {
+    let env = Env::new();
+    env.run(&["query"]).one_line_error("does not exist");
+    assert!(!env.db.exists());
+}
+
+/// Runs the binary unable to override file permissions, even as root (tests run as root in
+/// containers, and root ignores a file's mode): the capabilities that let root write a
+/// read-only file are dropped from the bounding set, which is what `setpriv` does.
+fn without_root_overrides(env: &Env, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let is_root = fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if is_root.unwrap_or(false) {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--bounding-set", "-dac_override,-dac_read_search,-fowner"])
+            .arg(env!("CARGO_BIN_EXE_mcp-audit"))
+            .arg("--db")
+            .arg(&env.db)
+            .args(args)
+            .env_remove("RUST_LOG");
+        run_command(command, stdin)
+    } else {
+        run_command(env.command(args), stdin)
+    }
+}
+
+#[test]
+fn a_read_only_database_is_refused_with_one_line_and_left_unchanged() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = seeded();
+    fs::set_permissions(&env.db, fs::Permissions::from_mode(0o444)).unwrap();
+    let before = fs::read(&env.db).unwrap();
+
+    let event = tool("refused", "alice", "s-1", 1).to_string();
+    without_root_overrides(&env, &["log", &event], None).one_line_error("read-only");
+    let batch = format!("{event}\n{event}\n");
+    without_root_overrides(&env, &["log", "-"], Some(batch.as_bytes())).one_line_error("read-only");
+    without_root_overrides(&env, &["cleanup"], None).one_line_error("read-only");
+
+    assert_eq!(fs::read(&env.db).unwrap(), before);
+    // Reading a read-only database still works.
+    let out = without_root_overrides(&env, &["query", "--jsonl"], None);
+    assert_eq!(out.ok().lines().count(), 6);
+}
+
+#[test]
+fn a_database_locked_past_the_timeout_is_refused_with_one_line_and_nothing_half_written() {
+    let env = seeded();
+    let holder = rusqlite::Connection::open(&env.db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+    let event = tool("blocked", "alice", "s-1", 1).to_string();
+    let args = ["--lock-timeout", "200ms", "log"];
+    env.run(&[&args[..], &[event.as_str()]].concat())
+        .one_line_error("locked");
+    let batch = format!("{event}\n{event}\n");
+    env.run_with_stdin(&[&args[..], &["-"]].concat(), batch.as_bytes())
+        .one_line_error("locked");
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    let ops = env.operations(&[]);
+    assert_eq!(ops.len(), 6);
+    assert!(!ops.iter().any(|op| op == "blocked"));
+    // Once the lock is gone the same database takes writes again, at the next seq.
+    let out = env.run(&["log", &event]);
+    assert!(out.ok().contains("(seq 6)"), "{out:?}");
+}
+
+/// 16 KiB of bytes that are not a SQLite database (a fixed pseudo-random sequence).
+fn garbage() -> Vec<u8> {
+    let mut state: u32 = 0x2545_f491;
+    (0..16 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_corrupt_database_file_is_refused_with_one_line_and_left_untouched() {
+    let env = Env::new();
+    fs::write(&env.db, garbage()).unwrap();
+    let event = tool("x", "alice", "s-1", 1).to_string();
+    env.run(&["log", &event]).one_line_error("corrupt");
+    env.run_with_stdin(&["log", "-"], format!("{event}\n").as_bytes())
+        .one_line_error("corrupt");
+    env.run(&["query"]).one_line_error("corrupt");
+    env.run(&["cleanup"]).one_line_error("corrupt");
+    assert_eq!(fs::read(&env.db).unwrap(), garbage());
+}
+
+#[test]
+fn a_database_from_a_newer_schema_version_is_refused_with_one_line() {
+    let env = seeded();
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    let supported: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let event = tool("x", "alice", "s-1", 1).to_string();
+    env.run(&["log", &event]).one_line_error("newer");
+    env.run(&["query"]).one_line_error("newer");
+    env.run(&["summary"]).one_line_error("newer");
+
+    rusqlite::Connection::open(&env.db)
+        .unwrap()
+        .pragma_update(None, "user_version", supported)
+        .unwrap();
+    assert_eq!(env.count(), 6, "nothing was written while refused");
+}
