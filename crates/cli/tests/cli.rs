@@ -529,7 +529,8 @@ fn export_jsonl_parses_back_to_the_same_events_oldest_first() {
     let mut queried = env.events(&[]);
     queried.reverse();
     assert_eq!(exported, queried);
-    assert!(out.stderr.contains("exported 6 event(s)"), "{out:?}");
+    // Not a terminal: no progress bar, only the closing count.
+    assert_eq!(out.stderr, "exported 6 event(s)\n");
 }
 
 #[test]
@@ -659,6 +660,10 @@ fn usage_errors_exit_with_status_2() {
     assert_eq!(env.run(&["query", "--no-such-flag"]).code, 2);
     assert_eq!(env.run(&["query", "--since", "whenever"]).code, 2);
     assert_eq!(env.run(&["query", "--limit", "0"]).code, 2);
+    let negative = env.run(&["log", "--retention=-30d", "-"]);
+    assert_eq!(negative.code, 2);
+    assert!(negative.stderr.contains("negative duration"), "{negative:?}");
+    assert!(!env.db.exists(), "a usage error touches no database");
 }
 
 #[test]
