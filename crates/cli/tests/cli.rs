@@ -227,6 +227,36 @@ fn log_batch_records_every_good_line_and_names_every_bad_line_by_number() {
 }
 
 #[test]
+fn log_batch_rejects_lines_the_model_or_policy_refuses_and_keeps_the_rest() {
+    let env = Env::new();
+    let mut unknown_policy = tool("bad_policy", "alice", "s-1", 1);
+    unknown_policy["compliance"] = json!({"retention": "no_such_policy"});
+    let mut unknown_field = tool("bad_field", "alice", "s-1", 1);
+    unknown_field["colour"] = json!("blue");
+    let empty_operation = tool("", "alice", "s-1", 1);
+    let good = tool("good", "alice", "s-1", 1);
+    let input = format!("{good}\n{unknown_policy}\n\n{unknown_field}\n{empty_operation}\n{good}\n");
+    let out = env.run_with_stdin(&["log", "-"], input.as_bytes());
+    assert_eq!(out.code, 1, "{out:?}");
+    let stderr: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        stderr[0].starts_with("line 2: ") && stderr[0].contains("no_such_policy"),
+        "{out:?}"
+    );
+    // Blank lines are skipped but still counted for numbering.
+    assert!(
+        stderr[1].starts_with("line 4: ") && stderr[1].contains("colour"),
+        "{out:?}"
+    );
+    assert!(
+        stderr[2].starts_with("line 5: ") && stderr[2].contains("operation"),
+        "{out:?}"
+    );
+    assert_eq!(stderr[3], "error: 3 of 5 lines rejected");
+    assert_eq!(env.operations(&[]), ["good", "good"]);
+}
+
+#[test]
 fn log_of_a_bad_single_event_fails_with_one_line_and_records_nothing() {
     let env = Env::new();
     env.log(&[tool("before", "alice", "s-1", 1)]);
@@ -662,7 +692,10 @@ fn usage_errors_exit_with_status_2() {
     assert_eq!(env.run(&["query", "--limit", "0"]).code, 2);
     let negative = env.run(&["log", "--retention=-30d", "-"]);
     assert_eq!(negative.code, 2);
-    assert!(negative.stderr.contains("negative duration"), "{negative:?}");
+    assert!(
+        negative.stderr.contains("negative duration"),
+        "{negative:?}"
+    );
     assert!(!env.db.exists(), "a usage error touches no database");
 }
 
