@@ -610,6 +610,33 @@ fn export_to_a_file_writes_it_whole_and_a_failed_export_leaves_no_file() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+#[test]
+fn export_shows_a_progress_bar_counting_to_the_total_when_stderr_is_a_terminal() {
+    let env = Env::new();
+    let events: Vec<Value> = (0..50)
+        .map(|i| tool(&format!("op{i}"), "alice", "s-1", 1))
+        .collect();
+    env.log(&events);
+    let file = env.dir.path().join("out.jsonl");
+    // `script` runs the command on a pseudo-terminal and copies what it draws to stdout.
+    let inner = format!(
+        "'{}' --db '{}' export --format jsonl --output '{}'",
+        env!("CARGO_BIN_EXE_mcp-audit"),
+        env.db.display(),
+        file.display()
+    );
+    let mut command = Command::new("script");
+    command.args(["-qec", &inner, "/dev/null"]);
+    let out = run_command(command, None);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("/50 events"),
+        "no progress bar drawn: {out:?}"
+    );
+    assert!(out.stdout.contains("exported 50 event(s)"), "{out:?}");
+    assert_eq!(fs::read_to_string(&file).unwrap().lines().count(), 50);
+}
+
 // ---------------------------------------------------------------------------------------------
 // cleanup
 
