@@ -9,8 +9,17 @@ use anyhow::anyhow;
 use mcp_audit_core::AuditEvent;
 use serde_json::Value;
 
+/// One event read from input.
+#[derive(Debug)]
+pub struct InputEvent {
+    pub event: AuditEvent,
+    /// The input named the event's id (rather than leaving it to be generated), so it may
+    /// repeat one already recorded.
+    pub id_given: bool,
+}
+
 /// Parses one event from one line (or one document) of input.
-pub fn parse_event(bytes: &[u8]) -> anyhow::Result<AuditEvent> {
+pub fn parse_event(bytes: &[u8]) -> anyhow::Result<InputEvent> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         anyhow!(
             "not valid UTF-8 (invalid byte at offset {})",
@@ -38,7 +47,9 @@ pub fn parse_event(bytes: &[u8]) -> anyhow::Result<AuditEvent> {
             "negative duration: duration_us is {duration}; a duration must be zero or more"
         ));
     }
-    serde_json::from_value(value).map_err(|e| anyhow!("invalid event: {e}"))
+    let id_given = value.get("id").is_some();
+    let event = serde_json::from_value(value).map_err(|e| anyhow!("invalid event: {e}"))?;
+    Ok(InputEvent { event, id_given })
 }
 
 fn is_negative(value: &Value) -> bool {
@@ -58,7 +69,8 @@ mod tests {
         let event =
             parse_event(br#"{"kind":"tool_execution","action":"EXECUTE","operation":"search"}"#)
                 .unwrap();
-        assert_eq!(event.operation, "search");
+        assert_eq!(event.event.operation, "search");
+        assert!(!event.id_given);
     }
 
     #[test]

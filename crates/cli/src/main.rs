@@ -12,6 +12,7 @@ mod commands;
 mod db;
 mod event_input;
 mod filter_args;
+mod id_guard;
 mod render;
 mod table;
 mod time_arg;

@@ -257,6 +257,42 @@ fn log_batch_rejects_lines_the_model_or_policy_refuses_and_keeps_the_rest() {
 }
 
 #[test]
+fn log_refuses_a_repeated_event_id_on_its_own_line_and_records_the_rest() {
+    let env = Env::new();
+    let id = "01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e";
+    let mut first = tool("first", "alice", "s-1", 1);
+    first["id"] = json!(id);
+    env.log(&[first.clone()]);
+
+    // Once in the database already, once twice within the same input.
+    let mut again = tool("again", "alice", "s-1", 1);
+    again["id"] = json!(id);
+    let other_id = "01964f3a-7c1e-7b2a-9d4e-000000000001";
+    let mut twice = tool("twice", "alice", "s-1", 1);
+    twice["id"] = json!(other_id);
+    let good = tool("good", "alice", "s-1", 1);
+    let input = format!("{good}\n{again}\n{twice}\n{twice}\n{good}\n");
+    let out = env.run_with_stdin(&["log", "-"], input.as_bytes());
+    let stderr: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        stderr[0].starts_with("line 2: ") && stderr[0].contains("already recorded"),
+        "{out:?}"
+    );
+    assert!(
+        stderr[1].starts_with("line 4: duplicate event id"),
+        "{out:?}"
+    );
+    assert!(stderr[1].contains("line 3"), "{out:?}");
+    assert_eq!(stderr[2], "error: 2 of 5 lines rejected");
+
+    let mut ops = env.operations(&[]);
+    ops.sort();
+    assert_eq!(ops, ["first", "good", "good", "twice"]);
+    env.run(&["log", &again.to_string()])
+        .one_line_error("already recorded");
+}
+
+#[test]
 fn log_of_a_bad_single_event_fails_with_one_line_and_records_nothing() {
     let env = Env::new();
     env.log(&[tool("before", "alice", "s-1", 1)]);

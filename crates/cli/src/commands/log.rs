@@ -9,10 +9,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use mcp_audit_core::{AuditLevel, Policy, Retention};
-use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig};
+use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig, SqliteStore};
 
 use crate::db::Db;
 use crate::event_input::parse_event;
+use crate::id_guard::IdGuard;
 
 /// Record audit events
 #[derive(Debug, clap::Args)]
@@ -63,9 +64,13 @@ pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
 
 /// One event, recorded `sync`: when this returns Ok, the record is durable.
 fn log_one(db: &Db, policy: Policy, bytes: &[u8]) -> anyhow::Result<()> {
-    let event = parse_event(bytes)?;
-    let recorder = start(db, policy, Durability::Sync)?;
-    let receipt = recorder.record(event);
+    let input = parse_event(bytes)?;
+    let (store, mut ids) = open(db)?;
+    if input.id_given {
+        ids.claim(input.event.id, 1)?;
+    }
+    let recorder = start(store, policy, Durability::Sync)?;
+    let receipt = recorder.record(input.event);
     // Shut down either way; the record's own error is the precise one, so it goes first.
     let shutdown = recorder.shutdown();
     let receipt = receipt.context("cannot record the event")?;
@@ -83,7 +88,8 @@ fn log_one(db: &Db, policy: Policy, bytes: &[u8]) -> anyhow::Result<()> {
 /// (seqs follow the input) and commits many lines per fsync, and the final flush makes the
 /// exit status mean durable, as `sync` would, without one fsync per line.
 fn log_lines(db: &Db, policy: Policy, mut input: impl BufRead) -> anyhow::Result<()> {
-    let recorder = start(db, policy, Durability::Batch)?;
+    let (store, mut ids) = open(db)?;
+    let recorder = start(store, policy, Durability::Batch)?;
     let mut stderr = io::stderr().lock();
     let (mut lines, mut queued, mut skipped, mut rejected) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::new();
@@ -101,9 +107,14 @@ fn log_lines(db: &Db, policy: Policy, mut input: impl BufRead) -> anyhow::Result
             continue;
         }
         lines += 1;
-        let recorded = parse_event(line).and_then(|event| match recorder.record(event) {
-            Err(RecordError::Invalid(problem)) => Err(problem.into()),
-            other => Ok(other),
+        let recorded = parse_event(line).and_then(|input| {
+            if input.id_given {
+                ids.claim(input.event.id, line_no)?;
+            }
+            match recorder.record(input.event) {
+                Err(RecordError::Invalid(problem)) => Err(problem.into()),
+                other => Ok(other),
+            }
         });
         match recorded {
             Ok(Ok(Receipt::Skipped)) => skipped += 1,
@@ -137,8 +148,15 @@ fn log_lines(db: &Db, policy: Policy, mut input: impl BufRead) -> anyhow::Result
     Ok(())
 }
 
-fn start(db: &Db, policy: Policy, durability: Durability) -> anyhow::Result<Recorder> {
+/// The store to record into, and a guard over the ids the input gives.
+fn open(db: &Db) -> anyhow::Result<(SqliteStore, IdGuard)> {
     let store = db.open_writable()?;
+    // Opened second: the writable open creates and migrates the database.
+    let ids = IdGuard::new(db.open_read_only()?);
+    Ok((store, ids))
+}
+
+fn start(store: SqliteStore, policy: Policy, durability: Durability) -> anyhow::Result<Recorder> {
     let config = RecorderConfig {
         durability,
         policy,

@@ -1,0 +1,41 @@
+//! Refusing an event id that is already taken, on the input line that repeats it.
+//!
+//! Ids are unique in the store, and the store commits in batches: one repeated id would fail
+//! the whole batch it lands in, good lines included. Catching it here, before recording, costs
+//! one indexed lookup per event whose id the input gave (generated ids are fresh UUIDv7s), and
+//! keeps the promise that every good line is recorded.
+
+use std::collections::HashMap;
+
+use anyhow::bail;
+use mcp_audit_core::EventId;
+use mcp_audit_store::{SqliteStore, Store};
+
+/// The ids seen so far in this input, and a reader to look up those recorded before.
+pub struct IdGuard {
+    reader: SqliteStore,
+    /// id → the input line that gave it.
+    seen: HashMap<EventId, u64>,
+}
+
+impl IdGuard {
+    pub fn new(reader: SqliteStore) -> IdGuard {
+        IdGuard {
+            reader,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Errs when `id` was given by an earlier line or is already recorded; otherwise
+    /// remembers it as given by `line`.
+    pub fn claim(&mut self, id: EventId, line: u64) -> anyhow::Result<()> {
+        if let Some(first) = self.seen.get(&id) {
+            bail!("duplicate event id {id} (already given on line {first})");
+        }
+        if let Some(existing) = self.reader.get(id)? {
+            bail!("event id {id} is already recorded (seq {})", existing.seq);
+        }
+        self.seen.insert(id, line);
+        Ok(())
+    }
+}
