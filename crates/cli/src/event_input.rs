@@ -47,6 +47,13 @@ pub fn parse_event(bytes: &[u8]) -> anyhow::Result<InputEvent> {
             "negative duration: duration_us is {duration}; a duration must be zero or more"
         ));
     }
+    for field in ["duration_us", "error_code"] {
+        if let Some(n) = value.get(field).filter(|n| is_beyond_exact(n)) {
+            return Err(anyhow!(
+                "{field} is {n}: beyond 2^53 - 1, the largest integer that canonical JSON keeps exact"
+            ));
+        }
+    }
     let id_given = value.get("id").is_some();
     let event = serde_json::from_value(value).map_err(|e| anyhow!("invalid event: {e}"))?;
     Ok(InputEvent { event, id_given })
@@ -54,6 +61,19 @@ pub fn parse_event(bytes: &[u8]) -> anyhow::Result<InputEvent> {
 
 fn is_negative(value: &Value) -> bool {
     value.as_f64().is_some_and(|n| n < 0.0)
+}
+
+/// The largest integer an IEEE double, and so canonical JSON (RFC 8785), holds exactly.
+const MAX_EXACT: u64 = (1 << 53) - 1;
+
+/// An integer the canonical encoding would turn into a float: recorded, it could not be read
+/// back into its integer field.
+fn is_beyond_exact(value: &Value) -> bool {
+    match (value.as_u64(), value.as_i64()) {
+        (Some(n), _) => n > MAX_EXACT,
+        (None, Some(n)) => n.unsigned_abs() > MAX_EXACT,
+        (None, None) => false,
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +103,11 @@ mod tests {
             )
             .starts_with("negative duration")
         );
+        let huge = format!(
+            r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"x","duration_us":{}}}"#,
+            u64::MAX
+        );
+        assert!(problem(huge.as_bytes()).starts_with("duration_us is 18446744073709551615"));
         let unknown = problem(br#"{"kind":"teleport","action":"EXECUTE","operation":"x"}"#);
         assert!(unknown.contains("teleport"), "{unknown}");
     }

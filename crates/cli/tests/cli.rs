@@ -293,6 +293,27 @@ fn log_refuses_a_repeated_event_id_on_its_own_line_and_records_the_rest() {
 }
 
 #[test]
+fn log_refuses_integers_canonical_json_can_not_keep_so_the_log_stays_readable() {
+    // Recorded, u64::MAX would come back from the canonical encoding as a float that no longer
+    // fits `duration_us`, and every query over it would fail.
+    let env = Env::new();
+    let mut huge = tool("huge", "alice", "s-1", 1);
+    huge["duration_us"] = json!(u64::MAX);
+    let mut code = tool("code", "alice", "s-1", 1);
+    code["error_code"] = json!(i64::MIN);
+    let good = tool("good", "alice", "s-1", 1);
+    let input = format!("{huge}\n{code}\n{good}\n");
+    let out = env.run_with_stdin(&["log", "-"], input.as_bytes());
+    assert!(
+        out.stderr
+            .starts_with("line 1: duration_us is 18446744073709551615"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("line 2: error_code is"), "{out:?}");
+    assert_eq!(env.operations(&[]), ["good"]);
+}
+
+#[test]
 fn log_of_a_bad_single_event_fails_with_one_line_and_records_nothing() {
     let env = Env::new();
     env.log(&[tool("before", "alice", "s-1", 1)]);
