@@ -18,7 +18,7 @@ use crate::id_guard::IdGuard;
 /// Record audit events
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  mcp-audit log '{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"search\",\"actor\":{\"user_id\":\"alice\"},\"duration_us\":1200}'
+  mcp-audit log '{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"search\"}'
   mcp-audit log --file event.json
   mcp-audit log - < events.jsonl          (one event per line)
   mcp-audit log --retention 30d - < events.jsonl
