@@ -160,6 +160,9 @@ fn start(store: SqliteStore, policy: Policy, durability: Durability) -> anyhow::
     let config = RecorderConfig {
         durability,
         policy,
+        // Two full batches waiting keep the writer busy; more only holds memory (a queued
+        // sealed event is a few kilobytes, and the library default queue is 65,536 deep).
+        queue_capacity: 2 * RecorderConfig::default().max_batch,
         ..RecorderConfig::default()
     };
     Ok(Recorder::start(store, config)?)
