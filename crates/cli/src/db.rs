@@ -34,15 +34,28 @@ impl Db {
         Ok(SqliteStore::open(&self.path, self.options())?)
     }
 
-    /// Opens an existing database for commands that only read; never creates one, so a
-    /// mistyped `--db` is an error rather than an empty answer.
+    /// Opens an existing database for writing, for commands that change what is there
+    /// (`cleanup`): they have nothing to do in a new, empty database.
+    pub fn open_existing_writable(&self) -> anyhow::Result<SqliteStore> {
+        self.must_exist()?;
+        self.open_writable()
+    }
+
+    /// Opens an existing database for commands that only read.
     pub fn open_read_only(&self) -> anyhow::Result<SqliteStore> {
+        self.must_exist()?;
+        Ok(SqliteStore::open_read_only(&self.path, self.options())?)
+    }
+
+    /// Only `log` creates a database: anywhere else a mistyped `--db` must be an error, not an
+    /// empty answer (and a stray new file).
+    fn must_exist(&self) -> anyhow::Result<()> {
         if !self.path.exists() {
             bail!(
                 "database {} does not exist (record events with `mcp-audit log`, or point --db or MCP_AUDIT_DB at one)",
                 self.path.display()
             );
         }
-        Ok(SqliteStore::open_read_only(&self.path, self.options())?)
+        Ok(())
     }
 }

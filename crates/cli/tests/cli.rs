@@ -798,9 +798,13 @@ fn the_database_path_comes_from_the_environment_when_not_given() {
 // databases that can not be used
 
 #[test]
-fn reading_a_missing_database_says_it_does_not_exist_and_creates_nothing() {
+fn commands_other_than_log_refuse_a_missing_database_and_create_nothing() {
     let env = Env::new();
-    env.run(&["query"]).one_line_error("does not exist");
+    for command in ["query", "summary", "stats", "export", "cleanup"] {
+        env.run(&[command]).one_line_error("does not exist");
+    }
+    env.run(&["show", "01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e"])
+        .one_line_error("does not exist");
     assert!(!env.db.exists());
 }
 

@@ -26,7 +26,7 @@ pub fn run(db: &Db, args: CleanupArgs) -> anyhow::Result<()> {
     let mut store = if args.dry_run {
         db.open_read_only()?
     } else {
-        db.open_writable()?
+        db.open_existing_writable()?
     };
     let report = store
         .delete_expired(Timestamp::now(), args.dry_run)
