@@ -87,26 +87,78 @@ fn log_one(db: &Db, policy: Policy, bytes: &[u8]) -> anyhow::Result<()> {
 /// JSON lines, recorded in `batch` mode and flushed at the end: the writer keeps line order
 /// (seqs follow the input) and commits many lines per fsync, and the final flush makes the
 /// exit status mean durable, as `sync` would, without one fsync per line.
-fn log_lines(db: &Db, policy: Policy, mut input: impl BufRead) -> anyhow::Result<()> {
-    let (store, mut ids) = open(db)?;
+fn log_lines(db: &Db, policy: Policy, input: impl BufRead) -> anyhow::Result<()> {
+    let (store, ids) = open(db)?;
     let recorder = start(store, policy, Durability::Batch)?;
+    let mut tally = Tally::default();
+    let fed = feed(&recorder, ids, input, &mut tally);
+    // Always shut down, even after a read error: it commits what was queued and reports what
+    // could not be written, instead of leaving both to a thread the process exit would kill.
+    let written = recorder.shutdown();
+    match (fed, written) {
+        (Ok(()), Ok(_)) => {}
+        (Ok(()), Err(lost)) => {
+            return Err(lost).context("cannot record the events read from stdin");
+        }
+        (Err(stop), Err(lost)) => {
+            return Err(lost).context(format!(
+                "cannot record the events read from stdin ({stop:#})"
+            ));
+        }
+        (Err(stop), Ok(_)) => return Err(stop),
+    }
+    let mut out = io::stdout().lock();
+    if tally.skipped > 0 {
+        writeln!(
+            out,
+            "recorded {} event(s); {} left out by the audit level",
+            tally.queued, tally.skipped
+        )?;
+    } else {
+        writeln!(out, "recorded {} event(s)", tally.queued)?;
+    }
+    if tally.rejected > 0 {
+        bail!("{} of {} lines rejected", tally.rejected, tally.lines);
+    }
+    Ok(())
+}
+
+/// What became of the input lines.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Non-blank lines read.
+    lines: u64,
+    queued: u64,
+    /// Left out by the audit level.
+    skipped: u64,
+    /// Refused, each reported on stderr.
+    rejected: u64,
+}
+
+/// Reads lines and records them until the input ends. Stops early when the store fails a
+/// batch (locked, read-only, disk full): every later line would fail the same way, each after
+/// waiting out the lock timeout.
+fn feed(
+    recorder: &Recorder,
+    mut ids: IdGuard,
+    mut input: impl BufRead,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
     let mut stderr = io::stderr().lock();
-    let (mut lines, mut queued, mut skipped, mut rejected) = (0u64, 0u64, 0u64, 0u64);
     let mut buf = Vec::new();
     for line_no in 1u64.. {
         buf.clear();
-        if input
+        let n = input
             .read_until(b'\n', &mut buf)
-            .context("cannot read stdin")?
-            == 0
-        {
+            .with_context(|| format!("cannot read line {line_no} of stdin"))?;
+        if n == 0 {
             break;
         }
         let line = trim_line_end(&buf);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        lines += 1;
+        tally.lines += 1;
         let recorded = parse_event(line).and_then(|input| {
             if input.id_given {
                 ids.claim(input.event.id, line_no)?;
@@ -117,33 +169,19 @@ fn log_lines(db: &Db, policy: Policy, mut input: impl BufRead) -> anyhow::Result
             }
         });
         match recorded {
-            Ok(Ok(Receipt::Skipped)) => skipped += 1,
-            Ok(Ok(_)) => queued += 1,
+            Ok(Ok(Receipt::Skipped)) => tally.skipped += 1,
+            Ok(Ok(_)) => tally.queued += 1,
             Ok(Err(fatal)) => {
-                // The writer is gone: no later line can be recorded either.
-                let _ = recorder.shutdown();
-                return Err(fatal).context(format!("line {line_no}: cannot record"));
+                return Err(fatal).context(format!("stopped at line {line_no}"));
             }
             Err(problem) => {
-                rejected += 1;
+                tally.rejected += 1;
                 writeln!(stderr, "line {line_no}: {problem:#}")?;
             }
         }
-    }
-    recorder
-        .shutdown()
-        .context("cannot record the events read from stdin")?;
-    let mut out = io::stdout().lock();
-    if skipped > 0 {
-        writeln!(
-            out,
-            "recorded {queued} event(s); {skipped} left out by the audit level"
-        )?;
-    } else {
-        writeln!(out, "recorded {queued} event(s)")?;
-    }
-    if rejected > 0 {
-        bail!("{rejected} of {lines} lines rejected");
+        if recorder.stats().failed > 0 {
+            bail!("stopped reading at line {line_no}");
+        }
     }
     Ok(())
 }
