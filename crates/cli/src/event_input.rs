@@ -34,6 +34,11 @@ pub fn parse_event(bytes: &[u8]) -> anyhow::Result<InputEvent> {
         let message = message.strip_suffix(&suffix).unwrap_or(&message);
         if e.line() <= 1 {
             anyhow!("malformed JSON at column {}: {message}", e.column())
+        } else if message == "trailing characters" {
+            anyhow!(
+                "malformed JSON at line {}: more than one event (for JSON lines, use `mcp-audit log - < FILE`)",
+                e.line()
+            )
         } else {
             anyhow!(
                 "malformed JSON at line {} column {}: {message}",

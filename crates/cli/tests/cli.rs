@@ -177,6 +177,16 @@ fn log_reads_one_event_from_a_file() {
     fs::write(&file, pretty).unwrap();
     env.run(&["log", "--file", file.to_str().unwrap()]).ok();
     assert_eq!(env.operations(&[]), ["from_file"]);
+
+    // A JSON-lines file given as one event points at the right way to read it.
+    let lines = env.dir.path().join("events.jsonl");
+    let one = tool("x", "bob", "s-1", 5);
+    fs::write(&lines, format!("{one}\n{one}\n")).unwrap();
+    env.run(&["log", "--file", lines.to_str().unwrap()])
+        .one_line_error("mcp-audit log -");
+    env.run(&["log", "--file", "no-such-file.json"])
+        .one_line_error("cannot read no-such-file.json");
+    assert_eq!(env.count(), 1);
 }
 
 #[test]
