@@ -714,6 +714,38 @@ fn export_shows_a_progress_bar_counting_to_the_total_when_stderr_is_a_terminal()
     assert_eq!(fs::read_to_string(&file).unwrap().lines().count(), 50);
 }
 
+#[test]
+fn a_reader_that_stops_early_ends_export_and_query_quietly() {
+    use std::io::Read;
+    let env = Env::new();
+    // About 500 KB of output: far more than a pipe holds, so the writer must meet the close.
+    let events: Vec<Value> = (0..1000)
+        .map(|i| tool(&format!("op{i:0>300}"), "a", "s", 1))
+        .collect();
+    env.log(&events);
+    for args in [
+        &["export", "--format", "jsonl"][..],
+        &["export", "--format", "csv"],
+        &["query", "--jsonl", "--limit", "1000"],
+        &["query", "--limit", "1000"],
+    ] {
+        let mut child = env
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 100];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout); // like `| head -c 100`
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // cleanup
 
