@@ -417,6 +417,20 @@ impl AuditEvent {
             return Err(ModelError::EmptyOperation);
         }
         self.timestamp = truncate_to_micros(self.timestamp);
+        // RFC 8785 writes every number as an IEEE-754 double: a larger integer would come back
+        // as a float, and the stored event could no longer be read as this type.
+        const EXACT: i128 = 1 << 53;
+        let checks = [
+            ("duration_us", self.duration_us.map(i128::from)),
+            ("error_code", self.error_code.map(i128::from)),
+        ];
+        for (field, value) in checks {
+            if let Some(value) = value
+                && value.abs() > EXACT
+            {
+                return Err(ModelError::NumberOutOfRange { field, value });
+            }
+        }
         if self.correlation_id.is_none() {
             self.correlation_id = Some(EventId::new().to_string());
         }

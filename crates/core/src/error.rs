@@ -44,6 +44,9 @@ pub enum ModelError {
     /// The JSON form's `version` is one this build does not read.
     #[error("unsupported event schema version {0} (this build reads version 1)")]
     UnsupportedVersion(u64),
+    /// A number beyond what canonical JSON (RFC 8785, IEEE-754 doubles) carries exactly.
+    #[error("{field} = {value} is out of range: integers beyond ±2^53 can not be stored exactly")]
+    NumberOutOfRange { field: &'static str, value: i128 },
     /// A stored event could not be encoded or decoded.
     #[error("event encoding: {0}")]
     Encoding(String),

@@ -58,7 +58,61 @@ pub use seal::{SealedEvent, seal, unseal};
 
 /// The JSON Schema of the JSON form of [`AuditEvent`] (what `mcp-audit log` reads and
 /// `mcp-audit query --json` prints), generated from the Rust types.
+///
+/// The `id` and `timestamp` defaults are generated per event (a fresh UUIDv7, the current time),
+/// so the schema says so in words instead of showing one arbitrary value: that keeps the schema
+/// the same on every run, and the checked-in copy testable.
 pub fn event_json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(AuditEvent);
-    serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
+    let mut value = serde_json::to_value(schema).unwrap_or(serde_json::Value::Null);
+    if let Some(properties) = value.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        for field in ["id", "timestamp"] {
+            if let Some(property) = properties.get_mut(field).and_then(|p| p.as_object_mut()) {
+                property.remove("default");
+            }
+        }
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_schema_is_the_same_on_every_call() {
+        assert_eq!(event_json_schema(), event_json_schema());
+    }
+
+    #[test]
+    fn integers_beyond_two_to_the_53_are_refused() {
+        let err = AuditEvent::tool_execution("t")
+            .duration_us(1 << 60)
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ModelError::NumberOutOfRange {
+                field: "duration_us",
+                ..
+            }
+        ));
+        assert!(
+            AuditEvent::tool_execution("t")
+                .duration_us(1 << 53)
+                .build()
+                .is_ok()
+        );
+        let err = AuditEvent::tool_execution("t")
+            .error_code(-(1 << 60))
+            .build()
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            ModelError::NumberOutOfRange {
+                field: "error_code",
+                ..
+            }
+        ));
+    }
 }

@@ -35,6 +35,10 @@ pub enum StoreError {
     /// A stored row could not be decoded.
     #[error("stored event {seq} can not be decoded: {reason}")]
     Decode { seq: u64, reason: String },
+    /// Another process appended to the same log first: the batch's sequence numbers are taken.
+    /// The writer renumbers the batch from `next` and tries again.
+    #[error("sequence conflict: another writer appended to this log (next seq is {next})")]
+    SeqConflict { next: u64 },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),

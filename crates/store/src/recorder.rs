@@ -83,10 +83,10 @@ pub enum Receipt {
 pub enum RecordError {
     /// The event failed the model's or the policy's checks.
     #[error("invalid event: {0}")]
-    Invalid(#[from] mcp_audit_core::ModelError),
+    Invalid(mcp_audit_core::ModelError),
     /// The store refused the batch the event was in.
     #[error("audit write failed: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// `batch` mode: this many events failed to be written since the last flush.
     #[error(
         "{failed} audit record(s) failed to be written since the last flush; last error: {last_error}"
@@ -95,6 +95,20 @@ pub enum RecordError {
     /// The writer has stopped (shut down, or its thread died).
     #[error("the audit writer has stopped")]
     Closed,
+}
+
+// Hand-written rather than `#[from]`: the message already carries the cause, and `#[from]`
+// would make it the `source()` too, so that error chains printed it twice.
+impl From<mcp_audit_core::ModelError> for RecordError {
+    fn from(e: mcp_audit_core::ModelError) -> Self {
+        RecordError::Invalid(e)
+    }
+}
+
+impl From<StoreError> for RecordError {
+    fn from(e: StoreError) -> Self {
+        RecordError::Store(e)
+    }
 }
 
 /// Counters of a recorder's life so far.

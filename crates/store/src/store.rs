@@ -29,7 +29,8 @@ pub trait Store: Send + 'static {
     fn next_seq(&mut self) -> Result<u64, StoreError>;
 
     /// Appends `entries` (consecutive seqs from [`Store::next_seq`]) in one durable transaction:
-    /// all or none.
+    /// all or none. When another process appended to the log first, writes nothing and returns
+    /// [`StoreError::SeqConflict`] with the log's next seq, for the writer to renumber.
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError>;
 
     /// One page of events, newest first.

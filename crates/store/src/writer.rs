@@ -72,6 +72,9 @@ pub(crate) fn run(
     }
 }
 
+/// How often a batch is renumbered after another process appended first, before giving up.
+const MAX_SEQ_CONFLICTS: usize = 16;
+
 fn commit(
     store: &mut impl Store,
     next_seq: &mut u64,
@@ -81,49 +84,80 @@ fn commit(
     if batch.is_empty() {
         return;
     }
-    let first_seq = *next_seq;
-    let entries: Vec<Entry<'_>> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, (sealed, _))| {
-            let seq = first_seq + i as u64;
-            Entry {
-                seq,
-                leaf_hash: sealed.leaf_hash(seq),
-                sealed,
-            }
-        })
-        .collect();
-    let result = store.append(&entries);
-    drop(entries);
-    let n = batch.len() as u64;
     shared.batches.fetch_add(1, Ordering::Relaxed);
-    match result {
-        Ok(()) => {
-            *next_seq += n;
-            shared.recorded.fetch_add(n, Ordering::Relaxed);
-            for (i, (_, reply)) in batch.drain(..).enumerate() {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Ok(first_seq + i as u64));
+    let sealed: Vec<&SealedEvent> = batch.iter().map(|(s, _)| s.as_ref()).collect();
+    let result = match append(store, next_seq, &sealed) {
+        // One bad event (a duplicate id, say) must not take the good ones of its batch down
+        // with it: retry them one by one, so that only the bad one fails.
+        Err(error) if sealed.len() > 1 && is_per_event(&error) => sealed
+            .iter()
+            .map(|one| append(store, next_seq, std::slice::from_ref(one)).map(|seqs| seqs[0]))
+            .collect::<Vec<_>>(),
+        Err(error) => vec![Err(error); sealed.len()],
+        Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+    };
+    drop(sealed);
+    for ((_, reply), outcome) in batch.drain(..).zip(result) {
+        match &outcome {
+            Ok(_) => {
+                shared.recorded.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                tracing::error!(%error, "audit event failed to be written");
+                shared.count_failed(1);
+                // A caller that waits gets the error now; the others learn of it from a flush.
+                if reply.is_none() {
+                    shared.report_later(1, error);
                 }
             }
         }
-        Err(error) => {
-            // Nothing of the batch was written, so its seqs were not consumed. Re-read the
-            // counter anyway, in case the failure was in the commit itself.
-            if let Ok(seq) = store.next_seq() {
-                *next_seq = seq;
-            }
-            tracing::error!(%error, events = n, "audit batch failed to be written");
-            shared.count_failed(n);
-            // Callers that wait get the error now; only the others learn of it from a flush.
-            let unseen = batch.iter().filter(|(_, reply)| reply.is_none()).count() as u64;
-            shared.report_later(unseen, &error);
-            for (_, reply) in batch.drain(..) {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(error.clone()));
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Appends `events` as consecutive entries from `next_seq`, renumbering when another process
+/// appended first; returns their seqs.
+fn append(
+    store: &mut impl Store,
+    next_seq: &mut u64,
+    events: &[&SealedEvent],
+) -> Result<Vec<u64>, StoreError> {
+    for _ in 0..MAX_SEQ_CONFLICTS {
+        let first = *next_seq;
+        let entries: Vec<Entry<'_>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, sealed)| {
+                let seq = first + i as u64;
+                Entry {
+                    seq,
+                    leaf_hash: sealed.leaf_hash(seq),
+                    sealed,
                 }
+            })
+            .collect();
+        match store.append(&entries) {
+            Ok(()) => {
+                *next_seq = first + events.len() as u64;
+                return Ok((first..*next_seq).collect());
+            }
+            Err(StoreError::SeqConflict { next }) => *next_seq = next,
+            Err(error) => {
+                // Nothing was written, so no seq was consumed; re-read in case the failure
+                // came from the commit itself.
+                if let Ok(seq) = store.next_seq() {
+                    *next_seq = seq;
+                }
+                return Err(error);
             }
         }
     }
+    Err(StoreError::SeqConflict { next: *next_seq })
+}
+
+/// Whether an error may concern one event of a batch rather than the whole store.
+fn is_per_event(error: &StoreError) -> bool {
+    matches!(error, StoreError::Database(_) | StoreError::Model(_))
 }

@@ -966,3 +966,85 @@ fn the_writer_keeps_one_log_id_per_database() {
     assert_eq!(stored.events[0].log_id, id);
     let _ = Path::new(&db.path);
 }
+
+#[test]
+fn two_writers_on_one_file_interleave_whole_batches_with_dense_seqs() {
+    // Two recorders on one file, as two processes (a proxy and `mcp-audit log`) would be.
+    let db = Db::new();
+    let batch = || RecorderConfig {
+        durability: Durability::Batch,
+        max_batch: 7,
+        ..RecorderConfig::default()
+    };
+    let a = db.recorder(batch());
+    let b = db.recorder(batch());
+    let writers: Vec<_> = [("a", a), ("b", b)]
+        .into_iter()
+        .map(|(name, r)| {
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    record(&r, AuditEvent::tool_execution(format!("{name}{i}")));
+                }
+                r.shutdown().unwrap()
+            })
+        })
+        .collect();
+    for w in writers {
+        assert_eq!(w.join().unwrap().failed, 0);
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 600);
+    assert_eq!(db.count("SELECT MAX(seq) FROM events"), 599);
+    // Every stored leaf hash matches its seq: renumbered batches were re-hashed.
+    let mut reader = db.reader();
+    let mut checked = 0;
+    reader
+        .for_each(&Filter::default(), &mut |e| {
+            let sealed_meta = mcp_audit_core::seal::meta_digest(
+                &mcp_audit_core::seal::canonical(&{
+                    let mut m = e.event.clone();
+                    m.payload = Default::default();
+                    m.actor.email = None;
+                    m.actor.client_ip = None;
+                    m.actor.user_agent = None;
+                    m
+                })
+                .unwrap(),
+            );
+            let expected =
+                mcp_audit_core::seal::leaf_hash(e.seq, &sealed_meta, &e.payload_commitment);
+            assert_eq!(e.leaf_hash, expected, "leaf of seq {}", e.seq);
+            checked += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(checked, 600);
+}
+
+#[test]
+fn a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written() {
+    let db = Db::new();
+    let r = db.recorder(RecorderConfig {
+        durability: Durability::Batch,
+        ..RecorderConfig::default()
+    });
+    let dup = AuditEvent::tool_execution("first").build().unwrap();
+    let mut again = AuditEvent::tool_execution("again").build().unwrap();
+    again.id = dup.id;
+    r.record(dup).unwrap();
+    r.record(AuditEvent::tool_execution("before").build().unwrap())
+        .unwrap();
+    r.record(again).unwrap();
+    r.record(AuditEvent::tool_execution("after").build().unwrap())
+        .unwrap();
+    match r.flush() {
+        Err(RecordError::Lost { failed: 1, .. }) => {}
+        other => panic!("expected exactly one lost event, got {other:?}"),
+    }
+    let ops: Vec<String> = db.all().into_iter().rev().map(|e| e.operation).collect();
+    assert_eq!(ops, ["first", "before", "after"]);
+    assert_eq!(
+        db.count("SELECT MAX(seq) FROM events"),
+        2,
+        "seqs stay dense"
+    );
+}

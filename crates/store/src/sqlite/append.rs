@@ -18,11 +18,23 @@ pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
     })
 }
 
-pub(super) fn append(conn: &mut Connection, entries: &[Entry<'_>]) -> Result<(), rusqlite::Error> {
-    let Some(last) = entries.last() else {
-        return Ok(());
+/// Appends `entries` in one transaction, or reports that their seqs are taken.
+///
+/// The transaction is IMMEDIATE (it takes the write lock at once) and checks the log's counter
+/// before inserting: when another process appended first, nothing is written and the caller gets
+/// `Ok(Err(next))` to renumber from.
+pub(super) fn append(
+    conn: &mut Connection,
+    entries: &[Entry<'_>],
+) -> Result<Result<(), u64>, rusqlite::Error> {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return Ok(Ok(()));
     };
-    let tx = conn.transaction()?;
+    let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let next = next_seq(&tx)?;
+    if next != first.seq {
+        return Ok(Err(next));
+    }
     {
         let mut insert_event = tx.prepare_cached(
             "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, session_id,
@@ -112,7 +124,7 @@ pub(super) fn append(conn: &mut Connection, entries: &[Entry<'_>]) -> Result<(),
             [(last.seq + 1).to_string()],
         )?;
     }
-    tx.commit()
+    tx.commit().map(Ok)
 }
 
 fn direction(d: FlowDirection) -> &'static str {

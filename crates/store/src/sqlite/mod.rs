@@ -217,7 +217,7 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
     map_err_at(Path::new(""), e)
 }
 
-fn map_err_at(path: &Path, e: rusqlite::Error) -> StoreError {
+pub(crate) fn map_err_at(path: &Path, e: rusqlite::Error) -> StoreError {
     if let rusqlite::Error::SqliteFailure(code, _) = &e {
         match code.code {
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
@@ -256,12 +256,11 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
-        append::append(&mut self.conn, entries).map_err(|e| match map_err_at(&self.path, e) {
-            StoreError::Locked { .. } => StoreError::Locked {
-                waited_ms: self.lock_timeout.as_millis() as u64,
-            },
-            other => other,
-        })
+        match append::append(&mut self.conn, entries) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
+            Err(e) => Err(self.map(e)),
+        }
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {

@@ -177,7 +177,8 @@ pub(super) fn delete_expired(
 ) -> Result<CleanupReport, StoreError> {
     let now = now.as_microsecond();
     let expired = "SELECT seq FROM events WHERE expires_at IS NOT NULL AND expires_at < ?1";
-    let map = |e| super::map_err(e);
+    let path = store.path.clone();
+    let map = |e| super::map_err_at(&path, e);
     let tx = store.conn.transaction().map_err(map)?;
     let count = |table: &str| -> Result<u64, rusqlite::Error> {
         tx.query_row(
