@@ -102,6 +102,12 @@ impl SqliteStore {
         // The first real read: a file that is not a database fails here.
         let version = migrations::current_version(&conn).map_err(|e| store.map(e))?;
         if writable {
+            // Rows are about 1.5 KB (metadata and payload JSON): larger pages keep them off
+            // overflow pages. Takes effect only while the file is still empty.
+            if version == 0 {
+                conn.pragma_update(None, "page_size", 16_384)
+                    .map_err(|e| store.map(e))?;
+            }
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| store.map(e))?;
             conn.pragma_update(None, "synchronous", "FULL")

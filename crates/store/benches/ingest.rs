@@ -1,0 +1,261 @@
+//! Ingest and query benchmark of the SQLite store (issue 2's figures), in one run:
+//!
+//! ```sh
+//! cargo bench -p mcp-audit-store --bench ingest            # 1,000,000 events
+//! EVENTS=100000 cargo bench -p mcp-audit-store --bench ingest
+//! ```
+//!
+//! Prints: a baseline (one connection and one commit per event, as the reference Python logger
+//! does), batch-mode ingest of realistic ~1 KB tool executions with two data sources each,
+//! `sync` mode with 64 concurrent callers, one `sync` caller's latency, filtered queries of 100
+//! rows by user, tool and session, a session summary, and bytes on disk per event with the index
+//! share. Figures, never assertions: speed is measured here, not tested.
+
+use std::time::{Duration, Instant};
+
+use mcp_audit_core::{AuditEvent, DataSource, FlowDirection, LegalBasis};
+use mcp_audit_store::{
+    Durability, Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    SummaryScope,
+};
+use serde_json::json;
+
+const USERS: u64 = 1_000;
+const TOOLS: u64 = 50;
+const SESSIONS: u64 = 10_000;
+
+/// A named way of picking a filter for the i-th query.
+type FilterFor = (&'static str, fn(u64) -> Filter);
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A cheap deterministic spread of keys (splitmix64), so runs are comparable.
+fn mix(i: u64) -> u64 {
+    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A realistic tool execution: about 1 KB of JSON once encoded, two data sources.
+fn event(i: u64) -> AuditEvent {
+    let k = mix(i);
+    AuditEvent::tool_execution(format!("tool_{}", k % TOOLS))
+        .user(format!("user-{}", (k >> 8) % USERS))
+        .session(format!("session-{}", (k >> 20) % SESSIONS))
+        .server("crm-server")
+        .input(json!({
+            "query": "customers in region EMEA with open tickets older than 30 days",
+            "limit": 50,
+            "fields": ["id", "name", "email", "region", "tickets", "owner"],
+            "filters": {"region": "EMEA", "status": "open", "min_age_days": 30, "request": i},
+        }))
+        .output(json!({
+            "content": [{"type": "text", "text": "Found 12 customers: ACME GmbH (3 tickets), Globex SARL (2 tickets), Initech Ltd (4 tickets), Umbrella BV (1 ticket), Hooli AB (2 tickets) and 7 more; the oldest ticket is 94 days old and belongs to Initech Ltd."}],
+            "structuredContent": {"count": 12, "oldest_days": 94, "truncated": true},
+            "isError": false,
+        }))
+        .duration_us(500 + k % 20_000)
+        .data_source(DataSource::input("postgres://crm/customers").source_type("database").identifier("customers"))
+        .data_source(
+            DataSource::input("https://tickets.example.com/api/v2/tickets")
+                .source_type("api")
+                .direction(FlowDirection::Input)
+                .transformation("aggregate"),
+        )
+        .purpose("customer support")
+        .legal_basis(LegalBasis::LegitimateInterests)
+        .gdpr(true)
+        .data_subject(format!("subject-{}", k % 100_000))
+        .retention("1y")
+        .build()
+        .expect("a valid event")
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+fn main() {
+    let n_events = env_usize("EVENTS", 1_000_000) as u64;
+    let n_sync = env_usize("SYNC_EVENTS", 100_000) as u64;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    println!(
+        "mcp-audit ingest benchmark: {n_events} events, {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // Baseline: connect, insert one JSON row, commit, close, per event (the reference logger).
+    let base_path = dir.path().join("baseline.db");
+    {
+        let c = rusqlite::Connection::open(&base_path).expect("baseline db");
+        c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE audit (id INTEGER PRIMARY KEY, ts TEXT, body TEXT)")
+            .expect("baseline schema");
+    }
+    let n_base = 3_000u64;
+    let started = Instant::now();
+    for i in 0..n_base {
+        let c = rusqlite::Connection::open(&base_path).expect("baseline db");
+        let body = serde_json::to_string(&event(i)).expect("json");
+        c.execute(
+            "INSERT INTO audit (ts, body) VALUES (datetime('now'), ?1)",
+            [body],
+        )
+        .expect("insert");
+    }
+    let baseline = n_base as f64 / started.elapsed().as_secs_f64();
+    println!("baseline (connection + commit per event): {baseline:>10.0} events/s");
+
+    // Batch-mode ingest.
+    let path = dir.path().join("bench.db");
+    let recorder = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default()).expect("db"),
+        RecorderConfig {
+            durability: Durability::Batch,
+            ..RecorderConfig::default()
+        },
+    )
+    .expect("recorder");
+    let started = Instant::now();
+    for i in 0..n_events {
+        recorder.record(event(i)).expect("record");
+    }
+    recorder.flush().expect("flush");
+    let elapsed = started.elapsed();
+    let batch_rate = n_events as f64 / elapsed.as_secs_f64();
+    println!(
+        "batch ingest, 1 caller:                   {batch_rate:>10.0} events/s ({:.2} s, {:.0}x baseline)",
+        elapsed.as_secs_f64(),
+        batch_rate / baseline
+    );
+    recorder.shutdown().expect("shutdown");
+
+    // Sync mode with 64 concurrent callers, into a database of its own.
+    let sync_path = dir.path().join("sync.db");
+    let recorder = Recorder::start(
+        SqliteStore::open(&sync_path, SqliteOptions::default()).expect("db"),
+        RecorderConfig::default(),
+    )
+    .expect("recorder");
+    let per_caller = n_sync / 64;
+    let started = Instant::now();
+    let callers: Vec<_> = (0..64u64)
+        .map(|c| {
+            let r = recorder.clone();
+            std::thread::spawn(move || {
+                for i in 0..per_caller {
+                    r.record(event(c * per_caller + i)).expect("record");
+                }
+            })
+        })
+        .collect();
+    for c in callers {
+        c.join().expect("caller");
+    }
+    let sync_rate = (per_caller * 64) as f64 / started.elapsed().as_secs_f64();
+    println!("sync ingest, 64 callers:                  {sync_rate:>10.0} events/s");
+
+    // One sync caller: latency of one durable record.
+    let mut latencies: Vec<Duration> = (0..2_000u64)
+        .map(|i| {
+            let e = event(i);
+            let t = Instant::now();
+            recorder.record(e).expect("record");
+            t.elapsed()
+        })
+        .collect();
+    latencies.sort_unstable();
+    println!(
+        "sync, 1 caller, latency:                  p50 {:?}, p99 {:?}",
+        percentile(&latencies, 50),
+        percentile(&latencies, 99)
+    );
+    recorder.shutdown().expect("shutdown");
+
+    // Queries over the batch database.
+    let mut reader = SqliteStore::open_read_only(&path, SqliteOptions::default()).expect("reader");
+    let queries: [FilterFor; 3] = [
+        ("user", |k| Filter {
+            user_id: Some(format!("user-{}", k % USERS)),
+            ..Filter::default()
+        }),
+        ("tool", |k| Filter {
+            operation: Some(format!("tool_{}", k % TOOLS)),
+            ..Filter::default()
+        }),
+        ("session", |k| Filter {
+            session_id: Some(format!("session-{}", k % SESSIONS)),
+            ..Filter::default()
+        }),
+    ];
+    for (name, filter) in queries {
+        let mut times: Vec<Duration> = (0..200u64)
+            .map(|i| {
+                let q = Query {
+                    filter: filter(mix(i + 7)),
+                    limit: 100,
+                    ..Query::default()
+                };
+                let t = Instant::now();
+                let page = reader.query(&q).expect("query");
+                std::hint::black_box(page.events.len());
+                t.elapsed()
+            })
+            .collect();
+        times.sort_unstable();
+        println!(
+            "query 100 rows by {name:<8}               p50 {:?}, p95 {:?}",
+            percentile(&times, 50),
+            percentile(&times, 95)
+        );
+    }
+    let mut times: Vec<Duration> = (0..50u64)
+        .map(|i| {
+            let t = Instant::now();
+            let s = reader
+                .summary(&SummaryScope::Session(format!(
+                    "session-{}",
+                    mix(i) % SESSIONS
+                )))
+                .expect("summary");
+            std::hint::black_box(s.total_operations);
+            t.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    println!(
+        "session summary:                          p50 {:?}, p95 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 95)
+    );
+    drop(reader);
+
+    // Space: checkpoint the WAL into the file first.
+    let mut store = SqliteStore::open(&path, SqliteOptions::default()).expect("db");
+    let conn = rusqlite::Connection::open(&path).expect("db");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    let file = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let space = store.space_used().expect("dbstat");
+    let index_bytes: u64 = space
+        .iter()
+        .filter(|(name, _)| name.starts_with("events_") || name.starts_with("sqlite_autoindex"))
+        .map(|(_, b)| b)
+        .sum();
+    println!(
+        "on disk: {:.0} bytes/event ({:.1} MB); indexes {:.0} bytes/event ({:.0}% of the file)",
+        file as f64 / n_events as f64,
+        file as f64 / 1e6,
+        index_bytes as f64 / n_events as f64,
+        100.0 * index_bytes as f64 / file as f64
+    );
+    for (name, bytes) in space {
+        println!("  {name:<28} {:>8.1} MB", bytes as f64 / 1e6);
+    }
+}
