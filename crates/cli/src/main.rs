@@ -25,7 +25,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::commands::{cleanup, export, log, proxy, query, schema, show, stats, summary};
+use crate::commands::{cleanup, export, log, proxy, query, recover, schema, show, stats, summary};
 use crate::db::Db;
 
 /// A tamper-evident audit trail for the Model Context Protocol.
@@ -68,6 +68,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Run an MCP server behind the audit proxy
     Proxy(proxy::ProxyArgs),
+    /// Record operations a stopped proxy left unanswered as incomplete
+    Recover(recover::RecoverArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,7 +85,8 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&db, args).map(|()| 0),
         Command::Cleanup(args) => cleanup::run(&db, args).map(|()| 0),
         Command::Schema(args) => schema::run(args).map(|()| 0),
-        Command::Proxy(args) => proxy::run(db.path(), args),
+        Command::Proxy(args) => proxy::run(&db, args),
+        Command::Recover(args) => recover::run(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

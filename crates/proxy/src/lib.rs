@@ -1,1 +1,14 @@
-//! placeholder
+//! The mcp-audit proxy: puts the audit trail in front of any MCP server without touching it.
+//!
+//! - [`jsonrpc`]: JSON-RPC framing (single messages and 2025-03-26 batches).
+//! - [`Interpreter`]: MCP interpretation, transport-independent: pairs requests and responses
+//!   in both directions and turns them into `AuditEvent`s.
+//! - [`stdio`]: the stdio transport adapter: the client talks to us, we talk to the server we
+//!   started, and every byte passes through unchanged.
+
+pub mod interpreter;
+pub mod jsonrpc;
+pub mod stdio;
+
+pub use interpreter::{Direction, Interpreter, Record, SessionConfig};
+pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};

@@ -5,6 +5,7 @@ pub mod export;
 pub mod log;
 pub mod proxy;
 pub mod query;
+pub mod recover;
 pub mod schema;
 pub mod show;
 pub mod stats;

@@ -1,16 +1,126 @@
-//! `mcp-audit proxy`: placeholder until the stdio proxy lands (issue 3); its owner replaces
-//! this file.
+//! `mcp-audit proxy`: run an MCP server behind the audit proxy, over stdio.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::time::Duration;
 
-/// Runs an MCP server as a child process and records what passes through.
+use anyhow::{Context, Result};
+use mcp_audit_core::{Actor, EventId};
+use mcp_audit_proxy::{ProxyConfig, SessionConfig, incomplete_outcomes, run_stdio};
+use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
+
+use crate::db::Db;
+
+/// Run an MCP server as a child process and record every operation that passes through.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  mcp-audit proxy -- npx -y @modelcontextprotocol/server-everything
+  mcp-audit proxy --db /var/lib/mcp-audit/audit.db --server-name files --user alice -- \\
+      npx -y @modelcontextprotocol/server-filesystem /srv/shared
+
+Put the whole line where your MCP client expects the server command. The client's bytes reach
+the server unchanged, and the server's reach the client unchanged; the exit status is the
+server's. With --durability sync (the default) tools/call, resources/read and prompts/get are
+forwarded only once their record is durable; batch never holds traffic. Operations left without
+an answer by a crash are recorded as incomplete at the next start (or by `mcp-audit recover`).")]
 pub struct ProxyArgs {
+    /// The server's name in the audit trail (default: the name it reports).
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Who is using the client (default: the operating-system user).
+    #[arg(long, value_name = "ID")]
+    user: Option<String>,
+    /// `sync`: an operation runs only once its record is durable; `batch`: never wait.
+    #[arg(long, default_value = "sync", value_parser = |s: &str| s.parse::<Durability>())]
+    durability: Durability,
+    /// Larger arguments and results are stored as an excerpt with their size and SHA-256.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    capture_limit: usize,
     /// The server command and its arguments, after `--`.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-    pub server: Vec<String>,
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "SERVER COMMAND"
+    )]
+    server: Vec<OsString>,
 }
 
-pub fn run(_db: &Path, _args: ProxyArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("the proxy is not yet available in this build")
+pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
+    let mut store = db.open_writable()?;
+    let pending = store.pending_without_outcome()?;
+    // Outcome events never hold the traffic; intents are made durable one by one when `sync`.
+    let recorder = Recorder::start(
+        store,
+        RecorderConfig {
+            durability: Durability::Batch,
+            ..RecorderConfig::default()
+        },
+    )?;
+    let (user_id, auth_method) = match args.user {
+        Some(user) => (user, "configured"),
+        None => (os_user(), "os_user"),
+    };
+    let config = ProxyConfig {
+        command: args.server,
+        session: SessionConfig {
+            session_id: EventId::new().to_string(),
+            server_name: args.server_name,
+            actor: Actor {
+                user_id: Some(user_id),
+                auth_method: Some(auth_method.to_string()),
+                ..Actor::default()
+            },
+            transport: "stdio",
+            capture_limit: args.capture_limit,
+            record_intents: args.durability == Durability::Sync,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        for event in incomplete_outcomes(&pending) {
+            recorder.record_async(event).await?;
+        }
+        let code = run_stdio(
+            config,
+            recorder.clone(),
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            stop_signal(),
+        )
+        .await;
+        let shutdown = recorder.shutdown_async().await;
+        let code = code?;
+        shutdown.context("the audit trail is incomplete")?;
+        anyhow::Ok(code)
+    });
+    // Our stdin may still be open when the server has gone: do not wait for the client.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(result?.unwrap_or(1))
+}
+
+/// Completes on SIGINT or SIGTERM: clients stop their server that way when it lingers.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
 }

@@ -1,0 +1,422 @@
+//! The stdio proxy against real peers: the official MCP reference server (npm) driven by the
+//! official Python SDK client (PyPI), and plain programs (`cat`, `sh`) for the faults and for
+//! byte-for-byte transparency. Assertions are on what the audit trail holds, field by field.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mcp_audit_core::{EventKind, Outcome};
+use mcp_audit_store::{Filter, Query, SqliteOptions, SqliteStore, Store, StoredEvent};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The installed peers, or `None` (with a note) when they are not installed outside CI.
+fn peers() -> Option<PathBuf> {
+    let dir = repo().join(".test-peers");
+    if dir.join("venv/bin/python").exists() && dir.join("npm/node_modules").exists() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the MCP test peers are not installed: run scripts/install-test-peers.sh");
+    }
+    eprintln!("skipped: MCP test peers not installed (run scripts/install-test-peers.sh)");
+    None
+}
+
+fn everything(peers: &Path) -> String {
+    peers
+        .join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+        .display()
+        .to_string()
+}
+
+fn events(db: &Path) -> Vec<StoredEvent> {
+    let mut store = SqliteStore::open_read_only(db, SqliteOptions::default()).unwrap();
+    let mut all = Vec::new();
+    store
+        .for_each(
+            &Filter {
+                include_pending: true,
+                ..Filter::default()
+            },
+            &mut |e| {
+                all.push(e);
+                Ok(())
+            },
+        )
+        .unwrap();
+    all
+}
+
+fn one<'a>(events: &'a [StoredEvent], operation: &str, outcome: Outcome) -> &'a StoredEvent {
+    let found: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.operation == operation && e.event.outcome == outcome)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one {operation} {outcome}: {found:#?}"
+    );
+    found[0]
+}
+
+/// Runs the Python SDK client script against `mcp-audit proxy <proxy args> -- <server>`.
+fn run_client(peers: &Path, db: &Path, proxy_args: &[&str], server: &[String]) -> Value {
+    let mut command = Command::new(peers.join("venv/bin/python"));
+    command
+        .arg(repo().join("tests/peers/legacy_client.py"))
+        .arg(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(db)
+        .args(proxy_args)
+        .arg("--")
+        .args(server);
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn a_real_client_and_server_are_recorded_field_by_field() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let server = vec!["node".to_string(), everything(&peers), "stdio".to_string()];
+    let seen = run_client(&peers, &db, &["--user", "tester"], &server);
+    let all = events(&db);
+
+    // The client got the server's real answers through the proxy.
+    assert_eq!(seen["echo"], json!(["Echo: hello through the proxy"]));
+    assert_eq!(seen["cancelled"], json!(true));
+
+    let start = one(&all, "session_start", Outcome::Success);
+    let session = start.event.session_id.clone().expect("a session id");
+    assert_eq!(start.event.actor.client_name.as_deref(), Some("mcp"));
+    assert_eq!(
+        start.event.target.server_name.as_deref(),
+        Some("mcp-servers/everything")
+    );
+    let details = start.event.payload.details.as_ref().unwrap();
+    assert!(
+        details["server_capabilities"]["tools"].is_object(),
+        "{details}"
+    );
+    assert!(
+        all.iter()
+            .all(|e| e.event.session_id.as_deref() == Some(session.as_str()))
+    );
+    assert!(
+        all.iter()
+            .all(|e| e.event.actor.user_id.as_deref() == Some("tester"))
+    );
+
+    // A tool call: intent first (sync), then the outcome that completes it.
+    let intent = one(&all, "echo", Outcome::Pending);
+    let echo = one(&all, "echo", Outcome::Success);
+    assert_eq!(echo.event.kind, EventKind::ToolExecution);
+    assert_eq!(echo.event.completes, Some(intent.event.id));
+    assert_eq!(echo.event.correlation_id, intent.event.correlation_id);
+    assert!(intent.seq < echo.seq);
+    assert_eq!(
+        echo.event.payload.input,
+        Some(json!({"message": "hello through the proxy"}))
+    );
+    assert_eq!(
+        echo.event.payload.output.as_ref().unwrap()["content"][0]["text"],
+        "Echo: hello through the proxy"
+    );
+    assert!(echo.event.duration_us.is_some());
+    assert_eq!(
+        echo.event.target.protocol_version.as_deref(),
+        Some("2025-11-25")
+    );
+    assert_eq!(echo.event.target.transport.as_deref(), Some("stdio"));
+
+    // A failing tool call is recorded as a tool error, with the server's message.
+    let failed = one(&all, "get-sum", Outcome::ToolError);
+    assert!(
+        !failed
+            .event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+    );
+
+    let uri = seen["resource"]["uri"].as_str().unwrap();
+    let read = one(&all, uri, Outcome::Success);
+    assert_eq!(read.event.kind, EventKind::ResourceAccess);
+    assert_eq!(read.event.target.resource_type.as_deref(), Some("resource"));
+
+    let prompt = one(
+        &all,
+        seen["prompt"]["name"].as_str().unwrap(),
+        Outcome::Success,
+    );
+    assert_eq!(prompt.event.kind, EventKind::PromptExecution);
+
+    // The server asked the client to sample: a server-to-client request, paired too.
+    let sampling = one(&all, "sampling/createMessage", Outcome::Success);
+    assert_eq!(sampling.event.kind, EventKind::Sampling);
+    assert_eq!(
+        sampling.event.payload.output.as_ref().unwrap()["content"]["text"],
+        "sampled answer"
+    );
+
+    let cancelled = one(&all, "trigger-long-running-operation", Outcome::Cancelled);
+    assert!(cancelled.event.duration_us.unwrap() >= 900_000);
+
+    assert!(all.iter().any(|e| e.event.operation == "tools/list"));
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        "client closed its input"
+    );
+
+    // Every intent has its outcome.
+    let mut store = SqliteStore::open_read_only(&db, SqliteOptions::default()).unwrap();
+    assert!(store.pending_without_outcome().unwrap().is_empty());
+
+    // And a person can see it: `query --tool`.
+    let out = Command::new(BIN)
+        .args(["query", "--tool", "echo", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("echo") && table.contains("success"),
+        "{table}"
+    );
+}
+
+#[test]
+fn batch_durability_records_no_intents() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let server = vec!["node".to_string(), everything(&peers), "stdio".to_string()];
+    run_client(&peers, &db, &["--durability", "batch"], &server);
+    let all = events(&db);
+    assert!(all.iter().all(|e| e.event.outcome != Outcome::Pending));
+    let echo = one(&all, "echo", Outcome::Success);
+    assert_eq!(echo.event.completes, None);
+    assert_eq!(echo.event.actor.auth_method.as_deref(), Some("os_user"));
+}
+
+/// Starts the proxy in front of `server` (a shell command), feeding it `input` and closing
+/// its stdin; returns (exit code, stdout bytes, stderr text).
+fn proxy_with_input(
+    db: &Path,
+    server: &str,
+    input: &[u8],
+    extra: &[&str],
+) -> (Option<i32>, Vec<u8>, String) {
+    let mut child = Command::new(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(db)
+        .args(extra)
+        .args(["--", "sh", "-c", server])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        output.status.code(),
+        output.stdout,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_byte_passes_through_unchanged_and_junk_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut input = Vec::new();
+    input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}\n");
+    input.extend_from_slice(b"this is not json\n");
+    input.extend_from_slice(b"{\"bad utf8\": \"\xff\xfe\"}\n");
+    input.extend_from_slice(b"[{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"a\"},{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"b\"}]\r\n");
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":\"{}\"}}\n",
+        "y".repeat(12 * 1024 * 1024)
+    );
+    input.extend_from_slice(huge.as_bytes());
+    input.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":9,\"result\":{}}");
+    // `cat` sends back every byte it gets: what the client receives must be what it sent.
+    let (code, out, _) = proxy_with_input(&db, "cat", &input, &["--durability", "batch"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out == input,
+        "the bytes changed on the way ({} in, {} out)",
+        input.len(),
+        out.len()
+    );
+
+    let all = events(&db);
+    let malformed: Vec<_> = all
+        .iter()
+        .filter(|e| e.event.operation == "malformed_frame")
+        .collect();
+    // Non-JSON and non-UTF-8 in both directions (4); the final response to the unknown id 9 in
+    // both directions (2).
+    assert_eq!(malformed.len(), 6, "{malformed:#?}");
+    assert!(
+        malformed
+            .iter()
+            .all(|e| e.event.outcome == Outcome::ProtocolError)
+    );
+    let details = malformed[0].event.payload.details.as_ref().unwrap();
+    assert_eq!(details["sha256"].as_str().unwrap().len(), 64);
+    let oversized: Vec<_> = all
+        .iter()
+        .filter(|e| e.event.operation == "oversized_frame")
+        .collect();
+    assert_eq!(oversized.len(), 2, "one each way");
+    assert_eq!(
+        oversized[0].event.payload.details.as_ref().unwrap()["size"],
+        huge.len()
+    );
+}
+
+#[test]
+fn a_server_that_exits_at_once_ends_the_session_with_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let (code, _, _) = proxy_with_input(&db, "exit 7", b"", &[]);
+    assert_eq!(code, Some(7), "the proxy exits with the server's status");
+    let all = events(&db);
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["server_exit_status"],
+        7
+    );
+}
+
+#[test]
+fn a_server_crash_mid_call_leaves_the_call_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let call = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"slow\",\"arguments\":{}}}\n";
+    let (code, _, _) = proxy_with_input(&db, "head -n 1 >/dev/null; exit 3", call, &[]);
+    assert_eq!(code, Some(3));
+    let all = events(&db);
+    let intent = one(&all, "slow", Outcome::Pending);
+    let outcome = one(&all, "slow", Outcome::Incomplete);
+    assert_eq!(outcome.event.completes, Some(intent.event.id));
+}
+
+#[test]
+fn a_client_leaving_mid_call_leaves_the_call_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let call = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\",\"params\":{\"uri\":\"file:///x\"}}\n";
+    // The server reads everything and never answers; the client closes its input.
+    let (code, _, _) = proxy_with_input(&db, "cat >/dev/null", call, &[]);
+    assert_eq!(code, Some(0));
+    let all = events(&db);
+    one(&all, "file:///x", Outcome::Incomplete);
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        "client closed its input"
+    );
+}
+
+#[test]
+fn an_unopenable_database_stops_the_proxy_before_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("server-ran");
+    let db = dir.path().join("missing-dir/audit.db");
+    let (code, _, stderr) = proxy_with_input(&db, &format!("touch {}", marker.display()), b"", &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("audit.db"),
+        "{stderr}"
+    );
+    assert!(!marker.exists(), "no unaudited session");
+}
+
+#[test]
+fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut child = Command::new(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(&db)
+        .args(["--", "sh", "-c", "cat >/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"prompts/get\",\"params\":{\"name\":\"p\"}}\n")
+        .unwrap();
+    // Wait until the intent is durable, then kill the proxy without warning.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if db.exists()
+            && events(&db)
+                .iter()
+                .any(|e| e.event.outcome == Outcome::Pending)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the intent never became durable");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        events(&db)
+            .iter()
+            .all(|e| e.event.operation != "session_end")
+    );
+
+    let out = Command::new(BIN)
+        .arg("recover")
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("recorded 1 incomplete"));
+    let all = events(&db);
+    let intent = one(&all, "p", Outcome::Pending);
+    assert_eq!(
+        one(&all, "p", Outcome::Incomplete).event.completes,
+        Some(intent.event.id)
+    );
+    let mut store = SqliteStore::open_read_only(&db, SqliteOptions::default()).unwrap();
+    assert!(store.pending_without_outcome().unwrap().is_empty());
+    let _ = store.query(&Query::default()).unwrap();
+}

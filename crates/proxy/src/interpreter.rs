@@ -1,0 +1,733 @@
+//! The MCP interpreter: from copies of the frames that pass through the proxy to audit events.
+//!
+//! It is a plain state machine with no I/O, shared by every transport adapter: it pairs each
+//! request with its response by (direction, id), in both directions (servers send requests too:
+//! sampling, elicitation, roots), maps methods to event kinds, and turns outcomes (result,
+//! `isError`, JSON-RPC error, cancellation, silence) into records.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use mcp_audit_core::{Action, Actor, AuditEvent, EventId, EventKind, Outcome, Target, now_micros};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::jsonrpc::{Id, Message, Reply, parse_frame};
+
+/// Which way a frame travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    ClientToServer,
+    ServerToClient,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "client_to_server",
+            Direction::ServerToClient => "server_to_client",
+        }
+    }
+}
+
+/// What the interpreter knows before the first frame.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Our session id for this connection.
+    pub session_id: String,
+    /// The server's name from configuration; else the one it reports in `initialize`.
+    pub server_name: Option<String>,
+    /// Who runs the client.
+    pub actor: Actor,
+    /// `stdio`, `streamable_http`, ...
+    pub transport: &'static str,
+    /// Payloads larger than this (bytes of JSON) are stored as an excerpt with size and SHA-256.
+    pub capture_limit: usize,
+    /// Record an intent (`pending`) for tools/call, resources/read and prompts/get before they
+    /// are forwarded (`sync` durability), and their outcome as a second event.
+    pub record_intents: bool,
+}
+
+/// An event the adapter must record.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub event: AuditEvent,
+    /// The frame may be forwarded only once this record is durable.
+    pub before_forwarding: bool,
+}
+
+/// A request waiting for its response.
+struct Call {
+    template: AuditEvent,
+    started: Instant,
+    intent: Option<EventId>,
+    recorded: bool,
+}
+
+/// The interpreter of one connection.
+pub struct Interpreter {
+    config: SessionConfig,
+    calls: HashMap<(Direction, Id), Call>,
+    cancelled: HashSet<(Direction, Id)>,
+    protocol_version: Option<String>,
+    server_info: Option<Value>,
+    client_info: Option<Value>,
+    started: bool,
+    progress_notifications: u64,
+    log_notifications: u64,
+    pings: u64,
+    anomalies: u64,
+}
+
+/// The methods whose intent is recorded before they run in `sync` mode: the ones that act or
+/// read data on the user's behalf.
+const INTENT_METHODS: [&str; 3] = ["tools/call", "resources/read", "prompts/get"];
+
+impl Interpreter {
+    pub fn new(config: SessionConfig) -> Interpreter {
+        Interpreter {
+            config,
+            calls: HashMap::new(),
+            cancelled: HashSet::new(),
+            protocol_version: None,
+            server_info: None,
+            client_info: None,
+            started: false,
+            progress_notifications: 0,
+            log_notifications: 0,
+            pings: 0,
+            anomalies: 0,
+        }
+    }
+
+    /// Interprets one frame that arrived at `at`.
+    pub fn frame(&mut self, direction: Direction, frame: &[u8], at: Instant) -> Vec<Record> {
+        match parse_frame(frame) {
+            Ok(messages) => messages
+                .into_iter()
+                .flat_map(|m| self.message(direction, m, at))
+                .collect(),
+            Err(problem) => vec![self.anomaly(direction, &problem.to_string(), frame, frame.len())],
+        }
+    }
+
+    /// Records a frame too large to interpret: only its size, hash and start are kept.
+    pub fn oversize(
+        &mut self,
+        direction: Direction,
+        start: &[u8],
+        size: usize,
+        sha256: [u8; 32],
+    ) -> Record {
+        self.anomalies += 1;
+        let event = self
+            .base(EventKind::Protocol, Action::Access, "oversized_frame")
+            .outcome(Outcome::ProtocolError)
+            .details(json!({
+                "direction": direction.as_str(),
+                "problem": "message larger than the interpretation limit",
+                "size": size,
+                "sha256": hex::encode(sha256),
+                "excerpt": excerpt(start),
+            }));
+        record(event, false)
+    }
+
+    /// The end of the connection: every unanswered request becomes `incomplete`, then the
+    /// session end is recorded with why it ended and what was counted.
+    pub fn finish(&mut self, reason: &str, exit_status: Option<i32>, at: Instant) -> Vec<Record> {
+        let mut records: Vec<Record> = std::mem::take(&mut self.calls)
+            .into_values()
+            .filter(|c| c.recorded)
+            .map(|call| self.outcome_of(call, Outcome::Incomplete, None, None, at))
+            .collect();
+        let end = self
+            .base(EventKind::Session, Action::Delete, "session_end")
+            .details(json!({
+                "reason": reason,
+                "server_exit_status": exit_status,
+                "progress_notifications": self.progress_notifications,
+                "log_notifications": self.log_notifications,
+                "pings": self.pings,
+                "anomalies": self.anomalies,
+            }));
+        records.push(record(end, false));
+        records
+    }
+
+    fn message(&mut self, direction: Direction, message: Message, at: Instant) -> Vec<Record> {
+        match message {
+            Message::Request { id, method, params } => {
+                self.request(direction, id, method, params, at)
+            }
+            Message::Notification { method, params } => {
+                self.notification(direction, &method, params)
+            }
+            Message::Response { id, outcome } => self.response(direction, id, outcome, at),
+        }
+    }
+
+    fn request(
+        &mut self,
+        direction: Direction,
+        id: Id,
+        method: String,
+        params: Value,
+        at: Instant,
+    ) -> Vec<Record> {
+        if method == "initialize" {
+            self.client_info = params.get("clientInfo").cloned();
+            if let Some(v) = params.get("protocolVersion").and_then(Value::as_str) {
+                self.protocol_version = Some(v.to_string());
+            }
+        }
+        let recorded = !matches!(method.as_str(), "ping" | "initialize");
+        if method == "ping" {
+            self.pings += 1;
+        }
+        let (kind, action, operation, resource_type) = classify(&method, &params);
+        let mut template = self
+            .base(kind, action, &operation)
+            .request_id(id.0.clone())
+            .correlation_id(EventId::new().to_string());
+        if let Some(t) = resource_type {
+            template = template.resource_type(t);
+        }
+        let input = if method == "tools/call" || method == "prompts/get" {
+            params.get("arguments").cloned().unwrap_or(Value::Null)
+        } else {
+            params
+        };
+        let template = template.input(self.capture(input));
+        let mut records = Vec::new();
+        let mut intent = None;
+        if recorded && self.config.record_intents && INTENT_METHODS.contains(&method.as_str()) {
+            let event = template.clone().outcome(Outcome::Pending);
+            if let Ok(event) = event.build() {
+                intent = Some(event.id);
+                records.push(Record {
+                    event,
+                    before_forwarding: true,
+                });
+            }
+        }
+        match template.build() {
+            Ok(template) => {
+                self.calls.insert(
+                    (direction, id),
+                    Call {
+                        template,
+                        started: at,
+                        intent,
+                        recorded,
+                    },
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, %method, "request not recordable"),
+        }
+        records
+    }
+
+    fn notification(&mut self, direction: Direction, method: &str, params: Value) -> Vec<Record> {
+        match method {
+            "notifications/progress" => {
+                self.progress_notifications += 1;
+                Vec::new()
+            }
+            "notifications/message" => {
+                self.log_notifications += 1;
+                Vec::new()
+            }
+            "notifications/initialized" => Vec::new(),
+            "notifications/cancelled" => {
+                let Some(request_id) = params.get("requestId").map(|v| Id(v.to_string())) else {
+                    return Vec::new();
+                };
+                let key = (direction, request_id);
+                match self.calls.remove(&key) {
+                    Some(call) if call.recorded => {
+                        let reason = params
+                            .get("reason")
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                        self.cancelled.insert(key);
+                        vec![self.outcome_of(
+                            call,
+                            Outcome::Cancelled,
+                            None,
+                            reason,
+                            Instant::now(),
+                        )]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            _ => {
+                let event = self
+                    .base(EventKind::Protocol, Action::Access, method)
+                    .details(
+                        json!({"direction": direction.as_str(), "params": self.capture(params)}),
+                    );
+                vec![record(event, false)]
+            }
+        }
+    }
+
+    fn response(
+        &mut self,
+        direction: Direction,
+        id: Id,
+        outcome: Reply,
+        at: Instant,
+    ) -> Vec<Record> {
+        // A response travels the other way from its request.
+        let request_direction = match direction {
+            Direction::ClientToServer => Direction::ServerToClient,
+            Direction::ServerToClient => Direction::ClientToServer,
+        };
+        let key = (request_direction, id);
+        let Some(call) = self.calls.remove(&key) else {
+            if self.cancelled.remove(&key) {
+                return Vec::new(); // the late answer to a cancelled request
+            }
+            let text = format!("response to unknown id {}", key.1.0);
+            return vec![self.anomaly(direction, &text, text.as_bytes(), 0)];
+        };
+        let mut records = Vec::new();
+        if call.template.operation == "initialize" {
+            records.extend(self.session_start(&outcome));
+        }
+        if !call.recorded {
+            return records;
+        }
+        let record = match outcome {
+            Reply::Result(result) => {
+                let is_error = result.get("isError").and_then(Value::as_bool) == Some(true);
+                if is_error {
+                    let message = first_text(&result);
+                    self.outcome_of(call, Outcome::ToolError, Some(result), message, at)
+                } else {
+                    self.outcome_of(call, Outcome::Success, Some(result), None, at)
+                }
+            }
+            Reply::Error {
+                code,
+                message,
+                data,
+            } => {
+                let mut r = self.outcome_of(call, Outcome::ProtocolError, data, Some(message), at);
+                r.event.error_code = Some(code);
+                r
+            }
+        };
+        records.push(record);
+        records
+    }
+
+    fn session_start(&mut self, outcome: &Reply) -> Option<Record> {
+        let Reply::Result(result) = outcome else {
+            return None;
+        };
+        if let Some(v) = result.get("protocolVersion").and_then(Value::as_str) {
+            self.protocol_version = Some(v.to_string());
+        }
+        self.server_info = result.get("serverInfo").cloned();
+        self.started = true;
+        let event = self
+            .base(EventKind::Session, Action::Create, "session_start")
+            .details(json!({
+                "client_info": self.client_info,
+                "server_info": self.server_info,
+                "protocol_version": self.protocol_version,
+                "server_capabilities": result.get("capabilities"),
+                "instructions": result.get("instructions"),
+            }));
+        Some(record(event, false))
+    }
+
+    fn outcome_of(
+        &self,
+        call: Call,
+        outcome: Outcome,
+        output: Option<Value>,
+        error: Option<String>,
+        at: Instant,
+    ) -> Record {
+        let mut event = call.template;
+        event.id = EventId::new();
+        event.timestamp = now_micros();
+        event.outcome = outcome;
+        event.completes = call.intent;
+        event.duration_us = Some(at.saturating_duration_since(call.started).as_micros() as u64);
+        event.payload.output = output.map(|o| self.capture(o));
+        event.payload.error_message = error;
+        // Refresh what the handshake may have taught since the request.
+        event.target.protocol_version = self.protocol_version.clone();
+        event.target.server_name = self.server_name();
+        Record {
+            event,
+            before_forwarding: false,
+        }
+    }
+
+    fn anomaly(
+        &mut self,
+        direction: Direction,
+        problem: &str,
+        frame: &[u8],
+        size: usize,
+    ) -> Record {
+        self.anomalies += 1;
+        let sha: [u8; 32] = Sha256::digest(frame).into();
+        let event = self
+            .base(EventKind::Protocol, Action::Access, "malformed_frame")
+            .outcome(Outcome::ProtocolError)
+            .details(json!({
+                "direction": direction.as_str(),
+                "problem": problem,
+                "size": size,
+                "sha256": hex::encode(sha),
+                "excerpt": excerpt(frame),
+            }));
+        record(event, false)
+    }
+
+    fn server_name(&self) -> Option<String> {
+        self.config.server_name.clone().or_else(|| {
+            self.server_info
+                .as_ref()
+                .and_then(|i| i.get("name"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+    }
+
+    fn base(
+        &self,
+        kind: EventKind,
+        action: Action,
+        operation: &str,
+    ) -> mcp_audit_core::EventBuilder {
+        let mut actor = self.config.actor.clone();
+        if let Some(info) = &self.client_info {
+            actor.client_name = info.get("name").and_then(Value::as_str).map(str::to_string);
+            actor.client_version = info
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        let target = Target {
+            server_name: self.server_name(),
+            server_version: self
+                .server_info
+                .as_ref()
+                .and_then(|i| i.get("version"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            transport: Some(self.config.transport.to_string()),
+            protocol_version: self.protocol_version.clone(),
+            ..Target::default()
+        };
+        AuditEvent::builder(kind, action, operation)
+            .session(self.config.session_id.clone())
+            .actor(actor)
+            .target(target)
+    }
+
+    /// The value itself, or, past the capture limit, an excerpt with the full size and hash.
+    fn capture(&self, value: Value) -> Value {
+        let text = value.to_string();
+        if text.len() <= self.config.capture_limit {
+            return value;
+        }
+        let mut cut = self.config.capture_limit;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        json!({
+            "truncated": true,
+            "size": text.len(),
+            "sha256": hex::encode(Sha256::digest(text.as_bytes())),
+            "excerpt": &text[..cut],
+        })
+    }
+}
+
+fn record(builder: mcp_audit_core::EventBuilder, before_forwarding: bool) -> Record {
+    // Built from values this module controls: the operation is never empty.
+    let event = builder.build().unwrap_or_else(|_| {
+        AuditEvent::builder(EventKind::Protocol, Action::Access, "unrecordable")
+            .build()
+            .unwrap_or_else(|_| unreachable!("a non-empty operation always builds"))
+    });
+    Record {
+        event,
+        before_forwarding,
+    }
+}
+
+/// At most 256 bytes of a frame, as text.
+fn excerpt(frame: &[u8]) -> String {
+    String::from_utf8_lossy(&frame[..frame.len().min(256)]).into_owned()
+}
+
+/// The first text content of a tool result, used as the error message of a failed tool.
+fn first_text(result: &Value) -> Option<String> {
+    result
+        .get("content")?
+        .as_array()?
+        .iter()
+        .find_map(|c| c.get("text").and_then(Value::as_str))
+        .map(str::to_string)
+}
+
+/// Kind, action, operation name and resource type of a request.
+fn classify(method: &str, params: &Value) -> (EventKind, Action, String, Option<&'static str>) {
+    let param = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_string);
+    match method {
+        "tools/call" => (
+            EventKind::ToolExecution,
+            Action::Execute,
+            param("name").unwrap_or_else(|| method.to_string()),
+            Some("tool"),
+        ),
+        "resources/read" => (
+            EventKind::ResourceAccess,
+            Action::Read,
+            param("uri").unwrap_or_else(|| method.to_string()),
+            Some("resource"),
+        ),
+        "resources/subscribe" | "resources/unsubscribe" => (
+            EventKind::ResourceAccess,
+            Action::Access,
+            param("uri").unwrap_or_else(|| method.to_string()),
+            Some("resource"),
+        ),
+        "prompts/get" => (
+            EventKind::PromptExecution,
+            Action::Execute,
+            param("name").unwrap_or_else(|| method.to_string()),
+            Some("prompt"),
+        ),
+        "completion/complete" => (
+            EventKind::Completion,
+            Action::Execute,
+            method.to_string(),
+            None,
+        ),
+        "sampling/createMessage" => (
+            EventKind::Sampling,
+            Action::Execute,
+            method.to_string(),
+            None,
+        ),
+        "elicitation/create" => (
+            EventKind::Elicitation,
+            Action::Execute,
+            method.to_string(),
+            None,
+        ),
+        m if m.ends_with("/list") => (
+            EventKind::ServerOperation,
+            Action::Read,
+            m.to_string(),
+            None,
+        ),
+        "logging/setLevel" => (
+            EventKind::ServerOperation,
+            Action::Update,
+            method.to_string(),
+            None,
+        ),
+        m => (
+            EventKind::ServerOperation,
+            Action::Execute,
+            m.to_string(),
+            None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mcp_audit_core::Payload;
+
+    use super::*;
+
+    fn payload(r: &Record) -> &Payload {
+        &r.event.payload
+    }
+
+    fn interpreter(intents: bool) -> Interpreter {
+        Interpreter::new(SessionConfig {
+            session_id: "s".into(),
+            server_name: None,
+            actor: Actor::user("alice"),
+            transport: "stdio",
+            capture_limit: 1024,
+            record_intents: intents,
+        })
+    }
+
+    fn feed(i: &mut Interpreter, d: Direction, frame: &str) -> Vec<Record> {
+        i.frame(d, frame.as_bytes(), Instant::now())
+    }
+
+    const C2S: Direction = Direction::ClientToServer;
+    const S2C: Direction = Direction::ServerToClient;
+
+    #[test]
+    fn a_tool_call_is_paired_with_its_result() {
+        let mut i = interpreter(false);
+        assert!(feed(&mut i, C2S, r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#).is_empty());
+        let r = feed(
+            &mut i,
+            S2C,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"Echo: hi"}]}}"#,
+        );
+        assert_eq!(r.len(), 1);
+        let e = &r[0].event;
+        assert_eq!(
+            (e.kind, e.operation.as_str(), e.outcome),
+            (EventKind::ToolExecution, "echo", Outcome::Success)
+        );
+        assert_eq!(payload(&r[0]).input, Some(json!({"message": "hi"})));
+        assert_eq!(e.request_id.as_deref(), Some("1"));
+        assert_eq!(e.actor.user_id.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn is_error_results_and_jsonrpc_errors_have_their_outcomes() {
+        let mut i = interpreter(false);
+        feed(
+            &mut i,
+            C2S,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t"}}"#,
+        );
+        let r = feed(
+            &mut i,
+            S2C,
+            r#"{"id":1,"result":{"isError":true,"content":[{"type":"text","text":"boom"}]}}"#,
+        );
+        assert_eq!(r[0].event.outcome, Outcome::ToolError);
+        assert_eq!(payload(&r[0]).error_message.as_deref(), Some("boom"));
+        feed(
+            &mut i,
+            C2S,
+            r#"{"id":2,"method":"tools/call","params":{"name":"t"}}"#,
+        );
+        let r = feed(
+            &mut i,
+            S2C,
+            r#"{"id":2,"error":{"code":-32602,"message":"bad params"}}"#,
+        );
+        assert_eq!(
+            (r[0].event.outcome, r[0].event.error_code),
+            (Outcome::ProtocolError, Some(-32602))
+        );
+    }
+
+    #[test]
+    fn sync_mode_records_an_intent_before_forwarding_and_links_the_outcome() {
+        let mut i = interpreter(true);
+        let r = feed(
+            &mut i,
+            C2S,
+            r#"{"id":"x","method":"resources/read","params":{"uri":"file:///a"}}"#,
+        );
+        assert_eq!(r.len(), 1);
+        assert!(r[0].before_forwarding);
+        assert_eq!(r[0].event.outcome, Outcome::Pending);
+        let intent = r[0].event.id;
+        let done = feed(&mut i, S2C, r#"{"id":"x","result":{"contents":[]}}"#);
+        assert_eq!(done[0].event.completes, Some(intent));
+        assert_eq!(done[0].event.correlation_id, r[0].event.correlation_id);
+        // List methods are not held.
+        assert!(feed(&mut i, C2S, r#"{"id":3,"method":"tools/list"}"#).is_empty());
+    }
+
+    #[test]
+    fn server_to_client_requests_are_paired_too() {
+        let mut i = interpreter(false);
+        feed(
+            &mut i,
+            S2C,
+            r#"{"id":0,"method":"sampling/createMessage","params":{"messages":[]}}"#,
+        );
+        let r = feed(
+            &mut i,
+            C2S,
+            r#"{"id":0,"result":{"role":"assistant","content":{"type":"text","text":"ok"}}}"#,
+        );
+        assert_eq!(r[0].event.kind, EventKind::Sampling);
+    }
+
+    #[test]
+    fn cancellation_and_silence_have_their_outcomes() {
+        let mut i = interpreter(false);
+        feed(
+            &mut i,
+            C2S,
+            r#"{"id":5,"method":"tools/call","params":{"name":"slow"}}"#,
+        );
+        let r = feed(
+            &mut i,
+            C2S,
+            r#"{"method":"notifications/cancelled","params":{"requestId":5,"reason":"user"}}"#,
+        );
+        assert_eq!(r[0].event.outcome, Outcome::Cancelled);
+        assert!(
+            feed(&mut i, S2C, r#"{"id":5,"result":{}}"#).is_empty(),
+            "a late answer is not an anomaly"
+        );
+        feed(
+            &mut i,
+            C2S,
+            r#"{"id":6,"method":"tools/call","params":{"name":"never"}}"#,
+        );
+        let end = i.finish("client closed", Some(0), Instant::now());
+        assert_eq!(end[0].event.outcome, Outcome::Incomplete);
+        assert_eq!(end[1].event.operation, "session_end");
+    }
+
+    #[test]
+    fn batches_record_every_element_and_junk_is_an_anomaly() {
+        let mut i = interpreter(false);
+        feed(
+            &mut i,
+            C2S,
+            r#"[{"id":1,"method":"tools/call","params":{"name":"a"}},{"id":2,"method":"tools/call","params":{"name":"b"}}]"#,
+        );
+        let r = feed(
+            &mut i,
+            S2C,
+            r#"[{"id":1,"result":{}},{"id":2,"result":{}}]"#,
+        );
+        assert_eq!(r.len(), 2);
+        let junk = feed(&mut i, C2S, "this is not json");
+        assert_eq!(
+            (junk[0].event.kind, junk[0].event.outcome),
+            (EventKind::Protocol, Outcome::ProtocolError)
+        );
+        let unknown = feed(&mut i, S2C, r#"{"id":99,"result":{}}"#);
+        assert_eq!(unknown[0].event.operation, "malformed_frame");
+    }
+
+    #[test]
+    fn large_payloads_are_capped_with_size_and_hash() {
+        let mut i = interpreter(false);
+        let big = "x".repeat(5000);
+        feed(
+            &mut i,
+            C2S,
+            &format!(
+                r#"{{"id":1,"method":"tools/call","params":{{"name":"t","arguments":{{"d":"{big}"}}}}}}"#
+            ),
+        );
+        let r = feed(&mut i, S2C, r#"{"id":1,"result":{}}"#);
+        let input = payload(&r[0]).input.clone().unwrap();
+        assert_eq!(input["truncated"], true);
+        assert!(input["size"].as_u64().unwrap() > 5000);
+        assert_eq!(input["sha256"].as_str().unwrap().len(), 64);
+    }
+}

@@ -1,0 +1,153 @@
+//! JSON-RPC 2.0 framing: one frame (a line on stdio, a body over HTTP) into messages.
+//!
+//! A frame is one message or, in protocol 2025-03-26, a batch (a JSON array of messages). A frame
+//! that is not UTF-8, not JSON, or not JSON-RPC is not an error of the proxy: it is forwarded as
+//! it came and recorded as an anomaly, so this module only classifies.
+
+use serde_json::{Map, Value};
+
+/// A JSON-RPC id, kept as its JSON text so that `7` and `"7"` stay different ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Id(pub String);
+
+/// One JSON-RPC message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Request {
+        id: Id,
+        method: String,
+        params: Value,
+    },
+    Notification {
+        method: String,
+        params: Value,
+    },
+    Response {
+        id: Id,
+        outcome: Reply,
+    },
+}
+
+/// What a response carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Result(Value),
+    Error {
+        code: i64,
+        message: String,
+        data: Option<Value>,
+    },
+}
+
+/// Why a frame is not JSON-RPC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("not valid UTF-8")]
+    NotUtf8,
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not a JSON-RPC message: {0}")]
+    NotJsonRpc(&'static str),
+}
+
+/// Parses one frame into its messages (one, or the elements of a batch).
+pub fn parse_frame(frame: &[u8]) -> Result<Vec<Message>, FrameError> {
+    let text = std::str::from_utf8(frame).map_err(|_| FrameError::NotUtf8)?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    match value {
+        Value::Array(items) if !items.is_empty() => items.into_iter().map(message).collect(),
+        Value::Array(_) => Err(FrameError::NotJsonRpc("empty batch")),
+        other => message(other).map(|m| vec![m]),
+    }
+}
+
+fn message(value: Value) -> Result<Message, FrameError> {
+    let Value::Object(mut object) = value else {
+        return Err(FrameError::NotJsonRpc("not an object"));
+    };
+    let id = object
+        .remove("id")
+        .filter(|v| !v.is_null())
+        .map(|v| Id(v.to_string()));
+    let method = match object.remove("method") {
+        Some(Value::String(m)) => Some(m),
+        Some(_) => return Err(FrameError::NotJsonRpc("method is not a string")),
+        None => None,
+    };
+    let params = object.remove("params").unwrap_or(Value::Null);
+    match (id, method) {
+        (Some(id), Some(method)) => Ok(Message::Request { id, method, params }),
+        (None, Some(method)) => Ok(Message::Notification { method, params }),
+        (Some(id), None) => Ok(Message::Response {
+            id,
+            outcome: reply(&mut object)?,
+        }),
+        (None, None) => Err(FrameError::NotJsonRpc("neither a method nor an id")),
+    }
+}
+
+fn reply(object: &mut Map<String, Value>) -> Result<Reply, FrameError> {
+    if let Some(result) = object.remove("result") {
+        return Ok(Reply::Result(result));
+    }
+    match object.remove("error") {
+        Some(Value::Object(mut e)) => Ok(Reply::Error {
+            code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
+            message: e
+                .remove("message")
+                .and_then(|m| m.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            data: e.remove("data"),
+        }),
+        _ => Err(FrameError::NotJsonRpc("a response without result or error")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_notifications_and_responses_are_told_apart() {
+        let m = parse_frame(
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&m[0], Message::Request { id, method, .. } if id.0 == "7" && method == "tools/call")
+        );
+        let m = parse_frame(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert!(matches!(&m[0], Message::Notification { .. }));
+        let m =
+            parse_frame(br#"{"jsonrpc":"2.0","id":"a","error":{"code":-32601,"message":"nope"}}"#)
+                .unwrap();
+        assert!(
+            matches!(&m[0], Message::Response { id, outcome: Reply::Error { code: -32601, .. } } if id.0 == "\"a\"")
+        );
+    }
+
+    #[test]
+    fn a_batch_yields_every_element() {
+        let m = parse_frame(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","method":"b"}]"#,
+        )
+        .unwrap();
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn number_and_string_ids_stay_different() {
+        let a = parse_frame(br#"{"id":1,"result":{}}"#).unwrap();
+        let b = parse_frame(br#"{"id":"1","result":{}}"#).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn malformed_frames_are_classified() {
+        assert_eq!(parse_frame(b"\xff\xfe"), Err(FrameError::NotUtf8));
+        assert!(matches!(parse_frame(b"{nope"), Err(FrameError::NotJson(_))));
+        assert!(matches!(parse_frame(b"42"), Err(FrameError::NotJsonRpc(_))));
+        assert!(matches!(parse_frame(b"[]"), Err(FrameError::NotJsonRpc(_))));
+    }
+}
