@@ -118,9 +118,26 @@ async fn stop_signal() {
     }
 }
 
+/// The operating-system user: `USER`/`LOGNAME`, else the password entry of the process's uid
+/// (services often run without those variables), else `uid:N`.
 fn os_user() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
+    use std::os::unix::fs::MetadataExt;
+    if let Some(user) = ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string())
+    {
+        return user;
+    }
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".to_string();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            (fields.nth(1)? == uid.to_string()).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| format!("uid:{uid}"))
 }
