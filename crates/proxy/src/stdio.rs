@@ -195,7 +195,11 @@ where
             return Ok(());
         }
         buf.extend_from_slice(&chunk[..n]);
+        // Every complete line of this read is interpreted first, so that the intents of all
+        // of them are committed together (one group commit, not one fsync per request); then
+        // the lines go out in order, in one write.
         let mut start = 0;
+        let mut intents = Vec::new();
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             let end = start + pos + 1;
             let line = &buf[start..end];
@@ -216,10 +220,26 @@ where
                     Instant::now(),
                 ),
             };
-            handle(&recorder, records).await?;
-            to.write_all(line).await?;
+            for r in records {
+                if r.before_forwarding {
+                    let recorder = recorder.clone();
+                    intents.push(tokio::spawn(async move {
+                        recorder.record_durable_async(r.event).await
+                    }));
+                } else {
+                    record(&recorder, r).await;
+                }
+            }
             start = end;
         }
+        for intent in intents {
+            match intent.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(ProxyError::IntentNotRecorded(e)),
+                Err(e) => return Err(ProxyError::Io(std::io::Error::other(e.to_string()))),
+            }
+        }
+        to.write_all(&buf[..start]).await?;
         buf.drain(..start);
         if buf.len() > MAX_FRAME {
             // Too large to hold: forward what we have and keep only its hash.
