@@ -217,7 +217,10 @@ fn batch_durability_records_no_intents() {
     assert_eq!(echo.event.completes, None);
     assert_eq!(echo.event.actor.auth_method.as_deref(), Some("os_user"));
     let user = echo.event.actor.user_id.as_deref().unwrap_or("");
-    assert!(!user.is_empty() && user != "unknown" && user != "system", "{user}");
+    assert!(
+        !user.is_empty() && user != "unknown" && user != "system",
+        "{user}"
+    );
 }
 
 /// Starts the proxy in front of `server` (a shell command), feeding it `input` and closing
