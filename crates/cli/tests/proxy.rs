@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_audit_core::{EventKind, Outcome};
-use mcp_audit_store::{Filter, Query, SqliteOptions, SqliteStore, Store, StoredEvent};
+use mcp_audit_store::{Filter, SqliteOptions, SqliteStore, Store, StoredEvent};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
@@ -38,21 +38,24 @@ fn everything(peers: &Path) -> String {
 }
 
 fn events(db: &Path) -> Vec<StoredEvent> {
-    let mut store = SqliteStore::open_read_only(db, SqliteOptions::default()).unwrap();
+    try_events(db).unwrap()
+}
+
+/// The events, or why they can not be read (while the database is still being created).
+fn try_events(db: &Path) -> Result<Vec<StoredEvent>, mcp_audit_store::StoreError> {
+    let mut store = SqliteStore::open_read_only(db, SqliteOptions::default())?;
     let mut all = Vec::new();
-    store
-        .for_each(
-            &Filter {
-                include_pending: true,
-                ..Filter::default()
-            },
-            &mut |e| {
-                all.push(e);
-                Ok(())
-            },
-        )
-        .unwrap();
-    all
+    store.for_each(
+        &Filter {
+            include_pending: true,
+            ..Filter::default()
+        },
+        &mut |e| {
+            all.push(e);
+            Ok(())
+        },
+    )?;
+    Ok(all)
 }
 
 fn one<'a>(events: &'a [StoredEvent], operation: &str, outcome: Outcome) -> &'a StoredEvent {
@@ -385,10 +388,8 @@ fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
     // Wait until the intent is durable, then kill the proxy without warning.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if db.exists()
-            && events(&db)
-                .iter()
-                .any(|e| e.event.outcome == Outcome::Pending)
+        // The file may exist before its schema does: not readable yet is "not yet".
+        if try_events(&db).is_ok_and(|all| all.iter().any(|e| e.event.outcome == Outcome::Pending))
         {
             break;
         }
@@ -397,11 +398,27 @@ fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        events(&db)
-            .iter()
-            .all(|e| e.event.operation != "session_end")
-    );
+    // From here on the trail is read the way an operator would, through the CLI.
+    let trail = |db: &Path| -> Vec<Value> {
+        let out = Command::new(BIN)
+            .args(["query", "--include-pending", "--jsonl", "--db"])
+            .arg(db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    };
+    let before = trail(&db);
+    assert_eq!(before.len(), 1, "only the intent: {before:#?}");
+    assert_eq!(before[0]["outcome"], "pending");
 
     let out = Command::new(BIN)
         .arg("recover")
@@ -415,13 +432,18 @@ fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("recorded 1 incomplete"));
-    let all = events(&db);
-    let intent = one(&all, "p", Outcome::Pending);
-    assert_eq!(
-        one(&all, "p", Outcome::Incomplete).event.completes,
-        Some(intent.event.id)
-    );
-    let mut store = SqliteStore::open_read_only(&db, SqliteOptions::default()).unwrap();
-    assert!(store.pending_without_outcome().unwrap().is_empty());
-    let _ = store.query(&Query::default()).unwrap();
+    let after = trail(&db);
+    assert_eq!(after.len(), 2, "{after:#?}");
+    assert_eq!(after[0]["outcome"], "incomplete");
+    assert_eq!(after[0]["operation"], "p");
+    assert_eq!(after[0]["completes"], before[0]["id"]);
+
+    // A second recovery finds nothing left to close.
+    let again = Command::new(BIN)
+        .arg("recover")
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("recorded 0 incomplete"));
 }

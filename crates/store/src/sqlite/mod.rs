@@ -77,12 +77,6 @@ impl SqliteStore {
         writable: bool,
         schema_version: Option<i64>,
     ) -> Result<SqliteStore, StoreError> {
-        let flags = if writable {
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
-        } else {
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-        } | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI;
         let open_error = |e: rusqlite::Error| match map_err_at(path, e) {
             StoreError::Database(reason) => StoreError::Open {
                 path: path.to_path_buf(),
@@ -90,7 +84,30 @@ impl SqliteStore {
             },
             other => other,
         };
-        let mut conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        let common = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let mut conn = if writable {
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | common;
+            Connection::open_with_flags(path, flags).map_err(open_error)?
+        } else {
+            // A reader still opens read-write when it may (never creating the file) and is made
+            // read-only by `query_only`: WAL recovery after a crashed writer needs write access
+            // to the WAL index, which a connection opened read-only can not always get. A file
+            // it may not write falls back to a read-only open.
+            if !path.exists() {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    reason: "no such file".into(),
+                });
+            }
+            let read_write = OpenFlags::SQLITE_OPEN_READ_WRITE | common;
+            let read_only = OpenFlags::SQLITE_OPEN_READ_ONLY | common;
+            let conn = Connection::open_with_flags(path, read_write)
+                .or_else(|_| Connection::open_with_flags(path, read_only))
+                .map_err(open_error)?;
+            conn.pragma_update(None, "query_only", true)
+                .map_err(open_error)?;
+            conn
+        };
         conn.busy_timeout(options.lock_timeout)
             .map_err(open_error)?;
         let mut store = SqliteStore {
