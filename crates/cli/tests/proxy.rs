@@ -299,6 +299,15 @@ fn every_byte_passes_through_unchanged_and_junk_is_recorded() {
     );
     let details = malformed[0].event.payload.details.as_ref().unwrap();
     assert_eq!(details["sha256"].as_str().unwrap().len(), 64);
+    // Each element of the batch is a request of its own (here unanswered, so incomplete), once
+    // as the client sent it and once as `cat` sent it back.
+    for method in ["a", "b"] {
+        let n = all
+            .iter()
+            .filter(|e| e.event.operation == method && e.event.outcome == Outcome::Incomplete)
+            .count();
+        assert_eq!(n, 2, "batch element {method}");
+    }
     let oversized: Vec<_> = all
         .iter()
         .filter(|e| e.event.operation == "oversized_frame")
