@@ -456,3 +456,98 @@ fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
         .unwrap();
     assert!(String::from_utf8_lossy(&again.stdout).contains("recorded 0 incomplete"));
 }
+
+/// Runs the stateless (2026-07-28) Python SDK client against the Python SDK's `MCPServer`.
+fn run_modern(peers: &Path, db: &Path, durability: &str) -> Value {
+    let python = peers.join("venv/bin/python");
+    let output = Command::new(&python)
+        .arg(repo().join("tests/peers/modern_client.py"))
+        .arg(BIN)
+        .args(["proxy", "--durability", durability, "--db"])
+        .arg(db)
+        .arg("--")
+        .arg(&python)
+        .arg(repo().join("tests/peers/modern_server.py"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn the_stateless_2026_07_28_protocol_is_recorded_and_input_required_retries_are_linked() {
+    let Some(peers) = peers() else { return };
+    for durability in ["batch", "sync"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let seen = run_modern(&peers, &db, durability);
+        assert_eq!(seen["add"], json!(["5"]), "{durability}");
+        assert_eq!(seen["count_roots"], json!(["1"]), "{durability}");
+        let all = events(&db);
+
+        // No handshake: the session starts with the first request's `_meta`.
+        let start = one(&all, "session_start", Outcome::Success);
+        assert_eq!(
+            start.event.payload.details.as_ref().unwrap()["stateless"],
+            true
+        );
+        let add = one(&all, "add", Outcome::Success);
+        assert_eq!(
+            add.event.target.protocol_version.as_deref(),
+            Some("2026-07-28")
+        );
+        assert_eq!(
+            add.event.target.server_name.as_deref(),
+            Some("modern-test-server")
+        );
+        assert_eq!(add.event.actor.client_name.as_deref(), Some("mcp"));
+        assert_eq!(add.event.payload.input, Some(json!({"a": 2, "b": 3})));
+        one(&all, "fail", Outcome::ToolError);
+
+        // count_roots: answered `input_required`, retried with a new request id; one logical
+        // operation (one correlation id), each step completing the one before.
+        let chain: Vec<&StoredEvent> = all
+            .iter()
+            .filter(|e| e.event.operation == "count_roots")
+            .collect();
+        let correlation = &chain[0].event.correlation_id;
+        assert!(
+            chain.iter().all(|e| &e.event.correlation_id == correlation),
+            "{durability}"
+        );
+        let request_ids: std::collections::BTreeSet<_> = chain
+            .iter()
+            .filter_map(|e| e.event.request_id.clone())
+            .collect();
+        assert_eq!(request_ids.len(), 2, "two JSON-RPC requests, one operation");
+        for pair in chain.windows(2) {
+            assert_eq!(
+                pair[1].event.completes,
+                Some(pair[0].event.id),
+                "{durability}: {chain:#?}"
+            );
+        }
+        let last = chain.last().unwrap();
+        assert_eq!(last.event.outcome, Outcome::Success);
+        assert!(last.event.payload.context.as_ref().unwrap()["inputResponses"].is_object());
+        let step = chain.iter().find(|e| {
+            e.event
+                .payload
+                .output
+                .as_ref()
+                .is_some_and(|o| o["resultType"] == "input_required")
+        });
+        assert_eq!(step.map(|s| s.event.outcome), Some(Outcome::Pending));
+        assert_eq!(chain.len(), if durability == "sync" { 4 } else { 2 });
+
+        let mut store = SqliteStore::open_read_only(&db, SqliteOptions::default()).unwrap();
+        assert!(
+            store.pending_without_outcome().unwrap().is_empty(),
+            "{durability}"
+        );
+    }
+}

@@ -62,13 +62,23 @@ struct Call {
     started: Instant,
     intent: Option<EventId>,
     recorded: bool,
+    /// The method, to find the retry of an `input_required` answer.
+    method: String,
 }
+
+/// Protocol 2026-07-28 keys in `_meta`.
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 /// The interpreter of one connection.
 pub struct Interpreter {
     config: SessionConfig,
     calls: HashMap<(Direction, Id), Call>,
     cancelled: HashSet<(Direction, Id)>,
+    /// 2026-07-28: operations answered `input_required`, waiting for the client's retry (a new
+    /// request id): (direction, method, operation) → (correlation id, the answer's event id).
+    awaiting_input: HashMap<(Direction, String, String), (Option<String>, EventId)>,
     protocol_version: Option<String>,
     server_info: Option<Value>,
     client_info: Option<Value>,
@@ -89,6 +99,7 @@ impl Interpreter {
             config,
             calls: HashMap::new(),
             cancelled: HashSet::new(),
+            awaiting_input: HashMap::new(),
             protocol_version: None,
             server_info: None,
             client_info: None,
@@ -181,15 +192,50 @@ impl Interpreter {
                 self.protocol_version = Some(v.to_string());
             }
         }
+        let mut records = Vec::new();
+        if let Some(meta) = params.get("_meta") {
+            if let Some(v) = meta.get(META_PROTOCOL_VERSION).and_then(Value::as_str) {
+                self.protocol_version = Some(v.to_string());
+            }
+            if let Some(info) = meta.get(META_CLIENT_INFO) {
+                self.client_info = Some(info.clone());
+            }
+            if !self.started && meta.get(META_PROTOCOL_VERSION).is_some() {
+                // Stateless protocol: no handshake, so the session starts with its first request.
+                self.started = true;
+                let event = self
+                    .base(EventKind::Session, Action::Create, "session_start")
+                    .details(json!({
+                        "stateless": true,
+                        "client_info": self.client_info,
+                        "protocol_version": self.protocol_version,
+                        "client_capabilities": meta.get("io.modelcontextprotocol/clientCapabilities"),
+                    }));
+                records.push(record(event, false));
+            }
+        }
         let recorded = !matches!(method.as_str(), "ping" | "initialize");
         if method == "ping" {
             self.pings += 1;
         }
         let (kind, action, operation, resource_type) = classify(&method, &params);
+        // The retry of an `input_required` answer continues that logical operation.
+        let retry_of = params.get("inputResponses").and_then(|_| {
+            self.awaiting_input
+                .remove(&(direction, method.clone(), operation.clone()))
+        });
+        let correlation = retry_of
+            .as_ref()
+            .and_then(|(c, _)| c.clone())
+            .unwrap_or_else(|| EventId::new().to_string());
         let mut template = self
             .base(kind, action, &operation)
             .request_id(id.0.clone())
-            .correlation_id(EventId::new().to_string());
+            .correlation_id(correlation);
+        if let Some(responses) = params.get("inputResponses") {
+            template =
+                template.context(json!({ "inputResponses": self.capture(responses.clone()) }));
+        }
         if let Some(t) = resource_type {
             template = template.resource_type(t);
         }
@@ -199,10 +245,12 @@ impl Interpreter {
             params
         };
         let template = template.input(self.capture(input));
-        let mut records = Vec::new();
         let mut intent = None;
         if recorded && self.config.record_intents && INTENT_METHODS.contains(&method.as_str()) {
-            let event = template.clone().outcome(Outcome::Pending);
+            let mut event = template.clone().outcome(Outcome::Pending);
+            if let Some((_, step)) = &retry_of {
+                event = event.completes(*step);
+            }
             if let Ok(event) = event.build() {
                 intent = Some(event.id);
                 records.push(Record {
@@ -218,8 +266,10 @@ impl Interpreter {
                     Call {
                         template,
                         started: at,
-                        intent,
+                        // Without an intent of its own, a retry's outcome completes the step.
+                        intent: intent.or(retry_of.map(|(_, step)| step)),
                         recorded,
+                        method,
                     },
                 );
             }
@@ -302,8 +352,23 @@ impl Interpreter {
         }
         let record = match outcome {
             Reply::Result(result) => {
+                if let Some(info) = result.get("_meta").and_then(|m| m.get(META_SERVER_INFO)) {
+                    self.server_info = Some(info.clone());
+                }
                 let is_error = result.get("isError").and_then(Value::as_bool) == Some(true);
-                if is_error {
+                if result.get("resultType").and_then(Value::as_str) == Some("input_required") {
+                    // Not an end: the client answers the input requests by retrying the call.
+                    let key = (
+                        request_direction,
+                        call.method.clone(),
+                        call.template.operation.clone(),
+                    );
+                    let correlation = call.template.correlation_id.clone();
+                    let step = self.outcome_of(call, Outcome::Pending, Some(result), None, at);
+                    self.awaiting_input
+                        .insert(key, (correlation, step.event.id));
+                    step
+                } else if is_error {
                     let message = first_text(&result);
                     self.outcome_of(call, Outcome::ToolError, Some(result), message, at)
                 } else {
@@ -711,6 +776,45 @@ mod tests {
         );
         let unknown = feed(&mut i, S2C, r#"{"id":99,"result":{}}"#);
         assert_eq!(unknown[0].event.operation, "malformed_frame");
+    }
+
+    #[test]
+    fn an_input_required_retry_continues_the_same_operation() {
+        let mut i = interpreter(false);
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"}}"#;
+        let start = feed(
+            &mut i,
+            C2S,
+            &format!(
+                r#"{{"id":1,"method":"tools/call","params":{{"name":"t","arguments":{{}},{meta}}}}}"#
+            ),
+        );
+        assert_eq!(start[0].event.operation, "session_start");
+        let step = feed(
+            &mut i,
+            S2C,
+            r#"{"id":1,"result":{"resultType":"input_required","inputRequests":{}}}"#,
+        );
+        assert_eq!(step[0].event.outcome, Outcome::Pending);
+        feed(
+            &mut i,
+            C2S,
+            &format!(
+                r#"{{"id":2,"method":"tools/call","params":{{"name":"t","arguments":{{}},"inputResponses":{{"k":1}},{meta}}}}}"#
+            ),
+        );
+        let done = feed(
+            &mut i,
+            S2C,
+            r#"{"id":2,"result":{"resultType":"complete","content":[]}}"#,
+        );
+        assert_eq!(done[0].event.completes, Some(step[0].event.id));
+        assert_eq!(done[0].event.correlation_id, step[0].event.correlation_id);
+        assert_eq!(
+            done[0].event.target.protocol_version.as_deref(),
+            Some("2026-07-28")
+        );
+        assert_eq!(done[0].event.actor.client_name.as_deref(), Some("c"));
     }
 
     #[test]

@@ -1,0 +1,41 @@
+"""A small MCP server in the 2026-07-28 style (the official Python SDK's MCPServer), over stdio.
+
+Tools: `add` (returns the sum), `fail` (always reports a tool error) and `count_roots` (asks
+the client for its roots: an `input_required` round trip).
+"""
+
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.resolve import ListRoots, Resolve
+from mcp_types import ListRootsResult
+
+server = MCPServer("modern-test-server")
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Adds two numbers."""
+    return a + b
+
+
+@server.tool()
+def fail(reason: str) -> str:
+    """Always fails, with the given reason."""
+    raise ValueError(reason)
+
+
+def ask_for_roots() -> ListRoots:
+    # Needs the client's roots: in 2026-07-28 the server answers `input_required` and the
+    # client retries the call, with a new request id, carrying the answer.
+    return ListRoots()
+
+
+@server.tool()
+def count_roots(roots: Annotated[ListRootsResult, Resolve(ask_for_roots)]) -> int:
+    """Counts the client's roots."""
+    return len(roots.roots)
+
+
+if __name__ == "__main__":
+    server.run("stdio")
