@@ -551,3 +551,72 @@ fn the_stateless_2026_07_28_protocol_is_recorded_and_input_required_retries_are_
         );
     }
 }
+
+#[test]
+fn the_filesystem_server_asks_for_roots_and_its_file_operations_are_recorded() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let root = root.canonicalize().unwrap();
+    let server =
+        peers.join("npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
+    let output = Command::new(peers.join("venv/bin/python"))
+        .arg(repo().join("tests/peers/fs_client.py"))
+        .arg(&root)
+        .arg(BIN)
+        .args(["proxy", "--server-name", "files", "--db"])
+        .arg(&db)
+        .args(["--", "node"])
+        .arg(&server)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["read"], "audited hello");
+    // The file really was written by the server, through the proxy.
+    assert_eq!(
+        std::fs::read_to_string(root.join("note.txt")).unwrap(),
+        "audited hello"
+    );
+
+    let all = events(&db);
+    assert!(
+        all.iter()
+            .all(|e| e.event.target.server_name.as_deref() == Some("files"))
+    );
+    // The server asked the client for its roots: a server-to-client request, paired.
+    let roots = all
+        .iter()
+        .find(|e| e.event.operation == "roots/list" && e.event.outcome == Outcome::Success)
+        .expect("roots/list recorded");
+    assert_eq!(
+        roots.event.payload.output.as_ref().unwrap()["roots"][0]["uri"],
+        format!("file://{}", root.display())
+    );
+    let write = one(&all, "write_file", Outcome::Success);
+    assert_eq!(
+        write.event.payload.input.as_ref().unwrap()["content"],
+        "audited hello"
+    );
+    let reads: Vec<_> = all
+        .iter()
+        .filter(|e| e.event.operation == "read_text_file")
+        .collect();
+    let outcomes: Vec<Outcome> = reads
+        .iter()
+        .filter(|e| e.event.outcome != Outcome::Pending)
+        .map(|e| e.event.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Success, Outcome::ToolError],
+        "inside, then outside the root"
+    );
+}
