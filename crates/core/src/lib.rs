@@ -10,6 +10,7 @@
 //! - [`Policy`]: the audit level, and the derived classification, review flag and expiry.
 //! - [`seal`]: the canonical encoding, the payload commitment and the Merkle leaf, which is what
 //!   makes personal data erasable without breaking tamper evidence.
+//! - [`merkle`]: RFC 6962 / RFC 9162 tree hashes, inclusion and consistency proofs.
 //!
 //! ```
 //! use mcp_audit_core::{Action, AuditEvent, Policy};
@@ -35,6 +36,7 @@ mod error;
 mod event;
 mod hash;
 mod kind;
+pub mod merkle;
 mod policy;
 mod retention;
 pub mod seal;
