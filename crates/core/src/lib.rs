@@ -11,6 +11,7 @@
 //! - [`seal`]: the canonical encoding, the payload commitment and the Merkle leaf, which is what
 //!   makes personal data erasable without breaking tamper evidence.
 //! - [`merkle`]: RFC 6962 / RFC 9162 tree hashes, inclusion and consistency proofs.
+//! - [`checkpoint`]: C2SP checkpoints signed as Ed25519 signed notes.
 //!
 //! ```
 //! use mcp_audit_core::{Action, AuditEvent, Policy};
@@ -31,6 +32,7 @@
 
 mod builder;
 mod changeset;
+pub mod checkpoint;
 mod classification;
 mod error;
 mod event;
