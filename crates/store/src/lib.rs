@@ -29,6 +29,7 @@
 //! ```
 
 mod error;
+pub mod integrity;
 mod query;
 mod recorder;
 mod sql;

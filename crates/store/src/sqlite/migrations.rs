@@ -86,6 +86,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX events_completes ON events (completes) WHERE completes IS NOT NULL;
         ",
     },
+    Migration {
+        description: "signed checkpoints of the Merkle log",
+        sql: "
+            CREATE TABLE checkpoints (
+                size      INTEGER PRIMARY KEY,  -- tree size the checkpoint commits to
+                root      BLOB NOT NULL,        -- its root hash
+                note      TEXT NOT NULL,        -- the signed note, as signed
+                signed_at INTEGER NOT NULL      -- microseconds since the Unix epoch
+            );
+        ",
+    },
 ];
 
 /// The schema version this build writes.

@@ -193,6 +193,11 @@ impl SqliteStore {
         migrations::current_version(&self.conn).map_err(|e| self.map(e))
     }
 
+    /// The connection, for the integrity checks that read rows as stored.
+    pub(crate) fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     /// Bytes used by each table and index (`dbstat`), largest first: for the benchmark's
     /// index-size report.
     pub fn space_used(&mut self) -> Result<Vec<(String, u64)>, StoreError> {

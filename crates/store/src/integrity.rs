@@ -1,0 +1,360 @@
+//! Tamper evidence over a SQLite log: signing checkpoints, erasing payloads, and verifying that
+//! the rows as stored are the log that was signed.
+//!
+//! `verify` trusts nothing in the database: it recomputes every event's metadata digest from
+//! `meta`, its payload commitment from `payloads` (absent: the payload was erased, and the event
+//! is `redacted`, not tampered), its leaf from its seq, rebuilds the tree, and checks each stored
+//! checkpoint's signature and root. What an attacker with write access can still do undetected is
+//! append valid-looking entries after the last checkpoint, or cut the tail together with the
+//! checkpoints that cover it: outside copies of the checkpoints (`--checkpoint-out`, checked with
+//! `outside`) close that gap.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment, unseal};
+use mcp_audit_core::{EventId, Hash, merkle};
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::sqlite::{SqliteStore, map_err};
+
+/// What is wrong with one entry, or with the log as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "finding", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Finding {
+    /// The metadata no longer hashes to the entry's leaf.
+    ModifiedMetadata { seq: u64 },
+    /// An indexed column disagrees with the hashed metadata (queries would be misled).
+    ModifiedColumn { seq: u64, column: &'static str },
+    /// The payload no longer matches its commitment.
+    ModifiedPayload { seq: u64 },
+    /// The entry's leaf belongs at another position: entries were moved.
+    Reordered { seq: u64, belongs_at: u64 },
+    /// No entry at this position, below the log's size.
+    MissingEntry { seq: u64 },
+    /// An entry at or past the log's recorded size.
+    ExtraEntry { seq: u64 },
+    /// A checkpoint's root differs from the root of the entries it covers.
+    CheckpointMismatch { size: u64 },
+    /// A checkpoint covers more entries than the log has: its tail was cut.
+    TruncatedTail { checkpoint_size: u64, log_size: u64 },
+    /// A checkpoint whose signature does not verify with the given key.
+    BadSignature { size: u64, problem: String },
+}
+
+/// The result of [`verify`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Entries read.
+    pub entries: u64,
+    /// Entries whose payload was erased (still proven).
+    pub redacted: u64,
+    /// Checkpoints whose signature and root were checked and hold.
+    pub checkpoints_verified: u64,
+    /// The size of the largest verified checkpoint: entries past it are not yet covered.
+    pub covered: u64,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn is_ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// A checkpoint as kept outside the database: one JSON object per line.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct OutsideCheckpoint {
+    pub size: u64,
+    pub note: String,
+}
+
+const COLUMNS: &str = "e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body, e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts";
+
+/// Recomputes and checks everything; `progress` is called with the number of entries read.
+pub fn verify(
+    store: &mut SqliteStore,
+    verifier: Option<&NoteVerifier>,
+    outside: &[OutsideCheckpoint],
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    let conn = store.connection();
+    let log_size: u64 = conn
+        .query_row(
+            "SELECT value FROM log_state WHERE key = 'next_seq'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .map_err(map_err)?
+        .parse()
+        .unwrap_or(0);
+
+    // Leaves recomputed from the rows, by position; `None` where an entry is missing.
+    let mut leaves: Vec<Option<Hash>> = Vec::with_capacity(log_size as usize);
+    let mut stored: Vec<(u64, Hash, Hash, Hash)> = Vec::new(); // seq, stored leaf, digest, commitment
+    {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events e LEFT JOIN payloads p ON p.seq = e.seq ORDER BY e.seq"
+        );
+        let mut stmt = conn.prepare(&sql).map_err(map_err)?;
+        let mut rows = stmt.query([]).map_err(map_err)?;
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let seq = row.get::<_, i64>(0).map_err(map_err)? as u64;
+            let meta: String = row.get(1).map_err(map_err)?;
+            let commitment =
+                Hash::from_slice(&row.get::<_, Vec<u8>>(2).map_err(map_err)?).unwrap_or_default();
+            let stored_leaf =
+                Hash::from_slice(&row.get::<_, Vec<u8>>(3).map_err(map_err)?).unwrap_or_default();
+            let salt: Option<Vec<u8>> = row.get(4).map_err(map_err)?;
+            let body: Option<String> = row.get(5).map_err(map_err)?;
+            report.entries += 1;
+            if report.entries % 65_536 == 0 {
+                progress(report.entries);
+            }
+            while (leaves.len() as u64) < seq.min(log_size) {
+                report.findings.push(Finding::MissingEntry {
+                    seq: leaves.len() as u64,
+                });
+                leaves.push(None);
+            }
+            if seq >= log_size {
+                report.findings.push(Finding::ExtraEntry { seq });
+                continue;
+            }
+            let digest = meta_digest(meta.as_bytes());
+            match (salt, body) {
+                (Some(salt), Some(body)) => {
+                    let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
+                    if payload_commitment(&salt, body.as_bytes()) != commitment {
+                        report.findings.push(Finding::ModifiedPayload { seq });
+                    }
+                }
+                _ => report.redacted += 1,
+            }
+            let leaf = leaf_hash(seq, &digest, &commitment);
+            if leaf != stored_leaf {
+                stored.push((seq, stored_leaf, digest, commitment));
+            } else if let Some(column) = column_mismatch(&meta, row) {
+                report
+                    .findings
+                    .push(Finding::ModifiedColumn { seq, column });
+            }
+            leaves.push(Some(leaf));
+        }
+    }
+    while (leaves.len() as u64) < log_size {
+        report.findings.push(Finding::MissingEntry {
+            seq: leaves.len() as u64,
+        });
+        leaves.push(None);
+    }
+    // A leaf that is right for another position means the entry was moved, not edited.
+    for (seq, stored_leaf, digest, commitment) in stored {
+        let lo = seq.saturating_sub(1024);
+        let hi = (seq + 1024).min(log_size);
+        match (lo..hi).find(|&k| k != seq && leaf_hash(k, &digest, &commitment) == stored_leaf) {
+            Some(k) => report
+                .findings
+                .push(Finding::Reordered { seq, belongs_at: k }),
+            None => report.findings.push(Finding::ModifiedMetadata { seq }),
+        }
+    }
+
+    // Checkpoints: the stored ones, then the outside copies.
+    let mut notes: Vec<(u64, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT size, note FROM checkpoints ORDER BY size")
+            .map_err(map_err)?;
+        stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(map_err)?
+    };
+    notes.extend(outside.iter().map(|o| (o.size, o.note.clone())));
+    let all_leaves: Option<Vec<Hash>> = leaves.iter().copied().collect();
+    for (size, note) in notes {
+        let checkpoint = match verifier {
+            Some(v) => match v.open(&note) {
+                Ok(c) => c,
+                Err(e) => {
+                    report.findings.push(Finding::BadSignature {
+                        size,
+                        problem: e.to_string(),
+                    });
+                    continue;
+                }
+            },
+            None => match note
+                .split_once("\n\n")
+                .map(|(b, _)| Checkpoint::parse_body(&format!("{b}\n")))
+            {
+                Some(Ok(c)) => c,
+                _ => {
+                    report.findings.push(Finding::BadSignature {
+                        size,
+                        problem: "unreadable note".into(),
+                    });
+                    continue;
+                }
+            },
+        };
+        if checkpoint.size > log_size {
+            report.findings.push(Finding::TruncatedTail {
+                checkpoint_size: checkpoint.size,
+                log_size,
+            });
+            continue;
+        }
+        let Some(all) = &all_leaves else { continue };
+        if merkle::root(&all[..checkpoint.size as usize]) != checkpoint.root {
+            report.findings.push(Finding::CheckpointMismatch {
+                size: checkpoint.size,
+            });
+        } else if verifier.is_some() {
+            report.checkpoints_verified += 1;
+            report.covered = report.covered.max(checkpoint.size);
+        }
+    }
+    report.findings.sort_by_key(finding_seq);
+    report.findings.dedup();
+    progress(report.entries);
+    Ok(report)
+}
+
+fn finding_seq(f: &Finding) -> u64 {
+    match f {
+        Finding::ModifiedMetadata { seq }
+        | Finding::ModifiedColumn { seq, .. }
+        | Finding::ModifiedPayload { seq }
+        | Finding::Reordered { seq, .. }
+        | Finding::MissingEntry { seq }
+        | Finding::ExtraEntry { seq } => *seq,
+        Finding::CheckpointMismatch { size } | Finding::BadSignature { size, .. } => *size,
+        Finding::TruncatedTail {
+            checkpoint_size, ..
+        } => *checkpoint_size,
+    }
+}
+
+/// The first indexed column that disagrees with the hashed metadata.
+fn column_mismatch(meta: &str, row: &rusqlite::Row<'_>) -> Option<&'static str> {
+    let event = unseal(meta.as_bytes(), None).ok()?;
+    let text = |i: usize| row.get::<_, Option<String>>(i).ok().flatten();
+    if text(6) != event.actor.user_id {
+        return Some("user_id");
+    }
+    if text(7).as_deref() != Some(event.operation.as_str()) {
+        return Some("operation");
+    }
+    if text(8) != event.session_id {
+        return Some("session_id");
+    }
+    if text(9).as_deref() != Some(event.kind.as_str()) {
+        return Some("kind");
+    }
+    if text(10).as_deref() != Some(event.outcome.as_str()) {
+        return Some("outcome");
+    }
+    if row.get::<_, i64>(11).ok() != Some(event.timestamp.as_microsecond()) {
+        return Some("ts");
+    }
+    None
+}
+
+/// Signs a checkpoint of the whole log as it is now, stores it, and returns it. Refuses to sign
+/// a tree that does not extend the previous checkpoint (the stored leaves were changed since).
+pub fn sign_checkpoint(
+    store: &mut SqliteStore,
+    signer: &NoteSigner,
+    origin: &str,
+) -> Result<OutsideCheckpoint, StoreError> {
+    let conn = store.connection();
+    let leaves: Vec<Hash> = {
+        let mut stmt = conn
+            .prepare("SELECT leaf_hash FROM events ORDER BY seq")
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|b| Hash::from_slice(b).unwrap_or_default())
+            .collect()
+    };
+    let previous: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(map_err)?;
+    if let Some((size, root)) = previous {
+        let size = size as usize;
+        if size > leaves.len() || merkle::root(&leaves[..size]).0.as_slice() != root.as_slice() {
+            return Err(StoreError::Database(format!(
+                "refusing to sign: the log no longer extends the checkpoint of size {size} (run `mcp-audit verify`)"
+            )));
+        }
+    }
+    let checkpoint = Checkpoint {
+        origin: origin.to_string(),
+        size: leaves.len() as u64,
+        root: merkle::root(&leaves),
+    };
+    let note = signer.sign(&checkpoint);
+    conn.execute(
+        "INSERT OR REPLACE INTO checkpoints (size, root, note, signed_at) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![
+            checkpoint.size as i64,
+            checkpoint.root.0.as_slice(),
+            note,
+            Timestamp::now().as_microsecond()
+        ],
+    )
+    .map_err(map_err)?;
+    Ok(OutsideCheckpoint {
+        size: checkpoint.size,
+        note,
+    })
+}
+
+/// Erases an event's personal half (GDPR Art. 17): deletes its payload and salt. The leaf keeps
+/// the commitment, so every proof stays valid and `verify` reports the entry as redacted.
+/// Returns whether there was anything to erase.
+pub fn erase(store: &mut SqliteStore, id: EventId) -> Result<bool, StoreError> {
+    let conn = store.connection();
+    let n = conn
+        .execute(
+            "DELETE FROM payloads WHERE seq = (SELECT seq FROM events WHERE id = ?1)",
+            [id.0.as_bytes().as_slice()],
+        )
+        .map_err(map_err)?;
+    Ok(n > 0)
+}
+
+/// Groups findings by kind for a one-line summary.
+pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
+    let mut m = HashMap::new();
+    for f in &report.findings {
+        let name = match f {
+            Finding::ModifiedMetadata { .. } => "modified metadata",
+            Finding::ModifiedColumn { .. } => "modified column",
+            Finding::ModifiedPayload { .. } => "modified payload",
+            Finding::Reordered { .. } => "reordered",
+            Finding::MissingEntry { .. } => "missing entry",
+            Finding::ExtraEntry { .. } => "extra entry",
+            Finding::CheckpointMismatch { .. } => "checkpoint mismatch",
+            Finding::TruncatedTail { .. } => "truncated tail",
+            Finding::BadSignature { .. } => "bad signature",
+        };
+        *m.entry(name).or_default() += 1;
+    }
+    m
+}

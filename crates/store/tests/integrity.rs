@@ -1,0 +1,223 @@
+//! Tamper evidence: each way of editing the SQLite file behind our back (through rusqlite, not
+//! our API) is detected, with the exact finding; erasure through the supported path is not.
+
+use mcp_audit_core::AuditEvent;
+use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner};
+use mcp_audit_store::integrity::{
+    Finding, OutsideCheckpoint, Report, erase, sign_checkpoint, verify,
+};
+use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore};
+use serde_json::json;
+
+const ORIGIN: &str = "mcp-audit.test/log";
+
+struct Log {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    signer: NoteSigner,
+    ids: Vec<mcp_audit_core::EventId>,
+}
+
+/// Ten events, then a signed checkpoint of all ten.
+fn log() -> (Log, OutsideCheckpoint) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let r = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
+        RecorderConfig::default(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let e = AuditEvent::tool_execution(format!("tool{i}"))
+            .user("alice")
+            .input(json!({"n": i}))
+            .output(json!({"secret": format!("s{i}")}))
+            .build()
+            .unwrap();
+        ids.push(e.id);
+        r.record(e).unwrap();
+    }
+    r.shutdown().unwrap();
+    let signer = NoteSigner::generate("audit-test").unwrap();
+    let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let outside = sign_checkpoint(&mut store, &signer, ORIGIN).unwrap();
+    (
+        Log {
+            _dir: dir,
+            path,
+            signer,
+            ids,
+        },
+        outside,
+    )
+}
+
+impl Log {
+    fn sql(&self, sql: &str) {
+        rusqlite::Connection::open(&self.path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+    }
+
+    fn verify(&self, outside: &[OutsideCheckpoint]) -> Report {
+        let mut store = SqliteStore::open_read_only(&self.path, SqliteOptions::default()).unwrap();
+        verify(
+            &mut store,
+            Some(&self.signer.verifier()),
+            outside,
+            &mut |_| {},
+        )
+        .unwrap()
+    }
+}
+
+#[test]
+fn an_untouched_log_verifies_with_its_checkpoint() {
+    let (log, outside) = log();
+    let report = log.verify(&[outside]);
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!(
+        (report.entries, report.checkpoints_verified, report.covered),
+        (10, 2, 10)
+    );
+}
+
+#[test]
+fn changing_one_indexed_field_is_found() {
+    let (log, _) = log();
+    log.sql("UPDATE events SET user_id = 'mallory' WHERE seq = 3");
+    assert_eq!(
+        log.verify(&[]).findings,
+        [Finding::ModifiedColumn {
+            seq: 3,
+            column: "user_id"
+        }]
+    );
+}
+
+#[test]
+fn changing_the_hashed_metadata_is_found() {
+    let (log, _) = log();
+    log.sql("UPDATE events SET meta = replace(meta, 'alice', 'mallory') WHERE seq = 4");
+    let findings = log.verify(&[]).findings;
+    assert_eq!(findings[0], Finding::ModifiedMetadata { seq: 4 });
+    assert!(
+        findings.contains(&Finding::CheckpointMismatch { size: 10 }),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn changing_a_payload_is_found() {
+    let (log, _) = log();
+    log.sql("UPDATE payloads SET body = replace(body, 's5', 'forged') WHERE seq = 5");
+    assert_eq!(
+        log.verify(&[]).findings,
+        [Finding::ModifiedPayload { seq: 5 }]
+    );
+}
+
+#[test]
+fn deleting_an_event_in_the_middle_is_found() {
+    let (log, _) = log();
+    log.sql("DELETE FROM events WHERE seq = 6");
+    assert_eq!(log.verify(&[]).findings, [Finding::MissingEntry { seq: 6 }]);
+}
+
+#[test]
+fn cutting_the_tail_is_found_against_an_outside_checkpoint() {
+    let (log, outside) = log();
+    // The attacker removes the last events, the stored checkpoint, and fixes the counter.
+    log.sql("DELETE FROM events WHERE seq >= 8; DELETE FROM payloads WHERE seq >= 8; DELETE FROM checkpoints; UPDATE log_state SET value = '8' WHERE key = 'next_seq'");
+    assert!(
+        log.verify(&[]).is_ok(),
+        "without an outside copy the cut is invisible"
+    );
+    assert_eq!(
+        log.verify(&[outside]).findings,
+        [Finding::TruncatedTail {
+            checkpoint_size: 10,
+            log_size: 8
+        }]
+    );
+}
+
+#[test]
+fn inserting_a_forged_event_is_found() {
+    let (log, _) = log();
+    log.sql("INSERT INTO events SELECT 10, randomblob(16), ts, kind, action, 'forged', user_id, session_id, correlation_id, server_name, resource_type, resource_id, outcome, classification, requires_review, data_subject_id, expires_at, duration_us, completes, meta, commitment, leaf_hash FROM events WHERE seq = 2");
+    assert_eq!(log.verify(&[]).findings, [Finding::ExtraEntry { seq: 10 }]);
+}
+
+#[test]
+fn swapping_two_events_is_found_as_reordering() {
+    let (log, _) = log();
+    log.sql("UPDATE events SET seq = -1 WHERE seq = 2; UPDATE events SET seq = 2 WHERE seq = 7; UPDATE events SET seq = 7 WHERE seq = -1;
+             UPDATE payloads SET seq = -1 WHERE seq = 2; UPDATE payloads SET seq = 2 WHERE seq = 7; UPDATE payloads SET seq = 7 WHERE seq = -1;");
+    let findings = log.verify(&[]).findings;
+    assert!(
+        findings.contains(&Finding::Reordered {
+            seq: 2,
+            belongs_at: 7
+        }),
+        "{findings:?}"
+    );
+    assert!(
+        findings.contains(&Finding::Reordered {
+            seq: 7,
+            belongs_at: 2
+        }),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_checkpoint_signed_by_another_key_is_found() {
+    let (log, _) = log();
+    let intruder = NoteSigner::generate("audit-test").unwrap();
+    let root: Vec<u8> = rusqlite::Connection::open(&log.path)
+        .unwrap()
+        .query_row("SELECT root FROM checkpoints", [], |r| r.get(0))
+        .unwrap();
+    let forged = intruder.sign(&Checkpoint {
+        origin: ORIGIN.into(),
+        size: 10,
+        root: mcp_audit_core::Hash::from_slice(&root).unwrap(),
+    });
+    rusqlite::Connection::open(&log.path)
+        .unwrap()
+        .execute("UPDATE checkpoints SET note = ?1", [forged])
+        .unwrap();
+    let findings = log.verify(&[]).findings;
+    assert!(
+        matches!(&findings[..], [Finding::BadSignature { size: 10, .. }]),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn erasing_a_payload_through_the_supported_path_verifies_as_redacted() {
+    let (log, outside) = log();
+    let mut store = SqliteStore::open(&log.path, SqliteOptions::default()).unwrap();
+    assert!(erase(&mut store, log.ids[5]).unwrap());
+    drop(store);
+    let report = log.verify(&[outside]);
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!(report.redacted, 1);
+    let mut reader = SqliteStore::open_read_only(&log.path, SqliteOptions::default()).unwrap();
+    let e = mcp_audit_store::Store::get(&mut reader, log.ids[5])
+        .unwrap()
+        .unwrap();
+    assert!(e.redacted && e.event.payload.is_empty());
+}
+
+#[test]
+fn a_checkpoint_is_refused_when_the_log_no_longer_extends_the_previous_one() {
+    let (log, _) = log();
+    log.sql("UPDATE events SET leaf_hash = randomblob(32) WHERE seq = 1");
+    let mut store = SqliteStore::open(&log.path, SqliteOptions::default()).unwrap();
+    let err = sign_checkpoint(&mut store, &log.signer, ORIGIN).unwrap_err();
+    assert!(err.to_string().contains("no longer extends"), "{err}");
+}
