@@ -25,7 +25,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::commands::{cleanup, export, log, proxy, query, recover, schema, show, stats, summary};
+use crate::commands::{
+    cleanup, export, integrity, log, proxy, query, recover, schema, show, stats, summary,
+};
 use crate::db::Db;
 
 /// A tamper-evident audit trail for the Model Context Protocol.
@@ -70,6 +72,14 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Record operations a stopped proxy left unanswered as incomplete
     Recover(recover::RecoverArgs),
+    /// Create a checkpoint signing key
+    Keygen(integrity::KeygenArgs),
+    /// Sign a checkpoint of the log as it is now
+    Checkpoint(integrity::CheckpointArgs),
+    /// Check that the log is the one that was signed
+    Verify(integrity::VerifyArgs),
+    /// Erase an event's personal data, keeping its proofs valid
+    Erase(integrity::EraseArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +97,10 @@ fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args).map(|()| 0),
         Command::Proxy(args) => proxy::run(&db, args),
         Command::Recover(args) => recover::run(&db, args).map(|()| 0),
+        Command::Keygen(args) => integrity::keygen(args).map(|()| 0),
+        Command::Checkpoint(args) => integrity::checkpoint(&db, args).map(|()| 0),
+        Command::Verify(args) => integrity::verify(&db, args),
+        Command::Erase(args) => integrity::erase(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

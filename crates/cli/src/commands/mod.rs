@@ -2,6 +2,7 @@
 
 pub mod cleanup;
 pub mod export;
+pub mod integrity;
 pub mod log;
 pub mod proxy;
 pub mod query;

@@ -1,0 +1,207 @@
+//! Tamper evidence from the command line: `keygen`, `checkpoint`, `verify`, `erase`.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use mcp_audit_core::EventId;
+use mcp_audit_core::checkpoint::{NoteSigner, NoteVerifier};
+use mcp_audit_store::Store;
+use mcp_audit_store::integrity::{self, OutsideCheckpoint};
+
+use crate::db::Db;
+
+/// Create a checkpoint signing key (Ed25519, C2SP signed-note format).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Example:
+  mcp-audit keygen --name audit.example.com --out audit.key
+Writes the private key to audit.key (mode 0600; an existing file is never overwritten) and the
+public verifier key to audit.key.pub, and prints the verifier key: give it to whoever checks the log.")]
+pub struct KeygenArgs {
+    /// The key's name, which appears in every signature (no `+`, no spaces).
+    #[arg(long)]
+    name: String,
+    /// Where to write the private key.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+}
+
+pub fn keygen(args: KeygenArgs) -> Result<()> {
+    let signer = NoteSigner::generate(&args.name)?;
+    write_new(&args.out, &format!("{}\n", signer.to_text()), 0o600)?;
+    let public = signer.verifier().to_text();
+    let pub_path = PathBuf::from(format!("{}.pub", args.out.display()));
+    write_new(&pub_path, &format!("{public}\n"), 0o644)?;
+    println!("{public}");
+    Ok(())
+}
+
+fn write_new(path: &Path, text: &str, mode: u32) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "writing {} (an existing key is never overwritten)",
+                path.display()
+            )
+        })?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Sign a checkpoint of the log as it is now.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Example:
+  mcp-audit checkpoint --key audit.key --checkpoint-out /mnt/elsewhere/checkpoints.jsonl
+Keep a copy outside the database (--checkpoint-out): only an outside copy proves that the tail of
+the log was not cut later.")]
+pub struct CheckpointArgs {
+    /// The private key file written by `keygen`.
+    #[arg(long, value_name = "PATH")]
+    key: PathBuf,
+    /// The log's name in the checkpoint (default: mcp-audit/<log id>).
+    #[arg(long)]
+    origin: Option<String>,
+    /// Also append the signed checkpoint to this file (one JSON object per line).
+    #[arg(long, value_name = "PATH")]
+    checkpoint_out: Option<PathBuf>,
+}
+
+pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.key)
+        .with_context(|| format!("reading {}", args.key.display()))?;
+    let signer = NoteSigner::from_text(&text)
+        .with_context(|| format!("reading the key in {}", args.key.display()))?;
+    let mut store = db.open_existing_writable()?;
+    let origin = args
+        .origin
+        .unwrap_or_else(|| format!("mcp-audit/{}", store.log_id()));
+    let signed = integrity::sign_checkpoint(&mut store, &signer, &origin)?;
+    if let Some(path) = &args.checkpoint_out {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(file, "{}", serde_json::to_string(&signed)?)?;
+        file.sync_all()?;
+    }
+    print!("{}", signed.note);
+    Ok(())
+}
+
+/// Check that the log is the one that was signed: every entry, every checkpoint.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  mcp-audit verify --key audit.key.pub
+  mcp-audit verify --key 'audit.example.com+1a2b3c4d+AQ...' --checkpoints checkpoints.jsonl --json
+Exit status 0 only when all is well; otherwise every finding is listed with its sequence number
+(modified metadata or column, modified payload, missing, extra or reordered entry, checkpoint
+mismatch, truncated tail, bad signature). Erased payloads are counted as redacted, not tampered.")]
+pub struct VerifyArgs {
+    /// The verifier key: its text, or a file holding it. Without it signatures are not checked.
+    #[arg(long)]
+    key: Option<String>,
+    /// Checkpoints kept outside the database (`checkpoint --checkpoint-out`).
+    #[arg(long, value_name = "PATH")]
+    checkpoints: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
+    let verifier = match &args.key {
+        Some(key) => {
+            let text = if Path::new(key).exists() {
+                std::fs::read_to_string(key)?
+            } else {
+                key.clone()
+            };
+            Some(NoteVerifier::from_text(&text).context("reading the verifier key")?)
+        }
+        None => None,
+    };
+    let outside = match &args.checkpoints {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str::<OutsideCheckpoint>(l)
+                    .with_context(|| format!("{} line {}", path.display(), i + 1))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let mut store = db.open_read_only()?;
+    let total = store.count(&mcp_audit_store::Filter {
+        include_pending: true,
+        ..Default::default()
+    })?;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} entries")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report = integrity::verify(&mut store, verifier.as_ref(), &outside, &mut |n| {
+        bar.set_position(n)
+    })?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} entries checked, {} redacted, {} checkpoint(s) verified, covering {} entries",
+            report.entries, report.redacted, report.checkpoints_verified, report.covered
+        );
+        if verifier.is_none() {
+            println!("warning: no --key given: signatures were not checked");
+        }
+        for finding in &report.findings {
+            println!("FOUND {}", serde_json::to_string(finding)?);
+        }
+        if report.is_ok() {
+            println!("ok");
+        } else {
+            let mut kinds: Vec<String> = integrity::summary(&report)
+                .into_iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            kinds.sort();
+            println!("NOT OK: {}", kinds.join(", "));
+        }
+    }
+    Ok(if report.is_ok() { 0 } else { 1 })
+}
+
+/// Erase an event's personal data (GDPR Art. 17); its metadata and proofs stay valid.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  mcp-audit erase 019a1b2c-3d4e-7f00-8a9b-0c1d2e3f4a5b")]
+pub struct EraseArgs {
+    /// The event's id.
+    id: String,
+}
+
+pub fn erase(db: &Db, args: EraseArgs) -> Result<()> {
+    let id: EventId = args
+        .id
+        .parse()
+        .with_context(|| format!("`{}` is not an event id", args.id))?;
+    let mut store = db.open_existing_writable()?;
+    if !integrity::erase(&mut store, id)? {
+        bail!("no payload to erase for {id} (no such event, or already erased)");
+    }
+    println!("erased the personal data of {id}");
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The tamper-evidence commands end to end: keygen, checkpoint, verify, erase.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .arg("--db")
+        .arg(dir.join("a.db"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A database with three events, a key, and one checkpoint kept outside.
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        let event = format!(
+            r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"t{i}","actor":{{"user_id":"alice"}},"payload":{{"input":{{"i":{i}}}}}}}"#
+        );
+        assert!(run(dir.path(), &["log", &event]).status.success());
+    }
+    assert!(
+        run(
+            dir.path(),
+            &["keygen", "--name", "audit-test", "--out", "k.key"]
+        )
+        .status
+        .success()
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "checkpoint",
+            "--key",
+            "k.key",
+            "--checkpoint-out",
+            "cp.jsonl",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+#[test]
+fn keygen_writes_a_private_key_only_its_owner_can_read_and_never_overwrites_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["keygen", "--name", "audit-test", "--out", "k.key"],
+    );
+    assert!(out.status.success());
+    let public = String::from_utf8_lossy(&out.stdout);
+    assert!(public.starts_with("audit-test+"), "{public}");
+    let mode = std::fs::metadata(dir.path().join("k.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let before = std::fs::read(dir.path().join("k.key")).unwrap();
+    let again = run(dir.path(), &["keygen", "--name", "other", "--out", "k.key"]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("never overwritten"));
+    assert_eq!(std::fs::read(dir.path().join("k.key")).unwrap(), before);
+}
+
+#[test]
+fn an_untouched_log_verifies_and_exits_zero() {
+    let dir = setup();
+    let out = run(
+        dir.path(),
+        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("3 entries checked") && text(&out).contains("\nok\n"));
+}
+
+#[test]
+fn a_tampered_log_fails_verification_and_names_the_entry() {
+    let dir = setup();
+    rusqlite::Connection::open(dir.path().join("a.db"))
+        .unwrap()
+        .execute(
+            "UPDATE payloads SET body = replace(body, '\"i\":1', '\"i\":9') WHERE seq = 1",
+            [],
+        )
+        .unwrap();
+    let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains(r#"FOUND {"finding":"modified_payload","seq":1}"#),
+        "{}",
+        text(&out)
+    );
+    let json = run(dir.path(), &["verify", "--key", "k.key.pub", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["findings"][0]["finding"], "modified_payload");
+}
+
+#[test]
+fn the_wrong_key_is_a_bad_signature() {
+    let dir = setup();
+    assert!(
+        run(
+            dir.path(),
+            &["keygen", "--name", "audit-test", "--out", "other.key"]
+        )
+        .status
+        .success()
+    );
+    let out = run(dir.path(), &["verify", "--key", "other.key.pub"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("bad_signature"), "{}", text(&out));
+}
+
+#[test]
+fn an_erased_event_is_redacted_and_the_log_still_verifies() {
+    let dir = setup();
+    let q = run(dir.path(), &["query", "--tool", "t1", "--jsonl"]);
+    let event: serde_json::Value =
+        serde_json::from_slice(q.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let id = event["id"].as_str().unwrap();
+    let out = run(dir.path(), &["erase", id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(
+        dir.path(),
+        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("1 redacted"));
+    let shown = run(dir.path(), &["show", id]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["redacted"], true);
+    assert!(shown.get("payload").is_none());
+    // Erasing twice says so.
+    assert!(!run(dir.path(), &["erase", id]).status.success());
+}
