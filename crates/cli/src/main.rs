@@ -80,6 +80,10 @@ enum Command {
     Verify(integrity::VerifyArgs),
     /// Erase an event's personal data, keeping its proofs valid
     Erase(integrity::EraseArgs),
+    /// Print an inclusion proof of one event
+    Prove(integrity::ProveArgs),
+    /// Check an inclusion proof offline with the public key
+    VerifyProof(integrity::VerifyProofArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +105,8 @@ fn main() -> ExitCode {
         Command::Checkpoint(args) => integrity::checkpoint(&db, args).map(|()| 0),
         Command::Verify(args) => integrity::verify(&db, args),
         Command::Erase(args) => integrity::erase(&db, args).map(|()| 0),
+        Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
+        Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

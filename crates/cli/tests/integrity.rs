@@ -149,3 +149,82 @@ fn an_erased_event_is_redacted_and_the_log_still_verifies() {
     // Erasing twice says so.
     assert!(!run(dir.path(), &["erase", id]).status.success());
 }
+
+#[test]
+fn a_proof_verifies_offline_with_only_the_public_key_and_a_changed_proof_does_not() {
+    let dir = setup();
+    let q = run(dir.path(), &["query", "--tool", "t2", "--jsonl"]);
+    let event: serde_json::Value =
+        serde_json::from_slice(q.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let id = event["id"].as_str().unwrap();
+    let out = run(dir.path(), &["prove", id]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::write(dir.path().join("proof.json"), &out.stdout).unwrap();
+    let proof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (proof["seq"].as_u64(), proof["tree_size"].as_u64()),
+        (Some(2), Some(3))
+    );
+
+    // Checked elsewhere: no database, only the proof and the public key.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir.path().join("proof.json"),
+        elsewhere.path().join("proof.json"),
+    )
+    .unwrap();
+    std::fs::copy(dir.path().join("k.key.pub"), elsewhere.path().join("k.pub")).unwrap();
+    let check = Command::new(BIN)
+        .current_dir(elsewhere.path())
+        .args(["verify-proof", "proof.json", "--key", "k.pub"])
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check));
+    assert!(text(&check).contains("is entry 2 of the signed log of 3 entries, payload included"));
+
+    // Any change to what is proven fails.
+    for (from, to) in [("\\\"i\\\":2", "\\\"i\\\":7"), ("alice", "mallory")] {
+        let raw = std::fs::read_to_string(elsewhere.path().join("proof.json")).unwrap();
+        assert!(raw.contains(from), "{from} in {raw}");
+        std::fs::write(
+            elsewhere.path().join("forged.json"),
+            raw.replacen(from, to, 1),
+        )
+        .unwrap();
+        let forged = Command::new(BIN)
+            .current_dir(elsewhere.path())
+            .args(["verify-proof", "forged.json", "--key", "k.pub"])
+            .output()
+            .unwrap();
+        assert!(!forged.status.success(), "{from} -> {to} must fail");
+        assert!(
+            text(&forged).contains("the proof does not hold"),
+            "{}",
+            text(&forged)
+        );
+    }
+}
+
+#[test]
+fn an_event_after_the_last_checkpoint_can_not_be_proven_yet() {
+    let dir = setup();
+    let out = run(
+        dir.path(),
+        &[
+            "log",
+            r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#,
+        ],
+    );
+    let id = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let proof = run(dir.path(), &["prove", &id]);
+    assert!(!proof.status.success());
+    assert!(
+        text(&proof).contains("no checkpoint covers"),
+        "{}",
+        text(&proof)
+    );
+}

@@ -40,6 +40,7 @@ mod hash;
 mod kind;
 pub mod merkle;
 mod policy;
+pub mod proof;
 mod retention;
 pub mod seal;
 

@@ -358,3 +358,68 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
     }
     m
 }
+
+/// An inclusion proof of the event `id` under the latest stored checkpoint that covers it.
+pub fn prove(
+    store: &mut SqliteStore,
+    id: EventId,
+) -> Result<mcp_audit_core::proof::InclusionProof, StoreError> {
+    let conn = store.connection();
+    let row: Option<(i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>)> = conn
+        .query_row(
+            "SELECT e.seq, e.meta, e.commitment, p.salt, p.body FROM events e LEFT JOIN payloads p ON p.seq = e.seq WHERE e.id = ?1",
+            [id.0.as_bytes().as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()
+        .map_err(map_err)?;
+    let Some((seq, meta, commitment, salt, body)) = row else {
+        return Err(StoreError::Database(format!("no event with id {id}")));
+    };
+    let checkpoint: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT size, note FROM checkpoints WHERE size > ?1 ORDER BY size DESC LIMIT 1",
+            [seq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(map_err)?;
+    let Some((size, note)) = checkpoint else {
+        return Err(StoreError::Database(format!(
+            "no checkpoint covers event {id} (seq {seq}) yet: run `mcp-audit checkpoint` first"
+        )));
+    };
+    let leaves: Vec<Hash> = {
+        let mut stmt = conn
+            .prepare("SELECT leaf_hash FROM events WHERE seq < ?1 ORDER BY seq")
+            .map_err(map_err)?;
+        stmt.query_map([size], |r| r.get::<_, Vec<u8>>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(map_err)?
+            .iter()
+            .map(|b| Hash::from_slice(b).unwrap_or_default())
+            .collect()
+    };
+    if leaves.len() as i64 != size {
+        return Err(StoreError::Database(format!(
+            "the log has {} of the {size} entries its checkpoint covers: run `mcp-audit verify`",
+            leaves.len()
+        )));
+    }
+    let path = merkle::inclusion_proof(&leaves, seq as usize)
+        .ok_or_else(|| StoreError::Database(format!("seq {seq} is outside the tree of {size}")))?;
+    Ok(mcp_audit_core::proof::InclusionProof {
+        seq: seq as u64,
+        meta,
+        commitment: Hash::from_slice(&commitment).unwrap_or_default(),
+        payload: salt
+            .zip(body)
+            .map(|(salt, body)| mcp_audit_core::proof::ProvenPayload {
+                salt: hex::encode(salt),
+                body,
+            }),
+        tree_size: size as u64,
+        path,
+        checkpoint: note,
+    })
+}

@@ -205,3 +205,70 @@ pub fn erase(db: &Db, args: EraseArgs) -> Result<()> {
     println!("erased the personal data of {id}");
     Ok(())
 }
+
+/// Print an inclusion proof of one event (JSON), for someone who holds only the public key.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Example:
+  mcp-audit prove 019a1b2c-3d4e-7f00-8a9b-0c1d2e3f4a5b > proof.json
+  mcp-audit verify-proof proof.json --key audit.key.pub      # anywhere, no database needed
+The proof holds the event's hashed metadata, its payload (unless erased), the Merkle path and the
+signed checkpoint that covers it.")]
+pub struct ProveArgs {
+    /// The event's id.
+    id: String,
+}
+
+pub fn prove(db: &Db, args: ProveArgs) -> Result<()> {
+    let id: EventId = args
+        .id
+        .parse()
+        .with_context(|| format!("`{}` is not an event id", args.id))?;
+    let mut store = db.open_existing_writable()?;
+    let proof = integrity::prove(&mut store, id)?;
+    println!("{}", serde_json::to_string_pretty(&proof)?);
+    Ok(())
+}
+
+/// Check an inclusion proof offline, with the log's public key only.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  mcp-audit verify-proof proof.json --key audit.key.pub")]
+pub struct VerifyProofArgs {
+    /// The proof file (`-` for standard input).
+    file: PathBuf,
+    /// The verifier key: its text, or a file holding it.
+    #[arg(long)]
+    key: String,
+}
+
+pub fn verify_proof(args: VerifyProofArgs) -> Result<()> {
+    let text = if args.key.contains('+') && !Path::new(&args.key).exists() {
+        args.key.clone()
+    } else {
+        std::fs::read_to_string(&args.key).with_context(|| format!("reading {}", args.key))?
+    };
+    let verifier = NoteVerifier::from_text(&text).context("reading the verifier key")?;
+    let raw = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("reading {}", args.file.display()))?
+    };
+    let proof: mcp_audit_core::proof::InclusionProof =
+        serde_json::from_str(&raw).context("reading the proof")?;
+    let event = proof.verify(&verifier).context("the proof does not hold")?;
+    println!(
+        "ok: event {} ({} {}) is entry {} of the signed log of {} entries{}",
+        event.id,
+        event.kind,
+        event.operation,
+        proof.seq,
+        proof.tree_size,
+        if proof.payload.is_some() {
+            ", payload included"
+        } else {
+            ", payload erased"
+        }
+    );
+    Ok(())
+}
