@@ -359,13 +359,16 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
     m
 }
 
+/// An event's row as a proof needs it: seq, meta, commitment, and salt and body unless erased.
+type ProvenRow = (i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>);
+
 /// An inclusion proof of the event `id` under the latest stored checkpoint that covers it.
 pub fn prove(
     store: &mut SqliteStore,
     id: EventId,
 ) -> Result<mcp_audit_core::proof::InclusionProof, StoreError> {
     let conn = store.connection();
-    let row: Option<(i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>)> = conn
+    let row: Option<ProvenRow> = conn
         .query_row(
             "SELECT e.seq, e.meta, e.commitment, p.salt, p.body FROM events e LEFT JOIN payloads p ON p.seq = e.seq WHERE e.id = ?1",
             [id.0.as_bytes().as_slice()],
