@@ -190,6 +190,62 @@ pub fn verify_consistency(
     s_n == 0 && f_r == *old_root && s_r == *new_root
 }
 
+/// The right edge of a growing tree: the roots of its perfect subtrees, largest first. Appending
+/// a leaf costs O(log n) hashes and so does the root, so a writer can sign checkpoints without
+/// rehashing the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    /// (height, root) of each perfect subtree, heights strictly decreasing.
+    subtrees: Vec<(u32, Hash)>,
+}
+
+impl Frontier {
+    pub fn new() -> Frontier {
+        Frontier::default()
+    }
+
+    /// The frontier of a tree over `leaves`.
+    pub fn from_leaves(leaves: &[Hash]) -> Frontier {
+        let mut f = Frontier::new();
+        for leaf in leaves {
+            f.push(*leaf);
+        }
+        f
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends one leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (0u32, leaf);
+        while let Some(&(height, left)) = self.subtrees.last() {
+            if height != node.0 {
+                break;
+            }
+            self.subtrees.pop();
+            node = (height + 1, node_hash(&left, &node.1));
+        }
+        self.subtrees.push(node);
+        self.size += 1;
+    }
+
+    /// The root of the tree so far (the RFC 6962 root: the perfect subtrees folded from the
+    /// right).
+    pub fn root(&self) -> Hash {
+        let mut nodes = self.subtrees.iter().rev();
+        let Some(&(_, mut root)) = nodes.next() else {
+            return empty_root();
+        };
+        for (_, left) in nodes {
+            root = node_hash(left, &root);
+        }
+        root
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +283,22 @@ mod tests {
         "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
         "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
     ];
+
+    #[test]
+    fn the_frontier_root_equals_the_tree_root_at_every_size() {
+        let all = leaves(300);
+        let mut f = Frontier::new();
+        assert_eq!(f.root(), empty_root());
+        for n in 1..=300 {
+            f.push(all[n - 1]);
+            assert_eq!(
+                (f.size(), f.root()),
+                (n as u64, root(&all[..n])),
+                "size {n}"
+            );
+        }
+        assert_eq!(Frontier::from_leaves(&all[..77]).root(), root(&all[..77]));
+    }
 
     #[test]
     fn roots_match_the_published_rfc_6962_vectors() {

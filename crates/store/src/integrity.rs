@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 
-use jiff::Timestamp;
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment, unseal};
 use mcp_audit_core::{EventId, Hash, merkle};
@@ -20,6 +19,7 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::sqlite::{SqliteStore, map_err};
+use crate::store::Store;
 
 /// What is wrong with one entry, or with the log as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -274,30 +274,9 @@ pub fn sign_checkpoint(
     signer: &NoteSigner,
     origin: &str,
 ) -> Result<OutsideCheckpoint, StoreError> {
-    let conn = store.connection();
-    let leaves: Vec<Hash> = {
-        let mut stmt = conn
-            .prepare("SELECT leaf_hash FROM events ORDER BY seq")
-            .map_err(map_err)?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|b| Hash::from_slice(b).unwrap_or_default())
-            .collect()
-    };
-    let previous: Option<(i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(map_err)?;
-    if let Some((size, root)) = previous {
-        let size = size as usize;
-        if size > leaves.len() || merkle::root(&leaves[..size]).0.as_slice() != root.as_slice() {
+    let leaves = store.leaf_hashes(0)?;
+    if let Some((size, root)) = store.latest_checkpoint()? {
+        if size as usize > leaves.len() || merkle::root(&leaves[..size as usize]) != root {
             return Err(StoreError::Database(format!(
                 "refusing to sign: the log no longer extends the checkpoint of size {size} (run `mcp-audit verify`)"
             )));
@@ -309,16 +288,7 @@ pub fn sign_checkpoint(
         root: merkle::root(&leaves),
     };
     let note = signer.sign(&checkpoint);
-    conn.execute(
-        "INSERT OR REPLACE INTO checkpoints (size, root, note, signed_at) VALUES (?1, ?2, ?3, ?4)",
-        rusqlite::params![
-            checkpoint.size as i64,
-            checkpoint.root.0.as_slice(),
-            note,
-            Timestamp::now().as_microsecond()
-        ],
-    )
-    .map_err(map_err)?;
+    store.put_checkpoint(checkpoint.size, &checkpoint.root, &note)?;
     Ok(OutsideCheckpoint {
         size: checkpoint.size,
         note,

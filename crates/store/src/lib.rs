@@ -28,6 +28,7 @@
 //! assert_eq!(page.events[0].event.operation, "search");
 //! ```
 
+mod checkpointer;
 mod error;
 pub mod integrity;
 mod query;
@@ -37,6 +38,7 @@ mod sqlite;
 mod store;
 mod writer;
 
+pub use checkpointer::CheckpointPolicy;
 pub use error::StoreError;
 pub use query::{
     CleanupReport, Cursor, Filter, Page, PageStart, Query, StoredEvent, Summary, SummaryScope,

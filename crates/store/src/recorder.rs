@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mcp_audit_core::{AuditEvent, EventBuilder, Policy, SealedEvent, seal};
 use tokio::sync::{mpsc, oneshot};
@@ -50,6 +50,8 @@ pub struct RecorderConfig {
     pub queue_capacity: usize,
     /// At most this many events per transaction (at least 1).
     pub max_batch: usize,
+    /// Sign checkpoints as the log grows; `None` leaves it to `mcp-audit checkpoint`.
+    pub checkpoints: Option<crate::checkpointer::CheckpointPolicy>,
 }
 
 impl Default for RecorderConfig {
@@ -59,6 +61,7 @@ impl Default for RecorderConfig {
             policy: Policy::default(),
             queue_capacity: 65_536,
             max_batch: 4_096,
+            checkpoints: None,
         }
     }
 }
@@ -181,14 +184,23 @@ impl Recorder {
     pub fn start(mut store: impl Store, config: RecorderConfig) -> Result<Recorder, StoreError> {
         let next_seq = store.next_seq()?;
         let log_id: Arc<str> = Arc::from(store.log_id());
+        let checkpointer = match config.checkpoints.clone() {
+            Some(policy) => Some(crate::checkpointer::Checkpointer::start(
+                policy, &mut store,
+            )?),
+            None => None,
+        };
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        if let Some(c) = &checkpointer {
+            spawn_ticker(tx.downgrade(), c.tick_every());
+        }
         let shared = Arc::new(Shared::default());
         let max_batch = config.max_batch.max(1);
         let thread = std::thread::Builder::new()
             .name("mcp-audit-writer".into())
             .spawn({
                 let shared = shared.clone();
-                move || writer::run(store, next_seq, rx, shared, max_batch)
+                move || writer::run(store, next_seq, rx, shared, max_batch, checkpointer)
             })
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Recorder {
@@ -391,6 +403,25 @@ impl Recorder {
             ended: false,
         })
     }
+}
+
+/// Wakes the writer every `every` so that time-based checkpoints are signed on a quiet log. Holds
+/// only a weak sender: it never keeps the writer alive, and it stops once the writer is gone.
+fn spawn_ticker(commands: mpsc::WeakSender<Command>, every: Duration) {
+    let every = every.max(Duration::from_millis(100));
+    let _ = std::thread::Builder::new()
+        .name("mcp-audit-ticker".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                let Some(sender) = commands.upgrade() else {
+                    return;
+                };
+                if sender.blocking_send(Command::Tick).is_err() {
+                    return;
+                }
+            }
+        });
 }
 
 /// The writer's answer to one record: its seq once durable, or why the batch failed.

@@ -62,6 +62,16 @@ pub trait Store: Send + 'static {
         dry_run: bool,
     ) -> Result<CleanupReport, StoreError>;
 
+    /// The leaf hashes from seq `from` on, in order (the writer's Merkle frontier catches up
+    /// with them, including entries other processes appended).
+    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// The size and root of the latest stored checkpoint.
+    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError>;
+
+    /// Stores a signed checkpoint of `size` entries with root `root`.
+    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError>;
+
     /// `pending` events (recorded intents) that no outcome event completes: operations that
     /// were in flight when a recorder stopped. Crash recovery records them as `incomplete`.
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError>;

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use mcp_audit_core::SealedEvent;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::checkpointer::Checkpointer;
 use crate::error::StoreError;
 use crate::recorder::{RecordError, Shared};
 use crate::store::{Entry, Store};
@@ -31,6 +32,8 @@ pub(crate) enum Command {
     Shutdown {
         reply: oneshot::Sender<Result<(), RecordError>>,
     },
+    /// Time passed: sign a checkpoint if one is due.
+    Tick,
 }
 
 type Waiter = Option<oneshot::Sender<Result<u64, StoreError>>>;
@@ -42,6 +45,7 @@ pub(crate) fn run(
     mut commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
     max_batch: usize,
+    mut checkpointer: Option<Checkpointer>,
 ) {
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
     while let Some(first) = commands.blocking_recv() {
@@ -56,10 +60,14 @@ pub(crate) fn run(
                 }
                 Command::Shutdown { reply } => {
                     commit(&mut store, &mut next_seq, &mut batch, &shared);
+                    if let Some(c) = checkpointer.as_mut() {
+                        c.after_commit(&mut store, true);
+                    }
                     let _ = reply.send(shared.take_losses());
                     stop = true;
                     break;
                 }
+                Command::Tick => {}
             }
             if batch.len() < max_batch {
                 pending = commands.try_recv().ok();
@@ -68,6 +76,9 @@ pub(crate) fn run(
         commit(&mut store, &mut next_seq, &mut batch, &shared);
         if stop {
             return;
+        }
+        if let Some(c) = checkpointer.as_mut() {
+            c.after_commit(&mut store, false);
         }
     }
 }

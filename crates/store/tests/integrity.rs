@@ -221,3 +221,136 @@ fn a_checkpoint_is_refused_when_the_log_no_longer_extends_the_previous_one() {
     let err = sign_checkpoint(&mut store, &log.signer, ORIGIN).unwrap_err();
     assert!(err.to_string().contains("no longer extends"), "{err}");
 }
+
+fn policy(
+    signer: &NoteSigner,
+    every_entries: u64,
+    every: std::time::Duration,
+    out: Option<std::path::PathBuf>,
+) -> mcp_audit_store::CheckpointPolicy {
+    mcp_audit_store::CheckpointPolicy {
+        signer: std::sync::Arc::new(NoteSigner::from_text(&signer.to_text()).unwrap()),
+        origin: ORIGIN.into(),
+        every_entries,
+        every,
+        out,
+    }
+}
+
+fn checkpoint_sizes(path: &std::path::Path) -> Vec<i64> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = c
+        .prepare("SELECT size FROM checkpoints ORDER BY size")
+        .unwrap();
+    stmt.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_outside_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let out = dir.path().join("checkpoints.jsonl");
+    let signer = NoteSigner::generate("writer").unwrap();
+    let config = RecorderConfig {
+        max_batch: 1,
+        checkpoints: Some(policy(
+            &signer,
+            5,
+            std::time::Duration::from_secs(3600),
+            Some(out.clone()),
+        )),
+        ..RecorderConfig::default()
+    };
+    let r = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
+        config,
+    )
+    .unwrap();
+    for i in 0..12 {
+        r.record(AuditEvent::tool_execution(format!("t{i}")).build().unwrap())
+            .unwrap();
+    }
+    r.shutdown().unwrap();
+    assert_eq!(checkpoint_sizes(&path), [5, 10, 12]);
+    let outside: Vec<OutsideCheckpoint> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        outside.iter().map(|o| o.size).collect::<Vec<_>>(),
+        [5, 10, 12]
+    );
+    let mut store = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
+    let report = verify(&mut store, Some(&signer.verifier()), &outside, &mut |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!((report.checkpoints_verified, report.covered), (6, 12));
+}
+
+#[test]
+fn the_writer_signs_after_a_quiet_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let signer = NoteSigner::generate("writer").unwrap();
+    let config = RecorderConfig {
+        checkpoints: Some(policy(
+            &signer,
+            1_000_000,
+            std::time::Duration::from_millis(200),
+            None,
+        )),
+        ..RecorderConfig::default()
+    };
+    let r = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
+        config,
+    )
+    .unwrap();
+    for i in 0..3 {
+        r.record(AuditEvent::tool_execution(format!("t{i}")).build().unwrap())
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while checkpoint_sizes(&path) != [3] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no time-based checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    r.shutdown().unwrap();
+    assert_eq!(
+        checkpoint_sizes(&path),
+        [3],
+        "nothing new at shutdown, nothing signed"
+    );
+}
+
+#[test]
+fn the_writer_refuses_to_start_on_a_log_that_no_longer_extends_its_checkpoint() {
+    let (log, _) = log();
+    log.sql("UPDATE events SET leaf_hash = randomblob(32) WHERE seq = 3");
+    let config = RecorderConfig {
+        checkpoints: Some(policy(
+            &log.signer,
+            5,
+            std::time::Duration::from_secs(60),
+            None,
+        )),
+        ..RecorderConfig::default()
+    };
+    let err = Recorder::start(
+        SqliteStore::open(&log.path, SqliteOptions::default()).unwrap(),
+        config,
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        err.to_string()
+            .contains("no longer extends its checkpoint of size 10"),
+        "{err}"
+    );
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use mcp_audit_core::EventId;
+use mcp_audit_core::{EventId, Hash};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::StoreError;
@@ -329,5 +329,44 @@ impl Store for SqliteStore {
 
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         read::pending_without_outcome(self)
+    }
+
+    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT leaf_hash FROM events WHERE seq >= ?1 ORDER BY seq")
+            .map_err(map_err)?;
+        let rows = stmt
+            .query_map([from as i64], |r| r.get::<_, Vec<u8>>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|b| Hash::from_slice(b).unwrap_or_default())
+            .collect())
+    }
+
+    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT size, root FROM checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(map_err)?;
+        Ok(row.map(|(size, root)| (size as u64, Hash::from_slice(&root).unwrap_or_default())))
+    }
+
+    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO checkpoints (size, root, note, signed_at) VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![size as i64, root.0.as_slice(), note, Timestamp::now().as_microsecond()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.map(e))
     }
 }
