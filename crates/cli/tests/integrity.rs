@@ -228,3 +228,70 @@ fn an_event_after_the_last_checkpoint_can_not_be_proven_yet() {
         text(&proof)
     );
 }
+
+#[test]
+fn the_proxy_signs_checkpoints_while_it_records() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(
+            dir.path(),
+            &["keygen", "--name", "proxy-test", "--out", "k.key"]
+        )
+        .status
+        .success()
+    );
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "proxy",
+            "--db",
+            "a.db",
+            "--durability",
+            "batch",
+            "--checkpoint-key",
+            "k.key",
+        ])
+        .args([
+            "--checkpoint-every",
+            "2",
+            "--checkpoint-out",
+            "cp.jsonl",
+            "--",
+            "cat",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..3 {
+            writeln!(
+                stdin,
+                r#"{{"jsonrpc":"2.0","method":"notifications/x{i}"}}"#
+            )
+            .unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let lines = std::fs::read_to_string(dir.path().join("cp.jsonl")).unwrap();
+    assert!(lines.lines().count() >= 2, "{lines}");
+    let out = run(
+        dir.path(),
+        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // Every entry, the session end included, is covered by a signed checkpoint.
+    let entries: u64 = text(&out)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        text(&out).contains(&format!("covering {entries} entries")),
+        "{}",
+        text(&out)
+    );
+}

@@ -272,3 +272,40 @@ pub fn verify_proof(args: VerifyProofArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// Flags that make a recording command sign checkpoints as it goes.
+#[derive(Debug, clap::Args)]
+pub struct CheckpointFlags {
+    /// Sign checkpoints with this private key (from `keygen`) while recording.
+    #[arg(long, value_name = "PATH")]
+    checkpoint_key: Option<PathBuf>,
+    /// Sign once this many entries were added.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    checkpoint_every: u64,
+    /// Sign once this much time has passed, if entries were added (`60s`, `5m`).
+    #[arg(long, default_value = "60s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    checkpoint_interval: std::time::Duration,
+    /// Also append every checkpoint to this file (keep it outside the database's reach).
+    #[arg(long, value_name = "PATH", requires = "checkpoint_key")]
+    checkpoint_out: Option<PathBuf>,
+}
+
+impl CheckpointFlags {
+    /// The writer's checkpoint policy, or `None` without a key.
+    pub fn policy(&self, log_id: &str) -> Result<Option<mcp_audit_store::CheckpointPolicy>> {
+        let Some(path) = &self.checkpoint_key else {
+            return Ok(None);
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let signer = NoteSigner::from_text(&text)
+            .with_context(|| format!("reading the key in {}", path.display()))?;
+        Ok(Some(mcp_audit_store::CheckpointPolicy {
+            signer: std::sync::Arc::new(signer),
+            origin: format!("mcp-audit/{log_id}"),
+            every_entries: self.checkpoint_every.max(1),
+            every: self.checkpoint_interval,
+            out: self.checkpoint_out.clone(),
+        }))
+    }
+}

@@ -17,6 +17,7 @@ Examples:
   mcp-audit proxy -- npx -y @modelcontextprotocol/server-everything
   mcp-audit proxy --db /var/lib/mcp-audit/audit.db --server-name files --user alice -- \\
       npx -y @modelcontextprotocol/server-filesystem /srv/shared
+  mcp-audit proxy --checkpoint-key audit.key --checkpoint-out /mnt/elsewhere/cp.jsonl -- <server>
 
 Put the whole line where your MCP client expects the server command. The client's bytes reach
 the server unchanged, and the server's reach the client unchanged; the exit status is the
@@ -36,6 +37,8 @@ pub struct ProxyArgs {
     /// Larger arguments and results are stored as an excerpt with their size and SHA-256.
     #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
     capture_limit: usize,
+    #[command(flatten)]
+    checkpoints: crate::commands::integrity::CheckpointFlags,
     /// The server command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -49,11 +52,13 @@ pub struct ProxyArgs {
 pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
     let mut store = db.open_writable()?;
     let pending = store.pending_without_outcome()?;
+    let checkpoints = args.checkpoints.policy(store.log_id())?;
     // Outcome events never hold the traffic; intents are made durable one by one when `sync`.
     let recorder = Recorder::start(
         store,
         RecorderConfig {
             durability: Durability::Batch,
+            checkpoints,
             ..RecorderConfig::default()
         },
     )?;
