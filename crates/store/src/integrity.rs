@@ -177,7 +177,9 @@ pub fn verify(
         .map_err(map_err)?
     };
     notes.extend(outside.iter().map(|o| (o.size, o.note.clone())));
-    let all_leaves: Option<Vec<Hash>> = leaves.iter().copied().collect();
+    // Open every note first, then compute the root at each checkpoint size in one pass of the
+    // tree's right edge: O(n) for any number of checkpoints.
+    let mut opened: Vec<Checkpoint> = Vec::new();
     for (size, note) in notes {
         let checkpoint = match verifier {
             Some(v) => match v.open(&note) {
@@ -211,14 +213,30 @@ pub fn verify(
             });
             continue;
         }
-        let Some(all) = &all_leaves else { continue };
-        if merkle::root(&all[..checkpoint.size as usize]) != checkpoint.root {
-            report.findings.push(Finding::CheckpointMismatch {
-                size: checkpoint.size,
-            });
-        } else if verifier.is_some() {
-            report.checkpoints_verified += 1;
-            report.covered = report.covered.max(checkpoint.size);
+        opened.push(checkpoint);
+    }
+    if leaves.iter().all(Option::is_some) {
+        let mut roots: HashMap<u64, Hash> =
+            opened.iter().map(|c| (c.size, Hash::default())).collect();
+        let mut frontier = merkle::Frontier::new();
+        if let Some(r) = roots.get_mut(&0) {
+            *r = frontier.root();
+        }
+        for leaf in leaves.iter().flatten() {
+            frontier.push(*leaf);
+            if let Some(r) = roots.get_mut(&frontier.size()) {
+                *r = frontier.root();
+            }
+        }
+        for checkpoint in &opened {
+            if roots.get(&checkpoint.size) != Some(&checkpoint.root) {
+                report.findings.push(Finding::CheckpointMismatch {
+                    size: checkpoint.size,
+                });
+            } else if verifier.is_some() {
+                report.checkpoints_verified += 1;
+                report.covered = report.covered.max(checkpoint.size);
+            }
         }
     }
     report.findings.sort_by_key(finding_seq);
