@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
-use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment, unseal};
+use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment};
 use mcp_audit_core::{EventId, Hash, merkle};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
@@ -260,26 +260,58 @@ fn finding_seq(f: &Finding) -> u64 {
     }
 }
 
+/// The fields of the hashed metadata that have indexed copies: read without building the
+/// whole event (verification reads every entry, so this is its hot path).
+#[derive(serde::Deserialize)]
+struct Indexed<'a> {
+    #[serde(borrow)]
+    operation: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    outcome: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    session_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    actor: Option<IndexedActor<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexedActor<'a> {
+    #[serde(borrow, default)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// The first indexed column that disagrees with the hashed metadata.
 fn column_mismatch(meta: &str, row: &rusqlite::Row<'_>) -> Option<&'static str> {
-    let event = unseal(meta.as_bytes(), None).ok()?;
+    let Ok(m) = serde_json::from_str::<Indexed<'_>>(meta) else {
+        return Some("meta");
+    };
     let text = |i: usize| row.get::<_, Option<String>>(i).ok().flatten();
-    if text(6) != event.actor.user_id {
+    let user = m.actor.and_then(|a| a.user_id);
+    if text(6).as_deref() != user.as_deref() {
         return Some("user_id");
     }
-    if text(7).as_deref() != Some(event.operation.as_str()) {
+    if text(7).as_deref() != Some(&*m.operation) {
         return Some("operation");
     }
-    if text(8) != event.session_id {
+    if text(8).as_deref() != m.session_id.as_deref() {
         return Some("session_id");
     }
-    if text(9).as_deref() != Some(event.kind.as_str()) {
+    if text(9).as_deref() != Some(&*m.kind) {
         return Some("kind");
     }
-    if text(10).as_deref() != Some(event.outcome.as_str()) {
+    if text(10).as_deref() != Some(m.outcome.as_deref().unwrap_or("success")) {
         return Some("outcome");
     }
-    if row.get::<_, i64>(11).ok() != Some(event.timestamp.as_microsecond()) {
+    let ts = m
+        .timestamp
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_microsecond());
+    if row.get::<_, i64>(11).ok() != ts {
         return Some("ts");
     }
     None
