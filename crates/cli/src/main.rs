@@ -84,6 +84,8 @@ enum Command {
     Prove(integrity::ProveArgs),
     /// Check an inclusion proof offline with the public key
     VerifyProof(integrity::VerifyProofArgs),
+    /// Prove that one signed checkpoint extends another
+    Consistency(integrity::ConsistencyArgs),
 }
 
 fn main() -> ExitCode {
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         Command::Erase(args) => integrity::erase(&db, args).map(|()| 0),
         Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
         Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
+        Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

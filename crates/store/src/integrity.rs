@@ -446,3 +446,24 @@ pub fn prove(
         checkpoint: note,
     })
 }
+
+/// A consistency proof between two checkpoint sizes of this log (RFC 9162 §2.1.4), from the
+/// stored leaves.
+pub fn consistency(
+    store: &mut SqliteStore,
+    old_size: u64,
+    new_size: u64,
+) -> Result<Vec<Hash>, StoreError> {
+    let leaves = store.leaf_hashes(0)?;
+    if new_size as usize > leaves.len() {
+        return Err(StoreError::Database(format!(
+            "the log has {} entries, fewer than the newer checkpoint's {new_size}",
+            leaves.len()
+        )));
+    }
+    merkle::consistency_proof(&leaves[..new_size as usize], old_size as usize).ok_or_else(|| {
+        StoreError::Database(format!(
+            "no consistency proof from size {old_size} to {new_size}"
+        ))
+    })
+}

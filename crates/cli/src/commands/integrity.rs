@@ -309,3 +309,60 @@ impl CheckpointFlags {
         }))
     }
 }
+
+/// Prove and check that one signed checkpoint extends another (the log only grew in between).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Example:
+  mcp-audit consistency old-checkpoint.txt new-checkpoint.txt --key audit.key.pub
+Each file holds a signed checkpoint (as `mcp-audit checkpoint` prints it). Prints the proof as
+JSON and `ok`, or fails: the newer checkpoint does not extend the older one.")]
+pub struct ConsistencyArgs {
+    /// The older signed checkpoint.
+    old: PathBuf,
+    /// The newer signed checkpoint.
+    new: PathBuf,
+    /// The verifier key: its text, or a file holding it.
+    #[arg(long)]
+    key: String,
+}
+
+pub fn consistency(db: &Db, args: ConsistencyArgs) -> Result<()> {
+    let key = if Path::new(&args.key).exists() {
+        std::fs::read_to_string(&args.key)?
+    } else {
+        args.key.clone()
+    };
+    let verifier = NoteVerifier::from_text(&key).context("reading the verifier key")?;
+    let open = |path: &Path| -> Result<mcp_audit_core::checkpoint::Checkpoint> {
+        let note =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        verifier
+            .open(&note)
+            .with_context(|| format!("checking {}", path.display()))
+    };
+    let (old, new) = (open(&args.old)?, open(&args.new)?);
+    let mut store = db.open_read_only()?;
+    let proof = integrity::consistency(&mut store, old.size, new.size)?;
+    let holds = mcp_audit_core::merkle::verify_consistency(
+        old.size, new.size, &proof, &old.root, &new.root,
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(
+            &serde_json::json!({"old_size": old.size, "new_size": new.size, "proof": proof})
+        )?
+    );
+    if !holds {
+        bail!(
+            "checkpoint {} does not extend checkpoint {}: the log was rewritten in between",
+            new.size,
+            old.size
+        );
+    }
+    println!(
+        "ok: the log of {} entries extends the log of {}",
+        new.size, old.size
+    );
+    Ok(())
+}
