@@ -119,18 +119,19 @@ pub struct VerifyArgs {
     json: bool,
 }
 
-pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
-    let verifier = match &args.key {
-        Some(key) => {
-            let text = if Path::new(key).exists() {
-                std::fs::read_to_string(key)?
-            } else {
-                key.clone()
-            };
-            Some(NoteVerifier::from_text(&text).context("reading the verifier key")?)
-        }
-        None => None,
+/// A verifier key given as its text or as a file holding it (`keygen` writes `<key>.pub`).
+fn read_verifier(key: &str) -> Result<NoteVerifier> {
+    let text = if Path::new(key).exists() {
+        std::fs::read_to_string(key).with_context(|| format!("reading {key}"))?
+    } else {
+        key.to_string()
     };
+    NoteVerifier::from_text(&text)
+        .context("reading the verifier key (its text, or a file holding it)")
+}
+
+pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
+    let verifier = args.key.as_deref().map(read_verifier).transpose()?;
     let outside = match &args.checkpoints {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("reading {}", path.display()))?
@@ -242,12 +243,7 @@ pub struct VerifyProofArgs {
 }
 
 pub fn verify_proof(args: VerifyProofArgs) -> Result<()> {
-    let text = if args.key.contains('+') && !Path::new(&args.key).exists() {
-        args.key.clone()
-    } else {
-        std::fs::read_to_string(&args.key).with_context(|| format!("reading {}", args.key))?
-    };
-    let verifier = NoteVerifier::from_text(&text).context("reading the verifier key")?;
+    let verifier = read_verifier(&args.key)?;
     let raw = if args.file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
@@ -328,12 +324,7 @@ pub struct ConsistencyArgs {
 }
 
 pub fn consistency(db: &Db, args: ConsistencyArgs) -> Result<()> {
-    let key = if Path::new(&args.key).exists() {
-        std::fs::read_to_string(&args.key)?
-    } else {
-        args.key.clone()
-    };
-    let verifier = NoteVerifier::from_text(&key).context("reading the verifier key")?;
+    let verifier = read_verifier(&args.key)?;
     let open = |path: &Path| -> Result<mcp_audit_core::checkpoint::Checkpoint> {
         let note =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
