@@ -71,19 +71,26 @@ fn one<'a>(events: &'a [StoredEvent], operation: &str, outcome: Outcome) -> &'a 
     found[0]
 }
 
-/// Runs the Python SDK client script against `mcp-audit proxy <proxy args> -- <server>`.
-fn run_client(peers: &Path, db: &Path, proxy_args: &[&str], server: &[String]) -> Value {
-    let mut command = Command::new(peers.join("venv/bin/python"));
-    command
-        .arg(repo().join("tests/peers/legacy_client.py"))
+/// Runs a Python SDK client script from `tests/peers/` against
+/// `mcp-audit proxy <proxy args> -- <server>`, and returns what it printed (one JSON object).
+fn run_client(
+    peers: &Path,
+    script: &str,
+    db: &Path,
+    proxy_args: &[&str],
+    server: &[String],
+) -> Value {
+    let output = Command::new(peers.join("venv/bin/python"))
+        .arg(repo().join("tests/peers").join(script))
         .arg(BIN)
         .arg("proxy")
         .arg("--db")
         .arg(db)
         .args(proxy_args)
         .arg("--")
-        .args(server);
-    let output = command.output().unwrap();
+        .args(server)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "client failed: {}",
@@ -98,7 +105,13 @@ fn a_real_client_and_server_are_recorded_field_by_field() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let server = vec!["node".to_string(), everything(&peers), "stdio".to_string()];
-    let seen = run_client(&peers, &db, &["--user", "tester"], &server);
+    let seen = run_client(
+        &peers,
+        "legacy_client.py",
+        &db,
+        &["--user", "tester"],
+        &server,
+    );
     let all = events(&db);
 
     // The client got the server's real answers through the proxy.
@@ -213,7 +226,13 @@ fn batch_durability_records_no_intents() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let server = vec!["node".to_string(), everything(&peers), "stdio".to_string()];
-    run_client(&peers, &db, &["--durability", "batch"], &server);
+    run_client(
+        &peers,
+        "legacy_client.py",
+        &db,
+        &["--durability", "batch"],
+        &server,
+    );
     let all = events(&db);
     assert!(all.iter().all(|e| e.event.outcome != Outcome::Pending));
     let echo = one(&all, "echo", Outcome::Success);
@@ -459,23 +478,18 @@ fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
 
 /// Runs the stateless (2026-07-28) Python SDK client against the Python SDK's `MCPServer`.
 fn run_modern(peers: &Path, db: &Path, durability: &str) -> Value {
-    let python = peers.join("venv/bin/python");
-    let output = Command::new(&python)
-        .arg(repo().join("tests/peers/modern_client.py"))
-        .arg(BIN)
-        .args(["proxy", "--durability", durability, "--db"])
-        .arg(db)
-        .arg("--")
-        .arg(&python)
-        .arg(repo().join("tests/peers/modern_server.py"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    let python = peers.join("venv/bin/python").display().to_string();
+    let server = repo()
+        .join("tests/peers/modern_server.py")
+        .display()
+        .to_string();
+    run_client(
+        peers,
+        "modern_client.py",
+        db,
+        &["--durability", durability],
+        &[python, server],
+    )
 }
 
 #[test]
