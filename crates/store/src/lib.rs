@@ -36,6 +36,7 @@ mod recorder;
 mod sql;
 mod sqlite;
 mod store;
+mod tree;
 mod writer;
 
 pub use checkpointer::CheckpointPolicy;
@@ -48,4 +49,4 @@ pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use store::{Entry, Store};
+pub use store::{Entry, IndexedColumns, LogEntry, ProofEntry, Store};

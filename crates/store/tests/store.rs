@@ -443,7 +443,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
     );
     assert!(matches!(receipt, Receipt::Durable { seq: 1, .. }));
     r.shutdown().unwrap();
-    assert_eq!(db.reader().schema_version().unwrap(), 3);
+    assert_eq!(db.reader().schema_version().unwrap(), 4);
     let legacy = db
         .reader()
         .get(event.id)
@@ -473,7 +473,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 3,
+                supported: 4,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }
