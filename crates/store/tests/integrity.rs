@@ -362,7 +362,10 @@ fn long_log(n: u64) -> (Log, OutsideCheckpoint) {
     let path = dir.path().join("audit.db");
     let r = Recorder::start(
         SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
-        RecorderConfig::default(),
+        RecorderConfig {
+            durability: mcp_audit_store::Durability::Batch,
+            ..RecorderConfig::default()
+        },
     )
     .unwrap();
     let mut ids = Vec::new();
@@ -505,4 +508,32 @@ fn a_consistency_proof_from_stored_nodes_checks_out() {
         &open(&first).root,
         &open(&second).root
     ));
+}
+
+#[test]
+fn a_long_log_verified_in_two_halves_finds_what_is_wrong_in_either() {
+    // Long enough to be read by two threads; the halves meet at seq 35,000.
+    let (log, outside) = long_log(70_000);
+    let clean = log.verify(std::slice::from_ref(&outside));
+    assert!(clean.is_ok(), "{:?}", clean.findings);
+    assert_eq!((clean.entries, clean.checkpoints_verified), (70_000, 2));
+
+    log.sql(
+        "UPDATE payloads SET body = replace(body, '1', '2') WHERE seq = 60001;
+         DELETE FROM events WHERE seq = 35000;
+         UPDATE events SET operation = 'forged' WHERE seq = 34999;",
+    );
+    let report = log.verify(&[outside]);
+    assert_eq!(
+        report.findings,
+        vec![
+            Finding::ModifiedColumn {
+                seq: 34_999,
+                column: "operation"
+            },
+            Finding::MissingEntry { seq: 35_000 },
+            Finding::ModifiedPayload { seq: 60_001 },
+        ]
+    );
+    assert_eq!(report.entries, 69_999);
 }
