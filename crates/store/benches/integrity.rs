@@ -69,6 +69,7 @@ fn main() {
         every_entries: 1_000,
         every: Duration::from_secs(60),
         out: None,
+        publish: None,
     };
     let path = dir.path().join("on.db");
     let on = ingest(&path, n, Some(policy));

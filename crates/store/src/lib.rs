@@ -39,7 +39,7 @@ mod store;
 mod tree;
 mod writer;
 
-pub use checkpointer::CheckpointPolicy;
+pub use checkpointer::{CheckpointPolicy, Publisher};
 pub use error::StoreError;
 pub use query::{
     CleanupReport, Cursor, Filter, Page, PageStart, Query, StoredEvent, Summary, SummaryScope,

@@ -234,6 +234,7 @@ fn policy(
         every_entries,
         every,
         out,
+        publish: None,
     }
 }
 
@@ -249,19 +250,25 @@ fn checkpoint_sizes(path: &std::path::Path) -> Vec<i64> {
 }
 
 #[test]
-fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_outside_copies() {
+fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_and_publishes_outside_copies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
     let out = dir.path().join("checkpoints.jsonl");
     let signer = NoteSigner::generate("writer").unwrap();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut checkpoints = policy(
+        &signer,
+        5,
+        std::time::Duration::from_secs(3600),
+        Some(out.clone()),
+    );
+    checkpoints.publish = Some(std::sync::Arc::new({
+        let published = published.clone();
+        move |c: &OutsideCheckpoint| published.lock().unwrap().push(c.clone())
+    }));
     let config = RecorderConfig {
         max_batch: 1,
-        checkpoints: Some(policy(
-            &signer,
-            5,
-            std::time::Duration::from_secs(3600),
-            Some(out.clone()),
-        )),
+        checkpoints: Some(checkpoints),
         ..RecorderConfig::default()
     };
     let r = Recorder::start(
@@ -283,6 +290,12 @@ fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_outside_copies() {
     assert_eq!(
         outside.iter().map(|o| o.size).collect::<Vec<_>>(),
         [5, 10, 12]
+    );
+    // Every checkpoint is handed to the publisher too, as signed.
+    let published = published.lock().unwrap().clone();
+    assert_eq!(
+        published.iter().map(|o| &o.note).collect::<Vec<_>>(),
+        outside.iter().map(|o| &o.note).collect::<Vec<_>>()
     );
     let mut store = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
     let report = verify(&mut store, Some(&signer.verifier()), &outside, &mut |_| {}).unwrap();
