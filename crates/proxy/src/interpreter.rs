@@ -87,6 +87,9 @@ pub struct Interpreter {
     log_notifications: u64,
     pings: u64,
     anomalies: u64,
+    /// Whether this interpreter owns a session (records `session_end`); `false` for one
+    /// stateless HTTP exchange, which is not a session of its own.
+    session_events: bool,
 }
 
 /// The methods whose intent is recorded before they run in `sync` mode: the ones that act or
@@ -108,7 +111,127 @@ impl Interpreter {
             log_notifications: 0,
             pings: 0,
             anomalies: 0,
+            session_events: true,
         }
+    }
+
+    /// The interpreter of one stateless HTTP exchange (a request without `Mcp-Session-Id`):
+    /// it pairs the requests of that exchange with their responses but is no session, so it
+    /// records neither a stateless `session_start` nor a `session_end`.
+    pub fn exchange(config: SessionConfig) -> Interpreter {
+        let mut interpreter = Interpreter::new(config);
+        interpreter.started = true;
+        interpreter.session_events = false;
+        interpreter
+    }
+
+    /// Whether this interpreter owns a session (see [`Interpreter::exchange`]).
+    pub fn is_session(&self) -> bool {
+        self.session_events
+    }
+
+    /// Makes an exchange's interpreter the interpreter of the session the server just opened
+    /// (its answer carried a new `Mcp-Session-Id`): it will record the `session_end`.
+    pub fn become_session(&mut self) {
+        self.session_events = true;
+    }
+
+    /// Records the requests of a frame that the proxy refused to forward (bad credentials,
+    /// an audit trail that could not take their intent): one event per request, with
+    /// `outcome` and `reason`, paired with nothing. A frame without requests is recorded as one
+    /// `refused_frame` protocol event, so that no refusal goes unrecorded.
+    pub fn refused(
+        &mut self,
+        direction: Direction,
+        frame: &[u8],
+        outcome: Outcome,
+        reason: &str,
+    ) -> Vec<Record> {
+        let requests: Vec<(Id, String, Value)> = match parse_frame(frame) {
+            Ok(messages) => messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    Message::Request { id, method, params } => Some((id, method, params)),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if requests.is_empty() {
+            let sha: [u8; 32] = Sha256::digest(frame).into();
+            let event = self
+                .base(EventKind::Protocol, Action::Access, "refused_frame")
+                .failed(reason)
+                .outcome(outcome)
+                .details(json!({
+                    "direction": direction.as_str(),
+                    "size": frame.len(),
+                    "sha256": hex::encode(sha),
+                    "excerpt": excerpt(frame),
+                }));
+            return vec![record(event, false)];
+        }
+        requests
+            .into_iter()
+            .map(|(id, method, params)| {
+                let (kind, action, operation, resource_type) = classify(&method, &params);
+                let mut event = self
+                    .base(kind, action, &operation)
+                    .request_id(id.0)
+                    .failed(reason)
+                    .outcome(outcome);
+                if let Some(t) = resource_type {
+                    event = event.resource_type(t);
+                }
+                record(event, false)
+            })
+            .collect()
+    }
+
+    /// Closes the requests of `frame` that are still waiting for an answer with `outcome` and
+    /// `reason`: the transport lost them (the upstream is down or answered an HTTP error, the
+    /// client left mid-stream, the upstream stalled). Requests already answered are untouched.
+    pub fn abandon(
+        &mut self,
+        direction: Direction,
+        frame: &[u8],
+        outcome: Outcome,
+        reason: &str,
+        at: Instant,
+    ) -> Vec<Record> {
+        let Ok(messages) = parse_frame(frame) else {
+            return Vec::new();
+        };
+        let mut records = Vec::new();
+        for message in messages {
+            let Message::Request { id, .. } = message else {
+                continue;
+            };
+            if let Some(call) = self.calls.remove(&(direction, id)) {
+                if call.recorded {
+                    records.push(self.outcome_of(
+                        call,
+                        outcome,
+                        None,
+                        Some(reason.to_string()),
+                        at,
+                    ));
+                }
+            }
+        }
+        records
+    }
+
+    /// A fault of the transport itself (the upstream could not be reached, a body was refused),
+    /// recorded as a `protocol` event with outcome `protocol_error`.
+    pub fn transport_fault(&mut self, operation: &str, problem: &str, details: Value) -> Record {
+        self.anomalies += 1;
+        let event = self
+            .base(EventKind::Protocol, Action::Access, operation)
+            .failed(problem)
+            .outcome(Outcome::ProtocolError)
+            .details(details);
+        record(event, false)
     }
 
     /// Interprets one frame that arrived at `at`.
@@ -162,7 +285,9 @@ impl Interpreter {
                 "pings": self.pings,
                 "anomalies": self.anomalies,
             }));
-        records.push(record(end, false));
+        if self.session_events {
+            records.push(record(end, false));
+        }
         records
     }
 

@@ -1,0 +1,324 @@
+//! The HTTP side facing the clients: one route, the upstream's MCP endpoint path, for POST,
+//! GET and DELETE; every request is identified, checked against the limits, interpreted,
+//! and forwarded.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use mcp_audit_core::{EventId, Outcome};
+use mcp_audit_store::Recorder;
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::exchange::Exchange;
+use super::forward;
+use super::identity::Verdict;
+use super::relay::{BodyKind, relay};
+use super::sessions::{Sessions, Shared, lock};
+use super::{HttpConfig, stopped};
+use crate::interpreter::{Direction, Interpreter, SessionConfig};
+
+/// What every request handler shares.
+pub struct App {
+    pub config: HttpConfig,
+    pub client: reqwest::Client,
+    pub sessions: Sessions,
+    pub recorder: Recorder,
+    /// Becomes `true` when the proxy stops: open streams end.
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl App {
+    fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            session_id: EventId::new().to_string(),
+            server_name: self.config.server_name.clone(),
+            actor: Default::default(),
+            transport: "streamable_http",
+            capture_limit: self.config.capture_limit,
+            record_intents: self.config.record_intents,
+        }
+    }
+
+    /// The interpreter for a request: its session's, or a fresh one for a request outside
+    /// any session (the initialize that may open one, or a stateless exchange).
+    fn interpreter(&self, mcp_session: Option<&str>) -> Shared {
+        match mcp_session {
+            Some(id) => self
+                .sessions
+                .get_or_insert(id, || Interpreter::new(self.session_config())),
+            None => Arc::new(Mutex::new(Interpreter::exchange(self.session_config()))),
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A JSON-RPC error answer made by the proxy itself (not by the upstream).
+fn own_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32000, "message": message},
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The MCP endpoint.
+pub async fn endpoint(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let (actor, denial) = match app.config.identity.identify(peer, &parts.headers) {
+        Verdict::Allowed(actor) => (actor, None),
+        Verdict::Denied { actor, reason } => (actor, Some(reason)),
+    };
+    let mcp_session = header_str(&parts.headers, "mcp-session-id").map(str::to_string);
+    let exchange = Exchange {
+        interpreter: app.interpreter(mcp_session.as_deref()),
+        app: app.clone(),
+        actor,
+        mcp_session,
+    };
+    let limit = app.config.body_limit;
+
+    // The body, within the limit.
+    let declared = header_str(&parts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(&exchange, declared).await;
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return too_large(&exchange, declared).await;
+        }
+        Err(e) => {
+            // The client went away while sending: nothing was forwarded.
+            let r = lock(&exchange.interpreter).transport_fault(
+                "client_body_error",
+                &format!("the request body could not be read: {e}"),
+                json!({"method": parts.method.as_str()}),
+            );
+            let _ = exchange.record(vec![r]).await;
+            return own_error(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            );
+        }
+    };
+
+    if let Some(reason) = denial {
+        let records = lock(&exchange.interpreter).refused(
+            Direction::ClientToServer,
+            &body,
+            Outcome::Denied,
+            &reason,
+        );
+        let _ = exchange.record(records).await;
+        let challenge = if header_str(&parts.headers, "authorization").is_some() {
+            r#"Bearer error="invalid_token""#
+        } else {
+            "Bearer"
+        };
+        let mut response = own_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static(challenge),
+        );
+        return response;
+    }
+
+    if parts.method == Method::POST {
+        let json = header_str(&parts.headers, "content-type").is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if !json {
+            let r = lock(&exchange.interpreter).transport_fault(
+                "unsupported_media_type",
+                "a POST to the MCP endpoint must be application/json",
+                json!({
+                    "content_type": header_str(&parts.headers, "content-type"),
+                    "size": body.len(),
+                }),
+            );
+            let _ = exchange.record(vec![r]).await;
+            return own_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the MCP endpoint takes application/json",
+            );
+        }
+        let records = exchange.interpret(Direction::ClientToServer, &body);
+        if let Err(error) = exchange.record(records).await {
+            // Fail closed: an operation whose intent is not durable does not run.
+            tracing::error!(%error, "an intent could not be recorded; the request was refused");
+            let _ = lock(&exchange.interpreter).abandon(
+                Direction::ClientToServer,
+                &body,
+                Outcome::Incomplete,
+                "not recorded",
+                Instant::now(),
+            );
+            return own_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit trail could not record the request",
+            );
+        }
+    }
+    forward_and_relay(exchange, parts.method, &parts.headers, body).await
+}
+
+/// 413, recorded.
+async fn too_large(exchange: &Exchange, declared: Option<u64>) -> Response {
+    let limit = exchange.app.config.body_limit;
+    let r = lock(&exchange.interpreter).transport_fault(
+        "oversized_body",
+        &format!("the request body is larger than the limit of {limit} bytes"),
+        json!({"declared_size": declared, "limit": limit}),
+    );
+    let _ = exchange.record(vec![r]).await;
+    own_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body is larger than the proxy accepts",
+    )
+}
+
+async fn forward_and_relay(
+    mut exchange: Exchange,
+    method: Method,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let app = exchange.app.clone();
+    let upstream = &app.config.upstream;
+    let mut stopping = app.stopping.clone();
+    let sent = tokio::select! {
+        sent = tokio::time::timeout(
+            app.config.upstream_timeout,
+            forward::send(&app.client, upstream, method.clone(), forward::request_headers(headers), body.clone()),
+        ) => sent,
+        () = stopped(&mut stopping) => {
+            let records = lock(&exchange.interpreter).abandon(
+                Direction::ClientToServer, &body, Outcome::Incomplete,
+                "the proxy stopped before the upstream answered", Instant::now());
+            let _ = exchange.record(records).await;
+            return own_error(StatusCode::SERVICE_UNAVAILABLE, "the proxy is stopping");
+        }
+    };
+    let response = match sent {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
+            let problem = format!("the upstream could not be reached: {error}");
+            return upstream_failed(
+                &exchange,
+                &body,
+                &problem,
+                "upstream_unreachable",
+                Outcome::ProtocolError,
+                StatusCode::BAD_GATEWAY,
+            )
+            .await;
+        }
+        Err(_) => {
+            let problem = format!(
+                "the upstream did not answer within {} s",
+                app.config.upstream_timeout.as_secs()
+            );
+            return upstream_failed(
+                &exchange,
+                &body,
+                &problem,
+                "upstream_timeout",
+                Outcome::Incomplete,
+                StatusCode::GATEWAY_TIMEOUT,
+            )
+            .await;
+        }
+    };
+
+    let status = response.status();
+    let had_session = exchange.mcp_session.clone();
+    // The answer that opens a session names it: follow it from now on.
+    if had_session.is_none() {
+        if let Some(id) = header_str(response.headers(), "mcp-session-id") {
+            lock(&exchange.interpreter).become_session();
+            app.sessions.insert(id, exchange.interpreter.clone());
+            exchange.mcp_session = Some(id.to_string());
+        }
+    }
+    // The session ends when the client deletes it, or the server no longer knows it.
+    let ended = match (&had_session, &method, status) {
+        (Some(_), &Method::DELETE, s) if s.is_success() || s == StatusCode::NOT_FOUND => {
+            Some("the client ended the session (DELETE)")
+        }
+        (Some(_), _, StatusCode::NOT_FOUND) => Some("the server no longer knows the session (404)"),
+        _ => None,
+    };
+
+    let kind = BodyKind::of(response.headers());
+    let mut builder = Response::builder().status(status);
+    if let Some(h) = builder.headers_mut() {
+        *h = forward::response_headers(response.headers());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let idle = (method == Method::POST).then_some(app.config.upstream_timeout);
+    tokio::spawn(relay(exchange, response, kind, idle, body, tx, ended));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    builder.body(Body::from_stream(stream)).unwrap_or_else(|_| {
+        own_error(
+            StatusCode::BAD_GATEWAY,
+            "the upstream's answer could not be relayed",
+        )
+    })
+}
+
+/// 502 or 504, recorded: the request's operations get `outcome` and the fault its own event.
+async fn upstream_failed(
+    exchange: &Exchange,
+    body: &[u8],
+    problem: &str,
+    operation: &str,
+    outcome: Outcome,
+    status: StatusCode,
+) -> Response {
+    let mut records = {
+        let mut i = lock(&exchange.interpreter);
+        let mut records = i.abandon(
+            Direction::ClientToServer,
+            body,
+            outcome,
+            problem,
+            Instant::now(),
+        );
+        records.push(i.transport_fault(
+            operation,
+            problem,
+            json!({"upstream": exchange.app.config.upstream.as_str()}),
+        ));
+        records
+    };
+    if !lock(&exchange.interpreter).is_session() {
+        records.extend(lock(&exchange.interpreter).finish("exchange failed", None, Instant::now()));
+    }
+    let _ = exchange.record(records).await;
+    own_error(status, problem)
+}
