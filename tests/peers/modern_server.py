@@ -1,4 +1,5 @@
-"""A small MCP server in the 2026-07-28 style (the official Python SDK's MCPServer), over stdio.
+"""A small MCP server in the 2026-07-28 style (the official Python SDK's MCPServer), over stdio,
+or over Streamable HTTP with `modern_server.py http PORT` (JSON answers, stateless).
 
 Tools: `add` (returns the sum), `fail` (always reports a tool error) and `count_roots` (asks
 the client for its roots: an `input_required` round trip).
@@ -38,4 +39,9 @@ def count_roots(roots: Annotated[ListRootsResult, Resolve(ask_for_roots)]) -> in
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    import sys
+
+    if sys.argv[1:2] == ["http"]:
+        server.run("streamable-http", port=int(sys.argv[2]), json_response=True, stateless_http=True)
+    else:
+        server.run("stdio")

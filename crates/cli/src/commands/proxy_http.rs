@@ -20,7 +20,12 @@ pub struct HttpArgs {
     #[arg(long, value_name = "ADDR", requires = "upstream")]
     pub listen: Option<SocketAddr>,
     /// The upstream MCP endpoint (http:// or https://); the proxy serves the same path.
-    #[arg(long, value_name = "URL", requires = "listen")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "listen",
+        conflicts_with = "server"
+    )]
     upstream: Option<String>,
     /// Verify bearer JWTs (HS256) with the secret in this file.
     #[arg(long, value_name = "PATH", requires = "listen", group = "jwt_key")]

@@ -120,11 +120,20 @@ pub async fn relay(
         None => {
             // Complete: the client has everything once the channel closes.
             drop(tx);
-            if let Copy::Json { buf, over } = copy {
-                records.extend(json_end(&exchange, buf, over));
-            }
-            if !status.is_success() {
-                let reason = format!("the upstream answered HTTP {}", status.as_u16());
+            if status.is_success() {
+                if let Copy::Json { buf, over } = copy {
+                    records.extend(json_end(&exchange, buf, over));
+                }
+            } else {
+                // An HTTP error answers the request as a whole (its JSON-RPC error, if any,
+                // has a null id): its operations fail with the upstream's words.
+                let said = match &copy {
+                    Copy::Json { buf, .. } => {
+                        String::from_utf8_lossy(&buf[..buf.len().min(256)]).into_owned()
+                    }
+                    _ => String::new(),
+                };
+                let reason = format!("the upstream answered HTTP {}: {said}", status.as_u16());
                 records.extend(lock(&exchange.interpreter).abandon(
                     Direction::ClientToServer,
                     &request,
