@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::any;
+use axum::serve::ListenerExt;
 use mcp_audit_store::Recorder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -108,6 +109,12 @@ pub async fn run_http(
 
     let sweeper = tokio::spawn(sweep(app.clone(), session_idle));
     let mut drained = stop_rx.clone();
+    // Without TCP_NODELAY, a head and a body written apart wait for the peer's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     let serve = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -120,28 +120,11 @@ pub async fn relay(
         None => {
             // Complete: the client has everything once the channel closes.
             drop(tx);
-            if status.is_success() {
-                if let Copy::Json { buf, over } = copy {
-                    records.extend(json_end(&exchange, buf, over));
-                }
-            } else {
-                // An HTTP error answers the request as a whole (its JSON-RPC error, if any,
-                // has a null id): its operations fail with the upstream's words.
-                let said = match &copy {
-                    Copy::Json { buf, .. } => {
-                        String::from_utf8_lossy(&buf[..buf.len().min(256)]).into_owned()
-                    }
-                    _ => String::new(),
-                };
-                let reason = format!("the upstream answered HTTP {}: {said}", status.as_u16());
-                records.extend(lock(&exchange.interpreter).abandon(
-                    Direction::ClientToServer,
-                    &request,
-                    Outcome::ProtocolError,
-                    &reason,
-                    Instant::now(),
-                ));
-            }
+            let (buf, over) = match copy {
+                Copy::Json { buf, over } => (buf, over),
+                _ => (Vec::new(), None),
+            };
+            return answered(exchange, status, &buf, over, &request, ended).await;
         }
         Some((operation, problem)) => {
             if operation == "upstream_stalled" || operation == "upstream_broken" {
@@ -164,16 +147,54 @@ pub async fn relay(
             ));
         }
     }
+    close(&exchange, records, ended, status).await;
+}
+
+/// Records a complete answer: a JSON body (`json`, or past the limit `over`) is interpreted;
+/// an HTTP error fails the request's operations with the upstream's words.
+pub async fn answered(
+    exchange: Exchange,
+    status: StatusCode,
+    json: &[u8],
+    over: Option<(Sha256, usize, Vec<u8>)>,
+    request: &[u8],
+    ended: Option<&'static str>,
+) {
+    let mut records = Vec::new();
+    if status.is_success() {
+        records.extend(json_end(&exchange, json, over));
+    } else {
+        // An HTTP error answers the request as a whole (its JSON-RPC error, if any, has a
+        // null id): its operations fail with the upstream's words.
+        let said = String::from_utf8_lossy(&json[..json.len().min(256)]);
+        let reason = format!("the upstream answered HTTP {}: {said}", status.as_u16());
+        records.extend(lock(&exchange.interpreter).abandon(
+            Direction::ClientToServer,
+            request,
+            Outcome::ProtocolError,
+            &reason,
+            Instant::now(),
+        ));
+    }
+    close(&exchange, records, ended, status).await;
+}
+
+/// Writes the last records of an exchange; a stateless exchange's leftovers are incomplete.
+async fn close(
+    exchange: &Exchange,
+    mut records: Vec<Record>,
+    ended: Option<&'static str>,
+    status: StatusCode,
+) {
     {
         let mut i = lock(&exchange.interpreter);
         if !i.is_session() {
-            // A stateless exchange is over: whatever it left unanswered is incomplete.
             records.extend(i.finish("the exchange ended", None, Instant::now()));
         }
     }
     exchange.record(records).await.ok();
     if let Some(reason) = ended {
-        end_session(&exchange, reason, status).await;
+        end_session(exchange, reason, status).await;
     }
 }
 
@@ -225,7 +246,7 @@ fn observe(exchange: &Exchange, copy: &mut Copy, chunk: &[u8]) -> Vec<Record> {
 
 fn json_end(
     exchange: &Exchange,
-    buf: Vec<u8>,
+    buf: &[u8],
     over: Option<(Sha256, usize, Vec<u8>)>,
 ) -> Vec<Record> {
     match over {
@@ -236,7 +257,7 @@ fn json_end(
             hash.finalize().into(),
         )],
         None if buf.is_empty() => Vec::new(),
-        None => exchange.interpret(Direction::ServerToClient, &buf),
+        None => exchange.interpret(Direction::ServerToClient, buf),
     }
 }
 

@@ -20,10 +20,11 @@ use tokio::sync::watch;
 use super::exchange::Exchange;
 use super::forward;
 use super::identity::Verdict;
-use super::relay::{BodyKind, relay};
+use super::relay::{BodyKind, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
 use crate::interpreter::{Direction, Interpreter, SessionConfig};
+use crate::stdio::MAX_FRAME;
 
 /// What every request handler shares.
 pub struct App {
@@ -276,6 +277,35 @@ async fn forward_and_relay(
     let mut builder = Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
         *h = forward::response_headers(response.headers());
+    }
+    // A JSON answer of known, bounded length: read whole, answered, then interpreted off the
+    // answer's path. Event streams and answers of unknown length are relayed as they arrive.
+    let known = response.content_length().filter(|n| *n <= MAX_FRAME as u64);
+    if let (BodyKind::Json | BodyKind::Opaque, Some(_)) = (&kind, known) {
+        let read = tokio::time::timeout(app.config.upstream_timeout, response.bytes()).await;
+        if let Ok(Ok(bytes)) = read {
+            let json = matches!(kind, BodyKind::Json).then(|| bytes.clone());
+            tokio::spawn(async move {
+                let json = json.unwrap_or_default();
+                answered(exchange, status, &json, None, &body, ended).await;
+            });
+            return builder.body(Body::from(bytes)).unwrap_or_else(|_| {
+                own_error(
+                    StatusCode::BAD_GATEWAY,
+                    "the upstream's answer could not be relayed",
+                )
+            });
+        }
+        let problem = "the upstream's answer broke off or stalled";
+        return upstream_failed(
+            &exchange,
+            &body,
+            problem,
+            "upstream_broken",
+            Outcome::Incomplete,
+            StatusCode::BAD_GATEWAY,
+        )
+        .await;
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let idle = (method == Method::POST).then_some(app.config.upstream_timeout);
