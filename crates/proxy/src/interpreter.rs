@@ -959,4 +959,85 @@ mod tests {
         assert!(input["size"].as_u64().unwrap() > 5000);
         assert_eq!(input["sha256"].as_str().unwrap().len(), 64);
     }
+
+    #[test]
+    fn refused_requests_are_recorded_as_their_operations_with_the_outcome() {
+        let mut i = interpreter(true);
+        let r = i.refused(
+            C2S,
+            br#"[{"id":1,"method":"tools/call","params":{"name":"echo"}},{"method":"notifications/initialized"}]"#,
+            Outcome::Denied,
+            "invalid bearer token: ExpiredSignature",
+        );
+        assert_eq!(r.len(), 1, "the notification is no operation");
+        let e = &r[0].event;
+        assert_eq!(
+            (e.kind, e.operation.as_str(), e.outcome),
+            (EventKind::ToolExecution, "echo", Outcome::Denied)
+        );
+        assert!(!r[0].before_forwarding);
+        assert_eq!(
+            e.payload.error_message.as_deref(),
+            Some("invalid bearer token: ExpiredSignature")
+        );
+        // Nothing is left waiting: a later answer to that id is an anomaly, not an outcome.
+        let late = feed(&mut i, S2C, r#"{"id":1,"result":{}}"#);
+        assert_eq!(late[0].event.operation, "malformed_frame");
+        let junk = i.refused(C2S, b"{nope", Outcome::Denied, "no bearer token");
+        assert_eq!(junk[0].event.operation, "refused_frame");
+        assert_eq!(junk[0].event.outcome, Outcome::Denied);
+    }
+
+    #[test]
+    fn abandoned_requests_get_the_outcome_and_answered_ones_are_untouched() {
+        let mut i = interpreter(false);
+        let body = r#"[{"id":1,"method":"tools/call","params":{"name":"a"}},{"id":2,"method":"tools/call","params":{"name":"b"}}]"#;
+        feed(&mut i, C2S, body);
+        assert_eq!(feed(&mut i, S2C, r#"{"id":1,"result":{}}"#).len(), 1);
+        let r = i.abandon(
+            C2S,
+            body.as_bytes(),
+            Outcome::Incomplete,
+            "the client disconnected",
+            Instant::now(),
+        );
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].event.operation.as_str(), r[0].event.outcome),
+            ("b", Outcome::Incomplete)
+        );
+        assert!(r[0].event.duration_us.is_some());
+    }
+
+    #[test]
+    fn an_exchange_interpreter_records_no_session_events_until_it_becomes_a_session() {
+        let config = SessionConfig {
+            session_id: "s".into(),
+            server_name: None,
+            actor: Actor::default(),
+            transport: "streamable_http",
+            capture_limit: 1024,
+            record_intents: false,
+        };
+        let mut i = Interpreter::exchange(config.clone());
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+        let first = feed(
+            &mut i,
+            C2S,
+            &format!(r#"{{"id":1,"method":"tools/call","params":{{"name":"t",{meta}}}}}"#),
+        );
+        assert!(first.is_empty(), "no stateless session_start per exchange");
+        let end = i.finish("the exchange ended", None, Instant::now());
+        assert_eq!(end.len(), 1);
+        assert_eq!(end[0].event.outcome, Outcome::Incomplete);
+        let mut j = Interpreter::exchange(config);
+        assert!(!j.is_session());
+        j.become_session();
+        let end = j.finish(
+            "the client ended the session (DELETE)",
+            None,
+            Instant::now(),
+        );
+        assert_eq!(end[0].event.operation, "session_end");
+    }
 }
