@@ -19,6 +19,8 @@ pub struct Exchange {
     /// The `Mcp-Session-Id`, from the request or from the answer that opened the session.
     pub mcp_session: Option<String>,
     pub interpreter: Shared,
+    /// The request names a session the proxy does not follow (yet).
+    pub unfollowed: bool,
 }
 
 impl Exchange {

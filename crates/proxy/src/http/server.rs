@@ -49,13 +49,23 @@ impl App {
     }
 
     /// The interpreter for a request: its session's, or a fresh one for a request outside
-    /// any session (the initialize that may open one, or a stateless exchange).
-    fn interpreter(&self, mcp_session: Option<&str>) -> Shared {
+    /// any session (the initialize that may open one, or a stateless exchange). A session id
+    /// the proxy does not follow yet (it started before the proxy did, or it is made up) gets
+    /// a fresh session interpreter that is followed only once the upstream accepts the request,
+    /// so that unknown ids (from anyone, even unauthenticated) never fill the session map.
+    fn interpreter(&self, mcp_session: Option<&str>) -> (Shared, bool) {
         match mcp_session {
-            Some(id) => self
-                .sessions
-                .get_or_insert(id, || Interpreter::new(self.session_config())),
-            None => Arc::new(Mutex::new(Interpreter::exchange(self.session_config()))),
+            Some(id) => match self.sessions.get(id) {
+                Some(shared) => (shared, false),
+                None => (
+                    Arc::new(Mutex::new(Interpreter::new(self.session_config()))),
+                    true,
+                ),
+            },
+            None => (
+                Arc::new(Mutex::new(Interpreter::exchange(self.session_config()))),
+                false,
+            ),
         }
     }
 }
@@ -91,8 +101,10 @@ pub async fn endpoint(
         Verdict::Denied { actor, reason } => (actor, Some(reason)),
     };
     let mcp_session = header_str(&parts.headers, "mcp-session-id").map(str::to_string);
+    let (interpreter, unfollowed) = app.interpreter(mcp_session.as_deref());
     let exchange = Exchange {
-        interpreter: app.interpreter(mcp_session.as_deref()),
+        interpreter,
+        unfollowed,
         app: app.clone(),
         actor,
         mcp_session,
@@ -262,6 +274,10 @@ async fn forward_and_relay(
             lock(&exchange.interpreter).become_session();
             app.sessions.insert(id, exchange.interpreter.clone());
             exchange.mcp_session = Some(id.to_string());
+        }
+    } else if exchange.unfollowed && status.is_success() {
+        if let Some(id) = &had_session {
+            app.sessions.insert(id, exchange.interpreter.clone());
         }
     }
     // The session ends when the client deletes it, or the server no longer knows it.

@@ -34,27 +34,21 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The session's interpreter, made by `new` if the proxy has not seen the session (it
-    /// started before the proxy did).
-    pub fn get_or_insert(&self, id: &str, new: impl FnOnce() -> Interpreter) -> Shared {
+    /// The interpreter of a session the proxy follows.
+    pub fn get(&self, id: &str) -> Option<Shared> {
         let mut map = self.map();
-        let entry = map.entry(id.to_string()).or_insert_with(|| Entry {
-            interpreter: Arc::new(Mutex::new(new())),
-            last_used: Instant::now(),
-        });
+        let entry = map.get_mut(id)?;
         entry.last_used = Instant::now();
-        entry.interpreter.clone()
+        Some(entry.interpreter.clone())
     }
 
-    /// Follows a session the server just opened.
+    /// Follows a session: one the server just opened, or one it accepted a request for. If
+    /// two requests of the same unfollowed session race, the first one's interpreter stays.
     pub fn insert(&self, id: &str, interpreter: Shared) {
-        self.map().insert(
-            id.to_string(),
-            Entry {
-                interpreter,
-                last_used: Instant::now(),
-            },
-        );
+        self.map().entry(id.to_string()).or_insert_with(|| Entry {
+            interpreter,
+            last_used: Instant::now(),
+        });
     }
 
     /// Notes traffic on a session (a server stream that is still talking).
