@@ -398,4 +398,93 @@ mod tests {
         c.trusted_proxies = vec![parse_trusted_proxy("::1").unwrap()];
         assert!(parse_trusted_proxy("nope").is_err());
     }
+
+    fn key_file(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/keys")
+            .join(name)
+    }
+
+    fn signed(algorithm: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
+        let mut header = Header::new(algorithm);
+        header.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(
+            &header,
+            &json!({"sub": "svc-9", "team": "ops", "exp": jiff_now() + 600}),
+            key,
+        )
+        .unwrap()
+    }
+
+    fn verdict(keys: JwtKeys, token: &str) -> Verdict {
+        let config = IdentityConfig {
+            jwt: Some(keys),
+            jwt_required: true,
+            team_claim: "team".into(),
+            ..IdentityConfig::default()
+        };
+        config.identify(
+            PEER.parse().unwrap(),
+            &headers(&[("authorization", &format!("Bearer {token}"))]),
+        )
+    }
+
+    fn user(v: &Verdict) -> Option<&str> {
+        match v {
+            Verdict::Allowed(a) => a.user_id.as_deref(),
+            Verdict::Denied { .. } => None,
+        }
+    }
+
+    #[test]
+    fn es256_and_rs256_public_keys_and_a_jwks_file_verify_their_tokens() {
+        let ec =
+            EncodingKey::from_ec_pem(&std::fs::read(key_file("ec_private.pem")).unwrap()).unwrap();
+        let rsa = EncodingKey::from_rsa_pem(&std::fs::read(key_file("rsa_private.pem")).unwrap())
+            .unwrap();
+        let es = signed(Algorithm::ES256, Some("ec-1"), &ec);
+        let rs = signed(Algorithm::RS256, None, &rsa);
+        let ec_pem = || JwtKeys::public_key_pem(&key_file("ec_public.pem")).unwrap();
+        let rsa_pem = || JwtKeys::public_key_pem(&key_file("rsa_public.pem")).unwrap();
+        let jwks = || JwtKeys::jwks_file(&key_file("jwks.json")).unwrap();
+        assert_eq!(user(&verdict(ec_pem(), &es)), Some("svc-9"));
+        assert_eq!(user(&verdict(rsa_pem(), &rs)), Some("svc-9"));
+        assert_eq!(user(&verdict(jwks(), &es)), Some("svc-9"));
+        // The wrong key, an unknown kid, and an RS256 key's PEM used as an HS256 secret (the
+        // algorithm confusion attack) are all denied.
+        assert!(matches!(verdict(ec_pem(), &rs), Verdict::Denied { .. }));
+        assert!(matches!(verdict(jwks(), &rs), Verdict::Denied { .. }));
+        let confused = signed(
+            Algorithm::HS256,
+            None,
+            &EncodingKey::from_secret(&std::fs::read(key_file("rsa_public.pem")).unwrap()),
+        );
+        assert!(matches!(
+            verdict(rsa_pem(), &confused),
+            Verdict::Denied { .. }
+        ));
+    }
+
+    #[test]
+    fn unusable_key_files_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        assert!(matches!(
+            JwtKeys::hs256_secret_file(&empty),
+            Err(IdentityError::BadKey { .. })
+        ));
+        assert!(matches!(
+            JwtKeys::public_key_pem(&empty),
+            Err(IdentityError::BadKey { .. })
+        ));
+        assert!(matches!(
+            JwtKeys::jwks_file(&empty),
+            Err(IdentityError::BadKey { .. })
+        ));
+        assert!(matches!(
+            JwtKeys::jwks_file(&dir.path().join("missing")),
+            Err(IdentityError::Read { .. })
+        ));
+    }
 }
