@@ -637,6 +637,41 @@ fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
 }
 
 #[test]
+fn a_client_that_stalls_its_body_gets_408_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_port();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{dead}/mcp"),
+        &["--body-timeout", "1s"],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"jsonrpc\"")
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let all = proxy.stop();
+    let fault = one(&all, "client_body_error", Outcome::ProtocolError);
+    assert!(
+        fault
+            .event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("did not arrive")
+    );
+}
+
+#[test]
 fn an_upstream_that_is_down_is_answered_502_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let dead = free_port();

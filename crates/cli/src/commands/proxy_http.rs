@@ -58,6 +58,9 @@ pub struct HttpArgs {
     /// Request bodies larger than this are answered 413 (and recorded).
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
     max_body: usize,
+    /// How long a client may take to send a request body; then 408, recorded.
+    #[arg(long, default_value = "30s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    body_timeout: Duration,
     /// How long the upstream may take to answer, or to send the next chunk of an answer to a
     /// POST (`30s`, `5m`); then 504, or the stream is cut, and recorded.
     #[arg(long, default_value = "300s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
@@ -103,6 +106,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         capture_limit: common.capture_limit,
         record_intents: common.durability == Durability::Sync,
         body_limit: args.max_body,
+        body_timeout: args.body_timeout,
         upstream_timeout: args.upstream_timeout,
         session_idle: args.session_idle,
     };

@@ -54,6 +54,9 @@ pub struct HttpConfig {
     pub record_intents: bool,
     /// Request bodies larger than this are answered 413.
     pub body_limit: usize,
+    /// How long a client may take to send its request body (then 408): a client that sends a
+    /// head and stalls holds nothing for long.
+    pub body_timeout: Duration,
     /// How long the upstream may take to answer, and to send the next chunk of a POST's answer.
     pub upstream_timeout: Duration,
     /// Sessions without traffic for this long are ended (their `session_end` recorded).

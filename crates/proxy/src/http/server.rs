@@ -116,23 +116,30 @@ pub async fn endpoint(
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(&exchange, declared).await;
     }
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    let body_timeout = app.config.body_timeout;
+    let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await;
+    let body = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return too_large(&exchange, declared).await;
         }
-        Err(e) => {
-            // The client went away while sending: nothing was forwarded.
-            let r = lock(&exchange.interpreter).transport_fault(
-                "client_body_error",
-                &format!("the request body could not be read: {e}"),
-                json!({"method": parts.method.as_str()}),
+        Ok(Err(e)) => {
+            let problem = format!("the request body could not be read: {e}");
+            return unread(&exchange, &parts.method, &problem, StatusCode::BAD_REQUEST).await;
+        }
+        Err(_) => {
+            // A client that sends its head and then stalls holds nothing for long.
+            let problem = format!(
+                "the request body did not arrive within {} s",
+                body_timeout.as_secs_f64()
             );
-            let _ = exchange.record(vec![r]).await;
-            return own_error(
-                StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            );
+            return unread(
+                &exchange,
+                &parts.method,
+                &problem,
+                StatusCode::REQUEST_TIMEOUT,
+            )
+            .await;
         }
     };
 
@@ -196,6 +203,22 @@ pub async fn endpoint(
         }
     }
     forward_and_relay(exchange, parts.method, &parts.headers, body).await
+}
+
+/// A body that could not be read (the client went away, or stalled): nothing was forwarded.
+async fn unread(
+    exchange: &Exchange,
+    method: &Method,
+    problem: &str,
+    status: StatusCode,
+) -> Response {
+    let r = lock(&exchange.interpreter).transport_fault(
+        "client_body_error",
+        problem,
+        json!({"method": method.as_str()}),
+    );
+    let _ = exchange.record(vec![r]).await;
+    own_error(status, problem)
 }
 
 /// 413, recorded.
