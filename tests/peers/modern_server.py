@@ -1,5 +1,5 @@
 """A small MCP server in the 2026-07-28 style (the official Python SDK's MCPServer), over stdio,
-or over Streamable HTTP with `modern_server.py http PORT` (JSON answers, stateless).
+or over Streamable HTTP with `modern_server.py http PORT [stateful]`.
 
 Tools: `add` (returns the sum), `fail` (always reports a tool error) and `count_roots` (asks
 the client for its roots: an `input_required` round trip).
@@ -42,6 +42,13 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["http"]:
-        server.run("streamable-http", port=int(sys.argv[2]), json_response=True, stateless_http=True)
+        # `http PORT`: stateless with JSON answers; `http PORT stateful`: sessions and streams.
+        stateful = sys.argv[3:4] == ["stateful"]
+        server.run(
+            "streamable-http",
+            port=int(sys.argv[2]),
+            json_response=not stateful,
+            stateless_http=not stateful,
+        )
     else:
         server.run("stdio")

@@ -76,12 +76,17 @@ fn everything(peers: &Path) -> (Running, u16) {
     (Running(child), port)
 }
 
-/// The 2026-07-28 Python `MCPServer` over HTTP on a free port.
+/// The 2026-07-28 Python `MCPServer` over HTTP on a free port (stateless, JSON answers).
 fn modern_server(peers: &Path) -> (Running, u16) {
-    let port = free_port();
+    modern_server_on(peers, free_port(), &[])
+}
+
+/// The Python `MCPServer` over HTTP on `port`, with `extra` arguments (`stateful`).
+fn modern_server_on(peers: &Path, port: u16, extra: &[&str]) -> (Running, u16) {
     let mut child = Command::new(peers.join("venv/bin/python"))
         .arg(repo().join("tests/peers/modern_server.py"))
         .args(["http", &port.to_string()])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -794,6 +799,47 @@ fn a_stalled_upstream_stream_is_cut_and_a_client_leaving_mid_stream_is_recorded(
     assert_eq!(
         end.event.payload.details.as_ref().unwrap()["reason"],
         json!("the proxy was told to stop")
+    );
+}
+
+#[test]
+fn a_session_the_restarted_server_no_longer_knows_ends_on_its_404() {
+    let Some(peers) = peers() else { return };
+    let port = free_port();
+    let (server, _) = modern_server_on(&peers, port, &["stateful"]);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--durability", "batch"],
+    );
+    let session = open_session(proxy.port);
+    drop(server);
+    let (_server, _) = modern_server_on(&peers, port, &["stateful"]);
+    let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let headers = [
+        JSON,
+        ACCEPT,
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let (status, _, _) = http(proxy.port, "POST", &headers, list);
+    assert_eq!(status, 404, "the upstream's 404 passes through");
+    let all = proxy.stop();
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the server no longer knows the session (404)")
+    );
+    let lost = one(&all, "tools/list", Outcome::ProtocolError);
+    assert!(
+        lost.event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("HTTP 404")
     );
 }
 
