@@ -370,6 +370,69 @@ fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
 }
 
 #[test]
+fn the_inspector_cli_behind_a_trusted_gateway_is_recorded_with_the_header_identity() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &[
+            "--identity-header",
+            "x-user",
+            "--trusted-proxy",
+            "127.0.0.1",
+        ],
+    );
+    let out = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
+        .args(["--cli", &proxy.url(), "--transport", "http"])
+        .args(["--method", "tools/call", "--tool-name", "echo"])
+        .args(["--tool-arg", "message=from the inspector"])
+        .args([
+            "--header",
+            "X-User: carol",
+            "--header",
+            "X-Forwarded-For: 203.0.113.9",
+        ])
+        .env("MCP_CATALOG_PATH", dir.path().join("catalog.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["content"][0]["text"],
+        json!("Echo: from the inspector")
+    );
+    let all = proxy.stop();
+
+    let echo = one(&all, "echo", Outcome::Success);
+    let a = &echo.event.actor;
+    assert_eq!(a.user_id.as_deref(), Some("carol"));
+    assert_eq!(a.auth_method.as_deref(), Some("header"));
+    assert_eq!(
+        a.client_ip.as_deref(),
+        Some("203.0.113.9"),
+        "X-Forwarded-For from a trusted peer"
+    );
+    assert_eq!(a.client_name.as_deref(), Some("inspector-cli"));
+    assert_eq!(
+        echo.event.payload.input,
+        Some(json!({"message": "from the inspector"}))
+    );
+    assert!(echo.event.mcp_session_id.is_some());
+    // Closing its GET stream on the way out loses no operation: no fault is recorded.
+    assert!(
+        all.iter()
+            .all(|e| e.event.outcome != Outcome::ProtocolError),
+        "{all:#?}"
+    );
+}
+
+#[test]
 fn invalid_and_expired_tokens_are_denied_with_401_and_recorded() {
     let Some(peers) = peers() else { return };
     let (_server, port) = everything(&peers);

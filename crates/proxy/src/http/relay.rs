@@ -140,11 +140,16 @@ pub async fn relay(
                 problem,
                 Instant::now(),
             ));
-            records.push(i.transport_fault(
+            // A client closing a stream that carried no request of its (a GET stream), or the
+            // proxy ending it, loses nothing: only a fault of the upstream is recorded then.
+            let upstream_fault = matches!(operation, "upstream_stalled" | "upstream_broken");
+            if upstream_fault || !records.is_empty() {
+                records.push(i.transport_fault(
                 operation,
                 problem,
-                json!({"status": status.as_u16(), "idle_limit_s": (idle != Duration::MAX).then_some(idle.as_secs())}),
-            ));
+                    json!({"status": status.as_u16(), "idle_limit_s": (idle != Duration::MAX).then_some(idle.as_secs())}),
+                ));
+            }
         }
     }
     close(&exchange, records, ended, status).await;
