@@ -7,12 +7,13 @@
 //! outside a session (stateless protocol 2026-07-28). Records carry the caller's identity
 //! (verified JWT or trusted header), client IP, user agent and the HTTP session id.
 //!
-//! - [`server`]: the route and the request checks (identity, limits, content type).
-//! - [`relay`]: the answer, streamed through, interpreted from a copy.
+//! - `server`: the route and the request checks (identity, limits, content type).
+//! - `relay`: the answer, streamed through, interpreted from a copy.
 //! - [`forward`]: headers and the upstream request.
 //! - [`identity`]: JWT, trusted header, client IP behind trusted proxies.
 //! - [`sessions`]: the session map and its expiry.
 //! - [`sse`]: the event-stream parser.
+//! - `exchange`: the records of one exchange, stamped with its HTTP context.
 
 mod exchange;
 pub mod forward;
