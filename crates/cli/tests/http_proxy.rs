@@ -63,10 +63,15 @@ impl Drop for Running {
 
 /// `server-everything streamableHttp` on a free port.
 fn everything(peers: &Path) -> (Running, u16) {
+    everything_with(peers, "streamableHttp")
+}
+
+/// `server-everything` with the transport `mode` (`streamableHttp`, `sse`) on a free port.
+fn everything_with(peers: &Path, mode: &str) -> (Running, u16) {
     let port = free_port();
     let mut child = Command::new("node")
         .arg(peers.join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"))
-        .arg("streamableHttp")
+        .arg(mode)
         .env("PORT", port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -222,10 +227,21 @@ fn token(claims: Value) -> String {
 
 /// One raw HTTP/1.1 request; returns the status, the headers (lower-case) and the body.
 fn http(port: u16, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    http_to(port, method, "/mcp", headers, body)
+}
+
+/// As [`http`], to `path`.
+fn http_to(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!(
-        "{method} /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -425,6 +441,76 @@ fn the_inspector_cli_behind_a_trusted_gateway_is_recorded_with_the_header_identi
     );
     assert!(echo.event.mcp_session_id.is_some());
     // Closing its GET stream on the way out loses no operation: no fault is recorded.
+    assert!(
+        all.iter()
+            .all(|e| e.event.outcome != Outcome::ProtocolError),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn the_legacy_http_sse_transport_is_proxied_and_recorded_as_one_session() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything_with(&peers, "sse");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/sse"),
+        &[],
+    );
+    // A message path that no stream through the proxy announced is not forwarded.
+    let (status, _, _) = http_to(
+        proxy.port,
+        "POST",
+        "/message?sessionId=made-up",
+        &[JSON],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 404);
+    let out = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
+        .args([
+            "--cli",
+            &format!("http://127.0.0.1:{}/sse", proxy.port),
+            "--transport",
+            "sse",
+        ])
+        .args(["--method", "tools/call", "--tool-name", "echo"])
+        .args(["--tool-arg", "message=over the old transport"])
+        .env("MCP_CATALOG_PATH", dir.path().join("catalog.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["content"][0]["text"],
+        json!("Echo: over the old transport")
+    );
+    let all = proxy.stop();
+
+    let start = one(&all, "session_start", Outcome::Success);
+    let session = start
+        .event
+        .mcp_session_id
+        .clone()
+        .expect("the sessionId of the endpoint");
+    assert_eq!(start.event.target.transport.as_deref(), Some("sse"));
+    // Sync mode: the POSTed call's intent before it was forwarded, its outcome from the stream.
+    let intent = one(&all, "echo", Outcome::Pending);
+    let echo = one(&all, "echo", Outcome::Success);
+    assert_eq!(echo.event.completes, Some(intent.event.id));
+    assert_eq!(echo.event.target.transport.as_deref(), Some("sse"));
+    assert_eq!(echo.event.session_id, start.event.session_id);
+    assert_eq!(echo.event.mcp_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(echo.event.actor.client_ip.as_deref(), Some("127.0.0.1"));
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the SSE stream ended")
+    );
     assert!(
         all.iter()
             .all(|e| e.event.outcome != Outcome::ProtocolError),

@@ -125,6 +125,12 @@ impl Interpreter {
         interpreter
     }
 
+    /// Names the transport on later records (an HTTP exchange that turned out to be a legacy
+    /// HTTP+SSE session is `sse`).
+    pub fn set_transport(&mut self, transport: &'static str) {
+        self.config.transport = transport;
+    }
+
     /// Whether this interpreter owns a session (see [`Interpreter::exchange`]).
     pub fn is_session(&self) -> bool {
         self.session_events

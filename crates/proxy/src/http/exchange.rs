@@ -21,9 +21,19 @@ pub struct Exchange {
     pub interpreter: Shared,
     /// The request names a session the proxy does not follow (yet).
     pub unfollowed: bool,
+    /// Where the request goes: the upstream endpoint, or a legacy SSE session's message URL.
+    pub url: reqwest::Url,
+    /// The session map's key when it is not the `Mcp-Session-Id` (legacy HTTP+SSE sessions,
+    /// keyed by their message endpoint).
+    pub session_key: Option<String>,
 }
 
 impl Exchange {
+    /// This exchange's key in the session map, if it belongs to a session.
+    pub fn key(&self) -> Option<&str> {
+        self.session_key.as_deref().or(self.mcp_session.as_deref())
+    }
+
     /// Interprets one frame (a POST body, a JSON answer, one SSE event's data).
     pub fn interpret(&self, direction: Direction, frame: &[u8]) -> Vec<Record> {
         lock(&self.interpreter).frame(direction, frame, Instant::now())

@@ -109,6 +109,7 @@ pub async fn run_http(
     });
     let router = Router::new()
         .route(&path, any(server::endpoint))
+        .fallback(server::legacy_message)
         .with_state(app.clone());
 
     let sweeper = tokio::spawn(sweep(app.clone(), session_idle));

@@ -63,7 +63,7 @@ type Chunk = Result<Bytes, std::io::Error>;
 /// Relays `response` to `tx`. `request` is the request body, to close its operations when the
 /// answer never comes; `ended` is set when this exchange ends the session.
 pub async fn relay(
-    exchange: Exchange,
+    mut exchange: Exchange,
     response: reqwest::Response,
     kind: BodyKind,
     idle: Option<Duration>,
@@ -80,6 +80,7 @@ pub async fn relay(
         BodyKind::EventStream => Copy::Sse(SseParser::new(MAX_FRAME)),
         BodyKind::Opaque => Copy::None,
     };
+    let legacy_before = exchange.session_key.is_some();
     let mut stream = response.bytes_stream();
     let mut stopping = exchange.app.stopping.clone();
     let idle = idle.unwrap_or(Duration::MAX);
@@ -104,7 +105,7 @@ pub async fn relay(
             }
             Ok(Some(Ok(chunk))) => {
                 let sent = tx.send(Ok(chunk.clone())).await;
-                let records = observe(&exchange, &mut copy, &chunk);
+                let records = observe(&mut exchange, &mut copy, &chunk);
                 exchange.record(records).await.ok();
                 if sent.is_err() {
                     break Some((
@@ -114,6 +115,12 @@ pub async fn relay(
                 }
             }
         }
+    };
+    // A legacy HTTP+SSE session lives as long as its stream.
+    let ended = if !legacy_before && exchange.session_key.is_some() {
+        Some("the SSE stream ended")
+    } else {
+        ended
     };
     let mut records = Vec::new();
     match stop {
@@ -204,7 +211,7 @@ async fn close(
 }
 
 /// Interprets what a chunk completes.
-fn observe(exchange: &Exchange, copy: &mut Copy, chunk: &[u8]) -> Vec<Record> {
+fn observe(exchange: &mut Exchange, copy: &mut Copy, chunk: &[u8]) -> Vec<Record> {
     match copy {
         Copy::None => Vec::new(),
         Copy::Json { buf, over } => {
@@ -227,13 +234,15 @@ fn observe(exchange: &Exchange, copy: &mut Copy, chunk: &[u8]) -> Vec<Record> {
         }
         Copy::Sse(parser) => {
             let fed = parser.feed(chunk);
-            if let Some(id) = &exchange.mcp_session {
-                exchange.app.sessions.touch(id);
+            if let Some(key) = exchange.key() {
+                exchange.app.sessions.touch(key);
             }
             let mut records = Vec::new();
             for event in fed.events {
                 if event.event == "message" && !event.data.is_empty() {
                     records.extend(exchange.interpret(Direction::ServerToClient, &event.data));
+                } else if event.event == "endpoint" && exchange.session_key.is_none() {
+                    legacy_opened(exchange, &event.data);
                 }
             }
             if let Some((size, sha, head)) = fed.oversized {
@@ -268,16 +277,55 @@ fn json_end(
 
 /// Records the end of the exchange's session and stops following it.
 async fn end_session(exchange: &Exchange, reason: &str, status: StatusCode) {
-    let Some(id) = &exchange.mcp_session else {
+    let Some(key) = exchange.key() else {
         return;
     };
-    let Some(interpreter) = exchange.app.sessions.remove(id) else {
+    let Some(interpreter) = exchange.app.sessions.remove(key) else {
         return;
     };
     let records = lock(&interpreter).finish(reason, None, Instant::now());
-    tracing::debug!(session = %id, status = status.as_u16(), "session ended");
+    tracing::debug!(session = %key, status = status.as_u16(), "session ended");
     for mut r in records {
-        stamp(&mut r, &exchange.actor, Some(id));
+        stamp(&mut r, &exchange.actor, exchange.mcp_session.as_deref());
         queue(&exchange.app.recorder, r).await;
     }
+}
+
+/// The legacy HTTP+SSE transport (2024-11-05): the server's stream announces, in an `endpoint`
+/// event, the URL the client must POST its messages to. The client resolves it against the
+/// stream's URL, which is the proxy's, so the POSTs come to the proxy on the same path: this
+/// stream's interpreter becomes that session's, keyed by the path. An endpoint on another
+/// origin would take the client around the proxy: it is recorded as an anomaly.
+fn legacy_opened(exchange: &mut Exchange, data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let url = match exchange.app.config.upstream.join(text.trim()) {
+        Ok(url) if url.origin() == exchange.app.config.upstream.origin() => url,
+        _ => {
+            let r = lock(&exchange.interpreter).transport_fault(
+                "legacy_endpoint_elsewhere",
+                "the SSE stream announced a message endpoint the proxy can not stand in front of",
+                json!({"endpoint": text}),
+            );
+            let r = exchange.stamp(r);
+            let recorder = exchange.app.recorder.clone();
+            tokio::spawn(async move { queue(&recorder, r).await });
+            return;
+        }
+    };
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    let key = super::server::legacy_key(&target);
+    {
+        let mut i = lock(&exchange.interpreter);
+        i.become_session();
+        i.set_transport("sse");
+    }
+    exchange
+        .app
+        .sessions
+        .insert(&key, exchange.interpreter.clone());
+    exchange.mcp_session = Some(super::server::legacy_session_id(&url));
+    exchange.session_key = Some(key);
 }

@@ -74,6 +74,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The session id of a legacy message URL: its `sessionId` parameter, else the whole URL.
+pub fn legacy_session_id(url: &reqwest::Url) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == "sessionId" || k == "session_id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| url.to_string())
+}
+
 /// A JSON-RPC error answer made by the proxy itself (not by the upstream).
 fn own_error(status: StatusCode, message: &str) -> Response {
     let body = json!({
@@ -89,25 +97,79 @@ fn own_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// The MCP endpoint.
+/// The MCP endpoint (Streamable HTTP; or the SSE stream of the legacy HTTP+SSE transport).
 pub async fn endpoint(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
+) -> Response {
+    handle(app, peer, request, None).await
+}
+
+/// Any other path: the message endpoint of a legacy HTTP+SSE session that an SSE stream
+/// through the proxy announced, else 404 (nothing unaudited passes).
+pub async fn legacy_message(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string());
+    let Some(target) = target else {
+        return own_error(StatusCode::NOT_FOUND, "not an MCP endpoint of this proxy");
+    };
+    let key = legacy_key(&target);
+    match (app.sessions.get(&key), app.config.upstream.join(&target)) {
+        (Some(interpreter), Ok(url)) => {
+            handle(app, peer, request, Some((key, interpreter, url))).await
+        }
+        _ => own_error(StatusCode::NOT_FOUND, "not an MCP endpoint of this proxy"),
+    }
+}
+
+/// The session-map key of a legacy session's message endpoint (`path?query`).
+pub fn legacy_key(path_and_query: &str) -> String {
+    format!("sse:{path_and_query}")
+}
+
+/// One request: identified, checked, interpreted, forwarded. `legacy` is the session of a
+/// legacy message endpoint (its key, interpreter and upstream URL).
+async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    request: Request,
+    legacy: Option<(String, Shared, reqwest::Url)>,
 ) -> Response {
     let (parts, body) = request.into_parts();
     let (actor, denial) = match app.config.identity.identify(peer, &parts.headers) {
         Verdict::Allowed(actor) => (actor, None),
         Verdict::Denied { actor, reason } => (actor, Some(reason)),
     };
-    let mcp_session = header_str(&parts.headers, "mcp-session-id").map(str::to_string);
-    let (interpreter, unfollowed) = app.interpreter(mcp_session.as_deref());
-    let exchange = Exchange {
-        interpreter,
-        unfollowed,
-        app: app.clone(),
-        actor,
-        mcp_session,
+    let exchange = match legacy {
+        Some((key, interpreter, url)) => Exchange {
+            interpreter,
+            unfollowed: false,
+            app: app.clone(),
+            actor,
+            mcp_session: Some(legacy_session_id(&url)),
+            url,
+            session_key: Some(key),
+        },
+        None => {
+            let mcp_session = header_str(&parts.headers, "mcp-session-id").map(str::to_string);
+            let (interpreter, unfollowed) = app.interpreter(mcp_session.as_deref());
+            Exchange {
+                interpreter,
+                unfollowed,
+                app: app.clone(),
+                actor,
+                mcp_session,
+                url: app.config.upstream.clone(),
+                session_key: None,
+            }
+        }
     };
     let limit = app.config.body_limit;
 
@@ -243,7 +305,7 @@ async fn forward_and_relay(
     body: Bytes,
 ) -> Response {
     let app = exchange.app.clone();
-    let upstream = &app.config.upstream;
+    let upstream = &exchange.url;
     let mut stopping = app.stopping.clone();
     let sent = tokio::select! {
         sent = tokio::time::timeout(
