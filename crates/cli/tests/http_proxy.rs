@@ -659,9 +659,16 @@ anyio.run(main)
         all.iter().all(|e| e.event.kind != EventKind::Session),
         "{all:#?}"
     );
-    // The input_required round trip: a pending step, then the retry's success.
-    one(&all, "count_roots", Outcome::Pending);
-    one(&all, "count_roots", Outcome::Success);
+    // The input_required round trip: a pending step, then the retry's success in another
+    // exchange, linked to the step by the requestState the client echoed.
+    let step = one(&all, "count_roots", Outcome::Pending);
+    let done = one(&all, "count_roots", Outcome::Success);
+    assert_eq!(done.event.completes, Some(step.event.id));
+    assert_eq!(done.event.correlation_id, step.event.correlation_id);
+    assert!(
+        done.event.payload.context.is_some(),
+        "the retry's inputResponses"
+    );
 }
 
 #[test]

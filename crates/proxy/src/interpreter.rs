@@ -90,6 +90,47 @@ pub struct Interpreter {
     /// Whether this interpreter owns a session (records `session_end`); `false` for one
     /// stateless HTTP exchange, which is not a session of its own.
     session_events: bool,
+    /// `input_required` steps shared with the interpreters of other exchanges.
+    continuations: Option<Continuations>,
+}
+
+/// The `input_required` steps of stateless exchanges, shared by their interpreters: a retry
+/// arrives in a new HTTP exchange (a new interpreter) and is linked to its step by the
+/// `requestState` the server gave and the client echoes. Bounded: past `MAX_CONTINUATIONS`
+/// waiting steps, new ones are not kept (their retries are then recorded unlinked).
+#[derive(Clone, Default)]
+pub struct Continuations(std::sync::Arc<std::sync::Mutex<Steps>>);
+
+/// `requestState` → (correlation id, the `input_required` step's event id).
+type Steps = HashMap<String, (Option<String>, EventId)>;
+
+/// How many `input_required` steps may wait for their retry at once.
+const MAX_CONTINUATIONS: usize = 10_000;
+
+impl Continuations {
+    fn map(&self) -> std::sync::MutexGuard<'_, Steps> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn offer(&self, state: String, step: (Option<String>, EventId)) {
+        let mut map = self.map();
+        if map.len() < MAX_CONTINUATIONS {
+            map.insert(state, step);
+        }
+    }
+
+    fn take(&self, state: &str) -> Option<(Option<String>, EventId)> {
+        self.map().remove(state)
+    }
+
+    /// How many steps wait for their retry.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The methods whose intent is recorded before they run in `sync` mode: the ones that act or
@@ -112,7 +153,14 @@ impl Interpreter {
             pings: 0,
             anomalies: 0,
             session_events: true,
+            continuations: None,
         }
+    }
+
+    /// Shares `input_required` steps with other interpreters (see [`Continuations`]).
+    pub fn with_continuations(mut self, continuations: Continuations) -> Interpreter {
+        self.continuations = Some(continuations);
+        self
     }
 
     /// The interpreter of one stateless HTTP exchange (a request without `Mcp-Session-Id`):
@@ -354,6 +402,11 @@ impl Interpreter {
         let retry_of = params.get("inputResponses").and_then(|_| {
             self.awaiting_input
                 .remove(&(direction, method.clone(), operation.clone()))
+                .or_else(|| {
+                    // A retry in another exchange (stateless HTTP): found by its echoed state.
+                    let state = params.get("requestState").and_then(Value::as_str)?;
+                    self.continuations.as_ref()?.take(state)
+                })
         });
         let correlation = retry_of
             .as_ref()
@@ -495,7 +548,14 @@ impl Interpreter {
                         call.template.operation.clone(),
                     );
                     let correlation = call.template.correlation_id.clone();
+                    let state = result
+                        .get("requestState")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     let step = self.outcome_of(call, Outcome::Pending, Some(result), None, at);
+                    if let (Some(state), Some(shared)) = (state, &self.continuations) {
+                        shared.offer(state, (correlation.clone(), step.event.id));
+                    }
                     self.awaiting_input
                         .insert(key, (correlation, step.event.id));
                     step
@@ -1045,5 +1105,49 @@ mod tests {
             Instant::now(),
         );
         assert_eq!(end[0].event.operation, "session_end");
+    }
+
+    #[test]
+    fn a_retry_in_another_exchange_is_linked_to_its_step_by_the_echoed_request_state() {
+        let shared = Continuations::default();
+        let config = SessionConfig {
+            session_id: "s".into(),
+            server_name: None,
+            actor: Actor::default(),
+            transport: "streamable_http",
+            capture_limit: 1024,
+            record_intents: false,
+        };
+        let mut first = Interpreter::exchange(config.clone()).with_continuations(shared.clone());
+        feed(
+            &mut first,
+            C2S,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t"}}"#,
+        );
+        let step = feed(
+            &mut first,
+            S2C,
+            r#"{"id":1,"result":{"resultType":"input_required","requestState":"opaque-1"}}"#,
+        );
+        assert_eq!(shared.len(), 1);
+        let mut second = Interpreter::exchange(config.clone()).with_continuations(shared.clone());
+        feed(
+            &mut second,
+            C2S,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t","inputResponses":{},"requestState":"opaque-1"}}"#,
+        );
+        let done = feed(&mut second, S2C, r#"{"id":1,"result":{"content":[]}}"#);
+        assert_eq!(done[0].event.completes, Some(step[0].event.id));
+        assert_eq!(done[0].event.correlation_id, step[0].event.correlation_id);
+        assert!(shared.is_empty(), "a step is linked once");
+        // A state nobody gave links nothing.
+        let mut third = Interpreter::exchange(config).with_continuations(shared);
+        feed(
+            &mut third,
+            C2S,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t","inputResponses":{},"requestState":"forged"}}"#,
+        );
+        let alone = feed(&mut third, S2C, r#"{"id":1,"result":{"content":[]}}"#);
+        assert_eq!(alone[0].event.completes, None);
     }
 }

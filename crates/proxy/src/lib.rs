@@ -14,5 +14,5 @@ pub mod jsonrpc;
 pub mod stdio;
 
 pub use http::{HttpConfig, HttpError, run_http};
-pub use interpreter::{Direction, Interpreter, Record, SessionConfig};
+pub use interpreter::{Continuations, Direction, Interpreter, Record, SessionConfig};
 pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};

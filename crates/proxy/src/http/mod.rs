@@ -105,6 +105,7 @@ pub async fn run_http(
         client,
         sessions: Sessions::default(),
         recorder,
+        continuations: Default::default(),
         stopping: stop_rx.clone(),
     });
     let router = Router::new()

@@ -23,7 +23,7 @@ use super::identity::Verdict;
 use super::relay::{BodyKind, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
-use crate::interpreter::{Direction, Interpreter, SessionConfig};
+use crate::interpreter::{Continuations, Direction, Interpreter, SessionConfig};
 use crate::stdio::MAX_FRAME;
 
 /// What every request handler shares.
@@ -32,6 +32,8 @@ pub struct App {
     pub client: reqwest::Client,
     pub sessions: Sessions,
     pub recorder: Recorder,
+    /// The `input_required` steps of stateless exchanges, waiting for their retries.
+    pub continuations: Continuations,
     /// Becomes `true` when the proxy stops: open streams end.
     pub stopping: watch::Receiver<bool>,
 }
@@ -63,7 +65,10 @@ impl App {
                 ),
             },
             None => (
-                Arc::new(Mutex::new(Interpreter::exchange(self.session_config()))),
+                Arc::new(Mutex::new(
+                    Interpreter::exchange(self.session_config())
+                        .with_continuations(self.continuations.clone()),
+                )),
                 false,
             ),
         }
