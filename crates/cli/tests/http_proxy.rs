@@ -672,6 +672,57 @@ anyio.run(main)
 }
 
 #[test]
+fn an_https_upstream_is_verified_against_the_configured_ca() {
+    let Some(peers) = peers() else { return };
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    let port = free_port();
+    let mut child = Command::new(peers.join("venv/bin/python"))
+        .arg(repo().join("tests/peers/modern_server.py"))
+        .args(["https", &port.to_string()])
+        .arg(tls.join("server.pem"))
+        .arg(tls.join("server.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port, &mut child);
+    let _server = Running(child);
+    let upstream = format!("https://127.0.0.1:{port}/mcp");
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":40},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let headers = [
+        JSON,
+        ACCEPT,
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "add"),
+    ];
+
+    // Trusted through --upstream-ca: the call goes through, over TLS.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls.join("ca.pem");
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &upstream,
+        &["--upstream-ca", ca.to_str().unwrap()],
+    );
+    let (status, _, body) = http(proxy.port, "POST", &headers, call);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["result"]["content"][0]["text"], json!("42"));
+    let all = proxy.stop();
+    one(&all, "add", Outcome::Success);
+
+    // Without it, the certificate is not trusted: 502, recorded.
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&dir.path().join("audit.db"), &upstream, &[]);
+    let (status, _, _) = http(proxy.port, "POST", &headers, call);
+    assert_eq!(status, 502);
+    let all = proxy.stop();
+    one(&all, "upstream_unreachable", Outcome::ProtocolError);
+    one(&all, "add", Outcome::ProtocolError);
+}
+
+#[test]
 fn fifty_concurrent_clients_each_have_every_call_recorded_exactly_once() {
     let Some(peers) = peers() else { return };
     let (_server, port) = everything(&peers);

@@ -27,6 +27,9 @@ pub struct HttpArgs {
         conflicts_with = "server"
     )]
     upstream: Option<String>,
+    /// Also trust the CA certificates in this PEM file for an https:// upstream.
+    #[arg(long, value_name = "PEM", requires = "listen")]
+    upstream_ca: Option<PathBuf>,
     /// Verify bearer JWTs (HS256) with the secret in this file.
     #[arg(long, value_name = "PATH", requires = "listen", group = "jwt_key")]
     jwt_hs256_secret_file: Option<PathBuf>,
@@ -88,6 +91,14 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         bail!("--upstream must be an http:// or https:// URL, not `{upstream}`");
     }
     let identity = identity(&args)?;
+    let upstream_roots = match &args.upstream_ca {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            mcp_audit_proxy::http::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no usable PEM certificate", path.display()))?
+        }
+        None => Vec::new(),
+    };
     let mut store = db.open_writable()?;
     let pending = store.pending_without_outcome()?;
     let checkpoints = common.checkpoints.policy(store.log_id())?;
@@ -101,6 +112,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
     )?;
     let config = HttpConfig {
         upstream,
+        upstream_roots,
         identity,
         server_name: common.server_name,
         capture_limit: common.capture_limit,

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 pub use identity::{IdentityConfig, IdentityError, JwtKeys, Verdict, parse_trusted_proxy};
 /// The upstream URL type.
-pub use reqwest::Url;
+pub use reqwest::{Certificate, Url};
 
 use exchange::{queue, stamp};
 use server::App;
@@ -46,6 +46,8 @@ use sessions::{Sessions, lock};
 pub struct HttpConfig {
     /// The upstream MCP endpoint (`http://` or `https://`); the proxy serves the same path.
     pub upstream: reqwest::Url,
+    /// Roots to trust for an `https://` upstream besides the web PKI (a private CA).
+    pub upstream_roots: Vec<Certificate>,
     pub identity: IdentityConfig,
     /// The server's name in the audit trail; else the one it reports.
     pub server_name: Option<String>,
@@ -90,7 +92,11 @@ pub async fn run_http(
     if !matches!(config.upstream.scheme(), "http" | "https") {
         return Err(HttpError::BadUpstream(config.upstream.to_string()));
     }
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder();
+    for root in &config.upstream_roots {
+        client = client.add_root_certificate(root.clone());
+    }
+    let client = client
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
