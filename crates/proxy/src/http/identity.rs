@@ -395,7 +395,17 @@ mod tests {
         };
         assert_eq!(a.client_ip.as_deref(), Some("192.0.2.1"));
         assert_eq!(a.user_id, None, "an untrusted peer can not name the user");
+        // An IPv4 proxy seen through an IPv4-mapped IPv6 socket is still that proxy.
+        let Verdict::Allowed(a) = c.identify("[::ffff:10.0.0.9]:1".parse().unwrap(), &h) else {
+            panic!()
+        };
+        assert_eq!(a.client_ip.as_deref(), Some("198.51.100.2"));
         c.trusted_proxies = vec![parse_trusted_proxy("::1").unwrap()];
+        let h6 = headers(&[("x-forwarded-for", "2001:db8::7")]);
+        let Verdict::Allowed(a) = c.identify("[::1]:1".parse().unwrap(), &h6) else {
+            panic!()
+        };
+        assert_eq!(a.client_ip.as_deref(), Some("2001:db8::7"));
         assert!(parse_trusted_proxy("nope").is_err());
     }
 
