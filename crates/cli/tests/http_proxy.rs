@@ -1051,6 +1051,42 @@ fn a_session_the_restarted_server_no_longer_knows_ends_on_its_404() {
 }
 
 #[test]
+fn an_open_server_stream_does_not_hold_the_proxy_at_stop() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--durability", "batch"],
+    );
+    let session = open_session(proxy.port);
+    // The client's GET stream, left open.
+    let mut stream = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    write!(
+        stream,
+        "GET /mcp HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let started = Instant::now();
+    let all = proxy.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped without waiting for the stream's client"
+    );
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the proxy was told to stop")
+    );
+    drop(stream);
+}
+
+#[test]
 fn listen_without_upstream_or_with_a_server_command_is_a_usage_error() {
     for args in [
         vec!["proxy", "--listen", "127.0.0.1:0"],
