@@ -13,6 +13,7 @@ mod db;
 mod event_input;
 mod filter_args;
 mod id_guard;
+mod publish;
 mod render;
 mod table;
 mod time_arg;

@@ -230,8 +230,9 @@ fn an_event_after_the_last_checkpoint_can_not_be_proven_yet() {
 }
 
 #[test]
-fn the_proxy_signs_checkpoints_while_it_records() {
+fn the_proxy_signs_checkpoints_while_it_records_and_posts_them() {
     let dir = tempfile::tempdir().unwrap();
+    let collector = NoteCollector::start();
     assert!(
         run(
             dir.path(),
@@ -256,6 +257,8 @@ fn the_proxy_signs_checkpoints_while_it_records() {
             "2",
             "--checkpoint-out",
             "cp.jsonl",
+            "--checkpoint-post",
+            &collector.url,
             "--",
             "cat",
         ])
@@ -279,6 +282,17 @@ fn the_proxy_signs_checkpoints_while_it_records() {
     // How many depends on how the writer grouped the commits (every-N is tested in the store);
     // at least the one at shutdown, covering everything.
     assert!(lines.lines().count() >= 1, "{lines}");
+    // Every checkpoint was posted too, in order, as signed.
+    let kept: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["note"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(collector.notes(), kept);
     let out = run(
         dir.path(),
         &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
@@ -335,4 +349,144 @@ fn a_later_checkpoint_is_proven_to_extend_an_earlier_one_and_a_rewritten_log_is_
     );
     assert!(!out.status.success());
     assert!(text(&out).contains("does not extend"), "{}", text(&out));
+}
+
+/// A real HTTP endpoint that keeps the bodies posted to it (a stand-in for a witness).
+struct NoteCollector {
+    url: String,
+    notes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl NoteCollector {
+    fn start() -> NoteCollector {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/checkpoints", listener.local_addr().unwrap());
+        let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = notes.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            reader.read_line(&mut line).unwrap();
+                            if line.trim().is_empty() {
+                                break;
+                            }
+                            if let Some((name, value)) = line.split_once(':') {
+                                if name.eq_ignore_ascii_case("content-length") {
+                                    length = value.trim().parse().unwrap();
+                                }
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        kept.lock().unwrap().push(String::from_utf8(body).unwrap());
+                        stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        NoteCollector { url, notes }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_checkpoint_is_posted_to_a_url_as_the_signed_note() {
+    let dir = setup();
+    let collector = NoteCollector::start();
+    assert!(
+        run(
+            dir.path(),
+            &[
+                "log",
+                r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#
+            ]
+        )
+        .status
+        .success()
+    );
+    let out = run(
+        dir.path(),
+        &["checkpoint", "--key", "k.key", "--post", &collector.url],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // The body is exactly the note printed (and stored), and it carries the new size.
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(collector.notes(), vec![printed.clone()]);
+    assert_eq!(printed.lines().nth(1), Some("4"));
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_posted_fails_the_command_but_is_stored() {
+    let dir = setup();
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    assert!(
+        run(
+            dir.path(),
+            &[
+                "log",
+                r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#
+            ]
+        )
+        .status
+        .success()
+    );
+    let url = format!("http://127.0.0.1:{port}/checkpoints");
+    let out = run(
+        dir.path(),
+        &["checkpoint", "--key", "k.key", "--post", &url],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("could not be posted"), "{}", text(&out));
+    // Stored all the same: the log verifies and is covered up to its new size.
+    let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("covering 4 entries"), "{}", text(&out));
+}
+
+#[test]
+fn a_checkpoint_url_that_is_not_http_is_refused_before_signing() {
+    let dir = setup();
+    let late = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#;
+    assert!(run(dir.path(), &["log", late]).status.success());
+    let out = run(
+        dir.path(),
+        &[
+            "checkpoint",
+            "--key",
+            "k.key",
+            "--post",
+            "ftp://example.com/x",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("only http:// and https://"),
+        "{}",
+        text(&out)
+    );
+    // Nothing was signed: the latest checkpoint still covers the first three entries.
+    let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
+    assert!(text(&out).contains("covering 3 entries"), "{}", text(&out));
 }

@@ -62,8 +62,9 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<()> {
 #[command(after_help = "\
 Example:
   mcp-audit checkpoint --key audit.key --checkpoint-out /mnt/elsewhere/checkpoints.jsonl
-Keep a copy outside the database (--checkpoint-out): only an outside copy proves that the tail of
-the log was not cut later.")]
+  mcp-audit checkpoint --key audit.key --post https://witness.example.com/checkpoints
+Keep a copy outside the database (--checkpoint-out, --post): only an outside copy proves that the
+tail of the log was not cut later. The checkpoint is stored even when posting fails (exit 1).")]
 pub struct CheckpointArgs {
     /// The private key file written by `keygen`.
     #[arg(long, value_name = "PATH")]
@@ -74,6 +75,9 @@ pub struct CheckpointArgs {
     /// Also append the signed checkpoint to this file (one JSON object per line).
     #[arg(long, value_name = "PATH")]
     checkpoint_out: Option<PathBuf>,
+    /// Also POST the signed checkpoint (text/plain) to this http(s) URL.
+    #[arg(long, value_name = "URL")]
+    post: Option<String>,
 }
 
 pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
@@ -81,6 +85,12 @@ pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
         .with_context(|| format!("reading {}", args.key.display()))?;
     let signer = NoteSigner::from_text(&text)
         .with_context(|| format!("reading the key in {}", args.key.display()))?;
+    // A URL that can not be posted to is refused before anything is signed.
+    let poster = args
+        .post
+        .as_deref()
+        .map(crate::publish::CheckpointPoster::start)
+        .transpose()?;
     let mut store = db.open_existing_writable()?;
     let origin = args
         .origin
@@ -96,6 +106,10 @@ pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
         file.sync_all()?;
     }
     print!("{}", signed.note);
+    if let Some((poster, publish)) = poster {
+        publish(&signed);
+        poster.finish(POST_GRACE)?;
+    }
     Ok(())
 }
 
@@ -284,11 +298,55 @@ pub struct CheckpointFlags {
     /// Also append every checkpoint to this file (keep it outside the database's reach).
     #[arg(long, value_name = "PATH", requires = "checkpoint_key")]
     checkpoint_out: Option<PathBuf>,
+    /// Also POST every checkpoint (the signed note, text/plain) to this http(s) URL.
+    #[arg(long, value_name = "URL", requires = "checkpoint_key")]
+    checkpoint_post: Option<String>,
 }
 
+/// The writer's checkpoint policy, and the poster it feeds with `--checkpoint-post`.
+pub struct Checkpointing {
+    pub policy: Option<mcp_audit_store::CheckpointPolicy>,
+    poster: Option<crate::publish::CheckpointPoster>,
+}
+
+impl Checkpointing {
+    /// Once the recorder has shut down: posts what is still queued; fails if any checkpoint
+    /// could not be posted.
+    pub fn finish(self) -> Result<()> {
+        match self.poster {
+            Some(poster) => poster.finish(POST_GRACE),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How long a stopping command waits for its last checkpoints to be posted.
+const POST_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl CheckpointFlags {
-    /// The writer's checkpoint policy, or `None` without a key.
-    pub fn policy(&self, log_id: &str) -> Result<Option<mcp_audit_store::CheckpointPolicy>> {
+    /// The writer's checkpoint policy (none without a key), with its poster started.
+    pub fn start(&self, log_id: &str) -> Result<Checkpointing> {
+        let Some(mut policy) = self.policy(log_id)? else {
+            return Ok(Checkpointing {
+                policy: None,
+                poster: None,
+            });
+        };
+        let poster = match &self.checkpoint_post {
+            Some(url) => {
+                let (poster, publisher) = crate::publish::CheckpointPoster::start(url)?;
+                policy.publish = Some(publisher);
+                Some(poster)
+            }
+            None => None,
+        };
+        Ok(Checkpointing {
+            policy: Some(policy),
+            poster,
+        })
+    }
+
+    fn policy(&self, log_id: &str) -> Result<Option<mcp_audit_store::CheckpointPolicy>> {
         let Some(path) = &self.checkpoint_key else {
             return Ok(None);
         };

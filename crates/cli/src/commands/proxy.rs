@@ -73,13 +73,13 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
     }
     let mut store = db.open_writable()?;
     let pending = store.pending_without_outcome()?;
-    let checkpoints = args.checkpoints.policy(store.log_id())?;
+    let checkpointing = args.checkpoints.start(store.log_id())?;
     // Outcome events never hold the traffic; intents are made durable one by one when `sync`.
     let recorder = Recorder::start(
         store,
         RecorderConfig {
             durability: Durability::Batch,
-            checkpoints,
+            checkpoints: checkpointing.policy.clone(),
             ..RecorderConfig::default()
         },
     )?;
@@ -122,6 +122,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         let shutdown = recorder.shutdown_async().await;
         let code = code?;
         shutdown.context("the audit trail is incomplete")?;
+        checkpointing.finish()?;
         anyhow::Ok(code)
     });
     // Our stdin may still be open when the server has gone: do not wait for the client.

@@ -101,12 +101,12 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
     };
     let mut store = db.open_writable()?;
     let pending = store.pending_without_outcome()?;
-    let checkpoints = common.checkpoints.policy(store.log_id())?;
+    let checkpointing = common.checkpoints.start(store.log_id())?;
     let recorder = Recorder::start(
         store,
         RecorderConfig {
             durability: Durability::Batch,
-            checkpoints,
+            checkpoints: checkpointing.policy.clone(),
             ..RecorderConfig::default()
         },
     )?;
@@ -144,6 +144,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         let shutdown = recorder.shutdown_async().await;
         served?;
         shutdown.context("the audit trail is incomplete")?;
+        checkpointing.finish()?;
         anyhow::Ok(0)
     })
 }
