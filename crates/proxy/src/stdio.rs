@@ -116,12 +116,14 @@ where
 
     // The session ends when the server stops talking (it exited or closed its output), or when
     // the client closes its input (we then close the server's, and give it time to exit).
+    // Biased, in this order: when the client closed its input and the server then exited at
+    // once, both pumps may be done by the time this is polled, and the cause is the client.
     let (reason, failure) = tokio::select! {
+        biased;
         () = shutdown => {
             let _ = child.start_kill();
             ("the proxy was told to stop", None)
         }
-        result = &mut to_client => ("server closed its output", pump_failure(result)),
         result = &mut to_server => {
             let mut failure = pump_failure(result);
             match tokio::time::timeout(EXIT_GRACE, &mut to_client).await {
@@ -130,6 +132,7 @@ where
             }
             ("client closed its input", failure)
         }
+        result = &mut to_client => ("server closed its output", pump_failure(result)),
     };
     let status = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
         Ok(status) => status.ok(),
