@@ -1,0 +1,623 @@
+//! The PostgreSQL backend: many writers (one log each) and their readers share one database.
+//!
+//! - Each writer appends to its own log (`log_id`), with its own dense seq and checkpoints; a
+//!   session advisory lock on the log id refuses a second writer of the same log, and the seq
+//!   check inside every append transaction would catch one anyway.
+//! - Events are range-partitioned by month (`partitions`), so that retention drops whole months.
+//! - While the server is unreachable, a writer either spools to a local file (`spool`, for
+//!   `batch` durability) or waits up to a timeout (fail-closed, for `sync`).
+//!
+//! See `docs/storage.md` for the schema and why each index exists.
+
+mod append;
+mod migrations;
+mod partitions;
+mod read;
+mod report;
+mod spool;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use mcp_audit_core::{EventId, Hash};
+use postgres::{Client, NoTls};
+
+use crate::error::StoreError;
+use crate::query::{
+    CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
+};
+use crate::store::{Entry, Store};
+use partitions::Partitions;
+use spool::Spool;
+pub use spool::SpoolOptions;
+
+/// How to open a PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// The log this writer appends to. `None` starts a new log (a fresh UUIDv7). Give each
+    /// writer its own: a second writer of a log that is being written is refused.
+    pub log_id: Option<String>,
+    /// How long a write waits for an unreachable server (reconnecting) before it fails with
+    /// [`StoreError::Unavailable`]. With a spool, only a full spool waits.
+    pub reconnect_timeout: Duration,
+    /// Where batches wait while the server is unreachable (`batch` durability). `None`: writes
+    /// wait for the server (fail-closed, `sync` durability).
+    pub spool: Option<SpoolOptions>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            log_id: None,
+            reconnect_timeout: Duration::from_secs(30),
+            spool: None,
+        }
+    }
+}
+
+/// How long to wait between two attempts to reach an unreachable server.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// Entries replayed from a spool per transaction.
+const REPLAY_BATCH: usize = 4_096;
+
+/// A connection to a PostgreSQL database holding any number of logs.
+pub struct PgStore {
+    config: postgres::Config,
+    /// The URL without its password, for messages.
+    display: String,
+    client: Option<Client>,
+    log_id: String,
+    writable: bool,
+    options: PgOptions,
+    partitions: Partitions,
+    spool: Option<Spool>,
+    /// When the server was last tried while unreachable.
+    last_attempt: Option<Instant>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) for writing: migrates the schema,
+    /// claims the log, and replays any spool left behind by an earlier run.
+    pub fn open(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::connect(url, options, true)?;
+        let client = store.client()?;
+        migrations::migrate(client)?;
+        let log_id = store.log_id.clone();
+        store
+            .client()?
+            .execute(
+                "INSERT INTO logs (log_id, next_seq, created_at) VALUES ($1, 0, $2)
+                 ON CONFLICT (log_id) DO NOTHING",
+                &[&log_id, &Timestamp::now().as_microsecond()],
+            )
+            .map_err(map_err)?;
+        if let Some(options) = store.options.spool.clone() {
+            store.replay_others(&options)?;
+            let mut own = Spool::open(&options, &log_id)?;
+            if !own.is_empty() {
+                store.drain(&mut own)?;
+            }
+            store.spool = Some(own);
+        }
+        Ok(store)
+    }
+
+    /// Connects for reading only: never migrates, and the session refuses writes.
+    pub fn open_read_only(url: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::connect(url, PgOptions::default(), false)?;
+        store.log_id = String::new();
+        let display = store.display.clone();
+        let client = store.client()?;
+        let version = migrations::current_version(client)?;
+        if version > migrations::latest_version() {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: migrations::latest_version(),
+            });
+        }
+        if version == 0 {
+            return Err(StoreError::Corrupt {
+                path: PathBuf::from(display),
+                reason: "no mcp-audit schema in this database (was anything ever recorded here?)"
+                    .into(),
+            });
+        }
+        Ok(store)
+    }
+
+    fn connect(url: &str, options: PgOptions, writable: bool) -> Result<PgStore, StoreError> {
+        let display = redact(url);
+        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Open {
+            path: PathBuf::from(&display),
+            reason: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        config.application_name("mcp-audit");
+        let mut store = PgStore {
+            config,
+            display: display.clone(),
+            client: None,
+            log_id: options
+                .log_id
+                .clone()
+                .unwrap_or_else(|| EventId::new().to_string()),
+            writable,
+            options,
+            partitions: Partitions::default(),
+            spool: None,
+            last_attempt: None,
+        };
+        store.client().map_err(|e| match e {
+            StoreError::Unavailable { reason, .. } => StoreError::Open {
+                path: PathBuf::from(display),
+                reason,
+            },
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// The connection, reconnecting when it was lost. A writer re-claims its log on reconnect.
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let mut client = self.config.connect(NoTls).map_err(map_err)?;
+            if !self.writable {
+                client
+                    .batch_execute("SET default_transaction_read_only = on")
+                    .map_err(map_err)?;
+            }
+            self.partitions.forget();
+            self.client = Some(client);
+            if self.writable && !self.log_id.is_empty() {
+                let log_id = self.log_id.clone();
+                if let Err(e) = self.claim(&log_id) {
+                    self.client = None;
+                    return Err(e);
+                }
+            }
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Database("no connection".into()))
+    }
+
+    /// Runs `f` on the connection; a lost connection is dropped, to be re-made next time.
+    fn with_client<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = f(self.client()?);
+        if matches!(result, Err(StoreError::Unavailable { .. })) {
+            self.client = None;
+        }
+        result
+    }
+
+    /// Takes the session advisory lock of `log_id`: refused while another session holds it.
+    fn claim(&mut self, log_id: &str) -> Result<(), StoreError> {
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Database("no connection".into()))?;
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                &[&log_id],
+            )
+            .map_err(map_err)?
+            .get(0);
+        if got {
+            Ok(())
+        } else {
+            Err(StoreError::LogInUse {
+                log_id: log_id.to_string(),
+            })
+        }
+    }
+
+    /// Appends `entries` to `log_id` in one transaction. An append whose commit was lost with
+    /// the connection may have happened: when the log is already past the batch and holds its
+    /// last event at its seq, it did, and is not written twice.
+    fn try_append(&mut self, log_id: &str, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        let mut partitions = std::mem::take(&mut self.partitions);
+        let result = self.with_client(|client| {
+            for attempt in 0..2 {
+                partitions.ensure(
+                    client,
+                    entries
+                        .iter()
+                        .map(|e| e.sealed.event.timestamp.as_microsecond()),
+                )?;
+                let tx = client.transaction().map_err(map_err)?;
+                match append::append(tx, log_id, entries) {
+                    Err(StoreError::SeqConflict { next })
+                        if already_written(client, log_id, entries, next)? =>
+                    {
+                        return Ok(());
+                    }
+                    // A partition dropped by a cleanup since it was created here.
+                    Err(StoreError::Database(reason))
+                        if attempt == 0 && reason.contains("no partition") =>
+                    {
+                        partitions.forget();
+                    }
+                    other => return other,
+                }
+            }
+            Err(StoreError::Database(
+                "no partition for the batch's events".into(),
+            ))
+        });
+        self.partitions = partitions;
+        result
+    }
+
+    /// Replays `spool` into this store's log, skipping what is already there, then empties it.
+    fn drain(&mut self, spool: &mut Spool) -> Result<(), StoreError> {
+        let entries = spool.read()?;
+        let log_id = self.log_id.clone();
+        let next = self.db_next_seq(&log_id)?;
+        let waiting: Vec<&spool::Spooled> = entries.iter().filter(|e| e.seq >= next).collect();
+        for chunk in waiting.chunks(REPLAY_BATCH) {
+            let batch: Vec<Entry<'_>> = chunk.iter().map(|s| s.entry()).collect();
+            self.try_append(&log_id, &batch)?;
+        }
+        if !waiting.is_empty() {
+            tracing::info!(entries = waiting.len(), log_id, "replayed the local spool");
+        }
+        spool.clear()
+    }
+
+    /// Replays the spools that crashed writers of other logs left in `options.dir`.
+    fn replay_others(&mut self, options: &SpoolOptions) -> Result<(), StoreError> {
+        for (log_id, path) in spool::others(&options.dir, &self.log_id)? {
+            match self.claim(&log_id) {
+                Ok(()) => {}
+                // Its writer is alive and will replay it itself.
+                Err(StoreError::LogInUse { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            let mut other = Spool::at(path, options.max_bytes)?;
+            let result = (|| {
+                let entries = other.read()?;
+                let next = self.db_next_seq(&log_id)?;
+                let waiting: Vec<&spool::Spooled> =
+                    entries.iter().filter(|e| e.seq >= next).collect();
+                for chunk in waiting.chunks(REPLAY_BATCH) {
+                    let batch: Vec<Entry<'_>> = chunk.iter().map(|s| s.entry()).collect();
+                    self.try_append(&log_id, &batch)?;
+                }
+                tracing::info!(
+                    entries = waiting.len(),
+                    log_id,
+                    "replayed a spool left behind"
+                );
+                other.clear()
+            })();
+            self.with_client(|c| {
+                c.execute(
+                    "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                    &[&log_id],
+                )
+                .map(drop)
+                .map_err(map_err)
+            })?;
+            result?;
+        }
+        Ok(())
+    }
+
+    fn db_next_seq(&mut self, log_id: &str) -> Result<u64, StoreError> {
+        self.with_client(|c| {
+            let row = c
+                .query_opt("SELECT next_seq FROM logs WHERE log_id = $1", &[&log_id])
+                .map_err(map_err)?;
+            Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+        })
+    }
+
+    /// Empties the spool into the database when it holds entries and the server may be back.
+    /// `Ok(false)`: still unreachable (or tried too recently), entries keep waiting.
+    fn try_drain(&mut self, force: bool) -> Result<bool, StoreError> {
+        let Some(mut spool) = self.spool.take() else {
+            return Ok(true);
+        };
+        let result = if spool.is_empty() {
+            Ok(true)
+        } else if !force && self.last_attempt.is_some_and(|t| t.elapsed() < RETRY_EVERY) {
+            Ok(false)
+        } else {
+            self.last_attempt = Some(Instant::now());
+            match self.drain(&mut spool) {
+                Ok(()) => Ok(true),
+                Err(StoreError::Unavailable { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        self.spool = Some(spool);
+        result
+    }
+
+    /// The log's entries up to `next` are in the database: whether `entries` are among them.
+    fn append_or_wait(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let log_id = self.log_id.clone();
+        loop {
+            // Entries already spooled go first, in order.
+            let drained = self.try_drain(true)?;
+            let reason = if drained {
+                match self.try_append(&log_id, entries) {
+                    Err(StoreError::Unavailable { reason, .. }) => reason,
+                    other => return other,
+                }
+            } else {
+                "the database is unreachable".to_string()
+            };
+            if let Some(spool) = self.spool.as_mut() {
+                match spool.push(entries) {
+                    Ok(()) => {
+                        self.last_attempt = Some(Instant::now());
+                        tracing::warn!(
+                            reason,
+                            entries = entries.len(),
+                            "database unreachable: spooled"
+                        );
+                        return Ok(());
+                    }
+                    Err(StoreError::Unavailable { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= self.options.reconnect_timeout {
+                let full = self.spool.as_ref().is_some_and(|s| !s.is_empty());
+                return Err(StoreError::Unavailable {
+                    waited_ms: waited.as_millis() as u64,
+                    reason: if full {
+                        format!("{reason}; the local spool is full")
+                    } else {
+                        reason
+                    },
+                });
+            }
+            std::thread::sleep(RETRY_EVERY.min(self.options.reconnect_timeout - waited));
+        }
+    }
+
+    /// The URL this store was opened with, without its password.
+    pub fn url(&self) -> &str {
+        &self.display
+    }
+}
+
+/// Whether the batch ending with `entries`' last is in the log already (its commit was
+/// acknowledged to nobody because the connection dropped).
+fn already_written(
+    client: &mut Client,
+    log_id: &str,
+    entries: &[Entry<'_>],
+    next: u64,
+) -> Result<bool, StoreError> {
+    let Some(last) = entries.last() else {
+        return Ok(true);
+    };
+    if next <= last.seq {
+        return Ok(false);
+    }
+    let row = client
+        .query_opt(
+            "SELECT id FROM events WHERE log_id = $1 AND seq = $2",
+            &[&log_id, &(last.seq as i64)],
+        )
+        .map_err(map_err)?;
+    Ok(row.is_some_and(|r| r.get::<_, uuid::Uuid>(0) == last.sealed.event.id.0))
+}
+
+/// `url` without the password, if it has one.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Maps a PostgreSQL error to the store's vocabulary: a lost or refused connection is
+/// [`StoreError::Unavailable`], which the writer spools or waits through.
+pub(crate) fn map_err(e: postgres::Error) -> StoreError {
+    if is_connection_error(&e) {
+        return StoreError::Unavailable {
+            waited_ms: 0,
+            reason: error_text(&e),
+        };
+    }
+    if let Some(db) = e.as_db_error() {
+        use postgres::error::SqlState;
+        let code = db.code();
+        if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+            return StoreError::ReadOnly {
+                path: PathBuf::from("(PostgreSQL read-only session)"),
+            };
+        }
+        if *code == SqlState::LOCK_NOT_AVAILABLE {
+            return StoreError::Locked { waited_ms: 0 };
+        }
+        return StoreError::Database(format!("{} ({})", db.message(), code.code()));
+    }
+    StoreError::Database(error_text(&e))
+}
+
+fn is_connection_error(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        || e.to_string().starts_with("error connecting")
+}
+
+/// The error with its causes, in one line.
+fn error_text(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl Store for PgStore {
+    fn log_id(&self) -> &str {
+        &self.log_id
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        let spooled = self.spool.as_ref().and_then(Spool::next_seq);
+        let log_id = self.log_id.clone();
+        match (self.db_next_seq(&log_id), spooled) {
+            (Ok(db), Some(s)) => Ok(db.max(s)),
+            (Ok(db), None) => Ok(db),
+            (Err(StoreError::Unavailable { .. }), Some(s)) => Ok(s),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if !self.writable {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from(&self.display),
+            });
+        }
+        self.append_or_wait(entries)
+    }
+
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        read::query(self, query)
+    }
+
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        read::get(self, id)
+    }
+
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        read::count(self, filter)
+    }
+
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        read::for_each(self, filter, sink)
+    }
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        report::summary(self, scope)
+    }
+
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        report::tool_stats(self, filter)
+    }
+
+    fn delete_expired(
+        &mut self,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> Result<CleanupReport, StoreError> {
+        if !self.writable && !dry_run {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from(&self.display),
+            });
+        }
+        let report = report::delete_expired(self, now, dry_run);
+        self.partitions.forget();
+        report
+    }
+
+    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
+        // Spooled entries are part of the log: get them in first when the server is back.
+        if !self.try_drain(false)? {
+            return Err(StoreError::Unavailable {
+                waited_ms: 0,
+                reason: "entries wait in the local spool".into(),
+            });
+        }
+        let log_id = self.log_id.clone();
+        self.with_client(|c| {
+            let rows = c
+                .query(
+                    "SELECT leaf_hash FROM events WHERE log_id = $1 AND seq >= $2 ORDER BY seq",
+                    &[&log_id, &(from as i64)],
+                )
+                .map_err(map_err)?;
+            Ok(rows
+                .iter()
+                .map(|r| Hash::from_slice(r.get::<_, &[u8]>(0)).unwrap_or_default())
+                .collect())
+        })
+    }
+
+    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {
+        let log_id = self.log_id.clone();
+        self.with_client(|c| {
+            let row = c
+                .query_opt(
+                    "SELECT size, root FROM checkpoints WHERE log_id = $1
+                      ORDER BY size DESC LIMIT 1",
+                    &[&log_id],
+                )
+                .map_err(map_err)?;
+            Ok(row.map(|r| {
+                (
+                    r.get::<_, i64>(0) as u64,
+                    Hash::from_slice(r.get::<_, &[u8]>(1)).unwrap_or_default(),
+                )
+            }))
+        })
+    }
+
+    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError> {
+        let log_id = self.log_id.clone();
+        self.with_client(|c| {
+            c.execute(
+                "INSERT INTO checkpoints (log_id, size, root, note, signed_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (log_id, size) DO UPDATE
+                   SET root = EXCLUDED.root, note = EXCLUDED.note, signed_at = EXCLUDED.signed_at",
+                &[
+                    &log_id,
+                    &(size as i64),
+                    &root.0.as_slice(),
+                    &note,
+                    &Timestamp::now().as_microsecond(),
+                ],
+            )
+            .map(drop)
+            .map_err(map_err)
+        })
+    }
+
+    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        read::pending_without_outcome(self)
+    }
+}
