@@ -59,10 +59,16 @@ impl Default for PgOptions {
 /// How long to wait between two attempts to reach an unreachable server.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 
+/// How long a log held by another session is waited for before [`StoreError::LogInUse`].
+const CLAIM_GRACE: Duration = Duration::from_millis(500);
+
 /// Entries replayed from a spool per transaction.
 const REPLAY_BATCH: usize = 4_096;
 
 /// A connection to a PostgreSQL database holding any number of logs.
+///
+/// The client is synchronous (it runs its own small runtime): open and use it outside async
+/// code, or in `spawn_blocking`, as with [`crate::Recorder::record`].
 pub struct PgStore {
     config: postgres::Config,
     /// The URL without its password, for messages.
@@ -201,24 +207,31 @@ impl PgStore {
     }
 
     /// Takes the session advisory lock of `log_id`: refused while another session holds it.
+    /// A session that just ended may still hold it for a moment (the server notices a closed
+    /// connection asynchronously), hence a short grace period before refusing.
     fn claim(&mut self, log_id: &str) -> Result<(), StoreError> {
         let client = self
             .client
             .as_mut()
             .ok_or_else(|| StoreError::Database("no connection".into()))?;
-        let got: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                &[&log_id],
-            )
-            .map_err(map_err)?
-            .get(0);
-        if got {
-            Ok(())
-        } else {
-            Err(StoreError::LogInUse {
-                log_id: log_id.to_string(),
-            })
+        let started = Instant::now();
+        loop {
+            let got: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1, 0))",
+                    &[&log_id],
+                )
+                .map_err(map_err)?
+                .get(0);
+            if got {
+                return Ok(());
+            }
+            if started.elapsed() >= CLAIM_GRACE {
+                return Err(StoreError::LogInUse {
+                    log_id: log_id.to_string(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -303,7 +316,7 @@ impl PgStore {
             })();
             self.with_client(|c| {
                 c.execute(
-                    "SELECT pg_advisory_unlock(hashtextextended($1, 0))",
+                    "SELECT pg_advisory_unlock(hashtextextended(current_schema() || '/' || $1, 0))",
                     &[&log_id],
                 )
                 .map(drop)
@@ -394,6 +407,22 @@ impl PgStore {
     /// The URL this store was opened with, without its password.
     pub fn url(&self) -> &str {
         &self.display
+    }
+}
+
+/// Gives the log back at once, rather than when the server notices the closed connection, so
+/// that the next writer of the log can start right away.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.as_mut()
+            && self.writable
+            && !client.is_closed()
+        {
+            let _ = client.execute(
+                "SELECT pg_advisory_unlock(hashtextextended(current_schema() || '/' || $1, 0))",
+                &[&self.log_id],
+            );
+        }
     }
 }
 
