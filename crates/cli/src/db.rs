@@ -1,26 +1,60 @@
-//! Where the database is and how to open it: the `--db` and `--lock-timeout` flags, shared by
-//! every command.
+//! Where the database is and how to open it: the `--db`, `--lock-timeout`, `--log-id` and
+//! `--spool-dir` flags, shared by every command.
+//!
+//! `--db` is a SQLite file, or a `postgres://` URL: every command works on both, through the
+//! store trait (`Box<dyn Store>`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use mcp_audit_store::{SqliteOptions, SqliteStore};
+use mcp_audit_store::{
+    Durability, PgOptions, PgStore, SpoolOptions, SqliteOptions, SqliteStore, Store,
+};
 
 /// The database the user pointed at.
 #[derive(Debug, Clone)]
 pub struct Db {
     path: PathBuf,
     lock_timeout: Duration,
+    log_id: Option<String>,
+    spool_dir: PathBuf,
 }
 
 impl Db {
-    pub fn new(path: PathBuf, lock_timeout: Duration) -> Db {
-        Db { path, lock_timeout }
+    pub fn new(
+        path: PathBuf,
+        lock_timeout: Duration,
+        log_id: Option<String>,
+        spool_dir: PathBuf,
+    ) -> Db {
+        Db {
+            path,
+            lock_timeout,
+            log_id,
+            spool_dir,
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The database for messages: the path, or the URL without its password.
+    pub fn name(&self) -> String {
+        let Some(url) = self.postgres_url() else {
+            return self.path.display().to_string();
+        };
+        match url.split_once("://").and_then(|(scheme, rest)| {
+            let (user, host) = rest.split_once('@')?;
+            let user = user.split(':').next().unwrap_or_default();
+            Some(format!("{scheme}://{user}@{host}"))
+        }) {
+            Some(redacted) => redacted,
+            None => url.to_string(),
+        }
+    }
+
+    /// The PostgreSQL URL, when `--db` is one.
+    fn postgres_url(&self) -> Option<&str> {
+        let text = self.path.to_str()?;
+        (text.starts_with("postgres://") || text.starts_with("postgresql://")).then_some(text)
     }
 
     fn options(&self) -> SqliteOptions {
@@ -29,28 +63,68 @@ impl Db {
         }
     }
 
-    /// Opens (creating and migrating as needed) for commands that write.
-    pub fn open_writable(&self) -> anyhow::Result<SqliteStore> {
-        Ok(SqliteStore::open(&self.path, self.options())?)
+    /// Opens (creating and migrating as needed) for commands that write. On PostgreSQL, a
+    /// writer that records with `batch` durability spools to `--spool-dir` while the server
+    /// is unreachable; any other waits for it (fail-closed).
+    pub fn open_writable(&self, durability: Durability) -> anyhow::Result<Box<dyn Store>> {
+        Ok(match self.postgres_url() {
+            Some(url) => Box::new(PgStore::open(
+                url,
+                PgOptions {
+                    log_id: self.log_id.clone(),
+                    spool: (durability == Durability::Batch)
+                        .then(|| SpoolOptions::new(&self.spool_dir)),
+                    ..PgOptions::default()
+                },
+            )?),
+            None => Box::new(SqliteStore::open(&self.path, self.options())?),
+        })
     }
 
     /// Opens an existing database for writing, for commands that change what is there
     /// (`cleanup`): they have nothing to do in a new, empty database.
-    pub fn open_existing_writable(&self) -> anyhow::Result<SqliteStore> {
+    pub fn open_existing_writable(&self) -> anyhow::Result<Box<dyn Store>> {
         self.must_exist()?;
-        self.open_writable()
+        self.open_writable(Durability::Sync)
     }
 
     /// Opens an existing database for commands that only read.
-    pub fn open_read_only(&self) -> anyhow::Result<SqliteStore> {
+    pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
+        if let Some(url) = self.postgres_url() {
+            return Ok(Box::new(PgStore::open_read_only(url)?));
+        }
+        self.must_exist()?;
+        Ok(Box::new(SqliteStore::open_read_only(
+            &self.path,
+            self.options(),
+        )?))
+    }
+
+    /// The SQLite store, for the integrity commands that do not run on PostgreSQL yet.
+    pub fn open_sqlite_existing_writable(&self) -> anyhow::Result<SqliteStore> {
+        self.sqlite_only()?;
+        self.must_exist()?;
+        Ok(SqliteStore::open(&self.path, self.options())?)
+    }
+
+    /// As [`Db::open_sqlite_existing_writable`], read-only.
+    pub fn open_sqlite_read_only(&self) -> anyhow::Result<SqliteStore> {
+        self.sqlite_only()?;
         self.must_exist()?;
         Ok(SqliteStore::open_read_only(&self.path, self.options())?)
     }
 
+    fn sqlite_only(&self) -> anyhow::Result<()> {
+        if self.postgres_url().is_some() {
+            bail!("this command does not support PostgreSQL yet; it needs a SQLite --db");
+        }
+        Ok(())
+    }
+
     /// Only `log` creates a database: anywhere else a mistyped `--db` must be an error, not an
-    /// empty answer (and a stray new file).
+    /// empty answer (and a stray new file). A PostgreSQL database is checked by opening it.
     fn must_exist(&self) -> anyhow::Result<()> {
-        if !self.path.exists() {
+        if self.postgres_url().is_none() && !self.path.exists() {
             bail!(
                 "database {} does not exist (record events with `mcp-audit log`, or point --db or MCP_AUDIT_DB at one)",
                 self.path.display()

@@ -81,7 +81,7 @@ pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
         .with_context(|| format!("reading {}", args.key.display()))?;
     let signer = NoteSigner::from_text(&text)
         .with_context(|| format!("reading the key in {}", args.key.display()))?;
-    let mut store = db.open_existing_writable()?;
+    let mut store = db.open_sqlite_existing_writable()?;
     let origin = args
         .origin
         .unwrap_or_else(|| format!("mcp-audit/{}", store.log_id()));
@@ -145,7 +145,7 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
-    let mut store = db.open_read_only()?;
+    let mut store = db.open_sqlite_read_only()?;
     let total = store.count(&mcp_audit_store::Filter {
         include_pending: true,
         ..Default::default()
@@ -199,7 +199,7 @@ pub fn erase(db: &Db, args: EraseArgs) -> Result<()> {
         .id
         .parse()
         .with_context(|| format!("`{}` is not an event id", args.id))?;
-    let mut store = db.open_existing_writable()?;
+    let mut store = db.open_sqlite_existing_writable()?;
     if !integrity::erase(&mut store, id)? {
         bail!("no payload to erase for {id} (no such event, or already erased)");
     }
@@ -225,7 +225,7 @@ pub fn prove(db: &Db, args: ProveArgs) -> Result<()> {
         .id
         .parse()
         .with_context(|| format!("`{}` is not an event id", args.id))?;
-    let mut store = db.open_existing_writable()?;
+    let mut store = db.open_sqlite_existing_writable()?;
     let proof = integrity::prove(&mut store, id)?;
     println!("{}", serde_json::to_string_pretty(&proof)?);
     Ok(())
@@ -333,7 +333,7 @@ pub fn consistency(db: &Db, args: ConsistencyArgs) -> Result<()> {
             .with_context(|| format!("checking {}", path.display()))
     };
     let (old, new) = (open(&args.old)?, open(&args.new)?);
-    let mut store = db.open_read_only()?;
+    let mut store = db.open_sqlite_read_only()?;
     let proof = integrity::consistency(&mut store, old.size, new.size)?;
     let holds = mcp_audit_core::merkle::verify_consistency(
         old.size, new.size, &proof, &old.root, &new.root,

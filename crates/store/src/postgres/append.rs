@@ -24,6 +24,14 @@ pub(super) fn append(
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(());
     };
+    // The log's row is made by its first append, so that stores opened only to read or
+    // clean up leave no empty log behind.
+    tx.execute(
+        "INSERT INTO logs (log_id, next_seq, created_at) VALUES ($1, 0, $2)
+         ON CONFLICT (log_id) DO NOTHING",
+        &[&log_id, &jiff::Timestamp::now().as_microsecond()],
+    )
+    .map_err(map_err)?;
     let next: i64 = tx
         .query_one(
             "SELECT next_seq FROM logs WHERE log_id = $1 FOR UPDATE",

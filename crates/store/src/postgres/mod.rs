@@ -91,14 +91,6 @@ impl PgStore {
         let client = store.client()?;
         migrations::migrate(client)?;
         let log_id = store.log_id.clone();
-        store
-            .client()?
-            .execute(
-                "INSERT INTO logs (log_id, next_seq, created_at) VALUES ($1, 0, $2)
-                 ON CONFLICT (log_id) DO NOTHING",
-                &[&log_id, &Timestamp::now().as_microsecond()],
-            )
-            .map_err(map_err)?;
         if let Some(options) = store.options.spool.clone() {
             store.replay_others(&options)?;
             let mut own = Spool::open(&options, &log_id)?;
