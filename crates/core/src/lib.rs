@@ -43,6 +43,7 @@ mod policy;
 pub mod proof;
 mod retention;
 pub mod seal;
+pub mod tiles;
 
 pub use builder::{ContextOp, EventBuilder};
 pub use changeset::change_set;

@@ -218,18 +218,50 @@ impl Frontier {
         self.size
     }
 
+    /// The frontier of a tree of `size` leaves, from the roots of the perfect subtrees its size
+    /// splits into (see [`crate::tiles`]): O(log n) subtree roots instead of every leaf.
+    pub fn from_source<E>(
+        size: u64,
+        source: &mut (impl FnMut(u64, u32) -> Result<Hash, E> + ?Sized),
+    ) -> Result<Frontier, E> {
+        let mut subtrees = Vec::new();
+        let mut start = 0u64;
+        for height in (0..u64::BITS).rev() {
+            if size & (1 << height) != 0 {
+                subtrees.push((height, source(start, height)?));
+                start += 1 << height;
+            }
+        }
+        Ok(Frontier { size, subtrees })
+    }
+
     /// Appends one leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_reporting(leaf, &mut |_| {});
+    }
+
+    /// Appends one leaf hash, and hands `completed` each perfect subtree this leaf completes
+    /// at a level that is a multiple of [`crate::tiles::TILE_HEIGHT`]: the interior nodes a
+    /// store keeps so that proofs need not rehash the log.
+    pub fn push_reporting(&mut self, leaf: Hash, completed: &mut impl FnMut(crate::tiles::Node)) {
         let mut node = (0u32, leaf);
+        let size = self.size + 1;
         while let Some(&(height, left)) = self.subtrees.last() {
             if height != node.0 {
                 break;
             }
             self.subtrees.pop();
             node = (height + 1, node_hash(&left, &node.1));
+            if node.0 % crate::tiles::TILE_HEIGHT == 0 {
+                completed(crate::tiles::Node {
+                    level: node.0,
+                    index: (size >> node.0) - 1,
+                    hash: node.1,
+                });
+            }
         }
         self.subtrees.push(node);
-        self.size += 1;
+        self.size = size;
     }
 
     /// The root of the tree so far (the RFC 6962 root: the perfect subtrees folded from the

@@ -3,13 +3,14 @@
 //! [`crate::Recorder::start`] like any other.
 
 use jiff::Timestamp;
+use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
 
 use crate::error::StoreError;
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, Store};
+use crate::store::{Entry, LogEntry, ProofEntry, Store};
 
 impl Store for Box<dyn Store> {
     fn log_id(&self) -> &str {
@@ -74,5 +75,41 @@ impl Store for Box<dyn Store> {
 
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         (**self).pending_without_outcome()
+    }
+
+    fn scan_log(
+        &mut self,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        (**self).scan_log(sink)
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        (**self).checkpoints()
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        (**self).proof_entry(id)
+    }
+
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
+        (**self).erase_payload(id)
+    }
+
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        (**self).leaf_range(from, to)
+    }
+
+    fn tree_nodes(
+        &mut self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        (**self).tree_nodes(level, from, to)
+    }
+
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
+        (**self).put_tree_nodes(nodes)
     }
 }

@@ -1,5 +1,7 @@
-//! The writer's checkpointing: signs a checkpoint of the log every N entries and every T
-//! seconds (and at shutdown), stores it, and appends it to an outside file if asked.
+//! The writer's side of the Merkle tree: keeps its right edge, stores the interior nodes that
+//! proofs read (see `mcp_audit_core::tiles`), and, given a policy, signs a checkpoint of the
+//! log every N entries and every T seconds (and at shutdown), stores it, and appends it to an
+//! outside file if asked.
 //!
 //! The writer keeps the tree's right edge (`merkle::Frontier`) and catches it up from the store
 //! after every commit, so entries appended by other processes are included. At start it checks
@@ -14,10 +16,12 @@ use std::time::{Duration, Instant};
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner};
 use mcp_audit_core::merkle::Frontier;
+use mcp_audit_core::tiles::{self, Node};
 
 use crate::error::StoreError;
 use crate::integrity::OutsideCheckpoint;
 use crate::store::Store;
+use crate::tree::TreeSource;
 
 /// When and how the writer signs checkpoints.
 #[derive(Clone)]
@@ -46,67 +50,94 @@ impl fmt::Debug for CheckpointPolicy {
 }
 
 pub(crate) struct Checkpointer {
-    policy: CheckpointPolicy,
+    policy: Option<CheckpointPolicy>,
     frontier: Frontier,
+    /// Interior nodes completed since they were last stored.
+    nodes: Vec<Node>,
     last_size: u64,
     last_at: Instant,
 }
 
+/// Completed nodes are stored in groups of this many (one small transaction per 8,192
+/// entries); ones lost in a crash are recomputed when a proof needs them.
+const NODES_PER_WRITE: usize = 32;
+
 impl Checkpointer {
+    /// Builds the tree's right edge from the store's nodes (recomputing missing ones). With a
+    /// policy, refuses a log that no longer extends its last checkpoint.
     pub(crate) fn start(
-        policy: CheckpointPolicy,
+        policy: Option<CheckpointPolicy>,
         store: &mut impl Store,
     ) -> Result<Checkpointer, StoreError> {
-        let leaves = store.leaf_hashes(0)?;
-        let mut last_size = 0;
-        if let Some((size, root)) = store.latest_checkpoint()? {
-            let extends = (size as usize) <= leaves.len()
-                && Frontier::from_leaves(&leaves[..size as usize]).root() == root;
-            if !extends {
-                return Err(StoreError::Database(format!(
-                    "the log no longer extends its checkpoint of size {size}: refusing to sign more (run `mcp-audit verify`)"
-                )));
+        let size = store.next_seq()?;
+        let latest = store.latest_checkpoint()?;
+        let signing = policy.is_some();
+        let mut source = TreeSource::new(store);
+        let built = (|| {
+            let mut subtree = |start, height| source.subtree(start, height);
+            let mut last_size = 0;
+            if let (true, Some((old, root))) = (signing, latest) {
+                let extends = old <= size && tiles::range_root(0, old, &mut subtree)? == root;
+                if !extends {
+                    return Err(StoreError::Database(format!(
+                        "the log no longer extends its checkpoint of size {old}: refusing to sign more (run `mcp-audit verify`)"
+                    )));
+                }
+                last_size = old;
             }
-            last_size = size;
-        }
+            Ok((Frontier::from_source(size, &mut subtree)?, last_size))
+        })();
+        source.finish();
+        let (frontier, last_size) = built?;
         Ok(Checkpointer {
             policy,
-            frontier: Frontier::from_leaves(&leaves),
+            frontier,
+            nodes: Vec::new(),
             last_size,
             last_at: Instant::now(),
         })
     }
 
-    pub(crate) fn tick_every(&self) -> Duration {
-        self.policy.every
+    /// How often the writer should be woken to sign on a quiet log, if it signs at all.
+    pub(crate) fn tick_every(&self) -> Option<Duration> {
+        self.policy.as_ref().map(|p| p.every)
     }
 
-    /// Catches up with the store, then signs if due (or, with `force`, if anything is new).
+    /// Catches up with the store, stores completed nodes, then signs if due (or, with `force`,
+    /// if anything is new).
     pub(crate) fn after_commit(&mut self, store: &mut impl Store, force: bool) {
         if let Err(error) = self.try_after_commit(store, force) {
-            tracing::error!(%error, "could not sign a checkpoint");
+            tracing::error!(%error, "could not keep the Merkle tree or sign a checkpoint");
         }
     }
 
     fn try_after_commit(&mut self, store: &mut impl Store, force: bool) -> Result<(), StoreError> {
+        let nodes = &mut self.nodes;
         for leaf in store.leaf_hashes(self.frontier.size())? {
-            self.frontier.push(leaf);
+            self.frontier
+                .push_reporting(leaf, &mut |node| nodes.push(node));
         }
+        if self.nodes.len() >= NODES_PER_WRITE || (force && !self.nodes.is_empty()) {
+            store.put_tree_nodes(&self.nodes)?;
+            self.nodes.clear();
+        }
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
         let size = self.frontier.size();
         let new = size - self.last_size;
-        let due =
-            new >= self.policy.every_entries.max(1) || self.last_at.elapsed() >= self.policy.every;
+        let due = new >= policy.every_entries.max(1) || self.last_at.elapsed() >= policy.every;
         if new == 0 || !(force || due) {
             return Ok(());
         }
         let checkpoint = Checkpoint {
-            origin: self.policy.origin.clone(),
+            origin: policy.origin.clone(),
             size,
             root: self.frontier.root(),
         };
-        let note = self.policy.signer.sign(&checkpoint);
+        let note = policy.signer.sign(&checkpoint);
         store.put_checkpoint(size, &checkpoint.root, &note)?;
-        if let Some(path) = &self.policy.out {
+        if let Some(path) = &policy.out {
             let line = serde_json::to_string(&OutsideCheckpoint { size, note })
                 .map_err(|e| StoreError::Database(e.to_string()))?;
             let mut file = std::fs::OpenOptions::new()

@@ -1,4 +1,4 @@
-//! Tamper evidence over a SQLite log: signing checkpoints, erasing payloads, and verifying that
+//! Tamper evidence over a log in any backend: signing checkpoints, erasing payloads, and verifying that
 //! the rows as stored are the log that was signed.
 //!
 //! `verify` trusts nothing in the database: it recomputes every event's metadata digest from
@@ -13,13 +13,12 @@ use std::collections::HashMap;
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment};
-use mcp_audit_core::{EventId, Hash, merkle};
-use rusqlite::OptionalExtension;
+use mcp_audit_core::{EventId, Hash, merkle, tiles};
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::sqlite::{SqliteStore, map_err};
-use crate::store::Store;
+use crate::store::{IndexedColumns, Store};
+use crate::tree::TreeSource;
 
 /// What is wrong with one entry, or with the log as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,80 +72,58 @@ pub struct OutsideCheckpoint {
     pub note: String,
 }
 
-const COLUMNS: &str = "e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body, e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts";
-
 /// Recomputes and checks everything; `progress` is called with the number of entries read.
 pub fn verify(
-    store: &mut SqliteStore,
+    store: &mut (impl Store + ?Sized),
     verifier: Option<&NoteVerifier>,
     outside: &[OutsideCheckpoint],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, StoreError> {
     let mut report = Report::default();
-    let conn = store.connection();
-    let log_size: u64 = conn
-        .query_row(
-            "SELECT value FROM log_state WHERE key = 'next_seq'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .map_err(map_err)?
-        .parse()
-        .unwrap_or(0);
+    let log_size = store.next_seq()?;
 
     // Leaves recomputed from the rows, by position; `None` where an entry is missing.
     let mut leaves: Vec<Option<Hash>> = Vec::with_capacity(log_size as usize);
     let mut stored: Vec<(u64, Hash, Hash, Hash)> = Vec::new(); // seq, stored leaf, digest, commitment
-    {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM events e LEFT JOIN payloads p ON p.seq = e.seq ORDER BY e.seq"
-        );
-        let mut stmt = conn.prepare(&sql).map_err(map_err)?;
-        let mut rows = stmt.query([]).map_err(map_err)?;
-        while let Some(row) = rows.next().map_err(map_err)? {
-            let seq = row.get::<_, i64>(0).map_err(map_err)? as u64;
-            let meta: String = row.get(1).map_err(map_err)?;
-            let commitment =
-                Hash::from_slice(&row.get::<_, Vec<u8>>(2).map_err(map_err)?).unwrap_or_default();
-            let stored_leaf =
-                Hash::from_slice(&row.get::<_, Vec<u8>>(3).map_err(map_err)?).unwrap_or_default();
-            let salt: Option<Vec<u8>> = row.get(4).map_err(map_err)?;
-            let body: Option<String> = row.get(5).map_err(map_err)?;
-            report.entries += 1;
-            if report.entries % 65_536 == 0 {
-                progress(report.entries);
-            }
-            while (leaves.len() as u64) < seq.min(log_size) {
-                report.findings.push(Finding::MissingEntry {
-                    seq: leaves.len() as u64,
-                });
-                leaves.push(None);
-            }
-            if seq >= log_size {
-                report.findings.push(Finding::ExtraEntry { seq });
-                continue;
-            }
-            let digest = meta_digest(meta.as_bytes());
-            match (salt, body) {
-                (Some(salt), Some(body)) => {
-                    let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
-                    if payload_commitment(&salt, body.as_bytes()) != commitment {
-                        report.findings.push(Finding::ModifiedPayload { seq });
-                    }
-                }
-                _ => report.redacted += 1,
-            }
-            let leaf = leaf_hash(seq, &digest, &commitment);
-            if leaf != stored_leaf {
-                stored.push((seq, stored_leaf, digest, commitment));
-            } else if let Some(column) = column_mismatch(&meta, row) {
-                report
-                    .findings
-                    .push(Finding::ModifiedColumn { seq, column });
-            }
-            leaves.push(Some(leaf));
+    store.scan_log(&mut |entry| {
+        let seq = entry.seq;
+        let commitment = Hash::from_slice(entry.commitment).unwrap_or_default();
+        let stored_leaf = Hash::from_slice(entry.leaf_hash).unwrap_or_default();
+        report.entries += 1;
+        if report.entries % 65_536 == 0 {
+            progress(report.entries);
         }
-    }
+        while (leaves.len() as u64) < seq.min(log_size) {
+            report.findings.push(Finding::MissingEntry {
+                seq: leaves.len() as u64,
+            });
+            leaves.push(None);
+        }
+        if seq >= log_size {
+            report.findings.push(Finding::ExtraEntry { seq });
+            return Ok(());
+        }
+        let digest = meta_digest(entry.meta.as_bytes());
+        match entry.payload {
+            Some((salt, body)) => {
+                let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
+                if payload_commitment(&salt, body.as_bytes()) != commitment {
+                    report.findings.push(Finding::ModifiedPayload { seq });
+                }
+            }
+            None => report.redacted += 1,
+        }
+        let leaf = leaf_hash(seq, &digest, &commitment);
+        if leaf != stored_leaf {
+            stored.push((seq, stored_leaf, digest, commitment));
+        } else if let Some(column) = column_mismatch(entry.meta, &entry.columns) {
+            report
+                .findings
+                .push(Finding::ModifiedColumn { seq, column });
+        }
+        leaves.push(Some(leaf));
+        Ok(())
+    })?;
     while (leaves.len() as u64) < log_size {
         report.findings.push(Finding::MissingEntry {
             seq: leaves.len() as u64,
@@ -166,16 +143,7 @@ pub fn verify(
     }
 
     // Checkpoints: the stored ones, then the outside copies.
-    let mut notes: Vec<(u64, String)> = {
-        let mut stmt = conn
-            .prepare("SELECT size, note FROM checkpoints ORDER BY size")
-            .map_err(map_err)?;
-        stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(map_err)?
-    };
+    let mut notes = store.checkpoints()?;
     notes.extend(outside.iter().map(|o| (o.size, o.note.clone())));
     // Open every note first, then compute the root at each checkpoint size in one pass of the
     // tree's right edge: O(n) for any number of checkpoints.
@@ -285,25 +253,24 @@ struct IndexedActor<'a> {
 }
 
 /// The first indexed column that disagrees with the hashed metadata.
-fn column_mismatch(meta: &str, row: &rusqlite::Row<'_>) -> Option<&'static str> {
+fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static str> {
     let Ok(m) = serde_json::from_str::<Indexed<'_>>(meta) else {
         return Some("meta");
     };
-    let text = |i: usize| row.get::<_, Option<String>>(i).ok().flatten();
     let user = m.actor.and_then(|a| a.user_id);
-    if text(6).as_deref() != user.as_deref() {
+    if columns.user_id != user.as_deref() {
         return Some("user_id");
     }
-    if text(7).as_deref() != Some(&*m.operation) {
+    if columns.operation != m.operation {
         return Some("operation");
     }
-    if text(8).as_deref() != m.session_id.as_deref() {
+    if columns.session_id != m.session_id.as_deref() {
         return Some("session_id");
     }
-    if text(9).as_deref() != Some(&*m.kind) {
+    if columns.kind != m.kind {
         return Some("kind");
     }
-    if text(10).as_deref() != Some(m.outcome.as_deref().unwrap_or("success")) {
+    if columns.outcome != m.outcome.as_deref().unwrap_or("success") {
         return Some("outcome");
     }
     let ts = m
@@ -311,31 +278,46 @@ fn column_mismatch(meta: &str, row: &rusqlite::Row<'_>) -> Option<&'static str> 
         .parse::<jiff::Timestamp>()
         .ok()
         .map(|t| t.as_microsecond());
-    if row.get::<_, i64>(11).ok() != ts {
+    if Some(columns.ts) != ts {
         return Some("ts");
     }
     None
 }
 
+/// Runs `f` with a subtree source over `store`, then stores the nodes it had to recompute.
+fn with_tree<S: Store + ?Sized, T>(
+    store: &mut S,
+    f: impl FnOnce(&mut dyn FnMut(u64, u32) -> Result<Hash, StoreError>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut source = TreeSource::new(store);
+    let result = f(&mut |start, height| source.subtree(start, height));
+    source.finish();
+    result
+}
+
 /// Signs a checkpoint of the whole log as it is now, stores it, and returns it. Refuses to sign
 /// a tree that does not extend the previous checkpoint (the stored leaves were changed since).
 pub fn sign_checkpoint(
-    store: &mut SqliteStore,
+    store: &mut (impl Store + ?Sized),
     signer: &NoteSigner,
     origin: &str,
 ) -> Result<OutsideCheckpoint, StoreError> {
-    let leaves = store.leaf_hashes(0)?;
-    if let Some((size, root)) = store.latest_checkpoint()? {
-        if size as usize > leaves.len() || merkle::root(&leaves[..size as usize]) != root {
-            return Err(StoreError::Database(format!(
-                "refusing to sign: the log no longer extends the checkpoint of size {size} (run `mcp-audit verify`)"
-            )));
+    let size = store.next_seq()?;
+    let latest = store.latest_checkpoint()?;
+    let root = with_tree(store, |source| {
+        if let Some((old, old_root)) = latest {
+            if old > size || tiles::range_root(0, old, source)? != old_root {
+                return Err(StoreError::Database(format!(
+                    "refusing to sign: the log no longer extends the checkpoint of size {old} (run `mcp-audit verify`)"
+                )));
+            }
         }
-    }
+        tiles::range_root(0, size, source)
+    })?;
     let checkpoint = Checkpoint {
         origin: origin.to_string(),
-        size: leaves.len() as u64,
-        root: merkle::root(&leaves),
+        size,
+        root,
     };
     let note = signer.sign(&checkpoint);
     store.put_checkpoint(checkpoint.size, &checkpoint.root, &note)?;
@@ -348,15 +330,8 @@ pub fn sign_checkpoint(
 /// Erases an event's personal half (GDPR Art. 17): deletes its payload and salt. The leaf keeps
 /// the commitment, so every proof stays valid and `verify` reports the entry as redacted.
 /// Returns whether there was anything to erase.
-pub fn erase(store: &mut SqliteStore, id: EventId) -> Result<bool, StoreError> {
-    let conn = store.connection();
-    let n = conn
-        .execute(
-            "DELETE FROM payloads WHERE seq = (SELECT seq FROM events WHERE id = ?1)",
-            [id.0.as_bytes().as_slice()],
-        )
-        .map_err(map_err)?;
-    Ok(n > 0)
+pub fn erase(store: &mut (impl Store + ?Sized), id: EventId) -> Result<bool, StoreError> {
+    store.erase_payload(id)
 }
 
 /// Groups findings by kind for a one-line summary.
@@ -379,89 +354,62 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
     m
 }
 
-/// An event's row as a proof needs it: seq, meta, commitment, and salt and body unless erased.
-type ProvenRow = (i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>);
-
 /// An inclusion proof of the event `id` under the latest stored checkpoint that covers it.
+///
+/// Reads O(log n) stored interior nodes (see [`mcp_audit_core::tiles`]), not the whole log.
 pub fn prove(
-    store: &mut SqliteStore,
+    store: &mut (impl Store + ?Sized),
     id: EventId,
 ) -> Result<mcp_audit_core::proof::InclusionProof, StoreError> {
-    let conn = store.connection();
-    let row: Option<ProvenRow> = conn
-        .query_row(
-            "SELECT e.seq, e.meta, e.commitment, p.salt, p.body FROM events e LEFT JOIN payloads p ON p.seq = e.seq WHERE e.id = ?1",
-            [id.0.as_bytes().as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .optional()
-        .map_err(map_err)?;
-    let Some((seq, meta, commitment, salt, body)) = row else {
+    let Some(entry) = store.proof_entry(id)? else {
         return Err(StoreError::Database(format!("no event with id {id}")));
     };
-    let checkpoint: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT size, note FROM checkpoints WHERE size > ?1 ORDER BY size DESC LIMIT 1",
-            [seq],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(map_err)?;
-    let Some((size, note)) = checkpoint else {
+    let seq = entry.seq;
+    let Some((size, note)) = store
+        .checkpoints()?
+        .into_iter()
+        .filter(|(size, _)| *size > seq)
+        .max_by_key(|(size, _)| *size)
+    else {
         return Err(StoreError::Database(format!(
             "no checkpoint covers event {id} (seq {seq}) yet: run `mcp-audit checkpoint` first"
         )));
     };
-    let leaves: Vec<Hash> = {
-        let mut stmt = conn
-            .prepare("SELECT leaf_hash FROM events WHERE seq < ?1 ORDER BY seq")
-            .map_err(map_err)?;
-        stmt.query_map([size], |r| r.get::<_, Vec<u8>>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(map_err)?
-            .iter()
-            .map(|b| Hash::from_slice(b).unwrap_or_default())
-            .collect()
-    };
-    if leaves.len() as i64 != size {
-        return Err(StoreError::Database(format!(
-            "the log has {} of the {size} entries its checkpoint covers: run `mcp-audit verify`",
-            leaves.len()
-        )));
-    }
-    let path = merkle::inclusion_proof(&leaves, seq as usize)
+    let path = with_tree(store, |source| tiles::inclusion_proof(seq, size, source))?
         .ok_or_else(|| StoreError::Database(format!("seq {seq} is outside the tree of {size}")))?;
     Ok(mcp_audit_core::proof::InclusionProof {
-        seq: seq as u64,
-        meta,
-        commitment: Hash::from_slice(&commitment).unwrap_or_default(),
-        payload: salt
-            .zip(body)
+        seq,
+        meta: entry.meta,
+        commitment: entry.commitment,
+        payload: entry
+            .payload
             .map(|(salt, body)| mcp_audit_core::proof::ProvenPayload {
                 salt: hex::encode(salt),
                 body,
             }),
-        tree_size: size as u64,
+        tree_size: size,
         path,
         checkpoint: note,
     })
 }
 
 /// A consistency proof between two checkpoint sizes of this log (RFC 9162 §2.1.4), from the
-/// stored leaves.
+/// stored nodes and leaves.
 pub fn consistency(
-    store: &mut SqliteStore,
+    store: &mut (impl Store + ?Sized),
     old_size: u64,
     new_size: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    let leaves = store.leaf_hashes(0)?;
-    if new_size as usize > leaves.len() {
+    let log_size = store.next_seq()?;
+    if new_size > log_size {
         return Err(StoreError::Database(format!(
-            "the log has {} entries, fewer than the newer checkpoint's {new_size}",
-            leaves.len()
+            "the log has {log_size} entries, fewer than the newer checkpoint's {new_size}"
         )));
     }
-    merkle::consistency_proof(&leaves[..new_size as usize], old_size as usize).ok_or_else(|| {
+    with_tree(store, |source| {
+        tiles::consistency_proof(old_size, new_size, source)
+    })?
+    .ok_or_else(|| {
         StoreError::Database(format!(
             "no consistency proof from size {old_size} to {new_size}"
         ))

@@ -38,6 +38,7 @@ mod recorder;
 mod sql;
 mod sqlite;
 mod store;
+mod tree;
 mod writer;
 
 pub use checkpointer::CheckpointPolicy;
@@ -51,4 +52,4 @@ pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use store::{Entry, Store};
+pub use store::{Entry, IndexedColumns, LogEntry, ProofEntry, Store};

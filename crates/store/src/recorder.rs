@@ -184,15 +184,22 @@ impl Recorder {
     pub fn start(mut store: impl Store, config: RecorderConfig) -> Result<Recorder, StoreError> {
         let next_seq = store.next_seq()?;
         let log_id: Arc<str> = Arc::from(store.log_id());
-        let checkpointer = match config.checkpoints.clone() {
-            Some(policy) => Some(crate::checkpointer::Checkpointer::start(
-                policy, &mut store,
-            )?),
-            None => None,
+        let checkpointer = match crate::checkpointer::Checkpointer::start(
+            config.checkpoints.clone(),
+            &mut store,
+        ) {
+            Ok(c) => Some(c),
+            // Signing must not start on a log it cannot extend; without signing, a damaged
+            // log is still recorded into (and `verify` will say what is wrong with it).
+            Err(error) if config.checkpoints.is_none() => {
+                tracing::warn!(%error, "not keeping Merkle tree nodes for this log");
+                None
+            }
+            Err(error) => return Err(error),
         };
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        if let Some(c) = &checkpointer {
-            spawn_ticker(tx.downgrade(), c.tick_every());
+        if let Some(every) = checkpointer.as_ref().and_then(|c| c.tick_every()) {
+            spawn_ticker(tx.downgrade(), every);
         }
         let shared = Arc::new(Shared::default());
         let max_batch = config.max_batch.max(1);

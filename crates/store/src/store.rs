@@ -4,6 +4,7 @@
 //! use `spawn_blocking`, and a synchronous trait keeps both backends free of runtime choices.
 
 use jiff::Timestamp;
+use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash, SealedEvent};
 
 use crate::error::StoreError;
@@ -17,6 +18,44 @@ pub struct Entry<'a> {
     pub seq: u64,
     pub leaf_hash: Hash,
     pub sealed: &'a SealedEvent,
+}
+
+/// One entry as verification reads it, borrowed from the backend's row: everything its leaf is
+/// computed from, and the indexed copies of hashed fields that queries filter on (which verify
+/// compares with the hashed metadata, so that a query cannot be misled by an edited column).
+#[derive(Debug, Clone, Copy)]
+pub struct LogEntry<'a> {
+    pub seq: u64,
+    /// The canonical metadata JSON (hashed into the leaf).
+    pub meta: &'a str,
+    pub commitment: &'a [u8],
+    /// The leaf hash as stored.
+    pub leaf_hash: &'a [u8],
+    /// Salt and canonical personal JSON; `None` once erased.
+    pub payload: Option<(&'a [u8], &'a str)>,
+    pub columns: IndexedColumns<'a>,
+}
+
+/// The indexed columns of an entry that repeat hashed metadata fields.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexedColumns<'a> {
+    pub user_id: Option<&'a str>,
+    pub operation: &'a str,
+    pub session_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub outcome: &'a str,
+    /// Microseconds since the Unix epoch.
+    pub ts: i64,
+}
+
+/// An event's row as an inclusion proof needs it.
+#[derive(Debug, Clone)]
+pub struct ProofEntry {
+    pub seq: u64,
+    pub meta: String,
+    pub commitment: Hash,
+    /// Salt and canonical personal JSON; `None` once erased.
+    pub payload: Option<(Vec<u8>, String)>,
 }
 
 /// A backend. One value is one connection's worth of state; the writer owns one, and each
@@ -71,6 +110,40 @@ pub trait Store: Send + 'static {
 
     /// Stores a signed checkpoint of `size` entries with root `root`.
     fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError>;
+
+    /// Every entry of this log, by seq, handed to `sink` one at a time (verification reads the
+    /// whole log, so rows are lent, not copied). Returns how many were read.
+    fn scan_log(
+        &mut self,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError>;
+
+    /// Every stored checkpoint of this log as (size, signed note), smallest first.
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError>;
+
+    /// The entry of event `id`, as an inclusion proof needs it.
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError>;
+
+    /// Deletes the payload (salt and personal fields) of event `id`; the leaf stays valid.
+    /// Returns whether there was one to delete.
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError>;
+
+    /// The leaf hashes of seqs `from..to` that exist, in order (fewer than asked when entries
+    /// are missing).
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// The stored interior nodes of `level` (a multiple of [`mcp_audit_core::tiles::TILE_HEIGHT`])
+    /// with index in `from..to`, as (index, hash), in order; missing ones are left out.
+    fn tree_nodes(
+        &mut self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError>;
+
+    /// Stores interior nodes (replacing equal keys). They are a cache that proofs read instead
+    /// of rehashing the log; one lost in a crash is recomputed when next needed.
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError>;
 
     /// `pending` events (recorded intents) that no outcome event completes: operations that
     /// were in flight when a recorder stopped. Crash recovery records them as `incomplete`.

@@ -354,3 +354,155 @@ fn the_writer_refuses_to_start_on_a_log_that_no_longer_extends_its_checkpoint() 
         "{err}"
     );
 }
+
+/// `n` small events recorded through the writer (which stores interior nodes as it goes), then
+/// a signed checkpoint of all of them.
+fn long_log(n: u64) -> (Log, OutsideCheckpoint) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let r = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
+        RecorderConfig::default(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let e = AuditEvent::tool_execution("t")
+            .input(json!({"n": i}))
+            .build()
+            .unwrap();
+        ids.push(e.id);
+        r.record(e).unwrap();
+    }
+    r.shutdown().unwrap();
+    let signer = NoteSigner::generate("audit-test").unwrap();
+    let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let outside = sign_checkpoint(&mut store, &signer, ORIGIN).unwrap();
+    (
+        Log {
+            _dir: dir,
+            path,
+            signer,
+            ids,
+        },
+        outside,
+    )
+}
+
+impl Log {
+    fn leaves(&self) -> Vec<mcp_audit_core::Hash> {
+        let mut store = SqliteStore::open_read_only(&self.path, SqliteOptions::default()).unwrap();
+        mcp_audit_store::Store::leaf_hashes(&mut store, 0).unwrap()
+    }
+
+    fn nodes(&self) -> Vec<(i64, i64, Vec<u8>)> {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT level, idx, hash FROM tree_nodes ORDER BY level, idx")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn prove(&self, seq: usize) -> mcp_audit_core::proof::InclusionProof {
+        let mut store = SqliteStore::open(&self.path, SqliteOptions::default()).unwrap();
+        mcp_audit_store::integrity::prove(&mut store, self.ids[seq]).unwrap()
+    }
+}
+
+#[test]
+fn the_writer_stores_the_root_of_every_256_entries() {
+    let (log, _) = long_log(1000);
+    let leaves = log.leaves();
+    let nodes = log.nodes();
+    // 1,000 entries hold three complete level-8 subtrees and no level-16 one.
+    assert_eq!(
+        nodes.iter().map(|(l, i, _)| (*l, *i)).collect::<Vec<_>>(),
+        vec![(8, 0), (8, 1), (8, 2)]
+    );
+    for (_, index, hash) in nodes {
+        let start = index as usize * 256;
+        let expected = mcp_audit_core::merkle::root(&leaves[start..start + 256]);
+        assert_eq!(hash, expected.0.to_vec(), "node {index}");
+    }
+}
+
+#[test]
+fn proofs_from_stored_nodes_equal_proofs_from_every_leaf_and_verify() {
+    let (log, _) = long_log(700);
+    let leaves = log.leaves();
+    let verifier = log.signer.verifier();
+    for seq in [0, 1, 255, 256, 300, 511, 512, 699] {
+        let proof = log.prove(seq);
+        assert_eq!(proof.tree_size, 700);
+        assert_eq!(
+            Some(proof.path.clone()),
+            mcp_audit_core::merkle::inclusion_proof(&leaves, seq),
+            "seq {seq}"
+        );
+        let event = proof.verify(&verifier).unwrap();
+        assert_eq!(event.id, log.ids[seq]);
+    }
+}
+
+#[test]
+fn a_proof_recomputes_missing_nodes_and_stores_them_again() {
+    let (log, _) = long_log(600);
+    let before = log.nodes();
+    assert_eq!(before.len(), 2);
+    log.sql("DELETE FROM tree_nodes");
+    // Seq 520's path holds the root of entries 0..512: both level-8 nodes are needed.
+    let proof = log.prove(520);
+    proof.verify(&log.signer.verifier()).unwrap();
+    assert_eq!(log.nodes(), before);
+}
+
+#[test]
+fn a_tampered_node_denies_a_proof_but_cannot_forge_one() {
+    let (log, _) = long_log(600);
+    log.sql("UPDATE tree_nodes SET hash = zeroblob(32) WHERE idx = 0");
+    // Seq 520's path uses the root of entries 0..512, built from node 0: the proof is wrong,
+    // and verification says so.
+    let proof = log.prove(520);
+    assert!(proof.verify(&log.signer.verifier()).is_err());
+    // A proof that does not need that node is unaffected.
+    log.prove(100).verify(&log.signer.verifier()).unwrap();
+}
+
+#[test]
+fn a_consistency_proof_from_stored_nodes_checks_out() {
+    let (log, first) = long_log(300);
+    let r = Recorder::start(
+        SqliteStore::open(&log.path, SqliteOptions::default()).unwrap(),
+        RecorderConfig::default(),
+    )
+    .unwrap();
+    for i in 0..500 {
+        r.record(
+            AuditEvent::tool_execution("u")
+                .input(json!({"i": i}))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    r.shutdown().unwrap();
+    let mut store = SqliteStore::open(&log.path, SqliteOptions::default()).unwrap();
+    let second = sign_checkpoint(&mut store, &log.signer, ORIGIN).unwrap();
+    let proof = mcp_audit_store::integrity::consistency(&mut store, 300, 800).unwrap();
+    let leaves = log.leaves();
+    assert_eq!(
+        Some(proof.clone()),
+        mcp_audit_core::merkle::consistency_proof(&leaves, 300)
+    );
+    let open = |o: &OutsideCheckpoint| log.signer.verifier().open(&o.note).unwrap();
+    assert!(mcp_audit_core::merkle::verify_consistency(
+        300,
+        800,
+        &proof,
+        &open(&first).root,
+        &open(&second).root
+    ));
+}

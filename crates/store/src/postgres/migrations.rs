@@ -26,7 +26,7 @@ struct Migration {
 /// partition key, hence `ts` in each of them. Timestamps are microseconds since the epoch, as
 /// in SQLite, so that the backend-neutral WHERE builder binds the same values to both.
 const MIGRATIONS: &[Migration] = &[Migration {
-    description: "logs, partitioned events with their payloads, lineage and compliance rows, checkpoints",
+    description: "logs, partitioned events with their payloads, lineage and compliance rows, tree nodes, checkpoints",
     sql: "
         CREATE TABLE logs (
             log_id     TEXT PRIMARY KEY,
@@ -110,6 +110,14 @@ const MIGRATIONS: &[Migration] = &[Migration {
         CREATE INDEX events_expiry    ON events (expires_at) WHERE expires_at IS NOT NULL;
         CREATE INDEX events_pending   ON events (ts) WHERE outcome = 'pending';
         CREATE INDEX events_completes ON events (completes) WHERE completes IS NOT NULL;
+        -- Interior nodes of each log's Merkle tree, so that proofs need not rehash the log.
+        CREATE TABLE tree_nodes (
+            log_id TEXT NOT NULL,
+            level  INTEGER NOT NULL,          -- 8, 16, 24, ...: the node covers 2^level leaves
+            idx    BIGINT NOT NULL,           -- its first leaf is idx * 2^level
+            hash   BYTEA NOT NULL,
+            PRIMARY KEY (log_id, level, idx)
+        );
         CREATE TABLE checkpoints (
             log_id    TEXT NOT NULL,
             size      BIGINT NOT NULL,        -- tree size the checkpoint commits to

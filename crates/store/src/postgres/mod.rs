@@ -10,6 +10,7 @@
 //! See `docs/storage.md` for the schema and why each index exists.
 
 mod append;
+mod log;
 mod migrations;
 mod partitions;
 mod read;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
 use postgres::{Client, NoTls};
 
@@ -27,7 +29,7 @@ use crate::error::StoreError;
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, Store};
+use crate::store::{Entry, LogEntry, ProofEntry, Store};
 use partitions::Partitions;
 use spool::Spool;
 pub use spool::SpoolOptions;
@@ -396,6 +398,27 @@ impl PgStore {
         }
     }
 
+    /// The ids of every log in the database, in order.
+    pub fn logs(&mut self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()?
+            .query("SELECT log_id FROM logs ORDER BY log_id", &[])
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Points a read-only store at one log: the log that verification, proofs and
+    /// consistency proofs read (a reader starts at none; queries see every log regardless).
+    pub fn read_log(&mut self, log_id: &str) -> Result<(), StoreError> {
+        if self.writable {
+            return Err(StoreError::Database(
+                "a writer appends to its own log; open a reader to read another".into(),
+            ));
+        }
+        self.log_id = log_id.to_string();
+        Ok(())
+    }
+
     /// The URL this store was opened with, without its password.
     pub fn url(&self) -> &str {
         &self.display
@@ -640,5 +663,41 @@ impl Store for PgStore {
 
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         read::pending_without_outcome(self)
+    }
+
+    fn scan_log(
+        &mut self,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        log::scan_log(self, sink)
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        log::checkpoints(self)
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        log::proof_entry(self, id)
+    }
+
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
+        log::erase_payload(self, id)
+    }
+
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        log::leaf_range(self, from, to)
+    }
+
+    fn tree_nodes(
+        &mut self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        log::tree_nodes(self, level, from, to)
+    }
+
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
+        log::put_tree_nodes(self, nodes)
     }
 }

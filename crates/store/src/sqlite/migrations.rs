@@ -97,6 +97,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             );
         ",
     },
+    Migration {
+        description: "interior nodes of the Merkle tree, so that proofs need not rehash the log",
+        sql: "
+            CREATE TABLE tree_nodes (
+                level INTEGER NOT NULL,  -- 8, 16, 24, ...: the node covers 2^level leaves
+                idx   INTEGER NOT NULL,  -- its first leaf is idx * 2^level
+                hash  BLOB NOT NULL,
+                PRIMARY KEY (level, idx)
+            ) WITHOUT ROWID;
+        ",
+    },
 ];
 
 /// The schema version this build writes.

@@ -5,6 +5,7 @@
 //! why each index exists.
 
 mod append;
+mod log;
 pub(crate) mod migrations;
 mod read;
 mod report;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
@@ -20,7 +22,7 @@ use crate::error::StoreError;
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, Store};
+use crate::store::{Entry, LogEntry, ProofEntry, Store};
 
 /// How to open a SQLite store.
 #[derive(Debug, Clone)]
@@ -193,11 +195,6 @@ impl SqliteStore {
         migrations::current_version(&self.conn).map_err(|e| self.map(e))
     }
 
-    /// The connection, for the integrity checks that read rows as stored.
-    pub(crate) fn connection(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
     /// Bytes used by each table and index (`dbstat`), largest first: for the benchmark's
     /// index-size report.
     pub fn space_used(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -329,6 +326,42 @@ impl Store for SqliteStore {
 
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         read::pending_without_outcome(self)
+    }
+
+    fn scan_log(
+        &mut self,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        log::scan_log(self, sink)
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        log::checkpoints(self)
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        log::proof_entry(self, id)
+    }
+
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
+        log::erase_payload(self, id)
+    }
+
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        log::leaf_range(self, from, to)
+    }
+
+    fn tree_nodes(
+        &mut self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        log::tree_nodes(self, level, from, to)
+    }
+
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
+        log::put_tree_nodes(self, nodes)
     }
 
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {

@@ -1,0 +1,194 @@
+//! The Merkle log's side of the SQLite store: entries as verification and proofs read them,
+//! erasure, and the interior nodes that let proofs skip rehashing.
+
+use mcp_audit_core::tiles::Node;
+use mcp_audit_core::{EventId, Hash};
+use rusqlite::OptionalExtension;
+use rusqlite::types::ValueRef;
+
+use super::{SqliteStore, map_err};
+use crate::error::StoreError;
+use crate::store::{IndexedColumns, LogEntry, ProofEntry};
+
+pub(super) fn scan_log(
+    store: &mut SqliteStore,
+    sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    let mut stmt = store
+        .conn
+        .prepare(
+            "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body, \
+                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts \
+             FROM events e LEFT JOIN payloads p ON p.seq = e.seq ORDER BY e.seq",
+        )
+        .map_err(map_err)?;
+    let mut rows = stmt.query([]).map_err(map_err)?;
+    let mut read = 0;
+    while let Some(row) = rows.next().map_err(map_err)? {
+        // Borrowed views of the row: no allocation per entry on verification's hot path.
+        let get = |i: usize| row.get_ref(i).map_err(map_err);
+        let payload = match (blob(get(4)?)?, text(get(5)?)?) {
+            (Some(salt), Some(body)) => Some((salt, body)),
+            _ => None,
+        };
+        let entry = LogEntry {
+            seq: get(0)?.as_i64().map_err(map_err_from_type)? as u64,
+            meta: text(get(1)?)?.unwrap_or_default(),
+            commitment: blob(get(2)?)?.unwrap_or_default(),
+            leaf_hash: blob(get(3)?)?.unwrap_or_default(),
+            payload,
+            columns: IndexedColumns {
+                user_id: text(get(6)?)?,
+                operation: text(get(7)?)?.unwrap_or_default(),
+                session_id: text(get(8)?)?,
+                kind: text(get(9)?)?.unwrap_or_default(),
+                outcome: text(get(10)?)?.unwrap_or_default(),
+                ts: get(11)?.as_i64().map_err(map_err_from_type)?,
+            },
+        };
+        sink(&entry)?;
+        read += 1;
+    }
+    Ok(read)
+}
+
+fn text(v: ValueRef<'_>) -> Result<Option<&str>, StoreError> {
+    match v {
+        ValueRef::Null => Ok(None),
+        other => other.as_str().map(Some).map_err(map_err_from_type),
+    }
+}
+
+fn blob(v: ValueRef<'_>) -> Result<Option<&[u8]>, StoreError> {
+    match v {
+        ValueRef::Null => Ok(None),
+        other => other.as_blob().map(Some).map_err(map_err_from_type),
+    }
+}
+
+fn map_err_from_type(e: rusqlite::types::FromSqlError) -> StoreError {
+    StoreError::Database(format!("a log row has a value of the wrong type: {e}"))
+}
+
+pub(super) fn checkpoints(store: &mut SqliteStore) -> Result<Vec<(u64, String)>, StoreError> {
+    let mut stmt = store
+        .conn
+        .prepare_cached("SELECT size, note FROM checkpoints ORDER BY size")
+        .map_err(map_err)?;
+    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(map_err)
+}
+
+pub(super) fn proof_entry(
+    store: &mut SqliteStore,
+    id: EventId,
+) -> Result<Option<ProofEntry>, StoreError> {
+    type Row = (i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>);
+    let row: Option<Row> = store
+        .conn
+        .query_row(
+            "SELECT e.seq, e.meta, e.commitment, p.salt, p.body \
+             FROM events e LEFT JOIN payloads p ON p.seq = e.seq WHERE e.id = ?1",
+            [id.0.as_bytes().as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()
+        .map_err(map_err)?;
+    Ok(row.map(|(seq, meta, commitment, salt, body)| ProofEntry {
+        seq: seq as u64,
+        meta,
+        commitment: Hash::from_slice(&commitment).unwrap_or_default(),
+        payload: salt.zip(body),
+    }))
+}
+
+pub(super) fn erase_payload(store: &mut SqliteStore, id: EventId) -> Result<bool, StoreError> {
+    let n = store
+        .conn
+        .execute(
+            "DELETE FROM payloads WHERE seq = (SELECT seq FROM events WHERE id = ?1)",
+            [id.0.as_bytes().as_slice()],
+        )
+        .map_err(|e| store.map(e))?;
+    Ok(n > 0)
+}
+
+pub(super) fn leaf_range(
+    store: &mut SqliteStore,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Hash>, StoreError> {
+    let mut stmt = store
+        .conn
+        .prepare_cached("SELECT leaf_hash FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")
+        .map_err(map_err)?;
+    let mut rows = stmt
+        .query([from as i64, to.min(i64::MAX as u64) as i64])
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        let bytes = row.get_ref(0).map_err(map_err)?;
+        out.push(
+            bytes
+                .as_blob()
+                .ok()
+                .and_then(Hash::from_slice)
+                .unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+pub(super) fn tree_nodes(
+    store: &mut SqliteStore,
+    level: u32,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let mut stmt = store
+        .conn
+        .prepare_cached(
+            "SELECT idx, hash FROM tree_nodes WHERE level = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+        )
+        .map_err(map_err)?;
+    let mut rows = stmt
+        .query([level as i64, from as i64, to.min(i64::MAX as u64) as i64])
+        .map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        let index = row.get::<_, i64>(0).map_err(map_err)? as u64;
+        if let Some(hash) = row
+            .get_ref(1)
+            .ok()
+            .and_then(|v| v.as_blob().ok())
+            .and_then(Hash::from_slice)
+        {
+            out.push((index, hash));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn put_tree_nodes(store: &mut SqliteStore, nodes: &[Node]) -> Result<(), StoreError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let tx = store.conn.transaction().map_err(map_err)?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO tree_nodes (level, idx, hash) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(map_err)?;
+        for node in nodes {
+            stmt.execute(rusqlite::params![
+                node.level as i64,
+                node.index as i64,
+                node.hash.0.as_slice()
+            ])
+            .map_err(map_err)?;
+        }
+    }
+    tx.commit().map_err(map_err)
+}
