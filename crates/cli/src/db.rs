@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
+use mcp_audit_core::EventId;
 use mcp_audit_store::{
     Durability, PgOptions, PgStore, SpoolOptions, SqliteOptions, SqliteStore, Store,
 };
@@ -100,25 +101,71 @@ impl Db {
         )?))
     }
 
-    /// The SQLite store, for the integrity commands that do not run on PostgreSQL yet.
-    pub fn open_sqlite_existing_writable(&self) -> anyhow::Result<SqliteStore> {
-        self.sqlite_only()?;
-        self.must_exist()?;
-        Ok(SqliteStore::open(&self.path, self.options())?)
+    /// Whether `--db` is a PostgreSQL URL (many logs) rather than a SQLite file (one log).
+    pub fn is_postgres(&self) -> bool {
+        self.postgres_url().is_some()
     }
 
-    /// As [`Db::open_sqlite_existing_writable`], read-only.
-    pub fn open_sqlite_read_only(&self) -> anyhow::Result<SqliteStore> {
-        self.sqlite_only()?;
-        self.must_exist()?;
-        Ok(SqliteStore::open_read_only(&self.path, self.options())?)
+    /// A reader of every log, with its id, for `verify`: the one log of a SQLite file; each
+    /// log of a PostgreSQL database, or only `--log-id`'s when given.
+    pub fn open_log_readers(&self) -> anyhow::Result<Vec<(String, Box<dyn Store>)>> {
+        let Some(url) = self.postgres_url() else {
+            let store = self.open_read_only()?;
+            return Ok(vec![(store.log_id().to_string(), store)]);
+        };
+        let ids = match &self.log_id {
+            Some(id) => vec![id.clone()],
+            None => PgStore::open_read_only(url)?.logs()?,
+        };
+        ids.into_iter()
+            .map(|id| {
+                let mut store = PgStore::open_read_only(url)?;
+                store.read_log(&id)?;
+                Ok((id, Box::new(store) as Box<dyn Store>))
+            })
+            .collect()
     }
 
-    fn sqlite_only(&self) -> anyhow::Result<()> {
-        if self.postgres_url().is_some() {
-            bail!("this command does not support PostgreSQL yet; it needs a SQLite --db");
+    /// A reader of one log, for proofs between checkpoints: PostgreSQL needs `--log-id`.
+    pub fn open_log_reader(&self) -> anyhow::Result<Box<dyn Store>> {
+        let Some(url) = self.postgres_url() else {
+            return self.open_read_only();
+        };
+        let mut store = PgStore::open_read_only(url)?;
+        store.read_log(self.required_log_id()?)?;
+        Ok(Box::new(store))
+    }
+
+    /// A store on the log that holds event `id`, for its inclusion proof.
+    pub fn open_event_log(&self, id: EventId) -> anyhow::Result<Box<dyn Store>> {
+        let Some(url) = self.postgres_url() else {
+            // Writable, so that tree nodes a proof had to recompute are stored again.
+            return self.open_existing_writable();
+        };
+        let mut store = PgStore::open_read_only(url)?;
+        let Some(event) = store.get(id)? else {
+            bail!("no event with id {id} in {}", self.name());
+        };
+        store.read_log(&event.log_id)?;
+        Ok(Box::new(store))
+    }
+
+    /// The writer of one existing log, for `checkpoint`: PostgreSQL needs `--log-id` (and
+    /// refuses a log that a running proxy writes: it signs its own with `--checkpoint-key`).
+    pub fn open_log_writer(&self) -> anyhow::Result<Box<dyn Store>> {
+        if self.is_postgres() {
+            self.required_log_id()?;
         }
-        Ok(())
+        self.open_existing_writable()
+    }
+
+    fn required_log_id(&self) -> anyhow::Result<&str> {
+        match &self.log_id {
+            Some(id) => Ok(id),
+            None => bail!(
+                "a PostgreSQL database holds many logs: name one with --log-id (or MCP_AUDIT_LOG_ID)"
+            ),
+        }
     }
 
     /// Only `log` creates a database: anywhere else a mistyped `--db` must be an error, not an

@@ -198,3 +198,63 @@ fn a_wrong_database_url_fails_with_one_line_and_no_password() {
     assert!(!err.contains("hunter2"), "{err}");
     drop(pg);
 }
+
+#[test]
+fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = pg.dir.path().to_path_buf();
+    pg.log(&[tool("a0", "alice", 1), tool("a1", "alice", 2)], "proxy-a");
+    pg.log(
+        &[
+            tool("b0", "bob", 1),
+            tool("b1", "bob", 2),
+            tool("b2", "bob", 3),
+        ],
+        "proxy-b",
+    );
+    let key = dir.join("k.key");
+    let key = key.to_str().unwrap();
+    pg.ok(&["keygen", "--name", "audit-test", "--out", key]);
+    let (code, _, err) = pg.run(&["checkpoint", "--key", key], None);
+    assert_eq!(code, 1, "PostgreSQL needs --log-id to checkpoint");
+    assert!(err.contains("--log-id"), "{err}");
+    for log in ["proxy-a", "proxy-b"] {
+        pg.ok(&["--log-id", log, "checkpoint", "--key", key]);
+    }
+    let public = format!("{key}.pub");
+    let out = pg.ok(&["verify", "--key", &public]);
+    assert!(out.contains("log proxy-a:\n2 entries checked"), "{out}");
+    assert!(out.contains("log proxy-b:\n3 entries checked"), "{out}");
+    assert!(!out.contains("NOT OK"), "{out}");
+
+    let b1 = pg.json_lines(&["query", "--jsonl", "--tool", "b1"]);
+    let id = b1[0]["id"].as_str().unwrap();
+    let proof: Value = serde_json::from_str(&pg.ok(&["prove", id])).unwrap();
+    assert_eq!(
+        (proof["seq"].as_u64(), proof["tree_size"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let proof_file = dir.join("proof.json");
+    std::fs::write(&proof_file, proof.to_string()).unwrap();
+    pg.ok(&[
+        "verify-proof",
+        proof_file.to_str().unwrap(),
+        "--key",
+        &public,
+    ]);
+
+    pg.ok(&["erase", id]);
+    let out = pg.ok(&["verify", "--key", &public]);
+    assert!(out.contains("3 entries checked, 1 redacted"), "{out}");
+
+    // Tampering with one log fails verify and names that log's finding only.
+    let mut raw = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    raw.batch_execute("UPDATE events SET user_id = 'mallory' WHERE log_id = 'proxy-a' AND seq = 1")
+        .unwrap();
+    let (code, out, _) = pg.run(&["verify", "--key", &public, "--json"], None);
+    assert_eq!(code, 1, "{out}");
+    let reports: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports[0]["log_id"], "proxy-a");
+    assert_eq!(reports[0]["findings"][0]["finding"], "modified_column");
+    assert_eq!(reports[1]["findings"].as_array().unwrap().len(), 0);
+}

@@ -38,8 +38,11 @@ fn logs(logs: usize, n: u64) -> Option<Logs> {
             log_id: Some(log_name(l)),
             ..PgOptions::default()
         };
-        let r = Recorder::start(db.open_pg(options.clone()).unwrap(), RecorderConfig::default())
-            .unwrap();
+        let r = Recorder::start(
+            db.open_pg(options.clone()).unwrap(),
+            RecorderConfig::default(),
+        )
+        .unwrap();
         let mut log_ids = Vec::new();
         for i in 0..n {
             let e = AuditEvent::tool_execution(format!("tool{i}"))
@@ -86,10 +89,7 @@ impl Logs {
 fn every_log_of_a_shared_database_verifies_on_its_own() {
     let Some(logs) = logs(3, 10) else { return };
     let mut reader = PgStore::open_read_only(&logs.db.pg.as_ref().unwrap().url).unwrap();
-    assert_eq!(
-        reader.logs().unwrap(),
-        ["proxy-0", "proxy-1", "proxy-2"]
-    );
+    assert_eq!(reader.logs().unwrap(), ["proxy-0", "proxy-1", "proxy-2"]);
     for l in 0..3 {
         let report = logs.verify(l, std::slice::from_ref(&logs.outside[l]));
         assert!(report.is_ok(), "log {l}: {:?}", report.findings);
@@ -152,7 +152,10 @@ fn an_erased_payload_verifies_as_redacted_and_proofs_still_verify() {
     let Some(logs) = logs(2, 10) else { return };
     let mut store = logs.db.open();
     assert!(erase(&mut store, logs.ids[1][5]).unwrap());
-    assert!(!erase(&mut store, logs.ids[1][5]).unwrap(), "already erased");
+    assert!(
+        !erase(&mut store, logs.ids[1][5]).unwrap(),
+        "already erased"
+    );
     drop(store);
     let report = logs.verify(1, &logs.outside[1..]);
     assert!(report.is_ok(), "{:?}", report.findings);
