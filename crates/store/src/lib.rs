@@ -43,7 +43,7 @@ mod writer;
 
 pub use checkpointer::CheckpointPolicy;
 pub use error::StoreError;
-pub use postgres::{PgOptions, PgStore, SpoolOptions};
+pub use postgres::{PgOptions, PgStore, SpoolOptions, WriteMethod};
 pub use query::{
     CleanupReport, Cursor, Filter, Page, PageStart, Query, StoredEvent, Summary, SummaryScope,
     ToolStats,

@@ -133,7 +133,10 @@ fn a_writer_that_lost_its_seqs_to_another_writer_is_told_the_next_seq() {
     // session was taken over); the seq check inside the transaction still refuses to interleave.
     let Some(db) = pg() else { return };
     let mut store = writer(&db, "proxy-a");
-    db.exec("UPDATE logs SET next_seq = 7 WHERE log_id = 'proxy-a'");
+    db.exec(
+        "INSERT INTO logs (log_id, next_seq, created_at) VALUES ('proxy-a', 7, 0)
+         ON CONFLICT (log_id) DO UPDATE SET next_seq = 7",
+    );
     let sealed = mcp_audit_core::seal(AuditEvent::tool_execution("t").build().unwrap()).unwrap();
     let entry = mcp_audit_store::Entry {
         seq: 0,
@@ -253,4 +256,85 @@ fn a_database_without_our_schema_is_refused_to_readers_and_a_bad_url_is_an_open_
         }
         other => panic!("expected Open, got {:?}", other.err()),
     }
+}
+
+#[test]
+fn both_write_methods_store_the_same_rows() {
+    use mcp_audit_core::{ComplianceEvent, DataSource, RiskLevel};
+    use mcp_audit_store::WriteMethod;
+    let Some(db) = pg() else { return };
+    let event = |i: u32| {
+        AuditEvent::tool_execution(format!("t{i}"))
+            .user("alice")
+            .email("alice@example.com")
+            .session("s1")
+            .duration_us(u64::from(i) * 10)
+            .input(serde_json::json!({"i": i}))
+            .data_source(DataSource::input("postgres://crm/customers").source_type("database"))
+            .data_source(DataSource::input("s3://x").transformation("csv"))
+            .compliance_event(ComplianceEvent {
+                framework: "GDPR".into(),
+                event_type: "data_access".into(),
+                risk_level: RiskLevel::High,
+                details: Some(serde_json::json!({"f": 1})),
+                mitigation: vec!["pseudonymise".into()],
+            })
+            .retention("30d")
+            .build()
+            .unwrap()
+    };
+    for (log, method) in [("copy", WriteMethod::Copy), ("insert", WriteMethod::Insert)] {
+        let store = db
+            .open_pg(PgOptions {
+                log_id: Some(log.into()),
+                write_method: method,
+                ..PgOptions::default()
+            })
+            .unwrap();
+        let r = Recorder::start(store, batch()).unwrap();
+        for i in 0..120 {
+            r.record(event(i)).unwrap();
+        }
+        r.shutdown().unwrap();
+    }
+    let rows = |log: &str| -> Vec<String> {
+        let mut c = db.pg.as_ref().unwrap().raw();
+        let mut out = Vec::new();
+        for (table, columns) in [
+            (
+                "events",
+                "seq, kind, action, operation, user_id, session_id, outcome, classification, requires_review, expires_at - ts, duration_us, length(meta) > 0, length(commitment), length(leaf_hash)",
+            ),
+            ("payloads", "seq, length(salt), length(body)"),
+            (
+                "data_sources",
+                "seq, ordinal, uri, source_type, transformation, direction",
+            ),
+            (
+                "compliance_events",
+                "seq, ordinal, framework, risk_level, details, mitigation",
+            ),
+        ] {
+            for row in c
+                .query(
+                    &format!(
+                        "SELECT row({columns})::text FROM {table} WHERE log_id = $1 ORDER BY seq"
+                    ),
+                    &[&log],
+                )
+                .unwrap()
+            {
+                out.push(format!("{table}: {}", row.get::<_, String>(0)));
+            }
+        }
+        out
+    };
+    let copied = rows("copy");
+    assert_eq!(copied.len(), 120 * (1 + 1 + 2 + 1));
+    let inserted = rows("insert");
+    for (c, i) in copied.iter().zip(&inserted) {
+        assert_eq!(c, i);
+    }
+    assert_eq!(copied.len(), inserted.len());
+    assert_eq!(db.count("SELECT COUNT(*) FROM event_ids"), 240);
 }

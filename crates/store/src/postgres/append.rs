@@ -11,7 +11,7 @@ use postgres::Transaction;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
-use super::map_err;
+use super::{WriteMethod, map_err};
 use crate::error::StoreError;
 use crate::store::Entry;
 
@@ -20,6 +20,7 @@ pub(super) fn append(
     mut tx: Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
+    method: WriteMethod,
 ) -> Result<(), StoreError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(());
@@ -42,10 +43,16 @@ pub(super) fn append(
     if next as u64 != first.seq {
         return Err(StoreError::SeqConflict { next: next as u64 });
     }
-    copy_ids(&mut tx, log_id, entries)?;
-    copy_events(&mut tx, log_id, entries)?;
-    copy_payloads(&mut tx, log_id, entries)?;
-    copy_children(&mut tx, log_id, entries)?;
+    match method {
+        WriteMethod::Copy => {
+            copy_ids(&mut tx, log_id, entries)?;
+            copy_events(&mut tx, log_id, entries)?;
+            copy_payloads(&mut tx, log_id, entries)?;
+            copy_sources(&mut tx, log_id, entries)?;
+        }
+        WriteMethod::Insert => super::insert::insert_rows(&mut tx, log_id, entries)?,
+    }
+    copy_compliance(&mut tx, log_id, entries)?;
     tx.execute(
         "UPDATE logs SET next_seq = $2 WHERE log_id = $1",
         &[&log_id, &(last.seq as i64 + 1)],
@@ -184,9 +191,9 @@ fn copy_payloads(
     writer.finish().map(drop).map_err(map_err)
 }
 
-/// Lineage and compliance rows: few per event, often none, so each table is copied only when
-/// the batch has rows for it.
-fn copy_children(
+/// Lineage rows: few per event, often none, so the table is copied only when the batch has
+/// rows for it.
+fn copy_sources(
     tx: &mut Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
@@ -237,6 +244,15 @@ fn copy_children(
         }
         writer.finish().map_err(map_err)?;
     }
+    Ok(())
+}
+
+/// Compliance rows: rare, copied only when the batch has some.
+fn copy_compliance(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
     if entries
         .iter()
         .any(|e| !e.sealed.event.compliance_events.is_empty())

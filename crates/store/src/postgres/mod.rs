@@ -10,6 +10,7 @@
 //! See `docs/storage.md` for the schema and why each index exists.
 
 mod append;
+mod insert;
 mod log;
 mod migrations;
 mod partitions;
@@ -46,6 +47,19 @@ pub struct PgOptions {
     /// Where batches wait while the server is unreachable (`batch` durability). `None`: writes
     /// wait for the server (fail-closed, `sync` durability).
     pub spool: Option<SpoolOptions>,
+    /// How a batch's rows are sent. Binary `COPY` (the default) measured faster; the other is
+    /// kept for the benchmark that compares them.
+    pub write_method: WriteMethod,
+}
+
+/// How a batch's rows reach PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// Binary `COPY ... FROM STDIN`, one stream per table.
+    #[default]
+    Copy,
+    /// One prepared multi-row `INSERT ... SELECT FROM unnest($1, ...)` per table.
+    Insert,
 }
 
 impl Default for PgOptions {
@@ -54,6 +68,7 @@ impl Default for PgOptions {
             log_id: None,
             reconnect_timeout: Duration::from_secs(30),
             spool: None,
+            write_method: WriteMethod::Copy,
         }
     }
 }
@@ -234,6 +249,7 @@ impl PgStore {
     /// last event at its seq, it did, and is not written twice.
     fn try_append(&mut self, log_id: &str, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         let mut partitions = std::mem::take(&mut self.partitions);
+        let method = self.options.write_method;
         let result = self.with_client(|client| {
             for attempt in 0..2 {
                 partitions.ensure(
@@ -243,7 +259,7 @@ impl PgStore {
                         .map(|e| e.sealed.event.timestamp.as_microsecond()),
                 )?;
                 let tx = client.transaction().map_err(map_err)?;
-                match append::append(tx, log_id, entries) {
+                match append::append(tx, log_id, entries, method) {
                     Err(StoreError::SeqConflict { next })
                         if already_written(client, log_id, entries, next)? =>
                     {
