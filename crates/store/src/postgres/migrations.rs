@@ -78,8 +78,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             transformation TEXT,
             destination    TEXT,
             direction      TEXT NOT NULL,
-            metadata       TEXT,
-            PRIMARY KEY (log_id, seq, ts, ordinal)
+            metadata       TEXT
         ) PARTITION BY RANGE (ts);
         CREATE TABLE compliance_events (
             log_id     TEXT NOT NULL,
@@ -90,9 +89,11 @@ const MIGRATIONS: &[Migration] = &[Migration {
             event_type TEXT NOT NULL,
             risk_level TEXT NOT NULL,
             details    TEXT,
-            mitigation TEXT,
-            PRIMARY KEY (log_id, seq, ts, ordinal)
+            mitigation TEXT
         ) PARTITION BY RANGE (ts);
+        -- No key on the two tables above: their rows are written once, with their event, by
+        -- the log's only writer, and read only by ad-hoc lineage queries; an index on each
+        -- would cost every append more than it saves those (see docs/storage.md).
         -- Event ids are unique across all logs and months. A unique index on a partitioned
         -- table must contain the partition key, which would make it unique only per time, so
         -- ids get a small table of their own; it also finds an event's partition for `show`.
@@ -102,12 +103,13 @@ const MIGRATIONS: &[Migration] = &[Migration {
             seq    BIGINT NOT NULL,
             ts     BIGINT NOT NULL
         );
-        -- Newest-first pages: by time, then log and seq as tie-breakers.
+        -- Newest-first pages: by time, then log and seq as tie-breakers. No index on
+        -- expires_at: retention drops whole months, and the rest of cleanup reads each
+        -- partition once (see report.rs), which an index would make every append pay for.
         CREATE INDEX events_ts        ON events (ts, log_id, seq);
         CREATE INDEX events_session   ON events (session_id, ts) WHERE session_id IS NOT NULL;
         CREATE INDEX events_user      ON events (user_id, ts) WHERE user_id IS NOT NULL;
         CREATE INDEX events_operation ON events (operation, ts);
-        CREATE INDEX events_expiry    ON events (expires_at) WHERE expires_at IS NOT NULL;
         CREATE INDEX events_pending   ON events (ts) WHERE outcome = 'pending';
         CREATE INDEX events_completes ON events (completes) WHERE completes IS NOT NULL;
         -- Interior nodes of each log's Merkle tree, so that proofs need not rehash the log.
