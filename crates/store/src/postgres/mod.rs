@@ -98,6 +98,10 @@ pub struct PgStore {
     spool: Option<Spool>,
     /// When the server was last tried while unreachable.
     last_attempt: Option<Instant>,
+    /// The first seq and the leaf hashes of this writer's last appended batch: the writer's
+    /// Merkle frontier asks for exactly these after each commit, and no one else appends to
+    /// this log, so they need not be read back.
+    last_batch: Option<(u64, Vec<Hash>)>,
 }
 
 impl PgStore {
@@ -165,6 +169,7 @@ impl PgStore {
             partitions: Partitions::default(),
             spool: None,
             last_attempt: None,
+            last_batch: None,
         };
         store.client().map_err(|e| match e {
             StoreError::Unavailable { reason, .. } => StoreError::Open {
@@ -568,7 +573,16 @@ impl Store for PgStore {
                 path: PathBuf::from(&self.display),
             });
         }
-        self.append_or_wait(entries)
+        self.last_batch = None;
+        self.append_or_wait(entries)?;
+        // Spooled entries are not in the database yet: only a batch written there is kept.
+        if self.spool.as_ref().is_none_or(Spool::is_empty) {
+            self.last_batch = Some((
+                entries[0].seq,
+                entries.iter().map(|e| e.leaf_hash).collect(),
+            ));
+        }
+        Ok(())
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
@@ -621,6 +635,12 @@ impl Store for PgStore {
                 waited_ms: 0,
                 reason: "entries wait in the local spool".into(),
             });
+        }
+        if let Some((first, hashes)) = &self.last_batch
+            && from >= *first
+        {
+            let skip = ((from - first) as usize).min(hashes.len());
+            return Ok(hashes[skip..].to_vec());
         }
         let log_id = self.log_id.clone();
         self.with_client(|c| {
