@@ -2,11 +2,12 @@
 //!
 //! ```sh
 //! cargo bench -p mcp-audit-store --bench integrity          # 1,000,000 entries
-//! EVENTS=200000 cargo bench -p mcp-audit-store --bench integrity
+//! EVENTS=200000 PROVE_EVENTS=1000000 cargo bench -p mcp-audit-store --bench integrity
 //! ```
 //!
-//! Prints batch ingest with the writer signing checkpoints (every 1,000 entries) against ingest
-//! without, `verify` over the whole log in entries per second, and `prove` for one event.
+//! Prints batch ingest with integrity on (interior nodes kept, a checkpoint signed every 1,000
+//! entries) against ingest with it off, `verify` over the whole log in entries per second, and
+//! `prove` in a log of `PROVE_EVENTS` entries (default 10,000,000; building it takes minutes).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,12 +31,16 @@ fn event(i: u64) -> AuditEvent {
         .expect("a valid event")
 }
 
+/// Batch ingest of `n` events; `integrity` off is the baseline: no interior nodes, no
+/// checkpoints (the leaf hash itself is part of every sealed event).
 fn ingest(path: &std::path::Path, n: u64, checkpoints: Option<CheckpointPolicy>) -> f64 {
+    let integrity = checkpoints.is_some();
     let recorder = Recorder::start(
         SqliteStore::open(path, SqliteOptions::default()).expect("db"),
         RecorderConfig {
             durability: Durability::Batch,
             checkpoints,
+            tree_nodes: integrity,
             ..RecorderConfig::default()
         },
     )
@@ -64,11 +69,12 @@ fn main() {
         every_entries: 1_000,
         every: Duration::from_secs(60),
         out: None,
+        publish: None,
     };
     let path = dir.path().join("on.db");
     let on = ingest(&path, n, Some(policy));
     println!(
-        "ingest, batch: {off:>9.0} events/s without checkpoints, {on:>9.0} with a checkpoint every 1,000 ({:.0}%)",
+        "ingest, batch: {off:>9.0} events/s integrity off, {on:>9.0} on (tree nodes, a checkpoint every 1,000) ({:.0}%)",
         100.0 * on / off
     );
 
@@ -86,24 +92,74 @@ fn main() {
         report.entries as f64 / elapsed.as_secs_f64()
     );
 
-    let id = mcp_audit_store::Store::query(
-        &mut store,
-        &mcp_audit_store::Query {
-            limit: 1,
-            ..Default::default()
+    drop(store);
+    prove_at_scale(dir.path(), &signer);
+}
+
+/// `prove` in a log of `PROVE_EVENTS` entries (default 10,000,000), built by the recorder from
+/// small events (two threads recording), with the interior nodes the writer keeps.
+fn prove_at_scale(dir: &std::path::Path, signer: &NoteSigner) {
+    let n: u64 = std::env::var("PROVE_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let path = dir.join("prove.db");
+    let recorder = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default()).expect("db"),
+        RecorderConfig {
+            durability: Durability::Batch,
+            ..RecorderConfig::default()
         },
     )
-    .expect("query")
-    .events[0]
-        .event
-        .id;
-    let mut times: Vec<Duration> = (0..5)
-        .map(|_| {
+    .expect("recorder");
+    let t = Instant::now();
+    let sample_every = (n / 200).max(1);
+    let threads: Vec<_> = (0..2u64)
+        .map(|part| {
+            let recorder = recorder.clone();
+            std::thread::spawn(move || {
+                let mut sampled = Vec::new();
+                for i in (part..n).step_by(2) {
+                    let event = AuditEvent::tool_execution("t")
+                        .input(json!({"i": i}))
+                        .build()
+                        .expect("event");
+                    if i % sample_every == 0 {
+                        sampled.push(event.id);
+                    }
+                    recorder.record(event).expect("record");
+                }
+                sampled
+            })
+        })
+        .collect();
+    let ids: Vec<_> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("recording thread"))
+        .collect();
+    recorder.shutdown().expect("shutdown");
+    let mut store = SqliteStore::open(&path, SqliteOptions::default()).expect("db");
+    sign_checkpoint(&mut store, signer, "bench").expect("checkpoint");
+    println!(
+        "built a log of {n} entries in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut times: Vec<Duration> = ids
+        .iter()
+        .map(|id| {
             let t = Instant::now();
-            std::hint::black_box(prove(&mut store, id).expect("prove"));
-            t.elapsed()
+            let proof = prove(&mut store, *id).expect("prove");
+            let elapsed = t.elapsed();
+            std::hint::black_box(proof);
+            elapsed
         })
         .collect();
     times.sort_unstable();
-    println!("prove one event in a log of {n}: median {:?}", times[2]);
+    let at = |p: usize| times[(times.len() - 1) * p / 100];
+    println!(
+        "prove one event in a log of {n}: median {:?}, p99 {:?} ({} events across the log)",
+        at(50),
+        at(99),
+        times.len()
+    );
 }

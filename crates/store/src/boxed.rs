@@ -79,9 +79,15 @@ impl Store for Box<dyn Store> {
 
     fn scan_log(
         &mut self,
+        from: u64,
+        to: u64,
         sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
-        (**self).scan_log(sink)
+        (**self).scan_log(from, to, sink)
+    }
+
+    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        (**self).another_reader()
     }
 
     fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {

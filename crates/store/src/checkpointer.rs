@@ -23,6 +23,9 @@ use crate::integrity::OutsideCheckpoint;
 use crate::store::Store;
 use crate::tree::TreeSource;
 
+/// Receives each checkpoint the writer signs (see [`CheckpointPolicy::publish`]).
+pub type Publisher = Arc<dyn Fn(&OutsideCheckpoint) + Send + Sync>;
+
 /// When and how the writer signs checkpoints.
 #[derive(Clone)]
 pub struct CheckpointPolicy {
@@ -35,6 +38,10 @@ pub struct CheckpointPolicy {
     pub every: Duration,
     /// Also append each checkpoint to this file, one JSON object per line.
     pub out: Option<PathBuf>,
+    /// Also hand every checkpoint to this, after it is stored (and written to `out`): to post
+    /// it to a witness or a monitor. It runs on the writer's thread, so it must only queue the
+    /// work (a channel send), never wait on the network.
+    pub publish: Option<Publisher>,
 }
 
 impl fmt::Debug for CheckpointPolicy {
@@ -45,6 +52,7 @@ impl fmt::Debug for CheckpointPolicy {
             .field("every_entries", &self.every_entries)
             .field("every", &self.every)
             .field("out", &self.out)
+            .field("publish", &self.publish.is_some())
             .finish()
     }
 }
@@ -137,9 +145,10 @@ impl Checkpointer {
         };
         let note = policy.signer.sign(&checkpoint);
         store.put_checkpoint(size, &checkpoint.root, &note)?;
+        let outside = OutsideCheckpoint { size, note };
         if let Some(path) = &policy.out {
-            let line = serde_json::to_string(&OutsideCheckpoint { size, note })
-                .map_err(|e| StoreError::Database(e.to_string()))?;
+            let line =
+                serde_json::to_string(&outside).map_err(|e| StoreError::Database(e.to_string()))?;
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -155,6 +164,9 @@ impl Checkpointer {
                     path.display()
                 )));
             }
+        }
+        if let Some(publish) = &policy.publish {
+            publish(&outside);
         }
         self.last_size = size;
         self.last_at = Instant::now();

@@ -10,6 +10,7 @@
 //! `outside`) close that gap.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment};
@@ -17,7 +18,7 @@ use mcp_audit_core::{EventId, Hash, merkle, tiles};
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::store::{IndexedColumns, Store};
+use crate::store::{IndexedColumns, LogEntry, Store};
 use crate::tree::TreeSource;
 
 /// What is wrong with one entry, or with the log as a whole.
@@ -72,6 +73,10 @@ pub struct OutsideCheckpoint {
     pub note: String,
 }
 
+/// Logs at least this long are read in two halves at once, when the backend can open
+/// another reader: recomputing the hashes costs about as much as reading the rows.
+const PARALLEL_FROM: u64 = 65_536;
+
 /// Recomputes and checks everything; `progress` is called with the number of entries read.
 pub fn verify(
     store: &mut (impl Store + ?Sized),
@@ -81,18 +86,40 @@ pub fn verify(
 ) -> Result<Report, StoreError> {
     let mut report = Report::default();
     let log_size = store.next_seq()?;
+    let read = AtomicU64::new(0);
 
-    // Leaves recomputed from the rows, by position; `None` where an entry is missing.
+    // Each entry checked on its own, in two halves on two threads for a long log.
+    let second = match log_size >= PARALLEL_FROM {
+        true => store.another_reader()?,
+        false => None,
+    };
+    let (low, high) = match second {
+        Some(mut other) => {
+            let mid = log_size / 2;
+            std::thread::scope(|scope| {
+                let read = &read;
+                let high = scope.spawn(move || {
+                    check_entries(&mut *other, mid, u64::MAX, log_size, read, &mut |_| {})
+                });
+                let low = check_entries(store, 0, mid, log_size, read, progress);
+                let high = high.join().unwrap_or_else(|_| {
+                    Err(StoreError::Database("the verifying thread failed".into()))
+                });
+                (low, high)
+            })
+        }
+        None => (
+            check_entries(store, 0, u64::MAX, log_size, &read, progress),
+            Ok(Vec::new()),
+        ),
+    };
+
+    // Then in order: what is missing, extra or moved can only be seen across entries.
     let mut leaves: Vec<Option<Hash>> = Vec::with_capacity(log_size as usize);
     let mut stored: Vec<(u64, Hash, Hash, Hash)> = Vec::new(); // seq, stored leaf, digest, commitment
-    store.scan_log(&mut |entry| {
-        let seq = entry.seq;
-        let commitment = Hash::from_slice(entry.commitment).unwrap_or_default();
-        let stored_leaf = Hash::from_slice(entry.leaf_hash).unwrap_or_default();
+    for checked in low?.into_iter().chain(high?) {
+        let seq = checked.seq;
         report.entries += 1;
-        if report.entries % 65_536 == 0 {
-            progress(report.entries);
-        }
         while (leaves.len() as u64) < seq.min(log_size) {
             report.findings.push(Finding::MissingEntry {
                 seq: leaves.len() as u64,
@@ -101,29 +128,23 @@ pub fn verify(
         }
         if seq >= log_size {
             report.findings.push(Finding::ExtraEntry { seq });
-            return Ok(());
+            continue;
         }
-        let digest = meta_digest(entry.meta.as_bytes());
-        match entry.payload {
-            Some((salt, body)) => {
-                let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
-                if payload_commitment(&salt, body.as_bytes()) != commitment {
-                    report.findings.push(Finding::ModifiedPayload { seq });
-                }
-            }
-            None => report.redacted += 1,
+        if checked.redacted {
+            report.redacted += 1;
         }
-        let leaf = leaf_hash(seq, &digest, &commitment);
-        if leaf != stored_leaf {
-            stored.push((seq, stored_leaf, digest, commitment));
-        } else if let Some(column) = column_mismatch(entry.meta, &entry.columns) {
+        if checked.payload_modified {
+            report.findings.push(Finding::ModifiedPayload { seq });
+        }
+        if let Some(m) = checked.leaf_mismatch {
+            stored.push((seq, m.stored_leaf, m.digest, m.commitment));
+        } else if let Some(column) = checked.column {
             report
                 .findings
                 .push(Finding::ModifiedColumn { seq, column });
         }
-        leaves.push(Some(leaf));
-        Ok(())
-    })?;
+        leaves.push(Some(checked.leaf));
+    }
     while (leaves.len() as u64) < log_size {
         report.findings.push(Finding::MissingEntry {
             seq: leaves.len() as u64,
@@ -211,6 +232,78 @@ pub fn verify(
     report.findings.dedup();
     progress(report.entries);
     Ok(report)
+}
+
+/// One entry checked on its own: its recomputed leaf and what is wrong with it in isolation.
+struct Checked {
+    seq: u64,
+    leaf: Hash,
+    redacted: bool,
+    payload_modified: bool,
+    /// An indexed column that disagrees with the hashed metadata.
+    column: Option<&'static str>,
+    /// Set (rarely) when the stored leaf is not the recomputed one.
+    leaf_mismatch: Option<Box<LeafMismatch>>,
+}
+
+struct LeafMismatch {
+    stored_leaf: Hash,
+    digest: Hash,
+    commitment: Hash,
+}
+
+/// Checks each entry with seq in `from..to`, counting into `read`.
+fn check_entries(
+    store: &mut (impl Store + ?Sized),
+    from: u64,
+    to: u64,
+    log_size: u64,
+    read: &AtomicU64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<Checked>, StoreError> {
+    let mut out = Vec::with_capacity(to.min(log_size).saturating_sub(from) as usize);
+    store.scan_log(from, to, &mut |entry| {
+        out.push(check_entry(entry, log_size));
+        if out.len() % 65_536 == 0 {
+            progress(read.fetch_add(65_536, Ordering::Relaxed) + 65_536);
+        }
+        Ok(())
+    })?;
+    read.fetch_add(out.len() as u64 % 65_536, Ordering::Relaxed);
+    Ok(out)
+}
+
+fn check_entry(entry: &LogEntry<'_>, log_size: u64) -> Checked {
+    let seq = entry.seq;
+    let commitment = Hash::from_slice(entry.commitment).unwrap_or_default();
+    let stored_leaf = Hash::from_slice(entry.leaf_hash).unwrap_or_default();
+    let mut checked = Checked {
+        seq,
+        leaf: Hash::default(),
+        redacted: entry.payload.is_none(),
+        payload_modified: false,
+        column: None,
+        leaf_mismatch: None,
+    };
+    if seq >= log_size {
+        return checked;
+    }
+    if let Some((salt, body)) = entry.payload {
+        let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
+        checked.payload_modified = payload_commitment(&salt, body.as_bytes()) != commitment;
+    }
+    let digest = meta_digest(entry.meta.as_bytes());
+    checked.leaf = leaf_hash(seq, &digest, &commitment);
+    if checked.leaf != stored_leaf {
+        checked.leaf_mismatch = Some(Box::new(LeafMismatch {
+            stored_leaf,
+            digest,
+            commitment,
+        }));
+    } else {
+        checked.column = column_mismatch(entry.meta, &entry.columns);
+    }
+    checked
 }
 
 fn finding_seq(f: &Finding) -> u64 {

@@ -41,7 +41,7 @@ mod store;
 mod tree;
 mod writer;
 
-pub use checkpointer::CheckpointPolicy;
+pub use checkpointer::{CheckpointPolicy, Publisher};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore, SpoolOptions, WriteMethod};
 pub use query::{

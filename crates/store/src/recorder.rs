@@ -52,6 +52,11 @@ pub struct RecorderConfig {
     pub max_batch: usize,
     /// Sign checkpoints as the log grows; `None` leaves it to `mcp-audit checkpoint`.
     pub checkpoints: Option<crate::checkpointer::CheckpointPolicy>,
+    /// Store the Merkle tree's interior nodes as the log grows (the default), so that proofs
+    /// and checkpoints read O(log n) hashes. Off, they are recomputed from the leaves the first
+    /// time a proof needs them; the integrity benchmark turns it off for its baseline. Ignored
+    /// (always on) when `checkpoints` is set.
+    pub tree_nodes: bool,
 }
 
 impl Default for RecorderConfig {
@@ -62,6 +67,7 @@ impl Default for RecorderConfig {
             queue_capacity: 65_536,
             max_batch: 4_096,
             checkpoints: None,
+            tree_nodes: true,
         }
     }
 }
@@ -184,18 +190,20 @@ impl Recorder {
     pub fn start(mut store: impl Store, config: RecorderConfig) -> Result<Recorder, StoreError> {
         let next_seq = store.next_seq()?;
         let log_id: Arc<str> = Arc::from(store.log_id());
-        let checkpointer = match crate::checkpointer::Checkpointer::start(
-            config.checkpoints.clone(),
-            &mut store,
-        ) {
-            Ok(c) => Some(c),
+        let keep_tree = config.tree_nodes || config.checkpoints.is_some();
+        let started = keep_tree.then(|| {
+            crate::checkpointer::Checkpointer::start(config.checkpoints.clone(), &mut store)
+        });
+        let checkpointer = match started {
+            None => None,
+            Some(Ok(c)) => Some(c),
             // Signing must not start on a log it cannot extend; without signing, a damaged
             // log is still recorded into (and `verify` will say what is wrong with it).
-            Err(error) if config.checkpoints.is_none() => {
+            Some(Err(error)) if config.checkpoints.is_none() => {
                 tracing::warn!(%error, "not keeping Merkle tree nodes for this log");
                 None
             }
-            Err(error) => return Err(error),
+            Some(Err(error)) => return Err(error),
         };
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         if let Some(every) = checkpointer.as_ref().and_then(|c| c.tick_every()) {

@@ -111,12 +111,20 @@ pub trait Store: Send + 'static {
     /// Stores a signed checkpoint of `size` entries with root `root`.
     fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError>;
 
-    /// Every entry of this log, by seq, handed to `sink` one at a time (verification reads the
-    /// whole log, so rows are lent, not copied). Returns how many were read.
+    /// Every entry of this log with seq in `from..to`, by seq, handed to `sink` one at a time
+    /// (verification reads the whole log, so rows are lent, not copied). Returns how many.
     fn scan_log(
         &mut self,
+        from: u64,
+        to: u64,
         sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError>;
+
+    /// Another read-only handle on the same log, for work split across threads (verification
+    /// reads the two halves of a large log at once). `None` where the backend cannot.
+    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        Ok(None)
+    }
 
     /// Every stored checkpoint of this log as (size, signed note), smallest first.
     fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError>;

@@ -234,6 +234,7 @@ fn policy(
         every_entries,
         every,
         out,
+        publish: None,
     }
 }
 
@@ -249,19 +250,25 @@ fn checkpoint_sizes(path: &std::path::Path) -> Vec<i64> {
 }
 
 #[test]
-fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_outside_copies() {
+fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_and_publishes_outside_copies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
     let out = dir.path().join("checkpoints.jsonl");
     let signer = NoteSigner::generate("writer").unwrap();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut checkpoints = policy(
+        &signer,
+        5,
+        std::time::Duration::from_secs(3600),
+        Some(out.clone()),
+    );
+    checkpoints.publish = Some(std::sync::Arc::new({
+        let published = published.clone();
+        move |c: &OutsideCheckpoint| published.lock().unwrap().push(c.clone())
+    }));
     let config = RecorderConfig {
         max_batch: 1,
-        checkpoints: Some(policy(
-            &signer,
-            5,
-            std::time::Duration::from_secs(3600),
-            Some(out.clone()),
-        )),
+        checkpoints: Some(checkpoints),
         ..RecorderConfig::default()
     };
     let r = Recorder::start(
@@ -283,6 +290,12 @@ fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_outside_copies() {
     assert_eq!(
         outside.iter().map(|o| o.size).collect::<Vec<_>>(),
         [5, 10, 12]
+    );
+    // Every checkpoint is handed to the publisher too, as signed.
+    let published = published.lock().unwrap().clone();
+    assert_eq!(
+        published.iter().map(|o| &o.note).collect::<Vec<_>>(),
+        outside.iter().map(|o| &o.note).collect::<Vec<_>>()
     );
     let mut store = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
     let report = verify(&mut store, Some(&signer.verifier()), &outside, &mut |_| {}).unwrap();
@@ -362,7 +375,10 @@ fn long_log(n: u64) -> (Log, OutsideCheckpoint) {
     let path = dir.path().join("audit.db");
     let r = Recorder::start(
         SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
-        RecorderConfig::default(),
+        RecorderConfig {
+            durability: mcp_audit_store::Durability::Batch,
+            ..RecorderConfig::default()
+        },
     )
     .unwrap();
     let mut ids = Vec::new();
@@ -505,4 +521,32 @@ fn a_consistency_proof_from_stored_nodes_checks_out() {
         &open(&first).root,
         &open(&second).root
     ));
+}
+
+#[test]
+fn a_long_log_verified_in_two_halves_finds_what_is_wrong_in_either() {
+    // Long enough to be read by two threads; the halves meet at seq 35,000.
+    let (log, outside) = long_log(70_000);
+    let clean = log.verify(std::slice::from_ref(&outside));
+    assert!(clean.is_ok(), "{:?}", clean.findings);
+    assert_eq!((clean.entries, clean.checkpoints_verified), (70_000, 2));
+
+    log.sql(
+        "UPDATE payloads SET body = replace(body, '1', '2') WHERE seq = 60001;
+         DELETE FROM events WHERE seq = 35000;
+         UPDATE events SET operation = 'forged' WHERE seq = 34999;",
+    );
+    let report = log.verify(&[outside]);
+    assert_eq!(
+        report.findings,
+        vec![
+            Finding::ModifiedColumn {
+                seq: 34_999,
+                column: "operation"
+            },
+            Finding::MissingEntry { seq: 35_000 },
+            Finding::ModifiedPayload { seq: 60_001 },
+        ]
+    );
+    assert_eq!(report.entries, 69_999);
 }

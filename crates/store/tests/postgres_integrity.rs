@@ -183,6 +183,7 @@ fn the_writer_signs_checkpoints_and_keeps_tree_nodes_in_its_own_log() {
             every_entries: 100,
             every: std::time::Duration::from_secs(3600),
             out: None,
+            publish: None,
         }),
         ..RecorderConfig::default()
     };
@@ -214,5 +215,50 @@ fn the_writer_signs_checkpoints_and_keeps_tree_nodes_in_its_own_log() {
     assert_eq!(
         Some(consistency),
         mcp_audit_core::merkle::consistency_proof(&reader.leaf_hashes(0).unwrap(), 300)
+    );
+}
+
+#[test]
+fn a_long_log_is_verified_in_two_halves_on_two_connections() {
+    let Some(db) = Db::new(Backend::Postgres) else {
+        return;
+    };
+    let r = Recorder::start(
+        db.open(),
+        RecorderConfig {
+            durability: mcp_audit_store::Durability::Batch,
+            ..RecorderConfig::default()
+        },
+    )
+    .unwrap();
+    for i in 0..70_000u32 {
+        r.record(
+            AuditEvent::tool_execution("t")
+                .duration_us(u64::from(i))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    r.shutdown().unwrap();
+    // One edit in each half.
+    db.exec("UPDATE events SET user_id = 'mallory' WHERE seq IN (10, 69000)");
+    let mut reader = PgStore::open_read_only(&db.pg.as_ref().unwrap().url).unwrap();
+    reader.read_log(backend::LOG_ID).unwrap();
+    assert!(reader.another_reader().unwrap().is_some());
+    let report = verify(&mut reader, None, &[], &mut |_| {}).unwrap();
+    assert_eq!(report.entries, 70_000);
+    assert_eq!(
+        report.findings,
+        [
+            Finding::ModifiedColumn {
+                seq: 10,
+                column: "user_id"
+            },
+            Finding::ModifiedColumn {
+                seq: 69_000,
+                column: "user_id"
+            },
+        ]
     );
 }

@@ -333,6 +333,7 @@ impl CheckpointFlags {
             every_entries: self.checkpoint_every.max(1),
             every: self.checkpoint_interval,
             out: self.checkpoint_out.clone(),
+            publish: None,
         }))
     }
 }

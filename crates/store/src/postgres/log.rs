@@ -15,8 +15,14 @@ const SCAN_CHUNK: i32 = 10_000;
 
 pub(super) fn scan_log(
     store: &mut PgStore,
+    from: u64,
+    to: u64,
     sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
+    let (from, to) = (
+        from.min(i64::MAX as u64) as i64,
+        to.min(i64::MAX as u64) as i64,
+    );
     let log_id = store.log_id.clone();
     let client = store.client()?;
     // A portal in one repeatable-read transaction: the whole log as of one moment, streamed.
@@ -32,9 +38,9 @@ pub(super) fn scan_log(
                     e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts
                FROM events e
                LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq AND p.ts = e.ts
-              WHERE e.log_id = $1
+              WHERE e.log_id = $1 AND e.seq >= $2 AND e.seq < $3
               ORDER BY e.seq",
-            &[&log_id as &(dyn ToSql + Sync)],
+            &[&log_id as &(dyn ToSql + Sync), &from, &to],
         )
         .map_err(map_err)?;
     let mut read = 0u64;

@@ -146,6 +146,24 @@ impl PgStore {
         Ok(store)
     }
 
+    /// A read-only store on `config`, pointed at no log yet.
+    fn connect_with(config: postgres::Config, display: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore {
+            config,
+            display: display.to_string(),
+            client: None,
+            log_id: String::new(),
+            writable: false,
+            options: PgOptions::default(),
+            partitions: Partitions::default(),
+            spool: None,
+            last_attempt: None,
+            last_batch: None,
+        };
+        store.client()?;
+        Ok(store)
+    }
+
     fn connect(url: &str, options: PgOptions, writable: bool) -> Result<PgStore, StoreError> {
         let display = redact(url);
         let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Open {
@@ -703,9 +721,18 @@ impl Store for PgStore {
 
     fn scan_log(
         &mut self,
+        from: u64,
+        to: u64,
         sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
-        log::scan_log(self, sink)
+        log::scan_log(self, from, to, sink)
+    }
+
+    /// A reader of the same log on a connection of its own.
+    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        let mut reader = PgStore::connect_with(self.config.clone(), &self.display)?;
+        reader.log_id = self.log_id.clone();
+        Ok(Some(Box::new(reader)))
     }
 
     fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {

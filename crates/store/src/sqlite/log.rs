@@ -12,6 +12,8 @@ use crate::store::{IndexedColumns, LogEntry, ProofEntry};
 
 pub(super) fn scan_log(
     store: &mut SqliteStore,
+    from: u64,
+    to: u64,
     sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
     let mut stmt = store
@@ -19,10 +21,16 @@ pub(super) fn scan_log(
         .prepare(
             "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body, \
                     e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts \
-             FROM events e LEFT JOIN payloads p ON p.seq = e.seq ORDER BY e.seq",
+             FROM events e LEFT JOIN payloads p ON p.seq = e.seq \
+             WHERE e.seq >= ?1 AND e.seq < ?2 ORDER BY e.seq",
         )
         .map_err(map_err)?;
-    let mut rows = stmt.query([]).map_err(map_err)?;
+    let mut rows = stmt
+        .query([
+            from.min(i64::MAX as u64) as i64,
+            to.min(i64::MAX as u64) as i64,
+        ])
+        .map_err(map_err)?;
     let mut read = 0;
     while let Some(row) = rows.next().map_err(map_err)? {
         // Borrowed views of the row: no allocation per entry on verification's hot path.

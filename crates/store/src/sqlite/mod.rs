@@ -330,9 +330,20 @@ impl Store for SqliteStore {
 
     fn scan_log(
         &mut self,
+        from: u64,
+        to: u64,
         sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
-        log::scan_log(self, sink)
+        log::scan_log(self, from, to, sink)
+    }
+
+    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        let options = SqliteOptions {
+            lock_timeout: self.lock_timeout,
+        };
+        Ok(Some(Box::new(SqliteStore::open_read_only(
+            &self.path, options,
+        )?)))
     }
 
     fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
