@@ -338,3 +338,37 @@ fn both_write_methods_store_the_same_rows() {
     assert_eq!(copied.len(), inserted.len());
     assert_eq!(db.count("SELECT COUNT(*) FROM event_ids"), 240);
 }
+
+#[test]
+fn recovery_finds_the_intents_of_stopped_writers_but_not_of_live_ones() {
+    use mcp_audit_core::Outcome;
+    let Some(db) = pg() else { return };
+    let intent = |name: &str| {
+        AuditEvent::tool_execution(name)
+            .outcome(Outcome::Pending)
+            .build()
+            .unwrap()
+    };
+    let live = Recorder::start(writer(&db, "live-proxy"), RecorderConfig::default()).unwrap();
+    live.record(intent("in flight")).unwrap();
+    let stopped = Recorder::start(writer(&db, "dead-proxy"), RecorderConfig::default()).unwrap();
+    stopped.record(intent("interrupted")).unwrap();
+    stopped.shutdown().unwrap();
+
+    let names = |store: &mut dyn Store| -> Vec<String> {
+        store
+            .pending_without_outcome()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event.operation)
+            .collect()
+    };
+    assert_eq!(names(&mut writer(&db, "new-proxy")), ["interrupted"]);
+    assert_eq!(names(&mut db.reader()), ["interrupted"]);
+    // The live writer sees its own.
+    live.shutdown().unwrap();
+    let mut again = writer(&db, "live-proxy");
+    let mut all = names(&mut again);
+    all.sort();
+    assert_eq!(all, ["in flight", "interrupted"]);
+}

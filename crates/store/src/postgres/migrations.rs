@@ -1,7 +1,8 @@
 //! Versioned schema migrations for PostgreSQL: the same idea as SQLite's (an ordered, append-only
-//! list of steps), tracked in a one-row table because PostgreSQL has no `user_version`. Every
-//! step runs in its own transaction (PostgreSQL's DDL is transactional) under a transaction
-//! advisory lock, so that two proxies starting at once never run a step twice.
+//! list of steps), tracked in a one-row table because PostgreSQL has no `user_version`. The
+//! pending steps run in one transaction (PostgreSQL's DDL is transactional: a crash leaves the
+//! previous version, never half a step) under a transaction advisory lock, so that two proxies
+//! starting at once never run a step twice.
 
 use postgres::Client;
 

@@ -173,6 +173,13 @@ impl PgStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
+        // A server that vanished without closing the connection (a host down, a network cut)
+        // must fail a write within seconds, to be spooled or waited through, not hang it.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(10));
+        }
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
         config.application_name("mcp-audit");
         let mut store = PgStore {
             config,
@@ -265,6 +272,28 @@ impl PgStore {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether no session holds `log_id` (its writer has stopped): takes and at once gives back
+    /// its advisory lock.
+    fn log_is_idle(&mut self, log_id: &str) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let free: bool = c
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1, 0))",
+                    &[&log_id],
+                )
+                .map_err(map_err)?
+                .get(0);
+            if free {
+                c.execute(
+                    "SELECT pg_advisory_unlock(hashtextextended(current_schema() || '/' || $1, 0))",
+                    &[&log_id],
+                )
+                .map_err(map_err)?;
+            }
+            Ok(free)
+        })
     }
 
     /// Appends `entries` to `log_id` in one transaction. An append whose commit was lost with
@@ -395,9 +424,12 @@ impl PgStore {
     fn append_or_wait(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         let started = Instant::now();
         let log_id = self.log_id.clone();
+        let mut retrying = false;
         loop {
-            // Entries already spooled go first, in order.
-            let drained = self.try_drain(true)?;
+            // Entries already spooled go first, in order. While they wait, the server is tried
+            // at most every RETRY_EVERY, not on every batch.
+            let drained = self.try_drain(retrying)?;
+            retrying = true;
             let reason = if drained {
                 match self.try_append(&log_id, entries) {
                     Err(StoreError::Unavailable { reason, .. }) => reason,
@@ -715,8 +747,27 @@ impl Store for PgStore {
         })
     }
 
+    /// Intents without an outcome in this writer's own log and in logs no writer holds (their
+    /// writer stopped): those of a live proxy are still in flight, not incomplete.
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
-        read::pending_without_outcome(self)
+        let pending = read::pending_without_outcome(self)?;
+        let mut idle: std::collections::HashMap<String, bool> = Default::default();
+        let mut out = Vec::with_capacity(pending.len());
+        for event in pending {
+            let stopped = match idle.get(&event.log_id) {
+                Some(&known) => known,
+                None => {
+                    let known =
+                        event.log_id == self.log_id || self.log_is_idle(&event.log_id.clone())?;
+                    idle.insert(event.log_id.clone(), known);
+                    known
+                }
+            };
+            if stopped {
+                out.push(event);
+            }
+        }
+        Ok(out)
     }
 
     fn scan_log(
