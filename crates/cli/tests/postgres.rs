@@ -258,3 +258,49 @@ fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
     assert_eq!(reports[0]["findings"][0]["finding"], "modified_column");
     assert_eq!(reports[1]["findings"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn two_proxies_record_into_one_database_each_in_its_own_log() {
+    let Some(pg) = Pg::new() else { return };
+    let frames = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"search\",\"arguments\":{}}}\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n";
+    let proxies: Vec<_> = ["sync", "batch"]
+        .into_iter()
+        .map(|durability| {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
+                .args(["--db", &pg.url, "--log-id", &format!("proxy-{durability}")])
+                .arg("--spool-dir")
+                .arg(pg.dir.path().join("spool"))
+                .args(["proxy", "--durability", durability, "--", "sh", "-c", "cat"])
+                .env_remove("MCP_AUDIT_DB")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(frames).unwrap();
+            child
+        })
+        .collect();
+    for child in proxies {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, frames, "the bytes pass through unchanged");
+    }
+    let all = pg.json_lines(&["query", "--jsonl", "--include-pending"]);
+    for log in ["proxy-sync", "proxy-batch"] {
+        let ops: Vec<&str> = all
+            .iter()
+            .filter(|e| e["log_id"] == log)
+            .map(|e| e["operation"].as_str().unwrap())
+            .collect();
+        assert!(ops.contains(&"search"), "{log}: {ops:?}");
+    }
+    // Both logs are whole and dense.
+    let out = pg.ok(&["verify"]);
+    assert_eq!(out.matches("\nok\n").count(), 2, "{out}");
+}
