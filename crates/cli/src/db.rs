@@ -1,5 +1,5 @@
-//! Where the database is and how to open it: the `--db`, `--lock-timeout`, `--log-id` and
-//! `--spool-dir` flags, shared by every command.
+//! Where the database is and how to open it: the `--db`, `--lock-timeout`, `--log-id`,
+//! `--spool-dir` and `--reconnect-timeout` flags, shared by every command.
 //!
 //! `--db` is a SQLite file, or a `postgres://` URL: every command works on both, through the
 //! store trait (`Box<dyn Store>`).
@@ -20,6 +20,7 @@ pub struct Db {
     lock_timeout: Duration,
     log_id: Option<String>,
     spool_dir: PathBuf,
+    reconnect_timeout: Duration,
 }
 
 impl Db {
@@ -28,12 +29,14 @@ impl Db {
         lock_timeout: Duration,
         log_id: Option<String>,
         spool_dir: PathBuf,
+        reconnect_timeout: Duration,
     ) -> Db {
         Db {
             path,
             lock_timeout,
             log_id,
             spool_dir,
+            reconnect_timeout,
         }
     }
 
@@ -75,6 +78,7 @@ impl Db {
                     log_id: self.log_id.clone(),
                     spool: (durability == Durability::Batch)
                         .then(|| SpoolOptions::new(&self.spool_dir)),
+                    reconnect_timeout: self.reconnect_timeout,
                     ..PgOptions::default()
                 },
             )?),

@@ -55,6 +55,11 @@ struct Cli {
     #[arg(long, global = true, env = "MCP_AUDIT_LOG_ID", value_name = "ID")]
     log_id: Option<String>,
 
+    /// PostgreSQL: how long a write waits for an unreachable server before failing (`sync`
+    /// durability, or a full spool)
+    #[arg(long, global = true, default_value = "30s", value_parser = time_arg::parse_duration, value_name = "DURATION")]
+    reconnect_timeout: Duration,
+
     /// PostgreSQL with `batch` durability: where records wait while the server is unreachable
     #[arg(
         long,
@@ -107,7 +112,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let db = Db::new(cli.db, cli.lock_timeout, cli.log_id, cli.spool_dir);
+    let db = Db::new(
+        cli.db,
+        cli.lock_timeout,
+        cli.log_id,
+        cli.spool_dir,
+        cli.reconnect_timeout,
+    );
     let result = match cli.command {
         Command::Log(args) => log::run(&db, args).map(|()| 0),
         Command::Query(args) => query::run(&db, args).map(|()| 0),
