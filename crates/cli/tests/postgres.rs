@@ -151,6 +151,16 @@ fn cleanup_deletes_expired_events_and_a_log_in_use_is_refused_in_one_line() {
     old["timestamp"] = json!("2020-01-01T00:00:00Z");
     old["compliance"] = json!({"retention": "30d"});
     pg.log(&[old, tool("new", "alice", 1)], "proxy-a");
+    let dry: Value = serde_json::from_str(&pg.ok(&["cleanup", "--dry-run", "--json"])).unwrap();
+    assert_eq!(
+        (dry["events"].as_u64(), dry["dry_run"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(
+        pg.json_lines(&["query", "--jsonl"]).len(),
+        2,
+        "a dry run deletes nothing"
+    );
     let report: Value = serde_json::from_str(&pg.ok(&["cleanup", "--json"])).unwrap();
     assert_eq!(report["events"], 1);
     let left = pg.json_lines(&["query", "--jsonl"]);

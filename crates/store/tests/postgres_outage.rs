@@ -275,3 +275,59 @@ fn sync_mode_waits_through_a_restart_and_fails_closed_after_the_timeout() {
         ["first", "waited", "last"]
     );
 }
+
+#[test]
+fn a_full_spool_makes_writes_wait_and_then_fail_with_a_clear_error() {
+    let _one = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(db) = Db::new(Backend::Postgres) else {
+        return;
+    };
+    let Some(server) = Server::local() else {
+        return;
+    };
+    let spool = db.dir.path().join("spool");
+    let r = Recorder::start(
+        db.open_pg(PgOptions {
+            spool: Some(SpoolOptions {
+                dir: spool.clone(),
+                // Room for a few small events, not for thirty.
+                max_bytes: 8 * 1024,
+            }),
+            reconnect_timeout: Duration::from_millis(300),
+            ..db.pg_options()
+        })
+        .unwrap(),
+        RecorderConfig {
+            durability: Durability::Batch,
+            max_batch: 1,
+            ..RecorderConfig::default()
+        },
+    )
+    .unwrap();
+    r.record(event("before".into())).unwrap();
+    r.flush().unwrap();
+    server.stop();
+    for i in 0..30 {
+        r.record(event(format!("during-{i}"))).unwrap();
+    }
+    let lost = match r.flush() {
+        Err(RecordError::Lost { failed, last_error }) => {
+            assert!(last_error.contains("spool is full"), "{last_error}");
+            failed
+        }
+        other => panic!("expected the overflow to be reported, got {other:?}"),
+    };
+    server.start();
+    r.record(event("after".into())).unwrap();
+    let stats = r.shutdown().unwrap();
+    // Every event is either in the log, in order, or was reported lost: none vanished.
+    let stored = log_in_order(&db, backend::LOG_ID);
+    assert_eq!(stored.len() as u64 + lost, 32);
+    assert!(
+        lost > 0 && stored.len() > 2,
+        "some were spooled, some refused"
+    );
+    assert_eq!(stats.failed, lost);
+    assert_eq!(stored.first().map(String::as_str), Some("before"));
+    assert_eq!(stored.last().map(String::as_str), Some("after"));
+}

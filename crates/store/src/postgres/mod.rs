@@ -814,3 +814,21 @@ impl Store for PgStore {
         log::put_tree_nodes(self, nodes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        assert_eq!(
+            redact("postgres://audit:s3cret@db:5432/audit?sslmode=disable"),
+            "postgres://audit@db:5432/audit?sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://audit@db/audit"),
+            "postgres://audit@db/audit"
+        );
+        assert_eq!(redact("postgres://db/audit"), "postgres://db/audit");
+    }
+}
