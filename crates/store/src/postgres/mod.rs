@@ -336,18 +336,26 @@ impl PgStore {
 
     /// Replays `spool` into this store's log, skipping what is already there, then empties it.
     fn drain(&mut self, spool: &mut Spool) -> Result<(), StoreError> {
-        let entries = spool.read()?;
         let log_id = self.log_id.clone();
-        let next = self.db_next_seq(&log_id)?;
+        let replayed = self.replay(&log_id, spool)?;
+        if replayed > 0 {
+            tracing::info!(entries = replayed, log_id, "replayed the local spool");
+        }
+        Ok(())
+    }
+
+    /// Appends the entries of `spool` that `log_id` does not hold yet (a commit whose
+    /// acknowledgement was lost may have written some), in order, then empties the spool.
+    fn replay(&mut self, log_id: &str, spool: &mut Spool) -> Result<usize, StoreError> {
+        let entries = spool.read()?;
+        let next = self.db_next_seq(log_id)?;
         let waiting: Vec<&spool::Spooled> = entries.iter().filter(|e| e.seq >= next).collect();
         for chunk in waiting.chunks(REPLAY_BATCH) {
             let batch: Vec<Entry<'_>> = chunk.iter().map(|s| s.entry()).collect();
-            self.try_append(&log_id, &batch)?;
+            self.try_append(log_id, &batch)?;
         }
-        if !waiting.is_empty() {
-            tracing::info!(entries = waiting.len(), log_id, "replayed the local spool");
-        }
-        spool.clear()
+        spool.clear()?;
+        Ok(waiting.len())
     }
 
     /// Replays the spools that crashed writers of other logs left in `options.dir`.
@@ -360,22 +368,7 @@ impl PgStore {
                 Err(e) => return Err(e),
             }
             let mut other = Spool::at(path, options.max_bytes)?;
-            let result = (|| {
-                let entries = other.read()?;
-                let next = self.db_next_seq(&log_id)?;
-                let waiting: Vec<&spool::Spooled> =
-                    entries.iter().filter(|e| e.seq >= next).collect();
-                for chunk in waiting.chunks(REPLAY_BATCH) {
-                    let batch: Vec<Entry<'_>> = chunk.iter().map(|s| s.entry()).collect();
-                    self.try_append(&log_id, &batch)?;
-                }
-                tracing::info!(
-                    entries = waiting.len(),
-                    log_id,
-                    "replayed a spool left behind"
-                );
-                other.clear()
-            })();
+            let result = self.replay(&log_id, &mut other);
             self.with_client(|c| {
                 c.execute(
                     "SELECT pg_advisory_unlock(hashtextextended(current_schema() || '/' || $1, 0))",
@@ -384,7 +377,8 @@ impl PgStore {
                 .map(drop)
                 .map_err(map_err)
             })?;
-            result?;
+            let replayed = result?;
+            tracing::info!(entries = replayed, log_id, "replayed a spool left behind");
         }
         Ok(())
     }
@@ -420,7 +414,9 @@ impl PgStore {
         result
     }
 
-    /// The log's entries up to `next` are in the database: whether `entries` are among them.
+    /// Appends `entries` to this writer's log, behind any spooled ones. While the server is
+    /// unreachable: spools them (with a spool that has room), or retries every RETRY_EVERY
+    /// until `reconnect_timeout`, then fails with [`StoreError::Unavailable`].
     fn append_or_wait(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         let started = Instant::now();
         let log_id = self.log_id.clone();
