@@ -110,24 +110,26 @@ impl Db {
         self.postgres_url().is_some()
     }
 
-    /// A reader of every log, with its id, for `verify`: the one log of a SQLite file; each
-    /// log of a PostgreSQL database, or only `--log-id`'s when given.
-    pub fn open_log_readers(&self) -> anyhow::Result<Vec<(String, Box<dyn Store>)>> {
+    /// The logs `verify` checks: the one log of a SQLite file (named `""` here); each log of a
+    /// PostgreSQL database, or only `--log-id`'s when given. Open each with [`Db::open_log`].
+    pub fn log_ids(&self) -> anyhow::Result<Vec<String>> {
         let Some(url) = self.postgres_url() else {
-            let store = self.open_read_only()?;
-            return Ok(vec![(store.log_id().to_string(), store)]);
+            return Ok(vec![String::new()]);
         };
-        let ids = match &self.log_id {
+        Ok(match &self.log_id {
             Some(id) => vec![id.clone()],
             None => PgStore::open_read_only(url)?.logs()?,
+        })
+    }
+
+    /// A reader of one log of [`Db::log_ids`] (one connection at a time, however many logs).
+    pub fn open_log(&self, log_id: &str) -> anyhow::Result<Box<dyn Store>> {
+        let Some(url) = self.postgres_url() else {
+            return self.open_read_only();
         };
-        ids.into_iter()
-            .map(|id| {
-                let mut store = PgStore::open_read_only(url)?;
-                store.read_log(&id)?;
-                Ok((id, Box::new(store) as Box<dyn Store>))
-            })
-            .collect()
+        let mut store = PgStore::open_read_only(url)?;
+        store.read_log(log_id)?;
+        Ok(Box::new(store))
     }
 
     /// A reader of one log, for proofs between checkpoints: PostgreSQL needs `--log-id`.

@@ -228,10 +228,39 @@ fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
     let (code, _, err) = pg.run(&["checkpoint", "--key", key], None);
     assert_eq!(code, 1, "PostgreSQL needs --log-id to checkpoint");
     assert!(err.contains("--log-id"), "{err}");
-    for log in ["proxy-a", "proxy-b"] {
-        pg.ok(&["--log-id", log, "checkpoint", "--key", key]);
-    }
+    let outside = dir.join("a.jsonl");
+    let outside = outside.to_str().unwrap();
+    pg.ok(&[
+        "--log-id",
+        "proxy-a",
+        "checkpoint",
+        "--key",
+        key,
+        "--checkpoint-out",
+        outside,
+    ]);
+    pg.ok(&["--log-id", "proxy-b", "checkpoint", "--key", key]);
     let public = format!("{key}.pub");
+    // Outside checkpoints belong to one log.
+    let (code, _, err) = pg.run(
+        &["verify", "--key", &public, "--checkpoints", outside],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--log-id"), "{err}");
+    let out = pg.ok(&[
+        "--log-id",
+        "proxy-a",
+        "verify",
+        "--key",
+        &public,
+        "--checkpoints",
+        outside,
+    ]);
+    assert!(
+        out.contains("2 entries checked") && out.contains("\nok\n"),
+        "{out}"
+    );
     let out = pg.ok(&["verify", "--key", &public]);
     assert!(out.contains("log proxy-a:\n2 entries checked"), "{out}");
     assert!(out.contains("log proxy-b:\n3 entries checked"), "{out}");

@@ -145,14 +145,15 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
-    if db.is_postgres() && !outside.is_empty() && db.open_log_readers()?.len() > 1 {
+    let logs = db.log_ids()?;
+    if logs.len() > 1 && !outside.is_empty() {
         bail!("outside checkpoints belong to one log: name it with --log-id");
     }
-    let logs = db.open_log_readers()?;
     let many = db.is_postgres();
     let mut all_ok = true;
     let mut reports = Vec::new();
-    for (log_id, mut store) in logs {
+    for log_id in logs {
+        let mut store = db.open_log(&log_id)?;
         let total = store.next_seq()?;
         let bar = ProgressBar::new(total);
         bar.set_style(
