@@ -1,4 +1,6 @@
-"""A small MCP server in the 2026-07-28 style (the official Python SDK's MCPServer), over stdio.
+"""A small MCP server in the 2026-07-28 style (the official Python SDK's MCPServer), over stdio,
+or over Streamable HTTP with `modern_server.py http PORT [stateful]` (`https PORT CERT KEY`:
+over TLS).
 
 Tools: `add` (returns the sum), `fail` (always reports a tool error) and `count_roots` (asks
 the client for its roots: an `input_required` round trip).
@@ -38,4 +40,29 @@ def count_roots(roots: Annotated[ListRootsResult, Resolve(ask_for_roots)]) -> in
 
 
 if __name__ == "__main__":
-    server.run("stdio")
+    import sys
+
+    if sys.argv[1:2] == ["https"]:
+        # `https PORT CERT KEY`: stateless with JSON answers, over TLS.
+        import uvicorn
+
+        app = server.streamable_http_app(json_response=True, stateless_http=True)
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=int(sys.argv[2]),
+            ssl_certfile=sys.argv[3],
+            ssl_keyfile=sys.argv[4],
+            log_level="warning",
+        )
+    elif sys.argv[1:2] == ["http"]:
+        # `http PORT`: stateless with JSON answers; `http PORT stateful`: sessions and streams.
+        stateful = sys.argv[3:4] == ["stateful"]
+        server.run(
+            "streamable-http",
+            port=int(sys.argv[2]),
+            json_response=not stateful,
+            stateless_http=not stateful,
+        )
+    else:
+        server.run("stdio")

@@ -87,6 +87,50 @@ pub struct Interpreter {
     log_notifications: u64,
     pings: u64,
     anomalies: u64,
+    /// Whether this interpreter owns a session (records `session_end`); `false` for one
+    /// stateless HTTP exchange, which is not a session of its own.
+    session_events: bool,
+    /// `input_required` steps shared with the interpreters of other exchanges.
+    continuations: Option<Continuations>,
+}
+
+/// The `input_required` steps of stateless exchanges, shared by their interpreters: a retry
+/// arrives in a new HTTP exchange (a new interpreter) and is linked to its step by the
+/// `requestState` the server gave and the client echoes. Bounded: past `MAX_CONTINUATIONS`
+/// waiting steps, new ones are not kept (their retries are then recorded unlinked).
+#[derive(Clone, Default)]
+pub struct Continuations(std::sync::Arc<std::sync::Mutex<Steps>>);
+
+/// `requestState` → (correlation id, the `input_required` step's event id).
+type Steps = HashMap<String, (Option<String>, EventId)>;
+
+/// How many `input_required` steps may wait for their retry at once.
+const MAX_CONTINUATIONS: usize = 10_000;
+
+impl Continuations {
+    fn map(&self) -> std::sync::MutexGuard<'_, Steps> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn offer(&self, state: String, step: (Option<String>, EventId)) {
+        let mut map = self.map();
+        if map.len() < MAX_CONTINUATIONS {
+            map.insert(state, step);
+        }
+    }
+
+    fn take(&self, state: &str) -> Option<(Option<String>, EventId)> {
+        self.map().remove(state)
+    }
+
+    /// How many steps wait for their retry.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The methods whose intent is recorded before they run in `sync` mode: the ones that act or
@@ -108,7 +152,140 @@ impl Interpreter {
             log_notifications: 0,
             pings: 0,
             anomalies: 0,
+            session_events: true,
+            continuations: None,
         }
+    }
+
+    /// Shares `input_required` steps with other interpreters (see [`Continuations`]).
+    pub fn with_continuations(mut self, continuations: Continuations) -> Interpreter {
+        self.continuations = Some(continuations);
+        self
+    }
+
+    /// The interpreter of one stateless HTTP exchange (a request without `Mcp-Session-Id`):
+    /// it pairs the requests of that exchange with their responses but is no session, so it
+    /// records neither a stateless `session_start` nor a `session_end`.
+    pub fn exchange(config: SessionConfig) -> Interpreter {
+        let mut interpreter = Interpreter::new(config);
+        interpreter.started = true;
+        interpreter.session_events = false;
+        interpreter
+    }
+
+    /// Names the transport on later records (an HTTP exchange that turned out to be a legacy
+    /// HTTP+SSE session is `sse`).
+    pub fn set_transport(&mut self, transport: &'static str) {
+        self.config.transport = transport;
+    }
+
+    /// Whether this interpreter owns a session (see [`Interpreter::exchange`]).
+    pub fn is_session(&self) -> bool {
+        self.session_events
+    }
+
+    /// Makes an exchange's interpreter the interpreter of the session the server just opened
+    /// (its answer carried a new `Mcp-Session-Id`): it will record the `session_end`.
+    pub fn become_session(&mut self) {
+        self.session_events = true;
+    }
+
+    /// Records the requests of a frame that the proxy refused to forward (bad credentials,
+    /// an audit trail that could not take their intent): one event per request, with
+    /// `outcome` and `reason`, paired with nothing. A frame without requests is recorded as one
+    /// `refused_frame` protocol event, so that no refusal goes unrecorded.
+    pub fn refused(
+        &mut self,
+        direction: Direction,
+        frame: &[u8],
+        outcome: Outcome,
+        reason: &str,
+    ) -> Vec<Record> {
+        let requests: Vec<(Id, String, Value)> = match parse_frame(frame) {
+            Ok(messages) => messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    Message::Request { id, method, params } => Some((id, method, params)),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if requests.is_empty() {
+            let sha: [u8; 32] = Sha256::digest(frame).into();
+            let event = self
+                .base(EventKind::Protocol, Action::Access, "refused_frame")
+                .failed(reason)
+                .outcome(outcome)
+                .details(json!({
+                    "direction": direction.as_str(),
+                    "size": frame.len(),
+                    "sha256": hex::encode(sha),
+                    "excerpt": excerpt(frame),
+                }));
+            return vec![record(event, false)];
+        }
+        requests
+            .into_iter()
+            .map(|(id, method, params)| {
+                let (kind, action, operation, resource_type) = classify(&method, &params);
+                let mut event = self
+                    .base(kind, action, &operation)
+                    .request_id(id.0)
+                    .failed(reason)
+                    .outcome(outcome);
+                if let Some(t) = resource_type {
+                    event = event.resource_type(t);
+                }
+                record(event, false)
+            })
+            .collect()
+    }
+
+    /// Closes the requests of `frame` that are still waiting for an answer with `outcome` and
+    /// `reason`: the transport lost them (the upstream is down or answered an HTTP error, the
+    /// client left mid-stream, the upstream stalled). Requests already answered are untouched.
+    pub fn abandon(
+        &mut self,
+        direction: Direction,
+        frame: &[u8],
+        outcome: Outcome,
+        reason: &str,
+        at: Instant,
+    ) -> Vec<Record> {
+        let Ok(messages) = parse_frame(frame) else {
+            return Vec::new();
+        };
+        let mut records = Vec::new();
+        for message in messages {
+            let Message::Request { id, .. } = message else {
+                continue;
+            };
+            if let Some(call) = self.calls.remove(&(direction, id)) {
+                if call.recorded {
+                    records.push(self.outcome_of(
+                        call,
+                        outcome,
+                        None,
+                        Some(reason.to_string()),
+                        at,
+                    ));
+                }
+            }
+        }
+        records
+    }
+
+    /// A fault of the transport itself (the upstream could not be reached, a body was refused),
+    /// recorded as a `protocol` event with outcome `protocol_error`.
+    pub fn transport_fault(&mut self, operation: &str, problem: &str, details: Value) -> Record {
+        self.anomalies += 1;
+        let event = self
+            .base(EventKind::Protocol, Action::Access, operation)
+            .failed(problem)
+            .outcome(Outcome::ProtocolError)
+            .details(details);
+        record(event, false)
     }
 
     /// Interprets one frame that arrived at `at`.
@@ -162,7 +339,9 @@ impl Interpreter {
                 "pings": self.pings,
                 "anomalies": self.anomalies,
             }));
-        records.push(record(end, false));
+        if self.session_events {
+            records.push(record(end, false));
+        }
         records
     }
 
@@ -223,6 +402,11 @@ impl Interpreter {
         let retry_of = params.get("inputResponses").and_then(|_| {
             self.awaiting_input
                 .remove(&(direction, method.clone(), operation.clone()))
+                .or_else(|| {
+                    // A retry in another exchange (stateless HTTP): found by its echoed state.
+                    let state = params.get("requestState").and_then(Value::as_str)?;
+                    self.continuations.as_ref()?.take(state)
+                })
         });
         let correlation = retry_of
             .as_ref()
@@ -364,7 +548,14 @@ impl Interpreter {
                         call.template.operation.clone(),
                     );
                     let correlation = call.template.correlation_id.clone();
+                    let state = result
+                        .get("requestState")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     let step = self.outcome_of(call, Outcome::Pending, Some(result), None, at);
+                    if let (Some(state), Some(shared)) = (state, &self.continuations) {
+                        shared.offer(state, (correlation.clone(), step.event.id));
+                    }
                     self.awaiting_input
                         .insert(key, (correlation, step.event.id));
                     step
@@ -833,5 +1024,130 @@ mod tests {
         assert_eq!(input["truncated"], true);
         assert!(input["size"].as_u64().unwrap() > 5000);
         assert_eq!(input["sha256"].as_str().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn refused_requests_are_recorded_as_their_operations_with_the_outcome() {
+        let mut i = interpreter(true);
+        let r = i.refused(
+            C2S,
+            br#"[{"id":1,"method":"tools/call","params":{"name":"echo"}},{"method":"notifications/initialized"}]"#,
+            Outcome::Denied,
+            "invalid bearer token: ExpiredSignature",
+        );
+        assert_eq!(r.len(), 1, "the notification is no operation");
+        let e = &r[0].event;
+        assert_eq!(
+            (e.kind, e.operation.as_str(), e.outcome),
+            (EventKind::ToolExecution, "echo", Outcome::Denied)
+        );
+        assert!(!r[0].before_forwarding);
+        assert_eq!(
+            e.payload.error_message.as_deref(),
+            Some("invalid bearer token: ExpiredSignature")
+        );
+        // Nothing is left waiting: a later answer to that id is an anomaly, not an outcome.
+        let late = feed(&mut i, S2C, r#"{"id":1,"result":{}}"#);
+        assert_eq!(late[0].event.operation, "malformed_frame");
+        let junk = i.refused(C2S, b"{nope", Outcome::Denied, "no bearer token");
+        assert_eq!(junk[0].event.operation, "refused_frame");
+        assert_eq!(junk[0].event.outcome, Outcome::Denied);
+    }
+
+    #[test]
+    fn abandoned_requests_get_the_outcome_and_answered_ones_are_untouched() {
+        let mut i = interpreter(false);
+        let body = r#"[{"id":1,"method":"tools/call","params":{"name":"a"}},{"id":2,"method":"tools/call","params":{"name":"b"}}]"#;
+        feed(&mut i, C2S, body);
+        assert_eq!(feed(&mut i, S2C, r#"{"id":1,"result":{}}"#).len(), 1);
+        let r = i.abandon(
+            C2S,
+            body.as_bytes(),
+            Outcome::Incomplete,
+            "the client disconnected",
+            Instant::now(),
+        );
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].event.operation.as_str(), r[0].event.outcome),
+            ("b", Outcome::Incomplete)
+        );
+        assert!(r[0].event.duration_us.is_some());
+    }
+
+    #[test]
+    fn an_exchange_interpreter_records_no_session_events_until_it_becomes_a_session() {
+        let config = SessionConfig {
+            session_id: "s".into(),
+            server_name: None,
+            actor: Actor::default(),
+            transport: "streamable_http",
+            capture_limit: 1024,
+            record_intents: false,
+        };
+        let mut i = Interpreter::exchange(config.clone());
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+        let first = feed(
+            &mut i,
+            C2S,
+            &format!(r#"{{"id":1,"method":"tools/call","params":{{"name":"t",{meta}}}}}"#),
+        );
+        assert!(first.is_empty(), "no stateless session_start per exchange");
+        let end = i.finish("the exchange ended", None, Instant::now());
+        assert_eq!(end.len(), 1);
+        assert_eq!(end[0].event.outcome, Outcome::Incomplete);
+        let mut j = Interpreter::exchange(config);
+        assert!(!j.is_session());
+        j.become_session();
+        let end = j.finish(
+            "the client ended the session (DELETE)",
+            None,
+            Instant::now(),
+        );
+        assert_eq!(end[0].event.operation, "session_end");
+    }
+
+    #[test]
+    fn a_retry_in_another_exchange_is_linked_to_its_step_by_the_echoed_request_state() {
+        let shared = Continuations::default();
+        let config = SessionConfig {
+            session_id: "s".into(),
+            server_name: None,
+            actor: Actor::default(),
+            transport: "streamable_http",
+            capture_limit: 1024,
+            record_intents: false,
+        };
+        let mut first = Interpreter::exchange(config.clone()).with_continuations(shared.clone());
+        feed(
+            &mut first,
+            C2S,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t"}}"#,
+        );
+        let step = feed(
+            &mut first,
+            S2C,
+            r#"{"id":1,"result":{"resultType":"input_required","requestState":"opaque-1"}}"#,
+        );
+        assert_eq!(shared.len(), 1);
+        let mut second = Interpreter::exchange(config.clone()).with_continuations(shared.clone());
+        feed(
+            &mut second,
+            C2S,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t","inputResponses":{},"requestState":"opaque-1"}}"#,
+        );
+        let done = feed(&mut second, S2C, r#"{"id":1,"result":{"content":[]}}"#);
+        assert_eq!(done[0].event.completes, Some(step[0].event.id));
+        assert_eq!(done[0].event.correlation_id, step[0].event.correlation_id);
+        assert!(shared.is_empty(), "a step is linked once");
+        // A state nobody gave links nothing.
+        let mut third = Interpreter::exchange(config).with_continuations(shared);
+        feed(
+            &mut third,
+            C2S,
+            r#"{"id":1,"method":"tools/call","params":{"name":"t","inputResponses":{},"requestState":"forged"}}"#,
+        );
+        let alone = feed(&mut third, S2C, r#"{"id":1,"result":{"content":[]}}"#);
+        assert_eq!(alone[0].event.completes, None);
     }
 }

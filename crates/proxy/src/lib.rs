@@ -5,10 +5,14 @@
 //!   in both directions and turns them into `AuditEvent`s.
 //! - [`stdio`]: the stdio transport adapter: the client talks to us, we talk to the server we
 //!   started, and every byte passes through unchanged.
+//! - [`http`]: the Streamable HTTP adapter: the audit layer of a gateway in front of remote
+//!   MCP servers, with the caller's identity.
 
+pub mod http;
 pub mod interpreter;
 pub mod jsonrpc;
 pub mod stdio;
 
-pub use interpreter::{Direction, Interpreter, Record, SessionConfig};
+pub use http::{HttpConfig, HttpError, run_http};
+pub use interpreter::{Continuations, Direction, Interpreter, Record, SessionConfig};
 pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};

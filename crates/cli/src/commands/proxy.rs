@@ -1,4 +1,5 @@
-//! `mcp-audit proxy`: run an MCP server behind the audit proxy, over stdio.
+//! `mcp-audit proxy`: run an MCP server behind the audit proxy, over stdio; or, with
+//! `--listen` and `--upstream`, put the audit proxy in front of a remote Streamable HTTP server.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -19,17 +20,22 @@ Examples:
       npx -y @modelcontextprotocol/server-filesystem /srv/shared
   mcp-audit proxy --checkpoint-key audit.key --checkpoint-out /mnt/elsewhere/cp.jsonl -- <server>
 
+  mcp-audit proxy --listen 127.0.0.1:8080 --upstream http://127.0.0.1:3001/mcp \\
+      --jwt-jwks jwks.json --jwt-required --trusted-proxy 10.0.0.0/8
+
 Put the whole line where your MCP client expects the server command. The client's bytes reach
 the server unchanged, and the server's reach the client unchanged; the exit status is the
 server's. With --durability sync (the default) tools/call, resources/read and prompts/get are
 forwarded only once their record is durable; batch never holds traffic. Operations left without
-an answer by a crash are recorded as incomplete at the next start (or by `mcp-audit recover`).")]
+an answer by a crash are recorded as incomplete at the next start (or by `mcp-audit recover`).
+With --listen, the proxy serves the upstream's path (here /mcp) over HTTP; clients use
+http://127.0.0.1:8080/mcp instead of the server's URL.")]
 pub struct ProxyArgs {
     /// The server's name in the audit trail (default: the name it reports).
     #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
     /// Who is using the client (default: the operating-system user).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "listen")]
     user: Option<String>,
     /// `sync`: an operation runs only once its record is durable; `batch`: never wait.
     #[arg(long, default_value = "sync", value_parser = |s: &str| s.parse::<Durability>())]
@@ -39,17 +45,32 @@ pub struct ProxyArgs {
     capture_limit: usize,
     #[command(flatten)]
     checkpoints: crate::commands::integrity::CheckpointFlags,
+    #[command(flatten)]
+    http: crate::commands::proxy_http::HttpArgs,
     /// The server command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        required = true,
+        required_unless_present = "listen",
+        conflicts_with = "listen",
         value_name = "SERVER COMMAND"
     )]
     server: Vec<OsString>,
 }
 
 pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
+    if args.http.listen.is_some() {
+        return crate::commands::proxy_http::run(
+            db,
+            args.http,
+            crate::commands::proxy_http::Common {
+                server_name: args.server_name,
+                durability: args.durability,
+                capture_limit: args.capture_limit,
+                checkpoints: args.checkpoints,
+            },
+        );
+    }
     // With `batch`, records wait in a local spool while PostgreSQL is unreachable; with
     // `sync`, the traffic waits for it (fail-closed).
     let mut store = db.open_writable(args.durability)?;
@@ -111,7 +132,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
 }
 
 /// Completes on SIGINT or SIGTERM: clients stop their server that way when it lingers.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

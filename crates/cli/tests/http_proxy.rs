@@ -1,0 +1,1131 @@
+//! The Streamable HTTP proxy against real peers: the official reference server
+//! (`server-everything streamableHttp`, npm) and the official Python SDK's `MCPServer` over
+//! HTTP as upstreams, driven by the official Python SDK client and by plain `curl`-like
+//! requests for the faults. Assertions are on what the audit trail holds, field by field.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mcp_audit_core::{EventKind, Outcome};
+use mcp_audit_store::{Filter, SqliteOptions, SqliteStore, Store, StoredEvent};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The installed peers, or `None` (with a note) when they are not installed outside CI.
+fn peers() -> Option<PathBuf> {
+    let dir = repo().join(".test-peers");
+    if dir.join("venv/bin/python").exists() && dir.join("npm/node_modules").exists() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the MCP test peers are not installed: run scripts/install-test-peers.sh");
+    }
+    eprintln!("skipped: MCP test peers not installed (run scripts/install-test-peers.sh)");
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_listening(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("exited before listening on {port}: {status}");
+        }
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process that is stopped when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `server-everything streamableHttp` on a free port.
+fn everything(peers: &Path) -> (Running, u16) {
+    everything_with(peers, "streamableHttp")
+}
+
+/// `server-everything` with the transport `mode` (`streamableHttp`, `sse`) on a free port.
+fn everything_with(peers: &Path, mode: &str) -> (Running, u16) {
+    let port = free_port();
+    let mut child = Command::new("node")
+        .arg(peers.join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"))
+        .arg(mode)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port, &mut child);
+    (Running(child), port)
+}
+
+/// The 2026-07-28 Python `MCPServer` over HTTP on a free port (stateless, JSON answers).
+fn modern_server(peers: &Path) -> (Running, u16) {
+    modern_server_on(peers, free_port(), &[])
+}
+
+/// The Python `MCPServer` over HTTP on `port`, with `extra` arguments (`stateful`).
+fn modern_server_on(peers: &Path, port: u16, extra: &[&str]) -> (Running, u16) {
+    let mut child = Command::new(peers.join("venv/bin/python"))
+        .arg(repo().join("tests/peers/modern_server.py"))
+        .args(["http", &port.to_string()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port, &mut child);
+    (Running(child), port)
+}
+
+/// `mcp-audit proxy --listen` in front of `upstream`.
+struct Proxy {
+    child: Running,
+    port: u16,
+    db: PathBuf,
+}
+
+impl Proxy {
+    fn start(db: &Path, upstream: &str, args: &[&str]) -> Proxy {
+        let port = free_port();
+        let mut child = Command::new(BIN)
+            .arg("proxy")
+            .arg("--db")
+            .arg(db)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--upstream",
+                upstream,
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        wait_listening(port, &mut child);
+        Proxy {
+            child: Running(child),
+            port,
+            db: db.to_path_buf(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// Stops the proxy as an operator would (SIGTERM), and returns everything it recorded.
+    fn stop(mut self) -> Vec<StoredEvent> {
+        let pid = self.child.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.0.wait().unwrap();
+        assert!(status.success(), "the proxy exited with {status}");
+        events(&self.db)
+    }
+}
+
+fn events(db: &Path) -> Vec<StoredEvent> {
+    let mut store = SqliteStore::open_read_only(db, SqliteOptions::default()).unwrap();
+    let mut all = Vec::new();
+    store
+        .for_each(
+            &Filter {
+                include_pending: true,
+                ..Filter::default()
+            },
+            &mut |e| {
+                all.push(e);
+                Ok(())
+            },
+        )
+        .unwrap();
+    all
+}
+
+fn all_of<'a>(
+    events: &'a [StoredEvent],
+    operation: &str,
+    outcome: Outcome,
+) -> Vec<&'a StoredEvent> {
+    events
+        .iter()
+        .filter(|e| e.event.operation == operation && e.event.outcome == outcome)
+        .collect()
+}
+
+fn one<'a>(events: &'a [StoredEvent], operation: &str, outcome: Outcome) -> &'a StoredEvent {
+    let found = all_of(events, operation, outcome);
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one {operation} {outcome}: {found:#?}"
+    );
+    found[0]
+}
+
+/// Runs `tests/peers/http_client.py` and returns what it printed (one JSON object).
+fn client(peers: &Path, args: &[&str]) -> Value {
+    let output = Command::new(peers.join("venv/bin/python"))
+        .arg(repo().join("tests/peers/http_client.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+const SECRET: &str = "the HS256 secret of the tests, long enough";
+
+fn token(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// One raw HTTP/1.1 request; returns the status, the headers (lower-case) and the body.
+fn http(port: u16, method: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    http_to(port, method, "/mcp", headers, body)
+}
+
+/// As [`http`], to `path`.
+fn http_to(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    (status, head, out[split + 4..].to_vec())
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const ACCEPT: (&str, &str) = ("accept", "application/json, text/event-stream");
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+#[test]
+fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &[
+            "--jwt-hs256-secret-file",
+            secret.to_str().unwrap(),
+            "--jwt-required",
+            "--team-claim",
+            "org",
+        ],
+    );
+    let jwt = token(
+        json!({"sub": "user-7", "email": "ann@example.org", "org": "payments", "exp": now_secs() + 600}),
+    );
+    let seen = client(&peers, &[&proxy.url(), "legacy", &jwt]);
+    let all = proxy.stop();
+
+    // The client got the server's real answers through the proxy.
+    assert_eq!(seen["echo"], json!(["Echo: hello over http"]));
+    assert_eq!(seen["failed"]["is_error"], json!(true));
+    assert!(
+        seen["sampling"][0]
+            .as_str()
+            .unwrap()
+            .contains("sampled answer")
+    );
+
+    let start = one(&all, "session_start", Outcome::Success);
+    let mcp_session = start
+        .event
+        .mcp_session_id
+        .clone()
+        .expect("the HTTP session id");
+    assert_eq!(
+        start.event.target.transport.as_deref(),
+        Some("streamable_http")
+    );
+    assert_eq!(
+        start.event.target.server_name.as_deref(),
+        Some("mcp-servers/everything")
+    );
+    assert_eq!(start.event.kind, EventKind::Session);
+
+    // Sync mode: the intent, then the outcome pointing back at it, with the caller on both.
+    let intent = one(&all, "echo", Outcome::Pending);
+    let echo = one(&all, "echo", Outcome::Success);
+    assert_eq!(echo.event.completes, Some(intent.event.id));
+    for e in [intent, echo] {
+        let a = &e.event.actor;
+        assert_eq!(a.user_id.as_deref(), Some("user-7"));
+        assert_eq!(a.email.as_deref(), Some("ann@example.org"));
+        assert_eq!(a.team.as_deref(), Some("payments"));
+        assert_eq!(a.auth_method.as_deref(), Some("jwt"));
+        assert_eq!(a.client_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(a.user_agent.as_deref(), Some("mcp-audit-http-test/1"));
+        assert_eq!(a.client_name.as_deref(), Some("mcp"));
+        assert_eq!(
+            e.event.mcp_session_id.as_deref(),
+            Some(mcp_session.as_str())
+        );
+        assert_eq!(e.event.session_id, start.event.session_id);
+    }
+    assert_eq!(echo.event.kind, EventKind::ToolExecution);
+    assert_eq!(
+        echo.event.payload.input,
+        Some(json!({"message": "hello over http"}))
+    );
+    assert_eq!(
+        echo.event.payload.output.as_ref().unwrap()["content"][0]["text"],
+        json!("Echo: hello over http")
+    );
+    let failed = one(&all, "get-sum", Outcome::ToolError);
+    assert!(
+        failed
+            .event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("Invalid arguments")
+    );
+    one(&all, "simple-prompt", Outcome::Success);
+    let read = all
+        .iter()
+        .find(|e| e.event.kind == EventKind::ResourceAccess && e.event.outcome == Outcome::Success)
+        .expect("the resource read");
+    assert_eq!(
+        read.event.operation,
+        seen["resource"]["uri"].as_str().unwrap()
+    );
+    // A server → client request on the POST's event stream, answered by a client POST.
+    let sampling = one(&all, "sampling/createMessage", Outcome::Success);
+    assert_eq!(sampling.event.kind, EventKind::Sampling);
+    // The client's DELETE ends the session.
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(
+        end.event.mcp_session_id.as_deref(),
+        Some(mcp_session.as_str())
+    );
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the client ended the session (DELETE)")
+    );
+    // Nothing malformed, no fault (the server's own notifications, such as a
+    // `tools/list_changed` on the GET stream, are protocol events too).
+    assert!(
+        all.iter().all(|e| e.event.kind != EventKind::Protocol
+            || (e.event.operation.starts_with("notifications/")
+                && e.event.outcome == Outcome::Success)),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn the_inspector_cli_behind_a_trusted_gateway_is_recorded_with_the_header_identity() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &[
+            "--identity-header",
+            "x-user",
+            "--trusted-proxy",
+            "127.0.0.1",
+        ],
+    );
+    let out = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
+        .args(["--cli", &proxy.url(), "--transport", "http"])
+        .args(["--method", "tools/call", "--tool-name", "echo"])
+        .args(["--tool-arg", "message=from the inspector"])
+        .args([
+            "--header",
+            "X-User: carol",
+            "--header",
+            "X-Forwarded-For: 203.0.113.9",
+        ])
+        .env("MCP_CATALOG_PATH", dir.path().join("catalog.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["content"][0]["text"],
+        json!("Echo: from the inspector")
+    );
+    let all = proxy.stop();
+
+    let echo = one(&all, "echo", Outcome::Success);
+    let a = &echo.event.actor;
+    assert_eq!(a.user_id.as_deref(), Some("carol"));
+    assert_eq!(a.auth_method.as_deref(), Some("header"));
+    assert_eq!(
+        a.client_ip.as_deref(),
+        Some("203.0.113.9"),
+        "X-Forwarded-For from a trusted peer"
+    );
+    assert_eq!(a.client_name.as_deref(), Some("inspector-cli"));
+    assert_eq!(
+        echo.event.payload.input,
+        Some(json!({"message": "from the inspector"}))
+    );
+    assert!(echo.event.mcp_session_id.is_some());
+    // Closing its GET stream on the way out loses no operation: no fault is recorded.
+    assert!(
+        all.iter()
+            .all(|e| e.event.outcome != Outcome::ProtocolError),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn the_legacy_http_sse_transport_is_proxied_and_recorded_as_one_session() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything_with(&peers, "sse");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/sse"),
+        &[],
+    );
+    // A message path that no stream through the proxy announced is not forwarded.
+    let (status, _, _) = http_to(
+        proxy.port,
+        "POST",
+        "/message?sessionId=made-up",
+        &[JSON],
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 404);
+    let out = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
+        .args([
+            "--cli",
+            &format!("http://127.0.0.1:{}/sse", proxy.port),
+            "--transport",
+            "sse",
+        ])
+        .args(["--method", "tools/call", "--tool-name", "echo"])
+        .args(["--tool-arg", "message=over the old transport"])
+        .env("MCP_CATALOG_PATH", dir.path().join("catalog.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["content"][0]["text"],
+        json!("Echo: over the old transport")
+    );
+    let all = proxy.stop();
+
+    let start = one(&all, "session_start", Outcome::Success);
+    let session = start
+        .event
+        .mcp_session_id
+        .clone()
+        .expect("the sessionId of the endpoint");
+    assert_eq!(start.event.target.transport.as_deref(), Some("sse"));
+    // Sync mode: the POSTed call's intent before it was forwarded, its outcome from the stream.
+    let intent = one(&all, "echo", Outcome::Pending);
+    let echo = one(&all, "echo", Outcome::Success);
+    assert_eq!(echo.event.completes, Some(intent.event.id));
+    assert_eq!(echo.event.target.transport.as_deref(), Some("sse"));
+    assert_eq!(echo.event.session_id, start.event.session_id);
+    assert_eq!(echo.event.mcp_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(echo.event.actor.client_ip.as_deref(), Some("127.0.0.1"));
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the SSE stream ended")
+    );
+    assert!(
+        all.iter()
+            .all(|e| e.event.outcome != Outcome::ProtocolError),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn invalid_and_expired_tokens_are_denied_with_401_and_recorded() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &[
+            "--jwt-hs256-secret-file",
+            secret.to_str().unwrap(),
+            "--jwt-required",
+        ],
+    );
+    let expired = token(json!({"sub": "user-7", "exp": now_secs() - 3600}));
+    let call = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#;
+    let (status, head, _) = http(
+        proxy.port,
+        "POST",
+        &[
+            JSON,
+            ACCEPT,
+            ("authorization", &format!("Bearer {expired}")),
+        ],
+        call,
+    );
+    assert_eq!(status, 401);
+    assert!(
+        head.contains("www-authenticate: bearer error=\"invalid_token\""),
+        "{head}"
+    );
+    let (status, _, _) = http(proxy.port, "POST", &[JSON, ACCEPT], call);
+    assert_eq!(status, 401);
+    // The Python client with a forged token fails to connect.
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "mallory", "exp": now_secs() + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"not the secret"),
+    )
+    .unwrap();
+    let out = Command::new(peers.join("venv/bin/python"))
+        .arg(repo().join("tests/peers/http_client.py"))
+        .args([&proxy.url(), "legacy", &forged])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = proxy.stop();
+
+    let denied = all_of(&all, "echo", Outcome::Denied);
+    assert_eq!(denied.len(), 2, "{all:#?}");
+    assert!(
+        denied[0]
+            .event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("invalid bearer token")
+            || denied[1]
+                .event
+                .payload
+                .error_message
+                .as_deref()
+                .unwrap()
+                .contains("invalid bearer token")
+    );
+    assert!(
+        denied
+            .iter()
+            .all(|e| e.event.actor.user_id.is_none() && e.event.kind == EventKind::ToolExecution)
+    );
+    // The forged client's initialize: refused too, and nobody named mallory in the trail.
+    assert!(
+        all.iter()
+            .any(|e| e.event.outcome == Outcome::Denied && e.event.operation == "initialize")
+    );
+    assert!(
+        all.iter()
+            .all(|e| e.event.actor.user_id.as_deref() != Some("mallory"))
+    );
+    assert!(
+        all.iter().all(|e| e.event.outcome != Outcome::Success),
+        "nothing was forwarded"
+    );
+}
+
+#[test]
+fn the_2026_07_28_client_and_server_over_http_are_recorded() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--durability", "batch"],
+    );
+    let script = r#"
+import json, sys, anyio, httpx2
+from mcp import types
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+async def roots(context):
+    return types.ListRootsResult(roots=[types.Root(uri="file:///workspace", name="workspace")])
+async def main():
+    t = streamable_http_client(sys.argv[1], http_client=httpx2.AsyncClient())
+    async with Client(t, mode="2026-07-28", list_roots_callback=roots) as client:
+        added = await client.call_tool("add", {"a": 2, "b": 3})
+        counted = await client.call_tool("count_roots", {})
+        print(json.dumps({"add": [c.text for c in added.content], "roots": [c.text for c in counted.content]}))
+anyio.run(main)
+"#;
+    let out = Command::new(peers.join("venv/bin/python"))
+        .args(["-c", script, &proxy.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen, json!({"add": ["5"], "roots": ["1"]}));
+    let all = proxy.stop();
+
+    let add = one(&all, "add", Outcome::Success);
+    assert_eq!(
+        add.event.target.protocol_version.as_deref(),
+        Some("2026-07-28")
+    );
+    assert_eq!(
+        add.event.target.server_name.as_deref(),
+        Some("modern-test-server")
+    );
+    assert_eq!(add.event.payload.input, Some(json!({"a": 2, "b": 3})));
+    // Stateless: no session of its own, so no session events per request.
+    assert!(
+        all.iter().all(|e| e.event.kind != EventKind::Session),
+        "{all:#?}"
+    );
+    // The input_required round trip: a pending step, then the retry's success in another
+    // exchange, linked to the step by the requestState the client echoed.
+    let step = one(&all, "count_roots", Outcome::Pending);
+    let done = one(&all, "count_roots", Outcome::Success);
+    assert_eq!(done.event.completes, Some(step.event.id));
+    assert_eq!(done.event.correlation_id, step.event.correlation_id);
+    assert!(
+        done.event.payload.context.is_some(),
+        "the retry's inputResponses"
+    );
+}
+
+#[test]
+fn an_https_upstream_is_verified_against_the_configured_ca() {
+    let Some(peers) = peers() else { return };
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    let port = free_port();
+    let mut child = Command::new(peers.join("venv/bin/python"))
+        .arg(repo().join("tests/peers/modern_server.py"))
+        .args(["https", &port.to_string()])
+        .arg(tls.join("server.pem"))
+        .arg(tls.join("server.key"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port, &mut child);
+    let _server = Running(child);
+    let upstream = format!("https://127.0.0.1:{port}/mcp");
+    let call = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":40},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"raw","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let headers = [
+        JSON,
+        ACCEPT,
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "add"),
+    ];
+
+    // Trusted through --upstream-ca: the call goes through, over TLS.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tls.join("ca.pem");
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &upstream,
+        &["--upstream-ca", ca.to_str().unwrap()],
+    );
+    let (status, _, body) = http(proxy.port, "POST", &headers, call);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["result"]["content"][0]["text"], json!("42"));
+    let all = proxy.stop();
+    one(&all, "add", Outcome::Success);
+
+    // Without it, the certificate is not trusted: 502, recorded.
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&dir.path().join("audit.db"), &upstream, &[]);
+    let (status, _, _) = http(proxy.port, "POST", &headers, call);
+    assert_eq!(status, 502);
+    let all = proxy.stop();
+    one(&all, "upstream_unreachable", Outcome::ProtocolError);
+    one(&all, "add", Outcome::ProtocolError);
+}
+
+#[test]
+fn fifty_concurrent_clients_each_have_every_call_recorded_exactly_once() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--durability", "batch"],
+    );
+    let seen = client(&peers, &[&proxy.url(), "legacy", "", "50"]);
+    let all = proxy.stop();
+    let answers = seen["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 50);
+    let echoes = all_of(&all, "echo", Outcome::Success);
+    assert_eq!(echoes.len(), 50, "one echo event per call");
+    let mut messages: Vec<String> = echoes
+        .iter()
+        .map(|e| {
+            e.event.payload.input.as_ref().unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    messages.sort();
+    messages.dedup();
+    assert_eq!(messages.len(), 50, "every client's call, none twice");
+    let sessions: std::collections::HashSet<_> = echoes
+        .iter()
+        .map(|e| e.event.mcp_session_id.clone().unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 50, "one HTTP session per client");
+    assert_eq!(all_of(&all, "session_start", Outcome::Success).len(), 50);
+    assert_eq!(all_of(&all, "session_end", Outcome::Success).len(), 50);
+    // Each echo is in the session that its own client opened.
+    for e in &echoes {
+        let msg = e.event.payload.input.as_ref().unwrap()["message"]
+            .as_str()
+            .unwrap();
+        let i: usize = msg.trim_start_matches("client ").parse().unwrap();
+        assert_eq!(answers[i], json!([format!("Echo: {msg}")]));
+    }
+}
+
+#[test]
+fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--max-body", "1000"],
+    );
+
+    // Malformed JSON: passed to the upstream, whose 400 the client gets unchanged.
+    let (status, _, _) = http(proxy.port, "POST", &[JSON, ACCEPT], b"{not json");
+    assert_eq!(status, 400);
+    // Wrong content type: 415 from the proxy.
+    let (status, _, _) = http(
+        proxy.port,
+        "POST",
+        &[("content-type", "text/plain"), ACCEPT],
+        INITIALIZE.as_bytes(),
+    );
+    assert_eq!(status, 415);
+    // Over the limit: 413 without reading it all.
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{}"}}}}}}"#,
+        "x".repeat(5000)
+    );
+    let (status, _, _) = http(proxy.port, "POST", &[JSON, ACCEPT], big.as_bytes());
+    assert_eq!(status, 413);
+    // An unknown session: the upstream's refusal (this server answers 400) passes through.
+    let (status, _, _) = http(
+        proxy.port,
+        "POST",
+        &[JSON, ACCEPT, ("mcp-session-id", "no-such-session")],
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    );
+    assert_eq!(status, 400);
+    // A GET without a session: the upstream's answer (400 or 405) passes through unchanged.
+    let (status, _, _) = http(proxy.port, "GET", &[("accept", "text/event-stream")], b"");
+    assert!(status == 400 || status == 405, "{status}");
+    let all = proxy.stop();
+
+    let malformed = one(&all, "malformed_frame", Outcome::ProtocolError);
+    let details = malformed.event.payload.details.as_ref().unwrap();
+    assert_eq!(details["excerpt"], json!("{not json"));
+    assert_eq!(details["direction"], json!("client_to_server"));
+    let media = one(&all, "unsupported_media_type", Outcome::ProtocolError);
+    assert_eq!(
+        media.event.payload.details.as_ref().unwrap()["content_type"],
+        json!("text/plain")
+    );
+    let big = one(&all, "oversized_body", Outcome::ProtocolError);
+    assert_eq!(
+        big.event.payload.details.as_ref().unwrap()["limit"],
+        json!(1000)
+    );
+    assert!(
+        all_of(&all, "echo", Outcome::Pending).is_empty(),
+        "the oversized call never ran"
+    );
+    let unknown = one(&all, "tools/list", Outcome::ProtocolError);
+    assert!(
+        unknown
+            .event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("HTTP 400")
+    );
+    assert_eq!(
+        unknown.event.mcp_session_id.as_deref(),
+        Some("no-such-session")
+    );
+    // A session id the upstream refused is not followed: no session to end at the stop.
+    assert!(
+        all_of(&all, "session_end", Outcome::Success).is_empty(),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn a_client_that_stalls_its_body_gets_408_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_port();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{dead}/mcp"),
+        &["--body-timeout", "1s"],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"jsonrpc\"")
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let all = proxy.stop();
+    let fault = one(&all, "client_body_error", Outcome::ProtocolError);
+    assert!(
+        fault
+            .event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("did not arrive")
+    );
+}
+
+#[test]
+fn an_upstream_that_is_down_is_answered_502_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_port();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{dead}/mcp"),
+        &[],
+    );
+    let call = br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#;
+    let (status, _, body) = http(proxy.port, "POST", &[JSON, ACCEPT], call);
+    assert_eq!(status, 502);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be reached")
+    );
+    let all = proxy.stop();
+    // Sync mode: the intent was durable before the attempt; its outcome says what happened.
+    let intent = one(&all, "echo", Outcome::Pending);
+    let failed = one(&all, "echo", Outcome::ProtocolError);
+    assert_eq!(failed.event.completes, Some(intent.event.id));
+    assert!(
+        failed
+            .event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("could not be reached")
+    );
+    one(&all, "upstream_unreachable", Outcome::ProtocolError);
+}
+
+/// Opens a session on `port` with raw requests and returns its id.
+fn open_session(port: u16) -> String {
+    let (status, head, _) = http(port, "POST", &[JSON, ACCEPT], INITIALIZE.as_bytes());
+    assert_eq!(status, 200);
+    let id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id: "))
+        .expect("a session id")
+        .trim()
+        .to_string();
+    let (status, _, _) = http(
+        port,
+        "POST",
+        &[
+            JSON,
+            ACCEPT,
+            ("mcp-session-id", &id),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+    id
+}
+
+#[test]
+fn a_stalled_upstream_stream_is_cut_and_a_client_leaving_mid_stream_is_recorded() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--upstream-timeout", "1s", "--durability", "batch"],
+    );
+    let session = open_session(proxy.port);
+    let headers = [
+        JSON,
+        ACCEPT,
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    // A 10 s operation with one step: the upstream says nothing for longer than the 1 s limit.
+    let slow = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":10,"steps":1}}}"#;
+    let started = Instant::now();
+    let _ = http(proxy.port, "POST", &headers, slow);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the stall was cut at the idle limit"
+    );
+
+    // A client that leaves while its answer streams.
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    let call = br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":3,"steps":30}}}"#;
+    let mut head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n",
+        call.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+    s.write_all(call).unwrap();
+    let mut first = [0u8; 64];
+    let _ = s.read(&mut first).unwrap();
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+    let all = proxy.stop();
+
+    let stalled = all_of(&all, "trigger-long-running-operation", Outcome::Incomplete);
+    assert_eq!(stalled.len(), 2, "{all:#?}");
+    let reasons: Vec<&str> = stalled
+        .iter()
+        .map(|e| e.event.payload.error_message.as_deref().unwrap())
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("stalled")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("client disconnected")),
+        "{reasons:?}"
+    );
+    one(&all, "upstream_stalled", Outcome::ProtocolError);
+    one(&all, "client_disconnected", Outcome::ProtocolError);
+    // The proxy's stop ended the session it was following.
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the proxy was told to stop")
+    );
+}
+
+#[test]
+fn a_session_the_restarted_server_no_longer_knows_ends_on_its_404() {
+    let Some(peers) = peers() else { return };
+    let port = free_port();
+    let (server, _) = modern_server_on(&peers, port, &["stateful"]);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--durability", "batch"],
+    );
+    let session = open_session(proxy.port);
+    drop(server);
+    let (_server, _) = modern_server_on(&peers, port, &["stateful"]);
+    let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let headers = [
+        JSON,
+        ACCEPT,
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let (status, _, _) = http(proxy.port, "POST", &headers, list);
+    assert_eq!(status, 404, "the upstream's 404 passes through");
+    let all = proxy.stop();
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the server no longer knows the session (404)")
+    );
+    let lost = one(&all, "tools/list", Outcome::ProtocolError);
+    assert!(
+        lost.event
+            .payload
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("HTTP 404")
+    );
+}
+
+#[test]
+fn an_open_server_stream_does_not_hold_the_proxy_at_stop() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = everything(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        &dir.path().join("audit.db"),
+        &format!("http://127.0.0.1:{port}/mcp"),
+        &["--durability", "batch"],
+    );
+    let session = open_session(proxy.port);
+    // The client's GET stream, left open.
+    let mut stream = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    write!(
+        stream,
+        "GET /mcp HTTP/1.1\r\nhost: x\r\naccept: text/event-stream\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-06-18\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let started = Instant::now();
+    let all = proxy.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped without waiting for the stream's client"
+    );
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
+    assert_eq!(
+        end.event.payload.details.as_ref().unwrap()["reason"],
+        json!("the proxy was told to stop")
+    );
+    drop(stream);
+}
+
+#[test]
+fn listen_without_upstream_or_with_a_server_command_is_a_usage_error() {
+    for args in [
+        vec!["proxy", "--listen", "127.0.0.1:0"],
+        vec![
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "http://127.0.0.1:1/mcp",
+            "--",
+            "node",
+            "x.js",
+        ],
+        vec![
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:1/mcp",
+            "--",
+            "node",
+        ],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(BIN)
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "ftp://x/mcp",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http:// or https://"));
+}

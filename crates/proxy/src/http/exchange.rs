@@ -1,0 +1,89 @@
+//! One HTTP exchange through the proxy: who sent it, which interpreter sees it, and how its
+//! records are made (stamped with the HTTP context) and written.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use mcp_audit_core::Actor;
+use mcp_audit_store::RecordError;
+
+use super::server::App;
+use super::sessions::{Shared, lock};
+use crate::interpreter::{Direction, Record};
+
+/// The context of one request: the caller, the MCP session, the interpreter.
+pub struct Exchange {
+    pub app: Arc<App>,
+    /// The caller as identified from the request (user, team, e-mail, IP, user agent).
+    pub actor: Actor,
+    /// The `Mcp-Session-Id`, from the request or from the answer that opened the session.
+    pub mcp_session: Option<String>,
+    pub interpreter: Shared,
+    /// The request names a session the proxy does not follow (yet).
+    pub unfollowed: bool,
+    /// Where the request goes: the upstream endpoint, or a legacy SSE session's message URL.
+    pub url: reqwest::Url,
+    /// The session map's key when it is not the `Mcp-Session-Id` (legacy HTTP+SSE sessions,
+    /// keyed by their message endpoint).
+    pub session_key: Option<String>,
+}
+
+impl Exchange {
+    /// This exchange's key in the session map, if it belongs to a session.
+    pub fn key(&self) -> Option<&str> {
+        self.session_key.as_deref().or(self.mcp_session.as_deref())
+    }
+
+    /// Interprets one frame (a POST body, a JSON answer, one SSE event's data).
+    pub fn interpret(&self, direction: Direction, frame: &[u8]) -> Vec<Record> {
+        lock(&self.interpreter).frame(direction, frame, Instant::now())
+    }
+
+    /// Puts the HTTP context into a record: the caller (the interpreter keeps the MCP client's
+    /// name and version) and the HTTP session id.
+    pub fn stamp(&self, mut r: Record) -> Record {
+        stamp(&mut r, &self.actor, self.mcp_session.as_deref());
+        r
+    }
+
+    /// Writes records: those that must be durable before their frame moves on, durably (all
+    /// at once, so they share one group commit), the others queued. Errors of queued records
+    /// are counted by the recorder; only a failed intent is returned.
+    pub async fn record(&self, records: Vec<Record>) -> Result<(), RecordError> {
+        let mut intents = Vec::new();
+        for r in records {
+            let r = self.stamp(r);
+            if r.before_forwarding {
+                let recorder = self.app.recorder.clone();
+                intents.push(async move { recorder.record_durable_async(r.event).await });
+            } else {
+                queue(&self.app.recorder, r).await;
+            }
+        }
+        for result in futures_util::future::join_all(intents).await {
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// Sets the HTTP context of a record.
+pub fn stamp(r: &mut Record, actor: &Actor, mcp_session: Option<&str>) {
+    let a = &mut r.event.actor;
+    a.user_id = actor.user_id.clone();
+    a.team = actor.team.clone();
+    a.auth_method = actor.auth_method.clone();
+    a.email = actor.email.clone();
+    a.client_ip = actor.client_ip.clone();
+    a.user_agent = actor.user_agent.clone();
+    if mcp_session.is_some() {
+        r.event.mcp_session_id = mcp_session.map(str::to_string);
+    }
+}
+
+/// Queues a record without holding the traffic (a full queue still blocks: backpressure).
+pub async fn queue(recorder: &mcp_audit_store::Recorder, r: Record) {
+    if let Err(error) = recorder.record_async(r.event).await {
+        tracing::error!(%error, "could not record an MCP event");
+    }
+}

@@ -1,0 +1,177 @@
+//! The Streamable HTTP transport adapter: `mcp-audit` as the audit layer of an MCP gateway.
+//!
+//! Clients talk HTTP to us; we forward each request to the upstream MCP server and relay its
+//! answer (a JSON body or an event stream) as it arrives, unchanged. The interpreter sees a
+//! copy: each POST body (client → server), each JSON answer and each SSE event's data
+//! (server → client), one interpreter per `Mcp-Session-Id`, and one per exchange for requests
+//! outside a session (stateless protocol 2026-07-28). Records carry the caller's identity
+//! (verified JWT or trusted header), client IP, user agent and the HTTP session id.
+//!
+//! - `server`: the route and the request checks (identity, limits, content type).
+//! - `relay`: the answer, streamed through, interpreted from a copy.
+//! - [`forward`]: headers and the upstream request.
+//! - [`identity`]: JWT, trusted header, client IP behind trusted proxies.
+//! - [`sessions`]: the session map and its expiry.
+//! - [`sse`]: the event-stream parser.
+//! - `exchange`: the records of one exchange, stamped with its HTTP context.
+
+mod exchange;
+pub mod forward;
+pub mod identity;
+mod relay;
+mod server;
+pub mod sessions;
+pub mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::any;
+use axum::serve::ListenerExt;
+use mcp_audit_store::Recorder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use identity::{IdentityConfig, IdentityError, JwtKeys, Verdict, parse_trusted_proxy};
+/// The upstream URL type.
+pub use reqwest::{Certificate, Url};
+
+use exchange::{queue, stamp};
+use server::App;
+use sessions::{Sessions, lock};
+
+/// How the HTTP proxy forwards and records.
+pub struct HttpConfig {
+    /// The upstream MCP endpoint (`http://` or `https://`); the proxy serves the same path.
+    pub upstream: reqwest::Url,
+    /// Roots to trust for an `https://` upstream besides the web PKI (a private CA).
+    pub upstream_roots: Vec<Certificate>,
+    pub identity: IdentityConfig,
+    /// The server's name in the audit trail; else the one it reports.
+    pub server_name: Option<String>,
+    /// Payloads larger than this are stored as excerpt, size and hash.
+    pub capture_limit: usize,
+    /// `sync` durability: intents are durable before their request is forwarded.
+    pub record_intents: bool,
+    /// Request bodies larger than this are answered 413.
+    pub body_limit: usize,
+    /// How long a client may take to send its request body (then 408): a client that sends a
+    /// head and stalls holds nothing for long.
+    pub body_timeout: Duration,
+    /// How long the upstream may take to answer, and to send the next chunk of a POST's answer.
+    pub upstream_timeout: Duration,
+    /// Sessions without traffic for this long are ended (their `session_end` recorded).
+    pub session_idle: Duration,
+}
+
+/// Why the HTTP proxy could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    #[error("the upstream `{0}` must be an http:// or https:// URL")]
+    BadUpstream(String),
+    #[error("cannot set up the upstream HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("http: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How long open connections get to finish once the proxy is told to stop.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves the proxy on `listener` until `shutdown` completes; then ends the open streams,
+/// records the end of every session it followed, and returns. The caller shuts the recorder.
+pub async fn run_http(
+    listener: TcpListener,
+    config: HttpConfig,
+    recorder: Recorder,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), HttpError> {
+    if !matches!(config.upstream.scheme(), "http" | "https") {
+        return Err(HttpError::BadUpstream(config.upstream.to_string()));
+    }
+    let mut client = reqwest::Client::builder();
+    for root in &config.upstream_roots {
+        client = client.add_root_certificate(root.clone());
+    }
+    let client = client
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(HttpError::Client)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let path = config.upstream.path().to_string();
+    let session_idle = config.session_idle;
+    let app = Arc::new(App {
+        config,
+        client,
+        sessions: Sessions::default(),
+        recorder,
+        continuations: Default::default(),
+        stopping: stop_rx.clone(),
+    });
+    let router = Router::new()
+        .route(&path, any(server::endpoint))
+        .fallback(server::legacy_message)
+        .with_state(app.clone());
+
+    let sweeper = tokio::spawn(sweep(app.clone(), session_idle));
+    let mut drained = stop_rx.clone();
+    // Without TCP_NODELAY, a head and a body written apart wait for the peer's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    tokio::select! {
+        result = serve => result?,
+        () = async {
+            let _ = drained.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN).await;
+        } => tracing::warn!("connections still open after the drain time; closing them"),
+    }
+    sweeper.abort();
+    for (id, interpreter) in app.sessions.take_all() {
+        let records = lock(&interpreter).finish("the proxy was told to stop", None, Instant::now());
+        end_records(&app, &id, records).await;
+    }
+    Ok(())
+}
+
+/// Ends the sessions idle for longer than `idle`, so that dead clients hold no memory.
+async fn sweep(app: Arc<App>, idle: Duration) {
+    let period = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    loop {
+        tokio::time::sleep(period).await;
+        for (id, interpreter) in app.sessions.take_idle(idle) {
+            let reason = format!("no traffic for {} s", idle.as_secs());
+            let records = lock(&interpreter).finish(&reason, None, Instant::now());
+            end_records(&app, &id, records).await;
+        }
+    }
+}
+
+async fn end_records(app: &App, id: &str, records: Vec<crate::interpreter::Record>) {
+    for mut r in records {
+        let actor = r.event.actor.clone();
+        stamp(&mut r, &actor, Some(id));
+        queue(&app.recorder, r).await;
+    }
+}
+
+/// Completes when the proxy starts stopping (the guard of the watch is not held).
+pub(crate) async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|s| *s).await.map(|_| ());
+}

@@ -1,0 +1,460 @@
+//! The HTTP side facing the clients: one route, the upstream's MCP endpoint path, for POST,
+//! GET and DELETE; every request is identified, checked against the limits, interpreted,
+//! and forwarded.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use mcp_audit_core::{EventId, Outcome};
+use mcp_audit_store::Recorder;
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::exchange::Exchange;
+use super::forward;
+use super::identity::Verdict;
+use super::relay::{BodyKind, answered, relay};
+use super::sessions::{Sessions, Shared, lock};
+use super::{HttpConfig, stopped};
+use crate::interpreter::{Continuations, Direction, Interpreter, SessionConfig};
+use crate::stdio::MAX_FRAME;
+
+/// What every request handler shares.
+pub struct App {
+    pub config: HttpConfig,
+    pub client: reqwest::Client,
+    pub sessions: Sessions,
+    pub recorder: Recorder,
+    /// The `input_required` steps of stateless exchanges, waiting for their retries.
+    pub continuations: Continuations,
+    /// Becomes `true` when the proxy stops: open streams end.
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl App {
+    fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            session_id: EventId::new().to_string(),
+            server_name: self.config.server_name.clone(),
+            actor: Default::default(),
+            transport: "streamable_http",
+            capture_limit: self.config.capture_limit,
+            record_intents: self.config.record_intents,
+        }
+    }
+
+    /// The interpreter for a request: its session's, or a fresh one for a request outside
+    /// any session (the initialize that may open one, or a stateless exchange). A session id
+    /// the proxy does not follow yet (it started before the proxy did, or it is made up) gets
+    /// a fresh session interpreter that is followed only once the upstream accepts the request,
+    /// so that unknown ids (from anyone, even unauthenticated) never fill the session map.
+    fn interpreter(&self, mcp_session: Option<&str>) -> (Shared, bool) {
+        match mcp_session {
+            Some(id) => match self.sessions.get(id) {
+                Some(shared) => (shared, false),
+                None => (
+                    Arc::new(Mutex::new(Interpreter::new(self.session_config()))),
+                    true,
+                ),
+            },
+            None => (
+                Arc::new(Mutex::new(
+                    Interpreter::exchange(self.session_config())
+                        .with_continuations(self.continuations.clone()),
+                )),
+                false,
+            ),
+        }
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The session id of a legacy message URL: its `sessionId` parameter, else the whole URL.
+pub fn legacy_session_id(url: &reqwest::Url) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == "sessionId" || k == "session_id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| url.to_string())
+}
+
+/// A JSON-RPC error answer made by the proxy itself (not by the upstream).
+fn own_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {"code": -32000, "message": message},
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The MCP endpoint (Streamable HTTP; or the SSE stream of the legacy HTTP+SSE transport).
+pub async fn endpoint(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    handle(app, peer, request, None).await
+}
+
+/// Any other path: the message endpoint of a legacy HTTP+SSE session that an SSE stream
+/// through the proxy announced, else 404 (nothing unaudited passes).
+pub async fn legacy_message(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str().to_string());
+    let Some(target) = target else {
+        return own_error(StatusCode::NOT_FOUND, "not an MCP endpoint of this proxy");
+    };
+    let key = legacy_key(&target);
+    match (app.sessions.get(&key), app.config.upstream.join(&target)) {
+        (Some(interpreter), Ok(url)) => {
+            handle(app, peer, request, Some((key, interpreter, url))).await
+        }
+        _ => own_error(StatusCode::NOT_FOUND, "not an MCP endpoint of this proxy"),
+    }
+}
+
+/// The session-map key of a legacy session's message endpoint (`path?query`).
+pub fn legacy_key(path_and_query: &str) -> String {
+    format!("sse:{path_and_query}")
+}
+
+/// One request: identified, checked, interpreted, forwarded. `legacy` is the session of a
+/// legacy message endpoint (its key, interpreter and upstream URL).
+async fn handle(
+    app: Arc<App>,
+    peer: SocketAddr,
+    request: Request,
+    legacy: Option<(String, Shared, reqwest::Url)>,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let (actor, denial) = match app.config.identity.identify(peer, &parts.headers) {
+        Verdict::Allowed(actor) => (actor, None),
+        Verdict::Denied { actor, reason } => (actor, Some(reason)),
+    };
+    let exchange = match legacy {
+        Some((key, interpreter, url)) => Exchange {
+            interpreter,
+            unfollowed: false,
+            app: app.clone(),
+            actor,
+            mcp_session: Some(legacy_session_id(&url)),
+            url,
+            session_key: Some(key),
+        },
+        None => {
+            let mcp_session = header_str(&parts.headers, "mcp-session-id").map(str::to_string);
+            let (interpreter, unfollowed) = app.interpreter(mcp_session.as_deref());
+            Exchange {
+                interpreter,
+                unfollowed,
+                app: app.clone(),
+                actor,
+                mcp_session,
+                url: app.config.upstream.clone(),
+                session_key: None,
+            }
+        }
+    };
+    let limit = app.config.body_limit;
+
+    // The body, within the limit.
+    let declared = header_str(&parts.headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(&exchange, declared).await;
+    }
+    let body_timeout = app.config.body_timeout;
+    let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await;
+    let body = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return too_large(&exchange, declared).await;
+        }
+        Ok(Err(e)) => {
+            let problem = format!("the request body could not be read: {e}");
+            return unread(&exchange, &parts.method, &problem, StatusCode::BAD_REQUEST).await;
+        }
+        Err(_) => {
+            // A client that sends its head and then stalls holds nothing for long.
+            let problem = format!(
+                "the request body did not arrive within {} s",
+                body_timeout.as_secs_f64()
+            );
+            return unread(
+                &exchange,
+                &parts.method,
+                &problem,
+                StatusCode::REQUEST_TIMEOUT,
+            )
+            .await;
+        }
+    };
+
+    if let Some(reason) = denial {
+        let records = lock(&exchange.interpreter).refused(
+            Direction::ClientToServer,
+            &body,
+            Outcome::Denied,
+            &reason,
+        );
+        let _ = exchange.record(records).await;
+        let challenge = if header_str(&parts.headers, "authorization").is_some() {
+            r#"Bearer error="invalid_token""#
+        } else {
+            "Bearer"
+        };
+        let mut response = own_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static(challenge),
+        );
+        return response;
+    }
+
+    if parts.method == Method::POST {
+        let json = header_str(&parts.headers, "content-type").is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if !json {
+            let r = lock(&exchange.interpreter).transport_fault(
+                "unsupported_media_type",
+                "a POST to the MCP endpoint must be application/json",
+                json!({
+                    "content_type": header_str(&parts.headers, "content-type"),
+                    "size": body.len(),
+                }),
+            );
+            let _ = exchange.record(vec![r]).await;
+            return own_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the MCP endpoint takes application/json",
+            );
+        }
+        let records = exchange.interpret(Direction::ClientToServer, &body);
+        if let Err(error) = exchange.record(records).await {
+            // Fail closed: an operation whose intent is not durable does not run.
+            tracing::error!(%error, "an intent could not be recorded; the request was refused");
+            let _ = lock(&exchange.interpreter).abandon(
+                Direction::ClientToServer,
+                &body,
+                Outcome::Incomplete,
+                "not recorded",
+                Instant::now(),
+            );
+            return own_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit trail could not record the request",
+            );
+        }
+    }
+    forward_and_relay(exchange, parts.method, &parts.headers, body).await
+}
+
+/// A body that could not be read (the client went away, or stalled): nothing was forwarded.
+async fn unread(
+    exchange: &Exchange,
+    method: &Method,
+    problem: &str,
+    status: StatusCode,
+) -> Response {
+    let r = lock(&exchange.interpreter).transport_fault(
+        "client_body_error",
+        problem,
+        json!({"method": method.as_str()}),
+    );
+    let _ = exchange.record(vec![r]).await;
+    own_error(status, problem)
+}
+
+/// 413, recorded.
+async fn too_large(exchange: &Exchange, declared: Option<u64>) -> Response {
+    let limit = exchange.app.config.body_limit;
+    let r = lock(&exchange.interpreter).transport_fault(
+        "oversized_body",
+        &format!("the request body is larger than the limit of {limit} bytes"),
+        json!({"declared_size": declared, "limit": limit}),
+    );
+    let _ = exchange.record(vec![r]).await;
+    own_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "the request body is larger than the proxy accepts",
+    )
+}
+
+async fn forward_and_relay(
+    mut exchange: Exchange,
+    method: Method,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let app = exchange.app.clone();
+    let upstream = &exchange.url;
+    let mut stopping = app.stopping.clone();
+    let sent = tokio::select! {
+        sent = tokio::time::timeout(
+            app.config.upstream_timeout,
+            forward::send(&app.client, upstream, method.clone(), forward::request_headers(headers), body.clone()),
+        ) => sent,
+        () = stopped(&mut stopping) => {
+            let records = lock(&exchange.interpreter).abandon(
+                Direction::ClientToServer, &body, Outcome::Incomplete,
+                "the proxy stopped before the upstream answered", Instant::now());
+            let _ = exchange.record(records).await;
+            return own_error(StatusCode::SERVICE_UNAVAILABLE, "the proxy is stopping");
+        }
+    };
+    let response = match sent {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => {
+            let problem = format!("the upstream could not be reached: {error}");
+            return upstream_failed(
+                &exchange,
+                &body,
+                &problem,
+                "upstream_unreachable",
+                Outcome::ProtocolError,
+                StatusCode::BAD_GATEWAY,
+            )
+            .await;
+        }
+        Err(_) => {
+            let problem = format!(
+                "the upstream did not answer within {} s",
+                app.config.upstream_timeout.as_secs()
+            );
+            return upstream_failed(
+                &exchange,
+                &body,
+                &problem,
+                "upstream_timeout",
+                Outcome::Incomplete,
+                StatusCode::GATEWAY_TIMEOUT,
+            )
+            .await;
+        }
+    };
+
+    let status = response.status();
+    let had_session = exchange.mcp_session.clone();
+    // The answer that opens a session names it: follow it from now on.
+    if had_session.is_none() {
+        if let Some(id) = header_str(response.headers(), "mcp-session-id") {
+            lock(&exchange.interpreter).become_session();
+            app.sessions.insert(id, exchange.interpreter.clone());
+            exchange.mcp_session = Some(id.to_string());
+        }
+    } else if exchange.unfollowed && status.is_success() {
+        if let Some(id) = &had_session {
+            app.sessions.insert(id, exchange.interpreter.clone());
+        }
+    }
+    // The session ends when the client deletes it, or the server no longer knows it.
+    let ended = match (&had_session, &method, status) {
+        (Some(_), &Method::DELETE, s) if s.is_success() || s == StatusCode::NOT_FOUND => {
+            Some("the client ended the session (DELETE)")
+        }
+        (Some(_), _, StatusCode::NOT_FOUND) => Some("the server no longer knows the session (404)"),
+        _ => None,
+    };
+
+    let kind = BodyKind::of(response.headers());
+    let mut builder = Response::builder().status(status);
+    if let Some(h) = builder.headers_mut() {
+        *h = forward::response_headers(response.headers());
+    }
+    // A JSON answer of known, bounded length: read whole, answered, then interpreted off the
+    // answer's path. Event streams and answers of unknown length are relayed as they arrive.
+    let known = response.content_length().filter(|n| *n <= MAX_FRAME as u64);
+    if let (BodyKind::Json | BodyKind::Opaque, Some(_)) = (&kind, known) {
+        let read = tokio::time::timeout(app.config.upstream_timeout, response.bytes()).await;
+        if let Ok(Ok(bytes)) = read {
+            let json = matches!(kind, BodyKind::Json).then(|| bytes.clone());
+            tokio::spawn(async move {
+                let json = json.unwrap_or_default();
+                answered(exchange, status, &json, None, &body, ended).await;
+            });
+            return builder.body(Body::from(bytes)).unwrap_or_else(|_| {
+                own_error(
+                    StatusCode::BAD_GATEWAY,
+                    "the upstream's answer could not be relayed",
+                )
+            });
+        }
+        let problem = "the upstream's answer broke off or stalled";
+        return upstream_failed(
+            &exchange,
+            &body,
+            problem,
+            "upstream_broken",
+            Outcome::Incomplete,
+            StatusCode::BAD_GATEWAY,
+        )
+        .await;
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let idle = (method == Method::POST).then_some(app.config.upstream_timeout);
+    tokio::spawn(relay(exchange, response, kind, idle, body, tx, ended));
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    builder.body(Body::from_stream(stream)).unwrap_or_else(|_| {
+        own_error(
+            StatusCode::BAD_GATEWAY,
+            "the upstream's answer could not be relayed",
+        )
+    })
+}
+
+/// 502 or 504, recorded: the request's operations get `outcome` and the fault its own event.
+async fn upstream_failed(
+    exchange: &Exchange,
+    body: &[u8],
+    problem: &str,
+    operation: &str,
+    outcome: Outcome,
+    status: StatusCode,
+) -> Response {
+    let mut records = {
+        let mut i = lock(&exchange.interpreter);
+        let mut records = i.abandon(
+            Direction::ClientToServer,
+            body,
+            outcome,
+            problem,
+            Instant::now(),
+        );
+        records.push(i.transport_fault(
+            operation,
+            problem,
+            json!({"upstream": exchange.app.config.upstream.as_str()}),
+        ));
+        records
+    };
+    if !lock(&exchange.interpreter).is_session() {
+        records.extend(lock(&exchange.interpreter).finish("exchange failed", None, Instant::now()));
+    }
+    let _ = exchange.record(records).await;
+    own_error(status, problem)
+}
