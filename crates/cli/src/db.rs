@@ -1,26 +1,64 @@
-//! Where the database is and how to open it: the `--db` and `--lock-timeout` flags, shared by
-//! every command.
+//! Where the database is and how to open it: the `--db`, `--lock-timeout`, `--log-id`,
+//! `--spool-dir` and `--reconnect-timeout` flags, shared by every command.
+//!
+//! `--db` is a SQLite file, or a `postgres://` URL: every command works on both, through the
+//! store trait (`Box<dyn Store>`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use mcp_audit_store::{SqliteOptions, SqliteStore};
+use mcp_audit_core::EventId;
+use mcp_audit_store::{
+    Durability, PgOptions, PgStore, SpoolOptions, SqliteOptions, SqliteStore, Store,
+};
 
 /// The database the user pointed at.
 #[derive(Debug, Clone)]
 pub struct Db {
     path: PathBuf,
     lock_timeout: Duration,
+    log_id: Option<String>,
+    spool_dir: PathBuf,
+    reconnect_timeout: Duration,
 }
 
 impl Db {
-    pub fn new(path: PathBuf, lock_timeout: Duration) -> Db {
-        Db { path, lock_timeout }
+    pub fn new(
+        path: PathBuf,
+        lock_timeout: Duration,
+        log_id: Option<String>,
+        spool_dir: PathBuf,
+        reconnect_timeout: Duration,
+    ) -> Db {
+        Db {
+            path,
+            lock_timeout,
+            log_id,
+            spool_dir,
+            reconnect_timeout,
+        }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The database for messages: the path, or the URL without its password.
+    pub fn name(&self) -> String {
+        let Some(url) = self.postgres_url() else {
+            return self.path.display().to_string();
+        };
+        match url.split_once("://").and_then(|(scheme, rest)| {
+            let (user, host) = rest.split_once('@')?;
+            let user = user.split(':').next().unwrap_or_default();
+            Some(format!("{scheme}://{user}@{host}"))
+        }) {
+            Some(redacted) => redacted,
+            None => url.to_string(),
+        }
+    }
+
+    /// The PostgreSQL URL, when `--db` is one.
+    fn postgres_url(&self) -> Option<&str> {
+        let text = self.path.to_str()?;
+        (text.starts_with("postgres://") || text.starts_with("postgresql://")).then_some(text)
     }
 
     fn options(&self) -> SqliteOptions {
@@ -29,28 +67,117 @@ impl Db {
         }
     }
 
-    /// Opens (creating and migrating as needed) for commands that write.
-    pub fn open_writable(&self) -> anyhow::Result<SqliteStore> {
-        Ok(SqliteStore::open(&self.path, self.options())?)
+    /// Opens (creating and migrating as needed) for commands that write. On PostgreSQL, a
+    /// writer that records with `batch` durability spools to `--spool-dir` while the server
+    /// is unreachable; any other waits for it (fail-closed).
+    pub fn open_writable(&self, durability: Durability) -> anyhow::Result<Box<dyn Store>> {
+        Ok(match self.postgres_url() {
+            Some(url) => Box::new(PgStore::open(
+                url,
+                PgOptions {
+                    log_id: self.log_id.clone(),
+                    spool: (durability == Durability::Batch)
+                        .then(|| SpoolOptions::new(&self.spool_dir)),
+                    reconnect_timeout: self.reconnect_timeout,
+                    ..PgOptions::default()
+                },
+            )?),
+            None => Box::new(SqliteStore::open(&self.path, self.options())?),
+        })
     }
 
     /// Opens an existing database for writing, for commands that change what is there
     /// (`cleanup`): they have nothing to do in a new, empty database.
-    pub fn open_existing_writable(&self) -> anyhow::Result<SqliteStore> {
+    pub fn open_existing_writable(&self) -> anyhow::Result<Box<dyn Store>> {
         self.must_exist()?;
-        self.open_writable()
+        self.open_writable(Durability::Sync)
     }
 
     /// Opens an existing database for commands that only read.
-    pub fn open_read_only(&self) -> anyhow::Result<SqliteStore> {
+    pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
+        if let Some(url) = self.postgres_url() {
+            return Ok(Box::new(PgStore::open_read_only(url)?));
+        }
         self.must_exist()?;
-        Ok(SqliteStore::open_read_only(&self.path, self.options())?)
+        Ok(Box::new(SqliteStore::open_read_only(
+            &self.path,
+            self.options(),
+        )?))
+    }
+
+    /// Whether `--db` is a PostgreSQL URL (many logs) rather than a SQLite file (one log).
+    pub fn is_postgres(&self) -> bool {
+        self.postgres_url().is_some()
+    }
+
+    /// The logs `verify` checks: the one log of a SQLite file (named `""` here); each log of a
+    /// PostgreSQL database, or only `--log-id`'s when given. Open each with [`Db::open_log`].
+    pub fn log_ids(&self) -> anyhow::Result<Vec<String>> {
+        let Some(url) = self.postgres_url() else {
+            return Ok(vec![String::new()]);
+        };
+        Ok(match &self.log_id {
+            Some(id) => vec![id.clone()],
+            None => PgStore::open_read_only(url)?.logs()?,
+        })
+    }
+
+    /// A reader of one log of [`Db::log_ids`] (one connection at a time, however many logs).
+    pub fn open_log(&self, log_id: &str) -> anyhow::Result<Box<dyn Store>> {
+        let Some(url) = self.postgres_url() else {
+            return self.open_read_only();
+        };
+        let mut store = PgStore::open_read_only(url)?;
+        store.read_log(log_id)?;
+        Ok(Box::new(store))
+    }
+
+    /// A reader of one log, for proofs between checkpoints: PostgreSQL needs `--log-id`.
+    pub fn open_log_reader(&self) -> anyhow::Result<Box<dyn Store>> {
+        let Some(url) = self.postgres_url() else {
+            return self.open_read_only();
+        };
+        let mut store = PgStore::open_read_only(url)?;
+        store.read_log(self.required_log_id()?)?;
+        Ok(Box::new(store))
+    }
+
+    /// A store on the log that holds event `id`, for its inclusion proof.
+    pub fn open_event_log(&self, id: EventId) -> anyhow::Result<Box<dyn Store>> {
+        let Some(url) = self.postgres_url() else {
+            // Writable, so that tree nodes a proof had to recompute are stored again.
+            return self.open_existing_writable();
+        };
+        let mut store = PgStore::open_read_only(url)?;
+        let Some(event) = store.get(id)? else {
+            bail!("no event with id {id} in {}", self.name());
+        };
+        store.read_log(&event.log_id)?;
+        Ok(Box::new(store))
+    }
+
+    /// The writer of one existing log, for `checkpoint`: PostgreSQL needs `--log-id` (and
+    /// refuses a log that a running proxy writes: it signs its own with `--checkpoint-key`).
+    pub fn open_log_writer(&self) -> anyhow::Result<Box<dyn Store>> {
+        if self.is_postgres() {
+            self.required_log_id()?;
+        }
+        self.open_existing_writable()
+    }
+
+    fn required_log_id(&self) -> anyhow::Result<&str> {
+        match &self.log_id {
+            Some(id) => Ok(id),
+            None => bail!(
+                "a PostgreSQL database holds many logs: name one with --log-id (or MCP_AUDIT_LOG_ID)"
+            ),
+        }
     }
 
     /// Only `log` creates a database: anywhere else a mistyped `--db` must be an error, not an
-    /// empty answer (and a stray new file).
+    /// empty answer (and a stray new file). A PostgreSQL database is checked by opening it.
     fn must_exist(&self) -> anyhow::Result<()> {
-        if !self.path.exists() {
+        if self.postgres_url().is_none() && !self.path.exists() {
             bail!(
                 "database {} does not exist (record events with `mcp-audit log`, or point --db or MCP_AUDIT_DB at one)",
                 self.path.display()

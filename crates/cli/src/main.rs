@@ -40,15 +40,36 @@ use crate::db::Db;
     after_help = "Example:\n  mcp-audit log '{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"search\"}'\n  mcp-audit query --tool search --since 1h"
 )]
 struct Cli {
-    /// The audit database (SQLite file)
+    /// The audit database: a SQLite file, or a PostgreSQL URL (`postgres://user@host/db`)
+    /// shared by many proxies
     #[arg(
         long,
         global = true,
         env = "MCP_AUDIT_DB",
         default_value = "./mcp-audit.db",
-        value_name = "PATH"
+        value_name = "PATH|URL"
     )]
     db: PathBuf,
+
+    /// PostgreSQL: the log this process appends to (one per proxy instance; a log already
+    /// being written is refused). Default: a new log for each run
+    #[arg(long, global = true, env = "MCP_AUDIT_LOG_ID", value_name = "ID")]
+    log_id: Option<String>,
+
+    /// PostgreSQL: how long a write waits for an unreachable server before failing (`sync`
+    /// durability, or a full spool)
+    #[arg(long, global = true, default_value = "30s", value_parser = time_arg::parse_duration, value_name = "DURATION")]
+    reconnect_timeout: Duration,
+
+    /// PostgreSQL with `batch` durability: where records wait while the server is unreachable
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_AUDIT_SPOOL_DIR",
+        default_value = "./mcp-audit-spool",
+        value_name = "DIR"
+    )]
+    spool_dir: PathBuf,
 
     /// How long to wait for another process's lock on the database before failing
     /// (`500ms`, `5s`)
@@ -92,7 +113,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let db = Db::new(cli.db, cli.lock_timeout);
+    let db = Db::new(
+        cli.db,
+        cli.lock_timeout,
+        cli.log_id,
+        cli.spool_dir,
+        cli.reconnect_timeout,
+    );
     let result = match cli.command {
         Command::Log(args) => log::run(&db, args).map(|()| 0),
         Command::Query(args) => query::run(&db, args).map(|()| 0),

@@ -13,16 +13,14 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_audit_core::{AuditEvent, DataSource, FlowDirection, LegalBasis};
+mod events;
+
+use events::{SESSIONS, TOOLS, USERS, event, mix};
+
 use mcp_audit_store::{
     Durability, Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
     SummaryScope,
 };
-use serde_json::json;
-
-const USERS: u64 = 1_000;
-const TOOLS: u64 = 50;
-const SESSIONS: u64 = 10_000;
 
 /// A named way of picking a filter for the i-th query.
 type FilterFor = (&'static str, fn(u64) -> Filter);
@@ -32,49 +30,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A cheap deterministic spread of keys (splitmix64), so runs are comparable.
-fn mix(i: u64) -> u64 {
-    let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A realistic tool execution: about 1 KB of JSON once encoded, two data sources.
-fn event(i: u64) -> AuditEvent {
-    let k = mix(i);
-    AuditEvent::tool_execution(format!("tool_{}", k % TOOLS))
-        .user(format!("user-{}", (k >> 8) % USERS))
-        .session(format!("session-{}", (k >> 20) % SESSIONS))
-        .server("crm-server")
-        .input(json!({
-            "query": "customers in region EMEA with open tickets older than 30 days",
-            "limit": 50,
-            "fields": ["id", "name", "email", "region", "tickets", "owner"],
-            "filters": {"region": "EMEA", "status": "open", "min_age_days": 30, "request": i},
-        }))
-        .output(json!({
-            "content": [{"type": "text", "text": "Found 12 customers: ACME GmbH (3 tickets), Globex SARL (2 tickets), Initech Ltd (4 tickets), Umbrella BV (1 ticket), Hooli AB (2 tickets) and 7 more; the oldest ticket is 94 days old and belongs to Initech Ltd."}],
-            "structuredContent": {"count": 12, "oldest_days": 94, "truncated": true},
-            "isError": false,
-        }))
-        .duration_us(500 + k % 20_000)
-        .data_source(DataSource::input("postgres://crm/customers").source_type("database").identifier("customers"))
-        .data_source(
-            DataSource::input("https://tickets.example.com/api/v2/tickets")
-                .source_type("api")
-                .direction(FlowDirection::Input)
-                .transformation("aggregate"),
-        )
-        .purpose("customer support")
-        .legal_basis(LegalBasis::LegitimateInterests)
-        .gdpr(true)
-        .data_subject(format!("subject-{}", k % 100_000))
-        .retention("1y")
-        .build()
-        .expect("a valid event")
 }
 
 fn percentile(sorted: &[Duration], p: usize) -> Duration {

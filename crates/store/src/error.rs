@@ -39,6 +39,17 @@ pub enum StoreError {
     /// The writer renumbers the batch from `next` and tries again.
     #[error("sequence conflict: another writer appended to this log (next seq is {next})")]
     SeqConflict { next: u64 },
+    /// The database server can not be reached (stopped, restarting, network down). The
+    /// PostgreSQL backend spools or waits through this; it reaches callers only when the wait
+    /// timed out or the spool is full.
+    #[error("database unreachable (waited {waited_ms} ms): {reason}")]
+    Unavailable { waited_ms: u64, reason: String },
+    /// Another process is already writing this log (two writers configured with one log id).
+    /// Refused, because two writers must never interleave inside one log.
+    #[error(
+        "log `{log_id}` is already being written by another process; give each writer its own log id"
+    )]
+    LogInUse { log_id: String },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),

@@ -28,9 +28,11 @@
 //! assert_eq!(page.events[0].event.operation, "search");
 //! ```
 
+mod boxed;
 mod checkpointer;
 mod error;
 pub mod integrity;
+mod postgres;
 mod query;
 mod recorder;
 mod sql;
@@ -41,6 +43,7 @@ mod writer;
 
 pub use checkpointer::{CheckpointPolicy, Publisher};
 pub use error::StoreError;
+pub use postgres::{PgOptions, PgStore, SpoolOptions, WriteMethod};
 pub use query::{
     CleanupReport, Cursor, Filter, Page, PageStart, Query, StoredEvent, Summary, SummaryScope,
     ToolStats,

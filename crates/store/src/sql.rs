@@ -84,6 +84,12 @@ impl Where {
         self.clauses.push(condition.replacen("{}", &slot, 1));
     }
 
+    /// Adds a condition whose placeholders were bound with [`Where::bind`] (a row comparison,
+    /// say, that needs several values).
+    pub(crate) fn push_clause(&mut self, clause: String) {
+        self.clauses.push(clause);
+    }
+
     /// Binds `value` and returns its placeholder.
     pub(crate) fn bind(&mut self, value: SqlValue) -> String {
         self.params.push(value);

@@ -1,7 +1,6 @@
 //! Behaviour of the store and the recorder against real SQLite files: the reference loggers'
 //! behaviours one by one, and the faults that must never lose or half-write a record.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -15,41 +14,25 @@ use mcp_audit_store::{
 };
 use serde_json::json;
 
-/// A database in a temporary directory, with helpers to record into it and read it back.
-struct Db {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+mod backend;
+
+use backend::Db;
+
+/// Recording and reading helpers over a test database of either backend.
+trait Helpers {
+    fn recorder(&self, config: RecorderConfig) -> Recorder;
+    fn sync(&self) -> Recorder;
+    fn find(&self, filter: Filter) -> Vec<AuditEvent>;
+    fn all(&self) -> Vec<AuditEvent>;
 }
 
-impl Db {
-    fn new() -> Db {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.db");
-        Db { _dir: dir, path }
-    }
-
+impl Helpers for Db {
     fn recorder(&self, config: RecorderConfig) -> Recorder {
-        Recorder::start(
-            SqliteStore::open(&self.path, SqliteOptions::default()).unwrap(),
-            config,
-        )
-        .unwrap()
+        Recorder::start(self.open(), config).unwrap()
     }
 
     fn sync(&self) -> Recorder {
         self.recorder(RecorderConfig::default())
-    }
-
-    fn reader(&self) -> SqliteStore {
-        SqliteStore::open_read_only(&self.path, SqliteOptions::default()).unwrap()
-    }
-
-    fn raw(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.path).unwrap()
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.raw().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
     fn find(&self, filter: Filter) -> Vec<AuditEvent> {
@@ -80,9 +63,7 @@ fn record(r: &Recorder, e: mcp_audit_core::EventBuilder) -> Receipt {
     r.record(e.build().unwrap()).unwrap()
 }
 
-#[test]
-fn tool_execution_round_trips_with_lineage_and_compliance_rows() {
-    let db = Db::new();
+fn tool_execution_round_trips_with_lineage_and_compliance_rows(db: Db) {
     let r = db.sync();
     let event = AuditEvent::tool_execution("search_customers")
         .user("alice")
@@ -144,9 +125,7 @@ fn tool_execution_round_trips_with_lineage_and_compliance_rows() {
     );
 }
 
-#[test]
-fn review_rules_and_default_classification_reach_the_stored_row() {
-    let db = Db::new();
+fn review_rules_and_default_classification_reach_the_stored_row(db: Db) {
     let r = db.sync();
     record(
         &r,
@@ -192,9 +171,7 @@ fn review_rules_and_default_classification_reach_the_stored_row() {
     );
 }
 
-#[test]
-fn update_stores_the_computed_change_set() {
-    let db = Db::new();
+fn update_stores_the_computed_change_set(db: Db) {
     let r = db.sync();
     record(
         &r,
@@ -211,9 +188,7 @@ fn update_stores_the_computed_change_set() {
     );
 }
 
-#[test]
-fn retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans() {
-    let db = Db::new();
+fn retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans(db: Db) {
     let r = db.sync();
     let source = || DataSource::input("file:///data");
     let old = AuditEvent::tool_execution("old")
@@ -253,7 +228,7 @@ fn retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans(
             .is_some()
     );
 
-    let mut store = SqliteStore::open(&db.path, SqliteOptions::default()).unwrap();
+    let mut store = db.open();
     let dry = store.delete_expired(Timestamp::now(), true).unwrap();
     assert_eq!(
         (dry.events, dry.data_sources, dry.compliance_events),
@@ -277,9 +252,7 @@ fn retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans(
     }
 }
 
-#[test]
-fn session_summary_counts_every_kind_including_prompts() {
-    let db = Db::new();
+fn session_summary_counts_every_kind_including_prompts(db: Db) {
     let r = db.sync();
     let guard = r.session("s1", Some("alice")).unwrap();
     record(
@@ -341,9 +314,7 @@ fn session_summary_counts_every_kind_including_prompts() {
     assert_eq!(u.total_operations, 1);
 }
 
-#[test]
-fn a_view_audit_keeps_the_real_actor() {
-    let db = Db::new();
+fn a_view_audit_keeps_the_real_actor(db: Db) {
     let r = db.sync();
     record(
         &r,
@@ -357,9 +328,7 @@ fn a_view_audit_keeps_the_real_actor() {
     assert_ne!(e.actor.user_id.as_deref(), Some("system"));
 }
 
-#[test]
-fn audit_level_off_records_nothing_and_writes_level_skips_reads() {
-    let db = Db::new();
+fn audit_level_off_records_nothing_and_writes_level_skips_reads(db: Db) {
     let level = |level| RecorderConfig {
         policy: Policy {
             level,
@@ -394,7 +363,7 @@ fn audit_level_off_records_nothing_and_writes_level_skips_reads() {
 
 #[test]
 fn migration_from_schema_version_1_keeps_existing_rows() {
-    let db = Db::new();
+    let db = Db::sqlite();
     // A database as the first schema version left it, with one event written in that shape.
     let store = SqliteStore::open_at_schema_version(&db.path, 1).unwrap();
     assert_eq!(store.schema_version().unwrap(), 1);
@@ -405,7 +374,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
         .unwrap();
     Policy::default().apply(&mut event).unwrap();
     let sealed = mcp_audit_core::seal(event.clone()).unwrap();
-    let conn = db.raw();
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
     conn.execute(
         "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, outcome, classification,
             requires_review, meta, commitment, leaf_hash)
@@ -443,7 +412,13 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
     );
     assert!(matches!(receipt, Receipt::Durable { seq: 1, .. }));
     r.shutdown().unwrap();
-    assert_eq!(db.reader().schema_version().unwrap(), 4);
+    assert_eq!(
+        SqliteStore::open_read_only(&db.path, SqliteOptions::default())
+            .unwrap()
+            .schema_version()
+            .unwrap(),
+        4
+    );
     let legacy = db
         .reader()
         .get(event.id)
@@ -463,9 +438,12 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
 
 #[test]
 fn a_database_from_a_newer_version_is_refused() {
-    let db = Db::new();
+    let db = Db::sqlite();
     db.sync().shutdown().unwrap();
-    db.raw().pragma_update(None, "user_version", 999).unwrap();
+    rusqlite::Connection::open(&db.path)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
     for result in [
         SqliteStore::open(&db.path, SqliteOptions::default()).err(),
         SqliteStore::open_read_only(&db.path, SqliteOptions::default()).err(),
@@ -482,7 +460,7 @@ fn a_database_from_a_newer_version_is_refused() {
 
 #[test]
 fn a_corrupt_file_is_reported_as_corrupt() {
-    let db = Db::new();
+    let db = Db::sqlite();
     std::fs::write(
         &db.path,
         b"this is not a database, just some bytes of text".repeat(100),
@@ -494,11 +472,9 @@ fn a_corrupt_file_is_reported_as_corrupt() {
     }
 }
 
-#[test]
-fn writing_through_a_read_only_store_is_refused() {
-    let db = Db::new();
+fn writing_through_a_read_only_store_is_refused(db: Db) {
     db.sync().shutdown().unwrap();
-    let ro = SqliteStore::open_read_only(&db.path, SqliteOptions::default()).unwrap();
+    let ro = db.reader();
     let r = Recorder::start(ro, RecorderConfig::default()).unwrap();
     let err = r
         .record(AuditEvent::tool_execution("t").build().unwrap())
@@ -512,9 +488,9 @@ fn writing_through_a_read_only_store_is_refused() {
 
 #[test]
 fn a_database_locked_past_the_timeout_fails_with_locked_and_writes_nothing() {
-    let db = Db::new();
+    let db = Db::sqlite();
     db.sync().shutdown().unwrap();
-    let holder = db.raw();
+    let holder = rusqlite::Connection::open(&db.path).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let store = SqliteStore::open(
         &db.path,
@@ -543,9 +519,7 @@ fn a_database_locked_past_the_timeout_fails_with_locked_and_writes_nothing() {
     ));
 }
 
-#[test]
-fn sync_record_is_durable_when_it_returns() {
-    let db = Db::new();
+fn sync_record_is_durable_when_it_returns(db: Db) {
     let r = db.sync();
     for i in 0..5u64 {
         let receipt = record(&r, AuditEvent::tool_execution("t"));
@@ -555,9 +529,7 @@ fn sync_record_is_durable_when_it_returns() {
     }
 }
 
-#[test]
-fn the_callers_rollback_does_not_undo_the_audit_record() {
-    let db = Db::new();
+fn the_callers_rollback_does_not_undo_the_audit_record(db: Db) {
     let app_path = db.path.with_file_name("app.db");
     let mut app = rusqlite::Connection::open(&app_path).unwrap();
     app.execute_batch("CREATE TABLE orders (id INTEGER)")
@@ -584,7 +556,7 @@ fn the_callers_rollback_does_not_undo_the_audit_record() {
     );
 
     // And a failing audit write does not undo the caller's committed work.
-    db.raw().execute_batch("DROP TABLE data_sources").unwrap();
+    db.exec("DROP TABLE data_sources");
     let tx = app.transaction().unwrap();
     tx.execute("INSERT INTO orders VALUES (2)", []).unwrap();
     let failed = r.record(
@@ -602,9 +574,7 @@ fn the_callers_rollback_does_not_undo_the_audit_record() {
     );
 }
 
-#[test]
-fn a_failed_batch_in_batch_mode_surfaces_in_flush_and_the_counter() {
-    let db = Db::new();
+fn a_failed_batch_in_batch_mode_surfaces_in_flush_and_the_counter(db: Db) {
     let r = db.recorder(RecorderConfig {
         durability: Durability::Batch,
         ..RecorderConfig::default()
@@ -614,7 +584,7 @@ fn a_failed_batch_in_batch_mode_surfaces_in_flush_and_the_counter() {
         Receipt::Queued { .. }
     ));
     r.flush().unwrap();
-    db.raw().execute_batch("DROP TABLE data_sources").unwrap();
+    db.exec("DROP TABLE data_sources");
     record(
         &r,
         AuditEvent::tool_execution("lost").data_source(DataSource::input("x:y")),
@@ -631,9 +601,7 @@ fn a_failed_batch_in_batch_mode_surfaces_in_flush_and_the_counter() {
     r.flush().unwrap();
 }
 
-#[test]
-fn observe_returns_the_tools_own_error_even_when_recording_fails() {
-    let db = Db::new();
+fn observe_returns_the_tools_own_error_even_when_recording_fails(db: Db) {
     let r = db.sync();
     let result: Result<(), String> = r
         .observe(AuditEvent::tool_execution("fails").user("u"), || {
@@ -646,7 +614,7 @@ fn observe_returns_the_tools_own_error_even_when_recording_fails() {
     assert!(e.duration_us.is_some());
 
     // Now the audit write itself fails: the caller still gets the tool's error, not ours.
-    db.raw().execute_batch("DROP TABLE payloads").unwrap();
+    db.exec("DROP TABLE payloads");
     let result: Result<u32, String> = r.observe(AuditEvent::tool_execution("fails"), || {
         Err("the real error".to_string())
     });
@@ -656,9 +624,7 @@ fn observe_returns_the_tools_own_error_even_when_recording_fails() {
     assert_eq!(r.stats().failed, 2, "both recording failures are counted");
 }
 
-#[test]
-fn backpressure_records_every_event_exactly_once_with_dense_seqs() {
-    let db = Db::new();
+fn backpressure_records_every_event_exactly_once_with_dense_seqs(db: Db) {
     let r = db.recorder(RecorderConfig {
         durability: Durability::Batch,
         queue_capacity: 1,
@@ -689,10 +655,18 @@ fn backpressure_records_every_event_exactly_once_with_dense_seqs() {
     assert_eq!(db.count("SELECT MAX(seq) FROM events"), 1599);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_async_callers_all_get_durable_distinct_seqs() {
-    let db = Db::new();
+fn concurrent_async_callers_all_get_durable_distinct_seqs(db: Db) {
+    // Stores are opened outside async code (PostgreSQL's client is synchronous).
     let r = db.sync();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(concurrent_async_callers(r));
+}
+
+async fn concurrent_async_callers(r: Recorder) {
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let r = r.clone();
@@ -714,9 +688,7 @@ async fn concurrent_async_callers_all_get_durable_distinct_seqs() {
     r.shutdown_async().await.unwrap();
 }
 
-#[test]
-fn cursor_pages_never_skip_or_repeat_while_events_arrive() {
-    let db = Db::new();
+fn cursor_pages_never_skip_or_repeat_while_events_arrive(db: Db) {
     let r = db.sync();
     for i in 0..25 {
         record(&r, AuditEvent::tool_execution(format!("t{i}")).user("u"));
@@ -764,9 +736,7 @@ fn cursor_pages_never_skip_or_repeat_while_events_arrive() {
     assert!(matches!(bad, Err(StoreError::InvalidCursor(_))));
 }
 
-#[test]
-fn every_filter_narrows_the_query() {
-    let db = Db::new();
+fn every_filter_narrows_the_query(db: Db) {
     let r = db.sync();
     record(
         &r,
@@ -905,9 +875,7 @@ fn every_filter_narrows_the_query() {
     assert_eq!(db.reader().count(&d()).unwrap(), 3);
 }
 
-#[test]
-fn tool_stats_give_calls_error_rate_and_latency_percentiles() {
-    let db = Db::new();
+fn tool_stats_give_calls_error_rate_and_latency_percentiles(db: Db) {
     let r = db.recorder(RecorderConfig {
         durability: Durability::Batch,
         ..RecorderConfig::default()
@@ -929,9 +897,7 @@ fn tool_stats_give_calls_error_rate_and_latency_percentiles() {
     );
 }
 
-#[test]
-fn pending_intents_without_an_outcome_are_found_for_recovery() {
-    let db = Db::new();
+fn pending_intents_without_an_outcome_are_found_for_recovery(db: Db) {
     let r = db.sync();
     let done = AuditEvent::tool_execution("done")
         .outcome(Outcome::Pending)
@@ -950,9 +916,7 @@ fn pending_intents_without_an_outcome_are_found_for_recovery() {
     assert_eq!(names, ["in flight"]);
 }
 
-#[test]
-fn the_writer_keeps_one_log_id_per_database() {
-    let db = Db::new();
+fn the_writer_keeps_one_log_id_per_database(db: Db) {
     let first = db.sync();
     let id = first.log_id().to_string();
     first.shutdown().unwrap();
@@ -964,13 +928,12 @@ fn the_writer_keeps_one_log_id_per_database() {
     ));
     let stored = db.reader().query(&Query::default()).unwrap();
     assert_eq!(stored.events[0].log_id, id);
-    let _ = Path::new(&db.path);
 }
 
 #[test]
 fn two_writers_on_one_file_interleave_whole_batches_with_dense_seqs() {
     // Two recorders on one file, as two processes (a proxy and `mcp-audit log`) would be.
-    let db = Db::new();
+    let db = Db::sqlite();
     let batch = || RecorderConfig {
         durability: Durability::Batch,
         max_batch: 7,
@@ -1020,9 +983,7 @@ fn two_writers_on_one_file_interleave_whole_batches_with_dense_seqs() {
     assert_eq!(checked, 600);
 }
 
-#[test]
-fn a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written() {
-    let db = Db::new();
+fn a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written(db: Db) {
     let r = db.recorder(RecorderConfig {
         durability: Durability::Batch,
         ..RecorderConfig::default()
@@ -1048,3 +1009,26 @@ fn a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written() {
         "seqs stay dense"
     );
 }
+
+on_both_backends!(
+    tool_execution_round_trips_with_lineage_and_compliance_rows,
+    review_rules_and_default_classification_reach_the_stored_row,
+    update_stores_the_computed_change_set,
+    retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans,
+    session_summary_counts_every_kind_including_prompts,
+    a_view_audit_keeps_the_real_actor,
+    audit_level_off_records_nothing_and_writes_level_skips_reads,
+    writing_through_a_read_only_store_is_refused,
+    sync_record_is_durable_when_it_returns,
+    the_callers_rollback_does_not_undo_the_audit_record,
+    a_failed_batch_in_batch_mode_surfaces_in_flush_and_the_counter,
+    observe_returns_the_tools_own_error_even_when_recording_fails,
+    backpressure_records_every_event_exactly_once_with_dense_seqs,
+    concurrent_async_callers_all_get_durable_distinct_seqs,
+    cursor_pages_never_skip_or_repeat_while_events_arrive,
+    every_filter_narrows_the_query,
+    tool_stats_give_calls_error_rate_and_latency_percentiles,
+    pending_intents_without_an_outcome_are_found_for_recovery,
+    the_writer_keeps_one_log_id_per_database,
+    a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written,
+);

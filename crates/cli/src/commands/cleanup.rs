@@ -30,7 +30,7 @@ pub fn run(db: &Db, args: CleanupArgs) -> anyhow::Result<()> {
     };
     let report = store
         .delete_expired(Timestamp::now(), args.dry_run)
-        .with_context(|| format!("cannot clean up {}", db.path().display()))?;
+        .with_context(|| format!("cannot clean up {}", db.name()))?;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

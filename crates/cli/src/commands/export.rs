@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mcp_audit_store::{Filter, SqliteStore, Store, StoreError, StoredEvent};
+use mcp_audit_store::{Filter, Store, StoreError, StoredEvent};
 use serde::Serialize;
 use tempfile::NamedTempFile;
 
@@ -43,16 +43,16 @@ enum Format {
 pub fn run(db: &Db, args: ExportArgs) -> anyhow::Result<()> {
     let mut store = db.open_read_only()?;
     let filter = args.filter.to_filter();
-    let progress = progress_bar(&mut store, &filter)?;
+    let progress = progress_bar(store.as_mut(), &filter)?;
     let exported = match &args.output {
         None => {
             let out = BufWriter::new(io::stdout().lock());
-            let (n, out) = write_events(&mut store, &filter, args.format, out, &progress)?;
+            let (n, out) = write_events(store.as_mut(), &filter, args.format, out, &progress)?;
             // Flushes; an error here (a full disk, a closed pipe) must not pass as success.
             out.into_inner().map_err(|e| e.into_error())?.flush()?;
             n
         }
-        Some(path) => export_to_file(&mut store, &filter, args.format, path, &progress)
+        Some(path) => export_to_file(store.as_mut(), &filter, args.format, path, &progress)
             .with_context(|| format!("cannot export to {}", path.display()))?,
     };
     progress.finish_and_clear();
@@ -66,7 +66,7 @@ pub fn run(db: &Db, args: ExportArgs) -> anyhow::Result<()> {
 }
 
 /// A bar on a terminal, counting against `count()`; hidden otherwise (pipes, CI logs).
-fn progress_bar(store: &mut SqliteStore, filter: &Filter) -> anyhow::Result<ProgressBar> {
+fn progress_bar(store: &mut dyn Store, filter: &Filter) -> anyhow::Result<ProgressBar> {
     if !io::stderr().is_terminal() {
         return Ok(ProgressBar::hidden());
     }
@@ -81,7 +81,7 @@ fn progress_bar(store: &mut SqliteStore, filter: &Filter) -> anyhow::Result<Prog
 }
 
 fn export_to_file(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     filter: &Filter,
     format: Format,
     path: &Path,
@@ -103,7 +103,7 @@ fn export_to_file(
 /// Streams every matching event into `out` in `format`; gives `out` back for the caller to
 /// finish (flush, sync, rename).
 fn write_events<W: Write>(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     filter: &Filter,
     format: Format,
     out: W,

@@ -91,11 +91,11 @@ pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
         .as_deref()
         .map(crate::publish::CheckpointPoster::start)
         .transpose()?;
-    let mut store = db.open_existing_writable()?;
+    let mut store = db.open_log_writer()?;
     let origin = args
         .origin
         .unwrap_or_else(|| format!("mcp-audit/{}", store.log_id()));
-    let signed = integrity::sign_checkpoint(&mut store, &signer, &origin)?;
+    let signed = integrity::sign_checkpoint(store.as_mut(), &signer, &origin)?;
     if let Some(path) = &args.checkpoint_out {
         let mut file = OpenOptions::new()
             .create(true)
@@ -159,45 +159,77 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
             .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
-    let mut store = db.open_read_only()?;
-    let total = store.count(&mcp_audit_store::Filter {
-        include_pending: true,
-        ..Default::default()
-    })?;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} entries")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let report = integrity::verify(&mut store, verifier.as_ref(), &outside, &mut |n| {
-        bar.set_position(n)
-    })?;
-    bar.finish_and_clear();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        println!(
-            "{} entries checked, {} redacted, {} checkpoint(s) verified, covering {} entries",
-            report.entries, report.redacted, report.checkpoints_verified, report.covered
+    let logs = db.log_ids()?;
+    if logs.len() > 1 && !outside.is_empty() {
+        bail!("outside checkpoints belong to one log: name it with --log-id");
+    }
+    let many = db.is_postgres();
+    let mut all_ok = true;
+    let mut reports = Vec::new();
+    for log_id in logs {
+        let mut store = db.open_log(&log_id)?;
+        let total = store.next_seq()?;
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} entries")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        if verifier.is_none() {
-            println!("warning: no --key given: signatures were not checked");
+        let report = integrity::verify(store.as_mut(), verifier.as_ref(), &outside, &mut |n| {
+            bar.set_position(n)
+        })?;
+        bar.finish_and_clear();
+        all_ok &= report.is_ok();
+        if args.json {
+            reports.push((log_id, report));
+            continue;
         }
-        for finding in &report.findings {
-            println!("FOUND {}", serde_json::to_string(finding)?);
+        if many {
+            println!("log {log_id}:");
         }
-        if report.is_ok() {
-            println!("ok");
-        } else {
-            let mut kinds: Vec<String> = integrity::summary(&report)
-                .into_iter()
-                .map(|(k, n)| format!("{n} {k}"))
-                .collect();
-            kinds.sort();
-            println!("NOT OK: {}", kinds.join(", "));
+        print_report(&report, verifier.is_none());
+    }
+    if args.json {
+        if many {
+            let all: Vec<serde_json::Value> = reports
+                .iter()
+                .map(|(log_id, report)| {
+                    let mut value = serde_json::to_value(report)?;
+                    value["log_id"] = serde_json::Value::from(log_id.as_str());
+                    Ok(value)
+                })
+                .collect::<Result<_>>()?;
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        } else if let Some((_, report)) = reports.first() {
+            println!("{}", serde_json::to_string_pretty(report)?);
         }
     }
-    Ok(if report.is_ok() { 0 } else { 1 })
+    Ok(if all_ok { 0 } else { 1 })
+}
+
+/// One log's report, as text.
+fn print_report(report: &integrity::Report, no_key: bool) {
+    println!(
+        "{} entries checked, {} redacted, {} checkpoint(s) verified, covering {} entries",
+        report.entries, report.redacted, report.checkpoints_verified, report.covered
+    );
+    if no_key {
+        println!("warning: no --key given: signatures were not checked");
+    }
+    for finding in &report.findings {
+        if let Ok(text) = serde_json::to_string(finding) {
+            println!("FOUND {text}");
+        }
+    }
+    if report.is_ok() {
+        println!("ok");
+    } else {
+        let mut kinds: Vec<String> = integrity::summary(report)
+            .into_iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        kinds.sort();
+        println!("NOT OK: {}", kinds.join(", "));
+    }
 }
 
 /// Erase an event's personal data (GDPR Art. 17); its metadata and proofs stay valid.
@@ -214,7 +246,7 @@ pub fn erase(db: &Db, args: EraseArgs) -> Result<()> {
         .parse()
         .with_context(|| format!("`{}` is not an event id", args.id))?;
     let mut store = db.open_existing_writable()?;
-    if !integrity::erase(&mut store, id)? {
+    if !integrity::erase(store.as_mut(), id)? {
         bail!("no payload to erase for {id} (no such event, or already erased)");
     }
     println!("erased the personal data of {id}");
@@ -239,8 +271,8 @@ pub fn prove(db: &Db, args: ProveArgs) -> Result<()> {
         .id
         .parse()
         .with_context(|| format!("`{}` is not an event id", args.id))?;
-    let mut store = db.open_existing_writable()?;
-    let proof = integrity::prove(&mut store, id)?;
+    let mut store = db.open_event_log(id)?;
+    let proof = integrity::prove(store.as_mut(), id)?;
     println!("{}", serde_json::to_string_pretty(&proof)?);
     Ok(())
 }
@@ -392,8 +424,8 @@ pub fn consistency(db: &Db, args: ConsistencyArgs) -> Result<()> {
             .with_context(|| format!("checking {}", path.display()))
     };
     let (old, new) = (open(&args.old)?, open(&args.new)?);
-    let mut store = db.open_read_only()?;
-    let proof = integrity::consistency(&mut store, old.size, new.size)?;
+    let mut store = db.open_log_reader()?;
+    let proof = integrity::consistency(store.as_mut(), old.size, new.size)?;
     let holds = mcp_audit_core::merkle::verify_consistency(
         old.size, new.size, &proof, &old.root, &new.root,
     );

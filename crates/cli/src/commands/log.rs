@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use mcp_audit_core::{AuditLevel, Policy, Retention};
-use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig, SqliteStore};
+use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig, Store};
 
 use crate::db::Db;
 use crate::event_input::parse_event;
@@ -187,14 +187,19 @@ fn feed(
 }
 
 /// The store to record into, and a guard over the ids the input gives.
-fn open(db: &Db) -> anyhow::Result<(SqliteStore, IdGuard)> {
-    let store = db.open_writable()?;
+fn open(db: &Db) -> anyhow::Result<(Box<dyn Store>, IdGuard)> {
+    // Never spooled: the exit status says the records are in the database itself.
+    let store = db.open_writable(Durability::Sync)?;
     // Opened second: the writable open creates and migrates the database.
     let ids = IdGuard::new(db.open_read_only()?);
     Ok((store, ids))
 }
 
-fn start(store: SqliteStore, policy: Policy, durability: Durability) -> anyhow::Result<Recorder> {
+fn start(
+    store: Box<dyn Store>,
+    policy: Policy,
+    durability: Durability,
+) -> anyhow::Result<Recorder> {
     let config = RecorderConfig {
         durability,
         policy,

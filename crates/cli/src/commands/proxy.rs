@@ -71,7 +71,9 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             },
         );
     }
-    let mut store = db.open_writable()?;
+    // With `batch`, records wait in a local spool while PostgreSQL is unreachable; with
+    // `sync`, the traffic waits for it (fail-closed).
+    let mut store = db.open_writable(args.durability)?;
     let pending = store.pending_without_outcome()?;
     let checkpointing = args.checkpoints.start(store.log_id())?;
     // Outcome events never hold the traffic; intents are made durable one by one when `sync`.

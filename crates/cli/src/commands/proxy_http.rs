@@ -99,7 +99,8 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         }
         None => Vec::new(),
     };
-    let mut store = db.open_writable()?;
+    // PostgreSQL: spooled while unreachable with `batch`, waited for with `sync`.
+    let mut store = db.open_writable(common.durability)?;
     let pending = store.pending_without_outcome()?;
     let checkpointing = common.checkpoints.start(store.log_id())?;
     let recorder = Recorder::start(

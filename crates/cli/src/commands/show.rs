@@ -31,7 +31,7 @@ pub fn run(db: &Db, args: ShowArgs) -> anyhow::Result<()> {
     let event = db
         .open_read_only()?
         .get(id)?
-        .ok_or_else(|| anyhow!("no event with id {id} in {}", db.path().display()))?;
+        .ok_or_else(|| anyhow!("no event with id {id} in {}", db.name()))?;
     let mut out = io::stdout().lock();
     if args.compact {
         serde_json::to_writer(&mut out, &event)?;

@@ -1,0 +1,345 @@
+//! `--db postgres://...`: the commands that work on a SQLite file work on PostgreSQL, driven as
+//! a user drives them, against the real server named by `MCP_AUDIT_TEST_PG` (skipped, and said
+//! so, without it; a failure under `CI=true`). Each test gets a schema of its own.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+/// A schema of its own in the test database, dropped at the end, and the binary pointed at it.
+struct Pg {
+    base: String,
+    schema: String,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Pg {
+    fn new() -> Option<Pg> {
+        let base = match std::env::var("MCP_AUDIT_TEST_PG") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("MCP_AUDIT_TEST_PG is not set, and CI must run the PostgreSQL tests");
+                }
+                eprintln!("skipped: MCP_AUDIT_TEST_PG is not set");
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!("cli_{}_{nanos}", std::process::id());
+        postgres::Client::connect(&base, postgres::NoTls)
+            .unwrap()
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+        Some(Pg {
+            base,
+            schema,
+            url,
+            dir: tempfile::tempdir().unwrap(),
+        })
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
+            .arg("--db")
+            .arg(&self.url)
+            .arg("--spool-dir")
+            .arg(self.dir.path().join("spool"))
+            .args(args)
+            .env_remove("MCP_AUDIT_DB")
+            .env_remove("MCP_AUDIT_LOG_ID")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(stdin.unwrap_or_default()).unwrap();
+        drop(pipe);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args, None);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    }
+
+    fn log(&self, events: &[Value], log_id: &str) {
+        let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+        let (code, _, err) = self.run(&["--log-id", log_id, "log", "-"], Some(lines.as_bytes()));
+        assert_eq!(code, 0, "{err}");
+    }
+
+    fn json_lines(&self, args: &[&str]) -> Vec<Value> {
+        self.ok(args)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.base, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
+    }
+}
+
+fn tool(operation: &str, user: &str, duration_us: u64) -> Value {
+    json!({
+        "kind": "tool_execution", "action": "EXECUTE", "operation": operation,
+        "actor": {"user_id": user}, "session_id": "s1", "duration_us": duration_us,
+        "payload": {"input": {"q": operation}},
+    })
+}
+
+#[test]
+fn every_reading_command_sees_the_events_of_every_log() {
+    let Some(pg) = Pg::new() else { return };
+    pg.log(
+        &[tool("search", "alice", 100), tool("fetch", "bob", 200)],
+        "proxy-a",
+    );
+    pg.log(&[tool("search", "carol", 300)], "proxy-b");
+
+    let all = pg.json_lines(&["query", "--jsonl"]);
+    assert_eq!(all.len(), 3);
+    let logs: std::collections::BTreeSet<&str> =
+        all.iter().map(|e| e["log_id"].as_str().unwrap()).collect();
+    assert_eq!(logs.into_iter().collect::<Vec<_>>(), ["proxy-a", "proxy-b"]);
+    assert_eq!(
+        pg.json_lines(&["query", "--jsonl", "--tool", "search"])
+            .len(),
+        2
+    );
+
+    let id = all[0]["id"].as_str().unwrap();
+    assert!(pg.ok(&["show", id]).contains(id));
+
+    let summary: Value =
+        serde_json::from_str(&pg.ok(&["summary", "--session", "s1", "--json"])).unwrap();
+    assert_eq!(summary["tool_executions"], 3);
+    assert_eq!(summary["distinct_users"], 3);
+
+    let stats: Value = serde_json::from_str(&pg.ok(&["stats", "--json"])).unwrap();
+    assert_eq!(stats[0]["tool"], "search");
+    assert_eq!(stats[0]["calls"], 2);
+
+    let exported = pg.json_lines(&["export"]);
+    assert_eq!(exported.len(), 3);
+}
+
+#[test]
+fn cleanup_deletes_expired_events_and_a_log_in_use_is_refused_in_one_line() {
+    let Some(pg) = Pg::new() else { return };
+    let mut old = tool("old", "alice", 1);
+    old["timestamp"] = json!("2020-01-01T00:00:00Z");
+    old["compliance"] = json!({"retention": "30d"});
+    pg.log(&[old, tool("new", "alice", 1)], "proxy-a");
+    let dry: Value = serde_json::from_str(&pg.ok(&["cleanup", "--dry-run", "--json"])).unwrap();
+    assert_eq!(
+        (dry["events"].as_u64(), dry["dry_run"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(
+        pg.json_lines(&["query", "--jsonl"]).len(),
+        2,
+        "a dry run deletes nothing"
+    );
+    let report: Value = serde_json::from_str(&pg.ok(&["cleanup", "--json"])).unwrap();
+    assert_eq!(report["events"], 1);
+    let left = pg.json_lines(&["query", "--jsonl"]);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["operation"], "new");
+
+    // A writer holding log `busy` while `log --log-id busy` starts.
+    let holder = mcp_audit_store::PgStore::open(
+        &pg.url,
+        mcp_audit_store::PgOptions {
+            log_id: Some("busy".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let line = format!("{}\n", tool("t", "u", 1));
+    let (code, _, err) = pg.run(&["--log-id", "busy", "log", "-"], Some(line.as_bytes()));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("already being written"), "{err}");
+    drop(holder);
+}
+
+#[test]
+fn a_wrong_database_url_fails_with_one_line_and_no_password() {
+    let Some(pg) = Pg::new() else { return };
+    let (code, _, err) = {
+        let out = Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
+            .args([
+                "--db",
+                "postgres://someone:hunter2@127.0.0.1:1/nothing",
+                "query",
+            ])
+            .env_remove("MCP_AUDIT_DB")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    drop(pg);
+}
+
+#[test]
+fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
+    let Some(pg) = Pg::new() else { return };
+    let dir = pg.dir.path().to_path_buf();
+    pg.log(&[tool("a0", "alice", 1), tool("a1", "alice", 2)], "proxy-a");
+    pg.log(
+        &[
+            tool("b0", "bob", 1),
+            tool("b1", "bob", 2),
+            tool("b2", "bob", 3),
+        ],
+        "proxy-b",
+    );
+    let key = dir.join("k.key");
+    let key = key.to_str().unwrap();
+    pg.ok(&["keygen", "--name", "audit-test", "--out", key]);
+    let (code, _, err) = pg.run(&["checkpoint", "--key", key], None);
+    assert_eq!(code, 1, "PostgreSQL needs --log-id to checkpoint");
+    assert!(err.contains("--log-id"), "{err}");
+    let outside = dir.join("a.jsonl");
+    let outside = outside.to_str().unwrap();
+    pg.ok(&[
+        "--log-id",
+        "proxy-a",
+        "checkpoint",
+        "--key",
+        key,
+        "--checkpoint-out",
+        outside,
+    ]);
+    pg.ok(&["--log-id", "proxy-b", "checkpoint", "--key", key]);
+    let public = format!("{key}.pub");
+    // Outside checkpoints belong to one log.
+    let (code, _, err) = pg.run(
+        &["verify", "--key", &public, "--checkpoints", outside],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--log-id"), "{err}");
+    let out = pg.ok(&[
+        "--log-id",
+        "proxy-a",
+        "verify",
+        "--key",
+        &public,
+        "--checkpoints",
+        outside,
+    ]);
+    assert!(
+        out.contains("2 entries checked") && out.contains("\nok\n"),
+        "{out}"
+    );
+    let out = pg.ok(&["verify", "--key", &public]);
+    assert!(out.contains("log proxy-a:\n2 entries checked"), "{out}");
+    assert!(out.contains("log proxy-b:\n3 entries checked"), "{out}");
+    assert!(!out.contains("NOT OK"), "{out}");
+
+    let b1 = pg.json_lines(&["query", "--jsonl", "--tool", "b1"]);
+    let id = b1[0]["id"].as_str().unwrap();
+    let proof: Value = serde_json::from_str(&pg.ok(&["prove", id])).unwrap();
+    assert_eq!(
+        (proof["seq"].as_u64(), proof["tree_size"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let proof_file = dir.join("proof.json");
+    std::fs::write(&proof_file, proof.to_string()).unwrap();
+    pg.ok(&[
+        "verify-proof",
+        proof_file.to_str().unwrap(),
+        "--key",
+        &public,
+    ]);
+
+    pg.ok(&["erase", id]);
+    let out = pg.ok(&["verify", "--key", &public]);
+    assert!(out.contains("3 entries checked, 1 redacted"), "{out}");
+
+    // Tampering with one log fails verify and names that log's finding only.
+    let mut raw = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    raw.batch_execute("UPDATE events SET user_id = 'mallory' WHERE log_id = 'proxy-a' AND seq = 1")
+        .unwrap();
+    let (code, out, _) = pg.run(&["verify", "--key", &public, "--json"], None);
+    assert_eq!(code, 1, "{out}");
+    let reports: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(reports[0]["log_id"], "proxy-a");
+    assert_eq!(reports[0]["findings"][0]["finding"], "modified_column");
+    assert_eq!(reports[1]["findings"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn two_proxies_record_into_one_database_each_in_its_own_log() {
+    let Some(pg) = Pg::new() else { return };
+    let frames = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"search\",\"arguments\":{}}}\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n";
+    let proxies: Vec<_> = ["sync", "batch"]
+        .into_iter()
+        .map(|durability| {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
+                .args(["--db", &pg.url, "--log-id", &format!("proxy-{durability}")])
+                .arg("--spool-dir")
+                .arg(pg.dir.path().join("spool"))
+                .args(["proxy", "--durability", durability, "--", "sh", "-c", "cat"])
+                .env_remove("MCP_AUDIT_DB")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(frames).unwrap();
+            child
+        })
+        .collect();
+    for child in proxies {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, frames, "the bytes pass through unchanged");
+    }
+    let all = pg.json_lines(&["query", "--jsonl", "--include-pending"]);
+    for log in ["proxy-sync", "proxy-batch"] {
+        let ops: Vec<&str> = all
+            .iter()
+            .filter(|e| e["log_id"] == log)
+            .map(|e| e["operation"].as_str().unwrap())
+            .collect();
+        assert!(ops.contains(&"search"), "{log}: {ops:?}");
+    }
+    // Both logs are whole and dense.
+    let out = pg.ok(&["verify"]);
+    assert_eq!(out.matches("\nok\n").count(), 2, "{out}");
+}

@@ -1,0 +1,290 @@
+//! Ingest and query benchmark of the PostgreSQL store, against the server named by
+//! `MCP_AUDIT_TEST_PG` (skipped, with a message, without it):
+//!
+//! ```sh
+//! MCP_AUDIT_TEST_PG=postgres://postgres@127.0.0.1:5432/test cargo bench -p mcp-audit-store --bench postgres
+//! EVENTS=100000 ... cargo bench -p mcp-audit-store --bench postgres     # a quick run
+//! ```
+//!
+//! Prints, with the same realistic events as the SQLite benchmark (`benches/ingest.rs`):
+//! - a baseline: one `INSERT` and one commit per event, as a naive logger would;
+//! - the write path alone (`Store::append` of pre-sealed batches of 4,096): binary `COPY`
+//!   against multi-row `INSERT ... unnest`, to choose between them;
+//! - batch-mode ingest through the `Recorder` (sealing included) with one writer, then four
+//!   writers (four logs) at once;
+//! - filtered queries of 100 rows by user, tool and session over the one-writer log, and a
+//!   session summary.
+//!
+//! Each part runs in a schema of its own, dropped at the end. Figures, never assertions.
+
+mod events;
+
+use std::time::{Duration, Instant};
+
+use events::{SESSIONS, TOOLS, USERS, event, mix};
+use mcp_audit_store::{
+    Durability, Entry, Filter, PgOptions, PgStore, Query, Recorder, RecorderConfig, Store,
+    SummaryScope, WriteMethod,
+};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+/// A schema of its own, dropped when this value is.
+struct Schema {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    fn new(base: &str, name: &str) -> Schema {
+        let name = format!("bench_{name}_{}", std::process::id());
+        let mut c = postgres::Client::connect(base, postgres::NoTls).expect("connect");
+        c.batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ))
+        .expect("schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Schema {
+            base: base.to_string(),
+            url: format!("{base}{sep}options=-csearch_path%3D{name}"),
+            name,
+        }
+    }
+
+    fn writer(&self, log_id: &str, method: WriteMethod) -> PgStore {
+        PgStore::open(
+            &self.url,
+            PgOptions {
+                log_id: Some(log_id.to_string()),
+                write_method: method,
+                ..PgOptions::default()
+            },
+        )
+        .expect("writer")
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.base, postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+/// The events/s of `Store::append` alone: batches of 4,096 events are sealed first (not
+/// timed), then appended (timed).
+fn append_rate(schema: &Schema, method: WriteMethod, n: u64, offset: u64) -> f64 {
+    let mut store = schema.writer(&format!("{method:?}"), method);
+    let mut seq = store.next_seq().expect("next seq");
+    let mut timed = Duration::ZERO;
+    let mut i = 0;
+    while i < n {
+        let size = 4_096.min(n - i);
+        let sealed: Vec<_> = (i..i + size)
+            .map(|k| mcp_audit_core::seal(event(offset + k)).expect("seal"))
+            .collect();
+        let entries: Vec<Entry<'_>> = sealed
+            .iter()
+            .enumerate()
+            .map(|(j, s)| Entry {
+                seq: seq + j as u64,
+                leaf_hash: s.leaf_hash(seq + j as u64),
+                sealed: s,
+            })
+            .collect();
+        let t = Instant::now();
+        store.append(&entries).expect("append");
+        timed += t.elapsed();
+        seq += size;
+        i += size;
+    }
+    n as f64 / timed.as_secs_f64()
+}
+
+/// Records `n` events through one batch-mode recorder per log, `writers` logs at once, each
+/// fed by its own thread; returns the aggregate events/s.
+fn ingest(schema: &Schema, writers: u64, n: u64) -> f64 {
+    let per = n / writers;
+    let recorders: Vec<Recorder> = (0..writers)
+        .map(|w| {
+            Recorder::start(
+                schema.writer(&format!("proxy-{w}"), WriteMethod::Copy),
+                RecorderConfig {
+                    durability: Durability::Batch,
+                    ..RecorderConfig::default()
+                },
+            )
+            .expect("recorder")
+        })
+        .collect();
+    let started = Instant::now();
+    let threads: Vec<_> = recorders
+        .into_iter()
+        .enumerate()
+        .map(|(w, r)| {
+            std::thread::spawn(move || {
+                let base = w as u64 * per;
+                for i in base..base + per {
+                    r.record(event(i)).expect("record");
+                }
+                r.shutdown().expect("shutdown")
+            })
+        })
+        .collect();
+    for t in threads {
+        let stats = t.join().expect("writer");
+        assert_eq!(stats.failed, 0);
+    }
+    (per * writers) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let Some(base) = std::env::var("MCP_AUDIT_TEST_PG")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        println!("skipped: MCP_AUDIT_TEST_PG is not set");
+        return;
+    };
+    let n_events = env_usize("EVENTS", 1_000_000) as u64;
+    let n_append = env_usize("APPEND_EVENTS", 200_000) as u64;
+    println!(
+        "mcp-audit PostgreSQL benchmark: {n_events} events, {} cores (server on the same machine)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // Baseline: one INSERT and one commit per event, the whole event as one JSON row.
+    let baseline = {
+        let schema = Schema::new(&base, "baseline");
+        let mut c = postgres::Client::connect(&schema.url, postgres::NoTls).expect("connect");
+        c.batch_execute("CREATE TABLE audit (id BIGSERIAL PRIMARY KEY, ts TIMESTAMPTZ, body TEXT)")
+            .expect("baseline table");
+        let n = 3_000u64;
+        let started = Instant::now();
+        for i in 0..n {
+            let body = serde_json::to_string(&event(i)).expect("json");
+            c.execute("INSERT INTO audit (ts, body) VALUES (now(), $1)", &[&body])
+                .expect("insert");
+        }
+        n as f64 / started.elapsed().as_secs_f64()
+    };
+    println!("baseline (one INSERT + commit per event):   {baseline:>10.0} events/s");
+
+    // The write path alone: COPY against multi-row INSERT, each into a fresh schema.
+    for method in [WriteMethod::Copy, WriteMethod::Insert] {
+        let schema = Schema::new(&base, &format!("{method:?}").to_lowercase());
+        let rate = append_rate(&schema, method, n_append, 0);
+        println!(
+            "append alone, {:<6} ({n_append} events):     {rate:>10.0} events/s ({:.0}x baseline)",
+            format!("{method:?}"),
+            rate / baseline
+        );
+    }
+
+    // Batch-mode ingest through the recorder, one writer: the log the queries run over.
+    let one = Schema::new(&base, "one_writer");
+    let rate = ingest(&one, 1, n_events);
+    println!(
+        "batch ingest, 1 writer:                     {rate:>10.0} events/s ({:.0}x baseline)",
+        rate / baseline
+    );
+
+    // Four writers (four logs) at once, into a database of their own.
+    {
+        let four = Schema::new(&base, "four_writers");
+        let rate = ingest(&four, 4, n_events);
+        println!(
+            "batch ingest, 4 writers (aggregate):        {rate:>10.0} events/s ({:.0}x baseline)",
+            rate / baseline
+        );
+    }
+
+    // Queries over the one-writer log, with fresh statistics (as autovacuum would have).
+    postgres::Client::connect(&one.url, postgres::NoTls)
+        .and_then(|mut c| c.batch_execute("ANALYZE"))
+        .expect("analyze");
+    let mut reader = PgStore::open_read_only(&one.url).expect("reader");
+    type FilterFor = (&'static str, fn(u64) -> Filter);
+    let queries: [FilterFor; 3] = [
+        ("user", |k| Filter {
+            user_id: Some(format!("user-{}", k % USERS)),
+            ..Filter::default()
+        }),
+        ("tool", |k| Filter {
+            operation: Some(format!("tool_{}", k % TOOLS)),
+            ..Filter::default()
+        }),
+        ("session", |k| Filter {
+            session_id: Some(format!("session-{}", k % SESSIONS)),
+            ..Filter::default()
+        }),
+    ];
+    for (name, filter) in queries {
+        let mut times: Vec<Duration> = (0..200u64)
+            .map(|i| {
+                let q = Query {
+                    filter: filter(mix(i + 7)),
+                    limit: 100,
+                    ..Query::default()
+                };
+                let t = Instant::now();
+                let page = reader.query(&q).expect("query");
+                std::hint::black_box(page.events.len());
+                t.elapsed()
+            })
+            .collect();
+        times.sort_unstable();
+        println!(
+            "query 100 rows by {name:<8}                  p50 {:?}, p95 {:?}",
+            percentile(&times, 50),
+            percentile(&times, 95)
+        );
+    }
+    let mut times: Vec<Duration> = (0..50u64)
+        .map(|i| {
+            let t = Instant::now();
+            let s = reader
+                .summary(&SummaryScope::Session(format!(
+                    "session-{}",
+                    mix(i) % SESSIONS
+                )))
+                .expect("summary");
+            std::hint::black_box(s.total_operations);
+            t.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    println!(
+        "session summary:                            p50 {:?}, p95 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 95)
+    );
+    let size: i64 = postgres::Client::connect(&one.url, postgres::NoTls)
+        .and_then(|mut c| {
+            c.query_one(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')",
+                &[],
+            )
+        })
+        .map(|r| r.get(0))
+        .expect("size");
+    println!(
+        "on disk: {:.0} bytes/event ({:.1} MB, tables with their indexes)",
+        size as f64 / n_events as f64,
+        size as f64 / 1e6
+    );
+}

@@ -1,0 +1,121 @@
+//! A boxed store is a store: callers that choose the backend at run time (the CLI's `--db`,
+//! the tests that run one suite against every backend) hold a `Box<dyn Store>` and hand it to
+//! [`crate::Recorder::start`] like any other.
+
+use jiff::Timestamp;
+use mcp_audit_core::tiles::Node;
+use mcp_audit_core::{EventId, Hash};
+
+use crate::error::StoreError;
+use crate::query::{
+    CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
+};
+use crate::store::{Entry, LogEntry, ProofEntry, Store};
+
+impl Store for Box<dyn Store> {
+    fn log_id(&self) -> &str {
+        (**self).log_id()
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        (**self).next_seq()
+    }
+
+    fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        (**self).append(entries)
+    }
+
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        (**self).query(query)
+    }
+
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        (**self).get(id)
+    }
+
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        (**self).count(filter)
+    }
+
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        (**self).for_each(filter, sink)
+    }
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        (**self).summary(scope)
+    }
+
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        (**self).tool_stats(filter)
+    }
+
+    fn delete_expired(
+        &mut self,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> Result<CleanupReport, StoreError> {
+        (**self).delete_expired(now, dry_run)
+    }
+
+    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
+        (**self).leaf_hashes(from)
+    }
+
+    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {
+        (**self).latest_checkpoint()
+    }
+
+    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError> {
+        (**self).put_checkpoint(size, root, note)
+    }
+
+    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        (**self).pending_without_outcome()
+    }
+
+    fn scan_log(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        (**self).scan_log(from, to, sink)
+    }
+
+    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        (**self).another_reader()
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        (**self).checkpoints()
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        (**self).proof_entry(id)
+    }
+
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
+        (**self).erase_payload(id)
+    }
+
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        (**self).leaf_range(from, to)
+    }
+
+    fn tree_nodes(
+        &mut self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        (**self).tree_nodes(level, from, to)
+    }
+
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
+        (**self).put_tree_nodes(nodes)
+    }
+}

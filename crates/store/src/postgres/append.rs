@@ -1,0 +1,317 @@
+//! Appending a batch: one transaction that checks the log's counter, streams the rows with
+//! binary `COPY` (measured faster than multi-row `INSERT`s, see `docs/benchmarks.md`), moves the
+//! counter and commits once.
+//!
+//! The counter lives in `logs.next_seq` and is read `FOR UPDATE`, so two writers of one log
+//! (which the session advisory lock already refuses) would still serialise and the second would
+//! get [`StoreError::SeqConflict`] rather than interleave.
+
+use mcp_audit_core::{FlowDirection, RiskLevel};
+use postgres::Transaction;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
+
+use super::{WriteMethod, map_err};
+use crate::error::StoreError;
+use crate::store::Entry;
+
+/// Appends `entries` (consecutive seqs) to `log_id` in one committed transaction.
+pub(super) fn append(
+    mut tx: Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+    method: WriteMethod,
+) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        return Ok(());
+    };
+    // The log's row is made by its first append, so that stores opened only to read or
+    // clean up leave no empty log behind.
+    tx.execute(
+        "INSERT INTO logs (log_id, next_seq, created_at) VALUES ($1, 0, $2)
+         ON CONFLICT (log_id) DO NOTHING",
+        &[&log_id, &jiff::Timestamp::now().as_microsecond()],
+    )
+    .map_err(map_err)?;
+    let next: i64 = tx
+        .query_one(
+            "SELECT next_seq FROM logs WHERE log_id = $1 FOR UPDATE",
+            &[&log_id],
+        )
+        .map_err(map_err)?
+        .get(0);
+    if next as u64 != first.seq {
+        return Err(StoreError::SeqConflict { next: next as u64 });
+    }
+    match method {
+        WriteMethod::Copy => {
+            copy_ids(&mut tx, log_id, entries)?;
+            copy_events(&mut tx, log_id, entries)?;
+            copy_payloads(&mut tx, log_id, entries)?;
+            copy_sources(&mut tx, log_id, entries)?;
+        }
+        WriteMethod::Insert => super::insert::insert_rows(&mut tx, log_id, entries)?,
+    }
+    copy_compliance(&mut tx, log_id, entries)?;
+    tx.execute(
+        "UPDATE logs SET next_seq = $2 WHERE log_id = $1",
+        &[&log_id, &(last.seq as i64 + 1)],
+    )
+    .map_err(map_err)?;
+    tx.commit().map_err(map_err)
+}
+
+/// The ids first: a duplicate fails the batch here, before the large rows are sent.
+fn copy_ids(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
+    let sink = tx
+        .copy_in("COPY event_ids (id, log_id, seq, ts) FROM STDIN (FORMAT binary)")
+        .map_err(map_err)?;
+    let types = [Type::UUID, Type::TEXT, Type::INT8, Type::INT8];
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for entry in entries {
+        let e = &entry.sealed.event;
+        writer
+            .write(&[
+                &e.id.0,
+                &log_id,
+                &(entry.seq as i64),
+                &e.timestamp.as_microsecond(),
+            ])
+            .map_err(map_err)?;
+    }
+    writer.finish().map(drop).map_err(map_err)
+}
+
+fn copy_events(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
+    let sink = tx
+        .copy_in(
+            "COPY events (log_id, seq, id, ts, kind, action, operation, user_id, session_id,
+                correlation_id, server_name, resource_type, resource_id, outcome, classification,
+                requires_review, data_subject_id, expires_at, duration_us, completes, meta,
+                commitment, leaf_hash) FROM STDIN (FORMAT binary)",
+        )
+        .map_err(map_err)?;
+    let types = [
+        Type::TEXT,
+        Type::INT8,
+        Type::UUID,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::BOOL,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::UUID,
+        Type::TEXT,
+        Type::BYTEA,
+        Type::BYTEA,
+    ];
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for entry in entries {
+        let sealed = entry.sealed;
+        let e = &sealed.event;
+        // The policy has run before sealing, so classification is always set; the default
+        // only keeps this function total.
+        let classification = e
+            .compliance
+            .classification
+            .unwrap_or(mcp_audit_core::Classification::Internal);
+        let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
+        let row: [&(dyn ToSql + Sync); 23] = [
+            &log_id,
+            &(entry.seq as i64),
+            &e.id.0,
+            &e.timestamp.as_microsecond(),
+            &e.kind.as_str(),
+            &e.action.as_str(),
+            &e.operation,
+            &e.actor.user_id,
+            &e.session_id,
+            &e.correlation_id,
+            &e.target.server_name,
+            &e.target.resource_type,
+            &e.target.resource_id,
+            &e.outcome.as_str(),
+            &classification.as_str(),
+            &e.compliance.requires_review.unwrap_or(false),
+            &e.compliance.data_subject_id,
+            &e.compliance.expires_at.map(|t| t.as_microsecond()),
+            &e.duration_us.map(|d| d.min(i64::MAX as u64) as i64),
+            &e.completes.map(|c| c.0),
+            &meta,
+            &sealed.commitment.as_bytes().as_slice(),
+            &entry.leaf_hash.as_bytes().as_slice(),
+        ];
+        writer.write(&row).map_err(map_err)?;
+    }
+    writer.finish().map(drop).map_err(map_err)
+}
+
+fn copy_payloads(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
+    let sink = tx
+        .copy_in("COPY payloads (log_id, seq, ts, salt, body) FROM STDIN (FORMAT binary)")
+        .map_err(map_err)?;
+    let types = [Type::TEXT, Type::INT8, Type::INT8, Type::BYTEA, Type::TEXT];
+    let mut writer = BinaryCopyInWriter::new(sink, &types);
+    for entry in entries {
+        let sealed = entry.sealed;
+        let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
+        writer
+            .write(&[
+                &log_id,
+                &(entry.seq as i64),
+                &sealed.event.timestamp.as_microsecond(),
+                &sealed.salt.as_slice(),
+                &body,
+            ])
+            .map_err(map_err)?;
+    }
+    writer.finish().map(drop).map_err(map_err)
+}
+
+/// Lineage rows: few per event, often none, so the table is copied only when the batch has
+/// rows for it.
+fn copy_sources(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
+    if entries
+        .iter()
+        .any(|e| !e.sealed.event.data_sources.is_empty())
+    {
+        let sink = tx
+            .copy_in(
+                "COPY data_sources (log_id, seq, ts, ordinal, uri, source_type, identifier,
+                    transformation, destination, direction, metadata) FROM STDIN (FORMAT binary)",
+            )
+            .map_err(map_err)?;
+        let types = [
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::INT4,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+        ];
+        let mut writer = BinaryCopyInWriter::new(sink, &types);
+        for entry in entries {
+            let e = &entry.sealed.event;
+            for (ordinal, s) in e.data_sources.iter().enumerate() {
+                writer
+                    .write(&[
+                        &log_id,
+                        &(entry.seq as i64),
+                        &e.timestamp.as_microsecond(),
+                        &(ordinal as i32),
+                        &s.uri,
+                        &s.source_type,
+                        &s.identifier,
+                        &s.transformation,
+                        &s.destination,
+                        &direction(s.direction),
+                        &s.metadata.as_ref().map(|m| m.to_string()),
+                    ])
+                    .map_err(map_err)?;
+            }
+        }
+        writer.finish().map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Compliance rows: rare, copied only when the batch has some.
+fn copy_compliance(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
+    if entries
+        .iter()
+        .any(|e| !e.sealed.event.compliance_events.is_empty())
+    {
+        let sink = tx
+            .copy_in(
+                "COPY compliance_events (log_id, seq, ts, ordinal, framework, event_type,
+                    risk_level, details, mitigation) FROM STDIN (FORMAT binary)",
+            )
+            .map_err(map_err)?;
+        let types = [
+            Type::TEXT,
+            Type::INT8,
+            Type::INT8,
+            Type::INT4,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+        ];
+        let mut writer = BinaryCopyInWriter::new(sink, &types);
+        for entry in entries {
+            let e = &entry.sealed.event;
+            for (ordinal, c) in e.compliance_events.iter().enumerate() {
+                writer
+                    .write(&[
+                        &log_id,
+                        &(entry.seq as i64),
+                        &e.timestamp.as_microsecond(),
+                        &(ordinal as i32),
+                        &c.framework,
+                        &c.event_type,
+                        &risk(c.risk_level),
+                        &c.details.as_ref().map(|d| d.to_string()),
+                        &(!c.mitigation.is_empty())
+                            .then(|| serde_json::Value::from(c.mitigation.clone()).to_string()),
+                    ])
+                    .map_err(map_err)?;
+            }
+        }
+        writer.finish().map_err(map_err)?;
+    }
+    Ok(())
+}
+
+fn direction(d: FlowDirection) -> &'static str {
+    match d {
+        FlowDirection::Input => "input",
+        FlowDirection::Output => "output",
+        FlowDirection::Bidirectional => "bidirectional",
+    }
+}
+
+fn risk(r: RiskLevel) -> &'static str {
+    match r {
+        RiskLevel::Low => "low",
+        RiskLevel::Medium => "medium",
+        RiskLevel::High => "high",
+        RiskLevel::Critical => "critical",
+    }
+}

@@ -1,0 +1,202 @@
+//! The Merkle log's side of the PostgreSQL store, for one log at a time (the store's own): its
+//! entries as verification and proofs read them, erasure, checkpoints and the interior nodes
+//! that let proofs skip rehashing.
+
+use mcp_audit_core::tiles::Node;
+use mcp_audit_core::{EventId, Hash};
+use postgres::types::ToSql;
+
+use super::{PgStore, map_err};
+use crate::error::StoreError;
+use crate::store::{IndexedColumns, LogEntry, ProofEntry};
+
+/// Rows fetched per round trip while scanning a log.
+const SCAN_CHUNK: i32 = 10_000;
+
+pub(super) fn scan_log(
+    store: &mut PgStore,
+    from: u64,
+    to: u64,
+    sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+) -> Result<u64, StoreError> {
+    let (from, to) = (
+        from.min(i64::MAX as u64) as i64,
+        to.min(i64::MAX as u64) as i64,
+    );
+    let log_id = store.log_id.clone();
+    let client = store.client()?;
+    // A portal in one repeatable-read transaction: the whole log as of one moment, streamed.
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(map_err)?;
+    let portal = tx
+        .bind(
+            "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body,
+                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts
+               FROM events e
+               LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq AND p.ts = e.ts
+              WHERE e.log_id = $1 AND e.seq >= $2 AND e.seq < $3
+              ORDER BY e.seq",
+            &[&log_id as &(dyn ToSql + Sync), &from, &to],
+        )
+        .map_err(map_err)?;
+    let mut read = 0u64;
+    loop {
+        let rows = tx.query_portal(&portal, SCAN_CHUNK).map_err(map_err)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let bad = |e: postgres::Error| {
+                StoreError::Database(format!("a log row has a value of the wrong type: {e}"))
+            };
+            let salt: Option<&[u8]> = row.try_get(4).map_err(bad)?;
+            let body: Option<&str> = row.try_get(5).map_err(bad)?;
+            let entry = LogEntry {
+                seq: row.try_get::<_, i64>(0).map_err(bad)? as u64,
+                meta: row.try_get(1).map_err(bad)?,
+                commitment: row.try_get(2).map_err(bad)?,
+                leaf_hash: row.try_get(3).map_err(bad)?,
+                payload: salt.zip(body),
+                columns: IndexedColumns {
+                    user_id: row.try_get(6).map_err(bad)?,
+                    operation: row.try_get(7).map_err(bad)?,
+                    session_id: row.try_get(8).map_err(bad)?,
+                    kind: row.try_get(9).map_err(bad)?,
+                    outcome: row.try_get(10).map_err(bad)?,
+                    ts: row.try_get(11).map_err(bad)?,
+                },
+            };
+            sink(&entry)?;
+            read += 1;
+        }
+    }
+    tx.commit().map_err(map_err)?;
+    Ok(read)
+}
+
+pub(super) fn checkpoints(store: &mut PgStore) -> Result<Vec<(u64, String)>, StoreError> {
+    let log_id = store.log_id.clone();
+    let rows = store
+        .client()?
+        .query(
+            "SELECT size, note FROM checkpoints WHERE log_id = $1 ORDER BY size",
+            &[&log_id],
+        )
+        .map_err(map_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+        .collect())
+}
+
+/// The entry of `id` in this store's log (an event of another log has no place in this tree).
+pub(super) fn proof_entry(
+    store: &mut PgStore,
+    id: EventId,
+) -> Result<Option<ProofEntry>, StoreError> {
+    let log_id = store.log_id.clone();
+    let row = store
+        .client()?
+        .query_opt(
+            "SELECT e.seq, e.meta, e.commitment, p.salt, p.body
+               FROM event_ids i
+               JOIN events e ON e.log_id = i.log_id AND e.seq = i.seq AND e.ts = i.ts
+               LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq AND p.ts = e.ts
+              WHERE i.id = $1 AND i.log_id = $2",
+            &[&id.0, &log_id],
+        )
+        .map_err(map_err)?;
+    Ok(row.map(|r| {
+        let salt: Option<Vec<u8>> = r.get(3);
+        let body: Option<String> = r.get(4);
+        ProofEntry {
+            seq: r.get::<_, i64>(0) as u64,
+            meta: r.get(1),
+            commitment: Hash::from_slice(r.get::<_, &[u8]>(2)).unwrap_or_default(),
+            payload: salt.zip(body),
+        }
+    }))
+}
+
+/// Erases the payload of `id`, whichever log it is in.
+pub(super) fn erase_payload(store: &mut PgStore, id: EventId) -> Result<bool, StoreError> {
+    let n = store
+        .client()?
+        .execute(
+            "DELETE FROM payloads p USING event_ids i
+              WHERE i.id = $1 AND p.log_id = i.log_id AND p.seq = i.seq AND p.ts = i.ts",
+            &[&id.0],
+        )
+        .map_err(map_err)?;
+    Ok(n > 0)
+}
+
+pub(super) fn leaf_range(store: &mut PgStore, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+    let log_id = store.log_id.clone();
+    let rows = store
+        .client()?
+        .query(
+            "SELECT leaf_hash FROM events
+              WHERE log_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
+            &[&log_id, &(from as i64), &(to.min(i64::MAX as u64) as i64)],
+        )
+        .map_err(map_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| Hash::from_slice(r.get::<_, &[u8]>(0)).unwrap_or_default())
+        .collect())
+}
+
+pub(super) fn tree_nodes(
+    store: &mut PgStore,
+    level: u32,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let log_id = store.log_id.clone();
+    let rows = store
+        .client()?
+        .query(
+            "SELECT idx, hash FROM tree_nodes
+              WHERE log_id = $1 AND level = $2 AND idx >= $3 AND idx < $4 ORDER BY idx",
+            &[
+                &log_id,
+                &(level as i32),
+                &(from as i64),
+                &(to.min(i64::MAX as u64) as i64),
+            ],
+        )
+        .map_err(map_err)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let hash = Hash::from_slice(r.get::<_, &[u8]>(1))?;
+            Some((r.get::<_, i64>(0) as u64, hash))
+        })
+        .collect())
+}
+
+/// Stores nodes in one statement (arrays unnested server-side), replacing equal keys.
+pub(super) fn put_tree_nodes(store: &mut PgStore, nodes: &[Node]) -> Result<(), StoreError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let log_id = store.log_id.clone();
+    let levels: Vec<i32> = nodes.iter().map(|n| n.level as i32).collect();
+    let indexes: Vec<i64> = nodes.iter().map(|n| n.index as i64).collect();
+    let hashes: Vec<&[u8]> = nodes.iter().map(|n| n.hash.0.as_slice()).collect();
+    store
+        .client()?
+        .execute(
+            "INSERT INTO tree_nodes (log_id, level, idx, hash)
+             SELECT $1, * FROM unnest($2::int4[], $3::int8[], $4::bytea[])
+             ON CONFLICT (log_id, level, idx) DO UPDATE SET hash = EXCLUDED.hash",
+            &[&log_id, &levels, &indexes, &hashes],
+        )
+        .map(drop)
+        .map_err(map_err)
+}

@@ -1,0 +1,191 @@
+//! Versioned schema migrations for PostgreSQL: the same idea as SQLite's (an ordered, append-only
+//! list of steps), tracked in a one-row table because PostgreSQL has no `user_version`. The
+//! pending steps run in one transaction (PostgreSQL's DDL is transactional: a crash leaves the
+//! previous version, never half a step) under a transaction advisory lock, so that two proxies
+//! starting at once never run a step twice.
+
+use postgres::Client;
+
+use super::map_err;
+use crate::error::StoreError;
+
+/// The advisory lock key that serialises schema changes (migrations, new partitions). Any fixed
+/// number works; this one spells "mcpaudit" in ASCII.
+pub(super) const SCHEMA_LOCK: i64 = 0x6d63_7061_7564_6974;
+
+/// One numbered step: the SQL that takes the schema from version `n - 1` to `n`.
+struct Migration {
+    description: &'static str,
+    sql: &'static str,
+}
+
+/// The steps, oldest first. Append only: a released step is never edited.
+///
+/// Why this shape (see `docs/storage.md`): every log has its own dense seq, so the key of an
+/// event is `(log_id, seq)`; the four event tables are range-partitioned by month on `ts` so
+/// that retention can drop whole partitions, and a partitioned table's keys must include the
+/// partition key, hence `ts` in each of them. Timestamps are microseconds since the epoch, as
+/// in SQLite, so that the backend-neutral WHERE builder binds the same values to both.
+const MIGRATIONS: &[Migration] = &[Migration {
+    description: "logs, partitioned events with their payloads, lineage and compliance rows, tree nodes, checkpoints",
+    sql: "
+        CREATE TABLE logs (
+            log_id     TEXT PRIMARY KEY,
+            next_seq   BIGINT NOT NULL,       -- the log's size: the next entry's seq
+            created_at BIGINT NOT NULL        -- microseconds since the Unix epoch
+        );
+        CREATE TABLE events (
+            log_id          TEXT NOT NULL,
+            seq             BIGINT NOT NULL,  -- dense from 0 per log, in commit order; the leaf index
+            id              UUID NOT NULL,
+            ts              BIGINT NOT NULL,  -- microseconds since the Unix epoch, UTC
+            kind            TEXT NOT NULL,
+            action          TEXT NOT NULL,
+            operation       TEXT NOT NULL,
+            user_id         TEXT,
+            session_id      TEXT,
+            correlation_id  TEXT,
+            server_name     TEXT,
+            resource_type   TEXT,
+            resource_id     TEXT,
+            outcome         TEXT NOT NULL,
+            classification  TEXT NOT NULL,
+            requires_review BOOLEAN NOT NULL,
+            data_subject_id TEXT,
+            expires_at      BIGINT,
+            duration_us     BIGINT,
+            completes       UUID,             -- id of the pending event this one completes
+            meta            TEXT NOT NULL,    -- canonical metadata JSON, byte for byte as hashed
+            commitment      BYTEA NOT NULL,
+            leaf_hash       BYTEA NOT NULL,
+            PRIMARY KEY (log_id, seq, ts)
+        ) PARTITION BY RANGE (ts);
+        CREATE TABLE payloads (
+            log_id TEXT NOT NULL,
+            seq    BIGINT NOT NULL,
+            ts     BIGINT NOT NULL,           -- the event's, to share its partition
+            salt   BYTEA NOT NULL,
+            body   TEXT NOT NULL,             -- canonical personal JSON; no row once erased
+            PRIMARY KEY (log_id, seq, ts)
+        ) PARTITION BY RANGE (ts);
+        CREATE TABLE data_sources (
+            log_id         TEXT NOT NULL,
+            seq            BIGINT NOT NULL,
+            ts             BIGINT NOT NULL,
+            ordinal        INTEGER NOT NULL,
+            uri            TEXT NOT NULL,
+            source_type    TEXT,
+            identifier     TEXT,
+            transformation TEXT,
+            destination    TEXT,
+            direction      TEXT NOT NULL,
+            metadata       TEXT
+        ) PARTITION BY RANGE (ts);
+        CREATE TABLE compliance_events (
+            log_id     TEXT NOT NULL,
+            seq        BIGINT NOT NULL,
+            ts         BIGINT NOT NULL,
+            ordinal    INTEGER NOT NULL,
+            framework  TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            risk_level TEXT NOT NULL,
+            details    TEXT,
+            mitigation TEXT
+        ) PARTITION BY RANGE (ts);
+        -- No key on the two tables above: their rows are written once, with their event, by
+        -- the log's only writer, and read only by ad-hoc lineage queries; an index on each
+        -- would cost every append more than it saves those (see docs/storage.md).
+        -- Event ids are unique across all logs and months. A unique index on a partitioned
+        -- table must contain the partition key, which would make it unique only per time, so
+        -- ids get a small table of their own; it also finds an event's partition for `show`.
+        CREATE TABLE event_ids (
+            id     UUID PRIMARY KEY,
+            log_id TEXT NOT NULL,
+            seq    BIGINT NOT NULL,
+            ts     BIGINT NOT NULL
+        );
+        -- Newest-first pages: by time, then log and seq as tie-breakers. No index on
+        -- expires_at: retention drops whole months, and the rest of cleanup reads each
+        -- partition once (see report.rs), which an index would make every append pay for.
+        CREATE INDEX events_ts        ON events (ts, log_id, seq);
+        CREATE INDEX events_session   ON events (session_id, ts) WHERE session_id IS NOT NULL;
+        CREATE INDEX events_user      ON events (user_id, ts) WHERE user_id IS NOT NULL;
+        CREATE INDEX events_operation ON events (operation, ts);
+        CREATE INDEX events_pending   ON events (ts) WHERE outcome = 'pending';
+        CREATE INDEX events_completes ON events (completes) WHERE completes IS NOT NULL;
+        -- Interior nodes of each log's Merkle tree, so that proofs need not rehash the log.
+        CREATE TABLE tree_nodes (
+            log_id TEXT NOT NULL,
+            level  INTEGER NOT NULL,          -- 8, 16, 24, ...: the node covers 2^level leaves
+            idx    BIGINT NOT NULL,           -- its first leaf is idx * 2^level
+            hash   BYTEA NOT NULL,
+            PRIMARY KEY (log_id, level, idx)
+        );
+        CREATE TABLE checkpoints (
+            log_id    TEXT NOT NULL,
+            size      BIGINT NOT NULL,        -- tree size the checkpoint commits to
+            root      BYTEA NOT NULL,
+            note      TEXT NOT NULL,          -- the signed note, as signed
+            signed_at BIGINT NOT NULL,
+            PRIMARY KEY (log_id, size)
+        );
+    ",
+}];
+
+/// The schema version this build writes.
+pub(super) fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// The schema version of the database; 0 when it has none of our tables.
+pub(super) fn current_version(client: &mut Client) -> Result<i64, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('mcp_audit_schema') IS NOT NULL", &[])
+        .map_err(map_err)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client
+        .query_one("SELECT version FROM mcp_audit_schema", &[])
+        .map_err(map_err)?;
+    Ok(i64::from(row.get::<_, i32>(0)))
+}
+
+/// Brings the schema to the latest version; refuses a newer database.
+pub(super) fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(map_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+        .map_err(map_err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS mcp_audit_schema (version INTEGER NOT NULL);
+         INSERT INTO mcp_audit_schema (version)
+           SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM mcp_audit_schema);",
+    )
+    .map_err(map_err)?;
+    let found = i64::from(
+        tx.query_one("SELECT version FROM mcp_audit_schema", &[])
+            .map_err(map_err)?
+            .get::<_, i32>(0),
+    );
+    if found > latest_version() {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: latest_version(),
+        });
+    }
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let version = index as i32 + 1;
+        tx.batch_execute(step.sql).map_err(|e| {
+            StoreError::Database(format!("migration {version} ({}): {e}", step.description))
+        })?;
+        tx.execute("UPDATE mcp_audit_schema SET version = $1", &[&version])
+            .map_err(map_err)?;
+        tracing::info!(
+            version,
+            description = step.description,
+            "migrated PostgreSQL schema"
+        );
+    }
+    tx.commit().map_err(map_err)
+}

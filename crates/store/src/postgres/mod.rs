@@ -1,0 +1,561 @@
+//! The PostgreSQL backend: many writers (one log each) and their readers share one database.
+//!
+//! - Each writer appends to its own log (`log_id`), with its own dense seq and checkpoints; a
+//!   session advisory lock on the log id refuses a second writer of the same log, and the seq
+//!   check inside every append transaction would catch one anyway.
+//! - Events are range-partitioned by month (`partitions`), so that retention drops whole months.
+//! - While the server is unreachable, a writer either spools to a local file (`spool`, for
+//!   `batch` durability) or waits up to a timeout (fail-closed, for `sync`).
+//!
+//! See `docs/storage.md` for the schema and why each index exists.
+
+mod append;
+mod errors;
+mod insert;
+mod log;
+mod migrations;
+mod partitions;
+mod read;
+mod report;
+mod spool;
+mod write;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use mcp_audit_core::tiles::Node;
+use mcp_audit_core::{EventId, Hash};
+use postgres::{Client, NoTls};
+
+use crate::error::StoreError;
+use crate::query::{
+    CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
+};
+use crate::store::{Entry, LogEntry, ProofEntry, Store};
+pub(crate) use errors::map_err;
+use errors::redact;
+use partitions::Partitions;
+use spool::Spool;
+pub use spool::SpoolOptions;
+
+/// How to open a PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// The log this writer appends to. `None` starts a new log (a fresh UUIDv7). Give each
+    /// writer its own: a second writer of a log that is being written is refused.
+    pub log_id: Option<String>,
+    /// How long a write waits for an unreachable server (reconnecting) before it fails with
+    /// [`StoreError::Unavailable`]. With a spool, only a full spool waits.
+    pub reconnect_timeout: Duration,
+    /// Where batches wait while the server is unreachable (`batch` durability). `None`: writes
+    /// wait for the server (fail-closed, `sync` durability).
+    pub spool: Option<SpoolOptions>,
+    /// How a batch's rows are sent. Binary `COPY` (the default) measured faster; the other is
+    /// kept for the benchmark that compares them.
+    pub write_method: WriteMethod,
+}
+
+/// How a batch's rows reach PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WriteMethod {
+    /// Binary `COPY ... FROM STDIN`, one stream per table.
+    #[default]
+    Copy,
+    /// One prepared multi-row `INSERT ... SELECT FROM unnest($1, ...)` per table.
+    Insert,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            log_id: None,
+            reconnect_timeout: Duration::from_secs(30),
+            spool: None,
+            write_method: WriteMethod::Copy,
+        }
+    }
+}
+
+/// How long to wait between two attempts to reach an unreachable server.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// How long a log held by another session is waited for before [`StoreError::LogInUse`].
+const CLAIM_GRACE: Duration = Duration::from_millis(500);
+
+/// Entries replayed from a spool per transaction.
+const REPLAY_BATCH: usize = 4_096;
+
+/// A connection to a PostgreSQL database holding any number of logs.
+///
+/// The client is synchronous (it runs its own small runtime): open and use it outside async
+/// code, or in `spawn_blocking`, as with [`crate::Recorder::record`].
+pub struct PgStore {
+    config: postgres::Config,
+    /// The URL without its password, for messages.
+    display: String,
+    client: Option<Client>,
+    log_id: String,
+    writable: bool,
+    options: PgOptions,
+    partitions: Partitions,
+    spool: Option<Spool>,
+    /// When the server was last tried while unreachable.
+    last_attempt: Option<Instant>,
+    /// The first seq and the leaf hashes of this writer's last appended batch: the writer's
+    /// Merkle frontier asks for exactly these after each commit, and no one else appends to
+    /// this log, so they need not be read back.
+    last_batch: Option<(u64, Vec<Hash>)>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) for writing: migrates the schema,
+    /// claims the log, and replays any spool left behind by an earlier run.
+    pub fn open(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::connect(url, options, true)?;
+        let client = store.client()?;
+        migrations::migrate(client)?;
+        let log_id = store.log_id.clone();
+        if let Some(options) = store.options.spool.clone() {
+            store.replay_others(&options)?;
+            let mut own = Spool::open(&options, &log_id)?;
+            if !own.is_empty() {
+                store.drain(&mut own)?;
+            }
+            store.spool = Some(own);
+        }
+        Ok(store)
+    }
+
+    /// Connects for reading only: never migrates, and the session refuses writes.
+    pub fn open_read_only(url: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::connect(url, PgOptions::default(), false)?;
+        store.log_id = String::new();
+        let display = store.display.clone();
+        let client = store.client()?;
+        let version = migrations::current_version(client)?;
+        if version > migrations::latest_version() {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported: migrations::latest_version(),
+            });
+        }
+        if version == 0 {
+            return Err(StoreError::Corrupt {
+                path: PathBuf::from(display),
+                reason: "no mcp-audit schema in this database (was anything ever recorded here?)"
+                    .into(),
+            });
+        }
+        Ok(store)
+    }
+
+    /// A read-only store on `config`, pointed at no log yet.
+    fn connect_with(config: postgres::Config, display: &str) -> Result<PgStore, StoreError> {
+        let mut store = PgStore {
+            config,
+            display: display.to_string(),
+            client: None,
+            log_id: String::new(),
+            writable: false,
+            options: PgOptions::default(),
+            partitions: Partitions::default(),
+            spool: None,
+            last_attempt: None,
+            last_batch: None,
+        };
+        store.client()?;
+        Ok(store)
+    }
+
+    fn connect(url: &str, options: PgOptions, writable: bool) -> Result<PgStore, StoreError> {
+        let display = redact(url);
+        let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Open {
+            path: PathBuf::from(&display),
+            reason: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        // A server that vanished without closing the connection (a host down, a network cut)
+        // must fail a write within seconds, to be spooled or waited through, not hang it.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(10));
+        }
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
+        config.application_name("mcp-audit");
+        let mut store = PgStore {
+            config,
+            display: display.clone(),
+            client: None,
+            log_id: options
+                .log_id
+                .clone()
+                .unwrap_or_else(|| EventId::new().to_string()),
+            writable,
+            options,
+            partitions: Partitions::default(),
+            spool: None,
+            last_attempt: None,
+            last_batch: None,
+        };
+        store.client().map_err(|e| match e {
+            StoreError::Unavailable { reason, .. } => StoreError::Open {
+                path: PathBuf::from(display),
+                reason,
+            },
+            other => other,
+        })?;
+        Ok(store)
+    }
+
+    /// The connection, reconnecting when it was lost. A writer re-claims its log on reconnect.
+    fn client(&mut self) -> Result<&mut Client, StoreError> {
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let mut client = self.config.connect(NoTls).map_err(map_err)?;
+            if !self.writable {
+                client
+                    .batch_execute("SET default_transaction_read_only = on")
+                    .map_err(map_err)?;
+            }
+            self.partitions.forget();
+            self.client = Some(client);
+            if self.writable && !self.log_id.is_empty() {
+                let log_id = self.log_id.clone();
+                if let Err(e) = self.claim(&log_id) {
+                    self.client = None;
+                    return Err(e);
+                }
+            }
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| StoreError::Database("no connection".into()))
+    }
+
+    /// Runs `f` on the connection; a lost connection is dropped, to be re-made next time.
+    fn with_client<T>(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = f(self.client()?);
+        if matches!(result, Err(StoreError::Unavailable { .. })) {
+            self.client = None;
+        }
+        result
+    }
+
+    /// Takes the session advisory lock of `log_id`: refused while another session holds it.
+    /// A session that just ended may still hold it for a moment (the server notices a closed
+    /// connection asynchronously), hence a short grace period before refusing.
+    fn claim(&mut self, log_id: &str) -> Result<(), StoreError> {
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Database("no connection".into()))?;
+        let started = Instant::now();
+        loop {
+            let got: bool = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1, 0))",
+                    &[&log_id],
+                )
+                .map_err(map_err)?
+                .get(0);
+            if got {
+                return Ok(());
+            }
+            if started.elapsed() >= CLAIM_GRACE {
+                return Err(StoreError::LogInUse {
+                    log_id: log_id.to_string(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Whether no session holds `log_id` (its writer has stopped): takes and at once gives back
+    /// its advisory lock.
+    fn log_is_idle(&mut self, log_id: &str) -> Result<bool, StoreError> {
+        self.with_client(|c| {
+            let free: bool = c
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1, 0))",
+                    &[&log_id],
+                )
+                .map_err(map_err)?
+                .get(0);
+            if free {
+                c.execute(
+                    "SELECT pg_advisory_unlock(hashtextextended(current_schema() || '/' || $1, 0))",
+                    &[&log_id],
+                )
+                .map_err(map_err)?;
+            }
+            Ok(free)
+        })
+    }
+
+    /// The ids of every log in the database, in order.
+    pub fn logs(&mut self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()?
+            .query("SELECT log_id FROM logs ORDER BY log_id", &[])
+            .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Points a read-only store at one log: the log that verification, proofs and
+    /// consistency proofs read (a reader starts at none; queries see every log regardless).
+    pub fn read_log(&mut self, log_id: &str) -> Result<(), StoreError> {
+        if self.writable {
+            return Err(StoreError::Database(
+                "a writer appends to its own log; open a reader to read another".into(),
+            ));
+        }
+        self.log_id = log_id.to_string();
+        Ok(())
+    }
+
+    /// The URL this store was opened with, without its password.
+    pub fn url(&self) -> &str {
+        &self.display
+    }
+}
+
+/// Gives the log back at once, rather than when the server notices the closed connection, so
+/// that the next writer of the log can start right away.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.as_mut()
+            && self.writable
+            && !client.is_closed()
+        {
+            let _ = client.execute(
+                "SELECT pg_advisory_unlock(hashtextextended(current_schema() || '/' || $1, 0))",
+                &[&self.log_id],
+            );
+        }
+    }
+}
+
+impl Store for PgStore {
+    fn log_id(&self) -> &str {
+        &self.log_id
+    }
+
+    fn next_seq(&mut self) -> Result<u64, StoreError> {
+        let spooled = self.spool.as_ref().and_then(Spool::next_seq);
+        let log_id = self.log_id.clone();
+        match (self.db_next_seq(&log_id), spooled) {
+            (Ok(db), Some(s)) => Ok(db.max(s)),
+            (Ok(db), None) => Ok(db),
+            (Err(StoreError::Unavailable { .. }), Some(s)) => Ok(s),
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        if !self.writable {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from(&self.display),
+            });
+        }
+        self.last_batch = None;
+        self.append_or_wait(entries)?;
+        // Spooled entries are not in the database yet: only a batch written there is kept.
+        if self.spool.as_ref().is_none_or(Spool::is_empty) {
+            self.last_batch = Some((
+                entries[0].seq,
+                entries.iter().map(|e| e.leaf_hash).collect(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        read::query(self, query)
+    }
+
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        read::get(self, id)
+    }
+
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        read::count(self, filter)
+    }
+
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        read::for_each(self, filter, sink)
+    }
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        report::summary(self, scope)
+    }
+
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        report::tool_stats(self, filter)
+    }
+
+    fn delete_expired(
+        &mut self,
+        now: Timestamp,
+        dry_run: bool,
+    ) -> Result<CleanupReport, StoreError> {
+        if !self.writable && !dry_run {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from(&self.display),
+            });
+        }
+        let report = report::delete_expired(self, now, dry_run);
+        self.partitions.forget();
+        report
+    }
+
+    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
+        // Spooled entries are part of the log: get them in first when the server is back.
+        // Until then the log, as far as the database holds it, has no new entries: the
+        // writer's frontier catches up with them after the replay.
+        if !self.try_drain(false)? {
+            return Ok(Vec::new());
+        }
+        if let Some((first, hashes)) = &self.last_batch
+            && from >= *first
+        {
+            let skip = ((from - first) as usize).min(hashes.len());
+            return Ok(hashes[skip..].to_vec());
+        }
+        let log_id = self.log_id.clone();
+        self.with_client(|c| {
+            let rows = c
+                .query(
+                    "SELECT leaf_hash FROM events WHERE log_id = $1 AND seq >= $2 ORDER BY seq",
+                    &[&log_id, &(from as i64)],
+                )
+                .map_err(map_err)?;
+            Ok(rows
+                .iter()
+                .map(|r| Hash::from_slice(r.get::<_, &[u8]>(0)).unwrap_or_default())
+                .collect())
+        })
+    }
+
+    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {
+        let log_id = self.log_id.clone();
+        self.with_client(|c| {
+            let row = c
+                .query_opt(
+                    "SELECT size, root FROM checkpoints WHERE log_id = $1
+                      ORDER BY size DESC LIMIT 1",
+                    &[&log_id],
+                )
+                .map_err(map_err)?;
+            Ok(row.map(|r| {
+                (
+                    r.get::<_, i64>(0) as u64,
+                    Hash::from_slice(r.get::<_, &[u8]>(1)).unwrap_or_default(),
+                )
+            }))
+        })
+    }
+
+    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError> {
+        let log_id = self.log_id.clone();
+        self.with_client(|c| {
+            c.execute(
+                "INSERT INTO checkpoints (log_id, size, root, note, signed_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (log_id, size) DO UPDATE
+                   SET root = EXCLUDED.root, note = EXCLUDED.note, signed_at = EXCLUDED.signed_at",
+                &[
+                    &log_id,
+                    &(size as i64),
+                    &root.0.as_slice(),
+                    &note,
+                    &Timestamp::now().as_microsecond(),
+                ],
+            )
+            .map(drop)
+            .map_err(map_err)
+        })
+    }
+
+    /// Intents without an outcome in this writer's own log and in logs no writer holds (their
+    /// writer stopped): those of a live proxy are still in flight, not incomplete.
+    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        let pending = read::pending_without_outcome(self)?;
+        let mut idle: std::collections::HashMap<String, bool> = Default::default();
+        let mut out = Vec::with_capacity(pending.len());
+        for event in pending {
+            let stopped = match idle.get(&event.log_id) {
+                Some(&known) => known,
+                None => {
+                    let known =
+                        event.log_id == self.log_id || self.log_is_idle(&event.log_id.clone())?;
+                    idle.insert(event.log_id.clone(), known);
+                    known
+                }
+            };
+            if stopped {
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan_log(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        log::scan_log(self, from, to, sink)
+    }
+
+    /// A reader of the same log on a connection of its own.
+    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
+        let mut reader = PgStore::connect_with(self.config.clone(), &self.display)?;
+        reader.log_id = self.log_id.clone();
+        Ok(Some(Box::new(reader)))
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        log::checkpoints(self)
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        log::proof_entry(self, id)
+    }
+
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
+        log::erase_payload(self, id)
+    }
+
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        log::leaf_range(self, from, to)
+    }
+
+    fn tree_nodes(
+        &mut self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        log::tree_nodes(self, level, from, to)
+    }
+
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
+        log::put_tree_nodes(self, nodes)
+    }
+}

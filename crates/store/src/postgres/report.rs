@@ -1,0 +1,248 @@
+//! Aggregates over events (summaries, per-tool statistics) and expiry cleanup, which drops whole
+//! monthly partitions where every event has expired and deletes row by row elsewhere.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use mcp_audit_core::{EventKind, Outcome};
+
+use super::partitions::{Month, TABLES};
+use super::read::{params, placeholder};
+use super::{PgStore, map_err};
+use crate::error::StoreError;
+use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
+use crate::sql::{SqlValue, Where};
+
+pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summary, StoreError> {
+    let filter = match scope {
+        SummaryScope::Session(s) => Filter {
+            session_id: Some(s.clone()),
+            ..Filter::default()
+        },
+        SummaryScope::User(u) => Filter {
+            user_id: Some(u.clone()),
+            ..Filter::default()
+        },
+        SummaryScope::Window { since, until } => Filter {
+            since: *since,
+            until: *until,
+            ..Filter::default()
+        },
+    };
+    let w = Where::from_filter(&filter, placeholder);
+    let sql = format!(
+        "SELECT e.kind, e.outcome, COUNT(*), MIN(e.ts), MAX(e.ts),
+                COUNT(*) FILTER (WHERE e.requires_review)
+           FROM events e {} GROUP BY e.kind, e.outcome",
+        w.sql()
+    );
+    let client = store.client()?;
+    let rows = client.query(&sql, &params(&w.params)).map_err(map_err)?;
+    let mut summary = Summary::default();
+    for row in rows {
+        let kind: String = row.get(0);
+        let outcome: String = row.get(1);
+        let n = row.get::<_, i64>(2) as u64;
+        summary.total_operations += n;
+        summary.requires_review += row.get::<_, i64>(5) as u64;
+        *summary.by_outcome.entry(outcome).or_default() += n;
+        let kind: EventKind = kind.parse()?;
+        *summary.by_kind.entry(kind).or_default() += n;
+        let first = Timestamp::from_microsecond(row.get(3)).ok();
+        let last = Timestamp::from_microsecond(row.get(4)).ok();
+        summary.first_activity = pick(summary.first_activity, first, Ord::min);
+        summary.last_activity = pick(summary.last_activity, last, Ord::max);
+    }
+    let count = |k: EventKind| summary.by_kind.get(&k).copied().unwrap_or(0);
+    summary.tool_executions = count(EventKind::ToolExecution);
+    summary.resource_accesses = count(EventKind::ResourceAccess);
+    summary.context_operations = count(EventKind::ContextOperation);
+    summary.prompt_executions = count(EventKind::PromptExecution);
+    summary.admin_actions = count(EventKind::Admin);
+
+    let sql = format!("SELECT COUNT(DISTINCT e.user_id) FROM events e {}", w.sql());
+    summary.distinct_users = client
+        .query_one(&sql, &params(&w.params))
+        .map_err(map_err)?
+        .get::<_, i64>(0) as u64;
+    Ok(summary)
+}
+
+fn pick(
+    a: Option<Timestamp>,
+    b: Option<Timestamp>,
+    f: fn(Timestamp, Timestamp) -> Timestamp,
+) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(f(a, b)),
+        (a, b) => a.or(b),
+    }
+}
+
+pub(super) fn tool_stats(
+    store: &mut PgStore,
+    filter: &Filter,
+) -> Result<Vec<ToolStats>, StoreError> {
+    let mut w = Where::from_filter(filter, placeholder);
+    w.push(
+        "e.kind = {}",
+        SqlValue::Text(EventKind::ToolExecution.as_str().to_string()),
+    );
+    // Grouped in the server (one row per tool and outcome), durations sorted there too; the
+    // percentiles are computed here, with the same nearest-rank rule as the SQLite backend.
+    let sql = format!(
+        "SELECT e.operation, e.outcome, COUNT(*),
+                COALESCE(array_agg(e.duration_us ORDER BY e.duration_us)
+                         FILTER (WHERE e.duration_us IS NOT NULL), '{{}}')
+           FROM events e {} GROUP BY e.operation, e.outcome",
+        w.sql()
+    );
+    let rows = store
+        .client()?
+        .query(&sql, &params(&w.params))
+        .map_err(map_err)?;
+
+    #[derive(Default)]
+    struct Acc {
+        calls: u64,
+        errors: u64,
+        durations: Vec<u64>,
+    }
+    let mut by_tool: BTreeMap<String, Acc> = BTreeMap::new();
+    for row in rows {
+        let acc = by_tool.entry(row.get(0)).or_default();
+        let outcome: String = row.get(1);
+        let n = row.get::<_, i64>(2) as u64;
+        acc.calls += n;
+        if outcome.parse::<Outcome>().is_ok_and(Outcome::is_error) {
+            acc.errors += n;
+        }
+        let durations: Vec<i64> = row.get(3);
+        acc.durations
+            .extend(durations.into_iter().map(|d| d.max(0) as u64));
+    }
+    let mut stats: Vec<ToolStats> = by_tool
+        .into_iter()
+        .map(|(tool, mut acc)| {
+            acc.durations.sort_unstable();
+            ToolStats {
+                tool,
+                calls: acc.calls,
+                errors: acc.errors,
+                error_rate: acc.errors as f64 / acc.calls as f64,
+                p50_us: percentile(&acc.durations, 50),
+                p95_us: percentile(&acc.durations, 95),
+            }
+        })
+        .collect();
+    stats.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.tool.cmp(&b.tool)));
+    Ok(stats)
+}
+
+/// Nearest-rank percentile of sorted values (the SQLite backend's rule).
+fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// The keys of the expired events, gathered once per cleanup into a temporary table (one
+/// scan of the events; there is no index on `expires_at`).
+const EXPIRED: &str = "SELECT log_id, seq, ts FROM expired";
+
+pub(super) fn delete_expired(
+    store: &mut PgStore,
+    now: Timestamp,
+    dry_run: bool,
+) -> Result<CleanupReport, StoreError> {
+    let now = now.as_microsecond();
+    let client = store.client()?;
+    let mut tx = client.transaction().map_err(map_err)?;
+    // Counted in one statement (one scan of the events), which also works in a read-only
+    // session for a dry run.
+    let counts = tx
+        .query_one(
+            "WITH expired AS MATERIALIZED (
+                 SELECT log_id, seq, ts FROM events
+                  WHERE expires_at IS NOT NULL AND expires_at < $1)
+             SELECT (SELECT COUNT(*) FROM expired),
+                    (SELECT COUNT(*) FROM payloads WHERE (log_id, seq, ts) IN (SELECT * FROM expired)),
+                    (SELECT COUNT(*) FROM data_sources WHERE (log_id, seq, ts) IN (SELECT * FROM expired)),
+                    (SELECT COUNT(*) FROM compliance_events WHERE (log_id, seq, ts) IN (SELECT * FROM expired))",
+            &[&now],
+        )
+        .map_err(map_err)?;
+    let report = CleanupReport {
+        events: counts.get::<_, i64>(0) as u64,
+        payloads: counts.get::<_, i64>(1) as u64,
+        data_sources: counts.get::<_, i64>(2) as u64,
+        compliance_events: counts.get::<_, i64>(3) as u64,
+        dry_run,
+    };
+    if dry_run || report.events == 0 {
+        return Ok(report);
+    }
+    tx.execute(
+        "CREATE TEMPORARY TABLE expired ON COMMIT DROP AS
+           SELECT log_id, seq, ts FROM events WHERE expires_at IS NOT NULL AND expires_at < $1",
+        &[&now],
+    )
+    .map_err(map_err)?;
+    // Ids are not partitioned: theirs go row by row, while the events still say which.
+    tx.execute(
+        &format!("DELETE FROM event_ids WHERE (log_id, seq, ts) IN ({EXPIRED})"),
+        &[],
+    )
+    .map_err(map_err)?;
+    // Then whole months: a past month whose every event has expired loses its partitions
+    // (cheap, and gives the space back at once); what remains is deleted row by row.
+    let partitions = tx
+        .query(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'events'::regclass",
+            &[],
+        )
+        .map_err(map_err)?;
+    let mut dropped = 0usize;
+    for row in partitions {
+        let name: String = row.get(0);
+        let Some(month) = name.strip_prefix("events_").and_then(Month::parse_suffix) else {
+            continue;
+        };
+        if month.end() > now {
+            continue;
+        }
+        let kept: i64 = tx
+            .query_one(
+                &format!(
+                    "SELECT COUNT(*) FROM events_{} WHERE expires_at IS NULL OR expires_at >= $1",
+                    month.suffix()
+                ),
+                &[&now],
+            )
+            .map_err(map_err)?
+            .get(0);
+        if kept == 0 {
+            for table in TABLES {
+                tx.batch_execute(&format!("DROP TABLE {table}_{}", month.suffix()))
+                    .map_err(map_err)?;
+            }
+            dropped += 1;
+        }
+    }
+    // Children first, so that no lineage or compliance row outlives its event.
+    for table in TABLES {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE (log_id, seq, ts) IN ({EXPIRED})"),
+            &[],
+        )
+        .map_err(map_err)?;
+    }
+    tx.commit().map_err(map_err)?;
+    if dropped > 0 {
+        tracing::info!(partitions = dropped, "dropped expired monthly partitions");
+    }
+    Ok(report)
+}

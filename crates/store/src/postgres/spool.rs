@@ -1,0 +1,356 @@
+//! The local spool: where a `batch`-mode writer puts entries while PostgreSQL is unreachable,
+//! so that the proxy keeps working, and from where they are replayed, in order, once it is back.
+//!
+//! One file per log (`<hex of the log id>.spool`) in the spool directory, made only of appended
+//! records, each fsynced before the writer reports the batch written: a crash loses nothing, and
+//! the next writer that opens the same directory replays what it finds. A record is
+//!
+//! ```text
+//! len u32 BE | seq u64 BE | leaf_hash 32 | salt 32 | commitment 32 | meta_digest 32
+//!            | meta_len u32 BE | meta JSON | personal JSON
+//! ```
+//!
+//! A record cut short by a crash mid-write was never acknowledged; reading stops before it.
+//! The file is bounded: past `max_bytes`, the writer waits for the database instead.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use mcp_audit_core::{Hash, SealedEvent, unseal};
+
+use crate::error::StoreError;
+use crate::store::Entry;
+
+/// Where and how much to spool.
+#[derive(Debug, Clone)]
+pub struct SpoolOptions {
+    /// The directory of the spool files (created if missing). Give each host its own.
+    pub dir: PathBuf,
+    /// At most this many bytes per log; past it, writes wait for the database.
+    pub max_bytes: u64,
+}
+
+impl SpoolOptions {
+    /// A spool in `dir` of at most 256 MiB per log.
+    pub fn new(dir: impl Into<PathBuf>) -> SpoolOptions {
+        SpoolOptions {
+            dir: dir.into(),
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// An entry read back from a spool file.
+pub(super) struct Spooled {
+    pub(super) seq: u64,
+    pub(super) leaf_hash: Hash,
+    pub(super) sealed: SealedEvent,
+}
+
+impl Spooled {
+    pub(super) fn entry(&self) -> Entry<'_> {
+        Entry {
+            seq: self.seq,
+            leaf_hash: self.leaf_hash,
+            sealed: &self.sealed,
+        }
+    }
+}
+
+/// One log's spool file.
+pub(super) struct Spool {
+    path: PathBuf,
+    max_bytes: u64,
+    /// Bytes in the file (0: nothing waits).
+    len: u64,
+    /// The seq after the last spooled entry.
+    next_seq: Option<u64>,
+}
+
+/// The file name of `log_id`'s spool: hex, so that any log id makes a safe name.
+fn file_name(log_id: &str) -> String {
+    format!("{}.spool", hex::encode(log_id.as_bytes()))
+}
+
+/// The spool files in `dir` other than `own`, with the log id each belongs to.
+pub(super) fn others(dir: &Path, own: &str) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| io_error(dir, e))?.path();
+        let log_id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".spool"))
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| String::from_utf8(b).ok());
+        if let Some(log_id) = log_id
+            && log_id != own
+        {
+            found.push((log_id, path));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Open {
+        path: path.to_path_buf(),
+        reason: format!("spool: {e}"),
+    }
+}
+
+impl Spool {
+    /// The spool of `log_id` in `options.dir`; reads what an earlier run left behind.
+    pub(super) fn open(options: &SpoolOptions, log_id: &str) -> Result<Spool, StoreError> {
+        std::fs::create_dir_all(&options.dir).map_err(|e| io_error(&options.dir, e))?;
+        Spool::at(options.dir.join(file_name(log_id)), options.max_bytes)
+    }
+
+    /// The spool file at `path` (which may not exist).
+    pub(super) fn at(path: PathBuf, max_bytes: u64) -> Result<Spool, StoreError> {
+        let mut spool = Spool {
+            path,
+            max_bytes,
+            len: 0,
+            next_seq: None,
+        };
+        let entries = spool.read()?;
+        spool.len = std::fs::metadata(&spool.path).map(|m| m.len()).unwrap_or(0);
+        spool.next_seq = entries.last().map(|e| e.seq + 1);
+        Ok(spool)
+    }
+
+    /// Whether entries wait here.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The seq after the last spooled entry, when any waits.
+    pub(super) fn next_seq(&self) -> Option<u64> {
+        self.next_seq
+    }
+
+    /// Appends `entries` and syncs the file. Refuses (writing nothing) when they would make the
+    /// spool larger than its bound.
+    pub(super) fn push(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        for entry in entries {
+            encode(entry, &mut buf);
+        }
+        if self.len + buf.len() as u64 > self.max_bytes {
+            return Err(StoreError::Unavailable {
+                waited_ms: 0,
+                reason: format!(
+                    "the local spool {} is full ({} of {} bytes)",
+                    self.path.display(),
+                    self.len,
+                    self.max_bytes
+                ),
+            });
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| io_error(&self.path, e))?;
+        file.write_all(&buf)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io_error(&self.path, e))?;
+        if self.len == 0
+            && let Some(dir) = self.path.parent()
+        {
+            // A new file's name must be durable too.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        self.len += buf.len() as u64;
+        self.next_seq = entries.last().map(|e| e.seq + 1).or(self.next_seq);
+        Ok(())
+    }
+
+    /// Every complete record, in the order written.
+    pub(super) fn read(&self) -> Result<Vec<Spooled>, StoreError> {
+        let mut bytes = Vec::new();
+        match File::open(&self.path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes)
+                    .map_err(|e| io_error(&self.path, e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&self.path, e)),
+        }
+        let mut out = Vec::new();
+        let mut rest = bytes.as_slice();
+        while let Some((record, tail)) = split_record(rest) {
+            out.push(decode(record).map_err(|reason| StoreError::Corrupt {
+                path: self.path.clone(),
+                reason,
+            })?);
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            tracing::warn!(
+                path = %self.path.display(),
+                bytes = rest.len(),
+                "ignoring a spool record cut short by a crash (it was never acknowledged)"
+            );
+        }
+        Ok(out)
+    }
+
+    /// Empties the spool once its entries are in the database.
+    pub(super) fn clear(&mut self) -> Result<(), StoreError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_error(&self.path, e)),
+        }
+        self.len = 0;
+        self.next_seq = None;
+        Ok(())
+    }
+}
+
+fn encode(entry: &Entry<'_>, buf: &mut Vec<u8>) {
+    let s = entry.sealed;
+    let body_len = 8 + 32 * 4 + 4 + s.meta_json.len() + s.personal_json.len();
+    buf.extend_from_slice(&(body_len as u32).to_be_bytes());
+    buf.extend_from_slice(&entry.seq.to_be_bytes());
+    buf.extend_from_slice(entry.leaf_hash.as_bytes());
+    buf.extend_from_slice(&s.salt);
+    buf.extend_from_slice(s.commitment.as_bytes());
+    buf.extend_from_slice(s.meta_digest.as_bytes());
+    buf.extend_from_slice(&(s.meta_json.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&s.meta_json);
+    buf.extend_from_slice(&s.personal_json);
+}
+
+/// The next complete record and what follows it; `None` at the end or before a torn record.
+fn split_record(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let record = bytes.get(4..4 + len)?;
+    Some((record, &bytes[4 + len..]))
+}
+
+fn decode(record: &[u8]) -> Result<Spooled, String> {
+    let short = || "spool record too short".to_string();
+    let take = |at: usize, n: usize| record.get(at..at + n).ok_or_else(short);
+    let hash = |at: usize| take(at, 32).map(|b| Hash::from_slice(b).unwrap_or_default());
+    let seq = u64::from_be_bytes(take(0, 8)?.try_into().map_err(|_| short())?);
+    let leaf_hash = hash(8)?;
+    let salt: [u8; 32] = take(40, 32)?.try_into().map_err(|_| short())?;
+    let commitment = hash(72)?;
+    let meta_digest = hash(104)?;
+    let meta_len = u32::from_be_bytes(take(136, 4)?.try_into().map_err(|_| short())?) as usize;
+    let meta_json = take(140, meta_len)?.to_vec();
+    let personal_json = record.get(140 + meta_len..).ok_or_else(short)?.to_vec();
+    let event = unseal(&meta_json, Some(&personal_json)).map_err(|e| e.to_string())?;
+    Ok(Spooled {
+        seq,
+        leaf_hash,
+        sealed: SealedEvent {
+            event,
+            meta_json,
+            personal_json,
+            salt,
+            commitment,
+            meta_digest,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_audit_core::{AuditEvent, seal};
+
+    fn sealed(op: &str) -> SealedEvent {
+        seal(
+            AuditEvent::tool_execution(op)
+                .user("alice")
+                .email("alice@example.com")
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn spooled_entries_read_back_identical_and_in_order_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SpoolOptions::new(dir.path());
+        let events = [sealed("a"), sealed("b"), sealed("c")];
+        let entries: Vec<Entry<'_>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Entry {
+                seq: 10 + i as u64,
+                leaf_hash: s.leaf_hash(10 + i as u64),
+                sealed: s,
+            })
+            .collect();
+        let mut spool = Spool::open(&options, "log/1").unwrap();
+        spool.push(&entries[..2]).unwrap();
+        spool.push(&entries[2..]).unwrap();
+
+        let reopened = Spool::open(&options, "log/1").unwrap();
+        assert_eq!(reopened.next_seq(), Some(13));
+        let back = reopened.read().unwrap();
+        assert_eq!(back.len(), 3);
+        for (b, e) in back.iter().zip(&entries) {
+            assert_eq!(b.seq, e.seq);
+            assert_eq!(b.leaf_hash, e.leaf_hash);
+            assert_eq!(b.sealed.event, e.sealed.event);
+            assert_eq!(b.sealed.meta_json, e.sealed.meta_json);
+            assert_eq!(b.sealed.salt, e.sealed.salt);
+        }
+        assert_eq!(others(dir.path(), "another").unwrap()[0].0, "log/1");
+    }
+
+    #[test]
+    fn a_record_torn_by_a_crash_is_ignored_and_the_ones_before_it_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SpoolOptions::new(dir.path());
+        let s = sealed("a");
+        let entry = Entry {
+            seq: 0,
+            leaf_hash: s.leaf_hash(0),
+            sealed: &s,
+        };
+        let mut spool = Spool::open(&options, "log").unwrap();
+        spool.push(std::slice::from_ref(&entry)).unwrap();
+        let path = dir.path().join(file_name("log"));
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[0, 0, 9, 9, 1, 2, 3]).unwrap();
+        assert_eq!(
+            Spool::open(&options, "log").unwrap().read().unwrap().len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_full_spool_refuses_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SpoolOptions {
+            dir: dir.path().to_path_buf(),
+            max_bytes: 100,
+        };
+        let s = sealed("a");
+        let entry = Entry {
+            seq: 0,
+            leaf_hash: s.leaf_hash(0),
+            sealed: &s,
+        };
+        let mut spool = Spool::open(&options, "log").unwrap();
+        let error = spool.push(std::slice::from_ref(&entry)).unwrap_err();
+        assert!(error.to_string().contains("spool"), "{error}");
+        assert!(spool.is_empty());
+        assert!(spool.read().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,197 @@
+//! One database of either backend for the behavioural suites, so that the same test bodies run
+//! against SQLite and PostgreSQL and the two backends can not drift apart.
+//!
+//! PostgreSQL comes from `MCP_AUDIT_TEST_PG`; each database is a schema of its own, dropped at
+//! the end. Without the variable the PostgreSQL variants say they were skipped, except under
+//! `CI=true`, where a missing server is a failure.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use mcp_audit_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+
+/// Which backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The log id every writer of a test database uses, so that, as with a SQLite file, writers
+/// opened one after the other continue one log.
+pub const LOG_ID: &str = "test-log";
+
+/// The base URL of the test server, or `None` (after saying so) when the tests are skipped.
+pub fn pg_base_url() -> Option<String> {
+    match std::env::var("MCP_AUDIT_TEST_PG") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("MCP_AUDIT_TEST_PG is not set, and CI must run the PostgreSQL tests");
+            }
+            eprintln!("skipped: MCP_AUDIT_TEST_PG is not set");
+            None
+        }
+    }
+}
+
+/// A schema of its own in the test database, dropped with this value.
+pub struct PgSchema {
+    base: String,
+    pub name: String,
+    /// The URL whose sessions see only this schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    pub fn create(base: &str) -> PgSchema {
+        let name = format!(
+            "t_{}",
+            mcp_audit_core::EventId::new().to_string().replace('-', "")
+        );
+        let mut admin = postgres::Client::connect(base, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to MCP_AUDIT_TEST_PG: {e}"));
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        PgSchema {
+            base: base.to_string(),
+            name,
+            url,
+        }
+    }
+
+    /// A plain connection to the schema, for what the tests check or break behind the store.
+    pub fn raw(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&self.base, postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+/// A test database of either backend, with a temporary directory beside it.
+pub struct Db {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    /// The SQLite file (unused by PostgreSQL).
+    pub path: PathBuf,
+    pub pg: Option<PgSchema>,
+}
+
+impl Db {
+    /// A fresh database, or `None` when the backend's tests are skipped.
+    pub fn new(backend: Backend) -> Option<Db> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgSchema::create(&pg_base_url()?)),
+        };
+        Some(Db {
+            backend,
+            dir,
+            path,
+            pg,
+        })
+    }
+
+    pub fn sqlite() -> Db {
+        Db::new(Backend::Sqlite).unwrap()
+    }
+
+    fn pg(&self) -> &PgSchema {
+        self.pg.as_ref().expect("a PostgreSQL database")
+    }
+
+    /// PostgreSQL options of this database's writers: the shared test log id.
+    pub fn pg_options(&self) -> PgOptions {
+        PgOptions {
+            log_id: Some(LOG_ID.to_string()),
+            ..PgOptions::default()
+        }
+    }
+
+    /// A PostgreSQL writer with `options`.
+    pub fn open_pg(&self, options: PgOptions) -> Result<PgStore, mcp_audit_store::StoreError> {
+        PgStore::open(&self.pg().url, options)
+    }
+
+    /// A writer.
+    pub fn open(&self) -> Box<dyn Store> {
+        match self.backend {
+            Backend::Sqlite => {
+                Box::new(SqliteStore::open(&self.path, SqliteOptions::default()).unwrap())
+            }
+            Backend::Postgres => Box::new(self.open_pg(self.pg_options()).unwrap()),
+        }
+    }
+
+    /// A reader.
+    pub fn reader(&self) -> Box<dyn Store> {
+        match self.backend {
+            Backend::Sqlite => {
+                Box::new(SqliteStore::open_read_only(&self.path, SqliteOptions::default()).unwrap())
+            }
+            Backend::Postgres => Box::new(PgStore::open_read_only(&self.pg().url).unwrap()),
+        }
+    }
+
+    /// The one integer `sql` returns, read behind the store's back.
+    pub fn count(&self, sql: &str) -> i64 {
+        match self.backend {
+            Backend::Sqlite => rusqlite::Connection::open(&self.path)
+                .unwrap()
+                .query_row(sql, [], |r| r.get(0))
+                .unwrap(),
+            Backend::Postgres => self.pg().raw().query_one(sql, &[]).unwrap().get(0),
+        }
+    }
+
+    /// Runs `sql` behind the store's back (to break things on purpose).
+    pub fn exec(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => rusqlite::Connection::open(&self.path)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            Backend::Postgres => self.pg().raw().batch_execute(sql).unwrap(),
+        }
+    }
+}
+
+/// Generates, for each named test body `fn name(db: Db)`, a `sqlite::name` and a
+/// `postgres::name` test.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = $crate::backend::Db::new($crate::backend::Backend::Sqlite) {
+                        super::$name(db);
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = $crate::backend::Db::new($crate::backend::Backend::Postgres) {
+                        super::$name(db);
+                    }
+                }
+            )*
+        }
+    };
+}
