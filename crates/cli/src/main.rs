@@ -8,6 +8,12 @@
 //! Exit status: 0 on success, 1 on any error (printed as one `error: ...` line, its causes
 //! joined by `: `), 2 on a usage error (clap's own message).
 
+/// mimalloc instead of the system allocator: the recorder builds each event in the caller's
+/// thread and the writer frees it in its own, a pattern glibc's allocator handles poorly
+/// (measured with the ingest benchmark: see `docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod db;
 mod event_input;

@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo bench -p mcp-audit-store --bench ingest            # 1,000,000 events
 //! EVENTS=100000 cargo bench -p mcp-audit-store --bench ingest
+//! cargo bench -p mcp-audit-store --bench ingest --features bench-mimalloc   # as the binary runs
 //! ```
 //!
 //! Prints: a baseline (one connection and one commit per event, as the reference Python logger
@@ -12,6 +13,12 @@
 //! share. Figures, never assertions: speed is measured here, not tested.
 
 use std::time::{Duration, Instant};
+
+/// `--features bench-mimalloc`: the allocator the `mcp-audit` binary uses (the recorder frees
+/// each event in another thread than the one that built it, which glibc's malloc handles poorly).
+#[cfg(feature = "bench-mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod events;
 
@@ -42,8 +49,13 @@ fn main() {
     let n_sync = env_usize("SYNC_EVENTS", 100_000) as u64;
     let dir = tempfile::tempdir().expect("a temporary directory");
     println!(
-        "mcp-audit ingest benchmark: {n_events} events, {} cores",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "mcp-audit ingest benchmark: {n_events} events, {} cores, {} allocator",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if cfg!(feature = "bench-mimalloc") {
+            "mimalloc"
+        } else {
+            "system"
+        }
     );
 
     // Baseline: connect, insert one JSON row, commit, close, per event (the reference logger).
