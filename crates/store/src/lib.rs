@@ -35,6 +35,7 @@ pub mod integrity;
 mod postgres;
 mod query;
 mod recorder;
+mod report;
 mod sql;
 mod sqlite;
 mod store;
