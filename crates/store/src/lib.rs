@@ -30,6 +30,7 @@
 
 mod boxed;
 mod checkpointer;
+mod columns;
 mod error;
 pub mod integrity;
 mod postgres;
