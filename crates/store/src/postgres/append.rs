@@ -6,6 +6,7 @@
 //! (which the session advisory lock already refuses) would still serialise and the second would
 //! get [`StoreError::SeqConflict`] rather than interleave.
 
+use mcp_audit_core::AuditEvent;
 use postgres::Transaction;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
@@ -200,54 +201,39 @@ fn copy_payloads(
     )
 }
 
-/// Lineage rows: few per event, often none, so the table is copied only when the batch has
-/// rows for it.
-fn copy_sources(
+/// A child row's key values: its event's log, seq and time, and its ordinal among the event's
+/// items of that kind.
+type ChildKey<'a> = [&'a (dyn ToSql + Sync); 4];
+
+/// The column types of [`ChildKey`].
+const CHILD_KEY_TYPES: [Type; 4] = [Type::TEXT, Type::INT8, Type::INT8, Type::INT4];
+
+/// Copies the rows of a child table (lineage, compliance): few per event, often none, so the
+/// table is copied only when the batch has rows for it. `items` picks an event's items and
+/// `write` writes one row, its key followed by columns of `types`.
+fn copy_children<T>(
     tx: &mut Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
+    statement: &str,
+    types: &[Type],
+    items: fn(&AuditEvent) -> &[T],
+    write: impl Fn(&mut BinaryCopyInWriter<'_>, ChildKey<'_>, &T) -> Result<(), postgres::Error>,
 ) -> Result<(), StoreError> {
-    if entries
-        .iter()
-        .all(|e| e.sealed.event.data_sources.is_empty())
-    {
+    if entries.iter().all(|e| items(&e.sealed.event).is_empty()) {
         return Ok(());
     }
-    let types = [
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::INT4,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-    ];
     copy_in(
         tx,
-        "COPY data_sources (log_id, seq, ts, ordinal, uri, source_type, identifier,
-            transformation, destination, direction, metadata) FROM STDIN (FORMAT binary)",
-        &types,
+        statement,
+        &[&CHILD_KEY_TYPES, types].concat(),
         |writer| {
             for entry in entries {
                 let e = &entry.sealed.event;
-                for (ordinal, s) in e.data_sources.iter().enumerate() {
-                    writer.write(&[
-                        &log_id,
-                        &(entry.seq as i64),
-                        &e.timestamp.as_microsecond(),
-                        &(ordinal as i32),
-                        &s.uri,
-                        &s.source_type,
-                        &s.identifier,
-                        &s.transformation,
-                        &s.destination,
-                        &columns::direction(s.direction),
-                        &s.metadata.as_ref().map(|m| m.to_string()),
-                    ])?;
+                let seq = entry.seq as i64;
+                let ts = e.timestamp.as_microsecond();
+                for (ordinal, item) in items(e).iter().enumerate() {
+                    write(writer, [&log_id, &seq, &ts, &(ordinal as i32)], item)?;
                 }
             }
             Ok(())
@@ -255,52 +241,62 @@ fn copy_sources(
     )
 }
 
-/// Compliance rows: rare, copied only when the batch has some.
+fn copy_sources(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
+    copy_children(
+        tx,
+        log_id,
+        entries,
+        "COPY data_sources (log_id, seq, ts, ordinal, uri, source_type, identifier,
+            transformation, destination, direction, metadata) FROM STDIN (FORMAT binary)",
+        &[Type::TEXT; 7],
+        |e| &e.data_sources,
+        |writer, [log, seq, ts, ordinal], s| {
+            writer.write(&[
+                log,
+                seq,
+                ts,
+                ordinal,
+                &s.uri,
+                &s.source_type,
+                &s.identifier,
+                &s.transformation,
+                &s.destination,
+                &columns::direction(s.direction),
+                &s.metadata.as_ref().map(|m| m.to_string()),
+            ])
+        },
+    )
+}
+
 fn copy_compliance(
     tx: &mut Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
 ) -> Result<(), StoreError> {
-    if entries
-        .iter()
-        .all(|e| e.sealed.event.compliance_events.is_empty())
-    {
-        return Ok(());
-    }
-    let types = [
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::INT4,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-    ];
-    copy_in(
+    copy_children(
         tx,
+        log_id,
+        entries,
         "COPY compliance_events (log_id, seq, ts, ordinal, framework, event_type,
             risk_level, details, mitigation) FROM STDIN (FORMAT binary)",
-        &types,
-        |writer| {
-            for entry in entries {
-                let e = &entry.sealed.event;
-                for (ordinal, c) in e.compliance_events.iter().enumerate() {
-                    writer.write(&[
-                        &log_id,
-                        &(entry.seq as i64),
-                        &e.timestamp.as_microsecond(),
-                        &(ordinal as i32),
-                        &c.framework,
-                        &c.event_type,
-                        &columns::risk(c.risk_level),
-                        &c.details.as_ref().map(|d| d.to_string()),
-                        &columns::mitigation(c),
-                    ])?;
-                }
-            }
-            Ok(())
+        &[Type::TEXT; 5],
+        |e| &e.compliance_events,
+        |writer, [log, seq, ts, ordinal], c| {
+            writer.write(&[
+                log,
+                seq,
+                ts,
+                ordinal,
+                &c.framework,
+                &c.event_type,
+                &columns::risk(c.risk_level),
+                &c.details.as_ref().map(|d| d.to_string()),
+                &columns::mitigation(c),
+            ])
         },
     )
 }
