@@ -61,6 +61,22 @@ pub struct Query {
     pub limit: u32,
 }
 
+impl Query {
+    /// The page size every backend uses: `limit` brought into 1 to 10,000.
+    pub(crate) fn page_size(&self) -> i64 {
+        i64::from(self.limit.clamp(1, 10_000))
+    }
+
+    /// How many matching events the page skips (only [`PageStart::Offset`] skips), as a SQL
+    /// `OFFSET`.
+    pub(crate) fn offset(&self) -> i64 {
+        match self.start {
+            PageStart::Offset(n) => n.min(i64::MAX as u64) as i64,
+            _ => 0,
+        }
+    }
+}
+
 impl Default for Query {
     fn default() -> Self {
         Query {

@@ -10,6 +10,7 @@ use mcp_audit_core::{EventKind, Outcome};
 
 use crate::error::StoreError;
 use crate::query::{Filter, Summary, SummaryScope, ToolStats};
+use crate::sql::{SqlValue, Where};
 
 /// The filter that selects the events of a summary's scope.
 pub(crate) fn scope_filter(scope: &SummaryScope) -> Filter {
@@ -28,6 +29,21 @@ pub(crate) fn scope_filter(scope: &SummaryScope) -> Filter {
             ..Filter::default()
         },
     }
+}
+
+/// The statement that counts the distinct users among the events `w` selects (alias `e`).
+pub(crate) fn distinct_users_sql(w: &Where) -> String {
+    format!("SELECT COUNT(DISTINCT e.user_id) FROM events e {}", w.sql())
+}
+
+/// The events of `filter` that tool statistics cover: its tool executions.
+pub(crate) fn tool_executions(filter: &Filter, placeholder: fn(usize) -> String) -> Where {
+    let mut w = Where::from_filter(filter, placeholder);
+    w.push(
+        "e.kind = {}",
+        SqlValue::Text(EventKind::ToolExecution.as_str().to_string()),
+    );
+    w
 }
 
 /// One group of a summary's `GROUP BY kind, outcome`, as a backend read it.

@@ -98,19 +98,14 @@ fn decode_cursor(cursor: &Cursor) -> Result<(i64, i64, String), StoreError> {
 }
 
 pub(super) fn query(store: &mut PgStore, query: &Query) -> Result<Page, StoreError> {
-    let limit = query.limit.clamp(1, 10_000) as i64;
+    let (limit, offset) = (query.page_size(), query.offset());
     let mut w = Where::from_filter(&query.filter, placeholder);
-    let mut offset = 0i64;
-    match &query.start {
-        PageStart::Newest => {}
-        PageStart::After(cursor) => {
-            let (ts, seq, log_id) = decode_cursor(cursor)?;
-            let ts = w.bind(SqlValue::Int(ts));
-            let log_id = w.bind(SqlValue::Text(log_id));
-            let seq = w.bind(SqlValue::Int(seq));
-            w.push_clause(format!("(e.ts, e.log_id, e.seq) < ({ts}, {log_id}, {seq})"));
-        }
-        PageStart::Offset(n) => offset = (*n).min(i64::MAX as u64) as i64,
+    if let PageStart::After(cursor) = &query.start {
+        let (ts, seq, log_id) = decode_cursor(cursor)?;
+        let ts = w.bind(SqlValue::Int(ts));
+        let log_id = w.bind(SqlValue::Text(log_id));
+        let seq = w.bind(SqlValue::Int(seq));
+        w.push_clause(format!("(e.ts, e.log_id, e.seq) < ({ts}, {log_id}, {seq})"));
     }
     // One row more than asked tells whether a next page exists.
     let sql = format!(

@@ -2,15 +2,16 @@
 //! monthly partitions where every event has expired and deletes row by row elsewhere.
 
 use jiff::Timestamp;
-use mcp_audit_core::EventKind;
 
 use super::partitions::{Month, TABLES};
 use super::read::{params, placeholder};
 use super::{PgStore, map_err};
 use crate::error::StoreError;
 use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
-use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter};
-use crate::sql::{SqlValue, Where};
+use crate::report::{
+    SummaryGroup, ToolStatsBuilder, distinct_users_sql, fold_summary, scope_filter, tool_executions,
+};
+use crate::sql::Where;
 
 pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summary, StoreError> {
     let w = Where::from_filter(&scope_filter(scope), placeholder);
@@ -31,7 +32,7 @@ pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summa
         review: row.get::<_, i64>(5) as u64,
     }))?;
 
-    let sql = format!("SELECT COUNT(DISTINCT e.user_id) FROM events e {}", w.sql());
+    let sql = distinct_users_sql(&w);
     summary.distinct_users = client
         .query_one(&sql, &params(&w.params))
         .map_err(map_err)?
@@ -43,11 +44,7 @@ pub(super) fn tool_stats(
     store: &mut PgStore,
     filter: &Filter,
 ) -> Result<Vec<ToolStats>, StoreError> {
-    let mut w = Where::from_filter(filter, placeholder);
-    w.push(
-        "e.kind = {}",
-        SqlValue::Text(EventKind::ToolExecution.as_str().to_string()),
-    );
+    let w = tool_executions(filter, placeholder);
     // Grouped in the server (one row per tool and outcome), durations sorted there too; the
     // percentiles are computed here, with the same nearest-rank rule as the SQLite backend.
     let sql = format!(

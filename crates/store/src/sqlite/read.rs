@@ -68,16 +68,11 @@ fn decode_cursor(cursor: &Cursor) -> Result<u64, StoreError> {
 }
 
 pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, StoreError> {
-    let limit = query.limit.clamp(1, 10_000) as i64;
+    let (limit, offset) = (query.page_size(), query.offset());
     let mut w = Where::from_filter(&query.filter, placeholder);
-    let mut offset = 0i64;
-    match &query.start {
-        PageStart::Newest => {}
-        PageStart::After(cursor) => {
-            let seq = decode_cursor(cursor)?;
-            w.push("e.seq < {}", SqlValue::Int(seq as i64));
-        }
-        PageStart::Offset(n) => offset = (*n).min(i64::MAX as u64) as i64,
+    if let PageStart::After(cursor) = &query.start {
+        let seq = decode_cursor(cursor)?;
+        w.push("e.seq < {}", SqlValue::Int(seq as i64));
     }
     // One row more than asked tells whether a next page exists.
     let sql = format!(

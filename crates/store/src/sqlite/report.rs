@@ -1,15 +1,16 @@
 //! Aggregates over events (summaries, per-tool statistics) and expiry cleanup.
 
 use jiff::Timestamp;
-use mcp_audit_core::EventKind;
 use rusqlite::params_from_iter;
 
 use super::SqliteStore;
 use super::read::placeholder;
 use crate::error::StoreError;
 use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
-use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter};
-use crate::sql::{SqlValue, Where};
+use crate::report::{
+    SummaryGroup, ToolStatsBuilder, distinct_users_sql, fold_summary, scope_filter, tool_executions,
+};
+use crate::sql::Where;
 
 pub(super) fn summary(
     store: &mut SqliteStore,
@@ -40,7 +41,7 @@ pub(super) fn summary(
         .map_err(|e| store.map(e))?;
     let mut summary = fold_summary(groups)?;
 
-    let sql = format!("SELECT COUNT(DISTINCT e.user_id) FROM events e {}", w.sql());
+    let sql = distinct_users_sql(&w);
     summary.distinct_users = store
         .conn
         .query_row(&sql, params_from_iter(w.params.iter()), |r| {
@@ -54,11 +55,7 @@ pub(super) fn tool_stats(
     store: &mut SqliteStore,
     filter: &Filter,
 ) -> Result<Vec<ToolStats>, StoreError> {
-    let mut w = Where::from_filter(filter, placeholder);
-    w.push(
-        "e.kind = {}",
-        SqlValue::Text(EventKind::ToolExecution.as_str().to_string()),
-    );
+    let w = tool_executions(filter, placeholder);
     let sql = format!(
         "SELECT e.operation, e.outcome, e.duration_us FROM events e {}",
         w.sql()
