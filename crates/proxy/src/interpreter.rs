@@ -829,6 +829,25 @@ mod tests {
         i.frame(d, frame.as_bytes(), Instant::now())
     }
 
+    /// The session settings of the HTTP adapter's exchanges: no user, no intents.
+    fn http_config() -> SessionConfig {
+        SessionConfig {
+            session_id: "s".into(),
+            server_name: None,
+            actor: Actor::default(),
+            transport: "streamable_http",
+            capture_limit: 1024,
+            record_intents: false,
+        }
+    }
+
+    /// A client request whose own records the test does not look at, then the server's
+    /// answer: the answer's records.
+    fn answered(i: &mut Interpreter, request: &str, answer: &str) -> Vec<Record> {
+        feed(i, C2S, request);
+        feed(i, S2C, answer)
+    }
+
     const C2S: Direction = Direction::ClientToServer;
     const S2C: Direction = Direction::ServerToClient;
 
@@ -855,26 +874,16 @@ mod tests {
     #[test]
     fn is_error_results_and_jsonrpc_errors_have_their_outcomes() {
         let mut i = interpreter(false);
-        feed(
+        let r = answered(
             &mut i,
-            C2S,
             r#"{"id":1,"method":"tools/call","params":{"name":"t"}}"#,
-        );
-        let r = feed(
-            &mut i,
-            S2C,
             r#"{"id":1,"result":{"isError":true,"content":[{"type":"text","text":"boom"}]}}"#,
         );
         assert_eq!(r[0].event.outcome, Outcome::ToolError);
         assert_eq!(payload(&r[0]).error_message.as_deref(), Some("boom"));
-        feed(
+        let r = answered(
             &mut i,
-            C2S,
             r#"{"id":2,"method":"tools/call","params":{"name":"t"}}"#,
-        );
-        let r = feed(
-            &mut i,
-            S2C,
             r#"{"id":2,"error":{"code":-32602,"message":"bad params"}}"#,
         );
         assert_eq!(
@@ -949,14 +958,9 @@ mod tests {
     #[test]
     fn batches_record_every_element_and_junk_is_an_anomaly() {
         let mut i = interpreter(false);
-        feed(
+        let r = answered(
             &mut i,
-            C2S,
             r#"[{"id":1,"method":"tools/call","params":{"name":"a"}},{"id":2,"method":"tools/call","params":{"name":"b"}}]"#,
-        );
-        let r = feed(
-            &mut i,
-            S2C,
             r#"[{"id":1,"result":{}},{"id":2,"result":{}}]"#,
         );
         assert_eq!(r.len(), 2);
@@ -987,16 +991,11 @@ mod tests {
             r#"{"id":1,"result":{"resultType":"input_required","inputRequests":{}}}"#,
         );
         assert_eq!(step[0].event.outcome, Outcome::Pending);
-        feed(
+        let done = answered(
             &mut i,
-            C2S,
             &format!(
                 r#"{{"id":2,"method":"tools/call","params":{{"name":"t","arguments":{{}},"inputResponses":{{"k":1}},{meta}}}}}"#
             ),
-        );
-        let done = feed(
-            &mut i,
-            S2C,
             r#"{"id":2,"result":{"resultType":"complete","content":[]}}"#,
         );
         assert_eq!(done[0].event.completes, Some(step[0].event.id));
@@ -1012,14 +1011,13 @@ mod tests {
     fn large_payloads_are_capped_with_size_and_hash() {
         let mut i = interpreter(false);
         let big = "x".repeat(5000);
-        feed(
+        let r = answered(
             &mut i,
-            C2S,
             &format!(
                 r#"{{"id":1,"method":"tools/call","params":{{"name":"t","arguments":{{"d":"{big}"}}}}}}"#
             ),
+            r#"{"id":1,"result":{}}"#,
         );
-        let r = feed(&mut i, S2C, r#"{"id":1,"result":{}}"#);
         let input = payload(&r[0]).input.clone().unwrap();
         assert_eq!(input["truncated"], true);
         assert!(input["size"].as_u64().unwrap() > 5000);
@@ -1077,14 +1075,7 @@ mod tests {
 
     #[test]
     fn an_exchange_interpreter_records_no_session_events_until_it_becomes_a_session() {
-        let config = SessionConfig {
-            session_id: "s".into(),
-            server_name: None,
-            actor: Actor::default(),
-            transport: "streamable_http",
-            capture_limit: 1024,
-            record_intents: false,
-        };
+        let config = http_config();
         let mut i = Interpreter::exchange(config.clone());
         let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
         let first = feed(
@@ -1110,44 +1101,30 @@ mod tests {
     #[test]
     fn a_retry_in_another_exchange_is_linked_to_its_step_by_the_echoed_request_state() {
         let shared = Continuations::default();
-        let config = SessionConfig {
-            session_id: "s".into(),
-            server_name: None,
-            actor: Actor::default(),
-            transport: "streamable_http",
-            capture_limit: 1024,
-            record_intents: false,
-        };
+        let config = http_config();
         let mut first = Interpreter::exchange(config.clone()).with_continuations(shared.clone());
-        feed(
+        let step = answered(
             &mut first,
-            C2S,
             r#"{"id":1,"method":"tools/call","params":{"name":"t"}}"#,
-        );
-        let step = feed(
-            &mut first,
-            S2C,
             r#"{"id":1,"result":{"resultType":"input_required","requestState":"opaque-1"}}"#,
         );
         assert_eq!(shared.len(), 1);
         let mut second = Interpreter::exchange(config.clone()).with_continuations(shared.clone());
-        feed(
+        let done = answered(
             &mut second,
-            C2S,
             r#"{"id":1,"method":"tools/call","params":{"name":"t","inputResponses":{},"requestState":"opaque-1"}}"#,
+            r#"{"id":1,"result":{"content":[]}}"#,
         );
-        let done = feed(&mut second, S2C, r#"{"id":1,"result":{"content":[]}}"#);
         assert_eq!(done[0].event.completes, Some(step[0].event.id));
         assert_eq!(done[0].event.correlation_id, step[0].event.correlation_id);
         assert!(shared.is_empty(), "a step is linked once");
         // A state nobody gave links nothing.
         let mut third = Interpreter::exchange(config).with_continuations(shared);
-        feed(
+        let alone = answered(
             &mut third,
-            C2S,
             r#"{"id":1,"method":"tools/call","params":{"name":"t","inputResponses":{},"requestState":"forged"}}"#,
+            r#"{"id":1,"result":{"content":[]}}"#,
         );
-        let alone = feed(&mut third, S2C, r#"{"id":1,"result":{"content":[]}}"#);
         assert_eq!(alone[0].event.completes, None);
     }
 }

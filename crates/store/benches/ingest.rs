@@ -21,28 +21,12 @@ use std::time::{Duration, Instant};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod events;
+mod measure;
 
-use events::{SESSIONS, TOOLS, USERS, event, mix};
+use events::event;
+use measure::{env_usize, percentile, query_figures, sqlite_batch_recorder};
 
-use mcp_audit_store::{
-    Durability, Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
-    SummaryScope,
-};
-
-/// A named way of picking a filter for the i-th query.
-type FilterFor = (&'static str, fn(u64) -> Filter);
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
-}
+use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore};
 
 fn main() {
     let n_events = env_usize("EVENTS", 1_000_000) as u64;
@@ -81,14 +65,7 @@ fn main() {
 
     // Batch-mode ingest.
     let path = dir.path().join("bench.db");
-    let recorder = Recorder::start(
-        SqliteStore::open(&path, SqliteOptions::default()).expect("db"),
-        RecorderConfig {
-            durability: Durability::Batch,
-            ..RecorderConfig::default()
-        },
-    )
-    .expect("recorder");
+    let recorder = sqlite_batch_recorder(&path);
     let started = Instant::now();
     for i in 0..n_events {
         recorder.record(event(i)).expect("record");
@@ -147,60 +124,7 @@ fn main() {
 
     // Queries over the batch database.
     let mut reader = SqliteStore::open_read_only(&path, SqliteOptions::default()).expect("reader");
-    let queries: [FilterFor; 3] = [
-        ("user", |k| Filter {
-            user_id: Some(format!("user-{}", k % USERS)),
-            ..Filter::default()
-        }),
-        ("tool", |k| Filter {
-            operation: Some(format!("tool_{}", k % TOOLS)),
-            ..Filter::default()
-        }),
-        ("session", |k| Filter {
-            session_id: Some(format!("session-{}", k % SESSIONS)),
-            ..Filter::default()
-        }),
-    ];
-    for (name, filter) in queries {
-        let mut times: Vec<Duration> = (0..200u64)
-            .map(|i| {
-                let q = Query {
-                    filter: filter(mix(i + 7)),
-                    limit: 100,
-                    ..Query::default()
-                };
-                let t = Instant::now();
-                let page = reader.query(&q).expect("query");
-                std::hint::black_box(page.events.len());
-                t.elapsed()
-            })
-            .collect();
-        times.sort_unstable();
-        println!(
-            "query 100 rows by {name:<8}               p50 {:?}, p95 {:?}",
-            percentile(&times, 50),
-            percentile(&times, 95)
-        );
-    }
-    let mut times: Vec<Duration> = (0..50u64)
-        .map(|i| {
-            let t = Instant::now();
-            let s = reader
-                .summary(&SummaryScope::Session(format!(
-                    "session-{}",
-                    mix(i) % SESSIONS
-                )))
-                .expect("summary");
-            std::hint::black_box(s.total_operations);
-            t.elapsed()
-        })
-        .collect();
-    times.sort_unstable();
-    println!(
-        "session summary:                          p50 {:?}, p95 {:?}",
-        percentile(&times, 50),
-        percentile(&times, 95)
-    );
+    query_figures(&mut reader, 42);
     drop(reader);
 
     // Space: checkpoint the WAL into the file first.

@@ -9,6 +9,9 @@
 //! entries) against ingest with it off, `verify` over the whole log in entries per second, and
 //! `prove` in a log of `PROVE_EVENTS` entries (default 10,000,000; building it takes minutes).
 
+mod events;
+mod measure;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +21,7 @@ use mcp_audit_store::integrity::{prove, sign_checkpoint, verify};
 use mcp_audit_store::{
     CheckpointPolicy, Durability, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
 };
+use measure::{env_usize, sqlite_batch_recorder};
 use serde_json::json;
 
 fn event(i: u64) -> AuditEvent {
@@ -54,10 +58,7 @@ fn ingest(path: &std::path::Path, n: u64, checkpoints: Option<CheckpointPolicy>)
 }
 
 fn main() {
-    let n: u64 = std::env::var("EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = env_usize("EVENTS", 1_000_000) as u64;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let signer = NoteSigner::generate("bench").expect("key");
     println!("mcp-audit integrity benchmark: {n} entries, 2 cores");
@@ -99,19 +100,9 @@ fn main() {
 /// `prove` in a log of `PROVE_EVENTS` entries (default 10,000,000), built by the recorder from
 /// small events (two threads recording), with the interior nodes the writer keeps.
 fn prove_at_scale(dir: &std::path::Path, signer: &NoteSigner) {
-    let n: u64 = std::env::var("PROVE_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
+    let n = env_usize("PROVE_EVENTS", 10_000_000) as u64;
     let path = dir.join("prove.db");
-    let recorder = Recorder::start(
-        SqliteStore::open(&path, SqliteOptions::default()).expect("db"),
-        RecorderConfig {
-            durability: Durability::Batch,
-            ..RecorderConfig::default()
-        },
-    )
-    .expect("recorder");
+    let recorder = sqlite_batch_recorder(&path);
     let t = Instant::now();
     let sample_every = (n / 200).max(1);
     let threads: Vec<_> = (0..2u64)

@@ -18,26 +18,15 @@
 //! Each part runs in a schema of its own, dropped at the end. Figures, never assertions.
 
 mod events;
+mod measure;
 
 use std::time::{Duration, Instant};
 
-use events::{SESSIONS, TOOLS, USERS, event, mix};
+use events::event;
 use mcp_audit_store::{
-    Durability, Entry, Filter, PgOptions, PgStore, Query, Recorder, RecorderConfig, Store,
-    SummaryScope, WriteMethod,
+    Durability, Entry, PgOptions, PgStore, Recorder, RecorderConfig, Store, WriteMethod,
 };
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted[rank - 1]
-}
+use measure::{env_usize, query_figures};
 
 /// A schema of its own, dropped when this value is.
 struct Schema {
@@ -216,61 +205,7 @@ fn main() {
         .and_then(|mut c| c.batch_execute("ANALYZE"))
         .expect("analyze");
     let mut reader = PgStore::open_read_only(&one.url).expect("reader");
-    type FilterFor = (&'static str, fn(u64) -> Filter);
-    let queries: [FilterFor; 3] = [
-        ("user", |k| Filter {
-            user_id: Some(format!("user-{}", k % USERS)),
-            ..Filter::default()
-        }),
-        ("tool", |k| Filter {
-            operation: Some(format!("tool_{}", k % TOOLS)),
-            ..Filter::default()
-        }),
-        ("session", |k| Filter {
-            session_id: Some(format!("session-{}", k % SESSIONS)),
-            ..Filter::default()
-        }),
-    ];
-    for (name, filter) in queries {
-        let mut times: Vec<Duration> = (0..200u64)
-            .map(|i| {
-                let q = Query {
-                    filter: filter(mix(i + 7)),
-                    limit: 100,
-                    ..Query::default()
-                };
-                let t = Instant::now();
-                let page = reader.query(&q).expect("query");
-                std::hint::black_box(page.events.len());
-                t.elapsed()
-            })
-            .collect();
-        times.sort_unstable();
-        println!(
-            "query 100 rows by {name:<8}                  p50 {:?}, p95 {:?}",
-            percentile(&times, 50),
-            percentile(&times, 95)
-        );
-    }
-    let mut times: Vec<Duration> = (0..50u64)
-        .map(|i| {
-            let t = Instant::now();
-            let s = reader
-                .summary(&SummaryScope::Session(format!(
-                    "session-{}",
-                    mix(i) % SESSIONS
-                )))
-                .expect("summary");
-            std::hint::black_box(s.total_operations);
-            t.elapsed()
-        })
-        .collect();
-    times.sort_unstable();
-    println!(
-        "session summary:                            p50 {:?}, p95 {:?}",
-        percentile(&times, 50),
-        percentile(&times, 95)
-    );
+    query_figures(&mut reader, 44);
     let size: i64 = postgres::Client::connect(&one.url, postgres::NoTls)
         .and_then(|mut c| {
             c.query_one(

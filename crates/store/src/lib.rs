@@ -30,11 +30,13 @@
 
 mod boxed;
 mod checkpointer;
+mod columns;
 mod error;
 pub mod integrity;
 mod postgres;
 mod query;
 mod recorder;
+mod report;
 mod sql;
 mod sqlite;
 mod store;

@@ -3,9 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
-use mcp_audit_core::{Action, AuditEvent, Classification, EventKind, Hash, Outcome};
+use mcp_audit_core::{Action, AuditEvent, Classification, EventKind, Hash, Outcome, unseal};
 use serde::Serialize;
+
+use crate::error::StoreError;
 
 /// Which events a query, export, statistic or count covers. Every field narrows; the default
 /// matches every completed event (`pending` intents are left out unless asked for).
@@ -57,6 +61,22 @@ pub struct Query {
     pub limit: u32,
 }
 
+impl Query {
+    /// The page size every backend uses: `limit` brought into 1 to 10,000.
+    pub(crate) fn page_size(&self) -> i64 {
+        i64::from(self.limit.clamp(1, 10_000))
+    }
+
+    /// How many matching events the page skips (only [`PageStart::Offset`] skips), as a SQL
+    /// `OFFSET`.
+    pub(crate) fn offset(&self) -> i64 {
+        match self.start {
+            PageStart::Offset(n) => n.min(i64::MAX as u64) as i64,
+            _ => 0,
+        }
+    }
+}
+
 impl Default for Query {
     fn default() -> Self {
         Query {
@@ -70,6 +90,23 @@ impl Default for Query {
 /// An opaque position in the newest-first order, handed out with a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor(pub String);
+
+impl Cursor {
+    /// A cursor holding a backend's position text (URL-safe base64, so that it passes in a
+    /// query string and reads as opaque).
+    pub(crate) fn encode(position: &str) -> Cursor {
+        Cursor(URL_SAFE_NO_PAD.encode(position))
+    }
+
+    /// The position text of a cursor made by [`Cursor::encode`]; the backend parses it.
+    pub(crate) fn position(&self) -> Result<String, StoreError> {
+        let invalid = || StoreError::InvalidCursor(self.0.clone());
+        let bytes = URL_SAFE_NO_PAD
+            .decode(self.0.as_bytes())
+            .map_err(|_| invalid())?;
+        String::from_utf8(bytes).map_err(|_| invalid())
+    }
+}
 
 /// One page of a query.
 #[derive(Debug, Clone)]
@@ -94,6 +131,34 @@ pub struct StoredEvent {
     /// The personal half has been erased; the event's metadata and proofs remain.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
+}
+
+impl StoredEvent {
+    /// Rebuilds a stored event from its columns as any backend keeps them: the canonical
+    /// metadata JSON, the commitment and leaf hash, and the personal JSON unless erased. A
+    /// column that does not decode is reported with the event's seq.
+    pub(crate) fn from_columns(
+        log_id: String,
+        seq: u64,
+        meta: &str,
+        commitment: &[u8],
+        leaf_hash: &[u8],
+        body: Option<&str>,
+    ) -> Result<StoredEvent, StoreError> {
+        let bad = |reason: String| StoreError::Decode { seq, reason };
+        let event =
+            unseal(meta.as_bytes(), body.map(str::as_bytes)).map_err(|e| bad(e.to_string()))?;
+        Ok(StoredEvent {
+            log_id,
+            seq,
+            event,
+            payload_commitment: Hash::from_slice(commitment)
+                .ok_or_else(|| bad("commitment is not 32 bytes".into()))?,
+            leaf_hash: Hash::from_slice(leaf_hash)
+                .ok_or_else(|| bad("leaf hash is not 32 bytes".into()))?,
+            redacted: body.is_none(),
+        })
+    }
 }
 
 /// What a summary covers.

@@ -7,8 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use mcp_audit_core::{Actor, EventId};
 use mcp_audit_proxy::{ProxyConfig, SessionConfig, incomplete_outcomes, run_stdio};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
+use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store, StoredEvent};
 
+use crate::commands::integrity::{CheckpointFlags, Checkpointing};
 use crate::db::Db;
 
 /// Run an MCP server as a child process and record every operation that passes through.
@@ -71,20 +72,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             },
         );
     }
-    // With `batch`, records wait in a local spool while PostgreSQL is unreachable; with
-    // `sync`, the traffic waits for it (fail-closed).
-    let mut store = db.open_writable(args.durability)?;
-    let pending = store.pending_without_outcome()?;
-    let checkpointing = args.checkpoints.start(store.log_id())?;
-    // Outcome events never hold the traffic; intents are made durable one by one when `sync`.
-    let recorder = Recorder::start(
-        store,
-        RecorderConfig {
-            durability: Durability::Batch,
-            checkpoints: checkpointing.policy.clone(),
-            ..RecorderConfig::default()
-        },
-    )?;
+    let audit = ProxyAudit::start(db, args.durability, &args.checkpoints)?;
     let (user_id, auth_method) = match args.user {
         Some(user) => (user, "configured"),
         None => (os_user(), "os_user"),
@@ -110,26 +98,79 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
-        for event in incomplete_outcomes(&pending) {
-            recorder.record_async(event).await?;
-        }
+        audit.recover().await?;
         let code = run_stdio(
             config,
-            recorder.clone(),
+            audit.recorder.clone(),
             tokio::io::stdin(),
             tokio::io::stdout(),
             stop_signal(),
         )
         .await;
-        let shutdown = recorder.shutdown_async().await;
-        let code = code?;
-        shutdown.context("the audit trail is incomplete")?;
-        checkpointing.finish()?;
-        anyhow::Ok(code)
+        audit.finish(code).await
     });
     // Our stdin may still be open when the server has gone: do not wait for the client.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?.unwrap_or(1))
+}
+
+/// What both proxy modes record through: the recorder over the store opened for writing, the
+/// operations the last run left without an answer, and checkpointing on the store's log.
+pub(crate) struct ProxyAudit {
+    pub(crate) recorder: Recorder,
+    pending: Vec<StoredEvent>,
+    checkpointing: Checkpointing,
+}
+
+impl ProxyAudit {
+    /// Opens the store and starts the recorder. On PostgreSQL, with `batch` records wait in a
+    /// local spool while the server is unreachable; with `sync` the traffic waits for it
+    /// (fail-closed). The recorder itself is `batch`: outcome events never hold the traffic,
+    /// and the adapters make intents durable one by one when `durability` is `sync`.
+    pub(crate) fn start(
+        db: &Db,
+        durability: Durability,
+        checkpoints: &CheckpointFlags,
+    ) -> Result<ProxyAudit> {
+        let mut store = db.open_writable(durability)?;
+        let pending = store.pending_without_outcome()?;
+        let checkpointing = checkpoints.start(store.log_id())?;
+        let recorder = Recorder::start(
+            store,
+            RecorderConfig {
+                durability: Durability::Batch,
+                checkpoints: checkpointing.policy.clone(),
+                ..RecorderConfig::default()
+            },
+        )?;
+        Ok(ProxyAudit {
+            recorder,
+            pending,
+            checkpointing,
+        })
+    }
+
+    /// Records `incomplete` for the operations the last run left without an answer.
+    pub(crate) async fn recover(&self) -> Result<()> {
+        for event in incomplete_outcomes(&self.pending) {
+            self.recorder.record_async(event).await?;
+        }
+        Ok(())
+    }
+
+    /// Once the adapter has stopped with `served`: shuts the recorder down and posts the last
+    /// checkpoints. The adapter's failure is reported first, then an incomplete trail, then
+    /// checkpoints that could not be posted.
+    pub(crate) async fn finish<T, E>(self, served: Result<T, E>) -> Result<T>
+    where
+        anyhow::Error: From<E>,
+    {
+        let shutdown = self.recorder.shutdown_async().await;
+        let value = served?;
+        shutdown.context("the audit trail is incomplete")?;
+        self.checkpointing.finish()?;
+        Ok(value)
+    }
 }
 
 /// Completes on SIGINT or SIGTERM: clients stop their server that way when it lingers.

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mcp_audit_proxy::http::{IdentityConfig, JwtKeys, parse_trusted_proxy};
-use mcp_audit_proxy::{HttpConfig, incomplete_outcomes, run_http};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
+use mcp_audit_proxy::{HttpConfig, run_http};
+use mcp_audit_store::Durability;
 
+use crate::commands::proxy::ProxyAudit;
 use crate::db::Db;
 
 /// The flags of the HTTP mode.
@@ -99,18 +100,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         }
         None => Vec::new(),
     };
-    // PostgreSQL: spooled while unreachable with `batch`, waited for with `sync`.
-    let mut store = db.open_writable(common.durability)?;
-    let pending = store.pending_without_outcome()?;
-    let checkpointing = common.checkpoints.start(store.log_id())?;
-    let recorder = Recorder::start(
-        store,
-        RecorderConfig {
-            durability: Durability::Batch,
-            checkpoints: checkpointing.policy.clone(),
-            ..RecorderConfig::default()
-        },
-    )?;
+    let audit = ProxyAudit::start(db, common.durability, &common.checkpoints)?;
     let config = HttpConfig {
         upstream,
         upstream_roots,
@@ -128,9 +118,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        for event in incomplete_outcomes(&pending) {
-            recorder.record_async(event).await?;
-        }
+        audit.recover().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -138,15 +126,11 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         let served = run_http(
             listener,
             config,
-            recorder.clone(),
+            audit.recorder.clone(),
             crate::commands::proxy::stop_signal(),
         )
         .await;
-        let shutdown = recorder.shutdown_async().await;
-        served?;
-        shutdown.context("the audit trail is incomplete")?;
-        checkpointing.finish()?;
-        anyhow::Ok(0)
+        audit.finish(served).await.map(|()| 0)
     })
 }
 

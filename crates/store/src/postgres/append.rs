@@ -6,12 +6,13 @@
 //! (which the session advisory lock already refuses) would still serialise and the second would
 //! get [`StoreError::SeqConflict`] rather than interleave.
 
-use mcp_audit_core::{FlowDirection, RiskLevel};
+use mcp_audit_core::AuditEvent;
 use postgres::Transaction;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
 use super::{WriteMethod, map_err};
+use crate::columns;
 use crate::error::StoreError;
 use crate::store::Entry;
 
@@ -61,29 +62,43 @@ pub(super) fn append(
     tx.commit().map_err(map_err)
 }
 
+/// Streams one table's rows with binary `COPY`: opens the sink, lets `rows` write each row and
+/// finishes, so that each table below says only its statement, column types and values.
+fn copy_in(
+    tx: &mut Transaction<'_>,
+    statement: &str,
+    types: &[Type],
+    rows: impl FnOnce(&mut BinaryCopyInWriter<'_>) -> Result<(), postgres::Error>,
+) -> Result<(), StoreError> {
+    let sink = tx.copy_in(statement).map_err(map_err)?;
+    let mut writer = BinaryCopyInWriter::new(sink, types);
+    rows(&mut writer).map_err(map_err)?;
+    writer.finish().map(drop).map_err(map_err)
+}
+
 /// The ids first: a duplicate fails the batch here, before the large rows are sent.
 fn copy_ids(
     tx: &mut Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
 ) -> Result<(), StoreError> {
-    let sink = tx
-        .copy_in("COPY event_ids (id, log_id, seq, ts) FROM STDIN (FORMAT binary)")
-        .map_err(map_err)?;
-    let types = [Type::UUID, Type::TEXT, Type::INT8, Type::INT8];
-    let mut writer = BinaryCopyInWriter::new(sink, &types);
-    for entry in entries {
-        let e = &entry.sealed.event;
-        writer
-            .write(&[
-                &e.id.0,
-                &log_id,
-                &(entry.seq as i64),
-                &e.timestamp.as_microsecond(),
-            ])
-            .map_err(map_err)?;
-    }
-    writer.finish().map(drop).map_err(map_err)
+    copy_in(
+        tx,
+        "COPY event_ids (id, log_id, seq, ts) FROM STDIN (FORMAT binary)",
+        &[Type::UUID, Type::TEXT, Type::INT8, Type::INT8],
+        |writer| {
+            for entry in entries {
+                let e = &entry.sealed.event;
+                writer.write(&[
+                    &e.id.0,
+                    &log_id,
+                    &(entry.seq as i64),
+                    &e.timestamp.as_microsecond(),
+                ])?;
+            }
+            Ok(())
+        },
+    )
 }
 
 fn copy_events(
@@ -91,14 +106,6 @@ fn copy_events(
     log_id: &str,
     entries: &[Entry<'_>],
 ) -> Result<(), StoreError> {
-    let sink = tx
-        .copy_in(
-            "COPY events (log_id, seq, id, ts, kind, action, operation, user_id, session_id,
-                correlation_id, server_name, resource_type, resource_id, outcome, classification,
-                requires_review, data_subject_id, expires_at, duration_us, completes, meta,
-                commitment, leaf_hash) FROM STDIN (FORMAT binary)",
-        )
-        .map_err(map_err)?;
     let types = [
         Type::TEXT,
         Type::INT8,
@@ -124,45 +131,48 @@ fn copy_events(
         Type::BYTEA,
         Type::BYTEA,
     ];
-    let mut writer = BinaryCopyInWriter::new(sink, &types);
-    for entry in entries {
-        let sealed = entry.sealed;
-        let e = &sealed.event;
-        // The policy has run before sealing, so classification is always set; the default
-        // only keeps this function total.
-        let classification = e
-            .compliance
-            .classification
-            .unwrap_or(mcp_audit_core::Classification::Internal);
-        let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
-        let row: [&(dyn ToSql + Sync); 23] = [
-            &log_id,
-            &(entry.seq as i64),
-            &e.id.0,
-            &e.timestamp.as_microsecond(),
-            &e.kind.as_str(),
-            &e.action.as_str(),
-            &e.operation,
-            &e.actor.user_id,
-            &e.session_id,
-            &e.correlation_id,
-            &e.target.server_name,
-            &e.target.resource_type,
-            &e.target.resource_id,
-            &e.outcome.as_str(),
-            &classification.as_str(),
-            &e.compliance.requires_review.unwrap_or(false),
-            &e.compliance.data_subject_id,
-            &e.compliance.expires_at.map(|t| t.as_microsecond()),
-            &e.duration_us.map(|d| d.min(i64::MAX as u64) as i64),
-            &e.completes.map(|c| c.0),
-            &meta,
-            &sealed.commitment.as_bytes().as_slice(),
-            &entry.leaf_hash.as_bytes().as_slice(),
-        ];
-        writer.write(&row).map_err(map_err)?;
-    }
-    writer.finish().map(drop).map_err(map_err)
+    copy_in(
+        tx,
+        "COPY events (log_id, seq, id, ts, kind, action, operation, user_id, session_id,
+            correlation_id, server_name, resource_type, resource_id, outcome, classification,
+            requires_review, data_subject_id, expires_at, duration_us, completes, meta,
+            commitment, leaf_hash) FROM STDIN (FORMAT binary)",
+        &types,
+        |writer| {
+            for entry in entries {
+                let sealed = entry.sealed;
+                let e = &sealed.event;
+                let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
+                let row: [&(dyn ToSql + Sync); 23] = [
+                    &log_id,
+                    &(entry.seq as i64),
+                    &e.id.0,
+                    &e.timestamp.as_microsecond(),
+                    &e.kind.as_str(),
+                    &e.action.as_str(),
+                    &e.operation,
+                    &e.actor.user_id,
+                    &e.session_id,
+                    &e.correlation_id,
+                    &e.target.server_name,
+                    &e.target.resource_type,
+                    &e.target.resource_id,
+                    &e.outcome.as_str(),
+                    &columns::classification(e).as_str(),
+                    &e.compliance.requires_review.unwrap_or(false),
+                    &e.compliance.data_subject_id,
+                    &e.compliance.expires_at.map(|t| t.as_microsecond()),
+                    &columns::duration_us(e),
+                    &e.completes.map(|c| c.0),
+                    &meta,
+                    &sealed.commitment.as_bytes().as_slice(),
+                    &entry.leaf_hash.as_bytes().as_slice(),
+                ];
+                writer.write(&row)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 fn copy_payloads(
@@ -170,148 +180,123 @@ fn copy_payloads(
     log_id: &str,
     entries: &[Entry<'_>],
 ) -> Result<(), StoreError> {
-    let sink = tx
-        .copy_in("COPY payloads (log_id, seq, ts, salt, body) FROM STDIN (FORMAT binary)")
-        .map_err(map_err)?;
-    let types = [Type::TEXT, Type::INT8, Type::INT8, Type::BYTEA, Type::TEXT];
-    let mut writer = BinaryCopyInWriter::new(sink, &types);
-    for entry in entries {
-        let sealed = entry.sealed;
-        let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
-        writer
-            .write(&[
-                &log_id,
-                &(entry.seq as i64),
-                &sealed.event.timestamp.as_microsecond(),
-                &sealed.salt.as_slice(),
-                &body,
-            ])
-            .map_err(map_err)?;
-    }
-    writer.finish().map(drop).map_err(map_err)
+    copy_in(
+        tx,
+        "COPY payloads (log_id, seq, ts, salt, body) FROM STDIN (FORMAT binary)",
+        &[Type::TEXT, Type::INT8, Type::INT8, Type::BYTEA, Type::TEXT],
+        |writer| {
+            for entry in entries {
+                let sealed = entry.sealed;
+                let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
+                writer.write(&[
+                    &log_id,
+                    &(entry.seq as i64),
+                    &sealed.event.timestamp.as_microsecond(),
+                    &sealed.salt.as_slice(),
+                    &body,
+                ])?;
+            }
+            Ok(())
+        },
+    )
 }
 
-/// Lineage rows: few per event, often none, so the table is copied only when the batch has
-/// rows for it.
+/// A child row's key values: its event's log, seq and time, and its ordinal among the event's
+/// items of that kind.
+type ChildKey<'a> = [&'a (dyn ToSql + Sync); 4];
+
+/// The column types of [`ChildKey`].
+const CHILD_KEY_TYPES: [Type; 4] = [Type::TEXT, Type::INT8, Type::INT8, Type::INT4];
+
+/// Copies the rows of a child table (lineage, compliance): few per event, often none, so the
+/// table is copied only when the batch has rows for it. `items` picks an event's items and
+/// `write` writes one row, its key followed by columns of `types`.
+fn copy_children<T>(
+    tx: &mut Transaction<'_>,
+    log_id: &str,
+    entries: &[Entry<'_>],
+    statement: &str,
+    types: &[Type],
+    items: fn(&AuditEvent) -> &[T],
+    write: impl Fn(&mut BinaryCopyInWriter<'_>, ChildKey<'_>, &T) -> Result<(), postgres::Error>,
+) -> Result<(), StoreError> {
+    if entries.iter().all(|e| items(&e.sealed.event).is_empty()) {
+        return Ok(());
+    }
+    copy_in(
+        tx,
+        statement,
+        &[&CHILD_KEY_TYPES, types].concat(),
+        |writer| {
+            for entry in entries {
+                let e = &entry.sealed.event;
+                let seq = entry.seq as i64;
+                let ts = e.timestamp.as_microsecond();
+                for (ordinal, item) in items(e).iter().enumerate() {
+                    write(writer, [&log_id, &seq, &ts, &(ordinal as i32)], item)?;
+                }
+            }
+            Ok(())
+        },
+    )
+}
+
 fn copy_sources(
     tx: &mut Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
 ) -> Result<(), StoreError> {
-    if entries
-        .iter()
-        .any(|e| !e.sealed.event.data_sources.is_empty())
-    {
-        let sink = tx
-            .copy_in(
-                "COPY data_sources (log_id, seq, ts, ordinal, uri, source_type, identifier,
-                    transformation, destination, direction, metadata) FROM STDIN (FORMAT binary)",
-            )
-            .map_err(map_err)?;
-        let types = [
-            Type::TEXT,
-            Type::INT8,
-            Type::INT8,
-            Type::INT4,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-        ];
-        let mut writer = BinaryCopyInWriter::new(sink, &types);
-        for entry in entries {
-            let e = &entry.sealed.event;
-            for (ordinal, s) in e.data_sources.iter().enumerate() {
-                writer
-                    .write(&[
-                        &log_id,
-                        &(entry.seq as i64),
-                        &e.timestamp.as_microsecond(),
-                        &(ordinal as i32),
-                        &s.uri,
-                        &s.source_type,
-                        &s.identifier,
-                        &s.transformation,
-                        &s.destination,
-                        &direction(s.direction),
-                        &s.metadata.as_ref().map(|m| m.to_string()),
-                    ])
-                    .map_err(map_err)?;
-            }
-        }
-        writer.finish().map_err(map_err)?;
-    }
-    Ok(())
+    copy_children(
+        tx,
+        log_id,
+        entries,
+        "COPY data_sources (log_id, seq, ts, ordinal, uri, source_type, identifier,
+            transformation, destination, direction, metadata) FROM STDIN (FORMAT binary)",
+        &[Type::TEXT; 7],
+        |e| &e.data_sources,
+        |writer, [log, seq, ts, ordinal], s| {
+            writer.write(&[
+                log,
+                seq,
+                ts,
+                ordinal,
+                &s.uri,
+                &s.source_type,
+                &s.identifier,
+                &s.transformation,
+                &s.destination,
+                &columns::direction(s.direction),
+                &s.metadata.as_ref().map(|m| m.to_string()),
+            ])
+        },
+    )
 }
 
-/// Compliance rows: rare, copied only when the batch has some.
 fn copy_compliance(
     tx: &mut Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
 ) -> Result<(), StoreError> {
-    if entries
-        .iter()
-        .any(|e| !e.sealed.event.compliance_events.is_empty())
-    {
-        let sink = tx
-            .copy_in(
-                "COPY compliance_events (log_id, seq, ts, ordinal, framework, event_type,
-                    risk_level, details, mitigation) FROM STDIN (FORMAT binary)",
-            )
-            .map_err(map_err)?;
-        let types = [
-            Type::TEXT,
-            Type::INT8,
-            Type::INT8,
-            Type::INT4,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-        ];
-        let mut writer = BinaryCopyInWriter::new(sink, &types);
-        for entry in entries {
-            let e = &entry.sealed.event;
-            for (ordinal, c) in e.compliance_events.iter().enumerate() {
-                writer
-                    .write(&[
-                        &log_id,
-                        &(entry.seq as i64),
-                        &e.timestamp.as_microsecond(),
-                        &(ordinal as i32),
-                        &c.framework,
-                        &c.event_type,
-                        &risk(c.risk_level),
-                        &c.details.as_ref().map(|d| d.to_string()),
-                        &(!c.mitigation.is_empty())
-                            .then(|| serde_json::Value::from(c.mitigation.clone()).to_string()),
-                    ])
-                    .map_err(map_err)?;
-            }
-        }
-        writer.finish().map_err(map_err)?;
-    }
-    Ok(())
-}
-
-fn direction(d: FlowDirection) -> &'static str {
-    match d {
-        FlowDirection::Input => "input",
-        FlowDirection::Output => "output",
-        FlowDirection::Bidirectional => "bidirectional",
-    }
-}
-
-fn risk(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-        RiskLevel::Critical => "critical",
-    }
+    copy_children(
+        tx,
+        log_id,
+        entries,
+        "COPY compliance_events (log_id, seq, ts, ordinal, framework, event_type,
+            risk_level, details, mitigation) FROM STDIN (FORMAT binary)",
+        &[Type::TEXT; 5],
+        |e| &e.compliance_events,
+        |writer, [log, seq, ts, ordinal], c| {
+            writer.write(&[
+                log,
+                seq,
+                ts,
+                ordinal,
+                &c.framework,
+                &c.event_type,
+                &columns::risk(c.risk_level),
+                &c.details.as_ref().map(|d| d.to_string()),
+                &columns::mitigation(c),
+            ])
+        },
+    )
 }

@@ -3,9 +3,11 @@
 //! (`benches/postgres.rs`), which won: see `docs/benchmarks.md`.
 
 use postgres::Transaction;
+use postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::map_err;
+use crate::columns;
 use crate::error::StoreError;
 use crate::store::Entry;
 
@@ -43,11 +45,7 @@ pub(super) fn insert_rows(
     let outcome = ev(|e| Some(e.sealed.event.outcome.as_str().to_string()));
     let classification = ev(|e| {
         Some(
-            e.sealed
-                .event
-                .compliance
-                .classification
-                .unwrap_or(mcp_audit_core::Classification::Internal)
+            columns::classification(&e.sealed.event)
                 .as_str()
                 .to_string(),
         )
@@ -70,12 +68,7 @@ pub(super) fn insert_rows(
         .collect();
     let duration: Vec<Option<i64>> = entries
         .iter()
-        .map(|e| {
-            e.sealed
-                .event
-                .duration_us
-                .map(|d| d.min(i64::MAX as u64) as i64)
-        })
+        .map(|e| columns::duration_us(&e.sealed.event))
         .collect();
     let completes: Vec<Option<Uuid>> = entries
         .iter()
@@ -146,18 +139,13 @@ pub(super) fn insert_rows(
             s_seq.push(e.seq as i64);
             s_ts.push(event.timestamp.as_microsecond());
             s_ord.push(ordinal as i32);
-            let direction = match s.direction {
-                mcp_audit_core::FlowDirection::Input => "input",
-                mcp_audit_core::FlowDirection::Output => "output",
-                mcp_audit_core::FlowDirection::Bidirectional => "bidirectional",
-            };
             for (column, value) in s_text.iter_mut().zip([
                 Some(s.uri.clone()),
                 s.source_type.clone(),
                 s.identifier.clone(),
                 s.transformation.clone(),
                 s.destination.clone(),
-                Some(direction.to_string()),
+                Some(columns::direction(s.direction).to_string()),
                 s.metadata.as_ref().map(|m| m.to_string()),
             ]) {
                 column.push(value);
@@ -166,33 +154,15 @@ pub(super) fn insert_rows(
     }
     if !s_seq.is_empty() {
         let logs: Vec<&str> = vec![log_id; s_seq.len()];
-        let [
-            uri,
-            source_type,
-            identifier,
-            transformation,
-            destination,
-            direction,
-            metadata,
-        ] = &s_text;
+        // The seven text columns follow the four keys, in the order of `s_text`.
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&logs, &s_seq, &s_ts, &s_ord];
+        params.extend(s_text.iter().map(|c| c as &(dyn ToSql + Sync)));
         tx.execute(
             "INSERT INTO data_sources (log_id, seq, ts, ordinal, uri, source_type, identifier,
                 transformation, destination, direction, metadata)
              SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int4[], $5::text[],
                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])",
-            &[
-                &logs,
-                &s_seq,
-                &s_ts,
-                &s_ord,
-                uri,
-                source_type,
-                identifier,
-                transformation,
-                destination,
-                direction,
-                metadata,
-            ],
+            &params,
         )
         .map_err(map_err)?;
     }

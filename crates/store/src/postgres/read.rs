@@ -2,9 +2,7 @@
 //! database; a page is newest first by event time, with log id and seq breaking ties, so that
 //! one order serves all the logs together.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcp_audit_core::{EventId, Hash, unseal};
+use mcp_audit_core::EventId;
 use postgres::Row;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
@@ -57,40 +55,32 @@ pub(super) fn params(values: &[SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
 /// Decodes one row of [`COLUMNS`].
 pub(super) fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
     let seq = row.try_get::<_, i64>(1).map_err(map_err)? as u64;
-    let bad = |reason: String| StoreError::Decode { seq, reason };
-    let log_id: String = row.try_get(0).map_err(|e| bad(e.to_string()))?;
-    let meta: &str = row.try_get(2).map_err(|e| bad(e.to_string()))?;
-    let commitment: &[u8] = row.try_get(3).map_err(|e| bad(e.to_string()))?;
-    let leaf_hash: &[u8] = row.try_get(4).map_err(|e| bad(e.to_string()))?;
-    let body: Option<&str> = row.try_get(5).map_err(|e| bad(e.to_string()))?;
-    let event = unseal(meta.as_bytes(), body.map(str::as_bytes)).map_err(|e| bad(e.to_string()))?;
-    Ok(StoredEvent {
-        log_id,
+    let bad = |e: postgres::Error| StoreError::Decode {
         seq,
-        event,
-        payload_commitment: Hash::from_slice(commitment)
-            .ok_or_else(|| bad("commitment is not 32 bytes".into()))?,
-        leaf_hash: Hash::from_slice(leaf_hash)
-            .ok_or_else(|| bad("leaf hash is not 32 bytes".into()))?,
-        redacted: body.is_none(),
-    })
+        reason: e.to_string(),
+    };
+    StoredEvent::from_columns(
+        row.try_get(0).map_err(bad)?,
+        seq,
+        row.try_get(2).map_err(bad)?,
+        row.try_get(3).map_err(bad)?,
+        row.try_get(4).map_err(bad)?,
+        row.try_get(5).map_err(bad)?,
+    )
 }
 
 /// A position in the newest-first order: the last row's time, log and seq.
 fn encode_cursor(row: &Row, event: &StoredEvent) -> Result<Cursor, StoreError> {
     let ts: i64 = row.try_get(6).map_err(map_err)?;
-    Ok(Cursor(URL_SAFE_NO_PAD.encode(format!(
+    Ok(Cursor::encode(&format!(
         "pg1:{ts}:{}:{}",
         event.seq, event.log_id
-    ))))
+    )))
 }
 
 fn decode_cursor(cursor: &Cursor) -> Result<(i64, i64, String), StoreError> {
     let invalid = || StoreError::InvalidCursor(cursor.0.clone());
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.0.as_bytes())
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let text = cursor.position()?;
     let mut parts = text
         .strip_prefix("pg1:")
         .ok_or_else(invalid)?
@@ -108,19 +98,14 @@ fn decode_cursor(cursor: &Cursor) -> Result<(i64, i64, String), StoreError> {
 }
 
 pub(super) fn query(store: &mut PgStore, query: &Query) -> Result<Page, StoreError> {
-    let limit = query.limit.clamp(1, 10_000) as i64;
+    let (limit, offset) = (query.page_size(), query.offset());
     let mut w = Where::from_filter(&query.filter, placeholder);
-    let mut offset = 0i64;
-    match &query.start {
-        PageStart::Newest => {}
-        PageStart::After(cursor) => {
-            let (ts, seq, log_id) = decode_cursor(cursor)?;
-            let ts = w.bind(SqlValue::Int(ts));
-            let log_id = w.bind(SqlValue::Text(log_id));
-            let seq = w.bind(SqlValue::Int(seq));
-            w.push_clause(format!("(e.ts, e.log_id, e.seq) < ({ts}, {log_id}, {seq})"));
-        }
-        PageStart::Offset(n) => offset = (*n).min(i64::MAX as u64) as i64,
+    if let PageStart::After(cursor) = &query.start {
+        let (ts, seq, log_id) = decode_cursor(cursor)?;
+        let ts = w.bind(SqlValue::Int(ts));
+        let log_id = w.bind(SqlValue::Text(log_id));
+        let seq = w.bind(SqlValue::Int(seq));
+        w.push_clause(format!("(e.ts, e.log_id, e.seq) < ({ts}, {log_id}, {seq})"));
     }
     // One row more than asked tells whether a next page exists.
     let sql = format!(
@@ -205,6 +190,9 @@ pub(super) fn pending_without_outcome(store: &mut PgStore) -> Result<Vec<StoredE
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]

@@ -1,35 +1,20 @@
 //! Aggregates over events (summaries, per-tool statistics) and expiry cleanup, which drops whole
 //! monthly partitions where every event has expired and deletes row by row elsewhere.
 
-use std::collections::BTreeMap;
-
 use jiff::Timestamp;
-use mcp_audit_core::{EventKind, Outcome};
 
 use super::partitions::{Month, TABLES};
 use super::read::{params, placeholder};
 use super::{PgStore, map_err};
 use crate::error::StoreError;
 use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
-use crate::sql::{SqlValue, Where};
+use crate::report::{
+    SummaryGroup, ToolStatsBuilder, distinct_users_sql, fold_summary, scope_filter, tool_executions,
+};
+use crate::sql::Where;
 
 pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summary, StoreError> {
-    let filter = match scope {
-        SummaryScope::Session(s) => Filter {
-            session_id: Some(s.clone()),
-            ..Filter::default()
-        },
-        SummaryScope::User(u) => Filter {
-            user_id: Some(u.clone()),
-            ..Filter::default()
-        },
-        SummaryScope::Window { since, until } => Filter {
-            since: *since,
-            until: *until,
-            ..Filter::default()
-        },
-    };
-    let w = Where::from_filter(&filter, placeholder);
+    let w = Where::from_filter(&scope_filter(scope), placeholder);
     let sql = format!(
         "SELECT e.kind, e.outcome, COUNT(*), MIN(e.ts), MAX(e.ts),
                 COUNT(*) FILTER (WHERE e.requires_review)
@@ -38,29 +23,16 @@ pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summa
     );
     let client = store.client()?;
     let rows = client.query(&sql, &params(&w.params)).map_err(map_err)?;
-    let mut summary = Summary::default();
-    for row in rows {
-        let kind: String = row.get(0);
-        let outcome: String = row.get(1);
-        let n = row.get::<_, i64>(2) as u64;
-        summary.total_operations += n;
-        summary.requires_review += row.get::<_, i64>(5) as u64;
-        *summary.by_outcome.entry(outcome).or_default() += n;
-        let kind: EventKind = kind.parse()?;
-        *summary.by_kind.entry(kind).or_default() += n;
-        let first = Timestamp::from_microsecond(row.get(3)).ok();
-        let last = Timestamp::from_microsecond(row.get(4)).ok();
-        summary.first_activity = pick(summary.first_activity, first, Ord::min);
-        summary.last_activity = pick(summary.last_activity, last, Ord::max);
-    }
-    let count = |k: EventKind| summary.by_kind.get(&k).copied().unwrap_or(0);
-    summary.tool_executions = count(EventKind::ToolExecution);
-    summary.resource_accesses = count(EventKind::ResourceAccess);
-    summary.context_operations = count(EventKind::ContextOperation);
-    summary.prompt_executions = count(EventKind::PromptExecution);
-    summary.admin_actions = count(EventKind::Admin);
+    let mut summary = fold_summary(rows.iter().map(|row| SummaryGroup {
+        kind: row.get(0),
+        outcome: row.get(1),
+        count: row.get::<_, i64>(2) as u64,
+        first_us: row.get(3),
+        last_us: row.get(4),
+        review: row.get::<_, i64>(5) as u64,
+    }))?;
 
-    let sql = format!("SELECT COUNT(DISTINCT e.user_id) FROM events e {}", w.sql());
+    let sql = distinct_users_sql(&w);
     summary.distinct_users = client
         .query_one(&sql, &params(&w.params))
         .map_err(map_err)?
@@ -68,26 +40,11 @@ pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summa
     Ok(summary)
 }
 
-fn pick(
-    a: Option<Timestamp>,
-    b: Option<Timestamp>,
-    f: fn(Timestamp, Timestamp) -> Timestamp,
-) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(f(a, b)),
-        (a, b) => a.or(b),
-    }
-}
-
 pub(super) fn tool_stats(
     store: &mut PgStore,
     filter: &Filter,
 ) -> Result<Vec<ToolStats>, StoreError> {
-    let mut w = Where::from_filter(filter, placeholder);
-    w.push(
-        "e.kind = {}",
-        SqlValue::Text(EventKind::ToolExecution.as_str().to_string()),
-    );
+    let w = tool_executions(filter, placeholder);
     // Grouped in the server (one row per tool and outcome), durations sorted there too; the
     // percentiles are computed here, with the same nearest-rank rule as the SQLite backend.
     let sql = format!(
@@ -101,51 +58,13 @@ pub(super) fn tool_stats(
         .client()?
         .query(&sql, &params(&w.params))
         .map_err(map_err)?;
-
-    #[derive(Default)]
-    struct Acc {
-        calls: u64,
-        errors: u64,
-        durations: Vec<u64>,
-    }
-    let mut by_tool: BTreeMap<String, Acc> = BTreeMap::new();
+    let mut stats = ToolStatsBuilder::default();
     for row in rows {
-        let acc = by_tool.entry(row.get(0)).or_default();
         let outcome: String = row.get(1);
-        let n = row.get::<_, i64>(2) as u64;
-        acc.calls += n;
-        if outcome.parse::<Outcome>().is_ok_and(Outcome::is_error) {
-            acc.errors += n;
-        }
         let durations: Vec<i64> = row.get(3);
-        acc.durations
-            .extend(durations.into_iter().map(|d| d.max(0) as u64));
+        stats.add(row.get(0), &outcome, row.get::<_, i64>(2) as u64, durations);
     }
-    let mut stats: Vec<ToolStats> = by_tool
-        .into_iter()
-        .map(|(tool, mut acc)| {
-            acc.durations.sort_unstable();
-            ToolStats {
-                tool,
-                calls: acc.calls,
-                errors: acc.errors,
-                error_rate: acc.errors as f64 / acc.calls as f64,
-                p50_us: percentile(&acc.durations, 50),
-                p95_us: percentile(&acc.durations, 95),
-            }
-        })
-        .collect();
-    stats.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.tool.cmp(&b.tool)));
-    Ok(stats)
-}
-
-/// Nearest-rank percentile of sorted values (the SQLite backend's rule).
-fn percentile(sorted: &[u64], p: usize) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p * sorted.len()).div_ceil(100).max(1);
-    sorted.get(rank - 1).copied()
+    Ok(stats.finish())
 }
 
 /// The keys of the expired events, gathered once per cleanup into a temporary table (one

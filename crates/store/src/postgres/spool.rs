@@ -281,6 +281,15 @@ mod tests {
         .unwrap()
     }
 
+    /// `s` as the log entry at `seq`.
+    fn entry(s: &SealedEvent, seq: u64) -> Entry<'_> {
+        Entry {
+            seq,
+            leaf_hash: s.leaf_hash(seq),
+            sealed: s,
+        }
+    }
+
     #[test]
     fn spooled_entries_read_back_identical_and_in_order_across_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -289,11 +298,7 @@ mod tests {
         let entries: Vec<Entry<'_>> = events
             .iter()
             .enumerate()
-            .map(|(i, s)| Entry {
-                seq: 10 + i as u64,
-                leaf_hash: s.leaf_hash(10 + i as u64),
-                sealed: s,
-            })
+            .map(|(i, s)| entry(s, 10 + i as u64))
             .collect();
         let mut spool = Spool::open(&options, "log/1").unwrap();
         spool.push(&entries[..2]).unwrap();
@@ -318,11 +323,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let options = SpoolOptions::new(dir.path());
         let s = sealed("a");
-        let entry = Entry {
-            seq: 0,
-            leaf_hash: s.leaf_hash(0),
-            sealed: &s,
-        };
+        let entry = entry(&s, 0);
         let mut spool = Spool::open(&options, "log").unwrap();
         spool.push(std::slice::from_ref(&entry)).unwrap();
         let path = dir.path().join(file_name("log"));
@@ -342,11 +343,7 @@ mod tests {
             max_bytes: 100,
         };
         let s = sealed("a");
-        let entry = Entry {
-            seq: 0,
-            leaf_hash: s.leaf_hash(0),
-            sealed: &s,
-        };
+        let entry = entry(&s, 0);
         let mut spool = Spool::open(&options, "log").unwrap();
         let error = spool.push(std::slice::from_ref(&entry)).unwrap_err();
         assert!(error.to_string().contains("spool"), "{error}");

@@ -2,9 +2,9 @@
 //! kept in `log_state`, not derived from `MAX(seq)`, so that deleting the newest (expired) events
 //! can never make a sequence number be handed out twice.
 
-use mcp_audit_core::{FlowDirection, RiskLevel};
 use rusqlite::{Connection, params};
 
+use crate::columns;
 use crate::store::Entry;
 
 pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
@@ -60,12 +60,6 @@ pub(super) fn append(
             let sealed = entry.sealed;
             let e = &sealed.event;
             let seq = entry.seq as i64;
-            // The policy has run before sealing, so both are always set; the defaults only
-            // keep this function total.
-            let classification = e
-                .compliance
-                .classification
-                .unwrap_or(mcp_audit_core::Classification::Internal);
             let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
             let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
             insert_event.execute(params![
@@ -82,11 +76,11 @@ pub(super) fn append(
                 e.target.resource_type,
                 e.target.resource_id,
                 e.outcome.as_str(),
-                classification.as_str(),
+                columns::classification(e).as_str(),
                 e.compliance.requires_review.unwrap_or(false),
                 e.compliance.data_subject_id,
                 e.compliance.expires_at.map(|t| t.as_microsecond()),
-                e.duration_us.map(|d| d.min(i64::MAX as u64) as i64),
+                columns::duration_us(e),
                 e.completes.map(|c| c.0.as_bytes().to_vec()),
                 meta,
                 sealed.commitment.as_bytes().as_slice(),
@@ -102,7 +96,7 @@ pub(super) fn append(
                     s.identifier,
                     s.transformation,
                     s.destination,
-                    direction(s.direction),
+                    columns::direction(s.direction),
                     s.metadata.as_ref().map(|m| m.to_string()),
                 ])?;
             }
@@ -112,10 +106,9 @@ pub(super) fn append(
                     ordinal as i64,
                     c.framework,
                     c.event_type,
-                    risk(c.risk_level),
+                    columns::risk(c.risk_level),
                     c.details.as_ref().map(|d| d.to_string()),
-                    (!c.mitigation.is_empty())
-                        .then(|| serde_json::Value::from(c.mitigation.clone()).to_string()),
+                    columns::mitigation(c),
                 ])?;
             }
         }
@@ -125,21 +118,4 @@ pub(super) fn append(
         )?;
     }
     tx.commit().map(Ok)
-}
-
-fn direction(d: FlowDirection) -> &'static str {
-    match d {
-        FlowDirection::Input => "input",
-        FlowDirection::Output => "output",
-        FlowDirection::Bidirectional => "bidirectional",
-    }
-}
-
-fn risk(r: RiskLevel) -> &'static str {
-    match r {
-        RiskLevel::Low => "low",
-        RiskLevel::Medium => "medium",
-        RiskLevel::High => "high",
-        RiskLevel::Critical => "critical",
-    }
 }

@@ -1,8 +1,6 @@
 //! Reading events back: pages, single events, counts, streams.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcp_audit_core::{EventId, Hash, unseal};
+use mcp_audit_core::EventId;
 use rusqlite::{Row, ToSql, params_from_iter};
 
 use super::SqliteStore;
@@ -47,48 +45,34 @@ pub(super) fn raw(row: &Row<'_>) -> rusqlite::Result<RawRow> {
 }
 
 pub(super) fn decode(log_id: &str, raw: RawRow) -> Result<StoredEvent, StoreError> {
-    let seq = raw.seq as u64;
-    let bad = |reason: String| StoreError::Decode { seq, reason };
-    let event = unseal(raw.meta.as_bytes(), raw.body.as_deref().map(str::as_bytes))
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(StoredEvent {
-        log_id: log_id.to_string(),
-        seq,
-        event,
-        payload_commitment: Hash::from_slice(&raw.commitment)
-            .ok_or_else(|| bad("commitment is not 32 bytes".into()))?,
-        leaf_hash: Hash::from_slice(&raw.leaf_hash)
-            .ok_or_else(|| bad("leaf hash is not 32 bytes".into()))?,
-        redacted: raw.body.is_none(),
-    })
+    StoredEvent::from_columns(
+        log_id.to_string(),
+        raw.seq as u64,
+        &raw.meta,
+        &raw.commitment,
+        &raw.leaf_hash,
+        raw.body.as_deref(),
+    )
 }
 
 fn encode_cursor(seq: u64) -> Cursor {
-    Cursor(URL_SAFE_NO_PAD.encode(format!("v1:{seq}")))
+    Cursor::encode(&format!("v1:{seq}"))
 }
 
 fn decode_cursor(cursor: &Cursor) -> Result<u64, StoreError> {
-    let invalid = || StoreError::InvalidCursor(cursor.0.clone());
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor.0.as_bytes())
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    text.strip_prefix("v1:")
+    cursor
+        .position()?
+        .strip_prefix("v1:")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(invalid)
+        .ok_or_else(|| StoreError::InvalidCursor(cursor.0.clone()))
 }
 
 pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, StoreError> {
-    let limit = query.limit.clamp(1, 10_000) as i64;
+    let (limit, offset) = (query.page_size(), query.offset());
     let mut w = Where::from_filter(&query.filter, placeholder);
-    let mut offset = 0i64;
-    match &query.start {
-        PageStart::Newest => {}
-        PageStart::After(cursor) => {
-            let seq = decode_cursor(cursor)?;
-            w.push("e.seq < {}", SqlValue::Int(seq as i64));
-        }
-        PageStart::Offset(n) => offset = (*n).min(i64::MAX as u64) as i64,
+    if let PageStart::After(cursor) = &query.start {
+        let seq = decode_cursor(cursor)?;
+        w.push("e.seq < {}", SqlValue::Int(seq as i64));
     }
     // One row more than asked tells whether a next page exists.
     let sql = format!(

@@ -1,0 +1,103 @@
+//! The benchmarks' shared measuring: settings from the environment, nearest-rank percentiles of
+//! timings, and the query and summary figures, so that the SQLite and PostgreSQL benchmarks
+//! measure their reads the same way and their figures compare.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use mcp_audit_store::{
+    Durability, Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    SummaryScope,
+};
+
+use crate::events::{SESSIONS, TOOLS, USERS, mix};
+
+/// A whole number from the environment, or `default` when unset or not a number.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Nearest-rank percentile of sorted timings (the stores' rule for durations too).
+pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+/// Prints `label`, padded to `column` characters, then the p50 and p95 of `times`.
+pub fn print_p50_p95(label: &str, column: usize, mut times: Vec<Duration>) {
+    times.sort_unstable();
+    println!(
+        "{label:<column$}p50 {:?}, p95 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 95)
+    );
+}
+
+/// A batch-mode recorder over a new SQLite store at `path`.
+pub fn sqlite_batch_recorder(path: &std::path::Path) -> Recorder {
+    Recorder::start(
+        SqliteStore::open(path, SqliteOptions::default()).expect("db"),
+        RecorderConfig {
+            durability: Durability::Batch,
+            ..RecorderConfig::default()
+        },
+    )
+    .expect("recorder")
+}
+
+/// A named way of picking a filter for the i-th query.
+type FilterFor = (&'static str, fn(u64) -> Filter);
+
+/// Times filtered queries of 100 rows by user, tool and session (200 each), then a session
+/// summary (50), over the benchmark events in `reader`, and prints their p50 and p95 with the
+/// figures in `column`.
+pub fn query_figures(reader: &mut impl Store, column: usize) {
+    let queries: [FilterFor; 3] = [
+        ("user", |k| Filter {
+            user_id: Some(format!("user-{}", k % USERS)),
+            ..Filter::default()
+        }),
+        ("tool", |k| Filter {
+            operation: Some(format!("tool_{}", k % TOOLS)),
+            ..Filter::default()
+        }),
+        ("session", |k| Filter {
+            session_id: Some(format!("session-{}", k % SESSIONS)),
+            ..Filter::default()
+        }),
+    ];
+    for (name, filter) in queries {
+        let times = (0..200u64)
+            .map(|i| {
+                let q = Query {
+                    filter: filter(mix(i + 7)),
+                    limit: 100,
+                    ..Query::default()
+                };
+                let t = Instant::now();
+                let page = reader.query(&q).expect("query");
+                std::hint::black_box(page.events.len());
+                t.elapsed()
+            })
+            .collect();
+        print_p50_p95(&format!("query 100 rows by {name}"), column, times);
+    }
+    let times = (0..50u64)
+        .map(|i| {
+            let t = Instant::now();
+            let s = reader
+                .summary(&SummaryScope::Session(format!(
+                    "session-{}",
+                    mix(i) % SESSIONS
+                )))
+                .expect("summary");
+            std::hint::black_box(s.total_operations);
+            t.elapsed()
+        })
+        .collect();
+    print_p50_p95("session summary:", column, times);
+}
