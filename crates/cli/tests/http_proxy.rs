@@ -80,6 +80,13 @@ fn modern_server_on(peers: &Path, port: u16, extra: &[&str]) -> (Running, u16) {
     (Running(child), port)
 }
 
+/// `server-everything streamableHttp` with the proxy in front of it (its database in `dir`,
+/// started with `args`): what most tests here drive.
+fn proxy_to_everything(peers: &Path, dir: &Path, args: &[&str]) -> (Running, Proxy) {
+    let (server, port) = everything(peers);
+    (server, Proxy::start(dir, &mcp_url(port), args))
+}
+
 /// The MCP endpoint of an HTTP server on `port` of this host.
 fn mcp_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/mcp")
@@ -222,6 +229,14 @@ fn assert_no_fault(all: &[StoredEvent]) {
     );
 }
 
+/// Checks that the trail holds one end of a session, the one of the HTTP session `session`,
+/// ended for `reason`.
+fn assert_session_ended(all: &[StoredEvent], session: &str, reason: &str) {
+    let end = one(all, "session_end", Outcome::Success);
+    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session));
+    assert_eq!(detail(end, "reason"), json!(reason));
+}
+
 /// Calls the tool `echo` with `message` through the MCP Inspector's CLI at `url` over
 /// `transport` (with `extra` arguments, such as headers), its catalog kept in `dir`; returns
 /// the tool's answer.
@@ -248,13 +263,12 @@ fn inspector_echo(
 #[test]
 fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
-    let proxy = Proxy::start(
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
         dir.path(),
-        &mcp_url(port),
         &[
             "--jwt-hs256-secret-file",
             secret.to_str().unwrap(),
@@ -336,15 +350,7 @@ fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
     let sampling = one(&all, "sampling/createMessage", Outcome::Success);
     assert_eq!(sampling.event.kind, EventKind::Sampling);
     // The client's DELETE ends the session.
-    let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(
-        end.event.mcp_session_id.as_deref(),
-        Some(mcp_session.as_str())
-    );
-    assert_eq!(
-        detail(end, "reason"),
-        json!("the client ended the session (DELETE)")
-    );
+    assert_session_ended(&all, &mcp_session, "the client ended the session (DELETE)");
     // Nothing malformed, no fault (the server's own notifications, such as a
     // `tools/list_changed` on the GET stream, are protocol events too).
     assert!(
@@ -358,11 +364,10 @@ fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
 #[test]
 fn the_inspector_cli_behind_a_trusted_gateway_is_recorded_with_the_header_identity() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
         dir.path(),
-        &mcp_url(port),
         &[
             "--identity-header",
             "x-user",
@@ -458,13 +463,12 @@ fn the_legacy_http_sse_transport_is_proxied_and_recorded_as_one_session() {
 #[test]
 fn invalid_and_expired_tokens_are_denied_with_401_and_recorded() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
-    let proxy = Proxy::start(
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
         dir.path(),
-        &mcp_url(port),
         &[
             "--jwt-hs256-secret-file",
             secret.to_str().unwrap(),
@@ -639,9 +643,8 @@ fn an_https_upstream_is_verified_against_the_configured_ca() {
 #[test]
 fn fifty_concurrent_clients_each_have_every_call_recorded_exactly_once() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", "batch"]);
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--durability", "batch"]);
     let seen = client(&peers, &[&proxy.url(), "legacy", "", "50"]);
     let all = proxy.stop();
     let answers = seen["answers"].as_array().unwrap();
@@ -680,9 +683,8 @@ fn fifty_concurrent_clients_each_have_every_call_recorded_exactly_once() {
 #[test]
 fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--max-body", "1000"]);
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--max-body", "1000"]);
 
     // Malformed JSON: passed to the upstream, whose 400 the client gets unchanged.
     let (status, _, _) = http(proxy.port, "POST", &[JSON, ACCEPT], b"{not json");
@@ -818,11 +820,10 @@ fn in_session(id: &str) -> [(&str, &str); 4] {
 #[test]
 fn a_stalled_upstream_stream_is_cut_and_a_client_leaving_mid_stream_is_recorded() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
         dir.path(),
-        &mcp_url(port),
         &["--upstream-timeout", "1s", "--durability", "batch"],
     );
     let session = open_session(proxy.port);
@@ -878,11 +879,10 @@ fn a_session_the_restarted_server_no_longer_knows_ends_on_its_404() {
     let (status, _, _) = http(proxy.port, "POST", &headers, list);
     assert_eq!(status, 404, "the upstream's 404 passes through");
     let all = proxy.stop();
-    let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
-    assert_eq!(
-        detail(end, "reason"),
-        json!("the server no longer knows the session (404)")
+    assert_session_ended(
+        &all,
+        &session,
+        "the server no longer knows the session (404)",
     );
     let lost = one(&all, "tools/list", Outcome::ProtocolError);
     assert!(error_message(lost).contains("HTTP 404"));
@@ -891,9 +891,8 @@ fn a_session_the_restarted_server_no_longer_knows_ends_on_its_404() {
 #[test]
 fn an_open_server_stream_does_not_hold_the_proxy_at_stop() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", "batch"]);
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--durability", "batch"]);
     let session = open_session(proxy.port);
     // The client's GET stream, left open.
     let mut stream = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
@@ -911,9 +910,7 @@ fn an_open_server_stream_does_not_hold_the_proxy_at_stop() {
         started.elapsed() < Duration::from_secs(5),
         "stopped without waiting for the stream's client"
     );
-    let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
-    assert_eq!(detail(end, "reason"), json!("the proxy was told to stop"));
+    assert_session_ended(&all, &session, "the proxy was told to stop");
     drop(stream);
 }
 
