@@ -11,23 +11,10 @@ import sys
 
 import anyio
 import httpx2
-from mcp import types
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-
-async def sampling(context, params):
-    # A stand-in model: answers every sampling request the server makes of the client.
-    return types.CreateMessageResult(
-        role="assistant",
-        content=types.TextContent(type="text", text="sampled answer"),
-        model="test-model",
-        stopReason="endTurn",
-    )
-
-
-def text_of(result):
-    return [c.text for c in result.content if getattr(c, "type", None) == "text"]
+from client_common import read_and_prompt, sampling, text_of
 
 
 def transport(url, token):
@@ -49,15 +36,7 @@ async def session(url, mode, token):
         failed = await client.call_tool("get-sum", {"a": "not a number", "b": 2})
         seen["failed"] = {"is_error": getattr(failed, "is_error", None), "text": text_of(failed)}
 
-        resources = await client.list_resources()
-        uri = str(resources.resources[0].uri)
-        read = await client.read_resource(uri)
-        seen["resource"] = {"uri": uri, "contents": len(read.contents)}
-
-        prompts = await client.list_prompts()
-        simple = next(p for p in prompts.prompts if not any(a.required for a in (p.arguments or [])))
-        prompt = await client.get_prompt(simple.name, {})
-        seen["prompt"] = {"name": simple.name, "messages": len(prompt.messages)}
+        await read_and_prompt(client, seen)
 
         if mode == "legacy":
             sampled = await client.call_tool("trigger-sampling-request", {"prompt": "say hi", "maxTokens": 20})

@@ -9,23 +9,10 @@ import json
 import sys
 
 import anyio
-from mcp import types
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-
-async def sampling(context, params):
-    # A stand-in model: answers every sampling request the server makes of the client.
-    return types.CreateMessageResult(
-        role="assistant",
-        content=types.TextContent(type="text", text="sampled answer"),
-        model="test-model",
-        stopReason="endTurn",
-    )
-
-
-def text_of(result):
-    return [c.text for c in result.content if getattr(c, "type", None) == "text"]
+from client_common import read_and_prompt, sampling, text_of
 
 
 async def main(command):
@@ -44,15 +31,7 @@ async def main(command):
         except Exception as error:  # a JSON-RPC error surfaces as an exception
             seen["failed"] = {"exception": str(error)}
 
-        resources = await client.list_resources()
-        uri = str(resources.resources[0].uri)
-        read = await client.read_resource(uri)
-        seen["resource"] = {"uri": uri, "contents": len(read.contents)}
-
-        prompts = await client.list_prompts()
-        simple = next(p for p in prompts.prompts if not any(a.required for a in (p.arguments or [])))
-        prompt = await client.get_prompt(simple.name, {})
-        seen["prompt"] = {"name": simple.name, "messages": len(prompt.messages)}
+        await read_and_prompt(client, seen)
 
         sampled = await client.call_tool("trigger-sampling-request", {"prompt": "say hi", "maxTokens": 20})
         seen["sampling"] = text_of(sampled)

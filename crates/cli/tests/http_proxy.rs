@@ -4,41 +4,21 @@
 //! requests for the faults. Assertions are on what the audit trail holds, field by field.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_audit_core::{EventKind, Outcome};
-use mcp_audit_store::{Filter, SqliteOptions, SqliteStore, Store, StoredEvent};
+use mcp_audit_store::StoredEvent;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
+mod support;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The installed peers, or `None` (with a note) when they are not installed outside CI.
-fn peers() -> Option<PathBuf> {
-    let dir = repo().join(".test-peers");
-    if dir.join("venv/bin/python").exists() && dir.join("npm/node_modules").exists() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the MCP test peers are not installed: run scripts/install-test-peers.sh");
-    }
-    eprintln!("skipped: MCP test peers not installed (run scripts/install-test-peers.sh)");
-    None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{
+    BIN, all_of, detail, error_message, events, everything_js, free_port, intent_and_outcome,
+    json_output, one, peer_script, peers, python,
+};
 
 fn wait_listening(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -70,7 +50,7 @@ fn everything(peers: &Path) -> (Running, u16) {
 fn everything_with(peers: &Path, mode: &str) -> (Running, u16) {
     let port = free_port();
     let mut child = Command::new("node")
-        .arg(peers.join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"))
+        .arg(everything_js(peers))
         .arg(mode)
         .env("PORT", port.to_string())
         .stdout(Stdio::null())
@@ -88,8 +68,8 @@ fn modern_server(peers: &Path) -> (Running, u16) {
 
 /// The Python `MCPServer` over HTTP on `port`, with `extra` arguments (`stateful`).
 fn modern_server_on(peers: &Path, port: u16, extra: &[&str]) -> (Running, u16) {
-    let mut child = Command::new(peers.join("venv/bin/python"))
-        .arg(repo().join("tests/peers/modern_server.py"))
+    let mut child = Command::new(python(peers))
+        .arg(peer_script("modern_server.py"))
         .args(["http", &port.to_string()])
         .args(extra)
         .stdout(Stdio::null())
@@ -100,6 +80,18 @@ fn modern_server_on(peers: &Path, port: u16, extra: &[&str]) -> (Running, u16) {
     (Running(child), port)
 }
 
+/// `server-everything streamableHttp` with the proxy in front of it (its database in `dir`,
+/// started with `args`): what most tests here drive.
+fn proxy_to_everything(peers: &Path, dir: &Path, args: &[&str]) -> (Running, Proxy) {
+    let (server, port) = everything(peers);
+    (server, Proxy::start(dir, &mcp_url(port), args))
+}
+
+/// The MCP endpoint of an HTTP server on `port` of this host.
+fn mcp_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/mcp")
+}
+
 /// `mcp-audit proxy --listen` in front of `upstream`.
 struct Proxy {
     child: Running,
@@ -108,12 +100,14 @@ struct Proxy {
 }
 
 impl Proxy {
-    fn start(db: &Path, upstream: &str, args: &[&str]) -> Proxy {
+    /// Starts the proxy with its database `audit.db` in `dir`.
+    fn start(dir: &Path, upstream: &str, args: &[&str]) -> Proxy {
+        let db = dir.join("audit.db");
         let port = free_port();
         let mut child = Command::new(BIN)
             .arg("proxy")
             .arg("--db")
-            .arg(db)
+            .arg(&db)
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
@@ -129,12 +123,12 @@ impl Proxy {
         Proxy {
             child: Running(child),
             port,
-            db: db.to_path_buf(),
+            db,
         }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
+        mcp_url(self.port)
     }
 
     /// Stops the proxy as an operator would (SIGTERM), and returns everything it recorded.
@@ -153,58 +147,14 @@ impl Proxy {
     }
 }
 
-fn events(db: &Path) -> Vec<StoredEvent> {
-    let mut store = SqliteStore::open_read_only(db, SqliteOptions::default()).unwrap();
-    let mut all = Vec::new();
-    store
-        .for_each(
-            &Filter {
-                include_pending: true,
-                ..Filter::default()
-            },
-            &mut |e| {
-                all.push(e);
-                Ok(())
-            },
-        )
-        .unwrap();
-    all
-}
-
-fn all_of<'a>(
-    events: &'a [StoredEvent],
-    operation: &str,
-    outcome: Outcome,
-) -> Vec<&'a StoredEvent> {
-    events
-        .iter()
-        .filter(|e| e.event.operation == operation && e.event.outcome == outcome)
-        .collect()
-}
-
-fn one<'a>(events: &'a [StoredEvent], operation: &str, outcome: Outcome) -> &'a StoredEvent {
-    let found = all_of(events, operation, outcome);
-    assert_eq!(
-        found.len(),
-        1,
-        "exactly one {operation} {outcome}: {found:#?}"
-    );
-    found[0]
-}
-
 /// Runs `tests/peers/http_client.py` and returns what it printed (one JSON object).
 fn client(peers: &Path, args: &[&str]) -> Value {
-    let output = Command::new(peers.join("venv/bin/python"))
-        .arg(repo().join("tests/peers/http_client.py"))
+    let output = Command::new(python(peers))
+        .arg(peer_script("http_client.py"))
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    json_output("client", output)
 }
 
 fn now_secs() -> i64 {
@@ -240,15 +190,9 @@ fn http_to(
 ) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
+    let headers = [&[("connection", "close")], headers].concat();
+    s.write_all(request_head(method, path, &headers, body.len()).as_bytes())
+        .unwrap();
     s.write_all(body).unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -261,20 +205,70 @@ fn http_to(
     (status, head, out[split + 4..].to_vec())
 }
 
+/// The head of an HTTP/1.1 request to this host with `headers` and a body of `len` bytes.
+fn request_head(method: &str, path: &str, headers: &[(&str, &str)], len: usize) -> String {
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: {len}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
 const JSON: (&str, &str) = ("content-type", "application/json");
 const ACCEPT: (&str, &str) = ("accept", "application/json, text/event-stream");
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
+/// Checks that nothing in the trail is a protocol error (no fault, no malformed frame).
+fn assert_no_fault(all: &[StoredEvent]) {
+    assert!(
+        all.iter()
+            .all(|e| e.event.outcome != Outcome::ProtocolError),
+        "{all:#?}"
+    );
+}
+
+/// Checks that the trail holds one end of a session, the one of the HTTP session `session`,
+/// ended for `reason`.
+fn assert_session_ended(all: &[StoredEvent], session: &str, reason: &str) {
+    let end = one(all, "session_end", Outcome::Success);
+    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session));
+    assert_eq!(detail(end, "reason"), json!(reason));
+}
+
+/// Calls the tool `echo` with `message` through the MCP Inspector's CLI at `url` over
+/// `transport` (with `extra` arguments, such as headers), its catalog kept in `dir`; returns
+/// the tool's answer.
+fn inspector_echo(
+    peers: &Path,
+    dir: &Path,
+    url: &str,
+    transport: &str,
+    message: &str,
+    extra: &[&str],
+) -> Value {
+    let output = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
+        .args(["--cli", url, "--transport", transport])
+        .args(["--method", "tools/call", "--tool-name", "echo"])
+        .arg("--tool-arg")
+        .arg(format!("message={message}"))
+        .args(extra)
+        .env("MCP_CATALOG_PATH", dir.join("catalog.json"))
+        .output()
+        .unwrap();
+    json_output("the inspector", output)
+}
+
 #[test]
 fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
+        dir.path(),
         &[
             "--jwt-hs256-secret-file",
             secret.to_str().unwrap(),
@@ -316,9 +310,7 @@ fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
     assert_eq!(start.event.kind, EventKind::Session);
 
     // Sync mode: the intent, then the outcome pointing back at it, with the caller on both.
-    let intent = one(&all, "echo", Outcome::Pending);
-    let echo = one(&all, "echo", Outcome::Success);
-    assert_eq!(echo.event.completes, Some(intent.event.id));
+    let (intent, echo) = intent_and_outcome(&all, "echo", Outcome::Success);
     for e in [intent, echo] {
         let a = &e.event.actor;
         assert_eq!(a.user_id.as_deref(), Some("user-7"));
@@ -344,15 +336,7 @@ fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
         json!("Echo: hello over http")
     );
     let failed = one(&all, "get-sum", Outcome::ToolError);
-    assert!(
-        failed
-            .event
-            .payload
-            .error_message
-            .as_deref()
-            .unwrap()
-            .contains("Invalid arguments")
-    );
+    assert!(error_message(failed).contains("Invalid arguments"));
     one(&all, "simple-prompt", Outcome::Success);
     let read = all
         .iter()
@@ -366,15 +350,7 @@ fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
     let sampling = one(&all, "sampling/createMessage", Outcome::Success);
     assert_eq!(sampling.event.kind, EventKind::Sampling);
     // The client's DELETE ends the session.
-    let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(
-        end.event.mcp_session_id.as_deref(),
-        Some(mcp_session.as_str())
-    );
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["reason"],
-        json!("the client ended the session (DELETE)")
-    );
+    assert_session_ended(&all, &mcp_session, "the client ended the session (DELETE)");
     // Nothing malformed, no fault (the server's own notifications, such as a
     // `tools/list_changed` on the GET stream, are protocol events too).
     assert!(
@@ -388,11 +364,10 @@ fn a_real_client_over_http_is_recorded_with_the_jwt_caller() {
 #[test]
 fn the_inspector_cli_behind_a_trusted_gateway_is_recorded_with_the_header_identity() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
+        dir.path(),
         &[
             "--identity-header",
             "x-user",
@@ -400,25 +375,19 @@ fn the_inspector_cli_behind_a_trusted_gateway_is_recorded_with_the_header_identi
             "127.0.0.1",
         ],
     );
-    let out = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
-        .args(["--cli", &proxy.url(), "--transport", "http"])
-        .args(["--method", "tools/call", "--tool-name", "echo"])
-        .args(["--tool-arg", "message=from the inspector"])
-        .args([
+    let answer = inspector_echo(
+        &peers,
+        dir.path(),
+        &proxy.url(),
+        "http",
+        "from the inspector",
+        &[
             "--header",
             "X-User: carol",
             "--header",
             "X-Forwarded-For: 203.0.113.9",
-        ])
-        .env("MCP_CATALOG_PATH", dir.path().join("catalog.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         answer["content"][0]["text"],
         json!("Echo: from the inspector")
@@ -441,11 +410,7 @@ fn the_inspector_cli_behind_a_trusted_gateway_is_recorded_with_the_header_identi
     );
     assert!(echo.event.mcp_session_id.is_some());
     // Closing its GET stream on the way out loses no operation: no fault is recorded.
-    assert!(
-        all.iter()
-            .all(|e| e.event.outcome != Outcome::ProtocolError),
-        "{all:#?}"
-    );
+    assert_no_fault(&all);
 }
 
 #[test]
@@ -453,11 +418,7 @@ fn the_legacy_http_sse_transport_is_proxied_and_recorded_as_one_session() {
     let Some(peers) = peers() else { return };
     let (_server, port) = everything_with(&peers, "sse");
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/sse"),
-        &[],
-    );
+    let proxy = Proxy::start(dir.path(), &format!("http://127.0.0.1:{port}/sse"), &[]);
     // A message path that no stream through the proxy announced is not forwarded.
     let (status, _, _) = http_to(
         proxy.port,
@@ -467,24 +428,14 @@ fn the_legacy_http_sse_transport_is_proxied_and_recorded_as_one_session() {
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
     );
     assert_eq!(status, 404);
-    let out = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
-        .args([
-            "--cli",
-            &format!("http://127.0.0.1:{}/sse", proxy.port),
-            "--transport",
-            "sse",
-        ])
-        .args(["--method", "tools/call", "--tool-name", "echo"])
-        .args(["--tool-arg", "message=over the old transport"])
-        .env("MCP_CATALOG_PATH", dir.path().join("catalog.json"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let answer = inspector_echo(
+        &peers,
+        dir.path(),
+        &format!("http://127.0.0.1:{}/sse", proxy.port),
+        "sse",
+        "over the old transport",
+        &[],
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         answer["content"][0]["text"],
         json!("Echo: over the old transport")
@@ -499,35 +450,25 @@ fn the_legacy_http_sse_transport_is_proxied_and_recorded_as_one_session() {
         .expect("the sessionId of the endpoint");
     assert_eq!(start.event.target.transport.as_deref(), Some("sse"));
     // Sync mode: the POSTed call's intent before it was forwarded, its outcome from the stream.
-    let intent = one(&all, "echo", Outcome::Pending);
-    let echo = one(&all, "echo", Outcome::Success);
-    assert_eq!(echo.event.completes, Some(intent.event.id));
+    let (_, echo) = intent_and_outcome(&all, "echo", Outcome::Success);
     assert_eq!(echo.event.target.transport.as_deref(), Some("sse"));
     assert_eq!(echo.event.session_id, start.event.session_id);
     assert_eq!(echo.event.mcp_session_id.as_deref(), Some(session.as_str()));
     assert_eq!(echo.event.actor.client_ip.as_deref(), Some("127.0.0.1"));
     let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["reason"],
-        json!("the SSE stream ended")
-    );
-    assert!(
-        all.iter()
-            .all(|e| e.event.outcome != Outcome::ProtocolError),
-        "{all:#?}"
-    );
+    assert_eq!(detail(end, "reason"), json!("the SSE stream ended"));
+    assert_no_fault(&all);
 }
 
 #[test]
 fn invalid_and_expired_tokens_are_denied_with_401_and_recorded() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
+        dir.path(),
         &[
             "--jwt-hs256-secret-file",
             secret.to_str().unwrap(),
@@ -560,8 +501,8 @@ fn invalid_and_expired_tokens_are_denied_with_401_and_recorded() {
         &jsonwebtoken::EncodingKey::from_secret(b"not the secret"),
     )
     .unwrap();
-    let out = Command::new(peers.join("venv/bin/python"))
-        .arg(repo().join("tests/peers/http_client.py"))
+    let out = Command::new(python(&peers))
+        .arg(peer_script("http_client.py"))
         .args([&proxy.url(), "legacy", &forged])
         .output()
         .unwrap();
@@ -571,20 +512,8 @@ fn invalid_and_expired_tokens_are_denied_with_401_and_recorded() {
     let denied = all_of(&all, "echo", Outcome::Denied);
     assert_eq!(denied.len(), 2, "{all:#?}");
     assert!(
-        denied[0]
-            .event
-            .payload
-            .error_message
-            .as_deref()
-            .unwrap()
-            .contains("invalid bearer token")
-            || denied[1]
-                .event
-                .payload
-                .error_message
-                .as_deref()
-                .unwrap()
-                .contains("invalid bearer token")
+        error_message(denied[0]).contains("invalid bearer token")
+            || error_message(denied[1]).contains("invalid bearer token")
     );
     assert!(
         denied
@@ -611,11 +540,7 @@ fn the_2026_07_28_client_and_server_over_http_are_recorded() {
     let Some(peers) = peers() else { return };
     let (_server, port) = modern_server(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
-        &["--durability", "batch"],
-    );
+    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", "batch"]);
     let script = r#"
 import json, sys, anyio, httpx2
 from mcp import types
@@ -631,16 +556,11 @@ async def main():
         print(json.dumps({"add": [c.text for c in added.content], "roots": [c.text for c in counted.content]}))
 anyio.run(main)
 "#;
-    let out = Command::new(peers.join("venv/bin/python"))
+    let out = Command::new(python(&peers))
         .args(["-c", script, &proxy.url()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = json_output("the client", out);
     assert_eq!(seen, json!({"add": ["5"], "roots": ["1"]}));
     let all = proxy.stop();
 
@@ -661,9 +581,7 @@ anyio.run(main)
     );
     // The input_required round trip: a pending step, then the retry's success in another
     // exchange, linked to the step by the requestState the client echoed.
-    let step = one(&all, "count_roots", Outcome::Pending);
-    let done = one(&all, "count_roots", Outcome::Success);
-    assert_eq!(done.event.completes, Some(step.event.id));
+    let (step, done) = intent_and_outcome(&all, "count_roots", Outcome::Success);
     assert_eq!(done.event.correlation_id, step.event.correlation_id);
     assert!(
         done.event.payload.context.is_some(),
@@ -676,8 +594,8 @@ fn an_https_upstream_is_verified_against_the_configured_ca() {
     let Some(peers) = peers() else { return };
     let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
     let port = free_port();
-    let mut child = Command::new(peers.join("venv/bin/python"))
-        .arg(repo().join("tests/peers/modern_server.py"))
+    let mut child = Command::new(python(&peers))
+        .arg(peer_script("modern_server.py"))
         .args(["https", &port.to_string()])
         .arg(tls.join("server.pem"))
         .arg(tls.join("server.key"))
@@ -701,7 +619,7 @@ fn an_https_upstream_is_verified_against_the_configured_ca() {
     let dir = tempfile::tempdir().unwrap();
     let ca = tls.join("ca.pem");
     let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
+        dir.path(),
         &upstream,
         &["--upstream-ca", ca.to_str().unwrap()],
     );
@@ -714,7 +632,7 @@ fn an_https_upstream_is_verified_against_the_configured_ca() {
 
     // Without it, the certificate is not trusted: 502, recorded.
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(&dir.path().join("audit.db"), &upstream, &[]);
+    let proxy = Proxy::start(dir.path(), &upstream, &[]);
     let (status, _, _) = http(proxy.port, "POST", &headers, call);
     assert_eq!(status, 502);
     let all = proxy.stop();
@@ -725,13 +643,8 @@ fn an_https_upstream_is_verified_against_the_configured_ca() {
 #[test]
 fn fifty_concurrent_clients_each_have_every_call_recorded_exactly_once() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
-        &["--durability", "batch"],
-    );
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--durability", "batch"]);
     let seen = client(&peers, &[&proxy.url(), "legacy", "", "50"]);
     let all = proxy.stop();
     let answers = seen["answers"].as_array().unwrap();
@@ -770,13 +683,8 @@ fn fifty_concurrent_clients_each_have_every_call_recorded_exactly_once() {
 #[test]
 fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
-        &["--max-body", "1000"],
-    );
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--max-body", "1000"]);
 
     // Malformed JSON: passed to the upstream, whose 400 the client gets unchanged.
     let (status, _, _) = http(proxy.port, "POST", &[JSON, ACCEPT], b"{not json");
@@ -814,29 +722,15 @@ fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
     assert_eq!(details["excerpt"], json!("{not json"));
     assert_eq!(details["direction"], json!("client_to_server"));
     let media = one(&all, "unsupported_media_type", Outcome::ProtocolError);
-    assert_eq!(
-        media.event.payload.details.as_ref().unwrap()["content_type"],
-        json!("text/plain")
-    );
+    assert_eq!(detail(media, "content_type"), json!("text/plain"));
     let big = one(&all, "oversized_body", Outcome::ProtocolError);
-    assert_eq!(
-        big.event.payload.details.as_ref().unwrap()["limit"],
-        json!(1000)
-    );
+    assert_eq!(detail(big, "limit"), json!(1000));
     assert!(
         all_of(&all, "echo", Outcome::Pending).is_empty(),
         "the oversized call never ran"
     );
     let unknown = one(&all, "tools/list", Outcome::ProtocolError);
-    assert!(
-        unknown
-            .event
-            .payload
-            .error_message
-            .as_deref()
-            .unwrap()
-            .contains("HTTP 400")
-    );
+    assert!(error_message(unknown).contains("HTTP 400"));
     assert_eq!(
         unknown.event.mcp_session_id.as_deref(),
         Some("no-such-session")
@@ -852,11 +746,7 @@ fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
 fn a_client_that_stalls_its_body_gets_408_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let dead = free_port();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{dead}/mcp"),
-        &["--body-timeout", "1s"],
-    );
+    let proxy = Proxy::start(dir.path(), &mcp_url(dead), &["--body-timeout", "1s"]);
     let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(b"POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"jsonrpc\"")
@@ -872,26 +762,14 @@ fn a_client_that_stalls_its_body_gets_408_and_is_recorded() {
     );
     let all = proxy.stop();
     let fault = one(&all, "client_body_error", Outcome::ProtocolError);
-    assert!(
-        fault
-            .event
-            .payload
-            .error_message
-            .as_deref()
-            .unwrap()
-            .contains("did not arrive")
-    );
+    assert!(error_message(fault).contains("did not arrive"));
 }
 
 #[test]
 fn an_upstream_that_is_down_is_answered_502_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let dead = free_port();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{dead}/mcp"),
-        &[],
-    );
+    let proxy = Proxy::start(dir.path(), &mcp_url(dead), &[]);
     let call = br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#;
     let (status, _, body) = http(proxy.port, "POST", &[JSON, ACCEPT], call);
     assert_eq!(status, 502);
@@ -904,18 +782,8 @@ fn an_upstream_that_is_down_is_answered_502_and_recorded() {
     );
     let all = proxy.stop();
     // Sync mode: the intent was durable before the attempt; its outcome says what happened.
-    let intent = one(&all, "echo", Outcome::Pending);
-    let failed = one(&all, "echo", Outcome::ProtocolError);
-    assert_eq!(failed.event.completes, Some(intent.event.id));
-    assert!(
-        failed
-            .event
-            .payload
-            .error_message
-            .as_deref()
-            .unwrap()
-            .contains("could not be reached")
-    );
+    let (_, failed) = intent_and_outcome(&all, "echo", Outcome::ProtocolError);
+    assert!(error_message(failed).contains("could not be reached"));
     one(&all, "upstream_unreachable", Outcome::ProtocolError);
 }
 
@@ -932,35 +800,34 @@ fn open_session(port: u16) -> String {
     let (status, _, _) = http(
         port,
         "POST",
-        &[
-            JSON,
-            ACCEPT,
-            ("mcp-session-id", &id),
-            ("mcp-protocol-version", "2025-06-18"),
-        ],
+        &in_session(&id),
         br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     assert_eq!(status, 202);
     id
 }
 
+/// The headers of a JSON-RPC POST in the session `id` (as [`open_session`] negotiated it).
+fn in_session(id: &str) -> [(&str, &str); 4] {
+    [
+        JSON,
+        ACCEPT,
+        ("mcp-session-id", id),
+        ("mcp-protocol-version", "2025-06-18"),
+    ]
+}
+
 #[test]
 fn a_stalled_upstream_stream_is_cut_and_a_client_leaving_mid_stream_is_recorded() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
+        dir.path(),
         &["--upstream-timeout", "1s", "--durability", "batch"],
     );
     let session = open_session(proxy.port);
-    let headers = [
-        JSON,
-        ACCEPT,
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", "2025-06-18"),
-    ];
+    let headers = in_session(&session);
     // A 10 s operation with one step: the upstream says nothing for longer than the 1 s limit.
     let slow = br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":10,"steps":1}}}"#;
     let started = Instant::now();
@@ -973,14 +840,8 @@ fn a_stalled_upstream_stream_is_cut_and_a_client_leaving_mid_stream_is_recorded(
     // A client that leaves while its answer streams.
     let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
     let call = br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":3,"steps":30}}}"#;
-    let mut head = format!(
-        "POST /mcp HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n",
-        call.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    s.write_all(format!("{head}\r\n").as_bytes()).unwrap();
+    s.write_all(request_head("POST", "/mcp", &headers, call.len()).as_bytes())
+        .unwrap();
     s.write_all(call).unwrap();
     let mut first = [0u8; 64];
     let _ = s.read(&mut first).unwrap();
@@ -990,10 +851,7 @@ fn a_stalled_upstream_stream_is_cut_and_a_client_leaving_mid_stream_is_recorded(
 
     let stalled = all_of(&all, "trigger-long-running-operation", Outcome::Incomplete);
     assert_eq!(stalled.len(), 2, "{all:#?}");
-    let reasons: Vec<&str> = stalled
-        .iter()
-        .map(|e| e.event.payload.error_message.as_deref().unwrap())
-        .collect();
+    let reasons: Vec<&str> = stalled.iter().map(|e| error_message(e)).collect();
     assert!(reasons.iter().any(|r| r.contains("stalled")), "{reasons:?}");
     assert!(
         reasons.iter().any(|r| r.contains("client disconnected")),
@@ -1003,10 +861,7 @@ fn a_stalled_upstream_stream_is_cut_and_a_client_leaving_mid_stream_is_recorded(
     one(&all, "client_disconnected", Outcome::ProtocolError);
     // The proxy's stop ended the session it was following.
     let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["reason"],
-        json!("the proxy was told to stop")
-    );
+    assert_eq!(detail(end, "reason"), json!("the proxy was told to stop"));
 }
 
 #[test]
@@ -1015,51 +870,29 @@ fn a_session_the_restarted_server_no_longer_knows_ends_on_its_404() {
     let port = free_port();
     let (server, _) = modern_server_on(&peers, port, &["stateful"]);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
-        &["--durability", "batch"],
-    );
+    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", "batch"]);
     let session = open_session(proxy.port);
     drop(server);
     let (_server, _) = modern_server_on(&peers, port, &["stateful"]);
     let list = br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
-    let headers = [
-        JSON,
-        ACCEPT,
-        ("mcp-session-id", session.as_str()),
-        ("mcp-protocol-version", "2025-06-18"),
-    ];
+    let headers = in_session(&session);
     let (status, _, _) = http(proxy.port, "POST", &headers, list);
     assert_eq!(status, 404, "the upstream's 404 passes through");
     let all = proxy.stop();
-    let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["reason"],
-        json!("the server no longer knows the session (404)")
+    assert_session_ended(
+        &all,
+        &session,
+        "the server no longer knows the session (404)",
     );
     let lost = one(&all, "tools/list", Outcome::ProtocolError);
-    assert!(
-        lost.event
-            .payload
-            .error_message
-            .as_deref()
-            .unwrap()
-            .contains("HTTP 404")
-    );
+    assert!(error_message(lost).contains("HTTP 404"));
 }
 
 #[test]
 fn an_open_server_stream_does_not_hold_the_proxy_at_stop() {
     let Some(peers) = peers() else { return };
-    let (_server, port) = everything(&peers);
     let dir = tempfile::tempdir().unwrap();
-    let proxy = Proxy::start(
-        &dir.path().join("audit.db"),
-        &format!("http://127.0.0.1:{port}/mcp"),
-        &["--durability", "batch"],
-    );
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--durability", "batch"]);
     let session = open_session(proxy.port);
     // The client's GET stream, left open.
     let mut stream = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
@@ -1077,12 +910,7 @@ fn an_open_server_stream_does_not_hold_the_proxy_at_stop() {
         started.elapsed() < Duration::from_secs(5),
         "stopped without waiting for the stream's client"
     );
-    let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(end.event.mcp_session_id.as_deref(), Some(session.as_str()));
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["reason"],
-        json!("the proxy was told to stop")
-    );
+    assert_session_ended(&all, &session, "the proxy was told to stop");
     drop(stream);
 }
 

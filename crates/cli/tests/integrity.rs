@@ -24,6 +24,15 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// An event logged after the checkpoint of [`setup`].
+const LATE: &str = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#;
+
+/// Logs [`LATE`] into the database in `dir`.
+fn log_late(dir: &Path) {
+    let out = run(dir, &["log", LATE]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 /// A database with three events, a key, and one checkpoint kept outside.
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -208,13 +217,7 @@ fn a_proof_verifies_offline_with_only_the_public_key_and_a_changed_proof_does_no
 #[test]
 fn an_event_after_the_last_checkpoint_can_not_be_proven_yet() {
     let dir = setup();
-    let out = run(
-        dir.path(),
-        &[
-            "log",
-            r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#,
-        ],
-    );
+    let out = run(dir.path(), &["log", LATE]);
     let id = String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .nth(1)
@@ -410,17 +413,7 @@ impl NoteCollector {
 fn a_checkpoint_is_posted_to_a_url_as_the_signed_note() {
     let dir = setup();
     let collector = NoteCollector::start();
-    assert!(
-        run(
-            dir.path(),
-            &[
-                "log",
-                r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#
-            ]
-        )
-        .status
-        .success()
-    );
+    log_late(dir.path());
     let out = run(
         dir.path(),
         &["checkpoint", "--key", "k.key", "--post", &collector.url],
@@ -441,17 +434,7 @@ fn a_checkpoint_that_cannot_be_posted_fails_the_command_but_is_stored() {
         .local_addr()
         .unwrap()
         .port();
-    assert!(
-        run(
-            dir.path(),
-            &[
-                "log",
-                r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#
-            ]
-        )
-        .status
-        .success()
-    );
+    log_late(dir.path());
     let url = format!("http://127.0.0.1:{port}/checkpoints");
     let out = run(
         dir.path(),
@@ -468,8 +451,7 @@ fn a_checkpoint_that_cannot_be_posted_fails_the_command_but_is_stored() {
 #[test]
 fn a_checkpoint_url_that_is_not_http_is_refused_before_signing() {
     let dir = setup();
-    let late = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"late"}"#;
-    assert!(run(dir.path(), &["log", late]).status.success());
+    log_late(dir.path());
     let out = run(
         dir.path(),
         &[

@@ -46,21 +46,26 @@ impl Pg {
         })
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
+    /// The binary pointed at this schema, with its spool directory beside it, its stdio piped,
+    /// and no database settings of the environment that runs the tests.
+    fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-audit"));
+        command
             .arg("--db")
             .arg(&self.url)
             .arg("--spool-dir")
             .arg(self.dir.path().join("spool"))
-            .args(args)
             .env_remove("MCP_AUDIT_DB")
             .env_remove("MCP_AUDIT_LOG_ID")
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+        let mut child = self.command().args(args).spawn().unwrap();
         let mut pipe = child.stdin.take().unwrap();
         pipe.write_all(stdin.unwrap_or_default()).unwrap();
         drop(pipe);
@@ -305,15 +310,10 @@ fn two_proxies_record_into_one_database_each_in_its_own_log() {
     let proxies: Vec<_> = ["sync", "batch"]
         .into_iter()
         .map(|durability| {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
-                .args(["--db", &pg.url, "--log-id", &format!("proxy-{durability}")])
-                .arg("--spool-dir")
-                .arg(pg.dir.path().join("spool"))
+            let mut child = pg
+                .command()
+                .args(["--log-id", &format!("proxy-{durability}")])
                 .args(["proxy", "--durability", durability, "--", "sh", "-c", "cat"])
-                .env_remove("MCP_AUDIT_DB")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
             child.stdin.take().unwrap().write_all(frames).unwrap();

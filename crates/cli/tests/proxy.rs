@@ -3,72 +3,25 @@
 //! byte-for-byte transparency. Assertions are on what the audit trail holds, field by field.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_audit_core::{EventKind, Outcome};
-use mcp_audit_store::{Filter, SqliteOptions, SqliteStore, Store, StoredEvent};
+use mcp_audit_store::{SqliteOptions, SqliteStore, Store, StoredEvent};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
+mod support;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{
+    BIN, detail, error_message, events, everything_js, intent_and_outcome, json_output, one,
+    peer_script, peers, python, try_events,
+};
 
-/// The installed peers, or `None` (with a note) when they are not installed outside CI.
-fn peers() -> Option<PathBuf> {
-    let dir = repo().join(".test-peers");
-    if dir.join("venv/bin/python").exists() && dir.join("npm/node_modules").exists() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("the MCP test peers are not installed: run scripts/install-test-peers.sh");
-    }
-    eprintln!("skipped: MCP test peers not installed (run scripts/install-test-peers.sh)");
-    None
-}
-
-fn everything(peers: &Path) -> String {
-    peers
-        .join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-        .display()
-        .to_string()
-}
-
-fn events(db: &Path) -> Vec<StoredEvent> {
-    try_events(db).unwrap()
-}
-
-/// The events, or why they can not be read (while the database is still being created).
-fn try_events(db: &Path) -> Result<Vec<StoredEvent>, mcp_audit_store::StoreError> {
-    let mut store = SqliteStore::open_read_only(db, SqliteOptions::default())?;
-    let mut all = Vec::new();
-    store.for_each(
-        &Filter {
-            include_pending: true,
-            ..Filter::default()
-        },
-        &mut |e| {
-            all.push(e);
-            Ok(())
-        },
-    )?;
-    Ok(all)
-}
-
-fn one<'a>(events: &'a [StoredEvent], operation: &str, outcome: Outcome) -> &'a StoredEvent {
-    let found: Vec<_> = events
-        .iter()
-        .filter(|e| e.event.operation == operation && e.event.outcome == outcome)
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "exactly one {operation} {outcome}: {found:#?}"
-    );
-    found[0]
+/// `server-everything` over stdio, as the proxy's server command.
+fn everything(peers: &Path) -> Vec<String> {
+    let js = everything_js(peers).display().to_string();
+    vec!["node".to_string(), js, "stdio".to_string()]
 }
 
 /// Runs a Python SDK client script from `tests/peers/` against
@@ -80,8 +33,8 @@ fn run_client(
     proxy_args: &[&str],
     server: &[String],
 ) -> Value {
-    let output = Command::new(peers.join("venv/bin/python"))
-        .arg(repo().join("tests/peers").join(script))
+    let output = Command::new(python(peers))
+        .arg(peer_script(script))
         .arg(BIN)
         .arg("proxy")
         .arg("--db")
@@ -91,12 +44,7 @@ fn run_client(
         .args(server)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    json_output("client", output)
 }
 
 #[test]
@@ -104,7 +52,7 @@ fn a_real_client_and_server_are_recorded_field_by_field() {
     let Some(peers) = peers() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
-    let server = vec!["node".to_string(), everything(&peers), "stdio".to_string()];
+    let server = everything(&peers);
     let seen = run_client(
         &peers,
         "legacy_client.py",
@@ -140,10 +88,8 @@ fn a_real_client_and_server_are_recorded_field_by_field() {
     );
 
     // A tool call: intent first (sync), then the outcome that completes it.
-    let intent = one(&all, "echo", Outcome::Pending);
-    let echo = one(&all, "echo", Outcome::Success);
+    let (intent, echo) = intent_and_outcome(&all, "echo", Outcome::Success);
     assert_eq!(echo.event.kind, EventKind::ToolExecution);
-    assert_eq!(echo.event.completes, Some(intent.event.id));
     assert_eq!(echo.event.correlation_id, intent.event.correlation_id);
     assert!(intent.seq < echo.seq);
     assert_eq!(
@@ -163,15 +109,7 @@ fn a_real_client_and_server_are_recorded_field_by_field() {
 
     // A failing tool call is recorded as a tool error, with the server's message.
     let failed = one(&all, "get-sum", Outcome::ToolError);
-    assert!(
-        !failed
-            .event
-            .payload
-            .error_message
-            .as_deref()
-            .unwrap_or("")
-            .is_empty()
-    );
+    assert!(!error_message(failed).is_empty());
 
     let uri = seen["resource"]["uri"].as_str().unwrap();
     let read = one(&all, uri, Outcome::Success);
@@ -198,10 +136,7 @@ fn a_real_client_and_server_are_recorded_field_by_field() {
 
     assert!(all.iter().any(|e| e.event.operation == "tools/list"));
     let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["reason"],
-        "client closed its input"
-    );
+    assert_eq!(detail(end, "reason"), "client closed its input");
 
     // Every intent has its outcome.
     let mut store = SqliteStore::open_read_only(&db, SqliteOptions::default()).unwrap();
@@ -225,7 +160,7 @@ fn batch_durability_records_no_intents() {
     let Some(peers) = peers() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
-    let server = vec!["node".to_string(), everything(&peers), "stdio".to_string()];
+    let server = everything(&peers);
     run_client(
         &peers,
         "legacy_client.py",
@@ -332,10 +267,7 @@ fn every_byte_passes_through_unchanged_and_junk_is_recorded() {
         .filter(|e| e.event.operation == "oversized_frame")
         .collect();
     assert_eq!(oversized.len(), 2, "one each way");
-    assert_eq!(
-        oversized[0].event.payload.details.as_ref().unwrap()["size"],
-        huge.len()
-    );
+    assert_eq!(detail(oversized[0], "size"), huge.len());
 }
 
 #[test]
@@ -346,10 +278,7 @@ fn a_server_that_exits_at_once_ends_the_session_with_its_status() {
     assert_eq!(code, Some(7), "the proxy exits with the server's status");
     let all = events(&db);
     let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["server_exit_status"],
-        7
-    );
+    assert_eq!(detail(end, "server_exit_status"), 7);
 }
 
 #[test]
@@ -360,9 +289,7 @@ fn a_server_crash_mid_call_leaves_the_call_incomplete() {
     let (code, _, _) = proxy_with_input(&db, "head -n 1 >/dev/null; exit 3", call, &[]);
     assert_eq!(code, Some(3));
     let all = events(&db);
-    let intent = one(&all, "slow", Outcome::Pending);
-    let outcome = one(&all, "slow", Outcome::Incomplete);
-    assert_eq!(outcome.event.completes, Some(intent.event.id));
+    intent_and_outcome(&all, "slow", Outcome::Incomplete);
 }
 
 #[test]
@@ -376,10 +303,7 @@ fn a_client_leaving_mid_call_leaves_the_call_incomplete() {
     let all = events(&db);
     one(&all, "file:///x", Outcome::Incomplete);
     let end = one(&all, "session_end", Outcome::Success);
-    assert_eq!(
-        end.event.payload.details.as_ref().unwrap()["reason"],
-        "client closed its input"
-    );
+    assert_eq!(detail(end, "reason"), "client closed its input");
 }
 
 #[test]
@@ -478,11 +402,8 @@ fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
 
 /// Runs the stateless (2026-07-28) Python SDK client against the Python SDK's `MCPServer`.
 fn run_modern(peers: &Path, db: &Path, durability: &str) -> Value {
-    let python = peers.join("venv/bin/python").display().to_string();
-    let server = repo()
-        .join("tests/peers/modern_server.py")
-        .display()
-        .to_string();
+    let python = python(peers).display().to_string();
+    let server = peer_script("modern_server.py").display().to_string();
     run_client(
         peers,
         "modern_client.py",
@@ -505,10 +426,7 @@ fn the_stateless_2026_07_28_protocol_is_recorded_and_input_required_retries_are_
 
         // No handshake: the session starts with the first request's `_meta`.
         let start = one(&all, "session_start", Outcome::Success);
-        assert_eq!(
-            start.event.payload.details.as_ref().unwrap()["stateless"],
-            true
-        );
+        assert_eq!(detail(start, "stateless"), true);
         let add = one(&all, "add", Outcome::Success);
         assert_eq!(
             add.event.target.protocol_version.as_deref(),
@@ -576,8 +494,8 @@ fn the_filesystem_server_asks_for_roots_and_its_file_operations_are_recorded() {
     let root = root.canonicalize().unwrap();
     let server =
         peers.join("npm/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js");
-    let output = Command::new(peers.join("venv/bin/python"))
-        .arg(repo().join("tests/peers/fs_client.py"))
+    let output = Command::new(python(&peers))
+        .arg(peer_script("fs_client.py"))
         .arg(&root)
         .arg(BIN)
         .args(["proxy", "--server-name", "files", "--db"])
@@ -587,12 +505,7 @@ fn the_filesystem_server_asks_for_roots_and_its_file_operations_are_recorded() {
         .arg(&root)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = json_output("fs_client.py", output);
     assert_eq!(seen["read"], "audited hello");
     // The file really was written by the server, through the proxy.
     assert_eq!(

@@ -1,6 +1,8 @@
 //! Tamper evidence: each way of editing the SQLite file behind our back (through rusqlite, not
 //! our API) is detected, with the exact finding; erasure through the supported path is not.
 
+mod backend;
+
 use mcp_audit_core::AuditEvent;
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner};
 use mcp_audit_store::integrity::{
@@ -20,21 +22,24 @@ struct Log {
 
 /// Ten events, then a signed checkpoint of all ten.
 fn log() -> (Log, OutsideCheckpoint) {
+    signed_log(RecorderConfig::default(), (0..10).map(backend::tool_event))
+}
+
+/// `events` recorded through the writer with `config`, then a signed checkpoint of all of them:
+/// how every log of these tests is made, whatever its length.
+fn signed_log(
+    config: RecorderConfig,
+    events: impl IntoIterator<Item = AuditEvent>,
+) -> (Log, OutsideCheckpoint) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
     let r = Recorder::start(
         SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
-        RecorderConfig::default(),
+        config,
     )
     .unwrap();
     let mut ids = Vec::new();
-    for i in 0..10 {
-        let e = AuditEvent::tool_execution(format!("tool{i}"))
-            .user("alice")
-            .input(json!({"n": i}))
-            .output(json!({"secret": format!("s{i}")}))
-            .build()
-            .unwrap();
+    for e in events {
         ids.push(e.id);
         r.record(e).unwrap();
     }
@@ -371,37 +376,18 @@ fn the_writer_refuses_to_start_on_a_log_that_no_longer_extends_its_checkpoint() 
 /// `n` small events recorded through the writer (which stores interior nodes as it goes), then
 /// a signed checkpoint of all of them.
 fn long_log(n: u64) -> (Log, OutsideCheckpoint) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.db");
-    let r = Recorder::start(
-        SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
-        RecorderConfig {
-            durability: mcp_audit_store::Durability::Batch,
-            ..RecorderConfig::default()
-        },
-    )
-    .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let e = AuditEvent::tool_execution("t")
-            .input(json!({"n": i}))
-            .build()
-            .unwrap();
-        ids.push(e.id);
-        r.record(e).unwrap();
-    }
-    r.shutdown().unwrap();
-    let signer = NoteSigner::generate("audit-test").unwrap();
-    let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-    let outside = sign_checkpoint(&mut store, &signer, ORIGIN).unwrap();
-    (
-        Log {
-            _dir: dir,
-            path,
-            signer,
-            ids,
-        },
-        outside,
+    let batch = RecorderConfig {
+        durability: mcp_audit_store::Durability::Batch,
+        ..RecorderConfig::default()
+    };
+    signed_log(
+        batch,
+        (0..n).map(|i| {
+            AuditEvent::tool_execution("t")
+                .input(json!({"n": i}))
+                .build()
+                .unwrap()
+        }),
     )
 }
 

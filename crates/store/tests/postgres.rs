@@ -150,37 +150,31 @@ fn a_writer_that_lost_its_seqs_to_another_writer_is_told_the_next_seq() {
     assert_eq!(db.count("SELECT COUNT(*) FROM events"), 0);
 }
 
+/// A tool call at midnight (UTC) of `day`, kept for `retention` when one is given: the events
+/// that fall into one monthly partition or another.
+fn dated(operation: &str, day: &str, retention: Option<&str>) -> AuditEvent {
+    let at = format!("{day}T00:00:00Z").parse::<Timestamp>().unwrap();
+    let event = AuditEvent::tool_execution(operation).timestamp(at);
+    match retention {
+        Some(retention) => event.retention(retention),
+        None => event,
+    }
+    .build()
+    .unwrap()
+}
+
 #[test]
 fn events_land_in_monthly_partitions_and_cleanup_drops_fully_expired_months_whole() {
     let Some(db) = pg() else { return };
     let r = Recorder::start(db.open(), RecorderConfig::default()).unwrap();
-    let at = |s: &str| s.parse::<Timestamp>().unwrap();
     for day in ["2020-01-05", "2020-01-20"] {
-        r.record(
-            AuditEvent::tool_execution("january")
-                .timestamp(at(&format!("{day}T00:00:00Z")))
-                .retention("30d")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        r.record(dated("january", day, Some("30d"))).unwrap();
     }
     // February holds one expired event and one kept forever: it is cleaned row by row.
-    r.record(
-        AuditEvent::tool_execution("february expired")
-            .timestamp(at("2020-02-03T00:00:00Z"))
-            .retention("30d")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    r.record(
-        AuditEvent::tool_execution("february kept")
-            .timestamp(at("2020-02-04T00:00:00Z"))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    r.record(dated("february expired", "2020-02-03", Some("30d")))
+        .unwrap();
+    r.record(dated("february kept", "2020-02-04", None))
+        .unwrap();
     r.shutdown().unwrap();
     let partitions = |db: &Db| {
         db.count(
@@ -211,13 +205,8 @@ fn events_land_in_monthly_partitions_and_cleanup_drops_fully_expired_months_whol
 
     // The writer recreates a dropped month when an event of it arrives again.
     let r = Recorder::start(store, RecorderConfig::default()).unwrap();
-    r.record(
-        AuditEvent::tool_execution("january again")
-            .timestamp(at("2020-01-06T00:00:00Z"))
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    r.record(dated("january again", "2020-01-06", None))
+        .unwrap();
     r.shutdown().unwrap();
     assert_eq!(partitions(&db), 2);
 }

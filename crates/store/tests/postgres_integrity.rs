@@ -45,12 +45,7 @@ fn logs(logs: usize, n: u64) -> Option<Logs> {
         .unwrap();
         let mut log_ids = Vec::new();
         for i in 0..n {
-            let e = AuditEvent::tool_execution(format!("tool{i}"))
-                .user("alice")
-                .input(json!({"n": i}))
-                .output(json!({"secret": format!("s{i}")}))
-                .build()
-                .unwrap();
+            let e = backend::tool_event(i);
             log_ids.push(e.id);
             r.record(e).unwrap();
         }

@@ -80,6 +80,29 @@ impl Drop for Server {
     }
 }
 
+/// What every test of this binary needs: this binary's lock on the server, a database on it,
+/// and the local cluster to stop. Dropped in field order: the server is started again before
+/// the database's schema is dropped, and the lock is released last.
+struct Outage {
+    server: Server,
+    db: Db,
+    _one: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Outage {
+    /// `None` (said) when there is no PostgreSQL to test or no local cluster to stop.
+    fn prepare() -> Option<Outage> {
+        let one = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+        let db = Db::new(Backend::Postgres)?;
+        let server = Server::local()?;
+        Some(Outage {
+            server,
+            db,
+            _one: one,
+        })
+    }
+}
+
 /// Whether the local server accepts connections.
 fn ready() -> bool {
     Command::new("pg_isready")
@@ -127,13 +150,10 @@ fn assert_leaves_match(db: &Db) {
 
 #[test]
 fn batch_mode_spools_while_the_server_is_down_and_replays_in_order_when_it_is_back() {
-    let _one = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(db) = Db::new(Backend::Postgres) else {
+    let Some(outage) = Outage::prepare() else {
         return;
     };
-    let Some(server) = Server::local() else {
-        return;
-    };
+    let Outage { server, db, .. } = &outage;
     let spool = db.dir.path().join("spool");
     let store = db
         .open_pg(PgOptions {
@@ -178,24 +198,21 @@ fn batch_mode_spools_while_the_server_is_down_and_replays_in_order_when_it_is_ba
     record(&r, 100, "after");
     let stats = r.shutdown().unwrap();
     assert_eq!((stats.recorded, stats.failed), (300, 0));
-    assert_eq!(log_in_order(&db, backend::LOG_ID), expected);
+    assert_eq!(log_in_order(db, backend::LOG_ID), expected);
     assert_eq!(
         std::fs::read_dir(&spool).unwrap().count(),
         0,
         "replayed and emptied"
     );
-    assert_leaves_match(&db);
+    assert_leaves_match(db);
 }
 
 #[test]
 fn a_spool_left_behind_is_replayed_by_the_next_writer_that_opens_it() {
-    let _one = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(db) = Db::new(Backend::Postgres) else {
+    let Some(outage) = Outage::prepare() else {
         return;
     };
-    let Some(server) = Server::local() else {
-        return;
-    };
+    let Outage { server, db, .. } = &outage;
     let spool = db.dir.path().join("spool");
     let options = |log_id: &str| PgOptions {
         log_id: Some(log_id.to_string()),
@@ -224,19 +241,16 @@ fn a_spool_left_behind_is_replayed_by_the_next_writer_that_opens_it() {
     let other = db.open_pg(options("next-proxy")).unwrap();
     drop(other);
     let expected: Vec<String> = (0..50).map(|i| format!("kept-{i}")).collect();
-    assert_eq!(log_in_order(&db, "proxy-that-dies"), expected);
+    assert_eq!(log_in_order(db, "proxy-that-dies"), expected);
     assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
 }
 
 #[test]
 fn sync_mode_waits_through_a_restart_and_fails_closed_after_the_timeout() {
-    let _one = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(db) = Db::new(Backend::Postgres) else {
+    let Some(outage) = Outage::prepare() else {
         return;
     };
-    let Some(server) = Server::local() else {
-        return;
-    };
+    let Outage { server, db, .. } = &outage;
     let r = Recorder::start(
         db.open_pg(PgOptions {
             reconnect_timeout: Duration::from_secs(4),
@@ -271,20 +285,17 @@ fn sync_mode_waits_through_a_restart_and_fails_closed_after_the_timeout() {
     r.record(event("last".into())).unwrap();
     r.shutdown().unwrap();
     assert_eq!(
-        log_in_order(&db, backend::LOG_ID),
+        log_in_order(db, backend::LOG_ID),
         ["first", "waited", "last"]
     );
 }
 
 #[test]
 fn a_full_spool_makes_writes_wait_and_then_fail_with_a_clear_error() {
-    let _one = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(db) = Db::new(Backend::Postgres) else {
+    let Some(outage) = Outage::prepare() else {
         return;
     };
-    let Some(server) = Server::local() else {
-        return;
-    };
+    let Outage { server, db, .. } = &outage;
     let spool = db.dir.path().join("spool");
     let r = Recorder::start(
         db.open_pg(PgOptions {
@@ -321,7 +332,7 @@ fn a_full_spool_makes_writes_wait_and_then_fail_with_a_clear_error() {
     r.record(event("after".into())).unwrap();
     let stats = r.shutdown().unwrap();
     // Every event is either in the log, in order, or was reported lost: none vanished.
-    let stored = log_in_order(&db, backend::LOG_ID);
+    let stored = log_in_order(db, backend::LOG_ID);
     assert_eq!(stored.len() as u64 + lost, 32);
     assert!(
         lost > 0 && stored.len() > 2,

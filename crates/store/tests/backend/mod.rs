@@ -4,12 +4,28 @@
 //! PostgreSQL comes from `MCP_AUDIT_TEST_PG`; each database is a schema of its own, dropped at
 //! the end. Without the variable the PostgreSQL variants say they were skipped, except under
 //! `CI=true`, where a missing server is a failure.
+//!
+//! It also holds what the SQLite-only and PostgreSQL-only twins of a suite share (the events of
+//! the tamper-evidence suites), so that the twins test the same thing.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
+use mcp_audit_core::AuditEvent;
 use mcp_audit_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+
+/// Event `i` of a tamper-evidence log (`integrity.rs`, `postgres_integrity.rs`): a call of
+/// `tool{i}` by alice whose output holds the secret `s{i}`. Both suites edit these fields
+/// behind the store's back and expect the same findings, so both build the same events.
+pub fn tool_event(i: u64) -> AuditEvent {
+    AuditEvent::tool_execution(format!("tool{i}"))
+        .user("alice")
+        .input(serde_json::json!({"n": i}))
+        .output(serde_json::json!({"secret": format!("s{i}")}))
+        .build()
+        .unwrap()
+}
 
 /// Which backend a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,141 @@
+//! What the proxy suites share (`proxy.rs` for stdio, `http_proxy.rs` for Streamable HTTP): the
+//! binary, the real MCP peers they drive, and reading back the trail a proxy recorded. One copy,
+//! so that both transports are checked against the same reading of the trail.
+
+// Each test binary that includes this module uses only part of it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use mcp_audit_core::Outcome;
+use mcp_audit_store::{Filter, SqliteOptions, SqliteStore, Store, StoredEvent};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
+
+/// The root of the repository (where `tests/peers/` and `.test-peers/` are).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The installed peers, or `None` (with a note) when they are not installed outside CI.
+pub fn peers() -> Option<PathBuf> {
+    let dir = repo().join(".test-peers");
+    if dir.join("venv/bin/python").exists() && dir.join("npm/node_modules").exists() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("the MCP test peers are not installed: run scripts/install-test-peers.sh");
+    }
+    eprintln!("skipped: MCP test peers not installed (run scripts/install-test-peers.sh)");
+    None
+}
+
+/// The Python of the peers' virtual environment (it has the official MCP SDK).
+pub fn python(peers: &Path) -> PathBuf {
+    peers.join("venv/bin/python")
+}
+
+/// A script of ours in `tests/peers/`.
+pub fn peer_script(name: &str) -> PathBuf {
+    repo().join("tests/peers").join(name)
+}
+
+/// `server-everything`'s entry point, which both transports' suites run as the upstream.
+pub fn everything_js(peers: &Path) -> PathBuf {
+    peers.join("npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// The one JSON object a peer printed, after checking that `what` succeeded.
+pub fn json_output(what: &str, output: Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A port that was just free on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every event of the trail in `db`, intents included.
+pub fn events(db: &Path) -> Vec<StoredEvent> {
+    try_events(db).unwrap()
+}
+
+/// The events, or why they can not be read (while the database is still being created).
+pub fn try_events(db: &Path) -> Result<Vec<StoredEvent>, mcp_audit_store::StoreError> {
+    let mut store = SqliteStore::open_read_only(db, SqliteOptions::default())?;
+    let mut all = Vec::new();
+    store.for_each(
+        &Filter {
+            include_pending: true,
+            ..Filter::default()
+        },
+        &mut |e| {
+            all.push(e);
+            Ok(())
+        },
+    )?;
+    Ok(all)
+}
+
+/// The events of `operation` with `outcome`.
+pub fn all_of<'a>(
+    events: &'a [StoredEvent],
+    operation: &str,
+    outcome: Outcome,
+) -> Vec<&'a StoredEvent> {
+    events
+        .iter()
+        .filter(|e| e.event.operation == operation && e.event.outcome == outcome)
+        .collect()
+}
+
+/// The one event of `operation` with `outcome` (a second one is a failure).
+pub fn one<'a>(events: &'a [StoredEvent], operation: &str, outcome: Outcome) -> &'a StoredEvent {
+    let found = all_of(events, operation, outcome);
+    assert_eq!(
+        found.len(),
+        1,
+        "exactly one {operation} {outcome}: {found:#?}"
+    );
+    found[0]
+}
+
+/// The intent of `operation` and its one outcome with `outcome`, after checking that the
+/// outcome completes that intent (sync mode records the intent before the call goes on).
+pub fn intent_and_outcome<'a>(
+    events: &'a [StoredEvent],
+    operation: &str,
+    outcome: Outcome,
+) -> (&'a StoredEvent, &'a StoredEvent) {
+    let intent = one(events, operation, Outcome::Pending);
+    let done = one(events, operation, outcome);
+    assert_eq!(done.event.completes, Some(intent.event.id), "{operation}");
+    (intent, done)
+}
+
+/// The event's error message, which the test expects it to have.
+pub fn error_message(e: &StoredEvent) -> &str {
+    e.event
+        .payload
+        .error_message
+        .as_deref()
+        .expect("an error message")
+}
+
+/// The `key` of the event's details (`null` when it has none), which the test expects it to
+/// have. A copy, so that it compares with `json!` values and plain literals alike.
+pub fn detail(e: &StoredEvent, key: &str) -> Value {
+    e.event.payload.details.as_ref().expect("details")[key].clone()
+}
