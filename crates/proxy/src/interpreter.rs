@@ -692,10 +692,10 @@ impl Interpreter {
 
     /// The value itself, or, past the capture limit, an excerpt with the full size and hash.
     fn capture(&self, value: Value) -> Value {
-        let text = value.to_string();
-        if text.len() <= self.config.capture_limit {
+        if fits(&value, self.config.capture_limit) {
             return value;
         }
+        let text = value.to_string();
         let mut cut = self.config.capture_limit;
         while !text.is_char_boundary(cut) {
             cut -= 1;
@@ -707,6 +707,25 @@ impl Interpreter {
             "excerpt": &text[..cut],
         })
     }
+}
+
+/// Whether `value` encodes to at most `limit` bytes of JSON. Counts without building the text
+/// and stops at the limit: this runs for every argument and result, and nearly all fit.
+fn fits(value: &Value, limit: usize) -> bool {
+    struct Budget(usize);
+    impl std::io::Write for Budget {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self
+                .0
+                .checked_sub(buf.len())
+                .ok_or_else(|| std::io::Error::other("over the capture limit"))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Budget(limit), value).is_ok()
 }
 
 fn record(builder: mcp_audit_core::EventBuilder, before_forwarding: bool) -> Record {
@@ -1005,6 +1024,15 @@ mod tests {
             Some("2026-07-28")
         );
         assert_eq!(done[0].event.actor.client_name.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_value_fits_the_capture_limit_up_to_its_last_byte() {
+        let v = json!({"a": "bc"}); // {"a":"bc"}: 10 bytes
+        assert_eq!(v.to_string().len(), 10);
+        assert!(fits(&v, 10));
+        assert!(!fits(&v, 9));
+        assert!(!fits(&json!("x".repeat(100_000)), 64));
     }
 
     #[test]
