@@ -103,7 +103,11 @@ fn main() {
         c.join().expect("caller");
     }
     let sync_rate = (per_caller * 64) as f64 / started.elapsed().as_secs_f64();
-    println!("sync ingest, 64 callers:                  {sync_rate:>10.0} events/s");
+    let stats = recorder.stats();
+    println!(
+        "sync ingest, 64 callers:                  {sync_rate:>10.0} events/s ({:.1} events per commit)",
+        stats.recorded as f64 / stats.batches.max(1) as f64
+    );
 
     // One sync caller: latency of one durable record.
     let mut latencies: Vec<Duration> = (0..2_000u64)
