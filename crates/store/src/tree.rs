@@ -2,8 +2,9 @@
 //! where there are some, the leaves below them where not.
 //!
 //! A missing node (a database from before nodes were kept, or nodes lost in a crash before
-//! the writer stored them) is recomputed from the level below and written back, so the first
-//! proof in an old log pays for the rehash once and every later one is O(log n) reads.
+//! the writer stored them) is recomputed from the level below and written back, so whatever
+//! first needs it (the writer building its right edge at start, or a proof) pays for the rehash
+//! once, and every later read is O(log n).
 
 use mcp_audit_core::tiles::{Node, TILE_HEIGHT};
 use mcp_audit_core::{Hash, merkle};
