@@ -244,43 +244,8 @@ fn the_proxy_signs_checkpoints_while_it_records_and_posts_them() {
         .status
         .success()
     );
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .args([
-            "proxy",
-            "--db",
-            "a.db",
-            "--durability",
-            "batch",
-            "--checkpoint-key",
-            "k.key",
-        ])
-        .args([
-            "--checkpoint-every",
-            "2",
-            "--checkpoint-out",
-            "cp.jsonl",
-            "--checkpoint-post",
-            &collector.url,
-            "--",
-            "cat",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap();
-        for i in 0..3 {
-            writeln!(
-                stdin,
-                r#"{{"jsonrpc":"2.0","method":"notifications/x{i}"}}"#
-            )
-            .unwrap();
-        }
-    }
-    assert!(child.wait().unwrap().success());
+    let out = proxy_signing_and_posting(dir.path(), &collector.url);
+    assert!(out.status.success(), "{}", text(&out));
     let lines = std::fs::read_to_string(dir.path().join("cp.jsonl")).unwrap();
     // How many depends on how the writer grouped the commits (every-N is tested in the store);
     // at least the one at shutdown, covering everything.
@@ -352,6 +317,62 @@ fn a_later_checkpoint_is_proven_to_extend_an_earlier_one_and_a_rewritten_log_is_
     );
     assert!(!out.status.success());
     assert!(text(&out).contains("does not extend"), "{}", text(&out));
+}
+
+/// Runs the proxy in front of `cat` with three notifications, signing a checkpoint every two
+/// entries (kept in `cp.jsonl`) and posting each to `url`.
+fn proxy_signing_and_posting(dir: &Path, url: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(["proxy", "--db", "a.db", "--durability", "batch"])
+        .args(["--checkpoint-key", "k.key", "--checkpoint-every", "2"])
+        .args(["--checkpoint-out", "cp.jsonl", "--checkpoint-post", url])
+        .args(["--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for i in 0..3 {
+            writeln!(
+                stdin,
+                r#"{{"jsonrpc":"2.0","method":"notifications/x{i}"}}"#
+            )
+            .unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_proxy_whose_checkpoints_cannot_be_posted_exits_with_an_error_but_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(
+            dir.path(),
+            &["keygen", "--name", "proxy-test", "--out", "k.key"]
+        )
+        .status
+        .success()
+    );
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = proxy_signing_and_posting(dir.path(), &format!("http://127.0.0.1:{port}/cp"));
+    assert!(!out.status.success());
+    assert!(text(&out).contains("could not be posted"), "{}", text(&out));
+    // The trail and its checkpoints are whole all the same.
+    let out = run(
+        dir.path(),
+        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// A real HTTP endpoint that keeps the bodies posted to it (a stand-in for a witness).
