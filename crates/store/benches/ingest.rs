@@ -140,7 +140,11 @@ fn main() {
     let space = store.space_used().expect("dbstat");
     let index_bytes: u64 = space
         .iter()
-        .filter(|(name, _)| name.starts_with("events_") || name.starts_with("sqlite_autoindex"))
+        .filter(|(name, _)| {
+            name.starts_with("events_")
+                || name.starts_with("sqlite_autoindex")
+                || name == "event_keys"
+        })
         .map(|(_, b)| b)
         .sum();
     println!(

@@ -25,6 +25,22 @@ impl Store for Box<dyn Store> {
         (**self).append(entries)
     }
 
+    fn settle(&mut self) -> Result<(), StoreError> {
+        (**self).settle()
+    }
+
+    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
+        (**self).lookup_bound()
+    }
+
+    fn lookup_digest(
+        &mut self,
+        state: &std::collections::hash_map::RandomState,
+        below: u64,
+    ) -> Result<u64, StoreError> {
+        (**self).lookup_digest(state, below)
+    }
+
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         (**self).query(query)
     }

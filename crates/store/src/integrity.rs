@@ -10,6 +10,7 @@
 //! `outside`) close that gap.
 
 use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
@@ -18,7 +19,7 @@ use mcp_audit_core::{EventId, Hash, merkle, tiles};
 use serde::Serialize;
 
 use crate::error::StoreError;
-use crate::store::{IndexedColumns, LogEntry, Store};
+use crate::store::{IndexedColumns, LogEntry, LookupField, Store, lookup_key_hash};
 use crate::tree::TreeSource;
 
 /// What is wrong with one entry, or with the log as a whole.
@@ -44,6 +45,9 @@ pub enum Finding {
     TruncatedTail { checkpoint_size: u64, log_size: u64 },
     /// A checkpoint whose signature does not verify with the given key.
     BadSignature { size: u64, problem: String },
+    /// The backend's lookup index (sessions, users, operations) disagrees with the events below
+    /// `below`: a key was deleted, added or changed, so keyed queries would be misled.
+    LookupIndex { below: u64 },
 }
 
 /// The result of [`verify`].
@@ -87,37 +91,68 @@ pub fn verify(
     let mut report = Report::default();
     let log_size = store.next_seq()?;
     let read = AtomicU64::new(0);
+    // The lookup index, summed on a thread of its own for a long log while the two halves
+    // sum the same keys from the rows (see `Store::lookup_digest`); keyed afresh for this run.
+    let state = RandomState::new();
+    let below = store.lookup_bound()?;
+    let keys = below.map(|b| (&state, b));
+    let long = log_size >= PARALLEL_FROM;
+    let second = if long { store.another_reader()? } else { None };
+    let third = match (long, below) {
+        (true, Some(_)) => store.another_reader()?,
+        _ => None,
+    };
 
     // Each entry checked on its own, in two halves on two threads for a long log.
-    let second = match log_size >= PARALLEL_FROM {
-        true => store.another_reader()?,
-        false => None,
-    };
-    let (low, high) = match second {
+    let (low, high, index_sum) = match second {
         Some(mut other) => {
             let mid = log_size / 2;
             std::thread::scope(|scope| {
                 let read = &read;
+                let state = &state;
                 let high = scope.spawn(move || {
-                    check_entries(&mut *other, mid, u64::MAX, log_size, read, &mut |_| {})
+                    check_entries(
+                        &mut *other,
+                        mid,
+                        u64::MAX,
+                        log_size,
+                        keys,
+                        read,
+                        &mut |_| {},
+                    )
                 });
-                let low = check_entries(store, 0, mid, log_size, read, progress);
-                let high = high.join().unwrap_or_else(|_| {
-                    Err(StoreError::Database("the verifying thread failed".into()))
+                let index_sum = third.map(|mut third| {
+                    scope.spawn(move || third.lookup_digest(state, below.unwrap_or(0)))
                 });
-                (low, high)
+                let low = check_entries(store, 0, mid, log_size, keys, read, progress);
+                let failed = || StoreError::Database("a verifying thread failed".into());
+                let high = high.join().unwrap_or_else(|_| Err(failed()));
+                let index_sum = index_sum.map(|h| h.join().unwrap_or_else(|_| Err(failed())));
+                (low, high, index_sum)
             })
         }
         None => (
-            check_entries(store, 0, u64::MAX, log_size, &read, progress),
-            Ok(Vec::new()),
+            check_entries(store, 0, u64::MAX, log_size, keys, &read, progress),
+            Ok((Vec::new(), 0)),
+            None,
         ),
+    };
+    let index_sum = match (index_sum, below) {
+        (Some(sum), _) => Some(sum?),
+        (None, Some(b)) => Some(store.lookup_digest(&state, b)?),
+        (None, None) => None,
     };
 
     // Then in order: what is missing, extra or moved can only be seen across entries.
     let mut leaves: Vec<Option<Hash>> = Vec::with_capacity(log_size as usize);
     let mut stored: Vec<(u64, Hash, Hash, Hash)> = Vec::new(); // seq, stored leaf, digest, commitment
-    for checked in low?.into_iter().chain(high?) {
+    let ((low, low_keys), (high, high_keys)) = (low?, high?);
+    if let (Some(sum), Some(below)) = (index_sum, below) {
+        if low_keys.wrapping_add(high_keys) != sum {
+            report.findings.push(Finding::LookupIndex { below });
+        }
+    }
+    for checked in low.into_iter().chain(high) {
         let seq = checked.seq;
         report.entries += 1;
         while (leaves.len() as u64) < seq.min(log_size) {
@@ -252,17 +287,25 @@ struct LeafMismatch {
     commitment: Hash,
 }
 
-/// Checks each entry with seq in `from..to`, counting into `read`.
+/// Checks each entry with seq in `from..to`, counting into `read`; with `keys`, also sums the
+/// lookup keys of the entries below its bound from their columns (see `LookupDigest`).
 fn check_entries(
     store: &mut (impl Store + ?Sized),
     from: u64,
     to: u64,
     log_size: u64,
+    keys: Option<(&RandomState, u64)>,
     read: &AtomicU64,
     progress: &mut dyn FnMut(u64),
-) -> Result<Vec<Checked>, StoreError> {
+) -> Result<(Vec<Checked>, u64), StoreError> {
     let mut out = Vec::with_capacity(to.min(log_size).saturating_sub(from) as usize);
+    let mut key_sum = 0u64;
     store.scan_log(from, to, &mut |entry| {
+        if let Some((state, below)) = keys {
+            if entry.seq < below {
+                key_sum = key_sum.wrapping_add(entry_keys(state, entry));
+            }
+        }
         out.push(check_entry(entry, log_size));
         if out.len() % 65_536 == 0 {
             progress(read.fetch_add(65_536, Ordering::Relaxed) + 65_536);
@@ -270,7 +313,21 @@ fn check_entries(
         Ok(())
     })?;
     read.fetch_add(out.len() as u64 % 65_536, Ordering::Relaxed);
-    Ok(out)
+    Ok((out, key_sum))
+}
+
+/// The sum of one entry's lookup-key hashes, from its indexed columns (which `check_entry`
+/// holds to its hashed metadata).
+fn entry_keys(state: &RandomState, entry: &LogEntry<'_>) -> u64 {
+    let c = &entry.columns;
+    let mut sum = lookup_key_hash(state, LookupField::Operation, c.operation, entry.seq);
+    if let Some(s) = c.session_id {
+        sum = sum.wrapping_add(lookup_key_hash(state, LookupField::Session, s, entry.seq));
+    }
+    if let Some(u) = c.user_id {
+        sum = sum.wrapping_add(lookup_key_hash(state, LookupField::User, u, entry.seq));
+    }
+    sum
 }
 
 fn check_entry(entry: &LogEntry<'_>, log_size: u64) -> Checked {
@@ -315,6 +372,7 @@ fn finding_seq(f: &Finding) -> u64 {
         | Finding::MissingEntry { seq }
         | Finding::ExtraEntry { seq } => *seq,
         Finding::CheckpointMismatch { size } | Finding::BadSignature { size, .. } => *size,
+        Finding::LookupIndex { below } => *below,
         Finding::TruncatedTail {
             checkpoint_size, ..
         } => *checkpoint_size,
@@ -438,6 +496,7 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
             Finding::Reordered { .. } => "reordered",
             Finding::MissingEntry { .. } => "missing entry",
             Finding::ExtraEntry { .. } => "extra entry",
+            Finding::LookupIndex { .. } => "lookup index mismatch",
             Finding::CheckpointMismatch { .. } => "checkpoint mismatch",
             Finding::TruncatedTail { .. } => "truncated tail",
             Finding::BadSignature { .. } => "bad signature",

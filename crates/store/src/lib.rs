@@ -54,4 +54,4 @@ pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use store::{Entry, IndexedColumns, LogEntry, ProofEntry, Store};
+pub use store::{Entry, IndexedColumns, LogEntry, LookupField, ProofEntry, Store, lookup_key_hash};

@@ -58,6 +58,25 @@ pub struct ProofEntry {
     pub payload: Option<(Vec<u8>, String)>,
 }
 
+/// Which column a lookup key comes from, as [`lookup_key_hash`] tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupField {
+    Session = 1,
+    User = 2,
+    Operation = 3,
+}
+
+/// One lookup key's term of [`Store::lookup_digest`], under the run's random key `state`.
+pub fn lookup_key_hash(
+    state: &std::collections::hash_map::RandomState,
+    field: LookupField,
+    value: &str,
+    seq: u64,
+) -> u64 {
+    use std::hash::BuildHasher;
+    state.hash_one((field as u8, value, seq))
+}
+
 /// A backend. One value is one connection's worth of state; the writer owns one, and each
 /// reader opens its own.
 pub trait Store: Send + 'static {
@@ -71,6 +90,32 @@ pub trait Store: Send + 'static {
     /// all or none. When another process appended to the log first, writes nothing and returns
     /// [`StoreError::SeqConflict`] with the log's next seq, for the writer to renumber.
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError>;
+
+    /// Where the backend's own lookup index ends, when it keeps one beside the events (as
+    /// SQLite does for sessions, users and operations): it holds the keys of every event below.
+    /// `None` when there is no such index to check.
+    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// The lookup index summed for `verify`: the wrapping sum of [`lookup_key_hash`] under
+    /// `state` over every key it holds for an event below `below`. `verify` sums the same over
+    /// the rows' own columns; a key deleted, added or changed makes the sums differ, and the
+    /// hash is keyed afresh for each run, so that no edit can be made to balance out.
+    fn lookup_digest(
+        &mut self,
+        _state: &std::collections::hash_map::RandomState,
+        _below: u64,
+    ) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Upkeep for a moment when the writer has nothing queued: SQLite adds the lookup keys of
+    /// its most recent events to their index (see the `sqlite::keys` module). Never needed for
+    /// correctness; a failure is logged by the writer and the next append goes on as usual.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// One page of events, newest first.
     fn query(&mut self, query: &Query) -> Result<Page, StoreError>;

@@ -48,7 +48,21 @@ pub(crate) fn run(
     mut checkpointer: Option<Checkpointer>,
 ) {
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
-    while let Some(first) = commands.blocking_recv() {
+    loop {
+        let first = match commands.try_recv() {
+            Ok(command) => command,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Nothing queued: a moment for the store's upkeep, then wait.
+                if let Err(error) = store.settle() {
+                    tracing::warn!(%error, "store upkeep failed; it is retried when next idle");
+                }
+                match commands.blocking_recv() {
+                    Some(command) => command,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
         let mut pending = Some(first);
         let mut stop = false;
         while let Some(command) = pending.take() {

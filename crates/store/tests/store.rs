@@ -417,7 +417,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        4
+        5
     );
     let legacy = db
         .reader()
@@ -451,7 +451,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 4,
+                supported: 5,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }

@@ -4,6 +4,7 @@
 
 use rusqlite::{Connection, params};
 
+use super::keys;
 use crate::columns;
 use crate::store::Entry;
 
@@ -116,6 +117,27 @@ pub(super) fn append(
             "UPDATE log_state SET value = ?1 WHERE key = 'next_seq'",
             [(last.seq + 1).to_string()],
         )?;
+        let indexed_to = keys::indexed_to(&tx)?;
+        if last.seq + 1 - indexed_to >= keys::BULK {
+            keys::index_tail(&tx, indexed_to, last.seq + 1)?;
+        }
     }
     tx.commit().map(Ok)
+}
+
+/// Adds the keys of the unindexed tail when it is at least [`keys::SETTLE`] long: what the
+/// writer does when it has nothing queued. Returns whether it wrote anything.
+pub(super) fn settle(conn: &mut Connection) -> Result<bool, rusqlite::Error> {
+    // A look without the write lock first: most idle moments have nothing to do.
+    if next_seq(conn)?.saturating_sub(keys::indexed_to(conn)?) < keys::SETTLE {
+        return Ok(false);
+    }
+    let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let (from, to) = (keys::indexed_to(&tx)?, next_seq(&tx)?);
+    if to.saturating_sub(from) < keys::SETTLE {
+        return Ok(false);
+    }
+    keys::index_tail(&tx, from, to)?;
+    tx.commit()?;
+    Ok(true)
 }

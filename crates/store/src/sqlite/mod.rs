@@ -5,6 +5,7 @@
 //! why each index exists.
 
 mod append;
+mod keys;
 mod log;
 pub(crate) mod migrations;
 mod read;
@@ -286,6 +287,26 @@ impl Store for SqliteStore {
             Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
             Err(e) => Err(self.map(e)),
         }
+    }
+
+    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
+        keys::indexed_to(&self.conn)
+            .map(Some)
+            .map_err(|e| self.map(e))
+    }
+
+    fn lookup_digest(
+        &mut self,
+        state: &std::collections::hash_map::RandomState,
+        below: u64,
+    ) -> Result<u64, StoreError> {
+        keys::digest(&self.conn, state, below).map_err(|e| self.map(e))
+    }
+
+    fn settle(&mut self) -> Result<(), StoreError> {
+        append::settle(&mut self.conn)
+            .map(|_| ())
+            .map_err(|e| self.map(e))
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {

@@ -16,7 +16,9 @@ pub(super) fn summary(
     store: &mut SqliteStore,
     scope: &SummaryScope,
 ) -> Result<Summary, StoreError> {
-    let w = Where::from_filter(&scope_filter(scope), placeholder);
+    let filter = scope_filter(scope);
+    let mut w = Where::from_filter(&filter, placeholder);
+    super::keys::restrict(&mut w, &filter);
     let sql = format!(
         "SELECT e.kind, e.outcome, COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review)
            FROM events e {} GROUP BY e.kind, e.outcome",
@@ -55,7 +57,8 @@ pub(super) fn tool_stats(
     store: &mut SqliteStore,
     filter: &Filter,
 ) -> Result<Vec<ToolStats>, StoreError> {
-    let w = tool_executions(filter, placeholder);
+    let mut w = tool_executions(filter, placeholder);
+    super::keys::restrict(&mut w, filter);
     let sql = format!(
         "SELECT e.operation, e.outcome, e.duration_us FROM events e {}",
         w.sql()
@@ -103,7 +106,18 @@ pub(super) fn delete_expired(
         dry_run,
     };
     if !dry_run {
-        // Children first, so that no lineage or compliance row outlives its event.
+        // Children first, so that no lineage or compliance row outlives its event; the lookup
+        // keys by their own primary key, from the events' columns.
+        tx.execute(
+            "DELETE FROM event_keys WHERE (field, value, seq) IN (
+                 SELECT 1, session_id, seq FROM events
+                  WHERE expires_at < ?1 AND session_id IS NOT NULL
+                 UNION ALL SELECT 2, user_id, seq FROM events
+                  WHERE expires_at < ?1 AND user_id IS NOT NULL
+                 UNION ALL SELECT 3, operation, seq FROM events WHERE expires_at < ?1)",
+            [now],
+        )
+        .map_err(map)?;
         for table in ["data_sources", "compliance_events", "payloads", "events"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE seq IN ({expired})"),

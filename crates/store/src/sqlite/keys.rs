@@ -1,0 +1,171 @@
+//! Lookup keys indexed in bulk: the session, user and operation of each event, in the
+//! `event_keys` table, written a few thousand events at a time instead of with every commit.
+//!
+//! Why not ordinary indexes on `events`: their keys are random (a thousand users, ten thousand
+//! sessions), so each event lands on its own leaf page of each index, and every commit writes
+//! every page it touched into the WAL in full. With 30-odd events per `sync` commit that was
+//! about a hundred 16 KB pages per commit for a few kilobytes of data, and the writer spent most
+//! of its time writing them. Deferred, the keys of [`BULK`] events go in at once, sorted, and
+//! share their pages: a few times fewer page writes per event.
+//!
+//! What keeps this correct: `log_state.indexed_to` says how far `event_keys` reaches, and is
+//! moved in the same transaction that adds the keys. Events from there on (the *tail*, fewer
+//! than [`BULK`]) are found by reading them directly, which [`restrict`] builds into every
+//! keyed lookup, so a query sees every event whether or not its keys are in yet.
+
+use rusqlite::Connection;
+
+use crate::query::Filter;
+use crate::sql::{SqlValue, Where};
+use crate::store::{LookupField, lookup_key_hash};
+
+/// How many unindexed events the writer lets gather before it adds their keys. Larger means
+/// fewer page writes per event and a longer tail for keyed queries to read row by row (about a
+/// millisecond per thousand events).
+pub(super) const BULK: u64 = 4_096;
+
+/// When the writer has nothing queued, it indexes a tail at least this long, so that a quiet
+/// log does not keep a tail of thousands of events for its queries to read.
+pub(super) const SETTLE: u64 = 256;
+
+/// The columns kept in `event_keys`; the number that stands for each there is its
+/// [`LookupField`] discriminant.
+type Field = LookupField;
+
+/// The events table's column of `field`.
+fn column(field: Field) -> &'static str {
+    match field {
+        Field::Session => "session_id",
+        Field::User => "user_id",
+        Field::Operation => "operation",
+    }
+}
+
+/// The SQL that adds the keys of the events from `?1` on, sorted by key so that the B-tree is
+/// filled page by page. `OR IGNORE`: a key already present (a migration that indexed
+/// everything, say) is not an error.
+const INDEX_FROM: &str = "
+    INSERT OR IGNORE INTO event_keys (field, value, seq)
+        SELECT 1, session_id, seq FROM events WHERE seq >= ?1 AND session_id IS NOT NULL
+        UNION ALL SELECT 2, user_id, seq FROM events WHERE seq >= ?1 AND user_id IS NOT NULL
+        UNION ALL SELECT 3, operation, seq FROM events WHERE seq >= ?1
+        ORDER BY 1, 2, 3";
+
+/// Where `event_keys` ends: the first seq whose keys are not in it yet.
+pub(super) fn indexed_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT value FROM log_state WHERE key = 'indexed_to'",
+            [],
+            |r| r.get(0),
+        )
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    match text {
+        None => Ok(0),
+        Some(t) => t.parse::<u64>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        }),
+    }
+}
+
+/// Adds the keys of every event from `from` up to `to` (the log's next seq), inside the
+/// caller's transaction, and moves `indexed_to` to `to`.
+pub(super) fn index_tail(conn: &Connection, from: u64, to: u64) -> Result<(), rusqlite::Error> {
+    if to <= from {
+        return Ok(());
+    }
+    conn.prepare_cached(INDEX_FROM)?.execute([from as i64])?;
+    conn.prepare_cached(
+        "INSERT INTO log_state (key, value) VALUES ('indexed_to', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([to.to_string()])?;
+    Ok(())
+}
+
+/// `event_keys` summed for `verify` (see `Store::lookup_digest`): every key below `below`.
+pub(super) fn digest(
+    conn: &Connection,
+    state: &std::collections::hash_map::RandomState,
+    below: u64,
+) -> Result<u64, rusqlite::Error> {
+    let mut sum = 0u64;
+    let mut stmt = conn.prepare("SELECT field, value, seq FROM event_keys WHERE seq < ?1")?;
+    let mut rows = stmt.query([below as i64])?;
+    while let Some(row) = rows.next()? {
+        let field = match row.get::<_, i64>(0)? {
+            1 => Field::Session,
+            2 => Field::User,
+            3 => Field::Operation,
+            // A field no writer uses: an edit, which must make the sums differ.
+            _ => {
+                sum = sum.wrapping_add(1);
+                continue;
+            }
+        };
+        let value = row.get_ref(1)?.as_str().unwrap_or("\u{0}not text");
+        let seq = row.get::<_, i64>(2)? as u64;
+        sum = sum.wrapping_add(lookup_key_hash(state, field, value, seq));
+    }
+    Ok(sum)
+}
+
+/// The keyed column of `filter` that narrows it most, if any: a session has fewer events than
+/// a user, a user fewer than a tool.
+fn driving_key(filter: &Filter) -> Option<(Field, &str)> {
+    filter
+        .session_id
+        .as_deref()
+        .map(|v| (Field::Session, v))
+        .or_else(|| filter.user_id.as_deref().map(|v| (Field::User, v)))
+        .or_else(|| filter.operation.as_deref().map(|v| (Field::Operation, v)))
+}
+
+/// Narrows `w` (built from `filter`, over `events e`) to the seqs that `event_keys` lists for
+/// the filter's most selective keyed column, plus the events of the unindexed tail that match
+/// it.
+///
+/// SQLite turns `e.seq IN (...)` into seeks on the events table's primary key, in `seq` order
+/// (backwards for a newest-first page, stopping at its limit).
+pub(super) fn restrict(w: &mut Where, filter: &Filter) {
+    let Some((field, value)) = driving_key(filter) else {
+        return;
+    };
+    let column = column(field);
+    let field = w.bind(SqlValue::Int(field as i64));
+    let value = w.bind(SqlValue::Text(value.to_string()));
+    w.push_clause(format!(
+        "e.seq IN (
+            SELECT k.seq FROM event_keys k WHERE k.field = {field} AND k.value = {value}
+            UNION ALL
+            SELECT t.seq FROM events t
+             WHERE t.{column} = {value} AND t.seq >= COALESCE(
+                (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0))"
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_drives_before_the_user_and_the_user_before_the_tool() {
+        let mut filter = Filter {
+            operation: Some("search".into()),
+            ..Filter::default()
+        };
+        assert!(matches!(
+            driving_key(&filter),
+            Some((Field::Operation, "search"))
+        ));
+        filter.user_id = Some("alice".into());
+        assert!(matches!(driving_key(&filter), Some((Field::User, "alice"))));
+        filter.session_id = Some("s1".into());
+        assert!(matches!(driving_key(&filter), Some((Field::Session, "s1"))));
+        assert!(driving_key(&Filter::default()).is_none());
+    }
+}

@@ -1,0 +1,308 @@
+//! SQLite's session, user and operation keys are indexed in bulk (`event_keys`, a few thousand
+//! events at a time), and the most recent events are found by reading them. These tests hold
+//! the two parts to one answer: a keyed query, count, summary or statistic sees every event,
+//! whether its keys are indexed yet or not, and cleanup leaves no key behind.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use mcp_audit_core::{AuditEvent, Policy, SealedEvent, seal};
+use mcp_audit_store::{
+    Entry, Filter, PageStart, Query, SqliteOptions, SqliteStore, Store, SummaryScope,
+};
+use rusqlite::Connection;
+
+/// The i-th test event: 3 users, 5 sessions, 2 tools, spread so that every combination occurs.
+fn event(i: u64, expired: bool) -> SealedEvent {
+    let mut builder = AuditEvent::tool_execution(format!("tool-{}", i % 2))
+        .user(format!("user-{}", i % 3))
+        .session(format!("session-{}", i % 5))
+        .duration_us(i);
+    if expired {
+        builder = builder
+            .timestamp("2020-01-01T00:00:00Z".parse().unwrap())
+            .retention("30d");
+    }
+    let mut event = builder.build().unwrap();
+    Policy::default().apply(&mut event).unwrap();
+    seal(event).unwrap()
+}
+
+/// Appends events `from..to` straight to the store, in one transaction.
+fn append(store: &mut SqliteStore, from: u64, to: u64, expired: impl Fn(u64) -> bool) {
+    let sealed: Vec<SealedEvent> = (from..to).map(|i| event(i, expired(i))).collect();
+    let entries: Vec<Entry<'_>> = sealed
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let seq = from + k as u64;
+            Entry {
+                seq,
+                leaf_hash: s.leaf_hash(seq),
+                sealed: s,
+            }
+        })
+        .collect();
+    store.append(&entries).unwrap();
+}
+
+fn scalar(path: &std::path::Path, sql: &str) -> i64 {
+    Connection::open(path)
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+fn indexed_to(path: &std::path::Path) -> i64 {
+    scalar(
+        path,
+        "SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'",
+    )
+}
+
+/// Every seq a filter finds, read page by page through cursors of `page` events.
+fn seqs_by_pages(store: &mut SqliteStore, filter: &Filter, page: u32) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    let mut start = PageStart::Newest;
+    loop {
+        let p = store
+            .query(&Query {
+                filter: filter.clone(),
+                limit: page,
+                start: start.clone(),
+            })
+            .unwrap();
+        seqs.extend(p.events.iter().map(|e| e.seq));
+        match p.next {
+            Some(cursor) => start = PageStart::After(cursor),
+            None => return seqs,
+        }
+    }
+}
+
+/// The seqs among `0..n` that the i-th event's user/session/tool rule gives to `filter`.
+fn expected(n: u64, filter: &Filter) -> Vec<u64> {
+    let keep = |i: u64| {
+        filter
+            .user_id
+            .as_ref()
+            .is_none_or(|u| *u == format!("user-{}", i % 3))
+            && filter
+                .session_id
+                .as_ref()
+                .is_none_or(|s| *s == format!("session-{}", i % 5))
+            && filter
+                .operation
+                .as_ref()
+                .is_none_or(|o| *o == format!("tool-{}", i % 2))
+    };
+    (0..n).rev().filter(|&i| keep(i)).collect()
+}
+
+fn filters() -> Vec<Filter> {
+    vec![
+        Filter {
+            user_id: Some("user-1".into()),
+            ..Filter::default()
+        },
+        Filter {
+            session_id: Some("session-3".into()),
+            ..Filter::default()
+        },
+        Filter {
+            operation: Some("tool-0".into()),
+            ..Filter::default()
+        },
+        Filter {
+            user_id: Some("user-2".into()),
+            operation: Some("tool-1".into()),
+            ..Filter::default()
+        },
+        Filter {
+            session_id: Some("session-4".into()),
+            user_id: Some("user-0".into()),
+            ..Filter::default()
+        },
+    ]
+}
+
+/// Checks every way of reading `filters()` against what the first `n` events should give.
+fn assert_keyed_reads_match(store: &mut SqliteStore, n: u64) {
+    for filter in filters() {
+        let want = expected(n, &filter);
+        assert_eq!(
+            seqs_by_pages(store, &filter, 37),
+            want,
+            "cursor pages of {filter:?}"
+        );
+        assert_eq!(
+            store.count(&filter).unwrap(),
+            want.len() as u64,
+            "{filter:?}"
+        );
+        let mut streamed = Vec::new();
+        store
+            .for_each(&filter, &mut |e| {
+                streamed.push(e.seq);
+                Ok(())
+            })
+            .unwrap();
+        streamed.reverse();
+        assert_eq!(streamed, want, "export of {filter:?}");
+        let offset_page = store
+            .query(&Query {
+                filter: filter.clone(),
+                limit: 10,
+                start: PageStart::Offset(55),
+            })
+            .unwrap();
+        let got: Vec<u64> = offset_page.events.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            got,
+            want.iter().skip(55).take(10).copied().collect::<Vec<_>>(),
+            "offset page of {filter:?}"
+        );
+    }
+    let summary = store.summary(&SummaryScope::User("user-1".into())).unwrap();
+    assert_eq!(
+        summary.tool_executions,
+        (0..n).filter(|i| i % 3 == 1).count() as u64
+    );
+    let summary = store
+        .summary(&SummaryScope::Session("session-2".into()))
+        .unwrap();
+    assert_eq!(
+        summary.total_operations,
+        (0..n).filter(|i| i % 5 == 2).count() as u64
+    );
+    let stats = store
+        .tool_stats(&Filter {
+            operation: Some("tool-1".into()),
+            ..Filter::default()
+        })
+        .unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].calls, n / 2);
+}
+
+#[test]
+fn keyed_reads_see_events_whether_their_keys_are_indexed_yet_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+
+    // Nothing indexed yet: every event is in the tail.
+    append(&mut store, 0, 300, |_| false);
+    assert_eq!(scalar(&path, "SELECT COUNT(*) FROM event_keys"), 0);
+    assert_keyed_reads_match(&mut store, 300);
+
+    // The append that makes the tail reach the bulk size indexes all of it at once.
+    append(&mut store, 300, 4_500, |_| false);
+    assert_eq!(indexed_to(&path), 4_500);
+    assert_eq!(scalar(&path, "SELECT COUNT(*) FROM event_keys"), 3 * 4_500);
+    assert_keyed_reads_match(&mut store, 4_500);
+
+    // A new tail after the indexed part: pages cross from one to the other.
+    append(&mut store, 4_500, 4_700, |_| false);
+    assert_eq!(indexed_to(&path), 4_500);
+    assert_keyed_reads_match(&mut store, 4_700);
+
+    // Upkeep when idle leaves a short tail alone and indexes a longer one.
+    store.settle().unwrap();
+    assert_eq!(indexed_to(&path), 4_500, "a tail of 200 waits");
+    append(&mut store, 4_700, 4_800, |_| false);
+    store.settle().unwrap();
+    assert_eq!(indexed_to(&path), 4_800);
+    assert_keyed_reads_match(&mut store, 4_800);
+
+    // A reader opened on its own sees the same.
+    let mut reader = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
+    assert_keyed_reads_match(&mut reader, 4_800);
+}
+
+#[test]
+fn cleanup_removes_the_keys_of_expired_events_indexed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    // Every 4th event expired long ago; the first 4,096 are indexed, the rest are the tail.
+    let expired = |i: u64| i % 4 == 0;
+    append(&mut store, 0, 4_096, expired);
+    append(&mut store, 4_096, 4_196, expired);
+    assert_eq!(indexed_to(&path), 4_096);
+
+    let report = store.delete_expired(Timestamp::now(), false).unwrap();
+    assert_eq!(report.events, 4_196 / 4);
+    assert_eq!(
+        scalar(
+            &path,
+            "SELECT COUNT(*) FROM event_keys WHERE seq NOT IN (SELECT seq FROM events)"
+        ),
+        0,
+        "no key outlives its event"
+    );
+    assert_eq!(
+        scalar(&path, "SELECT COUNT(*) FROM event_keys"),
+        3 * (4_096 - 4_096 / 4)
+    );
+    let left: BTreeSet<u64> = seqs_by_pages(
+        &mut store,
+        &Filter {
+            user_id: Some("user-1".into()),
+            ..Filter::default()
+        },
+        100,
+    )
+    .into_iter()
+    .collect();
+    let want: BTreeSet<u64> = (0..4_196).filter(|i| i % 3 == 1 && i % 4 != 0).collect();
+    assert_eq!(left, want);
+}
+
+/// `verify` sums the lookup keys from the rows and from `event_keys`: an edit of the index
+/// alone (which would hide an event from `query --user`, say) is found, and a clean index is
+/// not reported.
+#[test]
+fn verify_finds_a_lookup_index_edited_behind_the_writers_back() {
+    use mcp_audit_store::integrity::{Finding, verify};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    append(&mut store, 0, 4_096, |_| false);
+    append(&mut store, 4_096, 4_150, |_| false);
+    drop(store);
+    let findings = |path: &std::path::Path| {
+        let mut reader = SqliteStore::open_read_only(path, SqliteOptions::default()).unwrap();
+        verify(&mut reader, None, &[], &mut |_| {})
+            .unwrap()
+            .findings
+    };
+    assert_eq!(findings(&path), []);
+
+    let edits = [
+        // Hide event 7 from its user's queries.
+        "DELETE FROM event_keys WHERE field = 2 AND seq = 7",
+        // Move event 8 to another session's queries.
+        "UPDATE event_keys SET value = 'session-elsewhere' WHERE field = 1 AND seq = 8",
+        // A key for an event that does not have it.
+        "INSERT INTO event_keys (field, value, seq) VALUES (2, 'user-9', 9)",
+    ];
+    for (n, edit) in edits.iter().enumerate() {
+        // Each edit on a copy of the clean file, so that each is judged alone.
+        let copy = dir.path().join(format!("edited-{n}.db"));
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+            .unwrap();
+        Connection::open(&copy)
+            .unwrap()
+            .execute_batch(edit)
+            .unwrap();
+        assert_eq!(
+            findings(&copy),
+            [Finding::LookupIndex { below: 4_096 }],
+            "{edit}"
+        );
+    }
+    assert_eq!(findings(&path), [], "the original is untouched");
+}
