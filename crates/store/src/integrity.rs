@@ -103,39 +103,40 @@ pub fn verify(
         _ => None,
     };
 
-    // Each entry checked on its own, in two halves on two threads for a long log.
+    // Each entry checked on its own, in two halves on two threads for a long log; each half
+    // writes its leaves straight into its part of `leaves`.
+    let mut leaves = vec![Hash::default(); log_size as usize];
     let (low, high, index_sum) = match second {
         Some(mut other) => {
             let mid = log_size / 2;
+            let (low_leaves, high_leaves) = leaves.split_at_mut(mid as usize);
             std::thread::scope(|scope| {
                 let read = &read;
                 let state = &state;
                 let high = scope.spawn(move || {
-                    check_entries(
-                        &mut *other,
-                        mid,
-                        u64::MAX,
-                        log_size,
-                        keys,
-                        read,
-                        &mut |_| {},
-                    )
+                    let quiet = &mut |_| {};
+                    let at = Range::new(mid, u64::MAX, log_size);
+                    check_range(&mut *other, at, keys, high_leaves, read, quiet)
                 });
                 let index_sum = third.map(|mut third| {
                     scope.spawn(move || third.lookup_digest(state, below.unwrap_or(0)))
                 });
-                let low = check_entries(store, 0, mid, log_size, keys, read, progress);
+                let at = Range::new(0, mid, log_size);
+                let low = check_range(store, at, keys, low_leaves, read, progress);
                 let failed = || StoreError::Database("a verifying thread failed".into());
                 let high = high.join().unwrap_or_else(|_| Err(failed()));
                 let index_sum = index_sum.map(|h| h.join().unwrap_or_else(|_| Err(failed())));
                 (low, high, index_sum)
             })
         }
-        None => (
-            check_entries(store, 0, u64::MAX, log_size, keys, &read, progress),
-            Ok((Vec::new(), 0)),
-            None,
-        ),
+        None => {
+            let at = Range::new(0, u64::MAX, log_size);
+            (
+                check_range(store, at, keys, &mut leaves, &read, progress),
+                Ok(Checked::default()),
+                None,
+            )
+        }
     };
     let index_sum = match (index_sum, below) {
         (Some(sum), _) => Some(sum?),
@@ -143,48 +144,25 @@ pub fn verify(
         (None, None) => None,
     };
 
-    // Then in order: what is missing, extra or moved can only be seen across entries.
-    let mut leaves: Vec<Option<Hash>> = Vec::with_capacity(log_size as usize);
-    let mut stored: Vec<(u64, Hash, Hash, Hash)> = Vec::new(); // seq, stored leaf, digest, commitment
-    let ((low, low_keys), (high, high_keys)) = (low?, high?);
+    // Then across entries: what is missing, extra or moved.
+    let (low, high) = (low?, high?);
     if let (Some(sum), Some(below)) = (index_sum, below) {
-        if low_keys.wrapping_add(high_keys) != sum {
+        if low.key_sum.wrapping_add(high.key_sum) != sum {
             report.findings.push(Finding::LookupIndex { below });
         }
     }
-    for checked in low.into_iter().chain(high) {
-        let seq = checked.seq;
-        report.entries += 1;
-        while (leaves.len() as u64) < seq.min(log_size) {
-            report.findings.push(Finding::MissingEntry {
-                seq: leaves.len() as u64,
-            });
-            leaves.push(None);
-        }
-        if seq >= log_size {
-            report.findings.push(Finding::ExtraEntry { seq });
-            continue;
-        }
-        if checked.redacted {
-            report.redacted += 1;
-        }
-        if checked.payload_modified {
-            report.findings.push(Finding::ModifiedPayload { seq });
-        }
-        if let Some(m) = checked.leaf_mismatch {
-            stored.push((seq, m.stored_leaf, m.digest, m.commitment));
-        } else if let Some(column) = checked.column {
-            report
-                .findings
-                .push(Finding::ModifiedColumn { seq, column });
-        }
-        leaves.push(Some(checked.leaf));
-    }
-    while (leaves.len() as u64) < log_size {
-        report.findings.push(Finding::MissingEntry {
-            seq: leaves.len() as u64,
-        });
-        leaves.push(None);
+    let mut complete = true;
+    let mut stored = Vec::new();
+    for half in [low, high] {
+        report.entries += half.entries;
+        report.redacted += half.redacted;
+        report.findings.extend(half.findings);
+        complete &= half.missing.is_empty();
+        let missing = half.missing.into_iter();
+        report
+            .findings
+            .extend(missing.map(|seq| Finding::MissingEntry { seq }));
+        stored.extend(half.mismatched);
     }
     // A leaf that is right for another position means the entry was moved, not edited.
     for (seq, stored_leaf, digest, commitment) in stored {
@@ -239,14 +217,14 @@ pub fn verify(
         }
         opened.push(checkpoint);
     }
-    if leaves.iter().all(Option::is_some) {
+    if complete {
         let mut roots: HashMap<u64, Hash> =
             opened.iter().map(|c| (c.size, Hash::default())).collect();
         let mut frontier = merkle::Frontier::new();
         if let Some(r) = roots.get_mut(&0) {
             *r = frontier.root();
         }
-        for leaf in leaves.iter().flatten() {
+        for leaf in &leaves {
             frontier.push(*leaf);
             if let Some(r) = roots.get_mut(&frontier.size()) {
                 *r = frontier.root();
@@ -269,51 +247,77 @@ pub fn verify(
     Ok(report)
 }
 
-/// One entry checked on its own: its recomputed leaf and what is wrong with it in isolation.
-struct Checked {
-    seq: u64,
-    leaf: Hash,
-    redacted: bool,
-    payload_modified: bool,
-    /// An indexed column that disagrees with the hashed metadata.
-    column: Option<&'static str>,
-    /// Set (rarely) when the stored leaf is not the recomputed one.
-    leaf_mismatch: Option<Box<LeafMismatch>>,
-}
-
-struct LeafMismatch {
-    stored_leaf: Hash,
-    digest: Hash,
-    commitment: Hash,
-}
-
-/// Checks each entry with seq in `from..to`, counting into `read`; with `keys`, also sums the
-/// lookup keys of the entries below its bound from their columns (see `LookupDigest`).
-fn check_entries(
-    store: &mut (impl Store + ?Sized),
+/// The seqs one reader checks: `from..to`, of a log of `log_size` entries.
+#[derive(Clone, Copy)]
+struct Range {
     from: u64,
     to: u64,
     log_size: u64,
+}
+
+impl Range {
+    fn new(from: u64, to: u64, log_size: u64) -> Range {
+        Range { from, to, log_size }
+    }
+}
+
+/// What one range of the log holds, entry by entry; its leaves are written into a slice of
+/// the caller's, so that a long log costs 32 bytes an entry, not a record each.
+#[derive(Default)]
+struct Checked {
+    entries: u64,
+    redacted: u64,
+    /// The lookup keys of its entries below the index's bound, summed (see `lookup_digest`).
+    key_sum: u64,
+    /// Seqs below the log's size that no row holds.
+    missing: Vec<u64>,
+    /// Extra entries, modified payloads and columns.
+    findings: Vec<Finding>,
+    /// Entries whose stored leaf is not the recomputed one: seq, stored leaf, metadata digest,
+    /// commitment (to tell a moved entry from an edited one).
+    mismatched: Vec<(u64, Hash, Hash, Hash)>,
+}
+
+/// Checks each entry of `at`, writing the leaf of seq `at.from + i` to `leaves[i]` and counting
+/// into `read`; with `keys`, also sums the lookup keys of the entries below its bound from their
+/// columns (see `Store::lookup_digest`).
+fn check_range(
+    store: &mut (impl Store + ?Sized),
+    at: Range,
     keys: Option<(&RandomState, u64)>,
+    leaves: &mut [Hash],
     read: &AtomicU64,
     progress: &mut dyn FnMut(u64),
-) -> Result<(Vec<Checked>, u64), StoreError> {
-    let mut out = Vec::with_capacity(to.min(log_size).saturating_sub(from) as usize);
-    let mut key_sum = 0u64;
-    store.scan_log(from, to, &mut |entry| {
-        if let Some((state, below)) = keys {
-            if entry.seq < below {
-                key_sum = key_sum.wrapping_add(entry_keys(state, entry));
-            }
-        }
-        out.push(check_entry(entry, log_size));
-        if out.len() % 65_536 == 0 {
+) -> Result<Checked, StoreError> {
+    let mut out = Checked::default();
+    let end = at.to.min(at.log_size);
+    let mut next = at.from;
+    store.scan_log(at.from, at.to, &mut |entry| {
+        let seq = entry.seq;
+        out.entries += 1;
+        if out.entries % 65_536 == 0 {
             progress(read.fetch_add(65_536, Ordering::Relaxed) + 65_536);
         }
+        let slot = seq
+            .checked_sub(at.from)
+            .and_then(|i| leaves.get_mut(usize::try_from(i).ok()?));
+        let Some(slot) = slot.filter(|_| seq < end) else {
+            out.findings.push(Finding::ExtraEntry { seq });
+            return Ok(());
+        };
+        out.missing.extend(next..seq);
+        next = seq + 1;
+        if let Some((state, below)) = keys {
+            if seq < below {
+                out.key_sum = out.key_sum.wrapping_add(entry_keys(state, entry));
+            }
+        }
+        *slot = check_entry(entry, &mut out);
         Ok(())
     })?;
-    read.fetch_add(out.len() as u64 % 65_536, Ordering::Relaxed);
-    Ok((out, key_sum))
+    out.missing.extend(next..end);
+    read.fetch_add(out.entries % 65_536, Ordering::Relaxed);
+    Ok(out)
 }
 
 /// The sum of one entry's lookup-key hashes, from its indexed columns (which `check_entry`
@@ -330,37 +334,29 @@ fn entry_keys(state: &RandomState, entry: &LogEntry<'_>) -> u64 {
     sum
 }
 
-fn check_entry(entry: &LogEntry<'_>, log_size: u64) -> Checked {
+/// Checks one entry on its own, noting what is wrong with it in `out`; returns its leaf as
+/// recomputed from the row.
+fn check_entry(entry: &LogEntry<'_>, out: &mut Checked) -> Hash {
     let seq = entry.seq;
     let commitment = Hash::from_slice(entry.commitment).unwrap_or_default();
     let stored_leaf = Hash::from_slice(entry.leaf_hash).unwrap_or_default();
-    let mut checked = Checked {
-        seq,
-        leaf: Hash::default(),
-        redacted: entry.payload.is_none(),
-        payload_modified: false,
-        column: None,
-        leaf_mismatch: None,
-    };
-    if seq >= log_size {
-        return checked;
-    }
-    if let Some((salt, body)) = entry.payload {
-        let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
-        checked.payload_modified = payload_commitment(&salt, body.as_bytes()) != commitment;
+    match entry.payload {
+        None => out.redacted += 1,
+        Some((salt, body)) => {
+            let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
+            if payload_commitment(&salt, body) != commitment {
+                out.findings.push(Finding::ModifiedPayload { seq });
+            }
+        }
     }
     let digest = meta_digest(entry.meta.as_bytes());
-    checked.leaf = leaf_hash(seq, &digest, &commitment);
-    if checked.leaf != stored_leaf {
-        checked.leaf_mismatch = Some(Box::new(LeafMismatch {
-            stored_leaf,
-            digest,
-            commitment,
-        }));
-    } else {
-        checked.column = column_mismatch(entry.meta, &entry.columns);
+    let leaf = leaf_hash(seq, &digest, &commitment);
+    if leaf != stored_leaf {
+        out.mismatched.push((seq, stored_leaf, digest, commitment));
+    } else if let Some(column) = column_mismatch(entry.meta, &entry.columns) {
+        out.findings.push(Finding::ModifiedColumn { seq, column });
     }
-    checked
+    leaf
 }
 
 fn finding_seq(f: &Finding) -> u64 {

@@ -31,8 +31,9 @@ pub struct LogEntry<'a> {
     pub commitment: &'a [u8],
     /// The leaf hash as stored.
     pub leaf_hash: &'a [u8],
-    /// Salt and canonical personal JSON; `None` once erased.
-    pub payload: Option<(&'a [u8], &'a str)>,
+    /// Salt and canonical personal JSON (as stored bytes: only hashed, never parsed, so not
+    /// checked for UTF-8 on verification's hot path); `None` once erased.
+    pub payload: Option<(&'a [u8], &'a [u8])>,
     pub columns: IndexedColumns<'a>,
 }
 

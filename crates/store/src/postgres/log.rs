@@ -55,6 +55,7 @@ pub(super) fn scan_log(
             };
             let salt: Option<&[u8]> = row.try_get(4).map_err(bad)?;
             let body: Option<&str> = row.try_get(5).map_err(bad)?;
+            let body = body.map(str::as_bytes);
             let entry = LogEntry {
                 seq: row.try_get::<_, i64>(0).map_err(bad)? as u64,
                 meta: row.try_get(1).map_err(bad)?,

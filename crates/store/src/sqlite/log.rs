@@ -35,7 +35,7 @@ pub(super) fn scan_log(
     while let Some(row) = rows.next().map_err(map_err)? {
         // Borrowed views of the row: no allocation per entry on verification's hot path.
         let get = |i: usize| row.get_ref(i).map_err(map_err);
-        let payload = match (blob(get(4)?)?, text(get(5)?)?) {
+        let payload = match (blob(get(4)?)?, text_bytes(get(5)?)?) {
             (Some(salt), Some(body)) => Some((salt, body)),
             _ => None,
         };
@@ -64,6 +64,15 @@ fn text(v: ValueRef<'_>) -> Result<Option<&str>, StoreError> {
     match v {
         ValueRef::Null => Ok(None),
         other => other.as_str().map(Some).map_err(map_err_from_type),
+    }
+}
+
+/// A text column's bytes, unchecked for UTF-8 (for hashing only).
+fn text_bytes(v: ValueRef<'_>) -> Result<Option<&[u8]>, StoreError> {
+    match v {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(t) => Ok(Some(t)),
+        other => other.as_blob().map(Some).map_err(map_err_from_type),
     }
 }
 
