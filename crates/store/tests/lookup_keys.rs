@@ -306,3 +306,30 @@ fn verify_finds_a_lookup_index_edited_behind_the_writers_back() {
     }
     assert_eq!(findings(&path), [], "the original is untouched");
 }
+
+/// The writer's idle upkeep must not queue the next event behind another process's write
+/// lock: it gives up at once and indexes the tail at a later idle moment.
+#[test]
+fn idle_upkeep_does_not_wait_for_another_writers_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let patience = std::time::Duration::from_secs(30);
+    let options = SqliteOptions {
+        lock_timeout: patience,
+    };
+    let mut store = SqliteStore::open(&path, options).unwrap();
+    append(&mut store, 0, 300, |_| false);
+
+    let other = Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    store.settle().unwrap();
+    assert!(started.elapsed() < patience, "upkeep waited for the lock");
+    assert_eq!(scalar(&path, "SELECT COUNT(*) FROM event_keys"), 0);
+
+    other.execute_batch("ROLLBACK").unwrap();
+    store.settle().unwrap();
+    assert_eq!(indexed_to(&path), 300);
+    // The store's own patience is back for ordinary writes.
+    append(&mut store, 300, 301, |_| false);
+}

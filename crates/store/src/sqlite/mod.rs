@@ -304,9 +304,20 @@ impl Store for SqliteStore {
     }
 
     fn settle(&mut self) -> Result<(), StoreError> {
-        append::settle(&mut self.conn)
-            .map(|_| ())
-            .map_err(|e| self.map(e))
+        // Upkeep never waits for another process's write lock: the writer is idle only until
+        // its next event, which must not queue behind it. Busy now means later.
+        self.conn
+            .busy_timeout(std::time::Duration::ZERO)
+            .map_err(|e| self.map(e))?;
+        let result = append::settle(&mut self.conn);
+        self.conn
+            .busy_timeout(self.lock_timeout)
+            .map_err(|e| self.map(e))?;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(()),
+            Err(e) => Err(self.map(e)),
+        }
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
