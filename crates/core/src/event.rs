@@ -29,9 +29,17 @@ pub const EVENT_SCHEMA_VERSION: u64 = 1;
 pub struct EventId(pub Uuid);
 
 impl EventId {
-    /// A fresh UUIDv7 for the current time.
+    /// A fresh UUIDv7 for the current time (millisecond precision; the 74 random bits come
+    /// from the thread's CSPRNG, not from a system call per id as `Uuid::now_v7` draws them:
+    /// every event takes two ids, its own and its correlation id).
     pub fn new() -> EventId {
-        EventId(Uuid::now_v7())
+        use rand::RngCore;
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut random = [0u8; 10];
+        rand::thread_rng().fill_bytes(&mut random);
+        EventId(uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid())
     }
 }
 
@@ -482,6 +490,27 @@ impl Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_ids_are_distinct_uuid_v7_stamped_with_the_current_millisecond() {
+        let before = jiff::Timestamp::now().as_millisecond() as u64;
+        let ids: Vec<EventId> = (0..1_000).map(|_| EventId::new()).collect();
+        let after = jiff::Timestamp::now().as_millisecond() as u64;
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.0.get_version_num(), 7);
+            let (secs, nanos) = id.0.get_timestamp().expect("a v7 timestamp").to_unix();
+            let ms = secs * 1_000 + u64::from(nanos) / 1_000_000;
+            assert!(
+                (before..=after).contains(&ms),
+                "{ms} not in {before}..={after}"
+            );
+        }
+        // Ids of later milliseconds sort after earlier ones.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(EventId::new() > ids[0]);
+    }
 
     #[test]
     fn json_form_with_only_the_required_fields_is_accepted() {
