@@ -31,6 +31,7 @@
 //! the rules that decide what a record says testable on their own.
 
 mod builder;
+mod canonical;
 mod changeset;
 pub mod checkpoint;
 mod classification;

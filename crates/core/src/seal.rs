@@ -57,87 +57,6 @@ impl Personal {
         }
     }
 
-    /// The canonical JSON of `self`, written field by field in JCS key order without first
-    /// copying the payload into a `serde_json::Value` tree (that copy was a third of sealing);
-    /// `None` when a value needs the general canonicalizer (see [`is_plain`]). A test holds the
-    /// two equal.
-    fn canonical_fast(&self) -> Option<Vec<u8>> {
-        let p = &self.payload;
-        // Every key of `Personal` and `Payload`, in sorted (JCS) order.
-        let values: [(&str, Option<&serde_json::Value>); 10] = [
-            ("changes", p.changes.as_ref()),
-            ("context", p.context.as_ref()),
-            ("details", p.details.as_ref()),
-            ("input", p.input.as_ref()),
-            ("metadata", p.metadata.as_ref()),
-            ("new_values", p.new_values.as_ref()),
-            ("old_values", p.old_values.as_ref()),
-            ("output", p.output.as_ref()),
-            ("state_after", p.state_after.as_ref()),
-            ("state_before", p.state_before.as_ref()),
-        ];
-        if !values.iter().all(|(_, v)| v.is_none_or(is_plain)) {
-            return None;
-        }
-        let mut out = Vec::with_capacity(1024);
-        let mut first = true;
-        let mut key = |out: &mut Vec<u8>, k: &str| {
-            out.push(if first { b'{' } else { b',' });
-            first = false;
-            out.push(b'"');
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
-        };
-        let text = |out: &mut Vec<u8>, t: &str| serde_json::to_writer(&mut *out, t).ok();
-        if let Some(ip) = &self.client_ip {
-            key(&mut out, "client_ip");
-            text(&mut out, ip)?;
-        }
-        if let Some(email) = &self.email {
-            key(&mut out, "email");
-            text(&mut out, email)?;
-        }
-        if !p.is_empty() {
-            key(&mut out, "payload");
-            let mut first_field = true;
-            let mut field = |out: &mut Vec<u8>, k: &str| {
-                out.push(if first_field { b'{' } else { b',' });
-                first_field = false;
-                out.push(b'"');
-                out.extend_from_slice(k.as_bytes());
-                out.extend_from_slice(b"\":");
-            };
-            // The two text fields sort in among the values.
-            let strings: [(&str, Option<&String>); 2] = [
-                ("content_preview", p.content_preview.as_ref()),
-                ("error_message", p.error_message.as_ref()),
-            ];
-            let mut all: Vec<(&str, Result<&serde_json::Value, &String>)> = values
-                .iter()
-                .filter_map(|(k, v)| v.map(|v| (*k, Ok(v))))
-                .chain(strings.iter().filter_map(|(k, v)| v.map(|v| (*k, Err(v)))))
-                .collect();
-            all.sort_unstable_by_key(|(k, _)| *k);
-            for (k, v) in all {
-                field(&mut out, k);
-                match v {
-                    Ok(value) => serde_json::to_writer(&mut out, value).ok()?,
-                    Err(t) => text(&mut out, t)?,
-                }
-            }
-            out.push(b'}');
-        }
-        if let Some(agent) = &self.user_agent {
-            key(&mut out, "user_agent");
-            text(&mut out, agent)?;
-        }
-        if first {
-            out.push(b'{');
-        }
-        out.push(b'}');
-        Some(out)
-    }
-
     /// Moves the personal fields back into `event`.
     fn put_into(self, event: &mut AuditEvent) {
         event.actor.email = self.email;
@@ -172,10 +91,7 @@ impl SealedEvent {
 pub fn seal(mut event: AuditEvent) -> Result<SealedEvent, ModelError> {
     let personal = Personal::take_from(&mut event);
     let meta_json = canonical(&event)?;
-    let personal_json = match personal.canonical_fast() {
-        Some(json) => json,
-        None => canonical(&personal)?,
-    };
+    let personal_json = canonical(&personal)?;
     personal.put_into(&mut event);
 
     let mut salt = [0u8; 32];
@@ -205,36 +121,14 @@ pub fn unseal(meta_json: &[u8], personal_json: Option<&[u8]>) -> Result<AuditEve
 
 /// RFC 8785 (JCS) canonical JSON.
 ///
-/// For the common value (no floats, integers within ±2^53, object keys below U+D800) plain
-/// `serde_json` output already is JCS: its maps sort keys by bytes, which for such keys is JCS's
-/// UTF-16 order, and its string escapes are JCS's. That path is about four times faster than the
-/// general canonicalizer, which still handles every other value (a test holds the two equal).
+/// The common value (no floats, integers within ±2^53, object keys below U+D800) is written
+/// straight from `Serialize` by [`crate::canonical`], about four times faster than through a
+/// `serde_json::Value` tree; every other value goes to the general canonicalizer. Tests hold
+/// the two equal.
 pub fn canonical<T: Serialize>(value: &T) -> Result<Vec<u8>, ModelError> {
-    let encoding = |e: serde_json::Error| ModelError::Encoding(e.to_string());
-    let tree = serde_json::to_value(value).map_err(encoding)?;
-    if is_plain(&tree) {
-        serde_json::to_vec(&tree).map_err(encoding)
-    } else {
-        serde_json_canonicalizer::to_vec(&tree).map_err(encoding)
-    }
-}
-
-/// Whether `serde_json`'s own output of `v` is already RFC 8785 canonical.
-fn is_plain(v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    const EXACT: u64 = 1 << 53;
-    match v {
-        Value::Null | Value::Bool(_) | Value::String(_) => true,
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => u <= EXACT,
-            (None, Some(i)) => i.unsigned_abs() <= EXACT,
-            _ => false,
-        },
-        Value::Array(items) => items.iter().all(is_plain),
-        Value::Object(map) => map
-            .iter()
-            .all(|(k, v)| k.chars().all(|c| (c as u32) < 0xD800) && is_plain(v)),
-    }
+    crate::canonical::to_vec(value).or_else(|_| {
+        serde_json_canonicalizer::to_vec(value).map_err(|e| ModelError::Encoding(e.to_string()))
+    })
 }
 
 /// `SHA-256("mcp-audit:payload:v1" ‖ 0x00 ‖ salt ‖ personal_json)`.
@@ -377,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn the_personal_fast_path_agrees_with_the_full_canonicalizer() {
+    fn the_personal_half_takes_the_fast_path_and_agrees_with_the_full_canonicalizer() {
         let value = json!({"b": [1, "x\u{1f}\"é😀"], "a": {"z": null, "y": true}});
         let full = Payload {
             input: Some(value.clone()),
@@ -436,9 +330,7 @@ mod tests {
         }
         for personal in &shapes {
             let expected = serde_json_canonicalizer::to_vec(personal).unwrap();
-            let fast = personal
-                .canonical_fast()
-                .expect("plain values take the fast path");
+            let fast = crate::canonical::to_vec(personal).expect("plain values take the fast path");
             assert_eq!(
                 String::from_utf8(fast).unwrap(),
                 String::from_utf8(expected).unwrap()
@@ -452,7 +344,7 @@ mod tests {
             },
             ..Personal::default()
         };
-        assert!(float.canonical_fast().is_none());
+        assert!(crate::canonical::to_vec(&float).is_err());
         let high_key = Personal {
             payload: Payload {
                 metadata: Some(json!({"\u{e000}": 1, "a": 2})),
@@ -460,7 +352,7 @@ mod tests {
             },
             ..Personal::default()
         };
-        assert!(high_key.canonical_fast().is_none());
+        assert!(crate::canonical::to_vec(&high_key).is_err());
         let sealed = seal(
             AuditEvent::tool_execution("t")
                 .input(json!({"f": 1e21}))
@@ -476,6 +368,86 @@ mod tests {
             })
             .unwrap()
         );
+    }
+
+    /// Every kind of event with every field the builder sets, sealed: both halves equal what
+    /// the full RFC 8785 canonicalizer writes.
+    #[test]
+    fn both_halves_of_every_kind_of_event_are_canonical() {
+        use crate::{
+            Action, ComplianceEvent, ContextOp, DataSource, FlowDirection, LegalBasis, Policy,
+            RiskLevel,
+        };
+        let kinds = [
+            AuditEvent::tool_execution("search").input(json!({"q": "x"})),
+            AuditEvent::resource_access("file:///a", Action::Read).content_preview("abc"),
+            AuditEvent::context_operation("key", ContextOp::Update)
+                .state_before(json!({"v": 1}))
+                .state_after(json!({"v": 2})),
+            AuditEvent::prompt_execution("greet").output(json!([{"role": "user"}])),
+            AuditEvent::server_operation("initialize", Action::Execute),
+            AuditEvent::admin(Action::Update, "tool", "t1")
+                .old_values(json!({"a": 1, "b": "x"}))
+                .new_values(json!({"a": 2, "b": "x"})),
+            AuditEvent::session_start("s1"),
+        ];
+        for builder in kinds {
+            let mut event = builder
+                .user("alice")
+                .email("alice@example.com")
+                .team("ops")
+                .client_ip("10.0.0.7")
+                .user_agent("agent/1.0 (\"quoted\")")
+                .session("s1")
+                .server("crm")
+                .request("POST", "/mcp")
+                .correlation_id("c-1")
+                .duration_us(1234)
+                .error_code(-32000)
+                .details(json!({"nested": {"z": [1, 2, {"y": null}], "a": "é😀\u{1}"}}))
+                .context(json!({"ctx": true}))
+                .metadata(json!({"m": "v"}))
+                .data_source(
+                    DataSource::input("postgres://db/t")
+                        .source_type("database")
+                        .identifier("t")
+                        .transformation("filter")
+                        .direction(FlowDirection::Bidirectional)
+                        .metadata(json!({"rows": 3})),
+                )
+                .compliance_event(ComplianceEvent {
+                    framework: "GDPR".into(),
+                    event_type: "data_access".into(),
+                    risk_level: RiskLevel::High,
+                    details: Some(json!({"why": "audit"})),
+                    mitigation: vec!["masked".into()],
+                })
+                .tag("pii")
+                .purpose("support")
+                .legal_basis(LegalBasis::Consent)
+                .gdpr(true)
+                .ccpa(true)
+                .data_subject("subject-1")
+                .retention("7y")
+                .build()
+                .unwrap();
+            Policy::default().apply(&mut event).unwrap();
+            let sealed = seal(event.clone()).unwrap();
+            let mut meta = event.clone();
+            let personal = Personal::take_from(&mut meta);
+            assert_eq!(
+                String::from_utf8(sealed.meta_json).unwrap(),
+                String::from_utf8(serde_json_canonicalizer::to_vec(&meta).unwrap()).unwrap()
+            );
+            assert_eq!(
+                String::from_utf8(sealed.personal_json).unwrap(),
+                String::from_utf8(serde_json_canonicalizer::to_vec(&personal).unwrap()).unwrap()
+            );
+            assert!(
+                crate::canonical::to_vec(&meta).is_ok(),
+                "took the fast path"
+            );
+        }
     }
 
     #[test]
