@@ -83,8 +83,9 @@ fn upstream(port: u16) {
 
 /// `server-everything`'s entry point in the installed test peers, if it is there.
 fn everything_js() -> Option<PathBuf> {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.test-peers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../.test-peers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    );
     js.exists().then_some(js)
 }
 
@@ -276,7 +277,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 async fn call(client: &HttpClient, endpoint: &Endpoint, i: u64) {
-    let (_, body) = post(client, &endpoint.url, endpoint.session.as_deref(), request(i)).await;
+    let (_, body) = post(
+        client,
+        &endpoint.url,
+        endpoint.session.as_deref(),
+        request(i),
+    )
+    .await;
     if endpoint.session.is_some() {
         // An event stream whose one event is the result.
         assert!(
@@ -435,7 +442,12 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     println!("HTTP proxy overhead (direct vs mcp-audit proxy --listen, batch and sync)");
     if minimal {
-        measure(Upstream::Minimal, rounds, env_or("CALLS", 20_000), dir.path());
+        measure(
+            Upstream::Minimal,
+            rounds,
+            env_or("CALLS", 20_000),
+            dir.path(),
+        );
     }
     if everything {
         measure(
