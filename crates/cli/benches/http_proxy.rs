@@ -24,8 +24,10 @@
 //! so that the load generator and the proxy do not share its runtime). The load generator is a
 //! hyper client with keep-alive connections, one per client. Prints, per upstream and setting,
 //! the medians over the rounds of p50 and p99 latency, the added latency against the direct
-//! connection of the same round, and throughput as a ratio to direct; the rounds interleave
-//! the settings (direct, `batch`, `sync`, direct, ...).
+//! connection of the same round, throughput as a ratio to direct, and the CPU time (user and
+//! system, from `/proc`, in 10 ms ticks) per call of the upstream process and of the proxy
+//! process during the timed part; the rounds interleave the settings (direct, `batch`, `sync`,
+//! direct, ...).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -127,6 +129,22 @@ struct Measured {
     p50_us: f64,
     p99_us: f64,
     per_s: f64,
+    /// CPU time (user and system) per call of the upstream, and of the proxy (if any).
+    upstream_cpu_us: f64,
+    proxy_cpu_us: f64,
+}
+
+/// The CPU time (user and system, all threads) process `pid` has used so far, from
+/// `/proc/PID/stat` in clock ticks of 10 ms (Linux; zero elsewhere).
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = || -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's closing parenthesis: field 3 (state) on; utime and stime are
+        // fields 14 and 15.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    Duration::from_millis(ticks().unwrap_or(0) * 10)
 }
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -140,7 +158,14 @@ struct Endpoint {
 
 /// `calls` POSTs to `addr` from `clients` concurrent clients, each one call at a time; with
 /// `sessions`, each client first opens its own MCP session (not timed) and ends it after.
-async fn load(addr: SocketAddr, clients: usize, calls: usize, sessions: bool) -> Measured {
+/// `pids`: the upstream's process and the proxy's (if any), whose CPU time is measured.
+async fn load(
+    addr: SocketAddr,
+    clients: usize,
+    calls: usize,
+    sessions: bool,
+    pids: (u32, Option<u32>),
+) -> Measured {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
@@ -168,6 +193,8 @@ async fn load(addr: SocketAddr, clients: usize, calls: usize, sessions: bool) ->
     for w in warm {
         endpoints.push(w.await.expect("warm-up"));
     }
+    let cpu = |pid: Option<u32>| pid.map(cpu_time).unwrap_or_default();
+    let (upstream_cpu, proxy_cpu) = (cpu(Some(pids.0)), cpu(pids.1));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (c, endpoint) in endpoints.into_iter().enumerate() {
@@ -190,6 +217,8 @@ async fn load(addr: SocketAddr, clients: usize, calls: usize, sessions: bool) ->
         endpoints.push(endpoint);
     }
     let elapsed = started.elapsed();
+    let upstream_cpu = cpu(Some(pids.0)) - upstream_cpu;
+    let proxy_cpu = cpu(pids.1) - proxy_cpu;
     // The sessions end, so that the upstream (and the proxy) hold none across rounds.
     let mut ends = Vec::new();
     for endpoint in endpoints {
@@ -208,6 +237,8 @@ async fn load(addr: SocketAddr, clients: usize, calls: usize, sessions: bool) ->
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         per_s: all.len() as f64 / elapsed.as_secs_f64(),
+        upstream_cpu_us: upstream_cpu.as_secs_f64() * 1e6 / all.len() as f64,
+        proxy_cpu_us: proxy_cpu.as_secs_f64() * 1e6 / all.len() as f64,
     }
 }
 
@@ -344,7 +375,7 @@ fn start_upstream(which: Upstream) -> Option<(Running, u16)> {
 
 /// The whole measurement against one upstream: its own proxies, its own rounds.
 fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
-    let Some((_upstream, up_port)) = start_upstream(which) else {
+    let Some((upstream, up_port)) = start_upstream(which) else {
         return;
     };
     let label = match which {
@@ -382,23 +413,33 @@ fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
         ),
     }
     println!(
-        "{:>7} {:>8} {:>9} {:>9} {:>11} {:>11} {:>10} {:>8}",
-        "clients", "target", "p50 µs", "p99 µs", "+p50 µs", "+p99 µs", "calls/s", "vs direct"
+        "{:>7} {:>8} {:>9} {:>9} {:>11} {:>11} {:>10} {:>9} {:>12} {:>12}",
+        "clients",
+        "target",
+        "p50 µs",
+        "p99 µs",
+        "+p50 µs",
+        "+p99 µs",
+        "calls/s",
+        "vs direct",
+        "upstream CPU",
+        "proxy CPU"
     );
     let sessions = which == Upstream::Everything;
     for clients in [1usize, 64] {
         let n = if clients == 1 { calls / 5 } else { calls };
-        let targets: Vec<(&str, u16)> = std::iter::once(("direct", up_port))
-            .chain(proxies.iter().map(|(d, p, _)| (*d, *p)))
+        let targets: Vec<(&str, u16, Option<u32>)> = std::iter::once(("direct", up_port, None))
+            .chain(proxies.iter().map(|(d, p, r)| (*d, *p, Some(r.0.id()))))
             .collect();
         let mut results: Vec<Vec<Measured>> = targets.iter().map(|_| Vec::new()).collect();
         for _ in 0..rounds {
-            for (t, (_, port)) in targets.iter().enumerate() {
+            for (t, (_, port, proxy)) in targets.iter().enumerate() {
                 let addr: SocketAddr = ([127, 0, 0, 1], *port).into();
-                results[t].push(runtime.block_on(load(addr, clients, n, sessions)));
+                let pids = (upstream.0.id(), *proxy);
+                results[t].push(runtime.block_on(load(addr, clients, n, sessions, pids)));
             }
         }
-        for (t, (name, _)) in targets.iter().enumerate() {
+        for (t, (name, _, proxy)) in targets.iter().enumerate() {
             let p50 = median(results[t].iter().map(|m| m.p50_us).collect());
             let p99 = median(results[t].iter().map(|m| m.p99_us).collect());
             let per_s = median(results[t].iter().map(|m| m.per_s).collect());
@@ -417,9 +458,18 @@ fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
                     .map(|r| results[t][r].per_s / results[0][r].per_s)
                     .collect(),
             );
+            let up_cpu = median(results[t].iter().map(|m| m.upstream_cpu_us).collect());
+            let proxy_cpu = match proxy {
+                Some(_) => {
+                    let us = median(results[t].iter().map(|m| m.proxy_cpu_us).collect());
+                    format!("{us:.0} µs")
+                }
+                None => "-".to_string(),
+            };
             println!(
-                "{clients:>7} {name:>8} {p50:>9.0} {p99:>9.0} {added50:>11.0} {added99:>11.0} {per_s:>10.0} {:>7.0}%",
-                ratio * 100.0
+                "{clients:>7} {name:>8} {p50:>9.0} {p99:>9.0} {added50:>11.0} {added99:>11.0} {per_s:>10.0} {:>8.0}% {:>9.0} µs {proxy_cpu:>12}",
+                ratio * 100.0,
+                up_cpu
             );
         }
     }
