@@ -4,18 +4,19 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mcp_audit_core::{EventId, Outcome};
 use mcp_audit_store::Recorder;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::exchange::Exchange;
 use super::forward;
@@ -413,17 +414,78 @@ async fn forward_and_relay(
         )
         .await;
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let idle = (method == Method::POST).then_some(app.config.upstream_timeout);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(16);
+    let post = method == Method::POST;
+    let idle = post.then_some(app.config.upstream_timeout);
     tokio::spawn(relay(exchange, response, kind, idle, body, tx, ended));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    builder.body(Body::from_stream(stream)).unwrap_or_else(|_| {
+    // A POST's answer (an event stream that ends with the answer to its request) usually
+    // follows its head at once: what comes within a short grace goes out with the head, in
+    // one write, and an answer complete by then goes whole. A GET stream may rightly be silent.
+    let (ready, complete) = if post {
+        gather(&mut rx, GATHER).await
+    } else {
+        (Vec::new(), false)
+    };
+    let body = match whole(&ready, complete) {
+        Some(bytes) => Body::from(bytes),
+        None => {
+            let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            Body::from_stream(futures_util::stream::iter(ready).chain(rest))
+        }
+    };
+    builder.body(body).unwrap_or_else(|_| {
         own_error(
             StatusCode::BAD_GATEWAY,
             "the upstream's answer could not be relayed",
         )
+    })
+}
+
+/// A chunk of an answer on its way to the client (an error cuts the answer).
+type Chunk = Result<Bytes, std::io::Error>;
+
+/// How long the head of a streamed POST answer may wait for the answer's first chunks.
+const GATHER: Duration = Duration::from_millis(5);
+
+/// The chunks of an answer that arrive `within` (up to an error), and whether the answer is
+/// complete by then.
+async fn gather(rx: &mut mpsc::Receiver<Chunk>, within: Duration) -> (Vec<Chunk>, bool) {
+    let mut ready = Vec::new();
+    let grace = tokio::time::sleep(within);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            biased;
+            item = rx.recv() => match item {
+                Some(item) => {
+                    let cut = item.is_err();
+                    ready.push(item);
+                    if cut {
+                        return (ready, false);
+                    }
+                }
+                None => return (ready, true),
+            },
+            () = &mut grace => return (ready, false),
+        }
+    }
+}
+
+/// The body of a complete, unbroken answer, as one piece.
+fn whole(ready: &[Chunk], complete: bool) -> Option<Bytes> {
+    if !complete {
+        return None;
+    }
+    let mut parts = Vec::with_capacity(ready.len());
+    for chunk in ready {
+        parts.push(chunk.as_ref().ok()?);
+    }
+    Some(match parts.as_slice() {
+        [] => Bytes::new(),
+        [one] => (*one).clone(),
+        _ => Bytes::from(parts.iter().map(|p| p.as_ref()).collect::<Vec<&[u8]>>().concat()),
     })
 }
 
