@@ -5,7 +5,9 @@
 //! piles up). A JSON answer is interpreted once complete; an event stream event by event. The
 //! task ends, and records why, when the upstream ends or breaks, when it stalls longer than the
 //! idle limit (POST answers only: a GET stream may rightly be silent), when the client goes
-//! away, or when the proxy stops; dropping the task frees the upstream connection.
+//! away, or when the proxy stops; dropping the task frees the upstream connection. The head
+//! of a POST's answer waits a few milliseconds for the first chunks (`server`): most answers
+//! then go to the client in one write, whole when they are complete by then.
 
 use std::time::{Duration, Instant};
 

@@ -485,7 +485,13 @@ fn whole(ready: &[Chunk], complete: bool) -> Option<Bytes> {
     Some(match parts.as_slice() {
         [] => Bytes::new(),
         [one] => (*one).clone(),
-        _ => Bytes::from(parts.iter().map(|p| p.as_ref()).collect::<Vec<&[u8]>>().concat()),
+        _ => {
+            let mut all = bytes::BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
+            for part in parts {
+                all.extend_from_slice(part);
+            }
+            all.freeze()
+        }
     })
 }
 
