@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use super::exchange::Exchange;
 use super::forward;
 use super::identity::Verdict;
-use super::relay::{BodyKind, answered, relay};
+use super::relay::{BodyKind, Chunk, Relayed, Upstream, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
 use crate::interpreter::{Continuations, Direction, Interpreter, SessionConfig};
@@ -414,26 +414,52 @@ async fn forward_and_relay(
         )
         .await;
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(16);
     let post = method == Method::POST;
     let idle = post.then_some(app.config.upstream_timeout);
-    tokio::spawn(relay(exchange, response, kind, idle, body, tx, ended));
+    let mut stream = response.bytes_stream().boxed();
     // A POST's answer (an event stream that ends with the answer to its request) usually
     // follows its head at once: what comes within a short grace goes out with the head, in
-    // one write, and an answer complete by then goes whole. A GET stream may rightly be silent.
-    let (ready, complete) = if post {
-        gather(&mut rx, GATHER).await
+    // one write, and an answer complete by then goes whole, interpreted off its path. A GET
+    // stream may rightly be silent.
+    let (ready, gathered) = if post {
+        gather(&mut stream, GATHER).await
     } else {
-        (Vec::new(), false)
+        (Vec::new(), Gathered::Open)
     };
-    let body = match whole(&ready, complete) {
-        Some(bytes) => Body::from(bytes),
-        None => {
-            let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|item| (item, rx))
-            });
-            Body::from_stream(futures_util::stream::iter(ready).chain(rest))
-        }
+    let spawn_relay = |stream: Upstream, relayed: Relayed| {
+        tokio::spawn(relay(
+            exchange, status, stream, kind, idle, body, relayed, ended,
+        ));
+    };
+    let body = if let Gathered::Complete = gathered {
+        let whole = whole(&ready);
+        let relayed = Relayed {
+            sent: ready,
+            tx: None,
+        };
+        spawn_relay(futures_util::stream::empty().boxed(), relayed);
+        Body::from(whole)
+    } else {
+        let (tx, rx) = mpsc::channel::<Chunk>(16);
+        let first: Vec<Chunk> = ready.iter().cloned().map(Ok).collect();
+        let stream = match gathered {
+            // The relay records the fault and cuts the answer.
+            Gathered::Failed(error) => futures_util::stream::once(async { Err(error) })
+                .chain(stream)
+                .boxed(),
+            _ => stream,
+        };
+        spawn_relay(
+            stream,
+            Relayed {
+                sent: ready,
+                tx: Some(tx),
+            },
+        );
+        let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Body::from_stream(futures_util::stream::iter(first).chain(rest))
     };
     builder.body(body).unwrap_or_else(|_| {
         own_error(
@@ -443,56 +469,50 @@ async fn forward_and_relay(
     })
 }
 
-/// A chunk of an answer on its way to the client (an error cuts the answer).
-type Chunk = Result<Bytes, std::io::Error>;
-
 /// How long the head of a streamed POST answer may wait for the answer's first chunks.
 const GATHER: Duration = Duration::from_millis(5);
 
-/// The chunks of an answer that arrive `within` (up to an error), and whether the answer is
-/// complete by then.
-async fn gather(rx: &mut mpsc::Receiver<Chunk>, within: Duration) -> (Vec<Chunk>, bool) {
+/// How far an answer's body came within the grace.
+enum Gathered {
+    /// It ended: the client can have it whole.
+    Complete,
+    /// More is to come.
+    Open,
+    /// It broke off (after the chunks read).
+    Failed(reqwest::Error),
+}
+
+/// The chunks of an answer's body that arrive `within`, and how far the body came.
+async fn gather(stream: &mut Upstream, within: Duration) -> (Vec<Bytes>, Gathered) {
     let mut ready = Vec::new();
     let grace = tokio::time::sleep(within);
     tokio::pin!(grace);
     loop {
         tokio::select! {
             biased;
-            item = rx.recv() => match item {
-                Some(item) => {
-                    let cut = item.is_err();
-                    ready.push(item);
-                    if cut {
-                        return (ready, false);
-                    }
-                }
-                None => return (ready, true),
+            item = stream.next() => match item {
+                Some(Ok(chunk)) => ready.push(chunk),
+                Some(Err(error)) => return (ready, Gathered::Failed(error)),
+                None => return (ready, Gathered::Complete),
             },
-            () = &mut grace => return (ready, false),
+            () = &mut grace => return (ready, Gathered::Open),
         }
     }
 }
 
-/// The body of a complete, unbroken answer, as one piece.
-fn whole(ready: &[Chunk], complete: bool) -> Option<Bytes> {
-    if !complete {
-        return None;
-    }
-    let mut parts = Vec::with_capacity(ready.len());
-    for chunk in ready {
-        parts.push(chunk.as_ref().ok()?);
-    }
-    Some(match parts.as_slice() {
+/// Chunks as one piece.
+fn whole(ready: &[Bytes]) -> Bytes {
+    match ready {
         [] => Bytes::new(),
-        [one] => (*one).clone(),
+        [one] => one.clone(),
         _ => {
-            let mut all = bytes::BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
-            for part in parts {
+            let mut all = bytes::BytesMut::with_capacity(ready.iter().map(Bytes::len).sum());
+            for part in ready {
                 all.extend_from_slice(part);
             }
             all.freeze()
         }
-    })
+    }
 }
 
 /// 502 or 504, recorded: the request's operations get `outcome` and the fault its own event.
