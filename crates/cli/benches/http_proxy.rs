@@ -362,8 +362,9 @@ fn start_upstream(which: Upstream) -> Option<(Running, u16)> {
                 .arg(js)
                 .arg("streamableHttp")
                 .env("PORT", port.to_string())
+                // It logs every request on stdout; its errors (and a crash) show on stderr.
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(Stdio::inherit())
                 .spawn()
                 .expect("node (server-everything)")
         }
