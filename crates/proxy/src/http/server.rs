@@ -472,6 +472,10 @@ async fn forward_and_relay(
 /// How long the head of a streamed POST answer may wait for the answer's first chunks.
 const GATHER: Duration = Duration::from_millis(5);
 
+/// How much of an answer may be gathered before its head goes (then the rest is relayed
+/// through the bounded channel: a slow client slows the upstream read).
+const GATHER_BYTES: usize = 64 * 1024;
+
 /// How far an answer's body came within the grace.
 enum Gathered {
     /// It ended: the client can have it whole.
@@ -482,22 +486,28 @@ enum Gathered {
     Failed(reqwest::Error),
 }
 
-/// The chunks of an answer's body that arrive `within`, and how far the body came.
+/// The chunks of an answer's body that arrive `within` (up to about [`GATHER_BYTES`]), and how
+/// far the body came.
 async fn gather(stream: &mut Upstream, within: Duration) -> (Vec<Bytes>, Gathered) {
     let mut ready = Vec::new();
+    let mut size = 0;
     let grace = tokio::time::sleep(within);
     tokio::pin!(grace);
-    loop {
+    while size < GATHER_BYTES {
         tokio::select! {
             biased;
             item = stream.next() => match item {
-                Some(Ok(chunk)) => ready.push(chunk),
+                Some(Ok(chunk)) => {
+                    size += chunk.len();
+                    ready.push(chunk);
+                }
                 Some(Err(error)) => return (ready, Gathered::Failed(error)),
                 None => return (ready, Gathered::Complete),
             },
             () = &mut grace => return (ready, Gathered::Open),
         }
     }
+    (ready, Gathered::Open)
 }
 
 /// Chunks as one piece.
