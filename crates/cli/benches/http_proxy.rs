@@ -1,19 +1,36 @@
-//! Streamable HTTP proxy overhead, in one run: `tools/call` POSTs (JSON answers) to a minimal
-//! Rust MCP upstream, directly and through `mcp-audit proxy --listen` in `batch` and `sync`
-//! durability, with 1 and 64 clients in flight.
+//! Streamable HTTP proxy overhead, in one run: `tools/call` POSTs to an MCP upstream, directly
+//! and through `mcp-audit proxy --listen` in `batch` and `sync` durability, with 1 and 64
+//! clients in flight, against two upstreams:
+//!
+//! - `minimal`: a minimal Rust MCP upstream (axum) that answers every POST with a JSON result
+//!   and does almost no work: the proxy's own cost, with nothing to hide it.
+//! - `everything`: the official reference server `server-everything streamableHttp` (Node.js),
+//!   a real, stateful MCP server: each client opens its own MCP session (`initialize`, then
+//!   `notifications/initialized`, outside the timed part) and calls its `echo` tool; answers
+//!   come as `text/event-stream`. It is installed by `scripts/install-test-peers.sh` (into
+//!   `.test-peers/`); without it, the bench says so and measures the minimal upstream only.
 //!
 //! ```sh
-//! cargo bench -p mcp-audit --bench http_proxy            # 3 rounds, 20,000 calls at 64 clients
-//! ROUNDS=5 CALLS=40000 cargo bench -p mcp-audit --bench http_proxy
+//! cargo bench -p mcp-audit --bench http_proxy            # both upstreams, 3 rounds
+//! UPSTREAM=minimal cargo bench -p mcp-audit --bench http_proxy      # one of them
+//! UPSTREAM=everything cargo bench -p mcp-audit --bench http_proxy
+//! ROUNDS=5 CALLS=40000 EVERYTHING_CALLS=10000 cargo bench -p mcp-audit --bench http_proxy
 //! ```
 //!
-//! The upstream is this very executable run with `--upstream PORT` (its own process, so that
-//! the load generator and the proxy do not share its runtime), answering every POST with a JSON
-//! result. The load generator is a hyper client with keep-alive connections, one per client.
-//! Prints, per setting, the medians over the rounds of p50 and p99 latency, the added latency
-//! against the direct connection of the same round, and throughput as a ratio to direct.
+//! `CALLS` (default 20,000) and `EVERYTHING_CALLS` (default 8,000) are the calls at 64 clients
+//! per setting and round for each upstream; at 1 client, a fifth of them.
+//!
+//! The minimal upstream is this very executable run with `--upstream PORT` (its own process,
+//! so that the load generator and the proxy do not share its runtime). The load generator is a
+//! hyper client with keep-alive connections, one per client. Prints, per upstream and setting,
+//! the medians over the rounds of p50 and p99 latency, the added latency against the direct
+//! connection of the same round, throughput as a ratio to direct, and the CPU time (user and
+//! system, from `/proc`, in 10 ms ticks) per call of the upstream process and of the proxy
+//! process during the timed part; the rounds interleave the settings (direct, `batch`, `sync`,
+//! direct, ...).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +43,9 @@ use hyper_util::rt::TokioExecutor;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
 
+/// The MCP protocol version the `everything` sessions negotiate.
+const PROTOCOL: &str = "2025-06-18";
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -33,7 +53,7 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The upstream: answers every POST on /mcp with a JSON-RPC result for its id.
+/// The minimal upstream: answers every POST on /mcp with a JSON-RPC result for its id.
 fn upstream(port: u16) {
     use axum::routing::post;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -61,6 +81,14 @@ fn upstream(port: u16) {
             .expect("bind");
         axum::serve(listener, app).await.expect("serve");
     });
+}
+
+/// `server-everything`'s entry point in the installed test peers, if it is there.
+fn everything_js() -> Option<PathBuf> {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../.test-peers/npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    );
+    js.exists().then_some(js)
 }
 
 fn free_port() -> u16 {
@@ -94,52 +122,114 @@ fn request(i: u64) -> Bytes {
     ))
 }
 
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"http-proxy-bench","version":"1"}}}"#;
+const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
 struct Measured {
     p50_us: f64,
     p99_us: f64,
     per_s: f64,
+    /// CPU time (user and system) per call of the upstream, and of the proxy (if any).
+    upstream_cpu_us: f64,
+    proxy_cpu_us: f64,
 }
 
-/// `calls` POSTs to `addr` from `clients` concurrent clients, each one call at a time.
-async fn load(addr: SocketAddr, clients: usize, calls: usize) -> Measured {
+/// The CPU time (user and system, all threads) process `pid` has used so far, from
+/// `/proc/PID/stat` in clock ticks of 10 ms (Linux; zero elsewhere).
+fn cpu_time(pid: u32) -> Duration {
+    let ticks = || -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's closing parenthesis: field 3 (state) on; utime and stime are
+        // fields 14 and 15.
+        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    Duration::from_millis(ticks().unwrap_or(0) * 10)
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Where a client sends its calls, and in which MCP session (`None`: the minimal upstream,
+/// which has none).
+struct Endpoint {
+    url: hyper::Uri,
+    session: Option<String>,
+}
+
+/// `calls` POSTs to `addr` from `clients` concurrent clients, each one call at a time; with
+/// `sessions`, each client first opens its own MCP session (not timed) and ends it after.
+/// `pids`: the upstream's process and the proxy's (if any), whose CPU time is measured.
+async fn load(
+    addr: SocketAddr,
+    clients: usize,
+    calls: usize,
+    sessions: bool,
+    pids: (u32, Option<u32>),
+) -> Measured {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+    let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(clients)
         .build(connector);
     let client = Arc::new(client);
     let url: hyper::Uri = format!("http://{addr}/mcp").parse().expect("uri");
     let per_client = calls / clients;
-    // Warm-up: open the connections.
+    // Warm-up: open the connections (and the sessions), one call each.
     let mut warm = Vec::new();
     for c in 0..clients {
         let (client, url) = (client.clone(), url.clone());
         warm.push(tokio::spawn(async move {
-            call(&client, &url, c as u64).await;
+            let session = if sessions {
+                Some(open_session(&client, &url).await)
+            } else {
+                None
+            };
+            let endpoint = Endpoint { url, session };
+            call(&client, &endpoint, c as u64).await;
+            endpoint
         }));
     }
+    let mut endpoints = Vec::with_capacity(clients);
     for w in warm {
-        w.await.expect("warm-up");
+        endpoints.push(w.await.expect("warm-up"));
     }
+    let cpu = |pid: Option<u32>| pid.map(cpu_time).unwrap_or_default();
+    let (upstream_cpu, proxy_cpu) = (cpu(Some(pids.0)), cpu(pids.1));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (client, url) = (client.clone(), url.clone());
+    for (c, endpoint) in endpoints.into_iter().enumerate() {
+        let client = client.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_client);
             for i in 0..per_client {
                 let t = Instant::now();
-                call(&client, &url, (c * per_client + i) as u64).await;
+                call(&client, &endpoint, (c * per_client + i) as u64).await;
                 latencies.push(t.elapsed());
             }
-            latencies
+            (latencies, endpoint)
         }));
     }
     let mut all = Vec::with_capacity(calls);
+    let mut endpoints = Vec::with_capacity(clients);
     for t in tasks {
-        all.extend(t.await.expect("client"));
+        let (latencies, endpoint) = t.await.expect("client");
+        all.extend(latencies);
+        endpoints.push(endpoint);
     }
     let elapsed = started.elapsed();
+    let upstream_cpu = cpu(Some(pids.0)) - upstream_cpu;
+    let proxy_cpu = cpu(pids.1) - proxy_cpu;
+    // The sessions end, so that the upstream (and the proxy) hold none across rounds.
+    let mut ends = Vec::new();
+    for endpoint in endpoints {
+        let client = client.clone();
+        ends.push(tokio::spawn(async move {
+            end_session(&client, &endpoint).await;
+        }));
+    }
+    for e in ends {
+        e.await.expect("session end");
+    }
     all.sort();
     let pct =
         |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e6;
@@ -147,24 +237,94 @@ async fn load(addr: SocketAddr, clients: usize, calls: usize) -> Measured {
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         per_s: all.len() as f64 / elapsed.as_secs_f64(),
+        upstream_cpu_us: upstream_cpu.as_secs_f64() * 1e6 / all.len() as f64,
+        proxy_cpu_us: proxy_cpu.as_secs_f64() * 1e6 / all.len() as f64,
     }
 }
 
-async fn call(client: &Client<HttpConnector, Full<Bytes>>, url: &hyper::Uri, i: u64) {
-    let req = hyper::Request::post(url.clone())
+/// A POST of `body` to the endpoint, in its session if it has one; the answer's head and body.
+async fn post(
+    client: &HttpClient,
+    url: &hyper::Uri,
+    session: Option<&str>,
+    body: Bytes,
+) -> (hyper::http::response::Parts, Bytes) {
+    let mut req = hyper::Request::post(url.clone())
         .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(Full::new(request(i)))
+        .header("accept", "application/json, text/event-stream");
+    if let Some(id) = session {
+        req = req
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", PROTOCOL);
+    }
+    let req = req.body(Full::new(body)).expect("request");
+    let response = client.request(req).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    assert!(
+        parts.status.is_success(),
+        "{}: {}",
+        parts.status,
+        String::from_utf8_lossy(&body)
+    );
+    (parts, body)
+}
+
+/// `initialize` and `notifications/initialized`: the new session's id.
+async fn open_session(client: &HttpClient, url: &hyper::Uri) -> String {
+    let (head, body) = post(client, url, None, Bytes::from_static(INITIALIZE.as_bytes())).await;
+    assert!(contains(&body, b"\"result\""), "an initialize result");
+    let id = head
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_string();
+    post(
+        client,
+        url,
+        Some(&id),
+        Bytes::from_static(INITIALIZED.as_bytes()),
+    )
+    .await;
+    id
+}
+
+/// DELETE of the endpoint's session, if it has one.
+async fn end_session(client: &HttpClient, endpoint: &Endpoint) {
+    let Some(id) = &endpoint.session else { return };
+    let req = hyper::Request::delete(endpoint.url.clone())
+        .header("mcp-session-id", id.as_str())
+        .header("mcp-protocol-version", PROTOCOL)
+        .body(Full::new(Bytes::new()))
         .expect("request");
     let response = client.request(req).await.expect("response");
     assert!(response.status().is_success(), "{}", response.status());
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    assert!(body.starts_with(b"{"), "a JSON answer");
+    let _ = response.into_body().collect().await;
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn call(client: &HttpClient, endpoint: &Endpoint, i: u64) {
+    let (_, body) = post(
+        client,
+        &endpoint.url,
+        endpoint.session.as_deref(),
+        request(i),
+    )
+    .await;
+    if endpoint.session.is_some() {
+        // An event stream whose one event is the result.
+        assert!(
+            contains(&body, b"Echo: hello"),
+            "an echo: {}",
+            String::from_utf8_lossy(&body)
+        );
+    } else {
+        assert!(body.starts_with(b"{"), "a JSON answer");
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -172,32 +332,64 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--upstream") {
-        let port = args[i + 1].parse().expect("a port");
-        return upstream(port);
-    }
-    let rounds = env_or("ROUNDS", 3);
-    let calls = env_or("CALLS", 20_000);
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Which upstream a measurement runs against.
+#[derive(Clone, Copy, PartialEq)]
+enum Upstream {
+    Minimal,
+    Everything,
+}
 
-    let up_port = free_port();
-    let me = std::env::current_exe().expect("the bench executable");
-    let _upstream = Running(
-        Command::new(me)
-            .args(["--upstream", &up_port.to_string()])
-            .spawn()
-            .expect("upstream"),
-    );
-    wait_listening(up_port);
+/// Starts `which` on a free port; `None` when it is not installed.
+fn start_upstream(which: Upstream) -> Option<(Running, u16)> {
+    let port = free_port();
+    let child = match which {
+        Upstream::Minimal => {
+            let me = std::env::current_exe().expect("the bench executable");
+            Command::new(me)
+                .args(["--upstream", &port.to_string()])
+                .spawn()
+                .expect("upstream")
+        }
+        Upstream::Everything => {
+            let Some(js) = everything_js() else {
+                println!(
+                    "\nserver-everything is not installed: its part is skipped. Install the test peers \
+                     with scripts/install-test-peers.sh (npm and python3 needed), then run again."
+                );
+                return None;
+            };
+            Command::new("node")
+                .arg(js)
+                .arg("streamableHttp")
+                .env("PORT", port.to_string())
+                // It logs every request on stdout; its errors (and a crash) show on stderr.
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("node (server-everything)")
+        }
+    };
+    let running = Running(child);
+    wait_listening(port);
+    Some((running, port))
+}
+
+/// The whole measurement against one upstream: its own proxies, its own rounds.
+fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
+    let Some((upstream, up_port)) = start_upstream(which) else {
+        return;
+    };
+    let label = match which {
+        Upstream::Minimal => "minimal",
+        Upstream::Everything => "everything",
+    };
     let mut proxies = Vec::new();
     for durability in ["batch", "sync"] {
         let port = free_port();
         let child = Command::new(BIN)
             .arg("proxy")
             .arg("--db")
-            .arg(dir.path().join(format!("{durability}.db")))
+            .arg(dir.join(format!("{label}-{durability}.db")))
             .args(["--durability", durability])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--upstream", &format!("http://127.0.0.1:{up_port}/mcp")])
@@ -212,26 +404,43 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    println!();
+    match which {
+        Upstream::Minimal => println!(
+            "minimal Rust upstream: tools/call POST with JSON answers, {rounds} rounds, medians (2 shared cores)"
+        ),
+        Upstream::Everything => println!(
+            "server-everything streamableHttp (Node.js): tools/call echo, one MCP session per client, SSE answers, {rounds} rounds, medians (2 shared cores)"
+        ),
+    }
     println!(
-        "HTTP proxy overhead: tools/call POST with JSON answers, {rounds} rounds, medians (2 shared cores)"
+        "{:>7} {:>8} {:>9} {:>9} {:>11} {:>11} {:>10} {:>9} {:>12} {:>12}",
+        "clients",
+        "target",
+        "p50 µs",
+        "p99 µs",
+        "+p50 µs",
+        "+p99 µs",
+        "calls/s",
+        "vs direct",
+        "upstream CPU",
+        "proxy CPU"
     );
-    println!(
-        "{:>7} {:>8} {:>9} {:>9} {:>11} {:>11} {:>10} {:>8}",
-        "clients", "target", "p50 µs", "p99 µs", "+p50 µs", "+p99 µs", "calls/s", "vs direct"
-    );
+    let sessions = which == Upstream::Everything;
     for clients in [1usize, 64] {
         let n = if clients == 1 { calls / 5 } else { calls };
-        let targets: Vec<(&str, u16)> = std::iter::once(("direct", up_port))
-            .chain(proxies.iter().map(|(d, p, _)| (*d, *p)))
+        let targets: Vec<(&str, u16, Option<u32>)> = std::iter::once(("direct", up_port, None))
+            .chain(proxies.iter().map(|(d, p, r)| (*d, *p, Some(r.0.id()))))
             .collect();
         let mut results: Vec<Vec<Measured>> = targets.iter().map(|_| Vec::new()).collect();
         for _ in 0..rounds {
-            for (t, (_, port)) in targets.iter().enumerate() {
+            for (t, (_, port, proxy)) in targets.iter().enumerate() {
                 let addr: SocketAddr = ([127, 0, 0, 1], *port).into();
-                results[t].push(runtime.block_on(load(addr, clients, n)));
+                let pids = (upstream.0.id(), *proxy);
+                results[t].push(runtime.block_on(load(addr, clients, n, sessions, pids)));
             }
         }
-        for (t, (name, _)) in targets.iter().enumerate() {
+        for (t, (name, _, proxy)) in targets.iter().enumerate() {
             let p50 = median(results[t].iter().map(|m| m.p50_us).collect());
             let p99 = median(results[t].iter().map(|m| m.p99_us).collect());
             let per_s = median(results[t].iter().map(|m| m.per_s).collect());
@@ -250,10 +459,53 @@ fn main() {
                     .map(|r| results[t][r].per_s / results[0][r].per_s)
                     .collect(),
             );
+            let up_cpu = median(results[t].iter().map(|m| m.upstream_cpu_us).collect());
+            let proxy_cpu = match proxy {
+                Some(_) => {
+                    let us = median(results[t].iter().map(|m| m.proxy_cpu_us).collect());
+                    format!("{us:.0} µs")
+                }
+                None => "-".to_string(),
+            };
             println!(
-                "{clients:>7} {name:>8} {p50:>9.0} {p99:>9.0} {added50:>11.0} {added99:>11.0} {per_s:>10.0} {:>7.0}%",
-                ratio * 100.0
+                "{clients:>7} {name:>8} {p50:>9.0} {p99:>9.0} {added50:>11.0} {added99:>11.0} {per_s:>10.0} {:>8.0}% {:>9.0} µs {proxy_cpu:>12}",
+                ratio * 100.0,
+                up_cpu
             );
         }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--upstream") {
+        let port = args[i + 1].parse().expect("a port");
+        return upstream(port);
+    }
+    let rounds = env_or("ROUNDS", 3);
+    let which = std::env::var("UPSTREAM").unwrap_or_else(|_| "both".into());
+    let (minimal, everything) = match which.as_str() {
+        "both" => (true, true),
+        "minimal" => (true, false),
+        "everything" => (false, true),
+        other => panic!("UPSTREAM={other}: expected minimal, everything or both"),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    println!("HTTP proxy overhead (direct vs mcp-audit proxy --listen, batch and sync)");
+    if minimal {
+        measure(
+            Upstream::Minimal,
+            rounds,
+            env_or("CALLS", 20_000),
+            dir.path(),
+        );
+    }
+    if everything {
+        measure(
+            Upstream::Everything,
+            rounds,
+            env_or("EVERYTHING_CALLS", 8_000),
+            dir.path(),
+        );
     }
 }

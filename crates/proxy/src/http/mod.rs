@@ -78,6 +78,12 @@ pub enum HttpError {
     Io(#[from] std::io::Error),
 }
 
+/// How long a connection to the upstream stays open unused. Below the 5 s after which
+/// Node.js's HTTP server (the reference MCP servers) and uvicorn (the Python SDK's) close an
+/// idle keep-alive connection: a request sent on a connection the server is closing just then
+/// fails, and a POST can not be sent again.
+const UPSTREAM_IDLE: Duration = Duration::from_secs(4);
+
 /// How long open connections get to finish once the proxy is told to stop.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -99,7 +105,7 @@ pub async fn run_http(
     let client = client
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(UPSTREAM_IDLE)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(HttpError::Client)?;

@@ -5,7 +5,9 @@
 //! piles up). A JSON answer is interpreted once complete; an event stream event by event. The
 //! task ends, and records why, when the upstream ends or breaks, when it stalls longer than the
 //! idle limit (POST answers only: a GET stream may rightly be silent), when the client goes
-//! away, or when the proxy stops; dropping the task frees the upstream connection.
+//! away, or when the proxy stops; dropping the task frees the upstream connection. The head
+//! of a POST's answer waits a few milliseconds for the first chunks (`server`): most answers
+//! then go to the client in one write, whole when they are complete by then.
 
 use std::time::{Duration, Instant};
 
@@ -58,20 +60,34 @@ enum Copy {
     None,
 }
 
-type Chunk = Result<Bytes, std::io::Error>;
+pub type Chunk = Result<Bytes, std::io::Error>;
 
-/// Relays `response` to `tx`. `request` is the request body, to close its operations when the
-/// answer never comes; `ended` is set when this exchange ends the session.
+/// The rest of an upstream answer's body, as it arrives.
+pub type Upstream = futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>;
+
+/// What the client already has of an answer, and how the rest goes to it.
+pub struct Relayed {
+    /// Chunks already on their way to the client: interpreted first.
+    pub sent: Vec<Bytes>,
+    /// Where the rest goes; `None` when the client already has the whole answer.
+    pub tx: Option<mpsc::Sender<Chunk>>,
+}
+
+/// Relays the answer (`status`, the rest of its body in `stream`) to the client. `request` is
+/// the request body, to close its operations when the answer never comes; `ended` is set when
+/// this exchange ends the session.
+#[allow(clippy::too_many_arguments)]
 pub async fn relay(
     mut exchange: Exchange,
-    response: reqwest::Response,
+    status: StatusCode,
+    mut stream: Upstream,
     kind: BodyKind,
     idle: Option<Duration>,
     request: Bytes,
-    tx: mpsc::Sender<Chunk>,
+    relayed: Relayed,
     ended: Option<&'static str>,
 ) {
-    let status = response.status();
+    let Relayed { sent, tx } = relayed;
     let mut copy = match kind {
         BodyKind::Json => Copy::Json {
             buf: Vec::new(),
@@ -81,37 +97,48 @@ pub async fn relay(
         BodyKind::Opaque => Copy::None,
     };
     let legacy_before = exchange.session_key.is_some();
-    let mut stream = response.bytes_stream();
+    for chunk in &sent {
+        let records = observe(&mut exchange, &mut copy, chunk);
+        exchange.record(records).await.ok();
+    }
     let mut stopping = exchange.app.stopping.clone();
     let idle = idle.unwrap_or(Duration::MAX);
-    let stop = loop {
-        let next = tokio::select! {
-            biased;
-            _ = tx.closed() => break Some(("client_disconnected", "the client disconnected before the answer ended")),
-            () = stopped(&mut stopping) => break Some(("proxy_stopped", "the proxy stopped before the answer ended")),
-            next = tokio::time::timeout(idle, stream.next()) => next,
-        };
-        match next {
-            Err(_) => {
-                break Some((
-                    "upstream_stalled",
-                    "the upstream stalled: no data within the idle limit",
-                ));
-            }
-            Ok(None) => break None,
-            Ok(Some(Err(error))) => {
-                tracing::warn!(%error, "the upstream's answer broke off");
-                break Some(("upstream_broken", "the upstream's answer broke off"));
-            }
-            Ok(Some(Ok(chunk))) => {
-                let sent = tx.send(Ok(chunk.clone())).await;
-                let records = observe(&mut exchange, &mut copy, &chunk);
-                exchange.record(records).await.ok();
-                if sent.is_err() {
+    // A client that has the whole answer already: nothing more to read.
+    let stop = if tx.is_none() {
+        None
+    } else {
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = client_gone(&tx) => break Some(("client_disconnected", "the client disconnected before the answer ended")),
+                () = stopped(&mut stopping) => break Some(("proxy_stopped", "the proxy stopped before the answer ended")),
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            match next {
+                Err(_) => {
                     break Some((
-                        "client_disconnected",
-                        "the client disconnected before the answer ended",
+                        "upstream_stalled",
+                        "the upstream stalled: no data within the idle limit",
                     ));
+                }
+                Ok(None) => break None,
+                Ok(Some(Err(error))) => {
+                    tracing::warn!(%error, "the upstream's answer broke off");
+                    break Some(("upstream_broken", "the upstream's answer broke off"));
+                }
+                Ok(Some(Ok(chunk))) => {
+                    let sent = match &tx {
+                        Some(tx) => tx.send(Ok(chunk.clone())).await.is_ok(),
+                        None => true,
+                    };
+                    let records = observe(&mut exchange, &mut copy, &chunk);
+                    exchange.record(records).await.ok();
+                    if !sent {
+                        break Some((
+                            "client_disconnected",
+                            "the client disconnected before the answer ended",
+                        ));
+                    }
                 }
             }
         }
@@ -136,7 +163,9 @@ pub async fn relay(
         Some((operation, problem)) => {
             if operation == "upstream_stalled" || operation == "upstream_broken" {
                 // The client must not take a cut answer for a whole one.
-                let _ = tx.try_send(Err(std::io::Error::other(problem)));
+                if let Some(tx) = &tx {
+                    let _ = tx.try_send(Err(std::io::Error::other(problem)));
+                }
             }
             drop(tx);
             let mut i = lock(&exchange.interpreter);
@@ -160,6 +189,14 @@ pub async fn relay(
         }
     }
     close(&exchange, records, ended, status).await;
+}
+
+/// Completes when the client goes away (never without a channel to it).
+async fn client_gone(tx: &Option<mpsc::Sender<Chunk>>) {
+    match tx {
+        Some(tx) => tx.closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Records a complete answer: a JSON body (`json`, or past the limit `over`) is interpreted;

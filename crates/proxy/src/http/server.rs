@@ -4,23 +4,24 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mcp_audit_core::{EventId, Outcome};
 use mcp_audit_store::Recorder;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::exchange::Exchange;
 use super::forward;
 use super::identity::Verdict;
-use super::relay::{BodyKind, answered, relay};
+use super::relay::{BodyKind, Chunk, Relayed, Upstream, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
 use crate::interpreter::{Continuations, Direction, Interpreter, SessionConfig};
@@ -413,18 +414,115 @@ async fn forward_and_relay(
         )
         .await;
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let idle = (method == Method::POST).then_some(app.config.upstream_timeout);
-    tokio::spawn(relay(exchange, response, kind, idle, body, tx, ended));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    builder.body(Body::from_stream(stream)).unwrap_or_else(|_| {
+    let post = method == Method::POST;
+    let idle = post.then_some(app.config.upstream_timeout);
+    let mut stream = response.bytes_stream().boxed();
+    // A POST's answer (an event stream that ends with the answer to its request) usually
+    // follows its head at once: what comes within a short grace goes out with the head, in
+    // one write, and an answer complete by then goes whole, interpreted off its path. A GET
+    // stream may rightly be silent.
+    let (ready, gathered) = if post {
+        gather(&mut stream, GATHER).await
+    } else {
+        (Vec::new(), Gathered::Open)
+    };
+    let spawn_relay = |stream: Upstream, relayed: Relayed| {
+        tokio::spawn(relay(
+            exchange, status, stream, kind, idle, body, relayed, ended,
+        ));
+    };
+    let body = if let Gathered::Complete = gathered {
+        let whole = whole(&ready);
+        let relayed = Relayed {
+            sent: ready,
+            tx: None,
+        };
+        spawn_relay(futures_util::stream::empty().boxed(), relayed);
+        Body::from(whole)
+    } else {
+        let (tx, rx) = mpsc::channel::<Chunk>(16);
+        let first: Vec<Chunk> = ready.iter().cloned().map(Ok).collect();
+        let stream = match gathered {
+            // The relay records the fault and cuts the answer.
+            Gathered::Failed(error) => futures_util::stream::once(async { Err(error) })
+                .chain(stream)
+                .boxed(),
+            _ => stream,
+        };
+        spawn_relay(
+            stream,
+            Relayed {
+                sent: ready,
+                tx: Some(tx),
+            },
+        );
+        let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Body::from_stream(futures_util::stream::iter(first).chain(rest))
+    };
+    builder.body(body).unwrap_or_else(|_| {
         own_error(
             StatusCode::BAD_GATEWAY,
             "the upstream's answer could not be relayed",
         )
     })
+}
+
+/// How long the head of a streamed POST answer may wait for the answer's first chunks.
+const GATHER: Duration = Duration::from_millis(5);
+
+/// How much of an answer may be gathered before its head goes (then the rest is relayed
+/// through the bounded channel: a slow client slows the upstream read).
+const GATHER_BYTES: usize = 64 * 1024;
+
+/// How far an answer's body came within the grace.
+enum Gathered {
+    /// It ended: the client can have it whole.
+    Complete,
+    /// More is to come.
+    Open,
+    /// It broke off (after the chunks read).
+    Failed(reqwest::Error),
+}
+
+/// The chunks of an answer's body that arrive `within` (up to about [`GATHER_BYTES`]), and how
+/// far the body came.
+async fn gather(stream: &mut Upstream, within: Duration) -> (Vec<Bytes>, Gathered) {
+    let mut ready = Vec::new();
+    let mut size = 0;
+    let grace = tokio::time::sleep(within);
+    tokio::pin!(grace);
+    while size < GATHER_BYTES {
+        tokio::select! {
+            biased;
+            item = stream.next() => match item {
+                Some(Ok(chunk)) => {
+                    size += chunk.len();
+                    ready.push(chunk);
+                }
+                Some(Err(error)) => return (ready, Gathered::Failed(error)),
+                None => return (ready, Gathered::Complete),
+            },
+            () = &mut grace => return (ready, Gathered::Open),
+        }
+    }
+    (ready, Gathered::Open)
+}
+
+/// Chunks as one piece.
+fn whole(ready: &[Bytes]) -> Bytes {
+    match ready {
+        [] => Bytes::new(),
+        [one] => one.clone(),
+        _ => {
+            let mut all = bytes::BytesMut::with_capacity(ready.iter().map(Bytes::len).sum());
+            for part in ready {
+                all.extend_from_slice(part);
+            }
+            all.freeze()
+        }
+    }
 }
 
 /// 502 or 504, recorded: the request's operations get `outcome` and the fault its own event.
