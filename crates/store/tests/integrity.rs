@@ -544,3 +544,63 @@ fn a_long_log_verified_in_two_halves_finds_what_is_wrong_in_either() {
     assert_eq!(lookup.len(), 1, "{:?}", report.findings);
     assert_eq!(report.entries, 69_999);
 }
+
+/// A long log is read in two halves that meet at the largest power of two below its size, and
+/// each half computes the roots of the checkpoints that fall in it as it reads: roots before,
+/// at and after the meeting point all check out, and an entry edited just past it breaks
+/// exactly the checkpoints that cover it.
+#[test]
+fn checkpoints_on_either_side_of_the_halves_meeting_point_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let signer = NoteSigner::generate("audit-test").unwrap();
+    let batch = || RecorderConfig {
+        durability: mcp_audit_store::Durability::Batch,
+        ..RecorderConfig::default()
+    };
+    let mut outside = Vec::new();
+    let mut n = 0u64;
+    for size in [30_000u64, 65_536, 65_537, 70_000] {
+        let r = Recorder::start(
+            SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
+            batch(),
+        )
+        .unwrap();
+        while n < size {
+            r.record(
+                AuditEvent::tool_execution("t")
+                    .input(json!({"n": n}))
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+            n += 1;
+        }
+        r.shutdown().unwrap();
+        let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        outside.push(sign_checkpoint(&mut store, &signer, ORIGIN).unwrap());
+    }
+    let check = || {
+        let mut store = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
+        verify(&mut store, Some(&signer.verifier()), &outside, &mut |_| {}).unwrap()
+    };
+    let clean = check();
+    assert!(clean.is_ok(), "{:?}", clean.findings);
+    // Each size stored once and given once from outside.
+    assert_eq!((clean.checkpoints_verified, clean.covered), (8, 70_000));
+
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE events SET meta = replace(meta, '\"t\"', '\"u\"') WHERE seq = 65536")
+        .unwrap();
+    let report = check();
+    assert_eq!(
+        report.findings,
+        [
+            Finding::ModifiedMetadata { seq: 65_536 },
+            Finding::CheckpointMismatch { size: 65_537 },
+            Finding::CheckpointMismatch { size: 70_000 },
+        ]
+    );
+    assert_eq!((report.checkpoints_verified, report.covered), (4, 65_536));
+}
