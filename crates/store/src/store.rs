@@ -74,8 +74,16 @@ pub fn lookup_key_hash(
     value: &str,
     seq: u64,
 ) -> u64 {
-    use std::hash::BuildHasher;
-    state.hash_one((field as u8, value, seq))
+    use std::hash::{BuildHasher, Hasher};
+    // A fixed-length head then the value: an unambiguous encoding in two writes (the `Hash`
+    // impl of a tuple makes four, and this runs six million times in a million-entry verify).
+    let mut head = [0u8; 9];
+    head[0] = field as u8;
+    head[1..].copy_from_slice(&seq.to_le_bytes());
+    let mut hasher = state.build_hasher();
+    hasher.write(&head);
+    hasher.write(value.as_bytes());
+    hasher.finish()
 }
 
 /// A backend. One value is one connection's worth of state; the writer owns one, and each
