@@ -19,6 +19,7 @@ use mcp_audit_core::{EventId, Hash, merkle, tiles};
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::indexed;
 use crate::store::{IndexedColumns, LogEntry, LookupField, Store, lookup_key_hash};
 use crate::tree::TreeSource;
 
@@ -385,33 +386,9 @@ fn finding_seq(f: &Finding) -> u64 {
     }
 }
 
-/// The fields of the hashed metadata that have indexed copies: read without building the
-/// whole event (verification reads every entry, so this is its hot path).
-#[derive(serde::Deserialize)]
-struct Indexed<'a> {
-    #[serde(borrow)]
-    operation: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    kind: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    outcome: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    session_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow)]
-    timestamp: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    actor: Option<IndexedActor<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct IndexedActor<'a> {
-    #[serde(borrow, default)]
-    user_id: Option<std::borrow::Cow<'a, str>>,
-}
-
 /// The first indexed column that disagrees with the hashed metadata.
 fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static str> {
-    let Ok(m) = serde_json::from_str::<Indexed<'_>>(meta) else {
+    let Some(m) = indexed::read(meta) else {
         return Some("meta");
     };
     let user = m.actor.and_then(|a| a.user_id);
@@ -430,86 +407,10 @@ fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static 
     if columns.outcome != m.outcome.as_deref().unwrap_or("success") {
         return Some("outcome");
     }
-    let ts = utc_micros(&m.timestamp).or_else(|| {
-        m.timestamp
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(|t| t.as_microsecond())
-    });
-    if Some(columns.ts) != ts {
+    if Some(columns.ts) != indexed::micros(&m.timestamp) {
         return Some("ts");
     }
     None
-}
-
-/// Microseconds since the Unix epoch of the timestamp form events are written in
-/// (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`, from 1970 on), read without a general parser: this runs
-/// once per entry of `verify`, where parsing it was a twentieth of the work. `None` for any
-/// other form, which the caller gives to `jiff`.
-fn utc_micros(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
-        return None;
-    }
-    if b[16] != b':' || b[b.len() - 1] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
-        })
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    let days_in_month = *month_days.get(usize::try_from(month - 1).ok()?)?;
-    if year < 1970 || day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    // The fraction: nothing, or a dot and 1 to 9 digits, truncated to microseconds.
-    let fraction = &b[19..b.len() - 1];
-    let micros = match fraction {
-        [] => 0,
-        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
-            let mut n = 0i64;
-            for i in 0..6 {
-                let d = match digits.get(i) {
-                    Some(c) if c.is_ascii_digit() => i64::from(c - b'0'),
-                    Some(_) => return None,
-                    None => 0,
-                };
-                n = n * 10 + d;
-            }
-            if !digits[6.min(digits.len())..].iter().all(u8::is_ascii_digit) {
-                return None;
-            }
-            n
-        }
-        _ => return None,
-    };
-    // Days from the civil date (proleptic Gregorian), as in H. Hinnant's `days_from_civil`.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
 }
 
 /// Runs `f` with a subtree source over `store`, then stores the nodes it had to recompute.
@@ -643,50 +544,4 @@ pub fn consistency(
             "no consistency proof from size {old_size} to {new_size}"
         ))
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc_micros;
-
-    #[test]
-    fn the_event_timestamp_form_reads_as_jiff_reads_it() {
-        let mut samples = vec![
-            "1970-01-01T00:00:00Z".to_string(),
-            "2000-02-29T23:59:59.999999Z".into(),
-            "2024-12-31T12:00:00.5Z".into(),
-            "2026-11-27T19:12:26.123456789Z".into(),
-            "2100-03-01T00:00:00.000001Z".into(),
-        ];
-        // Every day of a leap year and of a common one, at a spread of times.
-        for day in 0..(366 + 365) {
-            let t =
-                jiff::Timestamp::from_second(1_704_067_200 + day * 86_400 + day * 3_607 % 86_400)
-                    .unwrap()
-                    .checked_add(jiff::SignedDuration::from_nanos(
-                        day * 7_919_993 % 1_000_000_000,
-                    ))
-                    .unwrap();
-            samples.push(t.to_string());
-        }
-        for text in &samples {
-            let expected = text.parse::<jiff::Timestamp>().unwrap().as_microsecond();
-            assert_eq!(utc_micros(text), Some(expected), "{text}");
-        }
-        // Anything else is left to jiff.
-        for other in [
-            "2026-02-30T00:00:00Z",
-            "2026-13-01T00:00:00Z",
-            "1969-12-31T23:59:59Z",
-            "2026-11-27T19:12:26+01:00",
-            "2026-11-27 19:12:26Z",
-            "2026-11-27T19:12:26.Z",
-            "2026-11-27T19:12:26.1234567890Z",
-            "2026-11-27T24:00:00Z",
-            "2026-1a-27T19:12:26Z",
-            "",
-        ] {
-            assert_eq!(utc_micros(other), None, "{other}");
-        }
-    }
 }

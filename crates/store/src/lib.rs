@@ -32,6 +32,7 @@ mod boxed;
 mod checkpointer;
 mod columns;
 mod error;
+mod indexed;
 pub mod integrity;
 mod postgres;
 mod query;
