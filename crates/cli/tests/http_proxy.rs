@@ -957,3 +957,52 @@ fn listen_without_upstream_or_with_a_server_command_is_a_usage_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("http:// or https://"));
 }
+
+/// An upstream that reads each request and never answers: the one fault no real server can be
+/// made to show on demand (a scripted peer, as the issue allows for such cases).
+fn silent_upstream() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                std::thread::sleep(Duration::from_secs(20));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_client_leaving_before_the_upstream_answers_is_recorded_as_incomplete() {
+    let port = silent_upstream();
+    for durability in ["batch", "sync"] {
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", durability]);
+        let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+        let call = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"message":"bye"}}}"#;
+        s.write_all(request_head("POST", "/mcp", &[JSON, ACCEPT], call.len()).as_bytes())
+            .unwrap();
+        s.write_all(call).unwrap();
+        // The proxy is waiting for the upstream's answer when the client gives up.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(s);
+        std::thread::sleep(Duration::from_millis(500));
+        let all = proxy.stop();
+
+        let left = match durability {
+            // `sync`: the intent was durable before forwarding; the outcome completes it.
+            "sync" => intent_and_outcome(&all, "echo", Outcome::Incomplete).1,
+            _ => one(&all, "echo", Outcome::Incomplete),
+        };
+        assert!(
+            error_message(left).contains("client left"),
+            "{durability}: {}",
+            error_message(left)
+        );
+        assert_eq!(left.event.payload.input, Some(json!({"message": "bye"})));
+    }
+}

@@ -67,6 +67,78 @@ impl Exchange {
     }
 }
 
+/// Closes an exchange's open requests as `incomplete` if it is dropped before
+/// [`ClientLeaving::disarm`]: hyper drops the handler of a client that closed its connection,
+/// and no code after the handler's pending `await` runs then, so without this the requests of a
+/// client that gave up waiting would leave no outcome at all.
+pub struct ClientLeaving {
+    interpreter: Shared,
+    recorder: mcp_audit_store::Recorder,
+    actor: Actor,
+    mcp_session: Option<String>,
+    body: bytes::Bytes,
+    armed: bool,
+}
+
+impl ClientLeaving {
+    /// The exchange ran to its end: its own paths recorded what became of its requests.
+    pub fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for ClientLeaving {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut records = {
+            let mut i = lock(&self.interpreter);
+            let mut records = i.abandon(
+                Direction::ClientToServer,
+                &self.body,
+                mcp_audit_core::Outcome::Incomplete,
+                "the client left before the upstream answered",
+                Instant::now(),
+            );
+            if !i.is_session() {
+                records.extend(i.finish("the client left", None, Instant::now()));
+            }
+            records
+        };
+        for r in &mut records {
+            stamp(r, &self.actor, self.mcp_session.as_deref());
+        }
+        if records.is_empty() {
+            return;
+        }
+        // Dropped inside the runtime (a handler future): queue from a task of its own.
+        let recorder = self.recorder.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for r in records {
+                    queue(&recorder, r).await;
+                }
+            });
+        }
+    }
+}
+
+impl Exchange {
+    /// A guard that records this exchange's requests in `body` as `incomplete` if the client
+    /// leaves (the handler is dropped) before it is disarmed.
+    pub fn on_client_leaving(&self, body: bytes::Bytes) -> ClientLeaving {
+        ClientLeaving {
+            interpreter: self.interpreter.clone(),
+            recorder: self.app.recorder.clone(),
+            actor: self.actor.clone(),
+            mcp_session: self.mcp_session.clone(),
+            body,
+            armed: true,
+        }
+    }
+}
+
 /// Sets the HTTP context of a record.
 pub fn stamp(r: &mut Record, actor: &Actor, mcp_session: Option<&str>) {
     let a = &mut r.event.actor;

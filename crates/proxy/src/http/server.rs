@@ -304,7 +304,21 @@ async fn too_large(exchange: &Exchange, declared: Option<u64>) -> Response {
     )
 }
 
+/// Forwards the request and relays the answer; a client that leaves before the answer starts
+/// still has its requests closed as `incomplete` (see `ClientLeaving`).
 async fn forward_and_relay(
+    exchange: Exchange,
+    method: Method,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let leaving = exchange.on_client_leaving(body.clone());
+    let response = forward_and_answer(exchange, method, headers, body).await;
+    leaving.disarm();
+    response
+}
+
+async fn forward_and_answer(
     mut exchange: Exchange,
     method: Method,
     headers: &HeaderMap,
