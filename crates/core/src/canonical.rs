@@ -260,49 +260,28 @@ impl Seq<'_, '_> {
     }
 }
 
-impl ser::SerializeSeq for Seq<'_, '_> {
-    type Ok = ();
-    type Error = NotPlain;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPlain> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), NotPlain> {
-        self.finish()
-    }
+/// The four array-like serde traits, all written as [`Seq::element`]s.
+macro_rules! seq_like {
+    ($($tr:ident :: $method:ident),*) => {$(
+        impl ser::$tr for Seq<'_, '_> {
+            type Ok = ();
+            type Error = NotPlain;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPlain> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), NotPlain> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Seq<'_, '_> {
-    type Ok = ();
-    type Error = NotPlain;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPlain> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), NotPlain> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq<'_, '_> {
-    type Ok = ();
-    type Error = NotPlain;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPlain> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), NotPlain> {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq<'_, '_> {
-    type Ok = ();
-    type Error = NotPlain;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NotPlain> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), NotPlain> {
-        self.finish()
-    }
-}
+seq_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// An object being written. Members go straight to the output as they come, and most come in
 /// order already (a `serde_json::Value`'s map is sorted); when one does not, the members are
@@ -403,37 +382,28 @@ impl ser::SerializeMap for Object<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_, '_> {
-    type Ok = ();
-    type Error = NotPlain;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), NotPlain> {
-        let at = self.key(key)?;
-        self.value(at, value)
-    }
-    fn end(self) -> Result<(), NotPlain> {
-        self.finish()
-    }
+/// A struct's and a struct variant's fields: members with static keys.
+macro_rules! struct_like {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for Object<'_, '_> {
+            type Ok = ();
+            type Error = NotPlain;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), NotPlain> {
+                let at = self.key(key)?;
+                self.value(at, value)
+            }
+            fn end(self) -> Result<(), NotPlain> {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Object<'_, '_> {
-    type Ok = ();
-    type Error = NotPlain;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), NotPlain> {
-        let at = self.key(key)?;
-        self.value(at, value)
-    }
-    fn end(self) -> Result<(), NotPlain> {
-        self.finish()
-    }
-}
+struct_like!(SerializeStruct, SerializeStructVariant);
 
 /// Writes an object's key as quoted JSON text. Only text keys are plain (serde_json would quote
 /// numbers; those go to the general path), and only keys JSON writes unescaped: their quoted

@@ -13,7 +13,7 @@
 //! than [`BULK`]) are found by reading them directly, which [`restrict`] builds into every
 //! keyed lookup, so a query sees every event whether or not its keys are in yet.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::query::Filter;
 use crate::sql::{SqlValue, Where};
@@ -59,17 +59,13 @@ pub(super) fn indexed_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
             [],
             |r| r.get(0),
         )
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
-    match text {
-        None => Ok(0),
-        Some(t) => t.parse::<u64>().map_err(|e| {
+        .optional()?;
+    // No row yet: nothing is indexed.
+    text.map_or(Ok(0), |t| {
+        t.parse::<u64>().map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        }),
-    }
+        })
+    })
 }
 
 /// Adds the keys of every event from `from` up to `to` (the log's next seq), inside the
