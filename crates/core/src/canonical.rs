@@ -424,6 +424,16 @@ impl KeyWriter<'_> {
     }
 }
 
+/// `serialize_*` methods for scalars that are not plain object keys: serde_json would quote
+/// numbers as keys, which the general path handles.
+macro_rules! refuse_scalars {
+    ($($method:ident: $t:ty),*) => {$(
+        fn $method(self, _: $t) -> Result<(), NotPlain> {
+            Err(NotPlain)
+        }
+    )*};
+}
+
 impl ser::Serializer for KeyWriter<'_> {
     type Ok = ();
     type Error = NotPlain;
@@ -456,42 +466,20 @@ impl ser::Serializer for KeyWriter<'_> {
     ) -> Result<(), NotPlain> {
         value.serialize(self)
     }
-    fn serialize_bool(self, _: bool) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_i8(self, _: i8) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_i16(self, _: i16) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_i64(self, _: i64) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_f32(self, _: f32) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_f64(self, _: f64) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), NotPlain> {
-        Err(NotPlain)
-    }
+    refuse_scalars!(
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_f32: f32,
+        serialize_f64: f64,
+        serialize_bytes: &[u8]
+    );
     fn serialize_none(self) -> Result<(), NotPlain> {
         Err(NotPlain)
     }
