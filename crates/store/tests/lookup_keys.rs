@@ -333,3 +333,27 @@ fn idle_upkeep_does_not_wait_for_another_writers_lock() {
     // The store's own patience is back for ordinary writes.
     append(&mut store, 300, 301, |_| false);
 }
+
+/// A reader may not migrate a file: one still at schema version 4 (before `event_keys`) keeps
+/// its indexes on `events`, and keyed reads use them; the first writer then moves it over with
+/// every key in place.
+#[test]
+fn a_file_from_before_the_bulk_keys_is_read_as_it_is_and_migrated_by_a_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let mut old = SqliteStore::open_at_schema_version(&path, 4).unwrap();
+    append(&mut old, 0, 500, |_| false);
+    drop(old);
+
+    let mut reader = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(reader.schema_version().unwrap(), 4);
+    assert_keyed_reads_match(&mut reader, 500);
+    drop(reader);
+
+    let mut writer = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(writer.schema_version().unwrap(), 5);
+    assert_eq!(indexed_to(&path), 500, "the migration indexed what was there");
+    assert_eq!(scalar(&path, "SELECT COUNT(*) FROM event_keys"), 3 * 500);
+    append(&mut writer, 500, 600, |_| false);
+    assert_keyed_reads_match(&mut writer, 600);
+}

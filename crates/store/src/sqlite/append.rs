@@ -27,6 +27,7 @@ pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
 pub(super) fn append(
     conn: &mut Connection,
     entries: &[Entry<'_>],
+    bulk_keys: bool,
 ) -> Result<Result<(), u64>, rusqlite::Error> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Ok(()));
@@ -117,9 +118,11 @@ pub(super) fn append(
             "UPDATE log_state SET value = ?1 WHERE key = 'next_seq'",
             [(last.seq + 1).to_string()],
         )?;
-        let indexed_to = keys::indexed_to(&tx)?;
-        if last.seq + 1 - indexed_to >= keys::BULK {
-            keys::index_tail(&tx, indexed_to, last.seq + 1)?;
+        if bulk_keys {
+            let indexed_to = keys::indexed_to(&tx)?;
+            if last.seq + 1 - indexed_to >= keys::BULK {
+                keys::index_tail(&tx, indexed_to, last.seq + 1)?;
+            }
         }
     }
     tx.commit().map(Ok)

@@ -131,6 +131,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// The first version with `event_keys` (see `keys.rs`).
+pub(crate) const BULK_KEYS_VERSION: i64 = 5;
+
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.len() as i64

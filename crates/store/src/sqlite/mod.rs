@@ -47,6 +47,10 @@ pub struct SqliteStore {
     path: PathBuf,
     log_id: String,
     lock_timeout: Duration,
+    /// The schema has `event_keys` (version 5 on): keyed reads go through it and the writer
+    /// fills it. A reader of an older file, which it may not migrate, uses the indexes that
+    /// file still has on `events`.
+    bulk_keys: bool,
 }
 
 impl SqliteStore {
@@ -118,6 +122,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             log_id: String::new(),
             lock_timeout: options.lock_timeout,
+            bulk_keys: false,
         };
         // The first real read: a file that is not a database fails here.
         let version = migrations::current_version(&conn).map_err(|e| store.map(e))?;
@@ -132,11 +137,9 @@ impl SqliteStore {
                 .map_err(|e| store.map(e))?;
             conn.pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| store.map(e))?;
-            migrations::migrate_to(
-                &mut conn,
-                schema_version.unwrap_or(migrations::latest_version()),
-            )
-            .map_err(|e| store.refine(e))?;
+            let target = schema_version.unwrap_or(migrations::latest_version());
+            migrations::migrate_to(&mut conn, target).map_err(|e| store.refine(e))?;
+            store.bulk_keys = target >= migrations::BULK_KEYS_VERSION;
         } else if version > migrations::latest_version() {
             return Err(StoreError::SchemaTooNew {
                 found: version,
@@ -148,6 +151,9 @@ impl SqliteStore {
                 reason: "no mcp-audit schema in this file (was anything ever recorded here?)"
                     .into(),
             });
+        }
+        if !writable {
+            store.bulk_keys = version >= migrations::BULK_KEYS_VERSION;
         }
         conn.pragma_update(None, "cache_size", -32_000)
             .map_err(|e| store.map(e))?;
@@ -282,7 +288,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
-        match append::append(&mut self.conn, entries) {
+        match append::append(&mut self.conn, entries, self.bulk_keys) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
             Err(e) => Err(self.map(e)),
@@ -290,6 +296,9 @@ impl Store for SqliteStore {
     }
 
     fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
+        if !self.bulk_keys {
+            return Ok(None);
+        }
         keys::indexed_to(&self.conn)
             .map(Some)
             .map_err(|e| self.map(e))
@@ -304,6 +313,9 @@ impl Store for SqliteStore {
     }
 
     fn settle(&mut self) -> Result<(), StoreError> {
+        if !self.bulk_keys {
+            return Ok(());
+        }
         // Upkeep never waits for another process's write lock: the writer is idle only until
         // its next event, which must not queue behind it. Busy now means later.
         self.conn

@@ -70,7 +70,9 @@ fn decode_cursor(cursor: &Cursor) -> Result<u64, StoreError> {
 pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, StoreError> {
     let (limit, offset) = (query.page_size(), query.offset());
     let mut w = Where::from_filter(&query.filter, placeholder);
-    super::keys::restrict(&mut w, &query.filter);
+    if store.bulk_keys {
+        super::keys::restrict(&mut w, &query.filter);
+    }
     if let PageStart::After(cursor) = &query.start {
         let seq = decode_cursor(cursor)?;
         w.push("e.seq < {}", SqlValue::Int(seq as i64));
@@ -111,7 +113,9 @@ pub(super) fn get(store: &mut SqliteStore, id: EventId) -> Result<Option<StoredE
 
 pub(super) fn count(store: &mut SqliteStore, filter: &Filter) -> Result<u64, StoreError> {
     let mut w = Where::from_filter(filter, placeholder);
-    super::keys::restrict(&mut w, filter);
+    if store.bulk_keys {
+        super::keys::restrict(&mut w, filter);
+    }
     let sql = format!("SELECT COUNT(*) FROM events e {}", w.sql());
     store
         .conn
@@ -128,7 +132,9 @@ pub(super) fn for_each(
     sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
     let mut w = Where::from_filter(filter, placeholder);
-    super::keys::restrict(&mut w, filter);
+    if store.bulk_keys {
+        super::keys::restrict(&mut w, filter);
+    }
     let sql = format!("SELECT {COLUMNS} {FROM} {} ORDER BY e.seq ASC", w.sql());
     let log_id = store.log_id.clone();
     let mut stmt = store.conn.prepare(&sql).map_err(super::map_err)?;

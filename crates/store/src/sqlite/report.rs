@@ -18,7 +18,9 @@ pub(super) fn summary(
 ) -> Result<Summary, StoreError> {
     let filter = scope_filter(scope);
     let mut w = Where::from_filter(&filter, placeholder);
-    super::keys::restrict(&mut w, &filter);
+    if store.bulk_keys {
+        super::keys::restrict(&mut w, &filter);
+    }
     let sql = format!(
         "SELECT e.kind, e.outcome, COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review)
            FROM events e {} GROUP BY e.kind, e.outcome",
@@ -58,7 +60,9 @@ pub(super) fn tool_stats(
     filter: &Filter,
 ) -> Result<Vec<ToolStats>, StoreError> {
     let mut w = tool_executions(filter, placeholder);
-    super::keys::restrict(&mut w, filter);
+    if store.bulk_keys {
+        super::keys::restrict(&mut w, filter);
+    }
     let sql = format!(
         "SELECT e.operation, e.outcome, e.duration_us FROM events e {}",
         w.sql()
@@ -88,6 +92,7 @@ pub(super) fn delete_expired(
     let now = now.as_microsecond();
     let expired = "SELECT seq FROM events WHERE expires_at IS NOT NULL AND expires_at < ?1";
     let path = store.path.clone();
+    let bulk_keys = store.bulk_keys;
     let map = |e| super::map_err_at(&path, e);
     let tx = store.conn.transaction().map_err(map)?;
     let count = |table: &str| -> Result<u64, rusqlite::Error> {
@@ -108,16 +113,18 @@ pub(super) fn delete_expired(
     if !dry_run {
         // Children first, so that no lineage or compliance row outlives its event; the lookup
         // keys by their own primary key, from the events' columns.
-        tx.execute(
-            "DELETE FROM event_keys WHERE (field, value, seq) IN (
-                 SELECT 1, session_id, seq FROM events
-                  WHERE expires_at < ?1 AND session_id IS NOT NULL
-                 UNION ALL SELECT 2, user_id, seq FROM events
-                  WHERE expires_at < ?1 AND user_id IS NOT NULL
-                 UNION ALL SELECT 3, operation, seq FROM events WHERE expires_at < ?1)",
-            [now],
-        )
-        .map_err(map)?;
+        if bulk_keys {
+            tx.execute(
+                "DELETE FROM event_keys WHERE (field, value, seq) IN (
+                     SELECT 1, session_id, seq FROM events
+                      WHERE expires_at < ?1 AND session_id IS NOT NULL
+                     UNION ALL SELECT 2, user_id, seq FROM events
+                      WHERE expires_at < ?1 AND user_id IS NOT NULL
+                     UNION ALL SELECT 3, operation, seq FROM events WHERE expires_at < ?1)",
+                [now],
+            )
+            .map_err(map)?;
+        }
         for table in ["data_sources", "compliance_events", "payloads", "events"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE seq IN ({expired})"),
