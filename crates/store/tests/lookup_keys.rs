@@ -352,7 +352,11 @@ fn a_file_from_before_the_bulk_keys_is_read_as_it_is_and_migrated_by_a_writer() 
 
     let mut writer = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     assert_eq!(writer.schema_version().unwrap(), 5);
-    assert_eq!(indexed_to(&path), 500, "the migration indexed what was there");
+    assert_eq!(
+        indexed_to(&path),
+        500,
+        "the migration indexed what was there"
+    );
     assert_eq!(scalar(&path, "SELECT COUNT(*) FROM event_keys"), 3 * 500);
     append(&mut writer, 500, 600, |_| false);
     assert_keyed_reads_match(&mut writer, 600);
