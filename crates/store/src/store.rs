@@ -64,7 +64,6 @@ pub struct ProofEntry {
 pub enum LookupField {
     Session = 1,
     User = 2,
-    Operation = 3,
 }
 
 /// One lookup key's term of [`Store::lookup_digest`], under the run's random key `state`.
@@ -101,7 +100,7 @@ pub trait Store: Send + 'static {
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError>;
 
     /// Where the backend's own lookup index ends, when it keeps one beside the events (as
-    /// SQLite does for sessions, users and operations): it holds the keys of every event below.
+    /// SQLite does for sessions and users): it holds the keys of every event below.
     /// `None` when there is no such index to check.
     fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
         Ok(None)

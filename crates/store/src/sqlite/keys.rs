@@ -1,4 +1,4 @@
-//! Lookup keys indexed in bulk: the session, user and operation of each event, in the
+//! Lookup keys indexed in bulk: the session and user of each event, in the
 //! `event_keys` table, written a few thousand events at a time instead of with every commit.
 //!
 //! Why not ordinary indexes on `events`: their keys are random (a thousand users, ten thousand
@@ -7,6 +7,10 @@
 //! about a hundred 16 KB pages per commit for a few kilobytes of data, and the writer spent most
 //! of its time writing them. Deferred, the keys of [`BULK`] events go in at once, sorted, and
 //! share their pages: a few times fewer page writes per event.
+//!
+//! The operation (the tool's name) keeps an ordinary index, `(operation, seq)`: with tens of
+//! tools, not thousands, a commit touches few of its pages, and every key here is one more that
+//! `verify` must read back and hash.
 //!
 //! What keeps this correct: `log_state.indexed_to` says how far `event_keys` reaches, and is
 //! moved in the same transaction that adds the keys. Events from there on (the *tail*, fewer
@@ -37,7 +41,6 @@ fn column(field: Field) -> &'static str {
     match field {
         Field::Session => "session_id",
         Field::User => "user_id",
-        Field::Operation => "operation",
     }
 }
 
@@ -48,7 +51,6 @@ const INDEX_FROM: &str = "
     INSERT OR IGNORE INTO event_keys (field, value, seq)
         SELECT 1, session_id, seq FROM events WHERE seq >= ?1 AND session_id IS NOT NULL
         UNION ALL SELECT 2, user_id, seq FROM events WHERE seq >= ?1 AND user_id IS NOT NULL
-        UNION ALL SELECT 3, operation, seq FROM events WHERE seq >= ?1
         ORDER BY 1, 2, 3";
 
 /// Where `event_keys` ends: the first seq whose keys are not in it yet.
@@ -96,7 +98,6 @@ pub(super) fn digest(
         let field = match row.get::<_, i64>(0)? {
             1 => Field::Session,
             2 => Field::User,
-            3 => Field::Operation,
             // A field no writer uses: an edit, which must make the sums differ.
             _ => {
                 sum = sum.wrapping_add(1);
@@ -111,14 +112,13 @@ pub(super) fn digest(
 }
 
 /// The keyed column of `filter` that narrows it most, if any: a session has fewer events than
-/// a user, a user fewer than a tool.
+/// a user.
 fn driving_key(filter: &Filter) -> Option<(Field, &str)> {
     filter
         .session_id
         .as_deref()
         .map(|v| (Field::Session, v))
         .or_else(|| filter.user_id.as_deref().map(|v| (Field::User, v)))
-        .or_else(|| filter.operation.as_deref().map(|v| (Field::Operation, v)))
 }
 
 /// Narrows `w` (built from `filter`, over `events e`) to the seqs that `event_keys` lists for
@@ -149,15 +149,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_session_drives_before_the_user_and_the_user_before_the_tool() {
+    fn the_session_drives_before_the_user_and_the_tool_keeps_its_own_index() {
         let mut filter = Filter {
             operation: Some("search".into()),
             ..Filter::default()
         };
-        assert!(matches!(
-            driving_key(&filter),
-            Some((Field::Operation, "search"))
-        ));
+        assert!(driving_key(&filter).is_none());
         filter.user_id = Some("alice".into());
         assert!(matches!(driving_key(&filter), Some((Field::User, "alice"))));
         filter.session_id = Some("s1".into());

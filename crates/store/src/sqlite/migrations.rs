@@ -109,13 +109,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         ",
     },
     Migration {
-        description: "session, user and operation keys indexed in bulk (see sqlite/keys.rs)",
+        description: "session and user keys indexed in bulk (see sqlite/keys.rs)",
         sql: "
             DROP INDEX events_session;
             DROP INDEX events_user;
-            DROP INDEX events_operation;
             CREATE TABLE event_keys (
-                field INTEGER NOT NULL,  -- 1 session_id, 2 user_id, 3 operation
+                field INTEGER NOT NULL,  -- 1 session_id, 2 user_id
                 value TEXT NOT NULL,
                 seq   INTEGER NOT NULL,
                 PRIMARY KEY (field, value, seq)
@@ -123,7 +122,6 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             INSERT INTO event_keys (field, value, seq)
                 SELECT 1, session_id, seq FROM events WHERE session_id IS NOT NULL
                 UNION ALL SELECT 2, user_id, seq FROM events WHERE user_id IS NOT NULL
-                UNION ALL SELECT 3, operation, seq FROM events
                 ORDER BY 1, 2, 3;
             INSERT INTO log_state (key, value)
                 SELECT 'indexed_to', value FROM log_state WHERE key = 'next_seq';

@@ -119,8 +119,7 @@ pub(super) fn delete_expired(
                      SELECT 1, session_id, seq FROM events
                       WHERE expires_at < ?1 AND session_id IS NOT NULL
                      UNION ALL SELECT 2, user_id, seq FROM events
-                      WHERE expires_at < ?1 AND user_id IS NOT NULL
-                     UNION ALL SELECT 3, operation, seq FROM events WHERE expires_at < ?1)",
+                      WHERE expires_at < ?1 AND user_id IS NOT NULL)",
                 [now],
             )
             .map_err(map)?;
