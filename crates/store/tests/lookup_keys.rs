@@ -56,7 +56,8 @@ fn scalar(path: &std::path::Path, sql: &str) -> i64 {
 fn indexed_to(path: &std::path::Path) -> i64 {
     scalar(
         path,
-        "SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'",
+        "SELECT COALESCE(
+             (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0)",
     )
 }
 
@@ -287,6 +288,10 @@ fn verify_finds_a_lookup_index_edited_behind_the_writers_back() {
         "UPDATE event_keys SET value = 'session-elsewhere' WHERE field = 1 AND seq = 8",
         // A key for an event that does not have it.
         "INSERT INTO event_keys (field, value, seq) VALUES (2, 'user-9', 9)",
+        // The same bytes as a blob: no keyed read matches it, so event 10 is hidden.
+        "UPDATE event_keys SET value = CAST(value AS BLOB) WHERE field = 2 AND seq = 10",
+        // A field no writer uses.
+        "UPDATE event_keys SET field = 7 WHERE field = 1 AND seq = 11",
     ];
     for (n, edit) in edits.iter().enumerate() {
         // Each edit on a copy of the clean file, so that each is judged alone.
@@ -360,4 +365,46 @@ fn a_file_from_before_the_bulk_keys_is_read_as_it_is_and_migrated_by_a_writer() 
     assert_eq!(scalar(&path, "SELECT COUNT(*) FROM event_keys"), 2 * 500);
     append(&mut writer, 500, 600, |_| false);
     assert_keyed_reads_match(&mut writer, 600);
+}
+
+/// The recorder's writer does the upkeep itself: once it has nothing queued, a tail of 256 or
+/// more gets its keys without anyone calling `settle`.
+#[test]
+fn the_writer_indexes_the_tail_when_it_has_nothing_queued() {
+    use mcp_audit_store::{Durability, Recorder, RecorderConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let recorder = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
+        RecorderConfig {
+            durability: Durability::Batch,
+            ..RecorderConfig::default()
+        },
+    )
+    .unwrap();
+    for i in 0..300 {
+        let mut e = AuditEvent::tool_execution("t")
+            .user(format!("user-{}", i % 3))
+            .build()
+            .unwrap();
+        Policy::default().apply(&mut e).unwrap();
+        recorder.record(e).unwrap();
+    }
+    recorder.flush().unwrap();
+    // Far below the bulk size, so only the idle upkeep can have indexed it; wait for it (a
+    // bound on how long, not a measure of speed).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while indexed_to(&path) < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tail was never indexed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        scalar(&path, "SELECT COUNT(*) FROM event_keys WHERE field = 2"),
+        300
+    );
+    recorder.shutdown().unwrap();
 }

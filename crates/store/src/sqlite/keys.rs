@@ -32,15 +32,12 @@ pub(super) const BULK: u64 = 4_096;
 /// log does not keep a tail of thousands of events for its queries to read.
 pub(super) const SETTLE: u64 = 256;
 
-/// The columns kept in `event_keys`; the number that stands for each there is its
+/// The events table's column of `field`; the number that stands for it in `event_keys` is its
 /// [`LookupField`] discriminant.
-type Field = LookupField;
-
-/// The events table's column of `field`.
-fn column(field: Field) -> &'static str {
+fn column(field: LookupField) -> &'static str {
     match field {
-        Field::Session => "session_id",
-        Field::User => "user_id",
+        LookupField::Session => "session_id",
+        LookupField::User => "user_id",
     }
 }
 
@@ -96,29 +93,30 @@ pub(super) fn digest(
     let mut rows = stmt.query([below as i64])?;
     while let Some(row) = rows.next()? {
         let field = match row.get::<_, i64>(0)? {
-            1 => Field::Session,
-            2 => Field::User,
-            // A field no writer uses: an edit, which must make the sums differ.
-            _ => {
-                sum = sum.wrapping_add(1);
-                continue;
-            }
+            1 => Some(LookupField::Session),
+            2 => Some(LookupField::User),
+            _ => None,
         };
-        let value = row.get_ref(1)?.as_str().unwrap_or("\u{0}not text");
+        let value = row.get_ref(1)?.as_str().ok();
         let seq = row.get::<_, i64>(2)? as u64;
-        sum = sum.wrapping_add(lookup_key_hash(state, field, value, seq));
+        sum = sum.wrapping_add(match (field, value) {
+            (Some(field), Some(value)) => lookup_key_hash(state, field, value, seq),
+            // A field no writer uses, or a value that is not text (which no keyed read would
+            // match): an edit. Counted apart from every real key, so the sums differ.
+            _ => 1,
+        });
     }
     Ok(sum)
 }
 
 /// The keyed column of `filter` that narrows it most, if any: a session has fewer events than
 /// a user.
-fn driving_key(filter: &Filter) -> Option<(Field, &str)> {
+fn driving_key(filter: &Filter) -> Option<(LookupField, &str)> {
     filter
         .session_id
         .as_deref()
-        .map(|v| (Field::Session, v))
-        .or_else(|| filter.user_id.as_deref().map(|v| (Field::User, v)))
+        .map(|v| (LookupField::Session, v))
+        .or_else(|| filter.user_id.as_deref().map(|v| (LookupField::User, v)))
 }
 
 /// Narrows `w` (built from `filter`, over `events e`) to the seqs that `event_keys` lists for
@@ -156,9 +154,15 @@ mod tests {
         };
         assert!(driving_key(&filter).is_none());
         filter.user_id = Some("alice".into());
-        assert!(matches!(driving_key(&filter), Some((Field::User, "alice"))));
+        assert!(matches!(
+            driving_key(&filter),
+            Some((LookupField::User, "alice"))
+        ));
         filter.session_id = Some("s1".into());
-        assert!(matches!(driving_key(&filter), Some((Field::Session, "s1"))));
+        assert!(matches!(
+            driving_key(&filter),
+            Some((LookupField::Session, "s1"))
+        ));
         assert!(driving_key(&Filter::default()).is_none());
     }
 }
