@@ -2,13 +2,14 @@
 or over Streamable HTTP with `modern_server.py http PORT [stateful]` (`https PORT CERT KEY`:
 over TLS).
 
-Tools: `add` (returns the sum), `fail` (always reports a tool error) and `count_roots` (asks
-the client for its roots: an `input_required` round trip).
+Tools: `add` (returns the sum), `fail` (always reports a tool error), `count_roots` (asks
+the client for its roots: an `input_required` round trip) and `request_query` (over HTTP: the
+query string of the request that called it, as the server received it).
 """
 
 from typing import Annotated
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import ListRoots, Resolve
 from mcp_types import ListRootsResult
 
@@ -37,6 +38,13 @@ def ask_for_roots() -> ListRoots:
 def count_roots(roots: Annotated[ListRootsResult, Resolve(ask_for_roots)]) -> int:
     """Counts the client's roots."""
     return len(roots.roots)
+
+
+@server.tool()
+def request_query(ctx: Context) -> str:
+    """The query string of the HTTP request that called this tool ("" over stdio)."""
+    request = ctx.request_context.request
+    return str(request.url.query) if request is not None else ""
 
 
 if __name__ == "__main__":

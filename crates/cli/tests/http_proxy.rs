@@ -590,6 +590,43 @@ anyio.run(main)
 }
 
 #[test]
+fn the_client_query_string_reaches_the_upstream_after_its_own() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    // The configured upstream carries a query of its own (an API key, say).
+    let upstream = format!("{}?key=k", mcp_url(port));
+    let proxy = Proxy::start(dir.path(), &upstream, &["--durability", "batch"]);
+    let call = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"request_query","arguments":{}}}"#;
+    let protocol = ("mcp-protocol-version", "2025-06-18");
+    let (status, _, body) = http_to(
+        proxy.port,
+        "POST",
+        "/mcp?tenant=a&note=two%20words",
+        &[JSON, ACCEPT, protocol],
+        call,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    // What the server itself saw: its own key first, then the client's parameters unchanged.
+    assert_eq!(
+        answer["result"]["structuredContent"]["result"],
+        "key=k&tenant=a&note=two%20words"
+    );
+    // Without a query from the client, the upstream's own goes alone.
+    let (_, _, body) = http_to(proxy.port, "POST", "/mcp", &[JSON, ACCEPT, protocol], call);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["result"]["structuredContent"]["result"], "key=k");
+    let all = proxy.stop();
+    let recorded: Vec<_> = all
+        .iter()
+        .filter(|e| e.event.operation == "request_query")
+        .collect();
+    assert_eq!(recorded.len(), 2, "{all:#?}");
+    assert!(recorded.iter().all(|e| e.event.outcome == Outcome::Success));
+}
+
+#[test]
 fn an_https_upstream_is_verified_against_the_configured_ca() {
     let Some(peers) = peers() else { return };
     let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");

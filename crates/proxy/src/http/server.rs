@@ -88,6 +88,19 @@ pub fn legacy_session_id(url: &reqwest::Url) -> String {
         .unwrap_or_else(|| url.to_string())
 }
 
+/// The upstream URL a request goes to: the configured one, with the client's query string
+/// after any query of its own. A transparent gateway passes the query on: servers read API
+/// keys, tenants or feature switches from it, and dropping it would change what they do.
+fn with_client_query(upstream: &reqwest::Url, client_query: Option<&str>) -> reqwest::Url {
+    let mut url = upstream.clone();
+    match (upstream.query(), client_query) {
+        (_, None | Some("")) => {}
+        (None | Some(""), Some(client)) => url.set_query(Some(client)),
+        (Some(own), Some(client)) => url.set_query(Some(&format!("{own}&{client}"))),
+    }
+    url
+}
+
 /// A JSON-RPC error answer made by the proxy itself (not by the upstream).
 fn own_error(status: StatusCode, message: &str) -> Response {
     let body = json!({
@@ -172,7 +185,7 @@ async fn handle(
                 app: app.clone(),
                 actor,
                 mcp_session,
-                url: app.config.upstream.clone(),
+                url: with_client_query(&app.config.upstream, parts.uri.query()),
                 session_key: None,
             }
         }
@@ -569,4 +582,30 @@ async fn upstream_failed(
     }
     let _ = exchange.record(records).await;
     own_error(status, problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_client_query;
+
+    fn url(text: &str) -> reqwest::Url {
+        reqwest::Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn the_client_query_follows_the_upstream_query() {
+        let plain = url("http://127.0.0.1:3001/mcp");
+        let keyed = url("http://127.0.0.1:3001/mcp?key=k");
+        assert_eq!(with_client_query(&plain, None), plain);
+        assert_eq!(with_client_query(&plain, Some("")), plain);
+        assert_eq!(
+            with_client_query(&plain, Some("tenant=a&x=%20")).as_str(),
+            "http://127.0.0.1:3001/mcp?tenant=a&x=%20"
+        );
+        assert_eq!(with_client_query(&keyed, None), keyed);
+        assert_eq!(
+            with_client_query(&keyed, Some("tenant=a")).as_str(),
+            "http://127.0.0.1:3001/mcp?key=k&tenant=a"
+        );
+    }
 }
