@@ -9,8 +9,9 @@
 //! Prints: a baseline (one connection and one commit per event, as the reference Python logger
 //! does), batch-mode ingest of realistic ~1 KB tool executions with two data sources each,
 //! `sync` mode with 64 concurrent callers, one `sync` caller's latency, filtered queries of 100
-//! rows by user, tool and session, a session summary, and bytes on disk per event with the index
-//! share. Figures, never assertions: speed is measured here, not tested.
+//! rows by user, tool and session, a session summary, bytes on disk per event with the index
+//! share, and the same pages and summary in a log where one user and one session own every
+//! event (a proxy per user). Figures, never assertions: speed is measured here, not tested.
 
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,11 @@ mod events;
 mod measure;
 
 use events::event;
-use measure::{env_usize, percentile, query_figures, sqlite_batch_recorder};
+use measure::{env_usize, percentile, print_p50_p95, query_figures, sqlite_batch_recorder};
 
-use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore};
+use mcp_audit_store::{
+    Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, SummaryScope,
+};
 
 fn main() {
     let n_events = env_usize("EVENTS", 1_000_000) as u64;
@@ -157,4 +160,63 @@ fn main() {
     for (name, bytes) in space {
         println!("  {name:<28} {:>8.1} MB", bytes as f64 / 1e6);
     }
+
+    one_owner_figures(&dir.path().join("one-user.db"), n_events);
+}
+
+/// Pages of 100 rows and a session summary where one user and one session own all `n` events:
+/// the shape of a proxy run per user, in which a keyed page must not cost the whole log.
+fn one_owner_figures(path: &std::path::Path, n: u64) {
+    let recorder = sqlite_batch_recorder(path);
+    for i in 0..n {
+        let mut e = event(i);
+        e.actor.user_id = Some("owner".into());
+        e.session_id = Some("the-session".into());
+        recorder.record(e).expect("record");
+    }
+    recorder.shutdown().expect("shutdown");
+    let mut reader = SqliteStore::open_read_only(path, SqliteOptions::default()).expect("reader");
+    let by = [
+        (
+            "user",
+            Filter {
+                user_id: Some("owner".into()),
+                ..Filter::default()
+            },
+        ),
+        (
+            "session",
+            Filter {
+                session_id: Some("the-session".into()),
+                ..Filter::default()
+            },
+        ),
+    ];
+    for (name, filter) in by {
+        let times = (0..200)
+            .map(|_| {
+                let q = Query {
+                    filter: filter.clone(),
+                    limit: 100,
+                    ..Query::default()
+                };
+                let t = Instant::now();
+                let page = reader.query(&q).expect("query");
+                std::hint::black_box(page.events.len());
+                t.elapsed()
+            })
+            .collect();
+        print_p50_p95(&format!("one owner: 100 rows by {name}"), 42, times);
+    }
+    let times = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let s = reader
+                .summary(&SummaryScope::Session("the-session".into()))
+                .expect("summary");
+            std::hint::black_box(s.total_operations);
+            t.elapsed()
+        })
+        .collect();
+    print_p50_p95(&format!("one owner: summary of {n} events"), 42, times);
 }

@@ -111,7 +111,7 @@ pub(super) fn digest(
 
 /// The keyed column of `filter` that narrows it most, if any: a session has fewer events than
 /// a user.
-fn driving_key(filter: &Filter) -> Option<(LookupField, &str)> {
+pub(super) fn driving_key(filter: &Filter) -> Option<(LookupField, &str)> {
     filter
         .session_id
         .as_deref()
@@ -123,8 +123,9 @@ fn driving_key(filter: &Filter) -> Option<(LookupField, &str)> {
 /// the filter's most selective keyed column, plus the events of the unindexed tail that match
 /// it.
 ///
-/// SQLite turns `e.seq IN (...)` into seeks on the events table's primary key, in `seq` order
-/// (backwards for a newest-first page, stopping at its limit).
+/// SQLite collects every seq of `IN (...)` first, then seeks the events table's primary key in
+/// `seq` order: right for counts, exports and aggregates, which read every such event anyway.
+/// A page reads its events through `read::keyed_page` instead, which stops at the page's end.
 pub(super) fn restrict(w: &mut Where, filter: &Filter) {
     let Some((field, value)) = driving_key(filter) else {
         return;

@@ -7,6 +7,7 @@ use super::SqliteStore;
 use crate::error::StoreError;
 use crate::query::{Cursor, Filter, Page, PageStart, Query, StoredEvent};
 use crate::sql::{SqlValue, Where};
+use crate::store::LookupField;
 
 pub(super) const COLUMNS: &str = "e.seq, e.meta, e.commitment, e.leaf_hash, p.body";
 pub(super) const FROM: &str = "FROM events e LEFT JOIN payloads p ON p.seq = e.seq";
@@ -69,21 +70,27 @@ fn decode_cursor(cursor: &Cursor) -> Result<u64, StoreError> {
 
 pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, StoreError> {
     let (limit, offset) = (query.page_size(), query.offset());
-    let mut w = Where::from_filter(&query.filter, placeholder);
-    if store.bulk_keys {
-        super::keys::restrict(&mut w, &query.filter);
-    }
-    if let PageStart::After(cursor) = &query.start {
-        let seq = decode_cursor(cursor)?;
-        w.push("e.seq < {}", SqlValue::Int(seq as i64));
-    }
+    let before = match &query.start {
+        PageStart::After(cursor) => Some(decode_cursor(cursor)?),
+        _ => None,
+    };
+    let driving = super::keys::driving_key(&query.filter).filter(|_| store.bulk_keys);
     // One row more than asked tells whether a next page exists.
-    let sql = format!(
-        "SELECT {COLUMNS} {FROM} {} ORDER BY e.seq DESC LIMIT {} OFFSET {offset}",
-        w.sql(),
-        limit + 1
-    );
-    let raws = collect(store, &sql, &w.params)?;
+    let raws = match driving {
+        Some(key) => keyed_page(store, &query.filter, key, before, offset, limit + 1)?,
+        None => {
+            let mut w = Where::from_filter(&query.filter, placeholder);
+            if let Some(seq) = before {
+                w.push("e.seq < {}", SqlValue::Int(seq as i64));
+            }
+            let sql = format!(
+                "SELECT {COLUMNS} {FROM} {} ORDER BY e.seq DESC LIMIT {} OFFSET {offset}",
+                w.sql(),
+                limit + 1
+            );
+            collect(store, &sql, &w.params)?
+        }
+    };
     let mut events = raws
         .into_iter()
         .map(|r| decode(&store.log_id, r))
@@ -96,6 +103,69 @@ pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, Stor
         None
     };
     Ok(Page { events, next })
+}
+
+/// A newest-first page of the events whose session or user is `key`, from `offset` on, at most
+/// `take` rows: read in two parts that together list every such event once.
+///
+/// First the unindexed tail (`seq >= indexed_to`, fewer than a bulk of events, read row by row),
+/// which holds only events newer than any indexed one; then, if the page is not full, the
+/// indexed part, walked through `event_keys` backwards from its newest key and stopping as soon
+/// as the page is full. One statement with `e.seq IN (keys UNION ALL tail)` would read every key
+/// of the value first: a page of a log whose events nearly all share one user (a proxy per
+/// user) would then cost as much as the whole log, not as much as the page.
+///
+/// Both parts read one snapshot, so the writer moving the tail into `event_keys` in between
+/// can neither drop an event from the page nor show it twice.
+fn keyed_page(
+    store: &SqliteStore,
+    filter: &Filter,
+    key: (LookupField, &str),
+    before: Option<u64>,
+    offset: i64,
+    take: i64,
+) -> Result<Vec<RawRow>, StoreError> {
+    let snapshot = if store.conn.is_autocommit() {
+        Some(
+            store
+                .conn
+                .unchecked_transaction()
+                .map_err(|e| store.map(e))?,
+        )
+    } else {
+        None
+    };
+    let indexed_to = super::keys::indexed_to(&store.conn).map_err(|e| store.map(e))? as i64;
+    let want = offset.saturating_add(take);
+
+    let mut tail = Where::from_filter(filter, placeholder);
+    tail.push("e.seq >= {}", SqlValue::Int(indexed_to));
+    if let Some(seq) = before {
+        tail.push("e.seq < {}", SqlValue::Int(seq as i64));
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} {FROM} {} ORDER BY e.seq DESC LIMIT {want}",
+        tail.sql()
+    );
+    let mut raws = collect(store, &sql, &tail.params)?;
+
+    let left = want - raws.len() as i64;
+    if left > 0 {
+        let mut indexed = Where::from_filter(filter, placeholder);
+        indexed.push("k.field = {}", SqlValue::Int(key.0 as i64));
+        indexed.push("k.value = {}", SqlValue::Text(key.1.to_string()));
+        let below = before.map_or(indexed_to, |seq| indexed_to.min(seq as i64));
+        indexed.push("k.seq < {}", SqlValue::Int(below));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM event_keys k JOIN events e ON e.seq = k.seq
+               LEFT JOIN payloads p ON p.seq = e.seq
+             {} ORDER BY k.seq DESC LIMIT {left}",
+            indexed.sql()
+        );
+        raws.extend(collect(store, &sql, &indexed.params)?);
+    }
+    drop(snapshot);
+    Ok(raws.into_iter().skip(offset.max(0) as usize).collect())
 }
 
 pub(super) fn get(store: &mut SqliteStore, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
