@@ -320,6 +320,110 @@ fn an_unopenable_database_stops_the_proxy_before_the_server_runs() {
     assert!(!marker.exists(), "no unaudited session");
 }
 
+/// A Python SDK client that calls `echo` twice through the proxy, each time when the test says
+/// `go` on its stdin, and prints what it saw as one JSON line per step.
+const STEPPED_CLIENT: &str = r#"
+import json, sys, anyio
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+def say(seen):
+    print(json.dumps(seen), flush=True)
+
+async def go():
+    await anyio.to_thread.run_sync(sys.stdin.readline)
+
+async def main(command):
+    params = StdioServerParameters(command=command[0], args=command[1:])
+    async with Client(params, mode="legacy") as client:
+        say({"ready": True})
+        for message in ["refused", "accepted"]:
+            await go()
+            try:
+                answer = await client.call_tool("echo", {"message": message})
+                say({"text": answer.content[0].text})
+            except Exception as error:
+                say({"error": str(error)})
+
+anyio.run(main, sys.argv[1:])
+"#;
+
+#[test]
+fn a_locked_store_refuses_the_call_with_a_json_rpc_error_and_the_session_goes_on() {
+    use std::io::{BufRead, BufReader};
+
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut client = Command::new(python(&peers))
+        .args([
+            "-c",
+            STEPPED_CLIENT,
+            BIN,
+            "proxy",
+            "--lock-timeout",
+            "2s",
+            "--db",
+        ])
+        .arg(&db)
+        .arg("--")
+        .args(everything(&peers))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut next =
+        move || -> Value { serde_json::from_str(&said.next().unwrap().unwrap()).unwrap() };
+    let mut go = client.stdin.take().unwrap();
+    assert_eq!(next(), json!({"ready": true}));
+    // The session's start on record first, so that only the call meets the lock.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !try_events(&db).is_ok_and(|all| all.iter().any(|e| e.event.kind == EventKind::Session)) {
+        assert!(
+            Instant::now() < deadline,
+            "the session start never became durable"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Another process holds the write lock past the proxy's lock timeout.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    writeln!(go, "go").unwrap();
+    let first = next();
+    holder.execute_batch("COMMIT").unwrap();
+    // The lock is gone: the session goes on, and the next call runs as usual.
+    writeln!(go, "go").unwrap();
+    let second = next();
+    drop(go);
+    assert!(client.wait().unwrap().success());
+
+    let refused = first["error"].as_str().unwrap_or_else(|| panic!("{first}"));
+    assert!(
+        refused.contains("audit record could not be written"),
+        "{refused}"
+    );
+    assert_eq!(second, json!({"text": "Echo: accepted"}));
+    let all = events(&db);
+    // The refused call never reached the server: its refusal, the proxy's own answer, is what
+    // the trail holds for it; the accepted one has its intent and its outcome.
+    let refusal = one(&all, "echo", Outcome::ProtocolError);
+    assert_eq!(
+        refusal.event.payload.input,
+        Some(json!({"message": "refused"}))
+    );
+    assert!(
+        error_message(refusal).contains("audit record could not be written"),
+        "{refusal:#?}"
+    );
+    let (_, accepted) = intent_and_outcome(&all, "echo", Outcome::Success);
+    assert_eq!(
+        accepted.event.payload.input,
+        Some(json!({"message": "accepted"}))
+    );
+}
+
 #[test]
 fn a_killed_proxy_leaves_intents_that_recover_marks_incomplete() {
     let dir = tempfile::tempdir().unwrap();

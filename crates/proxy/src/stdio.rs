@@ -3,8 +3,11 @@
 //!
 //! Frames are newline-delimited JSON-RPC. Each complete line is forwarded byte for byte (the
 //! interpreter sees a copy); only in `sync` mode is a `tools/call`, `resources/read` or
-//! `prompts/get` held back until its intent is durable (fail-closed: if that record can not be
-//! written, the proxy stops rather than let the operation run unrecorded).
+//! `prompts/get` held back until its intent is durable. Fail-closed: if that record can not be
+//! written, the frame is not forwarded; the proxy answers each request in it with a JSON-RPC
+//! error of its own (which the interpreter sees as the answer, so the refusal is on record
+//! once the store works again), and the session goes on, so that a store that is locked for a
+//! moment costs the client one failed call, not its server.
 
 use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
@@ -15,6 +18,7 @@ use mcp_audit_store::{RecordError, Recorder, StoredEvent};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
+use tokio::sync::mpsc;
 
 use crate::interpreter::{Direction, Interpreter, Record, SessionConfig};
 
@@ -99,12 +103,16 @@ where
     };
 
     let interpreter = Arc::new(Mutex::new(Interpreter::new(config.session)));
+    // The proxy's own answers to requests it refused: written to the client by the pump that
+    // owns the client's output, between the server's lines.
+    let (refusals, refused) = mpsc::unbounded_channel();
     let mut to_server = tokio::spawn(pump(
         client_in,
         server_in,
         Direction::ClientToServer,
         interpreter.clone(),
         recorder.clone(),
+        Side::Requests(refusals),
     ));
     let mut to_client = tokio::spawn(pump(
         server_out,
@@ -112,6 +120,7 @@ where
         Direction::ServerToClient,
         interpreter.clone(),
         recorder.clone(),
+        Side::Answers(refused),
     ));
 
     // The session ends when the server stops talking (it exited or closed its output), or when
@@ -169,6 +178,14 @@ fn lock(i: &Mutex<Interpreter>) -> std::sync::MutexGuard<'_, Interpreter> {
     i.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Which way a pump carries frames, with its end of the channel of the proxy's own answers.
+enum Side {
+    /// Client to server: sends the answers to requests it does not forward.
+    Requests(mpsc::UnboundedSender<Vec<u8>>),
+    /// Server to client: writes those answers to the client, between the server's lines.
+    Answers(mpsc::UnboundedReceiver<Vec<u8>>),
+}
+
 /// Copies `from` to `to` line by line, byte for byte, showing each line to the interpreter.
 async fn pump<R, W>(
     mut from: R,
@@ -176,6 +193,7 @@ async fn pump<R, W>(
     direction: Direction,
     interpreter: Arc<Mutex<Interpreter>>,
     recorder: Recorder,
+    mut side: Side,
 ) -> Result<(), ProxyError>
 where
     R: AsyncRead + Unpin,
@@ -186,7 +204,24 @@ where
     // An oversized frame being streamed through: its hash so far, size, and first bytes.
     let mut oversize: Option<(Sha256, usize, Vec<u8>)> = None;
     loop {
-        let n = from.read(&mut chunk).await?;
+        let read = match &mut side {
+            Side::Answers(refused) => tokio::select! {
+                // `read` is cancel-safe: a read that loses the race has consumed nothing.
+                read = from.read(&mut chunk) => read,
+                Some(answer) = refused.recv() => {
+                    // Whole lines only: `buf` holds at most the start of the server's next one.
+                    let records = lock(&interpreter).frame(direction, trim_cr(&answer[..answer.len() - 1]), Instant::now());
+                    for r in records {
+                        record(&recorder, r).await;
+                    }
+                    to.write_all(&answer).await?;
+                    to.flush().await?;
+                    continue;
+                }
+            },
+            Side::Requests(_) => from.read(&mut chunk).await,
+        };
+        let n = read?;
         if n == 0 {
             if !buf.is_empty() {
                 // A last frame without a newline: still forwarded, still seen.
@@ -202,7 +237,8 @@ where
         // of them are committed together (one group commit, not one fsync per request); then
         // the lines go out in order, in one write.
         let mut start = 0;
-        let mut intents = Vec::new();
+        // The lines held for their intents: where each ends, and its intents.
+        let mut held: Vec<(std::ops::Range<usize>, Vec<IntentWrite>)> = Vec::new();
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             let end = start + pos + 1;
             let line = &buf[start..end];
@@ -223,6 +259,7 @@ where
                     Instant::now(),
                 ),
             };
+            let mut intents = Vec::new();
             for r in records {
                 if r.before_forwarding {
                     let recorder = recorder.clone();
@@ -233,16 +270,45 @@ where
                     record(&recorder, r).await;
                 }
             }
+            if !intents.is_empty() {
+                held.push((start..end, intents));
+            }
             start = end;
         }
-        for intent in intents {
-            match intent.await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(ProxyError::IntentNotRecorded(e)),
-                Err(e) => return Err(ProxyError::Io(std::io::Error::other(e.to_string()))),
+        let mut refused = Vec::new();
+        for (line, intents) in held {
+            let mut failure = None;
+            for intent in intents {
+                match intent.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => failure = failure.or(Some(e)),
+                    Err(e) => return Err(ProxyError::Io(std::io::Error::other(e.to_string()))),
+                }
+            }
+            if let Some(error) = failure {
+                match &side {
+                    Side::Requests(refusals) => {
+                        tracing::error!(%error, "an intent could not be recorded; the request was refused");
+                        if let Some(answer) = refusal(&buf[line.clone()], &error) {
+                            // The other pump is gone only when the session is ending.
+                            let _ = refusals.send(answer);
+                        }
+                        refused.push(line);
+                    }
+                    Side::Answers(_) => return Err(ProxyError::IntentNotRecorded(error)),
+                }
             }
         }
-        to.write_all(&buf[..start]).await?;
+        if refused.is_empty() {
+            to.write_all(&buf[..start]).await?;
+        } else {
+            let mut from = 0;
+            for line in refused {
+                to.write_all(&buf[from..line.start]).await?;
+                from = line.end;
+            }
+            to.write_all(&buf[from..start]).await?;
+        }
         buf.drain(..start);
         if buf.len() > MAX_FRAME {
             // Too large to hold: forward what we have and keep only its hash.
@@ -255,6 +321,41 @@ where
         }
         to.flush().await?;
     }
+}
+
+/// An intent being made durable.
+type IntentWrite = tokio::task::JoinHandle<Result<mcp_audit_store::Receipt, RecordError>>;
+
+/// The proxy's own answer to the requests of a frame it did not forward because their intents
+/// could not be written: a JSON-RPC error for each request (an array for a batch), or `None`
+/// when the frame holds no request to answer. Ends with a newline.
+fn refusal(frame: &[u8], error: &RecordError) -> Option<Vec<u8>> {
+    let message = format!(
+        "mcp-audit: the request was not forwarded because its audit record could not be written ({error})"
+    );
+    let answer = |request: &serde_json::Value| {
+        let id = request
+            .get("id")
+            .filter(|_| request.get("method").is_some())?;
+        Some(serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": -32603, "message": message},
+        }))
+    };
+    let answers = match serde_json::from_slice::<serde_json::Value>(frame).ok()? {
+        serde_json::Value::Array(batch) => {
+            let answers: Vec<_> = batch.iter().filter_map(answer).collect();
+            if answers.is_empty() {
+                return None;
+            }
+            serde_json::Value::Array(answers)
+        }
+        request => answer(&request)?,
+    };
+    let mut line = serde_json::to_vec(&answers).ok()?;
+    line.push(b'\n');
+    Some(line)
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
@@ -300,4 +401,48 @@ pub fn incomplete_outcomes(pending: &[StoredEvent]) -> Vec<AuditEvent> {
             e
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+    use mcp_audit_store::RecordError;
+    use serde_json::{Value, json};
+
+    fn answer(frame: &str) -> Option<Value> {
+        let line = refusal(frame.as_bytes(), &RecordError::Closed)?;
+        assert_eq!(line.last(), Some(&b'\n'), "one line");
+        Some(serde_json::from_slice(&line).unwrap())
+    }
+
+    #[test]
+    fn a_refused_request_is_answered_with_its_own_id() {
+        let got =
+            answer(r#"{"jsonrpc":"2.0","id":"a-7","method":"tools/call","params":{}}"#).unwrap();
+        assert_eq!(got["id"], "a-7");
+        assert_eq!(got["error"]["code"], -32603);
+        let message = got["error"]["message"].as_str().unwrap();
+        assert!(message.contains("audit record could not be written"));
+        assert!(
+            message.contains("the audit writer has stopped"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_answers_each_request_and_no_notification() {
+        let got = answer(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call"},
+                {"jsonrpc":"2.0","method":"notifications/progress"},
+                {"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#,
+        )
+        .unwrap();
+        let ids: Vec<&Value> = got.as_array().unwrap().iter().map(|a| &a["id"]).collect();
+        assert_eq!(ids, [&json!(1), &json!(2)]);
+        assert_eq!(
+            answer(r#"[{"jsonrpc":"2.0","method":"notifications/progress"}]"#),
+            None
+        );
+        assert_eq!(answer("not json"), None);
+    }
 }
