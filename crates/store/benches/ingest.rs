@@ -25,7 +25,9 @@ mod events;
 mod measure;
 
 use events::event;
-use measure::{env_usize, percentile, print_p50_p95, query_figures, sqlite_batch_recorder};
+use measure::{
+    env_usize, percentile, print_fsync_floor, print_p50_p95, query_figures, sqlite_batch_recorder,
+};
 
 use mcp_audit_store::{
     Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, SummaryScope,
@@ -44,6 +46,8 @@ fn main() {
             "system"
         }
     );
+
+    print_fsync_floor(dir.path());
 
     // Baseline: connect, insert one JSON row, commit, close, per event (the reference logger).
     let base_path = dir.path().join("baseline.db");

@@ -27,6 +27,31 @@ pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[rank - 1]
 }
 
+/// Prints how long this disk takes to make a 16 KiB write durable (`fsync`, p50 and p99 of
+/// 200), in `dir`: the floor under every durable commit, so that figures from different days
+/// or machines can be read against the disk they ran on.
+pub fn print_fsync_floor(dir: &std::path::Path) {
+    use std::io::Write as _;
+    let path = dir.join("fsync-floor");
+    let mut file = std::fs::File::create(&path).expect("a scratch file");
+    let mut times: Vec<Duration> = (0..200)
+        .map(|_| {
+            file.write_all(&[0u8; 16_384]).expect("write");
+            let t = Instant::now();
+            file.sync_data().expect("fsync");
+            t.elapsed()
+        })
+        .collect();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    times.sort_unstable();
+    println!(
+        "this disk: fsync of a 16 KiB write p50 {:?}, p99 {:?}",
+        percentile(&times, 50),
+        percentile(&times, 99)
+    );
+}
+
 /// Prints `label`, padded to `column` characters, then the p50 and p95 of `times`.
 pub fn print_p50_p95(label: &str, column: usize, mut times: Vec<Duration>) {
     times.sort_unstable();
