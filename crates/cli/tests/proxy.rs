@@ -406,9 +406,9 @@ fn a_locked_store_refuses_the_call_with_a_json_rpc_error_and_the_session_goes_on
     );
     assert_eq!(second, json!({"text": "Echo: accepted"}));
     let all = events(&db);
-    // The refused call never reached the server: its refusal, the proxy's own answer, is what
-    // the trail holds for it; the accepted one has its intent and its outcome.
-    let refusal = one(&all, "echo", Outcome::ProtocolError);
+    // The refused call never reached the server: the trail holds it as denied, with the
+    // reason; the accepted one has its intent and its outcome.
+    let refusal = one(&all, "echo", Outcome::Denied);
     assert_eq!(
         refusal.event.payload.input,
         Some(json!({"message": "refused"}))

@@ -4,10 +4,10 @@
 //! Frames are newline-delimited JSON-RPC. Each complete line is forwarded byte for byte (the
 //! interpreter sees a copy); only in `sync` mode is a `tools/call`, `resources/read` or
 //! `prompts/get` held back until its intent is durable. Fail-closed: if that record can not be
-//! written, the frame is not forwarded; the proxy answers each request in it with a JSON-RPC
-//! error of its own (which the interpreter sees as the answer, so the refusal is on record
-//! once the store works again), and the session goes on, so that a store that is locked for a
-//! moment costs the client one failed call, not its server.
+//! written, the frame is not forwarded; the interpreter records its requests as `denied` (queued,
+//! so on record once the store takes writes again), the proxy answers each with a JSON-RPC error
+//! of its own, and the session goes on: a store locked for a moment costs the client one failed
+//! call, not its server.
 
 use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
@@ -210,10 +210,7 @@ where
                 read = from.read(&mut chunk) => read,
                 Some(answer) = refused.recv() => {
                     // Whole lines only: `buf` holds at most the start of the server's next one.
-                    let records = lock(&interpreter).frame(direction, trim_cr(&answer[..answer.len() - 1]), Instant::now());
-                    for r in records {
-                        record(&recorder, r).await;
-                    }
+                    // Not shown to the interpreter: the refusal is on record already.
                     to.write_all(&answer).await?;
                     to.flush().await?;
                     continue;
@@ -289,7 +286,20 @@ where
                 match &side {
                     Side::Requests(refusals) => {
                         tracing::error!(%error, "an intent could not be recorded; the request was refused");
-                        if let Some(answer) = refusal(&buf[line.clone()], &error) {
+                        let frame = trim_cr(&buf[line.start..line.end - 1]);
+                        let reason = format!("{NOT_FORWARDED} ({error})");
+                        // Queued like any outcome: written once the store takes writes again.
+                        let records = lock(&interpreter).abandon(
+                            direction,
+                            frame,
+                            Outcome::Denied,
+                            &reason,
+                            Instant::now(),
+                        );
+                        for r in records {
+                            record(&recorder, r).await;
+                        }
+                        if let Some(answer) = refusal(frame, &reason) {
                             // The other pump is gone only when the session is ending.
                             let _ = refusals.send(answer);
                         }
@@ -326,13 +336,15 @@ where
 /// An intent being made durable.
 type IntentWrite = tokio::task::JoinHandle<Result<mcp_audit_store::Receipt, RecordError>>;
 
-/// The proxy's own answer to the requests of a frame it did not forward because their intents
-/// could not be written: a JSON-RPC error for each request (an array for a batch), or `None`
-/// when the frame holds no request to answer. Ends with a newline.
-fn refusal(frame: &[u8], error: &RecordError) -> Option<Vec<u8>> {
-    let message = format!(
-        "mcp-audit: the request was not forwarded because its audit record could not be written ({error})"
-    );
+/// Why a request was refused: the reason on record and, after `mcp-audit: `, the client's error.
+const NOT_FORWARDED: &str =
+    "the request was not forwarded because its audit record could not be written";
+
+/// The proxy's own answer to the requests of a frame it did not forward, for `reason`: a
+/// JSON-RPC error for each request (an array for a batch), or `None` when the frame holds no
+/// request to answer. Ends with a newline.
+fn refusal(frame: &[u8], reason: &str) -> Option<Vec<u8>> {
+    let message = format!("mcp-audit: {reason}");
     let answer = |request: &serde_json::Value| {
         let id = request
             .get("id")
@@ -406,11 +418,13 @@ pub fn incomplete_outcomes(pending: &[StoredEvent]) -> Vec<AuditEvent> {
 #[cfg(test)]
 mod tests {
     use super::refusal;
-    use mcp_audit_store::RecordError;
     use serde_json::{Value, json};
 
     fn answer(frame: &str) -> Option<Value> {
-        let line = refusal(frame.as_bytes(), &RecordError::Closed)?;
+        let line = refusal(
+            frame.as_bytes(),
+            "not written (the audit writer has stopped)",
+        )?;
         assert_eq!(line.last(), Some(&b'\n'), "one line");
         Some(serde_json::from_slice(&line).unwrap())
     }
@@ -422,10 +436,9 @@ mod tests {
         assert_eq!(got["id"], "a-7");
         assert_eq!(got["error"]["code"], -32603);
         let message = got["error"]["message"].as_str().unwrap();
-        assert!(message.contains("audit record could not be written"));
-        assert!(
-            message.contains("the audit writer has stopped"),
-            "{message}"
+        assert_eq!(
+            message,
+            "mcp-audit: not written (the audit writer has stopped)"
         );
     }
 
