@@ -627,6 +627,62 @@ fn the_client_query_string_reaches_the_upstream_after_its_own() {
 }
 
 #[test]
+fn a_locked_store_refuses_the_request_with_503_and_records_the_refusal() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        dir.path(),
+        &mcp_url(port),
+        &["--durability", "sync", "--lock-timeout", "1s"],
+    );
+    let protocol = ("mcp-protocol-version", "2025-06-18");
+    let add = |a: i64| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{a},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{a},"b":2}}}}}}"#
+        )
+    };
+    // Another process holds the write lock past the proxy's lock timeout.
+    let holder = rusqlite::Connection::open(&proxy.db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (status, _, body) = http(
+        proxy.port,
+        "POST",
+        &[JSON, ACCEPT, protocol],
+        add(1).as_bytes(),
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let refused: Value = serde_json::from_slice(&body).unwrap();
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("audit record could not be written"),
+        "{message}"
+    );
+    // The lock is gone: the next request runs as usual.
+    let (status, _, body) = http(
+        proxy.port,
+        "POST",
+        &[JSON, ACCEPT, protocol],
+        add(2).as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["result"]["structuredContent"]["result"], 4);
+    let all = proxy.stop();
+
+    // The refused request never reached the server, and the trail says so, with the reason.
+    let denied = one(&all, "add", Outcome::Denied);
+    assert_eq!(denied.event.payload.input, Some(json!({"a": 1, "b": 2})));
+    assert!(
+        error_message(denied).contains("audit record could not be written"),
+        "{denied:#?}"
+    );
+    let (_, done) = intent_and_outcome(&all, "add", Outcome::Success);
+    assert_eq!(done.event.payload.input, Some(json!({"a": 2, "b": 2})));
+}
+
+#[test]
 fn an_https_upstream_is_verified_against_the_configured_ca() {
     let Some(peers) = peers() else { return };
     let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");

@@ -16,3 +16,8 @@ pub mod stdio;
 pub use http::{HttpConfig, HttpError, run_http};
 pub use interpreter::{Continuations, Direction, Interpreter, Record, SessionConfig};
 pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};
+
+/// Why a request was refused when its intent could not be made durable (`sync`): the reason
+/// on record, and after `mcp-audit: ` the client's error, on both transports.
+pub(crate) const NOT_FORWARDED: &str =
+    "the request was not forwarded because its audit record could not be written";

@@ -287,7 +287,7 @@ where
                     Side::Requests(refusals) => {
                         tracing::error!(%error, "an intent could not be recorded; the request was refused");
                         let frame = trim_cr(&buf[line.start..line.end - 1]);
-                        let reason = format!("{NOT_FORWARDED} ({error})");
+                        let reason = format!("{} ({error})", crate::NOT_FORWARDED);
                         // Queued like any outcome: written once the store takes writes again.
                         let records = lock(&interpreter).abandon(
                             direction,
@@ -335,10 +335,6 @@ where
 
 /// An intent being made durable.
 type IntentWrite = tokio::task::JoinHandle<Result<mcp_audit_store::Receipt, RecordError>>;
-
-/// Why a request was refused: the reason on record and, after `mcp-audit: `, the client's error.
-const NOT_FORWARDED: &str =
-    "the request was not forwarded because its audit record could not be written";
 
 /// The proxy's own answer to the requests of a frame it did not forward, for `reason`: a
 /// JSON-RPC error for each request (an array for a batch), or `None` when the frame holds no

@@ -268,18 +268,21 @@ async fn handle(
         }
         let records = exchange.interpret(Direction::ClientToServer, &body);
         if let Err(error) = exchange.record(records).await {
-            // Fail closed: an operation whose intent is not durable does not run.
+            // Fail closed: an operation whose intent is not durable does not run. Its refusal
+            // is queued like any outcome: on record once the store takes writes again.
             tracing::error!(%error, "an intent could not be recorded; the request was refused");
-            let _ = lock(&exchange.interpreter).abandon(
+            let reason = format!("{} ({error})", crate::NOT_FORWARDED);
+            let refused = lock(&exchange.interpreter).abandon(
                 Direction::ClientToServer,
                 &body,
-                Outcome::Incomplete,
-                "not recorded",
+                Outcome::Denied,
+                &reason,
                 Instant::now(),
             );
+            let _ = exchange.record(refused).await;
             return own_error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the audit trail could not record the request",
+                &format!("mcp-audit: {reason}"),
             );
         }
     }
