@@ -38,7 +38,9 @@ pub struct ProxyArgs {
     /// Who is using the client (default: the operating-system user).
     #[arg(long, value_name = "ID", conflicts_with = "listen")]
     user: Option<String>,
-    /// `sync`: an operation runs only once its record is durable; `batch`: never wait.
+    /// `sync`: an operation runs only once its record is durable (if that record can not be
+    /// written, the client gets a JSON-RPC error and the operation does not run); `batch`:
+    /// never wait.
     #[arg(long, default_value = "sync", value_parser = |s: &str| s.parse::<Durability>())]
     durability: Durability,
     /// Larger arguments and results are stored as an excerpt with their size and SHA-256.
