@@ -12,11 +12,32 @@ use mcp_audit_store::{
 };
 use rusqlite::Connection;
 
-/// The i-th test event: 3 users, 5 sessions, 2 tools, spread so that every combination occurs.
+/// The user of the i-th test event: one of three, each on about a third of the events (more
+/// than the share above which keyed aggregates scan the table), or, on one event in forty, a
+/// rare one (read through `event_keys`).
+fn user_of(i: u64) -> String {
+    if i % 40 == 0 {
+        "user-rare".into()
+    } else {
+        format!("user-{}", i % 3)
+    }
+}
+
+/// The session of the i-th test event: one of five, or on one event in forty-five a rare one.
+fn session_of(i: u64) -> String {
+    if i % 45 == 1 {
+        "session-rare".into()
+    } else {
+        format!("session-{}", i % 5)
+    }
+}
+
+/// The i-th test event: 3 users, 5 sessions, 2 tools, spread so that every combination occurs,
+/// and a rare user and session.
 fn event(i: u64, expired: bool) -> SealedEvent {
     let mut builder = AuditEvent::tool_execution(format!("tool-{}", i % 2))
-        .user(format!("user-{}", i % 3))
-        .session(format!("session-{}", i % 5))
+        .user(user_of(i))
+        .session(session_of(i))
         .duration_us(i);
     if expired {
         builder = builder
@@ -84,14 +105,11 @@ fn seqs_by_pages(store: &mut SqliteStore, filter: &Filter, page: u32) -> Vec<u64
 /// The seqs among `0..n` that the i-th event's user/session/tool rule gives to `filter`.
 fn expected(n: u64, filter: &Filter) -> Vec<u64> {
     let keep = |i: u64| {
-        filter
-            .user_id
-            .as_ref()
-            .is_none_or(|u| *u == format!("user-{}", i % 3))
+        filter.user_id.as_ref().is_none_or(|u| *u == user_of(i))
             && filter
                 .session_id
                 .as_ref()
-                .is_none_or(|s| *s == format!("session-{}", i % 5))
+                .is_none_or(|s| *s == session_of(i))
             && filter
                 .operation
                 .as_ref()
@@ -122,6 +140,21 @@ fn filters() -> Vec<Filter> {
         Filter {
             session_id: Some("session-4".into()),
             user_id: Some("user-0".into()),
+            ..Filter::default()
+        },
+        // Rare values: read through `event_keys`, where the common ones are scanned.
+        Filter {
+            user_id: Some("user-rare".into()),
+            ..Filter::default()
+        },
+        Filter {
+            session_id: Some("session-rare".into()),
+            operation: Some("tool-1".into()),
+            ..Filter::default()
+        },
+        Filter {
+            session_id: Some("session-rare".into()),
+            user_id: Some("user-1".into()),
             ..Filter::default()
         },
     ]
@@ -164,17 +197,33 @@ fn assert_keyed_reads_match(store: &mut SqliteStore, n: u64) {
             "offset page of {filter:?}"
         );
     }
-    let summary = store.summary(&SummaryScope::User("user-1".into())).unwrap();
-    assert_eq!(
-        summary.tool_executions,
-        (0..n).filter(|i| i % 3 == 1).count() as u64
-    );
-    let summary = store
-        .summary(&SummaryScope::Session("session-2".into()))
+    for user in ["user-1", "user-rare"] {
+        let summary = store.summary(&SummaryScope::User(user.into())).unwrap();
+        assert_eq!(
+            summary.tool_executions,
+            (0..n).filter(|&i| user_of(i) == user).count() as u64,
+            "{user}"
+        );
+        assert_eq!(summary.distinct_users, 1, "{user}");
+    }
+    for session in ["session-2", "session-rare"] {
+        let summary = store
+            .summary(&SummaryScope::Session(session.into()))
+            .unwrap();
+        let events: Vec<u64> = (0..n).filter(|&i| session_of(i) == session).collect();
+        assert_eq!(summary.total_operations, events.len() as u64, "{session}");
+        let users: BTreeSet<String> = events.iter().map(|&i| user_of(i)).collect();
+        assert_eq!(summary.distinct_users, users.len() as u64, "{session}");
+    }
+    let rare_stats = store
+        .tool_stats(&Filter {
+            user_id: Some("user-rare".into()),
+            ..Filter::default()
+        })
         .unwrap();
     assert_eq!(
-        summary.total_operations,
-        (0..n).filter(|i| i % 5 == 2).count() as u64
+        rare_stats.iter().map(|t| t.calls).sum::<u64>(),
+        (0..n).filter(|&i| user_of(i) == "user-rare").count() as u64
     );
     let stats = store
         .tool_stats(&Filter {
@@ -256,7 +305,9 @@ fn cleanup_removes_the_keys_of_expired_events_indexed_or_not() {
     )
     .into_iter()
     .collect();
-    let want: BTreeSet<u64> = (0..4_196).filter(|i| i % 3 == 1 && i % 4 != 0).collect();
+    let want: BTreeSet<u64> = (0..4_196)
+        .filter(|&i| user_of(i) == "user-1" && i % 4 != 0)
+        .collect();
     assert_eq!(left, want);
 }
 

@@ -119,17 +119,51 @@ pub(super) fn driving_key(filter: &Filter) -> Option<(LookupField, &str)> {
         .or_else(|| filter.user_id.as_deref().map(|v| (LookupField::User, v)))
 }
 
+/// A key that more than this share of the log's events carry (1/8) is read by scanning the
+/// events, not through `event_keys`: see [`restrict`].
+const SCAN_SHARE: u64 = 8;
+
+/// Whether reading the events of `value` through `event_keys` beats scanning the whole table:
+/// when fewer than one event in [`SCAN_SHARE`] carries it. Counting stops at that bound, so the
+/// answer costs at most an eighth of the log's keys, read in index order.
+fn worth_the_keys(
+    conn: &Connection,
+    field: LookupField,
+    value: &str,
+) -> Result<bool, rusqlite::Error> {
+    let bound = super::append::next_seq(conn)? / SCAN_SHARE;
+    let carried: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM
+            (SELECT 1 FROM event_keys WHERE field = ?1 AND value = ?2 LIMIT ?3)",
+        rusqlite::params![field as i64, value, bound as i64],
+        |r| r.get(0),
+    )?;
+    Ok((carried as u64) < bound)
+}
+
 /// Narrows `w` (built from `filter`, over `events e`) to the seqs that `event_keys` lists for
 /// the filter's most selective keyed column, plus the events of the unindexed tail that match
-/// it.
+/// it; or leaves `w` as it is, for SQLite to scan the events table with the column's own
+/// condition, when that value is carried by so many events that scanning is cheaper.
 ///
 /// SQLite collects every seq of `IN (...)` first, then seeks the events table's primary key in
-/// `seq` order: right for counts, exports and aggregates, which read every such event anyway.
-/// A page reads its events through `read::keyed_page` instead, which stops at the page's end.
-pub(super) fn restrict(w: &mut Where, filter: &Filter) {
+/// `seq` order: right for counts, exports and aggregates of a value with a small share of the
+/// log, which read every such event anyway. A seek per event costs about twice what a scan
+/// does per event, so a value most events carry (the one user of a proxy run per user) is
+/// read by scanning: `stats --user` of such a user in a log of 1,000,000 events took 1.1 s
+/// through the keys and 0.45 s by scanning. A page reads its events through
+/// `read::keyed_page` instead, which stops at the page's end.
+pub(super) fn restrict(
+    w: &mut Where,
+    filter: &Filter,
+    conn: &Connection,
+) -> Result<(), rusqlite::Error> {
     let Some((field, value)) = driving_key(filter) else {
-        return;
+        return Ok(());
     };
+    if !worth_the_keys(conn, field, value)? {
+        return Ok(());
+    }
     let column = column(field);
     let field = w.bind(SqlValue::Int(field as i64));
     let value = w.bind(SqlValue::Text(value.to_string()));
@@ -141,6 +175,7 @@ pub(super) fn restrict(w: &mut Where, filter: &Filter) {
              WHERE t.{column} = {value} AND t.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0))"
     ));
+    Ok(())
 }
 
 #[cfg(test)]

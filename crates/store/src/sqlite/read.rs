@@ -184,7 +184,7 @@ pub(super) fn get(store: &mut SqliteStore, id: EventId) -> Result<Option<StoredE
 pub(super) fn count(store: &mut SqliteStore, filter: &Filter) -> Result<u64, StoreError> {
     let mut w = Where::from_filter(filter, placeholder);
     if store.bulk_keys {
-        super::keys::restrict(&mut w, filter);
+        super::keys::restrict(&mut w, filter, &store.conn).map_err(|e| store.map(e))?;
     }
     let sql = format!("SELECT COUNT(*) FROM events e {}", w.sql());
     store
@@ -203,7 +203,7 @@ pub(super) fn for_each(
 ) -> Result<u64, StoreError> {
     let mut w = Where::from_filter(filter, placeholder);
     if store.bulk_keys {
-        super::keys::restrict(&mut w, filter);
+        super::keys::restrict(&mut w, filter, &store.conn).map_err(|e| store.map(e))?;
     }
     let sql = format!("SELECT {COLUMNS} {FROM} {} ORDER BY e.seq ASC", w.sql());
     let log_id = store.log_id.clone();

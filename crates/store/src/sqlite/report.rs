@@ -7,9 +7,7 @@ use super::SqliteStore;
 use super::read::placeholder;
 use crate::error::StoreError;
 use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
-use crate::report::{
-    SummaryGroup, ToolStatsBuilder, distinct_users_sql, fold_summary, scope_filter, tool_executions,
-};
+use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter, tool_executions};
 use crate::sql::Where;
 
 pub(super) fn summary(
@@ -19,39 +17,45 @@ pub(super) fn summary(
     let filter = scope_filter(scope);
     let mut w = Where::from_filter(&filter, placeholder);
     if store.bulk_keys {
-        super::keys::restrict(&mut w, &filter);
+        super::keys::restrict(&mut w, &filter, &store.conn).map_err(|e| store.map(e))?;
     }
+    // One pass, grouped by user too: the distinct users are the distinct user columns of the
+    // groups. A second statement counting them read every event of the scope a second time.
     let sql = format!(
-        "SELECT e.kind, e.outcome, COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review)
-           FROM events e {} GROUP BY e.kind, e.outcome",
+        "SELECT e.kind, e.outcome, e.user_id, COUNT(*), MIN(e.ts), MAX(e.ts),
+                SUM(e.requires_review)
+           FROM events e {} GROUP BY e.kind, e.outcome, e.user_id",
         w.sql()
     );
+    let mut users = std::collections::HashSet::new();
     let groups: Vec<SummaryGroup> = store
         .conn
         .prepare_cached(&sql)
         .and_then(|mut s| {
             s.query_map(params_from_iter(w.params.iter()), |r| {
-                Ok(SummaryGroup {
-                    kind: r.get(0)?,
-                    outcome: r.get(1)?,
-                    count: r.get::<_, i64>(2)? as u64,
-                    first_us: r.get(3)?,
-                    last_us: r.get(4)?,
-                    review: r.get::<_, i64>(5)? as u64,
-                })
+                Ok((
+                    r.get::<_, Option<String>>(2)?,
+                    SummaryGroup {
+                        kind: r.get(0)?,
+                        outcome: r.get(1)?,
+                        count: r.get::<_, i64>(3)? as u64,
+                        first_us: r.get(4)?,
+                        last_us: r.get(5)?,
+                        review: r.get::<_, i64>(6)? as u64,
+                    },
+                ))
             })?
+            .map(|row| {
+                row.map(|(user, group)| {
+                    users.extend(user);
+                    group
+                })
+            })
             .collect()
         })
         .map_err(|e| store.map(e))?;
     let mut summary = fold_summary(groups)?;
-
-    let sql = distinct_users_sql(&w);
-    summary.distinct_users = store
-        .conn
-        .query_row(&sql, params_from_iter(w.params.iter()), |r| {
-            r.get::<_, i64>(0)
-        })
-        .map_err(|e| store.map(e))? as u64;
+    summary.distinct_users = users.len() as u64;
     Ok(summary)
 }
 
@@ -61,7 +65,7 @@ pub(super) fn tool_stats(
 ) -> Result<Vec<ToolStats>, StoreError> {
     let mut w = tool_executions(filter, placeholder);
     if store.bulk_keys {
-        super::keys::restrict(&mut w, filter);
+        super::keys::restrict(&mut w, filter, &store.conn).map_err(|e| store.map(e))?;
     }
     let sql = format!(
         "SELECT e.operation, e.outcome, e.duration_us FROM events e {}",
