@@ -31,11 +31,6 @@ pub(crate) fn scope_filter(scope: &SummaryScope) -> Filter {
     }
 }
 
-/// The statement that counts the distinct users among the events `w` selects (alias `e`).
-pub(crate) fn distinct_users_sql(w: &Where) -> String {
-    format!("SELECT COUNT(DISTINCT e.user_id) FROM events e {}", w.sql())
-}
-
 /// The events of `filter` that tool statistics cover: its tool executions.
 pub(crate) fn tool_executions(filter: &Filter, placeholder: fn(usize) -> String) -> Where {
     let mut w = Where::from_filter(filter, placeholder);
@@ -60,11 +55,17 @@ pub(crate) struct SummaryGroup {
 
 /// Folds the groups into a [`Summary`]; everything but `distinct_users`, which needs a query
 /// of its own (users are not additive over groups).
+/// Folds the rows of a summary's one statement, grouped by kind, outcome and user (the user
+/// column beside each group), into a [`Summary`]: the distinct users are the distinct users of
+/// the groups. One statement reads the scope's events once; counting the users apart read them
+/// all a second time.
 pub(crate) fn fold_summary(
-    groups: impl IntoIterator<Item = SummaryGroup>,
+    groups: impl IntoIterator<Item = (Option<String>, SummaryGroup)>,
 ) -> Result<Summary, StoreError> {
     let mut summary = Summary::default();
-    for g in groups {
+    let mut users = std::collections::HashSet::new();
+    for (user, g) in groups {
+        users.extend(user);
         summary.total_operations += g.count;
         summary.requires_review += g.review;
         *summary.by_outcome.entry(g.outcome).or_default() += g.count;
@@ -81,6 +82,7 @@ pub(crate) fn fold_summary(
     summary.context_operations = count(EventKind::ContextOperation);
     summary.prompt_executions = count(EventKind::PromptExecution);
     summary.admin_actions = count(EventKind::Admin);
+    summary.distinct_users = users.len() as u64;
     Ok(summary)
 }
 

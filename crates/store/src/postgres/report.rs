@@ -8,36 +8,35 @@ use super::read::{params, placeholder};
 use super::{PgStore, map_err};
 use crate::error::StoreError;
 use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
-use crate::report::{
-    SummaryGroup, ToolStatsBuilder, distinct_users_sql, fold_summary, scope_filter, tool_executions,
-};
+use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter, tool_executions};
 use crate::sql::Where;
 
 pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summary, StoreError> {
     let w = Where::from_filter(&scope_filter(scope), placeholder);
+    // One pass, grouped by user too (see `fold_summary`).
     let sql = format!(
-        "SELECT e.kind, e.outcome, COUNT(*), MIN(e.ts), MAX(e.ts),
+        "SELECT e.kind, e.outcome, e.user_id, COUNT(*), MIN(e.ts), MAX(e.ts),
                 COUNT(*) FILTER (WHERE e.requires_review)
-           FROM events e {} GROUP BY e.kind, e.outcome",
+           FROM events e {} GROUP BY e.kind, e.outcome, e.user_id",
         w.sql()
     );
-    let client = store.client()?;
-    let rows = client.query(&sql, &params(&w.params)).map_err(map_err)?;
-    let mut summary = fold_summary(rows.iter().map(|row| SummaryGroup {
-        kind: row.get(0),
-        outcome: row.get(1),
-        count: row.get::<_, i64>(2) as u64,
-        first_us: row.get(3),
-        last_us: row.get(4),
-        review: row.get::<_, i64>(5) as u64,
-    }))?;
-
-    let sql = distinct_users_sql(&w);
-    summary.distinct_users = client
-        .query_one(&sql, &params(&w.params))
-        .map_err(map_err)?
-        .get::<_, i64>(0) as u64;
-    Ok(summary)
+    let rows = store
+        .client()?
+        .query(&sql, &params(&w.params))
+        .map_err(map_err)?;
+    fold_summary(rows.iter().map(|row| {
+        (
+            row.get(2),
+            SummaryGroup {
+                kind: row.get(0),
+                outcome: row.get(1),
+                count: row.get::<_, i64>(3) as u64,
+                first_us: row.get(4),
+                last_us: row.get(5),
+                review: row.get::<_, i64>(6) as u64,
+            },
+        )
+    }))
 }
 
 pub(super) fn tool_stats(

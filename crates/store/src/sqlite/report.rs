@@ -19,22 +19,20 @@ pub(super) fn summary(
     if store.bulk_keys {
         super::keys::restrict(&mut w, &filter, &store.conn).map_err(|e| store.map(e))?;
     }
-    // One pass, grouped by user too: the distinct users are the distinct user columns of the
-    // groups. A second statement counting them read every event of the scope a second time.
+    // One pass, grouped by user too (see `fold_summary`).
     let sql = format!(
         "SELECT e.kind, e.outcome, e.user_id, COUNT(*), MIN(e.ts), MAX(e.ts),
                 SUM(e.requires_review)
            FROM events e {} GROUP BY e.kind, e.outcome, e.user_id",
         w.sql()
     );
-    let mut users = std::collections::HashSet::new();
-    let groups: Vec<SummaryGroup> = store
+    let groups: Vec<(Option<String>, SummaryGroup)> = store
         .conn
         .prepare_cached(&sql)
         .and_then(|mut s| {
             s.query_map(params_from_iter(w.params.iter()), |r| {
                 Ok((
-                    r.get::<_, Option<String>>(2)?,
+                    r.get(2)?,
                     SummaryGroup {
                         kind: r.get(0)?,
                         outcome: r.get(1)?,
@@ -45,18 +43,10 @@ pub(super) fn summary(
                     },
                 ))
             })?
-            .map(|row| {
-                row.map(|(user, group)| {
-                    users.extend(user);
-                    group
-                })
-            })
             .collect()
         })
         .map_err(|e| store.map(e))?;
-    let mut summary = fold_summary(groups)?;
-    summary.distinct_users = users.len() as u64;
-    Ok(summary)
+    fold_summary(groups)
 }
 
 pub(super) fn tool_stats(
