@@ -26,12 +26,11 @@ mod measure;
 
 use events::event;
 use measure::{
-    env_usize, percentile, print_fsync_floor, print_p50_p95, query_figures, sqlite_batch_recorder,
+    env_usize, page_figures, percentile, print_fsync_floor, query_figures, sqlite_batch_recorder,
+    summary_figures,
 };
 
-use mcp_audit_store::{
-    Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, SummaryScope,
-};
+use mcp_audit_store::{Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, SummaryScope};
 
 fn main() {
     let n_events = env_usize("EVENTS", 1_000_000) as u64;
@@ -180,47 +179,27 @@ fn one_owner_figures(path: &std::path::Path, n: u64) {
     }
     recorder.shutdown().expect("shutdown");
     let mut reader = SqliteStore::open_read_only(path, SqliteOptions::default()).expect("reader");
-    let by = [
-        (
-            "user",
-            Filter {
-                user_id: Some("owner".into()),
-                ..Filter::default()
-            },
-        ),
-        (
-            "session",
-            Filter {
-                session_id: Some("the-session".into()),
-                ..Filter::default()
-            },
-        ),
-    ];
-    for (name, filter) in by {
-        let times = (0..200)
-            .map(|_| {
-                let q = Query {
-                    filter: filter.clone(),
-                    limit: 100,
-                    ..Query::default()
-                };
-                let t = Instant::now();
-                let page = reader.query(&q).expect("query");
-                std::hint::black_box(page.events.len());
-                t.elapsed()
-            })
-            .collect();
-        print_p50_p95(&format!("one owner: 100 rows by {name}"), 42, times);
-    }
-    let times = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            let s = reader
-                .summary(&SummaryScope::Session("the-session".into()))
-                .expect("summary");
-            std::hint::black_box(s.total_operations);
-            t.elapsed()
-        })
-        .collect();
-    print_p50_p95(&format!("one owner: summary of {n} events"), 42, times);
+    page_figures(&mut reader, "one owner: 100 rows by user", 42, 200, |_| {
+        Filter {
+            user_id: Some("owner".into()),
+            ..Filter::default()
+        }
+    });
+    page_figures(
+        &mut reader,
+        "one owner: 100 rows by session",
+        42,
+        200,
+        |_| Filter {
+            session_id: Some("the-session".into()),
+            ..Filter::default()
+        },
+    );
+    summary_figures(
+        &mut reader,
+        &format!("one owner: summary of {n} events"),
+        42,
+        5,
+        |_| SummaryScope::Session("the-session".into()),
+    );
 }

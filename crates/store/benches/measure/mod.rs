@@ -96,33 +96,59 @@ pub fn query_figures(reader: &mut impl Store, column: usize) {
         }),
     ];
     for (name, filter) in queries {
-        let times = (0..200u64)
-            .map(|i| {
-                let q = Query {
-                    filter: filter(mix(i + 7)),
-                    limit: 100,
-                    ..Query::default()
-                };
-                let t = Instant::now();
-                let page = reader.query(&q).expect("query");
-                std::hint::black_box(page.events.len());
-                t.elapsed()
-            })
-            .collect();
-        print_p50_p95(&format!("query 100 rows by {name}"), column, times);
+        page_figures(
+            reader,
+            &format!("query 100 rows by {name}"),
+            column,
+            200,
+            |i| filter(mix(i + 7)),
+        );
     }
-    let times = (0..50u64)
+    summary_figures(reader, "session summary:", column, 50, |i| {
+        SummaryScope::Session(format!("session-{}", mix(i) % SESSIONS))
+    });
+}
+
+/// Times `runs` newest-first pages of 100 rows, the i-th of `filter(i)`, and prints their p50
+/// and p95 after `label`.
+pub fn page_figures(
+    reader: &mut impl Store,
+    label: &str,
+    column: usize,
+    runs: u64,
+    filter: impl Fn(u64) -> Filter,
+) {
+    let times = (0..runs)
+        .map(|i| {
+            let q = Query {
+                filter: filter(i),
+                limit: 100,
+                ..Query::default()
+            };
+            let t = Instant::now();
+            let page = reader.query(&q).expect("query");
+            std::hint::black_box(page.events.len());
+            t.elapsed()
+        })
+        .collect();
+    print_p50_p95(label, column, times);
+}
+
+/// Times `runs` summaries, the i-th of `scope(i)`, and prints their p50 and p95 after `label`.
+pub fn summary_figures(
+    reader: &mut impl Store,
+    label: &str,
+    column: usize,
+    runs: u64,
+    scope: impl Fn(u64) -> SummaryScope,
+) {
+    let times = (0..runs)
         .map(|i| {
             let t = Instant::now();
-            let s = reader
-                .summary(&SummaryScope::Session(format!(
-                    "session-{}",
-                    mix(i) % SESSIONS
-                )))
-                .expect("summary");
+            let s = reader.summary(&scope(i)).expect("summary");
             std::hint::black_box(s.total_operations);
             t.elapsed()
         })
         .collect();
-    print_p50_p95("session summary:", column, times);
+    print_p50_p95(label, column, times);
 }
