@@ -49,6 +49,10 @@ pub enum Finding {
     /// The backend's lookup index (sessions, users) disagrees with the events below
     /// `below`: a key was deleted, added or changed, so keyed queries would be misled.
     LookupIndex { below: u64 },
+    /// A stored interior node of the tree (the root of the `2^level` entries from
+    /// `index * 2^level` on) is not the root of those entries: proofs that pass through it
+    /// fail (none can be forged with it, since a proof is checked against a signed root).
+    TreeNode { level: u32, index: u64 },
 }
 
 /// The result of [`verify`].
@@ -196,6 +200,7 @@ pub fn verify(
     }
     let mut complete = true;
     let mut stored = Vec::new();
+    let mut nodes: HashMap<(u32, u64), Hash> = HashMap::new();
     // Roots at checkpoint sizes: the low half's as they are, the high half's joined to the low
     // half's whole subtree (RFC 9162 §2.1.1: the left subtree is the largest power of two).
     let mut roots: HashMap<u64, Hash> = low.roots.iter().copied().collect();
@@ -205,6 +210,7 @@ pub fn verify(
             .map(|&(size, right)| (size, merkle::node_hash(&low.end_root, &right))),
     );
     for half in [low, high] {
+        nodes.extend(half.nodes.iter().map(|n| ((n.level, n.index), n.hash)));
         report.entries += half.entries;
         report.redacted += half.redacted;
         report.findings.extend(half.findings);
@@ -215,6 +221,10 @@ pub fn verify(
             .extend(missing.map(|seq| Finding::MissingEntry { seq }));
         stored.extend(half.mismatched);
     }
+    // Entries whose leaf is not the stored one: the nodes over them are not checked (their
+    // finding is the entry's own).
+    let mut moved: Vec<u64> = stored.iter().map(|m| m.0).collect();
+    moved.sort_unstable();
     // A leaf that is right for another position means the entry was moved, not edited.
     for (seq, stored_leaf, digest, commitment) in stored {
         let lo = seq.saturating_sub(1024);
@@ -228,6 +238,9 @@ pub fn verify(
     }
 
     if complete {
+        report
+            .findings
+            .extend(check_nodes(store, &nodes, &moved, log_size)?);
         for checkpoint in &opened {
             if roots.get(&checkpoint.size) != Some(&checkpoint.root) {
                 report.findings.push(Finding::CheckpointMismatch {
@@ -280,6 +293,9 @@ struct Checked {
     roots: Vec<(u64, Hash)>,
     /// The root of the range's own tree over all its leaves.
     end_root: Hash,
+    /// The interior nodes its leaves complete at the levels a store keeps (see
+    /// [`tiles::TILE_HEIGHT`]), indexed in the whole log's tree.
+    nodes: Vec<tiles::Node>,
 }
 
 /// Checks each entry of `at`, pushing its leaf onto the range's own tree and noting the root
@@ -318,7 +334,15 @@ fn check_range(
                 out.key_sum = out.key_sum.wrapping_add(entry_keys(state, entry));
             }
         }
-        tree.push(check_entry(entry, &mut out));
+        let leaf = check_entry(entry, &mut out);
+        // The range starts at a multiple of every level it completes (0, or the power of two
+        // the halves meet at), so a node's index in the range's tree shifts by a whole number.
+        tree.push_reporting(leaf, &mut |node| {
+            out.nodes.push(tiles::Node {
+                index: (at.from >> node.level) + node.index,
+                ..node
+            });
+        });
         let size = at.from + tree.size();
         if sizes.contains(&size) {
             out.roots.push((size, tree.root()));
@@ -343,6 +367,32 @@ fn entry_keys(state: &RandomState, entry: &LogEntry<'_>) -> u64 {
         sum = sum.wrapping_add(lookup_key_hash(state, LookupField::User, u, entry.seq));
     }
     sum
+}
+
+/// Compares the interior nodes the store keeps with `computed` (the nodes the entries' own
+/// leaves give, by level and index), for every node of a log of `log_size` entries that covers
+/// none of the `moved` seqs (sorted; entries whose leaf is not the stored one). A node the
+/// store lacks is no finding: proofs recompute and store it again.
+fn check_nodes(
+    store: &mut (impl Store + ?Sized),
+    computed: &HashMap<(u32, u64), Hash>,
+    moved: &[u64],
+    log_size: u64,
+) -> Result<Vec<Finding>, StoreError> {
+    let mut findings = Vec::new();
+    let mut level = tiles::TILE_HEIGHT;
+    while level < 64 && (1u64 << level) <= log_size {
+        for (index, hash) in store.tree_nodes(level, 0, log_size >> level)? {
+            let (first, end) = (index << level, (index + 1) << level);
+            let over_moved =
+                moved.partition_point(|&s| s < first) < moved.partition_point(|&s| s < end);
+            if !over_moved && computed.get(&(level, index)) != Some(&hash) {
+                findings.push(Finding::TreeNode { level, index });
+            }
+        }
+        level += tiles::TILE_HEIGHT;
+    }
+    Ok(findings)
 }
 
 /// Checks one entry on its own, noting what is wrong with it in `out`; returns its leaf as
@@ -380,6 +430,7 @@ fn finding_seq(f: &Finding) -> u64 {
         | Finding::ExtraEntry { seq } => *seq,
         Finding::CheckpointMismatch { size } | Finding::BadSignature { size, .. } => *size,
         Finding::LookupIndex { below } => *below,
+        Finding::TreeNode { level, index } => index << level,
         Finding::TruncatedTail {
             checkpoint_size, ..
         } => *checkpoint_size,
@@ -475,6 +526,7 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
             Finding::MissingEntry { .. } => "missing entry",
             Finding::ExtraEntry { .. } => "extra entry",
             Finding::LookupIndex { .. } => "lookup index mismatch",
+            Finding::TreeNode { .. } => "tree node mismatch",
             Finding::CheckpointMismatch { .. } => "checkpoint mismatch",
             Finding::TruncatedTail { .. } => "truncated tail",
             Finding::BadSignature { .. } => "bad signature",

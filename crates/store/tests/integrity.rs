@@ -462,9 +462,14 @@ fn a_proof_recomputes_missing_nodes_and_stores_them_again() {
 }
 
 #[test]
-fn a_tampered_node_denies_a_proof_but_cannot_forge_one() {
-    let (log, _) = long_log(600);
+fn a_tampered_node_denies_a_proof_but_cannot_forge_one_and_verify_names_it() {
+    let (log, outside) = long_log(600);
+    assert!(log.verify(std::slice::from_ref(&outside)).is_ok());
     log.sql("UPDATE tree_nodes SET hash = zeroblob(32) WHERE idx = 0");
+    assert_eq!(
+        log.verify(std::slice::from_ref(&outside)).findings,
+        [Finding::TreeNode { level: 8, index: 0 }]
+    );
     // Seq 520's path uses the root of entries 0..512, built from node 0: the proof is wrong,
     // and verification says so.
     let proof = log.prove(520);
@@ -511,7 +516,7 @@ fn a_consistency_proof_from_stored_nodes_checks_out() {
 
 #[test]
 fn a_long_log_verified_in_two_halves_finds_what_is_wrong_in_either() {
-    // Long enough to be read by two threads; the halves meet at seq 35,000.
+    // Long enough to be read by two threads; the halves meet at seq 65,536.
     let (log, outside) = long_log(70_000);
     let clean = log.verify(std::slice::from_ref(&outside));
     assert!(clean.is_ok(), "{:?}", clean.findings);
@@ -536,6 +541,29 @@ fn a_long_log_verified_in_two_halves_finds_what_is_wrong_in_either() {
         ]
     );
     assert_eq!(report.entries, 69_999);
+}
+
+/// Each half of a long log computes the interior nodes its own leaves complete, indexed in the
+/// whole log's tree: a stored node edited on either side of the meeting point is found, and
+/// nothing else is.
+#[test]
+fn a_long_log_verified_in_two_halves_checks_the_stored_nodes_of_either() {
+    let (log, outside) = long_log(70_000);
+    // Node 3 covers entries 768..1,024 (low half); node 258, entries 66,048..66,304 (high half).
+    log.sql(
+        "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 8 AND idx IN (3, 258);
+         UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 16 AND idx = 0;",
+    );
+    let report = log.verify(&[outside]);
+    assert_eq!(
+        report.findings,
+        vec![
+            Finding::TreeNode { level: 16, index: 0 },
+            Finding::TreeNode { level: 8, index: 3 },
+            Finding::TreeNode { level: 8, index: 258 },
+        ]
+    );
+    assert_eq!(report.checkpoints_verified, 2, "the entries are intact");
 }
 
 /// A long log is read in two halves that meet at the largest power of two below its size, and
