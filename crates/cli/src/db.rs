@@ -71,11 +71,20 @@ impl Db {
     /// writer that records with `batch` durability spools to `--spool-dir` while the server
     /// is unreachable; any other waits for it (fail-closed).
     pub fn open_writable(&self, durability: Durability) -> anyhow::Result<Box<dyn Store>> {
+        self.open_writable_log(durability, self.log_id.clone())
+    }
+
+    /// As [`Db::open_writable`], appending to the PostgreSQL log `log_id` (a new one if `None`).
+    fn open_writable_log(
+        &self,
+        durability: Durability,
+        log_id: Option<String>,
+    ) -> anyhow::Result<Box<dyn Store>> {
         Ok(match self.postgres_url() {
             Some(url) => Box::new(PgStore::open(
                 url,
                 PgOptions {
-                    log_id: self.log_id.clone(),
+                    log_id,
                     spool: (durability == Durability::Batch)
                         .then(|| SpoolOptions::new(&self.spool_dir)),
                     reconnect_timeout: self.reconnect_timeout,
@@ -137,8 +146,9 @@ impl Db {
         let Some(url) = self.postgres_url() else {
             return self.open_read_only();
         };
+        let log_id = self.required_log_id()?;
         let mut store = PgStore::open_read_only(url)?;
-        store.read_log(self.required_log_id()?)?;
+        store.read_log(&log_id)?;
         Ok(Box::new(store))
     }
 
@@ -156,21 +166,50 @@ impl Db {
         Ok(Box::new(store))
     }
 
-    /// The writer of one existing log, for `checkpoint`: PostgreSQL needs `--log-id` (and
-    /// refuses a log that a running proxy writes: it signs its own with `--checkpoint-key`).
+    /// The writer of one existing log, for `checkpoint`: on PostgreSQL `--log-id`'s, or the
+    /// database's only log (a log that a running proxy writes is refused: it signs its own with
+    /// `--checkpoint-key`).
     pub fn open_log_writer(&self) -> anyhow::Result<Box<dyn Store>> {
-        if self.is_postgres() {
-            self.required_log_id()?;
+        if !self.is_postgres() {
+            return self.open_existing_writable();
         }
-        self.open_existing_writable()
+        let log_id = self.required_log_id()?;
+        self.open_writable_log(Durability::Sync, Some(log_id))
     }
 
-    fn required_log_id(&self) -> anyhow::Result<&str> {
-        match &self.log_id {
-            Some(id) => Ok(id),
-            None => bail!(
-                "a PostgreSQL database holds many logs: name one with --log-id (or MCP_AUDIT_LOG_ID)"
+    /// The one PostgreSQL log a command works on: `--log-id`'s, or, when the database holds
+    /// exactly one, that one. With several, the error lists them.
+    fn required_log_id(&self) -> anyhow::Result<String> {
+        if let Some(id) = &self.log_id {
+            return Ok(id.clone());
+        }
+        let logs = match self.postgres_url() {
+            Some(url) => PgStore::open_read_only(url)?.logs()?,
+            None => Vec::new(),
+        };
+        match logs.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => bail!(
+                "no log in {} yet: nothing has been recorded there",
+                self.name()
             ),
+            many => {
+                const SHOWN: usize = 10;
+                let mut names = many
+                    .iter()
+                    .take(SHOWN)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if many.len() > SHOWN {
+                    names.push_str(&format!(" and {} more", many.len() - SHOWN));
+                }
+                bail!(
+                    "{} holds {} logs ({names}): name one with --log-id (or MCP_AUDIT_LOG_ID)",
+                    self.name(),
+                    many.len()
+                )
+            }
         }
     }
 

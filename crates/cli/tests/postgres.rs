@@ -215,6 +215,29 @@ fn a_wrong_database_url_fails_with_one_line_and_no_password() {
 }
 
 #[test]
+fn a_database_with_one_log_needs_no_log_id_to_checkpoint() {
+    let Some(pg) = Pg::new() else { return };
+    let key = pg.dir.path().join("k.key");
+    let key = key.to_str().unwrap();
+    pg.ok(&["keygen", "--name", "audit-test", "--out", key]);
+    let (code, _, err) = pg.run(&["checkpoint", "--key", key], None);
+    assert_eq!(code, 1, "nothing recorded yet");
+    assert!(err.contains("recorded"), "{err}");
+
+    pg.log(&[tool("a0", "alice", 1), tool("a1", "alice", 2)], "only");
+    let out = pg.ok(&["checkpoint", "--key", key]);
+    assert!(
+        out.starts_with("mcp-audit/only\n2\n"),
+        "the log's checkpoint of both entries: {out}"
+    );
+    let out = pg.ok(&["verify", "--key", &format!("{key}.pub")]);
+    assert!(
+        out.contains("log only:\n2 entries checked, 0 redacted, 1 checkpoint(s) verified"),
+        "{out}"
+    );
+}
+
+#[test]
 fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
     let Some(pg) = Pg::new() else { return };
     let dir = pg.dir.path().to_path_buf();
@@ -231,8 +254,11 @@ fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
     let key = key.to_str().unwrap();
     pg.ok(&["keygen", "--name", "audit-test", "--out", key]);
     let (code, _, err) = pg.run(&["checkpoint", "--key", key], None);
-    assert_eq!(code, 1, "PostgreSQL needs --log-id to checkpoint");
-    assert!(err.contains("--log-id"), "{err}");
+    assert_eq!(code, 1, "two logs: which one to checkpoint?");
+    assert!(
+        err.contains("holds 2 logs (proxy-a, proxy-b)") && err.contains("--log-id"),
+        "{err}"
+    );
     let outside = dir.join("a.jsonl");
     let outside = outside.to_str().unwrap();
     pg.ok(&[

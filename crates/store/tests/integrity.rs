@@ -558,9 +558,15 @@ fn a_long_log_verified_in_two_halves_checks_the_stored_nodes_of_either() {
     assert_eq!(
         report.findings,
         vec![
-            Finding::TreeNode { level: 16, index: 0 },
+            Finding::TreeNode {
+                level: 16,
+                index: 0
+            },
             Finding::TreeNode { level: 8, index: 3 },
-            Finding::TreeNode { level: 8, index: 258 },
+            Finding::TreeNode {
+                level: 8,
+                index: 258
+            },
         ]
     );
     assert_eq!(report.checkpoints_verified, 2, "the entries are intact");

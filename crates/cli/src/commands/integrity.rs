@@ -121,7 +121,8 @@ Examples:
   mcp-audit verify --key 'audit.example.com+1a2b3c4d+AQ...' --checkpoints checkpoints.jsonl --json
 Exit status 0 only when all is well; otherwise every finding is listed with its sequence number
 (modified metadata or column, modified payload, missing, extra or reordered entry, checkpoint
-mismatch, truncated tail, bad signature). Erased payloads are counted as redacted, not tampered.")]
+mismatch, truncated tail, bad signature, an edited lookup index or stored tree node). Erased
+payloads are counted as redacted, not tampered.")]
 pub struct VerifyArgs {
     /// The verifier key: its text, or a file holding it. Without it signatures are not checked.
     #[arg(long)]
