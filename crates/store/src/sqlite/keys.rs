@@ -126,7 +126,7 @@ const SCAN_SHARE: u64 = 8;
 /// Whether reading the events of `value` through `event_keys` beats scanning the whole table:
 /// when fewer than one event in [`SCAN_SHARE`] carries it. Counting stops at that bound, so the
 /// answer costs at most an eighth of the log's keys, read in index order.
-fn worth_the_keys(
+pub(super) fn worth_the_keys(
     conn: &Connection,
     field: LookupField,
     value: &str,

@@ -74,7 +74,17 @@ pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, Stor
         PageStart::After(cursor) => Some(decode_cursor(cursor)?),
         _ => None,
     };
-    let driving = super::keys::driving_key(&query.filter).filter(|_| store.bulk_keys);
+    let driving = match super::keys::driving_key(&query.filter).filter(|_| store.bulk_keys) {
+        // A tool's own index serves a page by user and tool better than the user's keys when
+        // the user is on much of the log (a proxy run per user): those keys would be walked
+        // past every other tool's events.
+        Some((field, value)) if query.filter.operation.is_some() => {
+            super::keys::worth_the_keys(&store.conn, field, value)
+                .map_err(|e| store.map(e))?
+                .then_some((field, value))
+        }
+        key => key,
+    };
     // One row more than asked tells whether a next page exists.
     let raws = match driving {
         Some(key) => keyed_page(store, &query.filter, key, before, offset, limit + 1)?,
