@@ -55,7 +55,7 @@ pub fn parse_event(bytes: &[u8]) -> anyhow::Result<InputEvent> {
     for field in ["duration_us", "error_code"] {
         if let Some(n) = value.get(field).filter(|n| is_beyond_exact(n)) {
             return Err(anyhow!(
-                "{field} is {n}: beyond 2^53 - 1, the largest integer that canonical JSON keeps exact"
+                "{field} is {n}: beyond 2^53 - 1, the largest integer every JSON reader keeps exact"
             ));
         }
     }
@@ -68,11 +68,11 @@ fn is_negative(value: &Value) -> bool {
     value.as_f64().is_some_and(|n| n < 0.0)
 }
 
-/// The largest integer an IEEE double, and so canonical JSON (RFC 8785), holds exactly.
+/// The largest integer an IEEE double, and so every JSON reader, holds exactly.
 const MAX_EXACT: u64 = (1 << 53) - 1;
 
-/// An integer the canonical encoding would turn into a float: recorded, it could not be read
-/// back into its integer field.
+/// An integer of the event's own fields beyond what a double holds (see
+/// `ModelError::NumberOutOfRange`).
 fn is_beyond_exact(value: &Value) -> bool {
     match (value.as_u64(), value.as_i64()) {
         (Some(n), _) => n > MAX_EXACT,

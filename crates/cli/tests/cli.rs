@@ -313,9 +313,9 @@ fn log_refuses_a_repeated_event_id_on_its_own_line_and_records_the_rest() {
 }
 
 #[test]
-fn log_refuses_integers_canonical_json_can_not_keep_so_the_log_stays_readable() {
-    // Recorded, u64::MAX would come back from the canonical encoding as a float that no longer
-    // fits `duration_us`, and every query over it would fail.
+fn log_refuses_integers_beyond_two_to_the_53_in_the_events_own_fields() {
+    // Exports are read by programs that hold numbers as doubles; the model's own numbers stay
+    // within what those read exactly (the agent's arguments do not have to: see below).
     let env = Env::new();
     let mut huge = tool("huge", "alice", "s-1", 1);
     huge["duration_us"] = json!(u64::MAX);
@@ -331,6 +331,27 @@ fn log_refuses_integers_canonical_json_can_not_keep_so_the_log_stays_readable() 
     );
     assert!(out.stderr.contains("line 2: error_code is"), "{out:?}");
     assert_eq!(env.operations(&[]), ["good"]);
+}
+
+#[test]
+fn log_keeps_every_digit_of_a_large_integer_in_the_arguments_and_verify_passes() {
+    let env = Env::new();
+    let mut event = tool("lookup", "alice", "s-1", 1);
+    event["payload"] = json!({"input": {
+        "tweet_id": 1_850_000_000_000_000_001u64,
+        "below": -9_007_199_254_740_993i64,
+        "temperature": 0.7,
+    }});
+    env.run(&["log", &event.to_string()]).ok();
+    let events = env.events(&[]);
+    let input = &events[0]["payload"]["input"];
+    assert_eq!(input["tweet_id"].as_u64(), Some(1_850_000_000_000_000_001));
+    assert_eq!(input["below"].as_i64(), Some(-9_007_199_254_740_993));
+    assert_eq!(input["temperature"].as_f64(), Some(0.7));
+    let shown = env.run(&["show", events[0]["id"].as_str().unwrap()]);
+    assert!(shown.ok().contains("1850000000000000001"), "{shown:?}");
+    let verified = env.run(&["verify"]);
+    assert!(verified.ok().contains("ok"), "{verified:?}");
 }
 
 #[test]

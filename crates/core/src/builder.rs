@@ -417,8 +417,9 @@ impl AuditEvent {
             return Err(ModelError::EmptyOperation);
         }
         self.timestamp = truncate_to_micros(self.timestamp);
-        // RFC 8785 writes every number as an IEEE-754 double: a larger integer would come back
-        // as a float, and the stored event could no longer be read as this type.
+        // Kept within ±2^53 (I-JSON, RFC 7493): readers of an export that hold numbers as
+        // doubles would read another number beyond it. Arguments and results keep every
+        // digit (see `canonical`); these fields are the model's own.
         const EXACT: i128 = 1 << 53;
         let checks = [
             ("duration_us", self.duration_us.map(i128::from)),

@@ -44,8 +44,12 @@ pub enum ModelError {
     /// The JSON form's `version` is one this build does not read.
     #[error("unsupported event schema version {0} (this build reads version 1)")]
     UnsupportedVersion(u64),
-    /// A number beyond what canonical JSON (RFC 8785, IEEE-754 doubles) carries exactly.
-    #[error("{field} = {value} is out of range: integers beyond ±2^53 can not be stored exactly")]
+    /// A number of the event's own beyond ±2^53: JSON readers that hold numbers as doubles
+    /// (JavaScript, jq) would read another one in an export. The agent's own data (arguments,
+    /// results) is recorded with every digit instead; these fields are ours to bound.
+    #[error(
+        "{field} = {value} is out of range: beyond ±2^53, JSON readers that use doubles would read another number"
+    )]
     NumberOutOfRange { field: &'static str, value: i128 },
     /// A stored event could not be encoded or decoded.
     #[error("event encoding: {0}")]
