@@ -33,6 +33,7 @@ use axum::serve::ListenerExt;
 use mcp_audit_store::Recorder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 pub use identity::{IdentityConfig, IdentityError, JwtKeys, Verdict, parse_trusted_proxy};
 /// The upstream URL type.
@@ -119,6 +120,7 @@ pub async fn run_http(
         recorder,
         continuations: Default::default(),
         stopping: stop_rx.clone(),
+        tasks: TaskTracker::new(),
     });
     let router = Router::new()
         .route(&path, any(server::endpoint))
@@ -149,6 +151,14 @@ pub async fn run_http(
         } => tracing::warn!("connections still open after the drain time; closing them"),
     }
     sweeper.abort();
+    // Answers already sent may still be on their way to the recorder.
+    app.tasks.close();
+    if tokio::time::timeout(DRAIN, app.tasks.wait()).await.is_err() {
+        tracing::warn!(
+            left = app.tasks.len(),
+            "answers were still being recorded after the drain time"
+        );
+    }
     for (id, interpreter) in app.sessions.take_all() {
         let records = lock(&interpreter).finish("the proxy was told to stop", None, Instant::now());
         end_records(&app, &id, records).await;

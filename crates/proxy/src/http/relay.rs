@@ -345,7 +345,10 @@ fn legacy_opened(exchange: &mut Exchange, data: &[u8]) {
             );
             let r = exchange.stamp(r);
             let recorder = exchange.app.recorder.clone();
-            tokio::spawn(async move { queue(&recorder, r).await });
+            exchange
+                .app
+                .tasks
+                .spawn(async move { queue(&recorder, r).await });
             return;
         }
     };

@@ -17,6 +17,7 @@ use mcp_audit_core::{EventId, Outcome};
 use mcp_audit_store::Recorder;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
 
 use super::exchange::Exchange;
 use super::forward;
@@ -37,6 +38,10 @@ pub struct App {
     pub continuations: Continuations,
     /// Becomes `true` when the proxy stops: open streams end.
     pub stopping: watch::Receiver<bool>,
+    /// The work that goes on after an answer has gone out (interpreting and recording it,
+    /// relaying a stream): the proxy waits for it before it stops, so that a call the client
+    /// saw answered is never missing from the trail.
+    pub tasks: TaskTracker,
 }
 
 impl App {
@@ -422,7 +427,8 @@ async fn forward_and_answer(
         let read = tokio::time::timeout(app.config.upstream_timeout, response.bytes()).await;
         if let Ok(Ok(bytes)) = read {
             let json = matches!(kind, BodyKind::Json).then(|| bytes.clone());
-            tokio::spawn(async move {
+            let tasks = exchange.app.tasks.clone();
+            tasks.spawn(async move {
                 let json = json.unwrap_or_default();
                 answered(exchange, status, &json, None, &body, ended).await;
             });
@@ -456,8 +462,9 @@ async fn forward_and_answer(
     } else {
         (Vec::new(), Gathered::Open)
     };
+    let tasks = exchange.app.tasks.clone();
     let spawn_relay = |stream: Upstream, relayed: Relayed| {
-        tokio::spawn(relay(
+        tasks.spawn(relay(
             exchange, status, stream, kind, idle, body, relayed, ended,
         ));
     };
