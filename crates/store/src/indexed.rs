@@ -1,30 +1,66 @@
-//! The fields of an event's hashed metadata that have indexed copies (user, operation, session,
-//! kind, outcome, time), read out of its canonical JSON for `verify`'s column check without
+//! The fields of an event's hashed metadata that have column copies (see
+//! `store::IndexedColumns`), read out of its canonical JSON for `verify`'s column check without
 //! building the whole event: verification reads every entry, so this is its hot path.
 
 use std::borrow::Cow;
 
-/// The metadata fields with indexed copies; the rest of the JSON is skipped unread.
+/// The metadata fields with column copies; the rest of the JSON is skipped unread.
 #[derive(serde::Deserialize)]
 pub(crate) struct Indexed<'a> {
+    #[serde(borrow)]
+    pub(crate) id: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) operation: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) kind: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) action: Cow<'a, str>,
     #[serde(borrow, default)]
     pub(crate) outcome: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) session_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) correlation_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) timestamp: Cow<'a, str>,
+    #[serde(default)]
+    pub(crate) duration_us: Option<u64>,
+    #[serde(borrow, default)]
+    pub(crate) completes: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub(crate) actor: Option<IndexedActor<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) target: Option<IndexedTarget<'a>>,
+    #[serde(borrow, default)]
+    pub(crate) compliance: Option<IndexedCompliance<'a>>,
 }
 
 #[derive(serde::Deserialize)]
 pub(crate) struct IndexedActor<'a> {
     #[serde(borrow, default)]
     pub(crate) user_id: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct IndexedTarget<'a> {
+    #[serde(borrow, default)]
+    pub(crate) server_name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) resource_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) resource_id: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct IndexedCompliance<'a> {
+    #[serde(borrow, default)]
+    pub(crate) classification: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub(crate) requires_review: Option<bool>,
+    #[serde(borrow, default)]
+    pub(crate) data_subject_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub(crate) expires_at: Option<Cow<'a, str>>,
 }
 
 /// The indexed fields of `meta`, or `None` when it is not such JSON.

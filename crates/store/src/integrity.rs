@@ -437,31 +437,84 @@ fn finding_seq(f: &Finding) -> u64 {
     }
 }
 
-/// The first indexed column that disagrees with the hashed metadata.
+/// The first column copy that disagrees with the hashed metadata, each compared with the
+/// value the writers derive from it (`columns.rs`, and the backends' inserts).
 fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static str> {
     let Some(m) = indexed::read(meta) else {
         return Some("meta");
     };
     let user = m.actor.and_then(|a| a.user_id);
-    if columns.user_id != user.as_deref() {
-        return Some("user_id");
-    }
-    if columns.operation != m.operation {
-        return Some("operation");
-    }
-    if columns.session_id != m.session_id.as_deref() {
-        return Some("session_id");
-    }
-    if columns.kind != m.kind {
-        return Some("kind");
-    }
-    if columns.outcome != m.outcome.as_deref().unwrap_or("success") {
-        return Some("outcome");
-    }
-    if Some(columns.ts) != indexed::micros(&m.timestamp) {
-        return Some("ts");
-    }
-    None
+    let target = m.target.unwrap_or_default();
+    let compliance = m.compliance.unwrap_or_default();
+    let uuid = |text: &str| uuid::Uuid::parse_str(text).ok().map(|u| *u.as_bytes());
+    let checks: [(&'static str, bool); 18] = [
+        ("user_id", columns.user_id == user.as_deref()),
+        ("operation", columns.operation == m.operation),
+        ("session_id", columns.session_id == m.session_id.as_deref()),
+        ("kind", columns.kind == m.kind),
+        (
+            "outcome",
+            columns.outcome == m.outcome.as_deref().unwrap_or("success"),
+        ),
+        ("ts", Some(columns.ts) == indexed::micros(&m.timestamp)),
+        (
+            "id",
+            uuid(&m.id).is_some_and(|id| columns.id == id.as_slice()),
+        ),
+        ("action", columns.action == m.action),
+        (
+            "correlation_id",
+            columns.correlation_id == m.correlation_id.as_deref(),
+        ),
+        (
+            "server_name",
+            columns.server_name == target.server_name.as_deref(),
+        ),
+        (
+            "resource_type",
+            columns.resource_type == target.resource_type.as_deref(),
+        ),
+        (
+            "resource_id",
+            columns.resource_id == target.resource_id.as_deref(),
+        ),
+        (
+            "classification",
+            columns.classification == compliance.classification.as_deref().unwrap_or("internal"),
+        ),
+        (
+            "requires_review",
+            columns.requires_review == compliance.requires_review.unwrap_or(false),
+        ),
+        (
+            "data_subject_id",
+            columns.data_subject_id == compliance.data_subject_id.as_deref(),
+        ),
+        (
+            "expires_at",
+            match &compliance.expires_at {
+                Some(text) => {
+                    columns.expires_at.is_some() && columns.expires_at == indexed::micros(text)
+                }
+                None => columns.expires_at.is_none(),
+            },
+        ),
+        (
+            "duration_us",
+            columns.duration_us == m.duration_us.map(|d| d.min(i64::MAX as u64) as i64),
+        ),
+        (
+            "completes",
+            match &m.completes {
+                Some(text) => uuid(text).is_some_and(|c| columns.completes == Some(c.as_slice())),
+                None => columns.completes.is_none(),
+            },
+        ),
+    ];
+    checks
+        .iter()
+        .find(|(_, same)| !same)
+        .map(|(column, _)| *column)
 }
 
 /// Runs `f` with a subtree source over `store`, then stores the nodes it had to recompute.

@@ -37,16 +37,32 @@ pub struct LogEntry<'a> {
     pub columns: IndexedColumns<'a>,
 }
 
-/// The indexed columns of an entry that repeat hashed metadata fields.
+/// The columns of an entry that repeat hashed metadata fields: every one a query filters,
+/// groups or sorts on, or that `show` and `cleanup` find an event by.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexedColumns<'a> {
+    /// The event id's 16 bytes.
+    pub id: &'a [u8],
     pub user_id: Option<&'a str>,
     pub operation: &'a str,
     pub session_id: Option<&'a str>,
     pub kind: &'a str,
+    pub action: &'a str,
     pub outcome: &'a str,
     /// Microseconds since the Unix epoch.
     pub ts: i64,
+    pub correlation_id: Option<&'a str>,
+    pub server_name: Option<&'a str>,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub classification: &'a str,
+    pub requires_review: bool,
+    pub data_subject_id: Option<&'a str>,
+    /// Microseconds since the Unix epoch.
+    pub expires_at: Option<i64>,
+    pub duration_us: Option<i64>,
+    /// The 16 bytes of the id of the event this one completes.
+    pub completes: Option<&'a [u8]>,
 }
 
 /// An event's row as an inclusion proof needs it.

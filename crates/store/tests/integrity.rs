@@ -103,6 +103,22 @@ fn changing_one_indexed_field_is_found() {
 }
 
 #[test]
+fn editing_any_column_a_query_show_or_cleanup_reads_is_found() {
+    for (column, edit) in backend::column_edits(backend::Backend::Sqlite, "seq = 1") {
+        let intent = backend::tool_event(0);
+        let full = backend::event_with_every_column(intent.id);
+        let (log, _) = signed_log(RecorderConfig::default(), [intent, full]);
+        assert!(log.verify(&[]).is_ok(), "{column}");
+        log.sql(&edit);
+        assert_eq!(
+            log.verify(&[]).findings,
+            [Finding::ModifiedColumn { seq: 1, column }],
+            "{edit}"
+        );
+    }
+}
+
+#[test]
 fn changing_the_hashed_metadata_is_found() {
     let (log, _) = log();
     log.sql("UPDATE events SET meta = replace(meta, 'alice', 'mallory') WHERE seq = 4");

@@ -93,6 +93,37 @@ fn every_log_of_a_shared_database_verifies_on_its_own() {
 }
 
 #[test]
+fn editing_any_column_a_query_show_or_cleanup_reads_is_found() {
+    let at = "log_id = 'proxy-0' AND seq = 1";
+    for (column, edit) in backend::column_edits(Backend::Postgres, at) {
+        let Some(db) = Db::new(Backend::Postgres) else {
+            return;
+        };
+        let options = PgOptions {
+            log_id: Some(log_name(0)),
+            ..PgOptions::default()
+        };
+        let r = Recorder::start(db.open_pg(options).unwrap(), RecorderConfig::default()).unwrap();
+        let intent = backend::tool_event(0);
+        let full = backend::event_with_every_column(intent.id);
+        r.record(intent).unwrap();
+        r.record(full).unwrap();
+        r.shutdown().unwrap();
+        let mut reader = PgStore::open_read_only(&db.pg.as_ref().unwrap().url).unwrap();
+        reader.read_log(&log_name(0)).unwrap();
+        let clean = verify(&mut reader, None, &[], &mut |_| {}).unwrap();
+        assert!(clean.is_ok(), "{column}: {:?}", clean.findings);
+        db.exec(&edit);
+        let report = verify(&mut reader, None, &[], &mut |_| {}).unwrap();
+        assert_eq!(
+            report.findings,
+            [Finding::ModifiedColumn { seq: 1, column }],
+            "{edit}"
+        );
+    }
+}
+
+#[test]
 fn edits_behind_the_stores_back_are_found_in_the_log_they_touch_only() {
     let Some(logs) = logs(2, 10) else { return };
     logs.db.exec(

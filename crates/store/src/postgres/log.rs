@@ -35,7 +35,10 @@ pub(super) fn scan_log(
     let portal = tx
         .bind(
             "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body,
-                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts
+                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts,
+                    uuid_send(e.id), e.action, e.correlation_id, e.server_name,
+                    e.resource_type, e.resource_id, e.classification, e.requires_review,
+                    e.data_subject_id, e.expires_at, e.duration_us, uuid_send(e.completes)
                FROM events e
                LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq AND p.ts = e.ts
               WHERE e.log_id = $1 AND e.seq >= $2 AND e.seq < $3
@@ -69,6 +72,18 @@ pub(super) fn scan_log(
                     kind: row.try_get(9).map_err(bad)?,
                     outcome: row.try_get(10).map_err(bad)?,
                     ts: row.try_get(11).map_err(bad)?,
+                    id: row.try_get(12).map_err(bad)?,
+                    action: row.try_get(13).map_err(bad)?,
+                    correlation_id: row.try_get(14).map_err(bad)?,
+                    server_name: row.try_get(15).map_err(bad)?,
+                    resource_type: row.try_get(16).map_err(bad)?,
+                    resource_id: row.try_get(17).map_err(bad)?,
+                    classification: row.try_get(18).map_err(bad)?,
+                    requires_review: row.try_get(19).map_err(bad)?,
+                    data_subject_id: row.try_get(20).map_err(bad)?,
+                    expires_at: row.try_get(21).map_err(bad)?,
+                    duration_us: row.try_get(22).map_err(bad)?,
+                    completes: row.try_get(23).map_err(bad)?,
                 },
             };
             sink(&entry)?;

@@ -20,7 +20,10 @@ pub(super) fn scan_log(
         .conn
         .prepare(
             "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body, \
-                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts \
+                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts, \
+                    e.id, e.action, e.correlation_id, e.server_name, e.resource_type, \
+                    e.resource_id, e.classification, e.requires_review, e.data_subject_id, \
+                    e.expires_at, e.duration_us, e.completes \
              FROM events e LEFT JOIN payloads p ON p.seq = e.seq \
              WHERE e.seq >= ?1 AND e.seq < ?2 ORDER BY e.seq",
         )
@@ -52,6 +55,18 @@ pub(super) fn scan_log(
                 kind: text(get(9)?)?.unwrap_or_default(),
                 outcome: text(get(10)?)?.unwrap_or_default(),
                 ts: get(11)?.as_i64().map_err(map_err_from_type)?,
+                id: blob(get(12)?)?.unwrap_or_default(),
+                action: text(get(13)?)?.unwrap_or_default(),
+                correlation_id: text(get(14)?)?,
+                server_name: text(get(15)?)?,
+                resource_type: text(get(16)?)?,
+                resource_id: text(get(17)?)?,
+                classification: text(get(18)?)?.unwrap_or_default(),
+                requires_review: get(19)?.as_i64().map_err(map_err_from_type)? != 0,
+                data_subject_id: text(get(20)?)?,
+                expires_at: get(21)?.as_i64_or_null().map_err(map_err_from_type)?,
+                duration_us: get(22)?.as_i64_or_null().map_err(map_err_from_type)?,
+                completes: blob(get(23)?)?,
             },
         };
         sink(&entry)?;

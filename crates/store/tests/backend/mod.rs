@@ -27,6 +27,58 @@ pub fn tool_event(i: u64) -> AuditEvent {
         .unwrap()
 }
 
+/// An event with every column that copies a hashed field set (`IndexedColumns`), completing
+/// the event `intent`: what the column-by-column tamper tests edit.
+pub fn event_with_every_column(intent: mcp_audit_core::EventId) -> AuditEvent {
+    AuditEvent::tool_execution("search")
+        .user("alice")
+        .session("s-1")
+        .correlation_id("c-1")
+        .completes(intent)
+        .server("files")
+        .resource_type("document")
+        .resource_id("d-1")
+        .classification(mcp_audit_core::Classification::Confidential)
+        .requires_review(true)
+        .data_subject("subject-1")
+        .expires_at("2030-01-01T00:00:00Z".parse().unwrap())
+        .duration_us(1_200)
+        .build()
+        .unwrap()
+}
+
+/// For each column of [`event_with_every_column`] that verify holds to the hashed metadata,
+/// beyond the six the older suites edit, an edit of the row `at` (an SQL condition) that gives
+/// it another value: the column's name and the statement.
+pub fn column_edits(backend: Backend, at: &str) -> Vec<(&'static str, String)> {
+    let (new_id, no) = match backend {
+        Backend::Sqlite => ("randomblob(16)", "0"),
+        Backend::Postgres => ("gen_random_uuid()", "false"),
+    };
+    [
+        ("id", new_id.to_string()),
+        ("action", "'READ'".into()),
+        ("correlation_id", "'c-2'".into()),
+        ("server_name", "NULL".into()),
+        ("resource_type", "'user'".into()),
+        ("resource_id", "'d-2'".into()),
+        ("classification", "'public'".into()),
+        ("requires_review", no.into()),
+        ("data_subject_id", "'subject-2'".into()),
+        ("expires_at", "expires_at + 1".into()),
+        ("duration_us", "NULL".into()),
+        ("completes", "NULL".into()),
+    ]
+    .into_iter()
+    .map(|(column, value)| {
+        (
+            column,
+            format!("UPDATE events SET {column} = {value} WHERE {at}"),
+        )
+    })
+    .collect()
+}
+
 /// Which backend a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
