@@ -447,40 +447,49 @@ fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static 
     let target = m.target.unwrap_or_default();
     let compliance = m.compliance.unwrap_or_default();
     let uuid = |text: &str| uuid::Uuid::parse_str(text).ok().map(|u| *u.as_bytes());
+    // The column as stored against the metadata's text.
+    let same = |column: &[u8], text: &str| column == text.as_bytes();
+    let same_opt = |column: Option<&[u8]>, text: Option<&str>| column == text.map(str::as_bytes);
     let checks: [(&'static str, bool); 18] = [
-        ("user_id", columns.user_id == user.as_deref()),
-        ("operation", columns.operation == m.operation),
-        ("session_id", columns.session_id == m.session_id.as_deref()),
-        ("kind", columns.kind == m.kind),
+        ("user_id", same_opt(columns.user_id, user.as_deref())),
+        ("operation", same(columns.operation, &m.operation)),
+        (
+            "session_id",
+            same_opt(columns.session_id, m.session_id.as_deref()),
+        ),
+        ("kind", same(columns.kind, &m.kind)),
         (
             "outcome",
-            columns.outcome == m.outcome.as_deref().unwrap_or("success"),
+            same(columns.outcome, m.outcome.as_deref().unwrap_or("success")),
         ),
         ("ts", Some(columns.ts) == indexed::micros(&m.timestamp)),
         (
             "id",
             uuid(&m.id).is_some_and(|id| columns.id == id.as_slice()),
         ),
-        ("action", columns.action == m.action),
+        ("action", same(columns.action, &m.action)),
         (
             "correlation_id",
-            columns.correlation_id == m.correlation_id.as_deref(),
+            same_opt(columns.correlation_id, m.correlation_id.as_deref()),
         ),
         (
             "server_name",
-            columns.server_name == target.server_name.as_deref(),
+            same_opt(columns.server_name, target.server_name.as_deref()),
         ),
         (
             "resource_type",
-            columns.resource_type == target.resource_type.as_deref(),
+            same_opt(columns.resource_type, target.resource_type.as_deref()),
         ),
         (
             "resource_id",
-            columns.resource_id == target.resource_id.as_deref(),
+            same_opt(columns.resource_id, target.resource_id.as_deref()),
         ),
         (
             "classification",
-            columns.classification == compliance.classification.as_deref().unwrap_or("internal"),
+            same(
+                columns.classification,
+                compliance.classification.as_deref().unwrap_or("internal"),
+            ),
         ),
         (
             "requires_review",
@@ -488,7 +497,10 @@ fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static 
         ),
         (
             "data_subject_id",
-            columns.data_subject_id == compliance.data_subject_id.as_deref(),
+            same_opt(
+                columns.data_subject_id,
+                compliance.data_subject_id.as_deref(),
+            ),
         ),
         (
             "expires_at",

@@ -38,26 +38,28 @@ pub struct LogEntry<'a> {
 }
 
 /// The columns of an entry that repeat hashed metadata fields: every one a query filters,
-/// groups or sorts on, or that `show` and `cleanup` find an event by.
+/// groups or sorts on, or that `show` and `cleanup` find an event by. Text as stored, unchecked
+/// for UTF-8: it is only compared with the metadata's, and checking it cost verification's hot
+/// path more than the comparison.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexedColumns<'a> {
     /// The event id's 16 bytes.
     pub id: &'a [u8],
-    pub user_id: Option<&'a str>,
-    pub operation: &'a str,
-    pub session_id: Option<&'a str>,
-    pub kind: &'a str,
-    pub action: &'a str,
-    pub outcome: &'a str,
+    pub user_id: Option<&'a [u8]>,
+    pub operation: &'a [u8],
+    pub session_id: Option<&'a [u8]>,
+    pub kind: &'a [u8],
+    pub action: &'a [u8],
+    pub outcome: &'a [u8],
     /// Microseconds since the Unix epoch.
     pub ts: i64,
-    pub correlation_id: Option<&'a str>,
-    pub server_name: Option<&'a str>,
-    pub resource_type: Option<&'a str>,
-    pub resource_id: Option<&'a str>,
-    pub classification: &'a str,
+    pub correlation_id: Option<&'a [u8]>,
+    pub server_name: Option<&'a [u8]>,
+    pub resource_type: Option<&'a [u8]>,
+    pub resource_id: Option<&'a [u8]>,
+    pub classification: &'a [u8],
     pub requires_review: bool,
-    pub data_subject_id: Option<&'a str>,
+    pub data_subject_id: Option<&'a [u8]>,
     /// Microseconds since the Unix epoch.
     pub expires_at: Option<i64>,
     pub duration_us: Option<i64>,
@@ -86,7 +88,7 @@ pub enum LookupField {
 pub fn lookup_key_hash(
     state: &std::collections::hash_map::RandomState,
     field: LookupField,
-    value: &str,
+    value: &[u8],
     seq: u64,
 ) -> u64 {
     use std::hash::{BuildHasher, Hasher};
@@ -97,7 +99,7 @@ pub fn lookup_key_hash(
     head[1..].copy_from_slice(&seq.to_le_bytes());
     let mut hasher = state.build_hasher();
     hasher.write(&head);
-    hasher.write(value.as_bytes());
+    hasher.write(value);
     hasher.finish()
 }
 

@@ -59,6 +59,10 @@ pub(super) fn scan_log(
             let salt: Option<&[u8]> = row.try_get(4).map_err(bad)?;
             let body: Option<&str> = row.try_get(5).map_err(bad)?;
             let body = body.map(str::as_bytes);
+            let text = |i: usize| -> Result<Option<&[u8]>, StoreError> {
+                let t: Option<&str> = row.try_get(i).map_err(bad)?;
+                Ok(t.map(str::as_bytes))
+            };
             let entry = LogEntry {
                 seq: row.try_get::<_, i64>(0).map_err(bad)? as u64,
                 meta: row.try_get(1).map_err(bad)?,
@@ -66,21 +70,21 @@ pub(super) fn scan_log(
                 leaf_hash: row.try_get(3).map_err(bad)?,
                 payload: salt.zip(body),
                 columns: IndexedColumns {
-                    user_id: row.try_get(6).map_err(bad)?,
-                    operation: row.try_get(7).map_err(bad)?,
-                    session_id: row.try_get(8).map_err(bad)?,
-                    kind: row.try_get(9).map_err(bad)?,
-                    outcome: row.try_get(10).map_err(bad)?,
+                    user_id: text(6)?,
+                    operation: text(7)?.unwrap_or_default(),
+                    session_id: text(8)?,
+                    kind: text(9)?.unwrap_or_default(),
+                    outcome: text(10)?.unwrap_or_default(),
                     ts: row.try_get(11).map_err(bad)?,
                     id: row.try_get(12).map_err(bad)?,
-                    action: row.try_get(13).map_err(bad)?,
-                    correlation_id: row.try_get(14).map_err(bad)?,
-                    server_name: row.try_get(15).map_err(bad)?,
-                    resource_type: row.try_get(16).map_err(bad)?,
-                    resource_id: row.try_get(17).map_err(bad)?,
-                    classification: row.try_get(18).map_err(bad)?,
+                    action: text(13)?.unwrap_or_default(),
+                    correlation_id: text(14)?,
+                    server_name: text(15)?,
+                    resource_type: text(16)?,
+                    resource_id: text(17)?,
+                    classification: text(18)?.unwrap_or_default(),
                     requires_review: row.try_get(19).map_err(bad)?,
-                    data_subject_id: row.try_get(20).map_err(bad)?,
+                    data_subject_id: text(20)?,
                     expires_at: row.try_get(21).map_err(bad)?,
                     duration_us: row.try_get(22).map_err(bad)?,
                     completes: row.try_get(23).map_err(bad)?,

@@ -97,7 +97,10 @@ pub(super) fn digest(
             2 => Some(LookupField::User),
             _ => None,
         };
-        let value = row.get_ref(1)?.as_str().ok();
+        let value = match row.get_ref(1)? {
+            rusqlite::types::ValueRef::Text(text) => Some(text),
+            _ => None,
+        };
         let seq = row.get::<_, i64>(2)? as u64;
         sum = sum.wrapping_add(match (field, value) {
             (Some(field), Some(value)) => lookup_key_hash(state, field, value, seq),
