@@ -683,6 +683,42 @@ fn a_locked_store_refuses_the_request_with_503_and_records_the_refusal() {
 }
 
 #[test]
+fn a_64_bit_integer_argument_and_result_are_recorded_with_every_digit() {
+    // Ids of this size (tweets, snowflakes) are common in tool arguments; canonical JSON as
+    // RFC 8785 writes it would have stored 1850000000000000000.
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(dir.path(), &mcp_url(port), &[]);
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":1850000000000000001,"b":2}}}"#;
+    let (status, _, body) = http(
+        proxy.port,
+        "POST",
+        &[JSON, ACCEPT, ("mcp-protocol-version", "2025-06-18")],
+        call.as_bytes(),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The client got the server's answer as the server wrote it.
+    assert!(
+        String::from_utf8_lossy(&body).contains("1850000000000000003"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let all = proxy.stop();
+    let done = one(&all, "add", Outcome::Success);
+    assert_eq!(
+        done.event.payload.input,
+        Some(json!({"a": 1_850_000_000_000_000_001u64, "b": 2}))
+    );
+    let output = done.event.payload.output.as_ref().unwrap();
+    assert_eq!(
+        output["structuredContent"]["result"].as_u64(),
+        Some(1_850_000_000_000_000_003),
+        "{output}"
+    );
+}
+
+#[test]
 fn an_https_upstream_is_verified_against_the_configured_ca() {
     let Some(peers) = peers() else { return };
     let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
