@@ -5,9 +5,16 @@
 //! fsync for the whole batch), and only then answers the callers waiting on them. A flush or
 //! shutdown request commits what is queued before it, so "everything recorded before the call
 //! is durable" holds when it answers.
+//!
+//! With a `linger`, a batch that nobody waits for is held open that long for more records to
+//! join it, unless a record somebody waits for, a flush or a shutdown comes first. The `sync`
+//! proxy uses it: each call is a durable intent then an outcome nobody waits for, and
+//! committing the outcome at once put a second fsync in front of the next call's intent. Held
+//! open, the outcome goes out with that intent, in one commit.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use mcp_audit_core::SealedEvent;
 use tokio::sync::{mpsc, oneshot};
@@ -45,9 +52,24 @@ pub(crate) fn run(
     mut commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
     max_batch: usize,
+    linger: Duration,
     mut checkpointer: Option<Checkpointer>,
 ) {
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
+    // Waiting on the queue with a time limit takes a timer; without one, nothing lingers.
+    let timer = (!linger.is_zero())
+        .then(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+        })
+        .and_then(|built| {
+            built
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "no timer for the writer: batches are not held open")
+                })
+                .ok()
+        });
     loop {
         let first = match commands.try_recv() {
             Ok(command) => command,
@@ -65,26 +87,48 @@ pub(crate) fn run(
         };
         let mut pending = Some(first);
         let mut stop = false;
-        while let Some(command) = pending.take() {
-            match command {
-                Command::Record { sealed, reply } => batch.push((sealed, reply)),
-                Command::Flush { reply } => {
-                    commit(&mut store, &mut next_seq, &mut batch, &shared);
-                    let _ = reply.send(shared.take_losses());
-                }
-                Command::Shutdown { reply } => {
-                    commit(&mut store, &mut next_seq, &mut batch, &shared);
-                    if let Some(c) = checkpointer.as_mut() {
-                        c.after_commit(&mut store, true);
+        // Somebody waits for a record of the batch: it is committed without lingering.
+        let mut waited = false;
+        let deadline = Instant::now() + linger;
+        loop {
+            while let Some(command) = pending.take() {
+                match command {
+                    Command::Record { sealed, reply } => {
+                        waited |= reply.is_some();
+                        batch.push((sealed, reply));
                     }
-                    let _ = reply.send(shared.take_losses());
-                    stop = true;
-                    break;
+                    Command::Flush { reply } => {
+                        commit(&mut store, &mut next_seq, &mut batch, &shared);
+                        let _ = reply.send(shared.take_losses());
+                    }
+                    Command::Shutdown { reply } => {
+                        commit(&mut store, &mut next_seq, &mut batch, &shared);
+                        if let Some(c) = checkpointer.as_mut() {
+                            c.after_commit(&mut store, true);
+                        }
+                        let _ = reply.send(shared.take_losses());
+                        stop = true;
+                        break;
+                    }
+                    Command::Tick => {}
                 }
-                Command::Tick => {}
+                if batch.len() < max_batch {
+                    pending = commands.try_recv().ok();
+                }
             }
-            if batch.len() < max_batch {
-                pending = commands.try_recv().ok();
+            if stop || waited || batch.is_empty() || batch.len() >= max_batch {
+                break;
+            }
+            let Some(timer) = &timer else { break };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            // The timeout is made inside `block_on`: its timer needs the runtime's context.
+            match timer.block_on(async { tokio::time::timeout(left, commands.recv()).await }) {
+                Ok(Some(command)) => pending = Some(command),
+                // Every sender gone, or time is up.
+                Ok(None) | Err(_) => break,
             }
         }
         commit(&mut store, &mut next_seq, &mut batch, &shared);

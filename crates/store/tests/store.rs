@@ -655,6 +655,75 @@ fn backpressure_records_every_event_exactly_once_with_dense_seqs(db: Db) {
     assert_eq!(db.count("SELECT MAX(seq) FROM events"), 1599);
 }
 
+/// A recorder in `batch` durability whose batches linger for `linger`.
+fn lingering(db: &Db, linger: Duration) -> Recorder {
+    db.recorder(RecorderConfig {
+        durability: Durability::Batch,
+        linger,
+        ..RecorderConfig::default()
+    })
+}
+
+/// Runs `f` on a thread of its own and fails the test if it has not returned within a
+/// minute: what must not wait for a linger of an hour.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("held back by the linger")
+}
+
+fn events_nobody_waits_for_share_one_commit_within_the_linger(db: Db) {
+    let r = lingering(&db, Duration::from_secs(3_600));
+    for i in 0..10 {
+        assert!(matches!(
+            record(&r, AuditEvent::tool_execution(format!("t{i}"))),
+            Receipt::Queued { .. }
+        ));
+    }
+    // A flush ends the linger: everything queued before it is durable, in one transaction.
+    let r = within_a_minute(move || {
+        r.flush().unwrap();
+        r
+    });
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 10);
+    assert_eq!(r.stats().batches, 1);
+}
+
+fn an_event_somebody_waits_for_is_not_held_by_the_linger(db: Db) {
+    let r = lingering(&db, Duration::from_secs(3_600));
+    record(&r, AuditEvent::tool_execution("queued"));
+    let waiting = r.clone();
+    let receipt = within_a_minute(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(
+            waiting.record_durable_async(AuditEvent::tool_execution("durable").build().unwrap()),
+        )
+    });
+    assert!(
+        matches!(receipt, Ok(Receipt::Durable { seq: 1, .. })),
+        "{receipt:?}"
+    );
+    // The queued event went with it.
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 2);
+    let stats = within_a_minute(move || r.shutdown().unwrap());
+    assert_eq!((stats.recorded, stats.batches), (2, 1));
+}
+
+fn a_lingering_batch_is_written_at_shutdown(db: Db) {
+    let r = lingering(&db, Duration::from_secs(3_600));
+    for i in 0..5 {
+        record(&r, AuditEvent::tool_execution(format!("t{i}")));
+    }
+    let stats = within_a_minute(move || r.shutdown().unwrap());
+    assert_eq!(stats.recorded, 5);
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 5);
+}
+
 fn concurrent_async_callers_all_get_durable_distinct_seqs(db: Db) {
     // Stores are opened outside async code (PostgreSQL's client is synchronous).
     let r = db.sync();
@@ -1024,6 +1093,9 @@ on_both_backends!(
     a_failed_batch_in_batch_mode_surfaces_in_flush_and_the_counter,
     observe_returns_the_tools_own_error_even_when_recording_fails,
     backpressure_records_every_event_exactly_once_with_dense_seqs,
+    events_nobody_waits_for_share_one_commit_within_the_linger,
+    an_event_somebody_waits_for_is_not_held_by_the_linger,
+    a_lingering_batch_is_written_at_shutdown,
     concurrent_async_callers_all_get_durable_distinct_seqs,
     cursor_pages_never_skip_or_repeat_while_events_arrive,
     every_filter_narrows_the_query,

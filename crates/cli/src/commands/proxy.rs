@@ -116,6 +116,10 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
     Ok(result?.unwrap_or(1))
 }
 
+/// How long, in `sync` mode, an outcome may wait for the next call's intent to be committed
+/// with it. Longer only delays the outcome of a session's last call.
+const SYNC_LINGER: Duration = Duration::from_millis(2);
+
 /// What both proxy modes record through: the recorder over the store opened for writing, the
 /// operations the last run left without an answer, and checkpointing on the store's log.
 pub(crate) struct ProxyAudit {
@@ -142,6 +146,12 @@ impl ProxyAudit {
             RecorderConfig {
                 durability: Durability::Batch,
                 checkpoints: checkpointing.policy.clone(),
+                // In `sync` mode an outcome waits, up to this long, to be committed with the
+                // next call's intent: one fsync per call instead of two (`docs/storage.md`).
+                linger: match durability {
+                    Durability::Sync => SYNC_LINGER,
+                    Durability::Batch => Duration::ZERO,
+                },
                 ..RecorderConfig::default()
             },
         )?;
