@@ -41,7 +41,8 @@ pub(crate) fn tool_executions(filter: &Filter, placeholder: fn(usize) -> String)
     w
 }
 
-/// One group of a summary's `GROUP BY kind, outcome`, as a backend read it.
+/// One group of a summary's `GROUP BY kind, outcome, user`, as a backend read it (the user
+/// travels beside it, see [`fold_summary`]).
 pub(crate) struct SummaryGroup {
     pub(crate) kind: String,
     pub(crate) outcome: String,
@@ -53,8 +54,6 @@ pub(crate) struct SummaryGroup {
     pub(crate) last_us: i64,
 }
 
-/// Folds the groups into a [`Summary`]; everything but `distinct_users`, which needs a query
-/// of its own (users are not additive over groups).
 /// Folds the rows of a summary's one statement, grouped by kind, outcome and user (the user
 /// column beside each group), into a [`Summary`]: the distinct users are the distinct users of
 /// the groups. One statement reads the scope's events once; counting the users apart read them
