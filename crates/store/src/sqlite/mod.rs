@@ -41,6 +41,10 @@ impl Default for SqliteOptions {
     }
 }
 
+/// How much of the database file a read-only connection maps into memory (SQLite's own
+/// build caps it at 2 GiB).
+const READER_MMAP: i64 = 1 << 30;
+
 /// A SQLite database holding one audit log.
 pub struct SqliteStore {
     conn: Connection,
@@ -154,6 +158,12 @@ impl SqliteStore {
         }
         if !writable {
             store.bulk_keys = version >= migrations::BULK_KEYS_VERSION;
+            // Readers map the file instead of copying each page out of the kernel with a
+            // system call: `verify` of 300,000 events spent 0.15-0.5 s of system time in those
+            // copies, 0.04 s mapped. SQLite maps no more than the file's size, and nothing of
+            // ours shrinks the file (no VACUUM), so a mapped page is never cut away beneath it.
+            conn.pragma_update(None, "mmap_size", READER_MMAP)
+                .map_err(|e| store.map(e))?;
         }
         conn.pragma_update(None, "cache_size", -32_000)
             .map_err(|e| store.map(e))?;
