@@ -440,6 +440,9 @@ fn finding_seq(f: &Finding) -> u64 {
 /// The first column copy that disagrees with the hashed metadata, each compared with the
 /// value the writers derive from it (`columns.rs`, and the backends' inserts).
 fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static str> {
+    if let Some(column) = columns.malformed {
+        return Some(column);
+    }
     let Some(m) = indexed::read(meta) else {
         return Some("meta");
     };

@@ -65,6 +65,9 @@ pub struct IndexedColumns<'a> {
     pub duration_us: Option<i64>,
     /// The 16 bytes of the id of the event this one completes.
     pub completes: Option<&'a [u8]>,
+    /// The first of these columns whose stored value has a type no writer gives it (SQLite
+    /// keeps whatever it is given): reported as that column's edit.
+    pub malformed: Option<&'static str>,
 }
 
 /// An event's row as an inclusion proof needs it.

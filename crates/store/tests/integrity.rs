@@ -119,6 +119,34 @@ fn editing_any_column_a_query_show_or_cleanup_reads_is_found() {
 }
 
 #[test]
+fn a_column_of_a_type_no_writer_gives_is_a_finding_not_an_error() {
+    let (log, _) = log();
+    // SQLite keeps text in an INTEGER column and a number in a BLOB one.
+    log.sql(
+        "UPDATE events SET requires_review = 'yes' WHERE seq = 2;
+         UPDATE events SET ts = 'noon' WHERE seq = 5;
+         UPDATE events SET id = 7.5 WHERE seq = 7;",
+    );
+    assert_eq!(
+        log.verify(&[]).findings,
+        [
+            Finding::ModifiedColumn {
+                seq: 2,
+                column: "requires_review"
+            },
+            Finding::ModifiedColumn {
+                seq: 5,
+                column: "ts"
+            },
+            Finding::ModifiedColumn {
+                seq: 7,
+                column: "id"
+            },
+        ]
+    );
+}
+
+#[test]
 fn changing_the_hashed_metadata_is_found() {
     let (log, _) = log();
     log.sql("UPDATE events SET meta = replace(meta, 'alice', 'mallory') WHERE seq = 4");

@@ -88,6 +88,8 @@ pub(super) fn scan_log(
                     expires_at: row.try_get(21).map_err(bad)?,
                     duration_us: row.try_get(22).map_err(bad)?,
                     completes: row.try_get(23).map_err(bad)?,
+                    // The schema's column types hold on PostgreSQL.
+                    malformed: None,
                 },
             };
             sink(&entry)?;

@@ -38,6 +38,31 @@ pub(super) fn scan_log(
     while let Some(row) = rows.next().map_err(map_err)? {
         // Borrowed views of the row: no allocation per entry on verification's hot path.
         let get = |i: usize| row.get_ref(i).map_err(map_err);
+        // SQLite keeps a value of any type in any column: a column copy of a type no writer
+        // gives it is a finding about its entry (`column_mismatch`), not an error that stops
+        // the whole verification.
+        let malformed = std::cell::Cell::new(None::<&'static str>);
+        let wrong = |column: &'static str| malformed.set(malformed.get().or(Some(column)));
+        let bytes = |i: usize, column: &'static str| -> Result<Option<&[u8]>, StoreError> {
+            Ok(match get(i)? {
+                ValueRef::Null => None,
+                ValueRef::Text(b) | ValueRef::Blob(b) => Some(b),
+                ValueRef::Integer(_) | ValueRef::Real(_) => {
+                    wrong(column);
+                    None
+                }
+            })
+        };
+        let int = |i: usize, column: &'static str| -> Result<Option<i64>, StoreError> {
+            Ok(match get(i)? {
+                ValueRef::Null => None,
+                ValueRef::Integer(n) => Some(n),
+                _ => {
+                    wrong(column);
+                    None
+                }
+            })
+        };
         let payload = match (blob(get(4)?)?, text_bytes(get(5)?)?) {
             (Some(salt), Some(body)) => Some((salt, body)),
             _ => None,
@@ -49,24 +74,25 @@ pub(super) fn scan_log(
             leaf_hash: blob(get(3)?)?.unwrap_or_default(),
             payload,
             columns: IndexedColumns {
-                user_id: text_bytes(get(6)?)?,
-                operation: text_bytes(get(7)?)?.unwrap_or_default(),
-                session_id: text_bytes(get(8)?)?,
-                kind: text_bytes(get(9)?)?.unwrap_or_default(),
-                outcome: text_bytes(get(10)?)?.unwrap_or_default(),
-                ts: get(11)?.as_i64().map_err(map_err_from_type)?,
-                id: blob(get(12)?)?.unwrap_or_default(),
-                action: text_bytes(get(13)?)?.unwrap_or_default(),
-                correlation_id: text_bytes(get(14)?)?,
-                server_name: text_bytes(get(15)?)?,
-                resource_type: text_bytes(get(16)?)?,
-                resource_id: text_bytes(get(17)?)?,
-                classification: text_bytes(get(18)?)?.unwrap_or_default(),
-                requires_review: get(19)?.as_i64().map_err(map_err_from_type)? != 0,
-                data_subject_id: text_bytes(get(20)?)?,
-                expires_at: get(21)?.as_i64_or_null().map_err(map_err_from_type)?,
-                duration_us: get(22)?.as_i64_or_null().map_err(map_err_from_type)?,
-                completes: blob(get(23)?)?,
+                user_id: bytes(6, "user_id")?,
+                operation: bytes(7, "operation")?.unwrap_or_default(),
+                session_id: bytes(8, "session_id")?,
+                kind: bytes(9, "kind")?.unwrap_or_default(),
+                outcome: bytes(10, "outcome")?.unwrap_or_default(),
+                ts: int(11, "ts")?.unwrap_or_default(),
+                id: bytes(12, "id")?.unwrap_or_default(),
+                action: bytes(13, "action")?.unwrap_or_default(),
+                correlation_id: bytes(14, "correlation_id")?,
+                server_name: bytes(15, "server_name")?,
+                resource_type: bytes(16, "resource_type")?,
+                resource_id: bytes(17, "resource_id")?,
+                classification: bytes(18, "classification")?.unwrap_or_default(),
+                requires_review: int(19, "requires_review")? != Some(0),
+                data_subject_id: bytes(20, "data_subject_id")?,
+                expires_at: int(21, "expires_at")?,
+                duration_us: int(22, "duration_us")?,
+                completes: bytes(23, "completes")?,
+                malformed: malformed.get(),
             },
         };
         sink(&entry)?;
