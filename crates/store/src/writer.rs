@@ -56,20 +56,7 @@ pub(crate) fn run(
     mut checkpointer: Option<Checkpointer>,
 ) {
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
-    // Waiting on the queue with a time limit takes a timer; without one, nothing lingers.
-    let timer = (!linger.is_zero())
-        .then(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-        })
-        .and_then(|built| {
-            built
-                .inspect_err(|error| {
-                    tracing::warn!(%error, "no timer for the writer: batches are not held open")
-                })
-                .ok()
-        });
+    let timer = linger_timer(linger);
     loop {
         let first = match commands.try_recv() {
             Ok(command) => command,
@@ -119,16 +106,12 @@ pub(crate) fn run(
             if stop || waited || batch.is_empty() || batch.len() >= max_batch {
                 break;
             }
-            let Some(timer) = &timer else { break };
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+            match &timer {
+                Some(timer) => pending = next_before(timer, &mut commands, deadline),
+                None => break,
             }
-            // The timeout is made inside `block_on`: its timer needs the runtime's context.
-            match timer.block_on(async { tokio::time::timeout(left, commands.recv()).await }) {
-                Ok(Some(command)) => pending = Some(command),
-                // Every sender gone, or time is up.
-                Ok(None) | Err(_) => break,
+            if pending.is_none() {
+                break;
             }
         }
         commit(&mut store, &mut next_seq, &mut batch, &shared);
@@ -139,6 +122,39 @@ pub(crate) fn run(
             c.after_commit(&mut store, false);
         }
     }
+}
+
+/// What a lingering batch waits with: waiting on the queue with a time limit takes a timer.
+/// `None` when nothing lingers, or (logged) when no timer could be made.
+fn linger_timer(linger: Duration) -> Option<tokio::runtime::Runtime> {
+    if linger.is_zero() {
+        return None;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .inspect_err(
+            |error| tracing::warn!(%error, "no timer for the writer: batches are not held open"),
+        )
+        .ok()
+}
+
+/// The next command, if one comes before `deadline`; `None` once time is up or every sender
+/// is gone.
+fn next_before(
+    timer: &tokio::runtime::Runtime,
+    commands: &mut mpsc::Receiver<Command>,
+    deadline: Instant,
+) -> Option<Command> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    // The timeout is made inside `block_on`: its timer needs the runtime's context.
+    timer
+        .block_on(async { tokio::time::timeout(left, commands.recv()).await })
+        .ok()
+        .flatten()
 }
 
 /// How often a batch is renumbered after another process appended first, before giving up.
