@@ -98,6 +98,16 @@ fn sorts_as_bytes(key: &str, text: &[u8]) -> bool {
     text.len() == key.len() + 2 && key.chars().all(|c| (c as u32) < 0xD800)
 }
 
+/// `serialize_*` methods for integers, each handed to the serializer's own `integer`, which
+/// writes every digit (a value's, or a map key's in quotes).
+macro_rules! integers {
+    ($ok:ty; $($method:ident: $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Result<$ok, Unencodable> {
+            self.integer(v)
+        }
+    )*};
+}
+
 impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
     type Ok = ();
     type Error = Unencodable;
@@ -114,36 +124,19 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Unencodable> {
-        self.integer(v)
-    }
+    integers!(
+        ();
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
     fn serialize_f32(self, v: f32) -> Result<(), Unencodable> {
         // As JCS implementations do: the double of the same value.
         self.float(v.into())
@@ -473,15 +466,6 @@ fn not_a_key(what: &str) -> Unencodable {
     Unencodable(format!("a map key must be text or an integer, not {what}"))
 }
 
-/// `serialize_*` methods for integer keys, quoted.
-macro_rules! integer_keys {
-    ($($method:ident: $t:ty),*) => {$(
-        fn $method(self, v: $t) -> Result<bool, Unencodable> {
-            self.integer(v)
-        }
-    )*};
-}
-
 /// `serialize_*` methods for scalars that can not be keys.
 macro_rules! refuse_scalars {
     ($($method:ident: $t:ty),*) => {$(
@@ -523,7 +507,8 @@ impl ser::Serializer for KeyWriter<'_> {
     ) -> Result<bool, Unencodable> {
         value.serialize(self)
     }
-    integer_keys!(
+    integers!(
+        bool;
         serialize_i8: i8,
         serialize_i16: i16,
         serialize_i32: i32,
