@@ -98,9 +98,15 @@ fn sorts_as_bytes(key: &str, text: &[u8]) -> bool {
     text.len() == key.len() + 2 && key.chars().all(|c| (c as u32) < 0xD800)
 }
 
-/// `serialize_*` methods for integers, each handed to the serializer's own `integer`, which
-/// writes every digit (a value's, or a map key's in quotes).
+/// The ten `serialize_*` methods for integers, each handed to the serializer's own `integer`,
+/// which writes every digit (a value's, or a map key's in quotes); `$ok` is the serializer's
+/// `Ok` type.
 macro_rules! integers {
+    ($ok:ty) => {
+        integers!($ok; serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+            serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+            serialize_u32: u32, serialize_u64: u64, serialize_u128: u128);
+    };
     ($ok:ty; $($method:ident: $t:ty),*) => {$(
         fn $method(self, v: $t) -> Result<$ok, Unencodable> {
             self.integer(v)
@@ -124,19 +130,7 @@ impl<'a, 'b> ser::Serializer for &'b mut Writer<'a> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    integers!(
-        ();
-        serialize_i8: i8,
-        serialize_i16: i16,
-        serialize_i32: i32,
-        serialize_i64: i64,
-        serialize_i128: i128,
-        serialize_u8: u8,
-        serialize_u16: u16,
-        serialize_u32: u32,
-        serialize_u64: u64,
-        serialize_u128: u128
-    );
+    integers!(());
     fn serialize_f32(self, v: f32) -> Result<(), Unencodable> {
         // As JCS implementations do: the double of the same value.
         self.float(v.into())
@@ -507,19 +501,7 @@ impl ser::Serializer for KeyWriter<'_> {
     ) -> Result<bool, Unencodable> {
         value.serialize(self)
     }
-    integers!(
-        bool;
-        serialize_i8: i8,
-        serialize_i16: i16,
-        serialize_i32: i32,
-        serialize_i64: i64,
-        serialize_i128: i128,
-        serialize_u8: u8,
-        serialize_u16: u16,
-        serialize_u32: u32,
-        serialize_u64: u64,
-        serialize_u128: u128
-    );
+    integers!(bool);
     refuse_scalars!(
         serialize_bool: bool,
         serialize_f32: f32,
