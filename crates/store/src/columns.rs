@@ -3,17 +3,26 @@
 
 use mcp_audit_core::{AuditEvent, Classification, ComplianceEvent, FlowDirection, RiskLevel};
 
-/// The `classification` column. The policy has run before sealing, so it is always set; the
-/// default only keeps the writers total.
+/// The `classification` column of an event that names none. The policy has run before
+/// sealing, so it is always set; the default only keeps the writers total (and `verify`
+/// expects what they wrote).
+pub(crate) const DEFAULT_CLASSIFICATION: Classification = Classification::Internal;
+
+/// The `classification` column.
 pub(crate) fn classification(e: &AuditEvent) -> Classification {
     e.compliance
         .classification
-        .unwrap_or(Classification::Internal)
+        .unwrap_or(DEFAULT_CLASSIFICATION)
 }
 
 /// The `duration_us` column: a duration too long for the signed column is clamped, not wrapped.
 pub(crate) fn duration_us(e: &AuditEvent) -> Option<i64> {
-    e.duration_us.map(|d| d.min(i64::MAX as u64) as i64)
+    e.duration_us.map(clamp_duration)
+}
+
+/// A duration in microseconds as the signed column holds it.
+pub(crate) fn clamp_duration(micros: u64) -> i64 {
+    micros.min(i64::MAX as u64) as i64
 }
 
 /// The `direction` column of a lineage row.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment};
-use mcp_audit_core::{EventId, Hash, merkle, tiles};
+use mcp_audit_core::{EventId, Hash, Outcome, merkle, tiles};
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -463,7 +463,10 @@ fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static 
         ("kind", same(columns.kind, &m.kind)),
         (
             "outcome",
-            same(columns.outcome, m.outcome.as_deref().unwrap_or("success")),
+            same(
+                columns.outcome,
+                m.outcome.as_deref().unwrap_or(Outcome::Success.as_str()),
+            ),
         ),
         ("ts", Some(columns.ts) == indexed::micros(&m.timestamp)),
         (
@@ -491,7 +494,10 @@ fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static 
             "classification",
             same(
                 columns.classification,
-                compliance.classification.as_deref().unwrap_or("internal"),
+                compliance
+                    .classification
+                    .as_deref()
+                    .unwrap_or(crate::columns::DEFAULT_CLASSIFICATION.as_str()),
             ),
         ),
         (
@@ -516,7 +522,7 @@ fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static 
         ),
         (
             "duration_us",
-            columns.duration_us == m.duration_us.map(|d| d.min(i64::MAX as u64) as i64),
+            columns.duration_us == m.duration_us.map(crate::columns::clamp_duration),
         ),
         (
             "completes",
