@@ -654,6 +654,8 @@ fn a_locked_store_refuses_the_request_with_503_and_records_the_refusal() {
     holder.execute_batch("COMMIT").unwrap();
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
     let refused: Value = serde_json::from_slice(&body).unwrap();
+    // Answered as the request it refuses, as the stdio proxy answers.
+    assert_eq!(refused["id"], 1, "{refused}");
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("audit record could not be written"),

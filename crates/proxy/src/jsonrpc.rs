@@ -104,6 +104,36 @@ fn reply(object: &mut Map<String, Value>) -> Result<Reply, FrameError> {
     }
 }
 
+/// The proxy's own answer to the requests of a frame it did not forward, for `reason`: a
+/// JSON-RPC error for each request (an array for a batch), or `None` when the frame holds no
+/// request to answer. Ends with a newline.
+pub(crate) fn refusal(frame: &[u8], reason: &str) -> Option<Vec<u8>> {
+    let message = format!("mcp-audit: {reason}");
+    let answer = |request: &serde_json::Value| {
+        let id = request
+            .get("id")
+            .filter(|_| request.get("method").is_some())?;
+        Some(serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": -32603, "message": message},
+        }))
+    };
+    let answers = match serde_json::from_slice::<serde_json::Value>(frame).ok()? {
+        serde_json::Value::Array(batch) => {
+            let answers: Vec<_> = batch.iter().filter_map(answer).collect();
+            if answers.is_empty() {
+                return None;
+            }
+            serde_json::Value::Array(answers)
+        }
+        request => answer(&request)?,
+    };
+    let mut line = serde_json::to_vec(&answers).ok()?;
+    line.push(b'\n');
+    Some(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +179,50 @@ mod tests {
         assert!(matches!(parse_frame(b"{nope"), Err(FrameError::NotJson(_))));
         assert!(matches!(parse_frame(b"42"), Err(FrameError::NotJsonRpc(_))));
         assert!(matches!(parse_frame(b"[]"), Err(FrameError::NotJsonRpc(_))));
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::refusal;
+    use serde_json::{Value, json};
+
+    fn answer(frame: &str) -> Option<Value> {
+        let line = refusal(
+            frame.as_bytes(),
+            "not written (the audit writer has stopped)",
+        )?;
+        assert_eq!(line.last(), Some(&b'\n'), "one line");
+        Some(serde_json::from_slice(&line).unwrap())
+    }
+
+    #[test]
+    fn a_refused_request_is_answered_with_its_own_id() {
+        let got =
+            answer(r#"{"jsonrpc":"2.0","id":"a-7","method":"tools/call","params":{}}"#).unwrap();
+        assert_eq!(got["id"], "a-7");
+        assert_eq!(got["error"]["code"], -32603);
+        let message = got["error"]["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            "mcp-audit: not written (the audit writer has stopped)"
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_answers_each_request_and_no_notification() {
+        let got = answer(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call"},
+                {"jsonrpc":"2.0","method":"notifications/progress"},
+                {"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#,
+        )
+        .unwrap();
+        let ids: Vec<&Value> = got.as_array().unwrap().iter().map(|a| &a["id"]).collect();
+        assert_eq!(ids, [&json!(1), &json!(2)]);
+        assert_eq!(
+            answer(r#"[{"jsonrpc":"2.0","method":"notifications/progress"}]"#),
+            None
+        );
+        assert_eq!(answer("not json"), None);
     }
 }

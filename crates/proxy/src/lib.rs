@@ -19,5 +19,10 @@ pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};
 
 /// Why a request was refused when its intent could not be made durable (`sync`): the reason
 /// on record, and after `mcp-audit: ` the client's error, on both transports.
-pub(crate) const NOT_FORWARDED: &str =
+const NOT_FORWARDED: &str =
     "the request was not forwarded because its audit record could not be written";
+
+/// The reason on record for a request refused because its intent could not be written.
+pub(crate) fn not_forwarded(error: &impl std::fmt::Display) -> String {
+    format!("{NOT_FORWARDED} ({error})")
+}

@@ -287,7 +287,7 @@ where
                     Side::Requests(refusals) => {
                         tracing::error!(%error, "an intent could not be recorded; the request was refused");
                         let frame = trim_cr(&buf[line.start..line.end - 1]);
-                        let reason = format!("{} ({error})", crate::NOT_FORWARDED);
+                        let reason = crate::not_forwarded(&error);
                         // Queued like any outcome: written once the store takes writes again.
                         let records = lock(&interpreter).abandon(
                             direction,
@@ -299,7 +299,7 @@ where
                         for r in records {
                             record(&recorder, r).await;
                         }
-                        if let Some(answer) = refusal(frame, &reason) {
+                        if let Some(answer) = crate::jsonrpc::refusal(frame, &reason) {
                             // The other pump is gone only when the session is ending.
                             let _ = refusals.send(answer);
                         }
@@ -309,16 +309,13 @@ where
                 }
             }
         }
-        if refused.is_empty() {
-            to.write_all(&buf[..start]).await?;
-        } else {
-            let mut from = 0;
-            for line in refused {
-                to.write_all(&buf[from..line.start]).await?;
-                from = line.end;
-            }
-            to.write_all(&buf[from..start]).await?;
+        // Everything read, less the refused lines (one write when none was refused).
+        let mut from = 0;
+        for line in refused {
+            to.write_all(&buf[from..line.start]).await?;
+            from = line.end;
         }
+        to.write_all(&buf[from..start]).await?;
         buf.drain(..start);
         if buf.len() > MAX_FRAME {
             // Too large to hold: forward what we have and keep only its hash.
@@ -335,36 +332,6 @@ where
 
 /// An intent being made durable.
 type IntentWrite = tokio::task::JoinHandle<Result<mcp_audit_store::Receipt, RecordError>>;
-
-/// The proxy's own answer to the requests of a frame it did not forward, for `reason`: a
-/// JSON-RPC error for each request (an array for a batch), or `None` when the frame holds no
-/// request to answer. Ends with a newline.
-fn refusal(frame: &[u8], reason: &str) -> Option<Vec<u8>> {
-    let message = format!("mcp-audit: {reason}");
-    let answer = |request: &serde_json::Value| {
-        let id = request
-            .get("id")
-            .filter(|_| request.get("method").is_some())?;
-        Some(serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {"code": -32603, "message": message},
-        }))
-    };
-    let answers = match serde_json::from_slice::<serde_json::Value>(frame).ok()? {
-        serde_json::Value::Array(batch) => {
-            let answers: Vec<_> = batch.iter().filter_map(answer).collect();
-            if answers.is_empty() {
-                return None;
-            }
-            serde_json::Value::Array(answers)
-        }
-        request => answer(&request)?,
-    };
-    let mut line = serde_json::to_vec(&answers).ok()?;
-    line.push(b'\n');
-    Some(line)
-}
 
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
@@ -409,49 +376,4 @@ pub fn incomplete_outcomes(pending: &[StoredEvent]) -> Vec<AuditEvent> {
             e
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::refusal;
-    use serde_json::{Value, json};
-
-    fn answer(frame: &str) -> Option<Value> {
-        let line = refusal(
-            frame.as_bytes(),
-            "not written (the audit writer has stopped)",
-        )?;
-        assert_eq!(line.last(), Some(&b'\n'), "one line");
-        Some(serde_json::from_slice(&line).unwrap())
-    }
-
-    #[test]
-    fn a_refused_request_is_answered_with_its_own_id() {
-        let got =
-            answer(r#"{"jsonrpc":"2.0","id":"a-7","method":"tools/call","params":{}}"#).unwrap();
-        assert_eq!(got["id"], "a-7");
-        assert_eq!(got["error"]["code"], -32603);
-        let message = got["error"]["message"].as_str().unwrap();
-        assert_eq!(
-            message,
-            "mcp-audit: not written (the audit writer has stopped)"
-        );
-    }
-
-    #[test]
-    fn a_refused_batch_answers_each_request_and_no_notification() {
-        let got = answer(
-            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call"},
-                {"jsonrpc":"2.0","method":"notifications/progress"},
-                {"jsonrpc":"2.0","id":2,"method":"tools/list"}]"#,
-        )
-        .unwrap();
-        let ids: Vec<&Value> = got.as_array().unwrap().iter().map(|a| &a["id"]).collect();
-        assert_eq!(ids, [&json!(1), &json!(2)]);
-        assert_eq!(
-            answer(r#"[{"jsonrpc":"2.0","method":"notifications/progress"}]"#),
-            None
-        );
-        assert_eq!(answer("not json"), None);
-    }
 }

@@ -276,7 +276,7 @@ async fn handle(
             // Fail closed: an operation whose intent is not durable does not run. Its refusal
             // is queued like any outcome: on record once the store takes writes again.
             tracing::error!(%error, "an intent could not be recorded; the request was refused");
-            let reason = format!("{} ({error})", crate::NOT_FORWARDED);
+            let reason = crate::not_forwarded(&error);
             let refused = lock(&exchange.interpreter).abandon(
                 Direction::ClientToServer,
                 &body,
@@ -285,10 +285,19 @@ async fn handle(
                 Instant::now(),
             );
             let _ = exchange.record(refused).await;
-            return own_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!("mcp-audit: {reason}"),
-            );
+            // Each request answered with its own id, as the stdio proxy answers it.
+            return match crate::jsonrpc::refusal(&body, &reason) {
+                Some(answer) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    answer.trim_ascii_end().to_vec(),
+                )
+                    .into_response(),
+                None => own_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("mcp-audit: {reason}"),
+                ),
+            };
         }
     }
     forward_and_relay(exchange, parts.method, &parts.headers, body).await
