@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::interpreter::{Direction, Interpreter, Record, SessionConfig};
 
@@ -103,6 +104,10 @@ where
     };
 
     let interpreter = Arc::new(Mutex::new(Interpreter::new(config.session)));
+    // Tells the pumps to stop reading once the session is over. They stop between frames,
+    // never inside one's recording: a pump aborted there would lose the record it was handing
+    // to a full queue.
+    let stop = CancellationToken::new();
     // The proxy's own answers to requests it refused: written to the client by the pump that
     // owns the client's output, between the server's lines.
     let (refusals, refused) = mpsc::unbounded_channel();
@@ -113,6 +118,7 @@ where
         interpreter.clone(),
         recorder.clone(),
         Side::Requests(refusals),
+        stop.clone(),
     ));
     let mut to_client = tokio::spawn(pump(
         server_out,
@@ -121,6 +127,7 @@ where
         interpreter.clone(),
         recorder.clone(),
         Side::Answers(refused),
+        stop.clone(),
     ));
 
     // The session ends when the server stops talking (it exited or closed its output), or when
@@ -150,8 +157,23 @@ where
             child.wait().await.ok()
         }
     };
-    to_server.abort();
-    to_client.abort();
+    stop.cancel();
+    for (pump, direction) in [(to_server, "client"), (to_client, "server")] {
+        if pump.is_finished() {
+            continue;
+        }
+        // A pump still running is recording what it read last (waiting for room in a full
+        // queue), or writing to a peer: the first ends when the writer catches up, the second
+        // may never (a client that stopped reading its output).
+        let mut pump = pump;
+        if tokio::time::timeout(EXIT_GRACE, &mut pump).await.is_err() {
+            pump.abort();
+            tracing::error!(
+                "the {direction}'s last frames could not be recorded within {EXIT_GRACE:?} of the \
+                 session's end; any not yet queued are not on record"
+            );
+        }
+    }
     let exit_code = status.and_then(|s| s.code());
 
     let records = lock(&interpreter).finish(reason, exit_code, Instant::now());
@@ -194,6 +216,7 @@ async fn pump<R, W>(
     interpreter: Arc<Mutex<Interpreter>>,
     recorder: Recorder,
     mut side: Side,
+    stop: CancellationToken,
 ) -> Result<(), ProxyError>
 where
     R: AsyncRead + Unpin,
@@ -206,6 +229,7 @@ where
     loop {
         let read = match &mut side {
             Side::Answers(refused) => tokio::select! {
+                () = stop.cancelled() => return Ok(()),
                 // `read` is cancel-safe: a read that loses the race has consumed nothing.
                 read = from.read(&mut chunk) => read,
                 Some(answer) = refused.recv() => {
@@ -216,7 +240,10 @@ where
                     continue;
                 }
             },
-            Side::Requests(_) => from.read(&mut chunk).await,
+            Side::Requests(_) => tokio::select! {
+                () = stop.cancelled() => return Ok(()),
+                read = from.read(&mut chunk) => read,
+            },
         };
         let n = read?;
         if n == 0 {
