@@ -167,7 +167,7 @@ fn main() {
     one_owner_figures(&dir.path().join("one-user.db"), n_events);
 }
 
-/// Pages of 100 rows and a session summary where one user and one session own all `n` events:
+/// Pages of 100 rows and the session's and the user's summaries where one user and one session own all `n` events:
 /// the shape of a proxy run per user, in which a keyed page must not cost the whole log.
 fn one_owner_figures(path: &std::path::Path, n: u64) {
     let recorder = sqlite_batch_recorder(path);
@@ -201,5 +201,12 @@ fn one_owner_figures(path: &std::path::Path, n: u64) {
         42,
         5,
         |_| SummaryScope::Session("the-session".into()),
+    );
+    summary_figures(
+        &mut reader,
+        &format!("one owner: user summary, {n} events"),
+        42,
+        5,
+        |_| SummaryScope::User("owner".into()),
     );
 }

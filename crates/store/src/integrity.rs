@@ -9,8 +9,9 @@
 //! checkpoints that cover it: outside copies of the checkpoints (`--checkpoint-out`, checked with
 //! `outside`) close that gap.
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
@@ -20,7 +21,9 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::indexed;
-use crate::store::{IndexedColumns, LogEntry, LookupField, Store, lookup_key_hash};
+use crate::store::{
+    GroupUsers, IndexedColumns, KeyTotals, LogEntry, LookupField, Store, lookup_key_hash,
+};
 use crate::tree::TreeSource;
 
 /// What is wrong with one entry, or with the log as a whole.
@@ -49,6 +52,9 @@ pub enum Finding {
     /// The backend's lookup index (sessions, users) disagrees with the events below
     /// `below`: a key was deleted, added or changed, so keyed queries would be misled.
     LookupIndex { below: u64 },
+    /// The backend's running totals per session and user, which their summaries read,
+    /// disagree with the events below `below`: a summary would be misled.
+    KeyTotals { below: u64 },
     /// A stored interior node of the tree (the root of the `2^level` entries from
     /// `index * 2^level` on) is not the root of those entries: proofs that pass through it
     /// fail (none can be forged with it, since a proof is checked against a signed root).
@@ -142,7 +148,14 @@ pub fn verify(
     // sum the same keys from the rows (see `Store::lookup_digest`); keyed afresh for this run.
     let state = RandomState::new();
     let below = store.lookup_bound()?;
-    let keys = below.map(|b| (&state, b));
+    // The running totals, read whole before the entries (they are a few rows per session and
+    // user), with the bound they count below: the entries' own groups are summed up to it.
+    let totals = store.key_totals()?;
+    let derived = Derived {
+        state: &state,
+        keys_below: below,
+        totals_below: totals.as_ref().map(|t| t.below),
+    };
     let long = log_size >= PARALLEL_FROM;
     let second = if long { store.another_reader()? } else { None };
     let third = match (long, below) {
@@ -163,13 +176,13 @@ pub fn verify(
                 let high = scope.spawn(move || {
                     let quiet = &mut |_| {};
                     let at = Range::new(mid, u64::MAX, log_size);
-                    check_range(&mut *other, at, keys, sizes, read, quiet)
+                    check_range(&mut *other, at, derived, sizes, read, quiet)
                 });
                 let index_sum = third.map(|mut third| {
                     scope.spawn(move || third.lookup_digest(state, below.unwrap_or(0)))
                 });
                 let at = Range::new(0, mid, log_size);
-                let low = check_range(store, at, keys, sizes, read, progress);
+                let low = check_range(store, at, derived, sizes, read, progress);
                 let failed = || StoreError::Database("a verifying thread failed".into());
                 let high = high.join().unwrap_or_else(|_| Err(failed()));
                 let index_sum = index_sum.map(|h| h.join().unwrap_or_else(|_| Err(failed())));
@@ -179,7 +192,7 @@ pub fn verify(
         None => {
             let at = Range::new(0, u64::MAX, log_size);
             (
-                check_range(store, at, keys, &sizes, &read, progress),
+                check_range(store, at, derived, &sizes, &read, progress),
                 Ok(Checked::default()),
                 None,
             )
@@ -192,10 +205,21 @@ pub fn verify(
     };
 
     // Then across entries: what is missing, extra or moved.
-    let (low, high) = (low?, high?);
+    let (mut low, mut high) = (low?, high?);
     if let (Some(sum), Some(below)) = (index_sum, below) {
         if low.key_sum.wrapping_add(high.key_sum) != sum {
             report.findings.push(Finding::LookupIndex { below });
+        }
+    }
+    if let Some(totals) = totals {
+        let mut computed = std::mem::take(&mut low.groups);
+        for (key, group) in std::mem::take(&mut high.groups) {
+            computed.entry(key).or_default().merge(group);
+        }
+        if !totals_agree(&state, &totals, &computed) {
+            report.findings.push(Finding::KeyTotals {
+                below: totals.below,
+            });
         }
     }
     let mut complete = true;
@@ -280,6 +304,9 @@ struct Checked {
     redacted: u64,
     /// The lookup keys of its entries below the index's bound, summed (see `lookup_digest`).
     key_sum: u64,
+    /// Its entries below the running totals' bound, grouped as the totals are (see
+    /// `Store::key_totals`), by the hash of each group's key.
+    groups: GroupMap,
     /// Seqs below the log's size that no row holds.
     missing: Vec<u64>,
     /// Extra entries, modified payloads and columns.
@@ -298,14 +325,24 @@ struct Checked {
     nodes: Vec<tiles::Node>,
 }
 
+/// What `verify` derives from the entries' columns, to hold the backend's own derived data to:
+/// the lookup keys below `keys_below` (see `Store::lookup_digest`) and the summary groups below
+/// `totals_below` (see `Store::key_totals`), hashed under the run's random key `state`.
+#[derive(Clone, Copy)]
+struct Derived<'a> {
+    state: &'a RandomState,
+    keys_below: Option<u64>,
+    totals_below: Option<u64>,
+}
+
 /// Checks each entry of `at`, pushing its leaf onto the range's own tree and noting the root
-/// at each of `sizes` (log sizes) that falls in the range, and counting into `read`; with
-/// `keys`, also sums the lookup keys of the entries below its bound from their columns (see
-/// `Store::lookup_digest`).
+/// at each of `sizes` (log sizes) that falls in the range, and counting into `read`; also sums
+/// the lookup keys and groups the summary totals of the entries below the bounds in `derived`,
+/// from their columns.
 fn check_range(
     store: &mut (impl Store + ?Sized),
     at: Range,
-    keys: Option<(&RandomState, u64)>,
+    derived: Derived<'_>,
     sizes: &HashSet<u64>,
     read: &AtomicU64,
     progress: &mut dyn FnMut(u64),
@@ -329,10 +366,11 @@ fn check_range(
         }
         out.missing.extend(next..seq);
         next = seq + 1;
-        if let Some((state, below)) = keys {
-            if seq < below {
-                out.key_sum = out.key_sum.wrapping_add(entry_keys(state, entry));
-            }
+        if derived.keys_below.is_some_and(|below| seq < below) {
+            out.key_sum = out.key_sum.wrapping_add(entry_keys(derived.state, entry));
+        }
+        if derived.totals_below.is_some_and(|below| seq < below) {
+            add_to_groups(derived.state, &entry.columns, &mut out.groups);
         }
         let leaf = check_entry(entry, &mut out);
         // The range starts at a multiple of every level it completes (0, or the power of two
@@ -367,6 +405,147 @@ fn entry_keys(state: &RandomState, entry: &LogEntry<'_>) -> u64 {
         sum = sum.wrapping_add(lookup_key_hash(state, LookupField::User, u, entry.seq));
     }
     sum
+}
+
+/// One summary group's total, as `verify` sums it from the entries or from the stored rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GroupTotal {
+    count: u64,
+    review: u64,
+    first_ts: i64,
+    last_ts: i64,
+    users: Users,
+}
+
+/// The users of a group so far (see [`GroupUsers`]), each by its hash under the run's key (the
+/// key of its own group of the same kind and outcome, see `add_to_groups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Users {
+    /// No event yet.
+    Unknown,
+    /// All have this one, or (`None`) none.
+    One(Option<u64>),
+    Several,
+}
+
+impl Default for GroupTotal {
+    fn default() -> GroupTotal {
+        GroupTotal {
+            count: 0,
+            review: 0,
+            first_ts: i64::MAX,
+            last_ts: i64::MIN,
+            users: Users::Unknown,
+        }
+    }
+}
+
+impl GroupTotal {
+    fn merge(&mut self, other: GroupTotal) {
+        // Saturating: stored counts are whatever an editor wrote.
+        self.count = self.count.saturating_add(other.count);
+        self.review = self.review.saturating_add(other.review);
+        self.first_ts = self.first_ts.min(other.first_ts);
+        self.last_ts = self.last_ts.max(other.last_ts);
+        self.users = match (self.users, other.users) {
+            (Users::Unknown, u) | (u, Users::Unknown) => u,
+            (Users::One(a), Users::One(b)) if a == b => Users::One(a),
+            _ => Users::Several,
+        };
+    }
+}
+
+/// Summary groups by the hash of their key ([`group_key`]).
+type GroupMap = HashMap<u64, GroupTotal, std::hash::BuildHasherDefault<KeyIsHash>>;
+
+/// The hasher of [`GroupMap`]: its keys are already SipHash outputs under the run's secret
+/// key, so hashing them again would only cost time (about a tenth of `verify`'s, measured),
+/// and nobody can choose keys that collide.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl std::hash::Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys reach here (`write_u64`); anything else is still hashed, poorly.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The hasher of the key of a summary group, started with its kind and outcome under the run's
+/// random key; [`group_key`] finishes it for a session or a user. Started once per entry and
+/// cloned for its two groups. Each part has its length first, so no two keys encode alike.
+fn group_prefix(state: &RandomState, kind: &[u8], outcome: &[u8]) -> DefaultHasher {
+    let mut h = state.build_hasher();
+    for part in [kind, outcome] {
+        h.write_u64(part.len() as u64);
+        h.write(part);
+    }
+    h
+}
+
+fn group_key(prefix: &DefaultHasher, field: LookupField, value: &[u8]) -> u64 {
+    let mut h = prefix.clone();
+    h.write_u8(field as u8);
+    h.write_u64(value.len() as u64);
+    h.write(value);
+    h.finish()
+}
+
+/// Adds one entry to the groups of its session and of its user.
+fn add_to_groups(state: &RandomState, c: &IndexedColumns<'_>, groups: &mut GroupMap) {
+    let prefix = group_prefix(state, c.kind, c.outcome);
+    // The user's own group key stands for the user: within groups of one kind and outcome it
+    // tells users apart as well as a hash of the user alone, and it is computed anyway.
+    let user_key = c.user_id.map(|u| group_key(&prefix, LookupField::User, u));
+    let one = GroupTotal {
+        count: 1,
+        review: u64::from(c.requires_review),
+        first_ts: c.ts,
+        last_ts: c.ts,
+        users: Users::One(user_key),
+    };
+    if let Some(session) = c.session_id {
+        let key = group_key(&prefix, LookupField::Session, session);
+        groups.entry(key).or_default().merge(one);
+    }
+    if let Some(key) = user_key {
+        groups.entry(key).or_default().merge(one);
+    }
+}
+
+/// Whether the stored totals are exactly the groups `computed` from the entries.
+fn totals_agree(state: &RandomState, totals: &KeyTotals, computed: &GroupMap) -> bool {
+    if totals.malformed > 0 {
+        return false;
+    }
+    let mut stored = GroupMap::with_capacity_and_hasher(computed.len(), Default::default());
+    for g in &totals.groups {
+        let prefix = group_prefix(state, &g.kind, &g.outcome);
+        let key = group_key(&prefix, g.field, &g.value);
+        let users = match &g.users {
+            GroupUsers::Nobody => Users::One(None),
+            GroupUsers::One(u) => Users::One(Some(group_key(&prefix, LookupField::User, u))),
+            GroupUsers::Several => Users::Several,
+        };
+        stored.entry(key).or_default().merge(GroupTotal {
+            count: g.count,
+            review: g.review,
+            first_ts: g.first_ts,
+            last_ts: g.last_ts,
+            users,
+        });
+    }
+    stored == *computed
 }
 
 /// Compares the interior nodes the store keeps with `computed` (the nodes the entries' own
@@ -429,7 +608,7 @@ fn finding_seq(f: &Finding) -> u64 {
         | Finding::MissingEntry { seq }
         | Finding::ExtraEntry { seq } => *seq,
         Finding::CheckpointMismatch { size } | Finding::BadSignature { size, .. } => *size,
-        Finding::LookupIndex { below } => *below,
+        Finding::LookupIndex { below } | Finding::KeyTotals { below } => *below,
         Finding::TreeNode { level, index } => index << level,
         Finding::TruncatedTail {
             checkpoint_size, ..
@@ -600,6 +779,7 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
             Finding::MissingEntry { .. } => "missing entry",
             Finding::ExtraEntry { .. } => "extra entry",
             Finding::LookupIndex { .. } => "lookup index mismatch",
+            Finding::KeyTotals { .. } => "summary totals mismatch",
             Finding::TreeNode { .. } => "tree node mismatch",
             Finding::CheckpointMismatch { .. } => "checkpoint mismatch",
             Finding::TruncatedTail { .. } => "truncated tail",

@@ -55,4 +55,7 @@ pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use store::{Entry, IndexedColumns, LogEntry, LookupField, ProofEntry, Store, lookup_key_hash};
+pub use store::{
+    Entry, GroupUsers, IndexedColumns, KeyGroup, KeyTotals, LogEntry, LookupField, ProofEntry,
+    Store, lookup_key_hash,
+};

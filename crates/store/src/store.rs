@@ -106,6 +106,45 @@ pub fn lookup_key_hash(
     hasher.finish()
 }
 
+/// A backend's running totals per lookup key (see [`Store::key_totals`]), read in one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct KeyTotals {
+    /// They count every event below this seq, and none from it on.
+    pub below: u64,
+    pub groups: Vec<KeyGroup>,
+    /// Rows no writer would make (a field no writer uses, a value of the wrong type): each an
+    /// edit.
+    pub malformed: u64,
+}
+
+/// One running total: the events of one session or user (`field`, `value`) with one kind and
+/// outcome, as stored bytes (compared, never parsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGroup {
+    pub field: LookupField,
+    pub value: Vec<u8>,
+    pub kind: Vec<u8>,
+    pub outcome: Vec<u8>,
+    pub count: u64,
+    /// How many of them require review.
+    pub review: u64,
+    /// Their earliest and latest time, microseconds since the Unix epoch.
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub users: GroupUsers,
+}
+
+/// The users of a running total's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupUsers {
+    /// None of them has a user.
+    Nobody,
+    /// All of them have this one.
+    One(Vec<u8>),
+    /// Two or more users, or some events with a user and some without.
+    Several,
+}
+
 /// A backend. One value is one connection's worth of state; the writer owns one, and each
 /// reader opens its own.
 pub trait Store: Send + 'static {
@@ -137,6 +176,14 @@ pub trait Store: Send + 'static {
         _below: u64,
     ) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    /// The running totals per session and user that the backend keeps for its summaries, if
+    /// it keeps any (SQLite does, beside its lookup index). `verify` sums the same groups from
+    /// the entries' own columns below [`KeyTotals::below`]: an edited total would make a
+    /// summary of an intact log lie.
+    fn key_totals(&mut self) -> Result<Option<KeyTotals>, StoreError> {
+        Ok(None)
     }
 
     /// Upkeep for a moment when the writer has nothing queued: SQLite adds the lookup keys of

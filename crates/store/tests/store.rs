@@ -417,7 +417,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        5
+        6
     );
     let legacy = db
         .reader()
@@ -434,6 +434,16 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
         1
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM data_sources"), 1);
+    // The migrations indexed and totalled the old row: its user's summary counts it.
+    let dave = db
+        .reader()
+        .summary(&SummaryScope::User("dave".into()))
+        .unwrap();
+    assert_eq!(dave.total_operations, 1);
+    assert_eq!(
+        db.count("SELECT SUM(n) FROM key_totals WHERE value = 'dave'"),
+        1
+    );
 }
 
 #[test]
@@ -451,7 +461,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 5,
+                supported: 6,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }

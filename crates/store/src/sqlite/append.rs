@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::keys;
+use super::{Layout, keys};
 use crate::columns;
 use crate::store::Entry;
 
@@ -27,7 +27,7 @@ pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
 pub(super) fn append(
     conn: &mut Connection,
     entries: &[Entry<'_>],
-    bulk_keys: bool,
+    layout: Layout,
 ) -> Result<Result<(), u64>, rusqlite::Error> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(Ok(()));
@@ -118,10 +118,10 @@ pub(super) fn append(
             "UPDATE log_state SET value = ?1 WHERE key = 'next_seq'",
             [(last.seq + 1).to_string()],
         )?;
-        if bulk_keys {
+        if layout.bulk_keys {
             let indexed_to = keys::indexed_to(&tx)?;
             if last.seq + 1 - indexed_to >= keys::BULK {
-                keys::index_tail(&tx, indexed_to, last.seq + 1)?;
+                keys::index_tail(&tx, indexed_to, last.seq + 1, layout)?;
             }
         }
     }
@@ -130,7 +130,7 @@ pub(super) fn append(
 
 /// Adds the keys of the unindexed tail when it is at least [`keys::SETTLE`] long: what the
 /// writer does when it has nothing queued. Returns whether it wrote anything.
-pub(super) fn settle(conn: &mut Connection) -> Result<bool, rusqlite::Error> {
+pub(super) fn settle(conn: &mut Connection, layout: Layout) -> Result<bool, rusqlite::Error> {
     // A look without the write lock first: most idle moments have nothing to do.
     if next_seq(conn)?.saturating_sub(keys::indexed_to(conn)?) < keys::SETTLE {
         return Ok(false);
@@ -140,7 +140,7 @@ pub(super) fn settle(conn: &mut Connection) -> Result<bool, rusqlite::Error> {
     if to.saturating_sub(from) < keys::SETTLE {
         return Ok(false);
     }
-    keys::index_tail(&tx, from, to)?;
+    keys::index_tail(&tx, from, to, layout)?;
     tx.commit()?;
     Ok(true)
 }

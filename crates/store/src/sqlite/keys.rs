@@ -19,6 +19,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
+use super::Layout;
 use crate::query::Filter;
 use crate::sql::{SqlValue, Where};
 use crate::store::{LookupField, lookup_key_hash};
@@ -34,7 +35,7 @@ pub(super) const SETTLE: u64 = 256;
 
 /// The events table's column of `field`; the number that stands for it in `event_keys` is its
 /// [`LookupField`] discriminant.
-fn column(field: LookupField) -> &'static str {
+pub(super) fn column(field: LookupField) -> &'static str {
     match field {
         LookupField::Session => "session_id",
         LookupField::User => "user_id",
@@ -67,13 +68,22 @@ pub(super) fn indexed_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
     })
 }
 
-/// Adds the keys of every event from `from` up to `to` (the log's next seq), inside the
-/// caller's transaction, and moves `indexed_to` to `to`.
-pub(super) fn index_tail(conn: &Connection, from: u64, to: u64) -> Result<(), rusqlite::Error> {
+/// Adds the keys of every event from `from` up to `to` (the log's next seq) inside the
+/// caller's transaction, and moves `indexed_to` to `to`; then, when the schema has them and
+/// enough indexed events have gathered, moves the running totals up to it too.
+pub(super) fn index_tail(
+    conn: &Connection,
+    from: u64,
+    to: u64,
+    layout: Layout,
+) -> Result<(), rusqlite::Error> {
     if to <= from {
         return Ok(());
     }
     conn.prepare_cached(INDEX_FROM)?.execute([from as i64])?;
+    if layout.key_totals {
+        super::totals::advance(conn, to, layout)?;
+    }
     conn.prepare_cached(
         "INSERT INTO log_state (key, value) VALUES ('indexed_to', ?1)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

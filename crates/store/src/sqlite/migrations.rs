@@ -127,10 +127,56 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
                 SELECT 'indexed_to', value FROM log_state WHERE key = 'next_seq';
         ",
     },
+    Migration {
+        description: "running totals per session and user, for their summaries (see sqlite/totals.rs)",
+        sql: "
+            CREATE TABLE key_totals (
+                field    INTEGER NOT NULL,  -- as in event_keys: 1 session_id, 2 user_id
+                value    TEXT NOT NULL,
+                kind     TEXT NOT NULL,
+                outcome  TEXT NOT NULL,
+                n        INTEGER NOT NULL,  -- how many events
+                first_ts INTEGER NOT NULL,  -- the earliest and latest of their times
+                last_ts  INTEGER NOT NULL,
+                review   INTEGER NOT NULL,  -- how many require review
+                mixed    INTEGER NOT NULL,  -- 1: several users, or some events without one
+                one_user TEXT,              -- else their one user (NULL: none)
+                PRIMARY KEY (field, value, kind, outcome)
+            ) WITHOUT ROWID;
+            INSERT INTO log_state (key, value)
+                SELECT 'totaled_to', value FROM log_state WHERE key = 'indexed_to';
+            WITH bound AS (SELECT COALESCE(
+                (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'totaled_to'), 0) AS seq),
+            groups AS (
+                SELECT 1 AS field, e.session_id AS value, e.kind, e.outcome,
+                       COUNT(*) AS n, MIN(e.ts) AS first_ts, MAX(e.ts) AS last_ts,
+                       SUM(e.requires_review) AS review,
+                       MIN(e.user_id) IS NOT MAX(e.user_id)
+                           OR COUNT(e.user_id) NOT IN (0, COUNT(*)) AS mixed,
+                       MIN(e.user_id) AS user_id
+                  FROM events e
+                 WHERE e.seq < (SELECT seq FROM bound) AND e.session_id IS NOT NULL
+                 GROUP BY e.session_id, e.kind, e.outcome
+                UNION ALL
+                SELECT 2, e.user_id, e.kind, e.outcome,
+                       COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review), 0, e.user_id
+                  FROM events e
+                 WHERE e.seq < (SELECT seq FROM bound) AND e.user_id IS NOT NULL
+                 GROUP BY e.user_id, e.kind, e.outcome)
+            INSERT INTO key_totals
+                (field, value, kind, outcome, n, first_ts, last_ts, review, mixed, one_user)
+            SELECT field, value, kind, outcome, n, first_ts, last_ts, review, mixed,
+                   CASE WHEN mixed THEN NULL ELSE user_id END
+              FROM groups;
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
 pub(crate) const BULK_KEYS_VERSION: i64 = 5;
+
+/// The first version with `key_totals` (see `totals.rs`).
+pub(crate) const KEY_TOTALS_VERSION: i64 = 6;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

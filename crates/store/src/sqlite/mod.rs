@@ -10,6 +10,7 @@ mod log;
 pub(crate) mod migrations;
 mod read;
 mod report;
+mod totals;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use crate::error::StoreError;
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, LogEntry, ProofEntry, Store};
+use crate::store::{Entry, KeyTotals, LogEntry, ProofEntry, Store};
 
 /// How to open a SQLite store.
 #[derive(Debug, Clone)]
@@ -51,10 +52,33 @@ pub struct SqliteStore {
     path: PathBuf,
     log_id: String,
     lock_timeout: Duration,
-    /// The schema has `event_keys` (version 5 on): keyed reads go through it and the writer
-    /// fills it. A reader of an older file, which it may not migrate, uses the indexes that
-    /// file still has on `events`.
-    bulk_keys: bool,
+    /// What the schema this connection works with has. A reader of an older file, which it
+    /// may not migrate, reads it with what that file has.
+    layout: Layout,
+}
+
+/// The parts of the schema that later versions added and that reads and writes use when they
+/// are there.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Layout {
+    /// `event_keys` (version 5 on): keyed reads go through it and the writer fills it; without
+    /// it, the indexes such a file still has on `events` serve them.
+    pub(super) bulk_keys: bool,
+    /// `key_totals` (version 6 on): the writer keeps them with `event_keys`, and a session's
+    /// or a user's summary reads them instead of every event (see `totals.rs`).
+    pub(super) key_totals: bool,
+    /// How many indexed events the writer lets gather past the totals before it adds them.
+    pub(super) totals_every: u64,
+}
+
+impl Layout {
+    fn of(version: i64) -> Layout {
+        Layout {
+            bulk_keys: version >= migrations::BULK_KEYS_VERSION,
+            key_totals: version >= migrations::KEY_TOTALS_VERSION,
+            totals_every: totals::EVERY,
+        }
+    }
 }
 
 impl SqliteStore {
@@ -126,7 +150,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             log_id: String::new(),
             lock_timeout: options.lock_timeout,
-            bulk_keys: false,
+            layout: Layout::default(),
         };
         // The first real read: a file that is not a database fails here.
         let version = migrations::current_version(&conn).map_err(|e| store.map(e))?;
@@ -143,7 +167,7 @@ impl SqliteStore {
                 .map_err(|e| store.map(e))?;
             let target = schema_version.unwrap_or(migrations::latest_version());
             migrations::migrate_to(&mut conn, target).map_err(|e| store.refine(e))?;
-            store.bulk_keys = target >= migrations::BULK_KEYS_VERSION;
+            store.layout = Layout::of(target);
         } else if version > migrations::latest_version() {
             return Err(StoreError::SchemaTooNew {
                 found: version,
@@ -157,7 +181,7 @@ impl SqliteStore {
             });
         }
         if !writable {
-            store.bulk_keys = version >= migrations::BULK_KEYS_VERSION;
+            store.layout = Layout::of(version);
             // Readers map the file instead of copying each page out of the kernel with a
             // system call: `verify` of 300,000 events spent 0.15-0.5 s of system time in those
             // copies, 0.04 s mapped. SQLite maps no more than the file's size, and nothing of
@@ -200,6 +224,15 @@ impl SqliteStore {
             }
             None => Ok(String::new()),
         }
+    }
+
+    /// Has this writer add the indexed events to the running totals once `events` of them
+    /// have gathered, instead of [`totals::EVERY`]: for tests, which would otherwise need
+    /// 65,536 events to see the totals move. Any value is correct: the bound that says how far
+    /// the totals reach is in the file, moved with them.
+    #[doc(hidden)]
+    pub fn set_totals_every(&mut self, events: u64) {
+        self.layout.totals_every = events;
     }
 
     /// The database file's path.
@@ -298,7 +331,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
-        match append::append(&mut self.conn, entries, self.bulk_keys) {
+        match append::append(&mut self.conn, entries, self.layout) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
             Err(e) => Err(self.map(e)),
@@ -306,7 +339,7 @@ impl Store for SqliteStore {
     }
 
     fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
-        if !self.bulk_keys {
+        if !self.layout.bulk_keys {
             return Ok(None);
         }
         keys::indexed_to(&self.conn)
@@ -322,8 +355,17 @@ impl Store for SqliteStore {
         keys::digest(&self.conn, state, below).map_err(|e| self.map(e))
     }
 
+    fn key_totals(&mut self) -> Result<Option<KeyTotals>, StoreError> {
+        if !self.layout.key_totals {
+            return Ok(None);
+        }
+        totals::read_all(&self.conn)
+            .map(Some)
+            .map_err(|e| self.map(e))
+    }
+
     fn settle(&mut self) -> Result<(), StoreError> {
-        if !self.bulk_keys {
+        if !self.layout.bulk_keys {
             return Ok(());
         }
         // Upkeep never waits for another process's write lock: the writer is idle only until
@@ -331,7 +373,7 @@ impl Store for SqliteStore {
         self.conn
             .busy_timeout(std::time::Duration::ZERO)
             .map_err(|e| self.map(e))?;
-        let result = append::settle(&mut self.conn);
+        let result = append::settle(&mut self.conn, self.layout);
         self.conn
             .busy_timeout(self.lock_timeout)
             .map_err(|e| self.map(e))?;

@@ -74,7 +74,7 @@ pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, Stor
         PageStart::After(cursor) => Some(decode_cursor(cursor)?),
         _ => None,
     };
-    let driving = match super::keys::driving_key(&query.filter).filter(|_| store.bulk_keys) {
+    let driving = match super::keys::driving_key(&query.filter).filter(|_| store.layout.bulk_keys) {
         // A tool's own index serves a page by user and tool better than the user's keys when
         // the user is on much of the log (a proxy run per user): those keys would be walked
         // past every other tool's events.
@@ -193,7 +193,7 @@ pub(super) fn get(store: &mut SqliteStore, id: EventId) -> Result<Option<StoredE
 
 pub(super) fn count(store: &mut SqliteStore, filter: &Filter) -> Result<u64, StoreError> {
     let mut w = Where::from_filter(filter, placeholder);
-    if store.bulk_keys {
+    if store.layout.bulk_keys {
         super::keys::restrict(&mut w, filter, &store.conn).map_err(|e| store.map(e))?;
     }
     let sql = format!("SELECT COUNT(*) FROM events e {}", w.sql());
@@ -212,7 +212,7 @@ pub(super) fn for_each(
     sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
     let mut w = Where::from_filter(filter, placeholder);
-    if store.bulk_keys {
+    if store.layout.bulk_keys {
         super::keys::restrict(&mut w, filter, &store.conn).map_err(|e| store.map(e))?;
     }
     let sql = format!("SELECT {COLUMNS} {FROM} {} ORDER BY e.seq ASC", w.sql());

@@ -9,14 +9,30 @@ use crate::error::StoreError;
 use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
 use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter, tool_executions};
 use crate::sql::Where;
+use crate::store::LookupField;
 
 pub(super) fn summary(
     store: &mut SqliteStore,
     scope: &SummaryScope,
 ) -> Result<Summary, StoreError> {
+    if store.layout.key_totals {
+        let key = match scope {
+            SummaryScope::Session(s) => Some((LookupField::Session, s)),
+            SummaryScope::User(u) => Some((LookupField::User, u)),
+            SummaryScope::Window { .. } => None,
+        };
+        if let Some((field, value)) = key {
+            let groups = super::totals::summary_groups(&store.conn, field, value)
+                .map_err(|e| store.map(e))?;
+            // Without them (several users in a group), the events below tell.
+            if let Some(groups) = groups {
+                return fold_summary(groups);
+            }
+        }
+    }
     let filter = scope_filter(scope);
     let mut w = Where::from_filter(&filter, placeholder);
-    if store.bulk_keys {
+    if store.layout.bulk_keys {
         super::keys::restrict(&mut w, &filter, &store.conn).map_err(|e| store.map(e))?;
     }
     // One pass, grouped by user too (see `fold_summary`).
@@ -54,7 +70,7 @@ pub(super) fn tool_stats(
     filter: &Filter,
 ) -> Result<Vec<ToolStats>, StoreError> {
     let mut w = tool_executions(filter, placeholder);
-    if store.bulk_keys {
+    if store.layout.bulk_keys {
         super::keys::restrict(&mut w, filter, &store.conn).map_err(|e| store.map(e))?;
     }
     let sql = format!(
@@ -86,7 +102,7 @@ pub(super) fn delete_expired(
     let now = now.as_microsecond();
     let expired = "SELECT seq FROM events WHERE expires_at IS NOT NULL AND expires_at < ?1";
     let path = store.path.clone();
-    let bulk_keys = store.bulk_keys;
+    let layout = store.layout;
     let map = |e| super::map_err_at(&path, e);
     let tx = store.conn.transaction().map_err(map)?;
     let count = |table: &str| -> Result<u64, rusqlite::Error> {
@@ -105,9 +121,16 @@ pub(super) fn delete_expired(
         dry_run,
     };
     if !dry_run {
+        // The sessions and users whose totals count an expired event: counted again below,
+        // once their expired events and keys are gone.
+        let touched = if layout.key_totals {
+            super::totals::touched_by_expiry(&tx, now).map_err(map)?
+        } else {
+            Vec::new()
+        };
         // Children first, so that no lineage or compliance row outlives its event; the lookup
         // keys by their own primary key, from the events' columns.
-        if bulk_keys {
+        if layout.bulk_keys {
             tx.execute(
                 "DELETE FROM event_keys WHERE (field, value, seq) IN (
                      SELECT 1, session_id, seq FROM events
@@ -125,6 +148,7 @@ pub(super) fn delete_expired(
             )
             .map_err(map)?;
         }
+        super::totals::recount(&tx, &touched).map_err(map)?;
         tx.commit().map_err(map)?;
     }
     Ok(report)

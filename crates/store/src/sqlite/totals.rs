@@ -1,0 +1,423 @@
+//! Running totals per lookup key, so that the summary of a session or a user does not read
+//! every event of it: a session of 1,000,000 events took about a second that way
+//! (`docs/benchmarks.md`).
+//!
+//! For each session and each user, one row per kind and outcome of its events: how many, the
+//! earliest and latest time, how many require review, and their user: the one user they all
+//! have (or none), or a mark that they have several. That is everything a summary reports, except
+//! the distinct users of a session whose events have several: such a summary reads its events
+//! as before (a proxy run, one session, has one user).
+//!
+//! The totals count the events below `log_state.totaled_to`, which `keys::index_tail` moves
+//! (in the transaction that adds the keys) once [`Layout::totals_every`] events have been
+//! indexed past it: sixteen bulks of keys by default, because each move upserts a row per
+//! session and user it saw, at random places in the table, and fewer, larger moves share those
+//! page writes. A move reads its events in seq order and groups them in memory (see
+//! [`add_range`]). A summary reads three parts in one statement (one snapshot): the totals, the
+//! indexed events from `totaled_to` on through `event_keys`, and the unindexed tail.
+//!
+//! `cleanup` counts again the sessions and users whose events it deletes (a minimum can not be
+//! taken back), and `verify` sums the same groups from the entries' own columns (see
+//! [`read_all`]).
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension};
+
+use super::Layout;
+use crate::report::SummaryGroup;
+use crate::store::{GroupUsers, KeyGroup, KeyTotals, LookupField};
+
+/// A summary's groups, each with the user beside it (see `fold_summary`).
+type Groups = Vec<(Option<String>, SummaryGroup)>;
+
+/// By default, the totals move when this many events have been indexed past them.
+pub(super) const EVERY: u64 = 16 * super::keys::BULK;
+
+/// Adds one group to the totals, or merges it into the row already there: counts added, the
+/// earliest and latest time kept, and the users one only when both have the same one.
+const UPSERT: &str = "
+    INSERT INTO key_totals
+        (field, value, kind, outcome, n, first_ts, last_ts, review, mixed, one_user)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+    ON CONFLICT (field, value, kind, outcome) DO UPDATE SET
+        n = n + excluded.n,
+        first_ts = MIN(first_ts, excluded.first_ts),
+        last_ts = MAX(last_ts, excluded.last_ts),
+        review = review + excluded.review,
+        mixed = mixed OR excluded.mixed OR one_user IS NOT excluded.one_user,
+        one_user = CASE WHEN mixed OR excluded.mixed OR one_user IS NOT excluded.one_user
+                        THEN NULL ELSE one_user END";
+
+/// One group's total as it is summed in memory: its kind and outcome (interned, see
+/// [`Grouper`]) and its aggregates.
+struct Group {
+    kind: usize,
+    outcome: usize,
+    n: i64,
+    first_ts: i64,
+    last_ts: i64,
+    review: i64,
+    /// `Some(user)`: every event so far has this user (or none); `None`: several.
+    one_user: Option<Option<String>>,
+}
+
+impl Group {
+    fn add(&mut self, ts: i64, review: bool, user: Option<&str>) {
+        self.n += 1;
+        self.first_ts = self.first_ts.min(ts);
+        self.last_ts = self.last_ts.max(ts);
+        self.review += i64::from(review);
+        if self
+            .one_user
+            .as_ref()
+            .is_some_and(|one| one.as_deref() != user)
+        {
+            self.one_user = None;
+        }
+    }
+}
+
+/// The groups of a range of events, by field and value, then kind and outcome (a few of each
+/// per value, so a short list; kinds and outcomes are interned, as there are a handful).
+#[derive(Default)]
+struct Grouper {
+    names: Vec<String>,
+    /// Sessions' groups, then users' (by [`LookupField`] less one).
+    by_key: [std::collections::HashMap<String, Vec<Group>>; 2],
+}
+
+impl Grouper {
+    fn name(&mut self, text: &str) -> usize {
+        match self.names.iter().position(|n| n == text) {
+            Some(i) => i,
+            None => {
+                self.names.push(text.to_string());
+                self.names.len() - 1
+            }
+        }
+    }
+
+    fn add(
+        &mut self,
+        field: LookupField,
+        value: &str,
+        event: &RangeRow<'_>,
+        names: (usize, usize),
+    ) {
+        let groups = &mut self.by_key[field as usize - 1];
+        let list = match groups.get_mut(value) {
+            Some(list) => list,
+            None => groups.entry(value.to_string()).or_default(),
+        };
+        let at = match list.iter().position(|g| (g.kind, g.outcome) == names) {
+            Some(at) => at,
+            None => {
+                list.push(Group {
+                    kind: names.0,
+                    outcome: names.1,
+                    n: 0,
+                    first_ts: i64::MAX,
+                    last_ts: i64::MIN,
+                    review: 0,
+                    one_user: Some(event.user.map(str::to_string)),
+                });
+                list.len() - 1
+            }
+        };
+        list[at].add(event.ts, event.review, event.user);
+    }
+}
+
+fn text(v: ValueRef<'_>) -> Option<&str> {
+    v.as_str().ok()
+}
+
+fn int(v: ValueRef<'_>) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// The columns of one event that its groups need.
+struct RangeRow<'a> {
+    user: Option<&'a str>,
+    ts: i64,
+    review: bool,
+}
+
+/// Adds the events with `from <= seq < to` to the totals: read in seq order (no sort), grouped
+/// in memory, then one upsert per group. Grouping them in SQL sorted the range twice (by
+/// session, by user), which cost about twice as much per event.
+fn add_range(conn: &Connection, from: u64, to: u64) -> Result<(), rusqlite::Error> {
+    let mut grouper = Grouper::default();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT session_id, user_id, kind, outcome, ts, requires_review
+               FROM events WHERE seq >= ?1 AND seq < ?2",
+        )?;
+        let mut rows = stmt.query([from as i64, to as i64])?;
+        // Read leniently: a column edited to a type no writer gives it (which `verify`
+        // reports) must not stop the writer. Such an event is grouped as best it can be.
+        while let Some(row) = rows.next()? {
+            let session = text(row.get_ref(0)?);
+            let user = text(row.get_ref(1)?);
+            let names = (
+                grouper.name(text(row.get_ref(2)?).unwrap_or_default()),
+                grouper.name(text(row.get_ref(3)?).unwrap_or_default()),
+            );
+            let event = RangeRow {
+                user,
+                ts: int(row.get_ref(4)?),
+                review: int(row.get_ref(5)?) != 0,
+            };
+            if let Some(session) = session {
+                grouper.add(LookupField::Session, session, &event, names);
+            }
+            if let Some(user) = user {
+                grouper.add(LookupField::User, user, &event, names);
+            }
+        }
+    }
+    let mut upsert = conn.prepare_cached(UPSERT)?;
+    for (field, groups) in [LookupField::Session, LookupField::User]
+        .into_iter()
+        .zip(&grouper.by_key)
+    {
+        // In the table's order, so that consecutive upserts land on the same pages.
+        let mut groups: Vec<_> = groups.iter().collect();
+        groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (value, list) in groups {
+            for g in list {
+                upsert.execute(rusqlite::params![
+                    field as i64,
+                    value,
+                    grouper.names[g.kind],
+                    grouper.names[g.outcome],
+                    g.n,
+                    g.first_ts,
+                    g.last_ts,
+                    g.review,
+                    g.one_user.is_none(),
+                    g.one_user.as_ref().and_then(|u| u.as_deref()),
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where the totals end: the first seq they do not count.
+pub(super) fn totaled_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT value FROM log_state WHERE key = 'totaled_to'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    text.map_or(Ok(0), |t| {
+        t.parse::<u64>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+}
+
+/// Moves the totals up to `indexed_to` (just moved there by the caller, in its transaction)
+/// when at least [`Layout::totals_every`] events lie between.
+pub(super) fn advance(
+    conn: &Connection,
+    indexed_to: u64,
+    layout: Layout,
+) -> Result<(), rusqlite::Error> {
+    let from = totaled_to(conn)?;
+    if indexed_to.saturating_sub(from) < layout.totals_every.max(1) {
+        return Ok(());
+    }
+    add_range(conn, from, indexed_to)?;
+    conn.prepare_cached(
+        "INSERT INTO log_state (key, value) VALUES ('totaled_to', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([indexed_to.to_string()])?;
+    Ok(())
+}
+
+/// The summary groups of the session or user `value`, with the user beside each: its totals,
+/// its indexed events past them, and its unindexed events, in one statement. `None` when the
+/// totals say its events have several users in one group, whose distinct users only its
+/// events can tell.
+pub(super) fn summary_groups(
+    conn: &Connection,
+    field: LookupField,
+    value: &str,
+) -> Result<Option<Groups>, rusqlite::Error> {
+    let sql = format!(
+        "SELECT kind, outcome, mixed, one_user, n, first_ts, last_ts, review
+           FROM key_totals WHERE field = ?1 AND value = ?2
+         UNION ALL
+         SELECT e.kind, e.outcome, 0, e.user_id,
+                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review)
+           FROM event_keys k JOIN events e ON e.seq = k.seq
+          WHERE k.field = ?1 AND k.value = ?2 AND k.seq >= COALESCE(
+                (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'totaled_to'), 0)
+          GROUP BY e.kind, e.outcome, e.user_id
+         UNION ALL
+         SELECT e.kind, e.outcome, 0, e.user_id,
+                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review)
+           FROM events e
+          WHERE e.{column} = ?2 AND e.seq >= COALESCE(
+                (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0)
+          GROUP BY e.kind, e.outcome, e.user_id",
+        column = super::keys::column(field)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params![field as i64, value])?;
+    let mut groups = Vec::new();
+    while let Some(r) = rows.next()? {
+        if r.get::<_, i64>(2)? != 0 {
+            return Ok(None);
+        }
+        groups.push((
+            r.get(3)?,
+            SummaryGroup {
+                kind: r.get(0)?,
+                outcome: r.get(1)?,
+                count: r.get::<_, i64>(4)? as u64,
+                first_us: r.get(5)?,
+                last_us: r.get(6)?,
+                review: r.get::<_, i64>(7)? as u64,
+            },
+        ));
+    }
+    Ok(Some(groups))
+}
+
+/// The sessions and users of the totalled events that expired before `now`: the totals that a
+/// cleanup at `now` must count again.
+pub(super) fn touched_by_expiry(
+    conn: &Connection,
+    now: i64,
+) -> Result<Vec<(i64, String)>, rusqlite::Error> {
+    let below = totaled_to(conn)? as i64;
+    let mut stmt = conn.prepare(
+        "SELECT 1, session_id FROM events
+          WHERE expires_at IS NOT NULL AND expires_at < ?1 AND session_id IS NOT NULL
+            AND seq < ?2
+         UNION
+         SELECT 2, user_id FROM events
+          WHERE expires_at IS NOT NULL AND expires_at < ?1 AND user_id IS NOT NULL
+            AND seq < ?2",
+    )?;
+    let rows = stmt.query_map([now, below], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Counts the totals of `keys` (field, value) again from the events below `totaled_to` that
+/// `event_keys` still lists for them: after a cleanup deleted some of their events and keys,
+/// in its transaction.
+pub(super) fn recount(conn: &Connection, keys: &[(i64, String)]) -> Result<(), rusqlite::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let below = totaled_to(conn)? as i64;
+    let mut clear = conn.prepare("DELETE FROM key_totals WHERE field = ?1 AND value = ?2")?;
+    // The users are several when a group has two, or some events with a user and some
+    // without.
+    let mut count = conn.prepare(
+        "INSERT INTO key_totals
+             (field, value, kind, outcome, n, first_ts, last_ts, review, mixed, one_user)
+         SELECT k.field, k.value, e.kind, e.outcome,
+                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review),
+                MIN(e.user_id) IS NOT MAX(e.user_id) OR COUNT(e.user_id) NOT IN (0, COUNT(*)),
+                CASE WHEN MIN(e.user_id) IS NOT MAX(e.user_id)
+                          OR COUNT(e.user_id) NOT IN (0, COUNT(*))
+                     THEN NULL ELSE MIN(e.user_id) END
+           FROM event_keys k JOIN events e ON e.seq = k.seq
+          WHERE k.field = ?1 AND k.value = ?2 AND k.seq < ?3
+          GROUP BY e.kind, e.outcome",
+    )?;
+    for (field, value) in keys {
+        clear.execute(rusqlite::params![field, value])?;
+        count.execute(rusqlite::params![field, value, below])?;
+    }
+    Ok(())
+}
+
+/// Every total, with the bound below which they count the events, read in one snapshot (the
+/// writer moves both together): for `verify`, which groups the entries the same way. A row
+/// whose values have types no writer gives them, or a field no writer uses, is counted as
+/// malformed.
+pub(super) fn read_all(conn: &Connection) -> Result<KeyTotals, rusqlite::Error> {
+    let tx = conn.unchecked_transaction()?;
+    let mut totals = KeyTotals {
+        below: totaled_to(&tx)?,
+        groups: Vec::new(),
+        malformed: 0,
+    };
+    {
+        let mut stmt = tx.prepare(
+            "SELECT field, value, kind, outcome, n, first_ts, last_ts, review, mixed, one_user
+               FROM key_totals",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            match group(row)? {
+                Some(g) => totals.groups.push(g),
+                None => totals.malformed += 1,
+            }
+        }
+    }
+    tx.finish()?;
+    Ok(totals)
+}
+
+/// One row of `key_totals` as a [`KeyGroup`], or `None` when it is not one a writer makes.
+fn group(row: &rusqlite::Row<'_>) -> Result<Option<KeyGroup>, rusqlite::Error> {
+    let text = |i: usize| -> Result<Option<Vec<u8>>, rusqlite::Error> {
+        Ok(match row.get_ref(i)? {
+            ValueRef::Text(t) => Some(t.to_vec()),
+            _ => None,
+        })
+    };
+    let int = |i: usize| -> Result<Option<i64>, rusqlite::Error> {
+        Ok(match row.get_ref(i)? {
+            ValueRef::Integer(n) => Some(n),
+            _ => None,
+        })
+    };
+    let field = match int(0)? {
+        Some(1) => LookupField::Session,
+        Some(2) => LookupField::User,
+        _ => return Ok(None),
+    };
+    let (Some(value), Some(kind), Some(outcome)) = (text(1)?, text(2)?, text(3)?) else {
+        return Ok(None);
+    };
+    let (Some(count), Some(first_ts), Some(last_ts), Some(review), Some(mixed)) =
+        (int(4)?, int(5)?, int(6)?, int(7)?, int(8)?)
+    else {
+        return Ok(None);
+    };
+    let (Ok(count), Ok(review)) = (u64::try_from(count), u64::try_from(review)) else {
+        return Ok(None);
+    };
+    // As a summary reads it: any mark of several users sends it to the events.
+    let users = if mixed != 0 {
+        GroupUsers::Several
+    } else {
+        match row.get_ref(9)? {
+            ValueRef::Null => GroupUsers::Nobody,
+            ValueRef::Text(t) => GroupUsers::One(t.to_vec()),
+            _ => return Ok(None),
+        }
+    };
+    Ok(Some(KeyGroup {
+        field,
+        value,
+        kind,
+        outcome,
+        count,
+        review,
+        first_ts,
+        last_ts,
+        users,
+    }))
+}
