@@ -559,17 +559,17 @@ fn a_consistency_proof_from_stored_nodes_checks_out() {
 }
 
 #[test]
-fn a_long_log_verified_in_two_halves_finds_what_is_wrong_in_either() {
-    // Long enough to be read by two threads; the halves meet at seq 65,536.
+fn a_long_log_verified_in_parts_finds_what_is_wrong_in_any() {
+    // Long enough to be read by two threads, in three parts: 0.., 32,768.. and 65,536..
     let (log, outside) = long_log(70_000);
     let clean = log.verify(std::slice::from_ref(&outside));
     assert!(clean.is_ok(), "{:?}", clean.findings);
     assert_eq!((clean.entries, clean.checkpoints_verified), (70_000, 2));
 
     log.sql(
-        "UPDATE payloads SET body = replace(body, '1', '2') WHERE seq = 60001;
+        "UPDATE payloads SET body = replace(body, '1', '2') WHERE seq = 68001;
          DELETE FROM events WHERE seq = 35000;
-         UPDATE events SET operation = 'forged' WHERE seq = 34999;",
+         UPDATE events SET operation = 'forged' WHERE seq = 10000;",
     );
     let report = log.verify(&[outside]);
     // These events have no session or user, so the lookup index has nothing to disagree on.
@@ -577,25 +577,26 @@ fn a_long_log_verified_in_two_halves_finds_what_is_wrong_in_either() {
         report.findings,
         vec![
             Finding::ModifiedColumn {
-                seq: 34_999,
+                seq: 10_000,
                 column: "operation"
             },
             Finding::MissingEntry { seq: 35_000 },
-            Finding::ModifiedPayload { seq: 60_001 },
+            Finding::ModifiedPayload { seq: 68_001 },
         ]
     );
     assert_eq!(report.entries, 69_999);
 }
 
-/// Each half of a long log computes the interior nodes its own leaves complete, indexed in the
-/// whole log's tree: a stored node edited on either side of the meeting point is found, and
-/// nothing else is.
+/// Each part of a long log computes the interior nodes its own leaves complete, indexed in the
+/// whole log's tree, and a node over two parts is computed where they join: a stored node
+/// edited anywhere is found, and nothing else is.
 #[test]
-fn a_long_log_verified_in_two_halves_checks_the_stored_nodes_of_either() {
+fn a_long_log_verified_in_parts_checks_the_stored_nodes_of_each() {
     let (log, outside) = long_log(70_000);
-    // Node 3 covers entries 768..1,024 (low half); node 258, entries 66,048..66,304 (high half).
+    // Level 8: node 3 covers entries 768..1,024 (first part), 200 entries 51,200..51,456
+    // (second), 258 entries 66,048..66,304 (third). Level 16: node 0 covers the first two.
     log.sql(
-        "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 8 AND idx IN (3, 258);
+        "UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 8 AND idx IN (3, 200, 258);
          UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 16 AND idx = 0;",
     );
     let report = log.verify(&[outside]);
@@ -609,6 +610,10 @@ fn a_long_log_verified_in_two_halves_checks_the_stored_nodes_of_either() {
             Finding::TreeNode { level: 8, index: 3 },
             Finding::TreeNode {
                 level: 8,
+                index: 200
+            },
+            Finding::TreeNode {
+                level: 8,
                 index: 258
             },
         ]
@@ -616,12 +621,43 @@ fn a_long_log_verified_in_two_halves_checks_the_stored_nodes_of_either() {
     assert_eq!(report.checkpoints_verified, 2, "the entries are intact");
 }
 
-/// A long log is read in two halves that meet at the largest power of two below its size, and
-/// each half computes the roots of the checkpoints that fall in it as it reads: roots before,
-/// at and after the meeting point all check out, and an entry edited just past it breaks
+/// A log of exactly 65,536 entries is read in two parts of 32,768: the stored node over all of
+/// it (level 16) is completed by neither part alone, and must be checked, not reported
+/// missing or wrong.
+#[test]
+fn a_log_of_a_power_of_two_entries_checks_the_node_over_all_of_them() {
+    let (log, outside) = long_log(65_536);
+    let clean = log.verify(std::slice::from_ref(&outside));
+    assert!(clean.is_ok(), "{:?}", clean.findings);
+    assert!(
+        log.nodes()
+            .iter()
+            .any(|(level, idx, _)| (*level, *idx) == (16, 0)),
+        "the writer stored the node"
+    );
+    log.sql("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 16 AND idx = 0");
+    assert_eq!(
+        log.verify(&[outside]).findings,
+        [Finding::TreeNode {
+            level: 16,
+            index: 0
+        }]
+    );
+}
+
+/// A long log is read in parts that begin at powers of two, and each part computes the roots
+/// of the checkpoints that fall in it as it reads: roots before, at and after each place where
+/// parts meet all check out, in logs read in three parts (70,000 entries: 0.., 32,768..,
+/// 65,536..) and in two (100,000: 0.., 65,536..); an entry edited just past 65,536 breaks
 /// exactly the checkpoints that cover it.
 #[test]
-fn checkpoints_on_either_side_of_the_halves_meeting_point_are_checked() {
+fn checkpoints_on_either_side_of_where_the_parts_meet_are_checked() {
+    for last in [70_000u64, 100_000] {
+        checkpoints_around_the_parts_of(last);
+    }
+}
+
+fn checkpoints_around_the_parts_of(last: u64) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
     let signer = NoteSigner::generate("audit-test").unwrap();
@@ -631,7 +667,7 @@ fn checkpoints_on_either_side_of_the_halves_meeting_point_are_checked() {
     };
     let mut outside = Vec::new();
     let mut n = 0u64;
-    for size in [30_000u64, 65_536, 65_537, 70_000] {
+    for size in [30_000u64, 32_768, 32_769, 65_536, 65_537, last] {
         let r = Recorder::start(
             SqliteStore::open(&path, SqliteOptions::default()).unwrap(),
             batch(),
@@ -656,9 +692,9 @@ fn checkpoints_on_either_side_of_the_halves_meeting_point_are_checked() {
         verify(&mut store, Some(&signer.verifier()), &outside, &mut |_| {}).unwrap()
     };
     let clean = check();
-    assert!(clean.is_ok(), "{:?}", clean.findings);
+    assert!(clean.is_ok(), "{last}: {:?}", clean.findings);
     // Each size stored once and given once from outside.
-    assert_eq!((clean.checkpoints_verified, clean.covered), (8, 70_000));
+    assert_eq!((clean.checkpoints_verified, clean.covered), (12, last));
 
     rusqlite::Connection::open(&path)
         .unwrap()
@@ -670,8 +706,9 @@ fn checkpoints_on_either_side_of_the_halves_meeting_point_are_checked() {
         [
             Finding::ModifiedMetadata { seq: 65_536 },
             Finding::CheckpointMismatch { size: 65_537 },
-            Finding::CheckpointMismatch { size: 70_000 },
-        ]
+            Finding::CheckpointMismatch { size: last },
+        ],
+        "{last}"
     );
-    assert_eq!((report.checkpoints_verified, report.covered), (4, 65_536));
+    assert_eq!((report.checkpoints_verified, report.covered), (8, 65_536));
 }
