@@ -224,12 +224,15 @@ where
 {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    // Made once: each one made registers with the token, and a read is made per chunk.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     // An oversized frame being streamed through: its hash so far, size, and first bytes.
     let mut oversize: Option<(Sha256, usize, Vec<u8>)> = None;
     loop {
         let read = match &mut side {
             Side::Answers(refused) => tokio::select! {
-                () = stop.cancelled() => return Ok(()),
+                () = &mut stopped => return Ok(()),
                 // `read` is cancel-safe: a read that loses the race has consumed nothing.
                 read = from.read(&mut chunk) => read,
                 Some(answer) = refused.recv() => {
@@ -241,7 +244,7 @@ where
                 }
             },
             Side::Requests(_) => tokio::select! {
-                () = stop.cancelled() => return Ok(()),
+                () = &mut stopped => return Ok(()),
                 read = from.read(&mut chunk) => read,
             },
         };
