@@ -101,7 +101,7 @@ impl Grouper {
         &mut self,
         field: LookupField,
         value: &str,
-        event: &RangeRow<'_>,
+        event: &EventRow<'_>,
         names: (usize, usize),
     ) {
         let groups = &mut self.by_key[field as usize - 1];
@@ -136,11 +136,76 @@ fn int(v: ValueRef<'_>) -> i64 {
     v.as_i64().unwrap_or(0)
 }
 
-/// The columns of one event that its groups need.
-struct RangeRow<'a> {
+/// What one event adds to a group besides being counted.
+struct EventRow<'a> {
     user: Option<&'a str>,
     ts: i64,
     review: bool,
+}
+
+/// The columns of an event that its groups need, in the order [`Grouper::read`] takes them.
+const GROUPED: &str = "e.session_id, e.user_id, e.kind, e.outcome, e.ts, e.requires_review";
+
+impl Grouper {
+    /// Adds the events of `rows` (the columns of [`GROUPED`]) to the groups of their session
+    /// and user, or with `only`, to those of that field alone.
+    fn read(
+        &mut self,
+        rows: &mut rusqlite::Rows<'_>,
+        only: Option<LookupField>,
+    ) -> Result<(), rusqlite::Error> {
+        // Read leniently: a column edited to a type no writer gives it (which `verify`
+        // reports) must not stop the writer. Such an event is grouped as best it can be.
+        while let Some(row) = rows.next()? {
+            let session = text(row.get_ref(0)?);
+            let user = text(row.get_ref(1)?);
+            let names = (
+                self.name(text(row.get_ref(2)?).unwrap_or_default()),
+                self.name(text(row.get_ref(3)?).unwrap_or_default()),
+            );
+            let event = EventRow {
+                user,
+                ts: int(row.get_ref(4)?),
+                review: int(row.get_ref(5)?) != 0,
+            };
+            for (field, value) in [(LookupField::Session, session), (LookupField::User, user)] {
+                if let Some(value) = value.filter(|_| only.is_none_or(|f| f == field)) {
+                    self.add(field, value, &event, names);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds every group to the totals, or merges it into the row already there.
+    fn write(&self, conn: &Connection) -> Result<(), rusqlite::Error> {
+        let mut upsert = conn.prepare_cached(UPSERT)?;
+        for (field, groups) in [LookupField::Session, LookupField::User]
+            .into_iter()
+            .zip(&self.by_key)
+        {
+            // In the table's order, so that consecutive upserts land on the same pages.
+            let mut groups: Vec<_> = groups.iter().collect();
+            groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (value, list) in groups {
+                for g in list {
+                    upsert.execute(rusqlite::params![
+                        field as i64,
+                        value,
+                        self.names[g.kind],
+                        self.names[g.outcome],
+                        g.n,
+                        g.first_ts,
+                        g.last_ts,
+                        g.review,
+                        g.one_user.is_none(),
+                        g.one_user.as_ref().and_then(|u| u.as_deref()),
+                    ])?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Adds the events with `from <= seq < to` to the totals: read in seq order (no sort), grouped
@@ -148,60 +213,11 @@ struct RangeRow<'a> {
 /// session, by user), which cost about twice as much per event.
 fn add_range(conn: &Connection, from: u64, to: u64) -> Result<(), rusqlite::Error> {
     let mut grouper = Grouper::default();
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT session_id, user_id, kind, outcome, ts, requires_review
-               FROM events WHERE seq >= ?1 AND seq < ?2",
-        )?;
-        let mut rows = stmt.query([from as i64, to as i64])?;
-        // Read leniently: a column edited to a type no writer gives it (which `verify`
-        // reports) must not stop the writer. Such an event is grouped as best it can be.
-        while let Some(row) = rows.next()? {
-            let session = text(row.get_ref(0)?);
-            let user = text(row.get_ref(1)?);
-            let names = (
-                grouper.name(text(row.get_ref(2)?).unwrap_or_default()),
-                grouper.name(text(row.get_ref(3)?).unwrap_or_default()),
-            );
-            let event = RangeRow {
-                user,
-                ts: int(row.get_ref(4)?),
-                review: int(row.get_ref(5)?) != 0,
-            };
-            if let Some(session) = session {
-                grouper.add(LookupField::Session, session, &event, names);
-            }
-            if let Some(user) = user {
-                grouper.add(LookupField::User, user, &event, names);
-            }
-        }
-    }
-    let mut upsert = conn.prepare_cached(UPSERT)?;
-    for (field, groups) in [LookupField::Session, LookupField::User]
-        .into_iter()
-        .zip(&grouper.by_key)
-    {
-        // In the table's order, so that consecutive upserts land on the same pages.
-        let mut groups: Vec<_> = groups.iter().collect();
-        groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (value, list) in groups {
-            for g in list {
-                upsert.execute(rusqlite::params![
-                    field as i64,
-                    value,
-                    grouper.names[g.kind],
-                    grouper.names[g.outcome],
-                    g.n,
-                    g.first_ts,
-                    g.last_ts,
-                    g.review,
-                    g.one_user.is_none(),
-                    g.one_user.as_ref().and_then(|u| u.as_deref()),
-                ])?;
-            }
-        }
-    }
-    Ok(())
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {GROUPED} FROM events e WHERE e.seq >= ?1 AND e.seq < ?2"
+    ))?;
+    grouper.read(&mut stmt.query([from as i64, to as i64])?, None)?;
+    grouper.write(conn)
 }
 
 /// Where the totals end: the first seq they do not count.
@@ -319,26 +335,22 @@ pub(super) fn recount(conn: &Connection, keys: &[(i64, String)]) -> Result<(), r
     }
     let below = totaled_to(conn)? as i64;
     let mut clear = conn.prepare("DELETE FROM key_totals WHERE field = ?1 AND value = ?2")?;
-    // The users are several when a group has two, or some events with a user and some
-    // without.
-    let mut count = conn.prepare(
-        "INSERT INTO key_totals
-             (field, value, kind, outcome, n, first_ts, last_ts, review, mixed, one_user)
-         SELECT k.field, k.value, e.kind, e.outcome,
-                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review),
-                MIN(e.user_id) IS NOT MAX(e.user_id) OR COUNT(e.user_id) NOT IN (0, COUNT(*)),
-                CASE WHEN MIN(e.user_id) IS NOT MAX(e.user_id)
-                          OR COUNT(e.user_id) NOT IN (0, COUNT(*))
-                     THEN NULL ELSE MIN(e.user_id) END
-           FROM event_keys k JOIN events e ON e.seq = k.seq
-          WHERE k.field = ?1 AND k.value = ?2 AND k.seq < ?3
-          GROUP BY e.kind, e.outcome",
-    )?;
+    let mut events = conn.prepare(&format!(
+        "SELECT {GROUPED} FROM event_keys k JOIN events e ON e.seq = k.seq
+          WHERE k.field = ?1 AND k.value = ?2 AND k.seq < ?3"
+    ))?;
+    let mut grouper = Grouper::default();
     for (field, value) in keys {
+        let only = match field {
+            1 => LookupField::Session,
+            2 => LookupField::User,
+            _ => continue,
+        };
         clear.execute(rusqlite::params![field, value])?;
-        count.execute(rusqlite::params![field, value, below])?;
+        let mut rows = events.query(rusqlite::params![field, value, below])?;
+        grouper.read(&mut rows, Some(only))?;
     }
-    Ok(())
+    grouper.write(conn)
 }
 
 /// Every total, with the bound below which they count the events, read in one snapshot (the
