@@ -53,19 +53,32 @@ const INDEX_FROM: &str = "
 
 /// Where `event_keys` ends: the first seq whose keys are not in it yet.
 pub(super) fn indexed_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    bound(conn, "indexed_to")
+}
+
+/// A bound kept in `log_state` (`indexed_to`, `totaled_to`): 0 while it has no row, as
+/// nothing is behind it yet.
+pub(super) fn bound(conn: &Connection, key: &str) -> Result<u64, rusqlite::Error> {
     let text: Option<String> = conn
-        .query_row(
-            "SELECT value FROM log_state WHERE key = 'indexed_to'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT value FROM log_state WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
         .optional()?;
-    // No row yet: nothing is indexed.
     text.map_or(Ok(0), |t| {
         t.parse::<u64>().map_err(|e| {
             rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
         })
     })
+}
+
+/// Moves the bound `key` to `to`, inside the caller's transaction.
+pub(super) fn set_bound(conn: &Connection, key: &str, to: u64) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT INTO log_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([key, &to.to_string()])?;
+    Ok(())
 }
 
 /// Adds the keys of every event from `from` up to `to` (the log's next seq) inside the
@@ -84,12 +97,7 @@ pub(super) fn index_tail(
     if layout.key_totals {
         super::totals::advance(conn, to, layout)?;
     }
-    conn.prepare_cached(
-        "INSERT INTO log_state (key, value) VALUES ('indexed_to', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute([to.to_string()])?;
-    Ok(())
+    set_bound(conn, "indexed_to", to)
 }
 
 /// `event_keys` summed for `verify` (see `Store::lookup_digest`): every key below `below`.

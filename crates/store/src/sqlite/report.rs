@@ -46,23 +46,29 @@ pub(super) fn summary(
         .conn
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_map(params_from_iter(w.params.iter()), |r| {
-                Ok((
-                    r.get(2)?,
-                    SummaryGroup {
-                        kind: r.get(0)?,
-                        outcome: r.get(1)?,
-                        count: r.get::<_, i64>(3)? as u64,
-                        first_us: r.get(4)?,
-                        last_us: r.get(5)?,
-                        review: r.get::<_, i64>(6)? as u64,
-                    },
-                ))
-            })?
-            .collect()
+            s.query_map(params_from_iter(w.params.iter()), summary_group)?
+                .collect()
         })
         .map_err(|e| store.map(e))?;
     fold_summary(groups)
+}
+
+/// One group of a summary's statement, whose first columns are kind, outcome, user, count,
+/// earliest and latest time, and how many require review; the user beside it.
+pub(super) fn summary_group(
+    r: &rusqlite::Row<'_>,
+) -> Result<(Option<String>, SummaryGroup), rusqlite::Error> {
+    Ok((
+        r.get(2)?,
+        SummaryGroup {
+            kind: r.get(0)?,
+            outcome: r.get(1)?,
+            count: r.get::<_, i64>(3)? as u64,
+            first_us: r.get(4)?,
+            last_us: r.get(5)?,
+            review: r.get::<_, i64>(6)? as u64,
+        },
+    ))
 }
 
 pub(super) fn tool_stats(

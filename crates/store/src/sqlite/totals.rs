@@ -20,8 +20,8 @@
 //! taken back), and `verify` sums the same groups from the entries' own columns (see
 //! [`read_all`]).
 
+use rusqlite::Connection;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension};
 
 use super::Layout;
 use crate::report::SummaryGroup;
@@ -222,18 +222,7 @@ fn add_range(conn: &Connection, from: u64, to: u64) -> Result<(), rusqlite::Erro
 
 /// Where the totals end: the first seq they do not count.
 pub(super) fn totaled_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    let text: Option<String> = conn
-        .query_row(
-            "SELECT value FROM log_state WHERE key = 'totaled_to'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    text.map_or(Ok(0), |t| {
-        t.parse::<u64>().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
-    })
+    super::keys::bound(conn, "totaled_to")
 }
 
 /// Moves the totals up to `indexed_to` (just moved there by the caller, in its transaction)
@@ -248,12 +237,7 @@ pub(super) fn advance(
         return Ok(());
     }
     add_range(conn, from, indexed_to)?;
-    conn.prepare_cached(
-        "INSERT INTO log_state (key, value) VALUES ('totaled_to', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute([indexed_to.to_string()])?;
-    Ok(())
+    super::keys::set_bound(conn, "totaled_to", indexed_to)
 }
 
 /// The summary groups of the session or user `value`, with the user beside each: its totals,
@@ -266,18 +250,18 @@ pub(super) fn summary_groups(
     value: &str,
 ) -> Result<Option<Groups>, rusqlite::Error> {
     let sql = format!(
-        "SELECT kind, outcome, mixed, one_user, n, first_ts, last_ts, review
+        "SELECT kind, outcome, one_user, n, first_ts, last_ts, review, mixed
            FROM key_totals WHERE field = ?1 AND value = ?2
          UNION ALL
-         SELECT e.kind, e.outcome, 0, e.user_id,
-                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review)
+         SELECT e.kind, e.outcome, e.user_id,
+                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review), 0
            FROM event_keys k JOIN events e ON e.seq = k.seq
           WHERE k.field = ?1 AND k.value = ?2 AND k.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'totaled_to'), 0)
           GROUP BY e.kind, e.outcome, e.user_id
          UNION ALL
-         SELECT e.kind, e.outcome, 0, e.user_id,
-                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review)
+         SELECT e.kind, e.outcome, e.user_id,
+                COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review), 0
            FROM events e
           WHERE e.{column} = ?2 AND e.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0)
@@ -288,20 +272,10 @@ pub(super) fn summary_groups(
     let mut rows = stmt.query(rusqlite::params![field as i64, value])?;
     let mut groups = Vec::new();
     while let Some(r) = rows.next()? {
-        if r.get::<_, i64>(2)? != 0 {
+        if r.get::<_, i64>(7)? != 0 {
             return Ok(None);
         }
-        groups.push((
-            r.get(3)?,
-            SummaryGroup {
-                kind: r.get(0)?,
-                outcome: r.get(1)?,
-                count: r.get::<_, i64>(4)? as u64,
-                first_us: r.get(5)?,
-                last_us: r.get(6)?,
-                review: r.get::<_, i64>(7)? as u64,
-            },
-        ));
+        groups.push(super::report::summary_group(r)?);
     }
     Ok(Some(groups))
 }
