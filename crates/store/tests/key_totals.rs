@@ -10,8 +10,10 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use mcp_audit_core::{Action, AuditEvent, EventKind, Outcome, Policy, seal};
 use mcp_audit_store::integrity::{Finding, verify};
-use mcp_audit_store::{Entry, SqliteOptions, SqliteStore, Store, Summary, SummaryScope};
+use mcp_audit_store::{SqliteOptions, SqliteStore, Store, Summary, SummaryScope};
 use rusqlite::Connection;
+
+mod backend;
 
 const SESSIONS: [&str; 4] = ["session-a", "session-b", "session-c", "session-rare"];
 const USERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -88,19 +90,7 @@ impl Log {
         let from = self.events.len() as u64;
         let events: Vec<AuditEvent> = (from..from + count).map(|i| event(i, expired(i))).collect();
         let sealed: Vec<_> = events.iter().map(|e| seal(e.clone()).unwrap()).collect();
-        let entries: Vec<Entry<'_>> = sealed
-            .iter()
-            .enumerate()
-            .map(|(k, s)| {
-                let seq = from + k as u64;
-                Entry {
-                    seq,
-                    leaf_hash: s.leaf_hash(seq),
-                    sealed: s,
-                }
-            })
-            .collect();
-        store.append(&entries).unwrap();
+        backend::append_sealed(store, from, &sealed);
         self.events.extend(events);
     }
 

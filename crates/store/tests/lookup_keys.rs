@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use mcp_audit_core::{AuditEvent, Policy, SealedEvent, seal};
-use mcp_audit_store::{
-    Entry, Filter, PageStart, Query, SqliteOptions, SqliteStore, Store, SummaryScope,
-};
+use mcp_audit_store::{Filter, PageStart, Query, SqliteOptions, SqliteStore, Store, SummaryScope};
 use rusqlite::Connection;
+
+mod backend;
 
 /// The user of the i-th test event: one of three, each on about a third of the events (more
 /// than the share above which keyed aggregates scan the table), or, on one event in forty, a
@@ -52,19 +52,7 @@ fn event(i: u64, expired: bool) -> SealedEvent {
 /// Appends events `from..to` straight to the store, in one transaction.
 fn append(store: &mut SqliteStore, from: u64, to: u64, expired: impl Fn(u64) -> bool) {
     let sealed: Vec<SealedEvent> = (from..to).map(|i| event(i, expired(i))).collect();
-    let entries: Vec<Entry<'_>> = sealed
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            let seq = from + k as u64;
-            Entry {
-                seq,
-                leaf_hash: s.leaf_hash(seq),
-                sealed: s,
-            }
-        })
-        .collect();
-    store.append(&entries).unwrap();
+    backend::append_sealed(store, from, &sealed);
 }
 
 fn scalar(path: &std::path::Path, sql: &str) -> i64 {

@@ -12,8 +12,8 @@
 
 use std::path::PathBuf;
 
-use mcp_audit_core::AuditEvent;
-use mcp_audit_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+use mcp_audit_core::{AuditEvent, SealedEvent};
+use mcp_audit_store::{Entry, PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
 
 /// Event `i` of a tamper-evidence log (`integrity.rs`, `postgres_integrity.rs`): a call of
 /// `tool{i}` by alice whose output holds the secret `s{i}`. Both suites edit these fields
@@ -262,4 +262,22 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// Appends events sealed by the test straight to `store`, in one transaction, with the
+/// consecutive seqs from `from` on: for suites that build a log without a recorder.
+pub fn append_sealed(store: &mut impl Store, from: u64, sealed: &[SealedEvent]) {
+    let entries: Vec<Entry<'_>> = sealed
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let seq = from + k as u64;
+            Entry {
+                seq,
+                leaf_hash: s.leaf_hash(seq),
+                sealed: s,
+            }
+        })
+        .collect();
+    store.append(&entries).unwrap();
 }
