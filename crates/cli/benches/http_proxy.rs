@@ -1,6 +1,6 @@
-//! Streamable HTTP proxy overhead, in one run: `tools/call` POSTs to an MCP upstream, directly
-//! and through `mcp-audit proxy --listen` in `batch` and `sync` durability, with 1 and 64
-//! clients in flight, against two upstreams:
+//! Streamable HTTP proxy overhead, in one run: `tools/call` POSTs to an MCP upstream, directly,
+//! through a bare HTTP relay, and through `mcp-audit proxy --listen` in `batch` and `sync`
+//! durability, with 1 and 64 clients in flight, against two upstreams:
 //!
 //! - `minimal`: a minimal Rust MCP upstream (axum) that answers every POST with a JSON result
 //!   and does almost no work: the proxy's own cost, with nothing to hide it.
@@ -18,7 +18,10 @@
 //! ```
 //!
 //! `CALLS` (default 20,000) and `EVERYTHING_CALLS` (default 8,000) are the calls at 64 clients
-//! per setting and round for each upstream; at 1 client, a fifth of them.
+//! per setting and round for each upstream; at 1 client, a fifth of them. Last, 64 clients
+//! each alternate a direct call and a call through the `batch` proxy (`PAIRED_CALLS` of each,
+//! default as many as a round), which times the two paths under the same load at the same
+//! moments: the added latency without the drift of the upstream from one round to the next.
 //!
 //! The minimal upstream is this very executable run with `--upstream PORT` (its own process,
 //! so that the load generator and the proxy do not share its runtime). The load generator is a
@@ -26,8 +29,13 @@
 //! the medians over the rounds of p50 and p99 latency, the added latency against the direct
 //! connection of the same round, throughput as a ratio to direct, and the CPU time (user and
 //! system, from `/proc`, in 10 ms ticks) per call of the upstream process and of the proxy
-//! process during the timed part; the rounds interleave the settings (direct, `batch`, `sync`,
-//! direct, ...).
+//! process during the timed part; the rounds interleave the settings (direct, relay, `batch`,
+//! `sync`, direct, ...).
+//!
+//! The relay is this executable run with `--relay PORT UPSTREAM_PORT`: a reverse proxy (axum
+//! serving, a hyper client forwarding, keep-alive both ways, bodies streamed through untouched)
+//! that neither reads, interprets nor records anything. Its ratio to direct is the ceiling of
+//! any HTTP proxy process on this machine, measured in the same run.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -79,6 +87,45 @@ fn upstream(port: u16) {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
+        axum::serve(listener, app).await.expect("serve");
+    });
+}
+
+/// The bare relay: every request on `port` is sent on to the upstream on `upstream_port` as it
+/// came (method, path, headers, streamed body), and its answer back as it comes.
+fn relay(port: u16, upstream_port: u16) {
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    use axum::serve::ListenerExt;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client: Client<HttpConnector, axum::body::Body> =
+            Client::builder(TokioExecutor::new()).build(connector);
+        let app = axum::Router::new().fallback(move |request: Request| {
+            let client = client.clone();
+            async move {
+                let (mut parts, body) = request.into_parts();
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                parts.uri = format!("http://127.0.0.1:{upstream_port}{path}")
+                    .parse()
+                    .expect("an upstream URI");
+                match client.request(Request::from_parts(parts, body)).await {
+                    Ok(response) => response.map(axum::body::Body::new).into_response(),
+                    Err(_) => hyper::StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind")
+            .tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
         axum::serve(listener, app).await.expect("serve");
     });
 }
@@ -384,6 +431,14 @@ fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
         Upstream::Everything => "everything",
     };
     let mut proxies = Vec::new();
+    let relay_port = free_port();
+    let relay = Command::new(std::env::current_exe().expect("the bench executable"))
+        .args(["--relay", &relay_port.to_string(), &up_port.to_string()])
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("relay");
+    wait_listening(relay_port);
+    proxies.push(("relay", relay_port, Running(relay)));
     for durability in ["batch", "sync"] {
         let port = free_port();
         let child = Command::new(BIN)
@@ -440,6 +495,7 @@ fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
                 results[t].push(runtime.block_on(load(addr, clients, n, sessions, pids)));
             }
         }
+        let mut ratios = Vec::with_capacity(targets.len());
         for (t, (name, _, proxy)) in targets.iter().enumerate() {
             let p50 = median(results[t].iter().map(|m| m.p50_us).collect());
             let p99 = median(results[t].iter().map(|m| m.p99_us).collect());
@@ -472,12 +528,115 @@ fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
                 ratio * 100.0,
                 up_cpu
             );
+            ratios.push(ratio);
         }
+        // targets: direct, relay, batch, sync.
+        println!(
+            "{clients:>7} clients: the bare relay's {:.0}% of direct is the ceiling of any HTTP proxy here; `batch` reaches {:.0}% of it",
+            ratios[1] * 100.0,
+            100.0 * ratios[2] / ratios[1]
+        );
     }
+
+    // Paired: each client alternates a direct call and a call through the `batch` proxy, so
+    // both are timed under the same load at the same moments, and the upstream's own slow
+    // moments (a garbage collection) fall on both alike rather than on one round or another.
+    let (_, batch_port, _) = proxies
+        .iter()
+        .find(|(d, _, _)| *d == "batch")
+        .expect("the batch proxy");
+    let pairs = env_or("PAIRED_CALLS", calls);
+    let (direct, proxied) = runtime.block_on(paired(
+        ([127, 0, 0, 1], up_port).into(),
+        ([127, 0, 0, 1], *batch_port).into(),
+        64,
+        pairs,
+        sessions,
+    ));
+    println!(
+        "{:>7} paired: {pairs} calls each, direct p50 / p99 {:.0} / {:.0} µs, `batch` {:.0} / {:.0} µs: added p50 {:.0} µs, p99 {:.0} µs",
+        64,
+        direct.0,
+        direct.1,
+        proxied.0,
+        proxied.1,
+        proxied.0 - direct.0,
+        proxied.1 - direct.1
+    );
+}
+
+/// `calls` calls direct and `calls` through the proxy from `clients` concurrent clients, each
+/// alternating the two, one call at a time: (p50, p99) in µs of each path.
+async fn paired(
+    direct: SocketAddr,
+    proxy: SocketAddr,
+    clients: usize,
+    calls: usize,
+    sessions: bool,
+) -> ((f64, f64), (f64, f64)) {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(clients)
+        .build(connector);
+    let client = Arc::new(client);
+    let per_client = calls / clients;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut endpoints = Vec::new();
+            for addr in [direct, proxy] {
+                let url: hyper::Uri = format!("http://{addr}/mcp").parse().expect("uri");
+                let session = if sessions {
+                    Some(open_session(&client, &url).await)
+                } else {
+                    None
+                };
+                let endpoint = Endpoint { url, session };
+                call(&client, &endpoint, c as u64).await;
+                endpoints.push(endpoint);
+            }
+            let mut times = [
+                Vec::with_capacity(per_client),
+                Vec::with_capacity(per_client),
+            ];
+            for i in 0..per_client {
+                // Which path goes first alternates too.
+                for k in [i % 2, 1 - i % 2] {
+                    let t = Instant::now();
+                    call(&client, &endpoints[k], (c * per_client + i) as u64).await;
+                    times[k].push(t.elapsed());
+                }
+            }
+            for endpoint in &endpoints {
+                end_session(&client, endpoint).await;
+            }
+            times
+        }));
+    }
+    let mut all = [Vec::new(), Vec::new()];
+    for t in tasks {
+        let [d, p] = t.await.expect("client");
+        all[0].extend(d);
+        all[1].extend(p);
+    }
+    let pcts = |v: &mut Vec<Duration>| {
+        v.sort();
+        let at = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6;
+        (at(0.50), at(0.99))
+    };
+    let [mut d, mut p] = all;
+    (pcts(&mut d), pcts(&mut p))
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--relay") {
+        let port = args[i + 1].parse().expect("a port");
+        let upstream_port = args[i + 2].parse().expect("the upstream's port");
+        return relay(port, upstream_port);
+    }
     if let Some(i) = args.iter().position(|a| a == "--upstream") {
         let port = args[i + 1].parse().expect("a port");
         return upstream(port);

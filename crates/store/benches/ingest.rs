@@ -12,6 +12,13 @@
 //! rows by user, tool and session, a session summary, bytes on disk per event with the index
 //! share, and the same pages and summary in a log where one user and one session own every
 //! event (a proxy per user). Figures, never assertions: speed is measured here, not tested.
+//!
+//! It ends with the ceiling of `batch` ingest on this machine, measured in the same run: the
+//! two halves of the work, each alone on its core. The caller's half builds and seals events
+//! and writes nothing; the writer's half puts already-sealed events' bytes into SQLite in the
+//! cheapest way that is still durable (one row each in a table with no index, commits of 4,096,
+//! the store's page size, WAL and `synchronous`). Any store of these events in SQLite is at
+//! most as fast as the slower half.
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +34,7 @@ mod measure;
 use events::event;
 use measure::{
     env_usize, page_figures, percentile, print_fsync_floor, query_figures, sqlite_batch_recorder,
-    summary_figures,
+    summary_figures, thread_cpu,
 };
 
 use mcp_audit_store::{Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, SummaryScope};
@@ -165,6 +172,75 @@ fn main() {
     }
 
     one_owner_figures(&dir.path().join("one-user.db"), n_events);
+    ceiling_figures(&dir.path().join("ceiling.db"), n_events);
+}
+
+/// The two halves of `batch` ingest, each alone: `n` events built and sealed with nothing
+/// written, then `n` sealed events' bytes inserted into SQLite with nothing else done.
+fn ceiling_figures(path: &std::path::Path, n: u64) {
+    use mcp_audit_core::seal;
+
+    let (started, cpu) = (Instant::now(), thread_cpu());
+    for i in 0..n {
+        std::hint::black_box(seal(event(i)).expect("seal"));
+    }
+    let caller = n as f64 / started.elapsed().as_secs_f64();
+    let caller_cpu = (thread_cpu() - cpu).as_secs_f64() * 1e6 / n as f64;
+
+    // The writer's half inserts the same 4,096 sealed events over and over: the bytes per
+    // event are the benchmark's, and no caller's work is timed with them.
+    const CHUNK: u64 = 4_096;
+    let chunk: Vec<_> = (0..CHUNK).map(|i| seal(event(i)).expect("seal")).collect();
+    let mut conn = rusqlite::Connection::open(path).expect("ceiling db");
+    conn.pragma_update(None, "page_size", 16_384)
+        .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
+        .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|()| {
+            conn.execute_batch(
+                "CREATE TABLE events (seq INTEGER PRIMARY KEY, meta BLOB NOT NULL, personal BLOB NOT NULL)",
+            )
+        })
+        .expect("ceiling schema");
+    let (started, cpu) = (Instant::now(), thread_cpu());
+    let mut seq = 0u64;
+    while seq < n {
+        let tx = conn.transaction().expect("begin");
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO events (seq, meta, personal) VALUES (?1, ?2, ?3)")
+                .expect("insert");
+            for sealed in chunk.iter().take((n - seq).min(CHUNK) as usize) {
+                insert
+                    .execute(rusqlite::params![
+                        seq as i64,
+                        sealed.meta_json,
+                        sealed.personal_json
+                    ])
+                    .expect("insert");
+                seq += 1;
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .expect("checkpoint");
+    let writer = n as f64 / started.elapsed().as_secs_f64();
+    let writer_cpu = (thread_cpu() - cpu).as_secs_f64() * 1e6 / n as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
+    let bytes: usize = chunk
+        .iter()
+        .map(|s| s.meta_json.len() + s.personal_json.len())
+        .sum();
+    println!(
+        "ceiling of batch ingest here, each half alone ({n} events):\n\
+         \x20 caller: build and seal, nothing written    {caller:>10.0} events/s, CPU {caller_cpu:.1} µs/event\n\
+         \x20 writer: the sealed bytes ({:.0} per event) into one SQLite table, no index, durable\n\
+         \x20                                            {writer:>10.0} events/s, CPU {writer_cpu:.1} µs/event\n\
+         \x20 at most {:.0} events/s: the slower half on a core of its own; {:.0} events/s: both halves' CPU on {cores} cores",
+        bytes as f64 / CHUNK as f64,
+        caller.min(writer),
+        cores * 1e6 / (caller_cpu + writer_cpu),
+    );
 }
 
 /// Pages of 100 rows and the session's and the user's summaries where one user and one session own all `n` events:

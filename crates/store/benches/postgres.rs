@@ -13,7 +13,10 @@
 //! - batch-mode ingest through the `Recorder` (sealing included) with one writer, then four
 //!   writers (four logs) at once;
 //! - filtered queries of 100 rows by user, tool and session over the one-writer log, and a
-//!   session summary.
+//!   session summary;
+//! - the ceiling of ingest on this machine: the sealed events' bytes alone, copied (binary
+//!   `COPY`, 4,096 rows and a commit at a time) into one table without index or key. No store
+//!   of these events in this server, with it on the same cores, is faster than that.
 //!
 //! Each part runs in a schema of its own, dropped at the end. Figures, never assertions.
 
@@ -139,6 +142,42 @@ fn ingest(schema: &Schema, writers: u64, n: u64) -> f64 {
     (per * writers) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The events/s of the cheapest durable way to put `n` sealed events' bytes into the server:
+/// binary `COPY` of (seq, metadata, personal half) into a table with no index and no key, a
+/// commit every 4,096 rows. The same 4,096 sealed events are copied over and over.
+fn ceiling_rate(schema: &Schema, n: u64) -> f64 {
+    use postgres::binary_copy::BinaryCopyInWriter;
+    use postgres::types::Type;
+
+    const CHUNK: u64 = 4_096;
+    let chunk: Vec<_> = (0..CHUNK)
+        .map(|i| mcp_audit_core::seal(event(i)).expect("seal"))
+        .collect();
+    let mut c = postgres::Client::connect(&schema.url, postgres::NoTls).expect("connect");
+    c.batch_execute(
+        "CREATE TABLE events (seq int8 NOT NULL, meta bytea NOT NULL, personal bytea NOT NULL)",
+    )
+    .expect("ceiling table");
+    let started = Instant::now();
+    let mut seq = 0i64;
+    while (seq as u64) < n {
+        let mut tx = c.transaction().expect("begin");
+        let sink = tx
+            .copy_in("COPY events (seq, meta, personal) FROM STDIN (FORMAT binary)")
+            .expect("copy");
+        let mut writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::BYTEA, Type::BYTEA]);
+        for sealed in chunk.iter().take((n - seq as u64).min(CHUNK) as usize) {
+            writer
+                .write(&[&seq, &sealed.meta_json, &sealed.personal_json])
+                .expect("row");
+            seq += 1;
+        }
+        writer.finish().expect("copy end");
+        tx.commit().expect("commit");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     let Some(base) = std::env::var("MCP_AUDIT_TEST_PG")
         .ok()
@@ -221,5 +260,21 @@ fn main() {
         "on disk: {:.0} bytes/event ({:.1} MB, tables with their indexes)",
         size as f64 / n_events as f64,
         size as f64 / 1e6
+    );
+
+    // The ceiling: the caller's half (build and seal, nothing written) and the server's half
+    // (the sealed bytes alone, copied into a bare table), each alone.
+    let started = Instant::now();
+    for i in 0..n_append {
+        std::hint::black_box(mcp_audit_core::seal(event(i)).expect("seal"));
+    }
+    let caller = n_append as f64 / started.elapsed().as_secs_f64();
+    let copy = ceiling_rate(&Schema::new(&base, "ceiling"), n_append);
+    println!(
+        "ceiling of ingest here, each half alone ({n_append} events):\n\
+         \x20 caller: build and seal, nothing written     {caller:>10.0} events/s\n\
+         \x20 server: the sealed bytes, binary COPY into one table, no index {copy:>10.0} events/s\n\
+         \x20 no store of these events in this server, on these cores, passes {:.0} events/s",
+        caller.min(copy)
     );
 }
