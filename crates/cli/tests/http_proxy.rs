@@ -17,7 +17,7 @@ mod support;
 
 use support::{
     BIN, all_of, detail, error_message, events, everything_js, free_port, intent_and_outcome,
-    json_output, one, peer_script, peers, python,
+    json_output, one, peer_script, peers, python, try_events,
 };
 
 fn wait_listening(port: u16, child: &mut Child) {
@@ -809,6 +809,35 @@ fn fifty_concurrent_clients_each_have_every_call_recorded_exactly_once() {
         let i: usize = msg.trim_start_matches("client ").parse().unwrap();
         assert_eq!(answers[i], json!([format!("Echo: {msg}")]));
     }
+}
+
+/// In `batch` the writer holds records back a few milliseconds for others to share their
+/// commit: a call must still be on record moments later while the proxy runs on, with no more
+/// traffic and no shutdown to push it out.
+#[test]
+fn a_batch_call_is_on_record_while_the_proxy_runs_on_without_more_traffic() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--durability", "batch"]);
+    let seen = client(&peers, &[&proxy.url(), "legacy", "", "1"]);
+    assert_eq!(seen["answers"].as_array().unwrap().len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let on_record = loop {
+        let all = try_events(&proxy.db).unwrap_or_default();
+        if all_of(&all, "echo", Outcome::Success).len() == 1 {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        on_record,
+        "the call is not on record 10 s after the client left"
+    );
+    let all = proxy.stop();
+    assert_eq!(all_of(&all, "echo", Outcome::Success).len(), 1);
 }
 
 #[test]

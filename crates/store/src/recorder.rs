@@ -53,7 +53,9 @@ pub struct RecorderConfig {
     /// How long a batch that nobody waits for is held open for more events to join it, unless
     /// an event somebody waits for, a flush or a shutdown comes first. Zero (the default)
     /// commits whatever is queued at once. The `sync` proxy holds its outcomes so, to commit
-    /// each with the next call's intent (see `writer`); for `batch` traffic it measured worse.
+    /// each with the next call's intent (see `writer`); the HTTP proxy in `batch` holds every
+    /// record so, as its calls come too far apart to share commits otherwise. For the stdio
+    /// proxy's `batch` traffic, one pipe hop apart, it measured worse.
     pub linger: std::time::Duration,
     /// Sign checkpoints as the log grows; `None` leaves it to `mcp-audit checkpoint`.
     pub checkpoints: Option<crate::checkpointer::CheckpointPolicy>,

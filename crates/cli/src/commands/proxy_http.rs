@@ -10,7 +10,7 @@ use mcp_audit_proxy::http::{IdentityConfig, JwtKeys, parse_trusted_proxy};
 use mcp_audit_proxy::{HttpConfig, run_http};
 use mcp_audit_store::Durability;
 
-use crate::commands::proxy::ProxyAudit;
+use crate::commands::proxy::{ProxyAudit, Transport};
 use crate::db::Db;
 
 /// The flags of the HTTP mode.
@@ -100,7 +100,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         }
         None => Vec::new(),
     };
-    let audit = ProxyAudit::start(db, common.durability, &common.checkpoints)?;
+    let audit = ProxyAudit::start(db, common.durability, Transport::Http, &common.checkpoints)?;
     let config = HttpConfig {
         upstream,
         upstream_roots,
