@@ -15,13 +15,15 @@
 //! UPSTREAM=minimal cargo bench -p mcp-audit --bench http_proxy      # one of them
 //! UPSTREAM=everything cargo bench -p mcp-audit --bench http_proxy
 //! ROUNDS=5 CALLS=40000 EVERYTHING_CALLS=10000 cargo bench -p mcp-audit --bench http_proxy
+//! ROUNDS=0 PAIRED_CALLS=32000 UPSTREAM=everything cargo bench -p mcp-audit --bench http_proxy
 //! ```
 //!
 //! `CALLS` (default 20,000) and `EVERYTHING_CALLS` (default 8,000) are the calls at 64 clients
 //! per setting and round for each upstream; at 1 client, a fifth of them. Last, 64 clients
-//! each alternate a direct call and a call through the `batch` proxy (`PAIRED_CALLS` of each,
-//! default as many as a round), which times the two paths under the same load at the same
-//! moments: the added latency without the drift of the upstream from one round to the next.
+//! each take turns calling directly, through the relay and through the `batch` proxy
+//! (`PAIRED_CALLS` calls to each, default as many as a round), which times the paths under the
+//! same load at the same moments: the added latency without the drift of the upstream from one
+//! round to the next, with the relay's as the control.
 //!
 //! The minimal upstream is this very executable run with `--upstream PORT` (its own process,
 //! so that the load generator and the proxy do not share its runtime). The load generator is a
@@ -482,7 +484,9 @@ fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
         "proxy CPU"
     );
     let sessions = which == Upstream::Everything;
-    for clients in [1usize, 64] {
+    // ROUNDS=0: the paired measurement only.
+    let settings: &[usize] = if rounds == 0 { &[] } else { &[1, 64] };
+    for &clients in settings {
         let n = if clients == 1 { calls / 5 } else { calls };
         let targets: Vec<(&str, u16, Option<u32>)> = std::iter::once(("direct", up_port, None))
             .chain(proxies.iter().map(|(d, p, r)| (*d, *p, Some(r.0.id()))))
@@ -538,55 +542,61 @@ fn measure(which: Upstream, rounds: usize, calls: usize, dir: &Path) {
         );
     }
 
-    // Paired: each client alternates a direct call and a call through the `batch` proxy, so
-    // both are timed under the same load at the same moments, and the upstream's own slow
-    // moments (a garbage collection) fall on both alike rather than on one round or another.
-    let (_, batch_port, _) = proxies
+    // Interleaved: each client takes turns calling directly, through the relay and through
+    // the `batch` proxy, so that all three are timed under the same load at the same moments,
+    // and the upstream's own slow moments (a garbage collection) fall on all alike rather than
+    // on one round or another. The relay's figure is the control: what a process in the path
+    // that does nothing is measured to add.
+    let port_of = |name: &str| {
+        proxies
+            .iter()
+            .find(|(d, _, _)| *d == name)
+            .map(|(_, port, _)| *port)
+            .expect("a proxy of that name")
+    };
+    let per_path = env_or("PAIRED_CALLS", calls);
+    let paths = [
+        ("direct", up_port),
+        ("relay", port_of("relay")),
+        ("batch", port_of("batch")),
+    ];
+    let addrs: Vec<SocketAddr> = paths
         .iter()
-        .find(|(d, _, _)| *d == "batch")
-        .expect("the batch proxy");
-    let pairs = env_or("PAIRED_CALLS", calls);
-    let (direct, proxied) = runtime.block_on(paired(
-        ([127, 0, 0, 1], up_port).into(),
-        ([127, 0, 0, 1], *batch_port).into(),
-        64,
-        pairs,
-        sessions,
-    ));
-    println!(
-        "{:>7} paired: {pairs} calls each, direct p50 / p99 {:.0} / {:.0} µs, `batch` {:.0} / {:.0} µs: added p50 {:.0} µs, p99 {:.0} µs",
-        64,
-        direct.0,
-        direct.1,
-        proxied.0,
-        proxied.1,
-        proxied.0 - direct.0,
-        proxied.1 - direct.1
-    );
+        .map(|(_, port)| ([127, 0, 0, 1], *port).into())
+        .collect();
+    let figures = runtime.block_on(interleaved(addrs, 64, per_path, sessions));
+    let (d50, d99) = figures[0];
+    for ((name, _), (p50, p99)) in paths.iter().zip(&figures).skip(1) {
+        println!(
+            "{:>7} interleaved, {per_path} calls each: direct p50 / p99 {d50:.0} / {d99:.0} µs, {name} {p50:.0} / {p99:.0} µs: added p50 {:.0} µs, p99 {:.0} µs",
+            64,
+            p50 - d50,
+            p99 - d99
+        );
+    }
 }
 
-/// `calls` calls direct and `calls` through the proxy from `clients` concurrent clients, each
-/// alternating the two, one call at a time: (p50, p99) in µs of each path.
-async fn paired(
-    direct: SocketAddr,
-    proxy: SocketAddr,
+/// `calls` calls to each of `addrs` from `clients` concurrent clients, each client taking the
+/// addresses in turn (in a rotating order), one call at a time: (p50, p99) in µs of each.
+async fn interleaved(
+    addrs: Vec<SocketAddr>,
     clients: usize,
     calls: usize,
     sessions: bool,
-) -> ((f64, f64), (f64, f64)) {
+) -> Vec<(f64, f64)> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(clients)
+        .pool_max_idle_per_host(clients * addrs.len())
         .build(connector);
     let client = Arc::new(client);
     let per_client = calls / clients;
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let client = client.clone();
+        let (client, addrs) = (client.clone(), addrs.clone());
         tasks.push(tokio::spawn(async move {
             let mut endpoints = Vec::new();
-            for addr in [direct, proxy] {
+            for addr in &addrs {
                 let url: hyper::Uri = format!("http://{addr}/mcp").parse().expect("uri");
                 let session = if sessions {
                     Some(open_session(&client, &url).await)
@@ -597,16 +607,16 @@ async fn paired(
                 call(&client, &endpoint, c as u64).await;
                 endpoints.push(endpoint);
             }
-            let mut times = [
-                Vec::with_capacity(per_client),
-                Vec::with_capacity(per_client),
-            ];
+            let k = endpoints.len();
+            let mut times: Vec<Vec<Duration>> =
+                (0..k).map(|_| Vec::with_capacity(per_client)).collect();
             for i in 0..per_client {
-                // Which path goes first alternates too.
-                for k in [i % 2, 1 - i % 2] {
+                // Which path goes first rotates too.
+                for j in 0..k {
+                    let path = (i + j) % k;
                     let t = Instant::now();
-                    call(&client, &endpoints[k], (c * per_client + i) as u64).await;
-                    times[k].push(t.elapsed());
+                    call(&client, &endpoints[path], (c * per_client + i) as u64).await;
+                    times[path].push(t.elapsed());
                 }
             }
             for endpoint in &endpoints {
@@ -615,19 +625,20 @@ async fn paired(
             times
         }));
     }
-    let mut all = [Vec::new(), Vec::new()];
+    let mut all: Vec<Vec<Duration>> = addrs.iter().map(|_| Vec::new()).collect();
     for t in tasks {
-        let [d, p] = t.await.expect("client");
-        all[0].extend(d);
-        all[1].extend(p);
+        for (path, times) in t.await.expect("client").into_iter().enumerate() {
+            all[path].extend(times);
+        }
     }
-    let pcts = |v: &mut Vec<Duration>| {
-        v.sort();
-        let at = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6;
-        (at(0.50), at(0.99))
-    };
-    let [mut d, mut p] = all;
-    (pcts(&mut d), pcts(&mut p))
+    all.into_iter()
+        .map(|mut v| {
+            v.sort();
+            let at =
+                |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6;
+            (at(0.50), at(0.99))
+        })
+        .collect()
 }
 
 fn main() {

@@ -15,8 +15,15 @@
 //!
 //! The relay (this executable with `--relay`) starts the echo server and only copies bytes
 //! between it and its own standard input and output, with no framing, parsing or recording: the
-//! least that any process placed between a client and a server costs. Its ratio to direct is
-//! the ceiling of every stdio proxy on this machine, measured in the same run.
+//! least that any process placed between a client and a server costs. It is no ceiling on
+//! throughput: with 32 calls in flight its pipes batch the traffic, and it has run both slower
+//! and faster than direct.
+//!
+//! What bounds a proxy here is CPU. The bench reads the CPU time per call of the client, the
+//! server and whatever sits between them (from `/proc`), and prints how much CPU per call two
+//! cores leave a proxy at 90% of direct's rate; then what recording alone costs: the events
+//! the `batch` proxy recorded, read back and recorded again into a new SQLite store, with
+//! nothing else done.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -187,6 +194,29 @@ struct Figures {
     p50: Duration,
     p99: Duration,
     rate: f64,
+    /// CPU time per call with 32 in flight: this process's (the client), and its children's
+    /// (the echo server, and the relay or proxy in front of it).
+    client_cpu: Duration,
+    peers_cpu: Duration,
+}
+
+/// The CPU time (user and system) used so far by this process, and by its children that have
+/// been waited for (with their own waited-for children): `getrusage`, to the microsecond.
+fn cpu_times() -> (Duration, Duration) {
+    fn usage(who: libc::c_int) -> Duration {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: `getrusage` fills the whole `rusage` it is pointed at, and only reads `who`.
+        if unsafe { libc::getrusage(who, usage.as_mut_ptr()) } != 0 {
+            return Duration::ZERO;
+        }
+        // SAFETY: zeroed, then filled by the call that just succeeded.
+        let usage = unsafe { usage.assume_init() };
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        time(usage.ru_utime) + time(usage.ru_stime)
+    }
+    (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN))
 }
 
 fn measure(target: &Target, db: &std::path::Path, calls: u64) -> Figures {
@@ -194,12 +224,61 @@ fn measure(target: &Target, db: &std::path::Path, calls: u64) -> Figures {
     let lat = latencies(&mut peer, calls);
     drop(peer.input);
     let _ = peer.child.wait();
+    let (own, children) = cpu_times();
+    // `throughput` waits for the peer: its CPU time (and its server's) is then counted.
     let rate = throughput(start(target, db), calls, 32);
+    let (own_after, children_after) = cpu_times();
     Figures {
         p50: pct(&lat, 50),
         p99: pct(&lat, 99),
         rate,
+        client_cpu: (own_after - own) / calls as u32,
+        peers_cpu: (children_after - children) / calls as u32,
     }
+}
+
+/// The CPU time per event that recording costs with nothing else done: the events the `batch`
+/// proxy recorded in `db` are read back and recorded again, through a `batch` recorder, into a
+/// new SQLite store at `into` (sealing and writing, durable at its shutdown). Any proxy that
+/// records each call in SQLite spends at least this per call.
+fn recording_cpu(db: &std::path::Path, into: &std::path::Path) -> (usize, Duration) {
+    use mcp_audit_store::{
+        Durability, PageStart, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    };
+    let mut reader =
+        SqliteStore::open_read_only(db, SqliteOptions::default()).expect("the batch proxy's db");
+    let mut events = Vec::new();
+    let mut start = PageStart::Newest;
+    loop {
+        let page = reader
+            .query(&Query {
+                start,
+                limit: 10_000,
+                ..Query::default()
+            })
+            .expect("read back");
+        events.extend(page.events.into_iter().map(|stored| stored.event));
+        match page.next {
+            Some(cursor) => start = PageStart::After(cursor),
+            None => break,
+        }
+    }
+    let n = events.len();
+    let recorder = Recorder::start(
+        SqliteStore::open(into, SqliteOptions::default()).expect("a new db"),
+        RecorderConfig {
+            durability: Durability::Batch,
+            ..RecorderConfig::default()
+        },
+    )
+    .expect("recorder");
+    let (own, _) = cpu_times();
+    for event in events {
+        recorder.record(event).expect("record");
+    }
+    recorder.shutdown().expect("shutdown");
+    let (own_after, _) = cpu_times();
+    (n, (own_after - own) / n.max(1) as u32)
 }
 
 fn micros(d: Duration) -> f64 {
@@ -235,6 +314,9 @@ fn main() {
     let mut added50 = vec![Vec::new(); paths.len()];
     let mut added99 = vec![Vec::new(); paths.len()];
     let mut share = vec![Vec::new(); paths.len()];
+    // Per path: all CPU time per call (client, server, and what is between them), in µs.
+    let mut cpu = vec![Vec::new(); paths.len()];
+    let mut direct_rate = Vec::new();
     for round in 1..=rounds {
         let figures: Vec<Figures> = paths
             .iter()
@@ -244,17 +326,21 @@ fn main() {
             })
             .collect();
         let direct = &figures[0];
+        direct_rate.push(direct.rate);
         println!("round {round}:");
         for (i, ((name, _), f)) in paths.iter().zip(&figures).enumerate() {
             let a50 = micros(f.p50) - micros(direct.p50);
             let a99 = micros(f.p99) - micros(direct.p99);
             let of_direct = 100.0 * f.rate / direct.rate;
             println!(
-                "  {name:<6} 1 in flight: p50 {:>8.1} µs  p99 {:>8.1} µs  (added p50 {a50:>7.1} µs, p99 {a99:>7.1} µs) | 32 in flight: {:>8.0} calls/s ({of_direct:>5.1}% of direct)",
+                "  {name:<6} 1 in flight: p50 {:>8.1} µs  p99 {:>8.1} µs  (added p50 {a50:>7.1} µs, p99 {a99:>7.1} µs) | 32 in flight: {:>8.0} calls/s ({of_direct:>5.1}% of direct), CPU per call: client {:.1} µs, server and proxy {:.1} µs",
                 micros(f.p50),
                 micros(f.p99),
                 f.rate,
+                micros(f.client_cpu),
+                micros(f.peers_cpu),
             );
+            cpu[i].push(micros(f.client_cpu) + micros(f.peers_cpu));
             added50[i].push(a50);
             added99[i].push(a99);
             share[i].push(of_direct);
@@ -269,17 +355,35 @@ fn main() {
             median(share[i].clone()),
         );
     }
-    let share_of = |name: &str| {
-        let i = paths.iter().position(|(n, _)| *n == name)?;
-        Some(median(share[i].clone()))
-    };
-    if let Some(relay) = share_of("relay") {
-        println!("  the bare relay's {relay:.1}% of direct is the ceiling of any stdio proxy here");
-        if let Some(batch) = share_of("batch") {
-            println!(
-                "  `batch` reaches {:.0}% of that ceiling",
-                100.0 * batch / relay
-            );
-        }
+    // The CPU budget: at 90% of direct's rate, two cores leave each call 2 / (0.9 x rate) of
+    // CPU time; the client and the server already take direct's share of it.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let rate = median(direct_rate);
+    let direct_cpu = median(cpu[0].clone());
+    println!(
+        "  direct: {rate:.0} calls/s using {direct_cpu:.1} µs of CPU per call ({:.2} of {cores} cores busy)",
+        direct_cpu * rate / 1e6
+    );
+    for (i, (name, _)) in paths.iter().enumerate().skip(1) {
+        println!(
+            "  {name:<6} adds {:.1} µs of CPU per call",
+            median(cpu[i].clone()) - direct_cpu
+        );
+    }
+    if paths.iter().any(|(name, _)| *name == "batch") {
+        let (n, per_event) = recording_cpu(
+            &dir.path().join(format!("batch-{rounds}.db")),
+            &dir.path().join("recording-alone.db"),
+        );
+        let budget = |share: f64| cores * 1e6 / (share * rate) - direct_cpu;
+        let per_event = micros(per_event);
+        println!(
+            "  recording alone (the {n} events `batch` recorded, sealed and written again into SQLite): {per_event:.1} µs of CPU per event\n\
+             \x20   `batch` (one event per call) at 90% of direct: {per_event:.1} µs needed, {:.1} µs left by the cores\n\
+             \x20   `sync` (two per call, the intent and its outcome) at 50% of direct: {:.1} µs needed, {:.1} µs left",
+            budget(0.9),
+            2.0 * per_event,
+            budget(0.5),
+        );
     }
 }
