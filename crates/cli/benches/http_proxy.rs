@@ -198,6 +198,17 @@ fn cpu_time(pid: u32) -> Duration {
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+/// The load generator's client: keep-alive, TCP_NODELAY, up to `connections` kept open.
+fn load_client(connections: usize) -> Arc<HttpClient> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Arc::new(
+        Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(connections)
+            .build(connector),
+    )
+}
+
 /// Where a client sends its calls, and in which MCP session (`None`: the minimal upstream,
 /// which has none).
 struct Endpoint {
@@ -215,12 +226,7 @@ async fn load(
     sessions: bool,
     pids: (u32, Option<u32>),
 ) -> Measured {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(clients)
-        .build(connector);
-    let client = Arc::new(client);
+    let client = load_client(clients);
     let url: hyper::Uri = format!("http://{addr}/mcp").parse().expect("uri");
     let per_client = calls / clients;
     // Warm-up: open the connections (and the sessions), one call each.
@@ -228,14 +234,7 @@ async fn load(
     for c in 0..clients {
         let (client, url) = (client.clone(), url.clone());
         warm.push(tokio::spawn(async move {
-            let session = if sessions {
-                Some(open_session(&client, &url).await)
-            } else {
-                None
-            };
-            let endpoint = Endpoint { url, session };
-            call(&client, &endpoint, c as u64).await;
-            endpoint
+            warm_endpoint(&client, url, sessions, c as u64).await
         }));
     }
     let mut endpoints = Vec::with_capacity(clients);
@@ -317,6 +316,19 @@ async fn post(
         String::from_utf8_lossy(&body)
     );
     (parts, body)
+}
+
+/// An endpoint at `url` whose connection is open and has carried one call `i`: with
+/// `sessions`, in an MCP session of its own (opened outside the timed part).
+async fn warm_endpoint(client: &HttpClient, url: hyper::Uri, sessions: bool, i: u64) -> Endpoint {
+    let session = if sessions {
+        Some(open_session(client, &url).await)
+    } else {
+        None
+    };
+    let endpoint = Endpoint { url, session };
+    call(client, &endpoint, i).await;
+    endpoint
 }
 
 /// `initialize` and `notifications/initialized`: the new session's id.
@@ -584,12 +596,7 @@ async fn interleaved(
     calls: usize,
     sessions: bool,
 ) -> Vec<(f64, f64)> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: HttpClient = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(clients * addrs.len())
-        .build(connector);
-    let client = Arc::new(client);
+    let client = load_client(clients * addrs.len());
     let per_client = calls / clients;
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -598,14 +605,7 @@ async fn interleaved(
             let mut endpoints = Vec::new();
             for addr in &addrs {
                 let url: hyper::Uri = format!("http://{addr}/mcp").parse().expect("uri");
-                let session = if sessions {
-                    Some(open_session(&client, &url).await)
-                } else {
-                    None
-                };
-                let endpoint = Endpoint { url, session };
-                call(&client, &endpoint, c as u64).await;
-                endpoints.push(endpoint);
+                endpoints.push(warm_endpoint(&client, url, sessions, c as u64).await);
             }
             let k = endpoints.len();
             let mut times: Vec<Vec<Duration>> =

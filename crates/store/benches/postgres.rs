@@ -29,7 +29,7 @@ use events::event;
 use mcp_audit_store::{
     Durability, Entry, PgOptions, PgStore, Recorder, RecorderConfig, Store, WriteMethod,
 };
-use measure::{env_usize, query_figures};
+use measure::{env_usize, process_cpu, query_figures, stat_cpu};
 
 /// A schema of its own, dropped when this value is.
 struct Schema {
@@ -142,9 +142,9 @@ fn ingest(schema: &Schema, writers: u64, n: u64) -> f64 {
     (per * writers) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// utime + stime ticks of every process of this machine's PostgreSQL server (backends, WAL
+/// The CPU time used so far by every process of this machine's PostgreSQL server (backends, WAL
 /// writer, checkpointer, ...), by pid.
-fn server_ticks() -> std::collections::HashMap<u32, u64> {
+fn server_cpu_by_pid() -> std::collections::HashMap<u32, Duration> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Default::default();
     };
@@ -155,7 +155,7 @@ fn server_ticks() -> std::collections::HashMap<u32, u64> {
             if comm.trim() != "postgres" {
                 return None;
             }
-            Some((pid, stat_ticks(&p.path().join("stat"))?))
+            Some((pid, stat_cpu(&p.path().join("stat"))?))
         })
         .collect()
 }
@@ -166,14 +166,14 @@ fn server_ticks() -> std::collections::HashMap<u32, u64> {
 /// server on this machine; zero otherwise).
 fn server_cpu_during<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let before = server_ticks();
+    let before = server_cpu_by_pid();
     let done = std::sync::Arc::new(AtomicBool::new(false));
     let sampler = {
         let done = done.clone();
         std::thread::spawn(move || {
             let mut last = std::collections::HashMap::new();
             loop {
-                last.extend(server_ticks());
+                last.extend(server_cpu_by_pid());
                 if done.load(Ordering::Relaxed) {
                     return last;
                 }
@@ -184,23 +184,11 @@ fn server_cpu_during<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let out = f();
     done.store(true, Ordering::Relaxed);
     let last = sampler.join().expect("sampler");
-    let ticks: u64 = last
+    let spent = last
         .iter()
-        .map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or_default()))
         .sum();
-    (out, Duration::from_millis(ticks * 10))
-}
-
-/// utime + stime, in ticks, from a `/proc/.../stat` file.
-fn stat_ticks(path: &std::path::Path) -> Option<u64> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// CPU time used so far by this process (all its threads), in 10 ms ticks.
-fn own_cpu() -> Duration {
-    Duration::from_millis(stat_ticks(std::path::Path::new("/proc/self/stat")).unwrap_or(0) * 10)
+    (out, spent)
 }
 
 /// CPU time per event, in µs, in this process and in the server.
@@ -219,11 +207,11 @@ impl Cpu {
 
 /// Runs `f`, which handles `n` events; returns its result and the CPU time per event it took.
 fn with_cpu<T>(n: u64, f: impl FnOnce() -> T) -> (T, Cpu) {
-    let own = own_cpu();
+    let own = process_cpu();
     let (out, server) = server_cpu_during(f);
     let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     let cpu = Cpu {
-        own: per(own_cpu() - own),
+        own: per(process_cpu() - own),
         server: per(server),
     };
     (out, cpu)

@@ -27,17 +27,25 @@ pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[rank - 1]
 }
 
-/// The CPU time (user and system) the calling thread has used so far, from
-/// `/proc/thread-self/stat` in clock ticks of 10 ms (Linux; zero elsewhere).
+/// The CPU time (user and system) a `/proc/.../stat` file reports (in clock ticks of 10 ms);
+/// `None` where there is none (not Linux, or the process is gone).
+pub fn stat_cpu(path: &std::path::Path) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // After the command's closing parenthesis: field 3 (state) on; utime and stime are fields
+    // 14 and 15.
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// The CPU time the calling thread has used so far (zero where `/proc` can not tell).
 pub fn thread_cpu() -> Duration {
-    let ticks = || -> Option<u64> {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-        // After the command's closing parenthesis: field 3 (state) on; utime and stime are
-        // fields 14 and 15.
-        let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    };
-    Duration::from_millis(ticks().unwrap_or(0) * 10)
+    stat_cpu(std::path::Path::new("/proc/thread-self/stat")).unwrap_or_default()
+}
+
+/// The CPU time this process (all its threads) has used so far.
+pub fn process_cpu() -> Duration {
+    stat_cpu(std::path::Path::new("/proc/self/stat")).unwrap_or_default()
 }
 
 /// Prints how long this disk takes to make a 16 KiB write durable (`fsync`, p50 and p99 of
