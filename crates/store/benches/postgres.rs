@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! MCP_AUDIT_TEST_PG=postgres://postgres@127.0.0.1:5432/test cargo bench -p mcp-audit-store --bench postgres
+//! ... cargo bench -p mcp-audit-store --bench postgres --features bench-mimalloc   # as the binary runs
 //! EVENTS=100000 ... cargo bench -p mcp-audit-store --bench postgres     # a quick run
 //! ```
 //!
@@ -19,6 +20,12 @@
 //!   of these events in this server, with it on the same cores, is faster than that.
 //!
 //! Each part runs in a schema of its own, dropped at the end. Figures, never assertions.
+
+/// `--features bench-mimalloc`: the allocator the `mcp-audit` binary uses (the recorder frees
+/// each event in another thread than the one that built it, which glibc's malloc handles poorly).
+#[cfg(feature = "bench-mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod events;
 mod measure;
