@@ -15,6 +15,8 @@ use rusqlite::Connection;
 
 mod backend;
 
+use backend::{edited_copy, sqlite_findings};
+
 const SESSIONS: [&str; 4] = ["session-a", "session-b", "session-c", "session-rare"];
 const USERS: [&str; 3] = ["alice", "bob", "carol"];
 
@@ -278,13 +280,7 @@ fn verify_finds_running_totals_edited_behind_the_writers_back() {
     log.append(&mut store, 4_096, |_| false);
     log.append(&mut store, 60, |_| false);
     drop(store);
-    let findings = |path: &std::path::Path| {
-        let mut reader = SqliteStore::open_read_only(path, SqliteOptions::default()).unwrap();
-        verify(&mut reader, None, &[], &mut |_| {})
-            .unwrap()
-            .findings
-    };
-    assert_eq!(findings(&path), []);
+    assert_eq!(sqlite_findings(&path), []);
 
     // Alice's denied tool calls in session a.
     let denied = "field = 1 AND value = 'session-a' AND kind = 'tool_execution'
@@ -334,14 +330,9 @@ fn verify_finds_running_totals_edited_behind_the_writers_back() {
     for (n, edit) in edits.iter().enumerate() {
         // Each edit on a copy of the clean file, so that each is judged alone.
         let copy = dir.path().join(format!("edited-{n}.db"));
-        let conn = Connection::open(&path).unwrap();
-        conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
-            .unwrap();
-        let edited = Connection::open(&copy).unwrap();
-        assert_eq!(edited.execute(edit, []).unwrap(), 1, "{edit}");
-        drop(edited);
+        assert_eq!(edited_copy(&path, &copy, edit), 1, "{edit}");
         assert_eq!(
-            findings(&copy),
+            sqlite_findings(&copy),
             [Finding::KeyTotals { below: 4_096 }],
             "{edit}"
         );
@@ -354,7 +345,7 @@ fn verify_finds_running_totals_edited_behind_the_writers_back() {
             );
         }
     }
-    assert_eq!(findings(&path), [], "the original is untouched");
+    assert_eq!(sqlite_findings(&path), [], "the original is untouched");
 }
 
 /// A reader may not migrate a file: one at schema version 5 (before the totals) is summarised

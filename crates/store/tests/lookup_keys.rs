@@ -12,6 +12,8 @@ use rusqlite::Connection;
 
 mod backend;
 
+use backend::{edited_copy, sqlite_findings};
+
 /// The user of the i-th test event: one of three, each on about a third of the events (more
 /// than the share above which keyed aggregates scan the table), or, on one event in forty, a
 /// rare one (read through `event_keys`).
@@ -304,7 +306,7 @@ fn cleanup_removes_the_keys_of_expired_events_indexed_or_not() {
 /// not reported.
 #[test]
 fn verify_finds_a_lookup_index_edited_behind_the_writers_back() {
-    use mcp_audit_store::integrity::{Finding, verify};
+    use mcp_audit_store::integrity::Finding;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
@@ -312,13 +314,7 @@ fn verify_finds_a_lookup_index_edited_behind_the_writers_back() {
     append(&mut store, 0, 4_096, |_| false);
     append(&mut store, 4_096, 4_150, |_| false);
     drop(store);
-    let findings = |path: &std::path::Path| {
-        let mut reader = SqliteStore::open_read_only(path, SqliteOptions::default()).unwrap();
-        verify(&mut reader, None, &[], &mut |_| {})
-            .unwrap()
-            .findings
-    };
-    assert_eq!(findings(&path), []);
+    assert_eq!(sqlite_findings(&path), []);
 
     let edits = [
         // Hide event 7 from its user's queries.
@@ -335,20 +331,14 @@ fn verify_finds_a_lookup_index_edited_behind_the_writers_back() {
     for (n, edit) in edits.iter().enumerate() {
         // Each edit on a copy of the clean file, so that each is judged alone.
         let copy = dir.path().join(format!("edited-{n}.db"));
-        let conn = Connection::open(&path).unwrap();
-        conn.execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
-            .unwrap();
-        Connection::open(&copy)
-            .unwrap()
-            .execute_batch(edit)
-            .unwrap();
+        assert_eq!(edited_copy(&path, &copy, edit), 1, "{edit}");
         assert_eq!(
-            findings(&copy),
+            sqlite_findings(&copy),
             [Finding::LookupIndex { below: 4_096 }],
             "{edit}"
         );
     }
-    assert_eq!(findings(&path), [], "the original is untouched");
+    assert_eq!(sqlite_findings(&path), [], "the original is untouched");
 }
 
 /// The writer's idle upkeep must not queue the next event behind another process's write

@@ -281,3 +281,25 @@ pub fn append_sealed(store: &mut impl Store, from: u64, sealed: &[SealedEvent]) 
         .collect();
     store.append(&entries).unwrap();
 }
+
+/// `verify`'s findings on the SQLite file at `path`, opened as a reader opens it.
+pub fn sqlite_findings(path: &std::path::Path) -> Vec<mcp_audit_store::integrity::Finding> {
+    let mut reader = SqliteStore::open_read_only(path, SqliteOptions::default()).unwrap();
+    mcp_audit_store::integrity::verify(&mut reader, None, &[], &mut |_| {})
+        .unwrap()
+        .findings
+}
+
+/// Copies the SQLite file at `path` to `copy` (`VACUUM INTO`) and applies `edit` to the copy
+/// behind the store's back, so that each edit of a suite is judged alone against the same
+/// clean file. Returns how many rows the edit changed.
+pub fn edited_copy(path: &std::path::Path, copy: &std::path::Path, edit: &str) -> usize {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [copy.to_str().unwrap()])
+        .unwrap();
+    rusqlite::Connection::open(copy)
+        .unwrap()
+        .execute(edit, [])
+        .unwrap()
+}
