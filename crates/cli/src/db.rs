@@ -177,6 +177,36 @@ impl Db {
         self.open_writable_log(Durability::Sync, Some(log_id))
     }
 
+    /// The logs a cleanup at `now` visits: the one log of a SQLite file (named `""`); on
+    /// PostgreSQL `--log-id`'s, or every log that holds an expired event.
+    pub fn logs_with_expired(&self, now: jiff::Timestamp) -> anyhow::Result<Vec<String>> {
+        let Some(url) = self.postgres_url() else {
+            return Ok(vec![String::new()]);
+        };
+        Ok(match &self.log_id {
+            Some(id) => vec![id.clone()],
+            None => PgStore::open_read_only(url)?.logs_with_expired(now)?,
+        })
+    }
+
+    /// A store to plan the cleanup of one log of [`Db::logs_with_expired`] with: on PostgreSQL a
+    /// reader (the writer lock is taken only to record and to remove); a SQLite file is opened
+    /// for writing, so that a file cleanup could not change is refused before anything is done.
+    pub fn open_cleanup_planner(&self, log_id: &str) -> anyhow::Result<Box<dyn Store>> {
+        if self.is_postgres() {
+            return self.open_log(log_id);
+        }
+        self.open_existing_writable()
+    }
+
+    /// The writer of the existing log `log_id` of [`Db::logs_with_expired`].
+    pub fn open_writer_of(&self, log_id: &str) -> anyhow::Result<Box<dyn Store>> {
+        if !self.is_postgres() {
+            return self.open_existing_writable();
+        }
+        self.open_writable_log(Durability::Sync, Some(log_id.to_string()))
+    }
+
     /// The one PostgreSQL log a command works on: `--log-id`'s, or, when the database holds
     /// exactly one, that one. With several, the error lists them.
     fn required_log_id(&self) -> anyhow::Result<String> {

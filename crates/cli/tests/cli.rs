@@ -792,9 +792,12 @@ fn cleanup_deletes_only_expired_events_and_dry_run_deletes_nothing() {
     let report = env.run(&["cleanup", "--json"]).json();
     assert_eq!(report["events"], 1);
     assert_eq!(report["data_sources"], 2);
+    // The run is an event of the log, listing what it removed.
+    assert_eq!(report["runs"][0]["cleanup_seq"], 3);
+    assert_eq!(report["runs"][0]["ranges"], json!([{"start": 0, "end": 1}]));
     let mut left = env.operations(&[]);
     left.sort();
-    assert_eq!(left, ["current", "forever"]);
+    assert_eq!(left, ["DELETE expired_events", "current", "forever"]);
 
     let again = env.run(&["cleanup"]);
     assert!(

@@ -493,3 +493,119 @@ fn a_checkpoint_url_that_is_not_http_is_refused_before_signing() {
     let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
     assert!(text(&out).contains("covering 3 entries"), "{}", text(&out));
 }
+
+/// Issue 15, item 1, as reported: short and long retentions interleaved, a signed checkpoint,
+/// then `cleanup`. Before, `verify` found every removed entry missing, `prove` and `checkpoint`
+/// failed on the gaps, and a signing proxy refused to start. Now the removed entries are
+/// expired, each under the cleanup run recorded in the log, and everything else works.
+#[test]
+fn after_cleanup_verify_reports_expired_and_prove_checkpoint_consistency_and_the_proxy_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (i, retention) in ["1s", "forever", "1s", "forever"].iter().enumerate() {
+        // Recorded long ago, so that a one-second retention has run out without a wait.
+        let event = format!(
+            r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"t{i}","timestamp":"2020-01-10T00:00:00Z","actor":{{"user_id":"alice"}},"payload":{{"output":"s{i}"}}}}"#
+        );
+        let out = run(d, &["log", "--retention", retention, &event]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert!(
+        run(d, &["keygen", "--name", "expiry", "--out", "k.key"])
+            .status
+            .success()
+    );
+    let before = run(
+        d,
+        &[
+            "checkpoint",
+            "--key",
+            "k.key",
+            "--checkpoint-out",
+            "cp.jsonl",
+        ],
+    );
+    assert!(before.status.success(), "{}", text(&before));
+    std::fs::write(d.join("old.txt"), &before.stdout).unwrap();
+
+    let cleanup = run(d, &["cleanup"]);
+    assert!(cleanup.status.success(), "{}", text(&cleanup));
+    assert!(
+        text(&cleanup)
+            .contains("removed seqs 0..1, 2..3 (retention 1s), recorded as the event at seq 4"),
+        "{}",
+        text(&cleanup)
+    );
+
+    let verify = run(
+        d,
+        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+    );
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        text(&verify).contains(
+            "2 entries expired: removed by the cleanup run recorded at seq 4 (seqs 0..1, 2..3)"
+        ),
+        "{}",
+        text(&verify)
+    );
+    let json = run(d, &["verify", "--key", "k.key.pub", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(report["expired"], 2);
+    assert_eq!(report["expiries"][0]["cleanup_seq"], 4);
+
+    // A survivor is proven, and the proof checks out with the public key alone.
+    let q = run(d, &["query", "--tool", "t3", "--jsonl"]);
+    let event: serde_json::Value =
+        serde_json::from_slice(q.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
+    let proof = run(d, &["prove", event["id"].as_str().unwrap()]);
+    assert!(proof.status.success(), "{}", text(&proof));
+    std::fs::write(d.join("proof.json"), &proof.stdout).unwrap();
+    let check = run(d, &["verify-proof", "proof.json", "--key", "k.key.pub"]);
+    assert!(check.status.success(), "{}", text(&check));
+
+    // A checkpoint signs, and the log after the cleanup extends the log before it.
+    let after = run(d, &["checkpoint", "--key", "k.key"]);
+    assert!(after.status.success(), "{}", text(&after));
+    std::fs::write(d.join("new.txt"), &after.stdout).unwrap();
+    let consistent = run(
+        d,
+        &["consistency", "old.txt", "new.txt", "--key", "k.key.pub"],
+    );
+    assert!(consistent.status.success(), "{}", text(&consistent));
+    assert!(
+        text(&consistent).contains("ok: the log of 5 entries extends the log of 4"),
+        "{}",
+        text(&consistent)
+    );
+
+    // A signing proxy starts on the cleaned log, and its server runs.
+    let proxy = Command::new(BIN)
+        .current_dir(d)
+        .args(["proxy", "--db", "a.db", "--checkpoint-key", "k.key"])
+        .args(["--checkpoint-out", "cp.jsonl", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = proxy.stdin.as_ref().unwrap();
+        writeln!(stdin, r#"{{"jsonrpc":"2.0","method":"notifications/x"}}"#).unwrap();
+    }
+    let mut proxy = proxy;
+    drop(proxy.stdin.take());
+    let out = proxy.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("notifications/x"),
+        "the server behind the proxy ran: {}",
+        text(&out)
+    );
+    let verify = run(
+        d,
+        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+    );
+    assert!(verify.status.success(), "{}", text(&verify));
+}

@@ -168,9 +168,16 @@ fn cleanup_deletes_expired_events_and_a_log_in_use_is_refused_in_one_line() {
     );
     let report: Value = serde_json::from_str(&pg.ok(&["cleanup", "--json"])).unwrap();
     assert_eq!(report["events"], 1);
+    assert_eq!(report["runs"][0]["log_id"], "proxy-a");
+    assert_eq!(report["runs"][0]["cleanup_seq"], 2);
     let left = pg.json_lines(&["query", "--jsonl"]);
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0]["operation"], "new");
+    let left: Vec<&str> = left
+        .iter()
+        .map(|e| e["operation"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["DELETE expired_events", "new"]);
+    let verify = pg.ok(&["verify", "--log-id", "proxy-a"]);
+    assert!(verify.contains("1 entries expired"), "{verify}");
 
     // A writer holding log `busy` while `log --log-id busy` starts.
     let holder = mcp_audit_store::PgStore::open(

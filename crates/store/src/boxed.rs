@@ -7,6 +7,7 @@ use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
 
 use crate::error::StoreError;
+use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
@@ -69,12 +70,20 @@ impl Store for Box<dyn Store> {
         (**self).tool_stats(filter)
     }
 
-    fn delete_expired(
-        &mut self,
-        now: Timestamp,
-        dry_run: bool,
-    ) -> Result<CleanupReport, StoreError> {
-        (**self).delete_expired(now, dry_run)
+    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
+        (**self).count_expired(now)
+    }
+
+    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError> {
+        (**self).expired_entries(now)
+    }
+
+    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError> {
+        (**self).remove_expired(removal)
+    }
+
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
+        (**self).tombstones(from, to)
     }
 
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {

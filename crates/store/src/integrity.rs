@@ -20,6 +20,7 @@ use mcp_audit_core::{EventId, Hash, Outcome, merkle, tiles};
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::expiry::{CLEANUP_OPERATION, CleanupRecord, SeqRange, Tombstone};
 use crate::indexed;
 use crate::store::{
     GroupUsers, IndexedColumns, KeyTotals, LogEntry, LookupField, Store, lookup_key_hash,
@@ -68,6 +69,11 @@ pub struct Report {
     pub entries: u64,
     /// Entries whose payload was erased (still proven).
     pub redacted: u64,
+    /// Entries a cleanup run removed when their retention ran out, each with a tombstone that
+    /// keeps its leaf and a record of the run in the log (still part of every proof).
+    pub expired: u64,
+    /// Those entries by the cleanup run that removed them.
+    pub expiries: Vec<Expiry>,
     /// Checkpoints whose signature and root were checked and hold.
     pub checkpoints_verified: u64,
     /// The size of the largest verified checkpoint: entries past it are not yet covered.
@@ -79,6 +85,16 @@ impl Report {
     pub fn is_ok(&self) -> bool {
         self.findings.is_empty()
     }
+}
+
+/// The entries one cleanup run removed, as `verify` found them lawfully gone: a tombstone each,
+/// listed by the run's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expiry {
+    /// The seq of the cleanup run's event.
+    pub cleanup_seq: u64,
+    pub entries: u64,
+    pub ranges: Vec<SeqRange>,
 }
 
 /// A checkpoint as kept outside the database: one JSON object per line.
@@ -93,12 +109,32 @@ pub struct OutsideCheckpoint {
 const PARALLEL_FROM: u64 = 65_536;
 
 /// Recomputes and checks everything; `progress` is called with the number of entries read.
+///
+/// A cleanup that runs meanwhile may remove entries between the moment the tombstones are read
+/// and the moment the rows are: when entries came out missing and tombstones for some of them
+/// have appeared since, the log is verified once more.
 pub fn verify(
     store: &mut (impl Store + ?Sized),
     verifier: Option<&NoteVerifier>,
     outside: &[OutsideCheckpoint],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, StoreError> {
+    let (report, bare) = verify_once(store, verifier, outside, progress)?;
+    for range in SeqRange::runs(bare) {
+        if !store.tombstones(range.start, range.end)?.is_empty() {
+            return Ok(verify_once(store, verifier, outside, progress)?.0);
+        }
+    }
+    Ok(report)
+}
+
+/// [`verify`], once; also returns the seqs that neither a row nor a tombstone held.
+fn verify_once(
+    store: &mut (impl Store + ?Sized),
+    verifier: Option<&NoteVerifier>,
+    outside: &[OutsideCheckpoint],
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Report, Vec<u64>), StoreError> {
     let mut report = Report::default();
     let log_size = store.next_seq()?;
     let read = AtomicU64::new(0);
@@ -258,18 +294,24 @@ pub fn verify(
             nodes.insert((level, 0), left);
         }
     }
+    let mut bare = Vec::new();
+    let mut tombstoned = Vec::new();
+    let mut records = HashMap::new();
     for part in std::iter::once(first).chain(rest) {
         nodes.extend(part.nodes.iter().map(|n| ((n.level, n.index), n.hash)));
         report.entries += part.entries;
         report.redacted += part.redacted;
         report.findings.extend(part.findings);
         complete &= part.missing.is_empty();
-        let missing = part.missing.into_iter();
-        report
-            .findings
-            .extend(missing.map(|seq| Finding::MissingEntry { seq }));
+        bare.extend(part.missing);
+        tombstoned.extend(part.tombstoned);
+        records.extend(part.records);
         stored.extend(part.mismatched);
     }
+    report
+        .findings
+        .extend(bare.iter().map(|&seq| Finding::MissingEntry { seq }));
+    judge_tombstones(&tombstoned, &records, &mut report);
     // Entries whose leaf is not the stored one: the nodes over them are not checked (their
     // finding is the entry's own).
     let mut moved: Vec<u64> = stored.iter().map(|m| m.0).collect();
@@ -304,7 +346,36 @@ pub fn verify(
     report.findings.sort_by_key(finding_seq);
     report.findings.dedup();
     progress(report.entries);
-    Ok(report)
+    Ok((report, bare))
+}
+
+/// Sorts the removed entries (tombstones that stood in for a missing row: seq and the seq of
+/// the cleanup event they name) into the lawfully expired, counted by cleanup run, and the
+/// rest, which are missing entries: those whose named event is no intact cleanup record after
+/// them listing their seq (see [`crate::expiry`]).
+fn judge_tombstones(
+    tombstoned: &[(u64, u64)],
+    records: &HashMap<u64, CleanupRecord>,
+    report: &mut Report,
+) {
+    let mut by_run: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    for &(seq, removed_by) in tombstoned {
+        match records.get(&removed_by) {
+            Some(record) if removed_by > seq && record.lists(seq) => {
+                by_run.entry(removed_by).or_default().push(seq);
+            }
+            _ => report.findings.push(Finding::MissingEntry { seq }),
+        }
+    }
+    for (cleanup_seq, mut seqs) in by_run {
+        seqs.sort_unstable();
+        report.expired += seqs.len() as u64;
+        report.expiries.push(Expiry {
+            cleanup_seq,
+            entries: seqs.len() as u64,
+            ranges: SeqRange::runs(seqs),
+        });
+    }
 }
 
 /// Where the parts of a long log begin after the first (which begins at 0): the second thread
@@ -347,8 +418,13 @@ struct Checked {
     /// Its entries below the running totals' bound, grouped as the totals are (see
     /// `Store::key_totals`), by the hash of each group's key.
     groups: GroupMap,
-    /// Seqs below the log's size that no row holds.
+    /// Seqs below the log's size that neither a row nor a tombstone holds.
     missing: Vec<u64>,
+    /// Seqs that no row holds but a tombstone does, with the seq of the cleanup event it names
+    /// (judged against the records once every part is read: `judge_tombstones`).
+    tombstoned: Vec<(u64, u64)>,
+    /// The cleanup records of its intact entries, by seq.
+    records: Vec<(u64, CleanupRecord)>,
     /// Extra entries, modified payloads and columns.
     findings: Vec<Finding>,
     /// Entries whose stored leaf is not the recomputed one: seq, stored leaf, metadata digest,
@@ -390,10 +466,17 @@ fn check_range(
     let mut out = Checked::default();
     let end = at.to.min(at.log_size);
     let mut next = at.from;
-    let mut tree = merkle::Frontier::new();
+    let mut tree = RangeTree {
+        at,
+        sizes,
+        frontier: merkle::Frontier::new(),
+    };
     if sizes.contains(&at.from) && at.from == 0 {
-        out.roots.push((0, tree.root()));
+        out.roots.push((0, tree.frontier.root()));
     }
+    // Read before the rows: a tombstone is never deleted, so one that a cleanup writes while
+    // the rows are read is at worst missed (see `verify`), never wrong.
+    let mut tombstones = store.tombstones(at.from, end)?.into_iter().peekable();
     store.scan_log(at.from, at.to, &mut |entry| {
         let seq = entry.seq;
         out.entries += 1;
@@ -404,7 +487,7 @@ fn check_range(
             out.findings.push(Finding::ExtraEntry { seq });
             return Ok(());
         }
-        out.missing.extend(next..seq);
+        fill_gap(next..seq, &mut tombstones, &mut tree, &mut out);
         next = seq + 1;
         if derived.keys_below.is_some_and(|below| seq < below) {
             out.key_sum = out.key_sum.wrapping_add(entry_keys(derived.state, entry));
@@ -413,24 +496,68 @@ fn check_range(
             add_to_groups(derived.state, &entry.columns, &mut out.groups);
         }
         let leaf = check_entry(entry, &mut out);
+        if entry.columns.kind == b"admin"
+            && entry.columns.operation == CLEANUP_OPERATION.as_bytes()
+            && Hash::from_slice(entry.leaf_hash) == Some(leaf)
+            && let Some(record) = CleanupRecord::from_meta(entry.meta)
+        {
+            out.records.push((seq, record));
+        }
+        tree.push(leaf, &mut out);
+        Ok(())
+    })?;
+    fill_gap(next..end, &mut tombstones, &mut tree, &mut out);
+    out.end_root = tree.frontier.root();
+    read.fetch_add(out.entries % 65_536, Ordering::Relaxed);
+    Ok(out)
+}
+
+/// The tree of one range's leaves, noting in a [`Checked`] the nodes it completes and its
+/// roots at the checkpoint sizes.
+struct RangeTree<'a> {
+    at: Range,
+    /// The checkpoint sizes (log sizes) whose roots are wanted.
+    sizes: &'a HashSet<u64>,
+    frontier: merkle::Frontier,
+}
+
+impl RangeTree<'_> {
+    fn push(&mut self, leaf: Hash, out: &mut Checked) {
         // The range starts at a multiple of every level it completes (0, or the power of two
         // a part begins at), so a node's index in the range's tree shifts by a whole number.
-        tree.push_reporting(leaf, &mut |node| {
+        let from = self.at.from;
+        self.frontier.push_reporting(leaf, &mut |node| {
             out.nodes.push(tiles::Node {
-                index: (at.from >> node.level) + node.index,
+                index: (from >> node.level) + node.index,
                 ..node
             });
         });
-        let size = at.from + tree.size();
-        if sizes.contains(&size) {
-            out.roots.push((size, tree.root()));
+        let size = from + self.frontier.size();
+        if self.sizes.contains(&size) {
+            out.roots.push((size, self.frontier.root()));
         }
-        Ok(())
-    })?;
-    out.missing.extend(next..end);
-    out.end_root = tree.root();
-    read.fetch_add(out.entries % 65_536, Ordering::Relaxed);
-    Ok(out)
+    }
+}
+
+/// The seqs of `gap`, which no row holds: a tombstone's leaf goes into the tree in place of a
+/// removed entry's (whether it was removed lawfully is judged later); a seq with no tombstone is
+/// missing. Tombstones before the gap (beside a row that is there) are passed over.
+fn fill_gap(
+    gap: std::ops::Range<u64>,
+    tombstones: &mut std::iter::Peekable<std::vec::IntoIter<Tombstone>>,
+    tree: &mut RangeTree<'_>,
+    out: &mut Checked,
+) {
+    for seq in gap {
+        while tombstones.next_if(|t| t.seq < seq).is_some() {}
+        match tombstones.next_if(|t| t.seq == seq) {
+            Some(t) => {
+                out.tombstoned.push((seq, t.removed_by));
+                tree.push(t.leaf_hash, out);
+            }
+            None => out.missing.push(seq),
+        }
+    }
 }
 
 /// The sum of one entry's lookup-key hashes, from its indexed columns (which `check_entry`

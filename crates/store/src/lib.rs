@@ -32,6 +32,7 @@ mod boxed;
 mod checkpointer;
 mod columns;
 mod error;
+pub mod expiry;
 mod indexed;
 pub mod integrity;
 mod postgres;

@@ -8,6 +8,7 @@ use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash, SealedEvent};
 
 use crate::error::StoreError;
+use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
@@ -214,16 +215,27 @@ pub trait Store: Send + 'static {
     /// Per-tool statistics over the matching `tool_execution` events, most called first.
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;
 
-    /// Deletes every event whose `expires_at` is before `now`, with its payload, lineage and
-    /// compliance rows, in one transaction. With `dry_run`, counts without deleting.
-    fn delete_expired(
-        &mut self,
-        now: Timestamp,
-        dry_run: bool,
-    ) -> Result<CleanupReport, StoreError>;
+    /// Counts what a cleanup at `now` would delete: the events whose `expires_at` is before it,
+    /// with their payload, lineage and compliance rows (on PostgreSQL, of every log).
+    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError>;
+
+    /// This log's entries whose `expires_at` is before `now`, by seq: what a cleanup run
+    /// removes (see [`crate::expiry`]).
+    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError>;
+
+    /// In one transaction: for every entry of this log in `removal.ranges` whose `expires_at` is
+    /// still before `removal.now`, keeps a [`Tombstone`] (seq, leaf hash, `removal.removed_by`)
+    /// and deletes the event with its payload, lineage and compliance rows. Nothing else is
+    /// ever deleted, so that every removed entry has a tombstone naming the cleanup event that
+    /// lists it.
+    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError>;
+
+    /// The tombstones of this log with seq in `from..to`, by seq.
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError>;
 
     /// The leaf hashes from seq `from` on, in order (the writer's Merkle frontier catches up
-    /// with them, including entries other processes appended).
+    /// with them, including entries other processes appended), a removed entry's from its
+    /// tombstone.
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError>;
 
     /// The size and root of the latest stored checkpoint.
@@ -257,8 +269,8 @@ pub trait Store: Send + 'static {
     /// Returns whether there was one to delete.
     fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError>;
 
-    /// The leaf hashes of seqs `from..to` that exist, in order (fewer than asked when entries
-    /// are missing).
+    /// The leaf hashes of seqs `from..to` that exist, in order, a removed entry's from its
+    /// tombstone (fewer than asked when entries are missing).
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
 
     /// The stored interior nodes of `level` (a multiple of [`mcp_audit_core::tiles::TILE_HEIGHT`])

@@ -271,7 +271,7 @@ fn cleanup_removes_the_keys_of_expired_events_indexed_or_not() {
     append(&mut store, 4_096, 4_196, expired);
     assert_eq!(indexed_to(&path), 4_096);
 
-    let report = store.delete_expired(Timestamp::now(), false).unwrap();
+    let report = backend::sqlite_clean_up(&path, &mut store);
     assert_eq!(report.events, 4_196 / 4);
     assert_eq!(
         scalar(

@@ -228,8 +228,7 @@ fn retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans(
             .is_some()
     );
 
-    let mut store = db.open();
-    let dry = store.delete_expired(Timestamp::now(), true).unwrap();
+    let dry = db.open().count_expired(Timestamp::now()).unwrap();
     assert_eq!(
         (dry.events, dry.data_sources, dry.compliance_events),
         (1, 1, 1)
@@ -240,10 +239,17 @@ fn retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans(
         "a dry run deletes nothing"
     );
 
-    let done = store.delete_expired(Timestamp::now(), false).unwrap();
+    let (_, done) = backend::clean_up(&db).unwrap();
     assert_eq!((done.events, done.payloads, done.data_sources), (1, 1, 1));
     let left: Vec<String> = db.all().into_iter().map(|e| e.operation).collect();
-    assert_eq!(left, ["kept forever", "recent"]);
+    assert_eq!(
+        left,
+        [
+            mcp_audit_store::expiry::CLEANUP_OPERATION,
+            "kept forever",
+            "recent"
+        ]
+    );
     for table in ["payloads", "data_sources", "compliance_events"] {
         let orphans = db.count(&format!(
             "SELECT COUNT(*) FROM {table} WHERE seq NOT IN (SELECT seq FROM events)"

@@ -122,7 +122,9 @@ Examples:
 Exit status 0 only when all is well; otherwise every finding is listed with its sequence number
 (modified metadata or column, modified payload, missing, extra or reordered entry, checkpoint
 mismatch, truncated tail, bad signature, an edited lookup index or stored tree node). Erased
-payloads are counted as redacted, not tampered.")]
+payloads are counted as redacted, not tampered. Entries that `cleanup` removed are counted as
+expired, with the seq of the run's own event in the log; a removed entry without such a
+record is missing.")]
 pub struct VerifyArgs {
     /// The verifier key: its text, or a file holding it. Without it signatures are not checked.
     #[arg(long)]
@@ -213,6 +215,19 @@ fn print_report(report: &integrity::Report, no_key: bool) {
         "{} entries checked, {} redacted, {} checkpoint(s) verified, covering {} entries",
         report.entries, report.redacted, report.checkpoints_verified, report.covered
     );
+    for expiry in &report.expiries {
+        let ranges: Vec<String> = expiry
+            .ranges
+            .iter()
+            .map(|r| format!("{}..{}", r.start, r.end))
+            .collect();
+        println!(
+            "{} entries expired: removed by the cleanup run recorded at seq {} (seqs {})",
+            expiry.entries,
+            expiry.cleanup_seq,
+            ranges.join(", ")
+        );
+    }
     if no_key {
         println!("warning: no --key given: signatures were not checked");
     }

@@ -157,22 +157,6 @@ pub(super) fn erase_payload(store: &mut PgStore, id: EventId) -> Result<bool, St
     Ok(n > 0)
 }
 
-pub(super) fn leaf_range(store: &mut PgStore, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
-    let log_id = store.log_id.clone();
-    let rows = store
-        .client()?
-        .query(
-            "SELECT leaf_hash FROM events
-              WHERE log_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
-            &[&log_id, &(from as i64), &(to.min(i64::MAX as u64) as i64)],
-        )
-        .map_err(map_err)?;
-    Ok(rows
-        .iter()
-        .map(|r| Hash::from_slice(r.get::<_, &[u8]>(0)).unwrap_or_default())
-        .collect())
-}
-
 pub(super) fn tree_nodes(
     store: &mut PgStore,
     level: u32,

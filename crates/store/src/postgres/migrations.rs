@@ -130,7 +130,24 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (log_id, size)
         );
     ",
+}, Migration {
+    description: "tombstones of the entries cleanup removed (see expiry.rs)",
+    sql: "
+        -- Not partitioned: a tombstone outlives the month of its event, whose partition
+        -- cleanup drops.
+        CREATE TABLE expired_entries (
+            log_id     TEXT NOT NULL,
+            seq        BIGINT NOT NULL,       -- the removed entry's seq
+            leaf_hash  BYTEA NOT NULL,        -- its leaf as stored: all the tree needs of it
+            removed_by BIGINT NOT NULL,       -- the seq of the cleanup event (same log) that lists it
+            PRIMARY KEY (log_id, seq)
+        );
+        CREATE INDEX expired_entries_by_run ON expired_entries (log_id, removed_by);
+    ",
 }];
+
+/// The first version with `expired_entries`.
+pub(super) const TOMBSTONES_VERSION: i64 = 2;
 
 /// The schema version this build writes.
 pub(super) fn latest_version() -> i64 {

@@ -11,6 +11,7 @@
 
 mod append;
 mod errors;
+mod expiry;
 mod insert;
 mod log;
 mod migrations;
@@ -29,6 +30,7 @@ use mcp_audit_core::{EventId, Hash};
 use postgres::{Client, NoTls};
 
 use crate::error::StoreError;
+use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
@@ -106,6 +108,9 @@ pub struct PgStore {
     /// Merkle frontier asks for exactly these after each commit, and no one else appends to
     /// this log, so they need not be read back.
     last_batch: Option<(u64, Vec<Hash>)>,
+    /// Whether the schema has `expired_entries`: a reader of an older schema, which it does
+    /// not migrate, reads no tombstones.
+    tombstones: bool,
 }
 
 impl PgStore {
@@ -147,6 +152,7 @@ impl PgStore {
                     .into(),
             });
         }
+        store.tombstones = version >= migrations::TOMBSTONES_VERSION;
         Ok(store)
     }
 
@@ -163,6 +169,7 @@ impl PgStore {
             spool: None,
             last_attempt: None,
             last_batch: None,
+            tombstones: true,
         };
         store.client()?;
         Ok(store)
@@ -199,6 +206,7 @@ impl PgStore {
             spool: None,
             last_attempt: None,
             last_batch: None,
+            tombstones: true,
         };
         store.client().map_err(|e| match e {
             StoreError::Unavailable { reason, .. } => StoreError::Open {
@@ -321,6 +329,12 @@ impl PgStore {
         Ok(())
     }
 
+    /// The logs that hold an event expired before `now`: each needs a cleanup run of its own
+    /// (see [`crate::expiry`]).
+    pub fn logs_with_expired(&mut self, now: Timestamp) -> Result<Vec<String>, StoreError> {
+        expiry::logs_with_expired(self, now)
+    }
+
     /// The URL this store was opened with, without its password.
     pub fn url(&self) -> &str {
         &self.display
@@ -408,19 +422,27 @@ impl Store for PgStore {
         report::tool_stats(self, filter)
     }
 
-    fn delete_expired(
-        &mut self,
-        now: Timestamp,
-        dry_run: bool,
-    ) -> Result<CleanupReport, StoreError> {
-        if !self.writable && !dry_run {
+    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
+        expiry::count_expired(self, now)
+    }
+
+    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError> {
+        expiry::expired_entries(self, now)
+    }
+
+    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError> {
+        if !self.writable {
             return Err(StoreError::ReadOnly {
                 path: PathBuf::from(&self.display),
             });
         }
-        let report = report::delete_expired(self, now, dry_run);
+        let report = expiry::remove_expired(self, removal);
         self.partitions.forget();
         report
+    }
+
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
+        expiry::tombstones(self, from, to)
     }
 
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
@@ -436,19 +458,7 @@ impl Store for PgStore {
             let skip = ((from - first) as usize).min(hashes.len());
             return Ok(hashes[skip..].to_vec());
         }
-        let log_id = self.log_id.clone();
-        self.with_client(|c| {
-            let rows = c
-                .query(
-                    "SELECT leaf_hash FROM events WHERE log_id = $1 AND seq >= $2 ORDER BY seq",
-                    &[&log_id, &(from as i64)],
-                )
-                .map_err(map_err)?;
-            Ok(rows
-                .iter()
-                .map(|r| Hash::from_slice(r.get::<_, &[u8]>(0)).unwrap_or_default())
-                .collect())
-        })
+        expiry::leaves(self, from, u64::MAX)
     }
 
     fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {
@@ -527,6 +537,7 @@ impl Store for PgStore {
     fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
         let mut reader = PgStore::connect_with(self.config.clone(), &self.display)?;
         reader.log_id = self.log_id.clone();
+        reader.tombstones = self.tombstones;
         Ok(Some(Box::new(reader)))
     }
 
@@ -543,7 +554,7 @@ impl Store for PgStore {
     }
 
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
-        log::leaf_range(self, from, to)
+        expiry::leaves(self, from, to)
     }
 
     fn tree_nodes(

@@ -172,32 +172,6 @@ pub(super) fn erase_payload(store: &mut SqliteStore, id: EventId) -> Result<bool
     Ok(n > 0)
 }
 
-pub(super) fn leaf_range(
-    store: &mut SqliteStore,
-    from: u64,
-    to: u64,
-) -> Result<Vec<Hash>, StoreError> {
-    let mut stmt = store
-        .conn
-        .prepare_cached("SELECT leaf_hash FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq")
-        .map_err(map_err)?;
-    let mut rows = stmt
-        .query([from as i64, to.min(i64::MAX as u64) as i64])
-        .map_err(map_err)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(map_err)? {
-        let bytes = row.get_ref(0).map_err(map_err)?;
-        out.push(
-            bytes
-                .as_blob()
-                .ok()
-                .and_then(Hash::from_slice)
-                .unwrap_or_default(),
-        );
-    }
-    Ok(out)
-}
-
 pub(super) fn tree_nodes(
     store: &mut SqliteStore,
     level: u32,

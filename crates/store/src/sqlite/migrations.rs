@@ -170,6 +170,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
               FROM groups;
         ",
     },
+    Migration {
+        description: "tombstones of the entries cleanup removed (see expiry.rs)",
+        sql: "
+            CREATE TABLE expired_entries (
+                seq        INTEGER PRIMARY KEY,  -- the removed entry's seq
+                leaf_hash  BLOB NOT NULL,        -- its leaf as stored: all the tree needs of it
+                removed_by INTEGER NOT NULL      -- the seq of the cleanup event that lists it
+            );
+            CREATE INDEX expired_entries_by_run ON expired_entries (removed_by);
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -177,6 +188,9 @@ pub(crate) const BULK_KEYS_VERSION: i64 = 5;
 
 /// The first version with `key_totals` (see `totals.rs`).
 pub(crate) const KEY_TOTALS_VERSION: i64 = 6;
+
+/// The first version with `expired_entries` (see `expiry.rs`).
+pub(crate) const TOMBSTONES_VERSION: i64 = 7;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

@@ -5,6 +5,7 @@
 //! why each index exists.
 
 mod append;
+mod expiry;
 mod keys;
 mod log;
 pub(crate) mod migrations;
@@ -21,6 +22,7 @@ use mcp_audit_core::{EventId, Hash};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::StoreError;
+use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
@@ -67,6 +69,9 @@ pub(super) struct Layout {
     /// `key_totals` (version 6 on): the writer keeps them with `event_keys`, and a session's
     /// or a user's summary reads them instead of every event (see `totals.rs`).
     pub(super) key_totals: bool,
+    /// `expired_entries` (version 7 on): cleanup keeps a tombstone of every entry it removes,
+    /// and the tree reads removed entries' leaves from there (see `crate::expiry`).
+    pub(super) tombstones: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -76,6 +81,7 @@ impl Layout {
         Layout {
             bulk_keys: version >= migrations::BULK_KEYS_VERSION,
             key_totals: version >= migrations::KEY_TOTALS_VERSION,
+            tombstones: version >= migrations::TOMBSTONES_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -412,12 +418,20 @@ impl Store for SqliteStore {
         report::tool_stats(self, filter)
     }
 
-    fn delete_expired(
-        &mut self,
-        now: Timestamp,
-        dry_run: bool,
-    ) -> Result<CleanupReport, StoreError> {
-        report::delete_expired(self, now, dry_run)
+    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
+        expiry::count_expired(self, now)
+    }
+
+    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError> {
+        expiry::expired_entries(self, now)
+    }
+
+    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError> {
+        expiry::remove_expired(self, removal)
+    }
+
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
+        expiry::tombstones(self, from, to)
     }
 
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
@@ -455,7 +469,7 @@ impl Store for SqliteStore {
     }
 
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
-        log::leaf_range(self, from, to)
+        expiry::leaves(self, from, to)
     }
 
     fn tree_nodes(
@@ -472,18 +486,7 @@ impl Store for SqliteStore {
     }
 
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT leaf_hash FROM events WHERE seq >= ?1 ORDER BY seq")
-            .map_err(map_err)?;
-        let rows = stmt
-            .query_map([from as i64], |r| r.get::<_, Vec<u8>>(0))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .map(|b| Hash::from_slice(b).unwrap_or_default())
-            .collect())
+        expiry::leaves(self, from, u64::MAX)
     }
 
     fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {

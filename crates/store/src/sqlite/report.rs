@@ -1,12 +1,11 @@
-//! Aggregates over events (summaries, per-tool statistics) and expiry cleanup.
+//! Aggregates over events (summaries, per-tool statistics).
 
-use jiff::Timestamp;
 use rusqlite::params_from_iter;
 
 use super::SqliteStore;
 use super::read::placeholder;
 use crate::error::StoreError;
-use crate::query::{CleanupReport, Filter, Summary, SummaryScope, ToolStats};
+use crate::query::{Filter, Summary, SummaryScope, ToolStats};
 use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter, tool_executions};
 use crate::sql::Where;
 use crate::store::LookupField;
@@ -98,64 +97,4 @@ pub(super) fn tool_stats(
         stats.add(tool, &outcome, 1, duration);
     }
     Ok(stats.finish())
-}
-
-pub(super) fn delete_expired(
-    store: &mut SqliteStore,
-    now: Timestamp,
-    dry_run: bool,
-) -> Result<CleanupReport, StoreError> {
-    let now = now.as_microsecond();
-    let expired = "SELECT seq FROM events WHERE expires_at IS NOT NULL AND expires_at < ?1";
-    let path = store.path.clone();
-    let layout = store.layout;
-    let map = |e| super::map_err_at(&path, e);
-    let tx = store.conn.transaction().map_err(map)?;
-    let count = |table: &str| -> Result<u64, rusqlite::Error> {
-        tx.query_row(
-            &format!("SELECT COUNT(*) FROM {table} WHERE seq IN ({expired})"),
-            [now],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n as u64)
-    };
-    let report = CleanupReport {
-        events: count("events").map_err(map)?,
-        payloads: count("payloads").map_err(map)?,
-        data_sources: count("data_sources").map_err(map)?,
-        compliance_events: count("compliance_events").map_err(map)?,
-        dry_run,
-    };
-    if !dry_run {
-        // The sessions and users whose totals count an expired event: counted again below,
-        // once their expired events and keys are gone.
-        let touched = if layout.key_totals {
-            super::totals::touched_by_expiry(&tx, now).map_err(map)?
-        } else {
-            Vec::new()
-        };
-        // Children first, so that no lineage or compliance row outlives its event; the lookup
-        // keys by their own primary key, from the events' columns.
-        if layout.bulk_keys {
-            tx.execute(
-                "DELETE FROM event_keys WHERE (field, value, seq) IN (
-                     SELECT 1, session_id, seq FROM events
-                      WHERE expires_at < ?1 AND session_id IS NOT NULL
-                     UNION ALL SELECT 2, user_id, seq FROM events
-                      WHERE expires_at < ?1 AND user_id IS NOT NULL)",
-                [now],
-            )
-            .map_err(map)?;
-        }
-        for table in ["data_sources", "compliance_events", "payloads", "events"] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE seq IN ({expired})"),
-                [now],
-            )
-            .map_err(map)?;
-        }
-        super::totals::recount(&tx, &touched).map_err(map)?;
-        tx.commit().map_err(map)?;
-    }
-    Ok(report)
 }

@@ -280,23 +280,23 @@ pub(super) fn summary_groups(
     Ok(Some(groups))
 }
 
-/// The sessions and users of the totalled events that expired before `now`: the totals that a
-/// cleanup at `now` must count again.
+/// The sessions and users of the totalled events that the cleanup event at seq `removed_by`
+/// tombstoned (see `sqlite/expiry.rs`): the totals that its removal must count again.
 pub(super) fn touched_by_expiry(
     conn: &Connection,
-    now: i64,
+    removed_by: i64,
 ) -> Result<Vec<(i64, String)>, rusqlite::Error> {
     let below = totaled_to(conn)? as i64;
     let mut stmt = conn.prepare(
         "SELECT 1, session_id FROM events
-          WHERE expires_at IS NOT NULL AND expires_at < ?1 AND session_id IS NOT NULL
-            AND seq < ?2
+          WHERE seq IN (SELECT seq FROM expired_entries WHERE removed_by = ?1)
+            AND session_id IS NOT NULL AND seq < ?2
          UNION
          SELECT 2, user_id FROM events
-          WHERE expires_at IS NOT NULL AND expires_at < ?1 AND user_id IS NOT NULL
-            AND seq < ?2",
+          WHERE seq IN (SELECT seq FROM expired_entries WHERE removed_by = ?1)
+            AND user_id IS NOT NULL AND seq < ?2",
     )?;
-    let rows = stmt.query_map([now, below], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([removed_by, below], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 

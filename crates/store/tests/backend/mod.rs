@@ -303,3 +303,42 @@ pub fn edited_copy(path: &std::path::Path, copy: &std::path::Path, edit: &str) -
         .execute(edit, [])
         .unwrap()
 }
+
+/// One cleanup run of the test log as `mcp-audit cleanup` makes it: plan, record through a
+/// recorder of the log, then remove through a writer opened after it (see
+/// `mcp_audit_store::expiry::Plan`). Returns the run's seq and what it deleted; `None` when
+/// nothing had expired.
+pub fn clean_up(db: &Db) -> Option<(u64, mcp_audit_store::CleanupReport)> {
+    clean_up_log(&|| db.open())
+}
+
+/// [`clean_up`] of the log that `open` opens writers of.
+pub fn clean_up_log(
+    open: &dyn Fn() -> Box<dyn Store>,
+) -> Option<(u64, mcp_audit_store::CleanupReport)> {
+    use mcp_audit_store::{Recorder, RecorderConfig, expiry::Plan};
+    let now = jiff::Timestamp::now();
+    let plan = Plan::of(&mut open(), now).unwrap()?;
+    let recorder = Recorder::start(open(), RecorderConfig::default()).unwrap();
+    let seq = plan.record_in(&recorder).unwrap();
+    recorder.shutdown().unwrap();
+    let deleted = plan.remove(&mut open(), seq).unwrap();
+    Some((seq, deleted))
+}
+
+/// A cleanup run of the SQLite file at `path` that removes through `store` (a writer held open
+/// on it), recorded through a recorder of its own on the same file.
+pub fn sqlite_clean_up(
+    path: &std::path::Path,
+    store: &mut impl Store,
+) -> mcp_audit_store::CleanupReport {
+    use mcp_audit_store::{Recorder, RecorderConfig, expiry::Plan};
+    let Some(plan) = Plan::of(store, jiff::Timestamp::now()).unwrap() else {
+        return Default::default();
+    };
+    let writer = SqliteStore::open(path, SqliteOptions::default()).unwrap();
+    let recorder = Recorder::start(writer, RecorderConfig::default()).unwrap();
+    let seq = plan.record_in(&recorder).unwrap();
+    recorder.shutdown().unwrap();
+    plan.remove(store, seq).unwrap()
+}
