@@ -7,7 +7,7 @@ mod backend;
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner};
 use mcp_audit_core::{AuditEvent, EventId, merkle};
-use mcp_audit_store::expiry::{CLEANUP_OPERATION, CleanupRecord, Plan, SeqRange};
+use mcp_audit_store::expiry::{CLEANUP_OPERATION, CleanupRecord, SeqRange};
 use mcp_audit_store::integrity::{
     Finding, OutsideCheckpoint, Report, consistency, prove, sign_checkpoint, verify,
 };

@@ -367,7 +367,10 @@ fn a_file_from_before_the_totals_is_summarised_as_it_is_and_totalled_by_a_writer
     drop(reader);
 
     let mut writer = writer(&path);
-    assert_eq!(writer.schema_version().unwrap(), 6);
+    assert!(
+        writer.schema_version().unwrap() >= 6,
+        "migrated past the totals"
+    );
     assert_eq!(totaled_to(&path), 4_100);
     assert_eq!(
         scalar(&path, "SELECT SUM(n) FROM key_totals WHERE field = 2"),

@@ -423,7 +423,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        6
+        7
     );
     let legacy = db
         .reader()
@@ -467,7 +467,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 6,
+                supported: 7,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }
