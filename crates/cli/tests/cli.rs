@@ -908,6 +908,12 @@ fn without_root_overrides(env: &Env, args: &[&str], stdin: Option<&[u8]>) -> Run
 fn a_read_only_database_is_refused_with_one_line_and_left_unchanged() {
     use std::os::unix::fs::PermissionsExt;
     let env = seeded();
+    // One expired event, so that `cleanup` has something to remove (with nothing to remove it
+    // writes nothing, and says so).
+    let mut expired = tool("expired", "alice", "s-1", 1);
+    expired["timestamp"] = json!("2020-01-01T00:00:00Z");
+    expired["compliance"] = json!({"retention": "30d"});
+    env.log(&[expired]);
     fs::set_permissions(&env.db, fs::Permissions::from_mode(0o444)).unwrap();
     let before = fs::read(&env.db).unwrap();
 
@@ -920,7 +926,7 @@ fn a_read_only_database_is_refused_with_one_line_and_left_unchanged() {
     assert_eq!(fs::read(&env.db).unwrap(), before);
     // Reading a read-only database still works.
     let out = without_root_overrides(&env, &["query", "--jsonl"], None);
-    assert_eq!(out.ok().lines().count(), 6);
+    assert_eq!(out.ok().lines().count(), 7);
 }
 
 #[test]

@@ -384,7 +384,10 @@ fn a_file_from_before_the_bulk_keys_is_read_as_it_is_and_migrated_by_a_writer() 
     drop(reader);
 
     let mut writer = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-    assert!(writer.schema_version().unwrap() >= 5, "migrated past the keys");
+    assert!(
+        writer.schema_version().unwrap() >= 5,
+        "migrated past the keys"
+    );
     assert_eq!(
         indexed_to(&path),
         500,
