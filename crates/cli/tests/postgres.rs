@@ -179,7 +179,12 @@ fn cleanup_deletes_expired_events_and_a_log_in_use_is_refused_in_one_line() {
     let verify = pg.ok(&["verify", "--log-id", "proxy-a"]);
     assert!(verify.contains("1 entries expired"), "{verify}");
 
-    // A writer holding log `busy` while `log --log-id busy` starts.
+    // A writer holding log `busy` while `log --log-id busy` starts, and while `cleanup` finds
+    // expired events in it: they stay for a run while the log is free.
+    let mut expired = tool("busy old", "alice", 1);
+    expired["timestamp"] = json!("2020-01-01T00:00:00Z");
+    expired["compliance"] = json!({"retention": "30d"});
+    pg.log(&[expired], "busy");
     let holder = mcp_audit_store::PgStore::open(
         &pg.url,
         mcp_audit_store::PgOptions {
@@ -193,7 +198,20 @@ fn cleanup_deletes_expired_events_and_a_log_in_use_is_refused_in_one_line() {
     assert_eq!(code, 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("already being written"), "{err}");
+    let report: Value = serde_json::from_str(&pg.ok(&["cleanup", "--json"])).unwrap();
+    assert_eq!(report["busy"], json!(["busy"]));
+    assert_eq!(report["events"], 0);
     drop(holder);
+    let report: Value = serde_json::from_str(&pg.ok(&["cleanup", "--json"])).unwrap();
+    assert_eq!(
+        (
+            report["events"].as_u64(),
+            report["busy"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(0))
+    );
+    let verify = pg.ok(&["verify", "--log-id", "busy"]);
+    assert!(verify.contains("1 entries expired"), "{verify}");
 }
 
 #[test]
