@@ -40,7 +40,8 @@ pub enum Finding {
     ModifiedPayload { seq: u64 },
     /// The entry's leaf belongs at another position: entries were moved.
     Reordered { seq: u64, belongs_at: u64 },
-    /// No entry at this position, below the log's size.
+    /// No entry at this position, below the log's size, and no tombstone that a cleanup record
+    /// in the log vouches for (see [`crate::expiry`]): the entry was deleted some other way.
     MissingEntry { seq: u64 },
     /// An entry at or past the log's recorded size.
     ExtraEntry { seq: u64 },

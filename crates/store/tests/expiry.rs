@@ -342,3 +342,28 @@ fn a_months_partition_is_dropped_once_every_log_in_it_is_cleaned_and_the_logs_st
         "one removed, one kept and the run"
     );
 }
+
+/// A file from before tombstones (schema version 6) is verified and proven by a reader as it
+/// is; the first writer adds the table, and cleanup then works on it.
+#[test]
+fn a_file_from_before_tombstones_is_read_as_it_is_and_cleaned_once_migrated() {
+    use mcp_audit_store::{SqliteOptions, SqliteStore};
+    let db = Db::sqlite();
+    let old = SqliteStore::open_at_schema_version(&db.path, 6).unwrap();
+    let r = Recorder::start(old, RecorderConfig::default()).unwrap();
+    for i in 0..4 {
+        r.record(event(i, i % 2 == 0)).unwrap();
+    }
+    r.shutdown().unwrap();
+    let mut reader = SqliteStore::open_read_only(&db.path, SqliteOptions::default()).unwrap();
+    assert_eq!(reader.schema_version().unwrap(), 6);
+    let report = verify(&mut reader, None, &[], &mut |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!(report.entries, 4);
+    drop(reader);
+
+    assert_eq!(clean_up(&db).map(|(seq, d)| (seq, d.events)), Some((4, 2)));
+    let report = verify(&mut db.reader(), None, &[], &mut |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!((report.entries, report.expired), (3, 2));
+}

@@ -150,9 +150,29 @@ pub(super) fn remove_expired(
         &[],
     )
     .map_err(map_err)?;
-    // Then whole months: a past month whose every row has a tombstone (this run's, or an
-    // earlier run's in another log, whose rows are gone already) loses its partitions (cheap,
-    // and gives the space back at once); what remains is deleted row by row.
+    let dropped = drop_tombstoned_months(&mut tx, now)?;
+    // Children first, so that no lineage or compliance row outlives its event.
+    for table in TABLES {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE (log_id, seq, ts) IN ({DOOMED})"),
+            &[],
+        )
+        .map_err(map_err)?;
+    }
+    tx.commit().map_err(map_err)?;
+    if dropped > 0 {
+        tracing::info!(partitions = dropped, "dropped expired monthly partitions");
+    }
+    Ok(report)
+}
+
+/// Drops, whole, the partitions of every past month whose every row has a tombstone (this
+/// run's, or an earlier run's in another log, whose rows are gone already): cheap, and the space
+/// is back at once. Returns how many months went.
+fn drop_tombstoned_months(
+    tx: &mut postgres::Transaction<'_>,
+    now: i64,
+) -> Result<usize, StoreError> {
     let partitions = tx
         .query(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -189,19 +209,7 @@ pub(super) fn remove_expired(
             dropped += 1;
         }
     }
-    // Children first, so that no lineage or compliance row outlives its event.
-    for table in TABLES {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE (log_id, seq, ts) IN ({DOOMED})"),
-            &[],
-        )
-        .map_err(map_err)?;
-    }
-    tx.commit().map_err(map_err)?;
-    if dropped > 0 {
-        tracing::info!(partitions = dropped, "dropped expired monthly partitions");
-    }
-    Ok(report)
+    Ok(dropped)
 }
 
 pub(super) fn tombstones(
