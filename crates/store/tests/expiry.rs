@@ -272,7 +272,31 @@ fn a_tombstone_whose_leaf_does_not_fit_is_caught_by_the_checkpoint(db: Db) {
     );
 }
 
+fn a_tombstone_planted_beside_an_expired_row_neither_stops_cleanup_nor_removes_that_row(db: Db) {
+    let fx = Fixture::new(db);
+    let (columns, log) = match fx.db.backend {
+        Backend::Sqlite => ("seq, leaf_hash, removed_by", String::new()),
+        Backend::Postgres => (
+            "log_id, seq, leaf_hash, removed_by",
+            format!("'{LOG_ID}', "),
+        ),
+    };
+    fx.db.exec(&format!(
+        "INSERT INTO expired_entries ({columns}) SELECT {log}seq, leaf_hash, 99 FROM events WHERE seq = 0"
+    ));
+    let (_, deleted) = clean_up(&fx.db).unwrap();
+    assert_eq!(
+        deleted.events, 4,
+        "every expired row but the one beside the planted tombstone"
+    );
+    assert_eq!(fx.db.count("SELECT COUNT(*) FROM events WHERE seq = 0"), 1);
+    let report = fx.verify();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!((report.expired, report.entries), (4, 7));
+}
+
 on_both_backends!(
+    a_tombstone_planted_beside_an_expired_row_neither_stops_cleanup_nor_removes_that_row,
     cleanup_verifies_and_counts_the_removed_entries_as_expired_by_their_run,
     each_cleanup_run_is_an_event_of_the_log_listing_what_it_removed,
     a_survivor_is_proven_after_cleanup_and_its_proof_checks_out,

@@ -4,8 +4,8 @@
 //!
 //! What keeps this correct: an event row goes only in the transaction that first copies its seq
 //! and leaf into `expired_entries` under the cleanup event's seq; and a past month's partitions
-//! are dropped whole only when every row left in them has such a tombstone (rows of other logs
-//! whose cleanup has not run yet keep their month, and are deleted row by row later).
+//! are dropped whole only when every row left in them is one that this run removes (rows of
+//! other logs whose cleanup has not run yet keep their month, and are deleted row by row later).
 
 use jiff::Timestamp;
 use mcp_audit_core::Hash;
@@ -96,9 +96,12 @@ pub(super) fn remove_expired(
             "INSERT INTO expired_entries (log_id, seq, leaf_hash, removed_by)
              SELECT log_id, seq, leaf_hash, $4 FROM events
               WHERE log_id = $1 AND seq >= $2 AND seq < $3
-                AND expires_at IS NOT NULL AND expires_at < $5",
+                AND expires_at IS NOT NULL AND expires_at < $5
+             ON CONFLICT (log_id, seq) DO NOTHING",
         )
         .map_err(map_err)?;
+    // A tombstone already there for a row that is there too is no cleanup's: it is left as it
+    // is, and so is the row (only this run's tombstones go below).
     for range in removal.ranges {
         tx.execute(
             &keep,
@@ -166,9 +169,9 @@ pub(super) fn remove_expired(
     Ok(report)
 }
 
-/// Drops, whole, the partitions of every past month whose every row has a tombstone (this
-/// run's, or an earlier run's in another log, whose rows are gone already): cheap, and the space
-/// is back at once. Returns how many months went.
+/// Drops, whole, the partitions of every past month whose every row this run removes (the
+/// `doomed` rows, each with this run's tombstone; earlier runs' rows, of this log or another,
+/// are gone already): cheap, and the space is back at once. Returns how many months went.
 fn drop_tombstoned_months(
     tx: &mut postgres::Transaction<'_>,
     now: i64,
@@ -193,8 +196,8 @@ fn drop_tombstoned_months(
             .query_one(
                 &format!(
                     "SELECT COUNT(*) FROM events_{} e
-                      WHERE NOT EXISTS (SELECT 1 FROM expired_entries x
-                                         WHERE x.log_id = e.log_id AND x.seq = e.seq)",
+                      WHERE NOT EXISTS (SELECT 1 FROM doomed d
+                                         WHERE d.log_id = e.log_id AND d.seq = e.seq)",
                     month.suffix()
                 ),
                 &[],

@@ -90,7 +90,9 @@ pub(super) fn remove_expired(
     {
         let mut keep = tx
             .prepare(
-                "INSERT INTO expired_entries (seq, leaf_hash, removed_by)
+                // A tombstone already there for a row that is there too is no cleanup's: it is
+                // left as it is, and so is the row (only this run's tombstones go below).
+                "INSERT OR IGNORE INTO expired_entries (seq, leaf_hash, removed_by)
                  SELECT seq, leaf_hash, ?3 FROM events
                   WHERE seq >= ?1 AND seq < ?2 AND expires_at IS NOT NULL AND expires_at < ?4",
             )
