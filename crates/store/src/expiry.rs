@@ -3,11 +3,11 @@
 //! personal), and records itself as an event of the same log.
 //!
 //! ```text
-//! 1. plan     the log's entries with expires_at < now, as seq ranges     (Store::expired_entries)
+//! 1. plan     the log's entries with expires_at < now, as seq ranges     Plan::of
 //! 2. record   an `admin` event, durable, whose hashed metadata lists
-//!             the ranges, the count, the cut-off and the retentions      (Recorder, sync)
+//!             the ranges, the count, the cut-off and the retentions      Plan::record_in (sync)
 //! 3. remove   in one transaction: a tombstone (seq, leaf, the record's
-//!             seq) for every listed entry still expired, then the rows    (Store::remove_expired)
+//!             seq) for every listed entry still expired, then the rows    Plan::remove
 //! ```
 //!
 //! Why this order: the record is in the signed log before any row goes, so a crash between 2

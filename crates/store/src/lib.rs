@@ -6,6 +6,8 @@
 //!   per batch); dense sequence numbers that are the Merkle leaf indices.
 //! - [`Store`]: the backend trait; [`SqliteStore`] is the embedded default.
 //! - [`Query`], [`Filter`], [`Summary`], [`ToolStats`]: what readers ask for and get.
+//! - [`expiry`]: cleanup that removes expired events and keeps the log provable (a tombstone per
+//!   removed entry, the run recorded in the log).
 //!
 //! ```
 //! use mcp_audit_core::AuditEvent;
