@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::indexed;
+use crate::lineage::{self, LineageHashes};
 use crate::store::{
     GroupUsers, IndexedColumns, KeyTotals, LogEntry, LookupField, Store, lookup_key_hash,
 };
@@ -59,6 +60,15 @@ pub enum Finding {
     /// `index * 2^level` on) is not the root of those entries: proofs that pass through it
     /// fail (none can be forged with it, since a proof is checked against a signed root).
     TreeNode { level: u32, index: u64 },
+    /// The entry has no payload and no erasure event accounts for it: the payload was
+    /// deleted behind the log's back (see `erasure`).
+    MissingPayload { seq: u64 },
+    /// The entry's rows in `table` (`data_sources` or `compliance_events`) are not the copies
+    /// of its hashed metadata's list: a row was edited, added or deleted.
+    ModifiedLineage { seq: u64, table: &'static str },
+    /// A key was given, but no checkpoint (stored or outside) opened with it: nothing of the
+    /// log was checked against a signature (all checkpoints deleted from a rewritten log).
+    NoSignedCheckpoint,
 }
 
 /// The result of [`verify`].
@@ -66,7 +76,7 @@ pub enum Finding {
 pub struct Report {
     /// Entries read.
     pub entries: u64,
-    /// Entries whose payload was erased (still proven).
+    /// Entries whose payload was erased, as an erasure event records (still proven).
     pub redacted: u64,
     /// Checkpoints whose signature and root were checked and hold.
     pub checkpoints_verified: u64,
@@ -105,6 +115,7 @@ pub fn verify(
     // Checkpoints: the stored ones, then the outside copies.
     let mut notes = store.checkpoints()?;
     notes.extend(outside.iter().map(|o| (o.size, o.note.clone())));
+    dedup_notes(&mut notes);
     // Opened first: the readers compute the tree's root at each checkpoint's size as they go.
     let mut opened: Vec<Checkpoint> = Vec::new();
     for (size, note) in notes {
@@ -141,6 +152,9 @@ pub fn verify(
             continue;
         }
         opened.push(checkpoint);
+    }
+    if verifier.is_some() && opened.is_empty() {
+        report.findings.push(Finding::NoSignedCheckpoint);
     }
     let sizes: HashSet<u64> = opened.iter().map(|c| c.size).collect();
 
@@ -238,6 +252,7 @@ pub fn verify(
     }
     let mut complete = true;
     let mut stored = Vec::new();
+    let mut payloadless = Vec::new();
     let mut nodes: HashMap<(u32, u64), Hash> = HashMap::new();
     // Roots at checkpoint sizes: the first part's as they are, each later part's joined to the
     // root of everything before it, a perfect subtree (RFC 9162 §2.1.1: the left subtree is the
@@ -261,7 +276,7 @@ pub fn verify(
     for part in std::iter::once(first).chain(rest) {
         nodes.extend(part.nodes.iter().map(|n| ((n.level, n.index), n.hash)));
         report.entries += part.entries;
-        report.redacted += part.redacted;
+        payloadless.extend(part.payloadless);
         report.findings.extend(part.findings);
         complete &= part.missing.is_empty();
         let missing = part.missing.into_iter();
@@ -270,6 +285,9 @@ pub fn verify(
             .extend(missing.map(|seq| Finding::MissingEntry { seq }));
         stored.extend(part.mismatched);
     }
+    let (redacted, unaccounted) = crate::erasure::judge_missing_payloads(store, &payloadless)?;
+    report.redacted = redacted;
+    report.findings.extend(unaccounted);
     // Entries whose leaf is not the stored one: the nodes over them are not checked (their
     // finding is the entry's own).
     let mut moved: Vec<u64> = stored.iter().map(|m| m.0).collect();
@@ -341,7 +359,11 @@ impl Range {
 #[derive(Default)]
 struct Checked {
     entries: u64,
-    redacted: u64,
+    /// Entries without a payload (seq, id column): redacted if an erasure event accounts for
+    /// them, else a finding (see `erasure::judge_missing_payloads`).
+    payloadless: Vec<(u64, [u8; 16])>,
+    /// Its entries' lineage and compliance rows as their metadata gives them (see `lineage`).
+    lineage: LineageHashes,
     /// The lookup keys of its entries below the index's bound, summed (see `lookup_digest`).
     key_sum: u64,
     /// Its entries below the running totals' bound, grouped as the totals are (see
@@ -413,6 +435,7 @@ fn check_range(
             add_to_groups(derived.state, &entry.columns, &mut out.groups);
         }
         let leaf = check_entry(entry, &mut out);
+        lineage::expect(derived.state, seq, entry.meta, &mut out.lineage);
         // The range starts at a multiple of every level it completes (0, or the power of two
         // a part begins at), so a node's index in the range's tree shifts by a whole number.
         tree.push_reporting(leaf, &mut |node| {
@@ -429,6 +452,9 @@ fn check_range(
     })?;
     out.missing.extend(next..end);
     out.end_root = tree.root();
+    let rows = lineage::stored(store, derived.state, at.from, at.to)?;
+    out.findings
+        .extend(lineage::compare(&std::mem::take(&mut out.lineage), &rows));
     read.fetch_add(out.entries % 65_536, Ordering::Relaxed);
     Ok(out)
 }
@@ -621,7 +647,10 @@ fn check_entry(entry: &LogEntry<'_>, out: &mut Checked) -> Hash {
     let commitment = Hash::from_slice(entry.commitment).unwrap_or_default();
     let stored_leaf = Hash::from_slice(entry.leaf_hash).unwrap_or_default();
     match entry.payload {
-        None => out.redacted += 1,
+        None => {
+            let id = entry.columns.id.try_into().unwrap_or([0; 16]);
+            out.payloadless.push((seq, id));
+        }
         Some((salt, body)) => {
             let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
             if payload_commitment(&salt, body) != commitment {
@@ -646,7 +675,10 @@ fn finding_seq(f: &Finding) -> u64 {
         | Finding::ModifiedPayload { seq }
         | Finding::Reordered { seq, .. }
         | Finding::MissingEntry { seq }
-        | Finding::ExtraEntry { seq } => *seq,
+        | Finding::ExtraEntry { seq }
+        | Finding::MissingPayload { seq }
+        | Finding::ModifiedLineage { seq, .. } => *seq,
+        Finding::NoSignedCheckpoint => 0,
         Finding::CheckpointMismatch { size } | Finding::BadSignature { size, .. } => *size,
         Finding::LookupIndex { below } | Finding::KeyTotals { below } => *below,
         Finding::TreeNode { level, index } => index << level,
@@ -800,11 +832,11 @@ pub fn sign_checkpoint(
     })
 }
 
-/// Erases an event's personal half (GDPR Art. 17): deletes its payload and salt. The leaf keeps
-/// the commitment, so every proof stays valid and `verify` reports the entry as redacted.
-/// Returns whether there was anything to erase.
-pub fn erase(store: &mut (impl Store + ?Sized), id: EventId) -> Result<bool, StoreError> {
-    store.erase_payload(id)
+/// Every signed note once: the same checkpoint stored and kept outside (or given in two
+/// files) is one checkpoint, and counts once.
+fn dedup_notes(notes: &mut Vec<(u64, String)>) {
+    let mut seen = HashSet::new();
+    notes.retain(|(_, note)| seen.insert(note.clone()));
 }
 
 /// Groups findings by kind for a one-line summary.
@@ -824,6 +856,9 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
             Finding::CheckpointMismatch { .. } => "checkpoint mismatch",
             Finding::TruncatedTail { .. } => "truncated tail",
             Finding::BadSignature { .. } => "bad signature",
+            Finding::MissingPayload { .. } => "payload deleted without an erasure record",
+            Finding::ModifiedLineage { .. } => "modified lineage or compliance row",
+            Finding::NoSignedCheckpoint => "no signed checkpoint",
         };
         *m.entry(name).or_default() += 1;
     }

@@ -31,9 +31,11 @@
 mod boxed;
 mod checkpointer;
 mod columns;
+pub mod erasure;
 mod error;
 mod indexed;
 pub mod integrity;
+mod lineage;
 mod postgres;
 mod query;
 mod recorder;
@@ -56,6 +58,6 @@ pub use recorder::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
-    Entry, GroupUsers, IndexedColumns, KeyGroup, KeyTotals, LogEntry, LookupField, ProofEntry,
-    Store, lookup_key_hash,
+    Entry, GroupUsers, IndexedColumns, KeyGroup, KeyTotals, LineageRow, LineageTable, LogEntry,
+    LookupField, ProofEntry, Scrub, Store, lookup_key_hash,
 };

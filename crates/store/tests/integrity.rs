@@ -5,9 +5,8 @@ mod backend;
 
 use mcp_audit_core::AuditEvent;
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner};
-use mcp_audit_store::integrity::{
-    Finding, OutsideCheckpoint, Report, erase, sign_checkpoint, verify,
-};
+use mcp_audit_store::erasure::erase_call;
+use mcp_audit_store::integrity::{Finding, OutsideCheckpoint, Report, sign_checkpoint, verify};
 use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore};
 use serde_json::json;
 
@@ -250,11 +249,19 @@ fn a_checkpoint_signed_by_another_key_is_found() {
 fn erasing_a_payload_through_the_supported_path_verifies_as_redacted() {
     let (log, outside) = log();
     let mut store = SqliteStore::open(&log.path, SqliteOptions::default()).unwrap();
-    assert!(erase(&mut store, log.ids[5]).unwrap());
+    let recorder = Recorder::start(
+        SqliteStore::open(&log.path, SqliteOptions::default()).unwrap(),
+        RecorderConfig::default(),
+    )
+    .unwrap();
+    let erased = erase_call(&mut store, &recorder, log.ids[5], &backend::request()).unwrap();
+    recorder.shutdown().unwrap();
+    assert!(erased.records[0].payload_deleted);
     drop(store);
     let report = log.verify(&[outside]);
+    // The erasure event came after the checkpoint: verified, not yet covered.
     assert!(report.is_ok(), "{:?}", report.findings);
-    assert_eq!(report.redacted, 1);
+    assert_eq!((report.redacted, report.entries), (1, 11));
     let mut reader = SqliteStore::open_read_only(&log.path, SqliteOptions::default()).unwrap();
     let e = mcp_audit_store::Store::get(&mut reader, log.ids[5])
         .unwrap()
