@@ -66,8 +66,9 @@ pub enum Finding {
     /// The entry's rows in `table` (`data_sources` or `compliance_events`) are not the copies
     /// of its hashed metadata's list: a row was edited, added or deleted.
     ModifiedLineage { seq: u64, table: &'static str },
-    /// A key was given, but no checkpoint (stored or outside) opened with it: nothing of the
-    /// log was checked against a signature (all checkpoints deleted from a rewritten log).
+    /// A key was given, but there is no checkpoint at all, stored or outside: nothing of the
+    /// log was checked against a signature (all checkpoints deleted from a rewritten log). A
+    /// checkpoint that is there but does not open with the key is a `BadSignature`.
     NoSignedCheckpoint,
 }
 
@@ -116,6 +117,7 @@ pub fn verify(
     let mut notes = store.checkpoints()?;
     notes.extend(outside.iter().map(|o| (o.size, o.note.clone())));
     dedup_notes(&mut notes);
+    let no_checkpoint = notes.is_empty();
     // Opened first: the readers compute the tree's root at each checkpoint's size as they go.
     let mut opened: Vec<Checkpoint> = Vec::new();
     for (size, note) in notes {
@@ -153,7 +155,7 @@ pub fn verify(
         }
         opened.push(checkpoint);
     }
-    if verifier.is_some() && opened.is_empty() {
+    if verifier.is_some() && no_checkpoint {
         report.findings.push(Finding::NoSignedCheckpoint);
     }
     let sizes: HashSet<u64> = opened.iter().map(|c| c.size).collect();

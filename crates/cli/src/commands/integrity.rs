@@ -128,12 +128,12 @@ each erasure in the log) are counted as redacted, not tampered.
 
 Exit status:
   0  the log is what was signed: no finding
-  1  the log is not what was signed: findings (listed), or --key given and no checkpoint opened
+  1  the log is not what was signed: findings (listed), or --key given and no checkpoint
   2  verify could not run: bad arguments, no such database, unreadable key or checkpoint file,
      a database error")]
 pub struct VerifyArgs {
     /// The verifier key: its text, or a file holding it. Without it signatures are not checked.
-    /// With it, a log must have at least one checkpoint that opens with it.
+    /// With it, a log must have at least one checkpoint (stored or outside).
     #[arg(long)]
     key: Option<String>,
     /// Checkpoints kept outside the database (`checkpoint --checkpoint-out`); may be given
