@@ -1,10 +1,10 @@
-//! Tamper evidence over a log in any backend: signing checkpoints, erasing payloads, and verifying that
-//! the rows as stored are the log that was signed.
+//! Tamper evidence over a log in any backend: signing checkpoints, and verifying that the rows as
+//! stored are the log that was signed (erasing payloads is `crate::erasure`).
 //!
 //! `verify` trusts nothing in the database: it recomputes every event's metadata digest from
-//! `meta`, its payload commitment from `payloads` (absent: the payload was erased, and the event
-//! is `redacted`, not tampered), its leaf from its seq, rebuilds the tree, and checks each stored
-//! checkpoint's signature and root. What an attacker with write access can still do undetected is
+//! `meta`, its payload commitment from `payloads` (absent: `redacted` if an erasure event
+//! accounts for it, else `missing_payload`), its leaf from its seq, rebuilds the tree, and
+//! checks each stored checkpoint's signature and root. What an attacker with write access can still do undetected is
 //! append valid-looking entries after the last checkpoint, or cut the tail together with the
 //! checkpoints that cover it: outside copies of the checkpoints (`--checkpoint-out`, checked with
 //! `outside`) close that gap.

@@ -6,6 +6,8 @@
 //!   per batch); dense sequence numbers that are the Merkle leaf indices.
 //! - [`Store`]: the backend trait; [`SqliteStore`] is the embedded default.
 //! - [`Query`], [`Filter`], [`Summary`], [`ToolStats`]: what readers ask for and get.
+//! - [`integrity`]: checkpoints, `verify`, `prove`; [`erasure`]: erasing a call's personal data,
+//!   each erasure recorded in the log.
 //!
 //! ```
 //! use mcp_audit_core::AuditEvent;
