@@ -4,10 +4,10 @@
 //! `verify` trusts nothing in the database: it recomputes every event's metadata digest from
 //! `meta`, its payload commitment from `payloads` (absent: `redacted` if an erasure event
 //! accounts for it, else `missing_payload`), its leaf from its seq, rebuilds the tree, and
-//! checks each stored checkpoint's signature and root. What an attacker with write access can still do undetected is
-//! append valid-looking entries after the last checkpoint, or cut the tail together with the
-//! checkpoints that cover it: outside copies of the checkpoints (`--checkpoint-out`, checked with
-//! `outside`) close that gap.
+//! checks each stored checkpoint's signature and root. What an attacker with write access can
+//! still do undetected is append valid-looking entries after the last checkpoint, or cut the
+//! tail together with the checkpoints that cover it: outside copies of the checkpoints
+//! (`--checkpoint-out`, checked with `outside`) close that gap.
 
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{HashMap, HashSet};
