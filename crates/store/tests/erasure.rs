@@ -254,6 +254,11 @@ fn an_edited_added_or_deleted_lineage_or_compliance_row_is_found(db: Db) {
             "compliance_events",
         ),
         (
+            "DELETE FROM compliance_events WHERE seq = 1".into(),
+            1,
+            "compliance_events",
+        ),
+        (
             format!(
                 "INSERT INTO compliance_events ({key}seq, ordinal, framework, event_type, risk_level) \
                  SELECT {key}seq, 0, 'GDPR', 'forged', 'low' FROM events WHERE seq = 2"
