@@ -102,6 +102,14 @@ impl Db {
         self.open_writable(Durability::Sync)
     }
 
+    /// The store `erase` deletes payloads with, beside the recorder that records the
+    /// erasures: on PostgreSQL a connection of no log of its own (`--log-id`'s log is the
+    /// recorder's, and a log has one writer), since erasing appends nothing.
+    pub fn open_eraser(&self) -> anyhow::Result<Box<dyn Store>> {
+        self.must_exist()?;
+        self.open_writable_log(Durability::Sync, None)
+    }
+
     /// Opens an existing database for commands that only read.
     pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
         if let Some(url) = self.postgres_url() {

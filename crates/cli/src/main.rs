@@ -6,7 +6,8 @@
 //! an error's last stop is one line on stderr.
 //!
 //! Exit status: 0 on success, 1 on any error (printed as one `error: ...` line, its causes
-//! joined by `: `), 2 on a usage error (clap's own message).
+//! joined by `: `), 2 on a usage error (clap's own message). `verify` alone differs: 1 means
+//! findings (the log is not what was signed), 2 any error that kept it from running.
 
 /// mimalloc instead of the system allocator: the recorder builds each event in the caller's
 /// thread and the writer frees it in its own, a pattern glibc's allocator handles poorly
@@ -119,6 +120,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // `verify` tells "the log is not what was signed" (1) from "could not run" (2).
+    let failure = match cli.command {
+        Command::Verify(_) => integrity::VERIFY_COULD_NOT_RUN,
+        _ => 1,
+    };
     let db = Db::new(
         cli.db,
         cli.lock_timeout,
@@ -150,7 +156,7 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(io::stderr(), "error: {}", one_line(&error));
-            ExitCode::FAILURE
+            ExitCode::from(failure)
         }
     }
 }

@@ -116,8 +116,9 @@ fn a_tampered_log_fails_verification_and_names_the_entry() {
         text(&out)
     );
     let json = run(dir.path(), &["verify", "--key", "k.key.pub", "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(report["findings"][0]["finding"], "modified_payload");
+    let reports: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(reports[0]["findings"][0]["finding"], "modified_payload");
+    assert_eq!(reports[0]["ok"], false);
 }
 
 #[test]
@@ -143,7 +144,7 @@ fn an_erased_event_is_redacted_and_the_log_still_verifies() {
     let event: serde_json::Value =
         serde_json::from_slice(q.stdout.split(|&b| b == b'\n').next().unwrap()).unwrap();
     let id = event["id"].as_str().unwrap();
-    let out = run(dir.path(), &["erase", id]);
+    let out = run(dir.path(), &["erase", id, "--reason", "request 1"]);
     assert!(out.status.success(), "{}", text(&out));
     let out = run(
         dir.path(),
@@ -156,7 +157,9 @@ fn an_erased_event_is_redacted_and_the_log_still_verifies() {
     assert_eq!(shown["redacted"], true);
     assert!(shown.get("payload").is_none());
     // Erasing twice says so.
-    assert!(!run(dir.path(), &["erase", id]).status.success());
+    let again = run(dir.path(), &["erase", id, "--reason", "request 1"]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already erased"), "{}", text(&again));
 }
 
 #[test]
@@ -551,8 +554,8 @@ fn after_cleanup_verify_reports_expired_and_prove_checkpoint_consistency_and_the
     );
     let json = run(d, &["verify", "--key", "k.key.pub", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(report["expired"], 2);
-    assert_eq!(report["expiries"][0]["cleanup_seq"], 4);
+    assert_eq!(report[0]["expired"], 2);
+    assert_eq!(report[0]["expiries"][0]["cleanup_seq"], 4);
 
     // A survivor is proven, and the proof checks out with the public key alone.
     let q = run(d, &["query", "--tool", "t3", "--jsonl"]);
@@ -608,4 +611,209 @@ fn after_cleanup_verify_reports_expired_and_prove_checkpoint_consistency_and_the
         &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
     );
     assert!(verify.status.success(), "{}", text(&verify));
+}
+
+/// The ids of the events `query` finds with `args`, newest first.
+fn ids(dir: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["query", "--jsonl", "--include-pending"];
+    all.extend(args);
+    let out = run(dir, &all);
+    assert!(out.status.success(), "{}", text(&out));
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn erase_erases_the_whole_call_and_records_who_why_and_which() {
+    let dir = setup();
+    // A call as `sync` records it: the intent with the arguments, the outcome completing it.
+    let intent = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"pay","outcome":"pending","payload":{"input":{"iban":"DE00-secret"}}}"#;
+    assert!(run(dir.path(), &["log", intent]).status.success());
+    let intent_id = ids(dir.path(), &["--tool", "pay"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let outcome = format!(
+        r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"pay","completes":"{intent_id}","payload":{{"output":{{"ok":true}}}}}}"#
+    );
+    assert!(run(dir.path(), &["log", &outcome]).status.success());
+    let outcome_id = ids(dir.path(), &["--tool", "pay", "--outcome", "success"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let out = run(
+        dir.path(),
+        &[
+            "erase",
+            &outcome_id,
+            "--reason",
+            "ticket 42",
+            "--actor",
+            "dpo",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(&format!("erased the personal data of record {outcome_id}"))
+            && said.contains(&format!("erased the personal data of intent {intent_id}")),
+        "{said}"
+    );
+    for id in [&intent_id, &outcome_id] {
+        let shown = run(dir.path(), &["show", id]);
+        let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert_eq!(shown["redacted"], true, "{id}");
+    }
+    let erasures = ids(dir.path(), &["--kind", "admin"]);
+    assert_eq!(erasures.len(), 2);
+    let mut erased: Vec<&str> = erasures
+        .iter()
+        .map(|e| {
+            assert_eq!(e["actor"]["user_id"], "dpo");
+            assert_eq!(e["compliance"]["purpose"], "ticket 42");
+            assert_eq!(e["action"], "DELETE");
+            e["target"]["resource_id"].as_str().unwrap()
+        })
+        .collect();
+    erased.sort_unstable();
+    let mut expected = [intent_id.as_str(), outcome_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(erased, expected);
+    let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("2 redacted"), "{}", text(&out));
+}
+
+#[test]
+fn erase_without_a_reason_is_refused_and_erases_nothing() {
+    let dir = setup();
+    let id = ids(dir.path(), &["--tool", "t1"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = run(dir.path(), &["erase", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--reason"), "{}", text(&out));
+    let out = run(dir.path(), &["erase", &id, "--reason", "  "]);
+    assert!(!out.status.success());
+    let shown = run(dir.path(), &["show", &id]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["payload"]["input"]["i"], 1, "{shown}");
+}
+
+#[test]
+fn a_payload_deleted_behind_the_logs_back_fails_verify_as_tampering() {
+    let dir = setup();
+    rusqlite::Connection::open(dir.path().join("a.db"))
+        .unwrap()
+        .execute("DELETE FROM payloads WHERE seq = 1", [])
+        .unwrap();
+    let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(r#"FOUND {"finding":"missing_payload","seq":1}"#)
+            && text(&out).contains("0 redacted"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn verify_with_a_key_fails_when_no_checkpoint_is_left() {
+    let dir = setup();
+    rusqlite::Connection::open(dir.path().join("a.db"))
+        .unwrap()
+        .execute("DELETE FROM checkpoints", [])
+        .unwrap();
+    let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no_signed_checkpoint")
+            && text(&out).contains("nothing was checked against a signature"),
+        "{}",
+        text(&out)
+    );
+    // The outside copy still checks the log.
+    let out = run(
+        dir.path(),
+        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn the_same_checkpoints_given_twice_count_once() {
+    let dir = setup();
+    let out = run(
+        dir.path(),
+        &[
+            "verify",
+            "--key",
+            "k.key.pub",
+            "--checkpoints",
+            "cp.jsonl",
+            "--checkpoints",
+            "cp.jsonl",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("1 checkpoint(s) verified"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn verify_exits_2_when_it_cannot_run_and_says_so_in_its_help() {
+    let dir = setup();
+    let code = |args: &[&str]| run(dir.path(), args).status.code();
+    assert_eq!(code(&["verify", "--key", "k.key.pub"]), Some(0));
+    assert_eq!(
+        code(&["--db", "missing.db", "verify", "--key", "k.key.pub"]),
+        Some(2),
+        "no database"
+    );
+    assert_eq!(code(&["verify", "--key", "not a key"]), Some(2), "bad key");
+    assert_eq!(
+        code(&[
+            "verify",
+            "--key",
+            "k.key.pub",
+            "--checkpoints",
+            "none.jsonl"
+        ]),
+        Some(2),
+        "no checkpoint file"
+    );
+    std::fs::write(dir.path().join("bad.jsonl"), "{not json\n").unwrap();
+    assert_eq!(
+        code(&["verify", "--checkpoints", "bad.jsonl"]),
+        Some(2),
+        "a checkpoint file that does not parse"
+    );
+    assert_eq!(code(&["verify", "--no-such-flag"]), Some(2), "usage");
+    assert_eq!(
+        code(&[
+            "--db",
+            "postgres://postgres@127.0.0.1:1/none",
+            "--reconnect-timeout",
+            "1s",
+            "verify"
+        ]),
+        Some(2),
+        "a database that can not be reached"
+    );
+    let help = run(dir.path(), &["verify", "--help"]);
+    let help = text(&help);
+    assert!(
+        help.contains("0  the log is what was signed")
+            && help.contains("1  the log is not what was signed")
+            && help.contains("2  verify could not run"),
+        "{help}"
+    );
 }

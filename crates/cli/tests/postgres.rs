@@ -302,7 +302,7 @@ fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
         &["verify", "--key", &public, "--checkpoints", outside],
         None,
     );
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 2, "could not run: {err}");
     assert!(err.contains("--log-id"), "{err}");
     let out = pg.ok(&[
         "--log-id",
@@ -338,9 +338,26 @@ fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
         &public,
     ]);
 
-    pg.ok(&["erase", id]);
+    // The erasure is recorded in the eraser's own log, which is checkpointed like any other.
+    let (code, out, err) = pg.run(
+        &["--log-id", "admin", "erase", id, "--reason", "request 7"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    // What PostgreSQL keeps of the deleted row is said, not hidden.
+    assert!(err.contains("warning:") && err.contains("VACUUM"), "{err}");
+    assert!(
+        out.contains(&format!("erased the personal data of record {id}")),
+        "{out}"
+    );
+    pg.ok(&["--log-id", "admin", "checkpoint", "--key", key]);
     let out = pg.ok(&["verify", "--key", &public]);
-    assert!(out.contains("3 entries checked, 1 redacted"), "{out}");
+    assert!(
+        out.contains("log proxy-b:\n3 entries checked, 1 redacted"),
+        "{out}"
+    );
+    assert!(out.contains("log admin:\n1 entries checked"), "{out}");
+    assert!(!out.contains("NOT OK"), "{out}");
 
     // Tampering with one log fails verify and names that log's finding only.
     let mut raw = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
@@ -349,9 +366,21 @@ fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
     let (code, out, _) = pg.run(&["verify", "--key", &public, "--json"], None);
     assert_eq!(code, 1, "{out}");
     let reports: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(reports[0]["log_id"], "proxy-a");
-    assert_eq!(reports[0]["findings"][0]["finding"], "modified_column");
-    assert_eq!(reports[1]["findings"].as_array().unwrap().len(), 0);
+    let report = |log: &str| {
+        reports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["log_id"] == log)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        report("proxy-a")["findings"][0]["finding"],
+        "modified_column"
+    );
+    assert_eq!(report("proxy-b")["findings"].as_array().unwrap().len(), 0);
+    assert_eq!(report("admin")["findings"].as_array().unwrap().len(), 0);
 }
 
 #[test]
@@ -393,4 +422,46 @@ fn two_proxies_record_into_one_database_each_in_its_own_log() {
     // Both logs are whole and dense.
     let out = pg.ok(&["verify"]);
     assert_eq!(out.matches("\nok\n").count(), 2, "{out}");
+}
+
+/// The names of an object's members, sorted.
+fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn verify_json_has_the_same_shape_on_sqlite_and_postgresql() {
+    let Some(pg) = Pg::new() else { return };
+    pg.log(&[tool("a0", "alice", 1)], "only");
+    let (code, out, err) = pg.run(&["verify", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let on_pg: Value = serde_json::from_str(&out).unwrap();
+
+    let file = pg.dir.path().join("a.db");
+    let sqlite = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mcp-audit"))
+            .arg("--db")
+            .arg(&file)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let logged = sqlite(&["log", &tool("a0", "alice", 1).to_string()]);
+    assert!(logged.status.success());
+    let out = sqlite(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let on_sqlite: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    // One array of one report per log, each with the same members.
+    assert_eq!(on_pg.as_array().map(Vec::len), Some(1), "{on_pg}");
+    assert_eq!(on_sqlite.as_array().map(Vec::len), Some(1), "{on_sqlite}");
+    assert_eq!(keys(&on_pg[0]), keys(&on_sqlite[0]));
+    assert_eq!(on_pg[0]["log_id"], "only");
+    assert!(
+        on_sqlite[0]["log_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
 }

@@ -11,7 +11,7 @@ use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, LogEntry, ProofEntry, Store};
+use crate::store::{Entry, LineageRow, LogEntry, ProofEntry, Scrub, Store};
 
 impl Store for Box<dyn Store> {
     fn log_id(&self) -> &str {
@@ -125,6 +125,23 @@ impl Store for Box<dyn Store> {
 
     fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
         (**self).erase_payload(id)
+    }
+
+    fn scrub(&mut self) -> Result<Scrub, StoreError> {
+        (**self).scrub()
+    }
+
+    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
+        (**self).outcomes_of(intent)
+    }
+
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        (**self).scan_lineage(from, to, sink)
     }
 
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {

@@ -33,6 +33,19 @@ pub(crate) struct Indexed<'a> {
     pub(crate) target: Option<IndexedTarget<'a>>,
     #[serde(borrow, default)]
     pub(crate) compliance: Option<IndexedCompliance<'a>>,
+    /// Whether the event lists data sources and compliance events, whose rows `verify` holds to
+    /// the lists (`lineage.rs` reads them; here they are skipped, as an unknown field would be).
+    #[serde(default)]
+    pub(crate) data_sources: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub(crate) compliance_events: Option<serde::de::IgnoredAny>,
+}
+
+impl Indexed<'_> {
+    /// Whether the event has lineage or compliance rows beside it.
+    pub(crate) fn has_lineage(&self) -> bool {
+        self.data_sources.is_some() || self.compliance_events.is_some()
+    }
 }
 
 #[derive(serde::Deserialize)]

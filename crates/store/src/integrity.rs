@@ -1,13 +1,13 @@
-//! Tamper evidence over a log in any backend: signing checkpoints, erasing payloads, and verifying that
-//! the rows as stored are the log that was signed.
+//! Tamper evidence over a log in any backend: signing checkpoints, and verifying that the rows as
+//! stored are the log that was signed (erasing payloads is `crate::erasure`).
 //!
 //! `verify` trusts nothing in the database: it recomputes every event's metadata digest from
-//! `meta`, its payload commitment from `payloads` (absent: the payload was erased, and the event
-//! is `redacted`, not tampered), its leaf from its seq, rebuilds the tree, and checks each stored
-//! checkpoint's signature and root. What an attacker with write access can still do undetected is
-//! append valid-looking entries after the last checkpoint, or cut the tail together with the
-//! checkpoints that cover it: outside copies of the checkpoints (`--checkpoint-out`, checked with
-//! `outside`) close that gap.
+//! `meta`, its payload commitment from `payloads` (absent: `redacted` if an erasure event
+//! accounts for it, else `missing_payload`), its leaf from its seq, rebuilds the tree, and
+//! checks each stored checkpoint's signature and root. What an attacker with write access can
+//! still do undetected is append valid-looking entries after the last checkpoint, or cut the
+//! tail together with the checkpoints that cover it: outside copies of the checkpoints
+//! (`--checkpoint-out`, checked with `outside`) close that gap.
 
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{HashMap, HashSet};
@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::error::StoreError;
 use crate::expiry::{CLEANUP_OPERATION, CleanupRecord, SeqRange, Tombstone};
 use crate::indexed;
+use crate::lineage::{self, LineageHashes};
 use crate::store::{
     GroupUsers, IndexedColumns, KeyTotals, LogEntry, LookupField, Store, lookup_key_hash,
 };
@@ -61,6 +62,16 @@ pub enum Finding {
     /// `index * 2^level` on) is not the root of those entries: proofs that pass through it
     /// fail (none can be forged with it, since a proof is checked against a signed root).
     TreeNode { level: u32, index: u64 },
+    /// The entry has no payload and no erasure event accounts for it: the payload was
+    /// deleted behind the log's back (see `erasure`).
+    MissingPayload { seq: u64 },
+    /// The entry's rows in `table` (`data_sources` or `compliance_events`) are not the copies
+    /// of its hashed metadata's list: a row was edited, added or deleted.
+    ModifiedLineage { seq: u64, table: &'static str },
+    /// A key was given, but there is no checkpoint at all, stored or outside: nothing of the
+    /// log was checked against a signature (all checkpoints deleted from a rewritten log). A
+    /// checkpoint that is there but does not open with the key is a `BadSignature`.
+    NoSignedCheckpoint,
 }
 
 /// The result of [`verify`].
@@ -68,7 +79,7 @@ pub enum Finding {
 pub struct Report {
     /// Entries read.
     pub entries: u64,
-    /// Entries whose payload was erased (still proven).
+    /// Entries whose payload was erased, as an erasure event records (still proven).
     pub redacted: u64,
     /// Entries a cleanup run removed when their retention ran out, each with a tombstone that
     /// keeps its leaf and a record of the run in the log (still part of every proof).
@@ -142,6 +153,8 @@ fn verify_once(
     // Checkpoints: the stored ones, then the outside copies.
     let mut notes = store.checkpoints()?;
     notes.extend(outside.iter().map(|o| (o.size, o.note.clone())));
+    dedup_notes(&mut notes);
+    let no_checkpoint = notes.is_empty();
     // Opened first: the readers compute the tree's root at each checkpoint's size as they go.
     let mut opened: Vec<Checkpoint> = Vec::new();
     for (size, note) in notes {
@@ -178,6 +191,9 @@ fn verify_once(
             continue;
         }
         opened.push(checkpoint);
+    }
+    if verifier.is_some() && no_checkpoint {
+        report.findings.push(Finding::NoSignedCheckpoint);
     }
     let sizes: HashSet<u64> = opened.iter().map(|c| c.size).collect();
 
@@ -275,6 +291,7 @@ fn verify_once(
     }
     let mut complete = true;
     let mut stored = Vec::new();
+    let mut payloadless = Vec::new();
     let mut nodes: HashMap<(u32, u64), Hash> = HashMap::new();
     // Roots at checkpoint sizes: the first part's as they are, each later part's joined to the
     // root of everything before it, a perfect subtree (RFC 9162 §2.1.1: the left subtree is the
@@ -301,7 +318,7 @@ fn verify_once(
     for part in std::iter::once(first).chain(rest) {
         nodes.extend(part.nodes.iter().map(|n| ((n.level, n.index), n.hash)));
         report.entries += part.entries;
-        report.redacted += part.redacted;
+        payloadless.extend(part.payloadless);
         report.findings.extend(part.findings);
         complete &= part.missing.is_empty();
         bare.extend(part.missing);
@@ -313,6 +330,9 @@ fn verify_once(
         .findings
         .extend(bare.iter().map(|&seq| Finding::MissingEntry { seq }));
     judge_tombstones(&tombstoned, &records, &mut report);
+    let (redacted, unaccounted) = crate::erasure::judge_missing_payloads(store, &payloadless)?;
+    report.redacted = redacted;
+    report.findings.extend(unaccounted);
     // Entries whose leaf is not the stored one: the nodes over them are not checked (their
     // finding is the entry's own).
     let mut moved: Vec<u64> = stored.iter().map(|m| m.0).collect();
@@ -413,7 +433,11 @@ impl Range {
 #[derive(Default)]
 struct Checked {
     entries: u64,
-    redacted: u64,
+    /// Entries without a payload (seq, id column): redacted if an erasure event accounts for
+    /// them, else a finding (see `erasure::judge_missing_payloads`).
+    payloadless: Vec<(u64, [u8; 16])>,
+    /// Its entries' lineage and compliance rows as their metadata gives them (see `lineage`).
+    lineage: LineageHashes,
     /// The lookup keys of its entries below the index's bound, summed (see `lookup_digest`).
     key_sum: u64,
     /// Its entries below the running totals' bound, grouped as the totals are (see
@@ -496,7 +520,10 @@ fn check_range(
         if derived.totals_below.is_some_and(|below| seq < below) {
             add_to_groups(derived.state, &entry.columns, &mut out.groups);
         }
-        let leaf = check_entry(entry, &mut out);
+        let (leaf, has_lineage) = check_entry(entry, &mut out);
+        if has_lineage {
+            lineage::expect(derived.state, seq, entry.meta, &mut out.lineage);
+        }
         if entry.columns.kind == b"admin"
             && entry.columns.operation == CLEANUP_OPERATION.as_bytes()
             && Hash::from_slice(entry.leaf_hash) == Some(leaf)
@@ -509,6 +536,9 @@ fn check_range(
     })?;
     fill_gap(next..end, &mut tombstones, &mut tree, &mut out);
     out.end_root = tree.frontier.root();
+    let rows = lineage::stored(store, derived.state, at.from, at.to)?;
+    out.findings
+        .extend(lineage::compare(&std::mem::take(&mut out.lineage), &rows));
     read.fetch_add(out.entries % 65_536, Ordering::Relaxed);
     Ok(out)
 }
@@ -743,13 +773,17 @@ fn check_nodes(
 }
 
 /// Checks one entry on its own, noting what is wrong with it in `out`; returns its leaf as
-/// recomputed from the row.
-fn check_entry(entry: &LogEntry<'_>, out: &mut Checked) -> Hash {
+/// recomputed from the row, and whether its metadata lists data sources or compliance events
+/// (whose rows `lineage` then expects).
+fn check_entry(entry: &LogEntry<'_>, out: &mut Checked) -> (Hash, bool) {
     let seq = entry.seq;
     let commitment = Hash::from_slice(entry.commitment).unwrap_or_default();
     let stored_leaf = Hash::from_slice(entry.leaf_hash).unwrap_or_default();
     match entry.payload {
-        None => out.redacted += 1,
+        None => {
+            let id = entry.columns.id.try_into().unwrap_or([0; 16]);
+            out.payloadless.push((seq, id));
+        }
         Some((salt, body)) => {
             let salt: [u8; 32] = salt.try_into().unwrap_or([0; 32]);
             if payload_commitment(&salt, body) != commitment {
@@ -761,10 +795,17 @@ fn check_entry(entry: &LogEntry<'_>, out: &mut Checked) -> Hash {
     let leaf = leaf_hash(seq, &digest, &commitment);
     if leaf != stored_leaf {
         out.mismatched.push((seq, stored_leaf, digest, commitment));
-    } else if let Some(column) = column_mismatch(entry.meta, &entry.columns) {
+        // Not the metadata that was hashed, and not read for columns: looked at the slow way.
+        return (leaf, lineage::mentioned(entry.meta));
+    }
+    // Read once for the column check and for whether it has lineage (which costs nothing more:
+    // the lists are skipped unread here, as any field without a column copy is).
+    let m = indexed::read(entry.meta);
+    let has_lineage = m.as_ref().is_some_and(indexed::Indexed::has_lineage);
+    if let Some(column) = column_mismatch(m, &entry.columns) {
         out.findings.push(Finding::ModifiedColumn { seq, column });
     }
-    leaf
+    (leaf, has_lineage)
 }
 
 fn finding_seq(f: &Finding) -> u64 {
@@ -774,7 +815,10 @@ fn finding_seq(f: &Finding) -> u64 {
         | Finding::ModifiedPayload { seq }
         | Finding::Reordered { seq, .. }
         | Finding::MissingEntry { seq }
-        | Finding::ExtraEntry { seq } => *seq,
+        | Finding::ExtraEntry { seq }
+        | Finding::MissingPayload { seq }
+        | Finding::ModifiedLineage { seq, .. } => *seq,
+        Finding::NoSignedCheckpoint => 0,
         Finding::CheckpointMismatch { size } | Finding::BadSignature { size, .. } => *size,
         Finding::LookupIndex { below } | Finding::KeyTotals { below } => *below,
         Finding::TreeNode { level, index } => index << level,
@@ -786,11 +830,14 @@ fn finding_seq(f: &Finding) -> u64 {
 
 /// The first column copy that disagrees with the hashed metadata, each compared with the
 /// value the writers derive from it (`columns.rs`, and the backends' inserts).
-fn column_mismatch(meta: &str, columns: &IndexedColumns<'_>) -> Option<&'static str> {
+fn column_mismatch(
+    m: Option<indexed::Indexed<'_>>,
+    columns: &IndexedColumns<'_>,
+) -> Option<&'static str> {
     if let Some(column) = columns.malformed {
         return Some(column);
     }
-    let Some(m) = indexed::read(meta) else {
+    let Some(m) = m else {
         return Some("meta");
     };
     let user = m.actor.and_then(|a| a.user_id);
@@ -928,11 +975,11 @@ pub fn sign_checkpoint(
     })
 }
 
-/// Erases an event's personal half (GDPR Art. 17): deletes its payload and salt. The leaf keeps
-/// the commitment, so every proof stays valid and `verify` reports the entry as redacted.
-/// Returns whether there was anything to erase.
-pub fn erase(store: &mut (impl Store + ?Sized), id: EventId) -> Result<bool, StoreError> {
-    store.erase_payload(id)
+/// Every signed note once: the same checkpoint stored and kept outside (or given in two
+/// files) is one checkpoint, and counts once.
+fn dedup_notes(notes: &mut Vec<(u64, String)>) {
+    let mut seen = HashSet::new();
+    notes.retain(|(_, note)| seen.insert(note.clone()));
 }
 
 /// Groups findings by kind for a one-line summary.
@@ -952,6 +999,9 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
             Finding::CheckpointMismatch { .. } => "checkpoint mismatch",
             Finding::TruncatedTail { .. } => "truncated tail",
             Finding::BadSignature { .. } => "bad signature",
+            Finding::MissingPayload { .. } => "payload deleted without an erasure record",
+            Finding::ModifiedLineage { .. } => "modified lineage or compliance row",
+            Finding::NoSignedCheckpoint => "no signed checkpoint",
         };
         *m.entry(name).or_default() += 1;
     }

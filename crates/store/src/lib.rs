@@ -8,6 +8,8 @@
 //! - [`Query`], [`Filter`], [`Summary`], [`ToolStats`]: what readers ask for and get.
 //! - [`expiry`]: cleanup that removes expired events and keeps the log provable (a tombstone per
 //!   removed entry, the run recorded in the log).
+//! - [`integrity`]: checkpoints, `verify`, `prove`; [`erasure`]: erasing a call's personal data,
+//!   each erasure recorded in the log.
 //!
 //! ```
 //! use mcp_audit_core::AuditEvent;
@@ -33,10 +35,12 @@
 mod boxed;
 mod checkpointer;
 mod columns;
+pub mod erasure;
 mod error;
 pub mod expiry;
 mod indexed;
 pub mod integrity;
+mod lineage;
 mod postgres;
 mod query;
 mod recorder;
@@ -59,6 +63,6 @@ pub use recorder::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
-    Entry, GroupUsers, IndexedColumns, KeyGroup, KeyTotals, LogEntry, LookupField, ProofEntry,
-    Store, lookup_key_hash,
+    Entry, GroupUsers, IndexedColumns, KeyGroup, KeyTotals, LineageRow, LineageTable, LogEntry,
+    LookupField, ProofEntry, Scrub, Store, lookup_key_hash,
 };

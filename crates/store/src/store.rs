@@ -9,6 +9,7 @@ use mcp_audit_core::{EventId, Hash, SealedEvent};
 
 use crate::error::StoreError;
 use crate::expiry::{ExpiredEntry, Removal, Tombstone};
+pub use crate::lineage::{LineageRow, LineageTable};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
@@ -79,6 +80,16 @@ pub struct ProofEntry {
     pub commitment: Hash,
     /// Salt and canonical personal JSON; `None` once erased.
     pub payload: Option<(Vec<u8>, String)>,
+}
+
+/// What [`Store::scrub`] could do about the erased bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Scrub {
+    /// They are gone from every file the backend keeps.
+    Done,
+    /// They may remain somewhere until later: where, and until when, in a sentence.
+    Pending(String),
 }
 
 /// Which column a lookup key comes from, as [`lookup_key_hash`] tells them apart.
@@ -266,8 +277,27 @@ pub trait Store: Send + 'static {
     fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError>;
 
     /// Deletes the payload (salt and personal fields) of event `id`; the leaf stays valid.
-    /// Returns whether there was one to delete.
+    /// Returns whether there was one to delete. The bytes are overwritten where the backend
+    /// can (SQLite: `secure_delete`); [`Store::scrub`] then clears the copies a journal keeps.
     fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError>;
+
+    /// After erasures: makes the erased bytes leave the backend's files as far as it can, and
+    /// says where they may remain.
+    fn scrub(&mut self) -> Result<Scrub, StoreError>;
+
+    /// The ids of the events that complete the intent `intent` (its outcomes; normally one),
+    /// whichever log they are in: the records of one call that an erasure erases together.
+    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError>;
+
+    /// Every lineage and compliance row of this log (the `data_sources` and
+    /// `compliance_events` tables, copies of the hashed metadata's lists) with seq in
+    /// `from..to`, each table's rows by seq and ordinal, handed to `sink` one at a time.
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
 
     /// The leaf hashes of seqs `from..to` that exist, in order, a removed entry's from its
     /// tombstone (fewer than asked when entries are missing).

@@ -5,9 +5,8 @@ mod backend;
 
 use mcp_audit_core::AuditEvent;
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner};
-use mcp_audit_store::integrity::{
-    Finding, OutsideCheckpoint, Report, erase, sign_checkpoint, verify,
-};
+use mcp_audit_store::erasure::erase_call;
+use mcp_audit_store::integrity::{Finding, OutsideCheckpoint, Report, sign_checkpoint, verify};
 use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore};
 use serde_json::json;
 
@@ -83,9 +82,10 @@ fn an_untouched_log_verifies_with_its_checkpoint() {
     let (log, outside) = log();
     let report = log.verify(&[outside]);
     assert!(report.is_ok(), "{:?}", report.findings);
+    // The stored checkpoint and its outside copy are one checkpoint, counted once.
     assert_eq!(
         (report.entries, report.checkpoints_verified, report.covered),
-        (10, 2, 10)
+        (10, 1, 10)
     );
 }
 
@@ -180,10 +180,9 @@ fn cutting_the_tail_is_found_against_an_outside_checkpoint() {
     let (log, outside) = log();
     // The attacker removes the last events, the stored checkpoint, and fixes the counter.
     log.sql("DELETE FROM events WHERE seq >= 8; DELETE FROM payloads WHERE seq >= 8; DELETE FROM checkpoints; UPDATE log_state SET value = '8' WHERE key = 'next_seq'");
-    assert!(
-        log.verify(&[]).is_ok(),
-        "without an outside copy the cut is invisible"
-    );
+    // Without an outside copy the cut itself is invisible; a key with nothing to check
+    // against is still a finding.
+    assert_eq!(log.verify(&[]).findings, [Finding::NoSignedCheckpoint]);
     assert_eq!(
         log.verify(&[outside]).findings,
         [Finding::TruncatedTail {
@@ -250,11 +249,19 @@ fn a_checkpoint_signed_by_another_key_is_found() {
 fn erasing_a_payload_through_the_supported_path_verifies_as_redacted() {
     let (log, outside) = log();
     let mut store = SqliteStore::open(&log.path, SqliteOptions::default()).unwrap();
-    assert!(erase(&mut store, log.ids[5]).unwrap());
+    let recorder = Recorder::start(
+        SqliteStore::open(&log.path, SqliteOptions::default()).unwrap(),
+        RecorderConfig::default(),
+    )
+    .unwrap();
+    let erased = erase_call(&mut store, &recorder, log.ids[5], &backend::request()).unwrap();
+    recorder.shutdown().unwrap();
+    assert!(erased.records[0].payload_deleted);
     drop(store);
     let report = log.verify(&[outside]);
+    // The erasure event came after the checkpoint: verified, not yet covered.
     assert!(report.is_ok(), "{:?}", report.findings);
-    assert_eq!(report.redacted, 1);
+    assert_eq!((report.redacted, report.entries), (1, 11));
     let mut reader = SqliteStore::open_read_only(&log.path, SqliteOptions::default()).unwrap();
     let e = mcp_audit_store::Store::get(&mut reader, log.ids[5])
         .unwrap()
@@ -349,7 +356,8 @@ fn the_writer_signs_every_n_entries_and_at_shutdown_and_keeps_and_publishes_outs
     let mut store = SqliteStore::open_read_only(&path, SqliteOptions::default()).unwrap();
     let report = verify(&mut store, Some(&signer.verifier()), &outside, &mut |_| {}).unwrap();
     assert!(report.is_ok(), "{:?}", report.findings);
-    assert_eq!((report.checkpoints_verified, report.covered), (6, 12));
+    // Each stored checkpoint is also in `outside`: counted once.
+    assert_eq!((report.checkpoints_verified, report.covered), (3, 12));
 }
 
 #[test]
@@ -564,7 +572,7 @@ fn a_long_log_verified_in_parts_finds_what_is_wrong_in_any() {
     let (log, outside) = long_log(70_000);
     let clean = log.verify(std::slice::from_ref(&outside));
     assert!(clean.is_ok(), "{:?}", clean.findings);
-    assert_eq!((clean.entries, clean.checkpoints_verified), (70_000, 2));
+    assert_eq!((clean.entries, clean.checkpoints_verified), (70_000, 1));
 
     log.sql(
         "UPDATE payloads SET body = replace(body, '1', '2') WHERE seq = 68001;
@@ -618,7 +626,7 @@ fn a_long_log_verified_in_parts_checks_the_stored_nodes_of_each() {
             },
         ]
     );
-    assert_eq!(report.checkpoints_verified, 2, "the entries are intact");
+    assert_eq!(report.checkpoints_verified, 1, "the entries are intact");
 }
 
 /// A log of exactly 65,536 entries is read in two parts of 32,768: the stored node over all of
@@ -693,8 +701,8 @@ fn checkpoints_around_the_parts_of(last: u64) {
     };
     let clean = check();
     assert!(clean.is_ok(), "{last}: {:?}", clean.findings);
-    // Each size stored once and given once from outside.
-    assert_eq!((clean.checkpoints_verified, clean.covered), (12, last));
+    // Each size stored once and given once from outside: one checkpoint each.
+    assert_eq!((clean.checkpoints_verified, clean.covered), (6, last));
 
     rusqlite::Connection::open(&path)
         .unwrap()
@@ -710,5 +718,5 @@ fn checkpoints_around_the_parts_of(last: u64) {
         ],
         "{last}"
     );
-    assert_eq!((report.checkpoints_verified, report.covered), (8, 65_536));
+    assert_eq!((report.checkpoints_verified, report.covered), (4, 65_536));
 }

@@ -6,8 +6,9 @@ mod backend;
 
 use mcp_audit_core::AuditEvent;
 use mcp_audit_core::checkpoint::NoteSigner;
+use mcp_audit_store::erasure::{EraseError, erase_call};
 use mcp_audit_store::integrity::{
-    Finding, OutsideCheckpoint, Report, erase, prove, sign_checkpoint, verify,
+    Finding, OutsideCheckpoint, Report, prove, sign_checkpoint, verify,
 };
 use mcp_audit_store::{PgOptions, PgStore, Recorder, RecorderConfig, Store};
 use serde_json::json;
@@ -163,7 +164,7 @@ fn cutting_the_tail_is_found_against_an_outside_checkpoint() {
         "DELETE FROM events WHERE seq >= 8; DELETE FROM payloads WHERE seq >= 8;
          DELETE FROM checkpoints; UPDATE logs SET next_seq = 8",
     );
-    assert!(logs.verify(0, &[]).is_ok());
+    assert_eq!(logs.verify(0, &[]).findings, [Finding::NoSignedCheckpoint]);
     assert_eq!(
         logs.verify(0, &logs.outside).findings,
         [Finding::TruncatedTail {
@@ -176,12 +177,22 @@ fn cutting_the_tail_is_found_against_an_outside_checkpoint() {
 #[test]
 fn an_erased_payload_verifies_as_redacted_and_proofs_still_verify() {
     let Some(logs) = logs(2, 10) else { return };
+    // The erasures are recorded in a log of their own, as `mcp-audit erase` records them.
     let mut store = logs.db.open();
-    assert!(erase(&mut store, logs.ids[1][5]).unwrap());
-    assert!(
-        !erase(&mut store, logs.ids[1][5]).unwrap(),
-        "already erased"
-    );
+    let admin = PgOptions {
+        log_id: Some("admin".into()),
+        ..PgOptions::default()
+    };
+    let recorder =
+        Recorder::start(logs.db.open_pg(admin).unwrap(), RecorderConfig::default()).unwrap();
+    let request = backend::request();
+    let erased = erase_call(&mut store, &recorder, logs.ids[1][5], &request).unwrap();
+    assert!(erased.records[0].payload_deleted);
+    assert!(matches!(
+        erase_call(&mut store, &recorder, logs.ids[1][5], &request),
+        Err(EraseError::AlreadyErased(_))
+    ));
+    recorder.shutdown().unwrap();
     drop(store);
     let report = logs.verify(1, &logs.outside[1..]);
     assert!(report.is_ok(), "{:?}", report.findings);

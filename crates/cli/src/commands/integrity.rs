@@ -9,8 +9,9 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::{NoteSigner, NoteVerifier};
-use mcp_audit_store::Store;
+use mcp_audit_store::erasure::{self, ErasureRequest};
 use mcp_audit_store::integrity::{self, OutsideCheckpoint};
+use mcp_audit_store::{Durability, Recorder, RecorderConfig, Scrub, Store};
 
 use crate::db::Db;
 
@@ -119,22 +120,36 @@ pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
 Examples:
   mcp-audit verify --key audit.key.pub
   mcp-audit verify --key 'audit.example.com+1a2b3c4d+AQ...' --checkpoints checkpoints.jsonl --json
-Exit status 0 only when all is well; otherwise every finding is listed with its sequence number
-(modified metadata or column, modified payload, missing, extra or reordered entry, checkpoint
-mismatch, truncated tail, bad signature, an edited lookup index or stored tree node). Erased
-payloads are counted as redacted, not tampered. Entries that `cleanup` removed are counted as
-expired, with the seq of the run's own event in the log; a removed entry without such a
-record is missing.")]
+Every finding is listed with its sequence number (modified metadata, column, payload, lineage or
+compliance row, missing, extra or reordered entry, a payload deleted with no erasure recorded,
+checkpoint mismatch, truncated tail, bad signature, no signed checkpoint under --key, an edited
+lookup index, running total or stored tree node). Payloads erased with `erase` (which records
+each erasure in the log) are counted as redacted, not tampered. Entries that `cleanup` removed
+are counted as expired, with the seq of the run's own event in the log; a removed entry without
+such a record is missing.
+
+Exit status:
+  0  the log is what was signed: no finding
+  1  the log is not what was signed: findings (listed), or --key given and no checkpoint
+  2  verify could not run: bad arguments, no such database, unreadable key or checkpoint file,
+     a database error")]
 pub struct VerifyArgs {
     /// The verifier key: its text, or a file holding it. Without it signatures are not checked.
+    /// With it, a log must have at least one checkpoint (stored or outside).
     #[arg(long)]
     key: Option<String>,
-    /// Checkpoints kept outside the database (`checkpoint --checkpoint-out`).
+    /// Checkpoints kept outside the database (`checkpoint --checkpoint-out`); may be given
+    /// more than once. A checkpoint found twice counts once.
     #[arg(long, value_name = "PATH")]
-    checkpoints: Option<PathBuf>,
+    checkpoints: Vec<PathBuf>,
+    /// One JSON array on stdout: a report per log, with its `log_id` (the same shape on
+    /// SQLite and PostgreSQL).
     #[arg(long)]
     json: bool,
 }
+
+/// The exit status of `verify` when it could not run (its findings exit with 1).
+pub const VERIFY_COULD_NOT_RUN: u8 = 2;
 
 /// A verifier key given as its text or as a file holding it (`keygen` writes `<key>.pub`).
 fn read_verifier(key: &str) -> Result<NoteVerifier> {
@@ -149,19 +164,10 @@ fn read_verifier(key: &str) -> Result<NoteVerifier> {
 
 pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
     let verifier = args.key.as_deref().map(read_verifier).transpose()?;
-    let outside = match &args.checkpoints {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str::<OutsideCheckpoint>(l)
-                    .with_context(|| format!("{} line {}", path.display(), i + 1))
-            })
-            .collect::<Result<Vec<_>>>()?,
-        None => Vec::new(),
-    };
+    let mut outside = Vec::new();
+    for path in &args.checkpoints {
+        outside.extend(read_outside(path)?);
+    }
     let logs = db.log_ids()?;
     if logs.len() > 1 && !outside.is_empty() {
         bail!("outside checkpoints belong to one log: name it with --log-id");
@@ -183,7 +189,7 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
         bar.finish_and_clear();
         all_ok &= report.is_ok();
         if args.json {
-            reports.push((log_id, report));
+            reports.push((store.log_id().to_string(), report));
             continue;
         }
         if many {
@@ -192,21 +198,32 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
         print_report(&report, verifier.is_none());
     }
     if args.json {
-        if many {
-            let all: Vec<serde_json::Value> = reports
-                .iter()
-                .map(|(log_id, report)| {
-                    let mut value = serde_json::to_value(report)?;
-                    value["log_id"] = serde_json::Value::from(log_id.as_str());
-                    Ok(value)
-                })
-                .collect::<Result<_>>()?;
-            println!("{}", serde_json::to_string_pretty(&all)?);
-        } else if let Some((_, report)) = reports.first() {
-            println!("{}", serde_json::to_string_pretty(report)?);
-        }
+        let all: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(log_id, report)| {
+                let mut value = serde_json::to_value(report)?;
+                value["log_id"] = serde_json::Value::from(log_id.as_str());
+                value["ok"] = serde_json::Value::from(report.is_ok());
+                Ok(value)
+            })
+            .collect::<Result<_>>()?;
+        println!("{}", serde_json::to_string_pretty(&all)?);
     }
     Ok(if all_ok { 0 } else { 1 })
+}
+
+/// The outside checkpoints in `path`, one JSON object per line.
+fn read_outside(path: &Path) -> Result<Vec<OutsideCheckpoint>> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str::<OutsideCheckpoint>(l)
+                .with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect()
 }
 
 /// One log's report, as text.
@@ -230,6 +247,8 @@ fn print_report(report: &integrity::Report, no_key: bool) {
     }
     if no_key {
         println!("warning: no --key given: signatures were not checked");
+    } else if report.checkpoints_verified == 0 {
+        println!("warning: no checkpoint was verified: nothing was checked against a signature");
     }
     for finding in &report.findings {
         if let Ok(text) = serde_json::to_string(finding) {
@@ -250,10 +269,24 @@ fn print_report(report: &integrity::Report, no_key: bool) {
 
 /// Erase an event's personal data (GDPR Art. 17); its metadata and proofs stay valid.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  mcp-audit erase 019a1b2c-3d4e-7f00-8a9b-0c1d2e3f4a5b")]
+#[command(after_help = "\
+Example:
+  mcp-audit erase 019a1b2c-3d4e-7f00-8a9b-0c1d2e3f4a5b --reason 'erasure request #4711'
+Erases every record of the event's call (a `sync` intent and its outcome both hold the
+arguments), and records each erasure in the log first: who (--actor, default the OS user),
+when, why (--reason) and which event. `verify` reports a payload missing without such a record
+as tampering. SQLite: the bytes are overwritten and the write-ahead log truncated; a warning
+says when another connection kept it from being truncated. PostgreSQL: see docs/integrity.md.
+On PostgreSQL the erasure events go to --log-id's log (default: a new log).")]
 pub struct EraseArgs {
     /// The event's id.
     id: String,
+    /// Why the data is erased (the request, the legal ground): recorded with the erasure.
+    #[arg(long)]
+    reason: String,
+    /// Who erases, as recorded (default: the OS user).
+    #[arg(long, value_name = "USER")]
+    actor: Option<String>,
 }
 
 pub fn erase(db: &Db, args: EraseArgs) -> Result<()> {
@@ -261,11 +294,44 @@ pub fn erase(db: &Db, args: EraseArgs) -> Result<()> {
         .id
         .parse()
         .with_context(|| format!("`{}` is not an event id", args.id))?;
-    let mut store = db.open_existing_writable()?;
-    if !integrity::erase(store.as_mut(), id)? {
-        bail!("no payload to erase for {id} (no such event, or already erased)");
+    if args.reason.trim().is_empty() {
+        bail!("--reason must say why the data is erased");
     }
-    println!("erased the personal data of {id}");
+    let (actor, auth_method) = match args.actor {
+        Some(actor) => (actor, "cli_flag"),
+        None => (crate::commands::proxy::os_user(), "os_user"),
+    };
+    let request = ErasureRequest {
+        actor,
+        auth_method: auth_method.into(),
+        reason: args.reason,
+    };
+    let mut store = db.open_eraser()?;
+    let config = RecorderConfig {
+        durability: Durability::Sync,
+        ..RecorderConfig::default()
+    };
+    let recorder = Recorder::start(db.open_writable(Durability::Sync)?, config)?;
+    let erased = erasure::erase_call(store.as_mut(), &recorder, id, &request);
+    // Shut down either way; the erasure's own error is the precise one, so it goes first.
+    let shutdown = recorder.shutdown();
+    let erased = erased?;
+    shutdown.context("cannot record the erasure")?;
+    for record in &erased.records {
+        let what = if record.intent { "intent" } else { "record" };
+        let done = if record.payload_deleted {
+            "erased the personal data of"
+        } else {
+            "recorded the earlier erasure of"
+        };
+        println!(
+            "{done} {what} {} (erasure recorded as event {})",
+            record.id, record.erasure_event
+        );
+    }
+    if let Scrub::Pending(why) = &erased.scrub {
+        eprintln!("warning: {why}");
+    }
     Ok(())
 }
 

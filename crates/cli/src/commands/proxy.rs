@@ -223,7 +223,7 @@ pub(crate) async fn stop_signal() {
 
 /// The operating-system user: `USER`/`LOGNAME`, else the password entry of the process's uid
 /// (services often run without those variables), else `uid:N`.
-fn os_user() -> String {
+pub(crate) fn os_user() -> String {
     use std::os::unix::fs::MetadataExt;
     if let Some(user) = ["USER", "LOGNAME"]
         .iter()

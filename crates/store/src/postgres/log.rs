@@ -8,7 +8,7 @@ use postgres::types::ToSql;
 
 use super::{PgStore, map_err};
 use crate::error::StoreError;
-use crate::store::{IndexedColumns, LogEntry, ProofEntry};
+use crate::store::{IndexedColumns, LineageRow, LineageTable, LogEntry, ProofEntry, Scrub};
 
 /// Rows fetched per round trip while scanning a log.
 const SCAN_CHUNK: i32 = 10_000;
@@ -157,6 +157,103 @@ pub(super) fn erase_payload(store: &mut PgStore, id: EventId) -> Result<bool, St
     Ok(n > 0)
 }
 
+/// PostgreSQL keeps a deleted row's bytes in its page until `VACUUM` reuses the space, and in
+/// its write-ahead log and base backups until they are recycled; none of that can be cleared
+/// from a client without stopping the writers (`VACUUM FULL` locks the table). Said, not done:
+/// see `docs/integrity.md`.
+pub(super) fn scrub(_store: &mut PgStore) -> Result<Scrub, StoreError> {
+    Ok(Scrub::Pending(
+        "PostgreSQL keeps the deleted rows' bytes until VACUUM reuses their space, and in its \
+         write-ahead log and backups until they are recycled (see docs/integrity.md)"
+            .into(),
+    ))
+}
+
+/// The outcomes of `intent` in any log (an outcome is recorded in the log of the proxy that
+/// saw the answer, which is the intent's).
+pub(super) fn outcomes_of(
+    store: &mut PgStore,
+    intent: EventId,
+) -> Result<Vec<EventId>, StoreError> {
+    let rows = store
+        .client()?
+        .query(
+            "SELECT id FROM events WHERE completes = $1 ORDER BY log_id, seq",
+            &[&intent.0],
+        )
+        .map_err(map_err)?;
+    Ok(rows.iter().map(|r| EventId(r.get(0))).collect())
+}
+
+/// The rows of both child tables of this log with seq in `from..to`, table by table, each by
+/// seq and ordinal, streamed through a portal in one snapshot.
+pub(super) fn scan_lineage(
+    store: &mut PgStore,
+    from: u64,
+    to: u64,
+    sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let (from, to) = (
+        from.min(i64::MAX as u64) as i64,
+        to.min(i64::MAX as u64) as i64,
+    );
+    let log_id = store.log_id.clone();
+    let client = store.client()?;
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(map_err)?;
+    let tables = [
+        (
+            LineageTable::DataSources,
+            "SELECT seq, ordinal, uri, source_type, identifier, transformation, destination,
+                    direction, metadata
+               FROM data_sources WHERE log_id = $1 AND seq >= $2 AND seq < $3
+              ORDER BY seq, ordinal",
+        ),
+        (
+            LineageTable::ComplianceEvents,
+            "SELECT seq, ordinal, framework, event_type, risk_level, details, mitigation
+               FROM compliance_events WHERE log_id = $1 AND seq >= $2 AND seq < $3
+              ORDER BY seq, ordinal",
+        ),
+    ];
+    for (table, sql) in tables {
+        let portal = tx
+            .bind(sql, &[&log_id as &(dyn ToSql + Sync), &from, &to])
+            .map_err(map_err)?;
+        loop {
+            let rows = tx.query_portal(&portal, SCAN_CHUNK).map_err(map_err)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let bad = |e: postgres::Error| {
+                    StoreError::Database(format!(
+                        "a lineage row has a value of the wrong type: {e}"
+                    ))
+                };
+                let width = row.len() - 2;
+                let mut values: [Option<&[u8]>; 7] = [None; 7];
+                for (k, value) in values.iter_mut().enumerate().take(width) {
+                    let text: Option<&str> = row.try_get(k + 2).map_err(bad)?;
+                    *value = text.map(str::as_bytes);
+                }
+                sink(&LineageRow {
+                    seq: row.try_get::<_, i64>(0).map_err(bad)? as u64,
+                    table,
+                    ordinal: i64::from(row.try_get::<_, i32>(1).map_err(bad)?),
+                    values: &values[..width],
+                    // The schema's column types hold on PostgreSQL.
+                    malformed: false,
+                })?;
+            }
+        }
+    }
+    tx.commit().map_err(map_err)
+}
 pub(super) fn tree_nodes(
     store: &mut PgStore,
     level: u32,

@@ -34,7 +34,7 @@ use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, LogEntry, ProofEntry, Store};
+use crate::store::{Entry, LineageRow, LogEntry, ProofEntry, Scrub, Store};
 pub(crate) use errors::map_err;
 use errors::redact;
 use partitions::Partitions;
@@ -551,6 +551,23 @@ impl Store for PgStore {
 
     fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
         log::erase_payload(self, id)
+    }
+
+    fn scrub(&mut self) -> Result<Scrub, StoreError> {
+        log::scrub(self)
+    }
+
+    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
+        log::outcomes_of(self, intent)
+    }
+
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        log::scan_lineage(self, from, to, sink)
     }
 
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {

@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 
 use super::{SqliteStore, map_err};
 use crate::error::StoreError;
-use crate::store::{IndexedColumns, LogEntry, ProofEntry};
+use crate::store::{IndexedColumns, LineageRow, LineageTable, LogEntry, ProofEntry, Scrub};
 
 pub(super) fn scan_log(
     store: &mut SqliteStore,
@@ -161,17 +161,123 @@ pub(super) fn proof_entry(
     }))
 }
 
+/// Deletes the payload of `id` with `secure_delete` on for the statement, so that SQLite
+/// overwrites the freed cell (and any overflow pages) with zeros rather than leaving the bytes
+/// in free space; [`scrub`] then clears the copies in the write-ahead log.
 pub(super) fn erase_payload(store: &mut SqliteStore, id: EventId) -> Result<bool, StoreError> {
-    let n = store
-        .conn
-        .execute(
-            "DELETE FROM payloads WHERE seq = (SELECT seq FROM events WHERE id = ?1)",
-            [id.0.as_bytes().as_slice()],
-        )
+    let conn = &store.conn;
+    conn.pragma_update(None, "secure_delete", true)
         .map_err(|e| store.map(e))?;
+    let deleted = conn.execute(
+        "DELETE FROM payloads WHERE seq = (SELECT seq FROM events WHERE id = ?1)",
+        [id.0.as_bytes().as_slice()],
+    );
+    let restored = conn.pragma_update(None, "secure_delete", false);
+    let n = deleted.map_err(|e| store.map(e))?;
+    restored.map_err(|e| store.map(e))?;
     Ok(n > 0)
 }
 
+/// Copies the write-ahead log into the database file and truncates it to nothing: until then
+/// it holds every earlier version of the pages an erasure zeroed. A reader in another
+/// connection (a running proxy's query) may pin some of it; then the bytes stay until the
+/// next checkpoint that completes, and the answer says so.
+pub(super) fn scrub(store: &mut SqliteStore) -> Result<Scrub, StoreError> {
+    let (busy, frames, moved): (i64, i64, i64) = store
+        .conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(|e| store.map(e))?;
+    Ok(if busy == 0 && frames == moved {
+        Scrub::Done
+    } else {
+        Scrub::Pending(format!(
+            "another connection to {} is reading: the erased bytes remain in its write-ahead log \
+             until the next checkpoint that completes (run `erase` again when it is idle)",
+            store.path.display()
+        ))
+    })
+}
+
+pub(super) fn outcomes_of(
+    store: &mut SqliteStore,
+    intent: EventId,
+) -> Result<Vec<EventId>, StoreError> {
+    let mut stmt = store
+        .conn
+        .prepare_cached("SELECT id FROM events WHERE completes = ?1 ORDER BY seq")
+        .map_err(map_err)?;
+    let ids = stmt
+        .query_map([intent.0.as_bytes().as_slice()], |r| r.get::<_, Vec<u8>>(0))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(map_err)?;
+    Ok(ids
+        .iter()
+        .filter_map(|b| uuid::Uuid::from_slice(b).ok().map(EventId))
+        .collect())
+}
+
+/// The rows of both child tables with seq in `from..to`, table by table, each in key order.
+pub(super) fn scan_lineage(
+    store: &mut SqliteStore,
+    from: u64,
+    to: u64,
+    sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tables = [
+        (
+            LineageTable::DataSources,
+            "SELECT seq, ordinal, uri, source_type, identifier, transformation, destination, \
+                    direction, metadata \
+             FROM data_sources WHERE seq >= ?1 AND seq < ?2 ORDER BY seq, ordinal",
+        ),
+        (
+            LineageTable::ComplianceEvents,
+            "SELECT seq, ordinal, framework, event_type, risk_level, details, mitigation \
+             FROM compliance_events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq, ordinal",
+        ),
+    ];
+    for (table, sql) in tables {
+        let mut stmt = store.conn.prepare(sql).map_err(map_err)?;
+        let width = stmt.column_count() - 2;
+        let mut rows = stmt
+            .query([
+                from.min(i64::MAX as u64) as i64,
+                to.min(i64::MAX as u64) as i64,
+            ])
+            .map_err(map_err)?;
+        while let Some(row) = rows.next().map_err(map_err)? {
+            let get = |i: usize| row.get_ref(i).map_err(map_err);
+            let mut malformed = false;
+            let mut values: [Option<&[u8]>; 7] = [None; 7];
+            for (k, value) in values.iter_mut().enumerate().take(width) {
+                *value = match get(k + 2)? {
+                    ValueRef::Null => None,
+                    ValueRef::Text(b) | ValueRef::Blob(b) => Some(b),
+                    ValueRef::Integer(_) | ValueRef::Real(_) => {
+                        malformed = true;
+                        None
+                    }
+                };
+            }
+            let (seq, ordinal) = match (get(0)?, get(1)?) {
+                (ValueRef::Integer(seq), ValueRef::Integer(ordinal)) => (seq, ordinal),
+                // A key of another type is an edit too; it is reported at seq 0's place
+                // rather than stopping the verification.
+                _ => (0, -1),
+            };
+            sink(&LineageRow {
+                seq: seq as u64,
+                table,
+                ordinal,
+                values: &values[..width],
+                malformed,
+            })?;
+        }
+    }
+    Ok(())
+}
 pub(super) fn tree_nodes(
     store: &mut SqliteStore,
     level: u32,

@@ -26,7 +26,7 @@ use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, KeyTotals, LogEntry, ProofEntry, Store};
+use crate::store::{Entry, KeyTotals, LineageRow, LogEntry, ProofEntry, Scrub, Store};
 
 /// How to open a SQLite store.
 #[derive(Debug, Clone)]
@@ -466,6 +466,23 @@ impl Store for SqliteStore {
 
     fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
         log::erase_payload(self, id)
+    }
+
+    fn scrub(&mut self) -> Result<Scrub, StoreError> {
+        log::scrub(self)
+    }
+
+    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
+        log::outcomes_of(self, intent)
+    }
+
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        log::scan_lineage(self, from, to, sink)
     }
 
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {

@@ -27,6 +27,15 @@ pub fn tool_event(i: u64) -> AuditEvent {
         .unwrap()
 }
 
+/// The erasure request of the tests: who and why, as `mcp-audit erase` takes them.
+pub fn request() -> mcp_audit_store::erasure::ErasureRequest {
+    mcp_audit_store::erasure::ErasureRequest {
+        actor: "dpo".into(),
+        auth_method: "test".into(),
+        reason: "erasure request 17".into(),
+    }
+}
+
 /// An event with every column that copies a hashed field set (`IndexedColumns`), completing
 /// the event `intent`: what the column-by-column tamper tests edit.
 pub fn event_with_every_column(intent: mcp_audit_core::EventId) -> AuditEvent {
