@@ -2,16 +2,17 @@
 //! `--spool-dir` and `--reconnect-timeout` flags, shared by every command.
 //!
 //! `--db` is a SQLite file, or a `postgres://` URL: every command works on both, through the
-//! store trait (`Box<dyn Store>`).
+//! store trait (`Box<dyn Store>`). What only PostgreSQL needs is in [`pg`], which a build
+//! without the `postgres` feature replaces by a clear refusal.
+
+mod pg;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
 use mcp_audit_core::EventId;
-use mcp_audit_store::{
-    Durability, PgOptions, PgStore, SpoolOptions, SqliteOptions, SqliteStore, Store,
-};
+use mcp_audit_store::{Durability, SqliteOptions, SqliteStore, Store};
 
 /// The database the user pointed at.
 #[derive(Debug, Clone)]
@@ -81,16 +82,7 @@ impl Db {
         log_id: Option<String>,
     ) -> anyhow::Result<Box<dyn Store>> {
         Ok(match self.postgres_url() {
-            Some(url) => Box::new(PgStore::open(
-                url,
-                PgOptions {
-                    log_id,
-                    spool: (durability == Durability::Batch)
-                        .then(|| SpoolOptions::new(&self.spool_dir)),
-                    reconnect_timeout: self.reconnect_timeout,
-                    ..PgOptions::default()
-                },
-            )?),
+            Some(url) => pg::writer(self, url, durability, log_id)?,
             None => Box::new(SqliteStore::open(&self.path, self.options())?),
         })
     }
@@ -105,7 +97,7 @@ impl Db {
     /// Opens an existing database for commands that only read.
     pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
         if let Some(url) = self.postgres_url() {
-            return Ok(Box::new(PgStore::open_read_only(url)?));
+            return pg::reader(url);
         }
         self.must_exist()?;
         Ok(Box::new(SqliteStore::open_read_only(
@@ -127,7 +119,7 @@ impl Db {
         };
         Ok(match &self.log_id {
             Some(id) => vec![id.clone()],
-            None => PgStore::open_read_only(url)?.logs()?,
+            None => pg::logs(url)?,
         })
     }
 
@@ -136,9 +128,7 @@ impl Db {
         let Some(url) = self.postgres_url() else {
             return self.open_read_only();
         };
-        let mut store = PgStore::open_read_only(url)?;
-        store.read_log(log_id)?;
-        Ok(Box::new(store))
+        pg::log_reader(url, log_id)
     }
 
     /// A reader of one log, for proofs between checkpoints: PostgreSQL needs `--log-id`.
@@ -147,9 +137,7 @@ impl Db {
             return self.open_read_only();
         };
         let log_id = self.required_log_id()?;
-        let mut store = PgStore::open_read_only(url)?;
-        store.read_log(&log_id)?;
-        Ok(Box::new(store))
+        pg::log_reader(url, &log_id)
     }
 
     /// A store on the log that holds event `id`, for its inclusion proof.
@@ -158,12 +146,10 @@ impl Db {
             // Writable, so that tree nodes a proof had to recompute are stored again.
             return self.open_existing_writable();
         };
-        let mut store = PgStore::open_read_only(url)?;
-        let Some(event) = store.get(id)? else {
-            bail!("no event with id {id} in {}", self.name());
-        };
-        store.read_log(&event.log_id)?;
-        Ok(Box::new(store))
+        match pg::event_log_reader(url, id)? {
+            Some(store) => Ok(store),
+            None => bail!("no event with id {id} in {}", self.name()),
+        }
     }
 
     /// The writer of one existing log, for `checkpoint`: on PostgreSQL `--log-id`'s, or the
@@ -184,7 +170,7 @@ impl Db {
             return Ok(id.clone());
         }
         let logs = match self.postgres_url() {
-            Some(url) => PgStore::open_read_only(url)?.logs()?,
+            Some(url) => pg::logs(url)?,
             None => Vec::new(),
         };
         match logs.as_slice() {
