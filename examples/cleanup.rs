@@ -49,7 +49,9 @@ pub fn main() -> Result<(), Box<dyn Error>> {
     recorder.shutdown()?;
 
     let mut store = SqliteStore::open(&path, SqliteOptions::default())?;
-    let in_two_weeks = Timestamp::now() + 14.days();
+    // Fourteen days of 24 hours: a timestamp is an instant, so its arithmetic takes no
+    // calendar units (the retentions above do, and the policy resolves them in UTC).
+    let in_two_weeks = Timestamp::now() + (14 * 24).hours();
 
     let dry = store.delete_expired(in_two_weeks, true)?;
     println!("in two weeks, a cleanup would delete: {dry:?}");
