@@ -20,7 +20,11 @@ pub struct Db {
     path: PathBuf,
     lock_timeout: Duration,
     log_id: Option<String>,
+    /// PostgreSQL only (unread in a build without the `postgres` feature).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     spool_dir: PathBuf,
+    /// PostgreSQL only, as `spool_dir`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     reconnect_timeout: Duration,
 }
 
