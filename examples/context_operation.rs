@@ -56,13 +56,16 @@ pub fn main() -> Result<(), Box<dyn Error>> {
             ..Filter::default()
         },
         &mut |stored| {
+            let state = |value: &Option<serde_json::Value>| {
+                value.as_ref().map_or("-".to_string(), ToString::to_string)
+            };
             println!(
-                "seq {} {} {}: {:?} -> {:?}",
+                "seq {} {} {}: {} -> {}",
                 stored.seq,
                 stored.event.action,
                 stored.event.operation,
-                stored.event.payload.state_before,
-                stored.event.payload.state_after
+                state(&stored.event.payload.state_before),
+                state(&stored.event.payload.state_after)
             );
             history.push(stored.event.action.clone());
             Ok(())

@@ -74,12 +74,18 @@ pub fn main() -> Result<(), Box<dyn Error>> {
         ..Query::default()
     })?;
     for stored in history.events.iter().rev() {
+        let target = &stored.event.target;
         println!(
-            "{} via {:?} {:?}: changes {:?}",
+            "{} via {} {}: changes {}",
             stored.event.operation,
-            stored.event.target.request_method,
-            stored.event.target.request_path,
-            stored.event.payload.changes
+            target.request_method.as_deref().unwrap_or("-"),
+            target.request_path.as_deref().unwrap_or("-"),
+            stored
+                .event
+                .payload
+                .changes
+                .as_ref()
+                .map_or("none".to_string(), ToString::to_string)
         );
     }
     assert_eq!(history.events.len(), 3);
