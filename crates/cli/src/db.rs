@@ -2,16 +2,17 @@
 //! `--spool-dir` and `--reconnect-timeout` flags, shared by every command.
 //!
 //! `--db` is a SQLite file, or a `postgres://` URL: every command works on both, through the
-//! store trait (`Box<dyn Store>`).
+//! store trait (`Box<dyn Store>`). What only PostgreSQL needs is in [`pg`], which a build
+//! without the `postgres` feature replaces by a clear refusal.
+
+mod pg;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
 use mcp_audit_core::EventId;
-use mcp_audit_store::{
-    Durability, PgOptions, PgStore, SpoolOptions, SqliteOptions, SqliteStore, Store,
-};
+use mcp_audit_store::{Durability, SqliteOptions, SqliteStore, Store};
 
 /// The database the user pointed at.
 #[derive(Debug, Clone)]
@@ -19,7 +20,11 @@ pub struct Db {
     path: PathBuf,
     lock_timeout: Duration,
     log_id: Option<String>,
+    /// PostgreSQL only (unread in a build without the `postgres` feature).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     spool_dir: PathBuf,
+    /// PostgreSQL only, as `spool_dir`.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     reconnect_timeout: Duration,
 }
 
@@ -81,16 +86,7 @@ impl Db {
         log_id: Option<String>,
     ) -> anyhow::Result<Box<dyn Store>> {
         Ok(match self.postgres_url() {
-            Some(url) => Box::new(PgStore::open(
-                url,
-                PgOptions {
-                    log_id,
-                    spool: (durability == Durability::Batch)
-                        .then(|| SpoolOptions::new(&self.spool_dir)),
-                    reconnect_timeout: self.reconnect_timeout,
-                    ..PgOptions::default()
-                },
-            )?),
+            Some(url) => pg::writer(self, url, durability, log_id)?,
             None => Box::new(SqliteStore::open(&self.path, self.options())?),
         })
     }
@@ -113,7 +109,7 @@ impl Db {
     /// Opens an existing database for commands that only read.
     pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
         if let Some(url) = self.postgres_url() {
-            return Ok(Box::new(PgStore::open_read_only(url)?));
+            return pg::reader(url);
         }
         self.must_exist()?;
         Ok(Box::new(SqliteStore::open_read_only(
@@ -135,7 +131,7 @@ impl Db {
         };
         Ok(match &self.log_id {
             Some(id) => vec![id.clone()],
-            None => PgStore::open_read_only(url)?.logs()?,
+            None => pg::logs(url)?,
         })
     }
 
@@ -144,9 +140,7 @@ impl Db {
         let Some(url) = self.postgres_url() else {
             return self.open_read_only();
         };
-        let mut store = PgStore::open_read_only(url)?;
-        store.read_log(log_id)?;
-        Ok(Box::new(store))
+        pg::log_reader(url, log_id)
     }
 
     /// A reader of one log, for proofs between checkpoints: PostgreSQL needs `--log-id`.
@@ -155,9 +149,7 @@ impl Db {
             return self.open_read_only();
         };
         let log_id = self.required_log_id()?;
-        let mut store = PgStore::open_read_only(url)?;
-        store.read_log(&log_id)?;
-        Ok(Box::new(store))
+        pg::log_reader(url, &log_id)
     }
 
     /// A store on the log that holds event `id`, for its inclusion proof.
@@ -166,12 +158,10 @@ impl Db {
             // Writable, so that tree nodes a proof had to recompute are stored again.
             return self.open_existing_writable();
         };
-        let mut store = PgStore::open_read_only(url)?;
-        let Some(event) = store.get(id)? else {
-            bail!("no event with id {id} in {}", self.name());
-        };
-        store.read_log(&event.log_id)?;
-        Ok(Box::new(store))
+        match pg::event_log_reader(url, id)? {
+            Some(store) => Ok(store),
+            None => bail!("no event with id {id} in {}", self.name()),
+        }
     }
 
     /// The writer of one existing log, for `checkpoint`: on PostgreSQL `--log-id`'s, or the
@@ -222,7 +212,7 @@ impl Db {
             return Ok(id.clone());
         }
         let logs = match self.postgres_url() {
-            Some(url) => PgStore::open_read_only(url)?.logs()?,
+            Some(url) => pg::logs(url)?,
             None => Vec::new(),
         };
         match logs.as_slice() {

@@ -252,7 +252,7 @@ impl Frontier {
             }
             self.subtrees.pop();
             node = (height + 1, node_hash(&left, &node.1));
-            if node.0 % crate::tiles::TILE_HEIGHT == 0 {
+            if node.0.is_multiple_of(crate::tiles::TILE_HEIGHT) {
                 completed(crate::tiles::Node {
                     level: node.0,
                     index: (size >> node.0) - 1,

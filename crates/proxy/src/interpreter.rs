@@ -261,16 +261,10 @@ impl Interpreter {
             let Message::Request { id, .. } = message else {
                 continue;
             };
-            if let Some(call) = self.calls.remove(&(direction, id)) {
-                if call.recorded {
-                    records.push(self.outcome_of(
-                        call,
-                        outcome,
-                        None,
-                        Some(reason.to_string()),
-                        at,
-                    ));
-                }
+            if let Some(call) = self.calls.remove(&(direction, id))
+                && call.recorded
+            {
+                records.push(self.outcome_of(call, outcome, None, Some(reason.to_string()), at));
             }
         }
         records

@@ -953,12 +953,12 @@ pub fn sign_checkpoint(
     let size = store.next_seq()?;
     let latest = store.latest_checkpoint()?;
     let root = with_tree(store, |source| {
-        if let Some((old, old_root)) = latest {
-            if old > size || tiles::range_root(0, old, source)? != old_root {
-                return Err(StoreError::Database(format!(
-                    "refusing to sign: the log no longer extends the checkpoint of size {old} (run `mcp-audit verify`)"
-                )));
-            }
+        if let Some((old, old_root)) = latest
+            && (old > size || tiles::range_root(0, old, source)? != old_root)
+        {
+            return Err(StoreError::Database(format!(
+                "refusing to sign: the log no longer extends the checkpoint of size {old} (run `mcp-audit verify`)"
+            )));
         }
         tiles::range_root(0, size, source)
     })?;

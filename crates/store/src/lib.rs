@@ -4,7 +4,8 @@
 //!   from threads or async code. It runs the policy and seals each event in the caller's thread.
 //! - the writer (behind [`Recorder`]): one thread per log; group commit (one durable transaction
 //!   per batch); dense sequence numbers that are the Merkle leaf indices.
-//! - [`Store`]: the backend trait; [`SqliteStore`] is the embedded default.
+//! - [`Store`]: the backend trait; [`SqliteStore`] is the embedded default, `PgStore` the
+//!   shared one (many writers, one database).
 //! - [`Query`], [`Filter`], [`Summary`], [`ToolStats`]: what readers ask for and get.
 //! - [`expiry`]: cleanup that removes expired events and keeps the log provable (a tombstone per
 //!   removed entry, the run recorded in the log).
@@ -31,6 +32,14 @@
 //! }).unwrap();
 //! assert_eq!(page.events[0].event.operation, "search");
 //! ```
+//!
+//! The repository's `examples/` has a program for each group of the API (tool, resource,
+//! context and prompt events, CRUD with change sets, data access, queries, summaries, cleanup).
+//!
+//! # Features
+//!
+//! - `postgres` (default): the PostgreSQL backend, `PgStore`. Without it (`default-features =
+//!   false`) the crate is SQLite-only and the PostgreSQL client is not compiled.
 
 mod boxed;
 mod checkpointer;
@@ -41,6 +50,7 @@ pub mod expiry;
 mod indexed;
 pub mod integrity;
 mod lineage;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod query;
 mod recorder;
@@ -53,6 +63,7 @@ mod writer;
 
 pub use checkpointer::{CheckpointPolicy, Publisher};
 pub use error::StoreError;
+#[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore, SpoolOptions, WriteMethod};
 pub use query::{
     CleanupReport, Cursor, Filter, Page, PageStart, Query, StoredEvent, Summary, SummaryScope,

@@ -69,7 +69,7 @@ fn event(i: u64, expired: bool) -> AuditEvent {
     };
     builder = builder
         .outcome(outcome)
-        .requires_review(i % 4 == 0)
+        .requires_review(i.is_multiple_of(4))
         .timestamp(Timestamp::from_second(second as i64).unwrap());
     if expired {
         builder = builder.retention("30d");
@@ -232,7 +232,7 @@ fn cleanup_counts_again_the_totals_of_the_sessions_and_users_it_deleted_from() {
     store.set_totals_every(4_096);
     let mut log = Log::default();
     // Every sixth event expired (and the oldest); most are totalled, some in the tail.
-    let expired = |i: u64| i % 6 == 0;
+    let expired = |i: u64| i.is_multiple_of(6);
     log.append(&mut store, 4_200, expired);
     log.append(&mut store, 150, expired);
     assert_eq!((indexed_to(&path), totaled_to(&path)), (4_200, 4_200));

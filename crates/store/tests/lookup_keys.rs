@@ -17,7 +17,7 @@ use backend::{edited_copy, sqlite_findings};
 /// than the share above which keyed aggregates scan the table), or, on one event in forty, a
 /// rare one (read through `event_keys`).
 fn user_of(i: u64) -> String {
-    if i % 40 == 0 {
+    if i.is_multiple_of(40) {
         "user-rare".into()
     } else {
         format!("user-{}", i % 3)
@@ -265,7 +265,7 @@ fn cleanup_removes_the_keys_of_expired_events_indexed_or_not() {
     let path = dir.path().join("audit.db");
     let mut store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
     // Every 4th event expired long ago; the first 4,096 are indexed, the rest are the tail.
-    let expired = |i: u64| i % 4 == 0;
+    let expired = |i: u64| i.is_multiple_of(4);
     append(&mut store, 0, 4_096, expired);
     append(&mut store, 4_096, 4_196, expired);
     assert_eq!(indexed_to(&path), 4_096);

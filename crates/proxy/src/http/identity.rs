@@ -166,11 +166,11 @@ impl IdentityConfig {
         }
         if let Some(name) = &self.identity_header {
             // From anyone when no proxy is configured as trusted, else only from those.
-            if trusted_peer || self.trusted_proxies.is_empty() {
-                if let Some(user) = header(headers, name).filter(|u| !u.is_empty()) {
-                    actor.user_id = Some(user.to_string());
-                    actor.auth_method = Some("header".into());
-                }
+            if (trusted_peer || self.trusted_proxies.is_empty())
+                && let Some(user) = header(headers, name).filter(|u| !u.is_empty())
+            {
+                actor.user_id = Some(user.to_string());
+                actor.auth_method = Some("header".into());
             }
         }
         Verdict::Allowed(actor)

@@ -410,10 +410,11 @@ async fn forward_and_answer(
             app.sessions.insert(id, exchange.interpreter.clone());
             exchange.mcp_session = Some(id.to_string());
         }
-    } else if exchange.unfollowed && status.is_success() {
-        if let Some(id) = &had_session {
-            app.sessions.insert(id, exchange.interpreter.clone());
-        }
+    } else if exchange.unfollowed
+        && status.is_success()
+        && let Some(id) = &had_session
+    {
+        app.sessions.insert(id, exchange.interpreter.clone());
     }
     // The session ends when the client deletes it, or the server no longer knows it.
     let ended = match (&had_session, &method, status) {

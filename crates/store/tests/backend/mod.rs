@@ -5,6 +5,8 @@
 //! the end. Without the variable the PostgreSQL variants say they were skipped, except under
 //! `CI=true`, where a missing server is a failure.
 //!
+//! Built without the crate's `postgres` feature, only the SQLite half exists.
+//!
 //! It also holds what the SQLite-only and PostgreSQL-only twins of a suite share (the events of
 //! the tamper-evidence suites), so that the twins test the same thing.
 
@@ -13,7 +15,9 @@
 use std::path::PathBuf;
 
 use mcp_audit_core::{AuditEvent, SealedEvent};
-use mcp_audit_store::{Entry, PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
+use mcp_audit_store::{Entry, SqliteOptions, SqliteStore, Store};
+#[cfg(feature = "postgres")]
+use mcp_audit_store::{PgOptions, PgStore};
 
 /// Event `i` of a tamper-evidence log (`integrity.rs`, `postgres_integrity.rs`): a call of
 /// `tool{i}` by alice whose output holds the secret `s{i}`. Both suites edit these fields
@@ -62,6 +66,7 @@ pub fn event_with_every_column(intent: mcp_audit_core::EventId) -> AuditEvent {
 pub fn column_edits(backend: Backend, at: &str) -> Vec<(&'static str, String)> {
     let (new_id, no) = match backend {
         Backend::Sqlite => ("randomblob(16)", "0"),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => ("gen_random_uuid()", "false"),
     };
     [
@@ -92,6 +97,7 @@ pub fn column_edits(backend: Backend, at: &str) -> Vec<(&'static str, String)> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    #[cfg(feature = "postgres")]
     Postgres,
 }
 
@@ -113,6 +119,7 @@ pub fn pg_base_url() -> Option<String> {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// A schema of its own in the test database, dropped with this value.
 pub struct PgSchema {
     base: String,
@@ -121,6 +128,7 @@ pub struct PgSchema {
     pub url: String,
 }
 
+#[cfg(feature = "postgres")]
 impl PgSchema {
     pub fn create(base: &str) -> PgSchema {
         let name = format!(
@@ -147,6 +155,7 @@ impl PgSchema {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl Drop for PgSchema {
     fn drop(&mut self) {
         if let Ok(mut admin) = postgres::Client::connect(&self.base, postgres::NoTls) {
@@ -161,6 +170,7 @@ pub struct Db {
     pub dir: tempfile::TempDir,
     /// The SQLite file (unused by PostgreSQL).
     pub path: PathBuf,
+    #[cfg(feature = "postgres")]
     pub pg: Option<PgSchema>,
 }
 
@@ -169,6 +179,7 @@ impl Db {
     pub fn new(backend: Backend) -> Option<Db> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.db");
+        #[cfg(feature = "postgres")]
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgSchema::create(&pg_base_url()?)),
@@ -177,6 +188,7 @@ impl Db {
             backend,
             dir,
             path,
+            #[cfg(feature = "postgres")]
             pg,
         })
     }
@@ -185,11 +197,13 @@ impl Db {
         Db::new(Backend::Sqlite).unwrap()
     }
 
+    #[cfg(feature = "postgres")]
     fn pg(&self) -> &PgSchema {
         self.pg.as_ref().expect("a PostgreSQL database")
     }
 
     /// PostgreSQL options of this database's writers: the shared test log id.
+    #[cfg(feature = "postgres")]
     pub fn pg_options(&self) -> PgOptions {
         PgOptions {
             log_id: Some(LOG_ID.to_string()),
@@ -198,6 +212,7 @@ impl Db {
     }
 
     /// A PostgreSQL writer with `options`.
+    #[cfg(feature = "postgres")]
     pub fn open_pg(&self, options: PgOptions) -> Result<PgStore, mcp_audit_store::StoreError> {
         PgStore::open(&self.pg().url, options)
     }
@@ -208,6 +223,7 @@ impl Db {
             Backend::Sqlite => {
                 Box::new(SqliteStore::open(&self.path, SqliteOptions::default()).unwrap())
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres => Box::new(self.open_pg(self.pg_options()).unwrap()),
         }
     }
@@ -218,6 +234,7 @@ impl Db {
             Backend::Sqlite => {
                 Box::new(SqliteStore::open_read_only(&self.path, SqliteOptions::default()).unwrap())
             }
+            #[cfg(feature = "postgres")]
             Backend::Postgres => Box::new(PgStore::open_read_only(&self.pg().url).unwrap()),
         }
     }
@@ -229,6 +246,7 @@ impl Db {
                 .unwrap()
                 .query_row(sql, [], |r| r.get(0))
                 .unwrap(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres => self.pg().raw().query_one(sql, &[]).unwrap().get(0),
         }
     }
@@ -240,13 +258,14 @@ impl Db {
                 .unwrap()
                 .execute_batch(sql)
                 .unwrap(),
+            #[cfg(feature = "postgres")]
             Backend::Postgres => self.pg().raw().batch_execute(sql).unwrap(),
         }
     }
 }
 
 /// Generates, for each named test body `fn name(db: Db)`, a `sqlite::name` and a
-/// `postgres::name` test.
+/// `postgres::name` test (the latter only with the `postgres` feature).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -260,6 +279,7 @@ macro_rules! on_both_backends {
                 }
             )*
         }
+        #[cfg(feature = "postgres")]
         mod postgres {
             $(
                 #[test]
