@@ -5,7 +5,7 @@
 //! A retention is a duration (`30d`, `6mo`, `7y`), `forever`, or the name of a policy of the
 //! deployment (`short`, `standard`, `extended` by default); `Policy::default_retention` covers
 //! events that name none. Cleanup takes "now" as an argument, which is what lets this example
-//! run it as it would run a month from today; a dry run counts without deleting.
+//! run it as it would run a month from today; `count_expired` counts without deleting.
 //!
 //! `cargo run --example cleanup`
 
@@ -13,7 +13,10 @@ use std::error::Error;
 
 use jiff::{Timestamp, ToSpan};
 use mcp_audit_core::{AuditEvent, DataSource};
-use mcp_audit_store::{Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+use mcp_audit_store::expiry::Plan;
+use mcp_audit_store::{
+    Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, integrity,
+};
 use serde_json::json;
 
 pub fn main() -> Result<(), Box<dyn Error>> {
@@ -53,17 +56,27 @@ pub fn main() -> Result<(), Box<dyn Error>> {
     // calendar units (the retentions above do, and the policy resolves them in UTC).
     let in_two_weeks = Timestamp::now() + (14 * 24).hours();
 
-    let dry = store.delete_expired(in_two_weeks, true)?;
+    let dry = store.count_expired(in_two_weeks)?;
     println!("in two weeks, a cleanup would delete: {dry:?}");
     assert_eq!((dry.events, dry.data_sources), (1, 1));
     assert_eq!(
         store.count(&Filter::default())?,
         3,
-        "a dry run deletes nothing"
+        "counting deletes nothing"
     );
 
-    let done = store.delete_expired(in_two_weeks, false)?;
-    println!("deleted: {done:?}");
+    // A cleanup run keeps the log provable: it plans what has expired, records itself as an
+    // event of the log (durably, so the record exists before any row goes), then removes the
+    // entries, keeping each one's leaf hash (and nothing personal) as a tombstone.
+    let plan = Plan::of(&mut store, in_two_weeks)?.ok_or("one event has expired")?;
+    let recorder = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default())?,
+        RecorderConfig::default(),
+    )?;
+    let cleanup_seq = plan.record_in(&recorder)?;
+    recorder.shutdown()?;
+    let done = plan.remove(&mut store, cleanup_seq)?;
+    println!("deleted: {done:?}, recorded as the event at seq {cleanup_seq}");
     assert_eq!((done.events, done.data_sources), (1, 1));
 
     let mut left = Vec::new();
@@ -72,9 +85,18 @@ pub fn main() -> Result<(), Box<dyn Error>> {
         Ok(())
     })?;
     println!("left: {left:?}");
-    assert_eq!(left.len(), 2);
+    assert_eq!(left.len(), 3, "two events and the cleanup run's own");
     assert_eq!(left[0].0, "search");
     assert!(left[0].1.is_some());
     assert_eq!(left[1], ("approve_invoice".to_string(), None));
+
+    // `verify` counts the removed entry as expired by that run, not as missing.
+    let report = integrity::verify(&mut store, None, &[], &mut |_| {})?;
+    println!(
+        "verify: {} entries, {} expired, findings {:?}",
+        report.entries, report.expired, report.findings
+    );
+    assert!(report.is_ok());
+    assert_eq!(report.expired, 1);
     Ok(())
 }

@@ -13,7 +13,9 @@ use std::error::Error;
 
 use mcp_audit_core::{Action, AuditEvent, Classification, ComplianceEvent, LegalBasis, RiskLevel};
 use mcp_audit_store::{
-    Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, integrity,
+    Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    erasure::{self, ErasureRequest},
+    integrity,
 };
 use serde_json::json;
 
@@ -93,10 +95,23 @@ pub fn main() -> Result<(), Box<dyn Error>> {
     }
     assert_eq!(accesses.events.len(), 2);
 
-    // Art. 17: erase the personal half of each of those records.
+    // Art. 17: erase the personal half of each of those records (and of every other record of
+    // the same call). Each erasure is itself recorded in the log first, who and why, so that a
+    // payload missing without such a record is tampering, not an erasure.
+    let eraser = Recorder::start(
+        SqliteStore::open(&path, SqliteOptions::default())?,
+        RecorderConfig::default(),
+    )?;
+    let request = ErasureRequest {
+        actor: "dpo".into(),
+        auth_method: "example".into(),
+        reason: "art. 17 request of subject-42".into(),
+    };
     for stored in &accesses.events {
-        assert!(integrity::erase(&mut store, stored.event.id)?);
+        let erased = erasure::erase_call(&mut store, &eraser, stored.event.id, &request)?;
+        assert!(erased.records.iter().all(|r| r.payload_deleted));
     }
+    eraser.shutdown()?;
     let after = store.query(&Query {
         filter: subject,
         ..Query::default()
@@ -116,6 +131,7 @@ pub fn main() -> Result<(), Box<dyn Error>> {
         report.entries, report.redacted, report.findings
     );
     assert!(report.is_ok());
-    assert_eq!((report.entries, report.redacted), (3, 2));
+    // Three accesses and the two erasure events; two payloads erased, each on record.
+    assert_eq!((report.entries, report.redacted), (5, 2));
     Ok(())
 }

@@ -183,7 +183,7 @@ impl Db {
         };
         Ok(match &self.log_id {
             Some(id) => vec![id.clone()],
-            None => PgStore::open_read_only(url)?.logs_with_expired(now)?,
+            None => pg::logs_with_expired(url, now)?,
         })
     }
 

@@ -47,6 +47,14 @@ mod with_postgres {
         Ok(PgStore::open_read_only(url)?.logs()?)
     }
 
+    /// The logs that hold an event expired at `now`.
+    pub(in crate::db) fn logs_with_expired(
+        url: &str,
+        now: jiff::Timestamp,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(PgStore::open_read_only(url)?.logs_with_expired(now)?)
+    }
+
     /// A reader of the log `log_id` alone.
     pub(in crate::db) fn log_reader(url: &str, log_id: &str) -> anyhow::Result<Box<dyn Store>> {
         let mut store = PgStore::open_read_only(url)?;
@@ -95,6 +103,13 @@ mod without_postgres {
         anyhow::bail!(UNSUPPORTED)
     }
 
+    pub(in crate::db) fn logs_with_expired(
+        _url: &str,
+        _now: jiff::Timestamp,
+    ) -> anyhow::Result<Vec<String>> {
+        anyhow::bail!(UNSUPPORTED)
+    }
+
     pub(in crate::db) fn log_reader(_url: &str, _log_id: &str) -> anyhow::Result<Box<dyn Store>> {
         anyhow::bail!(UNSUPPORTED)
     }
@@ -135,6 +150,9 @@ mod without_postgres {
                 db.open_log_reader().map(drop),
                 db.open_event_log(EventId::new()).map(drop),
                 db.open_log_writer().map(drop),
+                db.open_eraser().map(drop),
+                db.logs_with_expired(jiff::Timestamp::now()).map(drop),
+                db.open_writer_of("a-log").map(drop),
             ];
             for attempt in attempts {
                 let message = format!("{:#}", attempt.unwrap_err());
