@@ -326,7 +326,7 @@ impl Recorder {
         let (reply, answer) = oneshot::channel();
         self.commands
             .blocking_send(Command::RecordAll {
-                sealed: sealed.into_iter().flatten().collect(),
+                sealed: sealed.into_iter().flatten().map(|one| *one).collect(),
                 reply,
             })
             .map_err(|_| RecordError::Closed)?;

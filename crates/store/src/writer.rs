@@ -36,7 +36,7 @@ pub(crate) enum Command {
     /// Append these events in one transaction of their own, all or none, after what was
     /// queued before them; answer with their seqs.
     RecordAll {
-        sealed: Vec<Box<SealedEvent>>,
+        sealed: Vec<SealedEvent>,
         reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
     },
     /// Answer once everything queued before is durable, with any loss since the last flush.
@@ -219,14 +219,14 @@ fn commit(
 fn commit_all(
     store: &mut impl Store,
     next_seq: &mut u64,
-    sealed: &[Box<SealedEvent>],
+    sealed: &[SealedEvent],
     shared: &Shared,
 ) -> Result<Vec<u64>, StoreError> {
     if sealed.is_empty() {
         return Ok(Vec::new());
     }
     shared.batches.fetch_add(1, Ordering::Relaxed);
-    let events: Vec<&SealedEvent> = sealed.iter().map(AsRef::as_ref).collect();
+    let events: Vec<&SealedEvent> = sealed.iter().collect();
     let result = append(store, next_seq, &events);
     match &result {
         Ok(_) => {
