@@ -587,6 +587,51 @@ mod tests {
     }
 
     #[test]
+    fn data_sources_may_be_uri_strings_beside_objects_and_null_is_none() {
+        let event: AuditEvent = serde_json::from_value(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": ["s3://bucket/a", {"uri": "file:///b", "direction": "output"}],
+        }))
+        .unwrap();
+        assert_eq!(
+            event.data_sources,
+            [
+                DataSource::input("s3://bucket/a"),
+                DataSource::input("file:///b").direction(FlowDirection::Output),
+            ]
+        );
+        // Stored in the object form only.
+        assert_eq!(
+            serde_json::to_value(&event).unwrap()["data_sources"][0],
+            serde_json::json!({"uri": "s3://bucket/a", "direction": "input"})
+        );
+        let none: AuditEvent = serde_json::from_value(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": null,
+        }))
+        .unwrap();
+        assert!(none.data_sources.is_empty());
+        // An object keeps its own precise errors.
+        let error = serde_json::from_value::<AuditEvent>(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": [{"uri": "x", "colour": "blue"}],
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("colour"), "{error}");
+        let error = serde_json::from_value::<AuditEvent>(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": [7],
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("a data source object or a URI string"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn unknown_fields_and_versions_are_refused() {
         let unknown = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"t","colour":1}"#;
         assert!(serde_json::from_str::<AuditEvent>(unknown).is_err());
