@@ -3,7 +3,9 @@
 //!
 //! The model's own checks (normalisation, policy) run later, in the recorder; here are the
 //! checks only raw input needs: encoding, JSON syntax, and a negative duration, which serde
-//! would report as an unhelpful "expected u64".
+//! would report as an unhelpful "expected u64"; and the seed loggers' forms of a field
+//! (`success`, a top-level `error_message`), rewritten into the event's own
+//! (`mcp_audit_core::rewrite_seed_forms`).
 
 use anyhow::anyhow;
 use mcp_audit_core::AuditEvent;
@@ -58,6 +60,10 @@ pub fn parse_event(bytes: &[u8]) -> anyhow::Result<InputEvent> {
                 "{field} is {n}: beyond 2^53 - 1, the largest integer every JSON reader keeps exact"
             ));
         }
+    }
+    let mut value = value;
+    if let Some(object) = value.as_object_mut() {
+        mcp_audit_core::rewrite_seed_forms(object).map_err(|e| anyhow!("invalid event: {e}"))?;
     }
     let id_given = value.get("id").is_some();
     let event = serde_json::from_value(value).map_err(|e| anyhow!("invalid event: {e}"))?;

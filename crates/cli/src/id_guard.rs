@@ -1,9 +1,9 @@
 //! Refusing an event id that is already taken, on the input line that repeats it.
 //!
-//! Ids are unique in the store, and the store commits in batches: one repeated id would fail
-//! the whole batch it lands in, good lines included. Catching it here, before recording, costs
-//! one indexed lookup per event whose id the input gave (generated ids are fresh UUIDv7s), and
-//! keeps the promise that every good line is recorded.
+//! Ids are unique in the store, and a `log -` batch is written in one transaction: a repeated
+//! id would fail it with a constraint error that names no line. Catching it here, before
+//! recording, costs one indexed lookup per event whose id the input gave (generated ids are
+//! fresh UUIDv7s), and names the line that repeats it.
 
 use std::collections::HashMap;
 

@@ -189,9 +189,17 @@ fn log_reads_one_event_from_a_file() {
     assert_eq!(env.count(), 1);
 }
 
+/// The error line of a refused `log -` batch.
+fn batch_refused(rejected: usize, lines: usize) -> String {
+    format!(
+        "error: {rejected} of {lines} lines rejected; nothing recorded (a batch is all or nothing)"
+    )
+}
+
 #[test]
-fn log_batch_records_every_good_line_and_names_every_bad_line_by_number() {
+fn log_batch_with_bad_lines_names_every_one_by_number_and_records_nothing() {
     let env = Env::new();
+    env.log(&[tool("before", "alice", "s-0", 1)]);
     let good = |n: u32| format!("{}\n", tool(&format!("op{n}"), "alice", "s-1", 10));
     let mut input = Vec::new();
     input.extend(good(1).bytes()); // line 1
@@ -208,7 +216,7 @@ fn log_batch_records_every_good_line_and_names_every_bad_line_by_number() {
 
     let out = env.run_with_stdin(&["log", "-"], &input);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stdout.contains("recorded 5 event(s)"), "{out:?}");
+    assert_eq!(out.stdout, "", "{out:?}");
     let stderr: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(stderr.len(), 5, "{out:?}");
     assert!(
@@ -231,9 +239,14 @@ fn log_batch_records_every_good_line_and_names_every_bad_line_by_number() {
         "{}",
         stderr[3]
     );
-    assert_eq!(stderr[4], "error: 4 of 9 lines rejected");
+    assert_eq!(stderr[4], batch_refused(4, 9));
+    // Nothing of the batch; what was there before is still there.
+    assert_eq!(env.operations(&[]), ["before"]);
 
-    // The good lines around the bad ones are all there, in input order (seq 0..4).
+    // The same lines without the bad ones: all of them, in input order, after the first.
+    let good_lines: String = (1..=5).map(good).collect();
+    env.run_with_stdin(&["log", "-"], good_lines.as_bytes())
+        .ok();
     let events = env.events(&[]);
     let in_order: Vec<(u64, &str)> = events
         .iter()
@@ -242,12 +255,19 @@ fn log_batch_records_every_good_line_and_names_every_bad_line_by_number() {
         .collect();
     assert_eq!(
         in_order,
-        [(0, "op1"), (1, "op2"), (2, "op3"), (3, "op4"), (4, "op5")]
+        [
+            (0, "before"),
+            (1, "op1"),
+            (2, "op2"),
+            (3, "op3"),
+            (4, "op4"),
+            (5, "op5")
+        ]
     );
 }
 
 #[test]
-fn log_batch_rejects_lines_the_model_or_policy_refuses_and_keeps_the_rest() {
+fn log_batch_names_lines_the_model_or_policy_refuses_and_records_nothing() {
     let env = Env::new();
     let mut unknown_policy = tool("bad_policy", "alice", "s-1", 1);
     unknown_policy["compliance"] = json!({"retention": "no_such_policy"});
@@ -272,12 +292,12 @@ fn log_batch_rejects_lines_the_model_or_policy_refuses_and_keeps_the_rest() {
         stderr[2].starts_with("line 5: ") && stderr[2].contains("operation"),
         "{out:?}"
     );
-    assert_eq!(stderr[3], "error: 3 of 5 lines rejected");
-    assert_eq!(env.operations(&[]), ["good", "good"]);
+    assert_eq!(stderr[3], batch_refused(3, 5));
+    assert_eq!(env.count(), 0);
 }
 
 #[test]
-fn log_refuses_a_repeated_event_id_on_its_own_line_and_records_the_rest() {
+fn log_batch_names_a_repeated_event_id_by_line_and_records_nothing() {
     let env = Env::new();
     let id = "01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e";
     let mut first = tool("first", "alice", "s-1", 1);
@@ -303,13 +323,136 @@ fn log_refuses_a_repeated_event_id_on_its_own_line_and_records_the_rest() {
         "{out:?}"
     );
     assert!(stderr[1].contains("line 3"), "{out:?}");
-    assert_eq!(stderr[2], "error: 2 of 5 lines rejected");
-
-    let mut ops = env.operations(&[]);
-    ops.sort();
-    assert_eq!(ops, ["first", "good", "good", "twice"]);
+    assert_eq!(stderr[2], batch_refused(2, 5));
+    assert_eq!(env.operations(&[]), ["first"]);
     env.run(&["log", &again.to_string()])
         .one_line_error("already recorded");
+}
+
+/// Processes that open a new file at the same moment (three proxies started together) all
+/// start: each migration step reads the schema version and applies the step in one IMMEDIATE
+/// transaction, so none applies a step another already did (`table log_state already
+/// exists`). Eight processes at once, on fifty new files, each recording one event.
+#[test]
+fn eight_processes_opening_a_new_file_at_once_all_start_and_record() {
+    for round in 0..50 {
+        let env = Env::new();
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let event = tool(&format!("p{i}"), "alice", "s-1", 1).to_string();
+                env.command(&["log", &event])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for (i, child) in children.into_iter().enumerate() {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}, process {i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let (count, max_seq): (i64, i64) = rusqlite::Connection::open(&env.db)
+            .unwrap()
+            .query_row("SELECT COUNT(*), MAX(seq) FROM events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((count, max_seq), (8, 7), "round {round}: dense seqs");
+    }
+}
+
+/// What a caller of the gateway's audit trail sends: an upper-case custom action, an
+/// upper-case classification, data sources as URI strings, `success: false` and a top-level
+/// `error_message`.
+fn seed_caller_event() -> Value {
+    json!({
+        "kind": "admin",
+        "action": "DELETE_SERVER",
+        "operation": "server",
+        "target": {"resource_type": "server", "resource_id": "srv-1"},
+        "actor": {"user_id": "carol"},
+        "compliance": {"classification": "INTERNAL"},
+        "data_sources": ["postgres://db/servers", {"uri": "s3://bucket/x", "direction": "output"}],
+        "success": false,
+        "error_message": "server still has tools",
+    })
+}
+
+/// Each seed form, stored in the event's own: the log holds one spelling of each, and the
+/// review rule for `delete_server` applies to `DELETE_SERVER`.
+fn assert_stored_in_canonical_form(stored: &Value) {
+    assert_eq!(stored["action"], "delete_server", "{stored}");
+    assert_eq!(
+        stored["compliance"]["classification"], "internal",
+        "{stored}"
+    );
+    assert_eq!(stored["compliance"]["requires_review"], true, "{stored}");
+    assert_eq!(
+        stored["data_sources"],
+        json!([
+            {"uri": "postgres://db/servers", "direction": "input"},
+            {"uri": "s3://bucket/x", "direction": "output"},
+        ]),
+        "{stored}"
+    );
+    assert_eq!(stored["outcome"], "tool_error", "{stored}");
+    assert_eq!(
+        stored["payload"]["error_message"], "server still has tools",
+        "{stored}"
+    );
+    assert!(stored.get("success").is_none(), "{stored}");
+}
+
+#[test]
+fn log_accepts_what_the_seed_callers_send_and_stores_it_in_one_form() {
+    let env = Env::new();
+    env.run(&["log", &seed_caller_event().to_string()]).ok();
+    let mut minimal = seed_caller_event();
+    minimal["success"] = json!(true);
+    minimal["data_sources"] = Value::Null;
+    minimal["error_message"] = Value::Null;
+    env.log(&[minimal]);
+
+    let events = env.events(&["--action", "delete_server"]);
+    assert_eq!(events.len(), 2, "both found by the canonical name");
+    assert_eq!(events[0]["outcome"], "success");
+    assert!(events[0].get("data_sources").is_none(), "{}", events[0]);
+    assert_stored_in_canonical_form(&events[1]);
+    assert_eq!(env.events(&["--review"]).len(), 2);
+    let verified = env.run(&["verify"]);
+    assert_eq!(verified.code, 0, "{verified:?}");
+}
+
+#[test]
+fn log_names_the_valid_retention_policies_and_legal_bases_when_given_an_unknown_one() {
+    let env = Env::new();
+    let mut retention = tool("t", "alice", "s-1", 1);
+    retention["compliance"] = json!({"retention": "medium"});
+    let out = env.run(&["log", &retention.to_string()]);
+    out.one_line_error("medium");
+    for name in ["short", "standard", "extended"] {
+        assert!(out.stderr.contains(name), "{name} missing: {out:?}");
+    }
+    let mut basis = tool("t", "alice", "s-1", 1);
+    basis["compliance"] = json!({"legal_basis": "because"});
+    let out = env.run(&["log", &basis.to_string()]);
+    out.one_line_error("because");
+    for name in [
+        "consent",
+        "contract",
+        "legal_obligation",
+        "vital_interests",
+        "public_task",
+        "legitimate_interests",
+    ] {
+        assert!(out.stderr.contains(name), "{name} missing: {out:?}");
+    }
+    assert_eq!(env.count(), 0);
 }
 
 #[test]
@@ -330,7 +473,7 @@ fn log_refuses_integers_beyond_two_to_the_53_in_the_events_own_fields() {
         "{out:?}"
     );
     assert!(out.stderr.contains("line 2: error_code is"), "{out:?}");
-    assert_eq!(env.operations(&[]), ["good"]);
+    assert_eq!(env.count(), 0, "a batch with a bad line records nothing");
 }
 
 #[test]
@@ -939,12 +1082,12 @@ fn a_database_locked_past_the_timeout_is_refused_with_one_line_and_nothing_half_
     let args = ["--lock-timeout", "200ms", "log"];
     env.run(&[&args[..], &[event.as_str()]].concat())
         .one_line_error("locked");
-    // A long batch stops at the first failed commit instead of waiting out the timeout for
-    // every later batch, and says where it stopped.
+    // A long batch is one transaction: it fails once, whole, and says that none of it was
+    // recorded.
     let batch = format!("{event}\n").repeat(20_000);
     let out = env.run_with_stdin(&[&args[..], &["-"]].concat(), batch.as_bytes());
     out.one_line_error("locked");
-    assert!(out.stderr.contains("(stopped reading at line "), "{out:?}");
+    assert!(out.stderr.contains("none was recorded"), "{out:?}");
 
     holder.execute_batch("ROLLBACK").unwrap();
     drop(holder);

@@ -465,3 +465,64 @@ fn verify_json_has_the_same_shape_on_sqlite_and_postgresql() {
             .is_some_and(|id| !id.is_empty())
     );
 }
+
+/// Processes that open a new database at the same moment all start: PostgreSQL's migration
+/// runs under a transaction advisory lock, so none applies a step another already did. Eight
+/// processes at once (a log each), on fifty new schemas, each recording one event.
+#[test]
+fn eight_processes_opening_a_new_database_at_once_all_start_and_record() {
+    for round in 0..50 {
+        let Some(pg) = Pg::new() else { return };
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let event = tool(&format!("p{i}"), "alice", 1).to_string();
+                let mut command = pg.command();
+                command
+                    .args(["--log-id", &format!("proxy-{i}"), "log", &event])
+                    .stdin(Stdio::null());
+                command.spawn().unwrap()
+            })
+            .collect();
+        for (i, child) in children.into_iter().enumerate() {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}, process {i}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let logs = pg.json_lines(&["query", "--jsonl"]);
+        assert_eq!(logs.len(), 8, "round {round}");
+    }
+}
+
+/// The seed callers' forms (an upper-case custom action and classification, data sources as
+/// URI strings, `success: false`, a top-level `error_message`) are stored in the event's own
+/// form on PostgreSQL too, and found by the canonical action name.
+#[test]
+fn log_stores_what_the_seed_callers_send_in_one_form() {
+    let Some(pg) = Pg::new() else { return };
+    let event = json!({
+        "kind": "admin",
+        "action": "DELETE_SERVER",
+        "operation": "server",
+        "target": {"resource_type": "server", "resource_id": "srv-1"},
+        "compliance": {"classification": "INTERNAL"},
+        "data_sources": ["postgres://db/servers"],
+        "success": false,
+        "error_message": "server still has tools",
+    });
+    pg.log(&[event], "gateway");
+    let stored = pg.json_lines(&["query", "--jsonl", "--action", "delete_server"]);
+    assert_eq!(stored.len(), 1);
+    let stored = &stored[0];
+    assert_eq!(stored["action"], "delete_server");
+    assert_eq!(stored["compliance"]["classification"], "internal");
+    assert_eq!(stored["compliance"]["requires_review"], true);
+    assert_eq!(
+        stored["data_sources"],
+        json!([{"uri": "postgres://db/servers", "direction": "input"}])
+    );
+    assert_eq!(stored["outcome"], "tool_error");
+    assert_eq!(stored["payload"]["error_message"], "server still has tools");
+}

@@ -14,10 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::ModelError;
 use crate::kind::{Action, EventKind};
 
-/// How sensitive the data an event touched is, from least to most.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+/// How sensitive the data an event touched is, from least to most. Written lower case; read in
+/// any case (`CONFIDENTIAL`, as some callers send it), so the stored form is one spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Classification {
     Public,
@@ -67,6 +66,28 @@ impl FromStr for Classification {
             .into_iter()
             .find(|c| c.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| ModelError::UnknownClassification(s.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Classification {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Classification {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Classification".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Classification::ALL.iter().map(|c| c.as_str()).collect();
+        schemars::json_schema!({
+            "description": "public, internal, confidential or restricted; any case on input, stored lower case.",
+            "type": "string",
+            "pattern": crate::kind::any_case_pattern(&names)
+        })
     }
 }
 
@@ -155,6 +176,30 @@ mod tests {
     fn explicit_classification_wins_over_the_default() {
         let c = derive_classification(Some(Classification::Public), Some("user"), EventKind::Admin);
         assert_eq!(c, Classification::Public);
+    }
+
+    #[test]
+    fn classification_is_read_in_any_case_and_written_lower_case() {
+        for written in ["confidential", "CONFIDENTIAL", "Confidential"] {
+            let c: Classification = serde_json::from_value(serde_json::json!(written)).unwrap();
+            assert_eq!(c, Classification::Confidential, "{written}");
+            assert_eq!(serde_json::to_value(c).unwrap(), "confidential");
+        }
+        let error = serde_json::from_value::<Classification>(serde_json::json!("secret"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("restricted"), "{error}");
+    }
+
+    #[test]
+    fn the_schema_pattern_spells_every_name_in_both_cases() {
+        let names: Vec<&str> = Classification::ALL.iter().map(|c| c.as_str()).collect();
+        let pattern = crate::kind::any_case_pattern(&names);
+        assert!(
+            pattern.starts_with("^([Pp][Uu][Bb][Ll][Ii][Cc]|"),
+            "{pattern}"
+        );
+        assert!(pattern.ends_with("[Dd])$"), "{pattern}");
     }
 
     fn review(explicit: Option<bool>, c: Classification, a: &str, t: Option<&str>) -> bool {

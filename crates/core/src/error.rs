@@ -38,9 +38,20 @@ pub enum ModelError {
         "invalid retention `{0}`: write a duration such as 30d, 6mo or 7y, `forever`, or a policy name"
     )]
     InvalidRetention(String),
-    /// A named retention policy that the policy table does not define.
-    #[error("unknown retention policy `{0}`")]
-    UnknownRetentionPolicy(String),
+    /// A named retention policy that the policy table does not define; the message lists the
+    /// names it does define.
+    #[error(
+        "unknown retention policy `{name}` (expected one of: {known}; or a duration such as 30d, 6mo or 7y, or `forever`)"
+    )]
+    UnknownRetentionPolicy {
+        name: String,
+        /// The names the policy table defines, comma-separated.
+        known: String,
+    },
+    /// A seed logger's input form (`success`, a top-level `error_message`) that is not of its
+    /// type, or that says otherwise than the event's own field.
+    #[error("`{form}`: {problem}")]
+    SeedForm { form: &'static str, problem: String },
     /// The JSON form's `version` is one this build does not read.
     #[error("unsupported event schema version {0} (this build reads version 1)")]
     UnsupportedVersion(u64),

@@ -132,8 +132,15 @@ pub struct AuditEvent {
     pub duration_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Compliance::is_empty")]
     pub compliance: Compliance,
-    /// Data lineage: where the data this operation used came from or went to.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Data lineage: where the data this operation used came from or went to. On input, a
+    /// source may also be a plain URI string (the seed logger's `list[str]`): a source read by
+    /// the operation, with nothing else known; `null` is none.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "de_data_sources"
+    )]
+    #[schemars(with = "Option<Vec<DataSourceInput>>")]
     pub data_sources: Vec<DataSource>,
     /// Compliance findings attached to this operation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -367,6 +374,55 @@ fn default_direction() -> FlowDirection {
     FlowDirection::Input
 }
 
+/// One data source as input may give it: its object form, or a plain URI string (the seed
+/// logger lists its sources as strings), read as a source the operation read.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Describes the input form in the schema; reading goes through `de_data_sources`.
+enum DataSourceInput {
+    /// A URI: a source read by the operation, with nothing else known.
+    Uri(String),
+    Source(DataSource),
+}
+
+/// Reads `data_sources`, each a [`DataSource`] object or a URI string. By hand rather than
+/// `#[serde(untagged)]`, which would replace the object form's precise errors (an unknown
+/// field, a bad direction) with "did not match any variant".
+fn de_data_sources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<DataSource>, D::Error> {
+    struct OneSource(DataSource);
+
+    impl<'de> Deserialize<'de> for OneSource {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = DataSource;
+
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a data source object or a URI string")
+                }
+
+                fn visit_str<E: serde::de::Error>(self, uri: &str) -> Result<DataSource, E> {
+                    Ok(DataSource::input(uri))
+                }
+
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    map: A,
+                ) -> Result<DataSource, A::Error> {
+                    DataSource::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                }
+            }
+
+            d.deserialize_any(Visitor).map(OneSource)
+        }
+    }
+
+    // `null` is the seed's default (`data_sources=None`): no sources.
+    let sources = Option::<Vec<OneSource>>::deserialize(d)?.unwrap_or_default();
+    Ok(sources.into_iter().map(|s| s.0).collect())
+}
+
 impl DataSource {
     /// A data source read by the operation.
     pub fn input(uri: impl Into<String>) -> DataSource {
@@ -528,6 +584,51 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("negative duration"), "{err}");
+    }
+
+    #[test]
+    fn data_sources_may_be_uri_strings_beside_objects_and_null_is_none() {
+        let event: AuditEvent = serde_json::from_value(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": ["s3://bucket/a", {"uri": "file:///b", "direction": "output"}],
+        }))
+        .unwrap();
+        assert_eq!(
+            event.data_sources,
+            [
+                DataSource::input("s3://bucket/a"),
+                DataSource::input("file:///b").direction(FlowDirection::Output),
+            ]
+        );
+        // Stored in the object form only.
+        assert_eq!(
+            serde_json::to_value(&event).unwrap()["data_sources"][0],
+            serde_json::json!({"uri": "s3://bucket/a", "direction": "input"})
+        );
+        let none: AuditEvent = serde_json::from_value(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": null,
+        }))
+        .unwrap();
+        assert!(none.data_sources.is_empty());
+        // An object keeps its own precise errors.
+        let error = serde_json::from_value::<AuditEvent>(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": [{"uri": "x", "colour": "blue"}],
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("colour"), "{error}");
+        let error = serde_json::from_value::<AuditEvent>(serde_json::json!({
+            "kind": "tool_execution", "action": "EXECUTE", "operation": "t",
+            "data_sources": [7],
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("a data source object or a URI string"),
+            "{error}"
+        );
     }
 
     #[test]

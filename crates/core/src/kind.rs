@@ -96,8 +96,10 @@ impl FromStr for EventKind {
 ///
 /// The eight standard actions serialize in upper case (`"UPDATE"`). Domain actions that the
 /// standard set does not name (`delete_server`, `bulk_delete`, ...) use [`Action::Custom`]: a
-/// lower-case identifier, so the two can never be confused. Parsing accepts the standard names in
-/// any case.
+/// lower-case identifier, so the two can never be confused. Parsing accepts every name in any
+/// case: the standard ones become upper case, custom ones lower case (`DELETE_SERVER` is
+/// `delete_server`, as the gateway's audit trail lower-cases them), so that the stored form is
+/// one spelling and the review rules match it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
     Create,
@@ -189,9 +191,9 @@ impl JsonSchema for Action {
 
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "A standard action (CREATE, READ, UPDATE, DELETE, EXECUTE, ACCESS, EXPORT, IMPORT; any case on input) or a custom lower-case action name such as `delete_server`.",
+            "description": "A standard action (CREATE, READ, UPDATE, DELETE, EXECUTE, ACCESS, EXPORT, IMPORT) or a custom action name such as `delete_server`; any case on input, stored upper case (standard) or lower case (custom).",
             "type": "string",
-            "pattern": "^([A-Za-z]+|[a-z][a-z0-9_.:-]{0,63})$"
+            "pattern": "^[A-Za-z][A-Za-z0-9_.:-]{0,63}$"
         })
     }
 }
@@ -205,15 +207,18 @@ impl JsonSchema for Action {
 pub struct CustomAction(String);
 
 impl CustomAction {
-    /// Checks the form described on the type.
+    /// Checks the form described on the type, after lower-casing ASCII letters: callers write
+    /// `DELETE_SERVER` or `Delete_Server` for `delete_server`, and one action must be one name
+    /// in the log (filters, groups and review rules compare names).
     pub fn new(name: &str) -> Result<Self, ModelError> {
-        let mut chars = name.chars();
+        let lower = name.to_ascii_lowercase();
+        let mut chars = lower.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
         let rest_ok = chars.all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | ':' | '-')
         });
-        if first_ok && rest_ok && name.len() <= 64 {
-            Ok(CustomAction(name.to_string()))
+        if first_ok && rest_ok && lower.len() <= 64 {
+            Ok(CustomAction(lower))
         } else {
             Err(ModelError::InvalidAction(name.to_string()))
         }
@@ -222,6 +227,26 @@ impl CustomAction {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A JSON Schema pattern (ECMA-262, which has no flag for case) that matches exactly the
+/// `names` in any case: `public` is `[Pp][Uu][Bb][Ll][Ii][Cc]`.
+pub(crate) fn any_case_pattern(names: &[&str]) -> String {
+    let alternatives: Vec<String> = names
+        .iter()
+        .map(|name| {
+            name.chars()
+                .map(|c| {
+                    if c.is_ascii_alphabetic() {
+                        format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    format!("^({})$", alternatives.join("|"))
 }
 
 /// How an operation ended.
@@ -312,6 +337,21 @@ mod tests {
         let a: Action = "delete_server".parse().unwrap();
         assert!(matches!(&a, Action::Custom(c) if c.as_str() == "delete_server"));
         assert_eq!(serde_json::to_string(&a).unwrap(), "\"delete_server\"");
+    }
+
+    #[test]
+    fn custom_actions_in_any_case_become_their_lower_case_name() {
+        for written in ["DELETE_SERVER", "Delete_Server", "delete_server"] {
+            let a: Action = serde_json::from_value(serde_json::json!(written)).unwrap();
+            assert!(
+                matches!(&a, Action::Custom(c) if c.as_str() == "delete_server"),
+                "{written}: {a:?}"
+            );
+        }
+        assert_eq!(
+            CustomAction::new("BULK_DELETE").unwrap().as_str(),
+            "bulk_delete"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod policy;
 pub mod proof;
 mod retention;
 pub mod seal;
+mod seed_forms;
 pub mod tiles;
 
 pub use builder::{ContextOp, EventBuilder};
@@ -62,13 +63,16 @@ pub use kind::{Action, CustomAction, EventKind, Outcome};
 pub use policy::{AuditLevel, Policy};
 pub use retention::{Retention, RetentionKind, add_span};
 pub use seal::{SealedEvent, seal, unseal};
+pub use seed_forms::rewrite_seed_forms;
 
 /// The JSON Schema of the JSON form of [`AuditEvent`] (what `mcp-audit log` reads and
 /// `mcp-audit query --json` prints), generated from the Rust types.
 ///
 /// The `id` and `timestamp` defaults are generated per event (a fresh UUIDv7, the current time),
 /// so the schema says so in words instead of showing one arbitrary value: that keeps the schema
-/// the same on every run, and the checked-in copy testable.
+/// the same on every run, and the checked-in copy testable. The seed forms that
+/// [`rewrite_seed_forms`] reads (`success`, a top-level `error_message`) are input only, and
+/// added here.
 pub fn event_json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(AuditEvent);
     let mut value = serde_json::to_value(schema).unwrap_or(serde_json::Value::Null);
@@ -78,6 +82,20 @@ pub fn event_json_schema() -> serde_json::Value {
                 property.remove("default");
             }
         }
+        properties.insert(
+            "success".into(),
+            serde_json::json!({
+                "description": "Input only (the gateway audit trail's form): false is `outcome: tool_error`, true `outcome: success`; beside an `outcome`, the two must agree.",
+                "type": ["boolean", "null"]
+            }),
+        );
+        properties.insert(
+            "error_message".into(),
+            serde_json::json!({
+                "description": "Input only (the gateway audit trail's form): stored as `payload.error_message`.",
+                "type": ["string", "null"]
+            }),
+        );
     }
     value
 }

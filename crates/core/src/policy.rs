@@ -94,6 +94,15 @@ impl Policy {
         }
     }
 
+    /// The error of a retention name the table does not define, listing those it does.
+    fn unknown_retention(&self, name: &str) -> ModelError {
+        let known: Vec<&str> = self.named_retention.keys().map(String::as_str).collect();
+        ModelError::UnknownRetentionPolicy {
+            name: name.to_string(),
+            known: known.join(", "),
+        }
+    }
+
     /// Fills the derived compliance fields: classification and review flag (explicit values
     /// win), and `expires_at` from the event's retention or the default one, unless given.
     pub fn apply(&self, event: &mut AuditEvent) -> Result<(), ModelError> {
@@ -123,7 +132,7 @@ impl Policy {
                         *self
                             .named_retention
                             .get(name)
-                            .ok_or_else(|| ModelError::UnknownRetentionPolicy(name.to_string()))?,
+                            .ok_or_else(|| self.unknown_retention(name))?,
                     ),
                 };
                 if event.compliance.retention.is_none() {
@@ -182,10 +191,18 @@ mod tests {
             .retention("bogus")
             .build()
             .unwrap();
+        let error = Policy::default().apply(&mut e).unwrap_err();
         assert_eq!(
-            Policy::default().apply(&mut e).unwrap_err(),
-            ModelError::UnknownRetentionPolicy("bogus".to_string())
+            error,
+            ModelError::UnknownRetentionPolicy {
+                name: "bogus".to_string(),
+                known: "extended, short, standard".to_string()
+            }
         );
+        let message = error.to_string();
+        for name in ["`bogus`", "extended", "short", "standard"] {
+            assert!(message.contains(name), "{name} missing from: {message}");
+        }
     }
 
     #[test]

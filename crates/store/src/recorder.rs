@@ -101,6 +101,10 @@ pub enum RecordError {
     /// The event failed the model's or the policy's checks.
     #[error("invalid event: {0}")]
     Invalid(mcp_audit_core::ModelError),
+    /// Events of a [`Recorder::record_all`] that failed the model's or the policy's checks,
+    /// each with its place in the input; none of the input was recorded.
+    #[error("{}", describe_invalid(.0))]
+    InvalidEvents(Vec<(usize, mcp_audit_core::ModelError)>),
     /// The store refused the batch the event was in.
     #[error("audit write failed: {0}")]
     Store(StoreError),
@@ -112,6 +116,16 @@ pub enum RecordError {
     /// The writer has stopped (shut down, or its thread died).
     #[error("the audit writer has stopped")]
     Closed,
+}
+
+fn describe_invalid(invalid: &[(usize, mcp_audit_core::ModelError)]) -> String {
+    match invalid.first() {
+        Some((index, error)) => format!(
+            "{} invalid event(s), nothing recorded; the first is event {index}: {error}",
+            invalid.len()
+        ),
+        None => "invalid events, nothing recorded".to_string(),
+    }
 }
 
 // Hand-written rather than `#[from]`: the message already carries the cause, and `#[from]`
@@ -282,6 +296,51 @@ impl Recorder {
                 Ok(Receipt::Durable { id, seq })
             }
         }
+    }
+
+    /// Records `events` all or none, in one transaction of their own, and waits until they
+    /// are durable, whatever the configured durability: for a caller whose input is one unit
+    /// (`mcp-audit log -`), so that a bad event or a failed write never leaves part of it in
+    /// the log. Every event is checked first; [`RecordError::InvalidEvents`] names each one
+    /// that fails (by its place in `events`), and nothing is queued then. Returns a receipt per
+    /// event, in order ([`Receipt::Skipped`] for those the audit level leaves out).
+    ///
+    /// Do not call from inside an async runtime.
+    pub fn record_all(&self, events: Vec<AuditEvent>) -> Result<Vec<Receipt>, RecordError> {
+        let mut sealed = Vec::with_capacity(events.len());
+        let mut invalid = Vec::new();
+        for (index, event) in events.into_iter().enumerate() {
+            match self.prepare(event) {
+                Ok(one) => sealed.push(one),
+                Err(RecordError::Invalid(error)) => invalid.push((index, error)),
+                Err(other) => return Err(other),
+            }
+        }
+        if !invalid.is_empty() {
+            return Err(RecordError::InvalidEvents(invalid));
+        }
+        let ids: Vec<Option<mcp_audit_core::EventId>> = sealed
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.event.id))
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .blocking_send(Command::RecordAll {
+                sealed: sealed.into_iter().flatten().map(|one| *one).collect(),
+                reply,
+            })
+            .map_err(|_| RecordError::Closed)?;
+        let mut seqs = answer
+            .blocking_recv()
+            .map_err(|_| RecordError::Closed)??
+            .into_iter();
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                id.and_then(|id| seqs.next().map(|seq| Receipt::Durable { id, seq }))
+                    .unwrap_or(Receipt::Skipped)
+            })
+            .collect())
     }
 
     /// As [`Recorder::record`], for async code.

@@ -33,6 +33,12 @@ pub(crate) enum Command {
         sealed: Box<SealedEvent>,
         reply: Option<oneshot::Sender<Result<u64, StoreError>>>,
     },
+    /// Append these events in one transaction of their own, all or none, after what was
+    /// queued before them; answer with their seqs.
+    RecordAll {
+        sealed: Vec<SealedEvent>,
+        reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
+    },
     /// Answer once everything queued before is durable, with any loss since the last flush.
     Flush {
         reply: oneshot::Sender<Result<(), RecordError>>,
@@ -85,6 +91,10 @@ pub(crate) fn run(
                     Command::Record { sealed, reply } => {
                         waited |= reply.is_some();
                         batch.push((sealed, reply));
+                    }
+                    Command::RecordAll { sealed, reply } => {
+                        commit(&mut store, &mut next_seq, &mut batch, &shared);
+                        let _ = reply.send(commit_all(&mut store, &mut next_seq, &sealed, &shared));
                     }
                     Command::Flush { reply } => {
                         commit(&mut store, &mut next_seq, &mut batch, &shared);
@@ -202,6 +212,34 @@ fn commit(
             let _ = reply.send(outcome);
         }
     }
+}
+
+/// Appends `sealed` in one transaction, without the event-by-event retry of [`commit`]: the
+/// caller asked for all or none.
+fn commit_all(
+    store: &mut impl Store,
+    next_seq: &mut u64,
+    sealed: &[SealedEvent],
+    shared: &Shared,
+) -> Result<Vec<u64>, StoreError> {
+    if sealed.is_empty() {
+        return Ok(Vec::new());
+    }
+    shared.batches.fetch_add(1, Ordering::Relaxed);
+    let events: Vec<&SealedEvent> = sealed.iter().collect();
+    let result = append(store, next_seq, &events);
+    match &result {
+        Ok(_) => {
+            shared
+                .recorded
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+        }
+        Err(error) => {
+            tracing::error!(%error, events = events.len(), "audit batch failed to be written");
+            shared.count_failed(events.len() as u64);
+        }
+    }
+    result
 }
 
 /// Appends `events` as consecutive entries from `next_seq`, renumbering when another process

@@ -320,6 +320,85 @@ fn session_summary_counts_every_kind_including_prompts(db: Db) {
     assert_eq!(u.total_operations, 1);
 }
 
+/// A `sync` call is recorded twice, its pending intent and the outcome that completes it: one
+/// operation. Every scope of a summary, after either durability, counts it once, as counting
+/// the events (pending intents left out) does; an intent never completed is no operation yet.
+fn every_summary_scope_counts_operations_not_their_pending_intents(db: Db) {
+    let since = Timestamp::now();
+    for (durability, session, user) in [
+        (Durability::Sync, "s-sync", "u-sync"),
+        (Durability::Batch, "s-batch", "u-batch"),
+    ] {
+        let r = db.recorder(RecorderConfig {
+            durability,
+            ..RecorderConfig::default()
+        });
+        let call = |outcome| {
+            AuditEvent::tool_execution("search")
+                .session(session)
+                .user(user)
+                .outcome(outcome)
+        };
+        for _ in 0..3 {
+            let intent = call(Outcome::Pending).build().unwrap();
+            let id = intent.id;
+            r.record(intent).unwrap();
+            record(&r, call(Outcome::Success).completes(id));
+        }
+        // One the peer never answered, and one other operation.
+        record(&r, call(Outcome::Pending));
+        record(
+            &r,
+            AuditEvent::resource_access("file:///a", Action::Read)
+                .session(session)
+                .user(user),
+        );
+        r.shutdown().unwrap();
+    }
+    let events = db.all();
+    assert_eq!(
+        events.len(),
+        2 * 8,
+        "every intent and outcome is in the log"
+    );
+    let scopes = [
+        SummaryScope::Session("s-sync".into()),
+        SummaryScope::User("u-sync".into()),
+        SummaryScope::Session("s-batch".into()),
+        SummaryScope::User("u-batch".into()),
+        SummaryScope::Window {
+            since: Some(since),
+            until: None,
+        },
+        SummaryScope::Window {
+            since: None,
+            until: Some(Timestamp::now()),
+        },
+    ];
+    for scope in scopes {
+        let covers = |e: &&AuditEvent| match &scope {
+            SummaryScope::Session(s) => e.session_id.as_deref() == Some(s.as_str()),
+            SummaryScope::User(u) => e.actor.user_id.as_deref() == Some(u.as_str()),
+            SummaryScope::Window { .. } => true,
+        };
+        let want = backend::summary_of(events.iter().filter(covers));
+        for (reader, mut store) in [("reader", db.reader()), ("writer", db.open())] {
+            let got = store.summary(&scope).unwrap();
+            assert_eq!(got, want, "{scope:?}, {reader}");
+        }
+    }
+    let session = db
+        .reader()
+        .summary(&SummaryScope::Session("s-sync".into()))
+        .unwrap();
+    assert_eq!(
+        (session.tool_executions, session.total_operations),
+        (3, 4),
+        "three calls and a read, not six tool executions"
+    );
+    assert_eq!(session.by_outcome.get("pending"), None);
+}
+
 fn a_view_audit_keeps_the_real_actor(db: Db) {
     let r = db.sync();
     record(
@@ -1095,12 +1174,71 @@ fn a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written(db: Db) {
     );
 }
 
+/// `record_all` writes its events in one transaction of their own, larger than a writer's
+/// batch: a duplicate id at the end fails all of them (the event-by-event retry of ordinary
+/// batches does not apply), an invalid event is named and nothing is queued, and a good batch
+/// lands whole, in order, with dense seqs after what was there.
+fn record_all_writes_every_event_or_none(db: Db) {
+    let r = db.recorder(RecorderConfig {
+        max_batch: 4,
+        ..RecorderConfig::default()
+    });
+    let first = AuditEvent::tool_execution("first").build().unwrap();
+    let first_id = first.id;
+    r.record(first).unwrap();
+    let ten = |name: &str| -> Vec<AuditEvent> {
+        (0..10)
+            .map(|i| {
+                AuditEvent::tool_execution(format!("{name}{i}"))
+                    .build()
+                    .unwrap()
+            })
+            .collect()
+    };
+
+    let mut with_duplicate = ten("dup");
+    with_duplicate[9].id = first_id;
+    match r.record_all(with_duplicate) {
+        Err(RecordError::Store(_)) => {}
+        other => panic!("expected the store to refuse the batch, got {other:?}"),
+    }
+    assert_eq!(db.all().len(), 1, "nothing of the refused batch");
+
+    let mut with_invalid = ten("bad");
+    with_invalid[3].operation = " ".into();
+    with_invalid[7].operation = String::new();
+    match r.record_all(with_invalid) {
+        Err(RecordError::InvalidEvents(invalid)) => {
+            let at: Vec<usize> = invalid.iter().map(|(i, _)| *i).collect();
+            assert_eq!(at, [3, 7]);
+        }
+        other => panic!("expected the invalid events named, got {other:?}"),
+    }
+    assert_eq!(db.all().len(), 1, "nothing of the invalid batch");
+
+    let receipts = r.record_all(ten("ok")).unwrap();
+    let seqs: Vec<u64> = receipts
+        .iter()
+        .map(|receipt| match receipt {
+            Receipt::Durable { seq, .. } => *seq,
+            other => panic!("expected durable, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<u64>>());
+    r.shutdown().unwrap();
+    let ops: Vec<String> = db.all().into_iter().rev().map(|e| e.operation).collect();
+    let mut want = vec!["first".to_string()];
+    want.extend((0..10).map(|i| format!("ok{i}")));
+    assert_eq!(ops, want);
+}
+
 on_both_backends!(
     tool_execution_round_trips_with_lineage_and_compliance_rows,
     review_rules_and_default_classification_reach_the_stored_row,
     update_stores_the_computed_change_set,
     retention_sets_expires_at_and_cleanup_deletes_expired_events_without_orphans,
     session_summary_counts_every_kind_including_prompts,
+    every_summary_scope_counts_operations_not_their_pending_intents,
     a_view_audit_keeps_the_real_actor,
     audit_level_off_records_nothing_and_writes_level_skips_reads,
     writing_through_a_read_only_store_is_refused,
@@ -1119,4 +1257,5 @@ on_both_backends!(
     pending_intents_without_an_outcome_are_found_for_recovery,
     the_writer_keeps_one_log_id_per_database,
     a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written,
+    record_all_writes_every_event_or_none,
 );

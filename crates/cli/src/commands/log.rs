@@ -1,14 +1,16 @@
 //! `mcp-audit log`: record one event given as JSON, or many as JSON lines on stdin.
 //!
-//! A batch keeps going past bad lines: every good line is recorded, every bad one is reported
-//! as `line N: <problem>`, and the command fails at the end, so that one typo never costs the
-//! records around it and never passes unnoticed.
+//! A batch is all or nothing: every line is read and checked first, every bad one is reported
+//! as `line N: <problem>`, and if any is bad nothing is recorded and the command fails; the
+//! good ones are then written in one transaction, so that a failed write leaves none of them
+//! either. A caller that retries a refused batch after fixing a line never records a line
+//! twice, and a reader never sees half a batch.
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use mcp_audit_core::{AuditLevel, Policy, Retention};
+use mcp_audit_core::{AuditEvent, AuditLevel, Policy, Retention};
 use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig, Store};
 
 use crate::db::Db;
@@ -22,6 +24,10 @@ use crate::id_guard::IdGuard;
   mcp-audit log --file event.json
   mcp-audit log - < events.jsonl          (one event per line)
   mcp-audit log --retention 30d - < events.jsonl
+
+With `-`, the input is one batch, all or nothing: every bad line is reported as `line N: ...`
+and then nothing is recorded; otherwise every event is written in one transaction. The batch
+is held in memory until then: split inputs of millions of lines into several runs.
 
 The JSON form of an event is described by `mcp-audit schema`.")]
 pub struct LogArgs {
@@ -84,73 +90,80 @@ fn log_one(db: &Db, policy: Policy, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// JSON lines, recorded in `batch` mode and flushed at the end: the writer keeps line order
-/// (seqs follow the input) and commits many lines per fsync, and the final flush makes the
-/// exit status mean durable, as `sync` would, without one fsync per line.
+/// JSON lines, all or nothing: every line is parsed and checked before anything is written,
+/// and the events go to the writer as one unit, committed in one transaction (one fsync) that
+/// keeps line order in the seqs.
 fn log_lines(db: &Db, policy: Policy, input: impl BufRead) -> anyhow::Result<()> {
     let (store, ids) = open(db)?;
-    let recorder = start(store, policy, Durability::Batch)?;
-    let mut tally = Tally::default();
-    let fed = feed(&recorder, ids, input, &mut tally);
-    // Always shut down, even after a read error: it commits what was queued and reports what
-    // could not be written, instead of leaving both to a thread the process exit would kill.
-    let written = recorder.shutdown();
-    match (fed, written) {
-        (Ok(()), Ok(_)) => {}
-        (Ok(()), Err(lost)) => {
-            return Err(lost).context("cannot record the events read from stdin");
-        }
-        (Err(stop), Err(lost)) => {
-            return Err(lost).context(format!(
-                "cannot record the events read from stdin ({stop:#})"
-            ));
-        }
-        (Err(stop), Ok(_)) => return Err(stop),
+    let read = read_batch(ids, &policy, input)?;
+    let mut stderr = io::stderr().lock();
+    for (line_no, problem) in &read.problems {
+        writeln!(stderr, "line {line_no}: {problem:#}")?;
     }
+    let lines = read.problems.len() + read.events.len();
+    if !read.problems.is_empty() {
+        bail!(
+            "{} of {lines} lines rejected; nothing recorded (a batch is all or nothing)",
+            read.problems.len()
+        );
+    }
+    let recorder = start(store, policy, Durability::Sync)?;
+    let (line_nos, events): (Vec<u64>, Vec<_>) = read.events.into_iter().unzip();
+    let recorded = recorder.record_all(events);
+    let shutdown = recorder.shutdown();
+    let receipts = match recorded {
+        Ok(receipts) => receipts,
+        Err(RecordError::InvalidEvents(invalid)) => {
+            for (index, problem) in &invalid {
+                writeln!(stderr, "line {}: {problem}", line_nos[*index])?;
+            }
+            bail!(
+                "{} of {lines} lines rejected; nothing recorded (a batch is all or nothing)",
+                invalid.len()
+            );
+        }
+        Err(error) => {
+            return Err(error)
+                .context("cannot record the events read from stdin; none was recorded");
+        }
+    };
+    shutdown.context("cannot record the events read from stdin")?;
+    let skipped = receipts
+        .iter()
+        .filter(|r| matches!(r, Receipt::Skipped))
+        .count();
+    let recorded = receipts.len() - skipped;
     let mut out = io::stdout().lock();
-    if tally.skipped > 0 {
+    if skipped > 0 {
         writeln!(
             out,
-            "recorded {} event(s); {} left out by the audit level",
-            tally.queued, tally.skipped
+            "recorded {recorded} event(s); {skipped} left out by the audit level"
         )?;
     } else {
-        writeln!(out, "recorded {} event(s)", tally.queued)?;
-    }
-    if tally.rejected > 0 {
-        bail!("{} of {} lines rejected", tally.rejected, tally.lines);
+        writeln!(out, "recorded {recorded} event(s)")?;
     }
     Ok(())
 }
 
-/// What became of the input lines.
-#[derive(Debug, Default)]
-struct Tally {
-    /// Non-blank lines read.
-    lines: u64,
-    queued: u64,
-    /// Left out by the audit level.
-    skipped: u64,
-    /// Refused, each reported on stderr.
-    rejected: u64,
+/// What the input of a batch held: the events of the good lines and the problems of the bad
+/// ones, each with its line number (blank lines are skipped, but counted).
+#[derive(Default)]
+struct Batch {
+    events: Vec<(u64, AuditEvent)>,
+    problems: Vec<(u64, anyhow::Error)>,
 }
 
-/// Reads lines and records them until the input ends. Stops early when the store fails a
-/// batch (locked, read-only, disk full): every later line would fail the same way, each after
-/// waiting out the lock timeout.
-fn feed(
-    recorder: &Recorder,
-    mut ids: IdGuard,
-    mut input: impl BufRead,
-    tally: &mut Tally,
-) -> anyhow::Result<()> {
-    let mut stderr = io::stderr().lock();
+/// Reads every line, checking each as the recorder will (JSON, the event's form, the model's
+/// and the policy's checks) and its id (not given twice, not already recorded), so that one
+/// run names every bad line. Fails only when the input can not be read.
+fn read_batch(mut ids: IdGuard, policy: &Policy, mut input: impl BufRead) -> anyhow::Result<Batch> {
+    let mut batch = Batch::default();
     let mut buf = Vec::new();
     for line_no in 1u64.. {
         buf.clear();
         let n = input
             .read_until(b'\n', &mut buf)
-            .with_context(|| format!("cannot read line {line_no} of stdin"))?;
+            .with_context(|| format!("cannot read line {line_no} of stdin; nothing recorded"))?;
         if n == 0 {
             break;
         }
@@ -158,32 +171,25 @@ fn feed(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        tally.lines += 1;
-        let recorded = parse_event(line).and_then(|input| {
+        let checked = parse_event(line).and_then(|input| {
+            let mut event = input.event;
+            event.normalize()?;
+            // The recorder applies the policy to what the level keeps; applied twice, it
+            // gives the same event.
+            if policy.admits(&event) {
+                policy.apply(&mut event)?;
+            }
             if input.id_given {
-                ids.claim(input.event.id, line_no)?;
+                ids.claim(event.id, line_no)?;
             }
-            match recorder.record(input.event) {
-                Err(RecordError::Invalid(problem)) => Err(problem.into()),
-                other => Ok(other),
-            }
+            Ok(event)
         });
-        match recorded {
-            Ok(Ok(Receipt::Skipped)) => tally.skipped += 1,
-            Ok(Ok(_)) => tally.queued += 1,
-            Ok(Err(fatal)) => {
-                return Err(fatal).context(format!("stopped at line {line_no}"));
-            }
-            Err(problem) => {
-                tally.rejected += 1;
-                writeln!(stderr, "line {line_no}: {problem:#}")?;
-            }
-        }
-        if recorder.stats().failed > 0 {
-            bail!("stopped reading at line {line_no}");
+        match checked {
+            Ok(event) => batch.events.push((line_no, event)),
+            Err(problem) => batch.problems.push((line_no, problem)),
         }
     }
-    Ok(())
+    Ok(batch)
 }
 
 /// The store to record into, and a guard over the ids the input gives.
@@ -203,9 +209,6 @@ fn start(
     let config = RecorderConfig {
         durability,
         policy,
-        // Two full batches waiting keep the writer busy; more only holds memory (a queued
-        // sealed event is a few kilobytes, and the library default queue is 65,536 deep).
-        queue_capacity: 2 * RecorderConfig::default().max_batch,
         ..RecorderConfig::default()
     };
     Ok(Recorder::start(store, config)?)

@@ -2,7 +2,7 @@
 //! and tracked in `PRAGMA user_version`. Each step runs in its own transaction, so a crash
 //! mid-migration leaves the database at the previous version, never half-way.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::StoreError;
 
@@ -202,22 +202,36 @@ pub(crate) fn current_version(conn: &Connection) -> Result<i64, rusqlite::Error>
 }
 
 /// Brings the schema to `target` (at most [`latest_version`]); refuses a newer database.
+///
+/// Several processes may open a new file at once (three proxies started together): each step
+/// reads the version and applies the step in one IMMEDIATE transaction, which takes the write
+/// lock before it reads (waiting up to the connection's busy timeout). A process that finds
+/// the step already applied by another moves on; none applies a step twice. Reading the
+/// version first and then opening a deferred transaction let two processes both see version
+/// 0, and the second failed on `table log_state already exists`. A file already at `target`
+/// is seen so without the lock (a read-only file opened for writing is refused later, by its
+/// first write, as before).
 pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), StoreError> {
     let found = current_version(conn).map_err(super::map_err)?;
-    if found > latest_version() {
-        return Err(StoreError::SchemaTooNew {
-            found,
-            supported: latest_version(),
-        });
+    if found >= target && found <= latest_version() {
+        return Ok(());
     }
-    for (index, step) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .take(target as usize)
-        .skip(found as usize)
-    {
-        let version = index as i64 + 1;
-        let tx = conn.transaction().map_err(super::map_err)?;
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(super::map_err)?;
+        let found = current_version(&tx).map_err(super::map_err)?;
+        if found > latest_version() {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: latest_version(),
+            });
+        }
+        let Some(step) = MIGRATIONS.get(found as usize).filter(|_| found < target) else {
+            // Nothing to do: the read-only transaction ends without a write.
+            return tx.commit().map_err(super::map_err);
+        };
+        let version = found + 1;
         tx.execute_batch(step.sql).map_err(|e| {
             StoreError::Database(format!("migration {version} ({}): {e}", step.description))
         })?;
@@ -230,5 +244,4 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<(), Store
             "migrated database schema"
         );
     }
-    Ok(())
 }

@@ -167,8 +167,7 @@ impl SqliteStore {
                 conn.pragma_update(None, "page_size", 16_384)
                     .map_err(|e| store.map(e))?;
             }
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(|e| store.map(e))?;
+            switch_to_wal(&conn, options.lock_timeout).map_err(|e| store.map(e))?;
             conn.pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| store.map(e))?;
             let target = schema_version.unwrap_or(migrations::latest_version());
@@ -203,8 +202,29 @@ impl SqliteStore {
     }
 
     fn load_or_create_log_id(&mut self, writable: bool) -> Result<String, StoreError> {
-        let existing: Option<String> = self
-            .conn
+        match self.stored_log_id().map_err(|e| self.map(e))? {
+            Some(id) => Ok(id),
+            None if writable => {
+                // Another process opening the new file at the same moment may insert its own
+                // id first: the first one stays, and both read it back.
+                let id = EventId::new().to_string();
+                self.conn
+                    .execute(
+                        "INSERT OR IGNORE INTO log_state (key, value)
+                         VALUES ('log_id', ?1), ('next_seq', '0')",
+                        [&id],
+                    )
+                    .map_err(|e| self.map(e))?;
+                let id = self.stored_log_id().map_err(|e| self.map(e))?;
+                Ok(id.unwrap_or_default())
+            }
+            None => Ok(String::new()),
+        }
+    }
+
+    /// The log id the file holds, if any yet.
+    fn stored_log_id(&self) -> Result<Option<String>, rusqlite::Error> {
+        self.conn
             .query_row(
                 "SELECT value FROM log_state WHERE key = 'log_id'",
                 [],
@@ -215,21 +235,6 @@ impl SqliteStore {
                 rusqlite::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(e),
             })
-            .map_err(|e| self.map(e))?;
-        match existing {
-            Some(id) => Ok(id),
-            None if writable => {
-                let id = EventId::new().to_string();
-                self.conn
-                    .execute(
-                        "INSERT INTO log_state (key, value) VALUES ('log_id', ?1), ('next_seq', '0')",
-                        [&id],
-                    )
-                    .map_err(|e| self.map(e))?;
-                Ok(id)
-            }
-            None => Ok(String::new()),
-        }
     }
 
     /// Has this writer add the indexed events to the running totals once `events` of them
@@ -289,6 +294,24 @@ impl SqliteStore {
                 reason,
             },
             other => other,
+        }
+    }
+}
+
+/// Puts the file in WAL mode (a no-op once it is). Switching a new file takes an exclusive
+/// lock, and when other processes open the same new file at that moment SQLite can report
+/// `SQLITE_BUSY` at once rather than through the busy handler (seen with eight processes on one
+/// new file, about one start in 300): the switch is tried again until `timeout` has passed.
+fn switch_to_wal(conn: &Connection, timeout: Duration) -> Result<(), rusqlite::Error> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
         }
     }
 }

@@ -244,6 +244,10 @@ pub(super) fn advance(
 /// its indexed events past them, and its unindexed events, in one statement. `None` when the
 /// totals say its events have several users in one group, whose distinct users only its
 /// events can tell.
+///
+/// Pending intents are left out, as every summary leaves them out (`Filter::include_pending`):
+/// a `sync` call is an intent and the outcome that completes it, one operation. The totals
+/// keep their groups all the same (`verify` sums every event), and they are passed over here.
 pub(super) fn summary_groups(
     conn: &Connection,
     field: LookupField,
@@ -251,19 +255,19 @@ pub(super) fn summary_groups(
 ) -> Result<Option<Groups>, rusqlite::Error> {
     let sql = format!(
         "SELECT kind, outcome, one_user, n, first_ts, last_ts, review, mixed
-           FROM key_totals WHERE field = ?1 AND value = ?2
+           FROM key_totals WHERE field = ?1 AND value = ?2 AND outcome <> 'pending'
          UNION ALL
          SELECT e.kind, e.outcome, e.user_id,
                 COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review), 0
            FROM event_keys k JOIN events e ON e.seq = k.seq
-          WHERE k.field = ?1 AND k.value = ?2 AND k.seq >= COALESCE(
+          WHERE k.field = ?1 AND k.value = ?2 AND e.outcome <> 'pending' AND k.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'totaled_to'), 0)
           GROUP BY e.kind, e.outcome, e.user_id
          UNION ALL
          SELECT e.kind, e.outcome, e.user_id,
                 COUNT(*), MIN(e.ts), MAX(e.ts), SUM(e.requires_review), 0
            FROM events e
-          WHERE e.{column} = ?2 AND e.seq >= COALESCE(
+          WHERE e.{column} = ?2 AND e.outcome <> 'pending' AND e.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0)
           GROUP BY e.kind, e.outcome, e.user_id",
         column = super::keys::column(field)

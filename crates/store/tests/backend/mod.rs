@@ -14,8 +14,8 @@
 
 use std::path::PathBuf;
 
-use mcp_audit_core::{AuditEvent, SealedEvent};
-use mcp_audit_store::{Entry, SqliteOptions, SqliteStore, Store};
+use mcp_audit_core::{AuditEvent, EventKind, Outcome, SealedEvent};
+use mcp_audit_store::{Entry, SqliteOptions, SqliteStore, Store, Summary};
 #[cfg(feature = "postgres")]
 use mcp_audit_store::{PgOptions, PgStore};
 
@@ -370,4 +370,30 @@ pub fn sqlite_clean_up(
     let seq = plan.record_in(&recorder).unwrap();
     recorder.shutdown().unwrap();
     plan.remove(store, seq).unwrap()
+}
+
+/// The summary of `events` computed here, one by one, as an auditor would count them: every
+/// operation once, so a pending intent (whose outcome is another event) not at all.
+pub fn summary_of<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Summary {
+    let mut s = Summary::default();
+    let mut users = std::collections::BTreeSet::new();
+    for e in events.into_iter().filter(|e| e.outcome != Outcome::Pending) {
+        s.total_operations += 1;
+        *s.by_kind.entry(e.kind).or_default() += 1;
+        *s.by_outcome
+            .entry(e.outcome.as_str().to_string())
+            .or_default() += 1;
+        s.requires_review += u64::from(e.compliance.requires_review == Some(true));
+        users.extend(e.actor.user_id.clone());
+        s.first_activity = Some(s.first_activity.map_or(e.timestamp, |t| t.min(e.timestamp)));
+        s.last_activity = Some(s.last_activity.map_or(e.timestamp, |t| t.max(e.timestamp)));
+    }
+    let count = |k: EventKind| s.by_kind.get(&k).copied().unwrap_or(0);
+    s.tool_executions = count(EventKind::ToolExecution);
+    s.resource_accesses = count(EventKind::ResourceAccess);
+    s.context_operations = count(EventKind::ContextOperation);
+    s.prompt_executions = count(EventKind::PromptExecution);
+    s.admin_actions = count(EventKind::Admin);
+    s.distinct_users = users.len() as u64;
+    s
 }
