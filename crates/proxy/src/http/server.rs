@@ -25,7 +25,7 @@ use super::identity::Verdict;
 use super::relay::{BodyKind, Chunk, Relayed, Upstream, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
-use crate::interpreter::{Continuations, Direction, Interpreter, SessionConfig};
+use crate::interpreter::{Admission, Continuations, Direction, Interpreter, SessionConfig};
 use crate::stdio::MAX_FRAME;
 
 /// What every request handler shares.
@@ -271,7 +271,23 @@ async fn handle(
                 "the MCP endpoint takes application/json",
             );
         }
-        let records = exchange.interpret(Direction::ClientToServer, &body);
+        let records = match exchange.admit(Direction::ClientToServer, &body) {
+            Admission::Forward(records) => records,
+            Admission::Refuse { records, reason } => {
+                // `sync`: what the proxy can not interpret does not reach the server.
+                tracing::warn!(reason, "a request body was refused");
+                let _ = exchange.record(records).await;
+                return match crate::jsonrpc::refusal(&body, &reason) {
+                    Some(answer) => (
+                        StatusCode::BAD_REQUEST,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        answer.trim_ascii_end().to_vec(),
+                    )
+                        .into_response(),
+                    None => own_error(StatusCode::BAD_REQUEST, &format!("mcp-audit: {reason}")),
+                };
+            }
+        };
         if let Err(error) = exchange.record(records).await {
             // Fail closed: an operation whose intent is not durable does not run. Its refusal
             // is queued like any outcome: on record once the store takes writes again.
