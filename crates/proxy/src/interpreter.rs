@@ -511,7 +511,7 @@ impl Interpreter {
         if self.config.record_intents {
             let reason = format!(
                 "the frame is {size} bytes, more than the {} bytes the proxy can hold",
-                start.len()
+                crate::tap::MAX_FRAME
             );
             oversize.event.outcome = Outcome::Denied;
             oversize.event.payload.error_message = Some(reason.clone());
