@@ -302,6 +302,14 @@ impl Interpreter {
         if let Some(name) = unnamed(method, params) {
             event = event.details(json!({ "name": name }));
         }
+        // What was asked, though it did not run.
+        let input = match method {
+            "tools/call" | "prompts/get" => params.get("arguments").cloned(),
+            _ => Some(params.clone()),
+        };
+        if let Some(input) = input.filter(|i| !i.is_null()) {
+            event = event.input(self.capture(input));
+        }
         record(event, false)
     }
 

@@ -186,6 +186,11 @@ fn a_request_id_reused_in_flight_is_refused_in_sync() {
         ),
         ("echo", Outcome::Denied)
     );
+    assert_eq!(
+        records[0].event.payload.input,
+        Some(json!({"message": "second"})),
+        "what was asked is on record, though it did not run"
+    );
     // The answer belongs to the first call, whose id it is.
     let done = i.frame(S2C, br#"{"id":7,"result":{"content":[]}}"#, Instant::now());
     assert_eq!(done[0].event.completes, Some(first[0].event.id));
