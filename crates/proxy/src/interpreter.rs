@@ -263,17 +263,30 @@ impl Interpreter {
         let mut records = Vec::new();
         if unread || requests.is_empty() {
             let sha: [u8; 32] = Sha256::digest(frame).into();
-            let event = self
-                .base(EventKind::Protocol, Action::Access, "refused_frame")
-                .failed(reason)
-                .outcome(outcome)
-                .details(json!({
-                    "direction": direction.as_str(),
-                    "size": frame.len(),
-                    "sha256": hex::encode(sha),
-                    "excerpt": self.excerpt(frame),
-                }));
-            records.push(record(event, false));
+            let details = json!({
+                "direction": direction.as_str(),
+                "size": frame.len(),
+                "sha256": hex::encode(sha),
+                "excerpt": self.excerpt(frame),
+            });
+            // A flood of junk that names no request is counted like malformed frames; a
+            // request refused is always recorded on its own.
+            let counted = requests.is_empty()
+                && outcome == Outcome::Denied
+                && self.flood.admit(
+                    direction,
+                    REFUSED,
+                    || json!({"reason": reason, "frame": details.clone()}),
+                    Instant::now(),
+                ) == Verdict::Counted;
+            if !counted {
+                let event = self
+                    .base(EventKind::Protocol, Action::Access, REFUSED)
+                    .failed(reason)
+                    .outcome(outcome)
+                    .details(details);
+                records.push(record(event, false));
+            }
         }
         for (id, method, params) in requests {
             records.push(self.refused_request(id, &method, &params, outcome, reason));
@@ -457,10 +470,10 @@ impl Interpreter {
 
     /// One event for the notifications (or malformed frames) counted in one second.
     fn summary(&self, summary: Summary) -> Record {
-        let outcome = if summary.method == MALFORMED {
-            Outcome::ProtocolError
-        } else {
-            Outcome::Success
+        let outcome = match summary.method.as_str() {
+            MALFORMED => Outcome::ProtocolError,
+            REFUSED => Outcome::Denied,
+            _ => Outcome::Success,
         };
         let event = self
             .base(EventKind::Protocol, Action::Access, &summary.method)
@@ -996,6 +1009,9 @@ type Elements = Result<Vec<Result<Message, FrameError>>, FrameError>;
 
 /// The operation under which malformed frames (and responses to no request) are recorded.
 const MALFORMED: &str = "malformed_frame";
+
+/// The operation under which a refused frame is recorded (besides its requests).
+const REFUSED: &str = "refused_frame";
 
 /// Why a request closed before its answer: another request took its id.
 const REUSED_ID: &str = "another request reused this request's id while it was in flight; the \

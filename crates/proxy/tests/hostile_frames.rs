@@ -497,3 +497,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_flood_of_junk_refused_in_sync_is_counted_and_the_counts_add_up() {
+    let mut i = interpreter(true);
+    let sent = 5_000u64;
+    let mut records = Vec::new();
+    for n in 0..sent {
+        let (denied, _) = refused(&mut i, format!("junk {n}").as_bytes());
+        records.extend(denied);
+    }
+    records.extend(i.finish("done", None, Instant::now()));
+    let refusals: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.event.operation == "refused_frame")
+        .collect();
+    assert!(refusals.len() < 200, "{} events", refusals.len());
+    let counted: u64 = refusals
+        .iter()
+        .map(|r| {
+            assert_eq!(r.event.outcome, Outcome::Denied);
+            let details = r.event.payload.details.as_ref().unwrap();
+            if details["aggregated"] == true {
+                details["count"].as_u64().unwrap()
+            } else {
+                1
+            }
+        })
+        .sum();
+    assert_eq!(counted, sent);
+}

@@ -23,7 +23,7 @@ use super::sessions::lock;
 use super::sse::SseParser;
 use super::stopped;
 use crate::interpreter::{Direction, Record};
-use crate::stdio::MAX_FRAME;
+use crate::tap::MAX_FRAME;
 use mcp_audit_core::Outcome;
 
 /// How the answer's body is read for the interpreter.

@@ -26,7 +26,7 @@ use super::relay::{BodyKind, Chunk, Relayed, Upstream, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
 use crate::interpreter::{Admission, Continuations, Direction, Interpreter, SessionConfig};
-use crate::stdio::MAX_FRAME;
+use crate::tap::MAX_FRAME;
 
 /// What every request handler shares.
 pub struct App {
