@@ -994,3 +994,63 @@ fn a_notification_flood_is_stored_as_counts_per_second_that_add_up() {
         .sum();
     assert_eq!(counted, sent as u64);
 }
+
+#[test]
+fn frames_strict_json_refuses_are_held_as_their_operation_before_the_python_sdk_server_runs_them() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let server = [
+        python(&peers).display().to_string(),
+        peer_script("modern_server.py").display().to_string(),
+    ];
+    let mut client = RawClient::start(&db, &[], &server);
+    let adds: [(u32, &str, Vec<u8>); 3] = [
+        (
+            2,
+            "129-deep array",
+            format!(
+                r#"{{"a":1,"b":2,"d":{}{}}}"#,
+                "[".repeat(129),
+                "]".repeat(129)
+            )
+            .into_bytes(),
+        ),
+        (
+            3,
+            "invalid UTF-8",
+            b"{\"a\":1,\"b\":2,\"s\":\"caf\xc3\x28\"}".to_vec(),
+        ),
+        (4, "1e400", br#"{"a":1,"b":2,"n":1e400}"#.to_vec()),
+    ];
+    for (id, what, arguments) in &adds {
+        let mut frame = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":"#
+        )
+        .into_bytes();
+        frame.extend_from_slice(arguments);
+        frame.extend_from_slice(b"}}");
+        client.send(&frame);
+        let answer = client.answer();
+        assert_eq!(
+            answer["result"]["structuredContent"]["result"], 3,
+            "{what}: the server ran it: {answer}"
+        );
+    }
+    client.close();
+    let all = events(&db);
+    for (id, what, _) in adds {
+        let events = of_request(&all, &id.to_string());
+        let intent = events
+            .iter()
+            .find(|e| e.event.outcome == Outcome::Pending)
+            .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
+        assert_eq!(intent.event.operation, "add", "{what}");
+        let done = events
+            .iter()
+            .find(|e| e.event.outcome == Outcome::Success)
+            .unwrap_or_else(|| panic!("{what}: no outcome"));
+        assert_eq!(done.event.completes, Some(intent.event.id), "{what}");
+        assert!(intent.seq < done.seq, "{what}");
+    }
+}
