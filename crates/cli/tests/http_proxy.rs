@@ -889,7 +889,7 @@ fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
     assert_eq!(details["direction"], json!("client_to_server"));
     let media = one(&all, "unsupported_media_type", Outcome::ProtocolError);
     assert_eq!(detail(media, "content_type"), json!("text/plain"));
-    let big = one(&all, "oversized_body", Outcome::ProtocolError);
+    let big = one(&all, "oversized_body", Outcome::Denied);
     assert_eq!(detail(big, "limit"), json!(1000));
     assert!(
         all_of(&all, "echo", Outcome::Pending).is_empty(),

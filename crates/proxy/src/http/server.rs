@@ -338,11 +338,13 @@ async fn unread(
 /// 413, recorded.
 async fn too_large(exchange: &Exchange, declared: Option<u64>) -> Response {
     let limit = exchange.app.config.body_limit;
-    let r = lock(&exchange.interpreter).transport_fault(
+    let mut r = lock(&exchange.interpreter).transport_fault(
         "oversized_body",
         &format!("the request body is larger than the limit of {limit} bytes"),
         json!({"declared_size": declared, "limit": limit}),
     );
+    // Not forwarded: refused, as every request the proxy does not let through is.
+    r.event.outcome = Outcome::Denied;
     let _ = exchange.record(vec![r]).await;
     own_error(
         StatusCode::PAYLOAD_TOO_LARGE,
