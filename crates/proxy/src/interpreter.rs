@@ -333,7 +333,10 @@ impl Interpreter {
     /// the frame is interpreted as [`Interpreter::frame`] does, and forwarded.
     pub fn admit(&mut self, direction: Direction, frame: &[u8], at: Instant) -> Admission {
         let elements = parse_elements(frame);
+        // A blank line is nothing a server can run: it passes, recorded as malformed.
+        let blank = frame.iter().all(u8::is_ascii_whitespace);
         if self.config.record_intents
+            && !blank
             && let Some(reason) = self.uninterpretable(direction, &elements)
         {
             let mut records = self.due(at);
