@@ -846,9 +846,15 @@ fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--max-body", "1000"]);
 
-    // Malformed JSON: passed to the upstream, whose 400 the client gets unchanged.
-    let (status, _, _) = http(proxy.port, "POST", &[JSON, ACCEPT], b"{not json");
+    // Malformed JSON: in `sync`, not forwarded (nothing the proxy can not record reaches the
+    // server): the proxy's own 400.
+    let (status, _, body) = http(proxy.port, "POST", &[JSON, ACCEPT], b"{not json");
     assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body).contains("mcp-audit: the frame could not be interpreted"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     // Wrong content type: 415 from the proxy.
     let (status, _, _) = http(
         proxy.port,
@@ -877,13 +883,13 @@ fn bad_bodies_are_answered_like_a_careful_gateway_and_recorded() {
     assert!(status == 400 || status == 405, "{status}");
     let all = proxy.stop();
 
-    let malformed = one(&all, "malformed_frame", Outcome::ProtocolError);
+    let malformed = one(&all, "refused_frame", Outcome::Denied);
     let details = malformed.event.payload.details.as_ref().unwrap();
     assert_eq!(details["excerpt"], json!("{not json"));
     assert_eq!(details["direction"], json!("client_to_server"));
     let media = one(&all, "unsupported_media_type", Outcome::ProtocolError);
     assert_eq!(detail(media, "content_type"), json!("text/plain"));
-    let big = one(&all, "oversized_body", Outcome::ProtocolError);
+    let big = one(&all, "oversized_body", Outcome::Denied);
     assert_eq!(detail(big, "limit"), json!(1000));
     assert!(
         all_of(&all, "echo", Outcome::Pending).is_empty(),
@@ -1165,4 +1171,101 @@ fn a_client_leaving_before_the_upstream_answers_is_recorded_as_incomplete() {
         );
         assert_eq!(left.event.payload.input, Some(json!({"message": "bye"})));
     }
+}
+
+/// `add` calls whose arguments strict JSON refuses and servers may take (issue 16): (id,
+/// what, arguments).
+fn differential_adds() -> Vec<(u32, &'static str, Vec<u8>)> {
+    let deep = format!(
+        r#"{{"a":1,"b":2,"deep":{}{}}}"#,
+        "[".repeat(129),
+        "]".repeat(129)
+    );
+    vec![
+        (2, "129-deep array", deep.into_bytes()),
+        (
+            3,
+            "invalid UTF-8",
+            b"{\"a\":1,\"b\":2,\"s\":\"caf\xc3\x28\"}".to_vec(),
+        ),
+        (4, "1e400", br#"{"a":1,"b":2,"n":1e400}"#.to_vec()),
+        (
+            5,
+            "lone surrogate",
+            br#"{"a":1,"b":2,"s":"a\ud800b"}"#.to_vec(),
+        ),
+    ]
+}
+
+/// Posts each of [`differential_adds`] to the proxy in front of the Python SDK server, and
+/// returns the trail.
+fn post_differential_adds(durability: &str) -> Vec<StoredEvent> {
+    let Some(peers) = peers() else {
+        return Vec::new();
+    };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", durability]);
+    for (id, what, arguments) in differential_adds() {
+        let mut body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":"#
+        )
+        .into_bytes();
+        body.extend_from_slice(&arguments);
+        body.extend_from_slice(b"}}");
+        let (status, _, answer) = http(
+            proxy.port,
+            "POST",
+            &[JSON, ACCEPT, ("mcp-protocol-version", "2025-06-18")],
+            &body,
+        );
+        // Whatever the server made of it, it got it: the proxy forwarded it.
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("mcp-audit"),
+            "{what}: {status} {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    proxy.stop()
+}
+
+#[test]
+fn frames_strict_json_refuses_are_held_as_their_operation_before_the_sdk_server_gets_them() {
+    let all = post_differential_adds("sync");
+    if all.is_empty() {
+        return;
+    }
+    for (id, what, _) in differential_adds() {
+        let events: Vec<&StoredEvent> = all
+            .iter()
+            .filter(|e| e.event.request_id.as_deref() == Some(&id.to_string()))
+            .collect();
+        let intent = events
+            .iter()
+            .find(|e| e.event.outcome == Outcome::Pending)
+            .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
+        assert_eq!(intent.event.operation, "add", "{what}");
+        let done = events
+            .iter()
+            .find(|e| e.event.completes == Some(intent.event.id))
+            .unwrap_or_else(|| panic!("{what}: no outcome: {events:#?}"));
+        assert!(intent.seq < done.seq, "{what}");
+    }
+}
+
+#[test]
+fn frames_strict_json_refuses_are_recorded_as_their_operation_over_http_in_batch() {
+    let all = post_differential_adds("batch");
+    if all.is_empty() {
+        return;
+    }
+    for (id, what, _) in differential_adds() {
+        let events: Vec<&StoredEvent> = all
+            .iter()
+            .filter(|e| e.event.request_id.as_deref() == Some(&id.to_string()))
+            .collect();
+        assert_eq!(events.len(), 1, "{what}: {events:#?}");
+        assert_eq!(events[0].event.operation, "add", "{what}");
+    }
+    assert!(all_of(&all, "malformed_frame", Outcome::ProtocolError).is_empty());
 }

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    BIN, detail, error_message, events, everything_js, intent_and_outcome, json_output, one,
-    peer_script, peers, python, try_events,
+    BIN, all_of, detail, error_message, events, everything_js, intent_and_outcome, json_output,
+    one, peer_script, peers, python, try_events,
 };
 
 /// `server-everything` over stdio, as the proxy's server command.
@@ -267,7 +267,8 @@ fn every_byte_passes_through_unchanged_and_junk_is_recorded() {
         .filter(|e| e.event.operation == "oversized_frame")
         .collect();
     assert_eq!(oversized.len(), 2, "one each way");
-    assert_eq!(detail(oversized[0], "size"), huge.len());
+    // The frame's size: its bytes up to the newline that ends it.
+    assert_eq!(detail(oversized[0], "size"), huge.len() - 1);
 }
 
 #[test]
@@ -650,4 +651,406 @@ fn the_filesystem_server_asks_for_roots_and_its_file_operations_are_recorded() {
         [Outcome::Success, Outcome::ToolError],
         "inside, then outside the root"
     );
+}
+
+/// A client of our own at the proxy's standard input and output, speaking raw lines: the
+/// attacker of issue 16, who picks the bytes an SDK client would not send.
+struct RawClient {
+    child: std::process::Child,
+    input: Option<std::process::ChildStdin>,
+    answers: std::sync::mpsc::Receiver<Value>,
+}
+
+impl RawClient {
+    /// `mcp-audit proxy --db <db> <args> -- <server>`, initialized.
+    fn start(db: &Path, args: &[&str], server: &[String]) -> RawClient {
+        use std::io::BufRead;
+
+        let mut child = Command::new(BIN)
+            .arg("proxy")
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .arg("--")
+            .args(server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (send, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut output = output;
+            let mut line = Vec::new();
+            while output.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                // The server's notifications and requests are not what the tests wait for.
+                // Read as the proxy reads: an answer may hold a lone surrogate escape.
+                match mcp_audit_proxy::json::parse(&line) {
+                    Ok(value) if value.get("method").is_none() => {
+                        if send.send(value).is_err() {
+                            return;
+                        }
+                    }
+                    _ => eprintln!("not an answer: {}", String::from_utf8_lossy(&line)),
+                }
+                line.clear();
+            }
+        });
+        let mut client = RawClient {
+            input: child.stdin.take(),
+            child,
+            answers,
+        };
+        client.send(br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#);
+        assert!(client.answer().get("result").is_some());
+        client.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        client
+    }
+
+    /// Sends one frame (a newline is added).
+    fn send(&mut self, frame: &[u8]) {
+        let input = self.input.as_mut().unwrap();
+        input.write_all(frame).unwrap();
+        input.write_all(b"\n").unwrap();
+        input.flush().unwrap();
+    }
+
+    /// The next answer the client gets.
+    fn answer(&mut self) -> Value {
+        self.answers
+            .recv_timeout(Duration::from_secs(60))
+            .expect("an answer within a minute")
+    }
+
+    /// Closes the client's side and waits for the proxy to end the session.
+    fn close(mut self) {
+        drop(self.input.take());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// A `tools/call echo` with id `id` whose `arguments` are the bytes `arguments`.
+fn raw_echo(id: u32, arguments: &[u8]) -> Vec<u8> {
+    let mut frame = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":"#
+    )
+    .into_bytes();
+    frame.extend_from_slice(arguments);
+    frame.extend_from_slice(b"}}");
+    frame
+}
+
+/// The frames that once passed the proxy unrecorded while the servers ran them (issue 16):
+/// (id, what, arguments).
+fn differential_calls() -> Vec<(u32, &'static str, Vec<u8>)> {
+    vec![
+        (
+            2,
+            "129-deep array",
+            format!(
+                r#"{{"message":"deep","nested":{}{}}}"#,
+                "[".repeat(129),
+                "]".repeat(129)
+            )
+            .into_bytes(),
+        ),
+        (
+            3,
+            "invalid UTF-8",
+            b"{\"message\":\"caf\xc3\x28\xff\"}".to_vec(),
+        ),
+        (4, "1e400", br#"{"message":"big","n":1e400}"#.to_vec()),
+        (5, "lone surrogate", br#"{"message":"a\ud800b"}"#.to_vec()),
+    ]
+}
+
+/// The events of the request with JSON-RPC id `id` (its text).
+fn of_request<'a>(all: &'a [StoredEvent], id: &str) -> Vec<&'a StoredEvent> {
+    all.iter()
+        .filter(|e| e.event.request_id.as_deref() == Some(id))
+        .collect()
+}
+
+#[test]
+fn frames_strict_json_refuses_are_held_as_their_operation_before_server_everything_runs_them() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut client = RawClient::start(&db, &[], &everything(&peers));
+    let mut ran = Vec::new();
+    for (id, what, arguments) in differential_calls() {
+        client.send(&raw_echo(id, &arguments));
+        let answer = client.answer();
+        assert_eq!(answer["id"], id, "{what}: {answer}");
+        let text = answer["result"]["content"][0]["text"].as_str();
+        assert!(
+            text.is_some_and(|t| t.starts_with("Echo: ")),
+            "{what}: the server ran it: {answer}"
+        );
+        ran.push((id, what));
+    }
+    // A blank tool name: the server answers it (with an error); the call is on record.
+    client.send(
+        br#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"","arguments":{}}}"#,
+    );
+    assert_eq!(client.answer()["id"], 6);
+    client.close();
+
+    let all = events(&db);
+    for (id, what) in ran {
+        let events = of_request(&all, &id.to_string());
+        let intent = events
+            .iter()
+            .find(|e| e.event.outcome == Outcome::Pending)
+            .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
+        assert_eq!(intent.event.operation, "echo", "{what}");
+        let done = events
+            .iter()
+            .find(|e| e.event.outcome == Outcome::Success)
+            .unwrap_or_else(|| panic!("{what}: no outcome"));
+        assert_eq!(done.event.completes, Some(intent.event.id), "{what}");
+        // Recorded before it ran: the intent comes first in the log.
+        assert!(intent.seq < done.seq, "{what}");
+        assert!(
+            intent.event.payload.input.as_ref().unwrap()["message"].is_string(),
+            "{what}"
+        );
+    }
+    let blank = of_request(&all, "6");
+    assert!(
+        blank
+            .iter()
+            .any(|e| e.event.outcome == Outcome::Pending && e.event.operation == "tools/call"),
+        "{blank:#?}"
+    );
+    assert_eq!(blank.len(), 2, "intent and outcome: {blank:#?}");
+    assert!(all_of(&all, "malformed_frame", Outcome::ProtocolError).is_empty());
+}
+
+#[test]
+fn frames_strict_json_refuses_are_recorded_as_their_operation_in_batch() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut client = RawClient::start(&db, &["--durability", "batch"], &everything(&peers));
+    for (id, _, arguments) in differential_calls() {
+        client.send(&raw_echo(id, &arguments));
+        assert_eq!(client.answer()["id"], id);
+    }
+    client.close();
+    let all = events(&db);
+    for (id, what, _) in differential_calls() {
+        let events = of_request(&all, &id.to_string());
+        assert_eq!(events.len(), 1, "{what}: {events:#?}");
+        assert_eq!(
+            (events[0].event.operation.as_str(), events[0].event.outcome),
+            ("echo", Outcome::Success),
+            "{what}"
+        );
+    }
+    let deep = &of_request(&all, "2")[0].event.payload.input;
+    let deep = deep.as_ref().unwrap()["nested"].to_string();
+    assert_eq!(deep.matches('[').count(), 129, "every bracket is on record");
+}
+
+#[test]
+fn an_oversized_frame_and_a_reused_id_are_refused_in_sync_with_a_json_rpc_error_and_denied() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mut client = RawClient::start(&db, &[], &everything(&peers));
+    // Over 10 MiB: more than the proxy holds, so it can not be on record before it runs.
+    let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(11 * 1024 * 1024));
+    client.send(&raw_echo(7, big.as_bytes()));
+    let refusal = client.answer();
+    assert_eq!(refusal["id"], 7, "{refusal}");
+    let message = refusal["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("mcp-audit: "), "{message}");
+    // An id in flight, reused: the second call is refused, the first one runs.
+    client.send(br#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":1,"steps":1}}}"#);
+    client.send(&raw_echo(8, br#"{"message":"second"}"#));
+    let first = client.answer();
+    let second = client.answer();
+    let (refused, ran) = if first.get("error").is_some() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in flight"),
+        "{refused}"
+    );
+    assert!(
+        ran["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Long running operation completed"),
+        "{ran}"
+    );
+    // Still in step: the next call runs.
+    client.send(&raw_echo(9, br#"{"message":"after"}"#));
+    assert_eq!(
+        client.answer()["result"]["content"][0]["text"],
+        "Echo: after"
+    );
+    client.close();
+
+    let all = events(&db);
+    let oversized = one(&all, "oversized_frame", Outcome::Denied);
+    assert!(detail(oversized, "size").as_u64().unwrap() > 11 * 1024 * 1024);
+    let echoes = all_of(&all, "echo", Outcome::Denied);
+    assert_eq!(
+        echoes.len(),
+        2,
+        "the oversized one and the reused id: {echoes:#?}"
+    );
+    assert!(
+        all_of(&all, "echo", Outcome::Success)
+            .iter()
+            .all(|e| e.event.request_id.as_deref() == Some("9")),
+        "only the call after them ran"
+    );
+    intent_and_outcome(&all, "trigger-long-running-operation", Outcome::Success);
+}
+
+/// A compromised server: answers every request with a JSON-RPC error whose code is beyond
+/// ±2^53, which once cost the record of the call.
+const HUGE_CODE_SERVER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if "id" in message and "method" in message:
+        answer = {"jsonrpc": "2.0", "id": message["id"], "error": {"code": 2**60 + 1, "message": "no"}}
+        print(json.dumps(answer), flush=True)
+"#;
+
+#[test]
+fn an_error_code_beyond_2_pow_53_keeps_the_call_on_record() {
+    let Some(peers) = peers() else { return };
+    for durability in ["sync", "batch"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let script = dir.path().join("server.py");
+        std::fs::write(&script, HUGE_CODE_SERVER).unwrap();
+        let server = format!("{} {}", python(&peers).display(), script.display());
+        let call = raw_echo(1, br#"{"message":"hi"}"#);
+        let (code, out, _) = proxy_with_input(
+            &db,
+            &server,
+            &[call.as_slice(), b"\n"].concat(),
+            &["--durability", durability],
+        );
+        assert_eq!(code, Some(0));
+        assert!(String::from_utf8_lossy(&out).contains("1152921504606846977"));
+        let all = events(&db);
+        let failed = one(&all, "echo", Outcome::ProtocolError);
+        assert_eq!(failed.event.error_code, None, "{durability}");
+        let message = error_message(failed);
+        assert!(
+            message.contains("1152921504606846977"),
+            "{durability}: the code as written: {message}"
+        );
+    }
+}
+
+#[test]
+fn a_notification_flood_is_stored_as_counts_per_second_that_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    // A hostile server: fifty thousand notifications as fast as a pipe takes them.
+    let sent = 50_000;
+    let server = format!(
+        r#"yes '{{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{{"uri":"file:///x"}}}}' | head -n {sent}"#
+    );
+    let (code, out, _) = proxy_with_input(&db, &server, b"", &["--durability", "batch"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        out.iter().filter(|b| **b == b'\n').count(),
+        sent,
+        "all reach the client"
+    );
+    let all = events(&db);
+    let flood: Vec<&StoredEvent> = all
+        .iter()
+        .filter(|e| e.event.operation == "notifications/resources/updated")
+        .collect();
+    assert!(
+        flood.len() < 1000,
+        "{} events for {sent} notifications",
+        flood.len()
+    );
+    let counted: u64 = flood
+        .iter()
+        .map(|e| match detail(e, "aggregated") {
+            Value::Bool(true) => {
+                assert_eq!(detail(e, "sample")["uri"], "file:///x");
+                detail(e, "count").as_u64().unwrap()
+            }
+            _ => 1,
+        })
+        .sum();
+    assert_eq!(counted, sent as u64);
+}
+
+#[test]
+fn frames_strict_json_refuses_are_held_as_their_operation_before_the_python_sdk_server_runs_them() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let server = [
+        python(&peers).display().to_string(),
+        peer_script("modern_server.py").display().to_string(),
+    ];
+    let mut client = RawClient::start(&db, &[], &server);
+    let adds: [(u32, &str, Vec<u8>); 3] = [
+        (
+            2,
+            "129-deep array",
+            format!(
+                r#"{{"a":1,"b":2,"d":{}{}}}"#,
+                "[".repeat(129),
+                "]".repeat(129)
+            )
+            .into_bytes(),
+        ),
+        (
+            3,
+            "invalid UTF-8",
+            b"{\"a\":1,\"b\":2,\"s\":\"caf\xc3\x28\"}".to_vec(),
+        ),
+        (4, "1e400", br#"{"a":1,"b":2,"n":1e400}"#.to_vec()),
+    ];
+    for (id, what, arguments) in &adds {
+        let mut frame = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":"#
+        )
+        .into_bytes();
+        frame.extend_from_slice(arguments);
+        frame.extend_from_slice(b"}}");
+        client.send(&frame);
+        let answer = client.answer();
+        assert_eq!(
+            answer["result"]["structuredContent"]["result"], 3,
+            "{what}: the server ran it: {answer}"
+        );
+    }
+    client.close();
+    let all = events(&db);
+    for (id, what, _) in adds {
+        let events = of_request(&all, &id.to_string());
+        let intent = events
+            .iter()
+            .find(|e| e.event.outcome == Outcome::Pending)
+            .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
+        assert_eq!(intent.event.operation, "add", "{what}");
+        let done = events
+            .iter()
+            .find(|e| e.event.outcome == Outcome::Success)
+            .unwrap_or_else(|| panic!("{what}: no outcome"));
+        assert_eq!(done.event.completes, Some(intent.event.id), "{what}");
+        assert!(intent.seq < done.seq, "{what}");
+    }
 }

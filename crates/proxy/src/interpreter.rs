@@ -12,7 +12,8 @@ use mcp_audit_core::{Action, Actor, AuditEvent, EventId, EventKind, Outcome, Tar
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::jsonrpc::{Id, Message, Reply, parse_frame};
+use crate::flood::{Flood, Summary, Verdict};
+use crate::jsonrpc::{FrameError, Id, Message, Reply, parse_elements, parse_frame, parse_start};
 
 /// Which way a frame travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +47,19 @@ pub struct SessionConfig {
     /// Record an intent (`pending`) for tools/call, resources/read and prompts/get before they
     /// are forwarded (`sync` durability), and their outcome as a second event.
     pub record_intents: bool,
+}
+
+/// What becomes of a frame the proxy has read (see [`Interpreter::admit`]).
+#[derive(Debug)]
+pub enum Admission {
+    /// Forward it, once its records that say so are durable.
+    Forward(Vec<Record>),
+    /// Do not forward it: its requests are answered with the proxy's own JSON-RPC error for
+    /// `reason` (see `jsonrpc::refusal`), and `records` (queued, not held) say it was denied.
+    Refuse {
+        records: Vec<Record>,
+        reason: String,
+    },
 }
 
 /// An event the adapter must record.
@@ -92,6 +106,8 @@ pub struct Interpreter {
     session_events: bool,
     /// `input_required` steps shared with the interpreters of other exchanges.
     continuations: Option<Continuations>,
+    /// Notifications and malformed frames counted past their rate (see [`crate::flood`]).
+    flood: Flood,
 }
 
 /// The `input_required` steps of stateless exchanges, shared by their interpreters: a retry
@@ -154,6 +170,7 @@ impl Interpreter {
             anomalies: 0,
             session_events: true,
             continuations: None,
+            flood: Flood::default(),
         }
     }
 
@@ -179,6 +196,12 @@ impl Interpreter {
         self.config.transport = transport;
     }
 
+    /// Whether requests are held until their intent is durable (`sync`), and frames that can
+    /// not be interpreted are refused (see [`Interpreter::admit`]).
+    pub fn records_intents(&self) -> bool {
+        self.config.record_intents
+    }
+
     /// Whether this interpreter owns a session (see [`Interpreter::exchange`]).
     pub fn is_session(&self) -> bool {
         self.session_events
@@ -192,8 +215,9 @@ impl Interpreter {
 
     /// Records the requests of a frame that the proxy refused to forward (bad credentials,
     /// an audit trail that could not take their intent): one event per request, with
-    /// `outcome` and `reason`, paired with nothing. A frame without requests is recorded as one
-    /// `refused_frame` protocol event, so that no refusal goes unrecorded.
+    /// `outcome` and `reason`, paired with nothing. A frame without requests, or with anything
+    /// that is not a message, is (also) recorded as one `refused_frame` protocol event, so
+    /// that no refusal goes unrecorded.
     pub fn refused(
         &mut self,
         direction: Direction,
@@ -201,45 +225,159 @@ impl Interpreter {
         outcome: Outcome,
         reason: &str,
     ) -> Vec<Record> {
-        let requests: Vec<(Id, String, Value)> = match parse_frame(frame) {
-            Ok(messages) => messages
-                .into_iter()
-                .filter_map(|m| match m {
-                    Message::Request { id, method, params } => Some((id, method, params)),
-                    _ => None,
-                })
-                .collect(),
-            Err(_) => Vec::new(),
+        self.refused_elements(direction, frame, parse_elements(frame), outcome, reason)
+    }
+
+    fn refused_elements(
+        &mut self,
+        direction: Direction,
+        frame: &[u8],
+        elements: Elements,
+        outcome: Outcome,
+        reason: &str,
+    ) -> Vec<Record> {
+        let (requests, unread) = match elements {
+            Ok(elements) => {
+                let unread = elements.iter().any(Result::is_err);
+                let requests: Vec<(Id, String, Value)> = elements
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        Ok(Message::Request { id, method, params }) => Some((id, method, params)),
+                        _ => None,
+                    })
+                    .collect();
+                (requests, unread)
+            }
+            // What its start holds is on record as denied too.
+            Err(_) => (
+                parse_start(frame)
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        Message::Request { id, method, params } => Some((id, method, params)),
+                        _ => None,
+                    })
+                    .collect(),
+                true,
+            ),
         };
-        if requests.is_empty() {
+        let mut records = Vec::new();
+        if unread || requests.is_empty() {
             let sha: [u8; 32] = Sha256::digest(frame).into();
-            let event = self
-                .base(EventKind::Protocol, Action::Access, "refused_frame")
-                .failed(reason)
-                .outcome(outcome)
-                .details(json!({
-                    "direction": direction.as_str(),
-                    "size": frame.len(),
-                    "sha256": hex::encode(sha),
-                    "excerpt": excerpt(frame),
-                }));
-            return vec![record(event, false)];
-        }
-        requests
-            .into_iter()
-            .map(|(id, method, params)| {
-                let (kind, action, operation, resource_type) = classify(&method, &params);
-                let mut event = self
-                    .base(kind, action, &operation)
-                    .request_id(id.0)
+            let details = json!({
+                "direction": direction.as_str(),
+                "size": frame.len(),
+                "sha256": hex::encode(sha),
+                "excerpt": self.excerpt(frame),
+            });
+            // A flood of junk that names no request is counted like malformed frames; a
+            // request refused is always recorded on its own.
+            let counted = requests.is_empty()
+                && outcome == Outcome::Denied
+                && self.flood.admit(
+                    direction,
+                    REFUSED,
+                    || json!({"reason": reason, "frame": details.clone()}),
+                    Instant::now(),
+                ) == Verdict::Counted;
+            if !counted {
+                let event = self
+                    .base(EventKind::Protocol, Action::Access, REFUSED)
                     .failed(reason)
-                    .outcome(outcome);
-                if let Some(t) = resource_type {
-                    event = event.resource_type(t);
+                    .outcome(outcome)
+                    .details(details);
+                records.push(record(event, false));
+            }
+        }
+        for (id, method, params) in requests {
+            records.push(self.refused_request(id, &method, &params, outcome, reason));
+        }
+        records
+    }
+
+    /// One request the proxy did not forward, as the operation it is.
+    fn refused_request(
+        &self,
+        id: Id,
+        method: &str,
+        params: &Value,
+        outcome: Outcome,
+        reason: &str,
+    ) -> Record {
+        let (kind, action, operation, resource_type) = classify(method, params);
+        let mut event = self
+            .base(kind, action, &operation)
+            .request_id(id.0)
+            .failed(reason)
+            .outcome(outcome);
+        if let Some(t) = resource_type {
+            event = event.resource_type(t);
+        }
+        if let Some(name) = unnamed(method, params) {
+            event = event.details(json!({ "name": name }));
+        }
+        // What was asked, though it did not run.
+        let input = match method {
+            "tools/call" | "prompts/get" => params.get("arguments").cloned(),
+            _ => Some(params.clone()),
+        };
+        if let Some(input) = input.filter(|i| !i.is_null()) {
+            event = event.input(self.capture(input));
+        }
+        record(event, false)
+    }
+
+    /// Reads a frame from a peer and decides what becomes of it. In `sync` (intents recorded
+    /// before forwarding), a frame the proxy cannot interpret, in whole or in part, and a
+    /// request whose id is that of a request still in flight are refused: what a server may
+    /// run is on record as the operation it is before it runs, or it does not run. Otherwise
+    /// the frame is interpreted as [`Interpreter::frame`] does, and forwarded.
+    pub fn admit(&mut self, direction: Direction, frame: &[u8], at: Instant) -> Admission {
+        let elements = parse_elements(frame);
+        // A blank line is nothing a server can run: it passes, recorded as malformed.
+        let blank = frame.iter().all(u8::is_ascii_whitespace);
+        if self.config.record_intents
+            && !blank
+            && let Some(reason) = self.uninterpretable(direction, &elements)
+        {
+            let mut records = self.due(at);
+            records.extend(self.refused_elements(
+                direction,
+                frame,
+                elements,
+                Outcome::Denied,
+                &reason,
+            ));
+            return Admission::Refuse { records, reason };
+        }
+        Admission::Forward(self.interpret(direction, frame, elements, at))
+    }
+
+    /// Why a frame can not be forwarded in `sync`, if it can not.
+    fn uninterpretable(&self, direction: Direction, elements: &Elements) -> Option<String> {
+        let elements = match elements {
+            Ok(elements) => elements,
+            Err(problem) => return Some(format!("the frame could not be interpreted: {problem}")),
+        };
+        let mut ids = HashSet::new();
+        for element in elements {
+            match element {
+                Err(problem) => {
+                    return Some(format!(
+                        "a message of the frame could not be interpreted: {problem}"
+                    ));
                 }
-                record(event, false)
-            })
-            .collect()
+                Ok(Message::Request { id, .. }) => {
+                    if self.calls.contains_key(&(direction, id.clone())) || !ids.insert(id) {
+                        return Some(format!(
+                            "request id {} is that of a request still in flight",
+                            id.0
+                        ));
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        None
     }
 
     /// Closes the requests of `frame` that are still waiting for an answer with `outcome` and
@@ -284,13 +422,67 @@ impl Interpreter {
 
     /// Interprets one frame that arrived at `at`.
     pub fn frame(&mut self, direction: Direction, frame: &[u8], at: Instant) -> Vec<Record> {
-        match parse_frame(frame) {
-            Ok(messages) => messages
-                .into_iter()
-                .flat_map(|m| self.message(direction, m, at))
-                .collect(),
-            Err(problem) => vec![self.anomaly(direction, &problem.to_string(), frame, frame.len())],
+        self.interpret(direction, frame, parse_elements(frame), at)
+    }
+
+    fn interpret(
+        &mut self,
+        direction: Direction,
+        frame: &[u8],
+        elements: Elements,
+        at: Instant,
+    ) -> Vec<Record> {
+        let mut records = self.due(at);
+        match elements {
+            Ok(elements) => {
+                for element in elements {
+                    match element {
+                        Ok(m) => records.extend(self.message(direction, m, at)),
+                        Err(problem) => records.extend(self.anomaly(
+                            direction,
+                            &problem.to_string(),
+                            frame,
+                            frame.len(),
+                            at,
+                        )),
+                    }
+                }
+            }
+            Err(problem) => records.extend(self.anomaly(
+                direction,
+                &problem.to_string(),
+                frame,
+                frame.len(),
+                at,
+            )),
         }
+        records
+    }
+
+    /// The summaries of the flood counters whose second is over by `at`.
+    fn due(&mut self, at: Instant) -> Vec<Record> {
+        let summaries = self.flood.due(at);
+        summaries.into_iter().map(|s| self.summary(s)).collect()
+    }
+
+    /// One event for the notifications (or malformed frames) counted in one second.
+    fn summary(&self, summary: Summary) -> Record {
+        let outcome = match summary.method.as_str() {
+            MALFORMED => Outcome::ProtocolError,
+            REFUSED => Outcome::Denied,
+            _ => Outcome::Success,
+        };
+        let event = self
+            .base(EventKind::Protocol, Action::Access, &summary.method)
+            .outcome(outcome)
+            .details(json!({
+                "direction": summary.direction.as_str(),
+                "aggregated": true,
+                "count": summary.count,
+                "recorded_alone_per_second": crate::flood::PER_METHOD,
+                "sample": summary.sample,
+            }));
+        record(event, false)
     }
 
     /// Records a frame too large to interpret: only its size, hash and start are kept.
@@ -315,6 +507,53 @@ impl Interpreter {
         record(event, false)
     }
 
+    /// Decides what becomes of a frame too large to hold (more than the adapter keeps of
+    /// one), of which only its start, size and hash are known. In `sync` it is refused: what
+    /// it asks can not be put on record whole before it runs. Otherwise it is forwarded and
+    /// recorded as an `oversized_frame`, and each request its start names is recorded as the
+    /// operation it is, its arguments replaced by the frame's size and hash.
+    pub fn admit_oversize(
+        &mut self,
+        direction: Direction,
+        start: &[u8],
+        size: usize,
+        sha256: [u8; 32],
+        at: Instant,
+    ) -> Admission {
+        let mut records = self.due(at);
+        let mut oversize = self.oversize(direction, start, size, sha256);
+        let requests = parse_start(start).into_iter().filter_map(|m| match m {
+            Message::Request { id, method, params } => Some((id, method, params)),
+            _ => None,
+        });
+        if self.config.record_intents {
+            let reason = format!(
+                "the frame is {size} bytes, more than the {} bytes the proxy can hold",
+                crate::tap::MAX_FRAME
+            );
+            oversize.event.outcome = Outcome::Denied;
+            oversize.event.payload.error_message = Some(reason.clone());
+            records.push(oversize);
+            for (id, method, params) in requests {
+                records.push(self.refused_request(id, &method, &params, Outcome::Denied, &reason));
+            }
+            return Admission::Refuse { records, reason };
+        }
+        records.push(oversize);
+        let marker = json!({
+            "truncated": true,
+            "size": size,
+            "sha256": hex::encode(sha256),
+        });
+        for (id, method, mut params) in requests {
+            if let Some(arguments) = params.get_mut("arguments") {
+                *arguments = marker.clone();
+            }
+            records.extend(self.request(direction, id, method, params, at));
+        }
+        Admission::Forward(records)
+    }
+
     /// The end of the connection: every unanswered request becomes `incomplete`, then the
     /// session end is recorded with why it ended and what was counted.
     pub fn finish(&mut self, reason: &str, exit_status: Option<i32>, at: Instant) -> Vec<Record> {
@@ -323,6 +562,8 @@ impl Interpreter {
             .filter(|c| c.recorded)
             .map(|call| self.outcome_of(call, Outcome::Incomplete, None, None, at))
             .collect();
+        let summaries = self.flood.drain();
+        records.extend(summaries.into_iter().map(|s| self.summary(s)));
         let end = self
             .base(EventKind::Session, Action::Delete, "session_end")
             .details(json!({
@@ -345,7 +586,7 @@ impl Interpreter {
                 self.request(direction, id, method, params, at)
             }
             Message::Notification { method, params } => {
-                self.notification(direction, &method, params)
+                self.notification(direction, &method, params, at)
             }
             Message::Response { id, outcome } => self.response(direction, id, outcome, at),
         }
@@ -417,6 +658,30 @@ impl Interpreter {
         if let Some(t) = resource_type {
             template = template.resource_type(t);
         }
+        let mut details = serde_json::Map::new();
+        if let Some(name) = unnamed(&method, &params) {
+            // A name no operation can be called by (blank, not text): kept as it came.
+            details.insert("name".into(), name);
+        }
+        let earlier = self.calls.remove(&(direction, id.clone()));
+        if let Some(earlier) = earlier {
+            // A second request with the id of one in flight (refused in `sync`): the answers
+            // to that id can not be told apart, so the earlier one is closed here rather than
+            // given the later one's answer, and the later one says so.
+            details.insert("request_id_reused".into(), Value::Bool(true));
+            if earlier.recorded {
+                records.push(self.outcome_of(
+                    earlier,
+                    Outcome::Incomplete,
+                    None,
+                    Some(REUSED_ID.to_string()),
+                    at,
+                ));
+            }
+        }
+        if !details.is_empty() {
+            template = template.details(Value::Object(details));
+        }
         let input = if method == "tools/call" || method == "prompts/get" {
             params.get("arguments").cloned().unwrap_or(Value::Null)
         } else {
@@ -456,7 +721,13 @@ impl Interpreter {
         records
     }
 
-    fn notification(&mut self, direction: Direction, method: &str, params: Value) -> Vec<Record> {
+    fn notification(
+        &mut self,
+        direction: Direction,
+        method: &str,
+        params: Value,
+        at: Instant,
+    ) -> Vec<Record> {
         match method {
             "notifications/progress" => {
                 self.progress_notifications += 1;
@@ -491,6 +762,13 @@ impl Interpreter {
                 }
             }
             _ => {
+                let limit = self.config.capture_limit;
+                let verdict =
+                    self.flood
+                        .admit(direction, method, || capture(params.clone(), limit), at);
+                if verdict == Verdict::Counted {
+                    return Vec::new();
+                }
                 let event = self
                     .base(EventKind::Protocol, Action::Access, method)
                     .details(
@@ -519,7 +797,10 @@ impl Interpreter {
                 return Vec::new(); // the late answer to a cancelled request
             }
             let text = format!("response to unknown id {}", key.1.0);
-            return vec![self.anomaly(direction, &text, text.as_bytes(), 0)];
+            return self
+                .anomaly(direction, &text, text.as_bytes(), 0, at)
+                .into_iter()
+                .collect();
         };
         let mut records = Vec::new();
         if call.template.operation == "initialize" {
@@ -565,8 +846,16 @@ impl Interpreter {
                 message,
                 data,
             } => {
+                // The model keeps an error code within ±2^53 (see `AuditEvent::normalize`); a
+                // peer may send any value, which must not cost the record: it goes in the
+                // message as written.
+                let exact = code.as_i64().filter(|c| c.unsigned_abs() <= 1 << 53);
+                let message = match exact {
+                    Some(_) => message,
+                    None => format!("{message} (error code {code})"),
+                };
                 let mut r = self.outcome_of(call, Outcome::ProtocolError, data, Some(message), at);
-                r.event.error_code = Some(code);
+                r.event.error_code = exact;
                 r
             }
         };
@@ -620,26 +909,48 @@ impl Interpreter {
         }
     }
 
+    /// A frame (or one message of a batch) that is not what JSON-RPC allows, or a response
+    /// to no request: recorded, or counted past the flood rate.
     fn anomaly(
         &mut self,
         direction: Direction,
         problem: &str,
         frame: &[u8],
         size: usize,
-    ) -> Record {
+        at: Instant,
+    ) -> Option<Record> {
         self.anomalies += 1;
         let sha: [u8; 32] = Sha256::digest(frame).into();
+        let details = json!({
+            "direction": direction.as_str(),
+            "problem": problem,
+            "size": size,
+            "sha256": hex::encode(sha),
+            "excerpt": self.excerpt(frame),
+        });
+        if self
+            .flood
+            .admit(direction, MALFORMED, || details.clone(), at)
+            == Verdict::Counted
+        {
+            return None;
+        }
         let event = self
-            .base(EventKind::Protocol, Action::Access, "malformed_frame")
+            .base(EventKind::Protocol, Action::Access, MALFORMED)
             .outcome(Outcome::ProtocolError)
-            .details(json!({
-                "direction": direction.as_str(),
-                "problem": problem,
-                "size": size,
-                "sha256": hex::encode(sha),
-                "excerpt": excerpt(frame),
-            }));
-        record(event, false)
+            .details(details);
+        Some(record(event, false))
+    }
+
+    /// The start of a frame that could not be read as messages: up to the capture limit, so
+    /// that padding does not hide what follows it.
+    fn excerpt(&self, frame: &[u8]) -> String {
+        let text = String::from_utf8_lossy(frame);
+        let mut cut = self.config.capture_limit.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text[..cut].to_string()
     }
 
     fn server_name(&self) -> Option<String> {
@@ -686,20 +997,51 @@ impl Interpreter {
 
     /// The value itself, or, past the capture limit, an excerpt with the full size and hash.
     fn capture(&self, value: Value) -> Value {
-        if fits(&value, self.config.capture_limit) {
-            return value;
-        }
-        let text = value.to_string();
-        let mut cut = self.config.capture_limit;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        json!({
-            "truncated": true,
-            "size": text.len(),
-            "sha256": hex::encode(Sha256::digest(text.as_bytes())),
-            "excerpt": &text[..cut],
-        })
+        capture(value, self.config.capture_limit)
+    }
+}
+
+/// A frame read into its elements (see `jsonrpc::parse_elements`).
+type Elements = Result<Vec<Result<Message, FrameError>>, FrameError>;
+
+/// The operation under which malformed frames (and responses to no request) are recorded.
+const MALFORMED: &str = "malformed_frame";
+
+/// The operation under which a refused frame is recorded (besides its requests).
+const REFUSED: &str = "refused_frame";
+
+/// Why a request closed before its answer: another request took its id.
+const REUSED_ID: &str = "another request reused this request's id while it was in flight; the \
+                         answers to that id can not be told apart";
+
+/// `value` itself, or, past `limit` bytes of JSON, an excerpt with the full size and hash.
+fn capture(value: Value, limit: usize) -> Value {
+    if fits(&value, limit) {
+        return value;
+    }
+    let text = value.to_string();
+    let mut cut = limit.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    json!({
+        "truncated": true,
+        "size": text.len(),
+        "sha256": hex::encode(Sha256::digest(text.as_bytes())),
+        "excerpt": &text[..cut],
+    })
+}
+
+/// The `name` of a `tools/call` or `prompts/get` that names nothing (blank, or not text):
+/// recorded beside the operation, which is then the method.
+fn unnamed(method: &str, params: &Value) -> Option<Value> {
+    if !matches!(method, "tools/call" | "prompts/get") {
+        return None;
+    }
+    match params.get("name") {
+        Some(Value::String(name)) if !name.trim().is_empty() => None,
+        Some(name) => Some(name.clone()),
+        None => None,
     }
 }
 
@@ -752,7 +1094,30 @@ fn first_text(result: &Value) -> Option<String> {
 
 /// Kind, action, operation name and resource type of a request.
 fn classify(method: &str, params: &Value) -> (EventKind, Action, String, Option<&'static str>) {
-    let param = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_string);
+    let (kind, action, operation, resource_type) = classify_method(method, params);
+    // An event needs an operation: a blank method still is a request on record.
+    let operation = if operation.trim().is_empty() {
+        BLANK_METHOD.to_string()
+    } else {
+        operation
+    };
+    (kind, action, operation, resource_type)
+}
+
+/// The operation of a request whose method is blank.
+const BLANK_METHOD: &str = "(blank method)";
+
+fn classify_method(
+    method: &str,
+    params: &Value,
+) -> (EventKind, Action, String, Option<&'static str>) {
+    let param = |key: &str| {
+        params
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_string)
+    };
     match method {
         "tools/call" => (
             EventKind::ToolExecution,

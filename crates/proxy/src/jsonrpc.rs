@@ -1,14 +1,25 @@
 //! JSON-RPC 2.0 framing: one frame (a line on stdio, a body over HTTP) into messages.
 //!
-//! A frame is one message or, in protocol 2025-03-26, a batch (a JSON array of messages). A frame
-//! that is not UTF-8, not JSON, or not JSON-RPC is not an error of the proxy: it is forwarded as
-//! it came and recorded as an anomaly, so this module only classifies.
+//! A frame is one message or, in protocol 2025-03-26, a batch (a JSON array of messages). The
+//! JSON is read by [`crate::json`], as permissively as servers read it, so that what a server
+//! may run is a message here too. A frame that is still not JSON-RPC is not an error of the
+//! proxy: this module only classifies; the interpreter records it, and in `sync` the adapters
+//! refuse it.
 
 use serde_json::{Map, Value};
+
+use crate::json;
 
 /// A JSON-RPC id, kept as its JSON text so that `7` and `"7"` stay different ids.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Id(pub String);
+
+impl Id {
+    /// The id as a JSON value, to answer with it.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or_else(|_| Value::String(self.0.clone()))
+    }
+}
 
 /// One JSON-RPC message.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,32 +44,51 @@ pub enum Message {
 pub enum Reply {
     Result(Value),
     Error {
-        code: i64,
+        /// The code as the peer wrote it: any JSON value, often not an integer of the model's
+        /// range (see `Interpreter`'s use of it).
+        code: Value,
         message: String,
         data: Option<Value>,
     },
 }
 
-/// Why a frame is not JSON-RPC.
+/// Why a frame, or one element of a batch, is not JSON-RPC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("not valid UTF-8")]
-    NotUtf8,
     #[error("not JSON: {0}")]
-    NotJson(String),
+    NotJson(#[from] json::JsonError),
     #[error("not a JSON-RPC message: {0}")]
     NotJsonRpc(&'static str),
 }
 
-/// Parses one frame into its messages (one, or the elements of a batch).
+/// Parses one frame into its messages (one, or the elements of a batch); any element that is
+/// not a message makes the whole frame an error.
 pub fn parse_frame(frame: &[u8]) -> Result<Vec<Message>, FrameError> {
-    let text = std::str::from_utf8(frame).map_err(|_| FrameError::NotUtf8)?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
+    parse_elements(frame)?.into_iter().collect()
+}
+
+/// Parses one frame into its elements: each a message, or why it is not one. `Err` when the
+/// frame as a whole is not JSON, or an empty batch.
+pub fn parse_elements(frame: &[u8]) -> Result<Vec<Result<Message, FrameError>>, FrameError> {
+    elements(json::parse(frame)?)
+}
+
+/// The messages the start of a frame holds (see [`json::parse_start`]): what can be known of
+/// a frame that is not whole JSON, or too large to hold.
+pub fn parse_start(frame: &[u8]) -> Vec<Message> {
+    json::parse_start(frame)
+        .and_then(|value| elements(value).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .collect()
+}
+
+fn elements(value: Value) -> Result<Vec<Result<Message, FrameError>>, FrameError> {
     match value {
-        Value::Array(items) if !items.is_empty() => items.into_iter().map(message).collect(),
+        Value::Array(items) if !items.is_empty() => Ok(items.into_iter().map(message).collect()),
         Value::Array(_) => Err(FrameError::NotJsonRpc("empty batch")),
-        other => message(other).map(|m| vec![m]),
+        other => Ok(vec![message(other)]),
     }
 }
 
@@ -93,7 +123,7 @@ fn reply(object: &mut Map<String, Value>) -> Result<Reply, FrameError> {
     }
     match object.remove("error") {
         Some(Value::Object(mut e)) => Ok(Reply::Error {
-            code: e.get("code").and_then(Value::as_i64).unwrap_or(0),
+            code: e.remove("code").unwrap_or(Value::Null),
             message: e
                 .remove("message")
                 .and_then(|m| m.as_str().map(str::to_string))
@@ -106,28 +136,28 @@ fn reply(object: &mut Map<String, Value>) -> Result<Reply, FrameError> {
 
 /// The proxy's own answer to the requests of a frame it did not forward, for `reason`: a
 /// JSON-RPC error for each request (an array for a batch), or `None` when the frame holds no
-/// request to answer. Ends with a newline.
+/// request to answer. A frame that is not whole JSON (or only the start of one too large to
+/// hold) is answered for the requests its start holds. Ends with a newline.
 pub(crate) fn refusal(frame: &[u8], reason: &str) -> Option<Vec<u8>> {
     let message = format!("mcp-audit: {reason}");
-    let answer = |request: &serde_json::Value| {
-        let id = request
-            .get("id")
-            .filter(|_| request.get("method").is_some())?;
-        Some(serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {"code": -32603, "message": message},
-        }))
-    };
-    let answers = match serde_json::from_slice::<serde_json::Value>(frame).ok()? {
-        serde_json::Value::Array(batch) => {
-            let answers: Vec<_> = batch.iter().filter_map(answer).collect();
-            if answers.is_empty() {
-                return None;
-            }
-            serde_json::Value::Array(answers)
-        }
-        request => answer(&request)?,
+    let value = json::parse_start(frame)?;
+    let batch = value.is_array();
+    let elements = elements(value).ok()?;
+    let mut answers: Vec<Value> = elements
+        .iter()
+        .filter_map(|element| match element {
+            Ok(Message::Request { id, .. }) => Some(serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id.value(),
+                "error": {"code": -32603, "message": message},
+            })),
+            _ => None,
+        })
+        .collect();
+    let answers = match (batch, answers.len()) {
+        (_, 0) => return None,
+        (false, _) => answers.swap_remove(0),
+        (true, _) => Value::Array(answers),
     };
     let mut line = serde_json::to_vec(&answers).ok()?;
     line.push(b'\n');
@@ -153,7 +183,7 @@ mod tests {
             parse_frame(br#"{"jsonrpc":"2.0","id":"a","error":{"code":-32601,"message":"nope"}}"#)
                 .unwrap();
         assert!(
-            matches!(&m[0], Message::Response { id, outcome: Reply::Error { code: -32601, .. } } if id.0 == "\"a\"")
+            matches!(&m[0], Message::Response { id, outcome: Reply::Error { code, .. } } if id.0 == "\"a\"" && code == -32601)
         );
     }
 
@@ -175,7 +205,10 @@ mod tests {
 
     #[test]
     fn malformed_frames_are_classified() {
-        assert_eq!(parse_frame(b"\xff\xfe"), Err(FrameError::NotUtf8));
+        assert!(matches!(
+            parse_frame(b"\xff\xfe"),
+            Err(FrameError::NotJson(_))
+        ));
         assert!(matches!(parse_frame(b"{nope"), Err(FrameError::NotJson(_))));
         assert!(matches!(parse_frame(b"42"), Err(FrameError::NotJsonRpc(_))));
         assert!(matches!(parse_frame(b"[]"), Err(FrameError::NotJsonRpc(_))));

@@ -1,5 +1,7 @@
 //! The mcp-audit proxy: puts the audit trail in front of any MCP server without touching it.
 //!
+//! - [`json`]: a JSON reader as permissive as the servers behind the proxy, so that what a
+//!   server can parse and run, the proxy can parse and record.
 //! - [`jsonrpc`]: JSON-RPC framing (single messages and 2025-03-26 batches).
 //! - [`Interpreter`]: MCP interpretation, transport-independent: pairs requests and responses
 //!   in both directions and turns them into `AuditEvent`s.
@@ -8,13 +10,16 @@
 //! - [`http`]: the Streamable HTTP adapter: the audit layer of a gateway in front of remote
 //!   MCP servers, with the caller's identity.
 
+mod flood;
 pub mod http;
 pub mod interpreter;
+pub mod json;
 pub mod jsonrpc;
 pub mod stdio;
+pub mod tap;
 
 pub use http::{HttpConfig, HttpError, run_http};
-pub use interpreter::{Continuations, Direction, Interpreter, Record, SessionConfig};
+pub use interpreter::{Admission, Continuations, Direction, Interpreter, Record, SessionConfig};
 pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};
 
 /// Why a request was refused when its intent could not be made durable (`sync`): the reason

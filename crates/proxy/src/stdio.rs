@@ -15,16 +15,14 @@ use std::time::{Duration, Instant};
 
 use mcp_audit_core::{AuditEvent, EventId, Outcome};
 use mcp_audit_store::{RecordError, Recorder, StoredEvent};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::interpreter::{Direction, Interpreter, Record, SessionConfig};
-
-/// Frames larger than this are forwarded without being interpreted (recorded by size and hash).
-pub const MAX_FRAME: usize = 10 * 1024 * 1024;
+use crate::interpreter::{Admission, Direction, Interpreter, Record, SessionConfig};
+pub use crate::tap::MAX_FRAME;
+use crate::tap::Oversize;
 
 /// How long a server may take to exit once its input is closed, before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -227,8 +225,8 @@ where
     // Made once: each one made registers with the token, and a read is made per chunk.
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
-    // An oversized frame being streamed through: its hash so far, size, and first bytes.
-    let mut oversize: Option<(Sha256, usize, Vec<u8>)> = None;
+    // An oversized frame being streamed through (or dropped, to be refused).
+    let mut oversize: Option<Oversize> = None;
     loop {
         let read = match &mut side {
             Side::Answers(refused) => tokio::select! {
@@ -250,11 +248,19 @@ where
         };
         let n = read?;
         if n == 0 {
-            if !buf.is_empty() {
-                // A last frame without a newline: still forwarded, still seen.
-                let records = lock(&interpreter).frame(direction, trim_cr(&buf), Instant::now());
-                handle(&recorder, records).await?;
-                to.write_all(&buf).await?;
+            if !buf.is_empty() || oversize.is_some() {
+                // A last frame without a newline: still seen, and forwarded unless refused.
+                let frame = trim_cr(&buf);
+                match admit(&interpreter, &side, direction, oversize.take(), frame) {
+                    (Admission::Forward(records), _) => {
+                        handle(&recorder, records).await?;
+                        to.write_all(&buf).await?;
+                    }
+                    (Admission::Refuse { records, reason }, answerable) => {
+                        let answerable = answerable.as_deref().unwrap_or(frame);
+                        refuse(&recorder, &side, records, answerable, &reason).await;
+                    }
+                }
             }
             to.flush().await?;
             return Ok(());
@@ -266,25 +272,21 @@ where
         let mut start = 0;
         // The lines held for their intents: where each ends, and its intents.
         let mut held: Vec<(std::ops::Range<usize>, Vec<IntentWrite>)> = Vec::new();
+        // The lines not forwarded: refused, or their intents could not be written.
+        let mut refused = Vec::new();
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             let end = start + pos + 1;
             let line = &buf[start..end];
-            let records = match oversize.take() {
-                Some((mut hash, size, head)) => {
-                    hash.update(line);
-                    let r = lock(&interpreter).oversize(
-                        direction,
-                        &head,
-                        size + line.len(),
-                        hash.finalize().into(),
-                    );
-                    vec![r]
+            let frame = trim_cr(&line[..line.len() - 1]);
+            let records = match admit(&interpreter, &side, direction, oversize.take(), frame) {
+                (Admission::Forward(records), _) => records,
+                (Admission::Refuse { records, reason }, answerable) => {
+                    let answerable = answerable.as_deref().unwrap_or(frame);
+                    refuse(&recorder, &side, records, answerable, &reason).await;
+                    refused.push(start..end);
+                    start = end;
+                    continue;
                 }
-                None => lock(&interpreter).frame(
-                    direction,
-                    trim_cr(&line[..line.len() - 1]),
-                    Instant::now(),
-                ),
             };
             let mut intents = Vec::new();
             for r in records {
@@ -302,7 +304,6 @@ where
             }
             start = end;
         }
-        let mut refused = Vec::new();
         for (line, intents) in held {
             let mut failure = None;
             for intent in intents {
@@ -340,6 +341,7 @@ where
             }
         }
         // Everything read, less the refused lines (one write when none was refused).
+        refused.sort_by_key(|line: &std::ops::Range<usize>| line.start);
         let mut from = 0;
         for line in refused {
             to.write_all(&buf[from..line.start]).await?;
@@ -347,16 +349,75 @@ where
         }
         to.write_all(&buf[from..start]).await?;
         buf.drain(..start);
-        if buf.len() > MAX_FRAME {
-            // Too large to hold: forward what we have and keep only its hash.
-            let (hash, size, _) = oversize
-                .get_or_insert_with(|| (Sha256::new(), 0, buf[..256.min(buf.len())].to_vec()));
-            hash.update(&buf);
-            *size += buf.len();
-            to.write_all(&buf).await?;
+        if buf.len() > MAX_FRAME || (oversize.is_some() && !buf.is_empty()) {
+            // Too large to hold: forward what we have (or, in `sync` from the client, drop it:
+            // the frame will be refused) and keep only its start, size and hash.
+            match &mut oversize {
+                Some(frame) => frame.update(&buf),
+                None => {
+                    let forwarded = !(matches!(side, Side::Requests(_))
+                        && lock(&interpreter).records_intents());
+                    oversize = Some(Oversize::start(&buf, forwarded));
+                }
+            }
+            if oversize.as_ref().is_some_and(|o| o.forwarded) {
+                to.write_all(&buf).await?;
+            }
             buf.clear();
         }
         to.flush().await?;
+    }
+}
+
+/// What becomes of one frame read from `direction`: the client's are admitted (and may be
+/// refused), the server's interpreted. `oversize` is the frame's earlier part if it was too
+/// large to hold, `frame` the rest. Also returns the start of an oversized frame, from which
+/// the proxy's answer to its refusal is built.
+fn admit(
+    interpreter: &Mutex<Interpreter>,
+    side: &Side,
+    direction: Direction,
+    oversize: Option<Oversize>,
+    frame: &[u8],
+) -> (Admission, Option<Vec<u8>>) {
+    let mut interpreter = lock(interpreter);
+    let at = Instant::now();
+    let requests = matches!(side, Side::Requests(_));
+    match oversize {
+        Some(oversize) => {
+            let seen = oversize.finish(frame);
+            let admission = if requests {
+                interpreter.admit_oversize(direction, &seen.head, seen.size, seen.sha256, at)
+            } else {
+                let r = interpreter.oversize(direction, &seen.head, seen.size, seen.sha256);
+                Admission::Forward(vec![r])
+            };
+            (admission, Some(seen.head))
+        }
+        None if requests => (interpreter.admit(direction, frame, at), None),
+        None => (
+            Admission::Forward(interpreter.frame(direction, frame, at)),
+            None,
+        ),
+    }
+}
+
+/// A refused frame: its records queued, and its requests answered with the proxy's error.
+async fn refuse(
+    recorder: &Recorder,
+    side: &Side,
+    records: Vec<Record>,
+    frame: &[u8],
+    reason: &str,
+) {
+    tracing::warn!(reason, "a frame from the client was refused");
+    for r in records {
+        record(recorder, r).await;
+    }
+    if let (Side::Requests(refusals), Some(answer)) = (side, crate::jsonrpc::refusal(frame, reason))
+    {
+        // The other pump is gone only when the session is ending.
+        let _ = refusals.send(answer);
     }
 }
 

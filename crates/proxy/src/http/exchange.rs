@@ -9,7 +9,7 @@ use mcp_audit_store::RecordError;
 
 use super::server::App;
 use super::sessions::{Shared, lock};
-use crate::interpreter::{Direction, Record};
+use crate::interpreter::{Admission, Direction, Record};
 
 /// The context of one request: the caller, the MCP session, the interpreter.
 pub struct Exchange {
@@ -37,6 +37,12 @@ impl Exchange {
     /// Interprets one frame (a POST body, a JSON answer, one SSE event's data).
     pub fn interpret(&self, direction: Direction, frame: &[u8]) -> Vec<Record> {
         lock(&self.interpreter).frame(direction, frame, Instant::now())
+    }
+
+    /// Reads a client's frame (a POST body) and decides whether it may be forwarded (see
+    /// [`crate::Interpreter::admit`]).
+    pub fn admit(&self, direction: Direction, frame: &[u8]) -> Admission {
+        lock(&self.interpreter).admit(direction, frame, Instant::now())
     }
 
     /// Puts the HTTP context into a record: the caller (the interpreter keeps the MCP client's

@@ -15,7 +15,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::exchange::{Exchange, queue, stamp};
@@ -23,7 +22,7 @@ use super::sessions::lock;
 use super::sse::SseParser;
 use super::stopped;
 use crate::interpreter::{Direction, Record};
-use crate::stdio::MAX_FRAME;
+use crate::tap::{MAX_FRAME, Oversize};
 use mcp_audit_core::Outcome;
 
 /// How the answer's body is read for the interpreter.
@@ -54,7 +53,7 @@ enum Copy {
     Json {
         buf: Vec<u8>,
         /// Past `MAX_FRAME`: hash, size and first bytes instead of the bytes.
-        over: Option<(Sha256, usize, Vec<u8>)>,
+        over: Option<Oversize>,
     },
     Sse(SseParser),
     None,
@@ -205,7 +204,7 @@ pub async fn answered(
     exchange: Exchange,
     status: StatusCode,
     json: &[u8],
-    over: Option<(Sha256, usize, Vec<u8>)>,
+    over: Option<Oversize>,
     request: &[u8],
     ended: Option<&'static str>,
 ) {
@@ -252,18 +251,13 @@ fn observe(exchange: &mut Exchange, copy: &mut Copy, chunk: &[u8]) -> Vec<Record
     match copy {
         Copy::None => Vec::new(),
         Copy::Json { buf, over } => {
-            if let Some((hash, size, _)) = over {
-                hash.update(chunk);
-                *size += chunk.len();
+            if let Some(frame) = over {
+                frame.update(chunk);
             } else if buf.len() + chunk.len() > MAX_FRAME {
-                let size = buf.len() + chunk.len();
-                let mut hash = Sha256::new();
-                hash.update(&*buf);
-                hash.update(chunk);
-                let mut head = std::mem::take(buf);
-                head.extend_from_slice(&chunk[..chunk.len().min(256)]);
-                head.truncate(256);
-                *over = Some((hash, size, head));
+                let mut frame = Oversize::start(buf, true);
+                frame.update(chunk);
+                *buf = Vec::new();
+                *over = Some(frame);
             } else {
                 buf.extend_from_slice(chunk);
             }
@@ -282,12 +276,12 @@ fn observe(exchange: &mut Exchange, copy: &mut Copy, chunk: &[u8]) -> Vec<Record
                     legacy_opened(exchange, &event.data);
                 }
             }
-            if let Some((size, sha, head)) = fed.oversized {
+            if let Some(seen) = fed.oversized {
                 records.push(lock(&exchange.interpreter).oversize(
                     Direction::ServerToClient,
-                    &head,
-                    size,
-                    sha,
+                    &seen.head,
+                    seen.size,
+                    seen.sha256,
                 ));
             }
             records
@@ -295,18 +289,17 @@ fn observe(exchange: &mut Exchange, copy: &mut Copy, chunk: &[u8]) -> Vec<Record
     }
 }
 
-fn json_end(
-    exchange: &Exchange,
-    buf: &[u8],
-    over: Option<(Sha256, usize, Vec<u8>)>,
-) -> Vec<Record> {
+fn json_end(exchange: &Exchange, buf: &[u8], over: Option<Oversize>) -> Vec<Record> {
     match over {
-        Some((hash, size, head)) => vec![lock(&exchange.interpreter).oversize(
-            Direction::ServerToClient,
-            &head,
-            size,
-            hash.finalize().into(),
-        )],
+        Some(frame) => {
+            let seen = frame.finish(&[]);
+            vec![lock(&exchange.interpreter).oversize(
+                Direction::ServerToClient,
+                &seen.head,
+                seen.size,
+                seen.sha256,
+            )]
+        }
         None if buf.is_empty() => Vec::new(),
         None => exchange.interpret(Direction::ServerToClient, buf),
     }

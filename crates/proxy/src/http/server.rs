@@ -25,8 +25,8 @@ use super::identity::Verdict;
 use super::relay::{BodyKind, Chunk, Relayed, Upstream, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
-use crate::interpreter::{Continuations, Direction, Interpreter, SessionConfig};
-use crate::stdio::MAX_FRAME;
+use crate::interpreter::{Admission, Continuations, Direction, Interpreter, SessionConfig};
+use crate::tap::MAX_FRAME;
 
 /// What every request handler shares.
 pub struct App {
@@ -271,7 +271,23 @@ async fn handle(
                 "the MCP endpoint takes application/json",
             );
         }
-        let records = exchange.interpret(Direction::ClientToServer, &body);
+        let records = match exchange.admit(Direction::ClientToServer, &body) {
+            Admission::Forward(records) => records,
+            Admission::Refuse { records, reason } => {
+                // `sync`: what the proxy can not interpret does not reach the server.
+                tracing::warn!(reason, "a request body was refused");
+                let _ = exchange.record(records).await;
+                return match crate::jsonrpc::refusal(&body, &reason) {
+                    Some(answer) => (
+                        StatusCode::BAD_REQUEST,
+                        [(header::CONTENT_TYPE, "application/json")],
+                        answer.trim_ascii_end().to_vec(),
+                    )
+                        .into_response(),
+                    None => own_error(StatusCode::BAD_REQUEST, &format!("mcp-audit: {reason}")),
+                };
+            }
+        };
         if let Err(error) = exchange.record(records).await {
             // Fail closed: an operation whose intent is not durable does not run. Its refusal
             // is queued like any outcome: on record once the store takes writes again.
@@ -322,11 +338,13 @@ async fn unread(
 /// 413, recorded.
 async fn too_large(exchange: &Exchange, declared: Option<u64>) -> Response {
     let limit = exchange.app.config.body_limit;
-    let r = lock(&exchange.interpreter).transport_fault(
+    let mut r = lock(&exchange.interpreter).transport_fault(
         "oversized_body",
         &format!("the request body is larger than the limit of {limit} bytes"),
         json!({"declared_size": declared, "limit": limit}),
     );
+    // Not forwarded: refused, as every request the proxy does not let through is.
+    r.event.outcome = Outcome::Denied;
     let _ = exchange.record(vec![r]).await;
     own_error(
         StatusCode::PAYLOAD_TOO_LARGE,

@@ -6,6 +6,8 @@
 //! unfinished tail of the stream is held, and a tail that grows past the limit (an event that
 //! never ends) is dropped and reported instead of growing without bound.
 
+use crate::tap::{Oversize, Seen};
+
 /// One complete event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -20,7 +22,7 @@ pub struct SseEvent {
 pub struct Fed {
     pub events: Vec<SseEvent>,
     /// The size of an event that outgrew the limit and was not interpreted, with its hash.
-    pub oversized: Option<(usize, [u8; 32], Vec<u8>)>,
+    pub oversized: Option<Seen>,
 }
 
 /// An incremental SSE parser.
@@ -34,7 +36,7 @@ pub struct SseParser {
     has_data: bool,
     id: Option<String>,
     /// An event past the limit: its hash, size and first bytes, until its blank line.
-    oversize: Option<(sha2::Sha256, usize, Vec<u8>)>,
+    oversize: Option<Oversize>,
 }
 
 impl SseParser {
@@ -54,7 +56,6 @@ impl SseParser {
 
     /// Feeds the next chunk of the stream.
     pub fn feed(&mut self, chunk: &[u8]) -> Fed {
-        use sha2::Digest;
         let mut fed = Fed::default();
         for &b in chunk {
             if self.after_cr {
@@ -70,20 +71,14 @@ impl SseParser {
                     self.line_done(&line, &mut fed);
                 }
                 _ => {
-                    if let Some((hash, size, _)) = &mut self.oversize {
-                        hash.update([b]);
-                        *size += 1;
+                    if let Some(event) = &mut self.oversize {
+                        event.update(&[b]);
                     } else {
                         self.line.push(b);
                         if self.line.len() + self.data.len() > self.limit {
-                            let mut hash = sha2::Sha256::new();
-                            hash.update(&self.data);
-                            hash.update(&self.line);
-                            let mut head = self.data.clone();
-                            head.extend_from_slice(&self.line);
-                            head.truncate(256);
-                            let size = self.data.len() + self.line.len();
-                            self.oversize = Some((hash, size, head));
+                            let mut event = Oversize::start(&self.data, true);
+                            event.update(&self.line);
+                            self.oversize = Some(event);
                             self.line.clear();
                             self.data.clear();
                         }
@@ -96,9 +91,8 @@ impl SseParser {
 
     fn line_done(&mut self, line: &[u8], fed: &mut Fed) {
         if line.is_empty() {
-            if let Some((hash, size, head)) = self.oversize.take() {
-                use sha2::Digest;
-                fed.oversized = Some((size, hash.finalize().into(), head));
+            if let Some(event) = self.oversize.take() {
+                fed.oversized = Some(event.finish(&[]));
             } else if self.has_data {
                 let event = if self.event.is_empty() {
                     "message".to_string()
@@ -180,9 +174,9 @@ mod tests {
     fn an_event_past_the_limit_is_reported_by_size_not_held() {
         let mut p = SseParser::new(16);
         let fed = p.feed(b"data: 0123456789abcdefghij\n\ndata: ok\n\n");
-        let (size, _, head) = fed.oversized.expect("reported");
-        assert_eq!(size, "data: 0123456789abcdefghij".len());
-        assert!(head.starts_with(b"data: 0123"));
+        let seen = fed.oversized.expect("reported");
+        assert_eq!(seen.size, "data: 0123456789abcdefghij".len());
+        assert!(seen.head.starts_with(b"data: 0123"));
         assert_eq!(fed.events.len(), 1);
         assert_eq!(fed.events[0].data, b"ok");
     }
