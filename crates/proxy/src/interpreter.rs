@@ -12,6 +12,7 @@ use mcp_audit_core::{Action, Actor, AuditEvent, EventId, EventKind, Outcome, Tar
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::exit::ServerExit;
 use crate::jsonrpc::{Id, Message, Reply, parse_frame};
 
 /// Which way a frame travels.
@@ -324,21 +325,37 @@ impl Interpreter {
     /// The end of the connection: every unanswered request becomes `incomplete`, then the
     /// session end is recorded with why it ended and what was counted.
     pub fn finish(&mut self, reason: &str, exit_status: Option<i32>, at: Instant) -> Vec<Record> {
+        self.finish_after_exit(reason, exit_status.map(ServerExit::Code), at)
+    }
+
+    /// As [`Interpreter::finish`], for a server process that ended as `exit`: a server killed
+    /// by a signal is recorded with the signal's name (`server_signal`), not as a status.
+    pub fn finish_after_exit(
+        &mut self,
+        reason: &str,
+        exit: Option<ServerExit>,
+        at: Instant,
+    ) -> Vec<Record> {
+        let exit_status = exit.and_then(ServerExit::code);
         let mut records: Vec<Record> = std::mem::take(&mut self.calls)
             .into_values()
             .filter(|c| c.recorded)
             .map(|call| self.outcome_of(call, Outcome::Incomplete, None, None, at))
             .collect();
+        let mut details = json!({
+            "reason": reason,
+            "server_exit_status": exit_status,
+            "progress_notifications": self.progress_notifications,
+            "log_notifications": self.log_notifications,
+            "pings": self.pings,
+            "anomalies": self.anomalies,
+        });
+        if let Some(signal) = exit.and_then(ServerExit::signal_name) {
+            details["server_signal"] = json!(signal);
+        }
         let end = self
             .base(EventKind::Session, Action::Delete, "session_end")
-            .details(json!({
-                "reason": reason,
-                "server_exit_status": exit_status,
-                "progress_notifications": self.progress_notifications,
-                "log_notifications": self.log_notifications,
-                "pings": self.pings,
-                "anomalies": self.anomalies,
-            }));
+            .details(details);
         if self.session_events {
             records.push(record(end, false));
         }
