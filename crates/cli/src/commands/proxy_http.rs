@@ -132,6 +132,8 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Before the port opens: a client may stop the proxy as soon as it can connect.
+        let stop = crate::commands::proxy::stop_signal();
         audit.recover().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -141,7 +143,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
             listener,
             config,
             audit.recorder.clone(),
-            crate::commands::proxy::stop_signal(),
+            stop,
         )
         .await;
         audit.finish(served).await.map(|()| 0)
