@@ -1221,10 +1221,40 @@ fn a_client_of_an_upstream_without_session_ids_has_one_session_per_connection_en
     wait_for_trail(&proxy.db, "the session's end", |all| {
         all.iter().any(|e| e.event.operation == "session_end")
     });
+    // Another client's session is open when the proxy stops: it is ended too.
+    let mut other = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    other
+        .write_all(
+            request_head("POST", "/mcp", &[JSON, ACCEPT, protocol], INITIALIZE.len()).as_bytes(),
+        )
+        .unwrap();
+    other.write_all(INITIALIZE.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut other).0, 200);
+    wait_for_trail(&proxy.db, "the second session's start", |all| {
+        all_of(all, "session_start", Outcome::Success).len() == 2
+    });
     let all = proxy.stop();
+    drop(other);
 
-    let start = one(&all, "session_start", Outcome::Success);
-    let end = one(&all, "session_end", Outcome::Success);
+    let starts = all_of(&all, "session_start", Outcome::Success);
+    let ends = all_of(&all, "session_end", Outcome::Success);
+    assert_eq!((starts.len(), ends.len()), (2, 2), "{all:#?}");
+    let at_stop = ends
+        .iter()
+        .find(|e| detail(e, "reason") == "the proxy was told to stop")
+        .expect("the open session ended at stop");
+    assert_eq!(at_stop.event.mcp_session_id, None);
+    let start = **starts
+        .iter()
+        .find(|e| e.event.session_id != at_stop.event.session_id)
+        .expect("the first session's start");
+    let end = **ends
+        .iter()
+        .find(|e| e.event.session_id != at_stop.event.session_id)
+        .expect("the first session's end");
     assert_eq!(detail(end, "reason"), "the client closed its connection");
     let session = start.event.session_id.clone();
     assert!(session.is_some());
@@ -1468,4 +1498,64 @@ fn half_sent_requests_are_cut_off_and_connections_past_the_limit_refused_while_o
     assert!(stderr.contains("--max-connections"), "{stderr}");
     assert!(stderr.contains("--header-timeout"), "{stderr}");
     one(&events(&db), "add", Outcome::Success);
+}
+
+#[test]
+fn tokens_without_the_configured_claims_a_subject_or_yet_valid_are_refused_with_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    // Nothing is forwarded, so no upstream needs to listen.
+    let proxy = Proxy::start(
+        dir.path(),
+        &mcp_url(free_port()),
+        &[
+            "--jwt-hs256-secret-file",
+            secret.to_str().unwrap(),
+            "--jwt-required",
+            "--jwt-audience",
+            "mcp",
+            "--jwt-issuer",
+            "https://idp.example",
+        ],
+    );
+    let exp = now_secs() + 600;
+    let refused = [
+        (
+            "no aud",
+            json!({"sub": "u", "iss": "https://idp.example", "exp": exp}),
+        ),
+        ("no iss", json!({"sub": "u", "aud": "mcp", "exp": exp})),
+        (
+            "no sub",
+            json!({"aud": "mcp", "iss": "https://idp.example", "exp": exp}),
+        ),
+        (
+            "nbf in an hour",
+            json!({"sub": "u", "aud": "mcp", "iss": "https://idp.example", "nbf": now_secs() + 3600, "exp": exp + 3600}),
+        ),
+    ];
+    let call = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#;
+    for (what, claims) in &refused {
+        let auth = format!("Bearer {}", token(claims.clone()));
+        let (status, _, _) = http(
+            proxy.port,
+            "POST",
+            &[JSON, ACCEPT, ("authorization", &auth)],
+            call,
+        );
+        assert_eq!(status, 401, "{what}");
+    }
+    let all = proxy.stop();
+
+    let denied = all_of(&all, "echo", Outcome::Denied);
+    assert_eq!(denied.len(), refused.len(), "{all:#?}");
+    assert!(denied.iter().all(|e| e.event.actor.user_id.is_none()));
+    let reasons: Vec<&str> = denied.iter().map(|e| error_message(e)).collect();
+    for needle in ["aud", "iss", "sub", "Immature"] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "{needle}: {reasons:?}"
+        );
+    }
 }

@@ -139,13 +139,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         tracing::info!(%listen, "mcp-audit proxy listening");
-        let served = run_http(
-            listener,
-            config,
-            audit.recorder.clone(),
-            stop,
-        )
-        .await;
+        let served = run_http(listener, config, audit.recorder.clone(), stop).await;
         audit.finish(served).await.map(|()| 0)
     })
 }
