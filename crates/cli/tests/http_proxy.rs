@@ -1247,11 +1247,11 @@ fn a_client_of_an_upstream_without_session_ids_has_one_session_per_connection_en
         .find(|e| detail(e, "reason") == "the proxy was told to stop")
         .expect("the open session ended at stop");
     assert_eq!(at_stop.event.mcp_session_id, None);
-    let start = **starts
+    let start = *starts
         .iter()
         .find(|e| e.event.session_id != at_stop.event.session_id)
         .expect("the first session's start");
-    let end = **ends
+    let end = *ends
         .iter()
         .find(|e| e.event.session_id != at_stop.event.session_id)
         .expect("the first session's end");
