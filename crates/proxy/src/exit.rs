@@ -122,4 +122,17 @@ mod tests {
         assert_eq!(ServerExit::Code(3).code(), Some(3));
         assert_eq!(signal_name(64), "signal 64");
     }
+
+    #[test]
+    fn a_wait_status_is_read_as_a_code_or_a_signal() {
+        // wait(2) statuses: exit code in the second byte, else the signal in the low bits.
+        assert_eq!(
+            ServerExit::of(ExitStatus::from_raw(7 << 8)),
+            Some(ServerExit::Code(7))
+        );
+        assert_eq!(
+            ServerExit::of(ExitStatus::from_raw(libc::SIGTERM)),
+            Some(ServerExit::Signal(libc::SIGTERM))
+        );
+    }
 }

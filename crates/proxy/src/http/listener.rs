@@ -59,7 +59,7 @@ const LOG_PERIOD: Duration = Duration::from_secs(1);
 
 /// The answer to a connection beyond the limit, written without reading its request.
 const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
-content-length: 43\r\nretry-after: 1\r\nconnection: close\r\n\r\nmcp-audit: too many open connections, retry\n";
+content-length: 44\r\nretry-after: 1\r\nconnection: close\r\n\r\nmcp-audit: too many open connections, retry\n";
 
 /// Accepts and serves connections until `stopping` turns `true`; then tells every open
 /// connection to finish its requests and close, and returns once they all have.
@@ -203,5 +203,35 @@ impl Tally {
         let count = state.0;
         *state = (0, Some(Instant::now()));
         Some(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_over_limit_answer_declares_its_body_length() {
+        let text = std::str::from_utf8(OVER_LIMIT).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let declared: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(declared, body.len());
+        assert!(head.starts_with("HTTP/1.1 503 "));
+    }
+
+    #[test]
+    fn a_tally_logs_the_first_at_once_and_then_at_most_once_a_period() {
+        let tally = Tally::default();
+        assert_eq!(tally.add(), Some(1));
+        assert_eq!(tally.add(), None);
+        assert_eq!(tally.add(), None);
+        // A period later, the line counts every one since the last.
+        tally.state.lock().unwrap().1 = Some(Instant::now() - LOG_PERIOD);
+        assert_eq!(tally.add(), Some(3));
     }
 }
