@@ -8,6 +8,11 @@
 //! so on record once the store takes writes again), the proxy answers each with a JSON-RPC error
 //! of its own, and the session goes on: a store locked for a moment costs the client one failed
 //! call, not its server.
+//!
+//! The server runs in a process group of its own. Told to stop (a signal, watched until the
+//! session is recorded as ended), the proxy stops that group, SIGTERM then SIGKILL, within the
+//! grace a client gives the proxy itself, and records the session's end with how the server
+//! ended ([`crate::ServerExit`]).
 
 use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
