@@ -1216,6 +1216,14 @@ fn a_client_of_an_upstream_without_session_ids_has_one_session_per_connection_en
         assert!(status == 200 || status == 202, "{status} {head}");
         assert!(!head.contains("mcp-session-id"), "{head}");
     }
+    // Another caller on the same connection (a gateway in front shares its connections) does
+    // not join the session.
+    let other_caller = add(4);
+    let headers = [JSON, ACCEPT, protocol, ("user-agent", "another caller")];
+    s.write_all(request_head("POST", "/mcp", &headers, other_caller.len()).as_bytes())
+        .unwrap();
+    s.write_all(other_caller.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).0, 200);
     // The end is recorded when the connection closes, not only when the proxy stops.
     drop(s);
     wait_for_trail(&proxy.db, "the session's end", |all| {
@@ -1258,8 +1266,12 @@ fn a_client_of_an_upstream_without_session_ids_has_one_session_per_connection_en
     assert_eq!(detail(end, "reason"), "the client closed its connection");
     let session = start.event.session_id.clone();
     assert!(session.is_some());
-    let adds = all_of(&all, "add", Outcome::Success);
-    assert_eq!(adds.len(), 2, "{all:#?}");
+    let (adds, others): (Vec<&StoredEvent>, Vec<&StoredEvent>) =
+        all_of(&all, "add", Outcome::Success)
+            .into_iter()
+            .partition(|e| e.event.actor.user_agent.as_deref() != Some("another caller"));
+    assert_eq!((adds.len(), others.len()), (2, 1), "{all:#?}");
+    assert_ne!(others[0].event.session_id, session);
     for e in adds.iter().copied().chain([end]) {
         assert_eq!(e.event.session_id, session, "one session: {e:#?}");
         assert_eq!(e.event.mcp_session_id, None);

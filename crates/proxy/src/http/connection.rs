@@ -8,13 +8,16 @@
 //! session: the interpreter of an initialize answered without a session id follows the
 //! requests without one on the same connection, and its `session_end` is recorded when the
 //! connection closes (once the last exchange on it is recorded), when it is idle for
-//! `--session-idle`, or when the proxy stops. A client that opens another connection gets
-//! another session; requests on a connection that never initialized (2026-07-28, which has
-//! no handshake) stay exchanges of their own.
+//! `--session-idle`, or when the proxy stops. Only the caller that opened the session joins
+//! it (a gateway in front may carry several callers over one connection). Requests on
+//! another connection, or on one that never initialized (2026-07-28 has no handshake), stay
+//! exchanges of their own.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+
+use mcp_audit_core::Actor;
 
 use super::exchange::{queue, stamp};
 use super::server::App;
@@ -29,6 +32,9 @@ pub struct Connection {
     app: Arc<App>,
     /// This connection's key in the session map: never an `Mcp-Session-Id` (see [`key`]).
     key: String,
+    /// Who opened the session the connection carries. A gateway in front may send the requests
+    /// of several callers over one connection: only the opener's join the session.
+    opener: Mutex<Option<Actor>>,
 }
 
 /// The session-map key of connection `n`. It starts with a NUL, which no HTTP header value
@@ -47,18 +53,28 @@ impl Connection {
         Connection {
             app,
             key: key(NEXT.fetch_add(1, Ordering::Relaxed)),
+            opener: Mutex::new(None),
         }
     }
 
-    /// The session this connection carries, if an initialize on it opened one.
-    pub fn session(&self) -> Option<Shared> {
+    fn opener(&self) -> MutexGuard<'_, Option<Actor>> {
+        self.opener.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session this connection carries for `caller`, if an initialize of that same
+    /// caller on it opened one.
+    pub fn session(&self, caller: &Actor) -> Option<Shared> {
+        if self.opener().as_ref() != Some(caller) {
+            return None;
+        }
         self.app.sessions.get(&self.key)
     }
 
-    /// Makes `interpreter` (of an initialize the upstream answered without a session id) this
-    /// connection's session. A session the connection carried already (the client initialized
-    /// again) ends here.
-    pub fn open_session(&self, interpreter: Shared) {
+    /// Makes `interpreter` (of an initialize the upstream answered without a session id)
+    /// the connection's session, for `caller`. A session the connection carried already (the
+    /// client initialized again) ends here.
+    pub fn open_session(&self, interpreter: Shared, caller: &Actor) {
+        *self.opener() = Some(caller.clone());
         lock(&interpreter).become_session();
         if let Some(previous) = self.app.sessions.remove(&self.key) {
             if !Arc::ptr_eq(&previous, &interpreter) {

@@ -118,7 +118,10 @@ impl Exchange {
 
     /// Whether this exchange's interpreter is the session of its connection.
     pub fn in_connection_session(&self) -> bool {
-        let session = self.connection.as_ref().and_then(|c| c.session());
+        let session = self
+            .connection
+            .as_ref()
+            .and_then(|c| c.session(&self.actor));
         session.is_some_and(|s| Arc::ptr_eq(&s, &self.interpreter))
     }
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use mcp_audit_core::{EventId, Outcome};
+use mcp_audit_core::{Actor, EventId, Outcome};
 use mcp_audit_store::Recorder;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -67,8 +67,10 @@ impl App {
         &self,
         mcp_session: Option<&str>,
         connection: Option<&Connection>,
+        caller: &Actor,
     ) -> (Shared, bool) {
-        if let (None, Some(shared)) = (mcp_session, connection.and_then(Connection::session)) {
+        let connection_session = connection.and_then(|c| c.session(caller));
+        if let (None, Some(shared)) = (mcp_session, connection_session) {
             return (shared, false);
         }
         self.fresh_interpreter(mcp_session)
@@ -213,7 +215,7 @@ async fn handle(
         None => {
             let mcp_session = header_str(&parts.headers, "mcp-session-id").map(str::to_string);
             let (interpreter, unfollowed) =
-                app.interpreter(mcp_session.as_deref(), connection.as_deref());
+                app.interpreter(mcp_session.as_deref(), connection.as_deref(), &actor);
             Exchange {
                 interpreter,
                 unfollowed,
@@ -449,7 +451,7 @@ async fn forward_and_answer(
             exchange.mcp_session = Some(id.to_string());
         } else if status.is_success() && exchange.session_key.is_none() && opens_session(&body) {
             if let Some(connection) = &exchange.connection {
-                connection.open_session(exchange.interpreter.clone());
+                connection.open_session(exchange.interpreter.clone(), &exchange.actor);
             }
         }
     } else if exchange.unfollowed && status.is_success() {
