@@ -1,8 +1,10 @@
 //! Who the caller is: a verified bearer JWT, or a header set by a trusted gateway; and where
 //! the call came from: the peer address, or `X-Forwarded-For` when the peer is a trusted proxy.
 //!
-//! Claims are read only from a token whose signature, expiry (and, when configured, issuer and
-//! audience) checked out: an unverified `sub` is never recorded as the actor.
+//! Claims are read only from a token whose signature, expiry, `nbf` (when it has one) and,
+//! when configured, issuer and audience checked out: an unverified `sub` is never recorded as
+//! the actor. A configured issuer or audience must be in the token, not merely not contradict
+//! it; and where tokens are required, one must name its subject.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
