@@ -1269,3 +1269,408 @@ fn frames_strict_json_refuses_are_recorded_as_their_operation_over_http_in_batch
     }
     assert!(all_of(&all, "malformed_frame", Outcome::ProtocolError).is_empty());
 }
+
+/// Waits until the trail in `db` satisfies `done`, or fails after a generous while.
+fn wait_for_trail(
+    db: &Path,
+    what: &str,
+    done: impl Fn(&[StoredEvent]) -> bool,
+) -> Vec<StoredEvent> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(all) = try_events(db) {
+            if done(&all) {
+                return all;
+            }
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_client_of_an_upstream_without_session_ids_has_one_session_per_connection_ended_when_it_closes()
+{
+    let Some(peers) = peers() else { return };
+    // Stateless, JSON answers: it answers initialize without an Mcp-Session-Id.
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", "batch"]);
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let protocol = ("mcp-protocol-version", "2025-06-18");
+    let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let add = |id: u32| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{id},"b":1}}}}}}"#
+        )
+    };
+    // One keep-alive connection, as a client's HTTP pool holds it.
+    for body in [
+        INITIALIZE.as_bytes(),
+        initialized,
+        add(2).as_bytes(),
+        add(3).as_bytes(),
+    ] {
+        s.write_all(request_head("POST", "/mcp", &[JSON, ACCEPT, protocol], body.len()).as_bytes())
+            .unwrap();
+        s.write_all(body).unwrap();
+        let (status, head) = read_response(&mut s);
+        assert!(status == 200 || status == 202, "{status} {head}");
+        assert!(!head.contains("mcp-session-id"), "{head}");
+    }
+    // Another caller on the same connection (a gateway in front shares its connections) does
+    // not join the session.
+    let other_caller = add(4);
+    let headers = [JSON, ACCEPT, protocol, ("user-agent", "another caller")];
+    s.write_all(request_head("POST", "/mcp", &headers, other_caller.len()).as_bytes())
+        .unwrap();
+    s.write_all(other_caller.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut s).0, 200);
+    // The end is recorded when the connection closes, not only when the proxy stops.
+    drop(s);
+    wait_for_trail(&proxy.db, "the session's end", |all| {
+        all.iter().any(|e| e.event.operation == "session_end")
+    });
+    // Another client's session is open when the proxy stops: it is ended too.
+    let mut other = TcpStream::connect(("127.0.0.1", proxy.port)).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    other
+        .write_all(
+            request_head("POST", "/mcp", &[JSON, ACCEPT, protocol], INITIALIZE.len()).as_bytes(),
+        )
+        .unwrap();
+    other.write_all(INITIALIZE.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut other).0, 200);
+    wait_for_trail(&proxy.db, "the second session's start", |all| {
+        all_of(all, "session_start", Outcome::Success).len() == 2
+    });
+    let all = proxy.stop();
+    drop(other);
+
+    let starts = all_of(&all, "session_start", Outcome::Success);
+    let ends = all_of(&all, "session_end", Outcome::Success);
+    assert_eq!((starts.len(), ends.len()), (2, 2), "{all:#?}");
+    let at_stop = ends
+        .iter()
+        .find(|e| detail(e, "reason") == "the proxy was told to stop")
+        .expect("the open session ended at stop");
+    assert_eq!(at_stop.event.mcp_session_id, None);
+    let start = *starts
+        .iter()
+        .find(|e| e.event.session_id != at_stop.event.session_id)
+        .expect("the first session's start");
+    let end = *ends
+        .iter()
+        .find(|e| e.event.session_id != at_stop.event.session_id)
+        .expect("the first session's end");
+    assert_eq!(detail(end, "reason"), "the client closed its connection");
+    let session = start.event.session_id.clone();
+    assert!(session.is_some());
+    let (adds, others): (Vec<&StoredEvent>, Vec<&StoredEvent>) =
+        all_of(&all, "add", Outcome::Success)
+            .into_iter()
+            .partition(|e| e.event.actor.user_agent.as_deref() != Some("another caller"));
+    assert_eq!((adds.len(), others.len()), (2, 1), "{all:#?}");
+    assert_ne!(others[0].event.session_id, session);
+    for e in adds.iter().copied().chain([end]) {
+        assert_eq!(e.event.session_id, session, "one session: {e:#?}");
+        assert_eq!(e.event.mcp_session_id, None);
+    }
+    assert_no_fault(&all);
+}
+
+#[test]
+fn the_python_client_of_a_stateless_server_leaves_every_session_started_ended_at_stop() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", "batch"]);
+    let script = r#"
+import json, sys, anyio, httpx2
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+async def main():
+    t = streamable_http_client(sys.argv[1], http_client=httpx2.AsyncClient())
+    async with Client(t, mode="legacy") as client:
+        added = await client.call_tool("add", {"a": 2, "b": 3})
+        again = await client.call_tool("add", {"a": 4, "b": 5})
+        print(json.dumps({"add": [c.text for c in added.content] + [c.text for c in again.content]}))
+anyio.run(main)
+"#;
+    let out = Command::new(python(&peers))
+        .args(["-c", script, &proxy.url()])
+        .output()
+        .unwrap();
+    assert_eq!(json_output("the client", out), json!({"add": ["5", "9"]}));
+    let all = proxy.stop();
+
+    let starts = all_of(&all, "session_start", Outcome::Success);
+    let ends = all_of(&all, "session_end", Outcome::Success);
+    assert_eq!(starts.len(), 1, "{all:#?}");
+    assert_eq!(ends.len(), 1, "every session started is ended: {all:#?}");
+    assert_eq!(starts[0].event.session_id, ends[0].event.session_id);
+    // The client sends some requests on a second connection of its pool: those are exchanges
+    // without a session, but every call is on record.
+    assert_eq!(all_of(&all, "add", Outcome::Success).len(), 2, "{all:#?}");
+    assert_no_fault(&all);
+}
+
+/// Reads one HTTP/1.1 response with a `content-length` (or none: no body) from a keep-alive
+/// connection; returns its status and lower-case head.
+fn read_response(s: &mut TcpStream) -> (u16, String) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).unwrap(),
+            1,
+            "the connection closed mid-head"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).unwrap();
+    (head[9..12].parse().unwrap(), head)
+}
+
+#[test]
+fn the_correlation_id_and_the_w3c_trace_id_of_a_request_are_recorded() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(dir.path(), &mcp_url(port), &["--durability", "sync"]);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let call = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#;
+    let (status, _, _) = http(
+        proxy.port,
+        "POST",
+        &[
+            JSON,
+            ACCEPT,
+            ("mcp-protocol-version", "2025-06-18"),
+            ("x-correlation-id", "order-1234"),
+            ("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01")),
+        ],
+        call,
+    );
+    assert_eq!(status, 200);
+    // Without the headers: an id of the proxy's own, and no trace.
+    let (status, _, _) = http(
+        proxy.port,
+        "POST",
+        &[JSON, ACCEPT, ("mcp-protocol-version", "2025-06-18")],
+        call,
+    );
+    assert_eq!(status, 200);
+    let all = proxy.stop();
+
+    let adds: Vec<_> = all.iter().filter(|e| e.event.operation == "add").collect();
+    assert_eq!(adds.len(), 4, "two intents, two outcomes: {adds:#?}");
+    let (traced, plain): (Vec<&StoredEvent>, Vec<&StoredEvent>) = adds
+        .iter()
+        .copied()
+        .partition(|e| e.event.correlation_id.as_deref() == Some("order-1234"));
+    assert_eq!(traced.len(), 2, "the intent and its outcome: {adds:#?}");
+    for e in &traced {
+        assert_eq!(e.event.trace_id.as_deref(), Some(trace));
+    }
+    for e in &plain {
+        assert_eq!(e.event.trace_id, None);
+        assert!(e.event.correlation_id.is_some());
+    }
+}
+
+/// Starts the proxy with `args` and stops it at once, returning what it wrote on stderr.
+fn proxy_stderr(dir: &Path, upstream: &str, args: &[&str]) -> String {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(dir.join("audit.db"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(port, &mut child);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_identity_header_believed_from_anyone_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = mcp_url(free_port());
+    let open = proxy_stderr(dir.path(), &upstream, &["--identity-header", "x-user"]);
+    assert!(
+        open.contains("UNSAFE") && open.contains("x-user") && open.contains("--trusted-proxy"),
+        "{open}"
+    );
+    let guarded = proxy_stderr(
+        dir.path(),
+        &upstream,
+        &[
+            "--identity-header",
+            "x-user",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+        ],
+    );
+    assert!(!guarded.contains("UNSAFE"), "{guarded}");
+}
+
+#[test]
+fn half_sent_requests_are_cut_off_and_connections_past_the_limit_refused_while_others_are_served() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let listen = free_port();
+    let mut child = Command::new(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{listen}"),
+            "--upstream",
+            &mcp_url(port),
+        ])
+        .args(["--max-connections", "8", "--header-timeout", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(listen, &mut child);
+    // `wait_listening`'s probe connections must be gone before the limit is counted.
+    std::thread::sleep(Duration::from_millis(200));
+    // Each sends half a request head and then nothing.
+    let half: Vec<TcpStream> = (0..12)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", listen)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let mut refused = 0;
+    let mut cut_off = 0;
+    for mut s in half {
+        let mut answer = Vec::new();
+        // Every one ends: refused at once, or closed at the header timeout.
+        let _ = s.read_to_end(&mut answer);
+        if answer.starts_with(b"HTTP/1.1 503") {
+            refused += 1;
+        } else {
+            cut_off += 1;
+        }
+    }
+    assert_eq!((refused, cut_off), (4, 8));
+    // The proxy still serves a client that sends its request.
+    let call = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}"#;
+    let (status, _, body) = http(
+        listen,
+        "POST",
+        &[JSON, ACCEPT, ("mcp-protocol-version", "2025-06-18")],
+        call,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--max-connections"), "{stderr}");
+    assert!(stderr.contains("--header-timeout"), "{stderr}");
+    one(&events(&db), "add", Outcome::Success);
+}
+
+#[test]
+fn tokens_without_the_configured_claims_a_subject_or_yet_valid_are_refused_with_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    // Nothing is forwarded, so no upstream needs to listen.
+    let proxy = Proxy::start(
+        dir.path(),
+        &mcp_url(free_port()),
+        &[
+            "--jwt-hs256-secret-file",
+            secret.to_str().unwrap(),
+            "--jwt-required",
+            "--jwt-audience",
+            "mcp",
+            "--jwt-issuer",
+            "https://idp.example",
+        ],
+    );
+    let exp = now_secs() + 600;
+    let refused = [
+        (
+            "no aud",
+            json!({"sub": "u", "iss": "https://idp.example", "exp": exp}),
+        ),
+        ("no iss", json!({"sub": "u", "aud": "mcp", "exp": exp})),
+        (
+            "no sub",
+            json!({"aud": "mcp", "iss": "https://idp.example", "exp": exp}),
+        ),
+        (
+            "nbf in an hour",
+            json!({"sub": "u", "aud": "mcp", "iss": "https://idp.example", "nbf": now_secs() + 3600, "exp": exp + 3600}),
+        ),
+    ];
+    let call = br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#;
+    for (what, claims) in &refused {
+        let auth = format!("Bearer {}", token(claims.clone()));
+        let (status, _, _) = http(
+            proxy.port,
+            "POST",
+            &[JSON, ACCEPT, ("authorization", &auth)],
+            call,
+        );
+        assert_eq!(status, 401, "{what}");
+    }
+    let all = proxy.stop();
+
+    let denied = all_of(&all, "echo", Outcome::Denied);
+    assert_eq!(denied.len(), refused.len(), "{all:#?}");
+    assert!(denied.iter().all(|e| e.event.actor.user_id.is_none()));
+    let reasons: Vec<&str> = denied.iter().map(|e| error_message(e)).collect();
+    for needle in ["aud", "iss", "sub", "Immature"] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "{needle}: {reasons:?}"
+        );
+    }
+}

@@ -1054,3 +1054,129 @@ fn frames_strict_json_refuses_are_held_as_their_operation_before_the_python_sdk_
         assert!(intent.seq < done.seq, "{what}");
     }
 }
+
+/// The processes of this user whose environment holds `mark` (a value no other test uses):
+/// what is left of a proxy and its server once they should be gone.
+fn processes_marked(mark: &str) -> Vec<u32> {
+    let needle = format!("MCP_AUDIT_TEST_MARK={mark}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+        })
+        .collect()
+}
+
+/// Waits for `child` up to `limit`; `None` if it is still running then (the caller fails).
+fn wait_up_to(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) with plain integers.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0, "kill {pid}");
+}
+
+#[test]
+fn the_inspector_stopping_the_proxy_as_the_typescript_sdk_does_leaves_a_session_end_and_no_server()
+{
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mark = dir.path().display().to_string();
+    // The Inspector's CLI (TypeScript SDK) lists the tools, then closes the proxy's input,
+    // waits 2 s, sends SIGTERM, and SIGKILL 2 s later. server-everything does not exit when
+    // its input closes, so the proxy must stop it on SIGTERM and record the end in time.
+    let output = Command::new(peers.join("npm/node_modules/.bin/mcp-inspector"))
+        .args(["--cli", "--method", "tools/list"])
+        .args(["-e", &format!("MCP_AUDIT_TEST_MARK={mark}")])
+        .arg("--")
+        .arg(BIN)
+        .args(["proxy", "--db"])
+        .arg(&db)
+        .arg("--")
+        .args(everything(&peers))
+        .env("MCP_CATALOG_PATH", dir.path().join("catalog.json"))
+        .output()
+        .unwrap();
+    let listed = json_output("the inspector", output);
+    assert!(
+        listed["tools"].as_array().is_some_and(|t| !t.is_empty()),
+        "{listed}"
+    );
+    // The server is stopped with the proxy, not left running alone.
+    assert_eq!(processes_marked(&mark), Vec::<u32>::new(), "left running");
+
+    let all = events(&db);
+    one(&all, "session_start", Outcome::Success);
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(detail(end, "reason"), "client closed its input");
+    assert_eq!(detail(end, "server_signal"), "SIGTERM");
+    // The server's request that the client never answered is on record.
+    one(&all, "roots/list", Outcome::Incomplete);
+}
+
+#[test]
+fn sigterm_stops_the_whole_server_group_and_records_a_server_that_ignores_it_as_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let mark = dir.path().display().to_string();
+    // A server that ignores SIGTERM, with a child of its own that ignores it too.
+    let mut proxy = Command::new(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(&db)
+        .args(["--", "sh", "-c", "trap '' TERM; sleep 300 & wait"])
+        .env("MCP_AUDIT_TEST_MARK", &mark)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // The proxy, the shell and `sleep`.
+    while processes_marked(&mark).len() < 3 {
+        assert!(Instant::now() < deadline, "the server never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(proxy.id(), libc::SIGTERM);
+    let status = wait_up_to(&mut proxy, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = proxy.kill();
+    }
+    assert!(status.is_some(), "the proxy did not stop on SIGTERM");
+    assert_eq!(processes_marked(&mark), Vec::<u32>::new(), "left running");
+
+    let all = events(&db);
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(detail(end, "reason"), "the proxy was told to stop");
+    assert_eq!(detail(end, "server_signal"), "SIGKILL");
+    assert_eq!(detail(end, "server_exit_status"), Value::Null);
+}
+
+#[test]
+fn a_server_killed_by_a_signal_is_recorded_with_the_signals_name_not_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let (code, _, _) = proxy_with_input(&db, "kill -USR1 $$", b"", &[]);
+    assert_eq!(code, Some(1), "no status to pass on");
+    let all = events(&db);
+    let end = one(&all, "session_end", Outcome::Success);
+    assert_eq!(detail(end, "server_signal"), "SIGUSR1");
+    assert_eq!(detail(end, "server_exit_status"), Value::Null);
+}

@@ -135,6 +135,7 @@ impl EventBuilder {
                 action,
                 operation: operation.into(),
                 correlation_id: None,
+                trace_id: None,
                 session_id: None,
                 mcp_session_id: None,
                 request_id: None,
@@ -176,6 +177,12 @@ impl EventBuilder {
 
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
         self.event.correlation_id = Some(id.into());
+        self
+    }
+
+    /// The W3C trace id of the request that caused the operation (`traceparent`).
+    pub fn trace_id(mut self, id: impl Into<String>) -> Self {
+        self.event.trace_id = Some(id.into());
         self
     }
 

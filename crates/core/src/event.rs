@@ -99,6 +99,10 @@ pub struct AuditEvent {
     /// Links the events of one logical operation or request chain. Generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The W3C trace id (32 lowercase hex digits) of the request that caused the operation,
+    /// from its `traceparent` header: joins the audit trail to the caller's distributed traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Our session id: one run of a client against a server, or an application session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,

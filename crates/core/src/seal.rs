@@ -194,6 +194,24 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_id_is_hashed_metadata_and_absent_when_unset() {
+        // Absent, the key is not written at all: events from before the field hash as before.
+        let plain = seal(event()).unwrap();
+        let meta = String::from_utf8(plain.meta_json.clone()).unwrap();
+        assert!(!meta.contains("trace_id"), "{meta}");
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let mut traced = event();
+        traced.trace_id = Some(id.into());
+        let sealed = seal(traced.clone()).unwrap();
+        let meta = String::from_utf8(sealed.meta_json.clone()).unwrap();
+        assert!(meta.contains(&format!("\"trace_id\":\"{id}\"")), "{meta}");
+        assert_eq!(
+            unseal(&sealed.meta_json, None).unwrap().trace_id,
+            traced.trace_id
+        );
+    }
+
+    #[test]
     fn unseal_restores_the_sealed_event() {
         let e = event();
         let sealed = seal(e.clone()).unwrap();
@@ -410,6 +428,7 @@ mod tests {
                 .server("crm")
                 .request("POST", "/mcp")
                 .correlation_id("c-1")
+                .trace_id("4bf92f3577b34da6a3ce929d0e0e4736")
                 .duration_us(1234)
                 .error_code(-32000)
                 .details(json!({"nested": {"z": [1, 2, {"y": null}], "a": "é😀\u{1}"}}))

@@ -12,6 +12,7 @@ use mcp_audit_core::{Action, Actor, AuditEvent, EventId, EventKind, Outcome, Tar
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::exit::ServerExit;
 use crate::flood::{Flood, Summary, Verdict};
 use crate::jsonrpc::{FrameError, Id, Message, Reply, parse_elements, parse_frame, parse_start};
 
@@ -557,6 +558,18 @@ impl Interpreter {
     /// The end of the connection: every unanswered request becomes `incomplete`, then the
     /// session end is recorded with why it ended and what was counted.
     pub fn finish(&mut self, reason: &str, exit_status: Option<i32>, at: Instant) -> Vec<Record> {
+        self.finish_after_exit(reason, exit_status.map(ServerExit::Code), at)
+    }
+
+    /// As [`Interpreter::finish`], for a server process that ended as `exit`: a server killed
+    /// by a signal is recorded with the signal's name (`server_signal`), not as a status.
+    pub fn finish_after_exit(
+        &mut self,
+        reason: &str,
+        exit: Option<ServerExit>,
+        at: Instant,
+    ) -> Vec<Record> {
+        let exit_status = exit.and_then(ServerExit::code);
         let mut records: Vec<Record> = std::mem::take(&mut self.calls)
             .into_values()
             .filter(|c| c.recorded)
@@ -564,16 +577,20 @@ impl Interpreter {
             .collect();
         let summaries = self.flood.drain();
         records.extend(summaries.into_iter().map(|s| self.summary(s)));
+        let mut details = json!({
+            "reason": reason,
+            "server_exit_status": exit_status,
+            "progress_notifications": self.progress_notifications,
+            "log_notifications": self.log_notifications,
+            "pings": self.pings,
+            "anomalies": self.anomalies,
+        });
+        if let Some(signal) = exit.and_then(ServerExit::signal_name) {
+            details["server_signal"] = json!(signal);
+        }
         let end = self
             .base(EventKind::Session, Action::Delete, "session_end")
-            .details(json!({
-                "reason": reason,
-                "server_exit_status": exit_status,
-                "progress_notifications": self.progress_notifications,
-                "log_notifications": self.log_notifications,
-                "pings": self.pings,
-                "anomalies": self.anomalies,
-            }));
+            .details(details);
         if self.session_events {
             records.push(record(end, false));
         }

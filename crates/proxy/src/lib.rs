@@ -7,9 +7,11 @@
 //!   in both directions and turns them into `AuditEvent`s.
 //! - [`stdio`]: the stdio transport adapter: the client talks to us, we talk to the server we
 //!   started, and every byte passes through unchanged.
+//! - [`exit`]: how that server ended ([`ServerExit`]: a status or a signal), and stopping it.
 //! - [`http`]: the Streamable HTTP adapter: the audit layer of a gateway in front of remote
 //!   MCP servers, with the caller's identity.
 
+pub mod exit;
 mod flood;
 pub mod http;
 pub mod interpreter;
@@ -18,6 +20,7 @@ pub mod jsonrpc;
 pub mod stdio;
 pub mod tap;
 
+pub use exit::ServerExit;
 pub use http::{HttpConfig, HttpError, run_http};
 pub use interpreter::{Admission, Continuations, Direction, Interpreter, Record, SessionConfig};
 pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};

@@ -8,6 +8,11 @@
 //! so on record once the store takes writes again), the proxy answers each with a JSON-RPC error
 //! of its own, and the session goes on: a store locked for a moment costs the client one failed
 //! call, not its server.
+//!
+//! The server runs in a process group of its own. Told to stop (a signal, watched until the
+//! session is recorded as ended), the proxy stops that group, SIGTERM then SIGKILL, within the
+//! grace a client gives the proxy itself, and records the session's end with how the server
+//! ended ([`crate::ServerExit`]).
 
 use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
@@ -16,16 +21,22 @@ use std::time::{Duration, Instant};
 use mcp_audit_core::{AuditEvent, EventId, Outcome};
 use mcp_audit_store::{RecordError, Recorder, StoredEvent};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::exit::{ServerExit, Stop, signal_group};
 use crate::interpreter::{Admission, Direction, Interpreter, Record, SessionConfig};
 pub use crate::tap::MAX_FRAME;
 use crate::tap::Oversize;
 
 /// How long a server may take to exit once its input is closed, before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the server's process group has to exit after SIGTERM before it is killed. Short:
+/// a client built on the TypeScript SDK kills the proxy 2 s after its own SIGTERM, and within
+/// that time the proxy must also record the session's end and shut its recorder.
+const STOP_GRACE: Duration = Duration::from_millis(750);
 
 /// What to run and how to record it.
 #[derive(Debug, Clone)]
@@ -84,6 +95,8 @@ where
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
+        // A group of its own, led by the server: stopped whole (see `exit`).
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| ProxyError::Spawn {
@@ -95,6 +108,8 @@ where
                 .join(" "),
             source,
         })?;
+    // The server leads its group: the group's id is its pid, known until it is reaped.
+    let group = child.id();
     let (Some(server_in), Some(server_out)) = (child.stdin.take(), child.stdout.take()) else {
         return Err(ProxyError::Io(std::io::Error::other(
             "the server's pipes are missing",
@@ -132,30 +147,51 @@ where
     // the client closes its input (we then close the server's, and give it time to exit).
     // Biased, in this order: when the client closed its input and the server then exited at
     // once, both pumps may be done by the time this is polled, and the cause is the client.
+    // `shutdown` is watched to the end: a client built on the TypeScript SDK closes our input,
+    // waits 2 s, sends SIGTERM and kills us 2 s later, and a proxy still waiting for the server
+    // then is killed before it records the session's end.
+    tokio::pin!(shutdown);
+    let mut told_to_stop = false;
     let (reason, failure) = tokio::select! {
         biased;
-        () = shutdown => {
-            let _ = child.start_kill();
+        () = &mut shutdown => {
+            told_to_stop = true;
             ("the proxy was told to stop", None)
         }
         result = &mut to_server => {
             let mut failure = pump_failure(result);
-            match tokio::time::timeout(EXIT_GRACE, &mut to_client).await {
-                Ok(result) => failure = failure.or(pump_failure(result)),
-                Err(_) => tracing::warn!("the server did not close its output; stopping it"),
+            tokio::select! {
+                biased;
+                () = &mut shutdown => told_to_stop = true,
+                result = tokio::time::timeout(EXIT_GRACE, &mut to_client) => match result {
+                    Ok(result) => failure = failure.or(pump_failure(result)),
+                    Err(_) => tracing::warn!("the server did not close its output; stopping it"),
+                },
             }
             ("client closed its input", failure)
         }
         result = &mut to_client => ("server closed its output", pump_failure(result)),
     };
-    let status = match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
-        Ok(status) => status.ok(),
-        Err(_) => {
-            let _ = child.kill().await;
-            child.wait().await.ok()
+    let exit = if told_to_stop {
+        stop_server(&mut child, group).await
+    } else {
+        let waited = tokio::select! {
+            biased;
+            () = &mut shutdown => None,
+            status = tokio::time::timeout(EXIT_GRACE, child.wait()) => Some(status),
+        };
+        match waited {
+            Some(Ok(status)) => status.ok().and_then(ServerExit::of),
+            // Told to stop meanwhile, or the grace is over.
+            None | Some(Err(_)) => {
+                told_to_stop |= waited.is_none();
+                stop_server(&mut child, group).await
+            }
         }
     };
     stop.cancel();
+    // Once told to stop, the client's own grace is short: the pumps get what is left of it.
+    let pump_grace = if told_to_stop { STOP_GRACE } else { EXIT_GRACE };
     for (pump, direction) in [(to_server, "client"), (to_client, "server")] {
         if pump.is_finished() {
             continue;
@@ -164,17 +200,17 @@ where
         // queue), or writing to a peer: the first ends when the writer catches up, the second
         // may never (a client that stopped reading its output).
         let mut pump = pump;
-        if tokio::time::timeout(EXIT_GRACE, &mut pump).await.is_err() {
+        if tokio::time::timeout(pump_grace, &mut pump).await.is_err() {
             pump.abort();
             tracing::error!(
-                "the {direction}'s last frames could not be recorded within {EXIT_GRACE:?} of the \
+                "the {direction}'s last frames could not be recorded within {pump_grace:?} of the \
                  session's end; any not yet queued are not on record"
             );
         }
     }
-    let exit_code = status.and_then(|s| s.code());
+    let exit_code = exit.and_then(ServerExit::code);
 
-    let records = lock(&interpreter).finish(reason, exit_code, Instant::now());
+    let records = lock(&interpreter).finish_after_exit(reason, exit, Instant::now());
     for r in records {
         record(&recorder, r).await;
     }
@@ -182,6 +218,24 @@ where
         Some(e) => Err(e),
         None => Ok(exit_code),
     }
+}
+
+/// Stops the server: SIGTERM to its process group, SIGKILL to what is left of the group
+/// after [`STOP_GRACE`] (members that outlived the leader are not left running alone).
+/// Returns how the server ended.
+async fn stop_server(child: &mut Child, group: Option<u32>) -> Option<ServerExit> {
+    let Some(group) = group else {
+        let _ = child.start_kill();
+        return child.wait().await.ok().and_then(ServerExit::of);
+    };
+    signal_group(group, Stop::Ask);
+    let exited = tokio::time::timeout(STOP_GRACE, child.wait()).await;
+    signal_group(group, Stop::Force);
+    let status = match exited {
+        Ok(status) => status.ok(),
+        Err(_) => child.wait().await.ok(),
+    };
+    status.and_then(ServerExit::of)
 }
 
 fn pump_failure(

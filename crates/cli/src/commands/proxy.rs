@@ -100,13 +100,14 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
+        let stop = stop_signal();
         audit.recover().await?;
         let code = run_stdio(
             config,
             audit.recorder.clone(),
             tokio::io::stdin(),
             tokio::io::stdout(),
-            stop_signal(),
+            stop,
         )
         .await;
         audit.finish(code).await
@@ -206,18 +207,23 @@ impl ProxyAudit {
     }
 }
 
-/// Completes on SIGINT or SIGTERM: clients stop their server that way when it lingers.
-pub(crate) async fn stop_signal() {
+/// Completes on SIGINT or SIGTERM: clients stop their server that way when it lingers. The
+/// handlers are installed here, at the call (inside the runtime), not when the future is first
+/// polled: a signal that comes between the two would otherwise kill the proxy unrecorded.
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
 

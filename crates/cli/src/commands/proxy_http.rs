@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use mcp_audit_proxy::http::{IdentityConfig, JwtKeys, parse_trusted_proxy};
+use mcp_audit_proxy::http::{IdentityConfig, JwtKeys, Limits, parse_trusted_proxy};
 use mcp_audit_proxy::{HttpConfig, run_http};
 use mcp_audit_store::Durability;
 
@@ -72,6 +72,13 @@ pub struct HttpArgs {
     /// Sessions without traffic for this long are ended and forgotten.
     #[arg(long, default_value = "30m", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
     session_idle: Duration,
+    /// Client connections open at once; more are answered 503 and closed (and logged).
+    #[arg(long, default_value_t = Limits::default().max_connections as u32, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    max_connections: u32,
+    /// How long a client may take to send a request's head, or leave a keep-alive connection
+    /// idle; then the connection is closed (and logged).
+    #[arg(long, default_value = "30s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    header_timeout: Duration,
 }
 
 /// The flags shared with the stdio mode.
@@ -90,6 +97,9 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         .with_context(|| format!("--upstream `{upstream}` is not a URL"))?;
     if !matches!(upstream.scheme(), "http" | "https") {
         bail!("--upstream must be an http:// or https:// URL, not `{upstream}`");
+    }
+    if args.header_timeout.is_zero() {
+        bail!("--header-timeout must be longer than 0");
     }
     let identity = identity(&args)?;
     let upstream_roots = match &args.upstream_ca {
@@ -112,24 +122,24 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         body_timeout: args.body_timeout,
         upstream_timeout: args.upstream_timeout,
         session_idle: args.session_idle,
+        limits: Limits {
+            max_connections: args.max_connections as usize,
+            header_timeout: args.header_timeout,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // Before the port opens: a client may stop the proxy as soon as it can connect.
+        let stop = crate::commands::proxy::stop_signal();
         audit.recover().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         tracing::info!(%listen, "mcp-audit proxy listening");
-        let served = run_http(
-            listener,
-            config,
-            audit.recorder.clone(),
-            crate::commands::proxy::stop_signal(),
-        )
-        .await;
+        let served = run_http(listener, config, audit.recorder.clone(), stop).await;
         audit.finish(served).await.map(|()| 0)
     })
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use mcp_audit_core::Actor;
 use mcp_audit_store::RecordError;
 
+use super::connection::Connection;
 use super::server::App;
 use super::sessions::{Shared, lock};
 use crate::interpreter::{Admission, Direction, Record};
@@ -26,6 +27,74 @@ pub struct Exchange {
     /// The session map's key when it is not the `Mcp-Session-Id` (legacy HTTP+SSE sessions,
     /// keyed by their message endpoint).
     pub session_key: Option<String>,
+    /// The client connection the request came on: held until the exchange is recorded, so that
+    /// the session it carries (see `connection`) ends only after it.
+    pub connection: Option<Arc<Connection>>,
+    /// The caller's correlation and trace ids.
+    pub trace: Trace,
+}
+
+/// What the caller says links this request to its own records: `X-Correlation-ID`, and the
+/// trace id of a W3C `traceparent`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trace {
+    pub correlation_id: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+/// The longest `X-Correlation-ID` taken as is; a longer one is not recorded (a header is no
+/// place to store data in the trail).
+const MAX_CORRELATION_ID: usize = 256;
+
+impl Trace {
+    pub fn of(headers: &axum::http::HeaderMap) -> Trace {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        Trace {
+            correlation_id: text("x-correlation-id")
+                .filter(|id| !id.is_empty() && id.len() <= MAX_CORRELATION_ID)
+                .map(str::to_string),
+            trace_id: text("traceparent").and_then(trace_id),
+        }
+    }
+
+    fn apply(&self, event: &mut mcp_audit_core::AuditEvent) {
+        if let Some(id) = &self.correlation_id {
+            event.correlation_id = Some(id.clone());
+        }
+        if let Some(id) = &self.trace_id {
+            event.trace_id = Some(id.clone());
+        }
+    }
+}
+
+/// The trace id of a `traceparent` (W3C Trace Context, version 00:
+/// `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`), lowercase; `None` when it is
+/// malformed or the all-zero invalid id. A later version may append fields after the flags.
+pub fn trace_id(traceparent: &str) -> Option<String> {
+    let mut fields = traceparent.split('-');
+    let (version, trace, parent, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && (version != "00" || fields.next().is_none())
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0');
+    valid.then(|| trace.to_string())
 }
 
 impl Exchange {
@@ -49,7 +118,17 @@ impl Exchange {
     /// name and version) and the HTTP session id.
     pub fn stamp(&self, mut r: Record) -> Record {
         stamp(&mut r, &self.actor, self.mcp_session.as_deref());
+        self.trace.apply(&mut r.event);
         r
+    }
+
+    /// Whether this exchange's interpreter is the session of its connection.
+    pub fn in_connection_session(&self) -> bool {
+        let session = self
+            .connection
+            .as_ref()
+            .and_then(|c| c.session(&self.actor));
+        session.is_some_and(|s| Arc::ptr_eq(&s, &self.interpreter))
     }
 
     /// Writes records: those that must be durable before their frame moves on, durably (all
@@ -82,6 +161,7 @@ pub struct ClientLeaving {
     recorder: mcp_audit_store::Recorder,
     actor: Actor,
     mcp_session: Option<String>,
+    trace: Trace,
     body: bytes::Bytes,
     armed: bool,
 }
@@ -114,6 +194,7 @@ impl Drop for ClientLeaving {
         };
         for r in &mut records {
             stamp(r, &self.actor, self.mcp_session.as_deref());
+            self.trace.apply(&mut r.event);
         }
         if records.is_empty() {
             return;
@@ -139,6 +220,7 @@ impl Exchange {
             recorder: self.app.recorder.clone(),
             actor: self.actor.clone(),
             mcp_session: self.mcp_session.clone(),
+            trace: self.trace.clone(),
             body,
             armed: true,
         }
@@ -163,5 +245,36 @@ pub fn stamp(r: &mut Record, actor: &Actor, mcp_session: Option<&str>) {
 pub async fn queue(recorder: &mcp_audit_store::Recorder, r: Record) {
     if let Err(error) = recorder.record_async(r.event).await {
         tracing::error!(%error, "could not record an MCP event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trace_id;
+
+    #[test]
+    fn the_trace_id_of_a_valid_traceparent_and_none_of_a_bad_one() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            trace_id(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(),
+            Some(id)
+        );
+        // A later version may add fields.
+        assert_eq!(
+            trace_id(&format!("01-{id}-00f067aa0ba902b7-01-more")).as_deref(),
+            Some(id)
+        );
+        for bad in [
+            String::new(),
+            format!("00-{id}-00f067aa0ba902b7"),
+            format!("00-{}-00f067aa0ba902b7-01", id.to_uppercase()),
+            format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            format!("00-{id}-0000000000000000-01"),
+            format!("ff-{id}-00f067aa0ba902b7-01"),
+            format!("00-{id}-00f067aa0ba902b7-01-extra"),
+            format!("00-{id}x-00f067aa0ba902b7-01"),
+        ] {
+            assert_eq!(trace_id(&bad), None, "{bad}");
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Who the caller is: a verified bearer JWT, or a header set by a trusted gateway; and where
 //! the call came from: the peer address, or `X-Forwarded-For` when the peer is a trusted proxy.
 //!
-//! Claims are read only from a token whose signature, expiry (and, when configured, issuer and
-//! audience) checked out: an unverified `sub` is never recorded as the actor.
+//! Claims are read only from a token whose signature, expiry, `nbf` (when it has one) and,
+//! when configured, issuer and audience checked out: an unverified `sub` is never recorded as
+//! the actor. A configured issuer or audience must be in the token, not merely not contradict
+//! it; and where tokens are required, one must name its subject.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -92,6 +94,9 @@ fn bad(path: &Path, what: &'static str, reason: &str) -> IdentityError {
     }
 }
 
+/// How far, in seconds, a token's `exp` may lie in the past and its `nbf` in the future.
+const LEEWAY_SECS: u64 = 30;
+
 /// How callers are identified.
 #[derive(Default)]
 pub struct IdentityConfig {
@@ -141,6 +146,13 @@ impl IdentityConfig {
                     Ok(claims) => {
                         self.fill_from_claims(&mut actor, &claims);
                         actor.auth_method = Some("jwt".into());
+                        if self.jwt_required && actor.user_id.is_none() {
+                            // A token that names nobody does not say who acted.
+                            return Verdict::Denied {
+                                actor,
+                                reason: "the bearer token names no subject (`sub`)".into(),
+                            };
+                        }
                         return Verdict::Allowed(actor);
                     }
                     Err(reason) => {
@@ -174,6 +186,19 @@ impl IdentityConfig {
             }
         }
         Verdict::Allowed(actor)
+    }
+
+    /// Why this configuration is unsafe to run, if it is: an identity header believed from
+    /// any peer lets every client that reaches the proxy name itself anyone.
+    pub fn warning(&self) -> Option<String> {
+        let name = self.identity_header.as_deref()?;
+        self.trusted_proxies.is_empty().then(|| {
+            format!(
+                "the identity header `{name}` is believed from every peer, because no \
+                 --trusted-proxy is given: any client that can reach the proxy can claim to be \
+                 anyone. Name the gateway that sets it with --trusted-proxy"
+            )
+        })
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -227,13 +252,21 @@ impl IdentityConfig {
             return Err(format!("algorithm {algorithm:?} is not accepted"));
         }
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 30;
+        // Clocks differ a little; the same allowance both ways, for `exp` and `nbf`.
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        // A configured issuer or audience is a requirement: a token without the claim at
+        // all must not pass where one with the wrong value would not.
         match &self.audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.required_spec_claims.insert("aud".into());
+            }
             None => validation.validate_aud = false,
         }
         if let Some(iss) = &self.issuer {
             validation.set_issuer(&[iss]);
+            validation.required_spec_claims.insert("iss".into());
         }
         jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map(|data| data.claims)
@@ -371,6 +404,103 @@ mod tests {
         assert!(
             matches!(v, Verdict::Allowed(ref a) if a.auth_method.as_deref() == Some("invalid_jwt") && a.user_id.is_none())
         );
+    }
+
+    fn signed_claims(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn verdict_on(config: &IdentityConfig, claims: serde_json::Value) -> Verdict {
+        let auth = format!("Bearer {}", signed_claims(claims));
+        config.identify(PEER.parse().unwrap(), &headers(&[("authorization", &auth)]))
+    }
+
+    #[test]
+    fn a_configured_audience_or_issuer_is_required_not_only_checked_when_present() {
+        let exp = jiff_now() + 600;
+        let config = IdentityConfig {
+            audience: Some("mcp-audit".into()),
+            issuer: Some("https://idp.example".into()),
+            ..config(true)
+        };
+        let full =
+            json!({"sub": "u", "aud": "mcp-audit", "iss": "https://idp.example", "exp": exp});
+        assert!(matches!(verdict_on(&config, full), Verdict::Allowed(_)));
+        for (missing, claims) in [
+            (
+                "aud",
+                json!({"sub": "u", "iss": "https://idp.example", "exp": exp}),
+            ),
+            ("iss", json!({"sub": "u", "aud": "mcp-audit", "exp": exp})),
+        ] {
+            let v = verdict_on(&config, claims);
+            assert!(
+                matches!(&v, Verdict::Denied { reason, actor } if reason.contains(missing) && actor.user_id.is_none()),
+                "without {missing}: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_denied_beyond_the_leeway_and_accepted_within_it() {
+        let now = jiff_now();
+        let leeway = LEEWAY_SECS as i64;
+        let config = config(true);
+        let early = verdict_on(
+            &config,
+            json!({"sub": "u", "nbf": now + 3600, "exp": now + 7200}),
+        );
+        assert!(
+            matches!(&early, Verdict::Denied { reason, .. } if reason.contains("ImmatureSignature")),
+            "{early:?}"
+        );
+        let within = verdict_on(
+            &config,
+            json!({"sub": "u", "nbf": now + leeway / 2, "exp": now + 7200}),
+        );
+        assert!(matches!(within, Verdict::Allowed(_)), "{within:?}");
+    }
+
+    #[test]
+    fn a_token_without_a_subject_is_denied_when_tokens_are_required() {
+        let exp = jiff_now() + 600;
+        let v = verdict_on(
+            &config(true),
+            json!({"email": "ann@example.org", "exp": exp}),
+        );
+        assert!(
+            matches!(&v, Verdict::Denied { reason, actor } if reason.contains("sub") && actor.user_id.is_none()),
+            "{v:?}"
+        );
+        // Not required: forwarded, with the verified claims it has.
+        let v = verdict_on(
+            &config(false),
+            json!({"email": "ann@example.org", "exp": exp}),
+        );
+        assert!(
+            matches!(&v, Verdict::Allowed(a) if a.user_id.is_none() && a.email.as_deref() == Some("ann@example.org")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn an_identity_header_without_trusted_proxies_is_warned_about() {
+        let open = IdentityConfig {
+            identity_header: Some("x-user".into()),
+            ..IdentityConfig::default()
+        };
+        assert!(open.warning().is_some_and(|w| w.contains("x-user")));
+        let guarded = IdentityConfig {
+            trusted_proxies: vec![parse_trusted_proxy("10.0.0.0/8").unwrap()],
+            ..open
+        };
+        assert_eq!(guarded.warning(), None);
+        assert_eq!(IdentityConfig::default().warning(), None);
     }
 
     #[test]

@@ -12,30 +12,34 @@
 //! - [`forward`]: headers and the upstream request.
 //! - [`identity`]: JWT, trusted header, client IP behind trusted proxies.
 //! - [`sessions`]: the session map and its expiry.
+//! - `connection`: a client connection, and the session it carries for an upstream that
+//!   gives no session ids.
+//! - `listener`: accepting connections, up to a limit, with a timeout for request heads.
 //! - [`sse`]: the event-stream parser.
 //! - `exchange`: the records of one exchange, stamped with its HTTP context.
 
+mod connection;
 mod exchange;
 pub mod forward;
 pub mod identity;
+mod listener;
 mod relay;
 mod server;
 pub mod sessions;
 pub mod sse;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::any;
-use axum::serve::ListenerExt;
 use mcp_audit_store::Recorder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
 pub use identity::{IdentityConfig, IdentityError, JwtKeys, Verdict, parse_trusted_proxy};
+pub use listener::Limits;
 /// The upstream URL type.
 pub use reqwest::{Certificate, Url};
 
@@ -65,6 +69,8 @@ pub struct HttpConfig {
     pub upstream_timeout: Duration,
     /// Sessions without traffic for this long are ended (their `session_end` recorded).
     pub session_idle: Duration,
+    /// How many client connections, and how slow ones, are served.
+    pub limits: Limits,
 }
 
 /// Why the HTTP proxy could not run.
@@ -110,9 +116,13 @@ pub async fn run_http(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(HttpError::Client)?;
+    if let Some(warning) = config.identity.warning() {
+        tracing::warn!("UNSAFE: {warning}");
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let path = config.upstream.path().to_string();
     let session_idle = config.session_idle;
+    let limits = config.limits;
     let app = Arc::new(App {
         config,
         client,
@@ -128,23 +138,14 @@ pub async fn run_http(
         .with_state(app.clone());
 
     let sweeper = tokio::spawn(sweep(app.clone(), session_idle));
-    let mut drained = stop_rx.clone();
-    // Without TCP_NODELAY, a head and a body written apart wait for the peer's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-    });
-    let serve = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    let mut drained = stop_rx.clone();
+    let serve = listener::serve(listener, router, app.clone(), limits, stop_rx);
     tokio::select! {
-        result = serve => result?,
+        () = serve => {}
         () = async {
             let _ = drained.wait_for(|s| *s).await;
             tokio::time::sleep(DRAIN).await;
@@ -180,9 +181,11 @@ async fn sweep(app: Arc<App>, idle: Duration) {
 }
 
 async fn end_records(app: &App, id: &str, records: Vec<crate::interpreter::Record>) {
+    // A connection's session (an upstream without session ids) has no `Mcp-Session-Id`.
+    let mcp_session = (!connection::is_connection_key(id)).then_some(id);
     for mut r in records {
         let actor = r.event.actor.clone();
-        stamp(&mut r, &actor, Some(id));
+        stamp(&mut r, &actor, mcp_session);
         queue(&app.recorder, r).await;
     }
 }

@@ -13,13 +13,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use mcp_audit_core::{EventId, Outcome};
+use mcp_audit_core::{Actor, EventId, Outcome};
 use mcp_audit_store::Recorder;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
 
-use super::exchange::Exchange;
+use super::connection::Connection;
+use super::exchange::{Exchange, Trace};
 use super::forward;
 use super::identity::Verdict;
 use super::relay::{BodyKind, Chunk, Relayed, Upstream, answered, relay};
@@ -56,12 +57,27 @@ impl App {
         }
     }
 
-    /// The interpreter for a request: its session's, or a fresh one for a request outside
+    /// The interpreter for a request: its session's (by `Mcp-Session-Id`, or without one the
+    /// session of its connection, see `connection`), or a fresh one for a request outside
     /// any session (the initialize that may open one, or a stateless exchange). A session id
     /// the proxy does not follow yet (it started before the proxy did, or it is made up) gets
     /// a fresh session interpreter that is followed only once the upstream accepts the request,
     /// so that unknown ids (from anyone, even unauthenticated) never fill the session map.
-    fn interpreter(&self, mcp_session: Option<&str>) -> (Shared, bool) {
+    fn interpreter(
+        &self,
+        mcp_session: Option<&str>,
+        connection: Option<&Connection>,
+        caller: &Actor,
+    ) -> (Shared, bool) {
+        let connection_session = connection.and_then(|c| c.session(caller));
+        if let (None, Some(shared)) = (mcp_session, connection_session) {
+            return (shared, false);
+        }
+        self.fresh_interpreter(mcp_session)
+    }
+
+    /// A new interpreter: of a session (`mcp_session` given) or of one exchange.
+    fn fresh_interpreter(&self, mcp_session: Option<&str>) -> (Shared, bool) {
         match mcp_session {
             Some(id) => match self.sessions.get(id) {
                 Some(shared) => (shared, false),
@@ -104,6 +120,17 @@ fn with_client_query(upstream: &reqwest::Url, client_query: Option<&str>) -> req
         (Some(own), Some(client)) => url.set_query(Some(&format!("{own}&{client}"))),
     }
     url
+}
+
+/// Whether a POST body is an `initialize` request (the one request that opens a session).
+fn opens_session(body: &[u8]) -> bool {
+    const METHOD: &[u8] = b"\"initialize\"";
+    // Most bodies are not: they are not parsed again.
+    if !body.windows(METHOD.len()).any(|w| w == METHOD) {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("method").and_then(serde_json::Value::as_str) == Some("initialize"))
 }
 
 /// A JSON-RPC error answer made by the proxy itself (not by the upstream).
@@ -167,11 +194,13 @@ async fn handle(
     legacy: Option<(String, Shared, reqwest::Url)>,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    let connection = parts.extensions.get::<Arc<Connection>>().cloned();
+    let trace = Trace::of(&parts.headers);
     let (actor, denial) = match app.config.identity.identify(peer, &parts.headers) {
         Verdict::Allowed(actor) => (actor, None),
         Verdict::Denied { actor, reason } => (actor, Some(reason)),
     };
-    let exchange = match legacy {
+    let mut exchange = match legacy {
         Some((key, interpreter, url)) => Exchange {
             interpreter,
             unfollowed: false,
@@ -180,10 +209,13 @@ async fn handle(
             mcp_session: Some(legacy_session_id(&url)),
             url,
             session_key: Some(key),
+            connection: connection.clone(),
+            trace: trace.clone(),
         },
         None => {
             let mcp_session = header_str(&parts.headers, "mcp-session-id").map(str::to_string);
-            let (interpreter, unfollowed) = app.interpreter(mcp_session.as_deref());
+            let (interpreter, unfollowed) =
+                app.interpreter(mcp_session.as_deref(), connection.as_deref(), &actor);
             Exchange {
                 interpreter,
                 unfollowed,
@@ -192,6 +224,8 @@ async fn handle(
                 mcp_session,
                 url: with_client_query(&app.config.upstream, parts.uri.query()),
                 session_key: None,
+                connection: connection.clone(),
+                trace: trace.clone(),
             }
         }
     };
@@ -248,6 +282,11 @@ async fn handle(
             axum::http::HeaderValue::from_static(challenge),
         );
         return response;
+    }
+
+    if exchange.mcp_session.is_none() && exchange.in_connection_session() && opens_session(&body) {
+        // The client initializes again on a connection that carries a session: a new one.
+        exchange.interpreter = app.fresh_interpreter(None).0;
     }
 
     if parts.method == Method::POST {
@@ -421,12 +460,17 @@ async fn forward_and_answer(
 
     let status = response.status();
     let had_session = exchange.mcp_session.clone();
-    // The answer that opens a session names it: follow it from now on.
+    // The answer that opens a session names it: follow it from now on. One that opens a
+    // session without naming it makes it the connection's.
     if had_session.is_none() {
         if let Some(id) = header_str(response.headers(), "mcp-session-id") {
             lock(&exchange.interpreter).become_session();
             app.sessions.insert(id, exchange.interpreter.clone());
             exchange.mcp_session = Some(id.to_string());
+        } else if status.is_success() && exchange.session_key.is_none() && opens_session(&body) {
+            if let Some(connection) = &exchange.connection {
+                connection.open_session(exchange.interpreter.clone(), &exchange.actor);
+            }
         }
     } else if exchange.unfollowed
         && status.is_success()
