@@ -28,6 +28,7 @@
 //! assert_eq!(page.events[0].event.operation, "search");
 //! ```
 
+mod backlog;
 mod boxed;
 mod checkpointer;
 mod columns;
@@ -44,6 +45,7 @@ mod store;
 mod tree;
 mod writer;
 
+pub use backlog::{GAP_OPERATION, gap_size};
 pub use checkpointer::{CheckpointPolicy, Publisher};
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore, SpoolOptions, WriteMethod};
