@@ -216,6 +216,12 @@ fn print_report(report: &integrity::Report, no_key: bool) {
     if no_key {
         println!("warning: no --key given: signatures were not checked");
     }
+    for gap in &report.gaps {
+        println!(
+            "GAP at seq {}: {} record(s) lost while the store refused writes",
+            gap.seq, gap.lost
+        );
+    }
     for finding in &report.findings {
         if let Ok(text) = serde_json::to_string(finding) {
             println!("FOUND {text}");
