@@ -463,6 +463,68 @@ fn a_killed_batch_proxy_loses_no_more_answered_calls_than_its_bound() {
     eprintln!("answered, not on record, per kill: {figures:?}");
 }
 
+#[test]
+fn a_batch_proxy_whose_writer_is_stuck_answers_no_more_calls_than_a_kill_may_lose() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let pid_file = dir.path().join("proxy.pid");
+    let script = format!("echo $$ > '{}'; exec \"$@\"", pid_file.display());
+    // A writer that waits two minutes for a lock it will not get: as stuck as on a dead disk.
+    let mut client = Command::new(python(&peers))
+        .args(["-c", FLOOD_CLIENT, "sh", "-c", &script, "sh", BIN, "--db"])
+        .arg(&db)
+        .args(["--lock-timeout", "120s", "proxy", "--durability", "batch", "--"])
+        .args(everything(&peers))
+        .env("RUN", "stuck")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, answered_rx) = std::sync::mpsc::channel();
+    let stdout = client.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut answered = vec![answered_rx.recv().expect("no call was answered")];
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.busy_timeout(Duration::from_secs(30)).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // The flood goes on until the proxy's queue is full and it stops answering (three quiet
+    // seconds), or, unbounded, for a minute.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        match answered_rx.recv_timeout(Duration::from_secs(3)) {
+            Ok(line) => answered.push(line),
+            Err(_) => break,
+        }
+    }
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let killed = Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    client.wait().unwrap();
+    answered.extend(answered_rx.try_iter());
+    holder.execute_batch("ROLLBACK").unwrap();
+    let recorded: std::collections::HashSet<String> =
+        echoed(&events(&db), Outcome::Success).into_iter().collect();
+    let missing = answered.iter().filter(|m| !recorded.contains(*m)).count();
+    assert!(
+        missing <= KILL_BOUND,
+        "{missing} of {} answered calls are not on record",
+        answered.len()
+    );
+    assert!(missing > 0, "the writer was not stuck: the test proves nothing");
+    eprintln!("stuck writer: {missing} of {} answered calls lost", answered.len());
+}
+
 /// The long version, for `docs/proxy.md`: `KILLS` (default 20) kills after 3 s of flood each.
 /// `cargo test -p mcp-audit --test outages -- --ignored --nocapture kill_flood_benchmark`
 #[test]
