@@ -540,3 +540,53 @@ fn kill_flood_benchmark() {
         "{kills} kills: {missing} of {answered} answered calls not on record; worst kill {worst}"
     );
 }
+
+#[test]
+fn verify_lists_the_gaps_a_writer_put_on_record_and_still_finds_the_log_intact() {
+    use mcp_audit_store::{Durability, Recorder, RecorderConfig, SqliteOptions, SqliteStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let store = SqliteStore::open(
+        &db,
+        SqliteOptions {
+            lock_timeout: Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+    // A writer with room for one record through an outage, given three.
+    let recorder = Recorder::start(
+        store,
+        RecorderConfig {
+            durability: Durability::Batch,
+            backlog: 1,
+            ..RecorderConfig::default()
+        },
+    )
+    .unwrap();
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for i in 0..3 {
+        let event = mcp_audit_core::AuditEvent::tool_execution(format!("t{i}"))
+            .build()
+            .unwrap();
+        recorder.record(event).unwrap();
+    }
+    assert!(recorder.flush().is_err(), "two records were lost");
+    holder.execute_batch("ROLLBACK").unwrap();
+    recorder.shutdown().unwrap();
+
+    let out = Command::new(BIN)
+        .arg("verify")
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("GAP at seq 0: 2 record(s) lost while the store refused writes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nok"), "{stdout}");
+}
