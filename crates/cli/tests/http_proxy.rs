@@ -706,7 +706,12 @@ fn a_batch_proxy_refuses_requests_with_503_once_its_store_has_refused_writes_pas
         let body = format!(
             r#"{{"jsonrpc":"2.0","id":{a},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{a},"b":2}}}}}}"#
         );
-        http(proxy.port, "POST", &[JSON, ACCEPT, protocol], body.as_bytes())
+        http(
+            proxy.port,
+            "POST",
+            &[JSON, ACCEPT, protocol],
+            body.as_bytes(),
+        )
     };
     let holder = rusqlite::Connection::open(&proxy.db).unwrap();
     holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
@@ -723,10 +728,11 @@ fn a_batch_proxy_refuses_requests_with_503_once_its_store_has_refused_writes_pas
     assert!(message.contains("refused writes"), "{message}");
     // The writer tries again on its own; once the kept record is in, requests pass again.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !try_events(&proxy.db)
-        .is_ok_and(|all| all.iter().any(|e| e.event.operation == "add"))
-    {
-        assert!(Instant::now() < deadline, "the kept record was never written");
+    while !try_events(&proxy.db).is_ok_and(|all| all.iter().any(|e| e.event.operation == "add")) {
+        assert!(
+            Instant::now() < deadline,
+            "the kept record was never written"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let (after, _, _) = add(3);

@@ -77,7 +77,11 @@ impl Session {
     }
 
     fn next(&mut self) -> Value {
-        let line = self.said.next().expect("the client said nothing more").unwrap();
+        let line = self
+            .said
+            .next()
+            .expect("the client said nothing more")
+            .unwrap();
         serde_json::from_str(&line).unwrap()
     }
 
@@ -143,12 +147,20 @@ fn a_refused_calls_denied_record_outlives_a_lock_longer_than_the_lock_timeout() 
     let accepted = session.call("accepted");
     session.end();
 
-    let refusal = refused["error"].as_str().unwrap_or_else(|| panic!("{refused}"));
-    assert!(refusal.contains("audit record could not be written"), "{refusal}");
+    let refusal = refused["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{refused}"));
+    assert!(
+        refusal.contains("audit record could not be written"),
+        "{refusal}"
+    );
     assert_eq!(accepted, json!({"text": "Echo: accepted"}));
     let all = events(&db);
     let denied = one(&all, "echo", Outcome::Denied);
-    assert_eq!(denied.event.payload.input, Some(json!({"message": "refused"})));
+    assert_eq!(
+        denied.event.payload.input,
+        Some(json!({"message": "refused"}))
+    );
     assert!(error_message(denied).contains("locked"), "{denied:#?}");
     assert_eq!(echoed(&all, Outcome::Success), ["accepted"]);
 }
@@ -192,13 +204,18 @@ fn a_batch_proxy_refuses_calls_once_its_store_has_refused_writes_past_max_outage
     session.end();
 
     assert_eq!(during, json!({"text": "Echo: during"}));
-    let refusal = refused["error"].as_str().unwrap_or_else(|| panic!("{refused}"));
+    let refusal = refused["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{refused}"));
     assert!(refusal.contains("refused writes"), "{refusal}");
     assert_eq!(after, json!({"text": "Echo: after"}));
     let all = events(&db);
     assert_eq!(echoed(&all, Outcome::Success), ["during", "after"]);
     let denied = one(&all, "echo", Outcome::Denied);
-    assert!(error_message(denied).contains("past the limit"), "{denied:#?}");
+    assert!(
+        error_message(denied).contains("past the limit"),
+        "{denied:#?}"
+    );
 }
 
 #[test]
@@ -216,7 +233,18 @@ fn a_full_disk_keeps_a_batch_proxys_records_until_there_is_room_again() {
     );
     let mut session = Session::start(
         &peers,
-        &["sh", "-c", &script, "sh", BIN, "--db", db_arg, "proxy", "--durability", "batch"],
+        &[
+            "sh",
+            "-c",
+            &script,
+            "sh",
+            BIN,
+            "--db",
+            db_arg,
+            "proxy",
+            "--durability",
+            "batch",
+        ],
     );
     until_trail(&db, "the session start is durable", session_started);
     // From now on the files the proxy writes may not grow by more than 64 KiB: its disk is
@@ -251,8 +279,15 @@ fn a_full_disk_keeps_a_batch_proxys_records_until_there_is_room_again() {
 
     let all = events(&db);
     let recorded = echoed(&all, Outcome::Success);
-    assert_eq!(recorded.len(), answered + 1, "every answered call is on record");
-    assert!(!all.iter().any(|e| mcp_audit_store::gap_size(&e.event).is_some()));
+    assert_eq!(
+        recorded.len(),
+        answered + 1,
+        "every answered call is on record"
+    );
+    assert!(
+        !all.iter()
+            .any(|e| mcp_audit_store::gap_size(&e.event).is_some())
+    );
 }
 
 #[test]
@@ -283,7 +318,11 @@ fn recover_and_a_second_proxy_leave_a_live_proxys_call_alone() {
             .arg(&db)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(recover().contains("recorded 0 incomplete"));
@@ -334,11 +373,18 @@ fn a_batch_proxy_on_unreachable_postgres_starts_on_its_spool_and_warns_once() {
         ],
     );
     for i in 0..20 {
-        assert_eq!(session.call(&format!("call-{i}")), json!({"text": format!("Echo: call-{i}")}));
+        assert_eq!(
+            session.call(&format!("call-{i}")),
+            json!({"text": format!("Echo: call-{i}")})
+        );
     }
     let stderr = session.end();
     let spool_lines: Vec<&str> = stderr.lines().filter(|l| l.contains("spool")).collect();
-    assert_eq!(spool_lines.len(), 1, "one warning for the outage:\n{stderr}");
+    assert_eq!(
+        spool_lines.len(),
+        1,
+        "one warning for the outage:\n{stderr}"
+    );
     assert!(spool_lines[0].contains("unreachable"), "{stderr}");
     let files: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert_eq!(files.len(), 1);
@@ -352,7 +398,9 @@ fn a_batch_proxy_on_unreachable_postgres_starts_on_its_spool_and_warns_once() {
     };
     let schema = format!("outage_{}", std::process::id());
     let mut admin = postgres::Client::connect(&base, postgres::NoTls).unwrap();
-    admin.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap();
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
     let cli = |args: &[&str]| {
@@ -362,7 +410,11 @@ fn a_batch_proxy_on_unreachable_postgres_starts_on_its_spool_and_warns_once() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     cli(&["proxy", "--durability", "batch", "--", "true"]);
@@ -474,7 +526,14 @@ fn a_batch_proxy_whose_writer_is_stuck_answers_no_more_calls_than_a_kill_may_los
     let mut client = Command::new(python(&peers))
         .args(["-c", FLOOD_CLIENT, "sh", "-c", &script, "sh", BIN, "--db"])
         .arg(&db)
-        .args(["--lock-timeout", "120s", "proxy", "--durability", "batch", "--"])
+        .args([
+            "--lock-timeout",
+            "120s",
+            "proxy",
+            "--durability",
+            "batch",
+            "--",
+        ])
         .args(everything(&peers))
         .env("RUN", "stuck")
         .env_remove("RUST_LOG")
@@ -521,8 +580,14 @@ fn a_batch_proxy_whose_writer_is_stuck_answers_no_more_calls_than_a_kill_may_los
         "{missing} of {} answered calls are not on record",
         answered.len()
     );
-    assert!(missing > 0, "the writer was not stuck: the test proves nothing");
-    eprintln!("stuck writer: {missing} of {} answered calls lost", answered.len());
+    assert!(
+        missing > 0,
+        "the writer was not stuck: the test proves nothing"
+    );
+    eprintln!(
+        "stuck writer: {missing} of {} answered calls lost",
+        answered.len()
+    );
 }
 
 /// The long version, for `docs/proxy.md`: `KILLS` (default 20) kills after 3 s of flood each.
@@ -531,7 +596,10 @@ fn a_batch_proxy_whose_writer_is_stuck_answers_no_more_calls_than_a_kill_may_los
 #[ignore]
 fn kill_flood_benchmark() {
     let Some(peers) = peers() else { return };
-    let kills = std::env::var("KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(20);
+    let kills = std::env::var("KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(20);
     let figures = kill_floods(&peers, kills, Duration::from_secs(3));
     let answered: usize = figures.iter().map(|f| f.0).sum();
     let missing: usize = figures.iter().map(|f| f.1).sum();

@@ -131,9 +131,7 @@ pub enum RecordError {
     Closed,
     /// The store has refused writes for longer than the recorder's `max_outage`: what would be
     /// recorded now could only wait in memory, so the caller should not run it.
-    #[error(
-        "the audit store has refused writes for {for_ms} ms, past the limit of {limit_ms} ms"
-    )]
+    #[error("the audit store has refused writes for {for_ms} ms, past the limit of {limit_ms} ms")]
     Outage { for_ms: u64, limit_ms: u64 },
 }
 

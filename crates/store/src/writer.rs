@@ -172,9 +172,9 @@ fn timer() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .inspect_err(|error| {
-            tracing::warn!(%error, "no timer for the writer: batches are not held open")
-        })
+        .inspect_err(
+            |error| tracing::warn!(%error, "no timer for the writer: batches are not held open"),
+        )
         .ok()
 }
 

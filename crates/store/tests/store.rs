@@ -1174,7 +1174,9 @@ fn records_nobody_waits_for_outlive_a_lock_longer_than_the_timeout_and_are_writt
     let ops: Vec<String> = db.all().into_iter().rev().map(|e| e.operation).collect();
     assert_eq!(
         ops,
-        ["before", "during-0", "during-1", "during-2", "during-3", "during-4", "late"],
+        [
+            "before", "during-0", "during-1", "during-2", "during-3", "during-4", "late"
+        ],
         "every record, in the order recorded, and no gap"
     );
 }
@@ -1242,7 +1244,10 @@ fn a_recorder_past_its_max_outage_asks_callers_to_stop_until_the_store_is_back()
         }
     });
     match r.outage_refusal() {
-        Some(RecordError::Outage { limit_ms: 200, for_ms }) => assert!(for_ms > 200),
+        Some(RecordError::Outage {
+            limit_ms: 200,
+            for_ms,
+        }) => assert!(for_ms > 200),
         other => panic!("expected an outage refusal, got {other:?}"),
     }
     holder.execute_batch("ROLLBACK").unwrap();

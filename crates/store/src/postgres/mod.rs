@@ -129,7 +129,7 @@ impl PgStore {
         let log_id = store.log_id.clone();
         let Some(options) = store.options.spool.clone() else {
             let connected = store.client().map(drop);
-        connected.map_err(|e| store.open_error(e))?;
+            connected.map_err(|e| store.open_error(e))?;
             return Ok(store);
         };
         match store.client().map(drop) {
