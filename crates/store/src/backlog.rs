@@ -41,7 +41,9 @@ struct Loss {
 
 /// The writer's state through an outage. See the module doc.
 pub(crate) struct Backlog {
-    /// Records nobody waits for whose commit failed, oldest first.
+    /// Records nobody waits for whose commit failed, oldest first. Boxed as they come from the
+    /// queue and go back to the writer's batch: a move is a pointer, not a kilobyte.
+    #[allow(clippy::vec_box)]
     held: Vec<Box<SealedEvent>>,
     /// At most this many are held (at least 1).
     capacity: usize,
@@ -95,6 +97,7 @@ impl Backlog {
 
     /// The records to write before any new one: the gap event first (a fresh one each try, so
     /// that a failed try leaves nothing behind), then the held records, oldest first.
+    #[allow(clippy::vec_box)]
     pub(crate) fn take(&mut self) -> (Option<Box<SealedEvent>>, Vec<Box<SealedEvent>>) {
         let gap = self.loss.as_ref().and_then(|loss| match gap_event(loss) {
             Ok(sealed) => Some(Box::new(sealed)),

@@ -421,7 +421,7 @@ impl Recorder {
     pub fn outage_refusal(&self) -> Option<RecordError> {
         let limit = self.config.max_outage?;
         let down = self.unwritable_for()?;
-        (down > limit).then(|| RecordError::Outage {
+        (down > limit).then_some(RecordError::Outage {
             for_ms: down.as_millis() as u64,
             limit_ms: limit.as_millis() as u64,
         })

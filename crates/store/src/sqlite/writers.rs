@@ -24,6 +24,9 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::{FlockOperation, flock};
+use rustix::io::Errno;
+
 use crate::error::StoreError;
 
 /// This process's hold on the writers' lock file of one database.
@@ -64,15 +67,15 @@ pub(super) fn claim(db: &Path) -> Result<Claim, StoreError> {
         .truncate(false)
         .open(&path)
         .map_err(open_error)?;
-    match file.try_lock() {
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Claim::Alone(WriterLock { file })),
-        Err(std::fs::TryLockError::WouldBlock) => {
+        Err(Errno::WOULDBLOCK) => {
             // Held by live writers, shared: join them. Waits only while another recovery
             // holds it exclusively, for as long as its query takes.
-            file.lock_shared().map_err(open_error)?;
+            flock(&file, FlockOperation::LockShared).map_err(|e| open_error(e.into()))?;
             Ok(Claim::Shared(WriterLock { file }))
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(open_error(e)),
+        Err(e) => Err(open_error(e.into())),
     }
 }
 
@@ -80,8 +83,7 @@ impl WriterLock {
     /// Turns an exclusive hold into a shared one, so that other writers may start. (`flock`
     /// converts the lock in place.)
     pub(super) fn share(self) -> Result<WriterLock, StoreError> {
-        self.file
-            .lock_shared()
+        flock(&self.file, FlockOperation::LockShared)
             .map_err(|e| StoreError::Database(format!("the writers' lock file: {e}")))?;
         Ok(self)
     }
