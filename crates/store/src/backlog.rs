@@ -73,6 +73,11 @@ impl Backlog {
         self.held.is_empty() && self.loss.is_none()
     }
 
+    /// How many records wait for the store.
+    pub(crate) fn held(&self) -> usize {
+        self.held.len()
+    }
+
     /// When the outage under way began, if one is.
     pub(crate) fn failing_since(&self) -> Option<Instant> {
         self.failing_since

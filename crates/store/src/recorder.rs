@@ -126,6 +126,12 @@ pub enum RecordError {
         "{failed} audit record(s) failed to be written since the last flush; last error: {last_error}"
     )]
     Lost { failed: u64, last_error: String },
+    /// `batch` mode: this many records wait in memory for a store that refuses writes; not
+    /// durable, not lost (see `backlog`).
+    #[error(
+        "{held} audit record(s) wait in memory for the store, which refuses writes: {last_error}"
+    )]
+    Held { held: u64, last_error: String },
     /// The writer has stopped (shut down, or its thread died).
     #[error("the audit writer has stopped")]
     Closed,
@@ -351,8 +357,10 @@ impl Recorder {
         }
     }
 
-    /// Waits until everything recorded before the call is durable. Errors if any event failed
-    /// to be written since the previous flush.
+    /// Waits until everything recorded before the call is durable, trying a failing store once
+    /// more. Errors if any event failed to be written since the previous flush
+    /// ([`RecordError::Lost`]), or, when none did, if records still wait in memory for a store
+    /// that refuses writes ([`RecordError::Held`]): then they are not durable yet.
     pub fn flush(&self) -> Result<(), RecordError> {
         let (reply, answer) = oneshot::channel();
         self.commands

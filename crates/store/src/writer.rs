@@ -125,7 +125,7 @@ pub(crate) fn run(
                     }
                     Command::Flush { reply } => {
                         log.commit(&mut store, &mut batch, &shared, Try::Now);
-                        let _ = reply.send(shared.take_losses());
+                        let _ = reply.send(shared.take_losses().and_then(|()| log.held()));
                     }
                     Command::Shutdown { reply } => {
                         log.commit(&mut store, &mut batch, &shared, Try::Now);
@@ -300,6 +300,17 @@ impl Log {
         if !self.backlog.hold(sealed, error) {
             shared.count_failed(1);
             shared.report_later(1, error);
+        }
+    }
+
+    /// A flush's answer about the backlog: records still waiting for the store are not durable.
+    fn held(&self) -> Result<(), RecordError> {
+        match self.backlog.held() {
+            0 => Ok(()),
+            held => Err(RecordError::Held {
+                held: held as u64,
+                last_error: self.backlog.last_error().to_string(),
+            }),
         }
     }
 

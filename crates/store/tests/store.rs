@@ -1164,6 +1164,16 @@ fn records_nobody_waits_for_outlive_a_lock_longer_than_the_timeout_and_are_writt
     // Several times the lock timeout: on the old writer every one of them was lost by now.
     std::thread::sleep(Duration::from_millis(600));
     record(&r, AuditEvent::tool_execution("late"));
+    // A flush says that they wait, not durable and not lost.
+    match r.flush() {
+        Err(RecordError::Held {
+            held: 6,
+            last_error,
+        }) => {
+            assert!(last_error.contains("locked"), "{last_error}")
+        }
+        other => panic!("expected 6 held, got {other:?}"),
+    }
     assert_eq!(db.count("SELECT COUNT(*) FROM events"), 1);
     holder.execute_batch("ROLLBACK").unwrap();
 
