@@ -685,6 +685,74 @@ fn a_locked_store_refuses_the_request_with_503_and_records_the_refusal() {
 }
 
 #[test]
+fn a_batch_proxy_refuses_requests_with_503_once_its_store_has_refused_writes_past_max_outage() {
+    let Some(peers) = peers() else { return };
+    let (_server, port) = modern_server(&peers);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(
+        dir.path(),
+        &mcp_url(port),
+        &[
+            "--durability",
+            "batch",
+            "--lock-timeout",
+            "100ms",
+            "--max-outage",
+            "1s",
+        ],
+    );
+    let protocol = ("mcp-protocol-version", "2025-06-18");
+    let add = |a: i64| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{a},"method":"tools/call","params":{{"name":"add","arguments":{{"a":{a},"b":2}}}}}}"#
+        );
+        http(
+            proxy.port,
+            "POST",
+            &[JSON, ACCEPT, protocol],
+            body.as_bytes(),
+        )
+    };
+    let holder = rusqlite::Connection::open(&proxy.db).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // Within the limit, `batch` forwards as ever; past it, requests are refused.
+    let (during, _, _) = add(1);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let (status, _, body) = add(2);
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(during, 200);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let refused: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(refused["id"], 2, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("refused writes"), "{message}");
+    // The writer tries again on its own; once the kept record is in, requests pass again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !try_events(&proxy.db).is_ok_and(|all| all.iter().any(|e| e.event.operation == "add")) {
+        assert!(
+            Instant::now() < deadline,
+            "the kept record was never written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (after, _, _) = add(3);
+    assert_eq!(after, 200);
+    let all = proxy.stop();
+
+    let inputs = |outcome: Outcome| -> Vec<Value> {
+        all.iter()
+            .filter(|e| e.event.operation == "add" && e.event.outcome == outcome)
+            .map(|e| e.event.payload.input.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(
+        inputs(Outcome::Success),
+        [json!({"a": 1, "b": 2}), json!({"a": 3, "b": 2})]
+    );
+    assert_eq!(inputs(Outcome::Denied), [json!({"a": 2, "b": 2})]);
+}
+
+#[test]
 fn a_64_bit_integer_argument_and_result_are_recorded_with_every_digit() {
     // Ids of this size (tweets, snowflakes) are common in tool arguments; canonical JSON as
     // RFC 8785 writes it would have stored 1850000000000000000.

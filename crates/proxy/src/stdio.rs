@@ -353,6 +353,13 @@ where
                     record(&recorder, r).await;
                 }
             }
+            // A store down past the limit: the requests are refused as if their intent failed.
+            if let Side::Requests(_) = &side
+                && let Some(error) =
+                    crate::refused_in_outage(&recorder, trim_cr(&line[..line.len() - 1]))
+            {
+                intents.push(tokio::spawn(std::future::ready(Err(error))));
+            }
             if !intents.is_empty() {
                 held.push((start..end, intents));
             }

@@ -50,6 +50,11 @@ pub enum StoreError {
         "log `{log_id}` is already being written by another process; give each writer its own log id"
     )]
     LogInUse { log_id: String },
+    /// The database's storage failed: a full disk, an I/O error, or (PostgreSQL) the server out
+    /// of resources. Store-wide and usually passing: the writer keeps records nobody waits for
+    /// and tries again.
+    #[error("the database's storage failed: {reason}")]
+    Storage { reason: String },
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),

@@ -91,6 +91,19 @@ pub struct Report {
     /// The size of the largest verified checkpoint: entries past it are not yet covered.
     pub covered: u64,
     pub findings: Vec<Finding>,
+    /// The gap events of the log (see [`crate::gap_size`]): records its writer lost while the
+    /// store refused writes, and said so in the log. Not damage (the log is intact), but a
+    /// hole a reader must know of.
+    pub gaps: Vec<Gap>,
+}
+
+/// A gap event found by [`verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The gap event's place in the log.
+    pub seq: u64,
+    /// How many records it says were lost before it.
+    pub lost: u64,
 }
 
 impl Report {
@@ -320,6 +333,7 @@ fn verify_once(
         report.entries += part.entries;
         payloadless.extend(part.payloadless);
         report.findings.extend(part.findings);
+        report.gaps.extend(part.gaps);
         complete &= part.missing.is_empty();
         bare.extend(part.missing);
         tombstoned.extend(part.tombstoned);
@@ -452,6 +466,7 @@ struct Checked {
     records: Vec<(u64, CleanupRecord)>,
     /// Extra entries, modified payloads and columns.
     findings: Vec<Finding>,
+    gaps: Vec<Gap>,
     /// Entries whose stored leaf is not the recomputed one: seq, stored leaf, metadata digest,
     /// commitment (to tell a moved entry from an edited one).
     mismatched: Vec<(u64, Hash, Hash, Hash)>,
@@ -474,6 +489,16 @@ struct Derived<'a> {
     state: &'a RandomState,
     keys_below: Option<u64>,
     totals_below: Option<u64>,
+}
+
+/// How many records the entry with these columns says were lost, when it is a gap event. Read
+/// from the columns (compared with the hashed metadata by the column check), so that the hot
+/// path parses no JSON.
+fn gap_in(columns: &crate::store::IndexedColumns<'_>) -> Option<u64> {
+    if columns.kind != b"protocol" || columns.operation != crate::GAP_OPERATION.as_bytes() {
+        return None;
+    }
+    std::str::from_utf8(columns.resource_id?).ok()?.parse().ok()
 }
 
 /// Checks each entry of `at`, pushing its leaf onto the range's own tree and noting the root
@@ -519,6 +544,9 @@ fn check_range(
         }
         if derived.totals_below.is_some_and(|below| seq < below) {
             add_to_groups(derived.state, &entry.columns, &mut out.groups);
+        }
+        if let Some(lost) = gap_in(&entry.columns) {
+            out.gaps.push(Gap { seq, lost });
         }
         let (leaf, has_lineage) = check_entry(entry, &mut out);
         if has_lineage {

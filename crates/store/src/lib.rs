@@ -41,6 +41,7 @@
 //! - `postgres` (default): the PostgreSQL backend, `PgStore`. Without it (`default-features =
 //!   false`) the crate is SQLite-only and the PostgreSQL client is not compiled.
 
+mod backlog;
 mod boxed;
 mod checkpointer;
 mod columns;
@@ -61,6 +62,7 @@ mod store;
 mod tree;
 mod writer;
 
+pub use backlog::{GAP_OPERATION, gap_size};
 pub use checkpointer::{CheckpointPolicy, Publisher};
 pub use error::StoreError;
 #[cfg(feature = "postgres")]

@@ -3,8 +3,10 @@
 //! Recording runs the policy and seals the event in the CALLER's thread (the expensive part:
 //! canonical JSON and SHA-256 of a kilobyte), then queues it for the single writer thread. The
 //! queue is bounded: when it is full, `record` waits. Nothing is ever dropped silently: a failed
-//! write reaches a `sync` caller as an error, and in `batch` mode it is logged, counted, and
-//! returned by the next [`Recorder::flush`] or [`Recorder::shutdown`].
+//! write reaches a `sync` caller as an error; in `batch` mode the record waits in the writer's
+//! backlog until the store takes writes again, and one the backlog has no room for is logged,
+//! counted, put on record as a gap event, and returned by the next [`Recorder::flush`] or
+//! [`Recorder::shutdown`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,8 +26,11 @@ pub enum Durability {
     /// Once the record is durable (committed and synced). Fail-closed.
     #[default]
     Sync,
-    /// At once; the writer commits within milliseconds. Failures show in `flush`, `shutdown`,
-    /// the `failed` counter and the log.
+    /// At once; the writer commits what is queued as soon as it can (after the `linger`, when
+    /// one is set). A crash loses at most what is queued and being committed: see
+    /// [`RecorderConfig::queue_capacity`] and [`RecorderConfig::max_batch`]. Through an outage
+    /// of the store, records wait in the writer's backlog; what it has no room for shows as a
+    /// gap event, in `flush`, `shutdown`, the `failed` counter and the log.
     Batch,
 }
 
@@ -47,6 +52,8 @@ pub struct RecorderConfig {
     pub durability: Durability,
     pub policy: Policy,
     /// Events that may wait for the writer (at least 1); a full queue makes `record` wait.
+    /// With `max_batch`, it bounds what a crash of a `batch` recorder can lose: at most
+    /// `queue_capacity + max_batch` records are ever acknowledged and not yet durable.
     pub queue_capacity: usize,
     /// At most this many events per transaction (at least 1).
     pub max_batch: usize,
@@ -64,6 +71,14 @@ pub struct RecorderConfig {
     /// time a proof needs them; the integrity benchmark turns it off for its baseline. Ignored
     /// (always on) when `checkpoints` is set.
     pub tree_nodes: bool,
+    /// At most this many records nobody waits for are kept in memory while the store refuses
+    /// writes (at least 1); each one past it is lost and counted in a gap event (see
+    /// `backlog`).
+    pub backlog: usize,
+    /// How long the store may refuse writes before [`Recorder::outage_refusal`] tells callers
+    /// to stop the operations they record (a `batch` proxy stops forwarding calls); `None`:
+    /// never.
+    pub max_outage: Option<Duration>,
 }
 
 impl Default for RecorderConfig {
@@ -76,6 +91,8 @@ impl Default for RecorderConfig {
             linger: std::time::Duration::ZERO,
             checkpoints: None,
             tree_nodes: true,
+            backlog: 65_536,
+            max_outage: None,
         }
     }
 }
@@ -113,9 +130,19 @@ pub enum RecordError {
         "{failed} audit record(s) failed to be written since the last flush; last error: {last_error}"
     )]
     Lost { failed: u64, last_error: String },
+    /// `batch` mode: this many records wait in memory for a store that refuses writes; not
+    /// durable, not lost (see `backlog`).
+    #[error(
+        "{held} audit record(s) wait in memory for the store, which refuses writes: {last_error}"
+    )]
+    Held { held: u64, last_error: String },
     /// The writer has stopped (shut down, or its thread died).
     #[error("the audit writer has stopped")]
     Closed,
+    /// The store has refused writes for longer than the recorder's `max_outage`: what would be
+    /// recorded now could only wait in memory, so the caller should not run it.
+    #[error("the audit store has refused writes for {for_ms} ms, past the limit of {limit_ms} ms")]
+    Outage { for_ms: u64, limit_ms: u64 },
 }
 
 fn describe_invalid(invalid: &[(usize, mcp_audit_core::ModelError)]) -> String {
@@ -165,6 +192,9 @@ pub(crate) struct Shared {
     /// Losses not yet reported by a flush: (count, last error). A std `Mutex`: held for a few
     /// instructions, never across an await.
     losses: Mutex<(u64, String)>,
+    /// Since when the store has refused writes, as the writer last saw it; `None` while it
+    /// takes them. Read by adapters that stop forwarding past a limit.
+    failing_since: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -181,6 +211,11 @@ impl Shared {
         let mut losses = self.losses.lock().unwrap_or_else(|p| p.into_inner());
         losses.0 += n;
         losses.1 = error.to_string();
+    }
+
+    /// Publishes the writer's view of the outage under way, if any.
+    pub(crate) fn set_failing_since(&self, since: Option<Instant>) {
+        *self.failing_since.lock().unwrap_or_else(|p| p.into_inner()) = since;
     }
 
     /// The losses since the previous call, as a flush result.
@@ -232,13 +267,16 @@ impl Recorder {
             spawn_ticker(tx.downgrade(), every);
         }
         let shared = Arc::new(Shared::default());
-        let max_batch = config.max_batch.max(1);
-        let linger = config.linger;
+        let batching = writer::Batching {
+            max_batch: config.max_batch.max(1),
+            linger: config.linger,
+            backlog: config.backlog.max(1),
+        };
         let thread = std::thread::Builder::new()
             .name("mcp-audit-writer".into())
             .spawn({
                 let shared = shared.clone();
-                move || writer::run(store, next_seq, rx, shared, max_batch, linger, checkpointer)
+                move || writer::run(store, next_seq, rx, shared, batching, checkpointer)
             })
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Recorder {
@@ -378,8 +416,10 @@ impl Recorder {
         }
     }
 
-    /// Waits until everything recorded before the call is durable. Errors if any event failed
-    /// to be written since the previous flush.
+    /// Waits until everything recorded before the call is durable, trying a failing store once
+    /// more. Errors if any event failed to be written since the previous flush
+    /// ([`RecordError::Lost`]), or, when none did, if records still wait in memory for a store
+    /// that refuses writes ([`RecordError::Held`]): then they are not durable yet.
     pub fn flush(&self) -> Result<(), RecordError> {
         let (reply, answer) = oneshot::channel();
         self.commands
@@ -429,6 +469,29 @@ impl Recorder {
             .map_err(|_| RecordError::Closed)?;
         let result = answer.await.map_err(|_| RecordError::Closed)?;
         result.map(|()| self.stats())
+    }
+
+    /// How long the store has refused writes, when it does now (the outage under way, as of
+    /// the writer's last try); `None` while it takes them. A `batch` proxy stops forwarding
+    /// once this passes its limit: an audit proxy that can not write should not go on
+    /// unrecorded for long.
+    pub fn unwritable_for(&self) -> Option<Duration> {
+        self.shared
+            .failing_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|since| since.elapsed())
+    }
+
+    /// Why an operation should not run now: the store has refused writes for longer than
+    /// [`RecorderConfig::max_outage`]. `None` while it takes writes, or within the limit.
+    pub fn outage_refusal(&self) -> Option<RecordError> {
+        let limit = self.config.max_outage?;
+        let down = self.unwritable_for()?;
+        (down > limit).then_some(RecordError::Outage {
+            for_ms: down.as_millis() as u64,
+            limit_ms: limit.as_millis() as u64,
+        })
     }
 
     pub fn stats(&self) -> RecorderStats {

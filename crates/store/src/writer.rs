@@ -13,6 +13,11 @@
 //! open, the outcome goes out with that intent, in one commit. The HTTP proxy in `batch` uses
 //! it too: its calls, from many clients to a real server, arrive a few hundred microseconds
 //! apart, and a commit of one or two records rewrote as many pages as one of dozens.
+//!
+//! When a commit fails for a reason that concerns the store (locked, unreachable, a full
+//! disk), the records of the batch that nobody waits for are not dropped: they wait in the
+//! [`Backlog`] and go first in the next commit that works, behind a gap event if the backlog
+//! overflowed in between (see `backlog`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,6 +26,7 @@ use std::time::{Duration, Instant};
 use mcp_audit_core::SealedEvent;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::backlog::Backlog;
 use crate::checkpointer::Checkpointer;
 use crate::error::StoreError;
 use crate::recorder::{RecordError, Shared};
@@ -53,29 +59,60 @@ pub(crate) enum Command {
 
 type Waiter = Option<oneshot::Sender<Result<u64, StoreError>>>;
 
+/// How the writer batches: the recorder's settings it runs with.
+pub(crate) struct Batching {
+    /// At most this many records per transaction (at least 1).
+    pub(crate) max_batch: usize,
+    pub(crate) linger: Duration,
+    /// At most this many records wait in the backlog through an outage.
+    pub(crate) backlog: usize,
+}
+
 /// Runs until a shutdown command, or until every sender is gone (after draining the queue).
 pub(crate) fn run(
     mut store: impl Store,
-    mut next_seq: u64,
+    next_seq: u64,
     mut commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
-    max_batch: usize,
-    linger: Duration,
+    batching: Batching,
     mut checkpointer: Option<Checkpointer>,
 ) {
+    let max_batch = batching.max_batch;
+    let linger = batching.linger;
+    let mut log = Log {
+        next_seq,
+        backlog: Backlog::new(batching.backlog),
+    };
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
-    let timer = linger_timer(linger);
+    // Waiting on the queue with a time limit (a lingering batch, a retry due) takes a timer.
+    let timer = timer();
+    let lingers = !linger.is_zero() && timer.is_some();
     loop {
         let first = match commands.try_recv() {
             Ok(command) => command,
             Err(mpsc::error::TryRecvError::Empty) => {
-                // Nothing queued: a moment for the store's upkeep, then wait.
-                if let Err(error) = store.settle() {
+                // Nothing queued: a moment for the store's upkeep, then wait (only until the
+                // next retry when records wait in the backlog).
+                if log.backlog.is_empty()
+                    && let Err(error) = store.settle()
+                {
                     tracing::warn!(%error, "store upkeep failed; it is retried when next idle");
                 }
-                match commands.blocking_recv() {
-                    Some(command) => command,
-                    None => break,
+                match (log.backlog.retry_in(), &timer) {
+                    (Some(left), Some(timer)) => {
+                        match next_before(timer, &mut commands, Instant::now() + left) {
+                            Some(command) => command,
+                            None if commands.is_closed() && commands.is_empty() => break,
+                            None => {
+                                log.commit(&mut store, &mut batch, &shared, Try::IfDue);
+                                continue;
+                            }
+                        }
+                    }
+                    _ => match commands.blocking_recv() {
+                        Some(command) => command,
+                        None => break,
+                    },
                 }
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -93,15 +130,19 @@ pub(crate) fn run(
                         batch.push((sealed, reply));
                     }
                     Command::RecordAll { sealed, reply } => {
-                        commit(&mut store, &mut next_seq, &mut batch, &shared);
-                        let _ = reply.send(commit_all(&mut store, &mut next_seq, &sealed, &shared));
+                        // What came before it is written first (and the backlog of an
+                        // outage), so that the log keeps the order the records came in.
+                        log.commit(&mut store, &mut batch, &shared, Try::Now);
+                        let _ =
+                            reply.send(commit_all(&mut store, &mut log.next_seq, &sealed, &shared));
                     }
                     Command::Flush { reply } => {
-                        commit(&mut store, &mut next_seq, &mut batch, &shared);
-                        let _ = reply.send(shared.take_losses());
+                        log.commit(&mut store, &mut batch, &shared, Try::Now);
+                        let _ = reply.send(shared.take_losses().and_then(|()| log.held()));
                     }
                     Command::Shutdown { reply } => {
-                        commit(&mut store, &mut next_seq, &mut batch, &shared);
+                        log.commit(&mut store, &mut batch, &shared, Try::Now);
+                        log.give_up(&shared);
                         if let Some(c) = checkpointer.as_mut() {
                             c.after_commit(&mut store, true);
                         }
@@ -115,18 +156,17 @@ pub(crate) fn run(
                     pending = commands.try_recv().ok();
                 }
             }
-            if stop || waited || batch.is_empty() || batch.len() >= max_batch {
+            if stop || waited || batch.is_empty() || batch.len() >= max_batch || !lingers {
                 break;
             }
-            match &timer {
-                Some(timer) => pending = next_before(timer, &mut commands, deadline),
-                None => break,
-            }
+            pending = timer
+                .as_ref()
+                .and_then(|timer| next_before(timer, &mut commands, deadline));
             if pending.is_none() {
                 break;
             }
         }
-        commit(&mut store, &mut next_seq, &mut batch, &shared);
+        log.commit(&mut store, &mut batch, &shared, Try::IfDue);
         if stop {
             return;
         }
@@ -134,14 +174,14 @@ pub(crate) fn run(
             c.after_commit(&mut store, false);
         }
     }
+    // Every sender is gone: whatever still waits is lost, and said so.
+    log.commit(&mut store, &mut batch, &shared, Try::Now);
+    log.give_up(&shared);
 }
 
-/// What a lingering batch waits with: waiting on the queue with a time limit takes a timer.
-/// `None` when nothing lingers, or (logged) when no timer could be made.
-fn linger_timer(linger: Duration) -> Option<tokio::runtime::Runtime> {
-    if linger.is_zero() {
-        return None;
-    }
+/// A timer for waits on the queue with a time limit. `None` (logged) when none could be made:
+/// batches are then not held open, and a backlog is retried with the next record.
+fn timer() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -172,49 +212,184 @@ fn next_before(
 /// How often a batch is renumbered after another process appended first, before giving up.
 const MAX_SEQ_CONFLICTS: usize = 16;
 
-fn commit(
-    store: &mut impl Store,
-    next_seq: &mut u64,
-    batch: &mut Vec<(Box<SealedEvent>, Waiter)>,
-    shared: &Shared,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    shared.batches.fetch_add(1, Ordering::Relaxed);
-    let sealed: Vec<&SealedEvent> = batch.iter().map(|(s, _)| s.as_ref()).collect();
-    let result = match append(store, next_seq, &sealed) {
-        // One bad event (a duplicate id, say) must not take the good ones of its batch down
-        // with it: retry them one by one, so that only the bad one fails.
-        Err(error) if sealed.len() > 1 && is_per_event(&error) => sealed
-            .iter()
-            .map(|one| append(store, next_seq, std::slice::from_ref(one)).map(|seqs| seqs[0]))
-            .collect::<Vec<_>>(),
-        Err(error) => vec![Err(error); sealed.len()],
-        Ok(seqs) => seqs.into_iter().map(Ok).collect(),
-    };
-    drop(sealed);
-    for ((_, reply), outcome) in batch.drain(..).zip(result) {
-        match &outcome {
-            Ok(_) => {
-                shared.recorded.fetch_add(1, Ordering::Relaxed);
+/// Whether a commit of records nobody waits for tries a failing store before its retry is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Try {
+    /// Only when due (see `backlog::RETRY_EVERY`): records join the backlog meanwhile.
+    IfDue,
+    /// Now: a flush or a shutdown must know.
+    Now,
+}
+
+/// The writer's place in the log and what waits through an outage.
+struct Log {
+    next_seq: u64,
+    backlog: Backlog,
+}
+
+impl Log {
+    /// Commits the backlog (a gap event first, then the held records) and `batch`, in one
+    /// transaction; answers the callers that wait. Records nobody waits for go back to the
+    /// backlog when the store failed. While the store fails, a batch nobody waits for is not
+    /// tried before the retry is due: it joins the backlog at once, so that the queue keeps
+    /// moving and the callers never block on a store that is down.
+    fn commit<S: Store>(
+        &mut self,
+        store: &mut S,
+        batch: &mut Vec<(Box<SealedEvent>, Waiter)>,
+        shared: &Shared,
+        when: Try,
+    ) {
+        if batch.is_empty() && self.backlog.is_empty() {
+            return;
+        }
+        let waited = batch.iter().any(|(_, reply)| reply.is_some());
+        if !waited && when == Try::IfDue && !self.backlog.may_try() {
+            let error = self.backlog.last_error().to_string();
+            for (sealed, _) in batch.drain(..) {
+                self.keep(sealed, &error, shared);
             }
-            Err(error) => {
-                tracing::error!(%error, "audit event failed to be written");
-                shared.count_failed(1);
-                // A caller that waits gets the error now; the others learn of it from a flush.
-                if reply.is_none() {
-                    shared.report_later(1, error);
+            return;
+        }
+        let (gap, held) = self.backlog.take();
+        let has_gap = gap.is_some();
+        let mut records: Vec<(Box<SealedEvent>, Waiter)> =
+            Vec::with_capacity(usize::from(has_gap) + held.len() + batch.len());
+        records.extend(gap.into_iter().chain(held).map(|s| (s, None)));
+        records.append(batch);
+        shared.batches.fetch_add(1, Ordering::Relaxed);
+        let outcomes = self.write(store, &records);
+        let gap_written = has_gap && outcomes.first().is_some_and(|o| o.is_ok());
+        let wide = outcomes.iter().find_map(|o| match o {
+            Err(Failure::Store(error)) => Some(error.clone()),
+            _ => None,
+        });
+        match &wide {
+            Some(error) => self.backlog.failed(error),
+            None => self.backlog.written(gap_written),
+        }
+        shared.set_failing_since(self.backlog.failing_since());
+        for (index, ((sealed, reply), outcome)) in records.into_iter().zip(outcomes).enumerate() {
+            let is_gap = has_gap && index == 0;
+            match outcome {
+                Ok(seq) => {
+                    // The gap event is the writer's own: not one of the callers' records.
+                    if !is_gap {
+                        shared.recorded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(seq));
+                    }
+                }
+                // Rebuilt from the tally at the next try.
+                Err(Failure::Store(_)) if is_gap => {}
+                Err(Failure::Record(error)) if is_gap => self.backlog.gap_refused(&error),
+                Err(Failure::Store(error)) => match reply {
+                    Some(reply) => {
+                        shared.count_failed(1);
+                        let _ = reply.send(Err(error));
+                    }
+                    None => self.keep(sealed, &error, shared),
+                },
+                Err(Failure::Record(error)) => {
+                    tracing::error!(%error, "audit event failed to be written");
+                    shared.count_failed(1);
+                    // A caller that waits gets the error now; the others learn of it from a
+                    // flush.
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(error));
+                        }
+                        None => shared.report_later(1, &error),
+                    }
                 }
             }
         }
-        if let Some(reply) = reply {
-            let _ = reply.send(outcome);
+    }
+
+    /// Holds a record nobody waits for until the store is back; one the backlog has no room
+    /// for is lost, counted, and reported by the next flush (and by the gap event).
+    fn keep(&mut self, sealed: Box<SealedEvent>, error: &dyn std::fmt::Display, shared: &Shared) {
+        if !self.backlog.hold(sealed, error) {
+            shared.count_failed(1);
+            shared.report_later(1, error);
+        }
+    }
+
+    /// A flush's answer about the backlog: records still waiting for the store are not durable.
+    fn held(&self) -> Result<(), RecordError> {
+        match self.backlog.held() {
+            0 => Ok(()),
+            held => Err(RecordError::Held {
+                held: held as u64,
+                last_error: self.backlog.last_error().to_string(),
+            }),
+        }
+    }
+
+    /// The writer stops with the store still failing: what waits in the backlog is lost.
+    fn give_up(&mut self, shared: &Shared) {
+        let lost = self.backlog.abandon();
+        if lost > 0 {
+            let error = "the audit store still refused writes when the recorder stopped";
+            tracing::error!(lost, "{error}");
+            shared.count_failed(lost);
+            shared.report_later(lost, &error);
+        }
+    }
+
+    /// Appends `records` in one transaction; when that fails for a reason that may concern one
+    /// record, one by one, so that only the bad one fails. Each record's seq, or why not.
+    fn write<S: Store>(
+        &mut self,
+        store: &mut S,
+        records: &[(Box<SealedEvent>, Waiter)],
+    ) -> Vec<Result<u64, Failure>> {
+        let sealed: Vec<&SealedEvent> = records.iter().map(|(s, _)| s.as_ref()).collect();
+        match append(store, &mut self.next_seq, &sealed) {
+            Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+            Err(error) if sealed.len() > 1 && is_per_event(&error) => sealed
+                .iter()
+                .map(|one| {
+                    append(store, &mut self.next_seq, std::slice::from_ref(one))
+                        .map(|seqs| seqs[0])
+                        .map_err(Failure::of)
+                })
+                .collect(),
+            Err(error) => {
+                let failure = Failure::of(error);
+                sealed.iter().map(|_| Err(failure.clone())).collect()
+            }
         }
     }
 }
 
-/// Appends `sealed` in one transaction, without the event-by-event retry of [`commit`]: the
+/// Why a record was not written.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The store refused every record (locked, unreachable, full): worth trying again.
+    Store(StoreError),
+    /// This record was refused where others were not (a duplicate id): trying again would
+    /// fail again.
+    Record(StoreError),
+}
+
+impl Failure {
+    /// Whether `error` concerns the store (locked, unreachable, out of space, or another writer
+    /// kept taking the seqs) and may pass, or the record (a duplicate id, a schema the record
+    /// does not fit), which trying again would not change.
+    fn of(error: StoreError) -> Failure {
+        match error {
+            StoreError::Locked { .. }
+            | StoreError::Unavailable { .. }
+            | StoreError::Storage { .. }
+            | StoreError::SeqConflict { .. } => Failure::Store(error),
+            _ => Failure::Record(error),
+        }
+    }
+}
+
+/// Appends `sealed` in one transaction, without the event-by-event retry of [`Log::commit`]: the
 /// caller asked for all or none.
 fn commit_all(
     store: &mut impl Store,

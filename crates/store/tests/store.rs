@@ -1259,3 +1259,162 @@ on_both_backends!(
     a_duplicate_id_fails_alone_and_the_rest_of_its_batch_is_written,
     record_all_writes_every_event_or_none,
 );
+
+/// A `batch` recorder on `db` whose store gives up on a lock after 100 ms, with at most
+/// `backlog` records kept through an outage.
+fn outage_recorder(db: &Db, backlog: usize, max_outage: Option<Duration>) -> Recorder {
+    let store = SqliteStore::open(
+        &db.path,
+        SqliteOptions {
+            lock_timeout: Duration::from_millis(100),
+        },
+    )
+    .unwrap();
+    Recorder::start(
+        store,
+        RecorderConfig {
+            durability: Durability::Batch,
+            backlog,
+            max_outage,
+            ..RecorderConfig::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Waits until the recorder's writer has met the lock (it tried and failed).
+fn until_unwritable(r: &Recorder) {
+    within_a_minute({
+        let r = r.clone();
+        move || {
+            while r.unwritable_for().is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+}
+
+#[test]
+fn records_nobody_waits_for_outlive_a_lock_longer_than_the_timeout_and_are_written_in_order() {
+    let db = Db::sqlite();
+    let r = outage_recorder(&db, 100, None);
+    record(&r, AuditEvent::tool_execution("before"));
+    r.flush().unwrap();
+    let holder = rusqlite::Connection::open(&db.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for i in 0..5 {
+        record(&r, AuditEvent::tool_execution(format!("during-{i}")));
+    }
+    until_unwritable(&r);
+    // Several times the lock timeout: on the old writer every one of them was lost by now.
+    std::thread::sleep(Duration::from_millis(600));
+    record(&r, AuditEvent::tool_execution("late"));
+    // A flush says that they wait, not durable and not lost.
+    match r.flush() {
+        Err(RecordError::Held {
+            held: 6,
+            last_error,
+        }) => {
+            assert!(last_error.contains("locked"), "{last_error}")
+        }
+        other => panic!("expected 6 held, got {other:?}"),
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 1);
+    holder.execute_batch("ROLLBACK").unwrap();
+
+    r.flush().unwrap();
+    assert!(r.unwritable_for().is_none(), "the outage is over");
+    let stats = r.shutdown().unwrap();
+    assert_eq!((stats.recorded, stats.failed), (7, 0));
+    let ops: Vec<String> = db.all().into_iter().rev().map(|e| e.operation).collect();
+    assert_eq!(
+        ops,
+        [
+            "before", "during-0", "during-1", "during-2", "during-3", "during-4", "late"
+        ],
+        "every record, in the order recorded, and no gap"
+    );
+}
+
+#[test]
+fn records_past_the_backlog_are_lost_and_a_gap_event_is_written_first_with_their_number() {
+    let db = Db::sqlite();
+    let r = outage_recorder(&db, 3, None);
+    let holder = rusqlite::Connection::open(&db.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    for i in 0..10 {
+        record(&r, AuditEvent::tool_execution(format!("record-{i}")));
+    }
+    // The flush tries the store, still locked: three records wait, seven were lost.
+    match r.flush() {
+        Err(RecordError::Lost {
+            failed: 7,
+            last_error,
+        }) => assert!(last_error.contains("locked"), "{last_error}"),
+        other => panic!("expected 7 lost, got {other:?}"),
+    }
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 0);
+    holder.execute_batch("ROLLBACK").unwrap();
+    r.flush().unwrap();
+    r.shutdown().unwrap();
+
+    let all: Vec<AuditEvent> = db.all().into_iter().rev().collect();
+    assert_eq!(all.len(), 4, "{all:#?}");
+    let gap = &all[0];
+    assert_eq!(mcp_audit_store::gap_size(gap), Some(7), "{gap:#?}");
+    assert_eq!(gap.kind, EventKind::Protocol);
+    assert_eq!(gap.operation, mcp_audit_store::GAP_OPERATION);
+    assert_eq!(gap.outcome, Outcome::Incomplete);
+    assert_eq!(gap.compliance.requires_review, Some(true));
+    assert_eq!(gap.payload.details.as_ref().unwrap()["lost"], json!(7));
+    let kept: Vec<&str> = all[1..].iter().map(|e| e.operation.as_str()).collect();
+    assert_eq!(kept, ["record-0", "record-1", "record-2"]);
+    // A gap is a hole on record, not damage: the log verifies.
+    let report =
+        mcp_audit_store::integrity::verify(&mut db.reader(), None, &[], &mut |_| {}).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(
+        report.gaps,
+        [mcp_audit_store::integrity::Gap { seq: 0, lost: 7 }]
+    );
+}
+
+#[test]
+fn a_recorder_past_its_max_outage_asks_callers_to_stop_until_the_store_is_back() {
+    let db = Db::sqlite();
+    let r = outage_recorder(&db, 100, Some(Duration::from_millis(200)));
+    record(&r, AuditEvent::tool_execution("before"));
+    r.flush().unwrap();
+    assert!(r.outage_refusal().is_none());
+    let holder = rusqlite::Connection::open(&db.path).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    record(&r, AuditEvent::tool_execution("during"));
+    until_unwritable(&r);
+    within_a_minute({
+        let r = r.clone();
+        move || {
+            while r.outage_refusal().is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    match r.outage_refusal() {
+        Some(RecordError::Outage {
+            limit_ms: 200,
+            for_ms,
+        }) => assert!(for_ms > 200),
+        other => panic!("expected an outage refusal, got {other:?}"),
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+    // The writer tries again on its own, with nothing new recorded.
+    within_a_minute({
+        let r = r.clone();
+        move || {
+            while r.outage_refusal().is_some() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    });
+    r.shutdown().unwrap();
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 2);
+}

@@ -250,6 +250,12 @@ fn print_report(report: &integrity::Report, no_key: bool) {
     } else if report.checkpoints_verified == 0 {
         println!("warning: no checkpoint was verified: nothing was checked against a signature");
     }
+    for gap in &report.gaps {
+        println!(
+            "GAP at seq {}: {} record(s) lost while the store refused writes",
+            gap.seq, gap.lost
+        );
+    }
     for finding in &report.findings {
         if let Ok(text) = serde_json::to_string(finding) {
             println!("FOUND {text}");

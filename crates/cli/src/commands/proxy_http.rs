@@ -87,6 +87,7 @@ pub struct Common {
     pub durability: Durability,
     pub capture_limit: usize,
     pub checkpoints: crate::commands::integrity::CheckpointFlags,
+    pub max_outage: crate::commands::proxy::MaxOutage,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -110,7 +111,13 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         }
         None => Vec::new(),
     };
-    let audit = ProxyAudit::start(db, common.durability, Transport::Http, &common.checkpoints)?;
+    let audit = ProxyAudit::start(
+        db,
+        common.durability,
+        Transport::Http,
+        &common.checkpoints,
+        common.max_outage,
+    )?;
     let config = HttpConfig {
         upstream,
         upstream_roots,

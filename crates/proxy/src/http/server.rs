@@ -327,7 +327,11 @@ async fn handle(
                 };
             }
         };
-        if let Err(error) = exchange.record(records).await {
+        let recorded = exchange.record(records).await.and_then(|()| {
+            // A store down past the limit (`batch`): refused as if its intent had failed.
+            crate::refused_in_outage(&exchange.app.recorder, &body).map_or(Ok(()), Err)
+        });
+        if let Err(error) = recorded {
             // Fail closed: an operation whose intent is not durable does not run. Its refusal
             // is queued like any outcome: on record once the store takes writes again.
             tracing::error!(%error, "an intent could not be recorded; the request was refused");

@@ -38,6 +38,12 @@ pub(crate) fn map_err(e: postgres::Error) -> StoreError {
         if *code == SqlState::LOCK_NOT_AVAILABLE {
             return StoreError::Locked { waited_ms: 0 };
         }
+        // Class 53, insufficient resources: a full disk, memory, too many connections.
+        if code.code().starts_with("53") {
+            return StoreError::Storage {
+                reason: format!("{} ({})", db.message(), code.code()),
+            };
+        }
         return StoreError::Database(format!("{} ({})", db.message(), code.code()));
     }
     StoreError::Database(error_text(&e))

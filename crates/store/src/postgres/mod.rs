@@ -5,7 +5,9 @@
 //!   check inside every append transaction would catch one anyway.
 //! - Events are range-partitioned by month (`partitions`), so that retention drops whole months.
 //! - While the server is unreachable, a writer either spools to a local file (`spool`, for
-//!   `batch` durability) or waits up to a timeout (fail-closed, for `sync`).
+//!   `batch` durability) or waits up to a timeout (fail-closed, for `sync`). A spooling writer
+//!   of a new log (or of one whose spool holds entries) even starts without the server: the
+//!   schema is migrated and the spool replayed once it is reached.
 //!
 //! See `docs/storage.md` for the schema and why each index exists.
 
@@ -111,23 +113,62 @@ pub struct PgStore {
     /// Whether the schema has `expired_entries`: a reader of an older schema, which it does
     /// not migrate, reads no tombstones.
     tombstones: bool,
+    /// Whether this writer has migrated the schema: at open, or (when it started without the
+    /// server) on the first connection.
+    migrated: bool,
+    /// A log this writer started and has not appended to yet: its next seq is 0 even while
+    /// the server can not say so (a writer that started without the server).
+    new_log: bool,
+    /// Whether entries are being spooled in the outage under way: warned once per outage, not
+    /// once per batch.
+    spooling: bool,
 }
 
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`) for writing: migrates the schema,
     /// claims the log, and replays any spool left behind by an earlier run.
     pub fn open(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
-        let mut store = PgStore::connect(url, options, true)?;
-        let client = store.client()?;
-        migrations::migrate(client)?;
+        let new_log = options.log_id.is_none();
+        let mut store = PgStore::configure(url, options, true)?;
+        store.new_log = new_log;
         let log_id = store.log_id.clone();
-        if let Some(options) = store.options.spool.clone() {
-            store.replay_others(&options)?;
-            let mut own = Spool::open(&options, &log_id)?;
-            if !own.is_empty() {
-                store.drain(&mut own)?;
+        let Some(options) = store.options.spool.clone() else {
+            let connected = store.client().map(drop);
+            connected.map_err(|e| store.open_error(e))?;
+            return Ok(store);
+        };
+        match store.client().map(drop) {
+            Ok(_) => {
+                store.replay_others(&options)?;
+                let mut own = Spool::open(&options, &log_id)?;
+                if !own.is_empty() {
+                    store.drain(&mut own)?;
+                }
+                store.spool = Some(own);
             }
-            store.spool = Some(own);
+            Err(StoreError::Unavailable { reason, .. }) => {
+                // Without the server, the log's end is known only for a new log, or from
+                // what the spool holds: an existing log with an empty spool can not start.
+                let own = Spool::open(&options, &log_id)?;
+                if own.is_empty() && !new_log {
+                    return Err(store.open_error(StoreError::Unavailable {
+                        waited_ms: 0,
+                        reason: format!(
+                            "{reason} (a writer of an existing log starts offline only on a \
+                             spool that holds its end)"
+                        ),
+                    }));
+                }
+                tracing::warn!(
+                    reason,
+                    spool = %options.dir.display(),
+                    "database unreachable at start: recording into the local spool until it is back"
+                );
+                store.spooling = true;
+                store.last_attempt = Some(Instant::now());
+                store.spool = Some(own);
+            }
+            Err(e) => return Err(store.open_error(e)),
         }
         Ok(store)
     }
@@ -170,12 +211,23 @@ impl PgStore {
             last_attempt: None,
             last_batch: None,
             tombstones: true,
+            migrated: false,
+            new_log: false,
+            spooling: false,
         };
         store.client()?;
         Ok(store)
     }
 
     fn connect(url: &str, options: PgOptions, writable: bool) -> Result<PgStore, StoreError> {
+        let mut store = PgStore::configure(url, options, writable)?;
+        let connected = store.client().map(drop);
+        connected.map_err(|e| store.open_error(e))?;
+        Ok(store)
+    }
+
+    /// A store on `url`, not connected yet.
+    fn configure(url: &str, options: PgOptions, writable: bool) -> Result<PgStore, StoreError> {
         let display = redact(url);
         let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Open {
             path: PathBuf::from(&display),
@@ -192,9 +244,9 @@ impl PgStore {
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(10));
         config.application_name("mcp-audit");
-        let mut store = PgStore {
+        Ok(PgStore {
             config,
-            display: display.clone(),
+            display,
             client: None,
             log_id: options
                 .log_id
@@ -207,15 +259,21 @@ impl PgStore {
             last_attempt: None,
             last_batch: None,
             tombstones: true,
-        };
-        store.client().map_err(|e| match e {
+            migrated: false,
+            new_log: false,
+            spooling: false,
+        })
+    }
+
+    /// A failure to connect at open, as the open error it is.
+    fn open_error(&self, error: StoreError) -> StoreError {
+        match error {
             StoreError::Unavailable { reason, .. } => StoreError::Open {
-                path: PathBuf::from(display),
+                path: PathBuf::from(&self.display),
                 reason,
             },
             other => other,
-        })?;
-        Ok(store)
+        }
     }
 
     /// The connection, reconnecting when it was lost. A writer re-claims its log on reconnect.
@@ -229,6 +287,10 @@ impl PgStore {
                 client
                     .batch_execute("SET default_transaction_read_only = on")
                     .map_err(map_err)?;
+            }
+            if self.writable && !self.migrated {
+                migrations::migrate(&mut client)?;
+                self.migrated = true;
             }
             self.partitions.forget();
             self.client = Some(client);
@@ -369,6 +431,7 @@ impl Store for PgStore {
             (Ok(db), Some(s)) => Ok(db.max(s)),
             (Ok(db), None) => Ok(db),
             (Err(StoreError::Unavailable { .. }), Some(s)) => Ok(s),
+            (Err(StoreError::Unavailable { .. }), None) if self.new_log => Ok(0),
             (Err(e), _) => Err(e),
         }
     }
@@ -384,6 +447,7 @@ impl Store for PgStore {
         }
         self.last_batch = None;
         self.append_or_wait(entries)?;
+        self.new_log = false;
         // Spooled entries are not in the database yet: only a batch written there is kept.
         if self.spool.as_ref().is_none_or(Spool::is_empty) {
             self.last_batch = Some((

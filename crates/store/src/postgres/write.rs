@@ -101,6 +101,14 @@ impl PgStore {
         Ok(())
     }
 
+    /// The server took writes again: the next outage is warned of anew.
+    fn outage_over(&mut self) {
+        if self.spooling {
+            self.spooling = false;
+            tracing::warn!("database reachable again: the spool is replayed");
+        }
+    }
+
     pub(super) fn db_next_seq(&mut self, log_id: &str) -> Result<u64, StoreError> {
         self.with_client(|c| {
             let row = c
@@ -123,7 +131,10 @@ impl PgStore {
         } else {
             self.last_attempt = Some(Instant::now());
             match self.drain(&mut spool) {
-                Ok(()) => Ok(true),
+                Ok(()) => {
+                    self.outage_over();
+                    Ok(true)
+                }
                 Err(StoreError::Unavailable { .. }) => Ok(false),
                 Err(e) => Err(e),
             }
@@ -147,6 +158,10 @@ impl PgStore {
             let reason = if drained {
                 match self.try_append(&log_id, entries) {
                     Err(StoreError::Unavailable { reason, .. }) => reason,
+                    Ok(()) => {
+                        self.outage_over();
+                        return Ok(());
+                    }
                     other => return other,
                 }
             } else {
@@ -156,11 +171,15 @@ impl PgStore {
                 match spool.push(entries) {
                     Ok(()) => {
                         self.last_attempt = Some(Instant::now());
-                        tracing::warn!(
-                            reason,
-                            entries = entries.len(),
-                            "database unreachable: spooled"
-                        );
+                        // Once per outage: a line per batch said the same thing thousands of
+                        // times.
+                        if !self.spooling {
+                            self.spooling = true;
+                            tracing::warn!(
+                                reason,
+                                "database unreachable: spooling until it is back"
+                            );
+                        }
                         return Ok(());
                     }
                     Err(StoreError::Unavailable { .. }) => {}

@@ -12,6 +12,7 @@ pub(crate) mod migrations;
 mod read;
 mod report;
 mod totals;
+mod writers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,6 +58,14 @@ pub struct SqliteStore {
     /// What the schema this connection works with has. A reader of an older file, which it
     /// may not migrate, reads it with what that file has.
     layout: Layout,
+    /// Held once this writer has looked for intents to recover: tells later recoveries that
+    /// its calls are in flight (see `writers`).
+    writer_lock: Option<writers::WriterLock>,
+    /// Whether no other recovering writer was alive when this one took its lock: then the
+    /// pending intents are a crashed writer's, to recover.
+    recovers: bool,
+    /// Whether this store may write (a reader recovers nothing, and takes no writer's lock).
+    writable: bool,
 }
 
 /// The parts of the schema that later versions added and that reads and writes use when they
@@ -157,6 +166,9 @@ impl SqliteStore {
             log_id: String::new(),
             lock_timeout: options.lock_timeout,
             layout: Layout::default(),
+            writer_lock: None,
+            recovers: false,
+            writable,
         };
         // The first real read: a file that is not a database fails here.
         let version = migrations::current_version(&conn).map_err(|e| store.map(e))?;
@@ -338,6 +350,11 @@ pub(crate) fn map_err_at(path: &Path, e: rusqlite::Error) -> StoreError {
                     reason: e.to_string(),
                 };
             }
+            ErrorCode::DiskFull | ErrorCode::SystemIoFailure => {
+                return StoreError::Storage {
+                    reason: e.to_string(),
+                };
+            }
             ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
                 return StoreError::Open {
                     path: path.to_path_buf(),
@@ -457,8 +474,38 @@ impl Store for SqliteStore {
         expiry::tombstones(self, from, to)
     }
 
+    /// Intents without an outcome, when no other process that recovers is recording into
+    /// this file; none when one is (its calls are in flight: see `writers`). A writer that
+    /// asks holds its own share of that lock from then on.
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
-        read::pending_without_outcome(self)
+        if !self.writable {
+            return read::pending_without_outcome(self);
+        }
+        if self.writer_lock.is_none() {
+            match writers::claim(&self.path)? {
+                writers::Claim::Alone(lock) => {
+                    // The query runs before the lock is shared: no other writer starts (and
+                    // no other recovery reads the same intents) in between.
+                    let pending = read::pending_without_outcome(self);
+                    self.writer_lock = Some(lock.share()?);
+                    self.recovers = true;
+                    return pending;
+                }
+                writers::Claim::Shared(lock) => {
+                    self.writer_lock = Some(lock);
+                    tracing::warn!(
+                        "other proxies are recording into this file: their calls in flight are \
+                         left alone, and intents left pending by a crash wait for a recovery \
+                         that runs alone"
+                    );
+                }
+            }
+        }
+        if self.recovers {
+            read::pending_without_outcome(self)
+        } else {
+            Ok(Vec::new())
+        }
     }
 
     fn scan_log(
