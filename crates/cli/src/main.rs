@@ -98,7 +98,7 @@ enum Command {
     Cleanup(cleanup::CleanupArgs),
     Schema(schema::SchemaArgs),
     /// Run an MCP server behind the audit proxy
-    Proxy(proxy::ProxyArgs),
+    Proxy(Box<proxy::ProxyArgs>),
     /// Record operations a stopped proxy left unanswered as incomplete
     Recover(recover::RecoverArgs),
     /// Create a checkpoint signing key
@@ -141,7 +141,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&db, args).map(|()| 0),
         Command::Cleanup(args) => cleanup::run(&db, args).map(|()| 0),
         Command::Schema(args) => schema::run(args).map(|()| 0),
-        Command::Proxy(args) => proxy::run(&db, args),
+        Command::Proxy(args) => proxy::run(&db, *args),
         Command::Recover(args) => recover::run(&db, args).map(|()| 0),
         Command::Keygen(args) => integrity::keygen(args).map(|()| 0),
         Command::Checkpoint(args) => integrity::checkpoint(&db, args).map(|()| 0),

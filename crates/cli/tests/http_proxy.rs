@@ -1346,10 +1346,10 @@ fn wait_for_trail(
 ) -> Vec<StoredEvent> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(all) = try_events(db) {
-            if done(&all) {
-                return all;
-            }
+        if let Ok(all) = try_events(db)
+            && done(&all)
+        {
+            return all;
         }
         assert!(Instant::now() < deadline, "never: {what}");
         std::thread::sleep(Duration::from_millis(50));

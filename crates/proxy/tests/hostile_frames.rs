@@ -473,11 +473,10 @@ proptest! {
                         prop_assert!(read.as_ref().is_ok_and(|m| m.iter().all(Result::is_ok)));
                     }
                     for m in read.into_iter().flatten().flatten() {
-                        if let mcp_audit_proxy::jsonrpc::Message::Request { id, method, .. } = m {
-                            if !matches!(method.as_str(), "ping" | "initialize") {
+                        if let mcp_audit_proxy::jsonrpc::Message::Request { id, method, .. } = m
+                            && !matches!(method.as_str(), "ping" | "initialize") {
                                 requests_forwarded.insert(id.0);
                             }
-                        }
                     }
                     all.extend(records);
                 }

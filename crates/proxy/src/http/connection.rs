@@ -76,10 +76,10 @@ impl Connection {
     pub fn open_session(&self, interpreter: Shared, caller: &Actor) {
         *self.opener() = Some(caller.clone());
         lock(&interpreter).become_session();
-        if let Some(previous) = self.app.sessions.remove(&self.key) {
-            if !Arc::ptr_eq(&previous, &interpreter) {
-                self.end(previous, "the client initialized again on its connection");
-            }
+        if let Some(previous) = self.app.sessions.remove(&self.key)
+            && !Arc::ptr_eq(&previous, &interpreter)
+        {
+            self.end(previous, "the client initialized again on its connection");
         }
         self.app.sessions.insert(&self.key, interpreter);
     }

@@ -471,10 +471,12 @@ async fn forward_and_answer(
             lock(&exchange.interpreter).become_session();
             app.sessions.insert(id, exchange.interpreter.clone());
             exchange.mcp_session = Some(id.to_string());
-        } else if status.is_success() && exchange.session_key.is_none() && opens_session(&body) {
-            if let Some(connection) = &exchange.connection {
-                connection.open_session(exchange.interpreter.clone(), &exchange.actor);
-            }
+        } else if status.is_success()
+            && exchange.session_key.is_none()
+            && opens_session(&body)
+            && let Some(connection) = &exchange.connection
+        {
+            connection.open_session(exchange.interpreter.clone(), &exchange.actor);
         }
     } else if exchange.unfollowed
         && status.is_success()
