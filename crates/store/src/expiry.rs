@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::query::CleanupReport;
 use crate::recorder::{Durability, Receipt, Recorder};
-use crate::store::Store;
+use crate::store::{Scrub, Store};
 
 /// Seqs `start..end` (half-open) of one log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -270,11 +270,19 @@ impl Plan {
                 store.log_id()
             )));
         }
-        store.remove_expired(&Removal {
+        let report = store.remove_expired(&Removal {
             now: self.record.expired_before,
             ranges: &self.record.ranges,
             removed_by,
-        })
+        })?;
+        // The removed payloads' bytes leave the backend's files as an erasure's do, as far as
+        // it can make them (see `Store::scrub`); where they may remain is said, not hidden.
+        if report.events > 0
+            && let Scrub::Pending(why) = store.scrub()?
+        {
+            tracing::warn!("after the cleanup of log `{}`: {why}", self.log_id);
+        }
+        Ok(report)
     }
 }
 

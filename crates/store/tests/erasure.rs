@@ -10,12 +10,12 @@ use mcp_audit_core::{
 };
 use mcp_audit_store::erasure::{EraseError, Erasure, erase_call, erased_ids};
 use mcp_audit_store::integrity::{Finding, Report, sign_checkpoint, verify};
-use mcp_audit_store::{
-    Filter, PgOptions, PgStore, Recorder, RecorderConfig, Scrub, SqliteOptions, SqliteStore, Store,
-};
+use mcp_audit_store::{Filter, Recorder, RecorderConfig, Scrub, SqliteOptions, SqliteStore, Store};
+#[cfg(feature = "postgres")]
+use mcp_audit_store::{PgOptions, PgStore};
 use serde_json::json;
 
-use backend::{Backend, Db};
+use backend::{Backend, Db, files_hold};
 
 /// A call recorded as `sync` records it: the intent with the arguments, then the outcome that
 /// completes it with the result. Returns (intent, outcome).
@@ -59,6 +59,7 @@ fn log_with_call(db: &Db, before: u64, after: u64) -> (EventId, EventId) {
 fn admin_recorder(db: &Db) -> Recorder {
     let store: Box<dyn Store> = match db.backend {
         Backend::Sqlite => db.open(),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => Box::new(
             db.open_pg(PgOptions {
                 log_id: Some("admin".into()),
@@ -83,6 +84,7 @@ fn erase(db: &Db, id: EventId) -> Result<Erasure, EraseError> {
 fn log_reader(db: &Db) -> Box<dyn Store> {
     match db.backend {
         Backend::Sqlite => db.reader(),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let mut store = PgStore::open_read_only(&db.pg.as_ref().unwrap().url).unwrap();
             store.read_log(backend::LOG_ID).unwrap();
@@ -223,6 +225,7 @@ fn an_edited_added_or_deleted_lineage_or_compliance_row_is_found(db: Db) {
     // PostgreSQL's child rows carry their event's log and time (its partition key).
     let key = match db.backend {
         Backend::Sqlite => "",
+        #[cfg(feature = "postgres")]
         Backend::Postgres => "log_id, ts, ",
     };
     let edits = [
@@ -326,19 +329,6 @@ on_both_backends!(
     a_key_with_no_checkpoint_left_is_a_finding,
     the_same_checkpoint_stored_and_kept_outside_counts_once,
 );
-
-/// Whether any of the SQLite file's files (database, WAL, shared memory) holds `needle`.
-fn files_hold(path: &std::path::Path, needle: &str) -> Vec<String> {
-    let mut holding = Vec::new();
-    for suffix in ["", "-wal", "-shm"] {
-        let file = format!("{}{suffix}", path.display());
-        let bytes = std::fs::read(&file).unwrap_or_default();
-        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-            holding.push(file);
-        }
-    }
-    holding
-}
 
 #[test]
 fn erased_arguments_leave_the_database_file_and_its_write_ahead_log() {

@@ -7,13 +7,17 @@ mod backend;
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner};
 use mcp_audit_core::{AuditEvent, EventId, merkle};
+#[cfg(feature = "postgres")]
+use mcp_audit_store::PgStore;
 use mcp_audit_store::expiry::{CLEANUP_OPERATION, CleanupRecord, SeqRange};
 use mcp_audit_store::integrity::{
     Finding, OutsideCheckpoint, Report, consistency, prove, sign_checkpoint, verify,
 };
-use mcp_audit_store::{CheckpointPolicy, Filter, PgStore, Query, Recorder, RecorderConfig, Store};
+use mcp_audit_store::{CheckpointPolicy, Filter, Query, Recorder, RecorderConfig, Store};
 
-use backend::{Backend, Db, LOG_ID, clean_up, clean_up_log};
+use backend::{Backend, Db, clean_up, files_hold};
+#[cfg(feature = "postgres")]
+use backend::{LOG_ID, clean_up_log};
 
 const ORIGIN: &str = "mcp-audit.test/expiry";
 
@@ -82,6 +86,7 @@ impl Fixture {
 fn log_reader(db: &Db) -> Box<dyn Store> {
     match db.backend {
         Backend::Sqlite => db.reader(),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let mut store = PgStore::open_read_only(&db.pg.as_ref().unwrap().url).unwrap();
             store.read_log(LOG_ID).unwrap();
@@ -235,6 +240,7 @@ fn a_tombstone_forged_for_a_seq_no_cleanup_listed_is_still_missing(db: Db) {
     // never listed seq 3; seq 5's names an event that is no cleanup run.
     let (columns, log) = match fx.db.backend {
         Backend::Sqlite => ("seq, leaf_hash, removed_by", String::new()),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => (
             "log_id, seq, leaf_hash, removed_by",
             format!("'{LOG_ID}', "),
@@ -276,6 +282,7 @@ fn a_tombstone_planted_beside_an_expired_row_neither_stops_cleanup_nor_removes_t
     let fx = Fixture::new(db);
     let (columns, log) = match fx.db.backend {
         Backend::Sqlite => ("seq, leaf_hash, removed_by", String::new()),
+        #[cfg(feature = "postgres")]
         Backend::Postgres => (
             "log_id, seq, leaf_hash, removed_by",
             format!("'{LOG_ID}', "),
@@ -310,6 +317,7 @@ on_both_backends!(
 /// PostgreSQL drops a past month's partitions whole once every row in them has a tombstone:
 /// not while another log's expired rows there wait for their own run, and with the same
 /// guarantees as a removal row by row.
+#[cfg(feature = "postgres")]
 #[test]
 fn a_months_partition_is_dropped_once_every_log_in_it_is_cleaned_and_the_logs_stay_provable() {
     let Some(db) = Db::new(Backend::Postgres) else {
@@ -390,4 +398,62 @@ fn a_file_from_before_tombstones_is_read_as_it_is_and_cleaned_once_migrated() {
     let report = verify(&mut db.reader(), None, &[], &mut |_| {}).unwrap();
     assert!(report.is_ok(), "{:?}", report.findings);
     assert_eq!((report.entries, report.expired), (3, 2));
+}
+
+/// An expired event's personal data leaves the SQLite file and its write-ahead log as an erased
+/// one's does: the removal overwrites the freed cells (`secure_delete`) and the run clears the
+/// log's copies. Before, cleanup deleted the rows and left their bytes in free pages and the WAL.
+#[test]
+fn an_expired_events_payload_leaves_the_database_file_and_its_write_ahead_log() {
+    use serde_json::json;
+    let db = Db::sqlite();
+    let r = Recorder::start(db.open(), RecorderConfig::default()).unwrap();
+    // Enough kept rows around it that pages fill and split, and an expired call whose output
+    // needs overflow pages beside a small one.
+    let filler = "x".repeat(700);
+    for i in 0..300u64 {
+        r.record(
+            AuditEvent::tool_execution("fill")
+                .retention("forever")
+                .output(json!({"n": i, "pad": filler}))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let secret = match i {
+            100 => "small-expired-5e2b".to_string(),
+            200 => format!("big-expired-8a4c{}", "y".repeat(60_000)),
+            _ => continue,
+        };
+        r.record(
+            AuditEvent::tool_execution("lookup")
+                .retention("1s")
+                .timestamp("2020-01-10T00:00:00Z".parse().unwrap())
+                .output(json!({"secret": secret}))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    r.shutdown().unwrap();
+    for secret in ["small-expired-5e2b", "big-expired-8a4c"] {
+        assert!(
+            !files_hold(&db.path, secret).is_empty(),
+            "{secret} is there"
+        );
+    }
+    // A writer stays open meanwhile, as a proxy's would.
+    let other_writer = db.open();
+    assert_eq!(clean_up(&db).map(|(_, d)| d.events), Some(2));
+    for secret in ["small-expired-5e2b", "big-expired-8a4c"] {
+        assert_eq!(
+            files_hold(&db.path, secret),
+            Vec::<String>::new(),
+            "{secret}"
+        );
+    }
+    drop(other_writer);
+    let report = verify(&mut db.reader(), None, &[], &mut |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+    assert_eq!(report.expired, 2);
 }

@@ -86,27 +86,47 @@ pub(super) fn remove_expired(
     let path = store.path.clone();
     let layout = store.layout;
     let map = |e| super::map_err_at(&path, e);
-    let tx = store.conn.transaction().map_err(map)?;
+    // The removed rows' bytes are overwritten, not left in free pages: an expired event's
+    // personal data must leave the file as an erased one's does (`Plan::remove` then clears the
+    // write-ahead log's copies through `Store::scrub`).
+    store
+        .conn
+        .pragma_update(None, "secure_delete", true)
+        .map_err(map)?;
+    let removed = remove_rows(store, removal, now, removed_by, layout);
+    let restored = store.conn.pragma_update(None, "secure_delete", false);
+    let report = removed.map_err(map)?;
+    restored.map_err(map)?;
+    Ok(report)
+}
+
+/// The removal's one transaction: tombstones, then the rows, then the running totals counted
+/// again.
+fn remove_rows(
+    store: &mut SqliteStore,
+    removal: &Removal<'_>,
+    now: i64,
+    removed_by: i64,
+    layout: super::Layout,
+) -> Result<CleanupReport, rusqlite::Error> {
+    let tx = store.conn.transaction()?;
     {
-        let mut keep = tx
-            .prepare(
-                // A tombstone already there for a row that is there too is no cleanup's: it is
-                // left as it is, and so is the row (only this run's tombstones go below).
-                "INSERT OR IGNORE INTO expired_entries (seq, leaf_hash, removed_by)
+        let mut keep = tx.prepare(
+            // A tombstone already there for a row that is there too is no cleanup's: it is
+            // left as it is, and so is the row (only this run's tombstones go below).
+            "INSERT OR IGNORE INTO expired_entries (seq, leaf_hash, removed_by)
                  SELECT seq, leaf_hash, ?3 FROM events
                   WHERE seq >= ?1 AND seq < ?2 AND expires_at IS NOT NULL AND expires_at < ?4",
-            )
-            .map_err(map)?;
+        )?;
         for range in removal.ranges {
-            keep.execute([range.start as i64, range.end as i64, removed_by, now])
-                .map_err(map)?;
+            keep.execute([range.start as i64, range.end as i64, removed_by, now])?;
         }
     }
-    let report = counts(&tx, DOOMED, removed_by, false).map_err(map)?;
+    let report = counts(&tx, DOOMED, removed_by, false)?;
     // The sessions and users whose totals count a removed event: counted again below, once
     // their removed events and keys are gone.
     let touched = if layout.key_totals {
-        super::totals::touched_by_expiry(&tx, removed_by).map_err(map)?
+        super::totals::touched_by_expiry(&tx, removed_by)?
     } else {
         Vec::new()
     };
@@ -122,18 +142,16 @@ pub(super) fn remove_expired(
                       WHERE seq IN ({DOOMED}) AND user_id IS NOT NULL)"
             ),
             [removed_by],
-        )
-        .map_err(map)?;
+        )?;
     }
     for table in ["data_sources", "compliance_events", "payloads", "events"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE seq IN ({DOOMED})"),
             [removed_by],
-        )
-        .map_err(map)?;
+        )?;
     }
-    super::totals::recount(&tx, &touched).map_err(map)?;
-    tx.commit().map_err(map)?;
+    super::totals::recount(&tx, &touched)?;
+    tx.commit()?;
     Ok(report)
 }
 

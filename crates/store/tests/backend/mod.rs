@@ -397,3 +397,16 @@ pub fn summary_of<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Summa
     s.distinct_users = users.len() as u64;
     s
 }
+
+/// Whether any of the SQLite file's files (database, WAL, shared memory) holds `needle`.
+pub fn files_hold(path: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut holding = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            holding.push(file);
+        }
+    }
+    holding
+}
