@@ -54,6 +54,9 @@ pub(crate) struct Backlog {
     last_try: Option<Instant>,
     /// The store's error at that try: the reason of a record lost without a try of its own.
     last_error: String,
+    /// Whether this outage was announced: said once, when the first record is kept, so that
+    /// a failure only waited callers saw (they get the error themselves) adds no log line.
+    announced: bool,
 }
 
 impl Backlog {
@@ -65,6 +68,7 @@ impl Backlog {
             failing_since: None,
             last_try: None,
             last_error: String::new(),
+            announced: false,
         }
     }
 
@@ -121,7 +125,9 @@ impl Backlog {
         if gap_written {
             self.loss = None;
         }
-        if let Some(since) = self.failing_since.take() {
+        if let Some(since) = self.failing_since.take()
+            && std::mem::take(&mut self.announced)
+        {
             tracing::warn!(
                 after_ms = since.elapsed().as_millis() as u64,
                 "the audit store takes writes again"
@@ -142,10 +148,6 @@ impl Backlog {
     pub(crate) fn failed(&mut self, error: &dyn std::fmt::Display) {
         let now = Instant::now();
         if self.failing_since.is_none() {
-            tracing::error!(
-                %error,
-                "the audit store refuses writes; records are kept in memory until it takes them"
-            );
             self.failing_since = Some(now);
         }
         self.last_try = Some(now);
@@ -160,6 +162,13 @@ impl Backlog {
     /// Keeps `record` for the next try; when the backlog is full, counts it as lost instead.
     /// Returns whether it was kept.
     pub(crate) fn hold(&mut self, record: Box<SealedEvent>, error: &dyn std::fmt::Display) -> bool {
+        if !self.announced {
+            self.announced = true;
+            tracing::error!(
+                %error,
+                "the audit store refuses writes; records are kept in memory until it takes them"
+            );
+        }
         if self.held.len() < self.capacity {
             self.held.push(record);
             return true;
