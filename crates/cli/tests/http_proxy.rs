@@ -92,6 +92,25 @@ fn mcp_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/mcp")
 }
 
+/// `mcp-audit proxy --db <db> --listen 127.0.0.1:<port> --upstream <upstream> <args>`, its
+/// standard output discarded.
+fn proxy_command(db: &Path, port: u16, upstream: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("proxy")
+        .arg("--db")
+        .arg(db)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ])
+        .args(args)
+        .stdout(Stdio::null());
+    command
+}
+
 /// `mcp-audit proxy --listen` in front of `upstream`.
 struct Proxy {
     child: Running,
@@ -104,18 +123,7 @@ impl Proxy {
     fn start(dir: &Path, upstream: &str, args: &[&str]) -> Proxy {
         let db = dir.join("audit.db");
         let port = free_port();
-        let mut child = Command::new(BIN)
-            .arg("proxy")
-            .arg("--db")
-            .arg(&db)
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--upstream",
-                upstream,
-            ])
-            .args(args)
-            .stdout(Stdio::null())
+        let mut child = proxy_command(&db, port, upstream, args)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
@@ -1559,18 +1567,7 @@ fn the_correlation_id_and_the_w3c_trace_id_of_a_request_are_recorded() {
 /// Starts the proxy with `args` and stops it at once, returning what it wrote on stderr.
 fn proxy_stderr(dir: &Path, upstream: &str, args: &[&str]) -> String {
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .arg("proxy")
-        .arg("--db")
-        .arg(dir.join("audit.db"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--upstream",
-            upstream,
-        ])
-        .args(args)
-        .stdout(Stdio::null())
+    let mut child = proxy_command(&dir.join("audit.db"), port, upstream, args)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
