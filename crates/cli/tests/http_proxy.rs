@@ -17,7 +17,7 @@ mod support;
 
 use support::{
     BIN, all_of, detail, error_message, events, everything_js, free_port, intent_and_outcome,
-    json_output, one, peer_script, peers, python, try_events,
+    json_output, of_request, on_record_before_it_ran, one, peer_script, peers, python, try_events,
 };
 
 fn wait_listening(port: u16, child: &mut Child) {
@@ -1312,20 +1312,7 @@ fn frames_strict_json_refuses_are_held_as_their_operation_before_the_sdk_server_
         return;
     }
     for (id, what, _) in differential_adds() {
-        let events: Vec<&StoredEvent> = all
-            .iter()
-            .filter(|e| e.event.request_id.as_deref() == Some(&id.to_string()))
-            .collect();
-        let intent = events
-            .iter()
-            .find(|e| e.event.outcome == Outcome::Pending)
-            .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
-        assert_eq!(intent.event.operation, "add", "{what}");
-        let done = events
-            .iter()
-            .find(|e| e.event.completes == Some(intent.event.id))
-            .unwrap_or_else(|| panic!("{what}: no outcome: {events:#?}"));
-        assert!(intent.seq < done.seq, "{what}");
+        on_record_before_it_ran(&all, &id.to_string(), "add", what);
     }
 }
 
@@ -1336,10 +1323,7 @@ fn frames_strict_json_refuses_are_recorded_as_their_operation_over_http_in_batch
         return;
     }
     for (id, what, _) in differential_adds() {
-        let events: Vec<&StoredEvent> = all
-            .iter()
-            .filter(|e| e.event.request_id.as_deref() == Some(&id.to_string()))
-            .collect();
+        let events = of_request(&all, &id.to_string());
         assert_eq!(events.len(), 1, "{what}: {events:#?}");
         assert_eq!(events[0].event.operation, "add", "{what}");
     }

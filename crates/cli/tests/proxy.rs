@@ -15,7 +15,7 @@ mod support;
 
 use support::{
     BIN, all_of, detail, error_message, events, everything_js, intent_and_outcome, json_output,
-    one, peer_script, peers, python, try_events,
+    of_request, on_record_before_it_ran, one, peer_script, peers, python, try_events,
 };
 
 /// `server-everything` over stdio, as the proxy's server command.
@@ -764,13 +764,6 @@ fn differential_calls() -> Vec<(u32, &'static str, Vec<u8>)> {
     ]
 }
 
-/// The events of the request with JSON-RPC id `id` (its text).
-fn of_request<'a>(all: &'a [StoredEvent], id: &str) -> Vec<&'a StoredEvent> {
-    all.iter()
-        .filter(|e| e.event.request_id.as_deref() == Some(id))
-        .collect()
-}
-
 #[test]
 fn frames_strict_json_refuses_are_held_as_their_operation_before_server_everything_runs_them() {
     let Some(peers) = peers() else { return };
@@ -798,19 +791,8 @@ fn frames_strict_json_refuses_are_held_as_their_operation_before_server_everythi
 
     let all = events(&db);
     for (id, what) in ran {
-        let events = of_request(&all, &id.to_string());
-        let intent = events
-            .iter()
-            .find(|e| e.event.outcome == Outcome::Pending)
-            .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
-        assert_eq!(intent.event.operation, "echo", "{what}");
-        let done = events
-            .iter()
-            .find(|e| e.event.outcome == Outcome::Success)
-            .unwrap_or_else(|| panic!("{what}: no outcome"));
-        assert_eq!(done.event.completes, Some(intent.event.id), "{what}");
-        // Recorded before it ran: the intent comes first in the log.
-        assert!(intent.seq < done.seq, "{what}");
+        let (intent, done) = on_record_before_it_ran(&all, &id.to_string(), "echo", what);
+        assert_eq!(done.event.outcome, Outcome::Success, "{what}");
         assert!(
             intent.event.payload.input.as_ref().unwrap()["message"].is_string(),
             "{what}"
@@ -1040,18 +1022,8 @@ fn frames_strict_json_refuses_are_held_as_their_operation_before_the_python_sdk_
     client.close();
     let all = events(&db);
     for (id, what, _) in adds {
-        let events = of_request(&all, &id.to_string());
-        let intent = events
-            .iter()
-            .find(|e| e.event.outcome == Outcome::Pending)
-            .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
-        assert_eq!(intent.event.operation, "add", "{what}");
-        let done = events
-            .iter()
-            .find(|e| e.event.outcome == Outcome::Success)
-            .unwrap_or_else(|| panic!("{what}: no outcome"));
-        assert_eq!(done.event.completes, Some(intent.event.id), "{what}");
-        assert!(intent.seq < done.seq, "{what}");
+        let (_, done) = on_record_before_it_ran(&all, &id.to_string(), "add", what);
+        assert_eq!(done.event.outcome, Outcome::Success, "{what}");
     }
 }
 

@@ -139,3 +139,32 @@ pub fn error_message(e: &StoredEvent) -> &str {
 pub fn detail(e: &StoredEvent, key: &str) -> Value {
     e.event.payload.details.as_ref().expect("details")[key].clone()
 }
+
+/// The records of JSON-RPC request `id`.
+pub fn of_request<'a>(all: &'a [StoredEvent], id: &str) -> Vec<&'a StoredEvent> {
+    all.iter()
+        .filter(|e| e.event.request_id.as_deref() == Some(id))
+        .collect()
+}
+
+/// The intent and outcome of request `id`, asserting that the call was on record as
+/// `operation` before it ran: its intent comes first in the log and the outcome completes it.
+pub fn on_record_before_it_ran<'a>(
+    all: &'a [StoredEvent],
+    id: &str,
+    operation: &str,
+    what: &str,
+) -> (&'a StoredEvent, &'a StoredEvent) {
+    let events = of_request(all, id);
+    let intent = events
+        .iter()
+        .find(|e| e.event.outcome == Outcome::Pending)
+        .unwrap_or_else(|| panic!("{what}: no intent: {events:#?}"));
+    assert_eq!(intent.event.operation, operation, "{what}");
+    let done = events
+        .iter()
+        .find(|e| e.event.completes == Some(intent.event.id))
+        .unwrap_or_else(|| panic!("{what}: no outcome: {events:#?}"));
+    assert!(intent.seq < done.seq, "{what}");
+    (intent, done)
+}

@@ -13,25 +13,32 @@ use crate::store::{IndexedColumns, LineageRow, LineageTable, LogEntry, ProofEntr
 /// Rows fetched per round trip while scanning a log.
 const SCAN_CHUNK: i32 = 10_000;
 
+/// A seq as a query parameter (a `BIGINT`): seqs past `i64::MAX` do not exist.
+fn seq_param(seq: u64) -> i64 {
+    seq.min(i64::MAX as u64) as i64
+}
+
+/// A read-only, repeatable-read transaction: everything read in it is the log as of one
+/// moment, however long the reading takes.
+fn snapshot(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(map_err)
+}
+
 pub(super) fn scan_log(
     store: &mut PgStore,
     from: u64,
     to: u64,
     sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
-    let (from, to) = (
-        from.min(i64::MAX as u64) as i64,
-        to.min(i64::MAX as u64) as i64,
-    );
+    let (from, to) = (seq_param(from), seq_param(to));
     let log_id = store.log_id.clone();
-    let client = store.client()?;
     // A portal in one repeatable-read transaction: the whole log as of one moment, streamed.
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(map_err)?;
+    let mut tx = snapshot(store.client()?)?;
     let portal = tx
         .bind(
             "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body,
@@ -193,18 +200,9 @@ pub(super) fn scan_lineage(
     to: u64,
     sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let (from, to) = (
-        from.min(i64::MAX as u64) as i64,
-        to.min(i64::MAX as u64) as i64,
-    );
+    let (from, to) = (seq_param(from), seq_param(to));
     let log_id = store.log_id.clone();
-    let client = store.client()?;
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(map_err)?;
+    let mut tx = snapshot(store.client()?)?;
     let tables = [
         (
             LineageTable::DataSources,
