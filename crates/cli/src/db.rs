@@ -1,5 +1,6 @@
-//! Where the database is and how to open it: the `--db`, `--lock-timeout`, `--log-id`,
-//! `--spool-dir` and `--reconnect-timeout` flags, shared by every command.
+//! Where the database is and how to open it: the `--db`, `--lock-timeout` and `--log-id`
+//! flags of every command, and the `--spool-dir` and `--reconnect-timeout` flags of the
+//! commands that write (a read command's `--help` does not list them).
 //!
 //! `--db` is a SQLite file, or a `postgres://` URL: every command works on both, through the
 //! store trait (`Box<dyn Store>`). What only PostgreSQL needs is in [`pg`], which a build
@@ -13,6 +14,89 @@ use std::time::Duration;
 use anyhow::bail;
 use mcp_audit_core::EventId;
 use mcp_audit_store::{Durability, SqliteOptions, SqliteStore, Store};
+
+use crate::time_arg;
+
+/// Where to find the database: every command's flags.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
+    /// The audit database: a SQLite file, or a PostgreSQL URL (`postgres://user@host/db`)
+    /// shared by many proxies
+    #[arg(
+        long,
+        global = true,
+        env = "MCP_AUDIT_DB",
+        default_value = "./mcp-audit.db",
+        value_name = "PATH|URL"
+    )]
+    pub db: PathBuf,
+
+    /// Which log: a PostgreSQL database holds one per writer. A command that writes appends to
+    /// it (default: a new log per run; a log another process is writing is refused); `show`,
+    /// `verify`, `prove`, `checkpoint`, `consistency` and `cleanup` read it alone. A SQLite
+    /// file holds one log: naming another is an error
+    #[arg(long, global = true, env = "MCP_AUDIT_LOG_ID", value_name = "ID")]
+    pub log_id: Option<String>,
+
+    /// How long to wait for another process's lock on the database before failing
+    /// (`500ms`, `5s`)
+    #[arg(long, global = true, default_value = "5s", value_parser = time_arg::parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Duration,
+}
+
+/// The PostgreSQL writer's flags of a command that may record with `batch` durability (the
+/// proxy): where records wait while the server is away, and how long a write waits for it.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Writing to PostgreSQL")]
+pub struct WritingArgs {
+    /// PostgreSQL: how long a write waits for an unreachable server before failing (`sync`
+    /// durability, or a full spool) [default: 30s]
+    #[arg(long, value_parser = time_arg::parse_duration, value_name = "DURATION")]
+    pub reconnect_timeout: Option<Duration>,
+
+    /// PostgreSQL with `batch` durability: where records wait while the server is unreachable
+    /// (env MCP_AUDIT_SPOOL_DIR) [default: ./mcp-audit-spool]
+    // The variable is read in `Db::from_args`, not by clap: these flags are accepted both
+    // before and after the command, and a variable read at both places would override a flag.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl WritingArgs {
+    /// These flags where given, else `other`'s: a command's own flag wins over one given
+    /// before the command.
+    pub fn or(self, other: WritingArgs) -> WritingArgs {
+        WritingArgs {
+            reconnect_timeout: self.reconnect_timeout.or(other.reconnect_timeout),
+            spool_dir: self.spool_dir.or(other.spool_dir),
+        }
+    }
+}
+
+/// The PostgreSQL writer's flag of a command that writes with `sync` durability.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Writing to PostgreSQL")]
+pub struct ReconnectArgs {
+    /// PostgreSQL: how long a write waits for an unreachable server before failing
+    /// [default: 30s]
+    #[arg(long, value_parser = time_arg::parse_duration, value_name = "DURATION")]
+    pub reconnect_timeout: Option<Duration>,
+}
+
+impl From<ReconnectArgs> for WritingArgs {
+    fn from(args: ReconnectArgs) -> WritingArgs {
+        WritingArgs {
+            reconnect_timeout: args.reconnect_timeout,
+            spool_dir: None,
+        }
+    }
+}
+
+/// How long a PostgreSQL write waits for the server when no flag says.
+const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Where `batch` records wait for the server when no flag says.
+const DEFAULT_SPOOL_DIR: &str = "./mcp-audit-spool";
 
 /// The database the user pointed at.
 #[derive(Debug, Clone)]
@@ -43,6 +127,22 @@ impl Db {
             spool_dir,
             reconnect_timeout,
         }
+    }
+
+    /// The database of the command line's flags.
+    pub fn from_args(database: DatabaseArgs, writing: WritingArgs) -> Db {
+        Db::new(
+            database.db,
+            database.lock_timeout,
+            database.log_id,
+            writing
+                .spool_dir
+                .or_else(|| std::env::var_os("MCP_AUDIT_SPOOL_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR)),
+            writing
+                .reconnect_timeout
+                .unwrap_or(DEFAULT_RECONNECT_TIMEOUT),
+        )
     }
 
     /// The database for messages: the path, or the URL without its password.
@@ -87,7 +187,7 @@ impl Db {
     ) -> anyhow::Result<Box<dyn Store>> {
         Ok(match self.postgres_url() {
             Some(url) => pg::writer(self, url, durability, log_id)?,
-            None => Box::new(SqliteStore::open(&self.path, self.options())?),
+            None => self.sqlite_log(SqliteStore::open(&self.path, self.options())?)?,
         })
     }
 
@@ -112,10 +212,25 @@ impl Db {
             return pg::reader(url);
         }
         self.must_exist()?;
-        Ok(Box::new(SqliteStore::open_read_only(
-            &self.path,
-            self.options(),
-        )?))
+        self.sqlite_log(SqliteStore::open_read_only(&self.path, self.options())?)
+    }
+
+    /// A SQLite file holds one log: `--log-id` naming it is honoured (a no-op), naming any
+    /// other is refused rather than ignored, which would show one log's events as another's.
+    fn sqlite_log(&self, store: SqliteStore) -> anyhow::Result<Box<dyn Store>> {
+        if let Some(asked) = &self.log_id
+            && asked != store.log_id()
+        {
+            let holds = match store.log_id() {
+                "" => "no log yet".to_string(),
+                id => format!("one log, {id}"),
+            };
+            bail!(
+                "--log-id {asked} is not the log of {}, which holds {holds} (a SQLite file holds one log: leave --log-id out, and MCP_AUDIT_LOG_ID unset)",
+                self.path.display(),
+            );
+        }
+        Ok(Box::new(store))
     }
 
     /// Whether `--db` is a PostgreSQL URL (many logs) rather than a SQLite file (one log).

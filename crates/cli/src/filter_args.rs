@@ -22,13 +22,17 @@ pub struct FilterArgs {
     /// Only this resource type (tool, server, user, ...)
     #[arg(long, value_name = "TYPE")]
     pub resource_type: Option<String>,
+    /// Only this resource id (a file path, a record id: what the server acted on)
     #[arg(long, value_name = "ID")]
     pub resource_id: Option<String>,
     /// Only events of this user id
     #[arg(long, value_name = "USER")]
     pub user: Option<String>,
+    /// Only events of this MCP session (the proxy records one per client connection)
     #[arg(long, value_name = "SESSION")]
     pub session: Option<String>,
+    /// Only events of this correlation id (the records of one request share it: an intent
+    /// and its outcome)
     #[arg(long, value_name = "ID")]
     pub correlation: Option<String>,
     /// Only events against this MCP server

@@ -25,10 +25,8 @@ mod render;
 mod table;
 mod time_arg;
 
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -47,74 +45,73 @@ use crate::db::Db;
     after_help = "Example:\n  mcp-audit log '{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"search\"}'\n  mcp-audit query --tool search --since 1h"
 )]
 struct Cli {
-    /// The audit database: a SQLite file, or a PostgreSQL URL (`postgres://user@host/db`)
-    /// shared by many proxies
-    #[arg(
-        long,
-        global = true,
-        env = "MCP_AUDIT_DB",
-        default_value = "./mcp-audit.db",
-        value_name = "PATH|URL"
-    )]
-    db: PathBuf,
+    #[command(flatten)]
+    database: db::DatabaseArgs,
 
-    /// PostgreSQL: the log this process appends to (one per proxy instance; a log already
-    /// being written is refused). Default: a new log for each run
-    #[arg(long, global = true, env = "MCP_AUDIT_LOG_ID", value_name = "ID")]
-    log_id: Option<String>,
-
-    /// PostgreSQL: how long a write waits for an unreachable server before failing (`sync`
-    /// durability, or a full spool)
-    #[arg(long, global = true, default_value = "30s", value_parser = time_arg::parse_duration, value_name = "DURATION")]
-    reconnect_timeout: Duration,
-
-    /// PostgreSQL with `batch` durability: where records wait while the server is unreachable
-    #[arg(
-        long,
-        global = true,
-        env = "MCP_AUDIT_SPOOL_DIR",
-        default_value = "./mcp-audit-spool",
-        value_name = "DIR"
-    )]
-    spool_dir: PathBuf,
-
-    /// How long to wait for another process's lock on the database before failing
-    /// (`500ms`, `5s`)
-    #[arg(long, global = true, default_value = "5s", value_parser = time_arg::parse_duration, value_name = "DURATION")]
-    lock_timeout: Duration,
+    /// Accepted before the command too (`mcp-audit --spool-dir DIR proxy ...`), for the
+    /// commands that write; the command's own flag wins.
+    #[command(flatten)]
+    writing: db::WritingArgs,
 
     #[command(subcommand)]
     command: Command,
 }
 
+/// A command that writes, with the PostgreSQL writer's options (`W`) in its own `--help`:
+/// read commands do not show them.
+#[derive(Debug, clap::Args)]
+struct Writes<A: clap::Args, W: clap::Args> {
+    #[command(flatten)]
+    args: A,
+    #[command(flatten)]
+    writing: W,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    Log(log::LogArgs),
+    /// Record audit events
+    Log(Writes<log::LogArgs, db::ReconnectArgs>),
     Query(query::QueryArgs),
     Show(show::ShowArgs),
     Summary(summary::SummaryArgs),
     Stats(stats::StatsArgs),
     Export(export::ExportArgs),
-    Cleanup(cleanup::CleanupArgs),
+    /// Delete expired events (expires_at in the past) with their payloads and lineage rows
+    Cleanup(Writes<cleanup::CleanupArgs, db::ReconnectArgs>),
     Schema(schema::SchemaArgs),
     /// Run an MCP server behind the audit proxy
-    Proxy(Box<proxy::ProxyArgs>),
+    Proxy(Writes<Box<proxy::ProxyArgs>, db::WritingArgs>),
     /// Record operations a stopped proxy left unanswered as incomplete
-    Recover(recover::RecoverArgs),
+    Recover(Writes<recover::RecoverArgs, db::ReconnectArgs>),
     /// Create a checkpoint signing key
     Keygen(integrity::KeygenArgs),
     /// Sign a checkpoint of the log as it is now
-    Checkpoint(integrity::CheckpointArgs),
+    Checkpoint(Writes<integrity::CheckpointArgs, db::ReconnectArgs>),
     /// Check that the log is the one that was signed
     Verify(integrity::VerifyArgs),
     /// Erase an event's personal data, keeping its proofs valid
-    Erase(integrity::EraseArgs),
+    Erase(Writes<integrity::EraseArgs, db::ReconnectArgs>),
     /// Print an inclusion proof of one event
     Prove(integrity::ProveArgs),
     /// Check an inclusion proof offline with the public key
     VerifyProof(integrity::VerifyProofArgs),
     /// Prove that one signed checkpoint extends another
     Consistency(integrity::ConsistencyArgs),
+}
+
+impl Command {
+    /// The PostgreSQL writer's options given after the command, if it takes them.
+    fn writing(&self) -> db::WritingArgs {
+        match self {
+            Command::Proxy(w) => w.writing.clone(),
+            Command::Log(Writes { writing, .. })
+            | Command::Cleanup(Writes { writing, .. })
+            | Command::Recover(Writes { writing, .. })
+            | Command::Checkpoint(Writes { writing, .. })
+            | Command::Erase(Writes { writing, .. }) => writing.clone().into(),
+            _ => db::WritingArgs::default(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -125,28 +122,22 @@ fn main() -> ExitCode {
         Command::Verify(_) => integrity::VERIFY_COULD_NOT_RUN,
         _ => 1,
     };
-    let db = Db::new(
-        cli.db,
-        cli.lock_timeout,
-        cli.log_id,
-        cli.spool_dir,
-        cli.reconnect_timeout,
-    );
+    let db = Db::from_args(cli.database, cli.command.writing().or(cli.writing));
     let result = match cli.command {
-        Command::Log(args) => log::run(&db, args).map(|()| 0),
+        Command::Log(w) => log::run(&db, w.args).map(|()| 0),
         Command::Query(args) => query::run(&db, args).map(|()| 0),
         Command::Show(args) => show::run(&db, args).map(|()| 0),
         Command::Summary(args) => summary::run(&db, args).map(|()| 0),
         Command::Stats(args) => stats::run(&db, args).map(|()| 0),
         Command::Export(args) => export::run(&db, args).map(|()| 0),
-        Command::Cleanup(args) => cleanup::run(&db, args).map(|()| 0),
+        Command::Cleanup(w) => cleanup::run(&db, w.args).map(|()| 0),
         Command::Schema(args) => schema::run(args).map(|()| 0),
-        Command::Proxy(args) => proxy::run(&db, *args),
-        Command::Recover(args) => recover::run(&db, args).map(|()| 0),
+        Command::Proxy(w) => proxy::run(&db, *w.args),
+        Command::Recover(w) => recover::run(&db, w.args).map(|()| 0),
         Command::Keygen(args) => integrity::keygen(args).map(|()| 0),
-        Command::Checkpoint(args) => integrity::checkpoint(&db, args).map(|()| 0),
+        Command::Checkpoint(w) => integrity::checkpoint(&db, w.args).map(|()| 0),
         Command::Verify(args) => integrity::verify(&db, args),
-        Command::Erase(args) => integrity::erase(&db, args).map(|()| 0),
+        Command::Erase(w) => integrity::erase(&db, w.args).map(|()| 0),
         Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
         Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
         Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),
@@ -192,8 +183,16 @@ fn init_tracing() {
         .unwrap_or_else(|_| EnvFilter::new("warn,mcp_audit_store::writer=off"));
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_env_filter(filter)
         .init();
+}
+
+/// Colour only on a terminal: a log file or a pipe (an MCP client keeping the proxy's stderr)
+/// would fill with escape codes. `NO_COLOR` (set and not empty) turns it off everywhere.
+fn colour_on_stderr() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    io::stderr().is_terminal() && !no_color
 }
 
 /// `mcp-audit query | head` closes our stdout early: that is the reader's choice, not an error.
@@ -206,4 +205,61 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
         };
         kind == Some(io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command, the top level included, with its path (`mcp-audit proxy`).
+    fn commands() -> Vec<(String, clap::Command)> {
+        fn walk(path: String, command: &clap::Command, out: &mut Vec<(String, clap::Command)>) {
+            for sub in command.get_subcommands() {
+                walk(format!("{path} {}", sub.get_name()), sub, out);
+            }
+            out.push((path, command.clone()));
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        let mut out = Vec::new();
+        walk("mcp-audit".to_string(), &cli, &mut out);
+        out
+    }
+
+    #[test]
+    fn every_option_of_every_command_has_a_description() {
+        let mut missing = Vec::new();
+        for (path, command) in commands() {
+            for arg in command.get_arguments() {
+                let described = arg
+                    .get_help()
+                    .is_some_and(|help| !help.to_string().trim().is_empty());
+                if !described {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "options without help: {missing:?}");
+    }
+
+    #[test]
+    fn only_commands_that_write_list_the_postgres_writer_options() {
+        let writers = ["log", "cleanup", "proxy", "recover", "checkpoint", "erase"];
+        for (path, command) in commands() {
+            let name = path.rsplit(' ').next().unwrap_or_default();
+            let has = |id: &str| command.get_arguments().any(|a| a.get_id() == id);
+            if path == "mcp-audit" || path.starts_with("mcp-audit help") {
+                continue;
+            }
+            assert_eq!(
+                has("reconnect_timeout"),
+                writers.contains(&name),
+                "{path}: --reconnect-timeout"
+            );
+            assert_eq!(has("spool_dir"), name == "proxy", "{path}: --spool-dir");
+            assert!(has("db") && has("log_id"), "{path}: --db and --log-id");
+        }
+    }
 }

@@ -1145,3 +1145,83 @@ fn a_database_from_a_newer_schema_version_is_refused_with_one_line() {
         .unwrap();
     assert_eq!(env.count(), 6, "nothing was written while refused");
 }
+
+// ---------------------------------------------------------------------------------------------
+// conventions: data on stdout, people's text on stderr, colour only for people
+
+/// Runs a proxy in front of `cat` and hands it a frame that is not JSON: the proxy logs a
+/// warning on stderr. `terminal` runs it on a pseudo-terminal (`script`), where stdout and
+/// stderr both land in the returned stdout.
+fn proxy_warning(env: &Env, terminal: bool, no_color: Option<&str>) -> Run {
+    let bin = env!("CARGO_BIN_EXE_mcp-audit");
+    let mut command = if terminal {
+        let inner = format!(
+            "echo 'not json' | '{bin}' --db '{}' proxy -- cat",
+            env.db.display()
+        );
+        let mut command = Command::new("script");
+        command.args(["-qec", &inner, "/dev/null"]);
+        command
+    } else {
+        env.command(&["proxy", "--", "cat"])
+    };
+    command.env_remove("RUST_LOG").env_remove("NO_COLOR");
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    run_command(command, (!terminal).then_some(b"not json\n".as_slice()))
+}
+
+#[test]
+fn log_lines_carry_colour_codes_only_on_a_terminal_and_never_under_no_color() {
+    let env = Env::new();
+    let piped = proxy_warning(&env, false, None);
+    assert!(
+        piped.stderr.contains("WARN"),
+        "no warning logged: {piped:?}"
+    );
+    assert!(
+        !piped.stderr.contains('\u{1b}'),
+        "escape codes on a pipe: {piped:?}"
+    );
+
+    let terminal = proxy_warning(&env, true, None);
+    assert!(terminal.stdout.contains("WARN"), "{terminal:?}");
+    assert!(
+        terminal.stdout.contains('\u{1b}'),
+        "no colour on a terminal: {terminal:?}"
+    );
+
+    let no_color = proxy_warning(&env, true, Some("1"));
+    assert!(no_color.stdout.contains("WARN"), "{no_color:?}");
+    assert!(!no_color.stdout.contains('\u{1b}'), "{no_color:?}");
+}
+
+#[test]
+fn log_id_on_a_sqlite_file_is_honoured_when_it_names_its_log_and_refused_otherwise() {
+    let env = seeded();
+    let log_id = env.events(&[])[0]["log_id"].as_str().unwrap().to_string();
+    assert!(!log_id.is_empty());
+    let own = env.run(&["--log-id", &log_id, "query", "--jsonl"]);
+    assert_eq!(own.ok().lines().count(), env.count());
+    for command in [
+        vec!["query"],
+        vec!["stats"],
+        vec!["export"],
+        vec!["verify"],
+        vec!["log", r#"{"kind":"admin","action":"READ","operation":"x"}"#],
+    ] {
+        let mut args = vec!["--log-id", "another-log"];
+        args.extend(&command);
+        let refused = env.run(&args);
+        assert_ne!(refused.code, 0, "{command:?}: {refused:?}");
+        assert!(
+            refused
+                .stderr
+                .contains("--log-id another-log is not the log of")
+                && refused.stderr.contains(&log_id),
+            "{command:?}: {refused:?}"
+        );
+    }
+    assert_eq!(env.count(), 6, "nothing was recorded by the refused `log`");
+}

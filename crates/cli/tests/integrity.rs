@@ -300,8 +300,13 @@ fn a_later_checkpoint_is_proven_to_extend_an_earlier_one_and_a_rewritten_log_is_
         &["consistency", "old.txt", "new.txt", "--key", "k.key.pub"],
     );
     assert!(out.status.success(), "{}", text(&out));
+    // stdout is the proof alone (`| jq` reads it); the verdict is on stderr.
+    let proof: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&out)));
+    assert_eq!(proof["new_size"], 7, "{proof}");
     assert!(
-        text(&out).contains("ok: the log of 7 entries extends the log of 3"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("ok: the log of 7 entries extends the log of 3"),
         "{}",
         text(&out)
     );
@@ -815,5 +820,31 @@ fn verify_exits_2_when_it_cannot_run_and_says_so_in_its_help() {
             && help.contains("1  the log is not what was signed")
             && help.contains("2  verify could not run"),
         "{help}"
+    );
+}
+
+#[test]
+fn verify_warns_of_a_missing_key_on_stderr_and_keeps_stdout_for_the_report() {
+    let dir = setup();
+    let out = run(dir.path(), &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains("warning"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("ok"), "{stdout}");
+    assert!(
+        stderr.contains("warning: no --key given: signatures were not checked"),
+        "{stderr}"
+    );
+
+    let json = run(dir.path(), &["verify", "--json"]);
+    assert!(json.status.success(), "{}", text(&json));
+    let reports: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&json)));
+    assert_eq!(reports[0]["ok"], true, "{reports}");
+    assert!(
+        String::from_utf8_lossy(&json.stderr).contains("warning: no --key given"),
+        "{}",
+        text(&json)
     );
 }

@@ -188,6 +188,15 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
         })?;
         bar.finish_and_clear();
         all_ok &= report.is_ok();
+        // Warnings are for the person running it, not part of the report: stderr, in both
+        // forms, so that `--json | jq` and a script reading the text see only the report.
+        if verifier.is_none() {
+            eprintln!("warning: no --key given: signatures were not checked");
+        } else if report.checkpoints_verified == 0 {
+            eprintln!(
+                "warning: no checkpoint was verified: nothing was checked against a signature"
+            );
+        }
         if args.json {
             reports.push((store.log_id().to_string(), report));
             continue;
@@ -195,7 +204,7 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
         if many {
             println!("log {log_id}:");
         }
-        print_report(&report, verifier.is_none());
+        print_report(&report);
     }
     if args.json {
         let all: Vec<serde_json::Value> = reports
@@ -227,7 +236,7 @@ fn read_outside(path: &Path) -> Result<Vec<OutsideCheckpoint>> {
 }
 
 /// One log's report, as text.
-fn print_report(report: &integrity::Report, no_key: bool) {
+fn print_report(report: &integrity::Report) {
     println!(
         "{} entries checked, {} redacted, {} checkpoint(s) verified, covering {} entries",
         report.entries, report.redacted, report.checkpoints_verified, report.covered
@@ -244,11 +253,6 @@ fn print_report(report: &integrity::Report, no_key: bool) {
             expiry.cleanup_seq,
             ranges.join(", ")
         );
-    }
-    if no_key {
-        println!("warning: no --key given: signatures were not checked");
-    } else if report.checkpoints_verified == 0 {
-        println!("warning: no checkpoint was verified: nothing was checked against a signature");
     }
     for gap in &report.gaps {
         println!(
@@ -491,7 +495,8 @@ impl CheckpointFlags {
 Example:
   mcp-audit consistency old-checkpoint.txt new-checkpoint.txt --key audit.key.pub
 Each file holds a signed checkpoint (as `mcp-audit checkpoint` prints it). Prints the proof as
-JSON and `ok`, or fails: the newer checkpoint does not extend the older one.")]
+JSON on stdout and `ok: ...` on stderr, or fails: the newer checkpoint does not extend the older
+one.")]
 pub struct ConsistencyArgs {
     /// The older signed checkpoint.
     old: PathBuf,
@@ -530,7 +535,8 @@ pub fn consistency(db: &Db, args: ConsistencyArgs) -> Result<()> {
             old.size
         );
     }
-    println!(
+    // stdout holds the proof alone (`| jq` reads it); the verdict is for the person.
+    eprintln!(
         "ok: the log of {} entries extends the log of {}",
         new.size, old.size
     );
