@@ -233,6 +233,31 @@ impl Db {
         Ok(Box::new(store))
     }
 
+    /// A reader of one log, for an event named by seq: `log` (as `LOG:SEQ` names it), else
+    /// `--log-id`'s, else the database's only log. A SQLite file's one log must be the one named.
+    pub fn open_seq_log(&self, log: Option<&str>) -> anyhow::Result<Box<dyn Store>> {
+        let Some(url) = self.postgres_url() else {
+            let store = self.open_read_only()?;
+            if let Some(log) = log
+                && log != store.log_id()
+            {
+                bail!(
+                    "{} holds one log, {}, not {log}",
+                    self.path.display(),
+                    store.log_id()
+                );
+            }
+            return Ok(store);
+        };
+        let log = match log {
+            Some(log) => log.to_string(),
+            None => self.required_log_id().map_err(|e| {
+                anyhow::anyhow!("{e:#}, or name the event as LOG:SEQ (as `query` prints it)")
+            })?,
+        };
+        pg::log_reader(url, &log)
+    }
+
     /// Whether `--db` is a PostgreSQL URL (many logs) rather than a SQLite file (one log).
     pub fn is_postgres(&self) -> bool {
         self.postgres_url().is_some()

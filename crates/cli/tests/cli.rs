@@ -579,12 +579,12 @@ fn query_prints_an_aligned_table_newest_first() {
     let lines: Vec<&str> = out.ok().lines().collect();
     assert_eq!(lines.len(), 4, "{out:?}");
     for column in [
-        "time",
         "seq",
-        "kind",
-        "action",
+        "time",
+        "server",
         "operation",
-        "user",
+        "args",
+        "caller",
         "outcome",
         "duration",
     ] {
@@ -601,6 +601,168 @@ fn query_prints_an_aligned_table_newest_first() {
         "{out:?}"
     );
     assert!(lines[3].contains("1.0ms"), "{}", lines[3]);
+}
+
+/// The rows of a table of left-aligned columns, as (column, cell) pairs: each line is cut where
+/// the header's titles start.
+fn table_rows(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let mut columns: Vec<(usize, String)> = Vec::new();
+    let mut from = 0;
+    for name in header.split_whitespace() {
+        let at = from + header[from..].find(name).unwrap();
+        columns.push((at, name.to_string()));
+        from = at + name.len();
+    }
+    lines
+        .map(|line| {
+            let chars: Vec<char> = line.chars().collect();
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, (start, name))| {
+                    let end = columns.get(i + 1).map_or(chars.len(), |c| c.0);
+                    let cell: String = chars[(*start).min(chars.len())..end.min(chars.len())]
+                        .iter()
+                        .collect();
+                    (name.clone(), cell.trim().to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn query_table_shows_the_server_an_excerpt_of_the_arguments_and_anonymous_callers() {
+    let env = Env::new();
+    let long = "x".repeat(500);
+    env.log(&[
+        json!({"kind":"tool_execution","action":"EXECUTE","operation":"search",
+               "actor":{"user_id":"alice"},"target":{"server_name":"docs"},
+               "payload":{"input":{"q":"mcp audit"}}}),
+        json!({"kind":"tool_execution","action":"EXECUTE","operation":"echo",
+               "target":{"server_name":"everything"},"payload":{"input":{"message":long}}}),
+        json!({"kind":"tool_execution","action":"EXECUTE","operation":"echo",
+               "actor":{"auth_method":"invalid_jwt"}}),
+    ]);
+    let out = env.run(&["query", "--columns", "server,caller,args"]);
+    let rows = table_rows(out.ok());
+    let get = |row: usize, column: &str| -> String {
+        rows[row]
+            .iter()
+            .find(|(n, _)| n == column)
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(get(2, "server"), "docs", "{out:?}");
+    assert_eq!(get(2, "args"), r#"{"q":"mcp audit"}"#, "{out:?}");
+    assert_eq!(get(2, "caller"), "alice", "{out:?}");
+    assert_eq!(get(1, "caller"), "anonymous", "{out:?}");
+    assert_eq!(get(0, "caller"), "anonymous (invalid_jwt)", "{out:?}");
+    // An excerpt: the 500-character argument is cut, and says so.
+    let excerpt = get(1, "args");
+    assert!(
+        excerpt.starts_with(r#"{"message":"xxx"#) && excerpt.ends_with('…'),
+        "{out:?}"
+    );
+    assert!(excerpt.chars().count() <= 60, "{excerpt}");
+}
+
+#[test]
+fn query_columns_choose_the_table_and_an_unknown_column_is_named_with_the_valid_ones() {
+    let env = seeded();
+    let out = env.run(&["query", "--columns", "kind,seq,session", "--user", "bob"]);
+    let lines: Vec<&str> = out.ok().lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["kind", "seq", "session"],
+        "{out:?}"
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["tool_execution", "3", "s-err"],
+        "{out:?}"
+    );
+    let bad = env.run(&["query", "--columns", "seq,colour"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert!(
+        bad.stderr.contains("unknown column `colour`")
+            && bad.stderr.contains("seq, time, kind, action, server"),
+        "{bad:?}"
+    );
+    let help = env.run(&["query", "--help"]);
+    assert!(
+        help.ok().contains("Columns (--columns): seq, time"),
+        "{help:?}"
+    );
+}
+
+#[test]
+fn query_table_fits_the_width_it_is_given_and_is_whole_on_a_pipe() {
+    let env = Env::new();
+    env.log(&[json!({"kind":"tool_execution","action":"EXECUTE","operation":"a_rather_long_tool_name_indeed",
+                     "target":{"server_name":"a-server-with-a-long-name"},
+                     "actor":{"user_id":"someone-with-a-long-user-id"},
+                     "payload":{"input":{"path":"/srv/shared/documents/quarterly/report-2026.pdf"}}})]);
+    let whole = env.run(&["query"]);
+    assert!(!whole.ok().contains('…'), "piped: nothing cut: {whole:?}");
+    assert!(whole.ok().contains("a_rather_long_tool_name_indeed"));
+
+    let mut command = env.command(&["query"]);
+    command.env("COLUMNS", "110");
+    let fitted = run_command(command, None);
+    for line in fitted.ok().lines() {
+        assert!(
+            line.chars().count() <= 110,
+            "{} wide: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(fitted.ok().contains('…'), "{fitted:?}");
+    assert!(
+        fitted.ok().contains("success"),
+        "outcomes are never cut: {fitted:?}"
+    );
+}
+
+#[test]
+fn query_table_escapes_bidirectional_controls_and_aligns_wide_characters() {
+    let env = Env::new();
+    env.log(&[
+        json!({"kind":"tool_execution","action":"EXECUTE","operation":"report\u{202E}fdp.exe","actor":{"user_id":"alice"}}),
+        json!({"kind":"tool_execution","action":"EXECUTE","operation":"検索","actor":{"user_id":"bob"}}),
+    ]);
+    let out = env.run(&["query", "--columns", "operation,caller"]);
+    let text = out.ok();
+    assert!(!text.contains('\u{202E}'), "{text}");
+    assert!(text.contains("report\\u{202e}fdp.exe"), "{text}");
+    // The caller column starts at the same display column on every line: 検索 counts as 4.
+    let lines: Vec<&str> = text.lines().collect();
+    let display_start = |line: &str, needle: &str| -> usize {
+        let at = line.find(needle).unwrap();
+        line[..at]
+            .chars()
+            .map(|c| {
+                if ('\u{3040}'..='\u{9fff}').contains(&c) {
+                    2
+                } else {
+                    1
+                }
+            })
+            .sum()
+    };
+    assert_eq!(
+        display_start(lines[0], "caller"),
+        display_start(lines[1], "bob"),
+        "{text}"
+    );
+    assert_eq!(
+        display_start(lines[0], "caller"),
+        display_start(lines[2], "alice"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -713,8 +875,33 @@ fn show_of_an_unknown_or_malformed_id_is_a_one_line_error() {
     let env = seeded();
     env.run(&["show", "01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e"])
         .one_line_error("no event with id");
-    env.run(&["show", "nope"])
-        .one_line_error("invalid event id");
+    env.run(&["show", "nope"]).one_line_error("names no event");
+    env.run(&["show", "99"])
+        .one_line_error("no event at seq 99");
+    env.run(&["show", "another-log:1"])
+        .one_line_error("not another-log");
+}
+
+#[test]
+fn show_takes_the_seq_the_table_prints_and_log_colon_seq() {
+    let env = seeded();
+    let table = env.run(&["query", "--tool", "fetch", "--columns", "seq"]);
+    let seq = table.ok().lines().nth(1).unwrap().trim().to_string();
+    let shown = env.run(&["show", &seq]).json();
+    assert_eq!(shown["operation"], "fetch");
+    assert_eq!(shown["seq"].as_u64().unwrap().to_string(), seq);
+    let log_id = shown["log_id"].as_str().unwrap();
+    let by_log = env
+        .run(&["show", "--compact", &format!("{log_id}:{seq}")])
+        .json();
+    assert_eq!(by_log, shown);
+    let by_id = env.run(&["show", shown["id"].as_str().unwrap()]).json();
+    assert_eq!(by_id, shown);
+    let help = env.run(&["show", "--help"]);
+    assert!(
+        help.ok().contains("LOG:SEQ") && help.ok().contains("mcp-audit show 4"),
+        "{help:?}"
+    );
 }
 
 #[test]
