@@ -1592,6 +1592,26 @@ fn an_identity_header_believed_from_anyone_is_warned_about_at_start() {
 }
 
 #[test]
+fn the_proxy_says_at_start_where_clients_connect_and_what_it_records_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = mcp_url(free_port());
+    let said = proxy_stderr(dir.path(), &upstream, &[]);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("mcp-audit proxy: clients connect to http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no start line: {said}"));
+    assert!(line.contains("/mcp, forwarding to "), "{line}");
+    assert!(line.contains(&upstream), "{line}");
+    assert!(
+        line.contains(&format!(
+            "recording to {}",
+            dir.path().join("audit.db").display()
+        )),
+        "{line}"
+    );
+}
+
+#[test]
 fn half_sent_requests_are_cut_off_and_connections_past_the_limit_refused_while_others_are_served() {
     let Some(peers) = peers() else { return };
     let (_server, port) = modern_server(&peers);

@@ -118,6 +118,16 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         &common.checkpoints,
         common.max_outage,
     )?;
+    // Said once the port is open: where clients connect, and where the trail goes.
+    let started = format!(
+        "{}, forwarding to {upstream}, recording to {} ({} durability)",
+        upstream.path(),
+        db.name(),
+        match common.durability {
+            Durability::Sync => "sync",
+            Durability::Batch => "batch",
+        }
+    );
     let config = HttpConfig {
         upstream,
         upstream_roots,
@@ -146,6 +156,8 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         tracing::info!(%listen, "mcp-audit proxy listening");
+        let at = listener.local_addr().unwrap_or(listen);
+        eprintln!("mcp-audit proxy: clients connect to http://{at}{started}");
         let served = run_http(listener, config, audit.recorder.clone(), stop).await;
         audit.finish(served).await.map(|()| 0)
     })
