@@ -12,6 +12,16 @@ filesystem=@modelcontextprotocol/server-filesystem@2026.8.31
 inspector=@modelcontextprotocol/inspector@2.12.0
 python_sdk=mcp==2.3.0
 
+# The pinned Inspector declares Node.js 22.19 or later; its CLI, which the tests drive, runs on
+# Node.js 20.20 too. Said on every run, not only when npm installs it (npm's own warning is easy
+# to miss among its output, and is not repeated once the peers are installed).
+if command -v node >/dev/null; then
+  node_version=$(node --version | sed 's/^v//')
+  if [ "$(printf '%s\n' 22.19.0 "$node_version" | sort -V | head -n1)" != 22.19.0 ]; then
+    echo "test peers: note: Node.js $node_version; the MCP Inspector ($inspector) asks for 22.19 or later and npm warns about it; the demo and the tests also pass on Node.js 20.20." >&2
+  fi
+fi
+
 mkdir -p "$peers"
 stamp="$peers/installed-$(printf '%s %s %s %s' "$everything" "$filesystem" "$inspector" "$python_sdk" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
@@ -23,7 +33,7 @@ command -v npm >/dev/null || { echo "error: npm is needed for the MCP test serve
 command -v python3 >/dev/null || { echo "error: python3 is needed for the MCP test client" >&2; exit 1; }
 
 echo "test peers: installing $everything $filesystem $inspector"
-npm install --silent --no-audit --no-fund --prefix "$peers/npm" "$everything" "$filesystem" "$inspector"
+npm install --loglevel=warn --no-audit --no-fund --prefix "$peers/npm" "$everything" "$filesystem" "$inspector"
 
 echo "test peers: installing $python_sdk"
 [ -x "$peers/venv/bin/python" ] || python3 -m venv "$peers/venv"
