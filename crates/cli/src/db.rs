@@ -34,8 +34,9 @@ pub struct DatabaseArgs {
 
     /// Which log: a PostgreSQL database holds one per writer. A command that writes appends to
     /// it (default: a new log per run; a log another process is writing is refused); `show`,
-    /// `verify`, `prove`, `checkpoint`, `consistency` and `cleanup` read it alone. A SQLite
-    /// file holds one log: naming another is an error
+    /// `verify`, `checkpoint`, `consistency` and `cleanup` read it alone; `query`, `summary`,
+    /// `stats` and `export` read every log (and say so). A SQLite file holds one log: naming
+    /// another is an error
     #[arg(long, global = true, env = "MCP_AUDIT_LOG_ID", value_name = "ID")]
     pub log_id: Option<String>,
 
@@ -211,6 +212,23 @@ impl Db {
         if let Some(url) = self.postgres_url() {
             return pg::reader(url);
         }
+        self.open_sqlite_read_only()
+    }
+
+    /// As [`Db::open_read_only`], for the commands that search every log of a PostgreSQL
+    /// database (`query`, `summary`, `stats`, `export`): a `--log-id` there does not narrow
+    /// them, and a note on stderr says so rather than let it look as if it had.
+    pub fn open_all_logs(&self, command: &str) -> anyhow::Result<Box<dyn Store>> {
+        if let (Some(url), Some(log_id)) = (self.postgres_url(), &self.log_id) {
+            eprintln!(
+                "note: `{command}` reads every log of a PostgreSQL database; --log-id {log_id} does not narrow it (--server does)"
+            );
+            return pg::reader(url);
+        }
+        self.open_read_only()
+    }
+
+    fn open_sqlite_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
         self.must_exist()?;
         self.sqlite_log(SqliteStore::open_read_only(&self.path, self.options())?)
     }

@@ -526,3 +526,49 @@ fn log_stores_what_the_seed_callers_send_in_one_form() {
     assert_eq!(stored["outcome"], "tool_error");
     assert_eq!(stored["payload"]["error_message"], "server still has tools");
 }
+
+#[test]
+fn the_table_prints_log_and_seq_which_show_takes_and_a_bare_seq_needs_its_log() {
+    let Some(pg) = Pg::new() else { return };
+    pg.log(&[tool("search", "alice", 100)], "proxy-a");
+    pg.log(&[tool("fetch", "bob", 200)], "proxy-b");
+
+    let table = pg.ok(&["query", "--columns", "seq,operation"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["log:seq", "operation"]
+    );
+    let fetch = lines
+        .iter()
+        .find(|l| l.contains("fetch"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert_eq!(fetch, "proxy-b:0", "{table}");
+    let shown: Value = serde_json::from_str(&pg.ok(&["show", fetch])).unwrap();
+    assert_eq!(shown["operation"], "fetch");
+    assert_eq!(shown["log_id"], "proxy-b");
+
+    // Seq 0 is in both logs: a bare seq is refused, naming the way out.
+    let (code, _, err) = pg.run(&["show", "0"], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("holds 2 logs (proxy-a, proxy-b)") && err.contains("LOG:SEQ"),
+        "{err}"
+    );
+    let by_log_id: Value =
+        serde_json::from_str(&pg.ok(&["--log-id", "proxy-a", "show", "0"])).unwrap();
+    assert_eq!(by_log_id["operation"], "search");
+    let (code, _, err) = pg.run(&["show", "proxy-c:0"], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no event at seq 0 in log proxy-c"), "{err}");
+
+    // `query --log-id` reads every log, and says so rather than seem to narrow.
+    let (code, out, err) = pg.run(&["--log-id", "proxy-a", "query", "--jsonl"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        err.contains("reads every log") && err.contains("--log-id proxy-a"),
+        "{err}"
+    );
+}

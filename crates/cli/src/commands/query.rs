@@ -168,7 +168,7 @@ pub fn run(db: &Db, args: QueryArgs) -> anyhow::Result<()> {
         start,
         limit: args.limit,
     };
-    let page = db.open_read_only()?.query(&query)?;
+    let page = db.open_all_logs("query")?.query(&query)?;
     let next_cursor = page.next.as_ref().map(|c| c.0.as_str());
     let mut out = BufWriter::new(io::stdout().lock());
     if args.json {

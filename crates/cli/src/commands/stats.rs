@@ -24,7 +24,9 @@ pub struct StatsArgs {
 }
 
 pub fn run(db: &Db, args: StatsArgs) -> anyhow::Result<()> {
-    let stats = db.open_read_only()?.tool_stats(&args.filter.to_filter())?;
+    let stats = db
+        .open_all_logs("stats")?
+        .tool_stats(&args.filter.to_filter())?;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &stats)?;

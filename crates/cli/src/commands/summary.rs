@@ -44,7 +44,7 @@ pub fn run(db: &Db, args: SummaryArgs) -> anyhow::Result<()> {
             until: args.until,
         },
     };
-    let summary = db.open_read_only()?.summary(&scope)?;
+    let summary = db.open_all_logs("summary")?.summary(&scope)?;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &summary)?;
