@@ -34,7 +34,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, integrity, log, proxy, query, recover, schema, show, stats, summary,
+    cleanup, export, integrity, log, proxy, query, recover, schema, serve, show, stats, summary,
+    token,
 };
 use crate::db::Db;
 
@@ -115,6 +116,8 @@ enum Command {
     VerifyProof(integrity::VerifyProofArgs),
     /// Prove that one signed checkpoint extends another
     Consistency(integrity::ConsistencyArgs),
+    Serve(serve::ServeArgs),
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -150,6 +153,8 @@ fn main() -> ExitCode {
         Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
         Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
         Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),
+        Command::Serve(args) => serve::run(&db, args).map(|()| 0),
+        Command::Token(args) => token::run(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
