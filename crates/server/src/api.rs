@@ -84,7 +84,11 @@ fn open_failed(e: OpenError) -> ApiError {
 /// The caller's token, if it is valid and its role at least `need`.
 async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<TokenInfo> {
     let unauthorized = |message: &str| {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message.to_string())
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            message.to_string(),
+        )
     };
     let value = headers
         .get(header::AUTHORIZATION)
@@ -661,7 +665,11 @@ async fn summary(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     authorize(&app, &headers, Role::Viewer).await?;
-    let params = Params::parse(query.as_deref(), false, &["session", "user", "since", "until"])?;
+    let params = Params::parse(
+        query.as_deref(),
+        false,
+        &["session", "user", "since", "until"],
+    )?;
     let window = params.text("since").is_some() || params.text("until").is_some();
     let scope = match (params.text("session"), params.text("user")) {
         (Some(_), Some(_)) => {
@@ -681,9 +689,7 @@ async fn summary(
             until: params.time("until")?,
         },
     };
-    let summary = app
-        .read(move |_, store| Ok(store.summary(&scope)?))
-        .await?;
+    let summary = app.read(move |_, store| Ok(store.summary(&scope)?)).await?;
     Ok(ok(&summary))
 }
 

@@ -13,8 +13,8 @@
 //! taken from a small pool, so that the async side never waits on a database.
 
 mod api;
-mod export;
 mod error;
+mod export;
 mod params;
 mod records;
 pub mod tokens;

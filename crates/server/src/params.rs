@@ -97,9 +97,8 @@ impl Params {
     {
         self.text(key)
             .map(|v| {
-                v.parse::<T>().map_err(|e| {
-                    ApiError::bad_request(format!("`{key}={v}` is not {what}: {e}"))
-                })
+                v.parse::<T>()
+                    .map_err(|e| ApiError::bad_request(format!("`{key}={v}` is not {what}: {e}")))
             })
             .transpose()
     }

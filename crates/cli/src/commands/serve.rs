@@ -88,7 +88,10 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!("mcp-audit serve: listening on http://{addr}/api/v1/ ({})", db.name());
+        eprintln!(
+            "mcp-audit serve: listening on http://{addr}/api/v1/ ({})",
+            db.name()
+        );
         let config = Config {
             databases: Arc::new(CliDatabases(db.clone())),
             recorder: recorder.clone(),
