@@ -17,6 +17,7 @@ use support::{BIN, everything_js, json_output, peer_script, peers, python};
 #[derive(Clone, Copy)]
 enum Backend {
     Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres,
 }
 
