@@ -417,6 +417,7 @@ on_both_backends!(
     export_streams_every_matching_event,
     a_revoked_token_is_refused_on_the_next_request,
     sessions_summary_stats_and_integrity_answer_as_the_cli_does,
+    the_openapi_document_describes_every_real_answer,
 );
 
 fn every_endpoint_refuses_without_a_token_and_below_its_role(db: Db) {
@@ -959,4 +960,282 @@ fn a_proxied_server_everything_call_is_read_through_the_console() {
     drop(console);
     let (code, out, err) = db.run(&["verify"], b"");
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Checks `value` against `schema` (the subset of JSON Schema the API's OpenAPI document uses:
+/// `$ref`, `type`, `enum`, `oneOf`, `required`, `properties`, `additionalProperties: false`,
+/// `items`); returns what does not match, with where.
+fn schema_errors(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return schema_errors(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let matching = options
+            .iter()
+            .filter(|o| schema_errors(doc, o, value, at).is_empty())
+            .count();
+        return if matching == 1 {
+            Vec::new()
+        } else {
+            vec![format!("{at}: {matching} of oneOf match {value}")]
+        };
+    }
+    let mut errors = Vec::new();
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let is = |t: &str| match t {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    if !types.is_empty() && !types.iter().any(|t| is(t)) {
+        errors.push(format!("{at}: {value} is not {types:?}"));
+        return errors;
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap();
+            if !object.contains_key(key) {
+                errors.push(format!("{at}: `{key}` is missing"));
+            }
+        }
+        let properties = schema["properties"].as_object();
+        for (key, field) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(property) => {
+                    errors.extend(schema_errors(doc, property, field, &format!("{at}.{key}")))
+                }
+                None if schema["additionalProperties"] == false => {
+                    errors.push(format!("{at}: `{key}` is not in the document"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (k, item) in array.iter().enumerate() {
+            errors.extend(schema_errors(doc, items, item, &format!("{at}[{k}]")));
+        }
+    }
+    errors
+}
+
+fn the_openapi_document_describes_every_real_answer(db: Db) {
+    let s = seeded(db);
+    s.db.log(&[
+        json!({"kind": "session", "action": "CREATE", "operation": "session_start",
+               "session_id": "s3", "actor": {"user_id": "dora", "client_name": "cli"},
+               "target": {"server_name": "github"}}),
+        json!({"kind": "tool_execution", "action": "EXECUTE", "operation": "search",
+               "session_id": "s3", "actor": {"user_id": "dora"}}),
+        json!({"kind": "session", "action": "DELETE", "operation": "session_end",
+               "session_id": "s3", "actor": {"user_id": "dora"}}),
+    ]);
+    s.db.checkpoint();
+    let review_id = s.db.query_ids(&["--review"])[0].clone();
+    let plain = seed_id(&s.db, 1);
+    let console = s.db.serve();
+    let doc_answer = console.get("/api/v1/openapi.json", None);
+    assert_eq!(doc_answer.status, 200, "the document is public");
+    let doc = doc_answer.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let review_body = r#"{"verdict": "approved", "comment": "fine"}"#;
+    let calls: Vec<(&str, &str, String, Option<&str>, u16)> = vec![
+        (
+            "get",
+            "/api/v1/events",
+            "/api/v1/events?limit=5".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events",
+            "/api/v1/events?outcome=nope".into(),
+            Some(&s.viewer),
+            400,
+        ),
+        ("get", "/api/v1/events", "/api/v1/events".into(), None, 401),
+        (
+            "post",
+            "/api/v1/events/{id}/review",
+            format!("/api/v1/events/{review_id}/review"),
+            Some(&s.reviewer),
+            201,
+        ),
+        (
+            "post",
+            "/api/v1/events/{id}/review",
+            format!("/api/v1/events/{plain}/review"),
+            Some(&s.reviewer),
+            409,
+        ),
+        (
+            "post",
+            "/api/v1/events/{id}/review",
+            format!("/api/v1/events/{plain}/review"),
+            Some(&s.viewer),
+            403,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}",
+            format!("/api/v1/events/{review_id}"),
+            Some(&s.auditor),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}",
+            format!("/api/v1/events/{plain}"),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}",
+            "/api/v1/events/01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e".into(),
+            Some(&s.viewer),
+            404,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}/proof",
+            format!("/api/v1/events/{plain}/proof"),
+            Some(&s.auditor),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}/proof",
+            format!("/api/v1/events/{plain}/proof"),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/reviews/queue",
+            "/api/v1/reviews/queue".into(),
+            Some(&s.reviewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/sessions",
+            "/api/v1/sessions".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/sessions/{id}",
+            "/api/v1/sessions/s3".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/sessions/{id}",
+            "/api/v1/sessions/none".into(),
+            Some(&s.viewer),
+            404,
+        ),
+        (
+            "get",
+            "/api/v1/summary",
+            "/api/v1/summary?user=alice".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/stats",
+            "/api/v1/stats".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/export",
+            "/api/v1/export?user=bob".into(),
+            Some(&s.auditor),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/integrity",
+            "/api/v1/integrity".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            Some(&s.admin),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            Some(&s.auditor),
+            403,
+        ),
+        (
+            "get",
+            "/api/v1/openapi.json",
+            "/api/v1/openapi.json".into(),
+            None,
+            200,
+        ),
+    ];
+    let mut covered = BTreeSet::new();
+    for (method, template, path, token, status) in &calls {
+        let answer = match *method {
+            "post" => console.post(path, *token, review_body),
+            _ => console.get(path, *token),
+        };
+        assert_eq!(answer.status, *status, "{method} {path}: {}", answer.body);
+        let response = &doc["paths"][*template][*method]["responses"][status.to_string()];
+        assert!(
+            response.is_object(),
+            "{method} {template} {status} is not in the document"
+        );
+        let content_type = answer.headers["content-type"].to_str().unwrap().to_string();
+        let media = content_type.split(';').next().unwrap();
+        let schema = &response["content"][media]["schema"];
+        assert!(
+            schema.is_object(),
+            "{method} {template} {status}: {media} is not documented"
+        );
+        if media == "application/json" {
+            let errors = schema_errors(&doc, schema, &answer.json(), "$");
+            assert!(errors.is_empty(), "{method} {path}: {errors:#?}");
+        }
+        covered.insert((method.to_string(), template.to_string()));
+    }
+    for (template, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            assert!(
+                covered.contains(&(method.clone(), template.clone())),
+                "{method} {template} is documented but not checked"
+            );
+        }
+    }
 }

@@ -30,6 +30,9 @@ use crate::{App, OpenError};
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// The API's OpenAPI 3.1 document, written by hand; the tests check real answers against it.
+const OPENAPI: &str = include_str!("openapi.json");
+
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/api/v1/events", get(events))
@@ -44,6 +47,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/v1/export", get(export))
         .route("/api/v1/integrity", get(integrity_status))
         .route("/api/v1/tokens", get(tokens))
+        .route("/api/v1/openapi.json", get(openapi))
         .fallback(async || ApiError::not_found("no such endpoint (the API is under /api/v1/)"))
         .method_not_allowed_fallback(async || {
             ApiError::new(
@@ -96,8 +100,10 @@ async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<To
     let secret = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?
         .to_string();
@@ -780,4 +786,13 @@ async fn tokens(
         .tokens
         .clone();
     Ok(ok(&json!({ "tokens": table })))
+}
+
+/// The OpenAPI document: public, as it describes the API and holds nothing of the log.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from_static(OPENAPI.as_bytes()),
+    )
+        .into_response()
 }
