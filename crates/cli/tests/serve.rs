@@ -143,14 +143,17 @@ impl Db {
     }
 
     /// A new token of `role` (the secret, as printed once).
+    /// (PostgreSQL: in the log `tokens`; a SQLite file has one log.)
     fn token(&self, name: &str, role: &str) -> String {
         let out = self.ok(&[
-            "token", "create", "--name", name, "--role", role, "--actor", "root",
+            "--log-id", "tokens", "token", "create", "--name", name, "--role", role, "--actor",
+            "root",
         ]);
         out.trim().to_string()
     }
 
-    /// Signs a checkpoint of the seed log; returns the verifier key file.
+    /// Signs a checkpoint of the seed log (and on PostgreSQL of the tokens' log); returns the
+    /// verifier key file.
     fn checkpoint(&self) -> PathBuf {
         let key = self.dir.path().join("audit.key");
         if !key.exists() {
@@ -169,11 +172,24 @@ impl Db {
             "--key",
             key.to_str().unwrap(),
         ]);
+        if self.pg.is_some() {
+            self.ok(&[
+                "--log-id",
+                "tokens",
+                "checkpoint",
+                "--key",
+                key.to_str().unwrap(),
+            ]);
+        }
         self.dir.path().join("audit.key.pub")
     }
 
     fn serve(&self) -> Console {
         Console::start(self.command(), &[])
+    }
+
+    fn serve_with(&self, extra: &[&str]) -> Console {
+        Console::start(self.command(), extra)
     }
 }
 
@@ -418,7 +434,74 @@ on_both_backends!(
     a_revoked_token_is_refused_on_the_next_request,
     sessions_summary_stats_and_integrity_answer_as_the_cli_does,
     the_openapi_document_describes_every_real_answer,
+    a_verify_started_from_the_api_reports_its_result,
 );
+
+/// Waits for the verify run started from the API to finish; returns its result.
+fn last_verify(console: &Console, token: &str) -> Value {
+    // Waits for completion, not for a time: the bound only keeps a hung run from hanging the
+    // suite.
+    for _ in 0..6000 {
+        let integrity = console.ok("/api/v1/integrity", token);
+        if integrity["verify"]["running"].is_null() && !integrity["verify"]["last"].is_null() {
+            return integrity["verify"]["last"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the verify run did not finish");
+}
+
+fn a_verify_started_from_the_api_reports_its_result(db: Db) {
+    let s = seeded(db);
+    let key = s.db.checkpoint();
+    let console = s.db.serve_with(&["--verifier-key", key.to_str().unwrap()]);
+    let before = console.ok("/api/v1/integrity", &s.viewer);
+    assert!(before["verify"]["last"].is_null());
+    assert!(
+        before["verifier_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("test.example+")
+    );
+    assert_eq!(
+        console
+            .post("/api/v1/integrity/verify", Some(&s.reviewer), "")
+            .status,
+        403
+    );
+    let started = console.post("/api/v1/integrity/verify", Some(&s.auditor), "");
+    assert_eq!(started.status, 202, "{}", started.body);
+    let last = last_verify(&console, &s.viewer);
+    assert_eq!(last["ok"], true, "{last}");
+    assert_eq!(last["by"], "aude");
+    assert_eq!(last["signatures_checked"], true);
+    let logs = last["logs"].as_array().unwrap();
+    let seed = logs
+        .iter()
+        .find(|l| l["entries"].as_u64().unwrap() >= 30)
+        .unwrap_or_else(|| panic!("the seed log: {last}"));
+    assert_eq!(seed["checkpoints_verified"], 1, "{last}");
+}
+
+/// An edited row is found by the verify run started from the API, as `mcp-audit verify` finds
+/// it.
+#[test]
+fn a_tampered_log_fails_the_verify_started_from_the_api() {
+    let Some(db) = Db::new(Backend::Sqlite) else {
+        return;
+    };
+    let s = seeded(db);
+    rusqlite::Connection::open(&s.db.url)
+        .unwrap()
+        .execute("UPDATE events SET user_id = 'mallory' WHERE seq = 3", [])
+        .unwrap();
+    let console = s.db.serve();
+    let started = console.post("/api/v1/integrity/verify", Some(&s.admin), "");
+    assert_eq!(started.status, 202);
+    let last = last_verify(&console, &s.viewer);
+    assert_eq!(last["ok"], false, "{last}");
+    assert_eq!(last["logs"][0]["findings"]["modified column"], 1, "{last}");
+}
 
 fn every_endpoint_refuses_without_a_token_and_below_its_role(db: Db) {
     let s = seeded(db);
@@ -1203,6 +1286,20 @@ fn the_openapi_document_describes_every_real_answer(db: Db) {
             "/api/v1/openapi.json".into(),
             None,
             200,
+        ),
+        (
+            "post",
+            "/api/v1/integrity/verify",
+            "/api/v1/integrity/verify".into(),
+            Some(&s.reviewer),
+            403,
+        ),
+        (
+            "post",
+            "/api/v1/integrity/verify",
+            "/api/v1/integrity/verify".into(),
+            Some(&s.auditor),
+            202,
         ),
     ];
     let mut covered = BTreeSet::new();

@@ -46,6 +46,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/export", get(export))
         .route("/api/v1/integrity", get(integrity_status))
+        .route("/api/v1/integrity/verify", post(start_verify))
         .route("/api/v1/tokens", get(tokens))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(async || ApiError::not_found("no such endpoint (the API is under /api/v1/)"))
@@ -766,10 +767,40 @@ async fn integrity_status(
                     .map(|(size, note)| json!({"size": size, "note": note}));
                 logs.push(json!({"log_id": log_id, "size": size, "checkpoint": checkpoint}));
             }
-            Ok(json!({"logs": logs, "verifier_key": app.verifier_key}))
+            Ok(json!({
+                "logs": logs,
+                "verifier_key": app.verifier_key,
+                "verify": app.verifications.snapshot(),
+            }))
         })
         .await?;
     Ok(ok(&body))
+}
+
+/// Starts `verify` of every log in the background; `/integrity` shows its progress and result.
+async fn start_verify(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let caller = authorize(&app, &headers, Role::Auditor).await?;
+    Params::parse(query.as_deref(), false, &[])?;
+    let started = app.verifications.start(
+        Arc::clone(&app.databases),
+        app.verifier.as_deref().cloned(),
+        caller.name,
+    );
+    if !started {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "verify_running",
+            "a verify is running already: watch it at /api/v1/integrity",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({"verify": app.verifications.snapshot()}),
+    ))
 }
 
 async fn tokens(

@@ -8,6 +8,8 @@
 //!   the actor, before the data leaves the server.
 //! - `params`: query strings read strictly (unknown fields are errors), with `query`'s filter
 //!   names.
+//! - `export`: the streamed export; `verify`: a `verify` run started from the API, watched
+//!   through `/integrity`.
 //!
 //! The store trait is synchronous; every store call runs in `spawn_blocking` on a reader
 //! taken from a small pool, so that the async side never waits on a database.
@@ -18,11 +20,13 @@ mod export;
 mod params;
 mod records;
 pub mod tokens;
+mod verify;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use mcp_audit_core::EventId;
+use mcp_audit_core::checkpoint::NoteVerifier;
 use mcp_audit_store::{Recorder, Store};
 use tokio::net::TcpListener;
 
@@ -53,7 +57,8 @@ pub struct Config {
     /// Where the console's own records (reads, exports, reviews) go: the same log the proxies
     /// write (SQLite) or a log of its own (PostgreSQL).
     pub recorder: Recorder,
-    /// The checkpoint verifier key, shown by `/integrity` when given.
+    /// The checkpoint verifier key's text: shown by `/integrity`, and used by the verify runs
+    /// started from the API to check signatures.
     pub verifier_key: Option<String>,
 }
 
@@ -62,8 +67,10 @@ pub(crate) struct App {
     pub databases: Arc<dyn Databases>,
     pub recorder: Recorder,
     pub verifier_key: Option<String>,
+    pub verifier: Option<Arc<NoteVerifier>>,
     readers: Mutex<Vec<Box<dyn Store>>>,
     pub tokens: Mutex<TokenTable>,
+    pub verifications: Arc<verify::Verifications>,
 }
 
 /// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
@@ -112,10 +119,24 @@ pub async fn serve(
     config: Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), std::io::Error> {
+    let verifier = config
+        .verifier_key
+        .as_deref()
+        .map(NoteVerifier::from_text)
+        .transpose()
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the verifier key: {e}"),
+            )
+        })?
+        .map(Arc::new);
     let app = Arc::new(App {
         databases: config.databases,
         recorder: config.recorder,
         verifier_key: config.verifier_key,
+        verifier,
+        verifications: Arc::new(verify::Verifications::default()),
         readers: Mutex::new(Vec::new()),
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
@@ -127,11 +148,15 @@ pub async fn serve(
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
-    let recorder = app.recorder.clone();
-    drop(app);
-    let flushed = tokio::task::spawn_blocking(move || recorder.flush())
-        .await
-        .map_err(std::io::Error::other)?;
+    // Off the async threads: dropping a pooled PostgreSQL reader closes its connection, which
+    // blocks (and a synchronous client must not block inside the runtime).
+    let flushed = tokio::task::spawn_blocking(move || {
+        let recorder = app.recorder.clone();
+        drop(app);
+        recorder.flush()
+    })
+    .await
+    .map_err(std::io::Error::other)?;
     served?;
     flushed.map_err(std::io::Error::other)
 }
