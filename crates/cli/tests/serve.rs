@@ -1388,3 +1388,55 @@ fn a_read_that_cannot_be_recorded_is_refused() {
         200
     );
 }
+
+/// The commands' own bad input: a clear one-line error, nothing created or recorded.
+#[test]
+fn serve_and_token_refuse_bad_arguments_clearly() {
+    let Some(db) = Db::new(Backend::Sqlite) else {
+        return;
+    };
+    // No database yet: serve refuses rather than creating one.
+    let (code, _, err) = db.run(&["serve", "--listen", "127.0.0.1:0"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!std::path::Path::new(&db.url).exists());
+
+    let s = seeded(db);
+    let before = s.db.all().len();
+    let (code, _, err) =
+        s.db.run(&["token", "create", "--name", "x", "--role", "root"], b"");
+    assert_eq!(code, 2, "a usage error");
+    assert!(err.contains("viewer"), "{err}");
+    let (code, _, err) =
+        s.db.run(&["token", "create", "--name", " ", "--role", "viewer"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("--name"), "{err}");
+    let (code, _, err) = s.db.run(&["token", "revoke", "0123456789abcdef"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("no token with id"), "{err}");
+    assert_eq!(
+        s.db.all().len(),
+        before,
+        "a refused command recorded something"
+    );
+
+    let (code, _, err) = s.db.run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--verifier-key",
+            "not a key",
+        ],
+        b"",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("verifier key"), "{err}");
+
+    // A taken port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = s.db.run(&["serve", "--listen", &addr], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot listen"), "{err}");
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mcp_audit_core::EventId;
+use mcp_audit_core::checkpoint::NoteVerifier;
 use mcp_audit_server::{Config, Databases, OpenError};
 use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
 
@@ -69,6 +70,10 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             .to_string())
         })
         .transpose()?;
+    if let Some(key) = &verifier_key {
+        NoteVerifier::from_text(key)
+            .context("reading the verifier key (its text, or a file holding it)")?;
+    }
     let recorder = Recorder::start(
         db.open_writable(Durability::Sync)?,
         RecorderConfig {
