@@ -435,7 +435,33 @@ on_both_backends!(
     sessions_summary_stats_and_integrity_answer_as_the_cli_does,
     the_openapi_document_describes_every_real_answer,
     a_verify_started_from_the_api_reports_its_result,
+    an_erased_event_reads_as_redacted_and_its_read_is_not_recorded,
 );
+
+fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 9);
+    s.db.ok(&[
+        "erase",
+        &id,
+        "--reason",
+        "erasure request #1",
+        "--actor",
+        "dpo",
+    ]);
+    let console = s.db.serve();
+    let detail = console.ok(&format!("/api/v1/events/{id}"), &s.auditor);
+    assert_eq!(detail["event"]["redacted"], true, "{detail}");
+    assert!(detail["event"].get("payload").is_none(), "{detail}");
+    assert!(!detail.to_string().contains("secret-9"));
+    // Nothing personal was read, so nothing is recorded as read.
+    assert!(
+        s.db.all()
+            .iter()
+            .all(|e| e["operation"] != "READ audit_event"),
+        "a read of an erased event recorded"
+    );
+}
 
 /// Waits for the verify run started from the API to finish; returns its result.
 fn last_verify(console: &Console, token: &str) -> Value {
