@@ -13,6 +13,75 @@
 //!
 //! The store trait is synchronous; every store call runs in `spawn_blocking` on a reader
 //! taken from a small pool, so that the async side never waits on a database.
+//!
+//! The server knows nothing of paths or URLs: it opens stores through [`Databases`], which the
+//! command line implements with its `--db`. In-process, over a SQLite file:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::sync::Arc;
+//!
+//! use mcp_audit_core::EventId;
+//! use mcp_audit_server::{Config, Databases, NewToken, OpenError, Role};
+//! use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+//!
+//! struct File(std::path::PathBuf);
+//!
+//! impl Databases for File {
+//!     fn reader(&self) -> Result<Box<dyn Store>, OpenError> {
+//!         Ok(Box::new(SqliteStore::open_read_only(&self.0, SqliteOptions::default())?))
+//!     }
+//!     fn event_log(&self, _: EventId) -> Result<Option<Box<dyn Store>>, OpenError> {
+//!         self.reader().map(Some)
+//!     }
+//!     fn logs(&self) -> Result<Vec<String>, OpenError> {
+//!         Ok(vec![String::new()])
+//!     }
+//!     fn log_reader(&self, _: &str) -> Result<Box<dyn Store>, OpenError> {
+//!         self.reader()
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("audit.db");
+//! let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+//! let recorder = Recorder::start(store, RecorderConfig::default()).unwrap();
+//! // A token is an event of the log.
+//! let token = NewToken::generate();
+//! recorder.record(token.create_event("alice", Role::Viewer, "root").unwrap()).unwrap();
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! let answer = runtime.block_on(async {
+//!     let listener = mcp_audit_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+//!     let addr = listener.local_addr().unwrap();
+//!     let config = Config {
+//!         databases: Arc::new(File(path.clone())),
+//!         recorder: recorder.clone(),
+//!         verifier_key: None,
+//!     };
+//!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
+//!         let _ = stopped.await;
+//!     }));
+//!     let secret = token.secret.clone();
+//!     let answer = tokio::task::spawn_blocking(move || {
+//!         let mut http = std::net::TcpStream::connect(addr).unwrap();
+//!         write!(http, "GET /api/v1/summary HTTP/1.1\r\nHost: x\r\n\
+//!                       Authorization: Bearer {secret}\r\nConnection: close\r\n\r\n").unwrap();
+//!         let mut answer = String::new();
+//!         http.read_to_string(&mut answer).unwrap();
+//!         answer
+//!     })
+//!     .await
+//!     .unwrap();
+//!     stop.send(()).unwrap();
+//!     server.await.unwrap().unwrap();
+//!     answer
+//! });
+//! assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+//! assert!(answer.contains("\"admin_actions\":1"), "{answer}");
+//! recorder.shutdown().unwrap();
+//! ```
 
 mod api;
 mod error;
