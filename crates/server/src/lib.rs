@@ -2,7 +2,7 @@
 //!
 //! - [`tokens`]: console tokens and roles, kept as events of the log itself.
 //! - `api`: the `/api/v1` routes (events, sessions, summary, stats, export, integrity,
-//!   reviews, tokens), each behind a role.
+//!   reviews, tokens, the OpenAPI document), each behind a role.
 //! - `records`: the events the console writes about itself: every read of arguments and
 //!   results, every export and every review goes into the same log, with the token's name as
 //!   the actor, before the data leaves the server.
