@@ -32,7 +32,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, integrity, log, proxy, query, recover, schema, show, stats, summary,
+    cleanup, export, integrity, log, proxy, query, recover, schema, serve, show, stats, summary,
+    token,
 };
 use crate::db::Db;
 
@@ -97,6 +98,8 @@ enum Command {
     VerifyProof(integrity::VerifyProofArgs),
     /// Prove that one signed checkpoint extends another
     Consistency(integrity::ConsistencyArgs),
+    Serve(serve::ServeArgs),
+    Token(token::TokenArgs),
 }
 
 impl Command {
@@ -141,6 +144,8 @@ fn main() -> ExitCode {
         Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
         Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
         Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),
+        Command::Serve(args) => serve::run(&db, args).map(|()| 0),
+        Command::Token(args) => token::run(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

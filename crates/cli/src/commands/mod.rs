@@ -9,6 +9,8 @@ pub mod proxy_http;
 pub mod query;
 pub mod recover;
 pub mod schema;
+pub mod serve;
 pub mod show;
 pub mod stats;
 pub mod summary;
+pub mod token;

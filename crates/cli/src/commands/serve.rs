@@ -1,0 +1,113 @@
+//! `mcp-audit serve`: the audit console's HTTP API (`mcp_audit_server`) over `--db`.
+//!
+//! Thin: parses the flags, opens the database and the console's own recorder, and hands over.
+//! On SQLite the console is one more writer of the file the proxies write (reads and reviews
+//! are recorded into the same log); on PostgreSQL it writes a log of its own (`--log-id`, by
+//! default a new one for each run), and reads every log.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use mcp_audit_core::EventId;
+use mcp_audit_core::checkpoint::NoteVerifier;
+use mcp_audit_server::{Config, Databases, OpenError};
+use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
+
+use crate::db::Db;
+
+/// Serve the audit console's HTTP API
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mcp-audit token create --name alice --role auditor     # prints the token once
+  mcp-audit serve --listen 127.0.0.1:8700
+  curl -H 'Authorization: Bearer mcpa_...' http://127.0.0.1:8700/api/v1/events?limit=10
+Every read of arguments or results, every export and every review is recorded in the log with
+the token's name. See docs/console.md for the roles and the API.")]
+pub struct ServeArgs {
+    /// Where to listen (address:port)
+    #[arg(long, default_value = "127.0.0.1:8700", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// The checkpoint verifier key (its text, or a file holding it), shown by /api/v1/integrity
+    #[arg(long, value_name = "KEY")]
+    verifier_key: Option<String>,
+}
+
+/// The command line's way to the database, lent to the server.
+struct CliDatabases(Db);
+
+impl Databases for CliDatabases {
+    fn reader(&self) -> Result<Box<dyn Store>, OpenError> {
+        Ok(self.0.open_read_only()?)
+    }
+
+    fn event_log(&self, id: EventId) -> Result<Option<Box<dyn Store>>, OpenError> {
+        Ok(Some(self.0.open_event_log(id)?))
+    }
+
+    fn logs(&self) -> Result<Vec<String>, OpenError> {
+        Ok(self.0.log_ids()?)
+    }
+
+    fn log_reader(&self, log_id: &str) -> Result<Box<dyn Store>, OpenError> {
+        Ok(self.0.open_log(log_id)?)
+    }
+}
+
+pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
+    // A mistyped --db must fail here, not on the first request.
+    db.open_read_only()?;
+    let verifier_key = args
+        .verifier_key
+        .map(|key| -> anyhow::Result<String> {
+            Ok(if Path::new(&key).exists() {
+                std::fs::read_to_string(&key).with_context(|| format!("reading {key}"))?
+            } else {
+                key
+            }
+            .trim()
+            .to_string())
+        })
+        .transpose()?;
+    if let Some(key) = &verifier_key {
+        NoteVerifier::from_text(key)
+            .context("reading the verifier key (its text, or a file holding it)")?;
+    }
+    let recorder = Recorder::start(
+        db.open_writable(Durability::Sync)?,
+        RecorderConfig {
+            durability: Durability::Sync,
+            ..RecorderConfig::default()
+        },
+    )
+    .context("opening the console's recorder")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let served = runtime.block_on(async {
+        let stop = crate::commands::proxy::stop_signal();
+        let listener = mcp_audit_server::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "mcp-audit serve: listening on http://{addr}/api/v1/ ({})",
+            db.name()
+        );
+        let config = Config {
+            databases: Arc::new(CliDatabases(db.clone())),
+            recorder: recorder.clone(),
+            verifier_key,
+        };
+        mcp_audit_server::serve(listener, config, stop)
+            .await
+            .context("serving")
+    });
+    let stopped = recorder.shutdown();
+    served?;
+    stopped.context("the console's records")?;
+    Ok(())
+}

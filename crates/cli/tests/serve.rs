@@ -1,0 +1,1468 @@
+//! `mcp-audit serve`: the console's API driven over a real socket, the binary started as a user
+//! starts it, over SQLite and PostgreSQL (`MCP_AUDIT_TEST_PG`; the `postgres::` tests are
+//! skipped, and said so, without it). Events are recorded by the real recorder (`mcp-audit
+//! log`, and a real `server-everything` call through the proxy); tokens by `mcp-audit token`.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use support::{BIN, everything_js, json_output, peer_script, peers, python};
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+/// A database of one test: a SQLite file in a directory of its own, or a schema of its own in
+/// the test PostgreSQL database (dropped at the end).
+struct Db {
+    url: String,
+    dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    fn new(backend: Backend) -> Option<Db> {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => Some(Db {
+                url: dir.path().join("audit.db").display().to_string(),
+                dir,
+                pg: None,
+            }),
+            Backend::Postgres => {
+                let base = match std::env::var("MCP_AUDIT_TEST_PG") {
+                    Ok(url) if !url.is_empty() => url,
+                    _ => {
+                        if std::env::var("CI").is_ok_and(|v| v == "true") {
+                            panic!(
+                                "MCP_AUDIT_TEST_PG is not set, and CI must run the PostgreSQL tests"
+                            );
+                        }
+                        eprintln!("skipped: MCP_AUDIT_TEST_PG is not set");
+                        return None;
+                    }
+                };
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos();
+                let schema = format!("serve_{}_{nanos}", std::process::id());
+                ::postgres::Client::connect(&base, ::postgres::NoTls)
+                    .unwrap()
+                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                    .unwrap();
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+                Some(Db {
+                    url,
+                    dir,
+                    pg: Some((base, schema)),
+                })
+            }
+        }
+    }
+
+    /// The binary pointed at this database, with no database settings of the environment.
+    fn command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--db")
+            .arg(&self.url)
+            .arg("--spool-dir")
+            .arg(self.dir.path().join("spool"))
+            .env_remove("MCP_AUDIT_DB")
+            .env_remove("MCP_AUDIT_LOG_ID")
+            .env_remove("RUST_LOG");
+        command
+    }
+
+    fn run(&self, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(stdin).unwrap();
+        drop(pipe);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args, b"");
+        assert_eq!(code, 0, "{args:?}: {err}");
+        out
+    }
+
+    /// Records `events` with the real recorder, in the log `seed` (PostgreSQL; a SQLite file
+    /// has one log).
+    fn log(&self, events: &[Value]) {
+        let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+        let (code, _, err) = self.run(&["--log-id", "seed", "log", "-"], lines.as_bytes());
+        assert_eq!(code, 0, "{err}");
+    }
+
+    /// What `mcp-audit query` finds with `flags`: the ids, newest first.
+    fn query_ids(&self, flags: &[&str]) -> Vec<String> {
+        let mut args = vec!["query", "--jsonl", "--limit", "10000"];
+        args.extend(flags);
+        self.ok(&args)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Every event of the log as `query` gives it (console records included).
+    fn all(&self) -> Vec<Value> {
+        self.ok(&["query", "--jsonl", "--limit", "10000", "--include-pending"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// A new token of `role` (the secret, as printed once).
+    /// (PostgreSQL: in the log `tokens`; a SQLite file has one log.)
+    fn token(&self, name: &str, role: &str) -> String {
+        let out = self.ok(&[
+            "--log-id", "tokens", "token", "create", "--name", name, "--role", role, "--actor",
+            "root",
+        ]);
+        out.trim().to_string()
+    }
+
+    /// Signs a checkpoint of the seed log (and on PostgreSQL of the tokens' log); returns the
+    /// verifier key file.
+    fn checkpoint(&self) -> PathBuf {
+        let key = self.dir.path().join("audit.key");
+        if !key.exists() {
+            self.ok(&[
+                "keygen",
+                "--name",
+                "test.example",
+                "--out",
+                key.to_str().unwrap(),
+            ]);
+        }
+        self.ok(&[
+            "--log-id",
+            "seed",
+            "checkpoint",
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        if self.pg.is_some() {
+            self.ok(&[
+                "--log-id",
+                "tokens",
+                "checkpoint",
+                "--key",
+                key.to_str().unwrap(),
+            ]);
+        }
+        self.dir.path().join("audit.key.pub")
+    }
+
+    fn serve(&self) -> Console {
+        Console::start(self.command(), &[])
+    }
+
+    fn serve_with(&self, extra: &[&str]) -> Console {
+        Console::start(self.command(), extra)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = &self.pg
+            && let Ok(mut c) = ::postgres::Client::connect(base, ::postgres::NoTls)
+        {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    }
+}
+
+/// A running `mcp-audit serve` on a port of its choosing, stopped with SIGTERM at the end.
+struct Console {
+    child: Child,
+    base: String,
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+/// An answer: status, headers and body.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The error code of a JSON error answer, after checking its shape.
+    fn error(&self) -> String {
+        let body = self.json();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        body["error"]["code"].as_str().unwrap().to_string()
+    }
+}
+
+impl Console {
+    fn start(mut command: Command, extra: &[&str]) -> Console {
+        let mut child = command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            let n = stderr.read_line(&mut line).unwrap();
+            assert!(n > 0, "serve stopped before listening");
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                let url = rest.split_whitespace().next().unwrap();
+                break url.trim_end_matches("/api/v1/").to_string();
+            }
+        };
+        // Keep the pipe drained, so that the server never blocks on a full stderr.
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            if !rest.is_empty() {
+                eprintln!("serve: {rest}");
+            }
+        });
+        Console {
+            child,
+            base,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> Answer {
+        let request = match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        };
+        self.runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.text().await.unwrap();
+            Answer {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        self.send(self.client.get(format!("{}{path}", self.base)), token)
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, body: &str) -> Answer {
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        self.send(request, token)
+    }
+
+    /// A JSON answer that must be 200.
+    fn ok(&self, path: &str, token: &str) -> Value {
+        let answer = self.get(path, Some(token));
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        answer.json()
+    }
+
+    /// The ids of an event list answer.
+    fn ids(&self, path: &str, token: &str) -> Vec<String> {
+        self.ok(path, token)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        // SIGTERM: the server stops and its recorder makes every record durable.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// Thirty tool calls and resource reads that differ in every filtered field, at known times.
+fn seed_events() -> Vec<Value> {
+    (0..30)
+        .map(|i| {
+            let operation = ["search", "fetch", "write", "list", "file:///notes"][i % 5];
+            let user = ["alice", "bob", "carol"][i % 3];
+            let session = ["s1", "s2"][i % 2];
+            let server = ["github", "files", "db"][(i / 2) % 3];
+            let mut event = json!({
+                "kind": if i % 5 == 4 { "resource_access" } else { "tool_execution" },
+                "action": if i % 5 == 4 { "READ" } else { "EXECUTE" },
+                "operation": operation,
+                "timestamp": format!("2026-03-01T00:00:{i:02}Z"),
+                "actor": {"user_id": user},
+                "session_id": session,
+                "correlation_id": format!("c{}", i / 2),
+                "target": {"server_name": server},
+                "duration_us": 1000 + i * 10,
+                "payload": {"input": {"q": format!("secret-{i}")}, "output": {"n": i}},
+            });
+            if i % 6 == 0 {
+                event["outcome"] = json!("tool_error");
+            }
+            if i % 7 == 0 {
+                event["compliance"] = json!({"classification": "restricted"});
+            }
+            if i % 4 == 0 {
+                event["compliance"]["data_subject_id"] = json!("cust-1");
+            }
+            event
+        })
+        .collect()
+}
+
+/// A database with the seed events and one token of each role.
+struct Seeded {
+    db: Db,
+    viewer: String,
+    reviewer: String,
+    auditor: String,
+    admin: String,
+}
+
+fn seeded(db: Db) -> Seeded {
+    db.log(&seed_events());
+    Seeded {
+        viewer: db.token("vera", "viewer"),
+        reviewer: db.token("rita", "reviewer"),
+        auditor: db.token("aude", "auditor"),
+        admin: db.token("adam", "admin"),
+        db,
+    }
+}
+
+/// The id of the seed event whose input was `secret-<i>`.
+fn seed_id(db: &Db, i: usize) -> String {
+    db.all()
+        .into_iter()
+        .find(|e| e["payload"]["input"]["q"] == format!("secret-{i}"))
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = super::Db::new(super::Backend::Sqlite) {
+                        super::$name(db);
+                    }
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = super::Db::new(super::Backend::Postgres) {
+                        super::$name(db);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    every_endpoint_refuses_without_a_token_and_below_its_role,
+    each_filter_finds_what_query_finds,
+    paging_reaches_the_end_with_no_duplicate_and_no_gap,
+    a_viewer_gets_no_payload_and_an_auditors_reads_are_on_record,
+    a_review_leaves_the_queue_is_in_the_log_and_verify_passes,
+    the_proof_download_is_accepted_by_verify_proof,
+    bad_input_is_a_clear_4xx_and_changes_nothing,
+    export_streams_every_matching_event,
+    a_revoked_token_is_refused_on_the_next_request,
+    sessions_summary_stats_and_integrity_answer_as_the_cli_does,
+    the_openapi_document_describes_every_real_answer,
+    a_verify_started_from_the_api_reports_its_result,
+    an_erased_event_reads_as_redacted_and_its_read_is_not_recorded,
+);
+
+fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 9);
+    s.db.ok(&[
+        "erase",
+        &id,
+        "--reason",
+        "erasure request #1",
+        "--actor",
+        "dpo",
+    ]);
+    let console = s.db.serve();
+    let detail = console.ok(&format!("/api/v1/events/{id}"), &s.auditor);
+    assert_eq!(detail["event"]["redacted"], true, "{detail}");
+    assert!(detail["event"].get("payload").is_none(), "{detail}");
+    assert!(!detail.to_string().contains("secret-9"));
+    // Nothing personal was read, so nothing is recorded as read.
+    assert!(
+        s.db.all()
+            .iter()
+            .all(|e| e["operation"] != "READ audit_event"),
+        "a read of an erased event recorded"
+    );
+}
+
+/// Waits for the verify run started from the API to finish; returns its result.
+fn last_verify(console: &Console, token: &str) -> Value {
+    // Waits for completion, not for a time: the bound only keeps a hung run from hanging the
+    // suite.
+    for _ in 0..6000 {
+        let integrity = console.ok("/api/v1/integrity", token);
+        if integrity["verify"]["running"].is_null() && !integrity["verify"]["last"].is_null() {
+            return integrity["verify"]["last"].clone();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the verify run did not finish");
+}
+
+fn a_verify_started_from_the_api_reports_its_result(db: Db) {
+    let s = seeded(db);
+    let key = s.db.checkpoint();
+    let console = s.db.serve_with(&["--verifier-key", key.to_str().unwrap()]);
+    let before = console.ok("/api/v1/integrity", &s.viewer);
+    assert!(before["verify"]["last"].is_null());
+    assert!(
+        before["verifier_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("test.example+")
+    );
+    assert_eq!(
+        console
+            .post("/api/v1/integrity/verify", Some(&s.reviewer), "")
+            .status,
+        403
+    );
+    let started = console.post("/api/v1/integrity/verify", Some(&s.auditor), "");
+    assert_eq!(started.status, 202, "{}", started.body);
+    let last = last_verify(&console, &s.viewer);
+    assert_eq!(last["ok"], true, "{last}");
+    assert_eq!(last["by"], "aude");
+    assert_eq!(last["signatures_checked"], true);
+    let logs = last["logs"].as_array().unwrap();
+    let seed = logs
+        .iter()
+        .find(|l| l["entries"].as_u64().unwrap() >= 30)
+        .unwrap_or_else(|| panic!("the seed log: {last}"));
+    assert_eq!(seed["checkpoints_verified"], 1, "{last}");
+}
+
+/// An edited row is found by the verify run started from the API, as `mcp-audit verify` finds
+/// it.
+#[test]
+fn a_tampered_log_fails_the_verify_started_from_the_api() {
+    let Some(db) = Db::new(Backend::Sqlite) else {
+        return;
+    };
+    let s = seeded(db);
+    rusqlite::Connection::open(&s.db.url)
+        .unwrap()
+        .execute("UPDATE events SET user_id = 'mallory' WHERE seq = 3", [])
+        .unwrap();
+    let console = s.db.serve();
+    let started = console.post("/api/v1/integrity/verify", Some(&s.admin), "");
+    assert_eq!(started.status, 202);
+    let last = last_verify(&console, &s.viewer);
+    assert_eq!(last["ok"], false, "{last}");
+    assert_eq!(last["logs"][0]["findings"]["modified column"], 1, "{last}");
+}
+
+fn every_endpoint_refuses_without_a_token_and_below_its_role(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 0);
+    let console = s.db.serve();
+    let endpoints: Vec<(&str, String, Option<&str>)> = vec![
+        ("viewer", "/api/v1/events".into(), None),
+        ("viewer", format!("/api/v1/events/{id}"), None),
+        ("viewer", format!("/api/v1/events/{id}/proof"), None),
+        ("viewer", "/api/v1/sessions".into(), None),
+        ("viewer", "/api/v1/sessions/s1".into(), None),
+        ("viewer", "/api/v1/summary".into(), None),
+        ("viewer", "/api/v1/stats".into(), None),
+        ("viewer", "/api/v1/integrity".into(), None),
+        ("reviewer", "/api/v1/reviews/queue".into(), None),
+        (
+            "reviewer",
+            format!("/api/v1/events/{id}/review"),
+            Some(r#"{"verdict": "approved"}"#),
+        ),
+        ("auditor", "/api/v1/export".into(), None),
+        ("admin", "/api/v1/tokens".into(), None),
+        ("auditor", "/api/v1/integrity/verify".into(), Some("")),
+    ];
+    let below = |role: &str| match role {
+        "reviewer" => Some(&s.viewer),
+        "auditor" => Some(&s.reviewer),
+        "admin" => Some(&s.auditor),
+        _ => None,
+    };
+    let call = |path: &str, body: Option<&str>, token: Option<&str>| match body {
+        Some(body) => console.post(path, token, body),
+        None => console.get(path, token),
+    };
+    let before = s.db.all().len();
+    for (role, path, body) in &endpoints {
+        let none = call(path, *body, None);
+        assert_eq!(none.status, 401, "{path} without a token: {}", none.body);
+        assert_eq!(none.error(), "unauthorized");
+        let forged = call(path, *body, Some("mcpa_0000"));
+        assert_eq!(forged.status, 401, "{path} with a forged token");
+        if let Some(weak) = below(role) {
+            let refused = call(path, *body, Some(weak));
+            assert_eq!(refused.status, 403, "{path} below {role}: {}", refused.body);
+            assert_eq!(refused.error(), "forbidden");
+        }
+    }
+    // The scheme is read in any case; another scheme is no token.
+    let lower = console.send(
+        console
+            .client
+            .get(format!("{}/api/v1/events", console.base))
+            .header("authorization", format!("bearer {}", s.viewer)),
+        None,
+    );
+    assert_eq!(lower.status, 200, "{}", lower.body);
+    let basic = console.send(
+        console
+            .client
+            .get(format!("{}/api/v1/events", console.base))
+            .header("authorization", format!("Basic {}", s.viewer)),
+        None,
+    );
+    assert_eq!(basic.status, 401);
+    // Nothing refused was done: no review, no read, no export on record.
+    assert_eq!(s.db.all().len(), before);
+    // And each opens to its role (proof: 409, no checkpoint yet; review: done).
+    for (role, path, body) in &endpoints {
+        let token = match *role {
+            "viewer" => &s.viewer,
+            "reviewer" => &s.reviewer,
+            "auditor" => &s.auditor,
+            _ => &s.admin,
+        };
+        let answer = call(path, *body, Some(token));
+        assert!(
+            [200, 201, 202, 409].contains(&answer.status),
+            "{path} as {role}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
+}
+
+fn each_filter_finds_what_query_finds(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let cases: [(&str, &[&str]); 14] = [
+        ("user=alice", &["--user", "alice"]),
+        ("session=s2", &["--session", "s2"]),
+        ("correlation=c3", &["--correlation", "c3"]),
+        ("server=files", &["--server", "files"]),
+        ("kind=resource_access", &["--kind", "resource_access"]),
+        ("tool=search", &["--tool", "search"]),
+        ("operation=fetch", &["--tool", "fetch"]),
+        ("outcome=tool_error", &["--outcome", "tool_error"]),
+        (
+            "classification=restricted",
+            &["--classification", "restricted"],
+        ),
+        ("review=true", &["--review"]),
+        ("subject=cust-1", &["--subject", "cust-1"]),
+        (
+            "since=2026-03-01T00:00:10Z&until=2026-03-01T00:00:20Z",
+            &[
+                "--since",
+                "2026-03-01T00:00:10Z",
+                "--until",
+                "2026-03-01T00:00:20Z",
+            ],
+        ),
+        (
+            "user=bob&session=s1&kind=tool_execution",
+            &[
+                "--user",
+                "bob",
+                "--session",
+                "s1",
+                "--kind",
+                "tool_execution",
+            ],
+        ),
+        (
+            "kind=admin&resource_type=console_token",
+            &["--kind", "admin", "--resource-type", "console_token"],
+        ),
+    ];
+    for (query, flags) in cases {
+        let expected = s.db.query_ids(flags);
+        assert!(!expected.is_empty(), "{query} matches nothing: a weak case");
+        let got = console.ids(&format!("/api/v1/events?limit=1000&{query}"), &s.viewer);
+        assert_eq!(got, expected, "{query}");
+    }
+    // The time range really narrows: ten seconds hold ten of the thirty.
+    let ten = console.ids(
+        "/api/v1/events?since=2026-03-01T00:00:10Z&until=2026-03-01T00:00:20Z",
+        &s.viewer,
+    );
+    assert_eq!(ten.len(), 10);
+}
+
+fn paging_reaches_the_end_with_no_duplicate_and_no_gap(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let expected = s.db.query_ids(&[]);
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/events?limit=7".to_string();
+    let mut pages = 0;
+    loop {
+        let page = console.ok(&path, &s.viewer);
+        pages += 1;
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/events?limit=7&cursor={cursor}"),
+            None => break,
+        }
+        assert!(pages < 100, "paging does not end");
+    }
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a duplicate");
+    assert_eq!(seen, expected, "a gap or another order");
+    assert!(pages >= 5);
+}
+
+fn a_viewer_gets_no_payload_and_an_auditors_reads_are_on_record(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 3);
+    let console = s.db.serve();
+
+    let list = console.ok("/api/v1/events?limit=1000", &s.auditor);
+    assert!(
+        list["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e.get("payload").is_none()),
+        "a list carries no payload, for any role"
+    );
+    let seen = console.ok(&format!("/api/v1/events/{id}"), &s.viewer);
+    assert!(seen["event"].get("payload").is_none(), "{seen}");
+    assert_eq!(seen["event"]["payload_withheld"], true);
+    assert!(
+        !console
+            .get(&format!("/api/v1/events/{id}"), Some(&s.viewer))
+            .body
+            .contains("secret-3")
+    );
+    // A viewer's read of metadata is no read of personal data: nothing recorded.
+    let reads = |db: &Db| {
+        db.query_ids(&[
+            "--kind",
+            "admin",
+            "--resource-type",
+            "audit_event",
+            "--action",
+            "READ",
+        ])
+    };
+    assert!(reads(&s.db).is_empty());
+
+    let full = console.ok(&format!("/api/v1/events/{id}"), &s.auditor);
+    assert_eq!(full["event"]["payload"]["input"]["q"], "secret-3");
+    // The outcome and its correlation are linked; the intent/outcome pair is one correlation.
+    let linked: Vec<&str> = full["linked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["relation"].as_str().unwrap())
+        .collect();
+    assert_eq!(linked, ["correlation"], "{full}");
+    assert_eq!(full["integrity"]["leaf_hash"].as_str().unwrap().len(), 64);
+
+    let all = s.db.all();
+    let read: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["operation"] == "READ audit_event")
+        .collect();
+    assert_eq!(read.len(), 1, "one read on record");
+    assert_eq!(read[0]["actor"]["user_id"], "aude");
+    assert_eq!(read[0]["actor"]["auth_method"], "console_token");
+    assert_eq!(read[0]["target"]["resource_id"], id.as_str());
+    assert_eq!(read[0]["compliance_events"][0]["event_type"], "data_access");
+
+    // An export is on record with its filter.
+    let export = console.get("/api/v1/export?user=alice&format=jsonl", Some(&s.auditor));
+    assert_eq!(export.status, 200);
+    let all = s.db.all();
+    let exports: Vec<&Value> = all.iter().filter(|e| e["action"] == "EXPORT").collect();
+    assert_eq!(exports.len(), 1);
+    assert_eq!(exports[0]["actor"]["user_id"], "aude");
+    assert_eq!(
+        exports[0]["payload"]["details"]["filter"],
+        "user=alice&format=jsonl"
+    );
+}
+
+fn a_review_leaves_the_queue_is_in_the_log_and_verify_passes(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let expected = s.db.query_ids(&["--review"]);
+    assert!(expected.len() >= 2);
+    let queue = console.ids("/api/v1/reviews/queue?limit=1000", &s.reviewer);
+    assert_eq!(queue, expected, "the queue is every event requiring review");
+
+    let target = &expected[0];
+    let done = console.post(
+        &format!("/api/v1/events/{target}/review"),
+        Some(&s.reviewer),
+        r#"{"verdict": "flagged", "comment": "asked for a customer's data"}"#,
+    );
+    assert_eq!(done.status, 201, "{}", done.body);
+    let review_event = done.json()["review_event"].as_str().unwrap().to_string();
+
+    let queue = console.ids("/api/v1/reviews/queue?limit=1000", &s.reviewer);
+    assert_eq!(
+        queue,
+        expected[1..],
+        "the reviewed event left the queue, only it"
+    );
+
+    // The review is an event of the log: who, the verdict, the comment, the reviewed event.
+    let all = s.db.all();
+    let review = all
+        .iter()
+        .find(|e| e["id"] == review_event.as_str())
+        .unwrap();
+    assert_eq!(review["kind"], "admin");
+    assert_eq!(review["actor"]["user_id"], "rita");
+    assert_eq!(review["target"]["resource_id"], target.as_str());
+    assert_eq!(review["compliance"]["tags"], json!(["review:flagged"]));
+    assert_eq!(
+        review["payload"]["new_values"]["comment"],
+        "asked for a customer's data"
+    );
+    // The reviewer sees the verdict on the event, not the comment (free text, a payload).
+    let detail = console.ok(&format!("/api/v1/events/{target}"), &s.reviewer);
+    assert_eq!(detail["reviews"][0]["verdict"], "flagged");
+    assert!(detail["reviews"][0].get("comment").is_none());
+    // An event that does not require review is refused, and nothing recorded.
+    let plain = seed_id(&s.db, 1);
+    let before = s.db.all().len();
+    let refused = console.post(
+        &format!("/api/v1/events/{plain}/review"),
+        Some(&s.reviewer),
+        r#"{"verdict": "approved"}"#,
+    );
+    assert_eq!(refused.status, 409);
+    assert_eq!(refused.error(), "not_for_review");
+    assert_eq!(s.db.all().len(), before);
+    drop(console);
+
+    let (code, out, err) = s.db.run(&["verify"], b"");
+    assert_eq!(code, 0, "verify after a review: {out}{err}");
+}
+
+fn the_proof_download_is_accepted_by_verify_proof(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 5);
+    let key = s.db.checkpoint();
+    let console = s.db.serve();
+
+    // The newest checkpoint that covers the event (SQLite: the tokens are in the one log too).
+    let detail = console.ok(&format!("/api/v1/events/{id}"), &s.viewer);
+    let seq = detail["event"]["seq"].as_u64().unwrap();
+    let size = detail["integrity"]["checkpoint"]["size"].as_u64().unwrap();
+    assert!(size > seq && size >= 30, "{detail}");
+    assert!(
+        detail["integrity"]["checkpoint"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("test.example")
+    );
+    let integrity = console.ok("/api/v1/integrity", &s.viewer);
+    assert!(
+        integrity["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["checkpoint"]["size"] == size),
+        "{integrity}"
+    );
+
+    for (token, payload) in [(&s.auditor, true), (&s.viewer, false)] {
+        let answer = console.get(&format!("/api/v1/events/{id}/proof"), Some(token));
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(
+            answer.headers.get("x-payload-withheld").is_some(),
+            !payload,
+            "{}",
+            answer.body
+        );
+        let file = s.db.dir.path().join("proof.json");
+        std::fs::write(&file, &answer.body).unwrap();
+        let out = s.db.ok(&[
+            "verify-proof",
+            file.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        assert!(out.contains(&id), "{out}");
+        assert_eq!(out.contains("payload included"), payload, "{out}");
+    }
+    let missing = console.get(
+        "/api/v1/events/01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e/proof",
+        Some(&s.viewer),
+    );
+    assert_eq!(missing.status, 404);
+}
+
+fn bad_input_is_a_clear_4xx_and_changes_nothing(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 7);
+    let console = s.db.serve();
+    let before = s.db.all().len();
+    let cases: [(&str, u16, &str); 11] = [
+        ("/api/v1/events?outcome=great", 400, "bad_request"),
+        ("/api/v1/events?since=last-tuesday", 400, "bad_request"),
+        ("/api/v1/events?usr=alice", 400, "bad_request"),
+        ("/api/v1/events?user=a&user=b", 400, "bad_request"),
+        ("/api/v1/events?cursor=not-a-cursor!", 400, "bad_cursor"),
+        ("/api/v1/events?limit=0", 400, "bad_request"),
+        ("/api/v1/events/not-an-id", 400, "bad_request"),
+        (
+            "/api/v1/events/01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e",
+            404,
+            "not_found",
+        ),
+        ("/api/v1/export?format=xml", 400, "bad_request"),
+        ("/api/v1/summary?session=s1&user=alice", 400, "bad_request"),
+        ("/api/v1/nothing-here", 404, "not_found"),
+    ];
+    for (path, status, code) in cases {
+        let answer = console.get(path, Some(&s.admin));
+        assert_eq!(answer.status, status, "{path}: {}", answer.body);
+        assert_eq!(answer.error(), code, "{path}");
+    }
+    let huge = console.ok("/api/v1/events?limit=99999999", &s.viewer);
+    assert_eq!(
+        huge["limit"], 1000,
+        "a huge limit is capped, and the answer says so"
+    );
+    for body in [
+        "not json",
+        r#"{"verdict": "maybe"}"#,
+        r#"{"verdict": "approved", "rating": 5}"#,
+        r#"{"comment": "no verdict"}"#,
+    ] {
+        let answer = console.post(&format!("/api/v1/events/{id}/review"), Some(&s.admin), body);
+        assert_eq!(answer.status, 400, "{body}: {}", answer.body);
+        assert_eq!(answer.error(), "bad_request");
+    }
+    let long = json!({"verdict": "approved", "comment": "x".repeat(5000)}).to_string();
+    let answer = console.post(
+        &format!("/api/v1/events/{id}/review"),
+        Some(&s.admin),
+        &long,
+    );
+    assert_eq!(answer.status, 400);
+    let answer = console.post(
+        "/api/v1/events/01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e/review",
+        Some(&s.admin),
+        r#"{"verdict": "approved"}"#,
+    );
+    assert_eq!(answer.status, 404);
+    assert_eq!(s.db.all().len(), before, "bad input changed the log");
+}
+
+fn export_streams_every_matching_event(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let expected: Vec<Value> =
+        s.db.ok(&["export", "--format", "jsonl", "--server", "github"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let answer = console.get("/api/v1/export?server=github", Some(&s.auditor));
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        answer.headers["content-type"].to_str().unwrap(),
+        "application/jsonl"
+    );
+    let got: Vec<Value> = answer
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got, expected, "the export is the CLI's, payloads and all");
+
+    let csv = console.get("/api/v1/export?server=github&format=csv", Some(&s.auditor));
+    assert_eq!(csv.status, 200);
+    let mut reader = csv::Reader::from_reader(csv.body.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), expected.len());
+    assert!(csv.body.contains("secret-"), "the payload is in the CSV");
+}
+
+fn a_revoked_token_is_refused_on_the_next_request(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let extra = s.db.token("temp", "viewer");
+    assert_eq!(console.get("/api/v1/events", Some(&extra)).status, 200);
+    let tokens = console.ok("/api/v1/tokens", &s.admin);
+    let temp = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "temp")
+        .unwrap()
+        .clone();
+    assert!(temp["revoked"].is_null());
+    assert!(
+        !tokens.to_string().contains(&extra),
+        "the API never shows a token"
+    );
+    let id = temp["id"].as_str().unwrap();
+    s.db.ok(&["token", "revoke", id, "--actor", "root"]);
+    let refused = console.get("/api/v1/events", Some(&extra));
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    let listed = s.db.ok(&["token", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let temp = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap();
+    assert!(temp["revoked"].is_string(), "{temp}");
+    // The others still work.
+    assert_eq!(console.get("/api/v1/events", Some(&s.viewer)).status, 200);
+    // Revoking twice, or an unknown id, is an error.
+    let (code, _, err) = s.db.run(&["token", "revoke", id], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("already revoked"), "{err}");
+}
+
+fn sessions_summary_stats_and_integrity_answer_as_the_cli_does(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let summary = console.ok("/api/v1/summary?session=s1", &s.viewer);
+    let cli: Value =
+        serde_json::from_str(&s.db.ok(&["summary", "--session", "s1", "--json"])).unwrap();
+    assert_eq!(summary, cli);
+    let stats = console.ok("/api/v1/stats?user=alice", &s.viewer);
+    let cli: Value =
+        serde_json::from_str(&s.db.ok(&["stats", "--user", "alice", "--json"])).unwrap();
+    assert_eq!(stats["tools"], cli);
+    let timeline = console.ok("/api/v1/sessions/s2?limit=1000", &s.viewer);
+    assert_eq!(
+        timeline["events"].as_array().unwrap().len(),
+        15,
+        "{timeline}"
+    );
+    assert_eq!(timeline["summary"]["total_operations"], 15);
+    assert_eq!(
+        console.get("/api/v1/sessions/nope", Some(&s.viewer)).status,
+        404
+    );
+    let integrity = console.ok("/api/v1/integrity", &s.viewer);
+    assert!(
+        integrity["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["size"].as_u64().unwrap() >= 30)
+    );
+}
+
+/// A real client calls `server-everything` through the proxy; the console shows the session
+/// and the call, with its arguments to an auditor.
+#[test]
+fn a_proxied_server_everything_call_is_read_through_the_console() {
+    let Some(peers) = peers() else { return };
+    let Some(db) = Db::new(Backend::Sqlite) else {
+        return;
+    };
+    let js = everything_js(&peers).display().to_string();
+    let output = Command::new(python(&peers))
+        .arg(peer_script("legacy_client.py"))
+        .arg(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(&db.url)
+        .args(["--user", "tester", "--", "node", &js, "stdio"])
+        .output()
+        .unwrap();
+    json_output("client", output);
+    let auditor = db.token("aude", "auditor");
+    let console = db.serve();
+
+    let sessions = console.ok("/api/v1/sessions", &auditor);
+    let session = &sessions["sessions"][0];
+    assert_eq!(session["user"], "tester");
+    assert_eq!(session["server"], "mcp-servers/everything");
+    assert!(session["calls"].as_u64().unwrap() >= 2, "{session}");
+    assert!(
+        session["errors"].as_u64().unwrap() >= 1,
+        "the failing get-sum: {session}"
+    );
+    assert!(session["end"].is_string(), "{session}");
+
+    let echo = console.ok("/api/v1/events?tool=echo&outcome=success", &auditor);
+    let id = echo["events"][0]["id"].as_str().unwrap();
+    let detail = console.ok(&format!("/api/v1/events/{id}"), &auditor);
+    assert_eq!(
+        detail["event"]["payload"]["input"]["message"],
+        "hello through the proxy"
+    );
+    let intent = detail["linked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "intent")
+        .unwrap_or_else(|| panic!("the intent is linked: {detail}"));
+    assert_eq!(intent["outcome"], "pending");
+    drop(console);
+    let (code, out, err) = db.run(&["verify"], b"");
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Checks `value` against `schema` (the subset of JSON Schema the API's OpenAPI document uses:
+/// `$ref`, `type`, `enum`, `oneOf`, `required`, `properties`, `additionalProperties: false`,
+/// `items`); returns what does not match, with where.
+fn schema_errors(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return schema_errors(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let matching = options
+            .iter()
+            .filter(|o| schema_errors(doc, o, value, at).is_empty())
+            .count();
+        return if matching == 1 {
+            Vec::new()
+        } else {
+            vec![format!("{at}: {matching} of oneOf match {value}")]
+        };
+    }
+    let mut errors = Vec::new();
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let is = |t: &str| match t {
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "null" => value.is_null(),
+        _ => false,
+    };
+    if !types.is_empty() && !types.iter().any(|t| is(t)) {
+        errors.push(format!("{at}: {value} is not {types:?}"));
+        return errors;
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let Some(object) = value.as_object() {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            let key = key.as_str().unwrap();
+            if !object.contains_key(key) {
+                errors.push(format!("{at}: `{key}` is missing"));
+            }
+        }
+        let properties = schema["properties"].as_object();
+        for (key, field) in object {
+            match properties.and_then(|p| p.get(key)) {
+                Some(property) => {
+                    errors.extend(schema_errors(doc, property, field, &format!("{at}.{key}")))
+                }
+                None if schema["additionalProperties"] == false => {
+                    errors.push(format!("{at}: `{key}` is not in the document"))
+                }
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (k, item) in array.iter().enumerate() {
+            errors.extend(schema_errors(doc, items, item, &format!("{at}[{k}]")));
+        }
+    }
+    errors
+}
+
+fn the_openapi_document_describes_every_real_answer(db: Db) {
+    let s = seeded(db);
+    s.db.log(&[
+        json!({"kind": "session", "action": "CREATE", "operation": "session_start",
+               "session_id": "s3", "actor": {"user_id": "dora", "client_name": "cli"},
+               "target": {"server_name": "github"}}),
+        json!({"kind": "tool_execution", "action": "EXECUTE", "operation": "search",
+               "session_id": "s3", "actor": {"user_id": "dora"}}),
+        json!({"kind": "session", "action": "DELETE", "operation": "session_end",
+               "session_id": "s3", "actor": {"user_id": "dora"}}),
+    ]);
+    s.db.checkpoint();
+    let review_id = s.db.query_ids(&["--review"])[0].clone();
+    let plain = seed_id(&s.db, 1);
+    let console = s.db.serve();
+    let doc_answer = console.get("/api/v1/openapi.json", None);
+    assert_eq!(doc_answer.status, 200, "the document is public");
+    let doc = doc_answer.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+
+    let review_body = r#"{"verdict": "approved", "comment": "fine"}"#;
+    let calls: Vec<(&str, &str, String, Option<&str>, u16)> = vec![
+        (
+            "get",
+            "/api/v1/events",
+            "/api/v1/events?limit=5".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events",
+            "/api/v1/events?outcome=nope".into(),
+            Some(&s.viewer),
+            400,
+        ),
+        ("get", "/api/v1/events", "/api/v1/events".into(), None, 401),
+        (
+            "post",
+            "/api/v1/events/{id}/review",
+            format!("/api/v1/events/{review_id}/review"),
+            Some(&s.reviewer),
+            201,
+        ),
+        (
+            "post",
+            "/api/v1/events/{id}/review",
+            format!("/api/v1/events/{plain}/review"),
+            Some(&s.reviewer),
+            409,
+        ),
+        (
+            "post",
+            "/api/v1/events/{id}/review",
+            format!("/api/v1/events/{plain}/review"),
+            Some(&s.viewer),
+            403,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}",
+            format!("/api/v1/events/{review_id}"),
+            Some(&s.auditor),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}",
+            format!("/api/v1/events/{plain}"),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}",
+            "/api/v1/events/01964f3a-7c1e-7b2a-9d4e-3f5a6b7c8d9e".into(),
+            Some(&s.viewer),
+            404,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}/proof",
+            format!("/api/v1/events/{plain}/proof"),
+            Some(&s.auditor),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events/{id}/proof",
+            format!("/api/v1/events/{plain}/proof"),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/reviews/queue",
+            "/api/v1/reviews/queue".into(),
+            Some(&s.reviewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/sessions",
+            "/api/v1/sessions".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/sessions/{id}",
+            "/api/v1/sessions/s3".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/sessions/{id}",
+            "/api/v1/sessions/none".into(),
+            Some(&s.viewer),
+            404,
+        ),
+        (
+            "get",
+            "/api/v1/summary",
+            "/api/v1/summary?user=alice".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/stats",
+            "/api/v1/stats".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/export",
+            "/api/v1/export?user=bob".into(),
+            Some(&s.auditor),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/integrity",
+            "/api/v1/integrity".into(),
+            Some(&s.viewer),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            Some(&s.admin),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            Some(&s.auditor),
+            403,
+        ),
+        (
+            "get",
+            "/api/v1/openapi.json",
+            "/api/v1/openapi.json".into(),
+            None,
+            200,
+        ),
+        (
+            "post",
+            "/api/v1/integrity/verify",
+            "/api/v1/integrity/verify".into(),
+            Some(&s.reviewer),
+            403,
+        ),
+        (
+            "post",
+            "/api/v1/integrity/verify",
+            "/api/v1/integrity/verify".into(),
+            Some(&s.auditor),
+            202,
+        ),
+    ];
+    let mut covered = BTreeSet::new();
+    for (method, template, path, token, status) in &calls {
+        let answer = match *method {
+            "post" => console.post(path, *token, review_body),
+            _ => console.get(path, *token),
+        };
+        assert_eq!(answer.status, *status, "{method} {path}: {}", answer.body);
+        let response = &doc["paths"][*template][*method]["responses"][status.to_string()];
+        assert!(
+            response.is_object(),
+            "{method} {template} {status} is not in the document"
+        );
+        let content_type = answer.headers["content-type"].to_str().unwrap().to_string();
+        let media = content_type.split(';').next().unwrap();
+        let schema = &response["content"][media]["schema"];
+        assert!(
+            schema.is_object(),
+            "{method} {template} {status}: {media} is not documented"
+        );
+        if media == "application/json" {
+            let errors = schema_errors(&doc, schema, &answer.json(), "$");
+            assert!(errors.is_empty(), "{method} {path}: {errors:#?}");
+        }
+        covered.insert((method.to_string(), template.to_string()));
+    }
+    for (template, operations) in doc["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            assert!(
+                covered.contains(&(method.clone(), template.clone())),
+                "{method} {template} is documented but not checked"
+            );
+        }
+    }
+}
+
+/// A read of arguments and results that cannot be put on record is refused, and nothing of
+/// the payload leaves the server: here a trigger makes the database refuse the read's record.
+#[test]
+fn a_read_that_cannot_be_recorded_is_refused() {
+    let Some(db) = Db::new(Backend::Sqlite) else {
+        return;
+    };
+    let s = seeded(db);
+    let id = seed_id(&s.db, 2);
+    rusqlite::Connection::open(&s.db.url)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_reads BEFORE INSERT ON events
+             WHEN NEW.operation IN ('READ audit_event', 'EXPORT audit_trail')
+             BEGIN SELECT RAISE(ABORT, 'reads refused'); END;",
+        )
+        .unwrap();
+    let console = s.db.serve();
+    let answer = console.get(&format!("/api/v1/events/{id}"), Some(&s.auditor));
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.error(), "not_recorded");
+    assert!(!answer.body.contains("secret-2"), "{}", answer.body);
+    let export = console.get("/api/v1/export", Some(&s.auditor));
+    assert_eq!(export.status, 503);
+    assert!(!export.body.contains("secret-"));
+    // A viewer's read of metadata needs no record and still works.
+    assert_eq!(
+        console
+            .get(&format!("/api/v1/events/{id}"), Some(&s.viewer))
+            .status,
+        200
+    );
+}
+
+/// The commands' own bad input: a clear one-line error, nothing created or recorded.
+#[test]
+fn serve_and_token_refuse_bad_arguments_clearly() {
+    let Some(db) = Db::new(Backend::Sqlite) else {
+        return;
+    };
+    // No database yet: serve refuses rather than creating one.
+    let (code, _, err) = db.run(&["serve", "--listen", "127.0.0.1:0"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!std::path::Path::new(&db.url).exists());
+
+    let s = seeded(db);
+    let before = s.db.all().len();
+    let (code, _, err) =
+        s.db.run(&["token", "create", "--name", "x", "--role", "root"], b"");
+    assert_eq!(code, 2, "a usage error");
+    assert!(err.contains("viewer"), "{err}");
+    let (code, _, err) =
+        s.db.run(&["token", "create", "--name", " ", "--role", "viewer"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("--name"), "{err}");
+    let (code, _, err) = s.db.run(&["token", "revoke", "0123456789abcdef"], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("no token with id"), "{err}");
+    assert_eq!(
+        s.db.all().len(),
+        before,
+        "a refused command recorded something"
+    );
+
+    let (code, _, err) = s.db.run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--verifier-key",
+            "not a key",
+        ],
+        b"",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("verifier key"), "{err}");
+
+    // A taken port.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = s.db.run(&["serve", "--listen", &addr], b"");
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot listen"), "{err}");
+}

@@ -1,0 +1,169 @@
+//! The `/api/v1` routes. Each handler first authenticates (401 without a valid token, 403
+//! below its role), then reads its query string strictly, then does its store work on a
+//! pooled reader in a blocking thread.
+//!
+//! Lists (events, sessions, the review queue) carry metadata only, for every role: the
+//! arguments and results of an event are read one event at a time (`/events/{id}`, by an
+//! auditor or admin) or by export, and each such read is recorded before it is answered.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mcp_audit_core::{EventId, Payload};
+use mcp_audit_store::StoredEvent;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::tokens::{Role, TokenInfo, TokenTable};
+use crate::{App, OpenError};
+
+mod events;
+mod reports;
+mod reviews;
+mod sessions;
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/v1/events", get(events::events))
+        .route("/api/v1/events/{id}", get(events::event))
+        .route("/api/v1/events/{id}/proof", get(events::proof))
+        .route("/api/v1/events/{id}/review", post(reviews::review))
+        .route("/api/v1/reviews/queue", get(reviews::queue))
+        .route("/api/v1/sessions", get(sessions::sessions))
+        .route("/api/v1/sessions/{id}", get(sessions::session))
+        .route("/api/v1/summary", get(reports::summary))
+        .route("/api/v1/stats", get(reports::stats))
+        .route("/api/v1/export", get(reports::export))
+        .route("/api/v1/integrity", get(reports::integrity_status))
+        .route("/api/v1/integrity/verify", post(reports::start_verify))
+        .route("/api/v1/tokens", get(reports::tokens))
+        .route("/api/v1/openapi.json", get(reports::openapi))
+        .fallback(async || ApiError::not_found("no such endpoint (the API is under /api/v1/)"))
+        .method_not_allowed_fallback(async || {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .with_state(app)
+}
+
+/// A JSON body with its content type.
+pub(crate) fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            Bytes::from(bytes),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn ok(body: &impl Serialize) -> Response {
+    json_response(StatusCode::OK, body)
+}
+
+fn open_failed(e: OpenError) -> ApiError {
+    tracing::error!("cannot open the database: {e}");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("cannot open the database: {e}"),
+    )
+}
+
+/// The caller's token, if it is valid and its role at least `need`.
+async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<TokenInfo> {
+    let unauthorized = |message: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            message.to_string(),
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("no token: send `Authorization: Bearer <token>`"))?;
+    let secret = value
+        .to_str()
+        .ok()
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?
+        .to_string();
+    let caller = app
+        .read(move |app, store| {
+            let counts = TokenTable::counts(store)?;
+            let mut table = app
+                .tokens
+                .lock()
+                .map_err(|_| ApiError::internal("the token table is unusable"))?;
+            if table.built_from != counts {
+                *table = TokenTable::load(store)?;
+            }
+            Ok(table.authenticate(&secret).cloned())
+        })
+        .await?
+        .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    if caller.role < need {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this needs the role {need} or higher; token `{}` has {}",
+                caller.name, caller.role
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+fn event_id(text: &str) -> Result<EventId> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("`{text}` is not an event id")))
+}
+
+/// An event as the API shows it: without its payload unless the caller may see payloads.
+#[derive(Serialize)]
+struct EventView {
+    #[serde(flatten)]
+    stored: StoredEvent,
+    /// The event has arguments or results that this answer leaves out.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    payload_withheld: bool,
+}
+
+fn view(mut stored: StoredEvent, with_payload: bool) -> EventView {
+    let withheld = !with_payload && !stored.event.payload.is_empty();
+    if withheld {
+        stored.event.payload = Payload::default();
+    }
+    EventView {
+        stored,
+        payload_withheld: withheld,
+    }
+}
+
+fn views(events: Vec<StoredEvent>) -> Vec<EventView> {
+    events.into_iter().map(|e| view(e, false)).collect()
+}
+
+#[derive(Serialize)]
+struct PageView {
+    events: Vec<EventView>,
+    next_cursor: Option<String>,
+    /// The page size used: the `limit` asked for, or [`crate::MAX_LIMIT`] when it asked more.
+    limit: u32,
+}

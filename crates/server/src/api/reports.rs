@@ -1,0 +1,182 @@
+//! Summary, statistics, export, integrity (and verify runs), tokens, the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcp_audit_store::{Store, SummaryScope};
+use serde_json::json;
+
+use super::{Result, authorize, json_response, ok, open_failed};
+use crate::App;
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::records;
+use crate::tokens::Role;
+
+pub(super) async fn summary(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    authorize(&app, &headers, Role::Viewer).await?;
+    let params = Params::parse(
+        query.as_deref(),
+        false,
+        &["session", "user", "since", "until"],
+    )?;
+    let window = params.text("since").is_some() || params.text("until").is_some();
+    let scope = match (params.text("session"), params.text("user")) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "`session` and `user` are two scopes: give one",
+            ));
+        }
+        (Some(_), None) | (None, Some(_)) if window => {
+            return Err(ApiError::bad_request(
+                "`since` and `until` bound a window; a session or user summary takes neither",
+            ));
+        }
+        (Some(session), None) => SummaryScope::Session(session.to_string()),
+        (None, Some(user)) => SummaryScope::User(user.to_string()),
+        (None, None) => SummaryScope::Window {
+            since: params.time("since")?,
+            until: params.time("until")?,
+        },
+    };
+    let summary = app.read(move |_, store| Ok(store.summary(&scope)?)).await?;
+    Ok(ok(&summary))
+}
+
+pub(super) async fn stats(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    authorize(&app, &headers, Role::Viewer).await?;
+    let filter = Params::parse(query.as_deref(), true, &[])?.filter()?;
+    let stats = app
+        .read(move |_, store| Ok(store.tool_stats(&filter)?))
+        .await?;
+    Ok(ok(&json!({ "tools": stats })))
+}
+
+pub(super) async fn export(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let caller = authorize(&app, &headers, Role::Auditor).await?;
+    let params = Params::parse(query.as_deref(), true, &["format"])?;
+    let format = match params.text("format").unwrap_or("jsonl") {
+        "jsonl" => crate::export::Format::Jsonl,
+        "csv" => crate::export::Format::Csv,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "`format={other}`: the formats are jsonl and csv"
+            )));
+        }
+    };
+    let filter = params.filter()?;
+    let described = query.unwrap_or_default();
+    app.read(move |app, _| {
+        records::record(
+            &app.recorder,
+            records::export(&caller, &described, format.name())?,
+        )
+    })
+    .await?;
+    let body = crate::export::stream(Arc::clone(&app.databases), filter, format);
+    let mut response = Response::new(Body::from_stream(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(response)
+}
+
+pub(super) async fn integrity_status(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    authorize(&app, &headers, Role::Viewer).await?;
+    Params::parse(query.as_deref(), false, &[])?;
+    let body = app
+        .read(move |app, _| {
+            let mut logs = Vec::new();
+            for log_id in app.databases.logs().map_err(open_failed)? {
+                let mut store = app.databases.log_reader(&log_id).map_err(open_failed)?;
+                let size = store.next_seq()?;
+                let checkpoint = store
+                    .checkpoints()?
+                    .into_iter()
+                    .max_by_key(|(size, _)| *size)
+                    .map(|(size, note)| json!({"size": size, "note": note}));
+                logs.push(json!({"log_id": log_id, "size": size, "checkpoint": checkpoint}));
+            }
+            Ok(json!({
+                "logs": logs,
+                "verifier_key": app.verifier_key,
+                "verify": app.verifications.snapshot(),
+            }))
+        })
+        .await?;
+    Ok(ok(&body))
+}
+
+/// Starts `verify` of every log in the background; `/integrity` shows its progress and result.
+pub(super) async fn start_verify(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let caller = authorize(&app, &headers, Role::Auditor).await?;
+    Params::parse(query.as_deref(), false, &[])?;
+    let started = app.verifications.start(
+        Arc::clone(&app.databases),
+        app.verifier.as_deref().cloned(),
+        caller.name,
+    );
+    if !started {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "verify_running",
+            "a verify is running already: watch it at /api/v1/integrity",
+        ));
+    }
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({"verify": app.verifications.snapshot()}),
+    ))
+}
+
+pub(super) async fn tokens(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    authorize(&app, &headers, Role::Admin).await?;
+    Params::parse(query.as_deref(), false, &[])?;
+    let table = app
+        .tokens
+        .lock()
+        .map_err(|_| ApiError::internal("the token table is unusable"))?
+        .tokens
+        .clone();
+    Ok(ok(&json!({ "tokens": table })))
+}
+
+/// The API's OpenAPI 3.1 document, written by hand; the tests check real answers against it.
+const OPENAPI: &str = include_str!("../openapi.json");
+
+/// The OpenAPI document: public, as it describes the API and holds nothing of the log.
+pub(super) async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from_static(OPENAPI.as_bytes()),
+    )
+        .into_response()
+}

@@ -1,0 +1,204 @@
+//! `/api/v1/export`: every matching event, oldest first, streamed as JSON lines or CSV.
+//!
+//! The store hands events to a blocking thread one at a time; they are written into chunks of
+//! about 64 KiB that go through a channel of a few chunks to the response body. A slow client
+//! makes the thread wait, never the memory grow: a million events need no more memory than a
+//! few chunks. An error part-way aborts the response, so a client never takes a cut-off
+//! export for a whole one (the body ends without its final chunk).
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use futures_util::Stream;
+use mcp_audit_store::{Filter, StoreError, StoredEvent};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::Databases;
+
+/// How large a chunk grows before it is sent.
+const CHUNK: usize = 64 * 1024;
+/// How many chunks may wait for the client.
+const IN_FLIGHT: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Jsonl => "application/jsonl",
+            Format::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+type Chunk = Result<Bytes, io::Error>;
+
+/// The response body of an export.
+pub fn stream(
+    databases: Arc<dyn Databases>,
+    filter: Filter,
+    format: Format,
+) -> impl Stream<Item = Chunk> + Send + 'static {
+    let (tx, rx) = mpsc::channel::<Chunk>(IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let failed = tx.clone();
+        if let Err(error) = write(databases.as_ref(), &filter, format, tx) {
+            tracing::error!("export failed part-way: {error}");
+            // The client may be gone already; nothing more to tell anyone then.
+            let _ = failed.blocking_send(Err(error));
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    })
+}
+
+/// Writes into chunks sent down `tx`.
+struct Chunks {
+    buffer: Vec<u8>,
+    tx: mpsc::Sender<Chunk>,
+}
+
+impl Chunks {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for Chunks {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+fn write(
+    databases: &dyn Databases,
+    filter: &Filter,
+    format: Format,
+    tx: mpsc::Sender<Chunk>,
+) -> io::Result<()> {
+    let mut store = databases.reader().map_err(io::Error::other)?;
+    let mut out = Chunks {
+        buffer: Vec::with_capacity(CHUNK),
+        tx,
+    };
+    // The sink can only fail with a StoreError; the I/O error is kept to be reported.
+    let mut io_error: Option<io::Error> = None;
+    let mut stop = |e: io::Error| {
+        io_error = Some(e);
+        StoreError::Database("export interrupted".into())
+    };
+    let result = match format {
+        Format::Jsonl => store.for_each(filter, &mut |event| {
+            serde_json::to_writer(&mut out, &event)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(&mut stop)
+        }),
+        Format::Csv => {
+            let mut csv = csv::Writer::from_writer(&mut out);
+            let result = store.for_each(filter, &mut |event| {
+                csv.serialize(CsvRow::from(&event))
+                    .map_err(|e| stop(io::Error::other(e)))
+            });
+            csv.flush()?;
+            result
+        }
+    };
+    match (result, io_error) {
+        (_, Some(error)) => Err(error),
+        (Err(error), None) => Err(io::Error::other(error)),
+        (Ok(_), None) => out.flush(),
+    }
+}
+
+/// One CSV row: the columns `mcp-audit export --format csv` writes, the payload as JSON.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    seq: u64,
+    id: String,
+    timestamp: String,
+    kind: &'a str,
+    action: &'a str,
+    operation: &'a str,
+    outcome: &'a str,
+    duration_us: Option<u64>,
+    error_code: Option<i64>,
+    user_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+    server_name: Option<&'a str>,
+    resource_type: Option<&'a str>,
+    resource_id: Option<&'a str>,
+    classification: Option<&'a str>,
+    requires_review: Option<bool>,
+    data_subject_id: Option<&'a str>,
+    expires_at: Option<String>,
+    redacted: bool,
+    leaf_hash: String,
+    payload: String,
+}
+
+impl<'a> From<&'a StoredEvent> for CsvRow<'a> {
+    fn from(stored: &'a StoredEvent) -> Self {
+        let event = &stored.event;
+        CsvRow {
+            seq: stored.seq,
+            id: event.id.to_string(),
+            timestamp: event.timestamp.to_string(),
+            kind: event.kind.as_str(),
+            action: event.action.as_str(),
+            operation: &event.operation,
+            outcome: event.outcome.as_str(),
+            duration_us: event.duration_us,
+            error_code: event.error_code,
+            user_id: event.actor.user_id.as_deref(),
+            session_id: event.session_id.as_deref(),
+            correlation_id: event.correlation_id.as_deref(),
+            server_name: event.target.server_name.as_deref(),
+            resource_type: event.target.resource_type.as_deref(),
+            resource_id: event.target.resource_id.as_deref(),
+            classification: event.compliance.classification.map(|c| c.as_str()),
+            requires_review: event.compliance.requires_review,
+            data_subject_id: event.compliance.data_subject_id.as_deref(),
+            expires_at: event.compliance.expires_at.map(|t| t.to_string()),
+            redacted: stored.redacted,
+            leaf_hash: stored.leaf_hash.to_string(),
+            payload: if event.payload.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&event.payload).unwrap_or_default()
+            },
+        }
+    }
+}

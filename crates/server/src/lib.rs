@@ -1,0 +1,237 @@
+//! `mcp-audit serve`: the audit console's HTTP API over any store.
+//!
+//! - [`tokens`]: console tokens and roles, kept as events of the log itself.
+//! - `api`: the `/api/v1` routes (events, sessions, summary, stats, export, integrity,
+//!   reviews, tokens, the OpenAPI document), each behind a role.
+//! - `records`: the events the console writes about itself: every read of arguments and
+//!   results, every export and every review goes into the same log, with the token's name as
+//!   the actor, before the data leaves the server.
+//! - `params`: query strings read strictly (unknown fields are errors), with `query`'s filter
+//!   names.
+//! - `export`: the streamed export; `verify`: a `verify` run started from the API, watched
+//!   through `/integrity`.
+//!
+//! The store trait is synchronous; every store call runs in `spawn_blocking` on a reader
+//! taken from a small pool, so that the async side never waits on a database.
+//!
+//! The server knows nothing of paths or URLs: it opens stores through [`Databases`], which the
+//! command line implements with its `--db`. In-process, over a SQLite file:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::sync::Arc;
+//!
+//! use mcp_audit_core::EventId;
+//! use mcp_audit_server::{Config, Databases, NewToken, OpenError, Role};
+//! use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+//!
+//! struct File(std::path::PathBuf);
+//!
+//! impl Databases for File {
+//!     fn reader(&self) -> Result<Box<dyn Store>, OpenError> {
+//!         Ok(Box::new(SqliteStore::open_read_only(&self.0, SqliteOptions::default())?))
+//!     }
+//!     fn event_log(&self, _: EventId) -> Result<Option<Box<dyn Store>>, OpenError> {
+//!         self.reader().map(Some)
+//!     }
+//!     fn logs(&self) -> Result<Vec<String>, OpenError> {
+//!         Ok(vec![String::new()])
+//!     }
+//!     fn log_reader(&self, _: &str) -> Result<Box<dyn Store>, OpenError> {
+//!         self.reader()
+//!     }
+//! }
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("audit.db");
+//! let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+//! let recorder = Recorder::start(store, RecorderConfig::default()).unwrap();
+//! // A token is an event of the log.
+//! let token = NewToken::generate();
+//! recorder.record(token.create_event("alice", Role::Viewer, "root").unwrap()).unwrap();
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! let answer = runtime.block_on(async {
+//!     let listener = mcp_audit_server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+//!     let addr = listener.local_addr().unwrap();
+//!     let config = Config {
+//!         databases: Arc::new(File(path.clone())),
+//!         recorder: recorder.clone(),
+//!         verifier_key: None,
+//!     };
+//!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
+//!         let _ = stopped.await;
+//!     }));
+//!     let secret = token.secret.clone();
+//!     let answer = tokio::task::spawn_blocking(move || {
+//!         let mut http = std::net::TcpStream::connect(addr).unwrap();
+//!         write!(http, "GET /api/v1/summary HTTP/1.1\r\nHost: x\r\n\
+//!                       Authorization: Bearer {secret}\r\nConnection: close\r\n\r\n").unwrap();
+//!         let mut answer = String::new();
+//!         http.read_to_string(&mut answer).unwrap();
+//!         answer
+//!     })
+//!     .await
+//!     .unwrap();
+//!     stop.send(()).unwrap();
+//!     server.await.unwrap().unwrap();
+//!     answer
+//! });
+//! assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+//! assert!(answer.contains("\"admin_actions\":1"), "{answer}");
+//! recorder.shutdown().unwrap();
+//! ```
+
+mod api;
+mod error;
+mod export;
+mod params;
+mod records;
+pub mod tokens;
+mod verify;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use mcp_audit_core::EventId;
+use mcp_audit_core::checkpoint::NoteVerifier;
+use mcp_audit_store::{Recorder, Store};
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use params::MAX_LIMIT;
+pub use tokens::{NewToken, Role, TokenInfo, TokenTable};
+
+/// Why a database could not be opened, as the opener says it.
+pub type OpenError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How the server reaches the database: the command line's knowledge of SQLite files and
+/// PostgreSQL URLs stays in the command line.
+pub trait Databases: Send + Sync + 'static {
+    /// A reader of every log (a SQLite file has one).
+    fn reader(&self) -> Result<Box<dyn Store>, OpenError>;
+    /// A store on the log that holds event `id` (for its proof and checkpoint); `None` when
+    /// no log holds it.
+    fn event_log(&self, id: EventId) -> Result<Option<Box<dyn Store>>, OpenError>;
+    /// The ids of the logs (a SQLite file's one log is `""`).
+    fn logs(&self) -> Result<Vec<String>, OpenError>;
+    /// A reader of one log of [`Databases::logs`].
+    fn log_reader(&self, log_id: &str) -> Result<Box<dyn Store>, OpenError>;
+}
+
+/// What `serve` runs with.
+pub struct Config {
+    pub databases: Arc<dyn Databases>,
+    /// Where the console's own records (reads, exports, reviews) go: the same log the proxies
+    /// write (SQLite) or a log of its own (PostgreSQL).
+    pub recorder: Recorder,
+    /// The checkpoint verifier key's text: shown by `/integrity`, and used by the verify runs
+    /// started from the API to check signatures.
+    pub verifier_key: Option<String>,
+}
+
+/// The running server's shared state.
+pub(crate) struct App {
+    pub databases: Arc<dyn Databases>,
+    pub recorder: Recorder,
+    pub verifier_key: Option<String>,
+    pub verifier: Option<Arc<NoteVerifier>>,
+    readers: Mutex<Vec<Box<dyn Store>>>,
+    pub tokens: Mutex<TokenTable>,
+    pub verifications: Arc<verify::Verifications>,
+}
+
+/// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
+const POOL_SIZE: usize = 8;
+
+impl App {
+    /// Runs `work` on a pooled reader in a blocking thread. A reader whose work failed is
+    /// dropped rather than returned, in case the failure was its connection's.
+    pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&App, &mut dyn Store) -> Result<T, ApiError> + Send + 'static,
+    {
+        let app = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let pooled = app.readers.lock().map(|mut r| r.pop()).unwrap_or(None);
+            let mut store = match pooled {
+                Some(store) => store,
+                None => app.databases.reader().map_err(|e| {
+                    tracing::error!("cannot open a reader: {e}");
+                    ApiError::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        format!("cannot open the database: {e}"),
+                    )
+                })?,
+            };
+            let result = work(&app, store.as_mut());
+            if result.is_ok()
+                && let Ok(mut readers) = app.readers.lock()
+                && readers.len() < POOL_SIZE
+            {
+                readers.push(store);
+            }
+            result
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes; then the console's recorder is
+/// shut down, so that every record it took is durable before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), std::io::Error> {
+    let verifier = config
+        .verifier_key
+        .as_deref()
+        .map(NoteVerifier::from_text)
+        .transpose()
+        .map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the verifier key: {e}"),
+            )
+        })?
+        .map(Arc::new);
+    let app = Arc::new(App {
+        databases: config.databases,
+        recorder: config.recorder,
+        verifier_key: config.verifier_key,
+        verifier,
+        verifications: Arc::new(verify::Verifications::default()),
+        readers: Mutex::new(Vec::new()),
+        tokens: Mutex::new(TokenTable {
+            tokens: Vec::new(),
+            // Never a real count pair: the first request loads the table.
+            built_from: (u64::MAX, u64::MAX),
+        }),
+    });
+    let router = api::router(Arc::clone(&app));
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    // Off the async threads: dropping a pooled PostgreSQL reader closes its connection, which
+    // blocks (and a synchronous client must not block inside the runtime).
+    let flushed = tokio::task::spawn_blocking(move || {
+        let recorder = app.recorder.clone();
+        drop(app);
+        recorder.flush()
+    })
+    .await
+    .map_err(std::io::Error::other)?;
+    served?;
+    flushed.map_err(std::io::Error::other)
+}
+
+/// Binds `addr` (a separate step, so that the caller can say where it listens and fail early
+/// on a taken port).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {
+    TcpListener::bind(addr).await
+}

@@ -1,0 +1,266 @@
+//! Query strings as the API reads them: the filters of `mcp-audit query` under the same names
+//! as its flags (`kind`, `tool`, `user`, `session`, `correlation`, `server`, `outcome`,
+//! `classification`, `review`, `subject`, `since`, `until`, ...), paging, and nothing else.
+//!
+//! Strict on purpose: an unknown or repeated field, or a value that does not parse, is a 400
+//! that names it, never silently ignored (a typo in a filter must not widen an export).
+
+use std::collections::HashMap;
+
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp, civil};
+use mcp_audit_store::{Cursor, Filter, PageStart};
+
+use crate::error::ApiError;
+
+/// The most events one page returns; a larger `limit` is brought down to it, and the page says
+/// so (`limit` in the answer).
+pub const MAX_LIMIT: u32 = 1000;
+/// The page size when `limit` is not given.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// The fields of a query string, each at most once (`kind` may repeat).
+pub struct Params {
+    single: HashMap<String, String>,
+    kinds: Vec<String>,
+}
+
+/// The filter fields, shared by every endpoint that takes a filter.
+const FILTER_FIELDS: [&str; 17] = [
+    "kind",
+    "action",
+    "tool",
+    "operation",
+    "resource_type",
+    "resource_id",
+    "user",
+    "session",
+    "correlation",
+    "server",
+    "outcome",
+    "classification",
+    "review",
+    "subject",
+    "since",
+    "until",
+    "include_pending",
+];
+
+impl Params {
+    /// Parses `query`, refusing any field that is not in `allowed` (plus the filter fields when
+    /// `filters`) and any field but `kind` given twice.
+    pub fn parse(query: Option<&str>, filters: bool, allowed: &[&str]) -> Result<Params, ApiError> {
+        let mut params = Params {
+            single: HashMap::new(),
+            kinds: Vec::new(),
+        };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let known = allowed.contains(&key.as_ref())
+                || (filters && FILTER_FIELDS.contains(&key.as_ref()));
+            if !known {
+                let mut fields: Vec<&str> = allowed.to_vec();
+                if filters {
+                    fields.extend(FILTER_FIELDS);
+                }
+                return Err(ApiError::bad_request(format!(
+                    "unknown query field `{key}` (this endpoint takes: {})",
+                    if fields.is_empty() {
+                        "none".to_string()
+                    } else {
+                        fields.join(", ")
+                    }
+                )));
+            }
+            if key == "kind" {
+                params.kinds.push(value.into_owned());
+            } else if params
+                .single
+                .insert(key.clone().into_owned(), value.into_owned())
+                .is_some()
+            {
+                return Err(ApiError::bad_request(format!(
+                    "query field `{key}` is given twice"
+                )));
+            }
+        }
+        Ok(params)
+    }
+
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.single.get(key).map(String::as_str)
+    }
+
+    fn parsed<T>(&self, key: &str, what: &str) -> Result<Option<T>, ApiError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.text(key)
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|e| ApiError::bad_request(format!("`{key}={v}` is not {what}: {e}")))
+            })
+            .transpose()
+    }
+
+    fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        self.text(key)
+            .map(|v| match v {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(ApiError::bad_request(format!(
+                    "`{key}={v}` is not true or false"
+                ))),
+            })
+            .transpose()
+    }
+
+    pub fn time(&self, key: &str) -> Result<Option<Timestamp>, ApiError> {
+        self.text(key)
+            .map(|v| parse_time_at(v, Timestamp::now()).map_err(ApiError::bad_request))
+            .transpose()
+    }
+
+    /// The filter, as `query`'s flags of the same names give it.
+    pub fn filter(&self) -> Result<Filter, ApiError> {
+        if self.text("tool").is_some() && self.text("operation").is_some() {
+            return Err(ApiError::bad_request(
+                "`tool` and `operation` are one filter: give one",
+            ));
+        }
+        let kinds = self
+            .kinds
+            .iter()
+            .map(|k| {
+                k.parse()
+                    .map_err(|e| ApiError::bad_request(format!("`kind={k}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let since = self.time("since")?;
+        let until = self.time("until")?;
+        if let (Some(s), Some(u)) = (since, until)
+            && s >= u
+        {
+            return Err(ApiError::bad_request(
+                "`since` must be before `until`: the range is empty",
+            ));
+        }
+        Ok(Filter {
+            kinds,
+            action: self.parsed("action", "an action")?,
+            operation: self
+                .text("tool")
+                .or(self.text("operation"))
+                .map(str::to_string),
+            resource_type: self.text("resource_type").map(str::to_string),
+            resource_id: self.text("resource_id").map(str::to_string),
+            user_id: self.text("user").map(str::to_string),
+            session_id: self.text("session").map(str::to_string),
+            correlation_id: self.text("correlation").map(str::to_string),
+            server_name: self.text("server").map(str::to_string),
+            outcome: self.parsed("outcome", "an outcome")?,
+            classification: self.parsed("classification", "a classification")?,
+            requires_review: self.flag("review")?,
+            data_subject_id: self.text("subject").map(str::to_string),
+            since,
+            until,
+            include_pending: self.flag("include_pending")?.unwrap_or(false),
+        })
+    }
+
+    /// `limit` (capped at [`MAX_LIMIT`]) and `cursor`.
+    pub fn page(&self) -> Result<(PageStart, u32), ApiError> {
+        let limit = match self.parsed::<u64>("limit", "a number")? {
+            None => DEFAULT_LIMIT,
+            Some(0) => return Err(ApiError::bad_request("`limit` must be at least 1")),
+            Some(n) => n.min(u64::from(MAX_LIMIT)) as u32,
+        };
+        let start = match self.text("cursor") {
+            None => PageStart::Newest,
+            Some("") => return Err(ApiError::bad_request("`cursor` is empty")),
+            Some(c) => PageStart::After(Cursor(c.to_string())),
+        };
+        Ok((start, limit))
+    }
+}
+
+/// An instant as `mcp-audit query --since` reads it: RFC 3339, a date (midnight UTC), or a
+/// span meaning "that long ago" (`30m`, `1h`, `7d`).
+pub fn parse_time_at(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    if let Ok(date) = text.parse::<civil::Date>() {
+        return date
+            .to_zoned_datetime(TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .map_err(|e| format!("`{text}`: {e}"));
+    }
+    let span: Span = text.parse().map_err(|_| {
+        format!("`{text}` is neither an RFC 3339 time (2026-03-01T12:00:00Z), a date (2026-03-01), nor a span ago (30m, 1h, 7d)")
+    })?;
+    if span.is_negative() {
+        return Err(format!("`{text}`: a span ago must not be negative"));
+    }
+    now.to_zoned_datetime(TimeZone::UTC)
+        .checked_sub(span)
+        .map(|z| z.timestamp())
+        .map_err(|e| format!("`{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(query: &str) -> Result<Filter, ApiError> {
+        Params::parse(Some(query), true, &["limit", "cursor"])?.filter()
+    }
+
+    #[test]
+    fn every_filter_field_reads_as_the_cli_flag_of_its_name() {
+        let f = filter(
+            "kind=tool_execution&kind=admin&tool=echo&user=alice&session=s1&correlation=c1&server=srv&outcome=tool_error&classification=restricted&review=true&subject=cust-1&since=2026-01-01&until=2026-02-01T00:00:00Z&include_pending=true&action=EXECUTE&resource_type=tool&resource_id=r",
+        )
+        .unwrap();
+        assert_eq!(f.kinds.len(), 2);
+        assert_eq!(f.operation.as_deref(), Some("echo"));
+        assert_eq!(f.user_id.as_deref(), Some("alice"));
+        assert_eq!(f.session_id.as_deref(), Some("s1"));
+        assert_eq!(f.correlation_id.as_deref(), Some("c1"));
+        assert_eq!(f.server_name.as_deref(), Some("srv"));
+        assert_eq!(f.requires_review, Some(true));
+        assert_eq!(f.data_subject_id.as_deref(), Some("cust-1"));
+        assert!(f.include_pending);
+        assert_eq!(
+            f.since,
+            Some("2026-01-01T00:00:00Z".parse::<Timestamp>().unwrap())
+        );
+    }
+
+    #[test]
+    fn unknown_repeated_and_malformed_fields_are_refused_by_name() {
+        let e = filter("usr=alice").err().unwrap();
+        assert!(e.message.contains("unknown query field `usr`"), "{e}");
+        let e = filter("user=a&user=b").err().unwrap();
+        assert!(e.message.contains("twice"), "{e}");
+        let e = filter("outcome=great").err().unwrap();
+        assert!(e.message.contains("outcome=great"), "{e}");
+        let e = filter("since=last-tuesday").err().unwrap();
+        assert!(e.message.contains("RFC 3339"), "{e}");
+        let e = filter("review=maybe").err().unwrap();
+        assert!(e.message.contains("true or false"), "{e}");
+        let e = filter("since=2026-02-01&until=2026-01-01").err().unwrap();
+        assert!(e.message.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_limit_is_capped_and_zero_refused() {
+        let p = Params::parse(Some("limit=99999999999"), true, &["limit"]).unwrap();
+        assert_eq!(p.page().unwrap().1, MAX_LIMIT);
+        let p = Params::parse(Some("limit=0"), true, &["limit"]).unwrap();
+        assert!(p.page().is_err());
+        let p = Params::parse(Some("limit=-3"), true, &["limit"]).unwrap();
+        assert!(p.page().is_err());
+    }
+}
