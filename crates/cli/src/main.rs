@@ -98,8 +98,8 @@ enum Command {
     VerifyProof(integrity::VerifyProofArgs),
     /// Prove that one signed checkpoint extends another
     Consistency(integrity::ConsistencyArgs),
-    Serve(serve::ServeArgs),
-    Token(token::TokenArgs),
+    Serve(Writes<serve::ServeArgs, db::ReconnectArgs>),
+    Token(Writes<token::TokenArgs, db::ReconnectArgs>),
 }
 
 impl Command {
@@ -111,7 +111,9 @@ impl Command {
             | Command::Cleanup(Writes { writing, .. })
             | Command::Recover(Writes { writing, .. })
             | Command::Checkpoint(Writes { writing, .. })
-            | Command::Erase(Writes { writing, .. }) => writing.clone().into(),
+            | Command::Erase(Writes { writing, .. })
+            | Command::Serve(Writes { writing, .. })
+            | Command::Token(Writes { writing, .. }) => writing.clone().into(),
             _ => db::WritingArgs::default(),
         }
     }
@@ -144,8 +146,8 @@ fn main() -> ExitCode {
         Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
         Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
         Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),
-        Command::Serve(args) => serve::run(&db, args).map(|()| 0),
-        Command::Token(args) => token::run(&db, args).map(|()| 0),
+        Command::Serve(w) => serve::run(&db, w.args).map(|()| 0),
+        Command::Token(w) => token::run(&db, w.args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -251,11 +253,21 @@ mod tests {
 
     #[test]
     fn only_commands_that_write_list_the_postgres_writer_options() {
-        let writers = ["log", "cleanup", "proxy", "recover", "checkpoint", "erase"];
+        let writers = [
+            "log",
+            "cleanup",
+            "proxy",
+            "recover",
+            "checkpoint",
+            "erase",
+            "serve",
+            "token",
+        ];
         for (path, command) in commands() {
             let name = path.rsplit(' ').next().unwrap_or_default();
             let has = |id: &str| command.get_arguments().any(|a| a.get_id() == id);
-            if path == "mcp-audit" || path.starts_with("mcp-audit help") {
+            // clap's generated `help` subcommands (top level and under `token`) take no options.
+            if path == "mcp-audit" || path.split(' ').any(|word| word == "help") {
                 continue;
             }
             assert_eq!(

@@ -105,6 +105,17 @@ impl Db {
         )
     }
 
+    /// `args` in the log `log` on PostgreSQL; a SQLite file has one log, and refuses a
+    /// `--log-id` that does not name it.
+    fn in_log<'a>(&self, log: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = Vec::new();
+        if self.pg.is_some() {
+            all.extend(["--log-id", log]);
+        }
+        all.extend(args);
+        all
+    }
+
     fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args, b"");
         assert_eq!(code, 0, "{args:?}: {err}");
@@ -115,7 +126,7 @@ impl Db {
     /// has one log).
     fn log(&self, events: &[Value]) {
         let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
-        let (code, _, err) = self.run(&["--log-id", "seed", "log", "-"], lines.as_bytes());
+        let (code, _, err) = self.run(&self.in_log("seed", &["log", "-"]), lines.as_bytes());
         assert_eq!(code, 0, "{err}");
     }
 
@@ -145,10 +156,12 @@ impl Db {
     /// A new token of `role` (the secret, as printed once).
     /// (PostgreSQL: in the log `tokens`; a SQLite file has one log.)
     fn token(&self, name: &str, role: &str) -> String {
-        let out = self.ok(&[
-            "--log-id", "tokens", "token", "create", "--name", name, "--role", role, "--actor",
-            "root",
-        ]);
+        let out = self.ok(&self.in_log(
+            "tokens",
+            &[
+                "token", "create", "--name", name, "--role", role, "--actor", "root",
+            ],
+        ));
         out.trim().to_string()
     }
 
@@ -165,13 +178,7 @@ impl Db {
                 key.to_str().unwrap(),
             ]);
         }
-        self.ok(&[
-            "--log-id",
-            "seed",
-            "checkpoint",
-            "--key",
-            key.to_str().unwrap(),
-        ]);
+        self.ok(&self.in_log("seed", &["checkpoint", "--key", key.to_str().unwrap()]));
         if self.pg.is_some() {
             self.ok(&[
                 "--log-id",
