@@ -113,6 +113,9 @@ pub struct PgStore {
     /// Whether the schema has `expired_entries`: a reader of an older schema, which it does
     /// not migrate, reads no tombstones.
     tombstones: bool,
+    /// Whether the schema has `events.received_at`: a reader of an older schema reads every
+    /// receive time as absent.
+    received_at: bool,
     /// Whether this writer has migrated the schema: at open, or (when it started without the
     /// server) on the first connection.
     migrated: bool,
@@ -194,6 +197,7 @@ impl PgStore {
             });
         }
         store.tombstones = version >= migrations::TOMBSTONES_VERSION;
+        store.received_at = version >= migrations::RECEIVED_AT_VERSION;
         Ok(store)
     }
 
@@ -211,6 +215,7 @@ impl PgStore {
             last_attempt: None,
             last_batch: None,
             tombstones: true,
+            received_at: true,
             migrated: false,
             new_log: false,
             spooling: false,
@@ -259,6 +264,7 @@ impl PgStore {
             last_attempt: None,
             last_batch: None,
             tombstones: true,
+            received_at: true,
             migrated: false,
             new_log: false,
             spooling: false,
@@ -602,6 +608,7 @@ impl Store for PgStore {
         let mut reader = PgStore::connect_with(self.config.clone(), &self.display)?;
         reader.log_id = self.log_id.clone();
         reader.tombstones = self.tombstones;
+        reader.received_at = self.received_at;
         Ok(Some(Box::new(reader)))
     }
 

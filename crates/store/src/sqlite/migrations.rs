@@ -181,6 +181,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX expired_entries_by_run ON expired_entries (removed_by);
         ",
     },
+    Migration {
+        description: "the time the recorder received each event (see docs/integrity.md)",
+        sql: "
+            -- NULL for the events recorded before: their metadata has no receive time.
+            ALTER TABLE events ADD COLUMN received_at INTEGER;  -- microseconds since the Unix epoch
+            CREATE INDEX events_received ON events (received_at);
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -191,6 +199,9 @@ pub(crate) const KEY_TOTALS_VERSION: i64 = 6;
 
 /// The first version with `expired_entries` (see `expiry.rs`).
 pub(crate) const TOMBSTONES_VERSION: i64 = 7;
+
+/// The first version with `events.received_at`.
+pub(crate) const RECEIVED_AT_VERSION: i64 = 8;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {
