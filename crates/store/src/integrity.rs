@@ -893,11 +893,12 @@ fn column_mismatch(
         ("ts", Some(columns.ts) == indexed::micros(&m.timestamp)),
         (
             "received_at",
-            match &m.received_at {
-                Some(text) => {
-                    columns.received_at.is_some() && columns.received_at == indexed::micros(text)
+            match (columns.received_at, &m.received_at) {
+                (None, _) => true,
+                (Some(column), Some(text)) => {
+                    column.is_some() && column == indexed::micros(text)
                 }
-                None => columns.received_at.is_none(),
+                (Some(column), None) => column.is_none(),
             },
         ),
         (

@@ -502,7 +502,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        7
+        8
     );
     let legacy = db
         .reader()
@@ -546,7 +546,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 7,
+                supported: 8,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }

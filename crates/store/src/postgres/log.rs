@@ -38,7 +38,8 @@ pub(super) fn scan_log(
     let (from, to) = (seq_param(from), seq_param(to));
     let log_id = store.log_id.clone();
     // A schema from before receive times (read, not migrated) has no column: none is kept.
-    let received_at = if store.received_at {
+    let received = store.received_at;
+    let received_at = if received {
         "e.received_at"
     } else {
         "NULL::bigint"
@@ -104,7 +105,10 @@ pub(super) fn scan_log(
                     expires_at: row.try_get(21).map_err(bad)?,
                     duration_us: row.try_get(22).map_err(bad)?,
                     completes: row.try_get(23).map_err(bad)?,
-                    received_at: row.try_get(24).map_err(bad)?,
+                    received_at: match received {
+                        true => Some(row.try_get(24).map_err(bad)?),
+                        false => None,
+                    },
                     // The schema's column types hold on PostgreSQL.
                     malformed: None,
                 },

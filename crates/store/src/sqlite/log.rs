@@ -98,7 +98,10 @@ pub(super) fn scan_log(
                 expires_at: int(21, "expires_at")?,
                 duration_us: int(22, "duration_us")?,
                 completes: bytes(23, "completes")?,
-                received_at: int(24, "received_at")?,
+                received_at: match store.layout.received_at {
+                    true => Some(int(24, "received_at")?),
+                    false => None,
+                },
                 malformed: malformed.get(),
             },
         };
