@@ -895,9 +895,7 @@ fn column_mismatch(
             "received_at",
             match (columns.received_at, &m.received_at) {
                 (None, _) => true,
-                (Some(column), Some(text)) => {
-                    column.is_some() && column == indexed::micros(text)
-                }
+                (Some(column), Some(text)) => column.is_some() && column == indexed::micros(text),
                 (Some(column), None) => column.is_none(),
             },
         ),

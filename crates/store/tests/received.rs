@@ -11,9 +11,9 @@ use mcp_audit_store::PgStore;
 use mcp_audit_store::integrity::{Finding, Report, verify};
 use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, Store, TimeBasis};
 
-use backend::{Backend, Db};
 #[cfg(feature = "postgres")]
 use backend::LOG_ID;
+use backend::{Backend, Db};
 
 /// A reader of the test log, pointed at it for `verify`.
 fn log_reader(db: &Db) -> Box<dyn Store> {
@@ -42,7 +42,11 @@ fn ids(db: &Db, filter: Filter) -> Vec<EventId> {
             ..Query::default()
         })
         .unwrap();
-    let mut events: Vec<_> = page.events.into_iter().map(|e| (e.seq, e.event.id)).collect();
+    let mut events: Vec<_> = page
+        .events
+        .into_iter()
+        .map(|e| (e.seq, e.event.id))
+        .collect();
     events.sort();
     events.into_iter().map(|(_, id)| id).collect()
 }
@@ -126,7 +130,10 @@ fn a_receive_time_given_by_the_caller_is_replaced_by_the_recorders(db: Db) {
     r.shutdown().unwrap();
     let stored = db.reader().get(forged.id).unwrap().unwrap().event;
     let received = stored.received_at.expect("stamped");
-    assert!(received >= before, "{received} is the recorder's, not {claimed}");
+    assert!(
+        received >= before,
+        "{received} is the recorder's, not {claimed}"
+    );
     assert!(!stored.is_skewed());
     let report = verified(&db);
     assert!(report.is_ok(), "{:?}", report.findings);
@@ -168,7 +175,9 @@ fn editing_the_stored_receive_time_is_reported_by_verify(db: Db) {
 fn a_log_from_before_receive_times_verifies_and_reads_its_old_events_without_one(db: Db) {
     let old: Vec<_> = (0..3)
         .map(|i| {
-            let mut e = AuditEvent::tool_execution(format!("old{i}")).build().unwrap();
+            let mut e = AuditEvent::tool_execution(format!("old{i}"))
+                .build()
+                .unwrap();
             mcp_audit_core::Policy::default().apply(&mut e).unwrap();
             mcp_audit_core::seal(e).unwrap()
         })
@@ -178,12 +187,26 @@ fn a_log_from_before_receive_times_verifies_and_reads_its_old_events_without_one
             let mut store =
                 mcp_audit_store::SqliteStore::open_at_schema_version(&db.path, 7).unwrap();
             backend::append_sealed(&mut store, 0, &old);
+            // And one that this build's recorder stamped, written at that schema (as the
+            // migration tests of other versions write theirs): the migration copies its
+            // receive time into the new column.
+            let r = Recorder::start(store, RecorderConfig::default()).unwrap();
+            r.record(AuditEvent::tool_execution("stamped").build().unwrap())
+                .unwrap();
+            r.shutdown().unwrap();
         }
         #[cfg(feature = "postgres")]
         Backend::Postgres => {
             // Appended as a writer of version 2 did (no receive time to write), then the
             // schema taken back to that version.
-            backend::append_sealed(&mut db.open(), 0, &old);
+            let mut store = db.open();
+            backend::append_sealed(&mut store, 0, &old);
+            // A writer of version 2 could not stamp one; the count of entries stays alike.
+            let stamped =
+                mcp_audit_core::seal(AuditEvent::tool_execution("stamped").build().unwrap())
+                    .unwrap();
+            backend::append_sealed(&mut store, 3, &[stamped]);
+            drop(store);
             db.exec(
                 "DROP INDEX events_received;
                  ALTER TABLE events DROP COLUMN received_at;
@@ -199,7 +222,7 @@ fn a_log_from_before_receive_times_verifies_and_reads_its_old_events_without_one
     assert_eq!(db.count(version), old_version);
     let report = verified(&db);
     assert!(report.is_ok(), "not migrated: {:?}", report.findings);
-    assert_eq!(report.entries, 3);
+    assert_eq!(report.entries, 4);
 
     let r = Recorder::start(db.open(), RecorderConfig::default()).unwrap();
     let new = AuditEvent::tool_execution("new").build().unwrap();
@@ -208,7 +231,7 @@ fn a_log_from_before_receive_times_verifies_and_reads_its_old_events_without_one
     assert_eq!(db.count(version), old_version + 1);
     let report = verified(&db);
     assert!(report.is_ok(), "migrated: {:?}", report.findings);
-    assert_eq!(report.entries, 4);
+    assert_eq!(report.entries, 5);
     let mut reader = db.reader();
     for sealed in &old {
         let stored = reader.get(sealed.event.id).unwrap().unwrap();
@@ -216,14 +239,34 @@ fn a_log_from_before_receive_times_verifies_and_reads_its_old_events_without_one
         assert_eq!(stored.event, sealed.event);
         assert!(!stored.event.is_skewed());
     }
-    assert!(reader.get(new.id).unwrap().unwrap().event.received_at.is_some());
+    assert!(
+        reader
+            .get(new.id)
+            .unwrap()
+            .unwrap()
+            .event
+            .received_at
+            .is_some()
+    );
     let received_ever = Filter {
         since: Some(Timestamp::UNIX_EPOCH),
         time: TimeBasis::Received,
         ..Filter::default()
     };
-    assert_eq!(ids(&db, received_ever), [new.id]);
-    assert_eq!(ids(&db, Filter::default()).len(), 4);
+    let received: Vec<String> = ids(&db, received_ever)
+        .into_iter()
+        .map(|id| reader.get(id).unwrap().unwrap().event.operation)
+        .collect();
+    let stamped_at_v7 = db.backend == Backend::Sqlite;
+    assert_eq!(
+        received,
+        if stamped_at_v7 {
+            vec!["stamped", "new"]
+        } else {
+            vec!["new"]
+        }
+    );
+    assert_eq!(ids(&db, Filter::default()).len(), 5);
 }
 
 on_both_backends!(

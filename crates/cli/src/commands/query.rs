@@ -16,7 +16,13 @@ use crate::table::{Align, Table};
   mcp-audit query --user alice --since 1h
   mcp-audit query --tool search --outcome tool_error --limit 20
   mcp-audit query --session s-42 --jsonl | jq .operation
-  mcp-audit query --review --cursor <cursor printed by the previous page>")]
+  mcp-audit query --review --cursor <cursor printed by the previous page>
+  mcp-audit query --since 1h --time received
+  mcp-audit query --skewed
+
+Each event has the time it states (`timestamp`, given by whoever recorded it) and the time the
+recorder received it (`received_at`, stamped by mcp-audit and hashed). The table shows the
+stated time, marked `!` when it is more than 5 minutes from the receive time.")]
 pub struct QueryArgs {
     #[command(flatten)]
     filter: FilterArgs,
@@ -75,6 +81,13 @@ pub fn run(db: &Db, args: QueryArgs) -> anyhow::Result<()> {
         if page.events.is_empty() {
             writeln!(io::stderr(), "no matching events")?;
         }
+        if page.events.iter().any(|e| e.event.is_skewed()) {
+            writeln!(
+                io::stderr(),
+                "!: the time the event states is more than {:#} from when it was received (see `show`)",
+                mcp_audit_core::MAX_CLOCK_SKEW
+            )?;
+        }
         if let Some(cursor) = next_cursor {
             writeln!(io::stderr(), "next page: --cursor {cursor}")?;
         }
@@ -98,8 +111,13 @@ fn table(events: &[StoredEvent]) -> Table {
     .align(7, Align::Right);
     for stored in events {
         let event = &stored.event;
+        // The stated time, marked when it is far from the receive time.
+        let mut time = render::time(event.timestamp);
+        if event.is_skewed() {
+            time.push_str(" !");
+        }
         table.push([
-            render::time(event.timestamp),
+            time,
             stored.seq.to_string(),
             event.kind.to_string(),
             event.action.to_string(),
