@@ -734,8 +734,18 @@ fn query_by_receive_time_finds_back_and_future_dated_events_and_flags_them() {
         ops
     };
     assert_eq!(by("stated"), ["claimed", "now"]);
-    assert_eq!(env.operations(&window), ["claimed", "now"], "stated by default");
+    assert_eq!(
+        env.operations(&window),
+        ["claimed", "now"],
+        "stated by default"
+    );
     assert_eq!(by("received"), ["back", "claimed", "future", "now"]);
+    for (time, total) in [("stated", 2), ("received", 4)] {
+        let summary = env
+            .run(&[&["summary", "--json", "--time", time][..], &window].concat())
+            .json();
+        assert_eq!(summary["total_operations"], total, "{time}: {summary}");
+    }
     let mut skewed = env.operations(&["--skewed"]);
     skewed.sort();
     assert_eq!(skewed, ["back", "future"]);
@@ -750,8 +760,14 @@ fn query_by_receive_time_finds_back_and_future_dated_events_and_flags_them() {
     let table = env.run(&["query"]);
     let marked: Vec<&str> = table.ok().lines().filter(|l| l.contains(" !")).collect();
     assert_eq!(marked.len(), 2, "{table:?}");
-    assert!(marked.iter().any(|l| l.contains("2001-01-01")), "{marked:?}");
-    assert!(marked.iter().any(|l| l.contains("2099-01-01")), "{marked:?}");
+    assert!(
+        marked.iter().any(|l| l.contains("2001-01-01")),
+        "{marked:?}"
+    );
+    assert!(
+        marked.iter().any(|l| l.contains("2099-01-01")),
+        "{marked:?}"
+    );
     assert!(table.stderr.contains("more than 5m"), "{table:?}");
 
     let back = &env.events(&["--tool", "back"])[0];

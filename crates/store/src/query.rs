@@ -196,10 +196,11 @@ impl StoredEvent {
 pub enum SummaryScope {
     Session(String),
     User(String),
-    /// Everything in `[since, until)`; either bound may be open.
+    /// Everything in `[since, until)` of the time `time` names; either bound may be open.
     Window {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
+        time: TimeBasis,
     },
 }
 

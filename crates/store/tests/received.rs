@@ -9,7 +9,7 @@ use mcp_audit_core::{AuditEvent, EventId, MAX_CLOCK_SKEW, now_micros};
 #[cfg(feature = "postgres")]
 use mcp_audit_store::PgStore;
 use mcp_audit_store::integrity::{Finding, Report, verify};
-use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, Store, TimeBasis};
+use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, Store, SummaryScope, TimeBasis};
 
 #[cfg(feature = "postgres")]
 use backend::LOG_ID;
@@ -92,6 +92,17 @@ fn back_and_future_dated_events_are_found_by_receive_time_and_flagged_as_skewed(
         .map(|s| s.calls)
         .sum();
     assert_eq!(calls, 3, "statistics window by the same time");
+    for (time, total) in [(TimeBasis::Stated, 1), (TimeBasis::Received, 3)] {
+        let w = window(time);
+        let summary = reader
+            .summary(&SummaryScope::Window {
+                since: w.since,
+                until: w.until,
+                time,
+            })
+            .unwrap();
+        assert_eq!(summary.total_operations, total, "{time:?}");
+    }
 
     let skewed = Filter {
         skewed: true,

@@ -369,10 +369,12 @@ fn every_summary_scope_counts_operations_not_their_pending_intents(db: Db) {
         SummaryScope::Window {
             since: Some(since),
             until: None,
+            time: mcp_audit_store::TimeBasis::Stated,
         },
         SummaryScope::Window {
             since: None,
             until: Some(Timestamp::now()),
+            time: mcp_audit_store::TimeBasis::Stated,
         },
     ];
     for scope in scopes {

@@ -64,7 +64,7 @@ pub fn run(db: &Db, args: ShowArgs) -> anyhow::Result<()> {
             "warning: the event states {} but was received {}: {:#} {}, more than the {:#} allowed",
             event.event.timestamp,
             received,
-            skew.abs(),
+            jiff::SignedDuration::from_secs(skew.abs().as_secs()),
             if skew.is_negative() {
                 "before"
             } else {
