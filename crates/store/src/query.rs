@@ -44,6 +44,29 @@ pub struct Filter {
     pub include_pending: bool,
 }
 
+impl Filter {
+    /// Whether the filter reads the receive time (a window by it, or `skewed`), which a
+    /// schema from before receive times has no column for.
+    pub(crate) fn reads_received_at(&self) -> bool {
+        self.skewed
+            || (self.time == TimeBasis::Received && (self.since.is_some() || self.until.is_some()))
+    }
+
+    /// Refuses a filter that reads the receive time on a schema without it (`has_column`
+    /// false: a reader of a file or database not migrated yet), with what to do about it,
+    /// rather than the database's "no such column".
+    pub(crate) fn check_received_at(&self, has_column: bool) -> Result<(), StoreError> {
+        if self.reads_received_at() && !has_column {
+            return Err(StoreError::Database(
+                "this database predates receive times (its schema has no received_at): \
+                 window by stated time, or let a writer of this version open it once to migrate it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Which time of an event a window bounds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TimeBasis {

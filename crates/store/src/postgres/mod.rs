@@ -465,6 +465,7 @@ impl Store for PgStore {
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        query.filter.check_received_at(self.received_at)?;
         read::query(self, query)
     }
 
@@ -473,6 +474,7 @@ impl Store for PgStore {
     }
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        filter.check_received_at(self.received_at)?;
         read::count(self, filter)
     }
 
@@ -481,14 +483,17 @@ impl Store for PgStore {
         filter: &Filter,
         sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
+        filter.check_received_at(self.received_at)?;
         read::for_each(self, filter, sink)
     }
 
     fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        crate::report::scope_filter(scope).check_received_at(self.received_at)?;
         report::summary(self, scope)
     }
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        filter.check_received_at(self.received_at)?;
         report::tool_stats(self, filter)
     }
 
