@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mcp_audit_core::{Action, AuditEvent, ContextOp};
 use mcp_audit_store::{
-    Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, SummaryScope,
+    Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, SummaryScope, TimeBasis,
 };
 
 pub fn main() -> Result<(), Box<dyn Error>> {
@@ -74,6 +74,7 @@ pub fn main() -> Result<(), Box<dyn Error>> {
     let everything = reader.summary(&SummaryScope::Window {
         since: None,
         until: None,
+        time: TimeBasis::Stated,
     })?;
     assert_eq!(everything.total_operations, 15);
     assert_eq!(everything.distinct_users, 2);

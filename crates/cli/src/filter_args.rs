@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use mcp_audit_core::{Action, Classification, EventKind, Outcome};
-use mcp_audit_store::Filter;
+use mcp_audit_store::{Filter, TimeBasis};
 
 use crate::time_arg::parse_time;
 
@@ -59,6 +59,15 @@ pub struct FilterArgs {
     /// Before this time: RFC 3339, a date, or a span ago (30m, 1h, 7d)
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     pub until: Option<Timestamp>,
+    /// Which time --since and --until bound: `stated`, the time the event gives for itself
+    /// (the caller's, which may be back- or future-dated), or `received`, the time the recorder
+    /// received it (stamped by the recorder and hashed; events recorded before mcp-audit kept
+    /// it have none)
+    #[arg(long, value_name = "stated|received", default_value = "stated")]
+    pub time: TimeBasis,
+    /// Only events whose stated time is more than 5 minutes from their receive time
+    #[arg(long)]
+    pub skewed: bool,
     /// Also show `pending` intents (operations recorded before they ran)
     #[arg(long)]
     pub include_pending: bool,
@@ -87,6 +96,8 @@ impl FilterArgs {
             data_subject_id: self.subject.clone(),
             since: self.since,
             until: self.until,
+            time: self.time,
+            skewed: self.skewed,
             include_pending: self.include_pending,
         }
     }

@@ -870,6 +870,87 @@ fn show_prints_one_event_in_full_as_pretty_json() {
     assert_eq!(shown["leaf_hash"].as_str().unwrap().len(), 64);
 }
 
+/// Events stated in 2001 and 2099 are in the last hour by the time they were received, not by
+/// the time they state; both are flagged, in the table, by `--skewed` and by `show`. A
+/// receive time in the input is the caller's claim and is replaced by the recorder's.
+#[test]
+fn query_by_receive_time_finds_back_and_future_dated_events_and_flags_them() {
+    let env = Env::new();
+    let dated = |operation: &str, at: &str| {
+        let mut event = tool(operation, "alice", "s-1", 1);
+        event["timestamp"] = json!(at);
+        event
+    };
+    let mut claimed = tool("claimed", "alice", "s-1", 1);
+    claimed["received_at"] = json!("2001-01-01T00:00:00Z");
+    env.log(&[
+        dated("back", "2001-01-01T00:00:00Z"),
+        dated("future", "2099-01-01T00:00:00Z"),
+        tool("now", "alice", "s-1", 1),
+        claimed,
+    ]);
+    let window = ["--since", "1h", "--until", "2098-01-01"];
+    let by = |time: &str| {
+        let mut ops = env.operations(&[&window[..], &["--time", time]].concat());
+        ops.sort();
+        ops
+    };
+    assert_eq!(by("stated"), ["claimed", "now"]);
+    assert_eq!(
+        env.operations(&window),
+        ["claimed", "now"],
+        "stated by default"
+    );
+    assert_eq!(by("received"), ["back", "claimed", "future", "now"]);
+    for (time, total) in [("stated", 2), ("received", 4)] {
+        let summary = env
+            .run(&[&["summary", "--json", "--time", time][..], &window].concat())
+            .json();
+        assert_eq!(summary["total_operations"], total, "{time}: {summary}");
+    }
+    let mut skewed = env.operations(&["--skewed"]);
+    skewed.sort();
+    assert_eq!(skewed, ["back", "future"]);
+
+    let claimed = &env.events(&["--tool", "claimed"])[0];
+    let received: jiff::Timestamp = claimed["received_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        received > jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1),
+        "the recorder's time, not the claim: {claimed}"
+    );
+
+    let table = env.run(&["query"]);
+    let marked: Vec<&str> = table.ok().lines().filter(|l| l.contains(" !")).collect();
+    assert_eq!(marked.len(), 2, "{table:?}");
+    assert!(
+        marked.iter().any(|l| l.contains("2001-01-01")),
+        "{marked:?}"
+    );
+    assert!(
+        marked.iter().any(|l| l.contains("2099-01-01")),
+        "{marked:?}"
+    );
+    assert!(table.stderr.contains("more than 5m"), "{table:?}");
+
+    let back = &env.events(&["--tool", "back"])[0];
+    let shown = env.run(&["show", back["id"].as_str().unwrap()]);
+    let json = shown.json();
+    assert_eq!(json["timestamp"], "2001-01-01T00:00:00Z");
+    assert!(json["received_at"].is_string(), "{json}");
+    assert_eq!(json["skewed"], true);
+    assert!(json["clock_skew_us"].as_i64().unwrap() < -20 * 365 * 86_400 * 1_000_000);
+    assert!(
+        shown.stderr.contains("warning:") && shown.stderr.contains("before"),
+        "{shown:?}"
+    );
+    let now = &env.events(&["--tool", "now"])[0];
+    let shown = env.run(&["show", now["id"].as_str().unwrap()]).json();
+    assert!(shown.get("skewed").is_none(), "{shown}");
+    assert!(shown["clock_skew_us"].as_i64().unwrap().abs() < 60_000_000);
+
+    env.run(&["verify"]).ok();
+}
+
 #[test]
 fn show_of_an_unknown_or_malformed_id_is_a_one_line_error() {
     let env = seeded();

@@ -131,6 +131,7 @@ impl EventBuilder {
                 version: EVENT_SCHEMA_VERSION,
                 id: EventId::new(),
                 timestamp: now_micros(),
+                received_at: None,
                 kind,
                 action,
                 operation: operation.into(),

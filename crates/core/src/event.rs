@@ -92,6 +92,14 @@ pub struct AuditEvent {
     #[serde(default = "now_micros")]
     #[schemars(with = "String", extend("format" = "date-time"))]
     pub timestamp: Timestamp,
+    /// When the recorder received the event (UTC, microsecond precision): stamped by the
+    /// `Recorder` just before it seals the event, so it is hashed with the rest of the
+    /// metadata. `timestamp` is what the caller states; this is what the trail saw, and a
+    /// query may window by either. A value given on input is replaced by the recorder's own;
+    /// absent on events recorded before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
+    pub received_at: Option<Timestamp>,
     pub kind: EventKind,
     pub action: Action,
     /// The tool name, resource URI, prompt name, context key, or method.
@@ -186,6 +194,31 @@ fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D:
 
 fn default_outcome() -> Outcome {
     Outcome::Success
+}
+
+/// How far an event's stated `timestamp` may lie from its `received_at` before it is flagged
+/// as skewed (`query --skewed`, a mark in `query`'s table, both times in `show`).
+///
+/// Why five minutes: a proxy stamps both times within microseconds of each other, and a
+/// caller of `log` that states the time of its own operation is late by its queueing and
+/// retries, which stay well under a minute; hosts kept by NTP differ by milliseconds. Five
+/// minutes leaves room for all of that and still catches a back-dated or future-dated event,
+/// and a host clock that is plainly wrong.
+pub const MAX_CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(5 * 60);
+
+impl AuditEvent {
+    /// `timestamp - received_at`: positive when the event states a time after it was
+    /// received; `None` for an event recorded before receive times were kept.
+    pub fn clock_skew(&self) -> Option<jiff::SignedDuration> {
+        self.received_at
+            .map(|received| self.timestamp.duration_since(received))
+    }
+
+    /// Whether the stated time lies further than [`MAX_CLOCK_SKEW`] from the receive time.
+    pub fn is_skewed(&self) -> bool {
+        self.clock_skew()
+            .is_some_and(|skew| skew.abs() > MAX_CLOCK_SKEW)
+    }
 }
 
 /// The current time, truncated to the microsecond precision that the store keeps.

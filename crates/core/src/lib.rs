@@ -56,7 +56,8 @@ pub use classification::{
 pub use error::ModelError;
 pub use event::{
     Actor, AuditEvent, Compliance, ComplianceEvent, DataSource, EVENT_SCHEMA_VERSION, EventId,
-    FlowDirection, LegalBasis, Payload, RiskLevel, Target, now_micros, truncate_to_micros,
+    FlowDirection, LegalBasis, MAX_CLOCK_SKEW, Payload, RiskLevel, Target, now_micros,
+    truncate_to_micros,
 };
 pub use hash::Hash;
 pub use kind::{Action, CustomAction, EventKind, Outcome};

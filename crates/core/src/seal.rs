@@ -16,6 +16,10 @@
 //! field (a yes/no answer, an e-mail address) could be guessed back from the commitment after
 //! erasure. Erasing deletes `personal` and `salt`; `commitment` stays in the leaf, so every
 //! proof stays valid.
+//!
+//! Fields added to the metadata after events were first recorded (`trace_id`, `received_at`)
+//! are left out of `meta_json` when absent, so an event recorded before them encodes, and so
+//! hashes, exactly as it did: every existing leaf stays valid.
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -209,6 +213,53 @@ mod tests {
             unseal(&sealed.meta_json, None).unwrap().trace_id,
             traced.trace_id
         );
+    }
+
+    #[test]
+    fn the_receive_time_is_hashed_metadata_and_absent_when_unset() {
+        // An event from before receive times were kept: no key, the same bytes as before.
+        let plain = seal(event()).unwrap();
+        let meta = String::from_utf8(plain.meta_json.clone()).unwrap();
+        assert!(!meta.contains("received_at"), "{meta}");
+        let mut stamped = event();
+        stamped.received_at = Some("2026-01-02T03:04:05.123456Z".parse().unwrap());
+        let sealed = seal(stamped.clone()).unwrap();
+        let meta = String::from_utf8(sealed.meta_json.clone()).unwrap();
+        assert!(
+            meta.contains(r#""received_at":"2026-01-02T03:04:05.123456Z""#),
+            "{meta}"
+        );
+        assert_ne!(sealed.meta_digest, plain.meta_digest);
+        assert_eq!(
+            unseal(&sealed.meta_json, None).unwrap().received_at,
+            stamped.received_at
+        );
+    }
+
+    #[test]
+    fn an_event_is_skewed_only_past_the_threshold_from_its_receive_time() {
+        let mut e = event();
+        assert_eq!(e.clock_skew(), None);
+        assert!(!e.is_skewed(), "no receive time: nothing to compare");
+        let received: jiff::Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+        e.received_at = Some(received);
+        for (offset, skewed) in [
+            (jiff::SignedDuration::ZERO, false),
+            (crate::MAX_CLOCK_SKEW, false),
+            (-crate::MAX_CLOCK_SKEW, false),
+            (
+                crate::MAX_CLOCK_SKEW + jiff::SignedDuration::from_micros(1),
+                true,
+            ),
+            (
+                -crate::MAX_CLOCK_SKEW - jiff::SignedDuration::from_micros(1),
+                true,
+            ),
+        ] {
+            e.timestamp = received.checked_add(offset).unwrap();
+            assert_eq!(e.clock_skew(), Some(offset));
+            assert_eq!(e.is_skewed(), skewed, "{offset:?}");
+        }
     }
 
     #[test]

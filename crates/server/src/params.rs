@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, civil};
-use mcp_audit_store::{Cursor, Filter, PageStart};
+use mcp_audit_store::{Cursor, Filter, PageStart, TimeBasis};
 
 use crate::error::ApiError;
 
@@ -26,7 +26,7 @@ pub struct Params {
 }
 
 /// The filter fields, shared by every endpoint that takes a filter.
-const FILTER_FIELDS: [&str; 17] = [
+const FILTER_FIELDS: [&str; 19] = [
     "kind",
     "action",
     "tool",
@@ -43,6 +43,8 @@ const FILTER_FIELDS: [&str; 17] = [
     "subject",
     "since",
     "until",
+    "time",
+    "skewed",
     "include_pending",
 ];
 
@@ -121,6 +123,13 @@ impl Params {
             .transpose()
     }
 
+    /// Which time `since` and `until` bound (`time=stated|received`, stated by default).
+    pub fn time_basis(&self) -> Result<TimeBasis, ApiError> {
+        Ok(self
+            .parsed("time", "stated or received")?
+            .unwrap_or_default())
+    }
+
     /// The filter, as `query`'s flags of the same names give it.
     pub fn filter(&self) -> Result<Filter, ApiError> {
         if self.text("tool").is_some() && self.text("operation").is_some() {
@@ -164,6 +173,8 @@ impl Params {
             data_subject_id: self.text("subject").map(str::to_string),
             since,
             until,
+            time: self.time_basis()?,
+            skewed: self.flag("skewed")?.unwrap_or(false),
             include_pending: self.flag("include_pending")?.unwrap_or(false),
         })
     }

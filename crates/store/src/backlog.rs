@@ -235,6 +235,7 @@ fn gap_event(loss: &Loss) -> Result<SealedEvent, mcp_audit_core::ModelError> {
     // Classification and review derived as for any event; no retention: a hole in the trail
     // is kept as long as the trail.
     mcp_audit_core::Policy::default().apply(&mut event)?;
+    event.received_at = Some(mcp_audit_core::now_micros());
     seal(event)
 }
 

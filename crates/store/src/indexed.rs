@@ -23,6 +23,8 @@ pub(crate) struct Indexed<'a> {
     pub(crate) correlation_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub(crate) timestamp: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub(crate) received_at: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(crate) duration_us: Option<u64>,
     #[serde(borrow, default)]

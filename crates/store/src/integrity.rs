@@ -875,7 +875,7 @@ fn column_mismatch(
     // The column as stored against the metadata's text.
     let same = |column: &[u8], text: &str| column == text.as_bytes();
     let same_opt = |column: Option<&[u8]>, text: Option<&str>| column == text.map(str::as_bytes);
-    let checks: [(&'static str, bool); 18] = [
+    let checks: [(&'static str, bool); 19] = [
         ("user_id", same_opt(columns.user_id, user.as_deref())),
         ("operation", same(columns.operation, &m.operation)),
         (
@@ -891,6 +891,14 @@ fn column_mismatch(
             ),
         ),
         ("ts", Some(columns.ts) == indexed::micros(&m.timestamp)),
+        (
+            "received_at",
+            match (columns.received_at, &m.received_at) {
+                (None, _) => true,
+                (Some(column), Some(text)) => column.is_some() && column == indexed::micros(text),
+                (Some(column), None) => column.is_none(),
+            },
+        ),
         (
             "id",
             uuid(&m.id).is_some_and(|id| columns.id == id.as_slice()),

@@ -69,7 +69,7 @@ pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore, SpoolOptions, WriteMethod};
 pub use query::{
     CleanupReport, Cursor, Filter, Page, PageStart, Query, StoredEvent, Summary, SummaryScope,
-    ToolStats,
+    TimeBasis, ToolStats,
 };
 pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,

@@ -30,13 +30,66 @@ pub struct Filter {
     pub classification: Option<Classification>,
     pub requires_review: Option<bool>,
     pub data_subject_id: Option<String>,
-    /// Events at or after this time.
+    /// Events at or after this time (of the kind `time` names).
     pub since: Option<Timestamp>,
-    /// Events strictly before this time.
+    /// Events strictly before this time (of the kind `time` names).
     pub until: Option<Timestamp>,
+    /// Which of an event's two times `since` and `until` bound.
+    pub time: TimeBasis,
+    /// Only events whose stated time lies further than [`mcp_audit_core::MAX_CLOCK_SKEW`] from
+    /// their receive time (events without a receive time never match).
+    pub skewed: bool,
     /// Also match `pending` events (recorded intents). Off by default: each intent is followed
     /// by an outcome event, and showing both would count every operation twice.
     pub include_pending: bool,
+}
+
+impl Filter {
+    /// Whether the filter reads the receive time (a window by it, or `skewed`), which a
+    /// schema from before receive times has no column for.
+    pub(crate) fn reads_received_at(&self) -> bool {
+        self.skewed
+            || (self.time == TimeBasis::Received && (self.since.is_some() || self.until.is_some()))
+    }
+
+    /// Refuses a filter that reads the receive time on a schema without it (`has_column`
+    /// false: a reader of a file or database not migrated yet), with what to do about it,
+    /// rather than the database's "no such column".
+    pub(crate) fn check_received_at(&self, has_column: bool) -> Result<(), StoreError> {
+        if self.reads_received_at() && !has_column {
+            return Err(StoreError::Database(
+                "this database predates receive times (its schema has no received_at): \
+                 window by stated time, or let a writer of this version open it once to migrate it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which time of an event a window bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TimeBasis {
+    /// The time the event states (`timestamp`): when the caller says the operation happened.
+    /// What windows have always bounded; a caller can back-date or future-date it.
+    #[default]
+    Stated,
+    /// The time the recorder received the event (`received_at`), stamped by the writer's side
+    /// and hashed: what a caller can not choose. Events recorded before receive times were
+    /// kept have none, and no window by it holds them.
+    Received,
+}
+
+impl std::str::FromStr for TimeBasis {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stated" => Ok(TimeBasis::Stated),
+            "received" => Ok(TimeBasis::Received),
+            _ => Err(format!("unknown time `{s}` (expected stated or received)")),
+        }
+    }
 }
 
 /// Where a page starts.
@@ -166,10 +219,11 @@ impl StoredEvent {
 pub enum SummaryScope {
     Session(String),
     User(String),
-    /// Everything in `[since, until)`; either bound may be open.
+    /// Everything in `[since, until)` of the time `time` names; either bound may be open.
     Window {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
+        time: TimeBasis,
     },
 }
 

@@ -298,7 +298,8 @@ impl Recorder {
         self.config.durability
     }
 
-    /// Checks, applies the policy and seals; `None` when the audit level leaves it out.
+    /// Checks, applies the policy, stamps the receive time and seals; `None` when the audit
+    /// level leaves it out.
     fn prepare(&self, mut event: AuditEvent) -> Result<Option<Box<SealedEvent>>, RecordError> {
         event.normalize()?;
         if !self.config.policy.admits(&event) {
@@ -306,6 +307,9 @@ impl Recorder {
             return Ok(None);
         }
         self.config.policy.apply(&mut event)?;
+        // The receive time is the recorder's, never the caller's: a value the input carried
+        // is replaced, and it is set before sealing so that the leaf covers it.
+        event.received_at = Some(mcp_audit_core::now_micros());
         let mut sealed = seal(event)?;
         // The payload travels as `personal_json`; backends never read it from the event. Freed
         // here, its many small values die in the thread that built them rather than in the

@@ -23,9 +23,10 @@ pub(crate) fn scope_filter(scope: &SummaryScope) -> Filter {
             user_id: Some(u.clone()),
             ..Filter::default()
         },
-        SummaryScope::Window { since, until } => Filter {
+        SummaryScope::Window { since, until, time } => Filter {
             since: *since,
             until: *until,
+            time: *time,
             ..Filter::default()
         },
     }

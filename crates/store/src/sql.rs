@@ -2,7 +2,7 @@
 //! syntax differs (`?1` in SQLite, `$1` in PostgreSQL). Column names are the events table's,
 //! under the alias `e`.
 
-use crate::query::Filter;
+use crate::query::{Filter, TimeBasis};
 
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,11 +65,28 @@ impl Where {
         if let Some(r) = filter.requires_review {
             w.push("e.requires_review = {}", SqlValue::Int(i64::from(r)));
         }
+        let time = match filter.time {
+            TimeBasis::Stated => "e.ts",
+            TimeBasis::Received => "e.received_at",
+        };
         if let Some(since) = filter.since {
-            w.push("e.ts >= {}", SqlValue::Int(since.as_microsecond()));
+            w.push(
+                &format!("{time} >= {{}}"),
+                SqlValue::Int(since.as_microsecond()),
+            );
         }
         if let Some(until) = filter.until {
-            w.push("e.ts < {}", SqlValue::Int(until.as_microsecond()));
+            w.push(
+                &format!("{time} < {{}}"),
+                SqlValue::Int(until.as_microsecond()),
+            );
+        }
+        if filter.skewed {
+            // No index serves this: it is asked of a window, or of a log small enough to read.
+            w.push(
+                "abs(e.ts - e.received_at) > {}",
+                SqlValue::Int(mcp_audit_core::MAX_CLOCK_SKEW.as_micros() as i64),
+            );
         }
         let asks_for_pending = filter.outcome == Some(mcp_audit_core::Outcome::Pending);
         if !filter.include_pending && !asks_for_pending {
@@ -119,6 +136,27 @@ mod tests {
         let w = Where::from_filter(&Filter::default(), sqlite);
         assert_eq!(w.sql(), "WHERE e.outcome <> 'pending'");
         assert!(w.params.is_empty());
+    }
+
+    #[test]
+    fn a_window_bounds_the_time_it_is_asked_for() {
+        let since: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut filter = Filter {
+            since: Some(since),
+            until: Some(since),
+            include_pending: true,
+            ..Filter::default()
+        };
+        let stated = Where::from_filter(&filter, sqlite);
+        assert_eq!(stated.sql(), "WHERE e.ts >= ?1 AND e.ts < ?2");
+        filter.time = TimeBasis::Received;
+        filter.skewed = true;
+        let received = Where::from_filter(&filter, sqlite);
+        assert_eq!(
+            received.sql(),
+            "WHERE e.received_at >= ?1 AND e.received_at < ?2 AND abs(e.ts - e.received_at) > ?3"
+        );
+        assert_eq!(received.params[2], SqlValue::Int(300_000_000));
     }
 
     #[test]

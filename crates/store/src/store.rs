@@ -67,6 +67,11 @@ pub struct IndexedColumns<'a> {
     pub duration_us: Option<i64>,
     /// The 16 bytes of the id of the event this one completes.
     pub completes: Option<&'a [u8]>,
+    /// When the recorder received the event, microseconds since the Unix epoch (`Some(None)`
+    /// for an event recorded before receive times were kept). `None` when the schema read has
+    /// no such column (a reader of a file or database not migrated yet): then there is no copy
+    /// to compare, though a test may have written events with a receive time into it.
+    pub received_at: Option<Option<i64>>,
     /// The first of these columns whose stored value has a type no writer gives it (SQLite
     /// keeps whatever it is given): reported as that column's edit.
     pub malformed: Option<&'static str>,

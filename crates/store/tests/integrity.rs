@@ -195,7 +195,7 @@ fn cutting_the_tail_is_found_against_an_outside_checkpoint() {
 #[test]
 fn inserting_a_forged_event_is_found() {
     let (log, _) = log();
-    log.sql("INSERT INTO events SELECT 10, randomblob(16), ts, kind, action, 'forged', user_id, session_id, correlation_id, server_name, resource_type, resource_id, outcome, classification, requires_review, data_subject_id, expires_at, duration_us, completes, meta, commitment, leaf_hash FROM events WHERE seq = 2");
+    log.sql("INSERT INTO events SELECT 10, randomblob(16), ts, kind, action, 'forged', user_id, session_id, correlation_id, server_name, resource_type, resource_id, outcome, classification, requires_review, data_subject_id, expires_at, duration_us, completes, meta, commitment, leaf_hash, received_at FROM events WHERE seq = 2");
     assert_eq!(log.verify(&[]).findings, [Finding::ExtraEntry { seq: 10 }]);
 }
 

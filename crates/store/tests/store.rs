@@ -369,10 +369,12 @@ fn every_summary_scope_counts_operations_not_their_pending_intents(db: Db) {
         SummaryScope::Window {
             since: Some(since),
             until: None,
+            time: mcp_audit_store::TimeBasis::Stated,
         },
         SummaryScope::Window {
             since: None,
             until: Some(Timestamp::now()),
+            time: mcp_audit_store::TimeBasis::Stated,
         },
     ];
     for scope in scopes {
@@ -502,7 +504,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        7
+        8
     );
     let legacy = db
         .reader()
@@ -546,7 +548,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 7,
+                supported: 8,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }

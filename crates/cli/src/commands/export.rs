@@ -161,6 +161,7 @@ const CSV_COLUMNS: &[&str] = &[
     "log_id",
     "id",
     "timestamp",
+    "received_at",
     "version",
     "kind",
     "action",

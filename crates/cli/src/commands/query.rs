@@ -26,6 +26,8 @@ use crate::table::{Align, Table, sanitize, truncate};
   mcp-audit query --session s-42 --jsonl | jq .operation
   mcp-audit query --review --cursor <cursor printed by the previous page>
   mcp-audit query --columns seq,time,kind,operation,caller,session
+  mcp-audit query --since 1h --time received
+  mcp-audit query --skewed
   mcp-audit show 4                       (the seq of a row: its arguments and result in full)
 
 Columns (--columns): seq, time, kind, action, server, operation, args, result, caller, outcome,
@@ -33,7 +35,11 @@ duration, session, correlation, log. The default leaves out kind, action, result
 correlation and log. `seq` is what `show` takes: on PostgreSQL, where several logs share the
 database, it reads LOG:SEQ. `caller` is the user id, or `anonymous` (with how the call was
 authenticated, when it says). On a terminal the table is cut to its width (COLUMNS, when set,
-is the width everywhere); piped, it is printed whole, with excerpts of arguments and results.")]
+is the width everywhere); piped, it is printed whole, with excerpts of arguments and results.
+
+Each event has the time it states (`timestamp`, given by whoever recorded it) and the time the
+recorder received it (`received_at`, stamped by mcp-audit and hashed). The `time` column shows
+the stated time, marked `!` when it is more than 5 minutes from the receive time.")]
 pub struct QueryArgs {
     #[command(flatten)]
     filter: FilterArgs,
@@ -192,6 +198,13 @@ pub fn run(db: &Db, args: QueryArgs) -> anyhow::Result<()> {
         if page.events.is_empty() {
             writeln!(io::stderr(), "no matching events")?;
         }
+        if page.events.iter().any(|e| e.event.is_skewed()) {
+            writeln!(
+                io::stderr(),
+                "!: the time the event states is more than {:#} from when it was received (see `show`)",
+                mcp_audit_core::MAX_CLOCK_SKEW
+            )?;
+        }
         if let Some(cursor) = next_cursor {
             writeln!(io::stderr(), "next page: --cursor {cursor}")?;
         }
@@ -246,6 +259,8 @@ fn cell(stored: &StoredEvent, column: Column, many_logs: bool) -> String {
     match column {
         Column::Seq if many_logs => format!("{}:{}", stored.log_id, stored.seq),
         Column::Seq => stored.seq.to_string(),
+        // The stated time, marked when it is far from the receive time.
+        Column::Time if event.is_skewed() => format!("{} !", render::time(event.timestamp)),
         Column::Time => render::time(event.timestamp),
         Column::Kind => event.kind.to_string(),
         Column::Action => event.action.to_string(),

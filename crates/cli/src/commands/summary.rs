@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use jiff::Timestamp;
-use mcp_audit_store::{Store, Summary, SummaryScope};
+use mcp_audit_store::{Store, Summary, SummaryScope, TimeBasis};
 
 use crate::db::Db;
 use crate::render;
@@ -30,6 +30,10 @@ pub struct SummaryArgs {
     /// Window end (exclusive)
     #[arg(long, value_parser = parse_time, value_name = "TIME")]
     until: Option<Timestamp>,
+    /// Which time the window bounds: `stated`, the time each event gives for itself, or
+    /// `received`, when the recorder received it (first and last activity stay stated times)
+    #[arg(long, value_name = "stated|received", default_value = "stated", conflicts_with_all = ["session", "user"])]
+    time: TimeBasis,
     /// Print the counts as JSON
     #[arg(long)]
     json: bool,
@@ -42,6 +46,7 @@ pub fn run(db: &Db, args: SummaryArgs) -> anyhow::Result<()> {
         (None, None) => SummaryScope::Window {
             since: args.since,
             until: args.until,
+            time: args.time,
         },
     };
     let summary = db.open_all_logs("summary")?.summary(&scope)?;
@@ -64,9 +69,21 @@ fn describe(scope: &SummaryScope) -> String {
         SummaryScope::Window {
             since: None,
             until: None,
+            ..
         } => "all events".to_string(),
-        SummaryScope::Window { since, until } => {
+        SummaryScope::Window {
+            since,
+            until,
+            time: TimeBasis::Stated,
+        } => {
             format!("from {} until {}", bound(*since), bound(*until))
+        }
+        SummaryScope::Window {
+            since,
+            until,
+            time: TimeBasis::Received,
+        } => {
+            format!("received from {} until {}", bound(*since), bound(*until))
         }
     }
 }

@@ -25,7 +25,7 @@ pub(super) async fn summary(
     let params = Params::parse(
         query.as_deref(),
         false,
-        &["session", "user", "since", "until"],
+        &["session", "user", "since", "until", "time"],
     )?;
     let window = params.text("since").is_some() || params.text("until").is_some();
     let scope = match (params.text("session"), params.text("user")) {
@@ -44,6 +44,7 @@ pub(super) async fn summary(
         (None, None) => SummaryScope::Window {
             since: params.time("since")?,
             until: params.time("until")?,
+            time: params.time_basis()?,
         },
     };
     let summary = app.read(move |_, store| Ok(store.summary(&scope)?)).await?;

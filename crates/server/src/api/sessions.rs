@@ -83,7 +83,9 @@ pub(super) async fn sessions(
     let params = Params::parse(
         query.as_deref(),
         false,
-        &["user", "server", "since", "until", "limit", "cursor"],
+        &[
+            "user", "server", "since", "until", "time", "limit", "cursor",
+        ],
     )?;
     let filter = Filter {
         kinds: vec![EventKind::Session],
@@ -92,6 +94,7 @@ pub(super) async fn sessions(
         server_name: params.text("server").map(str::to_string),
         since: params.time("since")?,
         until: params.time("until")?,
+        time: params.time_basis()?,
         ..Filter::default()
     };
     let (start, limit) = params.page()?;

@@ -130,20 +130,22 @@ fn copy_events(
         Type::TEXT,
         Type::BYTEA,
         Type::BYTEA,
+        Type::INT8,
     ];
     copy_in(
         tx,
         "COPY events (log_id, seq, id, ts, kind, action, operation, user_id, session_id,
             correlation_id, server_name, resource_type, resource_id, outcome, classification,
             requires_review, data_subject_id, expires_at, duration_us, completes, meta,
-            commitment, leaf_hash) FROM STDIN (FORMAT binary)",
+            commitment, leaf_hash, received_at) FROM STDIN (FORMAT binary)",
         &types,
         |writer| {
             for entry in entries {
                 let sealed = entry.sealed;
                 let e = &sealed.event;
                 let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
-                let row: [&(dyn ToSql + Sync); 23] = [
+                let received_at = e.received_at.map(|t| t.as_microsecond());
+                let row: [&(dyn ToSql + Sync); 24] = [
                     &log_id,
                     &(entry.seq as i64),
                     &e.id.0,
@@ -167,6 +169,7 @@ fn copy_events(
                     &meta,
                     &sealed.commitment.as_bytes().as_slice(),
                     &entry.leaf_hash.as_bytes().as_slice(),
+                    &received_at,
                 ];
                 writer.write(&row)?;
             }

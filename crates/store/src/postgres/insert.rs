@@ -78,6 +78,10 @@ pub(super) fn insert_rows(
         .iter()
         .map(|e| e.sealed.commitment.as_bytes().as_slice())
         .collect();
+    let received: Vec<Option<i64>> = entries
+        .iter()
+        .map(|e| e.sealed.event.received_at.map(|t| t.as_microsecond()))
+        .collect();
     let leaf: Vec<&[u8]> = entries
         .iter()
         .map(|e| e.leaf_hash.as_bytes().as_slice())
@@ -86,11 +90,11 @@ pub(super) fn insert_rows(
         "INSERT INTO events (log_id, seq, id, ts, kind, action, operation, user_id, session_id,
             correlation_id, server_name, resource_type, resource_id, outcome, classification,
             requires_review, data_subject_id, expires_at, duration_us, completes, meta,
-            commitment, leaf_hash)
+            commitment, leaf_hash, received_at)
          SELECT * FROM unnest($1::text[], $2::int8[], $3::uuid[], $4::int8[], $5::text[],
             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
             $13::text[], $14::text[], $15::text[], $16::bool[], $17::text[], $18::int8[],
-            $19::int8[], $20::uuid[], $21::text[], $22::bytea[], $23::bytea[])",
+            $19::int8[], $20::uuid[], $21::text[], $22::bytea[], $23::bytea[], $24::int8[])",
         &[
             &log_ids,
             &seqs,
@@ -115,6 +119,7 @@ pub(super) fn insert_rows(
             &meta,
             &commitment,
             &leaf,
+            &received,
         ],
     )
     .map_err(map_err)?;

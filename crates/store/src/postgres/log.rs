@@ -37,19 +37,29 @@ pub(super) fn scan_log(
 ) -> Result<u64, StoreError> {
     let (from, to) = (seq_param(from), seq_param(to));
     let log_id = store.log_id.clone();
+    // A schema from before receive times (read, not migrated) has no column: none is kept.
+    let received = store.received_at;
+    let received_at = if received {
+        "e.received_at"
+    } else {
+        "NULL::bigint"
+    };
     // A portal in one repeatable-read transaction: the whole log as of one moment, streamed.
     let mut tx = snapshot(store.client()?)?;
     let portal = tx
         .bind(
-            "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body,
+            &format!(
+                "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body,
                     e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts,
                     uuid_send(e.id), e.action, e.correlation_id, e.server_name,
                     e.resource_type, e.resource_id, e.classification, e.requires_review,
-                    e.data_subject_id, e.expires_at, e.duration_us, uuid_send(e.completes)
+                    e.data_subject_id, e.expires_at, e.duration_us, uuid_send(e.completes),
+                    {received_at}
                FROM events e
                LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq AND p.ts = e.ts
               WHERE e.log_id = $1 AND e.seq >= $2 AND e.seq < $3
-              ORDER BY e.seq",
+              ORDER BY e.seq"
+            ),
             &[&log_id as &(dyn ToSql + Sync), &from, &to],
         )
         .map_err(map_err)?;
@@ -95,6 +105,10 @@ pub(super) fn scan_log(
                     expires_at: row.try_get(21).map_err(bad)?,
                     duration_us: row.try_get(22).map_err(bad)?,
                     completes: row.try_get(23).map_err(bad)?,
+                    received_at: match received {
+                        true => Some(row.try_get(24).map_err(bad)?),
+                        false => None,
+                    },
                     // The schema's column types hold on PostgreSQL.
                     malformed: None,
                 },

@@ -113,6 +113,9 @@ pub struct PgStore {
     /// Whether the schema has `expired_entries`: a reader of an older schema, which it does
     /// not migrate, reads no tombstones.
     tombstones: bool,
+    /// Whether the schema has `events.received_at`: a reader of an older schema reads every
+    /// receive time as absent.
+    received_at: bool,
     /// Whether this writer has migrated the schema: at open, or (when it started without the
     /// server) on the first connection.
     migrated: bool,
@@ -194,6 +197,7 @@ impl PgStore {
             });
         }
         store.tombstones = version >= migrations::TOMBSTONES_VERSION;
+        store.received_at = version >= migrations::RECEIVED_AT_VERSION;
         Ok(store)
     }
 
@@ -211,6 +215,7 @@ impl PgStore {
             last_attempt: None,
             last_batch: None,
             tombstones: true,
+            received_at: true,
             migrated: false,
             new_log: false,
             spooling: false,
@@ -259,6 +264,7 @@ impl PgStore {
             last_attempt: None,
             last_batch: None,
             tombstones: true,
+            received_at: true,
             migrated: false,
             new_log: false,
             spooling: false,
@@ -459,6 +465,7 @@ impl Store for PgStore {
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        query.filter.check_received_at(self.received_at)?;
         read::query(self, query)
     }
 
@@ -467,6 +474,7 @@ impl Store for PgStore {
     }
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        filter.check_received_at(self.received_at)?;
         read::count(self, filter)
     }
 
@@ -475,14 +483,17 @@ impl Store for PgStore {
         filter: &Filter,
         sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
+        filter.check_received_at(self.received_at)?;
         read::for_each(self, filter, sink)
     }
 
     fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        crate::report::scope_filter(scope).check_received_at(self.received_at)?;
         report::summary(self, scope)
     }
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        filter.check_received_at(self.received_at)?;
         report::tool_stats(self, filter)
     }
 
@@ -602,6 +613,7 @@ impl Store for PgStore {
         let mut reader = PgStore::connect_with(self.config.clone(), &self.display)?;
         reader.log_id = self.log_id.clone();
         reader.tombstones = self.tombstones;
+        reader.received_at = self.received_at;
         Ok(Some(Box::new(reader)))
     }
 

@@ -11,6 +11,8 @@
 //! ```
 //!
 //! A record cut short by a crash mid-write was never acknowledged; reading stops before it.
+//! Fields added to the event (its receive time) travel inside the metadata JSON, so records
+//! written before them read as they are.
 //! The file is bounded: past `max_bytes`, the writer waits for the database instead.
 
 use std::fs::{File, OpenOptions};
@@ -316,6 +318,29 @@ mod tests {
             assert_eq!(b.sealed.salt, e.sealed.salt);
         }
         assert_eq!(others(dir.path(), "another").unwrap()[0].0, "log/1");
+    }
+
+    /// The receive time travels inside the metadata JSON, so the record format did not change:
+    /// a record spooled by a build that kept none reads back without one, and a stamped one
+    /// reads back with it (the backend writes it to its column on replay).
+    #[test]
+    fn a_receive_time_comes_back_from_the_spool_and_a_record_without_one_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SpoolOptions::new(dir.path());
+        let before = sealed("before");
+        assert_eq!(before.event.received_at, None);
+        let mut event = AuditEvent::tool_execution("stamped").build().unwrap();
+        event.received_at = Some("2026-03-04T05:06:07.890123Z".parse().unwrap());
+        let stamped = seal(event).unwrap();
+        let mut spool = Spool::open(&options, "log").unwrap();
+        spool
+            .push(&[entry(&before, 0), entry(&stamped, 1)])
+            .unwrap();
+        let back = Spool::open(&options, "log").unwrap().read().unwrap();
+        assert_eq!(back[0].sealed.event.received_at, None);
+        assert_eq!(back[0].sealed.meta_json, before.meta_json);
+        assert_eq!(back[1].sealed.event.received_at, stamped.event.received_at);
+        assert_eq!(back[1].sealed.meta_json, stamped.meta_json);
     }
 
     #[test]

@@ -38,14 +38,24 @@ pub(super) fn append(
         return Ok(Err(next));
     }
     {
-        let mut insert_event = tx.prepare_cached(
+        // A file at an older schema (only a test writes one) has no `received_at` column: its
+        // rows are bound without the last value.
+        let mut insert_event = tx.prepare_cached(if layout.received_at {
+            "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, session_id,
+                correlation_id, server_name, resource_type, resource_id, outcome, classification,
+                requires_review, data_subject_id, expires_at, duration_us, completes, meta,
+                commitment, leaf_hash, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18, ?19, ?20, ?21, ?22, ?23)"
+        } else {
             "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, session_id,
                 correlation_id, server_name, resource_type, resource_id, outcome, classification,
                 requires_review, data_subject_id, expires_at, duration_us, completes, meta,
                 commitment, leaf_hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22)",
-        )?;
+                ?18, ?19, ?20, ?21, ?22)"
+        })?;
+        let width = if layout.received_at { 23 } else { 22 };
         let mut insert_payload =
             tx.prepare_cached("INSERT INTO payloads (seq, salt, body) VALUES (?1, ?2, ?3)")?;
         let mut insert_source = tx.prepare_cached(
@@ -64,7 +74,7 @@ pub(super) fn append(
             let seq = entry.seq as i64;
             let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
             let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
-            insert_event.execute(params![
+            let row = params![
                 seq,
                 e.id.0.as_bytes().as_slice(),
                 e.timestamp.as_microsecond(),
@@ -87,7 +97,9 @@ pub(super) fn append(
                 meta,
                 sealed.commitment.as_bytes().as_slice(),
                 entry.leaf_hash.as_bytes().as_slice(),
-            ])?;
+                e.received_at.map(|t| t.as_microsecond()),
+            ];
+            insert_event.execute(&row[..width])?;
             insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
             for (ordinal, s) in e.data_sources.iter().enumerate() {
                 insert_source.execute(params![

@@ -16,17 +16,23 @@ pub(super) fn scan_log(
     to: u64,
     sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
+    // A file from before receive times (read, not migrated) has no column: none is kept.
+    let received_at = if store.layout.received_at {
+        "e.received_at"
+    } else {
+        "NULL"
+    };
     let mut stmt = store
         .conn
-        .prepare(
+        .prepare(&format!(
             "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body, \
                     e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts, \
                     e.id, e.action, e.correlation_id, e.server_name, e.resource_type, \
                     e.resource_id, e.classification, e.requires_review, e.data_subject_id, \
-                    e.expires_at, e.duration_us, e.completes \
+                    e.expires_at, e.duration_us, e.completes, {received_at} \
              FROM events e LEFT JOIN payloads p ON p.seq = e.seq \
-             WHERE e.seq >= ?1 AND e.seq < ?2 ORDER BY e.seq",
-        )
+             WHERE e.seq >= ?1 AND e.seq < ?2 ORDER BY e.seq"
+        ))
         .map_err(map_err)?;
     let mut rows = stmt
         .query([
@@ -92,6 +98,10 @@ pub(super) fn scan_log(
                 expires_at: int(21, "expires_at")?,
                 duration_us: int(22, "duration_us")?,
                 completes: bytes(23, "completes")?,
+                received_at: match store.layout.received_at {
+                    true => Some(int(24, "received_at")?),
+                    false => None,
+                },
                 malformed: malformed.get(),
             },
         };

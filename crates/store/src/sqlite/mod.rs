@@ -81,6 +81,9 @@ pub(super) struct Layout {
     /// `expired_entries` (version 7 on): cleanup keeps a tombstone of every entry it removes,
     /// and the tree reads removed entries' leaves from there (see `crate::expiry`).
     pub(super) tombstones: bool,
+    /// `events.received_at` (version 8 on): the writer fills it, `verify` compares it; a
+    /// reader of an older file reads it as absent.
+    pub(super) received_at: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -91,6 +94,7 @@ impl Layout {
             bulk_keys: version >= migrations::BULK_KEYS_VERSION,
             key_totals: version >= migrations::KEY_TOTALS_VERSION,
             tombstones: version >= migrations::TOMBSTONES_VERSION,
+            received_at: version >= migrations::RECEIVED_AT_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -431,6 +435,7 @@ impl Store for SqliteStore {
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        query.filter.check_received_at(self.layout.received_at)?;
         read::query(self, query)
     }
 
@@ -439,6 +444,7 @@ impl Store for SqliteStore {
     }
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        filter.check_received_at(self.layout.received_at)?;
         read::count(self, filter)
     }
 
@@ -447,14 +453,17 @@ impl Store for SqliteStore {
         filter: &Filter,
         sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
+        filter.check_received_at(self.layout.received_at)?;
         read::for_each(self, filter, sink)
     }
 
     fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        crate::report::scope_filter(scope).check_received_at(self.layout.received_at)?;
         report::summary(self, scope)
     }
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        filter.check_received_at(self.layout.received_at)?;
         report::tool_stats(self, filter)
     }
 

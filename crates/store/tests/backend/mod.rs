@@ -82,6 +82,7 @@ pub fn column_edits(backend: Backend, at: &str) -> Vec<(&'static str, String)> {
         ("expires_at", "expires_at + 1".into()),
         ("duration_us", "NULL".into()),
         ("completes", "NULL".into()),
+        ("received_at", "received_at + 1".into()),
     ]
     .into_iter()
     .map(|(column, value)| {
