@@ -18,8 +18,8 @@ use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcp_audit_core::{AuditEvent, EventId, Outcome};
-use mcp_audit_store::{RecordError, Recorder, StoredEvent};
+use mcp_audit_core::Outcome;
+use mcp_audit_store::{RecordError, Recorder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -510,22 +510,4 @@ async fn record(recorder: &Recorder, r: Record) {
         // Counted by the recorder and reported by its shutdown; the traffic goes on.
         tracing::error!(%error, "could not record an MCP event");
     }
-}
-
-/// The outcome events that close intents left pending by a proxy that stopped before their
-/// answer (crash recovery): `incomplete`, linked to the intent, same correlation id.
-pub fn incomplete_outcomes(pending: &[StoredEvent]) -> Vec<AuditEvent> {
-    pending
-        .iter()
-        .map(|p| {
-            let mut e = p.event.clone();
-            e.id = EventId::new();
-            e.timestamp = mcp_audit_core::now_micros();
-            e.outcome = Outcome::Incomplete;
-            e.completes = Some(p.event.id);
-            e.payload.error_message =
-                Some("the proxy stopped before the answer was recorded".into());
-            e
-        })
-        .collect()
 }

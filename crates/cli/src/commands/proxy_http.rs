@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mcp_audit_proxy::http::{IdentityConfig, JwtKeys, Limits, parse_trusted_proxy};
-use mcp_audit_proxy::{HttpConfig, run_http};
+use mcp_audit_proxy::{HttpConfig, Transport, run_http};
 use mcp_audit_store::Durability;
 
-use crate::commands::proxy::{ProxyAudit, Transport};
+use crate::commands::proxy::{finish_audit, start_audit};
 use crate::db::Db;
 
 /// The flags of the HTTP mode.
@@ -111,7 +111,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         }
         None => Vec::new(),
     };
-    let audit = ProxyAudit::start(
+    let (audit, checkpointing) = start_audit(
         db,
         common.durability,
         Transport::Http,
@@ -140,14 +140,14 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         // Before the port opens: a client may stop the proxy as soon as it can connect.
-        let stop = crate::commands::proxy::stop_signal();
+        let stop = mcp_audit_proxy::audit::stop_signal();
         audit.recover().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
         tracing::info!(%listen, "mcp-audit proxy listening");
-        let served = run_http(listener, config, audit.recorder.clone(), stop).await;
-        audit.finish(served).await.map(|()| 0)
+        let served = run_http(listener, config, audit.recorder().clone(), stop).await;
+        finish_audit(audit, checkpointing, served).await.map(|()| 0)
     })
 }
 
