@@ -39,15 +39,3 @@ const NOT_FORWARDED: &str =
 pub(crate) fn not_forwarded(error: &impl std::fmt::Display) -> String {
     format!("{NOT_FORWARDED} ({error})")
 }
-
-/// Why the requests of `frame` are not to be forwarded although nothing failed to be recorded
-/// yet: the store has refused writes for longer than the recorder's limit (a `batch` proxy,
-/// whose records could only wait in memory). `None` for a frame without requests: answers and
-/// notifications still pass, so that the peers' sessions stay whole.
-pub(crate) fn refused_in_outage(
-    recorder: &mcp_audit_store::Recorder,
-    frame: &[u8],
-) -> Option<mcp_audit_store::RecordError> {
-    let error = recorder.outage_refusal()?;
-    jsonrpc::refusal(frame, "").is_some().then_some(error)
-}
