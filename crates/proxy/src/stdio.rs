@@ -80,33 +80,37 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let Some((program, args)) = config.command.split_first() else {
-        return Err(ProxyError::Spawn {
-            command: String::new(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "no server command given",
-            ),
-        });
+    let tap = Tap::new(recorder);
+    let command = config
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let spawned = match config.command.split_first() {
+        Some((program, args)) => Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            // A group of its own, led by the server: stopped whole (see `exit`).
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn(),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no server command given",
+        )),
     };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        // A group of its own, led by the server: stopped whole (see `exit`).
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| ProxyError::Spawn {
-            command: config
-                .command
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
-            source,
-        })?;
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(source) => {
+            // On record: an attempt that ran nothing still says who tried to run what.
+            let r = Interpreter::new(config.session).start_failed(&command, &source.to_string());
+            tap.queue_one(r).await;
+            return Err(ProxyError::Spawn { command, source });
+        }
+    };
     // The server leads its group: the group's id is its pid, known until it is reaped.
     let group = child.id();
     let (Some(server_in), Some(server_out)) = (child.stdin.take(), child.stdout.take()) else {
@@ -116,7 +120,6 @@ where
     };
 
     let interpreter = Arc::new(Mutex::new(Interpreter::new(config.session)));
-    let tap = Tap::new(recorder);
     // Tells the pumps to stop reading once the session is over. They stop between frames,
     // never inside one's recording: a pump aborted there would lose the record it was handing
     // to a full queue.

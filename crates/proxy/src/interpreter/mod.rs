@@ -334,6 +334,17 @@ impl Interpreter {
         record(event, false)
     }
 
+    /// The server could not be started (`command`, and why): recorded as a failed
+    /// `server_start`, so that an attempt that never ran a session is on record too.
+    pub fn start_failed(&mut self, command: &str, error: &str) -> Record {
+        let event = self
+            .base(EventKind::ServerOperation, Action::Execute, "server_start")
+            .failed(format!("the MCP server could not be started: {error}"))
+            .outcome(Outcome::ProtocolError)
+            .details(json!({ "command": command, "error": error }));
+        record(event, false)
+    }
+
     /// The end of the connection: every unanswered request becomes `incomplete`, then the
     /// session end is recorded with why it ended and what was counted.
     pub fn finish(&mut self, reason: &str, exit_status: Option<i32>, at: Instant) -> Vec<Record> {
@@ -650,6 +661,12 @@ impl Interpreter {
                     Some(_) => message,
                     None => format!("{message} (error code {code})"),
                 };
+                if call.method == DISCOVER && exact.is_some_and(|c| LEGACY_ANSWERS.contains(&c)) {
+                    return records
+                        .into_iter()
+                        .chain([self.legacy_answer(call, exact, message, at)])
+                        .collect();
+                }
                 let mut r = self.outcome_of(call, Outcome::ProtocolError, data, Some(message), at);
                 r.event.error_code = exact;
                 r
@@ -657,6 +674,23 @@ impl Interpreter {
         };
         records.push(record);
         records
+    }
+
+    /// A client's `server/discover` probe answered "not here" by a server that speaks only the
+    /// handshake protocols: the probe did its job (the client falls back to `initialize`), so
+    /// it is recorded as a `success` that found a legacy server, with the server's words, not
+    /// as an error that fills error queries with every `auto`-mode client's first message.
+    fn legacy_answer(&self, call: Call, code: Option<i64>, message: String, at: Instant) -> Record {
+        let mut r = self.outcome_of(call, Outcome::Success, None, None, at);
+        let mut details = match r.event.payload.details.take() {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        details.insert("discovery".into(), json!("legacy"));
+        details.insert("error_code".into(), json!(code));
+        details.insert("error_message".into(), json!(message));
+        r.event.payload.details = Some(Value::Object(details));
+        r
     }
 
     fn session_start(&mut self, outcome: &Reply) -> Option<Record> {
@@ -799,6 +833,13 @@ impl Interpreter {
 
 /// A frame read into its elements (see `jsonrpc::parse_elements`).
 type Elements = Result<Vec<Result<Message, FrameError>>, FrameError>;
+
+/// The version probe of the stateless protocol (2026-07-28) that `auto`-mode clients send first.
+const DISCOVER: &str = "server/discover";
+
+/// The answers to [`DISCOVER`] that say the server speaks only the handshake protocols: method
+/// not found, and unsupported protocol version.
+const LEGACY_ANSWERS: [i64; 2] = [-32601, -32022];
 
 /// The operation under which malformed frames (and responses to no request) are recorded.
 const MALFORMED: &str = "malformed_frame";
@@ -1083,6 +1124,40 @@ mod tests {
         assert_eq!(done[0].event.correlation_id, r[0].event.correlation_id);
         // List methods are not held.
         assert!(feed(&mut i, C2S, r#"{"id":3,"method":"tools/list"}"#).is_empty());
+    }
+
+    #[test]
+    fn a_discovery_probe_a_legacy_server_turns_down_is_a_success_that_found_a_legacy_server() {
+        let mut i = interpreter(false);
+        for (id, code) in [(1, -32601), (2, -32022)] {
+            let r = answered(
+                &mut i,
+                &format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"server/discover","params":{{}}}}"#
+                ),
+                &format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":"no"}}}}"#
+                ),
+            );
+            assert_eq!(r.len(), 1, "{r:?}");
+            let e = &r[0].event;
+            assert_eq!(
+                (e.operation.as_str(), e.outcome),
+                ("server/discover", Outcome::Success)
+            );
+            assert_eq!(e.error_code, None, "not an error to error queries");
+            let details = payload(&r[0]).details.clone().unwrap_or_default();
+            assert_eq!(details["discovery"], "legacy");
+            assert_eq!(details["error_code"], code);
+            assert_eq!(details["error_message"], "no");
+        }
+        // Any other error is one.
+        let r = answered(
+            &mut i,
+            r#"{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"internal"}}"#,
+        );
+        assert_eq!(r[0].event.outcome, Outcome::ProtocolError);
     }
 
     #[test]
