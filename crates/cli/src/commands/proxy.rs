@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use mcp_audit_core::{Actor, EventId};
 use mcp_audit_proxy::audit::stop_signal;
-use mcp_audit_proxy::{AuditOptions, ProxyAudit, ProxyConfig, SessionConfig, Transport, run_stdio};
+use mcp_audit_proxy::{ProxyConfig, SessionConfig, Transport, run_stdio};
 use mcp_audit_store::Durability;
 
-use crate::commands::integrity::{CheckpointFlags, Checkpointing};
+use crate::commands::proxy_audit;
 use crate::db::Db;
 
 /// Run an MCP server as a child process and record every operation that passes through.
@@ -51,8 +51,8 @@ pub struct ProxyArgs {
     /// are refused with a JSON-RPC error (and recorded `denied`) until it takes them again;
     /// `off` never refuses. Records wait in memory meanwhile (up to 65,536; past that, a gap
     /// event counts the lost ones).
-    #[arg(long, default_value = "30s", value_parser = parse_max_outage, value_name = "DURATION|off")]
-    max_outage: MaxOutage,
+    #[arg(long, default_value = "30s", value_parser = proxy_audit::parse_max_outage, value_name = "DURATION|off")]
+    max_outage: proxy_audit::MaxOutage,
     #[command(flatten)]
     checkpoints: crate::commands::integrity::CheckpointFlags,
     #[command(flatten)]
@@ -82,7 +82,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             },
         );
     }
-    let (audit, checkpointing) = start_audit(
+    let (audit, checkpointing) = proxy_audit::start(
         db,
         args.durability,
         Transport::Stdio,
@@ -124,60 +124,11 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             stop,
         )
         .await;
-        finish_audit(audit, checkpointing, code).await
+        proxy_audit::finish(audit, checkpointing, code).await
     });
     // Our stdin may still be open when the server has gone: do not wait for the client.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?.unwrap_or(1))
-}
-
-/// How long a `batch` proxy forwards calls while the store refuses writes (`off`: `None`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MaxOutage(pub(crate) Option<Duration>);
-
-fn parse_max_outage(text: &str) -> Result<MaxOutage, String> {
-    if text == "off" {
-        return Ok(MaxOutage(None));
-    }
-    crate::time_arg::parse_duration(text).map(|d| MaxOutage(Some(d)))
-}
-
-/// Opens the store for writing and starts the proxy's recorder on it, with checkpointing
-/// when a key is given. On PostgreSQL, with `batch` records wait in a local spool while the
-/// server is unreachable; with `sync` the traffic waits for it (fail-closed).
-pub(crate) fn start_audit(
-    db: &Db,
-    durability: Durability,
-    transport: Transport,
-    checkpoints: &CheckpointFlags,
-    max_outage: MaxOutage,
-) -> Result<(ProxyAudit, Checkpointing)> {
-    let store = db.open_writable(durability)?;
-    let checkpointing = checkpoints.start(store.log_id())?;
-    let options = AuditOptions {
-        max_outage: max_outage.0,
-        checkpoints: checkpointing.policy.clone(),
-        ..AuditOptions::new(durability, transport)
-    };
-    Ok((ProxyAudit::start(store, options)?, checkpointing))
-}
-
-/// Once the adapter has stopped with `served`: shuts the recorder down and posts the last
-/// checkpoints. The adapter's failure is reported first, then an incomplete trail, then
-/// checkpoints that could not be posted.
-pub(crate) async fn finish_audit<T, E>(
-    audit: ProxyAudit,
-    checkpointing: Checkpointing,
-    served: Result<T, E>,
-) -> Result<T>
-where
-    anyhow::Error: From<E>,
-{
-    let shutdown = audit.finish().await;
-    let value = served?;
-    shutdown.context("the audit trail is incomplete")?;
-    checkpointing.finish()?;
-    Ok(value)
 }
 
 /// The operating-system user: `USER`/`LOGNAME`, else the password entry of the process's uid

@@ -10,7 +10,7 @@ use mcp_audit_proxy::http::{IdentityConfig, JwtKeys, Limits, parse_trusted_proxy
 use mcp_audit_proxy::{HttpConfig, Transport, run_http};
 use mcp_audit_store::Durability;
 
-use crate::commands::proxy::{finish_audit, start_audit};
+use crate::commands::proxy_audit;
 use crate::db::Db;
 
 /// The flags of the HTTP mode.
@@ -87,7 +87,7 @@ pub struct Common {
     pub durability: Durability,
     pub capture_limit: usize,
     pub checkpoints: crate::commands::integrity::CheckpointFlags,
-    pub max_outage: crate::commands::proxy::MaxOutage,
+    pub max_outage: proxy_audit::MaxOutage,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -111,7 +111,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         }
         None => Vec::new(),
     };
-    let (audit, checkpointing) = start_audit(
+    let (audit, checkpointing) = proxy_audit::start(
         db,
         common.durability,
         Transport::Http,
@@ -147,7 +147,9 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
             .with_context(|| format!("listening on {listen}"))?;
         tracing::info!(%listen, "mcp-audit proxy listening");
         let served = run_http(listener, config, audit.recorder().clone(), stop).await;
-        finish_audit(audit, checkpointing, served).await.map(|()| 0)
+        proxy_audit::finish(audit, checkpointing, served)
+            .await
+            .map(|()| 0)
     })
 }
 
