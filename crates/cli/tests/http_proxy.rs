@@ -528,6 +528,19 @@ fn invalid_and_expired_tokens_are_denied_with_401_and_recorded() {
             .iter()
             .all(|e| e.event.actor.user_id.is_none() && e.event.kind == EventKind::ToolExecution)
     );
+    // Who was refused is labelled by what they presented, and what they asked is kept.
+    let mut labels: Vec<_> = denied
+        .iter()
+        .map(|e| e.event.actor.auth_method.as_deref())
+        .collect();
+    labels.sort();
+    assert_eq!(labels, [Some("anonymous"), Some("invalid_jwt")]);
+    assert!(
+        denied
+            .iter()
+            .all(|e| e.event.payload.input == Some(json!({"message": "x"}))),
+        "{denied:#?}"
+    );
     // The forged client's initialize: refused too, and nobody named mallory in the trail.
     assert!(
         all.iter()

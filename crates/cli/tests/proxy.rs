@@ -283,6 +283,88 @@ fn a_server_that_exits_at_once_ends_the_session_with_its_status() {
 }
 
 #[test]
+fn a_server_that_cannot_be_started_is_on_record_with_its_command_and_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let out = Command::new(BIN)
+        .arg("proxy")
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "--server-name",
+            "missing",
+            "--",
+            "mcp-audit-no-such-server",
+            "--flag",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot start the MCP server `mcp-audit-no-such-server --flag`"),
+        "{stderr}"
+    );
+    let all = events(&db);
+    let start = one(&all, "server_start", Outcome::ProtocolError);
+    assert_eq!(start.event.kind, mcp_audit_core::EventKind::ServerOperation);
+    assert_eq!(detail(start, "command"), "mcp-audit-no-such-server --flag");
+    assert!(
+        detail(start, "error")
+            .as_str()
+            .is_some_and(|e| e.contains("No such file")),
+        "{:?}",
+        start.event.payload
+    );
+    assert_eq!(start.event.target.server_name.as_deref(), Some("missing"));
+    assert!(
+        start.event.actor.user_id.is_some(),
+        "who tried is on record"
+    );
+}
+
+#[test]
+fn an_auto_mode_clients_version_probe_is_recorded_as_a_probe_that_found_a_legacy_server() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    // The SDK's default mode: `server/discover` first, then the handshake when it is turned down.
+    let script = r#"
+import json, sys, anyio
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
+async def main(command):
+    params = StdioServerParameters(command=command[0], args=command[1:])
+    async with Client(params, mode="auto") as client:
+        echo = await client.call_tool("echo", {"message": "after the probe"})
+        print(json.dumps({"echo": [c.text for c in echo.content]}))
+anyio.run(main, sys.argv[1:])
+"#;
+    let out = Command::new(python(&peers))
+        .args(["-c", script, BIN, "proxy", "--db"])
+        .arg(&db)
+        .arg("--")
+        .args(everything(&peers))
+        .output()
+        .unwrap();
+    let seen = json_output("the client", out);
+    assert_eq!(seen["echo"], json!(["Echo: after the probe"]));
+    let all = events(&db);
+    let probe = one(&all, "server/discover", Outcome::Success);
+    assert_eq!(detail(probe, "discovery"), "legacy");
+    assert!(
+        detail(probe, "error_code").is_i64(),
+        "the server's answer is kept"
+    );
+    assert!(
+        all.iter()
+            .all(|e| e.event.outcome != Outcome::ProtocolError),
+        "nothing in the error queries: {all:#?}"
+    );
+}
+
+#[test]
 fn a_server_crash_mid_call_leaves_the_call_incomplete() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");

@@ -10,7 +10,11 @@
 //! - [`exit`]: how that server ended ([`ServerExit`]: a status or a signal), and stopping it.
 //! - [`http`]: the Streamable HTTP adapter: the audit layer of a gateway in front of remote
 //!   MCP servers, with the caller's identity.
+//! - [`audit`]: what a program running either adapter needs around it ([`ProxyAudit`]: the
+//!   recorder over an opened store, tuned to the durability and transport, crash recovery,
+//!   shutdown); the `mcp-audit proxy` command is this plus its flags.
 
+pub mod audit;
 pub mod exit;
 mod flood;
 pub mod http;
@@ -20,10 +24,11 @@ pub mod jsonrpc;
 pub mod stdio;
 pub mod tap;
 
+pub use audit::{AuditOptions, ProxyAudit, Transport, incomplete_outcomes};
 pub use exit::ServerExit;
 pub use http::{HttpConfig, HttpError, run_http};
 pub use interpreter::{Admission, Continuations, Direction, Interpreter, Record, SessionConfig};
-pub use stdio::{ProxyConfig, ProxyError, incomplete_outcomes, run_stdio};
+pub use stdio::{ProxyConfig, ProxyError, run_stdio};
 
 /// Why a request was refused when its intent could not be made durable (`sync`): the reason
 /// on record, and after `mcp-audit: ` the client's error, on both transports.
@@ -33,16 +38,4 @@ const NOT_FORWARDED: &str =
 /// The reason on record for a request refused because its intent could not be written.
 pub(crate) fn not_forwarded(error: &impl std::fmt::Display) -> String {
     format!("{NOT_FORWARDED} ({error})")
-}
-
-/// Why the requests of `frame` are not to be forwarded although nothing failed to be recorded
-/// yet: the store has refused writes for longer than the recorder's limit (a `batch` proxy,
-/// whose records could only wait in memory). `None` for a frame without requests: answers and
-/// notifications still pass, so that the peers' sessions stay whole.
-pub(crate) fn refused_in_outage(
-    recorder: &mcp_audit_store::Recorder,
-    frame: &[u8],
-) -> Option<mcp_audit_store::RecordError> {
-    let error = recorder.outage_refusal()?;
-    jsonrpc::refusal(frame, "").is_some().then_some(error)
 }

@@ -18,17 +18,16 @@ use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcp_audit_core::{AuditEvent, EventId, Outcome};
-use mcp_audit_store::{RecordError, Recorder, StoredEvent};
+use mcp_audit_store::{RecordError, Recorder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::exit::{ServerExit, Stop, signal_group};
-use crate::interpreter::{Admission, Direction, Interpreter, Record, SessionConfig};
+use crate::interpreter::{Direction, Interpreter, SessionConfig};
 pub use crate::tap::MAX_FRAME;
-use crate::tap::Oversize;
+use crate::tap::{Held, Oversize, Refusal, Tap, Verdict, unstamped};
 
 /// How long a server may take to exit once its input is closed, before it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(5);
@@ -81,33 +80,37 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let Some((program, args)) = config.command.split_first() else {
-        return Err(ProxyError::Spawn {
-            command: String::new(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "no server command given",
-            ),
-        });
+    let tap = Tap::new(recorder);
+    let command = config
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let spawned = match config.command.split_first() {
+        Some((program, args)) => Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            // A group of its own, led by the server: stopped whole (see `exit`).
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn(),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no server command given",
+        )),
     };
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        // A group of its own, led by the server: stopped whole (see `exit`).
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| ProxyError::Spawn {
-            command: config
-                .command
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
-            source,
-        })?;
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(source) => {
+            // On record: an attempt that ran nothing still says who tried to run what.
+            let r = Interpreter::new(config.session).start_failed(&command, &source.to_string());
+            tap.queue_one(r).await;
+            return Err(ProxyError::Spawn { command, source });
+        }
+    };
     // The server leads its group: the group's id is its pid, known until it is reaped.
     let group = child.id();
     let (Some(server_in), Some(server_out)) = (child.stdin.take(), child.stdout.take()) else {
@@ -129,7 +132,7 @@ where
         server_in,
         Direction::ClientToServer,
         interpreter.clone(),
-        recorder.clone(),
+        tap.clone(),
         Side::Requests(refusals),
         stop.clone(),
     ));
@@ -138,7 +141,7 @@ where
         client_out,
         Direction::ServerToClient,
         interpreter.clone(),
-        recorder.clone(),
+        tap.clone(),
         Side::Answers(refused),
         stop.clone(),
     ));
@@ -211,9 +214,7 @@ where
     let exit_code = exit.and_then(ServerExit::code);
 
     let records = lock(&interpreter).finish_after_exit(reason, exit, Instant::now());
-    for r in records {
-        record(&recorder, r).await;
-    }
+    tap.queue(records, &unstamped).await;
     match failure {
         Some(e) => Err(e),
         None => Ok(exit_code),
@@ -266,7 +267,7 @@ async fn pump<R, W>(
     mut to: W,
     direction: Direction,
     interpreter: Arc<Mutex<Interpreter>>,
-    recorder: Recorder,
+    tap: Tap,
     mut side: Side,
     stop: CancellationToken,
 ) -> Result<(), ProxyError>
@@ -305,15 +306,8 @@ where
             if !buf.is_empty() || oversize.is_some() {
                 // A last frame without a newline: still seen, and forwarded unless refused.
                 let frame = trim_cr(&buf);
-                match admit(&interpreter, &side, direction, oversize.take(), frame) {
-                    (Admission::Forward(records), _) => {
-                        handle(&recorder, records).await?;
-                        to.write_all(&buf).await?;
-                    }
-                    (Admission::Refuse { records, reason }, answerable) => {
-                        let answerable = answerable.as_deref().unwrap_or(frame);
-                        refuse(&recorder, &side, records, answerable, &reason).await;
-                    }
+                if pass(&tap, &interpreter, &side, direction, oversize.take(), frame).await? {
+                    to.write_all(&buf).await?;
                 }
             }
             to.flush().await?;
@@ -325,76 +319,32 @@ where
         // the lines go out in order, in one write.
         let mut start = 0;
         // The lines held for their intents: where each ends, and its intents.
-        let mut held: Vec<(std::ops::Range<usize>, Vec<IntentWrite>)> = Vec::new();
+        let mut held: Vec<(std::ops::Range<usize>, Held)> = Vec::new();
         // The lines not forwarded: refused, or their intents could not be written.
         let mut refused = Vec::new();
         while let Some(pos) = buf[start..].iter().position(|&b| b == b'\n') {
             let end = start + pos + 1;
             let line = &buf[start..end];
             let frame = trim_cr(&line[..line.len() - 1]);
-            let records = match admit(&interpreter, &side, direction, oversize.take(), frame) {
-                (Admission::Forward(records), _) => records,
-                (Admission::Refuse { records, reason }, answerable) => {
-                    let answerable = answerable.as_deref().unwrap_or(frame);
-                    refuse(&recorder, &side, records, answerable, &reason).await;
+            match see(&tap, &interpreter, &side, direction, oversize.take(), frame).await {
+                Verdict::Forward(intents) if intents.is_empty() => {}
+                Verdict::Forward(intents) => held.push((start..end, intents)),
+                Verdict::Refuse(refusal) => {
+                    answer(&side, refusal);
                     refused.push(start..end);
-                    start = end;
-                    continue;
                 }
-            };
-            let mut intents = Vec::new();
-            for r in records {
-                if r.before_forwarding {
-                    let recorder = recorder.clone();
-                    intents.push(tokio::spawn(async move {
-                        recorder.record_durable_async(r.event).await
-                    }));
-                } else {
-                    record(&recorder, r).await;
-                }
-            }
-            // A store down past the limit: the requests are refused as if their intent failed.
-            if let Side::Requests(_) = &side
-                && let Some(error) =
-                    crate::refused_in_outage(&recorder, trim_cr(&line[..line.len() - 1]))
-            {
-                intents.push(tokio::spawn(std::future::ready(Err(error))));
-            }
-            if !intents.is_empty() {
-                held.push((start..end, intents));
             }
             start = end;
         }
         for (line, intents) in held {
-            let mut failure = None;
-            for intent in intents {
-                match intent.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => failure = failure.or(Some(e)),
-                    Err(e) => return Err(ProxyError::Io(std::io::Error::other(e.to_string()))),
-                }
-            }
-            if let Some(error) = failure {
+            if let Err(error) = intents.durable().await {
+                let frame = trim_cr(&buf[line.start..line.end - 1]);
                 match &side {
-                    Side::Requests(refusals) => {
-                        tracing::error!(%error, "an intent could not be recorded; the request was refused");
-                        let frame = trim_cr(&buf[line.start..line.end - 1]);
-                        let reason = crate::not_forwarded(&error);
-                        // Queued like any outcome: written once the store takes writes again.
-                        let records = lock(&interpreter).abandon(
-                            direction,
-                            frame,
-                            Outcome::Denied,
-                            &reason,
-                            Instant::now(),
+                    Side::Requests(_) => {
+                        answer(
+                            &side,
+                            tap.deny(&interpreter, frame, &error, &unstamped).await,
                         );
-                        for r in records {
-                            record(&recorder, r).await;
-                        }
-                        if let Some(answer) = crate::jsonrpc::refusal(frame, &reason) {
-                            // The other pump is gone only when the session is ending.
-                            let _ = refusals.send(answer);
-                        }
                         refused.push(line);
                     }
                     Side::Answers(_) => return Err(ProxyError::IntentNotRecorded(error)),
@@ -432,100 +382,60 @@ where
 
 /// What becomes of one frame read from `direction`: the client's are admitted (and may be
 /// refused), the server's interpreted. `oversize` is the frame's earlier part if it was too
-/// large to hold, `frame` the rest. Also returns the start of an oversized frame, from which
-/// the proxy's answer to its refusal is built.
-fn admit(
+/// large to hold, `frame` the rest.
+async fn see(
+    tap: &Tap,
     interpreter: &Mutex<Interpreter>,
     side: &Side,
     direction: Direction,
     oversize: Option<Oversize>,
     frame: &[u8],
-) -> (Admission, Option<Vec<u8>>) {
-    let mut interpreter = lock(interpreter);
-    let at = Instant::now();
-    let requests = matches!(side, Side::Requests(_));
-    match oversize {
-        Some(oversize) => {
-            let seen = oversize.finish(frame);
-            let admission = if requests {
-                interpreter.admit_oversize(direction, &seen.head, seen.size, seen.sha256, at)
-            } else {
-                let r = interpreter.oversize(direction, &seen.head, seen.size, seen.sha256);
-                Admission::Forward(vec![r])
-            };
-            (admission, Some(seen.head))
-        }
-        None if requests => (interpreter.admit(direction, frame, at), None),
-        None => (
-            Admission::Forward(interpreter.frame(direction, frame, at)),
-            None,
+) -> Verdict {
+    match side {
+        Side::Requests(_) => tap.admit(interpreter, frame, oversize, &unstamped).await,
+        Side::Answers(_) => Verdict::Forward(
+            tap.see(interpreter, direction, frame, oversize, &unstamped)
+                .await,
         ),
     }
 }
 
-/// A refused frame: its records queued, and its requests answered with the proxy's error.
-async fn refuse(
-    recorder: &Recorder,
+/// Records one frame, and says whether it may be forwarded: refused (its requests answered
+/// by the proxy), or its intents durable.
+async fn pass(
+    tap: &Tap,
+    interpreter: &Mutex<Interpreter>,
     side: &Side,
-    records: Vec<Record>,
+    direction: Direction,
+    oversize: Option<Oversize>,
     frame: &[u8],
-    reason: &str,
-) {
-    tracing::warn!(reason, "a frame from the client was refused");
-    for r in records {
-        record(recorder, r).await;
+) -> Result<bool, ProxyError> {
+    let intents = match see(tap, interpreter, side, direction, oversize, frame).await {
+        Verdict::Forward(intents) => intents,
+        Verdict::Refuse(refusal) => {
+            answer(side, refusal);
+            return Ok(false);
+        }
+    };
+    match (intents.durable().await, side) {
+        (Ok(()), _) => Ok(true),
+        (Err(error), Side::Requests(_)) => {
+            answer(side, tap.deny(interpreter, frame, &error, &unstamped).await);
+            Ok(false)
+        }
+        (Err(error), Side::Answers(_)) => Err(ProxyError::IntentNotRecorded(error)),
     }
-    if let (Side::Requests(refusals), Some(answer)) = (side, crate::jsonrpc::refusal(frame, reason))
-    {
+}
+
+/// Sends the proxy's answer to a refused frame's requests to the client, through the pump that
+/// owns the client's output.
+fn answer(side: &Side, refusal: Refusal) {
+    if let (Side::Requests(refusals), Some(answer)) = (side, refusal.answer) {
         // The other pump is gone only when the session is ending.
         let _ = refusals.send(answer);
     }
 }
 
-/// An intent being made durable.
-type IntentWrite = tokio::task::JoinHandle<Result<mcp_audit_store::Receipt, RecordError>>;
-
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// Records what the interpreter produced: intents durably before the frame moves on, the rest
-/// queued without holding the traffic.
-async fn handle(recorder: &Recorder, records: Vec<Record>) -> Result<(), ProxyError> {
-    for r in records {
-        if r.before_forwarding {
-            recorder
-                .record_durable_async(r.event)
-                .await
-                .map_err(ProxyError::IntentNotRecorded)?;
-        } else {
-            record(recorder, r).await;
-        }
-    }
-    Ok(())
-}
-
-async fn record(recorder: &Recorder, r: Record) {
-    if let Err(error) = recorder.record_async(r.event).await {
-        // Counted by the recorder and reported by its shutdown; the traffic goes on.
-        tracing::error!(%error, "could not record an MCP event");
-    }
-}
-
-/// The outcome events that close intents left pending by a proxy that stopped before their
-/// answer (crash recovery): `incomplete`, linked to the intent, same correlation id.
-pub fn incomplete_outcomes(pending: &[StoredEvent]) -> Vec<AuditEvent> {
-    pending
-        .iter()
-        .map(|p| {
-            let mut e = p.event.clone();
-            e.id = EventId::new();
-            e.timestamp = mcp_audit_core::now_micros();
-            e.outcome = Outcome::Incomplete;
-            e.completes = Some(p.event.id);
-            e.payload.error_message =
-                Some("the proxy stopped before the answer was recorded".into());
-            e
-        })
-        .collect()
 }

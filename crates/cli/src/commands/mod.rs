@@ -5,6 +5,7 @@ pub mod export;
 pub mod integrity;
 pub mod log;
 pub mod proxy;
+pub mod proxy_audit;
 pub mod proxy_http;
 pub mod query;
 pub mod recover;

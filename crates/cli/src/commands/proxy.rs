@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use mcp_audit_core::{Actor, EventId};
-use mcp_audit_proxy::{ProxyConfig, SessionConfig, incomplete_outcomes, run_stdio};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store, StoreError, StoredEvent};
+use mcp_audit_proxy::audit::stop_signal;
+use mcp_audit_proxy::{ProxyConfig, SessionConfig, Transport, run_stdio};
+use mcp_audit_store::Durability;
 
-use crate::commands::integrity::{CheckpointFlags, Checkpointing};
+use crate::commands::proxy_audit;
 use crate::db::Db;
 
 /// Run an MCP server as a child process and record every operation that passes through.
@@ -50,8 +51,8 @@ pub struct ProxyArgs {
     /// are refused with a JSON-RPC error (and recorded `denied`) until it takes them again;
     /// `off` never refuses. Records wait in memory meanwhile (up to 65,536; past that, a gap
     /// event counts the lost ones).
-    #[arg(long, default_value = "30s", value_parser = parse_max_outage, value_name = "DURATION|off")]
-    max_outage: MaxOutage,
+    #[arg(long, default_value = "30s", value_parser = proxy_audit::parse_max_outage, value_name = "DURATION|off")]
+    max_outage: proxy_audit::MaxOutage,
     #[command(flatten)]
     checkpoints: crate::commands::integrity::CheckpointFlags,
     #[command(flatten)]
@@ -81,7 +82,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             },
         );
     }
-    let audit = ProxyAudit::start(
+    let (audit, checkpointing) = proxy_audit::start(
         db,
         args.durability,
         Transport::Stdio,
@@ -117,157 +118,17 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         audit.recover().await?;
         let code = run_stdio(
             config,
-            audit.recorder.clone(),
+            audit.recorder().clone(),
             tokio::io::stdin(),
             tokio::io::stdout(),
             stop,
         )
         .await;
-        audit.finish(code).await
+        proxy_audit::finish(audit, checkpointing, code).await
     });
     // Our stdin may still be open when the server has gone: do not wait for the client.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(result?.unwrap_or(1))
-}
-
-/// How long, in `sync` mode, an outcome may wait for the next call's intent to be committed
-/// with it. Longer only delays the outcome of a session's last call.
-const SYNC_LINGER: Duration = Duration::from_millis(2);
-
-/// How long, in `batch` mode over HTTP, a record may wait for others to be committed with it.
-/// Calls from many clients to a real server come a few hundred microseconds apart: committed
-/// one or two at a time, each commit rewrote a dozen 16 KiB pages, and that was most of the
-/// proxy's CPU (`docs/benchmarks.md`). Nobody waits for a `batch` record, so this delays no
-/// call; it only widens, by this much, the window a crash could lose.
-const HTTP_BATCH_LINGER: Duration = Duration::from_millis(5);
-
-/// Which adapter a proxy runs: they differ in how long the writer holds a batch open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
-    Stdio,
-    Http,
-}
-
-/// How long the writer holds a batch that nobody waits for open for more records. The stdio
-/// proxy in `batch` does not: its calls are one pipe hop apart, and a lingering writer cost
-/// each of them more (added p99 0.2 ms to 0.6 ms) than the commits it saved.
-fn linger(durability: Durability, transport: Transport) -> Duration {
-    match (durability, transport) {
-        (Durability::Sync, _) => SYNC_LINGER,
-        (Durability::Batch, Transport::Http) => HTTP_BATCH_LINGER,
-        (Durability::Batch, Transport::Stdio) => Duration::ZERO,
-    }
-}
-
-/// How long a `batch` proxy forwards calls while the store refuses writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct MaxOutage(pub(crate) Option<Duration>);
-
-fn parse_max_outage(text: &str) -> Result<MaxOutage, String> {
-    if text == "off" {
-        return Ok(MaxOutage(None));
-    }
-    crate::time_arg::parse_duration(text).map(|d| MaxOutage(Some(d)))
-}
-
-/// At most this many records wait for the writer in a `batch` proxy, and at most this many go
-/// in one transaction: what a `kill -9` can lose is bounded by their sum (1,536 records), and
-/// by time, by what the writer takes to commit that many (`docs/proxy.md` has the figures).
-/// The library's defaults (65,536 and 4,096) let a killed proxy lose up to 7,470 answered calls
-/// in a flood; at the proxy's throughput the smaller queue costs nothing measurable, since a
-/// writer that keeps up never has more than a batch waiting.
-const BATCH_QUEUE: usize = 1_024;
-const BATCH_MAX: usize = 512;
-
-/// What both proxy modes record through: the recorder over the store opened for writing, the
-/// operations the last run left without an answer, and checkpointing on the store's log.
-pub(crate) struct ProxyAudit {
-    pub(crate) recorder: Recorder,
-    pending: Vec<StoredEvent>,
-    checkpointing: Checkpointing,
-}
-
-impl ProxyAudit {
-    /// Opens the store and starts the recorder. On PostgreSQL, with `batch` records wait in a
-    /// local spool while the server is unreachable; with `sync` the traffic waits for it
-    /// (fail-closed). The recorder itself is `batch`: outcome events never hold the traffic,
-    /// and the adapters make intents durable one by one when `durability` is `sync`.
-    pub(crate) fn start(
-        db: &Db,
-        durability: Durability,
-        transport: Transport,
-        checkpoints: &CheckpointFlags,
-        max_outage: MaxOutage,
-    ) -> Result<ProxyAudit> {
-        let mut store = db.open_writable(durability)?;
-        let pending = match store.pending_without_outcome() {
-            Ok(pending) => pending,
-            // A `batch` proxy on PostgreSQL starts on its spool while the server is away; the
-            // calls a crash left open are closed by the next start that reaches it.
-            Err(StoreError::Unavailable { .. }) => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
-        let checkpointing = checkpoints.start(store.log_id())?;
-        let mut config = RecorderConfig {
-            durability: Durability::Batch,
-            checkpoints: checkpointing.policy.clone(),
-            linger: linger(durability, transport),
-            ..RecorderConfig::default()
-        };
-        if durability == Durability::Batch {
-            config.queue_capacity = BATCH_QUEUE;
-            config.max_batch = BATCH_MAX;
-            config.max_outage = max_outage.0;
-        }
-        let recorder = Recorder::start(store, config)?;
-        Ok(ProxyAudit {
-            recorder,
-            pending,
-            checkpointing,
-        })
-    }
-
-    /// Records `incomplete` for the operations the last run left without an answer.
-    pub(crate) async fn recover(&self) -> Result<()> {
-        for event in incomplete_outcomes(&self.pending) {
-            self.recorder.record_async(event).await?;
-        }
-        Ok(())
-    }
-
-    /// Once the adapter has stopped with `served`: shuts the recorder down and posts the last
-    /// checkpoints. The adapter's failure is reported first, then an incomplete trail, then
-    /// checkpoints that could not be posted.
-    pub(crate) async fn finish<T, E>(self, served: Result<T, E>) -> Result<T>
-    where
-        anyhow::Error: From<E>,
-    {
-        let shutdown = self.recorder.shutdown_async().await;
-        let value = served?;
-        shutdown.context("the audit trail is incomplete")?;
-        self.checkpointing.finish()?;
-        Ok(value)
-    }
-}
-
-/// Completes on SIGINT or SIGTERM: clients stop their server that way when it lingers. The
-/// handlers are installed here, at the call (inside the runtime), not when the future is first
-/// polled: a signal that comes between the two would otherwise kill the proxy unrecorded.
-pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{SignalKind, signal};
-    let handlers = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    async move {
-        let (Ok(mut term), Ok(mut int)) = handlers else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
 }
 
 /// The operating-system user: `USER`/`LOGNAME`, else the password entry of the process's uid

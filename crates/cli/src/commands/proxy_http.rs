@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use mcp_audit_proxy::http::{IdentityConfig, JwtKeys, Limits, parse_trusted_proxy};
-use mcp_audit_proxy::{HttpConfig, run_http};
+use mcp_audit_proxy::{HttpConfig, Transport, run_http};
 use mcp_audit_store::Durability;
 
-use crate::commands::proxy::{ProxyAudit, Transport};
+use crate::commands::proxy_audit;
 use crate::db::Db;
 
 /// The flags of the HTTP mode.
@@ -87,7 +87,7 @@ pub struct Common {
     pub durability: Durability,
     pub capture_limit: usize,
     pub checkpoints: crate::commands::integrity::CheckpointFlags,
-    pub max_outage: crate::commands::proxy::MaxOutage,
+    pub max_outage: proxy_audit::MaxOutage,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -111,7 +111,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         }
         None => Vec::new(),
     };
-    let audit = ProxyAudit::start(
+    let (audit, checkpointing) = proxy_audit::start(
         db,
         common.durability,
         Transport::Http,
@@ -150,7 +150,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         // Before the port opens: a client may stop the proxy as soon as it can connect.
-        let stop = crate::commands::proxy::stop_signal();
+        let stop = mcp_audit_proxy::audit::stop_signal();
         audit.recover().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -158,8 +158,10 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         tracing::info!(%listen, "mcp-audit proxy listening");
         let at = listener.local_addr().unwrap_or(listen);
         eprintln!("mcp-audit proxy: clients connect to http://{at}{started}");
-        let served = run_http(listener, config, audit.recorder.clone(), stop).await;
-        audit.finish(served).await.map(|()| 0)
+        let served = run_http(listener, config, audit.recorder().clone(), stop).await;
+        proxy_audit::finish(audit, checkpointing, served)
+            .await
+            .map(|()| 0)
     })
 }
 

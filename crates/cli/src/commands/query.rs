@@ -286,7 +286,10 @@ fn cell(stored: &StoredEvent, column: Column, many_logs: bool) -> String {
 fn caller(actor: &Actor) -> String {
     match (&actor.user_id, &actor.auth_method) {
         (Some(user), _) => user.clone(),
-        (None, Some(method)) if !method.is_empty() => format!("anonymous ({method})"),
+        // The HTTP proxy labels a caller that presented nothing `anonymous` itself.
+        (None, Some(method)) if !method.is_empty() && method != "anonymous" => {
+            format!("anonymous ({method})")
+        }
         (None, _) => "anonymous".to_string(),
     }
 }

@@ -88,7 +88,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let served = runtime.block_on(async {
-        let stop = crate::commands::proxy::stop_signal();
+        let stop = mcp_audit_proxy::audit::stop_signal();
         let listener = mcp_audit_server::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -89,13 +89,13 @@ impl Connection {
         if records.is_empty() {
             return;
         }
-        let recorder = self.app.recorder.clone();
+        let tap = self.app.tap.clone();
         let write = async move {
             for mut r in records {
                 // The caller is on every record already; there is no HTTP session id.
                 let actor = r.event.actor.clone();
                 stamp(&mut r, &actor, None);
-                queue(&recorder, r).await;
+                queue(&tap, r).await;
             }
         };
         // Dropped inside the runtime (a connection's or an exchange's task); tracked, so that

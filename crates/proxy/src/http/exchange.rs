@@ -10,7 +10,8 @@ use mcp_audit_store::RecordError;
 use super::connection::Connection;
 use super::server::App;
 use super::sessions::{Shared, lock};
-use crate::interpreter::{Admission, Direction, Record};
+use crate::interpreter::{Direction, Record};
+use crate::tap::Tap;
 
 /// The context of one request: the caller, the MCP session, the interpreter.
 pub struct Exchange {
@@ -108,17 +109,10 @@ impl Exchange {
         lock(&self.interpreter).frame(direction, frame, Instant::now())
     }
 
-    /// Reads a client's frame (a POST body) and decides whether it may be forwarded (see
-    /// [`crate::Interpreter::admit`]).
-    pub fn admit(&self, direction: Direction, frame: &[u8]) -> Admission {
-        lock(&self.interpreter).admit(direction, frame, Instant::now())
-    }
-
     /// Puts the HTTP context into a record: the caller (the interpreter keeps the MCP client's
     /// name and version) and the HTTP session id.
     pub fn stamp(&self, mut r: Record) -> Record {
-        stamp(&mut r, &self.actor, self.mcp_session.as_deref());
-        self.trace.apply(&mut r.event);
+        self.stamp_mut(&mut r);
         r
     }
 
@@ -131,24 +125,18 @@ impl Exchange {
         session.is_some_and(|s| Arc::ptr_eq(&s, &self.interpreter))
     }
 
-    /// Writes records: those that must be durable before their frame moves on, durably (all
-    /// at once, so they share one group commit), the others queued. Errors of queued records
-    /// are counted by the recorder; only a failed intent is returned.
+    /// Stamps a record with the HTTP context in place (see [`Exchange::stamp`]).
+    pub fn stamp_mut(&self, r: &mut Record) {
+        stamp(r, &self.actor, self.mcp_session.as_deref());
+        self.trace.apply(&mut r.event);
+    }
+
+    /// Writes records, stamped: those that must be durable before their frame moves on,
+    /// durably (all at once, so they share one group commit), the others queued. Errors of
+    /// queued records are counted by the recorder; only a failed intent is returned.
     pub async fn record(&self, records: Vec<Record>) -> Result<(), RecordError> {
-        let mut intents = Vec::new();
-        for r in records {
-            let r = self.stamp(r);
-            if r.before_forwarding {
-                let recorder = self.app.recorder.clone();
-                intents.push(async move { recorder.record_durable_async(r.event).await });
-            } else {
-                queue(&self.app.recorder, r).await;
-            }
-        }
-        for result in futures_util::future::join_all(intents).await {
-            result?;
-        }
-        Ok(())
+        let stamp = |r: &mut Record| self.stamp_mut(r);
+        self.app.tap.submit(records, &stamp).await.durable().await
     }
 }
 
@@ -158,7 +146,7 @@ impl Exchange {
 /// client that gave up waiting would leave no outcome at all.
 pub struct ClientLeaving {
     interpreter: Shared,
-    recorder: mcp_audit_store::Recorder,
+    tap: Tap,
     actor: Actor,
     mcp_session: Option<String>,
     trace: Trace,
@@ -200,11 +188,11 @@ impl Drop for ClientLeaving {
             return;
         }
         // Dropped inside the runtime (a handler future): queue from a task of its own.
-        let recorder = self.recorder.clone();
+        let tap = self.tap.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 for r in records {
-                    queue(&recorder, r).await;
+                    queue(&tap, r).await;
                 }
             });
         }
@@ -217,7 +205,7 @@ impl Exchange {
     pub fn on_client_leaving(&self, body: bytes::Bytes) -> ClientLeaving {
         ClientLeaving {
             interpreter: self.interpreter.clone(),
-            recorder: self.app.recorder.clone(),
+            tap: self.app.tap.clone(),
             actor: self.actor.clone(),
             mcp_session: self.mcp_session.clone(),
             trace: self.trace.clone(),
@@ -242,10 +230,8 @@ pub fn stamp(r: &mut Record, actor: &Actor, mcp_session: Option<&str>) {
 }
 
 /// Queues a record without holding the traffic (a full queue still blocks: backpressure).
-pub async fn queue(recorder: &mcp_audit_store::Recorder, r: Record) {
-    if let Err(error) = recorder.record_async(r.event).await {
-        tracing::error!(%error, "could not record an MCP event");
-    }
+pub async fn queue(tap: &Tap, r: Record) {
+    tap.queue_one(r).await;
 }
 
 #[cfg(test)]

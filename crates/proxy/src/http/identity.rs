@@ -131,6 +131,13 @@ pub enum Verdict {
     },
 }
 
+/// The `auth_method` of a caller that presented no credentials.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The `auth_method` of a caller whose bearer token failed verification (refused under
+/// `--jwt-required`, else let through with no user).
+pub const INVALID_JWT: &str = "invalid_jwt";
+
 impl IdentityConfig {
     /// Who sent this request, from `peer` and its headers.
     pub fn identify(&self, peer: SocketAddr, headers: &HeaderMap) -> Verdict {
@@ -156,18 +163,19 @@ impl IdentityConfig {
                         return Verdict::Allowed(actor);
                     }
                     Err(reason) => {
+                        // What was presented, whether it is then refused or let through.
+                        actor.auth_method = Some(INVALID_JWT.into());
                         if self.jwt_required {
-                            actor.auth_method = Some("jwt".into());
                             return Verdict::Denied {
                                 actor,
                                 reason: format!("invalid bearer token: {reason}"),
                             };
                         }
-                        actor.auth_method = Some("invalid_jwt".into());
                         return Verdict::Allowed(actor);
                     }
                 },
                 None if self.jwt_required => {
+                    actor.auth_method = Some(ANONYMOUS.into());
                     return Verdict::Denied {
                         actor,
                         reason: "no bearer token".into(),
@@ -185,6 +193,9 @@ impl IdentityConfig {
                 actor.auth_method = Some("header".into());
             }
         }
+        // A caller that presented nothing is labelled so, not left blank like a field nobody
+        // filled: "who did this" has the answer "nobody said".
+        actor.auth_method.get_or_insert_with(|| ANONYMOUS.into());
         Verdict::Allowed(actor)
     }
 
@@ -390,12 +401,18 @@ mod tests {
             let v =
                 config(true).identify(PEER.parse().unwrap(), &headers(&[("authorization", auth)]));
             assert!(
-                matches!(&v, Verdict::Denied { actor, .. } if actor.user_id.is_none()),
+                matches!(&v, Verdict::Denied { actor, .. } if actor.user_id.is_none() && actor.auth_method.as_deref() == Some(INVALID_JWT)),
                 "{auth}: {v:?}"
             );
         }
         let v = config(true).identify(PEER.parse().unwrap(), &HeaderMap::new());
-        assert!(matches!(v, Verdict::Denied { ref reason, .. } if reason == "no bearer token"));
+        assert!(
+            matches!(v, Verdict::Denied { ref reason, ref actor } if reason == "no bearer token" && actor.auth_method.as_deref() == Some(ANONYMOUS))
+        );
+        let v = config(false).identify(PEER.parse().unwrap(), &HeaderMap::new());
+        assert!(
+            matches!(v, Verdict::Allowed(ref a) if a.auth_method.as_deref() == Some(ANONYMOUS) && a.user_id.is_none())
+        );
         // Not required: forwarded, but marked.
         let v = config(false).identify(
             PEER.parse().unwrap(),

@@ -127,7 +127,7 @@ pub async fn run_http(
         config,
         client,
         sessions: Sessions::default(),
-        recorder,
+        tap: crate::tap::Tap::new(recorder),
         continuations: Default::default(),
         stopping: stop_rx.clone(),
         tasks: TaskTracker::new(),
@@ -186,7 +186,7 @@ async fn end_records(app: &App, id: &str, records: Vec<crate::interpreter::Recor
     for mut r in records {
         let actor = r.event.actor.clone();
         stamp(&mut r, &actor, mcp_session);
-        queue(&app.recorder, r).await;
+        queue(&app.tap, r).await;
     }
 }
 

@@ -317,7 +317,7 @@ async fn end_session(exchange: &Exchange, reason: &str, status: StatusCode) {
     tracing::debug!(session = %key, status = status.as_u16(), "session ended");
     for mut r in records {
         stamp(&mut r, &exchange.actor, exchange.mcp_session.as_deref());
-        queue(&exchange.app.recorder, r).await;
+        queue(&exchange.app.tap, r).await;
     }
 }
 
@@ -337,11 +337,11 @@ fn legacy_opened(exchange: &mut Exchange, data: &[u8]) {
                 json!({"endpoint": text}),
             );
             let r = exchange.stamp(r);
-            let recorder = exchange.app.recorder.clone();
+            let tap = exchange.app.tap.clone();
             exchange
                 .app
                 .tasks
-                .spawn(async move { queue(&recorder, r).await });
+                .spawn(async move { queue(&tap, r).await });
             return;
         }
     };

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use mcp_audit_core::{Actor, EventId, Outcome};
-use mcp_audit_store::Recorder;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_util::task::TaskTracker;
@@ -26,15 +25,15 @@ use super::identity::Verdict;
 use super::relay::{BodyKind, Chunk, Relayed, Upstream, answered, relay};
 use super::sessions::{Sessions, Shared, lock};
 use super::{HttpConfig, stopped};
-use crate::interpreter::{Admission, Continuations, Direction, Interpreter, SessionConfig};
-use crate::tap::MAX_FRAME;
+use crate::interpreter::{Continuations, Direction, Interpreter, Record, SessionConfig};
+use crate::tap::{MAX_FRAME, Refusal, Tap};
 
 /// What every request handler shares.
 pub struct App {
     pub config: HttpConfig,
     pub client: reqwest::Client,
     pub sessions: Sessions,
-    pub recorder: Recorder,
+    pub tap: Tap,
     /// The `input_required` steps of stateless exchanges, waiting for their retries.
     pub continuations: Continuations,
     /// Becomes `true` when the proxy stops: open streams end.
@@ -264,13 +263,11 @@ async fn handle(
     };
 
     if let Some(reason) = denial {
-        let records = lock(&exchange.interpreter).refused(
-            Direction::ClientToServer,
-            &body,
-            Outcome::Denied,
-            &reason,
-        );
-        let _ = exchange.record(records).await;
+        let stamp = |r: &mut Record| exchange.stamp_mut(r);
+        // Answered 401, not with the refusal: the client is to authenticate, not to retry.
+        let _ = (app.tap)
+            .refuse(&exchange.interpreter, &body, &reason, &stamp)
+            .await;
         let challenge = if header_str(&parts.headers, "authorization").is_some() {
             r#"Bearer error="invalid_token""#
         } else {
@@ -310,56 +307,37 @@ async fn handle(
                 "the MCP endpoint takes application/json",
             );
         }
-        let records = match exchange.admit(Direction::ClientToServer, &body) {
-            Admission::Forward(records) => records,
-            Admission::Refuse { records, reason } => {
-                // `sync`: what the proxy can not interpret does not reach the server.
-                tracing::warn!(reason, "a request body was refused");
-                let _ = exchange.record(records).await;
-                return match crate::jsonrpc::refusal(&body, &reason) {
-                    Some(answer) => (
-                        StatusCode::BAD_REQUEST,
-                        [(header::CONTENT_TYPE, "application/json")],
-                        answer.trim_ascii_end().to_vec(),
-                    )
-                        .into_response(),
-                    None => own_error(StatusCode::BAD_REQUEST, &format!("mcp-audit: {reason}")),
-                };
+        let stamp = |r: &mut Record| exchange.stamp_mut(r);
+        let tap = &app.tap;
+        let held = match tap.admit(&exchange.interpreter, &body, None, &stamp).await {
+            crate::tap::Verdict::Forward(held) => held,
+            // `sync`: what the proxy can not interpret does not reach the server.
+            crate::tap::Verdict::Refuse(refusal) => {
+                return refused(StatusCode::BAD_REQUEST, refusal);
             }
         };
-        let recorded = exchange.record(records).await.and_then(|()| {
-            // A store down past the limit (`batch`): refused as if its intent had failed.
-            crate::refused_in_outage(&exchange.app.recorder, &body).map_or(Ok(()), Err)
-        });
-        if let Err(error) = recorded {
-            // Fail closed: an operation whose intent is not durable does not run. Its refusal
-            // is queued like any outcome: on record once the store takes writes again.
-            tracing::error!(%error, "an intent could not be recorded; the request was refused");
-            let reason = crate::not_forwarded(&error);
-            let refused = lock(&exchange.interpreter).abandon(
-                Direction::ClientToServer,
-                &body,
-                Outcome::Denied,
-                &reason,
-                Instant::now(),
-            );
-            let _ = exchange.record(refused).await;
-            // Each request answered with its own id, as the stdio proxy answers it.
-            return match crate::jsonrpc::refusal(&body, &reason) {
-                Some(answer) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    answer.trim_ascii_end().to_vec(),
-                )
-                    .into_response(),
-                None => own_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &format!("mcp-audit: {reason}"),
-                ),
-            };
+        if let Err(error) = held.durable().await {
+            // Fail closed: an operation whose intent is not durable does not run (nor one
+            // while the store is down past the limit, in `batch`).
+            let refusal = tap.deny(&exchange.interpreter, &body, &error, &stamp).await;
+            return refused(StatusCode::SERVICE_UNAVAILABLE, refusal);
         }
     }
     forward_and_relay(exchange, parts.method, &parts.headers, body).await
+}
+
+/// The proxy's answer to a refused body: each request answered with its own id, as the stdio
+/// proxy answers it.
+fn refused(status: StatusCode, refusal: Refusal) -> Response {
+    match refusal.answer {
+        Some(answer) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            answer.trim_ascii_end().to_vec(),
+        )
+            .into_response(),
+        None => own_error(status, &format!("mcp-audit: {}", refusal.reason)),
+    }
 }
 
 /// A body that could not be read (the client went away, or stalled): nothing was forwarded.

@@ -3,7 +3,9 @@
 //! It is a plain state machine with no I/O, shared by every transport adapter: it pairs each
 //! request with its response by (direction, id), in both directions (servers send requests too:
 //! sampling, elicitation, roots), maps methods to event kinds, and turns outcomes (result,
-//! `isError`, JSON-RPC error, cancellation, silence) into records.
+//! `isError`, JSON-RPC error, cancellation, silence) into records. What becomes of a client's
+//! frame before it is forwarded (forward, or refuse and record the refusal) is decided in
+//! `admission.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -14,7 +16,11 @@ use sha2::{Digest, Sha256};
 
 use crate::exit::ServerExit;
 use crate::flood::{Flood, Summary, Verdict};
-use crate::jsonrpc::{FrameError, Id, Message, Reply, parse_elements, parse_frame, parse_start};
+use crate::jsonrpc::{FrameError, Id, Message, Reply, parse_elements, parse_frame};
+
+mod admission;
+
+pub use admission::Admission;
 
 /// Which way a frame travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,19 +54,6 @@ pub struct SessionConfig {
     /// Record an intent (`pending`) for tools/call, resources/read and prompts/get before they
     /// are forwarded (`sync` durability), and their outcome as a second event.
     pub record_intents: bool,
-}
-
-/// What becomes of a frame the proxy has read (see [`Interpreter::admit`]).
-#[derive(Debug)]
-pub enum Admission {
-    /// Forward it, once its records that say so are durable.
-    Forward(Vec<Record>),
-    /// Do not forward it: its requests are answered with the proxy's own JSON-RPC error for
-    /// `reason` (see `jsonrpc::refusal`), and `records` (queued, not held) say it was denied.
-    Refuse {
-        records: Vec<Record>,
-        reason: String,
-    },
 }
 
 /// An event the adapter must record.
@@ -214,173 +207,6 @@ impl Interpreter {
         self.session_events = true;
     }
 
-    /// Records the requests of a frame that the proxy refused to forward (bad credentials,
-    /// an audit trail that could not take their intent): one event per request, with
-    /// `outcome` and `reason`, paired with nothing. A frame without requests, or with anything
-    /// that is not a message, is (also) recorded as one `refused_frame` protocol event, so
-    /// that no refusal goes unrecorded.
-    pub fn refused(
-        &mut self,
-        direction: Direction,
-        frame: &[u8],
-        outcome: Outcome,
-        reason: &str,
-    ) -> Vec<Record> {
-        self.refused_elements(direction, frame, parse_elements(frame), outcome, reason)
-    }
-
-    fn refused_elements(
-        &mut self,
-        direction: Direction,
-        frame: &[u8],
-        elements: Elements,
-        outcome: Outcome,
-        reason: &str,
-    ) -> Vec<Record> {
-        let (requests, unread) = match elements {
-            Ok(elements) => {
-                let unread = elements.iter().any(Result::is_err);
-                let requests: Vec<(Id, String, Value)> = elements
-                    .into_iter()
-                    .filter_map(|m| match m {
-                        Ok(Message::Request { id, method, params }) => Some((id, method, params)),
-                        _ => None,
-                    })
-                    .collect();
-                (requests, unread)
-            }
-            // What its start holds is on record as denied too.
-            Err(_) => (
-                parse_start(frame)
-                    .into_iter()
-                    .filter_map(|m| match m {
-                        Message::Request { id, method, params } => Some((id, method, params)),
-                        _ => None,
-                    })
-                    .collect(),
-                true,
-            ),
-        };
-        let mut records = Vec::new();
-        if unread || requests.is_empty() {
-            let sha: [u8; 32] = Sha256::digest(frame).into();
-            let details = json!({
-                "direction": direction.as_str(),
-                "size": frame.len(),
-                "sha256": hex::encode(sha),
-                "excerpt": self.excerpt(frame),
-            });
-            // A flood of junk that names no request is counted like malformed frames; a
-            // request refused is always recorded on its own.
-            let counted = requests.is_empty()
-                && outcome == Outcome::Denied
-                && self.flood.admit(
-                    direction,
-                    REFUSED,
-                    || json!({"reason": reason, "frame": details.clone()}),
-                    Instant::now(),
-                ) == Verdict::Counted;
-            if !counted {
-                let event = self
-                    .base(EventKind::Protocol, Action::Access, REFUSED)
-                    .failed(reason)
-                    .outcome(outcome)
-                    .details(details);
-                records.push(record(event, false));
-            }
-        }
-        for (id, method, params) in requests {
-            records.push(self.refused_request(id, &method, &params, outcome, reason));
-        }
-        records
-    }
-
-    /// One request the proxy did not forward, as the operation it is.
-    fn refused_request(
-        &self,
-        id: Id,
-        method: &str,
-        params: &Value,
-        outcome: Outcome,
-        reason: &str,
-    ) -> Record {
-        let (kind, action, operation, resource_type) = classify(method, params);
-        let mut event = self
-            .base(kind, action, &operation)
-            .request_id(id.0)
-            .failed(reason)
-            .outcome(outcome);
-        if let Some(t) = resource_type {
-            event = event.resource_type(t);
-        }
-        if let Some(name) = unnamed(method, params) {
-            event = event.details(json!({ "name": name }));
-        }
-        // What was asked, though it did not run.
-        let input = match method {
-            "tools/call" | "prompts/get" => params.get("arguments").cloned(),
-            _ => Some(params.clone()),
-        };
-        if let Some(input) = input.filter(|i| !i.is_null()) {
-            event = event.input(self.capture(input));
-        }
-        record(event, false)
-    }
-
-    /// Reads a frame from a peer and decides what becomes of it. In `sync` (intents recorded
-    /// before forwarding), a frame the proxy cannot interpret, in whole or in part, and a
-    /// request whose id is that of a request still in flight are refused: what a server may
-    /// run is on record as the operation it is before it runs, or it does not run. Otherwise
-    /// the frame is interpreted as [`Interpreter::frame`] does, and forwarded.
-    pub fn admit(&mut self, direction: Direction, frame: &[u8], at: Instant) -> Admission {
-        let elements = parse_elements(frame);
-        // A blank line is nothing a server can run: it passes, recorded as malformed.
-        let blank = frame.iter().all(u8::is_ascii_whitespace);
-        if self.config.record_intents
-            && !blank
-            && let Some(reason) = self.uninterpretable(direction, &elements)
-        {
-            let mut records = self.due(at);
-            records.extend(self.refused_elements(
-                direction,
-                frame,
-                elements,
-                Outcome::Denied,
-                &reason,
-            ));
-            return Admission::Refuse { records, reason };
-        }
-        Admission::Forward(self.interpret(direction, frame, elements, at))
-    }
-
-    /// Why a frame can not be forwarded in `sync`, if it can not.
-    fn uninterpretable(&self, direction: Direction, elements: &Elements) -> Option<String> {
-        let elements = match elements {
-            Ok(elements) => elements,
-            Err(problem) => return Some(format!("the frame could not be interpreted: {problem}")),
-        };
-        let mut ids = HashSet::new();
-        for element in elements {
-            match element {
-                Err(problem) => {
-                    return Some(format!(
-                        "a message of the frame could not be interpreted: {problem}"
-                    ));
-                }
-                Ok(Message::Request { id, .. }) => {
-                    if self.calls.contains_key(&(direction, id.clone())) || !ids.insert(id) {
-                        return Some(format!(
-                            "request id {} is that of a request still in flight",
-                            id.0
-                        ));
-                    }
-                }
-                Ok(_) => {}
-            }
-        }
-        None
-    }
-
     /// Closes the requests of `frame` that are still waiting for an answer with `outcome` and
     /// `reason`: the transport lost them (the upstream is down or answered an HTTP error, the
     /// client left mid-stream, the upstream stalled). Requests already answered are untouched.
@@ -508,51 +334,15 @@ impl Interpreter {
         record(event, false)
     }
 
-    /// Decides what becomes of a frame too large to hold (more than the adapter keeps of
-    /// one), of which only its start, size and hash are known. In `sync` it is refused: what
-    /// it asks can not be put on record whole before it runs. Otherwise it is forwarded and
-    /// recorded as an `oversized_frame`, and each request its start names is recorded as the
-    /// operation it is, its arguments replaced by the frame's size and hash.
-    pub fn admit_oversize(
-        &mut self,
-        direction: Direction,
-        start: &[u8],
-        size: usize,
-        sha256: [u8; 32],
-        at: Instant,
-    ) -> Admission {
-        let mut records = self.due(at);
-        let mut oversize = self.oversize(direction, start, size, sha256);
-        let requests = parse_start(start).into_iter().filter_map(|m| match m {
-            Message::Request { id, method, params } => Some((id, method, params)),
-            _ => None,
-        });
-        if self.config.record_intents {
-            let reason = format!(
-                "the frame is {size} bytes, more than the {} bytes the proxy can hold",
-                crate::tap::MAX_FRAME
-            );
-            oversize.event.outcome = Outcome::Denied;
-            oversize.event.payload.error_message = Some(reason.clone());
-            records.push(oversize);
-            for (id, method, params) in requests {
-                records.push(self.refused_request(id, &method, &params, Outcome::Denied, &reason));
-            }
-            return Admission::Refuse { records, reason };
-        }
-        records.push(oversize);
-        let marker = json!({
-            "truncated": true,
-            "size": size,
-            "sha256": hex::encode(sha256),
-        });
-        for (id, method, mut params) in requests {
-            if let Some(arguments) = params.get_mut("arguments") {
-                *arguments = marker.clone();
-            }
-            records.extend(self.request(direction, id, method, params, at));
-        }
-        Admission::Forward(records)
+    /// The server could not be started (`command`, and why): recorded as a failed
+    /// `server_start`, so that an attempt that never ran a session is on record too.
+    pub fn start_failed(&mut self, command: &str, error: &str) -> Record {
+        let event = self
+            .base(EventKind::ServerOperation, Action::Execute, "server_start")
+            .failed(format!("the MCP server could not be started: {error}"))
+            .outcome(Outcome::ProtocolError)
+            .details(json!({ "command": command, "error": error }));
+        record(event, false)
     }
 
     /// The end of the connection: every unanswered request becomes `incomplete`, then the
@@ -871,6 +661,12 @@ impl Interpreter {
                     Some(_) => message,
                     None => format!("{message} (error code {code})"),
                 };
+                if call.method == DISCOVER && exact.is_some_and(|c| LEGACY_ANSWERS.contains(&c)) {
+                    return records
+                        .into_iter()
+                        .chain([self.legacy_answer(call, exact, message, at)])
+                        .collect();
+                }
                 let mut r = self.outcome_of(call, Outcome::ProtocolError, data, Some(message), at);
                 r.event.error_code = exact;
                 r
@@ -878,6 +674,23 @@ impl Interpreter {
         };
         records.push(record);
         records
+    }
+
+    /// A client's `server/discover` probe answered "not here" by a server that speaks only the
+    /// handshake protocols: the probe did its job (the client falls back to `initialize`), so
+    /// it is recorded as a `success` that found a legacy server, with the server's words, not
+    /// as an error that fills error queries with every `auto`-mode client's first message.
+    fn legacy_answer(&self, call: Call, code: Option<i64>, message: String, at: Instant) -> Record {
+        let mut r = self.outcome_of(call, Outcome::Success, None, None, at);
+        let mut details = match r.event.payload.details.take() {
+            Some(Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        details.insert("discovery".into(), json!("legacy"));
+        details.insert("error_code".into(), json!(code));
+        details.insert("error_message".into(), json!(message));
+        r.event.payload.details = Some(Value::Object(details));
+        r
     }
 
     fn session_start(&mut self, outcome: &Reply) -> Option<Record> {
@@ -1020,6 +833,13 @@ impl Interpreter {
 
 /// A frame read into its elements (see `jsonrpc::parse_elements`).
 type Elements = Result<Vec<Result<Message, FrameError>>, FrameError>;
+
+/// The version probe of the stateless protocol (2026-07-28) that `auto`-mode clients send first.
+const DISCOVER: &str = "server/discover";
+
+/// The answers to [`DISCOVER`] that say the server speaks only the handshake protocols: method
+/// not found, and unsupported protocol version.
+const LEGACY_ANSWERS: [i64; 2] = [-32601, -32022];
 
 /// The operation under which malformed frames (and responses to no request) are recorded.
 const MALFORMED: &str = "malformed_frame";
@@ -1304,6 +1124,40 @@ mod tests {
         assert_eq!(done[0].event.correlation_id, r[0].event.correlation_id);
         // List methods are not held.
         assert!(feed(&mut i, C2S, r#"{"id":3,"method":"tools/list"}"#).is_empty());
+    }
+
+    #[test]
+    fn a_discovery_probe_a_legacy_server_turns_down_is_a_success_that_found_a_legacy_server() {
+        let mut i = interpreter(false);
+        for (id, code) in [(1, -32601), (2, -32022)] {
+            let r = answered(
+                &mut i,
+                &format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"method":"server/discover","params":{{}}}}"#
+                ),
+                &format!(
+                    r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":"no"}}}}"#
+                ),
+            );
+            assert_eq!(r.len(), 1, "{r:?}");
+            let e = &r[0].event;
+            assert_eq!(
+                (e.operation.as_str(), e.outcome),
+                ("server/discover", Outcome::Success)
+            );
+            assert_eq!(e.error_code, None, "not an error to error queries");
+            let details = payload(&r[0]).details.clone().unwrap_or_default();
+            assert_eq!(details["discovery"], "legacy");
+            assert_eq!(details["error_code"], code);
+            assert_eq!(details["error_message"], "no");
+        }
+        // Any other error is one.
+        let r = answered(
+            &mut i,
+            r#"{"jsonrpc":"2.0","id":3,"method":"server/discover","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32603,"message":"internal"}}"#,
+        );
+        assert_eq!(r[0].event.outcome, Outcome::ProtocolError);
     }
 
     #[test]

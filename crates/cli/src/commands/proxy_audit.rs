@@ -1,0 +1,61 @@
+//! What both modes of `mcp-audit proxy` share around the proxy crate's `ProxyAudit`: the store
+//! opened from the command line, checkpoint signing and posting, the outage limit's flag, and
+//! the order in which a stopped proxy reports what went wrong.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mcp_audit_proxy::{AuditOptions, ProxyAudit, Transport};
+use mcp_audit_store::Durability;
+
+use crate::commands::integrity::{CheckpointFlags, Checkpointing};
+use crate::db::Db;
+
+/// How long a `batch` proxy forwards calls while the store refuses writes (`off`: `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MaxOutage(pub(crate) Option<Duration>);
+
+pub(crate) fn parse_max_outage(text: &str) -> Result<MaxOutage, String> {
+    if text == "off" {
+        return Ok(MaxOutage(None));
+    }
+    crate::time_arg::parse_duration(text).map(|d| MaxOutage(Some(d)))
+}
+
+/// Opens the store for writing and starts the proxy's recorder on it, with checkpointing
+/// when a key is given. On PostgreSQL, with `batch` records wait in a local spool while the
+/// server is unreachable; with `sync` the traffic waits for it (fail-closed).
+pub(crate) fn start(
+    db: &Db,
+    durability: Durability,
+    transport: Transport,
+    checkpoints: &CheckpointFlags,
+    max_outage: MaxOutage,
+) -> Result<(ProxyAudit, Checkpointing)> {
+    let store = db.open_writable(durability)?;
+    let checkpointing = checkpoints.start(store.log_id())?;
+    let options = AuditOptions {
+        max_outage: max_outage.0,
+        checkpoints: checkpointing.policy.clone(),
+        ..AuditOptions::new(durability, transport)
+    };
+    Ok((ProxyAudit::start(store, options)?, checkpointing))
+}
+
+/// Once the adapter has stopped with `served`: shuts the recorder down and posts the last
+/// checkpoints. The adapter's failure is reported first, then an incomplete trail, then
+/// checkpoints that could not be posted.
+pub(crate) async fn finish<T, E>(
+    audit: ProxyAudit,
+    checkpointing: Checkpointing,
+    served: Result<T, E>,
+) -> Result<T>
+where
+    anyhow::Error: From<E>,
+{
+    let shutdown = audit.finish().await;
+    let value = served?;
+    shutdown.context("the audit trail is incomplete")?;
+    checkpointing.finish()?;
+    Ok(value)
+}
