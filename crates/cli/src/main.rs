@@ -21,6 +21,7 @@ mod event_input;
 mod filter_args;
 mod id_guard;
 mod publish;
+mod redact_arg;
 mod render;
 mod table;
 mod time_arg;
@@ -32,7 +33,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, integrity, log, proxy, query, recover, schema, show, stats, summary,
+    cleanup, export, integrity, log, proxy, query, recover, redact, schema, show, stats, summary,
 };
 use crate::db::Db;
 
@@ -97,6 +98,8 @@ enum Command {
     VerifyProof(integrity::VerifyProofArgs),
     /// Prove that one signed checkpoint extends another
     Consistency(integrity::ConsistencyArgs),
+    /// Show what a redaction policy does to a sample (stdin)
+    Redact(redact::RedactArgs),
 }
 
 impl Command {
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
         Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
         Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),
+        Command::Redact(args) => redact::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

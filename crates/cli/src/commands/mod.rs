@@ -8,6 +8,7 @@ pub mod proxy;
 pub mod proxy_http;
 pub mod query;
 pub mod recover;
+pub mod redact;
 pub mod schema;
 pub mod show;
 pub mod stats;

@@ -56,6 +56,8 @@ pub struct ProxyArgs {
     checkpoints: crate::commands::integrity::CheckpointFlags,
     #[command(flatten)]
     http: crate::commands::proxy_http::HttpArgs,
+    #[command(flatten)]
+    redaction: crate::redact_arg::RedactArgs,
     /// The server command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -68,6 +70,7 @@ pub struct ProxyArgs {
 }
 
 pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
+    let redaction = args.redaction.load()?;
     if args.http.listen.is_some() {
         return crate::commands::proxy_http::run(
             db,
@@ -78,6 +81,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
                 capture_limit: args.capture_limit,
                 checkpoints: args.checkpoints,
                 max_outage: args.max_outage,
+                redaction,
             },
         );
     }
@@ -87,6 +91,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         Transport::Stdio,
         &args.checkpoints,
         args.max_outage,
+        redaction,
     )?;
     let (user_id, auth_method) = match args.user {
         Some(user) => (user, "configured"),
@@ -198,6 +203,7 @@ impl ProxyAudit {
         transport: Transport,
         checkpoints: &CheckpointFlags,
         max_outage: MaxOutage,
+        redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
     ) -> Result<ProxyAudit> {
         let mut store = db.open_writable(durability)?;
         let pending = match store.pending_without_outcome() {
@@ -212,6 +218,7 @@ impl ProxyAudit {
             durability: Durability::Batch,
             checkpoints: checkpointing.policy.clone(),
             linger: linger(durability, transport),
+            redaction,
             ..RecorderConfig::default()
         };
         if durability == Durability::Batch {
