@@ -387,3 +387,91 @@ fn redact_test_prints_what_a_policy_does_to_a_sample_and_which_rules_fired() {
     let (ok, _, err) = run(&["redact"], "not json");
     assert!(!ok && err.contains("not JSON"), "{err}");
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn under_umask_000_the_database_its_wal_shm_and_lock_are_created_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    // The proxy, started by a shell whose umask lets every bit through, in front of `cat`: the
+    // store is open (and written: the `tools/call` is recorded before it is forwarded) once
+    // the frame comes back.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" proxy --db \"$1\" -- cat")
+        .arg(BIN)
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    writeln!(
+        input,
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{}}}}}}"#
+    )
+    .unwrap();
+    input.flush().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("tools/call"), "{line}");
+    let name = |suffix: &str| dir.path().join(format!("audit.db{suffix}"));
+    for suffix in ["", "-wal", "-shm", "-writers"] {
+        assert_eq!(mode(&name(suffix)), 0o600, "audit.db{suffix}");
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // `log` creates its database so too.
+    let logged = dir.path().join("logged.db");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" log --db \"$1\" '{\"kind\":\"tool_execution\",\"action\":\"EXECUTE\",\"operation\":\"x\"}'")
+        .arg(BIN)
+        .arg(&logged)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(mode(&logged), 0o600);
+}
+
+#[test]
+fn the_proxy_warns_at_start_when_the_database_is_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let db_arg = db.to_str().unwrap();
+    let (ok, _, err) = run(
+        &[
+            "log",
+            "--db",
+            db_arg,
+            r#"{"kind":"tool_execution","action":"EXECUTE","operation":"x"}"#,
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = run(&["proxy", "--db", db_arg, "--", "cat"], "");
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: ") && err.contains("open to other users (mode 644)"),
+        "{err}"
+    );
+    assert_eq!(
+        mode(&db),
+        0o644,
+        "an existing file's mode is the owner's to change"
+    );
+}

@@ -71,6 +71,9 @@ pub struct ProxyArgs {
 
 pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
     let redaction = args.redaction.load()?;
+    if let Some(warning) = db.exposure_warning() {
+        eprintln!("warning: {warning}");
+    }
     if args.http.listen.is_some() {
         return crate::commands::proxy_http::run(
             db,
