@@ -485,6 +485,9 @@ pub enum PolicyError {
     /// The `[hash]` section is wrong or missing.
     #[error("{0}")]
     Key(String),
+    /// The patterns, each valid, are too many or too large together.
+    #[error("the policy's patterns together: {0}")]
+    Patterns(String),
 }
 
 #[derive(Deserialize)]
@@ -688,7 +691,8 @@ impl Redactor {
                 Find::Whole => whole_rules.push(i),
             }
         }
-        let set = RegexSet::new(&patterns).map_err(|e| PolicyError::Key(e.to_string()))?;
+        let set = RegexSet::new(&patterns)
+            .map_err(|e| PolicyError::Patterns(one_line(&e.to_string())))?;
         let key = match key {
             None => None,
             Some(key) => Some(
@@ -850,7 +854,10 @@ impl Redactor {
                 return Some(true);
             }
             Action::Truncate(n) if text.len() <= n => {
-                *value = Value::String(text);
+                // Short enough: kept as it was (a string put back; any other value untouched).
+                if value.is_string() {
+                    *value = Value::String(text);
+                }
                 return Some(false);
             }
             _ => self.replacement(rule, &text),
@@ -1448,6 +1455,17 @@ mod tests {
             rules,
             vec![("cookies".to_string(), 1), ("short-output".to_string(), 1)]
         );
+    }
+
+    #[test]
+    fn truncate_leaves_a_value_shorter_than_its_limit_as_it_was() {
+        let redactor = policy(
+            "[[rule]]\nid = \"cut\"\npaths = [\"$.input.*\"]\naction = \"truncate\"\nbytes = 64\n",
+        );
+        let input = json!({"n": 12, "o": {"a": [1, 2]}, "s": "short"});
+        let (out, fired) = redacted_input(&redactor, input.clone());
+        assert_eq!(out, input);
+        assert!(fired.is_empty());
     }
 
     #[test]
