@@ -219,7 +219,7 @@ fn luhn(text: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The ISO 13616 check of an IBAN (spaces ignored): the country and check digits moved to the
@@ -961,10 +961,10 @@ fn redact_payload(redactor: &Redactor, payload: &mut Payload, cx: &mut Cx<'_>) {
         ("metadata", metadata),
     ];
     for (name, field) in values {
-        if let Some(value) = field.as_mut() {
-            if redact_field(redactor, name, value, cx) {
-                *field = None;
-            }
+        if let Some(value) = field.as_mut()
+            && redact_field(redactor, name, value, cx)
+        {
+            *field = None;
         }
     }
     for (name, field) in [
