@@ -300,6 +300,28 @@ fn log_redacts_secrets_by_default_and_none_turns_it_off() {
     );
     assert_eq!(input(&all[1])["password"], "hunter2-secret");
     assert!(redactions(&all[1]).is_empty());
+
+    // The CSV export has a column for them: the rules and counts, or blank.
+    let (ok, csv, err) = run(&["export", "--db", db_arg, "--format", "csv"], "");
+    assert!(ok, "{err}");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let column = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "redactions")
+        .expect("a redactions column");
+    let cells: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[column].to_string())
+        .collect();
+    assert!(cells.contains(&String::new()), "{cells:?}");
+    let listed = cells.iter().find(|c| !c.is_empty()).expect("one listed");
+    let listed: Value = serde_json::from_str(listed).unwrap();
+    assert_eq!(
+        listed,
+        json!([{"rule": "llm-api-key", "count": 1}, {"rule": "secret-keys", "count": 1}])
+    );
 }
 
 #[test]
