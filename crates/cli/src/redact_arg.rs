@@ -39,7 +39,17 @@ pub fn load(spec: Option<&Path>) -> anyhow::Result<Arc<Redactor>> {
     let base = path.parent().unwrap_or(Path::new("."));
     let redactor = Redactor::from_toml(&text, |key_file| {
         let key_path = base.join(key_file);
-        std::fs::read(&key_path).map_err(|e| format!("cannot read {}: {e}", key_path.display()))
+        let key = std::fs::read(&key_path)
+            .map_err(|e| format!("cannot read {}: {e}", key_path.display()))?;
+        // Whoever reads the key can test guesses against every pseudonym made with it.
+        if let Some(mode) = mcp_audit_store::files::readable_by_others(&key_path) {
+            eprintln!(
+                "warning: the redaction key {} is open to other users (mode {mode:03o}): chmod 600 {}",
+                key_path.display(),
+                key_path.display()
+            );
+        }
+        Ok(key)
     })
     .with_context(|| format!("redaction policy {}", path.display()))?;
     Ok(Arc::new(redactor))

@@ -497,3 +497,37 @@ fn the_proxy_warns_at_start_when_the_database_is_readable_by_others() {
         "an existing file's mode is the owner's to change"
     );
 }
+
+#[test]
+fn a_redaction_key_file_open_to_others_is_warned_about_and_still_used() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("redact.key"), format!("{HMAC_KEY}\n")).unwrap();
+    let key = dir.path().join("redact.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[hash]\nkey_file = \"redact.key\"\n[[rule]]\nid = \"card\"\ndetector = \"card\"\naction = \"hash\"\n",
+    )
+    .unwrap();
+    let sample = format!(r#"{{"card":"{CARD}"}}"#);
+    let (ok, from_file, err) = run(&["redact", "--test", policy.to_str().unwrap()], &sample);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning: the redaction key") && err.contains("(mode 644)"),
+        "{err}"
+    );
+    // The same key given inline (the file's newline is not part of it): the same pseudonym.
+    let (ok, inline, err) = run(
+        &[
+            "redact",
+            "--test",
+            card_policy(dir.path()).to_str().unwrap(),
+        ],
+        &sample,
+    );
+    assert!(ok && !err.contains("warning"), "{err}");
+    assert_eq!(from_file, inline);
+}

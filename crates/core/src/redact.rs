@@ -1347,6 +1347,24 @@ mod tests {
     }
 
     #[test]
+    fn a_pattern_of_a_policy_file_may_require_a_checksum() {
+        let redactor = policy(
+            "secrets = false\n[[rule]]\nid = \"acct\"\npattern = \"ACCT-[0-9]{16}\"\ncheck = \"luhn\"\n",
+        );
+        let (out, fired) = redacted_input(
+            &redactor,
+            json!(["ACCT-4111111111111111", "ACCT-4111111111111112"]),
+        );
+        assert_eq!(out, json!(["[REDACTED:acct]", "ACCT-4111111111111112"]));
+        assert_eq!(fired, vec![("acct".to_string(), 1)]);
+        let error = policy_error("[[rule]]\nid = \"x\"\npattern = \"a\"\ncheck = \"crc\"\n");
+        assert!(
+            error.contains("line 4: rule `x`: unknown check `crc`"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn ibans_need_a_valid_mod_97_checksum() {
         let redactor = policy("[[rule]]\nid = \"iban\"\ndetector = \"iban\"\n");
         let (out, fired) = redacted_input(
