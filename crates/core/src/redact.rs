@@ -81,7 +81,16 @@ enum BuiltinFind {
 
 /// Object member names whose values are secrets: `password`, `db_password`, `apiKey`,
 /// `client-secret`, `Authorization`... but not `max_tokens` or `tokenizer`.
-const SECRET_KEYS: &str = r"^(?:(?i:(?:.*[_.\-])?(?:password|passwd|pwd|secret|client_secret|token|access_token|refresh_token|id_token|auth_token|api_?key|api-key|apikey|authorization|proxy-authorization|private_?key|private-key|access_?key|secret_?key|credentials?|cookie|set-cookie))|.*[a-z0-9](?:Password|Passwd|Secret|Token|ApiKey|Apikey|PrivateKey|AccessKey|SecretKey|Credentials?))$";
+const SECRET_KEYS: &str = concat!(
+    // snake, kebab, dotted or whole names, in any case
+    r"^(?:(?i:(?:.*[_.\-])?(?:password|passwd|secret|client_secret|token|access_token|",
+    r"refresh_token|id_token|auth_token|api_?key|api-key|apikey|authorization|",
+    r"proxy-authorization|private_?key|private-key|access_?key|secret_?key|credentials?|",
+    r"cookie|set-cookie))",
+    // camelCase
+    r"|.*[a-z0-9](?:Password|Passwd|Secret|Token|ApiKey|Apikey|PrivateKey|AccessKey|SecretKey|",
+    r"Credentials?))$",
+);
 
 const BUILTINS: &[Builtin] = &[
     Builtin {
@@ -1275,7 +1284,7 @@ mod tests {
             json!({
                 "password": "hunter2", "db_password": 1234, "apiKey": {"a": 1},
                 "Authorization": "Basic dXNlcjpwYXNz", "client-secret": "x",
-                "max_tokens": 100, "tokenizer": "bpe", "token": null,
+                "max_tokens": 100, "tokenizer": "bpe", "token": null, "pwd": "/srv",
             }),
         );
         for key in [
@@ -1289,6 +1298,7 @@ mod tests {
         }
         assert_eq!(out["max_tokens"], json!(100));
         assert_eq!(out["tokenizer"], json!("bpe"));
+        assert_eq!(out["pwd"], json!("/srv"), "a shell's working directory");
         assert_eq!(out["token"], Value::Null);
         assert_eq!(fired, vec![("secret-keys".to_string(), 5)]);
     }
