@@ -9,7 +9,8 @@
 //!
 //! Three ways a rule finds what to redact:
 //! - a **pattern** (a regular expression, optionally confirmed by a checksum: Luhn for card
-//!   numbers, mod-97 for IBANs) searched in every string of the payload; the match is replaced;
+//!   numbers, mod-97 for IBANs, the number rules of US SSNs) searched in every string of the
+//!   payload; the match is replaced;
 //! - **keys** (a regular expression over object member names): the member's whole value is
 //!   replaced, whatever its type;
 //! - **paths** alone: the whole value at a JSON path (for `truncate` of a large result).
@@ -169,6 +170,11 @@ const BUILTINS: &[Builtin] = &[
         secret: false,
     },
     Builtin {
+        id: "us-ssn",
+        find: BuiltinFind::Pattern(r"\b\d{3}[- ]\d{2}[- ]\d{4}\b", Check::Ssn),
+        secret: false,
+    },
+    Builtin {
         id: "iban",
         find: BuiltinFind::Pattern(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", Check::Iban),
         secret: false,
@@ -183,6 +189,7 @@ enum Check {
     Luhn,
     Iban,
     Phone,
+    Ssn,
 }
 
 impl Check {
@@ -192,6 +199,7 @@ impl Check {
             "luhn" => Some(Check::Luhn),
             "iban" => Some(Check::Iban),
             "phone" => Some(Check::Phone),
+            "ssn" => Some(Check::Ssn),
             _ => None,
         }
     }
@@ -205,8 +213,21 @@ impl Check {
                 let digits = text.bytes().filter(u8::is_ascii_digit).count();
                 (7..=15).contains(&digits)
             }
+            Check::Ssn => ssn(text),
         }
     }
+}
+
+/// The rules a US Social Security number keeps (it has no check digit): area 001 to 899 but
+/// not 666, group 01 to 99, serial 0001 to 9999.
+fn ssn(text: &str) -> bool {
+    let digits: Vec<u32> = text.chars().filter_map(|c| c.to_digit(10)).collect();
+    if digits.len() != 9 {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| digits[range].iter().fold(0, |n, d| n * 10 + d);
+    let (area, group, serial) = (number(0..3), number(3..5), number(5..9));
+    (1..900).contains(&area) && area != 666 && group != 0 && serial != 0
 }
 
 /// The Luhn checksum of a card number's digits (separators ignored), 13 to 19 digits.
@@ -1083,7 +1104,7 @@ fn compile_rule(text: &str, form: &RuleForm) -> Result<Rule, PolicyError> {
             fail(
                 line_of(text, c.span().start),
                 format!(
-                    "unknown check `{}` (valid: none, luhn, iban, phone)",
+                    "unknown check `{}` (valid: none, luhn, iban, phone, ssn)",
                     c.get_ref()
                 ),
             )
@@ -1372,6 +1393,38 @@ mod tests {
             error.contains("line 4: rule `x`: unknown check `crc`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn us_social_security_numbers_need_a_valid_area_group_and_serial() {
+        let redactor = policy("[[rule]]\nid = \"ssn\"\ndetector = \"us-ssn\"\n");
+        let (out, fired) = redacted_input(
+            &redactor,
+            json!([
+                "SSN 123-45-6789",
+                "078 05 1120",
+                "000-12-3456",
+                "666-12-3456",
+                "900-12-3456",
+                "123-00-4567",
+                "123-45-0000",
+                "2026-12-07"
+            ]),
+        );
+        assert_eq!(
+            out,
+            json!([
+                "SSN [REDACTED:ssn]",
+                "[REDACTED:ssn]",
+                "000-12-3456",
+                "666-12-3456",
+                "900-12-3456",
+                "123-00-4567",
+                "123-45-0000",
+                "2026-12-07"
+            ])
+        );
+        assert_eq!(fired, vec![("ssn".to_string(), 2)]);
     }
 
     #[test]
