@@ -161,6 +161,21 @@ impl Db {
         }
     }
 
+    /// What a command that records says at start when an existing SQLite file may be read or
+    /// written by group or others: new files are created `0600`, but one made before (or by
+    /// hand) keeps its mode, and it holds what tools were given and returned.
+    pub fn exposure_warning(&self) -> Option<String> {
+        if self.postgres_url().is_some() {
+            return None;
+        }
+        let mode = mcp_audit_store::files::readable_by_others(&self.path)?;
+        Some(format!(
+            "{} is open to other users (mode {mode:03o}); the audit trail belongs to its owner alone: chmod 600 {}",
+            self.path.display(),
+            self.path.display()
+        ))
+    }
+
     /// The PostgreSQL URL, when `--db` is one.
     fn postgres_url(&self) -> Option<&str> {
         let text = self.path.to_str()?;

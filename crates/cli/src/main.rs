@@ -21,6 +21,7 @@ mod event_input;
 mod filter_args;
 mod id_guard;
 mod publish;
+mod redact_arg;
 mod render;
 mod table;
 mod time_arg;
@@ -32,8 +33,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, integrity, log, proxy, query, recover, schema, serve, show, stats, summary,
-    token,
+    cleanup, export, integrity, log, proxy, query, recover, redact, schema, serve, show, stats,
+    summary, token,
 };
 use crate::db::Db;
 
@@ -100,6 +101,8 @@ enum Command {
     Consistency(integrity::ConsistencyArgs),
     Serve(Writes<serve::ServeArgs, db::ReconnectArgs>),
     Token(Writes<token::TokenArgs, db::ReconnectArgs>),
+    /// Show what a redaction policy does to a sample (stdin)
+    Redact(redact::RedactArgs),
 }
 
 impl Command {
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
         Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),
         Command::Serve(w) => serve::run(&db, w.args).map(|()| 0),
         Command::Token(w) => token::run(&db, w.args).map(|()| 0),
+        Command::Redact(args) => redact::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

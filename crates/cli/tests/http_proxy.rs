@@ -1756,3 +1756,53 @@ fn tokens_without_the_configured_claims_a_subject_or_yet_valid_are_refused_with_
         );
     }
 }
+
+#[test]
+fn over_http_a_card_number_is_recorded_as_its_pseudonym_and_a_bearer_token_not_at_all() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[hash]\nkey = \"a test key of at least sixteen bytes\"\n\
+         [[rule]]\nid = \"card\"\ndetector = \"card\"\naction = \"hash\"\n",
+    )
+    .unwrap();
+    let (_server, proxy) = proxy_to_everything(
+        &peers,
+        dir.path(),
+        &["--redact-policy", policy.to_str().unwrap()],
+    );
+    let message = "Bearer zq8HttpBearerValue42 pays with 5500 0000 0000 0004";
+    let answer = inspector_echo(&peers, dir.path(), &proxy.url(), "http", message, &[]);
+    assert!(
+        answer.to_string().contains("zq8HttpBearerValue42"),
+        "{answer}"
+    );
+    let db = proxy.db.clone();
+    let all = proxy.stop();
+    let bytes = std::fs::read(&db).unwrap();
+    for secret in ["zq8HttpBearerValue42", "5500 0000 0000 0004"] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} is in the database file"
+        );
+    }
+    let echo = one(&all, "echo", Outcome::Success);
+    let recorded = echo.event.payload.input.as_ref().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        recorded.starts_with("[REDACTED:bearer] pays with hmac:"),
+        "{recorded}"
+    );
+    let rules: Vec<&str> = echo
+        .event
+        .compliance
+        .redactions
+        .iter()
+        .map(|r| r.rule.as_str())
+        .collect();
+    assert_eq!(rules, ["bearer", "card"]);
+}

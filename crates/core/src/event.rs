@@ -368,6 +368,22 @@ pub struct Compliance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub expires_at: Option<Timestamp>,
+    /// What the recorder's redaction policy took out of the payload before the event was
+    /// sealed: rule ids and counts, never the values, so that an auditor can tell a redacted
+    /// argument from an absent one. Absent when nothing was redacted (so the events recorded
+    /// before redaction existed hash as they did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redactions: Vec<Redaction>,
+}
+
+/// One redaction rule that fired on an event, and how many values or matches it replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Redaction {
+    /// The rule's id in the redaction policy (`bearer`, `card`, ...).
+    pub rule: String,
+    /// How many matches or fields the rule replaced in this event.
+    pub count: u64,
 }
 
 impl Compliance {

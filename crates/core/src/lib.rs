@@ -42,6 +42,7 @@ mod kind;
 pub mod merkle;
 mod policy;
 pub mod proof;
+pub mod redact;
 mod retention;
 pub mod seal;
 mod seed_forms;
@@ -56,7 +57,7 @@ pub use classification::{
 pub use error::ModelError;
 pub use event::{
     Actor, AuditEvent, Compliance, ComplianceEvent, DataSource, EVENT_SCHEMA_VERSION, EventId,
-    FlowDirection, LegalBasis, MAX_CLOCK_SKEW, Payload, RiskLevel, Target, now_micros,
+    FlowDirection, LegalBasis, MAX_CLOCK_SKEW, Payload, Redaction, RiskLevel, Target, now_micros,
     truncate_to_micros,
 };
 pub use hash::Hash;

@@ -95,6 +95,9 @@ pub struct AuditOptions {
     pub max_outage: Option<Duration>,
     /// Checkpoint signing by the writer, if any.
     pub checkpoints: Option<CheckpointPolicy>,
+    /// What is taken out of each event's payload before it is sealed (the recorder's default:
+    /// the built-in secrets policy).
+    pub redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
 }
 
 impl AuditOptions {
@@ -105,6 +108,7 @@ impl AuditOptions {
             transport,
             max_outage: Some(MAX_OUTAGE),
             checkpoints: None,
+            redaction: RecorderConfig::default().redaction,
         }
     }
 
@@ -116,6 +120,7 @@ impl AuditOptions {
             durability: Durability::Batch,
             checkpoints: self.checkpoints.clone(),
             linger: linger(self.durability, self.transport),
+            redaction: self.redaction.clone(),
             ..RecorderConfig::default()
         };
         if self.durability == Durability::Batch {

@@ -48,6 +48,7 @@ mod columns;
 pub mod erasure;
 mod error;
 pub mod expiry;
+pub mod files;
 mod indexed;
 pub mod integrity;
 mod lineage;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mcp_audit_core::redact::Redactor;
 use mcp_audit_core::{AuditEvent, EventBuilder, Policy, SealedEvent, seal};
 use tokio::sync::{mpsc, oneshot};
 
@@ -79,6 +80,10 @@ pub struct RecorderConfig {
     /// to stop the operations they record (a `batch` proxy stops forwarding calls); `None`:
     /// never.
     pub max_outage: Option<Duration>,
+    /// What is taken out of each event's payload before it is sealed (so that neither the
+    /// database nor any hash holds it): the built-in secrets policy by default;
+    /// [`Redactor::none`] records payloads as given. See `docs/privacy.md`.
+    pub redaction: Arc<Redactor>,
 }
 
 impl Default for RecorderConfig {
@@ -93,6 +98,7 @@ impl Default for RecorderConfig {
             tree_nodes: true,
             backlog: 65_536,
             max_outage: None,
+            redaction: Redactor::shared_secrets(),
         }
     }
 }
@@ -307,6 +313,7 @@ impl Recorder {
             return Ok(None);
         }
         self.config.policy.apply(&mut event)?;
+        self.config.redaction.redact(&mut event);
         // The receive time is the recorder's, never the caller's: a value the input carried
         // is replaced, and it is set before sealing so that the leaf covers it.
         event.received_at = Some(mcp_audit_core::now_micros());

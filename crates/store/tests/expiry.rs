@@ -26,7 +26,7 @@ fn event(i: u64, short: bool) -> AuditEvent {
     let builder = AuditEvent::tool_execution(format!("tool{i}"))
         .user("alice")
         .session("s-1")
-        .output(serde_json::json!({"secret": format!("s{i}")}));
+        .output(serde_json::json!({"personal": format!("s{i}")}));
     let builder = if short {
         builder
             .retention("1s")
@@ -429,7 +429,7 @@ fn an_expired_events_payload_leaves_the_database_file_and_its_write_ahead_log() 
             AuditEvent::tool_execution("lookup")
                 .retention("1s")
                 .timestamp("2020-01-10T00:00:00Z".parse().unwrap())
-                .output(json!({"secret": secret}))
+                .output(json!({"personal": secret}))
                 .build()
                 .unwrap(),
         )

@@ -1234,7 +1234,47 @@ fn record_all_writes_every_event_or_none(db: Db) {
     assert_eq!(ops, want);
 }
 
+/// The library's own callers get the recorder's redaction as the proxy does: the built-in
+/// secrets policy by default, its rule ids and counts on the stored event, and none with
+/// `Redactor::none()`.
+fn a_rust_caller_gets_the_default_redaction_and_none_turns_it_off(db: Db) {
+    let event = || {
+        AuditEvent::tool_execution("connect")
+            .input(json!({"host": "db1", "password": "hunter2", "dsn": "Bearer abcdefgh12345678"}))
+            .build()
+            .unwrap()
+    };
+    let recorder = db.sync();
+    recorder.record(event()).unwrap();
+    recorder.shutdown().unwrap();
+    let recorder = db.recorder(RecorderConfig {
+        redaction: std::sync::Arc::new(mcp_audit_core::redact::Redactor::none()),
+        ..RecorderConfig::default()
+    });
+    recorder.record(event()).unwrap();
+    recorder.shutdown().unwrap();
+    let mut all = db.all();
+    all.sort_by_key(|e| e.compliance.redactions.is_empty());
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        all[0].payload.input,
+        Some(
+            json!({"host": "db1", "password": "[REDACTED:secret-keys]", "dsn": "[REDACTED:bearer]"})
+        )
+    );
+    let fired: Vec<(&str, u64)> = all[0]
+        .compliance
+        .redactions
+        .iter()
+        .map(|r| (r.rule.as_str(), r.count))
+        .collect();
+    assert_eq!(fired, [("bearer", 1), ("secret-keys", 1)]);
+    assert_eq!(all[1].payload.input, event().payload.input);
+    assert!(all[1].compliance.redactions.is_empty());
+}
+
 on_both_backends!(
+    a_rust_caller_gets_the_default_redaction_and_none_turns_it_off,
     tool_execution_round_trips_with_lineage_and_compliance_rows,
     review_rules_and_default_classification_reach_the_stored_row,
     update_stores_the_computed_change_set,

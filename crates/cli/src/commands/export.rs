@@ -202,6 +202,7 @@ const CSV_COLUMNS: &[&str] = &[
     "compliance.data_subject_id",
     "compliance.retention",
     "compliance.expires_at",
+    "compliance.redactions",
     "compliance_events",
     "data_sources",
     "payload",

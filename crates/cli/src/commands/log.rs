@@ -8,8 +8,10 @@
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use mcp_audit_core::redact::Redactor;
 use mcp_audit_core::{AuditEvent, AuditLevel, Policy, Retention};
 use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig, Store};
 
@@ -48,6 +50,8 @@ pub struct LogArgs {
     /// name (short, standard, extended)
     #[arg(long, value_name = "DURATION|NAME")]
     retention: Option<Retention>,
+    #[command(flatten)]
+    redaction: crate::redact_arg::RedactArgs,
 }
 
 pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
@@ -56,6 +60,7 @@ pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
         default_retention: args.retention.clone(),
         ..Policy::default()
     };
+    let policy = (policy, args.redaction.load()?);
     match (&args.event, &args.file) {
         (Some(dash), _) if dash == "-" => log_lines(db, policy, io::stdin().lock()),
         (Some(json), _) => log_one(db, policy, json.as_bytes()),
@@ -69,7 +74,7 @@ pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
 }
 
 /// One event, recorded `sync`: when this returns Ok, the record is durable.
-fn log_one(db: &Db, policy: Policy, bytes: &[u8]) -> anyhow::Result<()> {
+fn log_one(db: &Db, policy: (Policy, Arc<Redactor>), bytes: &[u8]) -> anyhow::Result<()> {
     let input = parse_event(bytes)?;
     let (store, mut ids) = open(db)?;
     if input.id_given {
@@ -93,9 +98,9 @@ fn log_one(db: &Db, policy: Policy, bytes: &[u8]) -> anyhow::Result<()> {
 /// JSON lines, all or nothing: every line is parsed and checked before anything is written,
 /// and the events go to the writer as one unit, committed in one transaction (one fsync) that
 /// keeps line order in the seqs.
-fn log_lines(db: &Db, policy: Policy, input: impl BufRead) -> anyhow::Result<()> {
+fn log_lines(db: &Db, policy: (Policy, Arc<Redactor>), input: impl BufRead) -> anyhow::Result<()> {
     let (store, ids) = open(db)?;
-    let read = read_batch(ids, &policy, input)?;
+    let read = read_batch(ids, &policy.0, input)?;
     let mut stderr = io::stderr().lock();
     for (line_no, problem) in &read.problems {
         writeln!(stderr, "line {line_no}: {problem:#}")?;
@@ -203,12 +208,13 @@ fn open(db: &Db) -> anyhow::Result<(Box<dyn Store>, IdGuard)> {
 
 fn start(
     store: Box<dyn Store>,
-    policy: Policy,
+    (policy, redaction): (Policy, Arc<Redactor>),
     durability: Durability,
 ) -> anyhow::Result<Recorder> {
     let config = RecorderConfig {
         durability,
         policy,
+        redaction,
         ..RecorderConfig::default()
     };
     Ok(Recorder::start(store, config)?)

@@ -9,6 +9,7 @@ pub mod proxy_audit;
 pub mod proxy_http;
 pub mod query;
 pub mod recover;
+pub mod redact;
 pub mod schema;
 pub mod serve;
 pub mod show;

@@ -57,6 +57,8 @@ pub struct ProxyArgs {
     checkpoints: crate::commands::integrity::CheckpointFlags,
     #[command(flatten)]
     http: crate::commands::proxy_http::HttpArgs,
+    #[command(flatten)]
+    redaction: crate::redact_arg::RedactArgs,
     /// The server command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -69,6 +71,10 @@ pub struct ProxyArgs {
 }
 
 pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
+    let redaction = args.redaction.load()?;
+    if let Some(warning) = db.exposure_warning() {
+        eprintln!("warning: {warning}");
+    }
     if args.http.listen.is_some() {
         return crate::commands::proxy_http::run(
             db,
@@ -79,6 +85,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
                 capture_limit: args.capture_limit,
                 checkpoints: args.checkpoints,
                 max_outage: args.max_outage,
+                redaction,
             },
         );
     }
@@ -88,6 +95,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         Transport::Stdio,
         &args.checkpoints,
         args.max_outage,
+        redaction,
     )?;
     let (user_id, auth_method) = match args.user {
         Some(user) => (user, "configured"),

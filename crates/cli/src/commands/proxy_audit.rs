@@ -31,12 +31,14 @@ pub(crate) fn start(
     transport: Transport,
     checkpoints: &CheckpointFlags,
     max_outage: MaxOutage,
+    redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
 ) -> Result<(ProxyAudit, Checkpointing)> {
     let store = db.open_writable(durability)?;
     let checkpointing = checkpoints.start(store.log_id())?;
     let options = AuditOptions {
         max_outage: max_outage.0,
         checkpoints: checkpointing.policy.clone(),
+        redaction,
         ..AuditOptions::new(durability, transport)
     };
     Ok((ProxyAudit::start(store, options)?, checkpointing))

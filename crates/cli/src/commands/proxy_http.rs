@@ -88,6 +88,7 @@ pub struct Common {
     pub capture_limit: usize,
     pub checkpoints: crate::commands::integrity::CheckpointFlags,
     pub max_outage: proxy_audit::MaxOutage,
+    pub redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -117,6 +118,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         Transport::Http,
         &common.checkpoints,
         common.max_outage,
+        common.redaction,
     )?;
     // Said once the port is open: where clients connect, and where the trail goes.
     let started = format!(

@@ -15,7 +15,7 @@
 //! written before them read as they are.
 //! The file is bounded: past `max_bytes`, the writer waits for the database instead.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -111,7 +111,8 @@ fn io_error(path: &Path, e: std::io::Error) -> StoreError {
 impl Spool {
     /// The spool of `log_id` in `options.dir`; reads what an earlier run left behind.
     pub(super) fn open(options: &SpoolOptions, log_id: &str) -> Result<Spool, StoreError> {
-        std::fs::create_dir_all(&options.dir).map_err(|e| io_error(&options.dir, e))?;
+        crate::files::create_private_dir_all(&options.dir)
+            .map_err(|e| io_error(&options.dir, e))?;
         Spool::at(options.dir.join(file_name(log_id)), options.max_bytes)
     }
 
@@ -157,7 +158,7 @@ impl Spool {
                 ),
             });
         }
-        let mut file = OpenOptions::new()
+        let mut file = crate::files::private_options()
             .create(true)
             .append(true)
             .open(&self.path)
@@ -344,6 +345,21 @@ mod tests {
     }
 
     #[test]
+    fn the_spool_directory_is_created_0700_and_its_files_0600() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = SpoolOptions::new(dir.path().join("spool/nested"));
+        let s = sealed("a");
+        let mut spool = Spool::open(&options, "log").unwrap();
+        spool.push(std::slice::from_ref(&entry(&s, 0))).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&options.dir), 0o700);
+        assert_eq!(mode(&dir.path().join("spool")), 0o700);
+        assert_eq!(mode(&options.dir.join(file_name("log"))), 0o600);
+    }
+
+    #[test]
     fn a_record_torn_by_a_crash_is_ignored_and_the_ones_before_it_kept() {
         let dir = tempfile::tempdir().unwrap();
         let options = SpoolOptions::new(dir.path());
@@ -352,7 +368,10 @@ mod tests {
         let mut spool = Spool::open(&options, "log").unwrap();
         spool.push(std::slice::from_ref(&entry)).unwrap();
         let path = dir.path().join(file_name("log"));
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(&[0, 0, 9, 9, 1, 2, 3]).unwrap();
         assert_eq!(
             Spool::open(&options, "log").unwrap().read().unwrap().len(),

@@ -141,6 +141,9 @@ impl SqliteStore {
         let common = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
         let mut conn = if writable {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | common;
+            // 0600 whatever the umask (see `files`); a failure here fails SQLite's open too,
+            // which then says why in its words.
+            let _ = crate::files::create_private_file(path);
             Connection::open_with_flags(path, flags).map_err(open_error)?
         } else {
             // A reader still opens read-write when it may (never creating the file) and is made

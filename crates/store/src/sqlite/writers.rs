@@ -21,7 +21,7 @@
 //!
 //! Once it has recovered, the writer keeps the lock shared, as every other one does.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, flock};
@@ -60,7 +60,7 @@ pub(super) fn claim(db: &Path) -> Result<Claim, StoreError> {
         path: path.clone(),
         reason: format!("the writers' lock file: {e}"),
     };
-    let file = OpenOptions::new()
+    let file = crate::files::private_options()
         .read(true)
         .write(true)
         .create(true)

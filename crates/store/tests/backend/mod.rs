@@ -26,7 +26,7 @@ pub fn tool_event(i: u64) -> AuditEvent {
     AuditEvent::tool_execution(format!("tool{i}"))
         .user("alice")
         .input(serde_json::json!({"n": i}))
-        .output(serde_json::json!({"secret": format!("s{i}")}))
+        .output(serde_json::json!({"personal": format!("s{i}")}))
         .build()
         .unwrap()
 }
