@@ -23,7 +23,6 @@ mod id_guard;
 mod publish;
 mod render;
 mod table;
-mod time_arg;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;

@@ -971,6 +971,12 @@ fn export_streams_every_matching_event(db: Db) {
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), expected.len());
     assert!(csv.body.contains("secret-"), "the payload is in the CSV");
+    let cli =
+        s.db.ok(&["export", "--format", "csv", "--server", "github"]);
+    assert_eq!(
+        csv.body, cli,
+        "the console's CSV is the CLI's, a column for every field"
+    );
 }
 
 fn a_revoked_token_is_refused_on_the_next_request(db: Db) {

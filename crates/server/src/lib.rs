@@ -8,6 +8,8 @@
 //!   the actor, before the data leaves the server.
 //! - `params`: query strings read strictly (unknown fields are errors), with `query`'s filter
 //!   names.
+//! - [`csv_rows`]: the CSV form of events, shared with `mcp-audit export`; [`time`]: times
+//!   as people type them (`7d`, a date, RFC 3339), shared with the command line's flags.
 //! - `export`: the streamed export; `verify`: a `verify` run started from the API, watched
 //!   through `/integrity`.
 //!
@@ -84,10 +86,12 @@
 //! ```
 
 mod api;
+pub mod csv_rows;
 mod error;
 mod export;
 mod params;
 mod records;
+pub mod time;
 pub mod tokens;
 mod verify;
 

@@ -167,7 +167,7 @@ fn parse_max_outage(text: &str) -> Result<MaxOutage, String> {
     if text == "off" {
         return Ok(MaxOutage(None));
     }
-    crate::time_arg::parse_duration(text).map(|d| MaxOutage(Some(d)))
+    mcp_audit_server::time::parse_duration(text).map(|d| MaxOutage(Some(d)))
 }
 
 /// At most this many records wait for the writer in a `batch` proxy, and at most this many go
