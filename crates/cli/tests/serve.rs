@@ -443,6 +443,11 @@ on_both_backends!(
     the_openapi_document_describes_every_real_answer,
     a_verify_started_from_the_api_reports_its_result,
     an_erased_event_reads_as_redacted_and_its_read_is_not_recorded,
+    the_ui_logs_in_into_an_http_only_same_site_cookie_and_logs_out,
+    the_ui_lists_events_by_the_urls_filters_and_refuses_a_bad_one_clearly,
+    a_viewer_sees_no_arguments_in_the_ui_and_an_auditors_read_is_on_record,
+    a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue,
+    audit_data_holding_html_renders_inert,
 );
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
@@ -1478,4 +1483,299 @@ fn serve_and_token_refuse_bad_arguments_clearly() {
     let (code, _, err) = s.db.run(&["serve", "--listen", &addr], b"");
     assert_eq!(code, 1);
     assert!(err.contains("cannot listen"), "{err}");
+}
+
+/// A browser's side of the web UI without a browser: a cookie jar of one session and no
+/// following of redirects, so that each answer is seen as sent.
+struct Ui<'a> {
+    console: &'a Console,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl<'a> Ui<'a> {
+    fn new(console: &'a Console) -> Ui<'a> {
+        Ui {
+            console,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let request = match &self.cookie {
+            Some(c) => request.header("cookie", format!("mcp_audit_session={c}")),
+            None => request,
+        };
+        self.console.send(request, None)
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.send(self.client.get(format!("{}{path}", self.console.base)))
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.console.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    }
+
+    /// Logs in with `token`; returns the `Set-Cookie` header.
+    fn login(&mut self, token: &str) -> String {
+        let answer = self.post("/ui/login", &[("token", token)]);
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        assert_eq!(answer.headers["location"], "/ui/events");
+        let set = answer.headers["set-cookie"].to_str().unwrap().to_string();
+        let value = set
+            .strip_prefix("mcp_audit_session=")
+            .and_then(|v| v.split(';').next())
+            .unwrap();
+        self.cookie = Some(value.to_string());
+        set
+    }
+
+    /// A page that must be 200 HTML.
+    fn page(&self, path: &str) -> String {
+        let answer = self.get(path);
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert!(
+            answer.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        answer.body
+    }
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find(r#"name="csrf" value=""#)
+        .expect("the page has a form with a CSRF token")
+        + r#"name="csrf" value=""#.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+fn the_ui_logs_in_into_an_http_only_same_site_cookie_and_logs_out(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut ui = Ui::new(&console);
+
+    let away = ui.get("/ui/events");
+    assert_eq!(away.status, 303, "no session: to the login page");
+    assert_eq!(away.headers["location"], "/ui/login");
+    assert!(ui.get("/").headers["location"] == "/ui/events");
+    let refused = ui.post("/ui/login", &[("token", "mcpa_not-a-token")]);
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("Unknown or revoked token"));
+    assert!(refused.headers.get("set-cookie").is_none());
+
+    let cookie = ui.login(&s.viewer);
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "no TLS yet, so no Secure: {cookie}"
+    );
+    let page = ui.page("/ui/events");
+    assert!(page.contains("vera"), "the page names who is logged in");
+    assert!(page.contains(r#"name="viewport""#));
+    assert!(page.contains("file:///notes"), "the events are listed");
+    assert!(
+        !page.contains("/ui/reviews"),
+        "a viewer has no review queue link"
+    );
+    assert_eq!(ui.get("/ui/reviews").status, 403, "nor the queue");
+
+    // Logging out needs the session's CSRF token too.
+    let csrf = csrf_of(&page);
+    assert_eq!(ui.post("/ui/logout", &[]).status, 403);
+    let out = ui.post("/ui/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        ui.get("/ui/events").status,
+        303,
+        "the old cookie is no session any more"
+    );
+}
+
+fn the_ui_lists_events_by_the_urls_filters_and_refuses_a_bad_one_clearly(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut ui = Ui::new(&console);
+    ui.login(&s.auditor);
+    // A form sends its empty fields: they filter nothing.
+    let page = ui.page("/ui/events?user=alice&tool=&server=&limit=5");
+    let links = page.matches("class=\"event-link\"").count();
+    assert_eq!(links, 5, "a page of five");
+    let expected = s.db.query_ids(&["--user", "alice"]);
+    for id in &expected[..5] {
+        assert!(page.contains(id.as_str()), "{id} is on the first page");
+    }
+    assert!(!page.contains(expected[5].as_str()));
+    // The next page's link keeps the filter.
+    let next = page
+        .split("id=\"next\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(next.contains("user=alice"), "{next}");
+    let second = ui.page(&next);
+    assert!(second.contains(expected[5].as_str()));
+
+    let bad = ui.get("/ui/events?since=last-tuesday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("RFC 3339"), "{}", bad.body);
+    let bad = ui.get("/ui/events?usr=alice");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("unknown query field"), "{}", bad.body);
+}
+
+fn a_viewer_sees_no_arguments_in_the_ui_and_an_auditors_read_is_on_record(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 3);
+    let console = s.db.serve();
+    let mut viewer = Ui::new(&console);
+    viewer.login(&s.viewer);
+    let page = viewer.page(&format!("/ui/events/{id}"));
+    assert!(page.contains("payload-hidden"), "{page}");
+    assert!(!page.contains("secret-3"));
+
+    let mut auditor = Ui::new(&console);
+    auditor.login(&s.auditor);
+    let page = auditor.page(&format!("/ui/events/{id}"));
+    assert!(page.contains("secret-3"), "{page}");
+    assert!(page.contains(&format!("/ui/events/{id}/proof")));
+    let reads: Vec<Value> =
+        s.db.all()
+            .into_iter()
+            .filter(|e| e["operation"] == "READ audit_event")
+            .collect();
+    assert_eq!(reads.len(), 1, "the read in the UI is on record");
+    assert_eq!(reads[0]["actor"]["user_id"], "aude");
+    assert_eq!(reads[0]["target"]["resource_id"], id.as_str());
+    assert_eq!(
+        reads[0]["payload"]["details"]["endpoint"],
+        "/ui/events/{id}"
+    );
+}
+
+fn a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let target = s.db.query_ids(&["--review"])[0].clone();
+    let mut ui = Ui::new(&console);
+    ui.login(&s.reviewer);
+    let queue = ui.page("/ui/reviews");
+    assert!(queue.contains(&format!("q-{target}")));
+    let csrf = csrf_of(&queue);
+    let path = format!("/ui/events/{target}/review");
+    let before = s.db.all().len();
+
+    let forged_csrf = ui.post(&path, &[("csrf", "0000"), ("verdict", "approved")]);
+    assert_eq!(forged_csrf.status, 403);
+    assert!(forged_csrf.body.contains("CSRF"));
+    let no_csrf = ui.post(&path, &[("verdict", "approved")]);
+    assert_eq!(no_csrf.status, 403);
+    let mut forger = Ui::new(&console);
+    forger.cookie = Some("f".repeat(64));
+    assert_eq!(
+        forger
+            .post(&path, &[("csrf", &csrf), ("verdict", "approved")])
+            .status,
+        403,
+        "a forged cookie with a stolen CSRF token"
+    );
+    assert_eq!(
+        forger.get("/ui/events").status,
+        303,
+        "a forged cookie is no session"
+    );
+    let other_site = ui.send(
+        ui.client
+            .post(format!("{}{path}", console.base))
+            .header("origin", "http://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&verdict=approved")),
+    );
+    assert_eq!(other_site.status, 403);
+    assert_eq!(s.db.all().len(), before, "nothing was recorded");
+    assert!(ui.page("/ui/reviews").contains(&format!("q-{target}")));
+
+    let done = ui.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("verdict", "approved"),
+            ("comment", "fine"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    let queue = ui.page(done.headers["location"].to_str().unwrap());
+    assert!(!queue.contains(&format!("q-{target}")), "it left the queue");
+    assert!(queue.contains("Recorded"));
+    let review =
+        s.db.all()
+            .into_iter()
+            .find(|e| e["target"]["resource_id"] == target.as_str())
+            .unwrap();
+    assert_eq!(review["actor"]["user_id"], "rita");
+    assert_eq!(review["compliance"]["tags"], json!(["review:approved"]));
+}
+
+fn audit_data_holding_html_renders_inert(db: Db) {
+    let hostile_op = "<script>alert('op')</script>";
+    let hostile_arg = "\"><img src=x onerror=alert(1)>";
+    db.log(&[json!({
+        "kind": "tool_execution", "action": "EXECUTE", "operation": hostile_op,
+        "actor": {"user_id": "<b>mallory</b>"},
+        "target": {"server_name": "'\"><svg onload=alert(2)>"},
+        "session_id": "\"><script>alert(3)</script>",
+        "payload": {"input": {"q": hostile_arg}},
+    })]);
+    let auditor = db.token("aude", "auditor");
+    let console = db.serve();
+    let mut ui = Ui::new(&console);
+    ui.login(&auditor);
+    let list = ui.get("/ui/events");
+    assert_eq!(list.status, 200);
+    let csp = list.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let id = db.query_ids(&["--kind", "tool_execution"])[0].clone();
+    let detail = ui.page(&format!("/ui/events/{id}"));
+    for page in [&list.body, &detail] {
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("<img src=x"), "{page}");
+        assert!(!page.contains("<svg onload"), "{page}");
+        assert!(!page.contains("<b>mallory"), "{page}");
+        // Shown, as text (askama writes `<` as `&#60;`).
+        assert!(
+            page.contains("&#60;script&#62;alert("),
+            "shown, as text: {page}"
+        );
+    }
+    assert!(
+        detail.contains("&#60;img src=x onerror=alert(1)&#62;"),
+        "{detail}"
+    );
 }

@@ -1,4 +1,4 @@
-//! `mcp-audit serve`: the audit console's HTTP API over any store.
+//! `mcp-audit serve`: the audit console's HTTP API and web UI over any store.
 //!
 //! - [`tokens`]: console tokens and roles, kept as events of the log itself.
 //! - `api`: the `/api/v1` routes (events, sessions, summary, stats, export, integrity,
@@ -10,6 +10,8 @@
 //!   names.
 //! - [`csv_rows`]: the CSV form of events, shared with `mcp-audit export`; [`time`]: times
 //!   as people type them (`7d`, a date, RFC 3339), shared with the command line's flags.
+//! - `ui`: the web UI under `/ui/` (server-rendered HTML, cookie sessions with CSRF tokens),
+//!   reading through the API's own functions and role checks.
 //! - `export`: the streamed export; `verify`: a `verify` run started from the API, watched
 //!   through `/integrity`.
 //!
@@ -93,6 +95,7 @@ mod params;
 mod records;
 pub mod time;
 pub mod tokens;
+mod ui;
 mod verify;
 
 use std::net::SocketAddr;
@@ -144,6 +147,8 @@ pub(crate) struct App {
     readers: Mutex<Vec<Box<dyn Store>>>,
     pub tokens: Mutex<TokenTable>,
     pub verifications: Arc<verify::Verifications>,
+    /// The web UI's logged-in browsers.
+    pub ui_sessions: ui::session::Sessions,
 }
 
 /// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
@@ -211,6 +216,7 @@ pub async fn serve(
         verifier,
         verifications: Arc::new(verify::Verifications::default()),
         readers: Mutex::new(Vec::new()),
+        ui_sessions: ui::session::Sessions::default(),
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
             // Never a real count pair: the first request loads the table.
