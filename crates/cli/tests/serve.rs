@@ -1779,3 +1779,361 @@ fn audit_data_holding_html_renders_inert(db: Db) {
         "{detail}"
     );
 }
+
+/// The console in a real browser: Debian's headless Chromium driven through chromedriver by
+/// WebDriver (fantoccini). Each page visited is kept as a screenshot under
+/// `target/console-screenshots/` for a person to look at.
+mod browser {
+    use std::io::{BufRead, BufReader};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+
+    use fantoccini::{Client, ClientBuilder, Locator};
+    use serde_json::{Value, json};
+
+    use super::support::{BIN, everything_js, json_output, peer_script, peers, python};
+    use super::{Backend, Db};
+
+    /// A chromedriver of this test, stopped at the end.
+    struct Driver {
+        child: Child,
+        url: String,
+    }
+
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// chromedriver started on a free port, or `None` (the test is skipped, and says so) when
+    /// Chromium or chromedriver is not installed; in CI (`CI=true`) their absence fails.
+    fn driver() -> Option<Driver> {
+        let found = |name: &str| {
+            std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
+            })
+        };
+        if !found("chromium") || !found("chromedriver") {
+            let why = "chromium and chromedriver are not installed (scripts/install-test-peers.sh installs Debian's chromium and chromium-driver)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{why}; CI must run the browser tests");
+            }
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // It says when it listens; read that line rather than wait an arbitrary time.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "chromedriver stopped before it started"
+            );
+            if line.contains("started successfully") {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        Some(Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Where the screenshots go: `console-screenshots/` of the build's target directory.
+    fn screenshots() -> PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        let dir = target.join("console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A headless Chromium session on `driver`, in a laptop-sized window.
+    async fn browser(driver: &Driver) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--window-size=1280,900"]}),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a Chromium session")
+    }
+
+    async fn shot(client: &Client, name: &str) {
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn login(client: &Client, base: &str, token: &str) {
+        client.goto(&format!("{base}/ui/login")).await.unwrap();
+        client
+            .find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(token)
+            .await
+            .unwrap();
+        client
+            .find(Locator::Id("login"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let url = client.current_url().await.unwrap();
+        if url.path() != "/ui/events" {
+            shot(client, "login-failed").await;
+            panic!(
+                "login ended at {url}: {}",
+                client.source().await.unwrap_or_default()
+            );
+        }
+    }
+
+    async fn text_of(client: &Client, css: &str) -> String {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// An event that requires review, as `mcp-audit log` records it.
+    fn flagged(operation: &str) -> Value {
+        json!({"kind": "tool_execution", "action": "EXECUTE", "operation": operation,
+               "actor": {"user_id": "mallory"}, "target": {"server_name": "payments"},
+               "compliance": {"requires_review": true, "classification": "restricted"},
+               "payload": {"input": {"amount": 9000}}})
+    }
+
+    #[test]
+    fn a_browser_finds_the_proxied_call_sees_its_arguments_and_approves_a_flagged_event() {
+        let Some(peers) = peers() else { return };
+        let Some(driver) = driver() else { return };
+        let db = Db::new(Backend::Sqlite).unwrap();
+        let js = everything_js(&peers).display().to_string();
+        let output = Command::new(python(&peers))
+            .arg(peer_script("legacy_client.py"))
+            .arg(BIN)
+            .arg("proxy")
+            .arg("--db")
+            .arg(&db.url)
+            .args(["--user", "tester", "--", "node", &js, "stdio"])
+            .output()
+            .unwrap();
+        json_output("client", output);
+        db.log(&[flagged("transfer_funds")]);
+        let target = db.query_ids(&["--review"])[0].clone();
+        let auditor = db.token("aude", "auditor");
+        let console = db.serve();
+        let base = console.base.clone();
+
+        runtime().block_on(async {
+            let client = browser(&driver).await;
+            client.goto(&format!("{base}/ui/login")).await.unwrap();
+            shot(&client, "login").await;
+            login(&client, &base, &auditor).await;
+            shot(&client, "events").await;
+
+            // Search by what the proxied call carried; the filter lands in the URL.
+            for (field, value) in [("tool", "echo"), ("user", "tester")] {
+                client
+                    .find(Locator::Css(&format!("input[name={field}]")))
+                    .await
+                    .unwrap()
+                    .send_keys(value)
+                    .await
+                    .unwrap();
+            }
+            client
+                .find(Locator::Id("search"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let url = client.current_url().await.unwrap();
+            assert!(
+                url.query().unwrap_or_default().contains("tool=echo"),
+                "{url}"
+            );
+            shot(&client, "events-filtered").await;
+            let rows = client.find_all(Locator::Css("a.event-link")).await.unwrap();
+            assert!(!rows.is_empty(), "the echo call is found");
+            for row in &rows {
+                assert_eq!(row.text().await.unwrap(), "echo");
+            }
+            rows[0].click().await.unwrap();
+            let payload = text_of(&client, "#payload").await;
+            assert!(payload.contains("hello through the proxy"), "{payload}");
+            shot(&client, "event").await;
+
+            // The flagged event: approved from the queue, it leaves it.
+            client.goto(&format!("{base}/ui/reviews")).await.unwrap();
+            shot(&client, "reviews").await;
+            let item = client
+                .find(Locator::Id(&format!("q-{target}")))
+                .await
+                .unwrap();
+            item.find(Locator::Css("input[name=comment]"))
+                .await
+                .unwrap()
+                .send_keys("expected transfer")
+                .await
+                .unwrap();
+            item.find(Locator::Css("button.approve"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            assert!(text_of(&client, "#done").await.contains("approved"));
+            assert!(
+                client
+                    .find(Locator::Id(&format!("q-{target}")))
+                    .await
+                    .is_err(),
+                "the approved event left the queue"
+            );
+            shot(&client, "reviews-after").await;
+
+            client.goto(&format!("{base}/ui/integrity")).await.unwrap();
+            client
+                .find(Locator::Id("verify"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            shot(&client, "integrity").await;
+
+            // A phone: nothing wider than the screen.
+            client.set_window_size(390, 844).await.unwrap();
+            client.goto(&format!("{base}/ui/events")).await.unwrap();
+            let fits = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            shot(&client, "events-phone").await;
+            assert_eq!(fits, Value::Bool(true), "the events page fits a phone");
+            client.close().await.unwrap();
+        });
+        drop(console);
+        let review = db
+            .all()
+            .into_iter()
+            .find(|e| e["target"]["resource_id"] == target.as_str())
+            .expect("the review is an event of the log");
+        assert_eq!(review["actor"]["user_id"], "aude");
+        assert_eq!(review["compliance"]["tags"], json!(["review:approved"]));
+    }
+
+    #[test]
+    fn a_browser_hides_arguments_from_a_viewer_and_refuses_a_forged_cookie_or_csrf_token() {
+        let Some(driver) = driver() else { return };
+        let db = Db::new(Backend::Sqlite).unwrap();
+        db.log(&[flagged("refund")]);
+        let target = db.query_ids(&["--review"])[0].clone();
+        let viewer = db.token("vera", "viewer");
+        let reviewer = db.token("rita", "reviewer");
+        let console = db.serve();
+        let base = console.base.clone();
+
+        runtime().block_on(async {
+            let client = browser(&driver).await;
+            login(&client, &base, &viewer).await;
+            client
+                .goto(&format!("{base}/ui/events/{target}"))
+                .await
+                .unwrap();
+            assert!(text_of(&client, "#payload-hidden").await.contains("hidden"));
+            assert!(!client.source().await.unwrap().contains("9000"));
+            shot(&client, "event-viewer").await;
+
+            // A forged session cookie is no session: back to the login page.
+            client.delete_all_cookies().await.unwrap();
+            let forged = fantoccini::cookies::Cookie::parse(format!(
+                "mcp_audit_session={}; Domain=127.0.0.1; Path=/; SameSite=Strict",
+                "f".repeat(64)
+            ))
+            .unwrap();
+            client.add_cookie(forged).await.unwrap();
+            client.goto(&format!("{base}/ui/events")).await.unwrap();
+            assert_eq!(client.current_url().await.unwrap().path(), "/ui/login");
+
+            // A form whose CSRF token was taken out is refused, and the event stays queued.
+            login(&client, &base, &reviewer).await;
+            client.goto(&format!("{base}/ui/reviews")).await.unwrap();
+            client
+                .execute(
+                    "document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            client
+                .find(Locator::Css(&format!("#q-{target} button.approve")))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            assert!(text_of(&client, "#error").await.contains("CSRF"));
+            shot(&client, "csrf-refused").await;
+            client.goto(&format!("{base}/ui/reviews")).await.unwrap();
+            assert!(
+                client
+                    .find(Locator::Id(&format!("q-{target}")))
+                    .await
+                    .is_ok(),
+                "nothing changed"
+            );
+            client.close().await.unwrap();
+        });
+        drop(console);
+        assert!(
+            db.all()
+                .iter()
+                .all(|e| e["operation"] != "review audit_event"),
+            "no review was recorded"
+        );
+    }
+}

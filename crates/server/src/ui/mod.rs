@@ -123,7 +123,8 @@ impl IntoResponse for UiError {
 type UiResult<T = Response> = Result<T, UiError>;
 
 /// A rendered page with the headers every page carries: no scripts at all (CSP), no
-/// framing, no sniffing, no referrer (URLs hold filters).
+/// framing, no sniffing, no referrer to other sites (URLs hold filters). Not `no-referrer`:
+/// under it browsers send `Origin: null` with a form, which the origin check refuses.
 fn html(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(body) => {
@@ -146,7 +147,7 @@ fn html(status: StatusCode, page: &impl Template) -> Response {
             );
             headers.insert(
                 header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
+                HeaderValue::from_static("same-origin"),
             );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
@@ -244,7 +245,11 @@ fn check_origin(headers: &HeaderMap) -> UiResult<()> {
         .map(|(_, rest)| rest);
     match (origin_host, host) {
         (Some(o), Some(h)) if o == h => Ok(()),
-        _ => Err(forbidden("this form was sent from another site")),
+        _ => Err(forbidden(&format!(
+            "this form was sent from another site ({}), not from {}",
+            origin.to_str().unwrap_or("?"),
+            host.unwrap_or("?")
+        ))),
     }
 }
 
