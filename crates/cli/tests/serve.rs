@@ -448,6 +448,7 @@ on_both_backends!(
     a_viewer_sees_no_arguments_in_the_ui_and_an_auditors_read_is_on_record,
     a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue,
     audit_data_holding_html_renders_inert,
+    an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
 );
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
@@ -1890,6 +1891,28 @@ mod browser {
         std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
     }
 
+    /// Clicks `element` and waits for the page it leads to: the old page's root goes stale
+    /// once the next page replaces it (a click's return does not promise the navigation is
+    /// done). Bounded, so a click that navigates nowhere fails rather than hangs.
+    async fn click_and_load(client: &Client, element: fantoccini::elements::Element) {
+        let old = client.find(Locator::Css("html")).await.unwrap();
+        element.click().await.unwrap();
+        let mut replaced = false;
+        for _ in 0..1200 {
+            if old.tag_name().await.is_err() {
+                replaced = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(replaced, "the click led to no new page");
+        client
+            .wait()
+            .for_element(Locator::Css("main"))
+            .await
+            .unwrap();
+    }
+
     async fn login(client: &Client, base: &str, token: &str) {
         client.goto(&format!("{base}/ui/login")).await.unwrap();
         client
@@ -1899,13 +1922,7 @@ mod browser {
             .send_keys(token)
             .await
             .unwrap();
-        client
-            .find(Locator::Id("login"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click_and_load(client, client.find(Locator::Id("login")).await.unwrap()).await;
         let url = client.current_url().await.unwrap();
         if url.path() != "/ui/events" {
             shot(client, "login-failed").await;
@@ -1980,13 +1997,7 @@ mod browser {
                     .await
                     .unwrap();
             }
-            client
-                .find(Locator::Id("search"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click_and_load(&client, client.find(Locator::Id("search")).await.unwrap()).await;
             let url = client.current_url().await.unwrap();
             assert!(
                 url.query().unwrap_or_default().contains("tool=echo"),
@@ -1998,7 +2009,7 @@ mod browser {
             for row in &rows {
                 assert_eq!(row.text().await.unwrap(), "echo");
             }
-            rows[0].click().await.unwrap();
+            click_and_load(&client, rows[0].clone()).await;
             let payload = text_of(&client, "#payload").await;
             assert!(payload.contains("hello through the proxy"), "{payload}");
             shot(&client, "event").await;
@@ -2016,12 +2027,11 @@ mod browser {
                 .send_keys("expected transfer")
                 .await
                 .unwrap();
-            item.find(Locator::Css("button.approve"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click_and_load(
+                &client,
+                item.find(Locator::Css("button.approve")).await.unwrap(),
+            )
+            .await;
             assert!(text_of(&client, "#done").await.contains("approved"));
             assert!(
                 client
@@ -2033,13 +2043,7 @@ mod browser {
             shot(&client, "reviews-after").await;
 
             client.goto(&format!("{base}/ui/integrity")).await.unwrap();
-            client
-                .find(Locator::Id("verify"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click_and_load(&client, client.find(Locator::Id("verify")).await.unwrap()).await;
             shot(&client, "integrity").await;
 
             // A phone: nothing wider than the screen.
@@ -2074,6 +2078,7 @@ mod browser {
         let target = db.query_ids(&["--review"])[0].clone();
         let viewer = db.token("vera", "viewer");
         let reviewer = db.token("rita", "reviewer");
+        let admin = db.token("adam", "admin");
         let console = db.serve();
         let base = console.base.clone();
 
@@ -2109,13 +2114,14 @@ mod browser {
                 )
                 .await
                 .unwrap();
-            client
-                .find(Locator::Css(&format!("#q-{target} button.approve")))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click_and_load(
+                &client,
+                client
+                    .find(Locator::Css(&format!("#q-{target} button.approve")))
+                    .await
+                    .unwrap(),
+            )
+            .await;
             assert!(text_of(&client, "#error").await.contains("CSRF"));
             shot(&client, "csrf-refused").await;
             client.goto(&format!("{base}/ui/reviews")).await.unwrap();
@@ -2126,6 +2132,14 @@ mod browser {
                     .is_ok(),
                 "nothing changed"
             );
+
+            // An admin's tokens page lists every token.
+            client.delete_all_cookies().await.unwrap();
+            login(&client, &base, &admin).await;
+            client.goto(&format!("{base}/ui/tokens")).await.unwrap();
+            let table = text_of(&client, "#tokens").await;
+            assert!(table.contains("rita") && table.contains("vera"), "{table}");
+            shot(&client, "tokens").await;
             client.close().await.unwrap();
         });
         drop(console);
@@ -2136,4 +2150,66 @@ mod browser {
             "no review was recorded"
         );
     }
+}
+
+fn an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut reviewer = Ui::new(&console);
+    reviewer.login(&s.reviewer);
+    assert_eq!(reviewer.get("/ui/tokens").status, 403, "admins only");
+    let mut ui = Ui::new(&console);
+    ui.login(&s.admin);
+    let page = ui.page("/ui/tokens");
+    assert!(
+        page.contains("vera") && page.contains("adam"),
+        "every token is listed"
+    );
+    let csrf = csrf_of(&page);
+
+    let before = s.db.all().len();
+    assert_eq!(
+        ui.post("/ui/tokens", &[("name", "nina"), ("role", "viewer")])
+            .status,
+        403,
+        "no CSRF token"
+    );
+    let bad = ui.post(
+        "/ui/tokens",
+        &[("csrf", &csrf), ("name", "nina"), ("role", "root")],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("unknown role"), "{}", bad.body);
+    assert_eq!(s.db.all().len(), before, "nothing recorded");
+
+    let created = ui.post(
+        "/ui/tokens",
+        &[("csrf", &csrf), ("name", "nina"), ("role", "viewer")],
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let at = created.body.find("mcpa_").expect("the secret is shown");
+    let secret: String = created.body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(console.get("/api/v1/events", Some(&secret)).status, 200);
+    assert!(
+        !ui.page("/ui/tokens").contains(&secret),
+        "the secret is shown once"
+    );
+    let tokens = console.ok("/api/v1/tokens", &s.admin);
+    let nina = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "nina")
+        .unwrap();
+    assert_eq!(nina["created_by"], "adam", "the admin is on record");
+    let id = nina["id"].as_str().unwrap();
+
+    let revoked = ui.post(&format!("/ui/tokens/{id}/revoke"), &[("csrf", &csrf)]);
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    assert_eq!(console.get("/api/v1/events", Some(&secret)).status, 401);
+    let again = ui.post(&format!("/ui/tokens/{id}/revoke"), &[("csrf", &csrf)]);
+    assert_eq!(again.status, 409);
 }

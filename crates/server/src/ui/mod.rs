@@ -28,8 +28,9 @@ use crate::App;
 use crate::api::{self, check_secret, event_id};
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::records;
 use crate::records::Verdict;
-use crate::tokens::{Role, TokenInfo};
+use crate::tokens::{self, NewToken, Role, TokenInfo};
 
 pub(crate) fn router() -> Router<Arc<App>> {
     Router::new()
@@ -46,6 +47,8 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/ui/reviews", get(reviews))
         .route("/ui/integrity", get(integrity))
         .route("/ui/integrity/verify", post(verify))
+        .route("/ui/tokens", get(tokens).post(create_token))
+        .route("/ui/tokens/{id}/revoke", post(revoke_token))
 }
 
 const STYLE: &str = include_str!("../../templates/style.css");
@@ -69,6 +72,7 @@ pub(crate) struct Nav {
     csrf: String,
     reviewer: bool,
     auditor: bool,
+    admin: bool,
 }
 
 /// A logged-in request: the token behind the session, and the page header.
@@ -181,6 +185,7 @@ async fn caller(app: &Arc<App>, headers: &HeaderMap, need: Role) -> UiResult<(Ca
         csrf: session.csrf.clone(),
         reviewer: token.role >= Role::Reviewer,
         auditor: token.role >= Role::Auditor,
+        admin: token.role >= Role::Admin,
     };
     Ok((Caller { token, nav }, id))
 }
@@ -731,4 +736,137 @@ async fn verify(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
         Err(e) => return Err(e.into()),
     }
     Ok(Redirect::to("/ui/integrity").into_response())
+}
+
+struct TokenRow {
+    id: String,
+    name: String,
+    role: &'static str,
+    created: String,
+    created_by: String,
+    revoked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    nav: Option<Nav>,
+    rows: Vec<TokenRow>,
+    /// A token just created: its name and secret, shown this once.
+    created: Option<(String, String)>,
+    error: Option<String>,
+}
+
+/// The tokens page: every token, valid or revoked (the table the last request's check loaded).
+async fn tokens_page(
+    app: &Arc<App>,
+    caller: Caller,
+    created: Option<(String, String)>,
+    error: Option<String>,
+) -> UiResult<TokensPage> {
+    // Reload: a token created or revoked by this request is an event the table has not seen.
+    let rows = app
+        .read(|_, store| Ok(tokens::TokenTable::load(store)?))
+        .await?
+        .tokens
+        .iter()
+        .map(|t| TokenRow {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            role: t.role.as_str(),
+            created: short_time(&t.created),
+            created_by: t.created_by.clone().unwrap_or_default(),
+            revoked: t.revoked.as_ref().map(short_time),
+        })
+        .collect();
+    Ok(TokensPage {
+        nav: Some(caller.nav),
+        rows,
+        created,
+        error,
+    })
+}
+
+async fn tokens(State(app): State<Arc<App>>, headers: HeaderMap) -> UiResult {
+    let (caller, _) = caller(&app, &headers, Role::Admin).await?;
+    Ok(html(
+        StatusCode::OK,
+        &tokens_page(&app, caller, None, None).await?,
+    ))
+}
+
+/// The longest token name taken, in characters.
+const MAX_TOKEN_NAME: usize = 200;
+
+/// Creates a token: recorded as an event by the admin, its secret shown once in the answer.
+async fn create_token(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> UiResult {
+    let form = Form::parse(&body);
+    let (caller, _) = poster(&app, &headers, &form, Role::Admin).await?;
+    let name = form.get("name").unwrap_or_default().trim().to_string();
+    let role = form.get("role").unwrap_or_default().parse::<Role>();
+    let refused = match (&role, name.chars().count()) {
+        (_, 0) => Some("Name who the token is for.".to_string()),
+        (_, n) if n > MAX_TOKEN_NAME => {
+            Some(format!("A name has at most {MAX_TOKEN_NAME} characters."))
+        }
+        (Err(e), _) => Some(e.clone()),
+        _ => None,
+    };
+    if let Some(error) = refused {
+        let page = tokens_page(&app, caller, None, Some(error)).await?;
+        return Ok(html(StatusCode::BAD_REQUEST, &page));
+    }
+    let role = role.map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e))?;
+    let token = NewToken::generate();
+    let event = token
+        .create_event(&name, role, &caller.token.name)
+        .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let recorder = app.recorder.clone();
+    tokio::task::spawn_blocking(move || records::record(&recorder, event))
+        .await
+        .map_err(|e| UiError::Page(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let page = tokens_page(&app, caller, Some((name, token.secret)), None).await?;
+    Ok(html(StatusCode::OK, &page))
+}
+
+async fn revoke_token(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> UiResult {
+    let form = Form::parse(&body);
+    let (caller, _) = poster(&app, &headers, &form, Role::Admin).await?;
+    let known = app
+        .read({
+            let id = id.clone();
+            move |_, store| {
+                Ok(tokens::TokenTable::load(store)?
+                    .get(&id)
+                    .map(|t| t.revoked.is_none()))
+            }
+        })
+        .await?;
+    match known {
+        None => {
+            return Err(UiError::Page(
+                StatusCode::NOT_FOUND,
+                format!("no token with id `{id}`"),
+            ));
+        }
+        Some(false) => {
+            return Err(UiError::Page(
+                StatusCode::CONFLICT,
+                format!("token `{id}` is already revoked"),
+            ));
+        }
+        Some(true) => {}
+    }
+    let event = tokens::revoke_event(&id, &caller.token.name)
+        .map_err(|e| UiError::Page(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let recorder = app.recorder.clone();
+    tokio::task::spawn_blocking(move || records::record(&recorder, event))
+        .await
+        .map_err(|e| UiError::Page(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(Redirect::to("/ui/tokens").into_response())
 }
