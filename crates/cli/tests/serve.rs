@@ -449,6 +449,7 @@ on_both_backends!(
     a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue,
     audit_data_holding_html_renders_inert,
     an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
+    the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them,
 );
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
@@ -2042,6 +2043,10 @@ mod browser {
             );
             shot(&client, "reviews-after").await;
 
+            client.goto(&format!("{base}/ui/dashboard")).await.unwrap();
+            assert!(client.find(Locator::Id("calls-chart")).await.is_ok());
+            shot(&client, "dashboard").await;
+
             client.goto(&format!("{base}/ui/integrity")).await.unwrap();
             click_and_load(&client, client.find(Locator::Id("verify")).await.unwrap()).await;
             shot(&client, "integrity").await;
@@ -2212,4 +2217,32 @@ fn an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it(db: Db) {
     assert_eq!(console.get("/api/v1/events", Some(&secret)).status, 401);
     let again = ui.post(&format!("/ui/tokens/{id}/revoke"), &[("csrf", &csrf)]);
     assert_eq!(again.status, 409);
+}
+
+fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut ui = Ui::new(&console);
+    ui.login(&s.viewer);
+    let page = ui.page("/ui/dashboard?since=2026-01-01");
+    assert!(page.contains(r#"id="calls-chart""#), "{page}");
+    assert!(page.contains(r#"id="latency-chart""#));
+    let stats = console.ok("/api/v1/stats?since=2026-01-01", &s.viewer);
+    for tool in stats["tools"].as_array().unwrap() {
+        let name = tool["tool"].as_str().unwrap();
+        let calls = tool["calls"].as_u64().unwrap();
+        assert!(
+            page.contains(&format!("<title>{name}: {calls} calls</title>")),
+            "{name}: {calls} calls drawn: {page}"
+        );
+    }
+    assert!(
+        ui.page("/ui/dashboard")
+            .contains("No tool calls in this window"),
+        "the seed is older than the default week"
+    );
+    let bad = ui.get("/ui/dashboard?since=someday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("RFC 3339"));
+    assert_eq!(ui.get("/ui/dashboard?tool=x").status, 400);
 }
