@@ -450,6 +450,7 @@ on_both_backends!(
     audit_data_holding_html_renders_inert,
     an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
     the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them,
+    metrics_count_what_was_served_on_record_and_the_last_verify,
 );
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
@@ -2245,4 +2246,71 @@ fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db:
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("RFC 3339"));
     assert_eq!(ui.get("/ui/dashboard?tool=x").status, 400);
+}
+
+/// The samples of a Prometheus/OpenMetrics text exposition, after checking its shape: every
+/// sample's family has a `# TYPE` line, and the text ends with `# EOF`.
+fn metric_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    let typed: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            typed.iter().any(|family| name == *family
+                || name
+                    .strip_prefix(family)
+                    .is_some_and(|rest| rest == "_total")),
+            "{name} has no # TYPE: {text}"
+        );
+        samples.insert(series.to_string(), value.parse::<f64>().unwrap());
+    }
+    samples
+}
+
+fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let first = console.get("/metrics", None);
+    assert_eq!(first.status, 200, "no token needed: counts only");
+    let before = metric_samples(&first.body);
+    assert_eq!(before["mcp_audit_console_last_verify_ok"], -1.0);
+
+    let id = seed_id(&s.db, 3);
+    console.ok(&format!("/api/v1/events/{id}"), &s.auditor);
+    let target = s.db.query_ids(&["--review"])[0].clone();
+    let review = console.post(
+        &format!("/api/v1/events/{target}/review"),
+        Some(&s.reviewer),
+        r#"{"verdict": "approved"}"#,
+    );
+    assert_eq!(review.status, 201);
+    assert_eq!(
+        console
+            .post("/api/v1/integrity/verify", Some(&s.auditor), "")
+            .status,
+        202
+    );
+    assert_eq!(last_verify(&console, &s.viewer)["ok"], true);
+
+    let after = metric_samples(&console.get("/metrics", None).body);
+    assert_eq!(
+        after[r#"mcp_audit_console_served_total{what="payload_read"}"#],
+        1.0
+    );
+    assert_eq!(
+        after[r#"mcp_audit_console_served_total{what="review"}"#],
+        1.0
+    );
+    assert!(
+        after[r#"mcp_audit_console_recorder_events_total{result="recorded"}"#] >= 2.0,
+        "the read and the review were recorded: {after:?}"
+    );
+    assert_eq!(after["mcp_audit_console_last_verify_ok"], 1.0);
+    assert!(after["mcp_audit_console_last_verify_finished_seconds"] > 0.0);
 }

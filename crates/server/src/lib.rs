@@ -12,6 +12,8 @@
 //!   as people type them (`7d`, a date, RFC 3339), shared with the command line's flags.
 //! - `ui`: the web UI under `/ui/` (server-rendered HTML, cookie sessions with CSRF tokens),
 //!   reading through the API's own functions and role checks.
+//! - `metrics`: `/metrics` in the Prometheus text format (the console's recorder, what it
+//!   served on record, the last verify).
 //! - `export`: the streamed export; `verify`: a `verify` run started from the API, watched
 //!   through `/integrity`.
 //!
@@ -91,6 +93,7 @@ mod api;
 pub mod csv_rows;
 mod error;
 mod export;
+mod metrics;
 mod params;
 mod records;
 pub mod time;
@@ -149,6 +152,7 @@ pub(crate) struct App {
     pub verifications: Arc<verify::Verifications>,
     /// The web UI's logged-in browsers.
     pub ui_sessions: ui::session::Sessions,
+    pub metrics: metrics::Metrics,
 }
 
 /// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
@@ -217,6 +221,7 @@ pub async fn serve(
         verifications: Arc::new(verify::Verifications::default()),
         readers: Mutex::new(Vec::new()),
         ui_sessions: ui::session::Sessions::default(),
+        metrics: metrics::Metrics::default(),
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
             // Never a real count pair: the first request loads the table.

@@ -157,6 +157,7 @@ pub(crate) async fn detail(
         if with_payload && !stored.event.payload.is_empty() {
             // On record before it leaves the server.
             records::record(&app.recorder, records::read(&caller, id, endpoint)?)?;
+            app.metrics.served(crate::metrics::Served::PayloadRead);
         }
         Ok(json!({
             "event": view(stored, with_payload),
@@ -210,6 +211,7 @@ pub(crate) async fn proof_download(
                 proof.payload = None;
             } else if proof.payload.is_some() {
                 records::record(&app.recorder, records::read(&caller, id, endpoint)?)?;
+                app.metrics.served(crate::metrics::Served::PayloadRead);
             }
             Ok((proof, withheld))
         })

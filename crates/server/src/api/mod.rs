@@ -44,6 +44,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/v1/integrity/verify", post(reports::start_verify))
         .route("/api/v1/tokens", get(reports::tokens))
         .route("/api/v1/openapi.json", get(reports::openapi))
+        .route("/metrics", get(reports::metrics))
         .merge(crate::ui::router())
         .fallback(async || ApiError::not_found("no such endpoint (the API is under /api/v1/)"))
         .method_not_allowed_fallback(async || {

@@ -88,6 +88,7 @@ pub(super) async fn export(
         )
     })
     .await?;
+    app.metrics.served(crate::metrics::Served::Export);
     let body = crate::export::stream(Arc::clone(&app.databases), filter, format);
     let mut response = Response::new(Body::from_stream(body));
     response.headers_mut().insert(
@@ -188,4 +189,23 @@ pub(super) async fn openapi() -> Response {
         Bytes::from_static(OPENAPI.as_bytes()),
     )
         .into_response()
+}
+
+/// `/metrics`: counts only (see `crate::metrics`), so no token.
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> Result<Response> {
+    let last = app
+        .verifications
+        .snapshot()
+        .last
+        .map(|f| (f.ok, f.finished));
+    let text = app
+        .metrics
+        .render(app.recorder.stats(), last)
+        .map_err(|e| ApiError::internal(format!("the metrics could not be written: {e}")))?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
 }

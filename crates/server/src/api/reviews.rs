@@ -124,6 +124,7 @@ pub(crate) async fn submit(
         }
         let record = records::review(&caller, id, verdict, &comment)?;
         let review_event = records::record(&app.recorder, record)?;
+        app.metrics.served(crate::metrics::Served::Review);
         Ok(json!({
             "review_event": review_event,
             "event": id,
