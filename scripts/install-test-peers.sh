@@ -4,6 +4,8 @@
 #   - npm: the official reference servers server-everything and server-filesystem, and the
 #     MCP Inspector (its CLI drives the HTTP proxy)
 #   - PyPI: the official Python SDK `mcp` (client and server), in a virtual environment
+#   - Debian: chromium and chromium-driver, for the console's real-browser tests (when missing,
+#     and only as root or with sudo; otherwise those tests say they are skipped, or fail in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers=.test-peers
@@ -19,6 +21,23 @@ if command -v node >/dev/null; then
   node_version=$(node --version | sed 's/^v//')
   if [ "$(printf '%s\n' 22.19.0 "$node_version" | sort -V | head -n1)" != 22.19.0 ]; then
     echo "test peers: note: Node.js $node_version; the MCP Inspector ($inspector) asks for 22.19 or later and npm warns about it; the demo and the tests also pass on Node.js 20.20." >&2
+  fi
+fi
+
+# Debian's packages, outside .test-peers/: checked on every run, installed only when missing.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  apt_get=()
+  if [ "$(id -u)" = 0 ]; then
+    apt_get=(apt-get)
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    apt_get=(sudo -n apt-get)
+  fi
+  if [ "${#apt_get[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
+    echo "test peers: installing chromium and chromium-driver (Debian)"
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" update -qq
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium chromium-driver
+  else
+    echo "test peers: note: chromium and chromium-driver are missing and cannot be installed here (needs root or sudo and apt-get); the console's browser tests are skipped" >&2
   fi
 fi
 

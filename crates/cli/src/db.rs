@@ -15,7 +15,7 @@ use anyhow::bail;
 use mcp_audit_core::EventId;
 use mcp_audit_store::{Durability, SqliteOptions, SqliteStore, Store};
 
-use crate::time_arg;
+use mcp_audit_server::time as time_arg;
 
 /// Where to find the database: every command's flags.
 #[derive(Debug, Clone, clap::Args)]

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use mcp_audit_core::{Action, Classification, EventKind, Outcome};
 use mcp_audit_store::{Filter, TimeBasis};
 
-use crate::time_arg::parse_time;
+use mcp_audit_server::time::parse_time;
 
 /// Which events a command covers. Every flag narrows; none means every completed event.
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -24,7 +24,6 @@ mod publish;
 mod redact_arg;
 mod render;
 mod table;
-mod time_arg;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;

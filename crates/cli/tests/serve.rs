@@ -443,6 +443,14 @@ on_both_backends!(
     the_openapi_document_describes_every_real_answer,
     a_verify_started_from_the_api_reports_its_result,
     an_erased_event_reads_as_redacted_and_its_read_is_not_recorded,
+    the_ui_logs_in_into_an_http_only_same_site_cookie_and_logs_out,
+    the_ui_lists_events_by_the_urls_filters_and_refuses_a_bad_one_clearly,
+    a_viewer_sees_no_arguments_in_the_ui_and_an_auditors_read_is_on_record,
+    a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue,
+    audit_data_holding_html_renders_inert,
+    an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
+    the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them,
+    metrics_count_what_was_served_on_record_and_the_last_verify,
 );
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
@@ -971,6 +979,12 @@ fn export_streams_every_matching_event(db: Db) {
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), expected.len());
     assert!(csv.body.contains("secret-"), "the payload is in the CSV");
+    let cli =
+        s.db.ok(&["export", "--format", "csv", "--server", "github"]);
+    assert_eq!(
+        csv.body, cli,
+        "the console's CSV is the CLI's, a column for every field"
+    );
 }
 
 fn a_revoked_token_is_refused_on_the_next_request(db: Db) {
@@ -1472,4 +1486,831 @@ fn serve_and_token_refuse_bad_arguments_clearly() {
     let (code, _, err) = s.db.run(&["serve", "--listen", &addr], b"");
     assert_eq!(code, 1);
     assert!(err.contains("cannot listen"), "{err}");
+}
+
+/// A browser's side of the web UI without a browser: a cookie jar of one session and no
+/// following of redirects, so that each answer is seen as sent.
+struct Ui<'a> {
+    console: &'a Console,
+    client: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl<'a> Ui<'a> {
+    fn new(console: &'a Console) -> Ui<'a> {
+        Ui {
+            console,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let request = match &self.cookie {
+            Some(c) => request.header("cookie", format!("mcp_audit_session={c}")),
+            None => request,
+        };
+        self.console.send(request, None)
+    }
+
+    fn get(&self, path: &str) -> Answer {
+        self.send(self.client.get(format!("{}{path}", self.console.base)))
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.console.base))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+    }
+
+    /// Logs in with `token`; returns the `Set-Cookie` header.
+    fn login(&mut self, token: &str) -> String {
+        let answer = self.post("/ui/login", &[("token", token)]);
+        assert_eq!(answer.status, 303, "{}", answer.body);
+        assert_eq!(answer.headers["location"], "/ui/events");
+        let set = answer.headers["set-cookie"].to_str().unwrap().to_string();
+        let value = set
+            .strip_prefix("mcp_audit_session=")
+            .and_then(|v| v.split(';').next())
+            .unwrap();
+        self.cookie = Some(value.to_string());
+        set
+    }
+
+    /// A page that must be 200 HTML.
+    fn page(&self, path: &str) -> String {
+        let answer = self.get(path);
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert!(
+            answer.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        answer.body
+    }
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find(r#"name="csrf" value=""#)
+        .expect("the page has a form with a CSRF token")
+        + r#"name="csrf" value=""#.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+fn the_ui_logs_in_into_an_http_only_same_site_cookie_and_logs_out(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut ui = Ui::new(&console);
+
+    let away = ui.get("/ui/events");
+    assert_eq!(away.status, 303, "no session: to the login page");
+    assert_eq!(away.headers["location"], "/ui/login");
+    assert!(ui.get("/").headers["location"] == "/ui/events");
+    let refused = ui.post("/ui/login", &[("token", "mcpa_not-a-token")]);
+    assert_eq!(refused.status, 401);
+    assert!(refused.body.contains("Unknown or revoked token"));
+    assert!(refused.headers.get("set-cookie").is_none());
+
+    let cookie = ui.login(&s.viewer);
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "no TLS yet, so no Secure: {cookie}"
+    );
+    let page = ui.page("/ui/events");
+    assert!(page.contains("vera"), "the page names who is logged in");
+    assert!(page.contains(r#"name="viewport""#));
+    assert!(page.contains("file:///notes"), "the events are listed");
+    assert!(
+        !page.contains("/ui/reviews"),
+        "a viewer has no review queue link"
+    );
+    assert_eq!(ui.get("/ui/reviews").status, 403, "nor the queue");
+
+    // Logging out needs the session's CSRF token too.
+    let csrf = csrf_of(&page);
+    assert_eq!(ui.post("/ui/logout", &[]).status, 403);
+    let out = ui.post("/ui/logout", &[("csrf", &csrf)]);
+    assert_eq!(out.status, 303);
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        ui.get("/ui/events").status,
+        303,
+        "the old cookie is no session any more"
+    );
+}
+
+fn the_ui_lists_events_by_the_urls_filters_and_refuses_a_bad_one_clearly(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut ui = Ui::new(&console);
+    ui.login(&s.auditor);
+    // A form sends its empty fields: they filter nothing.
+    let page = ui.page("/ui/events?user=alice&tool=&server=&limit=5");
+    let links = page.matches("class=\"event-link\"").count();
+    assert_eq!(links, 5, "a page of five");
+    let expected = s.db.query_ids(&["--user", "alice"]);
+    for id in &expected[..5] {
+        assert!(page.contains(id.as_str()), "{id} is on the first page");
+    }
+    assert!(!page.contains(expected[5].as_str()));
+    // The next page's link keeps the filter.
+    let next = page
+        .split("id=\"next\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(next.contains("user=alice"), "{next}");
+    let second = ui.page(&next);
+    assert!(second.contains(expected[5].as_str()));
+
+    let bad = ui.get("/ui/events?since=last-tuesday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("RFC 3339"), "{}", bad.body);
+    let bad = ui.get("/ui/events?usr=alice");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("unknown query field"), "{}", bad.body);
+}
+
+fn a_viewer_sees_no_arguments_in_the_ui_and_an_auditors_read_is_on_record(db: Db) {
+    let s = seeded(db);
+    let id = seed_id(&s.db, 3);
+    let console = s.db.serve();
+    let mut viewer = Ui::new(&console);
+    viewer.login(&s.viewer);
+    let page = viewer.page(&format!("/ui/events/{id}"));
+    assert!(page.contains("payload-hidden"), "{page}");
+    assert!(!page.contains("secret-3"));
+
+    let mut auditor = Ui::new(&console);
+    auditor.login(&s.auditor);
+    let page = auditor.page(&format!("/ui/events/{id}"));
+    assert!(page.contains("secret-3"), "{page}");
+    assert!(page.contains(&format!("/ui/events/{id}/proof")));
+    let reads: Vec<Value> =
+        s.db.all()
+            .into_iter()
+            .filter(|e| e["operation"] == "READ audit_event")
+            .collect();
+    assert_eq!(reads.len(), 1, "the read in the UI is on record");
+    assert_eq!(reads[0]["actor"]["user_id"], "aude");
+    assert_eq!(reads[0]["target"]["resource_id"], id.as_str());
+    assert_eq!(
+        reads[0]["payload"]["details"]["endpoint"],
+        "/ui/events/{id}"
+    );
+}
+
+fn a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let target = s.db.query_ids(&["--review"])[0].clone();
+    let mut ui = Ui::new(&console);
+    ui.login(&s.reviewer);
+    let queue = ui.page("/ui/reviews");
+    assert!(queue.contains(&format!("q-{target}")));
+    let csrf = csrf_of(&queue);
+    let path = format!("/ui/events/{target}/review");
+    let before = s.db.all().len();
+
+    let forged_csrf = ui.post(&path, &[("csrf", "0000"), ("verdict", "approved")]);
+    assert_eq!(forged_csrf.status, 403);
+    assert!(forged_csrf.body.contains("CSRF"));
+    let no_csrf = ui.post(&path, &[("verdict", "approved")]);
+    assert_eq!(no_csrf.status, 403);
+    let mut forger = Ui::new(&console);
+    forger.cookie = Some("f".repeat(64));
+    assert_eq!(
+        forger
+            .post(&path, &[("csrf", &csrf), ("verdict", "approved")])
+            .status,
+        403,
+        "a forged cookie with a stolen CSRF token"
+    );
+    assert_eq!(
+        forger.get("/ui/events").status,
+        303,
+        "a forged cookie is no session"
+    );
+    let other_site = ui.send(
+        ui.client
+            .post(format!("{}{path}", console.base))
+            .header("origin", "http://evil.example")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&verdict=approved")),
+    );
+    assert_eq!(other_site.status, 403);
+    assert_eq!(s.db.all().len(), before, "nothing was recorded");
+    assert!(ui.page("/ui/reviews").contains(&format!("q-{target}")));
+
+    let done = ui.post(
+        &path,
+        &[
+            ("csrf", &csrf),
+            ("verdict", "approved"),
+            ("comment", "fine"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    let queue = ui.page(done.headers["location"].to_str().unwrap());
+    assert!(!queue.contains(&format!("q-{target}")), "it left the queue");
+    assert!(queue.contains("Recorded"));
+    let review =
+        s.db.all()
+            .into_iter()
+            .find(|e| e["target"]["resource_id"] == target.as_str())
+            .unwrap();
+    assert_eq!(review["actor"]["user_id"], "rita");
+    assert_eq!(review["compliance"]["tags"], json!(["review:approved"]));
+}
+
+fn audit_data_holding_html_renders_inert(db: Db) {
+    let hostile_op = "<script>alert('op')</script>";
+    let hostile_arg = "\"><img src=x onerror=alert(1)>";
+    db.log(&[json!({
+        "kind": "tool_execution", "action": "EXECUTE", "operation": hostile_op,
+        "actor": {"user_id": "<b>mallory</b>"},
+        "target": {"server_name": "'\"><svg onload=alert(2)>"},
+        "session_id": "\"><script>alert(3)</script>",
+        "payload": {"input": {"q": hostile_arg}},
+    })]);
+    let auditor = db.token("aude", "auditor");
+    let console = db.serve();
+    let mut ui = Ui::new(&console);
+    ui.login(&auditor);
+    let list = ui.get("/ui/events");
+    assert_eq!(list.status, 200);
+    let csp = list.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let id = db.query_ids(&["--kind", "tool_execution"])[0].clone();
+    let detail = ui.page(&format!("/ui/events/{id}"));
+    for page in [&list.body, &detail] {
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("<img src=x"), "{page}");
+        assert!(!page.contains("<svg onload"), "{page}");
+        assert!(!page.contains("<b>mallory"), "{page}");
+        // Shown, as text (askama writes `<` as `&#60;`).
+        assert!(
+            page.contains("&#60;script&#62;alert("),
+            "shown, as text: {page}"
+        );
+    }
+    assert!(
+        detail.contains("&#60;img src=x onerror=alert(1)&#62;"),
+        "{detail}"
+    );
+}
+
+/// The console in a real browser: Debian's headless Chromium driven through chromedriver by
+/// WebDriver (fantoccini). Each page visited is kept as a screenshot under
+/// `target/console-screenshots/` for a person to look at.
+mod browser {
+    use std::io::{BufRead, BufReader};
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+
+    use fantoccini::{Client, ClientBuilder, Locator};
+    use serde_json::{Value, json};
+
+    use super::support::{BIN, everything_js, json_output, peer_script, peers, python};
+    use super::{Backend, Db};
+
+    /// A chromedriver of this test, stopped at the end.
+    struct Driver {
+        child: Child,
+        url: String,
+    }
+
+    impl Drop for Driver {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// chromedriver started on a free port, or `None` (the test is skipped, and says so) when
+    /// Chromium or chromedriver is not installed; in CI (`CI=true`) their absence fails.
+    fn driver() -> Option<Driver> {
+        let found = |name: &str| {
+            std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
+            })
+        };
+        if !found("chromium") || !found("chromedriver") {
+            let why = "chromium and chromedriver are not installed (scripts/install-test-peers.sh installs Debian's chromium and chromium-driver)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{why}; CI must run the browser tests");
+            }
+            eprintln!("skipped: {why}");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // It says when it listens; read that line rather than wait an arbitrary time.
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "chromedriver stopped before it started"
+            );
+            if line.contains("started successfully") {
+                break;
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        Some(Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Where the screenshots go: `console-screenshots/` of the build's target directory.
+    fn screenshots() -> PathBuf {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        let dir = target.join("console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A headless Chromium session on `driver`, in a laptop-sized window.
+    async fn browser(driver: &Driver) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--window-size=1280,900"]}),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a Chromium session")
+    }
+
+    async fn shot(client: &Client, name: &str) {
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Clicks `element` and waits for the page it leads to: the old page's root goes stale
+    /// once the next page replaces it (a click's return does not promise the navigation is
+    /// done). Bounded, so a click that navigates nowhere fails rather than hangs.
+    async fn click_and_load(client: &Client, element: fantoccini::elements::Element) {
+        let old = client.find(Locator::Css("html")).await.unwrap();
+        element.click().await.unwrap();
+        let mut replaced = false;
+        for _ in 0..1200 {
+            if old.tag_name().await.is_err() {
+                replaced = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert!(replaced, "the click led to no new page");
+        client
+            .wait()
+            .for_element(Locator::Css("main"))
+            .await
+            .unwrap();
+    }
+
+    async fn login(client: &Client, base: &str, token: &str) {
+        client.goto(&format!("{base}/ui/login")).await.unwrap();
+        client
+            .find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(token)
+            .await
+            .unwrap();
+        click_and_load(client, client.find(Locator::Id("login")).await.unwrap()).await;
+        let url = client.current_url().await.unwrap();
+        if url.path() != "/ui/events" {
+            shot(client, "login-failed").await;
+            panic!(
+                "login ended at {url}: {}",
+                client.source().await.unwrap_or_default()
+            );
+        }
+    }
+
+    async fn text_of(client: &Client, css: &str) -> String {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// An event that requires review, as `mcp-audit log` records it.
+    fn flagged(operation: &str) -> Value {
+        json!({"kind": "tool_execution", "action": "EXECUTE", "operation": operation,
+               "actor": {"user_id": "mallory"}, "target": {"server_name": "payments"},
+               "compliance": {"requires_review": true, "classification": "restricted"},
+               "payload": {"input": {"amount": 9000}}})
+    }
+
+    #[test]
+    fn a_browser_finds_the_proxied_call_sees_its_arguments_and_approves_a_flagged_event() {
+        let Some(peers) = peers() else { return };
+        let Some(driver) = driver() else { return };
+        let db = Db::new(Backend::Sqlite).unwrap();
+        let js = everything_js(&peers).display().to_string();
+        let output = Command::new(python(&peers))
+            .arg(peer_script("legacy_client.py"))
+            .arg(BIN)
+            .arg("proxy")
+            .arg("--db")
+            .arg(&db.url)
+            .args(["--user", "tester", "--", "node", &js, "stdio"])
+            .output()
+            .unwrap();
+        json_output("client", output);
+        db.log(&[flagged("transfer_funds")]);
+        let target = db.query_ids(&["--review"])[0].clone();
+        let auditor = db.token("aude", "auditor");
+        let console = db.serve();
+        let base = console.base.clone();
+
+        runtime().block_on(async {
+            let client = browser(&driver).await;
+            client.goto(&format!("{base}/ui/login")).await.unwrap();
+            shot(&client, "login").await;
+            login(&client, &base, &auditor).await;
+            shot(&client, "events").await;
+
+            // Search by what the proxied call carried; the filter lands in the URL.
+            for (field, value) in [("tool", "echo"), ("user", "tester")] {
+                client
+                    .find(Locator::Css(&format!("input[name={field}]")))
+                    .await
+                    .unwrap()
+                    .send_keys(value)
+                    .await
+                    .unwrap();
+            }
+            click_and_load(&client, client.find(Locator::Id("search")).await.unwrap()).await;
+            let url = client.current_url().await.unwrap();
+            assert!(
+                url.query().unwrap_or_default().contains("tool=echo"),
+                "{url}"
+            );
+            shot(&client, "events-filtered").await;
+            let rows = client.find_all(Locator::Css("a.event-link")).await.unwrap();
+            assert!(!rows.is_empty(), "the echo call is found");
+            for row in &rows {
+                assert_eq!(row.text().await.unwrap(), "echo");
+            }
+            click_and_load(&client, rows[0].clone()).await;
+            let payload = text_of(&client, "#payload").await;
+            assert!(payload.contains("hello through the proxy"), "{payload}");
+            shot(&client, "event").await;
+
+            // The flagged event: approved from the queue, it leaves it.
+            client.goto(&format!("{base}/ui/reviews")).await.unwrap();
+            shot(&client, "reviews").await;
+            let item = client
+                .find(Locator::Id(&format!("q-{target}")))
+                .await
+                .unwrap();
+            item.find(Locator::Css("input[name=comment]"))
+                .await
+                .unwrap()
+                .send_keys("expected transfer")
+                .await
+                .unwrap();
+            click_and_load(
+                &client,
+                item.find(Locator::Css("button.approve")).await.unwrap(),
+            )
+            .await;
+            assert!(text_of(&client, "#done").await.contains("approved"));
+            assert!(
+                client
+                    .find(Locator::Id(&format!("q-{target}")))
+                    .await
+                    .is_err(),
+                "the approved event left the queue"
+            );
+            shot(&client, "reviews-after").await;
+
+            client.goto(&format!("{base}/ui/dashboard")).await.unwrap();
+            assert!(client.find(Locator::Id("calls-chart")).await.is_ok());
+            shot(&client, "dashboard").await;
+
+            client.goto(&format!("{base}/ui/integrity")).await.unwrap();
+            click_and_load(&client, client.find(Locator::Id("verify")).await.unwrap()).await;
+            shot(&client, "integrity").await;
+
+            // A phone: nothing wider than the screen.
+            client.set_window_size(390, 844).await.unwrap();
+            client.goto(&format!("{base}/ui/events")).await.unwrap();
+            let fits = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            shot(&client, "events-phone").await;
+            assert_eq!(fits, Value::Bool(true), "the events page fits a phone");
+            client.close().await.unwrap();
+        });
+        drop(console);
+        let review = db
+            .all()
+            .into_iter()
+            .find(|e| e["target"]["resource_id"] == target.as_str())
+            .expect("the review is an event of the log");
+        assert_eq!(review["actor"]["user_id"], "aude");
+        assert_eq!(review["compliance"]["tags"], json!(["review:approved"]));
+    }
+
+    #[test]
+    fn a_browser_hides_arguments_from_a_viewer_and_refuses_a_forged_cookie_or_csrf_token() {
+        let Some(driver) = driver() else { return };
+        let db = Db::new(Backend::Sqlite).unwrap();
+        db.log(&[flagged("refund")]);
+        let target = db.query_ids(&["--review"])[0].clone();
+        let viewer = db.token("vera", "viewer");
+        let reviewer = db.token("rita", "reviewer");
+        let admin = db.token("adam", "admin");
+        let console = db.serve();
+        let base = console.base.clone();
+
+        runtime().block_on(async {
+            let client = browser(&driver).await;
+            login(&client, &base, &viewer).await;
+            client
+                .goto(&format!("{base}/ui/events/{target}"))
+                .await
+                .unwrap();
+            assert!(text_of(&client, "#payload-hidden").await.contains("hidden"));
+            assert!(!client.source().await.unwrap().contains("9000"));
+            shot(&client, "event-viewer").await;
+
+            // A forged session cookie is no session: back to the login page.
+            client.delete_all_cookies().await.unwrap();
+            let forged = fantoccini::cookies::Cookie::parse(format!(
+                "mcp_audit_session={}; Domain=127.0.0.1; Path=/; SameSite=Strict",
+                "f".repeat(64)
+            ))
+            .unwrap();
+            client.add_cookie(forged).await.unwrap();
+            client.goto(&format!("{base}/ui/events")).await.unwrap();
+            assert_eq!(client.current_url().await.unwrap().path(), "/ui/login");
+
+            // A form whose CSRF token was taken out is refused, and the event stays queued.
+            login(&client, &base, &reviewer).await;
+            client.goto(&format!("{base}/ui/reviews")).await.unwrap();
+            client
+                .execute(
+                    "document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            click_and_load(
+                &client,
+                client
+                    .find(Locator::Css(&format!("#q-{target} button.approve")))
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert!(text_of(&client, "#error").await.contains("CSRF"));
+            shot(&client, "csrf-refused").await;
+            client.goto(&format!("{base}/ui/reviews")).await.unwrap();
+            assert!(
+                client
+                    .find(Locator::Id(&format!("q-{target}")))
+                    .await
+                    .is_ok(),
+                "nothing changed"
+            );
+
+            // An admin's tokens page lists every token.
+            client.delete_all_cookies().await.unwrap();
+            login(&client, &base, &admin).await;
+            client.goto(&format!("{base}/ui/tokens")).await.unwrap();
+            let table = text_of(&client, "#tokens").await;
+            assert!(table.contains("rita") && table.contains("vera"), "{table}");
+            shot(&client, "tokens").await;
+            client.close().await.unwrap();
+        });
+        drop(console);
+        assert!(
+            db.all()
+                .iter()
+                .all(|e| e["operation"] != "review audit_event"),
+            "no review was recorded"
+        );
+    }
+}
+
+fn an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut reviewer = Ui::new(&console);
+    reviewer.login(&s.reviewer);
+    assert_eq!(reviewer.get("/ui/tokens").status, 403, "admins only");
+    let mut ui = Ui::new(&console);
+    ui.login(&s.admin);
+    let page = ui.page("/ui/tokens");
+    assert!(
+        page.contains("vera") && page.contains("adam"),
+        "every token is listed"
+    );
+    let csrf = csrf_of(&page);
+
+    let before = s.db.all().len();
+    assert_eq!(
+        ui.post("/ui/tokens", &[("name", "nina"), ("role", "viewer")])
+            .status,
+        403,
+        "no CSRF token"
+    );
+    let bad = ui.post(
+        "/ui/tokens",
+        &[("csrf", &csrf), ("name", "nina"), ("role", "root")],
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("unknown role"), "{}", bad.body);
+    assert_eq!(s.db.all().len(), before, "nothing recorded");
+
+    let created = ui.post(
+        "/ui/tokens",
+        &[("csrf", &csrf), ("name", "nina"), ("role", "viewer")],
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let at = created.body.find("mcpa_").expect("the secret is shown");
+    let secret: String = created.body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert_eq!(console.get("/api/v1/events", Some(&secret)).status, 200);
+    assert!(
+        !ui.page("/ui/tokens").contains(&secret),
+        "the secret is shown once"
+    );
+    let tokens = console.ok("/api/v1/tokens", &s.admin);
+    let nina = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "nina")
+        .unwrap();
+    assert_eq!(nina["created_by"], "adam", "the admin is on record");
+    let id = nina["id"].as_str().unwrap();
+
+    let revoked = ui.post(&format!("/ui/tokens/{id}/revoke"), &[("csrf", &csrf)]);
+    assert_eq!(revoked.status, 303, "{}", revoked.body);
+    assert_eq!(console.get("/api/v1/events", Some(&secret)).status, 401);
+    let again = ui.post(&format!("/ui/tokens/{id}/revoke"), &[("csrf", &csrf)]);
+    assert_eq!(again.status, 409);
+}
+
+fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let mut ui = Ui::new(&console);
+    ui.login(&s.viewer);
+    let page = ui.page("/ui/dashboard?since=2026-01-01");
+    assert!(page.contains(r#"id="calls-chart""#), "{page}");
+    assert!(page.contains(r#"id="latency-chart""#));
+    let stats = console.ok("/api/v1/stats?since=2026-01-01", &s.viewer);
+    for tool in stats["tools"].as_array().unwrap() {
+        let name = tool["tool"].as_str().unwrap();
+        let calls = tool["calls"].as_u64().unwrap();
+        assert!(
+            page.contains(&format!("<title>{name}: {calls} calls</title>")),
+            "{name}: {calls} calls drawn: {page}"
+        );
+    }
+    assert!(
+        ui.page("/ui/dashboard")
+            .contains("No tool calls in this window"),
+        "the seed is older than the default week"
+    );
+    let bad = ui.get("/ui/dashboard?since=someday");
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("RFC 3339"));
+    assert_eq!(ui.get("/ui/dashboard?tool=x").status, 400);
+}
+
+/// The samples of a Prometheus/OpenMetrics text exposition, after checking its shape: every
+/// sample's family has a `# TYPE` line, and the text ends with `# EOF`.
+fn metric_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    let typed: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            typed.iter().any(|family| name == *family
+                || name
+                    .strip_prefix(family)
+                    .is_some_and(|rest| rest == "_total")),
+            "{name} has no # TYPE: {text}"
+        );
+        samples.insert(series.to_string(), value.parse::<f64>().unwrap());
+    }
+    samples
+}
+
+fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let first = console.get("/metrics", None);
+    assert_eq!(first.status, 200, "no token needed: counts only");
+    let before = metric_samples(&first.body);
+    assert_eq!(before["mcp_audit_console_last_verify_ok"], -1.0);
+
+    let id = seed_id(&s.db, 3);
+    console.ok(&format!("/api/v1/events/{id}"), &s.auditor);
+    let target = s.db.query_ids(&["--review"])[0].clone();
+    let review = console.post(
+        &format!("/api/v1/events/{target}/review"),
+        Some(&s.reviewer),
+        r#"{"verdict": "approved"}"#,
+    );
+    assert_eq!(review.status, 201);
+    assert_eq!(
+        console
+            .post("/api/v1/integrity/verify", Some(&s.auditor), "")
+            .status,
+        202
+    );
+    assert_eq!(last_verify(&console, &s.viewer)["ok"], true);
+
+    let after = metric_samples(&console.get("/metrics", None).body);
+    assert_eq!(
+        after[r#"mcp_audit_console_served_total{what="payload_read"}"#],
+        1.0
+    );
+    assert_eq!(
+        after[r#"mcp_audit_console_served_total{what="review"}"#],
+        1.0
+    );
+    assert!(
+        after[r#"mcp_audit_console_recorder_events_total{result="recorded"}"#] >= 2.0,
+        "the read and the review were recorded: {after:?}"
+    );
+    assert_eq!(after["mcp_audit_console_last_verify_ok"], 1.0);
+    assert!(after["mcp_audit_console_last_verify_finished_seconds"] > 0.0);
 }

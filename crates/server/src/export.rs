@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use futures_util::Stream;
-use mcp_audit_store::{Filter, StoreError, StoredEvent};
-use serde::Serialize;
+use mcp_audit_store::{Filter, StoreError};
 use tokio::sync::mpsc;
 
 use crate::Databases;
@@ -127,9 +126,12 @@ fn write(
         }),
         Format::Csv => {
             let mut csv = csv::Writer::from_writer(&mut out);
+            csv.write_record(crate::csv_rows::header())?;
             let result = store.for_each(filter, &mut |event| {
-                csv.serialize(CsvRow::from(&event))
-                    .map_err(|e| stop(io::Error::other(e)))
+                crate::csv_rows::row(&event)
+                    .map_err(io::Error::other)
+                    .and_then(|row| csv.write_record(row).map_err(io::Error::other))
+                    .map_err(&mut stop)
             });
             csv.flush()?;
             result
@@ -139,66 +141,5 @@ fn write(
         (_, Some(error)) => Err(error),
         (Err(error), None) => Err(io::Error::other(error)),
         (Ok(_), None) => out.flush(),
-    }
-}
-
-/// One CSV row: the columns `mcp-audit export --format csv` writes, the payload as JSON.
-#[derive(Serialize)]
-struct CsvRow<'a> {
-    seq: u64,
-    id: String,
-    timestamp: String,
-    kind: &'a str,
-    action: &'a str,
-    operation: &'a str,
-    outcome: &'a str,
-    duration_us: Option<u64>,
-    error_code: Option<i64>,
-    user_id: Option<&'a str>,
-    session_id: Option<&'a str>,
-    correlation_id: Option<&'a str>,
-    server_name: Option<&'a str>,
-    resource_type: Option<&'a str>,
-    resource_id: Option<&'a str>,
-    classification: Option<&'a str>,
-    requires_review: Option<bool>,
-    data_subject_id: Option<&'a str>,
-    expires_at: Option<String>,
-    redacted: bool,
-    leaf_hash: String,
-    payload: String,
-}
-
-impl<'a> From<&'a StoredEvent> for CsvRow<'a> {
-    fn from(stored: &'a StoredEvent) -> Self {
-        let event = &stored.event;
-        CsvRow {
-            seq: stored.seq,
-            id: event.id.to_string(),
-            timestamp: event.timestamp.to_string(),
-            kind: event.kind.as_str(),
-            action: event.action.as_str(),
-            operation: &event.operation,
-            outcome: event.outcome.as_str(),
-            duration_us: event.duration_us,
-            error_code: event.error_code,
-            user_id: event.actor.user_id.as_deref(),
-            session_id: event.session_id.as_deref(),
-            correlation_id: event.correlation_id.as_deref(),
-            server_name: event.target.server_name.as_deref(),
-            resource_type: event.target.resource_type.as_deref(),
-            resource_id: event.target.resource_id.as_deref(),
-            classification: event.compliance.classification.map(|c| c.as_str()),
-            requires_review: event.compliance.requires_review,
-            data_subject_id: event.compliance.data_subject_id.as_deref(),
-            expires_at: event.compliance.expires_at.map(|t| t.to_string()),
-            redacted: stored.redacted,
-            leaf_hash: stored.leaf_hash.to_string(),
-            payload: if event.payload.is_empty() {
-                String::new()
-            } else {
-                serde_json::to_string(&event.payload).unwrap_or_default()
-            },
-        }
     }
 }

@@ -1,4 +1,4 @@
-//! `mcp-audit serve`: the audit console's HTTP API over any store.
+//! `mcp-audit serve`: the audit console's HTTP API and web UI over any store.
 //!
 //! - [`tokens`]: console tokens and roles, kept as events of the log itself.
 //! - `api`: the `/api/v1` routes (events, sessions, summary, stats, export, integrity,
@@ -8,6 +8,12 @@
 //!   the actor, before the data leaves the server.
 //! - `params`: query strings read strictly (unknown fields are errors), with `query`'s filter
 //!   names.
+//! - [`csv_rows`]: the CSV form of events, shared with `mcp-audit export`; [`time`]: times
+//!   as people type them (`7d`, a date, RFC 3339), shared with the command line's flags.
+//! - `ui`: the web UI under `/ui/` (server-rendered HTML, cookie sessions with CSRF tokens),
+//!   reading through the API's own functions and role checks.
+//! - `metrics`: `/metrics` in the Prometheus text format (the console's recorder, what it
+//!   served on record, the last verify).
 //! - `export`: the streamed export; `verify`: a `verify` run started from the API, watched
 //!   through `/integrity`.
 //!
@@ -84,11 +90,15 @@
 //! ```
 
 mod api;
+pub mod csv_rows;
 mod error;
 mod export;
+mod metrics;
 mod params;
 mod records;
+pub mod time;
 pub mod tokens;
+mod ui;
 mod verify;
 
 use std::net::SocketAddr;
@@ -140,6 +150,9 @@ pub(crate) struct App {
     readers: Mutex<Vec<Box<dyn Store>>>,
     pub tokens: Mutex<TokenTable>,
     pub verifications: Arc<verify::Verifications>,
+    /// The web UI's logged-in browsers.
+    pub ui_sessions: ui::session::Sessions,
+    pub metrics: metrics::Metrics,
 }
 
 /// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
@@ -207,6 +220,8 @@ pub async fn serve(
         verifier,
         verifications: Arc::new(verify::Verifications::default()),
         readers: Mutex::new(Vec::new()),
+        ui_sessions: ui::session::Sessions::default(),
+        metrics: metrics::Metrics::default(),
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
             // Never a real count pair: the first request loads the table.

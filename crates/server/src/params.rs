@@ -7,11 +7,11 @@
 
 use std::collections::HashMap;
 
-use jiff::tz::TimeZone;
-use jiff::{Span, Timestamp, civil};
+use jiff::Timestamp;
 use mcp_audit_store::{Cursor, Filter, PageStart, TimeBasis};
 
 use crate::error::ApiError;
+use crate::time::parse_time_at;
 
 /// The most events one page returns; a larger `limit` is brought down to it, and the page says
 /// so (`limit` in the answer).
@@ -193,31 +193,6 @@ impl Params {
         };
         Ok((start, limit))
     }
-}
-
-/// An instant as `mcp-audit query --since` reads it: RFC 3339, a date (midnight UTC), or a
-/// span meaning "that long ago" (`30m`, `1h`, `7d`).
-pub fn parse_time_at(text: &str, now: Timestamp) -> Result<Timestamp, String> {
-    let text = text.trim();
-    if let Ok(ts) = text.parse::<Timestamp>() {
-        return Ok(ts);
-    }
-    if let Ok(date) = text.parse::<civil::Date>() {
-        return date
-            .to_zoned_datetime(TimeZone::UTC)
-            .map(|z| z.timestamp())
-            .map_err(|e| format!("`{text}`: {e}"));
-    }
-    let span: Span = text.parse().map_err(|_| {
-        format!("`{text}` is neither an RFC 3339 time (2026-03-01T12:00:00Z), a date (2026-03-01), nor a span ago (30m, 1h, 7d)")
-    })?;
-    if span.is_negative() {
-        return Err(format!("`{text}`: a span ago must not be negative"));
-    }
-    now.to_zoned_datetime(TimeZone::UTC)
-        .checked_sub(span)
-        .map(|z| z.timestamp())
-        .map_err(|e| format!("`{text}`: {e}"))
 }
 
 #[cfg(test)]

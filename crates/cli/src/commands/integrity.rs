@@ -417,7 +417,7 @@ pub struct CheckpointFlags {
     #[arg(long, default_value_t = 1000, value_name = "N")]
     checkpoint_every: u64,
     /// Sign once this much time has passed, if entries were added (`60s`, `5m`).
-    #[arg(long, default_value = "60s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_parser = mcp_audit_server::time::parse_duration, value_name = "DURATION")]
     checkpoint_interval: std::time::Duration,
     /// Also append every checkpoint to this file (keep it outside the database's reach).
     #[arg(long, value_name = "PATH", requires = "checkpoint_key")]

@@ -19,7 +19,7 @@ pub(crate) fn parse_max_outage(text: &str) -> Result<MaxOutage, String> {
     if text == "off" {
         return Ok(MaxOutage(None));
     }
-    crate::time_arg::parse_duration(text).map(|d| MaxOutage(Some(d)))
+    mcp_audit_server::time::parse_duration(text).map(|d| MaxOutage(Some(d)))
 }
 
 /// Opens the store for writing and starts the proxy's recorder on it, with checkpointing

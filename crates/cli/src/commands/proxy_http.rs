@@ -63,21 +63,21 @@ pub struct HttpArgs {
     #[arg(long, default_value_t = 4 * 1024 * 1024, value_name = "BYTES")]
     max_body: usize,
     /// How long a client may take to send a request body; then 408, recorded.
-    #[arg(long, default_value = "30s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = mcp_audit_server::time::parse_duration, value_name = "DURATION")]
     body_timeout: Duration,
     /// How long the upstream may take to answer, or to send the next chunk of an answer to a
     /// POST (`30s`, `5m`); then 504, or the stream is cut, and recorded.
-    #[arg(long, default_value = "300s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "300s", value_parser = mcp_audit_server::time::parse_duration, value_name = "DURATION")]
     upstream_timeout: Duration,
     /// Sessions without traffic for this long are ended and forgotten.
-    #[arg(long, default_value = "30m", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30m", value_parser = mcp_audit_server::time::parse_duration, value_name = "DURATION")]
     session_idle: Duration,
     /// Client connections open at once; more are answered 503 and closed (and logged).
     #[arg(long, default_value_t = Limits::default().max_connections as u32, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     max_connections: u32,
     /// How long a client may take to send a request's head, or leave a keep-alive connection
     /// idle; then the connection is closed (and logged).
-    #[arg(long, default_value = "30s", value_parser = crate::time_arg::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = mcp_audit_server::time::parse_duration, value_name = "DURATION")]
     header_timeout: Duration,
 }
 

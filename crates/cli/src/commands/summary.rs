@@ -8,7 +8,7 @@ use mcp_audit_store::{Store, Summary, SummaryScope, TimeBasis};
 use crate::db::Db;
 use crate::render;
 use crate::table::Table;
-use crate::time_arg::parse_time;
+use mcp_audit_server::time::parse_time;
 
 /// Count what happened in a session, for a user, or in a time window
 #[derive(Debug, clap::Args)]

@@ -26,6 +26,16 @@ pub(super) async fn events(
 ) -> Result<Response> {
     authorize(&app, &headers, Role::Viewer).await?;
     let params = Params::parse(query.as_deref(), true, &["limit", "cursor"])?;
+    let (page, limit) = list(&app, &params).await?;
+    Ok(ok(&PageView {
+        events: views(page.events),
+        next_cursor: page.next.map(|c| c.0),
+        limit,
+    }))
+}
+
+/// One page of the events `params` filter, newest first, and the page size used.
+pub(crate) async fn list(app: &Arc<App>, params: &Params) -> Result<(mcp_audit_store::Page, u32)> {
     let filter = params.filter()?;
     let (start, limit) = params.page()?;
     let page = app
@@ -37,11 +47,7 @@ pub(super) async fn events(
             })?)
         })
         .await?;
-    Ok(ok(&PageView {
-        events: views(page.events),
-        next_cursor: page.next.map(|c| c.0),
-        limit,
-    }))
+    Ok((page, limit))
 }
 
 /// Another event of the same call or correlation, in brief.
@@ -92,67 +98,75 @@ pub(super) async fn event(
     let caller = authorize(&app, &headers, Role::Viewer).await?;
     Params::parse(query.as_deref(), false, &[])?;
     let id = event_id(&id)?;
-    let body = app
-        .read(move |app, store| {
-            let stored = store
-                .get(id)?
-                .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))?;
-            let mut links = Vec::new();
-            let mut seen: HashSet<EventId> = HashSet::from([id]);
-            if let Some(intent) = stored.event.completes
-                && let Some(intent) = store.get(intent)?
-            {
-                seen.insert(intent.event.id);
-                links.push(linked(&intent, "intent"));
-            }
-            for outcome in store.outcomes_of(id)? {
-                if seen.insert(outcome)
-                    && let Some(outcome) = store.get(outcome)?
-                {
-                    links.push(linked(&outcome, "outcome"));
-                }
-            }
-            if let Some(correlation) = stored.event.correlation_id.clone() {
-                let page = store.query(&Query {
-                    filter: Filter {
-                        correlation_id: Some(correlation),
-                        include_pending: true,
-                        ..Filter::default()
-                    },
-                    start: PageStart::Newest,
-                    limit: 100,
-                })?;
-                for other in page.events {
-                    if seen.insert(other.event.id) {
-                        links.push(linked(&other, "correlation"));
-                    }
-                }
-            }
-            let with_payload = caller.role.sees_payloads();
-            let reviews = reviews_of(store, id, with_payload)?;
-            let checkpoint = covering_checkpoint(app, &stored.log_id, stored.seq)?;
-            let integrity = json!({
-                "leaf_hash": stored.leaf_hash,
-                "payload_commitment": stored.payload_commitment,
-                "checkpoint": checkpoint,
-                "proof": format!("/api/v1/events/{id}/proof"),
-            });
-            if with_payload && !stored.event.payload.is_empty() {
-                // On record before it leaves the server.
-                records::record(
-                    &app.recorder,
-                    records::read(&caller, id, "/api/v1/events/{id}")?,
-                )?;
-            }
-            Ok(json!({
-                "event": view(stored, with_payload),
-                "linked": links,
-                "reviews": reviews,
-                "integrity": integrity,
-            }))
-        })
-        .await?;
+    let body = detail(&app, caller, id, "/api/v1/events/{id}").await?;
     Ok(ok(&body))
+}
+
+/// Event `id` in full as `caller` may see it, with its linked events, reviews and integrity;
+/// a read of its payload is recorded as made through `endpoint` before it is returned.
+pub(crate) async fn detail(
+    app: &Arc<App>,
+    caller: crate::tokens::TokenInfo,
+    id: EventId,
+    endpoint: &'static str,
+) -> Result<Value> {
+    app.read(move |app, store| {
+        let stored = store
+            .get(id)?
+            .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))?;
+        let mut links = Vec::new();
+        let mut seen: HashSet<EventId> = HashSet::from([id]);
+        if let Some(intent) = stored.event.completes
+            && let Some(intent) = store.get(intent)?
+        {
+            seen.insert(intent.event.id);
+            links.push(linked(&intent, "intent"));
+        }
+        for outcome in store.outcomes_of(id)? {
+            if seen.insert(outcome)
+                && let Some(outcome) = store.get(outcome)?
+            {
+                links.push(linked(&outcome, "outcome"));
+            }
+        }
+        if let Some(correlation) = stored.event.correlation_id.clone() {
+            let page = store.query(&Query {
+                filter: Filter {
+                    correlation_id: Some(correlation),
+                    include_pending: true,
+                    ..Filter::default()
+                },
+                start: PageStart::Newest,
+                limit: 100,
+            })?;
+            for other in page.events {
+                if seen.insert(other.event.id) {
+                    links.push(linked(&other, "correlation"));
+                }
+            }
+        }
+        let with_payload = caller.role.sees_payloads();
+        let reviews = reviews_of(store, id, with_payload)?;
+        let checkpoint = covering_checkpoint(app, &stored.log_id, stored.seq)?;
+        let integrity = json!({
+            "leaf_hash": stored.leaf_hash,
+            "payload_commitment": stored.payload_commitment,
+            "checkpoint": checkpoint,
+            "proof": format!("/api/v1/events/{id}/proof"),
+        });
+        if with_payload && !stored.event.payload.is_empty() {
+            // On record before it leaves the server.
+            records::record(&app.recorder, records::read(&caller, id, endpoint)?)?;
+            app.metrics.served(crate::metrics::Served::PayloadRead);
+        }
+        Ok(json!({
+            "event": view(stored, with_payload),
+            "linked": links,
+            "reviews": reviews,
+            "integrity": integrity,
+        }))
+    })
+    .await
 }
 
 pub(super) async fn proof(
@@ -164,6 +178,17 @@ pub(super) async fn proof(
     let caller = authorize(&app, &headers, Role::Viewer).await?;
     Params::parse(query.as_deref(), false, &[])?;
     let id = event_id(&id)?;
+    proof_download(&app, caller, id, "/api/v1/events/{id}/proof").await
+}
+
+/// The inclusion proof of event `id` as a download, its payload only for a role that sees
+/// payloads (and then the read is recorded as made through `endpoint`).
+pub(crate) async fn proof_download(
+    app: &Arc<App>,
+    caller: crate::tokens::TokenInfo,
+    id: EventId,
+    endpoint: &'static str,
+) -> Result<Response> {
     let (proof, withheld) = app
         .read(move |app, reader| {
             let missing = || ApiError::not_found(format!("no event with id {id}"));
@@ -185,10 +210,8 @@ pub(super) async fn proof(
                 // it as it checks the proof of an erased event.
                 proof.payload = None;
             } else if proof.payload.is_some() {
-                records::record(
-                    &app.recorder,
-                    records::read(&caller, id, "/api/v1/events/{id}/proof")?,
-                )?;
+                records::record(&app.recorder, records::read(&caller, id, endpoint)?)?;
+                app.metrics.served(crate::metrics::Served::PayloadRead);
             }
             Ok((proof, withheld))
         })

@@ -21,9 +21,9 @@ use crate::error::ApiError;
 use crate::tokens::{Role, TokenInfo, TokenTable};
 use crate::{App, OpenError};
 
-mod events;
-mod reports;
-mod reviews;
+pub(crate) mod events;
+pub(crate) mod reports;
+pub(crate) mod reviews;
 mod sessions;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -44,6 +44,8 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/api/v1/integrity/verify", post(reports::start_verify))
         .route("/api/v1/tokens", get(reports::tokens))
         .route("/api/v1/openapi.json", get(reports::openapi))
+        .route("/metrics", get(reports::metrics))
+        .merge(crate::ui::router())
         .fallback(async || ApiError::not_found("no such endpoint (the API is under /api/v1/)"))
         .method_not_allowed_fallback(async || {
             ApiError::new(
@@ -83,13 +85,6 @@ fn open_failed(e: OpenError) -> ApiError {
 
 /// The caller's token, if it is valid and its role at least `need`.
 async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<TokenInfo> {
-    let unauthorized = |message: &str| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            message.to_string(),
-        )
-    };
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("no token: send `Authorization: Bearer <token>`"))?;
@@ -103,6 +98,21 @@ async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<To
         .filter(|s| !s.is_empty())
         .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?
         .to_string();
+    check_secret(app, secret, need).await
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        message.to_string(),
+    )
+}
+
+/// The token whose secret is `secret`, if it is valid and its role at least `need`: the one
+/// check behind the API's bearer tokens and the web UI's sessions, so that a revoked token
+/// ends both on the next request.
+pub(crate) async fn check_secret(app: &Arc<App>, secret: String, need: Role) -> Result<TokenInfo> {
     let caller = app
         .read(move |app, store| {
             let counts = TokenTable::counts(store)?;
@@ -130,22 +140,22 @@ async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<To
     Ok(caller)
 }
 
-fn event_id(text: &str) -> Result<EventId> {
+pub(crate) fn event_id(text: &str) -> Result<EventId> {
     text.parse()
         .map_err(|_| ApiError::bad_request(format!("`{text}` is not an event id")))
 }
 
 /// An event as the API shows it: without its payload unless the caller may see payloads.
 #[derive(Serialize)]
-struct EventView {
+pub(crate) struct EventView {
     #[serde(flatten)]
-    stored: StoredEvent,
+    pub stored: StoredEvent,
     /// The event has arguments or results that this answer leaves out.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    payload_withheld: bool,
+    pub payload_withheld: bool,
 }
 
-fn view(mut stored: StoredEvent, with_payload: bool) -> EventView {
+pub(crate) fn view(mut stored: StoredEvent, with_payload: bool) -> EventView {
     let withheld = !with_payload && !stored.event.payload.is_empty();
     if withheld {
         stored.event.payload = Payload::default();

@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcp_audit_store::{Store, SummaryScope};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Result, authorize, json_response, ok, open_failed};
 use crate::App;
@@ -89,6 +89,7 @@ pub(super) async fn export(
         )
     })
     .await?;
+    app.metrics.served(crate::metrics::Served::Export);
     let body = crate::export::stream(Arc::clone(&app.databases), filter, format);
     let mut response = Response::new(Body::from_stream(body));
     response.headers_mut().insert(
@@ -105,27 +106,30 @@ pub(super) async fn integrity_status(
 ) -> Result<Response> {
     authorize(&app, &headers, Role::Viewer).await?;
     Params::parse(query.as_deref(), false, &[])?;
-    let body = app
-        .read(move |app, _| {
-            let mut logs = Vec::new();
-            for log_id in app.databases.logs().map_err(open_failed)? {
-                let mut store = app.databases.log_reader(&log_id).map_err(open_failed)?;
-                let size = store.next_seq()?;
-                let checkpoint = store
-                    .checkpoints()?
-                    .into_iter()
-                    .max_by_key(|(size, _)| *size)
-                    .map(|(size, note)| json!({"size": size, "note": note}));
-                logs.push(json!({"log_id": log_id, "size": size, "checkpoint": checkpoint}));
-            }
-            Ok(json!({
-                "logs": logs,
-                "verifier_key": app.verifier_key,
-                "verify": app.verifications.snapshot(),
-            }))
-        })
-        .await?;
-    Ok(ok(&body))
+    Ok(ok(&integrity(&app).await?))
+}
+
+/// Each log's size and newest checkpoint, the verifier key, and the last or running verify.
+pub(crate) async fn integrity(app: &Arc<App>) -> Result<Value> {
+    app.read(move |app, _| {
+        let mut logs = Vec::new();
+        for log_id in app.databases.logs().map_err(open_failed)? {
+            let mut store = app.databases.log_reader(&log_id).map_err(open_failed)?;
+            let size = store.next_seq()?;
+            let checkpoint = store
+                .checkpoints()?
+                .into_iter()
+                .max_by_key(|(size, _)| *size)
+                .map(|(size, note)| json!({"size": size, "note": note}));
+            logs.push(json!({"log_id": log_id, "size": size, "checkpoint": checkpoint}));
+        }
+        Ok(json!({
+            "logs": logs,
+            "verifier_key": app.verifier_key,
+            "verify": app.verifications.snapshot(),
+        }))
+    })
+    .await
 }
 
 /// Starts `verify` of every log in the background; `/integrity` shows its progress and result.
@@ -136,6 +140,15 @@ pub(super) async fn start_verify(
 ) -> Result<Response> {
     let caller = authorize(&app, &headers, Role::Auditor).await?;
     Params::parse(query.as_deref(), false, &[])?;
+    start_verify_as(&app, caller)?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &json!({"verify": app.verifications.snapshot()}),
+    ))
+}
+
+/// Starts a verify of every log on behalf of `caller`; 409 when one is running.
+pub(crate) fn start_verify_as(app: &Arc<App>, caller: crate::tokens::TokenInfo) -> Result<()> {
     let started = app.verifications.start(
         Arc::clone(&app.databases),
         app.verifier.as_deref().cloned(),
@@ -148,10 +161,7 @@ pub(super) async fn start_verify(
             "a verify is running already: watch it at /api/v1/integrity",
         ));
     }
-    Ok(json_response(
-        StatusCode::ACCEPTED,
-        &json!({"verify": app.verifications.snapshot()}),
-    ))
+    Ok(())
 }
 
 pub(super) async fn tokens(
@@ -180,4 +190,23 @@ pub(super) async fn openapi() -> Response {
         Bytes::from_static(OPENAPI.as_bytes()),
     )
         .into_response()
+}
+
+/// `/metrics`: counts only (see `crate::metrics`), so no token.
+pub(super) async fn metrics(State(app): State<Arc<App>>) -> Result<Response> {
+    let last = app
+        .verifications
+        .snapshot()
+        .last
+        .map(|f| (f.ok, f.finished));
+    let text = app
+        .metrics
+        .render(app.recorder.stats(), last)
+        .map_err(|e| ApiError::internal(format!("the metrics could not be written: {e}")))?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
 }

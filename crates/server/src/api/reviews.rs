@@ -94,34 +94,45 @@ pub(super) async fn review(
             "the body is not {{\"verdict\": \"approved\"|\"flagged\", \"comment\": \"...\"}}: {e}"
         ))
     })?;
-    if body.comment.chars().count() > MAX_COMMENT {
+    let answer = submit(&app, caller, id, body.verdict, body.comment).await?;
+    Ok(json_response(StatusCode::CREATED, &answer))
+}
+
+/// Records `caller`'s review of event `id` (which must require review) as an event of the log.
+pub(crate) async fn submit(
+    app: &Arc<App>,
+    caller: crate::tokens::TokenInfo,
+    id: EventId,
+    verdict: Verdict,
+    comment: String,
+) -> Result<Value> {
+    if comment.chars().count() > MAX_COMMENT {
         return Err(ApiError::bad_request(format!(
             "the comment is longer than {MAX_COMMENT} characters"
         )));
     }
-    let answer = app
-        .read(move |app, store| {
-            let stored = store
-                .get(id)?
-                .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))?;
-            if stored.event.compliance.requires_review != Some(true) {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "not_for_review",
-                    format!("event {id} does not require review"),
-                ));
-            }
-            let record = records::review(&caller, id, body.verdict, &body.comment)?;
-            let review_event = records::record(&app.recorder, record)?;
-            Ok(json!({
-                "review_event": review_event,
-                "event": id,
-                "verdict": body.verdict,
-                "by": caller.name,
-            }))
-        })
-        .await?;
-    Ok(json_response(StatusCode::CREATED, &answer))
+    app.read(move |app, store| {
+        let stored = store
+            .get(id)?
+            .ok_or_else(|| ApiError::not_found(format!("no event with id {id}")))?;
+        if stored.event.compliance.requires_review != Some(true) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "not_for_review",
+                format!("event {id} does not require review"),
+            ));
+        }
+        let record = records::review(&caller, id, verdict, &comment)?;
+        let review_event = records::record(&app.recorder, record)?;
+        app.metrics.served(crate::metrics::Served::Review);
+        Ok(json!({
+            "review_event": review_event,
+            "event": id,
+            "verdict": verdict,
+            "by": caller.name,
+        }))
+    })
+    .await
 }
 
 /// The ids of every reviewed event (one scan of the review events, by their operation's
@@ -156,6 +167,20 @@ pub(super) async fn queue(
             "the queue holds the events that require review: `review` is not a filter here",
         ));
     }
+    let (events, next, limit) = open_reviews(&app, &params).await?;
+    Ok(ok(&PageView {
+        events: views(events),
+        next_cursor: next.map(|c| c.0),
+        limit,
+    }))
+}
+
+/// One page of the review queue: the events requiring review that `params` filter, less the
+/// reviewed ones; the cursor of the next page and the page size used.
+pub(crate) async fn open_reviews(
+    app: &Arc<App>,
+    params: &Params,
+) -> Result<(Vec<StoredEvent>, Option<mcp_audit_store::Cursor>, u32)> {
     let mut filter = params.filter()?;
     filter.requires_review = Some(true);
     let (mut start, limit) = params.page()?;
@@ -182,9 +207,5 @@ pub(super) async fn queue(
             }
         })
         .await?;
-    Ok(ok(&PageView {
-        events: views(events),
-        next_cursor: next.map(|c| c.0),
-        limit,
-    }))
+    Ok((events, next, limit))
 }

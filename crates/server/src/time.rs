@@ -1,5 +1,6 @@
-//! Times and durations as people type them on a command line: `--since 2026-03-01T12:00:00Z`,
-//! `--since 2026-03-01`, `--since 7d` (seven days ago), `--lock-timeout 500ms`.
+//! Times and durations as people type them: `--since 2026-03-01T12:00:00Z`, `--since
+//! 2026-03-01`, `--since 7d` (seven days ago), `--lock-timeout 500ms` on the command line, and
+//! `?since=7d` in the console. One parser for both, so a filter means the same in each.
 
 use std::time::Duration;
 
