@@ -41,26 +41,21 @@
 //! - `postgres` (default): the PostgreSQL backend, `PgStore`. Without it (`default-features =
 //!   false`) the crate is SQLite-only and the PostgreSQL client is not compiled.
 
-mod backlog;
+mod audit;
 mod boxed;
-mod checkpointer;
-mod columns;
-pub mod erasure;
 mod error;
-pub mod expiry;
-mod indexed;
-pub mod integrity;
-mod lineage;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod query;
-mod recorder;
-mod report;
-mod sql;
+mod read;
 mod sqlite;
 mod store;
-mod tree;
-mod writer;
+mod write;
+
+// The public modules keep their paths; the crate's own code reaches every module at the root too.
+pub use audit::{erasure, expiry, integrity};
+use audit::{indexed, lineage, tree};
+use read::{query, report, sql};
+use write::{backlog, checkpointer, columns, recorder, writer};
 
 pub use backlog::{GAP_OPERATION, gap_size};
 pub use checkpointer::{CheckpointPolicy, Publisher};
