@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mcp_audit_core::{Action, AuditEvent, ContextOp};
 use mcp_audit_store::{
-    Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, SummaryScope,
+    Filter, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore, SummaryScope,
 };
 
 pub fn main() -> Result<(), Box<dyn Error>> {

@@ -1,4 +1,15 @@
-//! The storage trait every backend implements: SQLite now, PostgreSQL next.
+//! The storage traits every backend implements (SQLite and PostgreSQL), split by who calls
+//! what:
+//!
+//! - [`Log`]: which log, and how long it is: every role but reading needs it.
+//! - [`Append`]: the writer thread (`Recorder`, group commit, checkpointer, crash recovery).
+//! - [`Read`]: the readers (query, show, summary, stats, export, the proxies' lookups).
+//! - [`Audit`]: `verify` and `prove`, which read every entry and the backend's derived data.
+//! - [`Maintain`]: cleanup and erasure, which delete from the stored log.
+//!
+//! [`Store`] is all of them (with a blanket impl), for callers that need everything or pick
+//! the backend at run time (`Box<dyn Store>`). A function takes the narrowest role it uses, so
+//! that what it may do to the log reads from its signature.
 //!
 //! The trait is synchronous on purpose: the writer runs on its own thread, readers in async code
 //! use `spawn_blocking`, and a synchronous trait keeps both backends free of runtime choices.
@@ -14,7 +25,7 @@ use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
 
-/// An event with its place in the log, as the writer hands it to [`Store::append`].
+/// An event with its place in the log, as the writer hands it to [`Append::append`].
 #[derive(Debug)]
 pub struct Entry<'a> {
     pub seq: u64,
@@ -82,7 +93,7 @@ pub struct ProofEntry {
     pub payload: Option<(Vec<u8>, String)>,
 }
 
-/// What [`Store::scrub`] could do about the erased bytes.
+/// What [`Maintain::scrub`] could do about the erased bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Scrub {
@@ -99,7 +110,7 @@ pub enum LookupField {
     User = 2,
 }
 
-/// One lookup key's term of [`Store::lookup_digest`], under the run's random key `state`.
+/// One lookup key's term of [`Audit::lookup_digest`], under the run's random key `state`.
 pub fn lookup_key_hash(
     state: &std::collections::hash_map::RandomState,
     field: LookupField,
@@ -118,7 +129,7 @@ pub fn lookup_key_hash(
     hasher.finish()
 }
 
-/// A backend's running totals per lookup key (see [`Store::key_totals`]), read in one snapshot.
+/// A backend's running totals per lookup key (see [`Audit::key_totals`]), read in one snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct KeyTotals {
     /// They count every event below this seq, and none from it on.
@@ -157,20 +168,95 @@ pub enum GroupUsers {
     Several,
 }
 
-/// A backend. One value is one connection's worth of state; the writer owns one, and each
-/// reader opens its own.
-pub trait Store: Send + 'static {
+/// What every role but reading works on: one log, by id and size. A backend value is one
+/// connection's worth of state; the writer owns one, and each reader opens its own.
+pub trait Log: Send + 'static {
     /// The id of the log this store appends to.
     fn log_id(&self) -> &str;
 
     /// The sequence number the next appended entry gets (the log's size).
     fn next_seq(&mut self) -> Result<u64, StoreError>;
+}
 
-    /// Appends `entries` (consecutive seqs from [`Store::next_seq`]) in one durable transaction:
+/// What the writer thread needs (the recorder, group commit, the checkpointer and crash
+/// recovery): appending, the store's idle upkeep, and the tree and checkpoints it extends. The
+/// tree's reads are here because the writer reads them too, to check that the log still
+/// extends its last checkpoint before signing the next.
+pub trait Append: Log {
+    /// Appends `entries` (consecutive seqs from [`Log::next_seq`]) in one durable transaction:
     /// all or none. When another process appended to the log first, writes nothing and returns
     /// [`StoreError::SeqConflict`] with the log's next seq, for the writer to renumber.
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError>;
 
+    /// Upkeep for a moment when the writer has nothing queued: SQLite adds the lookup keys of
+    /// its most recent events to their index (see the `sqlite::keys` module). Never needed for
+    /// correctness; a failure is logged by the writer and the next append goes on as usual.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The leaf hashes from seq `from` on, in order (the writer's Merkle frontier catches up
+    /// with them, including entries other processes appended), a removed entry's from its
+    /// tombstone.
+    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// The size and root of the latest stored checkpoint.
+    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError>;
+
+    /// Stores a signed checkpoint of `size` entries with root `root`.
+    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError>;
+
+    /// The leaf hashes of seqs `from..to` that exist, in order, a removed entry's from its
+    /// tombstone (fewer than asked when entries are missing).
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// The stored interior nodes of `level` (a multiple of [`mcp_audit_core::tiles::TILE_HEIGHT`])
+    /// with index in `from..to`, as (index, hash), in order; missing ones are left out.
+    fn tree_nodes(
+        &mut self,
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError>;
+
+    /// Stores interior nodes (replacing equal keys). They are a cache that proofs read instead
+    /// of rehashing the log; one lost in a crash is recomputed when next needed.
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError>;
+
+    /// `pending` events (recorded intents) that no outcome event completes: operations that
+    /// were in flight when a recorder stopped. Crash recovery records them as `incomplete`.
+    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError>;
+}
+
+/// What readers need: queries, summaries and export. Not tied to one log (on PostgreSQL
+/// queries read every log), so no [`Log`] bound: a read-only server holds a `Read` only.
+pub trait Read: Send + 'static {
+    /// One page of events, newest first.
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError>;
+
+    /// One event by id.
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// How many events match.
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError>;
+
+    /// Every matching event, oldest first, handed to `sink` one at a time (for export).
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError>;
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError>;
+
+    /// Per-tool statistics over the matching `tool_execution` events, most called first.
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;
+}
+
+/// What `verify` and `prove` read beyond the tree: every entry with its column copies, the
+/// tombstones, the stored checkpoints, the lineage rows, and the backend's own derived data
+/// (indexes and totals it keeps beside the events).
+pub trait Audit: Log {
     /// Where the backend's own lookup index ends, when it keeps one beside the events (as
     /// SQLite does for sessions and users): it holds the keys of every event below.
     /// `None` when there is no such index to check.
@@ -198,34 +284,45 @@ pub trait Store: Send + 'static {
         Ok(None)
     }
 
-    /// Upkeep for a moment when the writer has nothing queued: SQLite adds the lookup keys of
-    /// its most recent events to their index (see the `sqlite::keys` module). Never needed for
-    /// correctness; a failure is logged by the writer and the next append goes on as usual.
-    fn settle(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
+    /// The tombstones of this log with seq in `from..to`, by seq.
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError>;
 
-    /// One page of events, newest first.
-    fn query(&mut self, query: &Query) -> Result<Page, StoreError>;
-
-    /// One event by id.
-    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
-
-    /// How many events match.
-    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError>;
-
-    /// Every matching event, oldest first, handed to `sink` one at a time (for export).
-    fn for_each(
+    /// Every entry of this log with seq in `from..to`, by seq, handed to `sink` one at a time
+    /// (verification reads the whole log, so rows are lent, not copied). Returns how many.
+    fn scan_log(
         &mut self,
-        filter: &Filter,
-        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError>;
 
-    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError>;
+    /// Another read-only handle on the same log, for work split across threads (verification
+    /// reads the two halves of a large log at once). `None` where the backend cannot.
+    fn another_reader(&self) -> Result<Option<Box<dyn Audit>>, StoreError> {
+        Ok(None)
+    }
 
-    /// Per-tool statistics over the matching `tool_execution` events, most called first.
-    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;
+    /// Every stored checkpoint of this log as (size, signed note), smallest first.
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError>;
 
+    /// The entry of event `id`, as an inclusion proof needs it.
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError>;
+
+    /// Every lineage and compliance row of this log (the `data_sources` and
+    /// `compliance_events` tables, copies of the hashed metadata's lists) with seq in
+    /// `from..to`, each table's rows by seq and ordinal, handed to `sink` one at a time.
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+/// What changes the stored log without appending to it: cleanup of expired events and erasure
+/// of payloads (each also records itself through the writer, see [`crate::expiry`] and
+/// [`crate::erasure`]).
+pub trait Maintain: Log {
     /// Counts what a cleanup at `now` would delete: the events whose `expires_at` is before it,
     /// with their payload, lineage and compliance rows (on PostgreSQL, of every log).
     fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError>;
@@ -241,44 +338,9 @@ pub trait Store: Send + 'static {
     /// lists it.
     fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError>;
 
-    /// The tombstones of this log with seq in `from..to`, by seq.
-    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError>;
-
-    /// The leaf hashes from seq `from` on, in order (the writer's Merkle frontier catches up
-    /// with them, including entries other processes appended), a removed entry's from its
-    /// tombstone.
-    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError>;
-
-    /// The size and root of the latest stored checkpoint.
-    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError>;
-
-    /// Stores a signed checkpoint of `size` entries with root `root`.
-    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError>;
-
-    /// Every entry of this log with seq in `from..to`, by seq, handed to `sink` one at a time
-    /// (verification reads the whole log, so rows are lent, not copied). Returns how many.
-    fn scan_log(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError>;
-
-    /// Another read-only handle on the same log, for work split across threads (verification
-    /// reads the two halves of a large log at once). `None` where the backend cannot.
-    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
-        Ok(None)
-    }
-
-    /// Every stored checkpoint of this log as (size, signed note), smallest first.
-    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError>;
-
-    /// The entry of event `id`, as an inclusion proof needs it.
-    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError>;
-
     /// Deletes the payload (salt and personal fields) of event `id`; the leaf stays valid.
     /// Returns whether there was one to delete. The bytes are overwritten where the backend
-    /// can (SQLite: `secure_delete`); [`Store::scrub`] then clears the copies a journal keeps.
+    /// can (SQLite: `secure_delete`); [`Maintain::scrub`] then clears the copies a journal keeps.
     fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError>;
 
     /// After erasures: makes the erased bytes leave the backend's files as far as it can, and
@@ -288,35 +350,10 @@ pub trait Store: Send + 'static {
     /// The ids of the events that complete the intent `intent` (its outcomes; normally one),
     /// whichever log they are in: the records of one call that an erasure erases together.
     fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError>;
-
-    /// Every lineage and compliance row of this log (the `data_sources` and
-    /// `compliance_events` tables, copies of the hashed metadata's lists) with seq in
-    /// `from..to`, each table's rows by seq and ordinal, handed to `sink` one at a time.
-    fn scan_lineage(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
-
-    /// The leaf hashes of seqs `from..to` that exist, in order, a removed entry's from its
-    /// tombstone (fewer than asked when entries are missing).
-    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
-
-    /// The stored interior nodes of `level` (a multiple of [`mcp_audit_core::tiles::TILE_HEIGHT`])
-    /// with index in `from..to`, as (index, hash), in order; missing ones are left out.
-    fn tree_nodes(
-        &mut self,
-        level: u32,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<(u64, Hash)>, StoreError>;
-
-    /// Stores interior nodes (replacing equal keys). They are a cache that proofs read instead
-    /// of rehashing the log; one lost in a crash is recomputed when next needed.
-    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError>;
-
-    /// `pending` events (recorded intents) that no outcome event completes: operations that
-    /// were in flight when a recorder stopped. Crash recovery records them as `incomplete`.
-    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError>;
 }
+
+/// A whole backend: every role. Callers that need all of them, or choose the backend at run
+/// time (`Box<dyn Store>`), hold a `Store`; functions that need one role take only that one.
+pub trait Store: Append + Read + Audit + Maintain {}
+
+impl<T: Append + Read + Audit + Maintain + ?Sized> Store for T {}

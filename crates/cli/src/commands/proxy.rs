@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use mcp_audit_core::{Actor, EventId};
 use mcp_audit_proxy::{ProxyConfig, SessionConfig, incomplete_outcomes, run_stdio};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store, StoreError, StoredEvent};
+use mcp_audit_store::{Durability, Recorder, RecorderConfig, StoreError, StoredEvent};
 
 use crate::commands::integrity::{CheckpointFlags, Checkpointing};
 use crate::db::Db;

@@ -2,7 +2,7 @@
 
 use std::io::{self, BufWriter, Write};
 
-use mcp_audit_store::{Cursor, PageStart, Query, Store, StoredEvent};
+use mcp_audit_store::{Cursor, PageStart, Query, StoredEvent};
 use serde::Serialize;
 
 use crate::db::Db;

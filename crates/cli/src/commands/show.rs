@@ -4,7 +4,6 @@ use std::io::{self, Write};
 
 use anyhow::{Context, anyhow};
 use mcp_audit_core::EventId;
-use mcp_audit_store::Store;
 
 use crate::db::Db;
 

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use jiff::Timestamp;
-use mcp_audit_store::{Store, Summary, SummaryScope};
+use mcp_audit_store::{Summary, SummaryScope};
 
 use crate::db::Db;
 use crate::render;

@@ -24,7 +24,8 @@ use crate::expiry::{CLEANUP_OPERATION, CleanupRecord, SeqRange, Tombstone};
 use crate::indexed;
 use crate::lineage::{self, LineageHashes};
 use crate::store::{
-    GroupUsers, IndexedColumns, KeyTotals, LogEntry, LookupField, Store, lookup_key_hash,
+    Append, Audit, GroupUsers, IndexedColumns, KeyTotals, LogEntry, LookupField, Store,
+    lookup_key_hash,
 };
 use crate::tree::TreeSource;
 
@@ -211,7 +212,7 @@ fn verify_once(
     let sizes: HashSet<u64> = opened.iter().map(|c| c.size).collect();
 
     // The lookup index, summed on a thread of its own for a long log while the two threads
-    // sum the same keys from the rows (see `Store::lookup_digest`); keyed afresh for this run.
+    // sum the same keys from the rows (see `Audit::lookup_digest`); keyed afresh for this run.
     let state = RandomState::new();
     let below = store.lookup_bound()?;
     // The running totals, read whole before the entries (they are a few rows per session and
@@ -455,7 +456,7 @@ struct Checked {
     /// The lookup keys of its entries below the index's bound, summed (see `lookup_digest`).
     key_sum: u64,
     /// Its entries below the running totals' bound, grouped as the totals are (see
-    /// `Store::key_totals`), by the hash of each group's key.
+    /// `Audit::key_totals`), by the hash of each group's key.
     groups: GroupMap,
     /// Seqs below the log's size that neither a row nor a tombstone holds.
     missing: Vec<u64>,
@@ -482,8 +483,8 @@ struct Checked {
 }
 
 /// What `verify` derives from the entries' columns, to hold the backend's own derived data to:
-/// the lookup keys below `keys_below` (see `Store::lookup_digest`) and the summary groups below
-/// `totals_below` (see `Store::key_totals`), hashed under the run's random key `state`.
+/// the lookup keys below `keys_below` (see `Audit::lookup_digest`) and the summary groups below
+/// `totals_below` (see `Audit::key_totals`), hashed under the run's random key `state`.
 #[derive(Clone, Copy)]
 struct Derived<'a> {
     state: &'a RandomState,
@@ -506,7 +507,7 @@ fn gap_in(columns: &crate::store::IndexedColumns<'_>) -> Option<u64> {
 /// the lookup keys and groups the summary totals of the entries below the bounds in `derived`,
 /// from their columns.
 fn check_range(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Audit + ?Sized),
     at: Range,
     derived: Derived<'_>,
     sizes: &HashSet<u64>,
@@ -779,7 +780,7 @@ fn totals_agree(state: &RandomState, totals: &KeyTotals, computed: &GroupMap) ->
 /// none of the `moved` seqs (sorted; entries whose leaf is not the stored one). A node the
 /// store lacks is no finding: proofs recompute and store it again.
 fn check_nodes(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + ?Sized),
     computed: &HashMap<(u32, u64), Hash>,
     moved: &[u64],
     log_size: u64,
@@ -961,7 +962,7 @@ fn column_mismatch(
 }
 
 /// Runs `f` with a subtree source over `store`, then stores the nodes it had to recompute.
-fn with_tree<S: Store + ?Sized, T>(
+fn with_tree<S: Append + ?Sized, T>(
     store: &mut S,
     f: impl FnOnce(&mut dyn FnMut(u64, u32) -> Result<Hash, StoreError>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
@@ -974,7 +975,7 @@ fn with_tree<S: Store + ?Sized, T>(
 /// Signs a checkpoint of the whole log as it is now, stores it, and returns it. Refuses to sign
 /// a tree that does not extend the previous checkpoint (the stored leaves were changed since).
 pub fn sign_checkpoint(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + ?Sized),
     signer: &NoteSigner,
     origin: &str,
 ) -> Result<OutsideCheckpoint, StoreError> {
@@ -1040,7 +1041,7 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
 ///
 /// Reads O(log n) stored interior nodes (see [`mcp_audit_core::tiles`]), not the whole log.
 pub fn prove(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + Audit + ?Sized),
     id: EventId,
 ) -> Result<mcp_audit_core::proof::InclusionProof, StoreError> {
     let Some(entry) = store.proof_entry(id)? else {
@@ -1078,7 +1079,7 @@ pub fn prove(
 /// A consistency proof between two checkpoint sizes of this log (RFC 9162 §2.1.4), from the
 /// stored nodes and leaves.
 pub fn consistency(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + ?Sized),
     old_size: u64,
     new_size: u64,
 ) -> Result<Vec<Hash>, StoreError> {

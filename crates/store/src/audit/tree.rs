@@ -10,16 +10,16 @@ use mcp_audit_core::tiles::{Node, TILE_HEIGHT};
 use mcp_audit_core::{Hash, merkle};
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::Append;
 
 /// Answers "the root of the `2^height` leaves from `start`" for [`mcp_audit_core::tiles`].
-pub(crate) struct TreeSource<'s, S: Store + ?Sized> {
+pub(crate) struct TreeSource<'s, S: Append + ?Sized> {
     store: &'s mut S,
     /// Nodes recomputed because they were missing: to be stored by [`TreeSource::finish`].
     healed: Vec<Node>,
 }
 
-impl<'s, S: Store + ?Sized> TreeSource<'s, S> {
+impl<'s, S: Append + ?Sized> TreeSource<'s, S> {
     pub(crate) fn new(store: &'s mut S) -> TreeSource<'s, S> {
         TreeSource {
             store,

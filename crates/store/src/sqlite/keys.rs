@@ -100,7 +100,7 @@ pub(super) fn index_tail(
     set_bound(conn, "indexed_to", to)
 }
 
-/// `event_keys` summed for `verify` (see `Store::lookup_digest`): every key below `below`.
+/// `event_keys` summed for `verify` (see `Audit::lookup_digest`): every key below `below`.
 pub(super) fn digest(
     conn: &Connection,
     state: &std::collections::hash_map::RandomState,

@@ -17,7 +17,7 @@ use mcp_audit_core::{AuditEvent, EventBuilder, Policy, SealedEvent, seal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::Append;
 use crate::writer::{self, Command};
 
 /// When `record` returns.
@@ -244,7 +244,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts the writer thread on `store`; fails at once if the store can not be read.
-    pub fn start(mut store: impl Store, config: RecorderConfig) -> Result<Recorder, StoreError> {
+    pub fn start(mut store: impl Append, config: RecorderConfig) -> Result<Recorder, StoreError> {
         let next_seq = store.next_seq()?;
         let log_id: Arc<str> = Arc::from(store.log_id());
         let keep_tree = config.tree_nodes || config.checkpoints.is_some();

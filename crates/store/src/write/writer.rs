@@ -30,7 +30,7 @@ use crate::backlog::Backlog;
 use crate::checkpointer::Checkpointer;
 use crate::error::StoreError;
 use crate::recorder::{RecordError, Shared};
-use crate::store::{Entry, Store};
+use crate::store::{Append, Entry};
 
 /// What the writer is asked to do.
 pub(crate) enum Command {
@@ -70,7 +70,7 @@ pub(crate) struct Batching {
 
 /// Runs until a shutdown command, or until every sender is gone (after draining the queue).
 pub(crate) fn run(
-    mut store: impl Store,
+    mut store: impl Append,
     next_seq: u64,
     mut commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
@@ -233,7 +233,7 @@ impl Log {
     /// backlog when the store failed. While the store fails, a batch nobody waits for is not
     /// tried before the retry is due: it joins the backlog at once, so that the queue keeps
     /// moving and the callers never block on a store that is down.
-    fn commit<S: Store>(
+    fn commit<S: Append>(
         &mut self,
         store: &mut S,
         batch: &mut Vec<(Box<SealedEvent>, Waiter)>,
@@ -340,7 +340,7 @@ impl Log {
 
     /// Appends `records` in one transaction; when that fails for a reason that may concern one
     /// record, one by one, so that only the bad one fails. Each record's seq, or why not.
-    fn write<S: Store>(
+    fn write<S: Append>(
         &mut self,
         store: &mut S,
         records: &[(Box<SealedEvent>, Waiter)],
@@ -392,7 +392,7 @@ impl Failure {
 /// Appends `sealed` in one transaction, without the event-by-event retry of [`Log::commit`]: the
 /// caller asked for all or none.
 fn commit_all(
-    store: &mut impl Store,
+    store: &mut impl Append,
     next_seq: &mut u64,
     sealed: &[SealedEvent],
     shared: &Shared,
@@ -420,7 +420,7 @@ fn commit_all(
 /// Appends `events` as consecutive entries from `next_seq`, renumbering when another process
 /// appended first; returns their seqs.
 fn append(
-    store: &mut impl Store,
+    store: &mut impl Append,
     next_seq: &mut u64,
     events: &[&SealedEvent],
 ) -> Result<Vec<u64>, StoreError> {
