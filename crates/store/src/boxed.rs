@@ -13,7 +13,8 @@ use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
 use crate::store::{
-    Append, Audit, Entry, KeyTotals, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read, Scrub,
+    Append, Audit, DerivedCheck, Entry, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read,
+    Scrub,
 };
 
 impl<T: Log + ?Sized> Log for Box<T> {
@@ -100,20 +101,11 @@ impl<T: Read + ?Sized> Read for Box<T> {
 }
 
 impl<T: Audit + ?Sized> Audit for Box<T> {
-    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
-        (**self).lookup_bound()
-    }
-
-    fn lookup_digest(
+    fn derived_check(
         &mut self,
-        state: &std::collections::hash_map::RandomState,
-        below: u64,
-    ) -> Result<u64, StoreError> {
-        (**self).lookup_digest(state, below)
-    }
-
-    fn key_totals(&mut self) -> Result<Option<KeyTotals>, StoreError> {
-        (**self).key_totals()
+        parallel: bool,
+    ) -> Result<Option<Box<dyn DerivedCheck>>, StoreError> {
+        (**self).derived_check(parallel)
     }
 
     fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {

@@ -73,7 +73,6 @@ pub use recorder::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
-    Append, Audit, Entry, GroupUsers, IndexedColumns, KeyGroup, KeyTotals, LineageRow,
-    LineageTable, Log, LogEntry, LookupField, Maintain, ProofEntry, Read, Scrub, Store,
-    lookup_key_hash,
+    Append, Audit, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log, LogEntry,
+    Maintain, ProofEntry, Read, Scrub, Store, Tally,
 };

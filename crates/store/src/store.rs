@@ -20,6 +20,7 @@ use mcp_audit_core::{EventId, Hash, SealedEvent};
 
 use crate::error::StoreError;
 use crate::expiry::{ExpiredEntry, Removal, Tombstone};
+use crate::integrity::Finding;
 pub use crate::lineage::{LineageRow, LineageTable};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
@@ -103,69 +104,25 @@ pub enum Scrub {
     Pending(String),
 }
 
-/// Which column a lookup key comes from, as [`lookup_key_hash`] tells them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupField {
-    Session = 1,
-    User = 2,
+/// A backend's check of its derived data (see [`Audit::derived_check`]), made before the
+/// entries are read: it holds what the backend had derived up to then.
+pub trait DerivedCheck: Send + Sync {
+    /// A fresh tally for one range of the log, which `verify` feeds that range's entries in seq
+    /// order on one thread.
+    fn tally(&self) -> Box<dyn Tally>;
+
+    /// The findings, once every range's tally is complete: the derived data as stored compared
+    /// with what the tallies derived from the entries' own columns.
+    fn finish(self: Box<Self>, tallies: Vec<Box<dyn Tally>>) -> Result<Vec<Finding>, StoreError>;
 }
 
-/// One lookup key's term of [`Audit::lookup_digest`], under the run's random key `state`.
-pub fn lookup_key_hash(
-    state: &std::collections::hash_map::RandomState,
-    field: LookupField,
-    value: &[u8],
-    seq: u64,
-) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // A fixed-length head then the value: an unambiguous encoding in two writes (the `Hash`
-    // impl of a tuple makes four, and this runs six million times in a million-entry verify).
-    let mut head = [0u8; 9];
-    head[0] = field as u8;
-    head[1..].copy_from_slice(&seq.to_le_bytes());
-    let mut hasher = state.build_hasher();
-    hasher.write(&head);
-    hasher.write(value);
-    hasher.finish()
-}
+/// One range's part of a [`DerivedCheck`].
+pub trait Tally: Send {
+    /// Adds one entry, as read (its columns are held to its hashed metadata by `verify`).
+    fn entry(&mut self, entry: &LogEntry<'_>);
 
-/// A backend's running totals per lookup key (see [`Audit::key_totals`]), read in one snapshot.
-#[derive(Debug, Clone, Default)]
-pub struct KeyTotals {
-    /// They count every event below this seq, and none from it on.
-    pub below: u64,
-    pub groups: Vec<KeyGroup>,
-    /// Rows no writer would make (a field no writer uses, a value of the wrong type): each an
-    /// edit.
-    pub malformed: u64,
-}
-
-/// One running total: the events of one session or user (`field`, `value`) with one kind and
-/// outcome, as stored bytes (compared, never parsed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyGroup {
-    pub field: LookupField,
-    pub value: Vec<u8>,
-    pub kind: Vec<u8>,
-    pub outcome: Vec<u8>,
-    pub count: u64,
-    /// How many of them require review.
-    pub review: u64,
-    /// Their earliest and latest time, microseconds since the Unix epoch.
-    pub first_ts: i64,
-    pub last_ts: i64,
-    pub users: GroupUsers,
-}
-
-/// The users of a running total's events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupUsers {
-    /// None of them has a user.
-    Nobody,
-    /// All of them have this one.
-    One(Vec<u8>),
-    /// Two or more users, or some events with a user and some without.
-    Several,
+    /// For the check that made it, to take its sums back.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
 }
 
 /// What every role but reading works on: one log, by id and size. A backend value is one
@@ -257,30 +214,16 @@ pub trait Read: Send + 'static {
 /// tombstones, the stored checkpoints, the lineage rows, and the backend's own derived data
 /// (indexes and totals it keeps beside the events).
 pub trait Audit: Log {
-    /// Where the backend's own lookup index ends, when it keeps one beside the events (as
-    /// SQLite does for sessions and users): it holds the keys of every event below.
-    /// `None` when there is no such index to check.
-    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
-        Ok(None)
-    }
-
-    /// The lookup index summed for `verify`: the wrapping sum of [`lookup_key_hash`] under
-    /// `state` over every key it holds for an event below `below`. `verify` sums the same over
-    /// the rows' own columns; a key deleted, added or changed makes the sums differ, and the
-    /// hash is keyed afresh for each run, so that no edit can be made to balance out.
-    fn lookup_digest(
+    /// A check of the data the backend derives from its entries and keeps beside them (SQLite:
+    /// its lookup index and running totals per session and user), which queries and summaries
+    /// trust: `verify` feeds it every entry it reads and adds its findings. `parallel` says
+    /// that `verify` reads the log on several threads, so the check may take one of its own.
+    /// `None` when the backend keeps no such data. Each backend checks its own, so that the
+    /// verifier knows nothing of how a backend speeds up its reads.
+    fn derived_check(
         &mut self,
-        _state: &std::collections::hash_map::RandomState,
-        _below: u64,
-    ) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
-    /// The running totals per session and user that the backend keeps for its summaries, if
-    /// it keeps any (SQLite does, beside its lookup index). `verify` sums the same groups from
-    /// the entries' own columns below [`KeyTotals::below`]: an edited total would make a
-    /// summary of an intact log lie.
-    fn key_totals(&mut self) -> Result<Option<KeyTotals>, StoreError> {
+        _parallel: bool,
+    ) -> Result<Option<Box<dyn DerivedCheck>>, StoreError> {
         Ok(None)
     }
 

@@ -22,7 +22,6 @@ use rusqlite::{Connection, OptionalExtension};
 use super::Layout;
 use crate::query::Filter;
 use crate::sql::{SqlValue, Where};
-use crate::store::{LookupField, lookup_key_hash};
 
 /// How many unindexed events the writer lets gather before it adds their keys. Larger means
 /// fewer page writes per event and a longer tail for keyed queries to read row by row (about a
@@ -100,7 +99,7 @@ pub(super) fn index_tail(
     set_bound(conn, "indexed_to", to)
 }
 
-/// `event_keys` summed for `verify` (see `Audit::lookup_digest`): every key below `below`.
+/// `event_keys` summed for `verify` (see `derived`): every key below `below`.
 pub(super) fn digest(
     conn: &Connection,
     state: &std::collections::hash_map::RandomState,
@@ -197,6 +196,32 @@ pub(super) fn restrict(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0))"
     ));
     Ok(())
+}
+
+/// Which column a lookup key comes from, as [`lookup_key_hash`] tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LookupField {
+    Session = 1,
+    User = 2,
+}
+
+/// One lookup key's term of [`digest`], under the run's random key `state`.
+pub(super) fn lookup_key_hash(
+    state: &std::collections::hash_map::RandomState,
+    field: LookupField,
+    value: &[u8],
+    seq: u64,
+) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // A fixed-length head then the value: an unambiguous encoding in two writes (the `Hash`
+    // impl of a tuple makes four, and this runs six million times in a million-entry verify).
+    let mut head = [0u8; 9];
+    head[0] = field as u8;
+    head[1..].copy_from_slice(&seq.to_le_bytes());
+    let mut hasher = state.build_hasher();
+    hasher.write(&head);
+    hasher.write(value);
+    hasher.finish()
 }
 
 #[cfg(test)]

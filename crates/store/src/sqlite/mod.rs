@@ -5,6 +5,7 @@
 //! why each index exists.
 
 mod append;
+mod derived;
 mod expiry;
 mod keys;
 mod log;
@@ -28,7 +29,8 @@ use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
 use crate::store::{
-    Append, Audit, Entry, KeyTotals, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read, Scrub,
+    Append, Audit, DerivedCheck, Entry, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read,
+    Scrub,
 };
 
 /// How to open a SQLite store.
@@ -519,30 +521,21 @@ impl Read for SqliteStore {
 }
 
 impl Audit for SqliteStore {
-    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
-        if !self.layout.bulk_keys {
-            return Ok(None);
-        }
-        keys::indexed_to(&self.conn)
-            .map(Some)
-            .map_err(|e| self.map(e))
-    }
-
-    fn lookup_digest(
+    fn derived_check(
         &mut self,
-        state: &std::collections::hash_map::RandomState,
-        below: u64,
-    ) -> Result<u64, StoreError> {
-        keys::digest(&self.conn, state, below).map_err(|e| self.map(e))
-    }
-
-    fn key_totals(&mut self) -> Result<Option<KeyTotals>, StoreError> {
-        if !self.layout.key_totals {
-            return Ok(None);
-        }
-        totals::read_all(&self.conn)
-            .map(Some)
-            .map_err(|e| self.map(e))
+        parallel: bool,
+    ) -> Result<Option<Box<dyn DerivedCheck>>, StoreError> {
+        let options = SqliteOptions {
+            lock_timeout: self.lock_timeout,
+        };
+        let check = derived::Check::new(
+            &self.conn,
+            &self.layout,
+            parallel,
+            || SqliteStore::open_read_only(&self.path, options),
+            |e| self.map(e),
+        )?;
+        Ok(Some(Box::new(check)))
     }
 
     fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {

@@ -3,12 +3,12 @@
 use rusqlite::params_from_iter;
 
 use super::SqliteStore;
+use super::keys::LookupField;
 use super::read::placeholder;
 use crate::error::StoreError;
 use crate::query::{Filter, Summary, SummaryScope, ToolStats};
 use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter, tool_executions};
 use crate::sql::Where;
-use crate::store::LookupField;
 
 pub(super) fn summary(
     store: &mut SqliteStore,

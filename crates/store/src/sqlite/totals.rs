@@ -24,8 +24,8 @@ use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
 use super::Layout;
+use super::keys::LookupField;
 use crate::report::SummaryGroup;
-use crate::store::{GroupUsers, KeyGroup, KeyTotals, LookupField};
 
 /// A summary's groups, each with the user beside it (see `fold_summary`).
 type Groups = Vec<(Option<String>, SummaryGroup)>;
@@ -410,4 +410,43 @@ fn group(row: &rusqlite::Row<'_>) -> Result<Option<KeyGroup>, rusqlite::Error> {
         last_ts,
         users,
     }))
+}
+
+/// The running totals per lookup key (see [`read_all`]), read in one snapshot.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KeyTotals {
+    /// They count every event below this seq, and none from it on.
+    pub(super) below: u64,
+    pub(super) groups: Vec<KeyGroup>,
+    /// Rows no writer would make (a field no writer uses, a value of the wrong type): each an
+    /// edit.
+    pub(super) malformed: u64,
+}
+
+/// One running total: the events of one session or user (`field`, `value`) with one kind and
+/// outcome, as stored bytes (compared, never parsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KeyGroup {
+    pub(super) field: LookupField,
+    pub(super) value: Vec<u8>,
+    pub(super) kind: Vec<u8>,
+    pub(super) outcome: Vec<u8>,
+    pub(super) count: u64,
+    /// How many of them require review.
+    pub(super) review: u64,
+    /// Their earliest and latest time, microseconds since the Unix epoch.
+    pub(super) first_ts: i64,
+    pub(super) last_ts: i64,
+    pub(super) users: GroupUsers,
+}
+
+/// The users of a running total's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum GroupUsers {
+    /// None of them has a user.
+    Nobody,
+    /// All of them have this one.
+    One(Vec<u8>),
+    /// Two or more users, or some events with a user and some without.
+    Several,
 }
