@@ -1,5 +1,5 @@
-//! Subtree roots for proofs and checkpoints, read from any [`Store`]: stored interior nodes
-//! where there are some, the leaves below them where not.
+//! Subtree roots for proofs and checkpoints, read from any backend ([`Append`]): stored
+//! interior nodes where there are some, the leaves below them where not.
 //!
 //! A missing node (a database from before nodes were kept, or nodes lost in a crash before
 //! the writer stored them) is recomputed from the level below and written back, so whatever

@@ -4,20 +4,10 @@
 
 use rusqlite::{Connection, params};
 
+use super::schema::{self, next_seq};
 use super::{Layout, keys};
 use crate::columns;
 use crate::store::Entry;
-
-pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    let text: String = conn.query_row(
-        "SELECT value FROM log_state WHERE key = 'next_seq'",
-        [],
-        |r| r.get(0),
-    )?;
-    text.parse::<u64>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
 
 /// Appends `entries` in one transaction, or reports that their seqs are taken.
 ///
@@ -120,7 +110,7 @@ pub(super) fn append(
         )?;
         if layout.bulk_keys {
             let indexed_to = keys::indexed_to(&tx)?;
-            if last.seq + 1 - indexed_to >= keys::BULK {
+            if last.seq + 1 - indexed_to >= schema::BULK {
                 keys::index_tail(&tx, indexed_to, last.seq + 1, layout)?;
             }
         }

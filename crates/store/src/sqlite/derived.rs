@@ -12,7 +12,8 @@ use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
-use super::keys::{self, LookupField, lookup_key_hash};
+use super::keys;
+use super::schema::{LookupField, lookup_key_hash};
 use super::totals::{self, GroupUsers, KeyTotals};
 use crate::error::StoreError;
 use crate::integrity::Finding;

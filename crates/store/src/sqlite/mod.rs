@@ -12,6 +12,7 @@ mod log;
 pub(crate) mod migrations;
 mod read;
 mod report;
+mod schema;
 mod totals;
 mod writers;
 
@@ -377,7 +378,7 @@ impl Log for SqliteStore {
     }
 
     fn next_seq(&mut self) -> Result<u64, StoreError> {
-        append::next_seq(&self.conn).map_err(|e| self.map(e))
+        schema::next_seq(&self.conn).map_err(|e| self.map(e))
     }
 }
 

@@ -4,7 +4,7 @@ use mcp_audit_core::EventId;
 use rusqlite::{Row, ToSql, params_from_iter};
 
 use super::SqliteStore;
-use super::keys::LookupField;
+use super::schema::LookupField;
 use crate::error::StoreError;
 use crate::query::{Cursor, Filter, Page, PageStart, Query, StoredEvent};
 use crate::sql::{SqlValue, Where};

@@ -24,14 +24,14 @@ use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
 use super::Layout;
-use super::keys::LookupField;
+use super::schema::{self, LookupField};
 use crate::report::SummaryGroup;
 
 /// A summary's groups, each with the user beside it (see `fold_summary`).
 type Groups = Vec<(Option<String>, SummaryGroup)>;
 
 /// By default, the totals move when this many events have been indexed past them.
-pub(super) const EVERY: u64 = 16 * super::keys::BULK;
+pub(super) const EVERY: u64 = 16 * schema::BULK;
 
 /// Adds one group to the totals, or merges it into the row already there: counts added, the
 /// earliest and latest time kept, and the users one only when both have the same one.
@@ -222,7 +222,7 @@ fn add_range(conn: &Connection, from: u64, to: u64) -> Result<(), rusqlite::Erro
 
 /// Where the totals end: the first seq they do not count.
 pub(super) fn totaled_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    super::keys::bound(conn, "totaled_to")
+    schema::bound(conn, "totaled_to")
 }
 
 /// Moves the totals up to `indexed_to` (just moved there by the caller, in its transaction)
@@ -237,7 +237,7 @@ pub(super) fn advance(
         return Ok(());
     }
     add_range(conn, from, indexed_to)?;
-    super::keys::set_bound(conn, "totaled_to", indexed_to)
+    schema::set_bound(conn, "totaled_to", indexed_to)
 }
 
 /// The summary groups of the session or user `value`, with the user beside each: its totals,
@@ -270,7 +270,7 @@ pub(super) fn summary_groups(
           WHERE e.{column} = ?2 AND e.outcome <> 'pending' AND e.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0)
           GROUP BY e.kind, e.outcome, e.user_id",
-        column = super::keys::column(field)
+        column = schema::column(field)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params![field as i64, value])?;
@@ -279,7 +279,7 @@ pub(super) fn summary_groups(
         if r.get::<_, i64>(7)? != 0 {
             return Ok(None);
         }
-        groups.push(super::report::summary_group(r)?);
+        groups.push(summary_group(r)?);
     }
     Ok(Some(groups))
 }
@@ -410,6 +410,24 @@ fn group(row: &rusqlite::Row<'_>) -> Result<Option<KeyGroup>, rusqlite::Error> {
         last_ts,
         users,
     }))
+}
+
+/// One group of a summary's statement, whose first columns are kind, outcome, user, count,
+/// earliest and latest time, and how many require review; the user beside it.
+pub(super) fn summary_group(
+    r: &rusqlite::Row<'_>,
+) -> Result<(Option<String>, SummaryGroup), rusqlite::Error> {
+    Ok((
+        r.get(2)?,
+        SummaryGroup {
+            kind: r.get(0)?,
+            outcome: r.get(1)?,
+            count: r.get::<_, i64>(3)? as u64,
+            first_us: r.get(4)?,
+            last_us: r.get(5)?,
+            review: r.get::<_, i64>(6)? as u64,
+        },
+    ))
 }
 
 /// The running totals per lookup key (see [`read_all`]), read in one snapshot.
