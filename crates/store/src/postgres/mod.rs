@@ -12,6 +12,7 @@
 //! See `docs/storage.md` for the schema and why each index exists.
 
 mod append;
+mod bound;
 mod errors;
 mod expiry;
 mod insert;
