@@ -106,7 +106,7 @@ pub enum Scrub {
 
 /// A backend's check of its derived data (see [`Audit::derived_check`]), made before the
 /// entries are read: it holds what the backend had derived up to then.
-pub trait DerivedCheck: Send + Sync {
+pub trait DerivedCheck: Send {
     /// A fresh tally for one range of the log, which `verify` feeds that range's entries in seq
     /// order on one thread.
     fn tally(&self) -> Box<dyn Tally>;
