@@ -31,6 +31,10 @@ use crate::query::CleanupReport;
 use crate::recorder::{Durability, Receipt, Recorder};
 use crate::store::{Maintain, Scrub};
 
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::expiry";
+
 /// Seqs `start..end` (half-open) of one log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeqRange {
@@ -280,7 +284,7 @@ impl Plan {
         if report.events > 0
             && let Scrub::Pending(why) = store.scrub()?
         {
-            tracing::warn!("after the cleanup of log `{}`: {why}", self.log_id);
+            tracing::warn!(target: LOG_TARGET, "after the cleanup of log `{}`: {why}", self.log_id);
         }
         Ok(report)
     }

@@ -12,6 +12,10 @@ use mcp_audit_core::{Hash, merkle};
 use crate::error::StoreError;
 use crate::store::Append;
 
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::tree";
+
 /// Answers "the root of the `2^height` leaves from `start`" for [`mcp_audit_core::tiles`].
 pub(crate) struct TreeSource<'s, S: Append + ?Sized> {
     store: &'s mut S,
@@ -70,7 +74,12 @@ impl<'s, S: Append + ?Sized> TreeSource<'s, S> {
             return;
         }
         if let Err(error) = self.store.put_tree_nodes(&self.healed) {
-            tracing::debug!(%error, nodes = self.healed.len(), "could not store recomputed tree nodes");
+            tracing::debug!(
+                target: LOG_TARGET,
+                %error,
+                nodes = self.healed.len(),
+                "could not store recomputed tree nodes",
+            );
         }
     }
 }

@@ -23,6 +23,10 @@ use crate::integrity::OutsideCheckpoint;
 use crate::store::Append;
 use crate::tree::TreeSource;
 
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::checkpointer";
+
 /// Receives each checkpoint the writer signs (see [`CheckpointPolicy::publish`]).
 pub type Publisher = Arc<dyn Fn(&OutsideCheckpoint) + Send + Sync>;
 
@@ -115,7 +119,11 @@ impl Checkpointer {
     /// if anything is new).
     pub(crate) fn after_commit(&mut self, store: &mut impl Append, force: bool) {
         if let Err(error) = self.try_after_commit(store, force) {
-            tracing::error!(%error, "could not keep the Merkle tree or sign a checkpoint");
+            tracing::error!(
+                target: LOG_TARGET,
+                %error,
+                "could not keep the Merkle tree or sign a checkpoint",
+            );
         }
     }
 

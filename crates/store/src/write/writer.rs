@@ -32,6 +32,10 @@ use crate::error::StoreError;
 use crate::recorder::{RecordError, Shared};
 use crate::store::{Append, Entry};
 
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::writer";
+
 /// What the writer is asked to do.
 pub(crate) enum Command {
     /// Append an event; answer with its seq once durable, when `reply` is given.
@@ -96,7 +100,11 @@ pub(crate) fn run(
                 if log.backlog.is_empty()
                     && let Err(error) = store.settle()
                 {
-                    tracing::warn!(%error, "store upkeep failed; it is retried when next idle");
+                    tracing::warn!(
+                        target: LOG_TARGET,
+                        %error,
+                        "store upkeep failed; it is retried when next idle",
+                    );
                 }
                 match (log.backlog.retry_in(), &timer) {
                     (Some(left), Some(timer)) => {
@@ -185,9 +193,13 @@ fn timer() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .inspect_err(
-            |error| tracing::warn!(%error, "no timer for the writer: batches are not held open"),
-        )
+        .inspect_err(|error| {
+            tracing::warn!(
+                target: LOG_TARGET,
+                %error,
+                "no timer for the writer: batches are not held open",
+            )
+        })
         .ok()
 }
 
@@ -292,7 +304,7 @@ impl Log {
                     None => self.keep(sealed, &error, shared),
                 },
                 Err(Failure::Record(error)) => {
-                    tracing::error!(%error, "audit event failed to be written");
+                    tracing::error!(target: LOG_TARGET, %error, "audit event failed to be written");
                     shared.count_failed(1);
                     // A caller that waits gets the error now; the others learn of it from a
                     // flush.
@@ -332,7 +344,7 @@ impl Log {
         let lost = self.backlog.abandon();
         if lost > 0 {
             let error = "the audit store still refused writes when the recorder stopped";
-            tracing::error!(lost, "{error}");
+            tracing::error!(target: LOG_TARGET, lost, "{error}");
             shared.count_failed(lost);
             shared.report_later(lost, &error);
         }
@@ -410,7 +422,12 @@ fn commit_all(
                 .fetch_add(events.len() as u64, Ordering::Relaxed);
         }
         Err(error) => {
-            tracing::error!(%error, events = events.len(), "audit batch failed to be written");
+            tracing::error!(
+                target: LOG_TARGET,
+                %error,
+                events = events.len(),
+                "audit batch failed to be written",
+            );
             shared.count_failed(events.len() as u64);
         }
     }
