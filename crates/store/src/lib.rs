@@ -57,7 +57,7 @@ mod write;
 pub use audit::{erasure, expiry, integrity};
 use audit::{indexed, lineage, tree};
 use read::{query, report, sql};
-use write::{backlog, checkpointer, columns, recorder, writer};
+use write::{backlog, checkpointer, columns, event_columns, recorder, writer};
 
 pub use backlog::{GAP_OPERATION, gap_size};
 pub use checkpointer::{CheckpointPolicy, Publisher};

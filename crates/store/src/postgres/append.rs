@@ -13,8 +13,9 @@ use postgres::types::{ToSql, Type};
 
 use super::bound::Bound;
 use super::{WriteMethod, map_err};
-use crate::columns::{self, EVENT_COLUMNS, Value, column_list};
+use crate::columns;
 use crate::error::StoreError;
+use crate::event_columns::{EVENT_COLUMNS, Value, column_list};
 use crate::store::Entry;
 
 /// Appends `entries` (consecutive seqs) to `log_id` in one committed transaction.

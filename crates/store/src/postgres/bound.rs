@@ -1,9 +1,9 @@
-//! A column value of the column table (`crate::columns::EVENT_COLUMNS`) as PostgreSQL binds
+//! A column value of the column table (`crate::event_columns::EVENT_COLUMNS`) as PostgreSQL binds
 //! it, for both write paths (binary `COPY` and the multi-row `INSERT`).
 
 use postgres::types::{IsNull, ToSql, Type};
 
-use crate::columns::Value;
+use crate::event_columns::Value;
 
 /// A column value as PostgreSQL binds it: each as its own type (an id as a `UUID`), checked
 /// against the column's type like any parameter.
@@ -43,7 +43,7 @@ impl ToSql for Bound<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::columns::EVENT_COLUMNS;
+    use crate::event_columns::EVENT_COLUMNS;
     use crate::{PgOptions, PgStore};
 
     /// The column table names every column of `events` after `log_id` that the migrations

@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::bound::Bound;
 use super::map_err;
-use crate::columns::{self, EVENT_COLUMNS, column_list};
+use crate::columns;
 use crate::error::StoreError;
+use crate::event_columns::{EVENT_COLUMNS, column_list};
 use crate::store::Entry;
 
 /// Writes the rows of `entries` to the four event tables and `event_ids`.

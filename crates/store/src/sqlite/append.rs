@@ -9,7 +9,8 @@ use rusqlite::{Connection, ToSql, params, params_from_iter};
 
 use super::schema::{self, next_seq};
 use super::{Layout, keys};
-use crate::columns::{self, EVENT_COLUMNS, Value, column_list};
+use crate::columns;
+use crate::event_columns::{EVENT_COLUMNS, Value, column_list};
 use crate::store::Entry;
 
 /// The statement that writes an entry's row of `events`, from the column table.
@@ -140,7 +141,7 @@ pub(super) fn settle(conn: &mut Connection, layout: Layout) -> Result<bool, rusq
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::columns::Kind;
+    use crate::event_columns::Kind;
     use crate::{SqliteOptions, SqliteStore};
 
     /// The column table names every column of `events` that the migrations make, in order and

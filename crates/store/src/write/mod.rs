@@ -5,5 +5,6 @@
 pub mod backlog;
 pub mod checkpointer;
 pub mod columns;
+pub mod event_columns;
 pub mod recorder;
 pub mod writer;
