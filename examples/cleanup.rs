@@ -15,7 +15,7 @@ use jiff::{Timestamp, ToSpan};
 use mcp_audit_core::{AuditEvent, DataSource};
 use mcp_audit_store::expiry::Plan;
 use mcp_audit_store::{
-    Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, integrity,
+    Filter, Maintain, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore, integrity,
 };
 use serde_json::json;
 

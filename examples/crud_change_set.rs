@@ -13,7 +13,7 @@
 use std::error::Error;
 
 use mcp_audit_core::{Action, AuditEvent, Classification};
-use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+use mcp_audit_store::{Filter, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore};
 use serde_json::json;
 
 pub fn main() -> Result<(), Box<dyn Error>> {

@@ -13,7 +13,7 @@ use std::error::Error;
 
 use mcp_audit_core::{Action, AuditEvent, Classification, ComplianceEvent, LegalBasis, RiskLevel};
 use mcp_audit_store::{
-    Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    Filter, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
     erasure::{self, ErasureRequest},
     integrity,
 };

@@ -10,7 +10,7 @@
 use std::error::Error;
 
 use mcp_audit_core::{AuditEvent, DataSource, EventKind};
-use mcp_audit_store::{Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+use mcp_audit_store::{Filter, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore};
 use serde_json::json;
 
 pub fn main() -> Result<(), Box<dyn Error>> {

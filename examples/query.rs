@@ -12,7 +12,7 @@ use std::error::Error;
 use jiff::{Timestamp, ToSpan};
 use mcp_audit_core::{AuditEvent, EventKind, Outcome};
 use mcp_audit_store::{
-    Filter, PageStart, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    Filter, PageStart, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
 };
 use serde_json::json;
 

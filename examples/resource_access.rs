@@ -11,7 +11,7 @@
 use std::error::Error;
 
 use mcp_audit_core::{Action, AuditEvent, DataSource, FlowDirection};
-use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+use mcp_audit_store::{Filter, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore};
 use serde_json::json;
 
 const REPORT: &str = "file:///srv/reports/q3.csv";

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mcp_audit_core::{Action, AuditEvent, ContextOp};
 use mcp_audit_store::{
-    Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, SummaryScope, TimeBasis,
+    Filter, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore, SummaryScope, TimeBasis,
 };
 
 pub fn main() -> Result<(), Box<dyn Error>> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use mcp_audit_core::{AuditEvent, Outcome};
 use mcp_audit_store::{
-    Filter, Query, Receipt, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    Filter, Query, Read, Receipt, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
 };
 use serde_json::json;
 

@@ -243,7 +243,7 @@ fn measure(target: &Target, db: &std::path::Path, calls: u64) -> Figures {
 /// records each call in SQLite spends at least this per call.
 fn recording_cpu(db: &std::path::Path, into: &std::path::Path) -> (usize, Duration) {
     use mcp_audit_store::{
-        Durability, PageStart, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+        Durability, PageStart, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
     };
     let mut reader =
         SqliteStore::open_read_only(db, SqliteOptions::default()).expect("the batch proxy's db");

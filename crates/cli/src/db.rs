@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use mcp_audit_core::EventId;
-use mcp_audit_store::{Durability, SqliteOptions, SqliteStore, Store};
+use mcp_audit_store::{Durability, Log, SqliteOptions, SqliteStore, Store};
 
 use mcp_audit_server::time as time_arg;
 

@@ -9,17 +9,17 @@ use std::collections::HashMap;
 
 use anyhow::bail;
 use mcp_audit_core::EventId;
-use mcp_audit_store::Store;
+use mcp_audit_store::Read;
 
 /// The ids seen so far in this input, and a reader to look up those recorded before.
 pub struct IdGuard {
-    reader: Box<dyn Store>,
+    reader: Box<dyn Read>,
     /// id → the input line that gave it.
     seen: HashMap<EventId, u64>,
 }
 
 impl IdGuard {
-    pub fn new(reader: Box<dyn Store>) -> IdGuard {
+    pub fn new(reader: Box<dyn Read>) -> IdGuard {
         IdGuard {
             reader,
             seen: HashMap::new(),

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcp_audit_core::{EventKind, Outcome};
-use mcp_audit_store::{SqliteOptions, SqliteStore, Store, StoredEvent};
+use mcp_audit_store::{Append, SqliteOptions, SqliteStore, StoredEvent};
 use serde_json::{Value, json};
 
 mod support;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use mcp_audit_core::{AuditEvent, Outcome};
 use mcp_audit_proxy::{AuditOptions, ProxyAudit, ProxyConfig, SessionConfig, Transport, run_stdio};
 use mcp_audit_store::{
-    Durability, Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store, StoredEvent,
+    Durability, Filter, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    StoredEvent,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mcp_audit_core::Actor;
 use mcp_audit_proxy::{ProxyConfig, SessionConfig, run_stdio};
 use mcp_audit_store::{
-    Durability, Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    Durability, Filter, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
 };
 use tokio::io::AsyncWriteExt;
 

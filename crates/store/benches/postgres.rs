@@ -9,7 +9,7 @@
 //!
 //! Prints, with the same realistic events as the SQLite benchmark (`benches/ingest.rs`):
 //! - a baseline: one `INSERT` and one commit per event, as a naive logger would;
-//! - the write path alone (`Store::append` of pre-sealed batches of 4,096): binary `COPY`
+//! - the write path alone (`Append::append` of pre-sealed batches of 4,096): binary `COPY`
 //!   against multi-row `INSERT ... unnest`, to choose between them;
 //! - batch-mode ingest through the `Recorder` (sealing included) with one writer, then four
 //!   writers (four logs) at once;
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use events::event;
 use mcp_audit_store::{
-    Durability, Entry, PgOptions, PgStore, Recorder, RecorderConfig, Store, WriteMethod,
+    Append, Durability, Entry, Log, PgOptions, PgStore, Recorder, RecorderConfig, WriteMethod,
 };
 use measure::{env_usize, process_cpu, query_figures, stat_cpu};
 
@@ -82,7 +82,7 @@ impl Drop for Schema {
     }
 }
 
-/// The events/s of `Store::append` alone: batches of 4,096 events are sealed first (not
+/// The events/s of `Append::append` alone: batches of 4,096 events are sealed first (not
 /// timed), then appended (timed).
 fn append_rate(schema: &Schema, method: WriteMethod, n: u64, offset: u64) -> f64 {
     let mut store = schema.writer(&format!("{method:?}"), method);

@@ -1,6 +1,7 @@
 //! A boxed store is a store: callers that choose the backend at run time (the CLI's `--db`,
 //! the tests that run one suite against every backend) hold a `Box<dyn Store>` and hand it to
-//! [`crate::Recorder::start`] like any other.
+//! [`crate::Recorder::start`] like any other. Each role is forwarded for any boxed value of it,
+//! so a `Box<dyn Read>` is a `Read` too, and `Box<dyn Store>` is a `Store` by the blanket impl.
 
 use jiff::Timestamp;
 use mcp_audit_core::tiles::Node;
@@ -11,9 +12,12 @@ use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, LineageRow, LogEntry, ProofEntry, Scrub, Store};
+use crate::store::{
+    Append, Audit, DerivedCheck, Entry, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read,
+    Scrub,
+};
 
-impl Store for Box<dyn Store> {
+impl<T: Log + ?Sized> Log for Box<T> {
     fn log_id(&self) -> &str {
         (**self).log_id()
     }
@@ -21,7 +25,9 @@ impl Store for Box<dyn Store> {
     fn next_seq(&mut self) -> Result<u64, StoreError> {
         (**self).next_seq()
     }
+}
 
+impl<T: Append + ?Sized> Append for Box<T> {
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         (**self).append(entries)
     }
@@ -30,18 +36,41 @@ impl Store for Box<dyn Store> {
         (**self).settle()
     }
 
-    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
-        (**self).lookup_bound()
+    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
+        (**self).leaf_hashes(from)
     }
 
-    fn lookup_digest(
+    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {
+        (**self).latest_checkpoint()
+    }
+
+    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError> {
+        (**self).put_checkpoint(size, root, note)
+    }
+
+    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        (**self).pending_without_outcome()
+    }
+
+    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        (**self).leaf_range(from, to)
+    }
+
+    fn tree_nodes(
         &mut self,
-        state: &std::collections::hash_map::RandomState,
-        below: u64,
-    ) -> Result<u64, StoreError> {
-        (**self).lookup_digest(state, below)
+        level: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Hash)>, StoreError> {
+        (**self).tree_nodes(level, from, to)
     }
 
+    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
+        (**self).put_tree_nodes(nodes)
+    }
+}
+
+impl<T: Read + ?Sized> Read for Box<T> {
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         (**self).query(query)
     }
@@ -69,7 +98,52 @@ impl Store for Box<dyn Store> {
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
         (**self).tool_stats(filter)
     }
+}
 
+impl<T: Audit + ?Sized> Audit for Box<T> {
+    fn derived_check(
+        &mut self,
+        parallel: bool,
+    ) -> Result<Option<Box<dyn DerivedCheck>>, StoreError> {
+        (**self).derived_check(parallel)
+    }
+
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
+        (**self).tombstones(from, to)
+    }
+
+    fn scan_log(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        (**self).scan_log(from, to, sink)
+    }
+
+    fn another_reader(&self) -> Result<Option<Box<dyn Audit>>, StoreError> {
+        (**self).another_reader()
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        (**self).checkpoints()
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        (**self).proof_entry(id)
+    }
+
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        (**self).scan_lineage(from, to, sink)
+    }
+}
+
+impl<T: Maintain + ?Sized> Maintain for Box<T> {
     fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
         (**self).count_expired(now)
     }
@@ -82,47 +156,6 @@ impl Store for Box<dyn Store> {
         (**self).remove_expired(removal)
     }
 
-    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
-        (**self).tombstones(from, to)
-    }
-
-    fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
-        (**self).leaf_hashes(from)
-    }
-
-    fn latest_checkpoint(&mut self) -> Result<Option<(u64, Hash)>, StoreError> {
-        (**self).latest_checkpoint()
-    }
-
-    fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError> {
-        (**self).put_checkpoint(size, root, note)
-    }
-
-    fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
-        (**self).pending_without_outcome()
-    }
-
-    fn scan_log(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError> {
-        (**self).scan_log(from, to, sink)
-    }
-
-    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
-        (**self).another_reader()
-    }
-
-    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
-        (**self).checkpoints()
-    }
-
-    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
-        (**self).proof_entry(id)
-    }
-
     fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
         (**self).erase_payload(id)
     }
@@ -133,31 +166,5 @@ impl Store for Box<dyn Store> {
 
     fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
         (**self).outcomes_of(intent)
-    }
-
-    fn scan_lineage(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        (**self).scan_lineage(from, to, sink)
-    }
-
-    fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
-        (**self).leaf_range(from, to)
-    }
-
-    fn tree_nodes(
-        &mut self,
-        level: u32,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<(u64, Hash)>, StoreError> {
-        (**self).tree_nodes(level, from, to)
-    }
-
-    fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
-        (**self).put_tree_nodes(nodes)
     }
 }

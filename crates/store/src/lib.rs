@@ -4,8 +4,10 @@
 //!   from threads or async code. It runs the policy and seals each event in the caller's thread.
 //! - the writer (behind [`Recorder`]): one thread per log; group commit (one durable transaction
 //!   per batch); dense sequence numbers that are the Merkle leaf indices.
-//! - [`Store`]: the backend trait; [`SqliteStore`] is the embedded default, `PgStore` the
-//!   shared one (many writers, one database).
+//! - [`Store`]: a backend, which is each of its roles: [`Append`] (the writer), [`Read`] (the
+//!   readers), [`Audit`] (`verify`, `prove`) and [`Maintain`] (cleanup, erasure), on one
+//!   [`Log`]; [`SqliteStore`] is the embedded default, `PgStore` the shared one (many writers,
+//!   one database).
 //! - [`Query`], [`Filter`], [`Summary`], [`ToolStats`]: what readers ask for and get.
 //! - [`expiry`]: cleanup that removes expired events and keeps the log provable (a tombstone per
 //!   removed entry, the run recorded in the log).
@@ -14,7 +16,7 @@
 //!
 //! ```
 //! use mcp_audit_core::AuditEvent;
-//! use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store};
+//! use mcp_audit_store::{Filter, Query, Recorder, RecorderConfig, Read, SqliteOptions, SqliteStore};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("audit.db");
@@ -41,27 +43,22 @@
 //! - `postgres` (default): the PostgreSQL backend, `PgStore`. Without it (`default-features =
 //!   false`) the crate is SQLite-only and the PostgreSQL client is not compiled.
 
-mod backlog;
+mod audit;
 mod boxed;
-mod checkpointer;
-mod columns;
-pub mod erasure;
 mod error;
-pub mod expiry;
 pub mod files;
-mod indexed;
-pub mod integrity;
-mod lineage;
 #[cfg(feature = "postgres")]
 mod postgres;
-mod query;
-mod recorder;
-mod report;
-mod sql;
+mod read;
 mod sqlite;
 mod store;
-mod tree;
-mod writer;
+mod write;
+
+// The public modules keep their paths; the crate's own code reaches every module at the root too.
+pub use audit::{erasure, expiry, integrity};
+use audit::{indexed, lineage, tree};
+use read::{query, report, sql};
+use write::{backlog, checkpointer, columns, event_columns, recorder, writer};
 
 pub use backlog::{GAP_OPERATION, gap_size};
 pub use checkpointer::{CheckpointPolicy, Publisher};
@@ -77,6 +74,6 @@ pub use recorder::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
-    Entry, GroupUsers, IndexedColumns, KeyGroup, KeyTotals, LineageRow, LineageTable, LogEntry,
-    LookupField, ProofEntry, Scrub, Store, lookup_key_hash,
+    Append, Audit, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log, LogEntry,
+    Maintain, ProofEntry, Read, Scrub, Store, Tally,
 };

@@ -1,4 +1,15 @@
-//! The storage trait every backend implements: SQLite now, PostgreSQL next.
+//! The storage traits every backend implements (SQLite and PostgreSQL), split by who calls
+//! what:
+//!
+//! - [`Log`]: which log, and how long it is: every role but reading needs it.
+//! - [`Append`]: the writer thread (`Recorder`, group commit, checkpointer, crash recovery).
+//! - [`Read`]: the readers (query, show, summary, stats, export, the proxies' lookups).
+//! - [`Audit`]: `verify` and `prove`, which read every entry and the backend's derived data.
+//! - [`Maintain`]: cleanup and erasure, which delete from the stored log.
+//!
+//! [`Store`] is all of them (with a blanket impl), for callers that need everything or pick
+//! the backend at run time (`Box<dyn Store>`). A function takes the narrowest role it uses, so
+//! that what it may do to the log reads from its signature.
 //!
 //! The trait is synchronous on purpose: the writer runs on its own thread, readers in async code
 //! use `spawn_blocking`, and a synchronous trait keeps both backends free of runtime choices.
@@ -9,12 +20,13 @@ use mcp_audit_core::{EventId, Hash, SealedEvent};
 
 use crate::error::StoreError;
 use crate::expiry::{ExpiredEntry, Removal, Tombstone};
+use crate::integrity::Finding;
 pub use crate::lineage::{LineageRow, LineageTable};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
 
-/// An event with its place in the log, as the writer hands it to [`Store::append`].
+/// An event with its place in the log, as the writer hands it to [`Append::append`].
 #[derive(Debug)]
 pub struct Entry<'a> {
     pub seq: u64,
@@ -87,7 +99,7 @@ pub struct ProofEntry {
     pub payload: Option<(Vec<u8>, String)>,
 }
 
-/// What [`Store::scrub`] could do about the erased bytes.
+/// What [`Maintain::scrub`] could do about the erased bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Scrub {
@@ -97,111 +109,46 @@ pub enum Scrub {
     Pending(String),
 }
 
-/// Which column a lookup key comes from, as [`lookup_key_hash`] tells them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupField {
-    Session = 1,
-    User = 2,
+/// A backend's check of its derived data (see [`Audit::derived_check`]), made before the
+/// entries are read: it holds what the backend had derived up to then.
+pub trait DerivedCheck: Send {
+    /// A fresh tally for one range of the log, which `verify` feeds that range's entries in seq
+    /// order on one thread.
+    fn tally(&self) -> Box<dyn Tally>;
+
+    /// The findings, once every range's tally is complete: the derived data as stored compared
+    /// with what the tallies derived from the entries' own columns.
+    fn finish(self: Box<Self>, tallies: Vec<Box<dyn Tally>>) -> Result<Vec<Finding>, StoreError>;
 }
 
-/// One lookup key's term of [`Store::lookup_digest`], under the run's random key `state`.
-pub fn lookup_key_hash(
-    state: &std::collections::hash_map::RandomState,
-    field: LookupField,
-    value: &[u8],
-    seq: u64,
-) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    // A fixed-length head then the value: an unambiguous encoding in two writes (the `Hash`
-    // impl of a tuple makes four, and this runs six million times in a million-entry verify).
-    let mut head = [0u8; 9];
-    head[0] = field as u8;
-    head[1..].copy_from_slice(&seq.to_le_bytes());
-    let mut hasher = state.build_hasher();
-    hasher.write(&head);
-    hasher.write(value);
-    hasher.finish()
+/// One range's part of a [`DerivedCheck`].
+pub trait Tally: Send {
+    /// Adds one entry, as read (its columns are held to its hashed metadata by `verify`).
+    fn entry(&mut self, entry: &LogEntry<'_>);
+
+    /// For the check that made it, to take its sums back.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
 }
 
-/// A backend's running totals per lookup key (see [`Store::key_totals`]), read in one snapshot.
-#[derive(Debug, Clone, Default)]
-pub struct KeyTotals {
-    /// They count every event below this seq, and none from it on.
-    pub below: u64,
-    pub groups: Vec<KeyGroup>,
-    /// Rows no writer would make (a field no writer uses, a value of the wrong type): each an
-    /// edit.
-    pub malformed: u64,
-}
-
-/// One running total: the events of one session or user (`field`, `value`) with one kind and
-/// outcome, as stored bytes (compared, never parsed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyGroup {
-    pub field: LookupField,
-    pub value: Vec<u8>,
-    pub kind: Vec<u8>,
-    pub outcome: Vec<u8>,
-    pub count: u64,
-    /// How many of them require review.
-    pub review: u64,
-    /// Their earliest and latest time, microseconds since the Unix epoch.
-    pub first_ts: i64,
-    pub last_ts: i64,
-    pub users: GroupUsers,
-}
-
-/// The users of a running total's events.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupUsers {
-    /// None of them has a user.
-    Nobody,
-    /// All of them have this one.
-    One(Vec<u8>),
-    /// Two or more users, or some events with a user and some without.
-    Several,
-}
-
-/// A backend. One value is one connection's worth of state; the writer owns one, and each
-/// reader opens its own.
-pub trait Store: Send + 'static {
+/// What every role but reading works on: one log, by id and size. A backend value is one
+/// connection's worth of state; the writer owns one, and each reader opens its own.
+pub trait Log: Send + 'static {
     /// The id of the log this store appends to.
     fn log_id(&self) -> &str;
 
     /// The sequence number the next appended entry gets (the log's size).
     fn next_seq(&mut self) -> Result<u64, StoreError>;
+}
 
-    /// Appends `entries` (consecutive seqs from [`Store::next_seq`]) in one durable transaction:
+/// What the writer thread needs (the recorder, group commit, the checkpointer and crash
+/// recovery): appending, the store's idle upkeep, and the tree and checkpoints it extends. The
+/// tree's reads are here because the writer reads them too, to check that the log still
+/// extends its last checkpoint before signing the next.
+pub trait Append: Log {
+    /// Appends `entries` (consecutive seqs from [`Log::next_seq`]) in one durable transaction:
     /// all or none. When another process appended to the log first, writes nothing and returns
     /// [`StoreError::SeqConflict`] with the log's next seq, for the writer to renumber.
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError>;
-
-    /// Where the backend's own lookup index ends, when it keeps one beside the events (as
-    /// SQLite does for sessions and users): it holds the keys of every event below.
-    /// `None` when there is no such index to check.
-    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
-        Ok(None)
-    }
-
-    /// The lookup index summed for `verify`: the wrapping sum of [`lookup_key_hash`] under
-    /// `state` over every key it holds for an event below `below`. `verify` sums the same over
-    /// the rows' own columns; a key deleted, added or changed makes the sums differ, and the
-    /// hash is keyed afresh for each run, so that no edit can be made to balance out.
-    fn lookup_digest(
-        &mut self,
-        _state: &std::collections::hash_map::RandomState,
-        _below: u64,
-    ) -> Result<u64, StoreError> {
-        Ok(0)
-    }
-
-    /// The running totals per session and user that the backend keeps for its summaries, if
-    /// it keeps any (SQLite does, beside its lookup index). `verify` sums the same groups from
-    /// the entries' own columns below [`KeyTotals::below`]: an edited total would make a
-    /// summary of an intact log lie.
-    fn key_totals(&mut self) -> Result<Option<KeyTotals>, StoreError> {
-        Ok(None)
-    }
 
     /// Upkeep for a moment when the writer has nothing queued: SQLite adds the lookup keys of
     /// its most recent events to their index (see the `sqlite::keys` module). Never needed for
@@ -209,45 +156,6 @@ pub trait Store: Send + 'static {
     fn settle(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
-
-    /// One page of events, newest first.
-    fn query(&mut self, query: &Query) -> Result<Page, StoreError>;
-
-    /// One event by id.
-    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
-
-    /// How many events match.
-    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError>;
-
-    /// Every matching event, oldest first, handed to `sink` one at a time (for export).
-    fn for_each(
-        &mut self,
-        filter: &Filter,
-        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError>;
-
-    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError>;
-
-    /// Per-tool statistics over the matching `tool_execution` events, most called first.
-    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;
-
-    /// Counts what a cleanup at `now` would delete: the events whose `expires_at` is before it,
-    /// with their payload, lineage and compliance rows (on PostgreSQL, of every log).
-    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError>;
-
-    /// This log's entries whose `expires_at` is before `now`, by seq: what a cleanup run
-    /// removes (see [`crate::expiry`]).
-    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError>;
-
-    /// In one transaction: for every entry of this log in `removal.ranges` whose `expires_at` is
-    /// still before `removal.now`, keeps a [`Tombstone`] (seq, leaf hash, `removal.removed_by`)
-    /// and deletes the event with its payload, lineage and compliance rows. Nothing else is
-    /// ever deleted, so that every removed entry has a tombstone naming the cleanup event that
-    /// lists it.
-    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError>;
-
-    /// The tombstones of this log with seq in `from..to`, by seq.
-    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError>;
 
     /// The leaf hashes from seq `from` on, in order (the writer's Merkle frontier catches up
     /// with them, including entries other processes appended), a removed entry's from its
@@ -259,50 +167,6 @@ pub trait Store: Send + 'static {
 
     /// Stores a signed checkpoint of `size` entries with root `root`.
     fn put_checkpoint(&mut self, size: u64, root: &Hash, note: &str) -> Result<(), StoreError>;
-
-    /// Every entry of this log with seq in `from..to`, by seq, handed to `sink` one at a time
-    /// (verification reads the whole log, so rows are lent, not copied). Returns how many.
-    fn scan_log(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError>;
-
-    /// Another read-only handle on the same log, for work split across threads (verification
-    /// reads the two halves of a large log at once). `None` where the backend cannot.
-    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
-        Ok(None)
-    }
-
-    /// Every stored checkpoint of this log as (size, signed note), smallest first.
-    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError>;
-
-    /// The entry of event `id`, as an inclusion proof needs it.
-    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError>;
-
-    /// Deletes the payload (salt and personal fields) of event `id`; the leaf stays valid.
-    /// Returns whether there was one to delete. The bytes are overwritten where the backend
-    /// can (SQLite: `secure_delete`); [`Store::scrub`] then clears the copies a journal keeps.
-    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError>;
-
-    /// After erasures: makes the erased bytes leave the backend's files as far as it can, and
-    /// says where they may remain.
-    fn scrub(&mut self) -> Result<Scrub, StoreError>;
-
-    /// The ids of the events that complete the intent `intent` (its outcomes; normally one),
-    /// whichever log they are in: the records of one call that an erasure erases together.
-    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError>;
-
-    /// Every lineage and compliance row of this log (the `data_sources` and
-    /// `compliance_events` tables, copies of the hashed metadata's lists) with seq in
-    /// `from..to`, each table's rows by seq and ordinal, handed to `sink` one at a time.
-    fn scan_lineage(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
 
     /// The leaf hashes of seqs `from..to` that exist, in order, a removed entry's from its
     /// tombstone (fewer than asked when entries are missing).
@@ -325,3 +189,119 @@ pub trait Store: Send + 'static {
     /// were in flight when a recorder stopped. Crash recovery records them as `incomplete`.
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError>;
 }
+
+/// What readers need: queries, summaries and export. Not tied to one log (on PostgreSQL
+/// queries read every log), so no [`Log`] bound: a read-only server holds a `Read` only.
+pub trait Read: Send + 'static {
+    /// One page of events, newest first.
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError>;
+
+    /// One event by id.
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// How many events match.
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError>;
+
+    /// Every matching event, oldest first, handed to `sink` one at a time (for export).
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError>;
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError>;
+
+    /// Per-tool statistics over the matching `tool_execution` events, most called first.
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;
+}
+
+/// What `verify` and `prove` read beyond the tree: every entry with its column copies, the
+/// tombstones, the stored checkpoints, the lineage rows, and the backend's own derived data
+/// (indexes and totals it keeps beside the events).
+pub trait Audit: Log {
+    /// A check of the data the backend derives from its entries and keeps beside them (SQLite:
+    /// its lookup index and running totals per session and user), which queries and summaries
+    /// trust: `verify` feeds it every entry it reads and adds its findings. `parallel` says
+    /// that `verify` reads the log on several threads, so the check may take one of its own.
+    /// `None` when the backend keeps no such data. Each backend checks its own, so that the
+    /// verifier knows nothing of how a backend speeds up its reads.
+    fn derived_check(
+        &mut self,
+        _parallel: bool,
+    ) -> Result<Option<Box<dyn DerivedCheck>>, StoreError> {
+        Ok(None)
+    }
+
+    /// The tombstones of this log with seq in `from..to`, by seq.
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError>;
+
+    /// Every entry of this log with seq in `from..to`, by seq, handed to `sink` one at a time
+    /// (verification reads the whole log, so rows are lent, not copied). Returns how many.
+    fn scan_log(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError>;
+
+    /// Another read-only handle on the same log, for work split across threads (verification
+    /// reads the two halves of a large log at once). `None` where the backend cannot.
+    fn another_reader(&self) -> Result<Option<Box<dyn Audit>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Every stored checkpoint of this log as (size, signed note), smallest first.
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError>;
+
+    /// The entry of event `id`, as an inclusion proof needs it.
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError>;
+
+    /// Every lineage and compliance row of this log (the `data_sources` and
+    /// `compliance_events` tables, copies of the hashed metadata's lists) with seq in
+    /// `from..to`, each table's rows by seq and ordinal, handed to `sink` one at a time.
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+/// What changes the stored log without appending to it: cleanup of expired events and erasure
+/// of payloads (each also records itself through the writer, see [`crate::expiry`] and
+/// [`crate::erasure`]).
+pub trait Maintain: Log {
+    /// Counts what a cleanup at `now` would delete: the events whose `expires_at` is before it,
+    /// with their payload, lineage and compliance rows (on PostgreSQL, of every log).
+    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError>;
+
+    /// This log's entries whose `expires_at` is before `now`, by seq: what a cleanup run
+    /// removes (see [`crate::expiry`]).
+    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError>;
+
+    /// In one transaction: for every entry of this log in `removal.ranges` whose `expires_at` is
+    /// still before `removal.now`, keeps a [`Tombstone`] (seq, leaf hash, `removal.removed_by`)
+    /// and deletes the event with its payload, lineage and compliance rows. Nothing else is
+    /// ever deleted, so that every removed entry has a tombstone naming the cleanup event that
+    /// lists it.
+    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError>;
+
+    /// Deletes the payload (salt and personal fields) of event `id`; the leaf stays valid.
+    /// Returns whether there was one to delete. The bytes are overwritten where the backend
+    /// can (SQLite: `secure_delete`); [`Maintain::scrub`] then clears the copies a journal keeps.
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError>;
+
+    /// After erasures: makes the erased bytes leave the backend's files as far as it can, and
+    /// says where they may remain.
+    fn scrub(&mut self) -> Result<Scrub, StoreError>;
+
+    /// The ids of the events that complete the intent `intent` (its outcomes; normally one),
+    /// whichever log they are in: the records of one call that an erasure erases together.
+    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError>;
+}
+
+/// A whole backend: every role. Callers that need all of them, or choose the backend at run
+/// time (`Box<dyn Store>`), hold a `Store`; functions that need one role take only that one.
+pub trait Store: Append + Read + Audit + Maintain {}
+
+impl<T: Append + Read + Audit + Maintain + ?Sized> Store for T {}

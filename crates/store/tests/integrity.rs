@@ -263,7 +263,7 @@ fn erasing_a_payload_through_the_supported_path_verifies_as_redacted() {
     assert!(report.is_ok(), "{:?}", report.findings);
     assert_eq!((report.redacted, report.entries), (1, 11));
     let mut reader = SqliteStore::open_read_only(&log.path, SqliteOptions::default()).unwrap();
-    let e = mcp_audit_store::Store::get(&mut reader, log.ids[5])
+    let e = mcp_audit_store::Read::get(&mut reader, log.ids[5])
         .unwrap()
         .unwrap();
     assert!(e.redacted && e.event.payload.is_empty());
@@ -446,7 +446,7 @@ fn long_log(n: u64) -> (Log, OutsideCheckpoint) {
 impl Log {
     fn leaves(&self) -> Vec<mcp_audit_core::Hash> {
         let mut store = SqliteStore::open_read_only(&self.path, SqliteOptions::default()).unwrap();
-        mcp_audit_store::Store::leaf_hashes(&mut store, 0).unwrap()
+        mcp_audit_store::Append::leaf_hashes(&mut store, 0).unwrap()
     }
 
     fn nodes(&self) -> Vec<(i64, i64, Vec<u8>)> {

@@ -8,7 +8,7 @@
 use jiff::Timestamp;
 use mcp_audit_core::{Action, AuditEvent, Outcome, Policy, seal};
 use mcp_audit_store::integrity::{Finding, verify};
-use mcp_audit_store::{SqliteOptions, SqliteStore, Store, Summary, SummaryScope};
+use mcp_audit_store::{Read, SqliteOptions, SqliteStore, Summary, SummaryScope};
 use rusqlite::Connection;
 
 mod backend;

@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 
 use mcp_audit_core::{AuditEvent, Policy, SealedEvent, seal};
-use mcp_audit_store::{Filter, PageStart, Query, SqliteOptions, SqliteStore, Store, SummaryScope};
+use mcp_audit_store::{
+    Append, Filter, PageStart, Query, Read, SqliteOptions, SqliteStore, SummaryScope,
+};
 use rusqlite::Connection;
 
 mod backend;

@@ -7,8 +7,8 @@ mod backend;
 use jiff::Timestamp;
 use mcp_audit_core::AuditEvent;
 use mcp_audit_store::{
-    Durability, Filter, PageStart, PgOptions, PgStore, Query, Receipt, Recorder, RecorderConfig,
-    Store, StoreError,
+    Append, Durability, Filter, PageStart, PgOptions, PgStore, Query, Receipt, Recorder,
+    RecorderConfig, Store, StoreError,
 };
 
 use backend::{Backend, Db};

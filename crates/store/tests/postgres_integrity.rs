@@ -10,7 +10,7 @@ use mcp_audit_store::erasure::{EraseError, erase_call};
 use mcp_audit_store::integrity::{
     Finding, OutsideCheckpoint, Report, prove, sign_checkpoint, verify,
 };
-use mcp_audit_store::{PgOptions, PgStore, Recorder, RecorderConfig, Store};
+use mcp_audit_store::{Append, Audit, PgOptions, PgStore, Recorder, RecorderConfig};
 use serde_json::json;
 
 use backend::{Backend, Db};

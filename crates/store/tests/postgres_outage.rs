@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use mcp_audit_core::AuditEvent;
 use mcp_audit_store::{
-    Durability, Filter, PgOptions, RecordError, Recorder, RecorderConfig, SpoolOptions, Store,
-    StoreError,
+    Durability, Filter, PgOptions, RecordError, Recorder, RecorderConfig, SpoolOptions, StoreError,
 };
 
 use backend::{Backend, Db};

@@ -10,7 +10,7 @@ use mcp_audit_core::{
 };
 use mcp_audit_store::{
     Durability, Filter, PageStart, Query, Receipt, RecordError, Recorder, RecorderConfig,
-    SqliteOptions, SqliteStore, Store, StoreError, SummaryScope,
+    SqliteOptions, SqliteStore, StoreError, SummaryScope,
 };
 use serde_json::json;
 

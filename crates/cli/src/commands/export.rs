@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mcp_audit_server::csv_rows;
-use mcp_audit_store::{Filter, Store, StoreError};
+use mcp_audit_store::{Filter, Read, StoreError};
 use tempfile::NamedTempFile;
 
 use crate::db::Db;
@@ -67,7 +67,7 @@ pub fn run(db: &Db, args: ExportArgs) -> anyhow::Result<()> {
 }
 
 /// A bar on a terminal, counting against `count()`; hidden otherwise (pipes, CI logs).
-fn progress_bar(store: &mut dyn Store, filter: &Filter) -> anyhow::Result<ProgressBar> {
+fn progress_bar(store: &mut dyn Read, filter: &Filter) -> anyhow::Result<ProgressBar> {
     if !io::stderr().is_terminal() {
         return Ok(ProgressBar::hidden());
     }
@@ -82,7 +82,7 @@ fn progress_bar(store: &mut dyn Store, filter: &Filter) -> anyhow::Result<Progre
 }
 
 fn export_to_file(
-    store: &mut dyn Store,
+    store: &mut dyn Read,
     filter: &Filter,
     format: Format,
     path: &Path,
@@ -104,7 +104,7 @@ fn export_to_file(
 /// Streams every matching event into `out` in `format`; gives `out` back for the caller to
 /// finish (flush, sync, rename).
 fn write_events<W: Write>(
-    store: &mut dyn Store,
+    store: &mut dyn Read,
     filter: &Filter,
     format: Format,
     out: W,

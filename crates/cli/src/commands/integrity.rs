@@ -11,7 +11,7 @@ use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::{NoteSigner, NoteVerifier};
 use mcp_audit_store::erasure::{self, ErasureRequest};
 use mcp_audit_store::integrity::{self, OutsideCheckpoint};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig, Scrub, Store};
+use mcp_audit_store::{Durability, Recorder, RecorderConfig, Scrub};
 
 use crate::db::Db;
 

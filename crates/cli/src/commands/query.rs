@@ -10,7 +10,7 @@
 use std::io::{self, BufWriter, IsTerminal, Write};
 
 use mcp_audit_core::Actor;
-use mcp_audit_store::{Cursor, PageStart, Query, Store, StoredEvent};
+use mcp_audit_store::{Cursor, PageStart, Query, StoredEvent};
 use serde::Serialize;
 
 use crate::db::Db;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use mcp_audit_proxy::incomplete_outcomes;
-use mcp_audit_store::{Recorder, RecorderConfig, Store};
+use mcp_audit_store::{Recorder, RecorderConfig};
 
 use crate::db::Db;
 

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use mcp_audit_store::{Store, ToolStats};
+use mcp_audit_store::ToolStats;
 
 use crate::db::Db;
 use crate::filter_args::FilterArgs;

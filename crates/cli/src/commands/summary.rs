@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use jiff::Timestamp;
-use mcp_audit_store::{Store, Summary, SummaryScope, TimeBasis};
+use mcp_audit_store::{Summary, SummaryScope, TimeBasis};
 
 use crate::db::Db;
 use crate::render;

@@ -13,7 +13,7 @@ pub(super) use without_postgres::*;
 #[cfg(feature = "postgres")]
 mod with_postgres {
     use mcp_audit_core::EventId;
-    use mcp_audit_store::{Durability, PgOptions, PgStore, SpoolOptions, Store};
+    use mcp_audit_store::{Durability, PgOptions, PgStore, Read, SpoolOptions, Store};
 
     use crate::db::Db;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use mcp_audit_core::Outcome;
-use mcp_audit_store::{Filter, SqliteOptions, SqliteStore, Store, StoredEvent};
+use mcp_audit_store::{Filter, Read, SqliteOptions, SqliteStore, StoredEvent};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");

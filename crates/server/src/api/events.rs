@@ -7,7 +7,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use mcp_audit_core::{EventId, EventKind};
-use mcp_audit_store::{Filter, PageStart, Query, Store, StoreError, StoredEvent, integrity};
+use mcp_audit_store::{Filter, PageStart, Query, StoreError, StoredEvent, integrity};
 use serde::Serialize;
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mcp_audit_store::{Store, SummaryScope};
+use mcp_audit_store::SummaryScope;
 use serde_json::{Value, json};
 
 use super::{Result, authorize, json_response, ok, open_failed};

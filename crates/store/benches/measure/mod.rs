@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use mcp_audit_store::{
-    Durability, Filter, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore, Store,
+    Durability, Filter, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
     SummaryScope,
 };
 
@@ -101,7 +101,7 @@ type FilterFor = (&'static str, fn(u64) -> Filter);
 /// Times filtered queries of 100 rows by user, tool and session (200 each), then a session
 /// summary (50), over the benchmark events in `reader`, and prints their p50 and p95 with the
 /// figures in `column`.
-pub fn query_figures(reader: &mut impl Store, column: usize) {
+pub fn query_figures(reader: &mut impl Read, column: usize) {
     let queries: [FilterFor; 3] = [
         ("user", |k| Filter {
             user_id: Some(format!("user-{}", k % USERS)),
@@ -133,7 +133,7 @@ pub fn query_figures(reader: &mut impl Store, column: usize) {
 /// Times `runs` newest-first pages of 100 rows, the i-th of `filter(i)`, and prints their p50
 /// and p95 after `label`.
 pub fn page_figures(
-    reader: &mut impl Store,
+    reader: &mut impl Read,
     label: &str,
     column: usize,
     runs: u64,
@@ -157,7 +157,7 @@ pub fn page_figures(
 
 /// Times `runs` summaries, the i-th of `scope(i)`, and prints their p50 and p95 after `label`.
 pub fn summary_figures(
-    reader: &mut impl Store,
+    reader: &mut impl Read,
     label: &str,
     column: usize,
     runs: u64,

@@ -11,9 +11,11 @@ use postgres::Transaction;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
+use super::bound::Bound;
 use super::{WriteMethod, map_err};
 use crate::columns;
 use crate::error::StoreError;
+use crate::event_columns::{EVENT_COLUMNS, Value, column_list};
 use crate::store::Entry;
 
 /// Appends `entries` (consecutive seqs) to `log_id` in one committed transaction.
@@ -101,81 +103,29 @@ fn copy_ids(
     )
 }
 
+/// The entries' rows of `events`: the log id, then the column table's columns.
 fn copy_events(
     tx: &mut Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
 ) -> Result<(), StoreError> {
-    let types = [
-        Type::TEXT,
-        Type::INT8,
-        Type::UUID,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::BOOL,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::UUID,
-        Type::TEXT,
-        Type::BYTEA,
-        Type::BYTEA,
-        Type::INT8,
-    ];
-    copy_in(
-        tx,
-        "COPY events (log_id, seq, id, ts, kind, action, operation, user_id, session_id,
-            correlation_id, server_name, resource_type, resource_id, outcome, classification,
-            requires_review, data_subject_id, expires_at, duration_us, completes, meta,
-            commitment, leaf_hash, received_at) FROM STDIN (FORMAT binary)",
-        &types,
-        |writer| {
-            for entry in entries {
-                let sealed = entry.sealed;
-                let e = &sealed.event;
-                let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
-                let received_at = e.received_at.map(|t| t.as_microsecond());
-                let row: [&(dyn ToSql + Sync); 24] = [
-                    &log_id,
-                    &(entry.seq as i64),
-                    &e.id.0,
-                    &e.timestamp.as_microsecond(),
-                    &e.kind.as_str(),
-                    &e.action.as_str(),
-                    &e.operation,
-                    &e.actor.user_id,
-                    &e.session_id,
-                    &e.correlation_id,
-                    &e.target.server_name,
-                    &e.target.resource_type,
-                    &e.target.resource_id,
-                    &e.outcome.as_str(),
-                    &columns::classification(e).as_str(),
-                    &e.compliance.requires_review.unwrap_or(false),
-                    &e.compliance.data_subject_id,
-                    &e.compliance.expires_at.map(|t| t.as_microsecond()),
-                    &columns::duration_us(e),
-                    &e.completes.map(|c| c.0),
-                    &meta,
-                    &sealed.commitment.as_bytes().as_slice(),
-                    &entry.leaf_hash.as_bytes().as_slice(),
-                    &received_at,
-                ];
-                writer.write(&row)?;
-            }
-            Ok(())
-        },
-    )
+    let types: Vec<Type> = std::iter::once(Type::TEXT)
+        .chain(EVENT_COLUMNS.iter().map(|c| c.kind.pg_type()))
+        .collect();
+    let statement = format!(
+        "COPY events ({}) FROM STDIN (FORMAT binary)",
+        column_list(&["log_id"])
+    );
+    copy_in(tx, &statement, &types, |writer| {
+        let mut row: Vec<Bound<'_>> = Vec::with_capacity(types.len());
+        for entry in entries {
+            row.clear();
+            row.push(Bound(Value::Text(Some(log_id))));
+            row.extend(EVENT_COLUMNS.iter().map(|c| Bound((c.value)(entry))));
+            writer.write_raw(row.iter())?;
+        }
+        Ok(())
+    })
 }
 
 fn copy_payloads(

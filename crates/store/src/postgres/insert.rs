@@ -6,9 +6,11 @@ use postgres::Transaction;
 use postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::bound::Bound;
 use super::map_err;
 use crate::columns;
 use crate::error::StoreError;
+use crate::event_columns::{EVENT_COLUMNS, column_list};
 use crate::store::Entry;
 
 /// Writes the rows of `entries` to the four event tables and `event_ids`.
@@ -32,98 +34,30 @@ pub(super) fn insert_rows(
     )
     .map_err(map_err)?;
 
-    let ev = |f: fn(&Entry<'_>) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
-    let kind = ev(|e| Some(e.sealed.event.kind.as_str().to_string()));
-    let action = ev(|e| Some(e.sealed.event.action.as_str().to_string()));
-    let operation = ev(|e| Some(e.sealed.event.operation.clone()));
-    let user_id = ev(|e| e.sealed.event.actor.user_id.clone());
-    let session_id = ev(|e| e.sealed.event.session_id.clone());
-    let correlation_id = ev(|e| e.sealed.event.correlation_id.clone());
-    let server_name = ev(|e| e.sealed.event.target.server_name.clone());
-    let resource_type = ev(|e| e.sealed.event.target.resource_type.clone());
-    let resource_id = ev(|e| e.sealed.event.target.resource_id.clone());
-    let outcome = ev(|e| Some(e.sealed.event.outcome.as_str().to_string()));
-    let classification = ev(|e| {
-        Some(
-            columns::classification(&e.sealed.event)
-                .as_str()
-                .to_string(),
-        )
-    });
-    let data_subject_id = ev(|e| e.sealed.event.compliance.data_subject_id.clone());
-    let meta = ev(|e| Some(String::from_utf8_lossy(&e.sealed.meta_json).into_owned()));
-    let review: Vec<bool> = entries
+    // The events' rows, a column at a time from the column table: the log id, then one
+    // array per column.
+    let columns: Vec<Vec<Bound<'_>>> = EVENT_COLUMNS
         .iter()
-        .map(|e| e.sealed.event.compliance.requires_review.unwrap_or(false))
+        .map(|c| entries.iter().map(|e| Bound((c.value)(e))).collect())
         .collect();
-    let expires: Vec<Option<i64>> = entries
-        .iter()
-        .map(|e| {
-            e.sealed
-                .event
-                .compliance
-                .expires_at
-                .map(|t| t.as_microsecond())
-        })
+    let arrays: Vec<String> = std::iter::once("text")
+        .chain(EVENT_COLUMNS.iter().map(|c| c.kind.pg_name()))
+        .enumerate()
+        .map(|(i, ty)| format!("${}::{ty}[]", i + 1))
         .collect();
-    let duration: Vec<Option<i64>> = entries
-        .iter()
-        .map(|e| columns::duration_us(&e.sealed.event))
-        .collect();
-    let completes: Vec<Option<Uuid>> = entries
-        .iter()
-        .map(|e| e.sealed.event.completes.map(|c| c.0))
-        .collect();
-    let commitment: Vec<&[u8]> = entries
-        .iter()
-        .map(|e| e.sealed.commitment.as_bytes().as_slice())
-        .collect();
-    let received: Vec<Option<i64>> = entries
-        .iter()
-        .map(|e| e.sealed.event.received_at.map(|t| t.as_microsecond()))
-        .collect();
-    let leaf: Vec<&[u8]> = entries
-        .iter()
-        .map(|e| e.leaf_hash.as_bytes().as_slice())
-        .collect();
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&log_ids];
+    params.extend(columns.iter().map(|c| c as &(dyn ToSql + Sync)));
     tx.execute(
-        "INSERT INTO events (log_id, seq, id, ts, kind, action, operation, user_id, session_id,
-            correlation_id, server_name, resource_type, resource_id, outcome, classification,
-            requires_review, data_subject_id, expires_at, duration_us, completes, meta,
-            commitment, leaf_hash, received_at)
-         SELECT * FROM unnest($1::text[], $2::int8[], $3::uuid[], $4::int8[], $5::text[],
-            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-            $13::text[], $14::text[], $15::text[], $16::bool[], $17::text[], $18::int8[],
-            $19::int8[], $20::uuid[], $21::text[], $22::bytea[], $23::bytea[], $24::int8[])",
-        &[
-            &log_ids,
-            &seqs,
-            &ids,
-            &ts,
-            &kind,
-            &action,
-            &operation,
-            &user_id,
-            &session_id,
-            &correlation_id,
-            &server_name,
-            &resource_type,
-            &resource_id,
-            &outcome,
-            &classification,
-            &review,
-            &data_subject_id,
-            &expires,
-            &duration,
-            &completes,
-            &meta,
-            &commitment,
-            &leaf,
-            &received,
-        ],
+        &format!(
+            "INSERT INTO events ({}) SELECT * FROM unnest({})",
+            column_list(&["log_id"]),
+            arrays.join(", ")
+        ),
+        &params,
     )
     .map_err(map_err)?;
 
+    let ev = |f: fn(&Entry<'_>) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
     let salt: Vec<&[u8]> = entries.iter().map(|e| e.sealed.salt.as_slice()).collect();
     let body = ev(|e| Some(String::from_utf8_lossy(&e.sealed.personal_json).into_owned()));
     tx.execute(

@@ -12,6 +12,7 @@
 //! See `docs/storage.md` for the schema and why each index exists.
 
 mod append;
+mod bound;
 mod errors;
 mod expiry;
 mod insert;
@@ -36,7 +37,9 @@ use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, LineageRow, LogEntry, ProofEntry, Scrub, Store};
+use crate::store::{
+    Append, Audit, Entry, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read, Scrub,
+};
 pub(crate) use errors::map_err;
 use errors::redact;
 use partitions::Partitions;
@@ -425,7 +428,7 @@ impl Drop for PgStore {
     }
 }
 
-impl Store for PgStore {
+impl Log for PgStore {
     fn log_id(&self) -> &str {
         &self.log_id
     }
@@ -441,7 +444,9 @@ impl Store for PgStore {
             (Err(e), _) => Err(e),
         }
     }
+}
 
+impl Append for PgStore {
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -462,62 +467,6 @@ impl Store for PgStore {
             ));
         }
         Ok(())
-    }
-
-    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
-        query.filter.check_received_at(self.received_at)?;
-        read::query(self, query)
-    }
-
-    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        read::get(self, id)
-    }
-
-    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
-        filter.check_received_at(self.received_at)?;
-        read::count(self, filter)
-    }
-
-    fn for_each(
-        &mut self,
-        filter: &Filter,
-        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError> {
-        filter.check_received_at(self.received_at)?;
-        read::for_each(self, filter, sink)
-    }
-
-    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
-        crate::report::scope_filter(scope).check_received_at(self.received_at)?;
-        report::summary(self, scope)
-    }
-
-    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
-        filter.check_received_at(self.received_at)?;
-        report::tool_stats(self, filter)
-    }
-
-    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
-        expiry::count_expired(self, now)
-    }
-
-    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError> {
-        expiry::expired_entries(self, now)
-    }
-
-    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError> {
-        if !self.writable {
-            return Err(StoreError::ReadOnly {
-                path: PathBuf::from(&self.display),
-            });
-        }
-        let report = expiry::remove_expired(self, removal);
-        self.partitions.forget();
-        report
-    }
-
-    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
-        expiry::tombstones(self, from, to)
     }
 
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
@@ -599,53 +548,6 @@ impl Store for PgStore {
         Ok(out)
     }
 
-    fn scan_log(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError> {
-        log::scan_log(self, from, to, sink)
-    }
-
-    /// A reader of the same log on a connection of its own.
-    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
-        let mut reader = PgStore::connect_with(self.config.clone(), &self.display)?;
-        reader.log_id = self.log_id.clone();
-        reader.tombstones = self.tombstones;
-        reader.received_at = self.received_at;
-        Ok(Some(Box::new(reader)))
-    }
-
-    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
-        log::checkpoints(self)
-    }
-
-    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
-        log::proof_entry(self, id)
-    }
-
-    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
-        log::erase_payload(self, id)
-    }
-
-    fn scrub(&mut self) -> Result<Scrub, StoreError> {
-        log::scrub(self)
-    }
-
-    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
-        log::outcomes_of(self, intent)
-    }
-
-    fn scan_lineage(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        log::scan_lineage(self, from, to, sink)
-    }
-
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
         expiry::leaves(self, from, to)
     }
@@ -661,5 +563,114 @@ impl Store for PgStore {
 
     fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
         log::put_tree_nodes(self, nodes)
+    }
+}
+
+impl Read for PgStore {
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        query.filter.check_received_at(self.received_at)?;
+        read::query(self, query)
+    }
+
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        read::get(self, id)
+    }
+
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        filter.check_received_at(self.received_at)?;
+        read::count(self, filter)
+    }
+
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        filter.check_received_at(self.received_at)?;
+        read::for_each(self, filter, sink)
+    }
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        crate::report::scope_filter(scope).check_received_at(self.received_at)?;
+        report::summary(self, scope)
+    }
+
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        filter.check_received_at(self.received_at)?;
+        report::tool_stats(self, filter)
+    }
+}
+
+impl Audit for PgStore {
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
+        expiry::tombstones(self, from, to)
+    }
+
+    fn scan_log(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        log::scan_log(self, from, to, sink)
+    }
+
+    /// A reader of the same log on a connection of its own.
+    fn another_reader(&self) -> Result<Option<Box<dyn Audit>>, StoreError> {
+        let mut reader = PgStore::connect_with(self.config.clone(), &self.display)?;
+        reader.log_id = self.log_id.clone();
+        reader.tombstones = self.tombstones;
+        reader.received_at = self.received_at;
+        Ok(Some(Box::new(reader)))
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        log::checkpoints(self)
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        log::proof_entry(self, id)
+    }
+
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        log::scan_lineage(self, from, to, sink)
+    }
+}
+
+impl Maintain for PgStore {
+    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
+        expiry::count_expired(self, now)
+    }
+
+    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError> {
+        expiry::expired_entries(self, now)
+    }
+
+    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from(&self.display),
+            });
+        }
+        let report = expiry::remove_expired(self, removal);
+        self.partitions.forget();
+        report
+    }
+
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
+        log::erase_payload(self, id)
+    }
+
+    fn scrub(&mut self) -> Result<Scrub, StoreError> {
+        log::scrub(self)
+    }
+
+    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
+        log::outcomes_of(self, intent)
     }
 }

@@ -2,21 +2,57 @@
 //! kept in `log_state`, not derived from `MAX(seq)`, so that deleting the newest (expired) events
 //! can never make a sequence number be handed out twice.
 
-use rusqlite::{Connection, params};
+use std::sync::LazyLock;
 
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ToSql, params, params_from_iter};
+
+use super::schema::{self, next_seq};
 use super::{Layout, keys};
 use crate::columns;
+use crate::event_columns::{EVENT_COLUMNS, RECEIVED_AT, Value, column_list};
 use crate::store::Entry;
 
-pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    let text: String = conn.query_row(
-        "SELECT value FROM log_state WHERE key = 'next_seq'",
-        [],
-        |r| r.get(0),
-    )?;
-    text.parse::<u64>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+/// The statement that writes an entry's row of `events`, from the column table.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    let placeholders: Vec<String> = (1..=EVENT_COLUMNS.len()).map(|n| format!("?{n}")).collect();
+    format!(
+        "INSERT INTO events ({}) VALUES ({})",
+        column_list(&[]),
+        placeholders.join(", ")
+    )
+});
+
+/// The same for a file at a schema from before receive times (only a test writes one): every
+/// column but the last, `received_at`.
+static INSERT_EVENT_WITHOUT_RECEIVED_AT: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<&str> = EVENT_COLUMNS
+        .iter()
+        .map(|c| c.name)
+        .filter(|name| *name != RECEIVED_AT)
+        .collect();
+    let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("?{n}")).collect();
+    format!(
+        "INSERT INTO events ({}) VALUES ({})",
+        columns.join(", "),
+        placeholders.join(", ")
+    )
+});
+
+/// A column value as SQLite binds it: an id as its 16 bytes, a flag as 0 or 1.
+struct Bound<'a>(Value<'a>);
+
+impl ToSql for Bound<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match &self.0 {
+            Value::Int(Some(n)) => ValueRef::Integer(*n),
+            Value::Text(Some(t)) => ValueRef::Text(t.as_bytes()),
+            Value::Bool(b) => ValueRef::Integer(i64::from(*b)),
+            Value::Id(Some(id)) => ValueRef::Blob(id),
+            Value::Bytes(b) => ValueRef::Blob(b),
+            Value::Int(None) | Value::Text(None) | Value::Id(None) => ValueRef::Null,
+        }))
+    }
 }
 
 /// Appends `entries` in one transaction, or reports that their seqs are taken.
@@ -38,24 +74,11 @@ pub(super) fn append(
         return Ok(Err(next));
     }
     {
-        // A file at an older schema (only a test writes one) has no `received_at` column: its
-        // rows are bound without the last value.
         let mut insert_event = tx.prepare_cached(if layout.received_at {
-            "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, session_id,
-                correlation_id, server_name, resource_type, resource_id, outcome, classification,
-                requires_review, data_subject_id, expires_at, duration_us, completes, meta,
-                commitment, leaf_hash, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22, ?23)"
+            &INSERT_EVENT
         } else {
-            "INSERT INTO events (seq, id, ts, kind, action, operation, user_id, session_id,
-                correlation_id, server_name, resource_type, resource_id, outcome, classification,
-                requires_review, data_subject_id, expires_at, duration_us, completes, meta,
-                commitment, leaf_hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19, ?20, ?21, ?22)"
+            &INSERT_EVENT_WITHOUT_RECEIVED_AT
         })?;
-        let width = if layout.received_at { 23 } else { 22 };
         let mut insert_payload =
             tx.prepare_cached("INSERT INTO payloads (seq, salt, body) VALUES (?1, ?2, ?3)")?;
         let mut insert_source = tx.prepare_cached(
@@ -72,34 +95,13 @@ pub(super) fn append(
             let sealed = entry.sealed;
             let e = &sealed.event;
             let seq = entry.seq as i64;
-            let meta = std::str::from_utf8(&sealed.meta_json).unwrap_or_default();
             let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
-            let row = params![
-                seq,
-                e.id.0.as_bytes().as_slice(),
-                e.timestamp.as_microsecond(),
-                e.kind.as_str(),
-                e.action.as_str(),
-                e.operation,
-                e.actor.user_id,
-                e.session_id,
-                e.correlation_id,
-                e.target.server_name,
-                e.target.resource_type,
-                e.target.resource_id,
-                e.outcome.as_str(),
-                columns::classification(e).as_str(),
-                e.compliance.requires_review.unwrap_or(false),
-                e.compliance.data_subject_id,
-                e.compliance.expires_at.map(|t| t.as_microsecond()),
-                columns::duration_us(e),
-                e.completes.map(|c| c.0.as_bytes().to_vec()),
-                meta,
-                sealed.commitment.as_bytes().as_slice(),
-                entry.leaf_hash.as_bytes().as_slice(),
-                e.received_at.map(|t| t.as_microsecond()),
-            ];
-            insert_event.execute(&row[..width])?;
+            insert_event.execute(params_from_iter(
+                EVENT_COLUMNS
+                    .iter()
+                    .filter(|column| layout.received_at || column.name != RECEIVED_AT)
+                    .map(|column| Bound((column.value)(entry))),
+            ))?;
             insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
             for (ordinal, s) in e.data_sources.iter().enumerate() {
                 insert_source.execute(params![
@@ -132,7 +134,7 @@ pub(super) fn append(
         )?;
         if layout.bulk_keys {
             let indexed_to = keys::indexed_to(&tx)?;
-            if last.seq + 1 - indexed_to >= keys::BULK {
+            if last.seq + 1 - indexed_to >= schema::BULK {
                 keys::index_tail(&tx, indexed_to, last.seq + 1, layout)?;
             }
         }
@@ -155,4 +157,41 @@ pub(super) fn settle(conn: &mut Connection, layout: Layout) -> Result<bool, rusq
     keys::index_tail(&tx, from, to, layout)?;
     tx.commit()?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_columns::Kind;
+    use crate::{SqliteOptions, SqliteStore};
+
+    /// The column table names every column of `events` that the migrations make, in order and
+    /// with SQLite's type for its kind: a column added to one and not the other fails here.
+    #[test]
+    fn the_column_table_is_the_events_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("audit.db"), SqliteOptions::default()).unwrap();
+        let mut stmt = store
+            .conn
+            .prepare("SELECT name, type FROM pragma_table_info('events') ORDER BY cid")
+            .unwrap();
+        let table: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let listed: Vec<(String, String)> = EVENT_COLUMNS
+            .iter()
+            .map(|c| {
+                let ty = match c.kind {
+                    Kind::Int | Kind::Bool => "INTEGER",
+                    Kind::Text => "TEXT",
+                    Kind::Id | Kind::Bytes => "BLOB",
+                };
+                (c.name.to_string(), ty.to_string())
+            })
+            .collect();
+        assert_eq!(listed, table);
+    }
 }

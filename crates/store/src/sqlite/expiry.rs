@@ -88,7 +88,7 @@ pub(super) fn remove_expired(
     let map = |e| super::map_err_at(&path, e);
     // The removed rows' bytes are overwritten, not left in free pages: an expired event's
     // personal data must leave the file as an erased one's does (`Plan::remove` then clears the
-    // write-ahead log's copies through `Store::scrub`).
+    // write-ahead log's copies through `Maintain::scrub`).
     store
         .conn
         .pragma_update(None, "secure_delete", true)

@@ -5,8 +5,8 @@
 //! sessions), so each event lands on its own leaf page of each index, and every commit writes
 //! every page it touched into the WAL in full. With 30-odd events per `sync` commit that was
 //! about a hundred 16 KB pages per commit for a few kilobytes of data, and the writer spent most
-//! of its time writing them. Deferred, the keys of [`BULK`] events go in at once, sorted, and
-//! share their pages: a few times fewer page writes per event.
+//! of its time writing them. Deferred, the keys of [`schema::BULK`] events go in at once, sorted,
+//! and share their pages: a few times fewer page writes per event.
 //!
 //! The operation (the tool's name) keeps an ordinary index, `(operation, seq)`: with tens of
 //! tools, not thousands, a commit touches few of its pages, and every key here is one more that
@@ -14,33 +14,19 @@
 //!
 //! What keeps this correct: `log_state.indexed_to` says how far `event_keys` reaches, and is
 //! moved in the same transaction that adds the keys. Events from there on (the *tail*, fewer
-//! than [`BULK`]) are found by reading them directly, which [`restrict`] builds into every
-//! keyed lookup, so a query sees every event whether or not its keys are in yet.
+//! than [`schema::BULK`]) are found by reading them directly, which [`restrict`] builds into
+//! every keyed lookup, so a query sees every event whether or not its keys are in yet.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::Layout;
+use super::schema::{self, LookupField, bound, lookup_key_hash, set_bound};
 use crate::query::Filter;
 use crate::sql::{SqlValue, Where};
-use crate::store::{LookupField, lookup_key_hash};
-
-/// How many unindexed events the writer lets gather before it adds their keys. Larger means
-/// fewer page writes per event and a longer tail for keyed queries to read row by row (about a
-/// millisecond per thousand events).
-pub(super) const BULK: u64 = 4_096;
 
 /// When the writer has nothing queued, it indexes a tail at least this long, so that a quiet
 /// log does not keep a tail of thousands of events for its queries to read.
 pub(super) const SETTLE: u64 = 256;
-
-/// The events table's column of `field`; the number that stands for it in `event_keys` is its
-/// [`LookupField`] discriminant.
-pub(super) fn column(field: LookupField) -> &'static str {
-    match field {
-        LookupField::Session => "session_id",
-        LookupField::User => "user_id",
-    }
-}
 
 /// The SQL that adds the keys of the events from `?1` on, sorted by key so that the B-tree is
 /// filled page by page. `OR IGNORE`: a key already present (a migration that indexed
@@ -54,31 +40,6 @@ const INDEX_FROM: &str = "
 /// Where `event_keys` ends: the first seq whose keys are not in it yet.
 pub(super) fn indexed_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
     bound(conn, "indexed_to")
-}
-
-/// A bound kept in `log_state` (`indexed_to`, `totaled_to`): 0 while it has no row, as
-/// nothing is behind it yet.
-pub(super) fn bound(conn: &Connection, key: &str) -> Result<u64, rusqlite::Error> {
-    let text: Option<String> = conn
-        .query_row("SELECT value FROM log_state WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    text.map_or(Ok(0), |t| {
-        t.parse::<u64>().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
-    })
-}
-
-/// Moves the bound `key` to `to`, inside the caller's transaction.
-pub(super) fn set_bound(conn: &Connection, key: &str, to: u64) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached(
-        "INSERT INTO log_state (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute([key, &to.to_string()])?;
-    Ok(())
 }
 
 /// Adds the keys of every event from `from` up to `to` (the log's next seq) inside the
@@ -100,7 +61,7 @@ pub(super) fn index_tail(
     set_bound(conn, "indexed_to", to)
 }
 
-/// `event_keys` summed for `verify` (see `Store::lookup_digest`): every key below `below`.
+/// `event_keys` summed for `verify` (see `derived`): every key below `below`.
 pub(super) fn digest(
     conn: &Connection,
     state: &std::collections::hash_map::RandomState,
@@ -152,7 +113,7 @@ pub(super) fn worth_the_keys(
     field: LookupField,
     value: &str,
 ) -> Result<bool, rusqlite::Error> {
-    let bound = super::append::next_seq(conn)? / SCAN_SHARE;
+    let bound = schema::next_seq(conn)? / SCAN_SHARE;
     let carried: i64 = conn.query_row(
         "SELECT COUNT(*) FROM
             (SELECT 1 FROM event_keys WHERE field = ?1 AND value = ?2 LIMIT ?3)",
@@ -185,7 +146,7 @@ pub(super) fn restrict(
     if !worth_the_keys(conn, field, value)? {
         return Ok(());
     }
-    let column = column(field);
+    let column = schema::column(field);
     let field = w.bind(SqlValue::Int(field as i64));
     let value = w.bind(SqlValue::Text(value.to_string()));
     w.push_clause(format!(

@@ -5,12 +5,14 @@
 //! why each index exists.
 
 mod append;
+mod derived;
 mod expiry;
 mod keys;
 mod log;
 pub(crate) mod migrations;
 mod read;
 mod report;
+mod schema;
 mod totals;
 mod writers;
 
@@ -27,7 +29,10 @@ use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
-use crate::store::{Entry, KeyTotals, LineageRow, LogEntry, ProofEntry, Scrub, Store};
+use crate::store::{
+    Append, Audit, DerivedCheck, Entry, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read,
+    Scrub,
+};
 
 /// How to open a SQLite store.
 #[derive(Debug, Clone)]
@@ -374,47 +379,23 @@ pub(crate) fn map_err_at(path: &Path, e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-impl Store for SqliteStore {
+impl Log for SqliteStore {
     fn log_id(&self) -> &str {
         &self.log_id
     }
 
     fn next_seq(&mut self) -> Result<u64, StoreError> {
-        append::next_seq(&self.conn).map_err(|e| self.map(e))
+        schema::next_seq(&self.conn).map_err(|e| self.map(e))
     }
+}
 
+impl Append for SqliteStore {
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         match append::append(&mut self.conn, entries, self.layout) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
             Err(e) => Err(self.map(e)),
         }
-    }
-
-    fn lookup_bound(&mut self) -> Result<Option<u64>, StoreError> {
-        if !self.layout.bulk_keys {
-            return Ok(None);
-        }
-        keys::indexed_to(&self.conn)
-            .map(Some)
-            .map_err(|e| self.map(e))
-    }
-
-    fn lookup_digest(
-        &mut self,
-        state: &std::collections::hash_map::RandomState,
-        below: u64,
-    ) -> Result<u64, StoreError> {
-        keys::digest(&self.conn, state, below).map_err(|e| self.map(e))
-    }
-
-    fn key_totals(&mut self) -> Result<Option<KeyTotals>, StoreError> {
-        if !self.layout.key_totals {
-            return Ok(None);
-        }
-        totals::read_all(&self.conn)
-            .map(Some)
-            .map_err(|e| self.map(e))
     }
 
     fn settle(&mut self) -> Result<(), StoreError> {
@@ -435,55 +416,6 @@ impl Store for SqliteStore {
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(()),
             Err(e) => Err(self.map(e)),
         }
-    }
-
-    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
-        query.filter.check_received_at(self.layout.received_at)?;
-        read::query(self, query)
-    }
-
-    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        read::get(self, id)
-    }
-
-    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
-        filter.check_received_at(self.layout.received_at)?;
-        read::count(self, filter)
-    }
-
-    fn for_each(
-        &mut self,
-        filter: &Filter,
-        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError> {
-        filter.check_received_at(self.layout.received_at)?;
-        read::for_each(self, filter, sink)
-    }
-
-    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
-        crate::report::scope_filter(scope).check_received_at(self.layout.received_at)?;
-        report::summary(self, scope)
-    }
-
-    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
-        filter.check_received_at(self.layout.received_at)?;
-        report::tool_stats(self, filter)
-    }
-
-    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
-        expiry::count_expired(self, now)
-    }
-
-    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError> {
-        expiry::expired_entries(self, now)
-    }
-
-    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError> {
-        expiry::remove_expired(self, removal)
-    }
-
-    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
-        expiry::tombstones(self, from, to)
     }
 
     /// Intents without an outcome, when no other process that recovers is recording into
@@ -518,53 +450,6 @@ impl Store for SqliteStore {
         } else {
             Ok(Vec::new())
         }
-    }
-
-    fn scan_log(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
-    ) -> Result<u64, StoreError> {
-        log::scan_log(self, from, to, sink)
-    }
-
-    fn another_reader(&self) -> Result<Option<Box<dyn Store>>, StoreError> {
-        let options = SqliteOptions {
-            lock_timeout: self.lock_timeout,
-        };
-        Ok(Some(Box::new(SqliteStore::open_read_only(
-            &self.path, options,
-        )?)))
-    }
-
-    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
-        log::checkpoints(self)
-    }
-
-    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
-        log::proof_entry(self, id)
-    }
-
-    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
-        log::erase_payload(self, id)
-    }
-
-    fn scrub(&mut self) -> Result<Scrub, StoreError> {
-        log::scrub(self)
-    }
-
-    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
-        log::outcomes_of(self, intent)
-    }
-
-    fn scan_lineage(
-        &mut self,
-        from: u64,
-        to: u64,
-        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        log::scan_lineage(self, from, to, sink)
     }
 
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
@@ -610,5 +495,124 @@ impl Store for SqliteStore {
             )
             .map(|_| ())
             .map_err(|e| self.map(e))
+    }
+}
+
+impl Read for SqliteStore {
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        query.filter.check_received_at(self.layout.received_at)?;
+        read::query(self, query)
+    }
+
+    fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
+        read::get(self, id)
+    }
+
+    fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
+        filter.check_received_at(self.layout.received_at)?;
+        read::count(self, filter)
+    }
+
+    fn for_each(
+        &mut self,
+        filter: &Filter,
+        sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        filter.check_received_at(self.layout.received_at)?;
+        read::for_each(self, filter, sink)
+    }
+
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        crate::report::scope_filter(scope).check_received_at(self.layout.received_at)?;
+        report::summary(self, scope)
+    }
+
+    fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
+        filter.check_received_at(self.layout.received_at)?;
+        report::tool_stats(self, filter)
+    }
+}
+
+impl Audit for SqliteStore {
+    fn derived_check(
+        &mut self,
+        parallel: bool,
+    ) -> Result<Option<Box<dyn DerivedCheck>>, StoreError> {
+        let options = SqliteOptions {
+            lock_timeout: self.lock_timeout,
+        };
+        let check = derived::Check::new(
+            &self.conn,
+            &self.layout,
+            parallel,
+            || SqliteStore::open_read_only(&self.path, options),
+            |e| self.map(e),
+        )?;
+        Ok(Some(Box::new(check)))
+    }
+
+    fn tombstones(&mut self, from: u64, to: u64) -> Result<Vec<Tombstone>, StoreError> {
+        expiry::tombstones(self, from, to)
+    }
+
+    fn scan_log(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        log::scan_log(self, from, to, sink)
+    }
+
+    fn another_reader(&self) -> Result<Option<Box<dyn Audit>>, StoreError> {
+        let options = SqliteOptions {
+            lock_timeout: self.lock_timeout,
+        };
+        Ok(Some(Box::new(SqliteStore::open_read_only(
+            &self.path, options,
+        )?)))
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<(u64, String)>, StoreError> {
+        log::checkpoints(self)
+    }
+
+    fn proof_entry(&mut self, id: EventId) -> Result<Option<ProofEntry>, StoreError> {
+        log::proof_entry(self, id)
+    }
+
+    fn scan_lineage(
+        &mut self,
+        from: u64,
+        to: u64,
+        sink: &mut dyn FnMut(&LineageRow<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        log::scan_lineage(self, from, to, sink)
+    }
+}
+
+impl Maintain for SqliteStore {
+    fn count_expired(&mut self, now: Timestamp) -> Result<CleanupReport, StoreError> {
+        expiry::count_expired(self, now)
+    }
+
+    fn expired_entries(&mut self, now: Timestamp) -> Result<Vec<ExpiredEntry>, StoreError> {
+        expiry::expired_entries(self, now)
+    }
+
+    fn remove_expired(&mut self, removal: &Removal<'_>) -> Result<CleanupReport, StoreError> {
+        expiry::remove_expired(self, removal)
+    }
+
+    fn erase_payload(&mut self, id: EventId) -> Result<bool, StoreError> {
+        log::erase_payload(self, id)
+    }
+
+    fn scrub(&mut self) -> Result<Scrub, StoreError> {
+        log::scrub(self)
+    }
+
+    fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
+        log::outcomes_of(self, intent)
     }
 }

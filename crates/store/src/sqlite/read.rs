@@ -4,10 +4,10 @@ use mcp_audit_core::EventId;
 use rusqlite::{Row, ToSql, params_from_iter};
 
 use super::SqliteStore;
+use super::schema::LookupField;
 use crate::error::StoreError;
 use crate::query::{Cursor, Filter, Page, PageStart, Query, StoredEvent};
 use crate::sql::{SqlValue, Where};
-use crate::store::LookupField;
 
 pub(super) const COLUMNS: &str = "e.seq, e.meta, e.commitment, e.leaf_hash, p.body";
 pub(super) const FROM: &str = "FROM events e LEFT JOIN payloads p ON p.seq = e.seq";

@@ -4,11 +4,12 @@ use rusqlite::params_from_iter;
 
 use super::SqliteStore;
 use super::read::placeholder;
+use super::schema::LookupField;
+use super::totals::summary_group;
 use crate::error::StoreError;
 use crate::query::{Filter, Summary, SummaryScope, ToolStats};
 use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter, tool_executions};
 use crate::sql::Where;
-use crate::store::LookupField;
 
 pub(super) fn summary(
     store: &mut SqliteStore,
@@ -50,24 +51,6 @@ pub(super) fn summary(
         })
         .map_err(|e| store.map(e))?;
     fold_summary(groups)
-}
-
-/// One group of a summary's statement, whose first columns are kind, outcome, user, count,
-/// earliest and latest time, and how many require review; the user beside it.
-pub(super) fn summary_group(
-    r: &rusqlite::Row<'_>,
-) -> Result<(Option<String>, SummaryGroup), rusqlite::Error> {
-    Ok((
-        r.get(2)?,
-        SummaryGroup {
-            kind: r.get(0)?,
-            outcome: r.get(1)?,
-            count: r.get::<_, i64>(3)? as u64,
-            first_us: r.get(4)?,
-            last_us: r.get(5)?,
-            review: r.get::<_, i64>(6)? as u64,
-        },
-    ))
 }
 
 pub(super) fn tool_stats(

@@ -24,14 +24,14 @@ use rusqlite::Connection;
 use rusqlite::types::ValueRef;
 
 use super::Layout;
+use super::schema::{self, LookupField};
 use crate::report::SummaryGroup;
-use crate::store::{GroupUsers, KeyGroup, KeyTotals, LookupField};
 
 /// A summary's groups, each with the user beside it (see `fold_summary`).
 type Groups = Vec<(Option<String>, SummaryGroup)>;
 
 /// By default, the totals move when this many events have been indexed past them.
-pub(super) const EVERY: u64 = 16 * super::keys::BULK;
+pub(super) const EVERY: u64 = 16 * schema::BULK;
 
 /// Adds one group to the totals, or merges it into the row already there: counts added, the
 /// earliest and latest time kept, and the users one only when both have the same one.
@@ -222,7 +222,7 @@ fn add_range(conn: &Connection, from: u64, to: u64) -> Result<(), rusqlite::Erro
 
 /// Where the totals end: the first seq they do not count.
 pub(super) fn totaled_to(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    super::keys::bound(conn, "totaled_to")
+    schema::bound(conn, "totaled_to")
 }
 
 /// Moves the totals up to `indexed_to` (just moved there by the caller, in its transaction)
@@ -237,7 +237,7 @@ pub(super) fn advance(
         return Ok(());
     }
     add_range(conn, from, indexed_to)?;
-    super::keys::set_bound(conn, "totaled_to", indexed_to)
+    schema::set_bound(conn, "totaled_to", indexed_to)
 }
 
 /// The summary groups of the session or user `value`, with the user beside each: its totals,
@@ -270,7 +270,7 @@ pub(super) fn summary_groups(
           WHERE e.{column} = ?2 AND e.outcome <> 'pending' AND e.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0)
           GROUP BY e.kind, e.outcome, e.user_id",
-        column = super::keys::column(field)
+        column = schema::column(field)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params![field as i64, value])?;
@@ -279,7 +279,7 @@ pub(super) fn summary_groups(
         if r.get::<_, i64>(7)? != 0 {
             return Ok(None);
         }
-        groups.push(super::report::summary_group(r)?);
+        groups.push(summary_group(r)?);
     }
     Ok(Some(groups))
 }
@@ -410,4 +410,61 @@ fn group(row: &rusqlite::Row<'_>) -> Result<Option<KeyGroup>, rusqlite::Error> {
         last_ts,
         users,
     }))
+}
+
+/// One group of a summary's statement, whose first columns are kind, outcome, user, count,
+/// earliest and latest time, and how many require review; the user beside it.
+pub(super) fn summary_group(
+    r: &rusqlite::Row<'_>,
+) -> Result<(Option<String>, SummaryGroup), rusqlite::Error> {
+    Ok((
+        r.get(2)?,
+        SummaryGroup {
+            kind: r.get(0)?,
+            outcome: r.get(1)?,
+            count: r.get::<_, i64>(3)? as u64,
+            first_us: r.get(4)?,
+            last_us: r.get(5)?,
+            review: r.get::<_, i64>(6)? as u64,
+        },
+    ))
+}
+
+/// The running totals per lookup key (see [`read_all`]), read in one snapshot.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KeyTotals {
+    /// They count every event below this seq, and none from it on.
+    pub(super) below: u64,
+    pub(super) groups: Vec<KeyGroup>,
+    /// Rows no writer would make (a field no writer uses, a value of the wrong type): each an
+    /// edit.
+    pub(super) malformed: u64,
+}
+
+/// One running total: the events of one session or user (`field`, `value`) with one kind and
+/// outcome, as stored bytes (compared, never parsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct KeyGroup {
+    pub(super) field: LookupField,
+    pub(super) value: Vec<u8>,
+    pub(super) kind: Vec<u8>,
+    pub(super) outcome: Vec<u8>,
+    pub(super) count: u64,
+    /// How many of them require review.
+    pub(super) review: u64,
+    /// Their earliest and latest time, microseconds since the Unix epoch.
+    pub(super) first_ts: i64,
+    pub(super) last_ts: i64,
+    pub(super) users: GroupUsers,
+}
+
+/// The users of a running total's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum GroupUsers {
+    /// None of them has a user.
+    Nobody,
+    /// All of them have this one.
+    One(Vec<u8>),
+    /// Two or more users, or some events with a user and some without.
+    Several,
 }

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 
 use mcp_audit_core::{AuditEvent, EventKind, Outcome, SealedEvent};
-use mcp_audit_store::{Entry, SqliteOptions, SqliteStore, Store, Summary};
+use mcp_audit_store::{Append, Entry, Maintain, SqliteOptions, SqliteStore, Store, Summary};
 #[cfg(feature = "postgres")]
 use mcp_audit_store::{PgOptions, PgStore};
 
@@ -296,7 +296,7 @@ macro_rules! on_both_backends {
 
 /// Appends events sealed by the test straight to `store`, in one transaction, with the
 /// consecutive seqs from `from` on: for suites that build a log without a recorder.
-pub fn append_sealed(store: &mut impl Store, from: u64, sealed: &[SealedEvent]) {
+pub fn append_sealed(store: &mut impl Append, from: u64, sealed: &[SealedEvent]) {
     let entries: Vec<Entry<'_>> = sealed
         .iter()
         .enumerate()
@@ -360,7 +360,7 @@ pub fn clean_up_log(
 /// on it), recorded through a recorder of its own on the same file.
 pub fn sqlite_clean_up(
     path: &std::path::Path,
-    store: &mut impl Store,
+    store: &mut impl Maintain,
 ) -> mcp_audit_store::CleanupReport {
     use mcp_audit_store::{Recorder, RecorderConfig, expiry::Plan};
     let Some(plan) = Plan::of(store, jiff::Timestamp::now()).unwrap() else {

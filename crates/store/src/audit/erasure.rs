@@ -6,7 +6,7 @@
 //! durably *before* its payload is deleted: who (`actor`), when (the event's time), why (the
 //! reason, as the event's `compliance.purpose`) and which event (`target.resource_id`). The
 //! payload is then deleted with the bytes overwritten, and the backend clears what its journal
-//! keeps ([`Store::scrub`]).
+//! keeps ([`Maintain::scrub`]).
 //!
 //! What this buys `verify`: a payload missing without an erasure event is not an erasure but a
 //! deletion behind the log's back, and is reported as tampering ([`Finding::MissingPayload`]),
@@ -28,7 +28,7 @@ use crate::error::StoreError;
 use crate::integrity::Finding;
 use crate::query::Filter;
 use crate::recorder::{Receipt, RecordError, Recorder};
-use crate::store::{Scrub, Store};
+use crate::store::{Maintain, Read, Scrub};
 
 /// The `target.resource_type` of an erasure event: the record it erased is an audit event.
 pub const ERASED_RESOURCE: &str = "audit_event";
@@ -62,7 +62,7 @@ pub struct ErasedRecord {
 #[derive(Debug, Clone)]
 pub struct Erasure {
     pub records: Vec<ErasedRecord>,
-    /// Whether the erased bytes left the backend's files (see [`Store::scrub`]).
+    /// Whether the erased bytes left the backend's files (see [`Maintain::scrub`]).
     pub scrub: Scrub,
 }
 
@@ -90,7 +90,7 @@ pub enum EraseError {
 /// each erasure through `recorder` (durably: use `Durability::Sync`) before deleting with
 /// `store`. `recorder` and `store` may be on different logs of one PostgreSQL database.
 pub fn erase_call(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Read + Maintain + ?Sized),
     recorder: &Recorder,
     id: EventId,
     request: &ErasureRequest,
@@ -135,7 +135,7 @@ pub fn erase_call(
 /// The records of the call that event `id` belongs to, as (id, is the intent, redacted): the
 /// event itself, its intent if it is an outcome, and every outcome of the intent.
 fn call_records(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Read + Maintain + ?Sized),
     id: EventId,
 ) -> Result<Vec<(EventId, bool, bool)>, EraseError> {
     let event = store.get(id)?.ok_or(EraseError::NoSuchEvent(id))?;
@@ -189,7 +189,7 @@ fn erase_operation() -> String {
 /// The ids of the events that an erasure event in the database accounts for, read from the
 /// erasure events' hashed metadata (found by their `operation` column, which is indexed). On
 /// PostgreSQL, from every log: an erasure is recorded in the log of whoever erased.
-pub fn erased_ids(store: &mut (impl Store + ?Sized)) -> Result<HashSet<EventId>, StoreError> {
+pub fn erased_ids(store: &mut (impl Read + ?Sized)) -> Result<HashSet<EventId>, StoreError> {
     let filter = Filter {
         kinds: vec![mcp_audit_core::EventKind::Admin],
         operation: Some(erase_operation()),
@@ -216,7 +216,7 @@ pub fn erased_ids(store: &mut (impl Store + ?Sized)) -> Result<HashSet<EventId>,
 /// Of the entries found without a payload (seq, the 16 bytes of the id column), those that no
 /// erasure event accounts for, as findings; returns them with how many are redacted.
 pub(crate) fn judge_missing_payloads(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Read + ?Sized),
     payloadless: &[(u64, [u8; 16])],
 ) -> Result<(u64, Vec<Finding>), StoreError> {
     if payloadless.is_empty() {

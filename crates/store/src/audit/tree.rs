@@ -1,5 +1,5 @@
-//! Subtree roots for proofs and checkpoints, read from any [`Store`]: stored interior nodes
-//! where there are some, the leaves below them where not.
+//! Subtree roots for proofs and checkpoints, read from any backend ([`Append`]): stored
+//! interior nodes where there are some, the leaves below them where not.
 //!
 //! A missing node (a database from before nodes were kept, or nodes lost in a crash before
 //! the writer stored them) is recomputed from the level below and written back, so whatever
@@ -10,16 +10,20 @@ use mcp_audit_core::tiles::{Node, TILE_HEIGHT};
 use mcp_audit_core::{Hash, merkle};
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::Append;
+
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::tree";
 
 /// Answers "the root of the `2^height` leaves from `start`" for [`mcp_audit_core::tiles`].
-pub(crate) struct TreeSource<'s, S: Store + ?Sized> {
+pub(crate) struct TreeSource<'s, S: Append + ?Sized> {
     store: &'s mut S,
     /// Nodes recomputed because they were missing: to be stored by [`TreeSource::finish`].
     healed: Vec<Node>,
 }
 
-impl<'s, S: Store + ?Sized> TreeSource<'s, S> {
+impl<'s, S: Append + ?Sized> TreeSource<'s, S> {
     pub(crate) fn new(store: &'s mut S) -> TreeSource<'s, S> {
         TreeSource {
             store,
@@ -70,7 +74,12 @@ impl<'s, S: Store + ?Sized> TreeSource<'s, S> {
             return;
         }
         if let Err(error) = self.store.put_tree_nodes(&self.healed) {
-            tracing::debug!(%error, nodes = self.healed.len(), "could not store recomputed tree nodes");
+            tracing::debug!(
+                target: LOG_TARGET,
+                %error,
+                nodes = self.healed.len(),
+                "could not store recomputed tree nodes",
+            );
         }
     }
 }

@@ -30,7 +30,11 @@ use crate::backlog::Backlog;
 use crate::checkpointer::Checkpointer;
 use crate::error::StoreError;
 use crate::recorder::{RecordError, Shared};
-use crate::store::{Entry, Store};
+use crate::store::{Append, Entry};
+
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::writer";
 
 /// What the writer is asked to do.
 pub(crate) enum Command {
@@ -70,7 +74,7 @@ pub(crate) struct Batching {
 
 /// Runs until a shutdown command, or until every sender is gone (after draining the queue).
 pub(crate) fn run(
-    mut store: impl Store,
+    mut store: impl Append,
     next_seq: u64,
     mut commands: mpsc::Receiver<Command>,
     shared: Arc<Shared>,
@@ -96,7 +100,11 @@ pub(crate) fn run(
                 if log.backlog.is_empty()
                     && let Err(error) = store.settle()
                 {
-                    tracing::warn!(%error, "store upkeep failed; it is retried when next idle");
+                    tracing::warn!(
+                        target: LOG_TARGET,
+                        %error,
+                        "store upkeep failed; it is retried when next idle",
+                    );
                 }
                 match (log.backlog.retry_in(), &timer) {
                     (Some(left), Some(timer)) => {
@@ -185,9 +193,13 @@ fn timer() -> Option<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .inspect_err(
-            |error| tracing::warn!(%error, "no timer for the writer: batches are not held open"),
-        )
+        .inspect_err(|error| {
+            tracing::warn!(
+                target: LOG_TARGET,
+                %error,
+                "no timer for the writer: batches are not held open",
+            )
+        })
         .ok()
 }
 
@@ -233,7 +245,7 @@ impl Log {
     /// backlog when the store failed. While the store fails, a batch nobody waits for is not
     /// tried before the retry is due: it joins the backlog at once, so that the queue keeps
     /// moving and the callers never block on a store that is down.
-    fn commit<S: Store>(
+    fn commit<S: Append>(
         &mut self,
         store: &mut S,
         batch: &mut Vec<(Box<SealedEvent>, Waiter)>,
@@ -292,7 +304,7 @@ impl Log {
                     None => self.keep(sealed, &error, shared),
                 },
                 Err(Failure::Record(error)) => {
-                    tracing::error!(%error, "audit event failed to be written");
+                    tracing::error!(target: LOG_TARGET, %error, "audit event failed to be written");
                     shared.count_failed(1);
                     // A caller that waits gets the error now; the others learn of it from a
                     // flush.
@@ -332,7 +344,7 @@ impl Log {
         let lost = self.backlog.abandon();
         if lost > 0 {
             let error = "the audit store still refused writes when the recorder stopped";
-            tracing::error!(lost, "{error}");
+            tracing::error!(target: LOG_TARGET, lost, "{error}");
             shared.count_failed(lost);
             shared.report_later(lost, &error);
         }
@@ -340,7 +352,7 @@ impl Log {
 
     /// Appends `records` in one transaction; when that fails for a reason that may concern one
     /// record, one by one, so that only the bad one fails. Each record's seq, or why not.
-    fn write<S: Store>(
+    fn write<S: Append>(
         &mut self,
         store: &mut S,
         records: &[(Box<SealedEvent>, Waiter)],
@@ -392,7 +404,7 @@ impl Failure {
 /// Appends `sealed` in one transaction, without the event-by-event retry of [`Log::commit`]: the
 /// caller asked for all or none.
 fn commit_all(
-    store: &mut impl Store,
+    store: &mut impl Append,
     next_seq: &mut u64,
     sealed: &[SealedEvent],
     shared: &Shared,
@@ -410,7 +422,12 @@ fn commit_all(
                 .fetch_add(events.len() as u64, Ordering::Relaxed);
         }
         Err(error) => {
-            tracing::error!(%error, events = events.len(), "audit batch failed to be written");
+            tracing::error!(
+                target: LOG_TARGET,
+                %error,
+                events = events.len(),
+                "audit batch failed to be written",
+            );
             shared.count_failed(events.len() as u64);
         }
     }
@@ -420,7 +437,7 @@ fn commit_all(
 /// Appends `events` as consecutive entries from `next_seq`, renumbering when another process
 /// appended first; returns their seqs.
 fn append(
-    store: &mut impl Store,
+    store: &mut impl Append,
     next_seq: &mut u64,
     events: &[&SealedEvent],
 ) -> Result<Vec<u64>, StoreError> {

@@ -18,7 +18,7 @@ use mcp_audit_core::{ComplianceEvent, DataSource};
 use crate::columns;
 use crate::error::StoreError;
 use crate::integrity::Finding;
-use crate::store::Store;
+use crate::store::Audit;
 
 /// Which child table a row is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,7 +133,7 @@ pub(crate) fn expect(state: &RandomState, seq: u64, meta: &str, out: &mut Lineag
 
 /// The hashes of the rows the store holds for seqs `from..to`.
 pub(crate) fn stored(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Audit + ?Sized),
     state: &RandomState,
     from: u64,
     to: u64,

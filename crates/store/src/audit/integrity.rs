@@ -9,9 +9,8 @@
 //! tail together with the checkpoints that cover it: outside copies of the checkpoints
 //! (`--checkpoint-out`, checked with `outside`) close that gap.
 
-use std::collections::hash_map::{DefaultHasher, RandomState};
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
@@ -23,9 +22,7 @@ use crate::error::StoreError;
 use crate::expiry::{CLEANUP_OPERATION, CleanupRecord, SeqRange, Tombstone};
 use crate::indexed;
 use crate::lineage::{self, LineageHashes};
-use crate::store::{
-    GroupUsers, IndexedColumns, KeyTotals, LogEntry, LookupField, Store, lookup_key_hash,
-};
+use crate::store::{Append, Audit, IndexedColumns, LogEntry, Store, Tally};
 use crate::tree::TreeSource;
 
 /// What is wrong with one entry, or with the log as a whole.
@@ -210,24 +207,15 @@ fn verify_once(
     }
     let sizes: HashSet<u64> = opened.iter().map(|c| c.size).collect();
 
-    // The lookup index, summed on a thread of its own for a long log while the two threads
-    // sum the same keys from the rows (see `Store::lookup_digest`); keyed afresh for this run.
+    // Keyed afresh for this run (see `lineage`).
     let state = RandomState::new();
-    let below = store.lookup_bound()?;
-    // The running totals, read whole before the entries (they are a few rows per session and
-    // user), with the bound they count below: the entries' own groups are summed up to it.
-    let totals = store.key_totals()?;
-    let derived = Derived {
-        state: &state,
-        keys_below: below,
-        totals_below: totals.as_ref().map(|t| t.below),
-    };
     let long = log_size >= PARALLEL_FROM;
+    // The backend's own derived data as it stands before the entries are read, and a tally
+    // of the entries for it per thread (see `Audit::derived_check`).
+    let derived = store.derived_check(long)?;
+    let mut first_tally = derived.as_ref().map(|check| check.tally());
+    let mut rest_tally = derived.as_ref().map(|check| check.tally());
     let second = if long { store.another_reader()? } else { None };
-    let third = match (long, below) {
-        (true, Some(_)) => store.another_reader()?,
-        _ => None,
-    };
 
     // Each entry checked on its own; a long log in parts on two threads (see `part_starts`):
     // the first part on this one, the others on the second.
@@ -235,12 +223,13 @@ fn verify_once(
         Some(_) => part_starts(log_size),
         None => Vec::new(),
     };
-    let (first, rest, index_sum) = match second {
+    let (first, rest) = match second {
         Some(mut other) => std::thread::scope(|scope| {
             let read = &read;
             let state = &state;
             let sizes = &sizes;
             let starts = &starts;
+            let rest_tally = &mut rest_tally;
             let rest = scope.spawn(move || {
                 let quiet = &mut |_| {};
                 let ends = starts.iter().skip(1).copied().chain([u64::MAX]);
@@ -249,58 +238,32 @@ fn verify_once(
                     .zip(ends)
                     .map(|(&from, to)| {
                         let at = Range::new(from, to, log_size);
-                        check_range(&mut *other, at, derived, sizes, read, quiet)
+                        check_range(&mut *other, at, state, rest_tally, sizes, read, quiet)
                     })
                     .collect::<Result<Vec<_>, _>>()
             });
-            let index_sum = third.map(|mut third| {
-                scope.spawn(move || third.lookup_digest(state, below.unwrap_or(0)))
-            });
             let at = Range::new(0, starts[0], log_size);
-            let first = check_range(store, at, derived, sizes, read, progress);
+            let tally = &mut first_tally;
+            let first = check_range(store, at, state, tally, sizes, read, progress);
             let failed = || StoreError::Database("a verifying thread failed".into());
             let rest = rest.join().unwrap_or_else(|_| Err(failed()));
-            let index_sum = index_sum.map(|h| h.join().unwrap_or_else(|_| Err(failed())));
-            (first, rest, index_sum)
+            (first, rest)
         }),
         None => {
             let at = Range::new(0, u64::MAX, log_size);
+            let tally = &mut first_tally;
             (
-                check_range(store, at, derived, &sizes, &read, progress),
+                check_range(store, at, &state, tally, &sizes, &read, progress),
                 Ok(Vec::new()),
-                None,
             )
         }
     };
-    let index_sum = match (index_sum, below) {
-        (Some(sum), _) => Some(sum?),
-        (None, Some(b)) => Some(store.lookup_digest(&state, b)?),
-        (None, None) => None,
-    };
 
-    // Then across entries: what is missing, extra or moved.
-    let (mut first, mut rest) = (first?, rest?);
-    if let (Some(sum), Some(below)) = (index_sum, below) {
-        let rows_sum = rest
-            .iter()
-            .fold(first.key_sum, |sum, part| sum.wrapping_add(part.key_sum));
-        if rows_sum != sum {
-            report.findings.push(Finding::LookupIndex { below });
-        }
-    }
-    if let Some(totals) = totals {
-        let mut computed = std::mem::take(&mut first.groups);
-        for (key, group) in rest
-            .iter_mut()
-            .flat_map(|part| std::mem::take(&mut part.groups))
-        {
-            computed.entry(key).or_default().merge(group);
-        }
-        if !totals_agree(&state, &totals, &computed) {
-            report.findings.push(Finding::KeyTotals {
-                below: totals.below,
-            });
-        }
+    // Then across entries: the backend's derived data, and what is missing, extra or moved.
+    let (first, rest) = (first?, rest?);
+    if let Some(check) = derived {
+        let tallies = [first_tally, rest_tally].into_iter().flatten().collect();
+        report.findings.extend(check.finish(tallies)?);
     }
     let mut complete = true;
     let mut stored = Vec::new();
@@ -452,11 +415,6 @@ struct Checked {
     payloadless: Vec<(u64, [u8; 16])>,
     /// Its entries' lineage and compliance rows as their metadata gives them (see `lineage`).
     lineage: LineageHashes,
-    /// The lookup keys of its entries below the index's bound, summed (see `lookup_digest`).
-    key_sum: u64,
-    /// Its entries below the running totals' bound, grouped as the totals are (see
-    /// `Store::key_totals`), by the hash of each group's key.
-    groups: GroupMap,
     /// Seqs below the log's size that neither a row nor a tombstone holds.
     missing: Vec<u64>,
     /// Seqs that no row holds but a tombstone does, with the seq of the cleanup event it names
@@ -481,16 +439,6 @@ struct Checked {
     nodes: Vec<tiles::Node>,
 }
 
-/// What `verify` derives from the entries' columns, to hold the backend's own derived data to:
-/// the lookup keys below `keys_below` (see `Store::lookup_digest`) and the summary groups below
-/// `totals_below` (see `Store::key_totals`), hashed under the run's random key `state`.
-#[derive(Clone, Copy)]
-struct Derived<'a> {
-    state: &'a RandomState,
-    keys_below: Option<u64>,
-    totals_below: Option<u64>,
-}
-
 /// How many records the entry with these columns says were lost, when it is a gap event. Read
 /// from the columns (compared with the hashed metadata by the column check), so that the hot
 /// path parses no JSON.
@@ -502,13 +450,13 @@ fn gap_in(columns: &crate::store::IndexedColumns<'_>) -> Option<u64> {
 }
 
 /// Checks each entry of `at`, pushing its leaf onto the range's own tree and noting the root
-/// at each of `sizes` (log sizes) that falls in the range, and counting into `read`; also sums
-/// the lookup keys and groups the summary totals of the entries below the bounds in `derived`,
-/// from their columns.
+/// at each of `sizes` (log sizes) that falls in the range, and counting into `read`; also
+/// hands each entry to the backend's `tally` of its derived data.
 fn check_range(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Audit + ?Sized),
     at: Range,
-    derived: Derived<'_>,
+    state: &RandomState,
+    tally: &mut Option<Box<dyn Tally>>,
     sizes: &HashSet<u64>,
     read: &AtomicU64,
     progress: &mut dyn FnMut(u64),
@@ -539,18 +487,15 @@ fn check_range(
         }
         fill_gap(next..seq, &mut tombstones, &mut tree, &mut out);
         next = seq + 1;
-        if derived.keys_below.is_some_and(|below| seq < below) {
-            out.key_sum = out.key_sum.wrapping_add(entry_keys(derived.state, entry));
-        }
-        if derived.totals_below.is_some_and(|below| seq < below) {
-            add_to_groups(derived.state, &entry.columns, &mut out.groups);
+        if let Some(tally) = tally {
+            tally.entry(entry);
         }
         if let Some(lost) = gap_in(&entry.columns) {
             out.gaps.push(Gap { seq, lost });
         }
         let (leaf, has_lineage) = check_entry(entry, &mut out);
         if has_lineage {
-            lineage::expect(derived.state, seq, entry.meta, &mut out.lineage);
+            lineage::expect(state, seq, entry.meta, &mut out.lineage);
         }
         if entry.columns.kind == b"admin"
             && entry.columns.operation == CLEANUP_OPERATION.as_bytes()
@@ -564,7 +509,7 @@ fn check_range(
     })?;
     fill_gap(next..end, &mut tombstones, &mut tree, &mut out);
     out.end_root = tree.frontier.root();
-    let rows = lineage::stored(store, derived.state, at.from, at.to)?;
+    let rows = lineage::stored(store, state, at.from, at.to)?;
     out.findings
         .extend(lineage::compare(&std::mem::take(&mut out.lineage), &rows));
     read.fetch_add(out.entries % 65_536, Ordering::Relaxed);
@@ -619,167 +564,12 @@ fn fill_gap(
     }
 }
 
-/// The sum of one entry's lookup-key hashes, from its indexed columns (which `check_entry`
-/// holds to its hashed metadata).
-fn entry_keys(state: &RandomState, entry: &LogEntry<'_>) -> u64 {
-    let c = &entry.columns;
-    let mut sum = 0u64;
-    if let Some(s) = c.session_id {
-        sum = sum.wrapping_add(lookup_key_hash(state, LookupField::Session, s, entry.seq));
-    }
-    if let Some(u) = c.user_id {
-        sum = sum.wrapping_add(lookup_key_hash(state, LookupField::User, u, entry.seq));
-    }
-    sum
-}
-
-/// One summary group's total, as `verify` sums it from the entries or from the stored rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct GroupTotal {
-    count: u64,
-    review: u64,
-    first_ts: i64,
-    last_ts: i64,
-    users: Users,
-}
-
-/// The users of a group so far (see [`GroupUsers`]), each by its hash under the run's key (the
-/// key of its own group of the same kind and outcome, see `add_to_groups`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Users {
-    /// No event yet.
-    Unknown,
-    /// All have this one, or (`None`) none.
-    One(Option<u64>),
-    Several,
-}
-
-impl Default for GroupTotal {
-    fn default() -> GroupTotal {
-        GroupTotal {
-            count: 0,
-            review: 0,
-            first_ts: i64::MAX,
-            last_ts: i64::MIN,
-            users: Users::Unknown,
-        }
-    }
-}
-
-impl GroupTotal {
-    fn merge(&mut self, other: GroupTotal) {
-        // Saturating: stored counts are whatever an editor wrote.
-        self.count = self.count.saturating_add(other.count);
-        self.review = self.review.saturating_add(other.review);
-        self.first_ts = self.first_ts.min(other.first_ts);
-        self.last_ts = self.last_ts.max(other.last_ts);
-        self.users = match (self.users, other.users) {
-            (Users::Unknown, u) | (u, Users::Unknown) => u,
-            (Users::One(a), Users::One(b)) if a == b => Users::One(a),
-            _ => Users::Several,
-        };
-    }
-}
-
-/// Summary groups by the hash of their key ([`group_key`]).
-type GroupMap = HashMap<u64, GroupTotal, std::hash::BuildHasherDefault<KeyIsHash>>;
-
-/// The hasher of [`GroupMap`]: its keys are already SipHash outputs under the run's secret
-/// key, so hashing them again would only cost time (a second SipHash per lookup, about 3% of
-/// `verify`, measured), and nobody can choose keys that collide.
-#[derive(Default)]
-struct KeyIsHash(u64);
-
-impl std::hash::Hasher for KeyIsHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `u64` keys reach here (`write_u64`); anything else is still hashed, poorly.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// The hasher of the key of a summary group, started with its kind and outcome under the run's
-/// random key; [`group_key`] finishes it for a session or a user. Started once per entry and
-/// cloned for its two groups. Each part has its length first, so no two keys encode alike.
-fn group_prefix(state: &RandomState, kind: &[u8], outcome: &[u8]) -> DefaultHasher {
-    let mut h = state.build_hasher();
-    for part in [kind, outcome] {
-        h.write_u64(part.len() as u64);
-        h.write(part);
-    }
-    h
-}
-
-fn group_key(prefix: &DefaultHasher, field: LookupField, value: &[u8]) -> u64 {
-    let mut h = prefix.clone();
-    h.write_u8(field as u8);
-    h.write_u64(value.len() as u64);
-    h.write(value);
-    h.finish()
-}
-
-/// Adds one entry to the groups of its session and of its user.
-fn add_to_groups(state: &RandomState, c: &IndexedColumns<'_>, groups: &mut GroupMap) {
-    let prefix = group_prefix(state, c.kind, c.outcome);
-    // The user's own group key stands for the user: within groups of one kind and outcome it
-    // tells users apart as well as a hash of the user alone, and it is computed anyway.
-    let user_key = c.user_id.map(|u| group_key(&prefix, LookupField::User, u));
-    let one = GroupTotal {
-        count: 1,
-        review: u64::from(c.requires_review),
-        first_ts: c.ts,
-        last_ts: c.ts,
-        users: Users::One(user_key),
-    };
-    if let Some(session) = c.session_id {
-        let key = group_key(&prefix, LookupField::Session, session);
-        groups.entry(key).or_default().merge(one);
-    }
-    if let Some(key) = user_key {
-        groups.entry(key).or_default().merge(one);
-    }
-}
-
-/// Whether the stored totals are exactly the groups `computed` from the entries.
-fn totals_agree(state: &RandomState, totals: &KeyTotals, computed: &GroupMap) -> bool {
-    if totals.malformed > 0 {
-        return false;
-    }
-    let mut stored = GroupMap::with_capacity_and_hasher(computed.len(), Default::default());
-    for g in &totals.groups {
-        let prefix = group_prefix(state, &g.kind, &g.outcome);
-        let key = group_key(&prefix, g.field, &g.value);
-        let users = match &g.users {
-            GroupUsers::Nobody => Users::One(None),
-            GroupUsers::One(u) => Users::One(Some(group_key(&prefix, LookupField::User, u))),
-            GroupUsers::Several => Users::Several,
-        };
-        stored.entry(key).or_default().merge(GroupTotal {
-            count: g.count,
-            review: g.review,
-            first_ts: g.first_ts,
-            last_ts: g.last_ts,
-            users,
-        });
-    }
-    stored == *computed
-}
-
 /// Compares the interior nodes the store keeps with `computed` (the nodes the entries' own
 /// leaves give, by level and index), for every node of a log of `log_size` entries that covers
 /// none of the `moved` seqs (sorted; entries whose leaf is not the stored one). A node the
 /// store lacks is no finding: proofs recompute and store it again.
 fn check_nodes(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + ?Sized),
     computed: &HashMap<(u32, u64), Hash>,
     moved: &[u64],
     log_size: u64,
@@ -969,7 +759,7 @@ fn column_mismatch(
 }
 
 /// Runs `f` with a subtree source over `store`, then stores the nodes it had to recompute.
-fn with_tree<S: Store + ?Sized, T>(
+fn with_tree<S: Append + ?Sized, T>(
     store: &mut S,
     f: impl FnOnce(&mut dyn FnMut(u64, u32) -> Result<Hash, StoreError>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
@@ -982,7 +772,7 @@ fn with_tree<S: Store + ?Sized, T>(
 /// Signs a checkpoint of the whole log as it is now, stores it, and returns it. Refuses to sign
 /// a tree that does not extend the previous checkpoint (the stored leaves were changed since).
 pub fn sign_checkpoint(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + ?Sized),
     signer: &NoteSigner,
     origin: &str,
 ) -> Result<OutsideCheckpoint, StoreError> {
@@ -1048,7 +838,7 @@ pub fn summary(report: &Report) -> HashMap<&'static str, usize> {
 ///
 /// Reads O(log n) stored interior nodes (see [`mcp_audit_core::tiles`]), not the whole log.
 pub fn prove(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + Audit + ?Sized),
     id: EventId,
 ) -> Result<mcp_audit_core::proof::InclusionProof, StoreError> {
     let Some(entry) = store.proof_entry(id)? else {
@@ -1086,7 +876,7 @@ pub fn prove(
 /// A consistency proof between two checkpoint sizes of this log (RFC 9162 §2.1.4), from the
 /// stored nodes and leaves.
 pub fn consistency(
-    store: &mut (impl Store + ?Sized),
+    store: &mut (impl Append + ?Sized),
     old_size: u64,
     new_size: u64,
 ) -> Result<Vec<Hash>, StoreError> {

@@ -20,8 +20,12 @@ use mcp_audit_core::tiles::{self, Node};
 
 use crate::error::StoreError;
 use crate::integrity::OutsideCheckpoint;
-use crate::store::Store;
+use crate::store::Append;
 use crate::tree::TreeSource;
+
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::checkpointer";
 
 /// Receives each checkpoint the writer signs (see [`CheckpointPolicy::publish`]).
 pub type Publisher = Arc<dyn Fn(&OutsideCheckpoint) + Send + Sync>;
@@ -75,7 +79,7 @@ impl Checkpointer {
     /// policy, refuses a log that no longer extends its last checkpoint.
     pub(crate) fn start(
         policy: Option<CheckpointPolicy>,
-        store: &mut impl Store,
+        store: &mut impl Append,
     ) -> Result<Checkpointer, StoreError> {
         let size = store.next_seq()?;
         let latest = store.latest_checkpoint()?;
@@ -113,13 +117,17 @@ impl Checkpointer {
 
     /// Catches up with the store, stores completed nodes, then signs if due (or, with `force`,
     /// if anything is new).
-    pub(crate) fn after_commit(&mut self, store: &mut impl Store, force: bool) {
+    pub(crate) fn after_commit(&mut self, store: &mut impl Append, force: bool) {
         if let Err(error) = self.try_after_commit(store, force) {
-            tracing::error!(%error, "could not keep the Merkle tree or sign a checkpoint");
+            tracing::error!(
+                target: LOG_TARGET,
+                %error,
+                "could not keep the Merkle tree or sign a checkpoint",
+            );
         }
     }
 
-    fn try_after_commit(&mut self, store: &mut impl Store, force: bool) -> Result<(), StoreError> {
+    fn try_after_commit(&mut self, store: &mut impl Append, force: bool) -> Result<(), StoreError> {
         let nodes = &mut self.nodes;
         for leaf in store.leaf_hashes(self.frontier.size())? {
             self.frontier

@@ -29,7 +29,11 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::query::CleanupReport;
 use crate::recorder::{Durability, Receipt, Recorder};
-use crate::store::{Scrub, Store};
+use crate::store::{Maintain, Scrub};
+
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::expiry";
 
 /// Seqs `start..end` (half-open) of one log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -77,7 +81,7 @@ pub struct Tombstone {
     pub removed_by: u64,
 }
 
-/// One removal for [`Store::remove_expired`]: the entries of `ranges` whose `expires_at` is
+/// One removal for [`Maintain::remove_expired`]: the entries of `ranges` whose `expires_at` is
 /// still before `now`, under the cleanup event at seq `removed_by`.
 #[derive(Debug, Clone, Copy)]
 pub struct Removal<'a> {
@@ -197,7 +201,7 @@ impl Plan {
     /// The run that would remove the entries of `store`'s log expired before `now`; `None`
     /// when there are none (nothing is recorded then).
     pub fn of(
-        store: &mut (impl Store + ?Sized),
+        store: &mut (impl Maintain + ?Sized),
         now: Timestamp,
     ) -> Result<Option<Plan>, StoreError> {
         let expired = store.expired_entries(now)?;
@@ -260,7 +264,7 @@ impl Plan {
     /// same log), a tombstone each naming the run's event at seq `removed_by`.
     pub fn remove(
         &self,
-        store: &mut (impl Store + ?Sized),
+        store: &mut (impl Maintain + ?Sized),
         removed_by: u64,
     ) -> Result<CleanupReport, StoreError> {
         if store.log_id() != self.log_id {
@@ -276,11 +280,11 @@ impl Plan {
             removed_by,
         })?;
         // The removed payloads' bytes leave the backend's files as an erasure's do, as far as
-        // it can make them (see `Store::scrub`); where they may remain is said, not hidden.
+        // it can make them (see `Maintain::scrub`); where they may remain is said, not hidden.
         if report.events > 0
             && let Scrub::Pending(why) = store.scrub()?
         {
-            tracing::warn!("after the cleanup of log `{}`: {why}", self.log_id);
+            tracing::warn!(target: LOG_TARGET, "after the cleanup of log `{}`: {why}", self.log_id);
         }
         Ok(report)
     }

@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use mcp_audit_core::{Action, AuditEvent, CustomAction, EventKind, Outcome, SealedEvent, seal};
 
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::backlog";
+
 /// How often a failing store is tried again for records nobody waits for.
 pub(crate) const RETRY_EVERY: Duration = Duration::from_millis(500);
 
@@ -112,7 +116,7 @@ impl Backlog {
             Ok(sealed) => Some(Box::new(sealed)),
             Err(error) => {
                 // Built from our own constants: unreachable in practice, and never silent.
-                tracing::error!(%error, "the gap event could not be built");
+                tracing::error!(target: LOG_TARGET, %error, "the gap event could not be built");
                 None
             }
         });
@@ -129,6 +133,7 @@ impl Backlog {
             && std::mem::take(&mut self.announced)
         {
             tracing::warn!(
+                target: LOG_TARGET,
                 after_ms = since.elapsed().as_millis() as u64,
                 "the audit store takes writes again"
             );
@@ -140,7 +145,12 @@ impl Backlog {
     /// at all): the loss stays only in the log and in the flush's error.
     pub(crate) fn gap_refused(&mut self, error: &dyn std::fmt::Display) {
         if let Some(loss) = self.loss.take() {
-            tracing::error!(%error, lost = loss.count, "the gap event could not be written");
+            tracing::error!(
+                target: LOG_TARGET,
+                %error,
+                lost = loss.count,
+                "the gap event could not be written",
+            );
         }
     }
 
@@ -165,6 +175,7 @@ impl Backlog {
         if !self.announced {
             self.announced = true;
             tracing::error!(
+                target: LOG_TARGET,
                 %error,
                 "the audit store refuses writes; records are kept in memory until it takes them"
             );
@@ -182,6 +193,7 @@ impl Backlog {
         });
         if loss.count == 0 {
             tracing::error!(
+                target: LOG_TARGET,
                 capacity = self.capacity,
                 "the audit backlog is full: records are being lost; a gap event will say how many"
             );

@@ -18,8 +18,12 @@ use mcp_audit_core::{AuditEvent, EventBuilder, Policy, SealedEvent, seal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::StoreError;
-use crate::store::Store;
+use crate::store::Append;
 use crate::writer::{self, Command};
+
+/// Where this module logs: the path it had before the crate was split into folders, which log
+/// filters name (`RUST_LOG`, the CLI's default filter).
+const LOG_TARGET: &str = "mcp_audit_store::recorder";
 
 /// When `record` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -250,7 +254,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts the writer thread on `store`; fails at once if the store can not be read.
-    pub fn start(mut store: impl Store, config: RecorderConfig) -> Result<Recorder, StoreError> {
+    pub fn start(mut store: impl Append, config: RecorderConfig) -> Result<Recorder, StoreError> {
         let next_seq = store.next_seq()?;
         let log_id: Arc<str> = Arc::from(store.log_id());
         let keep_tree = config.tree_nodes || config.checkpoints.is_some();
@@ -263,7 +267,11 @@ impl Recorder {
             // Signing must not start on a log it cannot extend; without signing, a damaged
             // log is still recorded into (and `verify` will say what is wrong with it).
             Some(Err(error)) if config.checkpoints.is_none() => {
-                tracing::warn!(%error, "not keeping Merkle tree nodes for this log");
+                tracing::warn!(
+                    target: LOG_TARGET,
+                    %error,
+                    "not keeping Merkle tree nodes for this log",
+                );
                 None
             }
             Some(Err(error)) => return Err(error),
@@ -535,7 +543,7 @@ impl Recorder {
             .map_err(RecordError::from)
             .and_then(|e| self.record(e));
         if let Err(error) = recorded {
-            tracing::error!(%error, "could not record an observed operation");
+            tracing::error!(target: LOG_TARGET, %error, "could not record an observed operation");
             // A store failure was counted by the writer already; the caller of `observe` never
             // sees it, so the next flush must.
             if !matches!(error, RecordError::Store(_)) {
@@ -633,7 +641,12 @@ impl Drop for SessionGuard {
         if !self.ended
             && let Err(error) = self.record_end()
         {
-            tracing::error!(%error, session = %self.session_id, "could not record the end of a session");
+            tracing::error!(
+                target: LOG_TARGET,
+                %error,
+                session = %self.session_id,
+                "could not record the end of a session",
+            );
             if !matches!(error, RecordError::Store(_)) {
                 self.recorder.shared.count_failed(1);
             }

@@ -1,0 +1,10 @@
+//! Event → durable row: the [`crate::Recorder`] handle, the writer thread behind it, the
+//! backlog it keeps through an outage, the tree it extends and the checkpoints it signs, and
+//! how an event's fields become column values.
+
+pub mod backlog;
+pub mod checkpointer;
+pub mod columns;
+pub mod event_columns;
+pub mod recorder;
+pub mod writer;
