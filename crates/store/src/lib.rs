@@ -74,6 +74,6 @@ pub use recorder::{
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
-    Append, Audit, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log, LogEntry,
-    Maintain, ProofEntry, Read, Scrub, Store, Tally,
+    Append, Audit, Cell, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log,
+    LogEntry, Maintain, ProofEntry, Read, Scrub, Store, Tally,
 };

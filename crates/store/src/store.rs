@@ -52,41 +52,104 @@ pub struct LogEntry<'a> {
 }
 
 /// The columns of an entry that repeat hashed metadata fields: every one a query filters,
-/// groups or sorts on, or that `show` and `cleanup` find an event by. Text as stored, unchecked
-/// for UTF-8: it is only compared with the metadata's, and checking it cost verification's hot
+/// groups or sorts on, or that `show` and `cleanup` find an event by. One cell per column of
+/// the column table (`write/event_columns.rs`), at its position there, so that a column added
+/// to the table is read and compared without a field here. Text as stored, unchecked for
+/// UTF-8: it is only compared with the metadata's, and checking it cost verification's hot
 /// path more than the comparison.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexedColumns<'a> {
-    /// The event id's 16 bytes.
-    pub id: &'a [u8],
-    pub user_id: Option<&'a [u8]>,
-    pub operation: &'a [u8],
-    pub session_id: Option<&'a [u8]>,
-    pub kind: &'a [u8],
-    pub action: &'a [u8],
-    pub outcome: &'a [u8],
-    /// Microseconds since the Unix epoch.
-    pub ts: i64,
-    pub correlation_id: Option<&'a [u8]>,
-    pub server_name: Option<&'a [u8]>,
-    pub resource_type: Option<&'a [u8]>,
-    pub resource_id: Option<&'a [u8]>,
-    pub classification: &'a [u8],
-    pub requires_review: bool,
-    pub data_subject_id: Option<&'a [u8]>,
-    /// Microseconds since the Unix epoch.
-    pub expires_at: Option<i64>,
-    pub duration_us: Option<i64>,
-    /// The 16 bytes of the id of the event this one completes.
-    pub completes: Option<&'a [u8]>,
-    /// When the recorder received the event, microseconds since the Unix epoch (`Some(None)`
-    /// for an event recorded before receive times were kept). `None` when the schema read has
-    /// no such column (a reader of a file or database not migrated yet): then there is no copy
-    /// to compare, though a test may have written events with a receive time into it.
-    pub received_at: Option<Option<i64>>,
+    pub(crate) cells: [Cell<'a>; crate::event_columns::EVENT_COLUMNS.len()],
     /// The first of these columns whose stored value has a type no writer gives it (SQLite
     /// keeps whatever it is given): reported as that column's edit.
     pub malformed: Option<&'static str>,
+}
+
+/// One column's value as a log scan read it, borrowed from the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell<'a> {
+    /// Not read: a column verify checks otherwise (`seq`, `meta`, the hashes), or one the
+    /// schema read has no such column for (a reader of a file or database not migrated yet,
+    /// e.g. `received_at`): then there is no copy to compare.
+    Absent,
+    Null,
+    /// Integers, times in microseconds since the Unix epoch, booleans as 0 and 1.
+    Int(i64),
+    /// Text and bytes (an id's 16 bytes).
+    Bytes(&'a [u8]),
+}
+
+impl<'a> IndexedColumns<'a> {
+    /// No column read yet.
+    pub(crate) const EMPTY: IndexedColumns<'static> = IndexedColumns {
+        cells: [Cell::Absent; crate::event_columns::EVENT_COLUMNS.len()],
+        malformed: None,
+    };
+
+    fn cell(&self, at: usize) -> Cell<'a> {
+        self.cells[at]
+    }
+
+    fn bytes(&self, at: usize) -> Option<&'a [u8]> {
+        match self.cell(at) {
+            Cell::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn int(&self, at: usize) -> Option<i64> {
+        match self.cell(at) {
+            Cell::Int(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The event id's 16 bytes.
+    pub fn id(&self) -> &'a [u8] {
+        self.bytes(const { position("id") }).unwrap_or_default()
+    }
+
+    pub fn kind(&self) -> &'a [u8] {
+        self.bytes(const { position("kind") }).unwrap_or_default()
+    }
+
+    pub fn operation(&self) -> &'a [u8] {
+        self.bytes(const { position("operation") })
+            .unwrap_or_default()
+    }
+
+    pub fn outcome(&self) -> &'a [u8] {
+        self.bytes(const { position("outcome") })
+            .unwrap_or_default()
+    }
+
+    pub fn user_id(&self) -> Option<&'a [u8]> {
+        self.bytes(const { position("user_id") })
+    }
+
+    pub fn session_id(&self) -> Option<&'a [u8]> {
+        self.bytes(const { position("session_id") })
+    }
+
+    pub fn resource_id(&self) -> Option<&'a [u8]> {
+        self.bytes(const { position("resource_id") })
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn ts(&self) -> i64 {
+        self.int(const { position("ts") }).unwrap_or_default()
+    }
+
+    /// Anything but a stored zero is true, as the writers' readers take it.
+    pub fn requires_review(&self) -> bool {
+        self.cell(const { position("requires_review") }) != Cell::Int(0)
+    }
+}
+
+/// The position of a column in the column table, fixed at compile time (each use is in a
+/// `const` block: no search on the hot path).
+const fn position(name: &str) -> usize {
+    crate::event_columns::position(name)
 }
 
 /// An event's row as an inclusion proof needs it.

@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mcp_audit_core::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use mcp_audit_core::seal::{leaf_hash, meta_digest, payload_commitment};
-use mcp_audit_core::{EventId, Hash, Outcome, merkle, tiles};
+use mcp_audit_core::{EventId, Hash, merkle, tiles};
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::event_columns::{self, EVENT_COLUMNS};
 use crate::expiry::{CLEANUP_OPERATION, CleanupRecord, SeqRange, Tombstone};
 use crate::indexed;
 use crate::lineage::{self, LineageHashes};
@@ -443,10 +444,13 @@ struct Checked {
 /// from the columns (compared with the hashed metadata by the column check), so that the hot
 /// path parses no JSON.
 fn gap_in(columns: &crate::store::IndexedColumns<'_>) -> Option<u64> {
-    if columns.kind != b"protocol" || columns.operation != crate::GAP_OPERATION.as_bytes() {
+    if columns.kind() != b"protocol" || columns.operation() != crate::GAP_OPERATION.as_bytes() {
         return None;
     }
-    std::str::from_utf8(columns.resource_id?).ok()?.parse().ok()
+    std::str::from_utf8(columns.resource_id()?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Checks each entry of `at`, pushing its leaf onto the range's own tree and noting the root
@@ -497,8 +501,8 @@ fn check_range(
         if has_lineage {
             lineage::expect(state, seq, entry.meta, &mut out.lineage);
         }
-        if entry.columns.kind == b"admin"
-            && entry.columns.operation == CLEANUP_OPERATION.as_bytes()
+        if entry.columns.kind() == b"admin"
+            && entry.columns.operation() == CLEANUP_OPERATION.as_bytes()
             && Hash::from_slice(entry.leaf_hash) == Some(leaf)
             && let Some(record) = CleanupRecord::from_meta(entry.meta)
         {
@@ -599,7 +603,7 @@ fn check_entry(entry: &LogEntry<'_>, out: &mut Checked) -> (Hash, bool) {
     let stored_leaf = Hash::from_slice(entry.leaf_hash).unwrap_or_default();
     match entry.payload {
         None => {
-            let id = entry.columns.id.try_into().unwrap_or([0; 16]);
+            let id = entry.columns.id().try_into().unwrap_or([0; 16]);
             out.payloadless.push((seq, id));
         }
         Some((salt, body)) => {
@@ -647,7 +651,8 @@ fn finding_seq(f: &Finding) -> u64 {
 }
 
 /// The first column copy that disagrees with the hashed metadata, each compared with the
-/// value the writers derive from it (`columns.rs`, and the backends' inserts).
+/// value the writers derive from it: a loop over the column table, whose `expected` says what
+/// each copied column should hold (`write/event_columns.rs`).
 fn column_mismatch(
     m: Option<indexed::Indexed<'_>>,
     columns: &IndexedColumns<'_>,
@@ -658,104 +663,15 @@ fn column_mismatch(
     let Some(m) = m else {
         return Some("meta");
     };
-    let user = m.actor.and_then(|a| a.user_id);
-    let target = m.target.unwrap_or_default();
-    let compliance = m.compliance.unwrap_or_default();
-    let uuid = |text: &str| uuid::Uuid::parse_str(text).ok().map(|u| *u.as_bytes());
-    // The column as stored against the metadata's text.
-    let same = |column: &[u8], text: &str| column == text.as_bytes();
-    let same_opt = |column: Option<&[u8]>, text: Option<&str>| column == text.map(str::as_bytes);
-    let checks: [(&'static str, bool); 19] = [
-        ("user_id", same_opt(columns.user_id, user.as_deref())),
-        ("operation", same(columns.operation, &m.operation)),
-        (
-            "session_id",
-            same_opt(columns.session_id, m.session_id.as_deref()),
-        ),
-        ("kind", same(columns.kind, &m.kind)),
-        (
-            "outcome",
-            same(
-                columns.outcome,
-                m.outcome.as_deref().unwrap_or(Outcome::Success.as_str()),
-            ),
-        ),
-        ("ts", Some(columns.ts) == indexed::micros(&m.timestamp)),
-        (
-            "received_at",
-            match (columns.received_at, &m.received_at) {
-                (None, _) => true,
-                (Some(column), Some(text)) => column.is_some() && column == indexed::micros(text),
-                (Some(column), None) => column.is_none(),
-            },
-        ),
-        (
-            "id",
-            uuid(&m.id).is_some_and(|id| columns.id == id.as_slice()),
-        ),
-        ("action", same(columns.action, &m.action)),
-        (
-            "correlation_id",
-            same_opt(columns.correlation_id, m.correlation_id.as_deref()),
-        ),
-        (
-            "server_name",
-            same_opt(columns.server_name, target.server_name.as_deref()),
-        ),
-        (
-            "resource_type",
-            same_opt(columns.resource_type, target.resource_type.as_deref()),
-        ),
-        (
-            "resource_id",
-            same_opt(columns.resource_id, target.resource_id.as_deref()),
-        ),
-        (
-            "classification",
-            same(
-                columns.classification,
-                compliance
-                    .classification
-                    .as_deref()
-                    .unwrap_or(crate::columns::DEFAULT_CLASSIFICATION.as_str()),
-            ),
-        ),
-        (
-            "requires_review",
-            columns.requires_review == compliance.requires_review.unwrap_or(false),
-        ),
-        (
-            "data_subject_id",
-            same_opt(
-                columns.data_subject_id,
-                compliance.data_subject_id.as_deref(),
-            ),
-        ),
-        (
-            "expires_at",
-            match &compliance.expires_at {
-                Some(text) => {
-                    columns.expires_at.is_some() && columns.expires_at == indexed::micros(text)
-                }
-                None => columns.expires_at.is_none(),
-            },
-        ),
-        (
-            "duration_us",
-            columns.duration_us == m.duration_us.map(crate::columns::clamp_duration),
-        ),
-        (
-            "completes",
-            match &m.completes {
-                Some(text) => uuid(text).is_some_and(|c| columns.completes == Some(c.as_slice())),
-                None => columns.completes.is_none(),
-            },
-        ),
-    ];
-    checks
+    EVENT_COLUMNS
         .iter()
-        .find(|(_, same)| !same)
-        .map(|(column, _)| *column)
+        .zip(&columns.cells)
+        .find(|(column, cell)| {
+            column
+                .expected
+                .is_some_and(|expected| !event_columns::matches(**cell, expected(&m)))
+        })
+        .map(|(column, _)| column.name)
 }
 
 /// Runs `f` with a subtree source over `store`, then stores the nodes it had to recompute.

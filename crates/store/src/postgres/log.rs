@@ -8,7 +8,8 @@ use postgres::types::ToSql;
 
 use super::{PgStore, map_err};
 use crate::error::StoreError;
-use crate::store::{IndexedColumns, LineageRow, LineageTable, LogEntry, ProofEntry, Scrub};
+use crate::event_columns::{Column, EVENT_COLUMNS, Kind, RECEIVED_AT};
+use crate::store::{Cell, IndexedColumns, LineageRow, LineageTable, LogEntry, ProofEntry, Scrub};
 
 /// Rows fetched per round trip while scanning a log.
 const SCAN_CHUNK: i32 = 10_000;
@@ -29,6 +30,9 @@ fn snapshot(client: &mut postgres::Client) -> Result<postgres::Transaction<'_>, 
         .map_err(map_err)
 }
 
+/// Where the column copies start in a log scan's row (after seq, meta, the hashes, the payload).
+const COPIES_FROM: usize = 6;
+
 pub(super) fn scan_log(
     store: &mut PgStore,
     from: u64,
@@ -37,24 +41,29 @@ pub(super) fn scan_log(
 ) -> Result<u64, StoreError> {
     let (from, to) = (seq_param(from), seq_param(to));
     let log_id = store.log_id.clone();
-    // A schema from before receive times (read, not migrated) has no column: none is kept.
+    // The column copies verify compares, in the column table's order, after the leaf's own
+    // columns and the payload; a schema from before receive times (read, not migrated) has no
+    // such column.
     let received = store.received_at;
-    let received_at = if received {
-        "e.received_at"
-    } else {
-        "NULL::bigint"
-    };
+    let copies: Vec<(usize, &Column)> = EVENT_COLUMNS
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.expected.is_some() && (c.name != RECEIVED_AT || received))
+        .collect();
+    let select: String = copies
+        .iter()
+        .map(|(_, c)| match c.kind {
+            // An id's 16 bytes, as SQLite keeps them.
+            Kind::Id => format!(", uuid_send(e.{})", c.name),
+            _ => format!(", e.{}", c.name),
+        })
+        .collect();
     // A portal in one repeatable-read transaction: the whole log as of one moment, streamed.
     let mut tx = snapshot(store.client()?)?;
     let portal = tx
         .bind(
             &format!(
-                "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body,
-                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts,
-                    uuid_send(e.id), e.action, e.correlation_id, e.server_name,
-                    e.resource_type, e.resource_id, e.classification, e.requires_review,
-                    e.data_subject_id, e.expires_at, e.duration_us, uuid_send(e.completes),
-                    {received_at}
+                "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body{select}
                FROM events e
                LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq AND p.ts = e.ts
               WHERE e.log_id = $1 AND e.seq >= $2 AND e.seq < $3
@@ -76,42 +85,37 @@ pub(super) fn scan_log(
             let salt: Option<&[u8]> = row.try_get(4).map_err(bad)?;
             let body: Option<&str> = row.try_get(5).map_err(bad)?;
             let body = body.map(str::as_bytes);
-            let text = |i: usize| -> Result<Option<&[u8]>, StoreError> {
-                let t: Option<&str> = row.try_get(i).map_err(bad)?;
-                Ok(t.map(str::as_bytes))
-            };
+            // The schema's column types hold on PostgreSQL: nothing is malformed.
+            let mut columns = IndexedColumns::EMPTY;
+            for (i, &(at, column)) in copies.iter().enumerate() {
+                let i = COPIES_FROM + i;
+                let cell = match column.kind {
+                    Kind::Int => row
+                        .try_get::<_, Option<i64>>(i)
+                        .map_err(bad)?
+                        .map(Cell::Int),
+                    Kind::Bool => row
+                        .try_get::<_, Option<bool>>(i)
+                        .map_err(bad)?
+                        .map(|b| Cell::Int(i64::from(b))),
+                    Kind::Text => row
+                        .try_get::<_, Option<&str>>(i)
+                        .map_err(bad)?
+                        .map(|t| Cell::Bytes(t.as_bytes())),
+                    Kind::Id | Kind::Bytes => row
+                        .try_get::<_, Option<&[u8]>>(i)
+                        .map_err(bad)?
+                        .map(Cell::Bytes),
+                };
+                columns.cells[at] = cell.unwrap_or(Cell::Null);
+            }
             let entry = LogEntry {
                 seq: row.try_get::<_, i64>(0).map_err(bad)? as u64,
                 meta: row.try_get(1).map_err(bad)?,
                 commitment: row.try_get(2).map_err(bad)?,
                 leaf_hash: row.try_get(3).map_err(bad)?,
                 payload: salt.zip(body),
-                columns: IndexedColumns {
-                    user_id: text(6)?,
-                    operation: text(7)?.unwrap_or_default(),
-                    session_id: text(8)?,
-                    kind: text(9)?.unwrap_or_default(),
-                    outcome: text(10)?.unwrap_or_default(),
-                    ts: row.try_get(11).map_err(bad)?,
-                    id: row.try_get(12).map_err(bad)?,
-                    action: text(13)?.unwrap_or_default(),
-                    correlation_id: text(14)?,
-                    server_name: text(15)?,
-                    resource_type: text(16)?,
-                    resource_id: text(17)?,
-                    classification: text(18)?.unwrap_or_default(),
-                    requires_review: row.try_get(19).map_err(bad)?,
-                    data_subject_id: text(20)?,
-                    expires_at: row.try_get(21).map_err(bad)?,
-                    duration_us: row.try_get(22).map_err(bad)?,
-                    completes: row.try_get(23).map_err(bad)?,
-                    received_at: match received {
-                        true => Some(row.try_get(24).map_err(bad)?),
-                        false => None,
-                    },
-                    // The schema's column types hold on PostgreSQL.
-                    malformed: None,
-                },
+                columns,
             };
             sink(&entry)?;
             read += 1;

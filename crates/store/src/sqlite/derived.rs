@@ -154,10 +154,10 @@ impl Tally for EntryTally {
 fn entry_keys(state: &RandomState, entry: &LogEntry<'_>) -> u64 {
     let c = &entry.columns;
     let mut sum = 0u64;
-    if let Some(s) = c.session_id {
+    if let Some(s) = c.session_id() {
         sum = sum.wrapping_add(lookup_key_hash(state, LookupField::Session, s, entry.seq));
     }
-    if let Some(u) = c.user_id {
+    if let Some(u) = c.user_id() {
         sum = sum.wrapping_add(lookup_key_hash(state, LookupField::User, u, entry.seq));
     }
     sum
@@ -259,18 +259,20 @@ fn group_key(prefix: &DefaultHasher, field: LookupField, value: &[u8]) -> u64 {
 
 /// Adds one entry to the groups of its session and of its user.
 fn add_to_groups(state: &RandomState, c: &IndexedColumns<'_>, groups: &mut GroupMap) {
-    let prefix = group_prefix(state, c.kind, c.outcome);
+    let prefix = group_prefix(state, c.kind(), c.outcome());
     // The user's own group key stands for the user: within groups of one kind and outcome it
     // tells users apart as well as a hash of the user alone, and it is computed anyway.
-    let user_key = c.user_id.map(|u| group_key(&prefix, LookupField::User, u));
+    let user_key = c
+        .user_id()
+        .map(|u| group_key(&prefix, LookupField::User, u));
     let one = GroupTotal {
         count: 1,
-        review: u64::from(c.requires_review),
-        first_ts: c.ts,
-        last_ts: c.ts,
+        review: u64::from(c.requires_review()),
+        first_ts: c.ts(),
+        last_ts: c.ts(),
         users: Users::One(user_key),
     };
-    if let Some(session) = c.session_id {
+    if let Some(session) = c.session_id() {
         let key = group_key(&prefix, LookupField::Session, session);
         groups.entry(key).or_default().merge(one);
     }

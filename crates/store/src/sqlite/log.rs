@@ -8,7 +8,8 @@ use rusqlite::types::ValueRef;
 
 use super::{SqliteStore, map_err};
 use crate::error::StoreError;
-use crate::store::{IndexedColumns, LineageRow, LineageTable, LogEntry, ProofEntry, Scrub};
+use crate::event_columns::{Column, EVENT_COLUMNS, Kind, RECEIVED_AT};
+use crate::store::{Cell, IndexedColumns, LineageRow, LineageTable, LogEntry, ProofEntry, Scrub};
 
 pub(super) fn scan_log(
     store: &mut SqliteStore,
@@ -17,19 +18,23 @@ pub(super) fn scan_log(
     sink: &mut dyn FnMut(&LogEntry<'_>) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {
     // A file from before receive times (read, not migrated) has no column: none is kept.
-    let received_at = if store.layout.received_at {
-        "e.received_at"
-    } else {
-        "NULL"
-    };
+    // The column copies verify compares, in the column table's order, after the leaf's own
+    // columns and the payload; a file from before receive times has no such column.
+    let copies: Vec<(usize, &Column)> = EVENT_COLUMNS
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            c.expected.is_some() && (c.name != RECEIVED_AT || store.layout.received_at)
+        })
+        .collect();
+    let select: String = copies
+        .iter()
+        .map(|(_, c)| format!(", e.{}", c.name))
+        .collect();
     let mut stmt = store
         .conn
         .prepare(&format!(
-            "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body, \
-                    e.user_id, e.operation, e.session_id, e.kind, e.outcome, e.ts, \
-                    e.id, e.action, e.correlation_id, e.server_name, e.resource_type, \
-                    e.resource_id, e.classification, e.requires_review, e.data_subject_id, \
-                    e.expires_at, e.duration_us, e.completes, {received_at} \
+            "SELECT e.seq, e.meta, e.commitment, e.leaf_hash, p.salt, p.body{select} \
              FROM events e LEFT JOIN payloads p ON p.seq = e.seq \
              WHERE e.seq >= ?1 AND e.seq < ?2 ORDER BY e.seq"
         ))
@@ -44,31 +49,23 @@ pub(super) fn scan_log(
     while let Some(row) = rows.next().map_err(map_err)? {
         // Borrowed views of the row: no allocation per entry on verification's hot path.
         let get = |i: usize| row.get_ref(i).map_err(map_err);
-        // SQLite keeps a value of any type in any column: a column copy of a type no writer
-        // gives it is a finding about its entry (`column_mismatch`), not an error that stops
-        // the whole verification.
-        let malformed = std::cell::Cell::new(None::<&'static str>);
-        let wrong = |column: &'static str| malformed.set(malformed.get().or(Some(column)));
-        let bytes = |i: usize, column: &'static str| -> Result<Option<&[u8]>, StoreError> {
-            Ok(match get(i)? {
-                ValueRef::Null => None,
-                ValueRef::Text(b) | ValueRef::Blob(b) => Some(b),
-                ValueRef::Integer(_) | ValueRef::Real(_) => {
-                    wrong(column);
-                    None
+        let mut columns = IndexedColumns::EMPTY;
+        for (i, &(at, column)) in copies.iter().enumerate() {
+            columns.cells[at] = match (column.kind, get(COPIES_FROM + i)?) {
+                (_, ValueRef::Null) => Cell::Null,
+                (Kind::Int | Kind::Bool, ValueRef::Integer(n)) => Cell::Int(n),
+                (Kind::Text | Kind::Id | Kind::Bytes, ValueRef::Text(b) | ValueRef::Blob(b)) => {
+                    Cell::Bytes(b)
                 }
-            })
-        };
-        let int = |i: usize, column: &'static str| -> Result<Option<i64>, StoreError> {
-            Ok(match get(i)? {
-                ValueRef::Null => None,
-                ValueRef::Integer(n) => Some(n),
+                // SQLite keeps a value of any type in any column: a column copy of a type no
+                // writer gives it is a finding about its entry (`column_mismatch`), not an
+                // error that stops the whole verification.
                 _ => {
-                    wrong(column);
-                    None
+                    columns.malformed = columns.malformed.or(Some(column.name));
+                    Cell::Null
                 }
-            })
-        };
+            };
+        }
         let payload = match (blob(get(4)?)?, text_bytes(get(5)?)?) {
             (Some(salt), Some(body)) => Some((salt, body)),
             _ => None,
@@ -79,37 +76,16 @@ pub(super) fn scan_log(
             commitment: blob(get(2)?)?.unwrap_or_default(),
             leaf_hash: blob(get(3)?)?.unwrap_or_default(),
             payload,
-            columns: IndexedColumns {
-                user_id: bytes(6, "user_id")?,
-                operation: bytes(7, "operation")?.unwrap_or_default(),
-                session_id: bytes(8, "session_id")?,
-                kind: bytes(9, "kind")?.unwrap_or_default(),
-                outcome: bytes(10, "outcome")?.unwrap_or_default(),
-                ts: int(11, "ts")?.unwrap_or_default(),
-                id: bytes(12, "id")?.unwrap_or_default(),
-                action: bytes(13, "action")?.unwrap_or_default(),
-                correlation_id: bytes(14, "correlation_id")?,
-                server_name: bytes(15, "server_name")?,
-                resource_type: bytes(16, "resource_type")?,
-                resource_id: bytes(17, "resource_id")?,
-                classification: bytes(18, "classification")?.unwrap_or_default(),
-                requires_review: int(19, "requires_review")? != Some(0),
-                data_subject_id: bytes(20, "data_subject_id")?,
-                expires_at: int(21, "expires_at")?,
-                duration_us: int(22, "duration_us")?,
-                completes: bytes(23, "completes")?,
-                received_at: match store.layout.received_at {
-                    true => Some(int(24, "received_at")?),
-                    false => None,
-                },
-                malformed: malformed.get(),
-            },
+            columns,
         };
         sink(&entry)?;
         read += 1;
     }
     Ok(read)
 }
+
+/// Where the column copies start in a log scan's row (after seq, meta, the hashes, the payload).
+const COPIES_FROM: usize = 6;
 
 fn text(v: ValueRef<'_>) -> Result<Option<&str>, StoreError> {
     match v {
