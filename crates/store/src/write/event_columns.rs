@@ -1,6 +1,8 @@
 //! The one table of the `events` columns ([`EVENT_COLUMNS`]) that every write path binds by,
 //! instead of each spelling the columns out: SQLite's `INSERT`, PostgreSQL's binary `COPY` and
-//! its multi-row `INSERT` build their column lists, placeholders, types and values from it.
+//! its multi-row `INSERT` build their column lists, placeholders, types and values from it;
+//! `verify`'s log scans build their column lists from it, and its column check compares each
+//! column with what the table says the hashed metadata makes of it ([`Column::expected`]).
 
 use crate::audit::indexed::{Indexed, micros};
 use crate::columns::{DEFAULT_CLASSIFICATION, clamp_duration, classification, duration_us};
@@ -14,9 +16,9 @@ use mcp_audit_core::Outcome;
 /// to the table each backend's migrations make.
 pub(crate) struct Column {
     pub(crate) name: &'static str,
-    /// Read by PostgreSQL's write paths, which declare types; SQLite binds by value (its test
-    /// holds the kinds to its declared types all the same).
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    /// Read by PostgreSQL's write paths, which declare types (SQLite binds by value; its test
+    /// holds the kinds to its declared types all the same), and by both log scans, which read
+    /// each compared column as its kind.
     pub(crate) kind: Kind,
     /// The value of this column for one entry.
     pub(crate) value: for<'e> fn(&'e Entry<'e>) -> Value<'e>,
@@ -375,4 +377,73 @@ pub(crate) const fn position(name: &str) -> usize {
         i += 1;
     }
     panic!("no such column in EVENT_COLUMNS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_audit_core::seal::seal;
+    use mcp_audit_core::{AuditEvent, Classification, EventId, Hash};
+
+    /// The cell a log scan reads back for a value a writer bound.
+    fn stored<'v>(value: &'v Value<'_>) -> Cell<'v> {
+        match value {
+            Value::Int(n) => n.map_or(Cell::Null, Cell::Int),
+            Value::Text(t) => t.map_or(Cell::Null, |t| Cell::Bytes(t.as_bytes())),
+            Value::Bool(b) => Cell::Int(i64::from(*b)),
+            Value::Id(id) => id.as_ref().map_or(Cell::Null, |id| Cell::Bytes(id)),
+            Value::Bytes(b) => Cell::Bytes(b),
+        }
+    }
+
+    /// What verify expects of each column it compares is what the writers bind from the same
+    /// event, for an event with every copied field and for one with none of the optional ones:
+    /// a column added to the table with an `expected` that disagrees with its `value` fails
+    /// here rather than as a false `modified_column` on every entry.
+    #[test]
+    fn every_compared_column_expects_what_the_writers_bind() {
+        let mut full = AuditEvent::tool_execution("search")
+            .user("alice")
+            .session("s-1")
+            .correlation_id("c-1")
+            .completes(EventId::new())
+            .server("files")
+            .resource_type("document")
+            .resource_id("d-1")
+            .classification(Classification::Confidential)
+            .requires_review(true)
+            .data_subject("subject-1")
+            .expires_at("2030-01-01T00:00:00Z".parse().unwrap())
+            .duration_us(1_200)
+            .build()
+            .unwrap();
+        full.received_at = Some("2026-12-07T18:00:00.123456Z".parse().unwrap());
+        let bare = AuditEvent::tool_execution("search").build().unwrap();
+        for event in [full, bare] {
+            let sealed = seal(event).unwrap();
+            let entry = Entry {
+                seq: 7,
+                leaf_hash: Hash::default(),
+                sealed: &sealed,
+            };
+            let meta = std::str::from_utf8(&sealed.meta_json).unwrap();
+            let indexed = crate::audit::indexed::read(meta).unwrap();
+            let mut compared = 0;
+            for column in EVENT_COLUMNS {
+                let Some(expected) = column.expected else {
+                    continue;
+                };
+                compared += 1;
+                let value = (column.value)(&entry);
+                assert!(
+                    matches(stored(&value), expected(&indexed)),
+                    "{}: bound {value:?}, expected {:?}",
+                    column.name,
+                    expected(&indexed)
+                );
+            }
+            // Every column but the four the leaf covers.
+            assert_eq!(compared, EVENT_COLUMNS.len() - 4);
+        }
+    }
 }
