@@ -35,8 +35,8 @@ pub struct DatabaseArgs {
     /// Which log: a PostgreSQL database holds one per writer. A command that writes appends to
     /// it (default: a new log per run; a log another process is writing is refused); `show`,
     /// `verify`, `checkpoint`, `consistency` and `cleanup` read it alone; `query`, `summary`,
-    /// `stats` and `export` read every log (and say so). A SQLite file holds one log: naming
-    /// another is an error
+    /// `stats` and `export` read only its events (every log without it). A SQLite file holds
+    /// one log: naming another is an error
     #[arg(long, global = true, env = "MCP_AUDIT_LOG_ID", value_name = "ID")]
     pub log_id: Option<String>,
 
