@@ -600,7 +600,11 @@ fn each_reading_command_with_log_id_sees_only_that_log() {
         assert_eq!(session["tool_executions"], events, "{log}");
         assert_eq!(session["distinct_users"], users, "{log}");
         let carol = summary(&["--log-id", log, "summary", "--user", "carol"]);
-        assert_eq!(carol["tool_executions"], u64::from(log == "proxy-b"), "{log}");
+        assert_eq!(
+            carol["tool_executions"],
+            u64::from(log == "proxy-b"),
+            "{log}"
+        );
     }
 
     let stats: Value =
