@@ -16,6 +16,7 @@ mod schema;
 mod totals;
 mod writers;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -502,10 +503,10 @@ impl SqliteStore {
     /// `filter` as this file's events table can answer it: a SQLite file holds one log and its
     /// events have no log column, so a filter naming this log narrows nothing (`Some` without
     /// the log), and one naming another log matches no event here (`None`).
-    fn in_this_log<'f>(&self, filter: &'f Filter) -> Option<std::borrow::Cow<'f, Filter>> {
+    fn in_this_log<'f>(&self, filter: &'f Filter) -> Option<Cow<'f, Filter>> {
         match filter.log_id.as_deref() {
-            None => Some(std::borrow::Cow::Borrowed(filter)),
-            Some(log) if log == self.log_id => Some(std::borrow::Cow::Owned(Filter {
+            None => Some(Cow::Borrowed(filter)),
+            Some(log) if log == self.log_id => Some(Cow::Owned(Filter {
                 log_id: None,
                 ..filter.clone()
             })),
@@ -524,8 +525,8 @@ impl Read for SqliteStore {
             });
         };
         match filter {
-            std::borrow::Cow::Borrowed(_) => read::query(self, query),
-            std::borrow::Cow::Owned(filter) => read::query(
+            Cow::Borrowed(_) => read::query(self, query),
+            Cow::Owned(filter) => read::query(
                 self,
                 &Query {
                     filter,
