@@ -35,8 +35,8 @@ pub struct DatabaseArgs {
     /// Which log: a PostgreSQL database holds one per writer. A command that writes appends to
     /// it (default: a new log per run; a log another process is writing is refused); `show`,
     /// `verify`, `checkpoint`, `consistency` and `cleanup` read it alone; `query`, `summary`,
-    /// `stats` and `export` read every log (and say so). A SQLite file holds one log: naming
-    /// another is an error
+    /// `stats` and `export` read only its events (every log without it). A SQLite file holds
+    /// one log: naming another is an error
     #[arg(long, global = true, env = "MCP_AUDIT_LOG_ID", value_name = "ID")]
     pub log_id: Option<String>,
 
@@ -230,17 +230,12 @@ impl Db {
         self.open_sqlite_read_only()
     }
 
-    /// As [`Db::open_read_only`], for the commands that search every log of a PostgreSQL
-    /// database (`query`, `summary`, `stats`, `export`): a `--log-id` there does not narrow
-    /// them, and a note on stderr says so rather than let it look as if it had.
-    pub fn open_all_logs(&self, command: &str) -> anyhow::Result<Box<dyn Store>> {
-        if let (Some(url), Some(log_id)) = (self.postgres_url(), &self.log_id) {
-            eprintln!(
-                "note: `{command}` reads every log of a PostgreSQL database; --log-id {log_id} does not narrow it (--server does)"
-            );
-            return pg::reader(url);
-        }
-        self.open_read_only()
+    /// The log `--log-id` (or `MCP_AUDIT_LOG_ID`) names, if any: what the read commands
+    /// (`query`, `summary`, `stats`, `export`) narrow to. On PostgreSQL they read every log
+    /// without it; a SQLite file holds one log, and [`Db::open_read_only`] refuses a
+    /// `--log-id` naming another.
+    pub fn log_id(&self) -> Option<&str> {
+        self.log_id.as_deref()
     }
 
     fn open_sqlite_read_only(&self) -> anyhow::Result<Box<dyn Store>> {

@@ -74,7 +74,9 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    pub fn to_filter(&self) -> Filter {
+    /// The filter these flags ask for, narrowed to the log `log_id` names (`--log-id`, which
+    /// is a database option and not one of these flags).
+    pub fn to_filter(&self, log_id: Option<&str>) -> Filter {
         let requires_review = match (self.review, self.no_review) {
             (true, _) => Some(true),
             (false, true) => Some(false),
@@ -94,6 +96,7 @@ impl FilterArgs {
             classification: self.classification,
             requires_review,
             data_subject_id: self.subject.clone(),
+            log_id: log_id.map(str::to_string),
             since: self.since,
             until: self.until,
             time: self.time,

@@ -563,12 +563,61 @@ fn the_table_prints_log_and_seq_which_show_takes_and_a_bare_seq_needs_its_log() 
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no event at seq 0 in log proxy-c"), "{err}");
 
-    // `query --log-id` reads every log, and says so rather than seem to narrow.
+    // `query --log-id` reads that log only, with nothing on stderr.
     let (code, out, err) = pg.run(&["--log-id", "proxy-a", "query", "--jsonl"], None);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().count(), 2);
-    assert!(
-        err.contains("reads every log") && err.contains("--log-id proxy-a"),
-        "{err}"
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("search"), "{out}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn each_reading_command_with_log_id_sees_only_that_log() {
+    let Some(pg) = Pg::new() else { return };
+    pg.log(
+        &[tool("search", "alice", 100), tool("fetch", "bob", 200)],
+        "proxy-a",
     );
+    pg.log(&[tool("search", "carol", 300)], "proxy-b");
+    let summary = |args: &[&str]| -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--json"]);
+        serde_json::from_str(&pg.ok(&all)).unwrap()
+    };
+
+    for (log, events, users) in [("proxy-a", 2, 2), ("proxy-b", 1, 1)] {
+        let queried = pg.json_lines(&["--log-id", log, "query", "--jsonl"]);
+        assert_eq!(queried.len(), events, "{log}");
+        assert!(queried.iter().all(|e| e["log_id"] == log), "{queried:?}");
+        let exported = pg.json_lines(&["--log-id", log, "export"]);
+        assert_eq!(exported.len(), events, "{log}");
+        assert!(exported.iter().all(|e| e["log_id"] == log), "{exported:?}");
+
+        // Every scope of a summary: a window (everything), a session, a user.
+        let window = summary(&["--log-id", log, "summary"]);
+        assert_eq!(window["tool_executions"], events, "{log}");
+        let session = summary(&["--log-id", log, "summary", "--session", "s1"]);
+        assert_eq!(session["tool_executions"], events, "{log}");
+        assert_eq!(session["distinct_users"], users, "{log}");
+        let carol = summary(&["--log-id", log, "summary", "--user", "carol"]);
+        assert_eq!(
+            carol["tool_executions"],
+            u64::from(log == "proxy-b"),
+            "{log}"
+        );
+    }
+
+    let stats: Value =
+        serde_json::from_str(&pg.ok(&["--log-id", "proxy-b", "stats", "--json"])).unwrap();
+    assert_eq!(stats.as_array().unwrap().len(), 1, "{stats}");
+    assert_eq!(stats[0]["tool"], "search");
+    assert_eq!(stats[0]["calls"], 1);
+    let stats: Value =
+        serde_json::from_str(&pg.ok(&["--log-id", "proxy-a", "stats", "--json"])).unwrap();
+    assert_eq!(stats.as_array().unwrap().len(), 2, "{stats}");
+
+    // Without it, every log; a log the database does not hold has no events.
+    assert_eq!(pg.json_lines(&["query", "--jsonl"]).len(), 3);
+    assert_eq!(summary(&["summary"])["tool_executions"], 3);
+    assert!(pg.json_lines(&["--log-id", "proxy-c", "export"]).is_empty());
 }

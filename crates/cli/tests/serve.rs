@@ -1811,15 +1811,23 @@ mod browser {
     }
 
     /// chromedriver started on a free port, or `None` (the test is skipped, and says so) when
-    /// Chromium or chromedriver is not installed; in CI (`CI=true`) their absence fails.
+    /// Chromium or chromedriver is not installed, or `MCP_AUDIT_TEST_NO_BROWSER=1` says to act
+    /// as if (to check, on a machine that has them, that `scripts/test` counts these tests as
+    /// skipped without them); in CI (`CI=true`) their absence fails. `scripts/test` looks for
+    /// them the same way and leaves these tests out when they are absent.
     fn driver() -> Option<Driver> {
         let found = |name: &str| {
             std::env::var_os("PATH").is_some_and(|paths| {
                 std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
             })
         };
-        if !found("chromium") || !found("chromedriver") {
-            let why = "chromium and chromedriver are not installed (scripts/install-test-peers.sh installs Debian's chromium and chromium-driver)";
+        let hidden = std::env::var("MCP_AUDIT_TEST_NO_BROWSER").is_ok_and(|v| v == "1");
+        if hidden || !found("chromium") || !found("chromedriver") {
+            let why = if hidden {
+                "MCP_AUDIT_TEST_NO_BROWSER=1 hides chromium and chromedriver"
+            } else {
+                "chromium and chromedriver are not installed (scripts/install-test-peers.sh installs Debian's chromium and chromium-driver)"
+            };
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("{why}; CI must run the browser tests");
             }

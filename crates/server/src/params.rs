@@ -1,6 +1,6 @@
 //! Query strings as the API reads them: the filters of `mcp-audit query` under the same names
 //! as its flags (`kind`, `tool`, `user`, `session`, `correlation`, `server`, `outcome`,
-//! `classification`, `review`, `subject`, `since`, `until`, ...), paging, and nothing else.
+//! `classification`, `review`, `subject`, `log`, `since`, `until`, ...), paging, and nothing else.
 //!
 //! Strict on purpose: an unknown or repeated field, or a value that does not parse, is a 400
 //! that names it, never silently ignored (a typo in a filter must not widen an export).
@@ -26,7 +26,7 @@ pub struct Params {
 }
 
 /// The filter fields, shared by every endpoint that takes a filter.
-const FILTER_FIELDS: [&str; 19] = [
+const FILTER_FIELDS: [&str; 20] = [
     "kind",
     "action",
     "tool",
@@ -41,6 +41,7 @@ const FILTER_FIELDS: [&str; 19] = [
     "classification",
     "review",
     "subject",
+    "log",
     "since",
     "until",
     "time",
@@ -171,6 +172,7 @@ impl Params {
             classification: self.parsed("classification", "a classification")?,
             requires_review: self.flag("review")?,
             data_subject_id: self.text("subject").map(str::to_string),
+            log_id: self.text("log").map(str::to_string),
             since,
             until,
             time: self.time_basis()?,
@@ -206,7 +208,7 @@ mod tests {
     #[test]
     fn every_filter_field_reads_as_the_cli_flag_of_its_name() {
         let f = filter(
-            "kind=tool_execution&kind=admin&tool=echo&user=alice&session=s1&correlation=c1&server=srv&outcome=tool_error&classification=restricted&review=true&subject=cust-1&since=2026-01-01&until=2026-02-01T00:00:00Z&include_pending=true&action=EXECUTE&resource_type=tool&resource_id=r",
+            "kind=tool_execution&kind=admin&tool=echo&user=alice&session=s1&correlation=c1&server=srv&outcome=tool_error&classification=restricted&review=true&subject=cust-1&log=writer-a&since=2026-01-01&until=2026-02-01T00:00:00Z&include_pending=true&action=EXECUTE&resource_type=tool&resource_id=r",
         )
         .unwrap();
         assert_eq!(f.kinds.len(), 2);
@@ -217,6 +219,7 @@ mod tests {
         assert_eq!(f.server_name.as_deref(), Some("srv"));
         assert_eq!(f.requires_review, Some(true));
         assert_eq!(f.data_subject_id.as_deref(), Some("cust-1"));
+        assert_eq!(f.log_id.as_deref(), Some("writer-a"));
         assert!(f.include_pending);
         assert_eq!(
             f.since,

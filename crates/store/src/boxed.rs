@@ -95,6 +95,14 @@ impl<T: Read + ?Sized> Read for Box<T> {
         (**self).summary(scope)
     }
 
+    fn summary_of_log(
+        &mut self,
+        scope: &SummaryScope,
+        log_id: Option<&str>,
+    ) -> Result<Summary, StoreError> {
+        (**self).summary_of_log(scope, log_id)
+    }
+
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
         (**self).tool_stats(filter)
     }

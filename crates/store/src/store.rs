@@ -272,7 +272,18 @@ pub trait Read: Send + 'static {
         sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError>;
 
-    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError>;
+    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+        self.summary_of_log(scope, None)
+    }
+
+    /// As [`Read::summary`], of the events of the log `log_id` only (`None`: every log). A
+    /// scope names no log, and on PostgreSQL a session or window often spans several writers'
+    /// logs, of which a reader may want one.
+    fn summary_of_log(
+        &mut self,
+        scope: &SummaryScope,
+        log_id: Option<&str>,
+    ) -> Result<Summary, StoreError>;
 
     /// Per-tool statistics over the matching `tool_execution` events, most called first.
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;

@@ -1273,6 +1273,57 @@ fn a_rust_caller_gets_the_default_redaction_and_none_turns_it_off(db: Db) {
     assert!(all[1].compliance.redactions.is_empty());
 }
 
+fn a_log_filter_reads_its_log_and_another_log_matches_nothing(db: Db) {
+    let r = db.sync();
+    record(&r, AuditEvent::tool_execution("alpha").session("s1"));
+    record(&r, AuditEvent::tool_execution("beta").session("s1"));
+    r.shutdown().unwrap();
+    let log = db.open().log_id().to_string();
+    assert!(!log.is_empty());
+    let mut reader = db.reader();
+    for (named, events) in [(log.as_str(), 2u64), ("another-log", 0)] {
+        let filter = Filter {
+            log_id: Some(named.to_string()),
+            ..Filter::default()
+        };
+        let page = reader
+            .query(&Query {
+                filter: filter.clone(),
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(page.events.len() as u64, events, "{named}");
+        assert!(page.events.iter().all(|e| e.log_id == log), "{named}");
+        assert_eq!(reader.count(&filter).unwrap(), events, "{named}");
+        let mut exported = 0;
+        reader
+            .for_each(&filter, &mut |_| {
+                exported += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(exported, events, "{named}");
+        let calls: u64 = reader
+            .tool_stats(&filter)
+            .unwrap()
+            .iter()
+            .map(|t| t.calls)
+            .sum();
+        assert_eq!(calls, events, "{named}");
+        for scope in [
+            SummaryScope::Session("s1".into()),
+            SummaryScope::Window {
+                since: None,
+                until: None,
+                time: mcp_audit_store::TimeBasis::Stated,
+            },
+        ] {
+            let summary = reader.summary_of_log(&scope, Some(named)).unwrap();
+            assert_eq!(summary.tool_executions, events, "{named} {scope:?}");
+        }
+    }
+}
+
 on_both_backends!(
     a_rust_caller_gets_the_default_redaction_and_none_turns_it_off,
     tool_execution_round_trips_with_lineage_and_compliance_rows,
@@ -1295,6 +1346,7 @@ on_both_backends!(
     concurrent_async_callers_all_get_durable_distinct_seqs,
     cursor_pages_never_skip_or_repeat_while_events_arrive,
     every_filter_narrows_the_query,
+    a_log_filter_reads_its_log_and_another_log_matches_nothing,
     tool_stats_give_calls_error_rate_and_latency_percentiles,
     pending_intents_without_an_outcome_are_found_for_recovery,
     the_writer_keeps_one_log_id_per_database,

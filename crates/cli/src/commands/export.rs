@@ -42,8 +42,8 @@ enum Format {
 }
 
 pub fn run(db: &Db, args: ExportArgs) -> anyhow::Result<()> {
-    let mut store = db.open_all_logs("export")?;
-    let filter = args.filter.to_filter();
+    let mut store = db.open_read_only()?;
+    let filter = args.filter.to_filter(db.log_id());
     let progress = progress_bar(store.as_mut(), &filter)?;
     let exported = match &args.output {
         None => {

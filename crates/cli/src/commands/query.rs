@@ -170,11 +170,11 @@ pub fn run(db: &Db, args: QueryArgs) -> anyhow::Result<()> {
         (None, None) => PageStart::Newest,
     };
     let query = Query {
-        filter: args.filter.to_filter(),
+        filter: args.filter.to_filter(db.log_id()),
         start,
         limit: args.limit,
     };
-    let page = db.open_all_logs("query")?.query(&query)?;
+    let page = db.open_read_only()?.query(&query)?;
     let next_cursor = page.next.as_ref().map(|c| c.0.as_str());
     let mut out = BufWriter::new(io::stdout().lock());
     if args.json {

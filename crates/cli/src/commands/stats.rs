@@ -25,8 +25,8 @@ pub struct StatsArgs {
 
 pub fn run(db: &Db, args: StatsArgs) -> anyhow::Result<()> {
     let stats = db
-        .open_all_logs("stats")?
-        .tool_stats(&args.filter.to_filter())?;
+        .open_read_only()?
+        .tool_stats(&args.filter.to_filter(db.log_id()))?;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &stats)?;

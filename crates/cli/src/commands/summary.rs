@@ -49,7 +49,7 @@ pub fn run(db: &Db, args: SummaryArgs) -> anyhow::Result<()> {
             time: args.time,
         },
     };
-    let summary = db.open_all_logs("summary")?.summary(&scope)?;
+    let summary = db.open_read_only()?.summary_of_log(&scope, db.log_id())?;
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &summary)?;

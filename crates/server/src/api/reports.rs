@@ -25,7 +25,7 @@ pub(super) async fn summary(
     let params = Params::parse(
         query.as_deref(),
         false,
-        &["session", "user", "since", "until", "time"],
+        &["session", "user", "since", "until", "time", "log"],
     )?;
     let window = params.text("since").is_some() || params.text("until").is_some();
     let scope = match (params.text("session"), params.text("user")) {
@@ -47,7 +47,10 @@ pub(super) async fn summary(
             time: params.time_basis()?,
         },
     };
-    let summary = app.read(move |_, store| Ok(store.summary(&scope)?)).await?;
+    let log = params.text("log").map(str::to_string);
+    let summary = app
+        .read(move |_, store| Ok(store.summary_of_log(&scope, log.as_deref())?))
+        .await?;
     Ok(ok(&summary))
 }
 

@@ -590,9 +590,13 @@ impl Read for PgStore {
         read::for_each(self, filter, sink)
     }
 
-    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+    fn summary_of_log(
+        &mut self,
+        scope: &SummaryScope,
+        log_id: Option<&str>,
+    ) -> Result<Summary, StoreError> {
         crate::report::scope_filter(scope).check_received_at(self.received_at)?;
-        report::summary(self, scope)
+        report::summary(self, scope, log_id)
     }
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {

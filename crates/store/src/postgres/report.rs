@@ -7,8 +7,16 @@ use crate::query::{Filter, Summary, SummaryScope, ToolStats};
 use crate::report::{SummaryGroup, ToolStatsBuilder, fold_summary, scope_filter, tool_executions};
 use crate::sql::Where;
 
-pub(super) fn summary(store: &mut PgStore, scope: &SummaryScope) -> Result<Summary, StoreError> {
-    let w = Where::from_filter(&scope_filter(scope), placeholder);
+pub(super) fn summary(
+    store: &mut PgStore,
+    scope: &SummaryScope,
+    log_id: Option<&str>,
+) -> Result<Summary, StoreError> {
+    let filter = Filter {
+        log_id: log_id.map(str::to_string),
+        ..scope_filter(scope)
+    };
+    let w = Where::from_filter(&filter, placeholder);
     // One pass, grouped by user too (see `fold_summary`).
     let sql = format!(
         "SELECT e.kind, e.outcome, e.user_id, COUNT(*), MIN(e.ts), MAX(e.ts),

@@ -30,6 +30,10 @@ pub struct Filter {
     pub classification: Option<Classification>,
     pub requires_review: Option<bool>,
     pub data_subject_id: Option<String>,
+    /// Only the events of this log. A PostgreSQL database holds many logs (one per writer)
+    /// whose seqs overlap, and a reader often wants one writer's trail; a SQLite file holds one
+    /// log, so there naming it narrows nothing and naming another matches no event.
+    pub log_id: Option<String>,
     /// Events at or after this time (of the kind `time` names).
     pub since: Option<Timestamp>,
     /// Events strictly before this time (of the kind `time` names).

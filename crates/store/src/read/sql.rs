@@ -56,6 +56,9 @@ impl Where {
                 filter.classification.map(|c| c.as_str().to_string()),
             ),
             ("e.data_subject_id", filter.data_subject_id.clone()),
+            // Only PostgreSQL's events have the column: the SQLite backend settles a log
+            // filter before it builds a statement (see `SqliteStore::in_this_log`).
+            ("e.log_id", filter.log_id.clone()),
         ];
         for (column, value) in text_columns {
             if let Some(v) = value {

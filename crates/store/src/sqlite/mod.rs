@@ -16,6 +16,7 @@ mod schema;
 mod totals;
 mod writers;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -498,10 +499,41 @@ impl Append for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// `filter` as this file's events table can answer it: a SQLite file holds one log and its
+    /// events have no log column, so a filter naming this log narrows nothing (`Some` without
+    /// the log), and one naming another log matches no event here (`None`).
+    fn in_this_log<'f>(&self, filter: &'f Filter) -> Option<Cow<'f, Filter>> {
+        match filter.log_id.as_deref() {
+            None => Some(Cow::Borrowed(filter)),
+            Some(log) if log == self.log_id => Some(Cow::Owned(Filter {
+                log_id: None,
+                ..filter.clone()
+            })),
+            Some(_) => None,
+        }
+    }
+}
+
 impl Read for SqliteStore {
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.layout.received_at)?;
-        read::query(self, query)
+        let Some(filter) = self.in_this_log(&query.filter) else {
+            return Ok(Page {
+                events: Vec::new(),
+                next: None,
+            });
+        };
+        match filter {
+            Cow::Borrowed(_) => read::query(self, query),
+            Cow::Owned(filter) => read::query(
+                self,
+                &Query {
+                    filter,
+                    ..query.clone()
+                },
+            ),
+        }
     }
 
     fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
@@ -510,7 +542,10 @@ impl Read for SqliteStore {
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
         filter.check_received_at(self.layout.received_at)?;
-        read::count(self, filter)
+        let Some(filter) = self.in_this_log(filter) else {
+            return Ok(0);
+        };
+        read::count(self, &filter)
     }
 
     fn for_each(
@@ -519,17 +554,30 @@ impl Read for SqliteStore {
         sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         filter.check_received_at(self.layout.received_at)?;
-        read::for_each(self, filter, sink)
+        let Some(filter) = self.in_this_log(filter) else {
+            return Ok(0);
+        };
+        read::for_each(self, &filter, sink)
     }
 
-    fn summary(&mut self, scope: &SummaryScope) -> Result<Summary, StoreError> {
+    fn summary_of_log(
+        &mut self,
+        scope: &SummaryScope,
+        log_id: Option<&str>,
+    ) -> Result<Summary, StoreError> {
         crate::report::scope_filter(scope).check_received_at(self.layout.received_at)?;
+        if log_id.is_some_and(|log| log != self.log_id) {
+            return Ok(Summary::default());
+        }
         report::summary(self, scope)
     }
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
         filter.check_received_at(self.layout.received_at)?;
-        report::tool_stats(self, filter)
+        let Some(filter) = self.in_this_log(filter) else {
+            return Ok(Vec::new());
+        };
+        report::tool_stats(self, &filter)
     }
 }
 
