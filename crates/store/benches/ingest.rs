@@ -37,7 +37,7 @@ use measure::{
     summary_figures, thread_cpu,
 };
 
-use mcp_audit_store::{Filter, Recorder, RecorderConfig, SqliteOptions, SqliteStore, SummaryScope};
+use mcp_audit_store::{Filter, Recorder, SqliteOptions, SqliteStore, SummaryScope};
 
 fn main() {
     let n_events = env_usize("EVENTS", 1_000_000) as u64;
@@ -97,7 +97,7 @@ fn main() {
     let sync_path = dir.path().join("sync.db");
     let recorder = Recorder::start(
         SqliteStore::open(&sync_path, SqliteOptions::default()).expect("db"),
-        RecorderConfig::default(),
+        measure::recorder_config(mcp_audit_store::Durability::Sync),
     )
     .expect("recorder");
     let per_caller = n_sync / 64;

@@ -83,14 +83,24 @@ pub fn print_p50_p95(label: &str, column: usize, mut times: Vec<Duration>) {
     );
 }
 
+/// The recorder's configuration for a bench: the library's default (the built-in secrets
+/// redaction on), or with `REDACTION=none` none, to tell the cost of redaction from the rest.
+pub fn recorder_config(durability: Durability) -> RecorderConfig {
+    let mut config = RecorderConfig {
+        durability,
+        ..RecorderConfig::default()
+    };
+    if std::env::var("REDACTION").is_ok_and(|v| v == "none") {
+        config.redaction = std::sync::Arc::new(mcp_audit_core::redact::Redactor::none());
+    }
+    config
+}
+
 /// A batch-mode recorder over a new SQLite store at `path`.
 pub fn sqlite_batch_recorder(path: &std::path::Path) -> Recorder {
     Recorder::start(
         SqliteStore::open(path, SqliteOptions::default()).expect("db"),
-        RecorderConfig {
-            durability: Durability::Batch,
-            ..RecorderConfig::default()
-        },
+        recorder_config(Durability::Batch),
     )
     .expect("recorder")
 }
