@@ -14,15 +14,9 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    BIN, all_of, detail, error_message, events, everything_js, intent_and_outcome, json_output,
-    of_request, on_record_before_it_ran, one, peer_script, peers, python, try_events,
+    BIN, RawClient, all_of, detail, error_message, events, everything, intent_and_outcome,
+    json_output, of_request, on_record_before_it_ran, one, peer_script, peers, python, try_events,
 };
-
-/// `server-everything` over stdio, as the proxy's server command.
-fn everything(peers: &Path) -> Vec<String> {
-    let js = everything_js(peers).display().to_string();
-    vec!["node".to_string(), js, "stdio".to_string()]
-}
 
 /// Runs a Python SDK client script from `tests/peers/` against
 /// `mcp-audit proxy <proxy args> -- <server>`, and returns what it printed (one JSON object).
@@ -733,82 +727,6 @@ fn the_filesystem_server_asks_for_roots_and_its_file_operations_are_recorded() {
         [Outcome::Success, Outcome::ToolError],
         "inside, then outside the root"
     );
-}
-
-/// A client of our own at the proxy's standard input and output, speaking raw lines: the
-/// attacker of issue 16, who picks the bytes an SDK client would not send.
-struct RawClient {
-    child: std::process::Child,
-    input: Option<std::process::ChildStdin>,
-    answers: std::sync::mpsc::Receiver<Value>,
-}
-
-impl RawClient {
-    /// `mcp-audit proxy --db <db> <args> -- <server>`, initialized.
-    fn start(db: &Path, args: &[&str], server: &[String]) -> RawClient {
-        use std::io::BufRead;
-
-        let mut child = Command::new(BIN)
-            .arg("proxy")
-            .arg("--db")
-            .arg(db)
-            .args(args)
-            .arg("--")
-            .args(server)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let output = std::io::BufReader::new(child.stdout.take().unwrap());
-        let (send, answers) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut output = output;
-            let mut line = Vec::new();
-            while output.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                // The server's notifications and requests are not what the tests wait for.
-                // Read as the proxy reads: an answer may hold a lone surrogate escape.
-                match mcp_audit_proxy::json::parse(&line) {
-                    Ok(value) if value.get("method").is_none() => {
-                        if send.send(value).is_err() {
-                            return;
-                        }
-                    }
-                    _ => eprintln!("not an answer: {}", String::from_utf8_lossy(&line)),
-                }
-                line.clear();
-            }
-        });
-        let mut client = RawClient {
-            input: child.stdin.take(),
-            child,
-            answers,
-        };
-        client.send(br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#);
-        assert!(client.answer().get("result").is_some());
-        client.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
-        client
-    }
-
-    /// Sends one frame (a newline is added).
-    fn send(&mut self, frame: &[u8]) {
-        let input = self.input.as_mut().unwrap();
-        input.write_all(frame).unwrap();
-        input.write_all(b"\n").unwrap();
-        input.flush().unwrap();
-    }
-
-    /// The next answer the client gets.
-    fn answer(&mut self) -> Value {
-        self.answers
-            .recv_timeout(Duration::from_secs(60))
-            .expect("an answer within a minute")
-    }
-
-    /// Closes the client's side and waits for the proxy to end the session.
-    fn close(mut self) {
-        drop(self.input.take());
-        assert!(self.child.wait().unwrap().success());
-    }
 }
 
 /// A `tools/call echo` with id `id` whose `arguments` are the bytes `arguments`.

@@ -6,7 +6,6 @@
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use mcp_audit_core::Outcome;
 use mcp_audit_store::StoredEvent;
@@ -14,7 +13,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{BIN, events, everything_js, peers};
+use support::{BIN, RawClient, events, everything, peers};
 
 const BEARER: &str = "zq8SecretBearerValue42xy";
 const CARD: &str = "4111 1111 1111 1111";
@@ -35,82 +34,17 @@ fn card_policy(dir: &Path) -> std::path::PathBuf {
     path
 }
 
-/// `mcp-audit proxy` in front of `server-everything`, spoken to in raw lines.
-struct Client {
-    child: std::process::Child,
-    input: Option<std::process::ChildStdin>,
-    answers: std::sync::mpsc::Receiver<Value>,
-}
-
-impl Client {
-    fn start(db: &Path, args: &[&str], peers: &Path) -> Client {
-        let mut child = Command::new(BIN)
-            .arg("proxy")
-            .arg("--db")
-            .arg(db)
-            .args(args)
-            .arg("--")
-            .arg("node")
-            .arg(everything_js(peers))
-            .arg("stdio")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut output = std::io::BufReader::new(child.stdout.take().unwrap());
-        let (send, answers) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            while output.read_line(&mut line).is_ok_and(|n| n > 0) {
-                if let Ok(value) = serde_json::from_str::<Value>(&line)
-                    && value.get("method").is_none()
-                    && send.send(value).is_err()
-                {
-                    return;
-                }
-                line.clear();
-            }
-        });
-        let mut client = Client {
-            input: child.stdin.take(),
-            child,
-            answers,
-        };
-        client.call(json!({"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}));
-        client.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}));
-        client
-    }
-
-    fn send(&mut self, frame: &Value) {
-        let input = self.input.as_mut().unwrap();
-        writeln!(input, "{frame}").unwrap();
-        input.flush().unwrap();
-    }
-
-    /// Sends a request and returns its answer.
-    fn call(&mut self, frame: Value) -> Value {
-        self.send(&frame);
-        let answer = self
-            .answers
-            .recv_timeout(Duration::from_secs(60))
-            .expect("an answer within a minute");
-        assert_eq!(answer["id"], frame["id"], "{answer}");
-        answer
-    }
-
-    fn echo(&mut self, id: u32, message: &str) -> String {
-        let answer = self.call(json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
-            "params":{"name":"echo","arguments":{"message":message}}}));
-        answer["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn close(mut self) {
-        drop(self.input.take());
-        assert!(self.child.wait().unwrap().success());
-    }
+/// `tools/call echo` of `message` through `client`: what the server echoed.
+fn echo(client: &mut RawClient, id: u32, message: &str) -> String {
+    let frame = json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+        "params":{"name":"echo","arguments":{"message":message}}});
+    client.send(frame.to_string().as_bytes());
+    let answer = client.answer();
+    assert_eq!(answer["id"], frame["id"], "{answer}");
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The raw bytes of the database file and of its write-ahead log (empty when there is none).
@@ -149,17 +83,21 @@ fn a_bearer_token_and_a_card_number_through_the_proxy_never_reach_the_database_o
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let policy = card_policy(dir.path());
-    let mut client = Client::start(&db, &["--redact-policy", policy.to_str().unwrap()], &peers);
+    let mut client = RawClient::start(
+        &db,
+        &["--redact-policy", policy.to_str().unwrap()],
+        &everything(&peers),
+    );
     let secret_message = format!("Authorization: Bearer {BEARER}; pay with {CARD}");
-    let echoed = client.echo(1, &secret_message);
+    let echoed = echo(&mut client, 1, &secret_message);
     assert!(
         echoed.contains(BEARER) && echoed.contains(CARD),
         "the client and the server see the traffic as it is: {echoed}"
     );
-    client.echo(2, &format!("again {CARD}"));
+    echo(&mut client, 2, &format!("again {CARD}"));
     // The third call's intent is committed with the second's outcome (and so on): once it is
     // answered, both redacted calls are wholly in the write-ahead log of the running proxy.
-    client.echo(3, "plain");
+    echo(&mut client, 3, "plain");
     let (main, wal) = raw_files(&db);
     assert!(!wal.is_empty(), "the running proxy writes through its WAL");
     for (file, bytes) in [("database", &main), ("WAL", &wal)] {

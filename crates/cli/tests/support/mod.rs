@@ -1,13 +1,16 @@
-//! What the proxy suites share (`proxy.rs` for stdio, `http_proxy.rs` for Streamable HTTP): the
-//! binary, the real MCP peers they drive, and reading back the trail a proxy recorded. One copy,
-//! so that both transports are checked against the same reading of the trail.
+//! What the proxy suites share (`proxy.rs` for stdio, `http_proxy.rs` for Streamable HTTP, and the
+//! suites that drive a proxy too): the binary, the real MCP peers they drive, a raw client at the
+//! stdio proxy, and reading back the trail a proxy recorded. One copy, so that both transports
+//! are checked against the same reading of the trail.
 
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use mcp_audit_core::Outcome;
 use mcp_audit_store::{Filter, Read, SqliteOptions, SqliteStore, StoredEvent};
@@ -167,4 +170,86 @@ pub fn on_record_before_it_ran<'a>(
         .unwrap_or_else(|| panic!("{what}: no outcome: {events:#?}"));
     assert!(intent.seq < done.seq, "{what}");
     (intent, done)
+}
+
+/// `server-everything` over stdio, as the proxy's server command.
+pub fn everything(peers: &Path) -> Vec<String> {
+    let js = everything_js(peers).display().to_string();
+    vec!["node".to_string(), js, "stdio".to_string()]
+}
+
+/// A client of our own at the proxy's standard input and output, speaking raw lines: the
+/// attacker of issue 16, who picks the bytes an SDK client would not send.
+pub struct RawClient {
+    child: std::process::Child,
+    input: Option<std::process::ChildStdin>,
+    answers: std::sync::mpsc::Receiver<Value>,
+}
+
+impl RawClient {
+    /// `mcp-audit proxy --db <db> <args> -- <server>`, initialized.
+    pub fn start(db: &Path, args: &[&str], server: &[String]) -> RawClient {
+        use std::io::BufRead;
+
+        let mut child = Command::new(BIN)
+            .arg("proxy")
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .arg("--")
+            .args(server)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (send, answers) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut output = output;
+            let mut line = Vec::new();
+            while output.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                // The server's notifications and requests are not what the tests wait for.
+                // Read as the proxy reads: an answer may hold a lone surrogate escape.
+                match mcp_audit_proxy::json::parse(&line) {
+                    Ok(value) if value.get("method").is_none() => {
+                        if send.send(value).is_err() {
+                            return;
+                        }
+                    }
+                    _ => eprintln!("not an answer: {}", String::from_utf8_lossy(&line)),
+                }
+                line.clear();
+            }
+        });
+        let mut client = RawClient {
+            input: child.stdin.take(),
+            child,
+            answers,
+        };
+        client.send(br#"{"jsonrpc":"2.0","id":"init","method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#);
+        assert!(client.answer().get("result").is_some());
+        client.send(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        client
+    }
+
+    /// Sends one frame (a newline is added).
+    pub fn send(&mut self, frame: &[u8]) {
+        let input = self.input.as_mut().unwrap();
+        input.write_all(frame).unwrap();
+        input.write_all(b"\n").unwrap();
+        input.flush().unwrap();
+    }
+
+    /// The next answer the client gets.
+    pub fn answer(&mut self) -> Value {
+        self.answers
+            .recv_timeout(Duration::from_secs(60))
+            .expect("an answer within a minute")
+    }
+
+    /// Closes the client's side and waits for the proxy to end the session.
+    pub fn close(mut self) {
+        drop(self.input.take());
+        assert!(self.child.wait().unwrap().success());
+    }
 }
