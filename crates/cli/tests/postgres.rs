@@ -7,41 +7,20 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
+mod support;
+
+use support::PgSchema;
+
 /// A schema of its own in the test database, dropped at the end, and the binary pointed at it.
 struct Pg {
-    base: String,
-    schema: String,
-    url: String,
+    schema: PgSchema,
     dir: tempfile::TempDir,
 }
 
 impl Pg {
     fn new() -> Option<Pg> {
-        let base = match std::env::var("MCP_AUDIT_TEST_PG") {
-            Ok(url) if !url.is_empty() => url,
-            _ => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("MCP_AUDIT_TEST_PG is not set, and CI must run the PostgreSQL tests");
-                }
-                eprintln!("skipped: MCP_AUDIT_TEST_PG is not set");
-                return None;
-            }
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!("cli_{}_{nanos}", std::process::id());
-        postgres::Client::connect(&base, postgres::NoTls)
-            .unwrap()
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
         Some(Pg {
-            base,
-            schema,
-            url,
+            schema: PgSchema::new("cli")?,
             dir: tempfile::tempdir().unwrap(),
         })
     }
@@ -52,7 +31,7 @@ impl Pg {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mcp-audit"));
         command
             .arg("--db")
-            .arg(&self.url)
+            .arg(&self.schema.url)
             .arg("--spool-dir")
             .arg(self.dir.path().join("spool"))
             .env_remove("MCP_AUDIT_DB")
@@ -94,14 +73,6 @@ impl Pg {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.base, postgres::NoTls) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
-        }
     }
 }
 
@@ -186,7 +157,7 @@ fn cleanup_deletes_expired_events_and_a_log_in_use_is_refused_in_one_line() {
     expired["compliance"] = json!({"retention": "30d"});
     pg.log(&[expired], "busy");
     let holder = mcp_audit_store::PgStore::open(
-        &pg.url,
+        &pg.schema.url,
         mcp_audit_store::PgOptions {
             log_id: Some("busy".into()),
             ..Default::default()
@@ -360,7 +331,7 @@ fn verify_checks_each_log_and_proofs_and_erasure_work_per_event() {
     assert!(!out.contains("NOT OK"), "{out}");
 
     // Tampering with one log fails verify and names that log's finding only.
-    let mut raw = postgres::Client::connect(&pg.url, postgres::NoTls).unwrap();
+    let mut raw = postgres::Client::connect(&pg.schema.url, postgres::NoTls).unwrap();
     raw.batch_execute("UPDATE events SET user_id = 'mallory' WHERE log_id = 'proxy-a' AND seq = 1")
         .unwrap();
     let (code, out, _) = pg.run(&["verify", "--key", &public, "--json"], None);

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use support::{BIN, everything_js, json_output, peer_script, peers, python};
+use support::{BIN, PgSchema, everything_js, json_output, peer_script, peers, python};
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -26,7 +26,7 @@ enum Backend {
 struct Db {
     url: String,
     dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
+    pg: Option<PgSchema>,
 }
 
 impl Db {
@@ -39,33 +39,11 @@ impl Db {
                 pg: None,
             }),
             Backend::Postgres => {
-                let base = match std::env::var("MCP_AUDIT_TEST_PG") {
-                    Ok(url) if !url.is_empty() => url,
-                    _ => {
-                        if std::env::var("CI").is_ok_and(|v| v == "true") {
-                            panic!(
-                                "MCP_AUDIT_TEST_PG is not set, and CI must run the PostgreSQL tests"
-                            );
-                        }
-                        eprintln!("skipped: MCP_AUDIT_TEST_PG is not set");
-                        return None;
-                    }
-                };
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos();
-                let schema = format!("serve_{}_{nanos}", std::process::id());
-                ::postgres::Client::connect(&base, ::postgres::NoTls)
-                    .unwrap()
-                    .batch_execute(&format!("CREATE SCHEMA {schema}"))
-                    .unwrap();
-                let sep = if base.contains('?') { '&' } else { '?' };
-                let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+                let pg = PgSchema::new("serve")?;
                 Some(Db {
-                    url,
+                    url: pg.url.clone(),
                     dir,
-                    pg: Some((base, schema)),
+                    pg: Some(pg),
                 })
             }
         }
@@ -197,16 +175,6 @@ impl Db {
 
     fn serve_with(&self, extra: &[&str]) -> Console {
         Console::start(self.command(), extra)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Some((base, schema)) = &self.pg
-            && let Ok(mut c) = ::postgres::Client::connect(base, ::postgres::NoTls)
-        {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-        }
     }
 }
 

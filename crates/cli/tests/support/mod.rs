@@ -253,3 +253,49 @@ impl RawClient {
         assert!(self.child.wait().unwrap().success());
     }
 }
+
+/// A schema of its own in the test PostgreSQL database (`MCP_AUDIT_TEST_PG`), dropped at the
+/// end, and the URL that points the binary at it. `None` (the test is skipped, and says so)
+/// without a server; a failure under `CI=true`.
+pub struct PgSchema {
+    base: String,
+    schema: String,
+    /// The database URL with the schema as its search path.
+    pub url: String,
+}
+
+impl PgSchema {
+    /// A new schema named `<prefix>_<pid>_<nanos>`.
+    pub fn new(prefix: &str) -> Option<PgSchema> {
+        let base = match std::env::var("MCP_AUDIT_TEST_PG") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("MCP_AUDIT_TEST_PG is not set, and CI must run the PostgreSQL tests");
+                }
+                eprintln!("skipped: MCP_AUDIT_TEST_PG is not set");
+                return None;
+            }
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let schema = format!("{prefix}_{}_{nanos}", std::process::id());
+        ::postgres::Client::connect(&base, ::postgres::NoTls)
+            .unwrap()
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+        Some(PgSchema { base, schema, url })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = ::postgres::Client::connect(&self.base, ::postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
+    }
+}
