@@ -44,6 +44,7 @@ mod policy;
 pub mod proof;
 pub mod redact;
 mod retention;
+pub mod retention_classes;
 pub mod seal;
 mod seed_forms;
 pub mod tiles;
@@ -64,6 +65,7 @@ pub use hash::Hash;
 pub use kind::{Action, CustomAction, EventKind, Outcome};
 pub use policy::{AuditLevel, Policy};
 pub use retention::{Retention, RetentionKind, add_span};
+pub use retention_classes::{RetentionClass, RetentionClasses, RetentionPolicyError};
 pub use seal::{SealedEvent, seal, unseal};
 pub use seed_forms::rewrite_seed_forms;
 

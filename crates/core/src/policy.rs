@@ -15,6 +15,7 @@ use crate::classification::{derive_classification, derive_requires_review};
 use crate::error::ModelError;
 use crate::event::AuditEvent;
 use crate::retention::{Retention, RetentionKind, add_span};
+use crate::retention_classes::RetentionClasses;
 
 /// How much is audited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -64,6 +65,9 @@ pub struct Policy {
     pub default_retention: Option<Retention>,
     /// Named retention policies: name → duration.
     pub named_retention: BTreeMap<String, Span>,
+    /// The deployment's retention classes (`--retention-policy`): an event that names no
+    /// retention gets its class's, before `default_retention`.
+    pub classes: RetentionClasses,
 }
 
 impl Default for Policy {
@@ -80,6 +84,7 @@ impl Default for Policy {
             level: AuditLevel::All,
             default_retention: None,
             named_retention,
+            classes: RetentionClasses::default(),
         }
     }
 }
@@ -96,11 +101,41 @@ impl Policy {
 
     /// The error of a retention name the table does not define, listing those it does.
     fn unknown_retention(&self, name: &str) -> ModelError {
-        let known: Vec<&str> = self.named_retention.keys().map(String::as_str).collect();
+        let mut known: Vec<&str> = self.named_retention.keys().map(String::as_str).collect();
+        known.extend(self.classes.classes().iter().map(|c| c.name.as_str()));
         ModelError::UnknownRetentionPolicy {
             name: name.to_string(),
             known: known.join(", "),
         }
+    }
+
+    /// How long `retention` keeps an event (`None`: forever), through the named table and the
+    /// retention classes (a class's retention is a duration, `forever` or a named one).
+    fn span_of(&self, retention: &Retention) -> Result<Option<Span>, ModelError> {
+        match retention.kind() {
+            RetentionKind::Duration(span) => Ok(Some(span)),
+            RetentionKind::Forever => Ok(None),
+            RetentionKind::Named(name) => {
+                if let Some(span) = self.named_retention.get(name) {
+                    return Ok(Some(*span));
+                }
+                match self.classes.get(name).map(|c| c.retention.kind()) {
+                    Some(RetentionKind::Duration(span)) => Ok(Some(span)),
+                    Some(RetentionKind::Forever) => Ok(None),
+                    Some(RetentionKind::Named(builtin)) => self
+                        .named_retention
+                        .get(builtin)
+                        .map(|s| Some(*s))
+                        .ok_or_else(|| self.unknown_retention(builtin)),
+                    None => Err(self.unknown_retention(name)),
+                }
+            }
+        }
+    }
+
+    /// The named retentions a retention class may refer to.
+    pub fn builtin_names(&self) -> Vec<&str> {
+        self.named_retention.keys().map(String::as_str).collect()
     }
 
     /// Fills the derived compliance fields: classification and review flag (explicit values
@@ -119,26 +154,20 @@ impl Policy {
         event.compliance.requires_review = Some(review);
 
         if event.compliance.expires_at.is_none() {
-            let retention = event
-                .compliance
-                .retention
-                .as_ref()
-                .or(self.default_retention.as_ref());
+            let retention = match &event.compliance.retention {
+                Some(retention) => Some(retention.clone()),
+                None => match self.classes.class_of(event) {
+                    // A class name is a valid retention name (checked when the file was read).
+                    Some(class) => Some(Retention::parse(&class.name)?),
+                    None => self.default_retention.clone(),
+                },
+            };
             if let Some(retention) = retention {
-                let span = match retention.kind() {
-                    RetentionKind::Duration(span) => Some(span),
-                    RetentionKind::Forever => None,
-                    RetentionKind::Named(name) => Some(
-                        *self
-                            .named_retention
-                            .get(name)
-                            .ok_or_else(|| self.unknown_retention(name))?,
-                    ),
-                };
-                if event.compliance.retention.is_none() {
-                    event.compliance.retention = Some(retention.clone());
-                }
+                let span = self.span_of(&retention)?;
                 event.compliance.expires_at = span.and_then(|s| add_span(event.timestamp, s));
+                if event.compliance.retention.is_none() {
+                    event.compliance.retention = Some(retention);
+                }
             }
         }
         Ok(())
@@ -203,6 +232,47 @@ mod tests {
         for name in ["`bogus`", "extended", "short", "standard"] {
             assert!(message.contains(name), "{name} missing from: {message}");
         }
+    }
+
+    #[test]
+    fn a_retention_class_sets_expires_at_and_records_its_name() {
+        let text = "[[class]]\nname = \"restricted-tools\"\nkind = \"tool_execution\"\nclassification = \"restricted\"\nretention = \"90d\"\n\n[[class]]\nname = \"kept\"\nretention = \"forever\"\n";
+        let policy = Policy {
+            classes: RetentionClasses::from_toml(text, &Policy::default().builtin_names())
+                .unwrap(),
+            default_retention: Some(Retention::parse("30d").unwrap()),
+            ..Policy::default()
+        };
+        let mut restricted = AuditEvent::tool_execution("t")
+            .timestamp(at("2026-01-01T00:00:00Z"))
+            .classification(Classification::Restricted)
+            .build()
+            .unwrap();
+        policy.apply(&mut restricted).unwrap();
+        assert_eq!(
+            restricted.compliance.expires_at,
+            Some(at("2026-04-01T00:00:00Z"))
+        );
+        assert_eq!(
+            restricted.compliance.retention.as_ref().map(|r| r.as_str()),
+            Some("restricted-tools")
+        );
+        let mut other = AuditEvent::tool_execution("t").build().unwrap();
+        policy.apply(&mut other).unwrap();
+        assert_eq!(other.compliance.expires_at, None, "class `kept` is forever");
+        assert_eq!(
+            other.compliance.retention.as_ref().map(|r| r.as_str()),
+            Some("kept")
+        );
+        // The event's own retention wins over its class.
+        let mut own = AuditEvent::tool_execution("t")
+            .timestamp(at("2026-01-01T00:00:00Z"))
+            .classification(Classification::Restricted)
+            .retention("1d")
+            .build()
+            .unwrap();
+        policy.apply(&mut own).unwrap();
+        assert_eq!(own.compliance.expires_at, Some(at("2026-01-02T00:00:00Z")));
     }
 
     #[test]
