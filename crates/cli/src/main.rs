@@ -23,6 +23,7 @@ mod id_guard;
 mod publish;
 mod redact_arg;
 mod render;
+mod retention_arg;
 mod table;
 
 use std::io::{self, IsTerminal, Write};
@@ -32,8 +33,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, integrity, log, proxy, query, recover, redact, schema, serve, show, stats,
-    summary, token,
+    cleanup, export, hold, integrity, log, proxy, query, recover, redact, schema, serve, show,
+    stats, subject, summary, token,
 };
 use crate::db::Db;
 
@@ -102,6 +103,10 @@ enum Command {
     Token(Writes<token::TokenArgs, db::ReconnectArgs>),
     /// Show what a redaction policy does to a sample (stdin)
     Redact(redact::RedactArgs),
+    /// A data subject's rights: export with proofs
+    Subject(Writes<subject::SubjectArgs, db::ReconnectArgs>),
+    /// Place, list and release legal holds
+    Hold(Writes<hold::HoldArgs, db::ReconnectArgs>),
 }
 
 impl Command {
@@ -115,7 +120,9 @@ impl Command {
             | Command::Checkpoint(Writes { writing, .. })
             | Command::Erase(Writes { writing, .. })
             | Command::Serve(Writes { writing, .. })
-            | Command::Token(Writes { writing, .. }) => writing.clone().into(),
+            | Command::Token(Writes { writing, .. })
+            | Command::Subject(Writes { writing, .. })
+            | Command::Hold(Writes { writing, .. }) => writing.clone().into(),
             _ => db::WritingArgs::default(),
         }
     }
@@ -151,6 +158,8 @@ fn main() -> ExitCode {
         Command::Serve(w) => serve::run(&db, w.args).map(|()| 0),
         Command::Token(w) => token::run(&db, w.args).map(|()| 0),
         Command::Redact(args) => redact::run(args).map(|()| 0),
+        Command::Subject(w) => subject::run(&db, w.args).map(|()| 0),
+        Command::Hold(w) => hold::run(&db, w.args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -265,6 +274,8 @@ mod tests {
             "erase",
             "serve",
             "token",
+            "subject",
+            "hold",
         ];
         for (path, command) in commands() {
             let name = path.rsplit(' ').next().unwrap_or_default();

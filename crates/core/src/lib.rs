@@ -47,6 +47,7 @@ mod retention;
 pub mod retention_classes;
 pub mod seal;
 mod seed_forms;
+pub mod subject_export;
 pub mod tiles;
 
 pub use builder::{ContextOp, EventBuilder};

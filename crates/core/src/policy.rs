@@ -238,8 +238,7 @@ mod tests {
     fn a_retention_class_sets_expires_at_and_records_its_name() {
         let text = "[[class]]\nname = \"restricted-tools\"\nkind = \"tool_execution\"\nclassification = \"restricted\"\nretention = \"90d\"\n\n[[class]]\nname = \"kept\"\nretention = \"forever\"\n";
         let policy = Policy {
-            classes: RetentionClasses::from_toml(text, &Policy::default().builtin_names())
-                .unwrap(),
+            classes: RetentionClasses::from_toml(text, &Policy::default().builtin_names()).unwrap(),
             default_retention: Some(Retention::parse("30d").unwrap()),
             ..Policy::default()
         };

@@ -114,7 +114,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 impl RetentionClasses {
     /// Reads a policy file's text. `builtin` names the retentions a class may refer to
     /// (the policy's named table: `short`, `standard`, `extended`), resolved by the policy.
-    pub fn from_toml(text: &str, builtin: &[&str]) -> Result<RetentionClasses, RetentionPolicyError> {
+    pub fn from_toml(
+        text: &str,
+        builtin: &[&str],
+    ) -> Result<RetentionClasses, RetentionPolicyError> {
         let form: FileForm = toml::from_str(text).map_err(|e| RetentionPolicyError::Syntax {
             line: e.span().map_or(1, |s| line_of(text, s.start)),
             message: e.message().trim().to_string(),
@@ -128,8 +131,8 @@ impl RetentionClasses {
                 class: name.clone(),
                 message,
             };
-            let is_name = Retention::parse(&name)
-                .is_ok_and(|r| matches!(r.kind(), RetentionKind::Named(_)));
+            let is_name =
+                Retention::parse(&name).is_ok_and(|r| matches!(r.kind(), RetentionKind::Named(_)));
             if !is_name {
                 return Err(fail(
                     "a class name is lower case letters, digits, `-` and `_`, starting with a letter".into(),
@@ -237,7 +240,10 @@ retention = "standard"
         for (text, want) in [
             ("[[class]]\nname = \"a\"\nretention = 30d\n", 3),
             ("[[class]]\nname = \"a\"\nretention = \"30 parsecs\"\n", 3),
-            ("[[class]]\nname = \"a\"\nkind = \"teleport\"\nretention = \"1y\"\n", 3),
+            (
+                "[[class]]\nname = \"a\"\nkind = \"teleport\"\nretention = \"1y\"\n",
+                3,
+            ),
         ] {
             match RetentionClasses::from_toml(text, BUILTIN).unwrap_err() {
                 RetentionPolicyError::Syntax { line, .. } => assert_eq!(line, want, "{text}"),

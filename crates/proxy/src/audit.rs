@@ -98,6 +98,8 @@ pub struct AuditOptions {
     /// What is taken out of each event's payload before it is sealed (the recorder's default:
     /// the built-in secrets policy).
     pub redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
+    /// The recording policy: audit level, classification, retention (classes) → `expires_at`.
+    pub policy: mcp_audit_core::Policy,
 }
 
 impl AuditOptions {
@@ -109,6 +111,7 @@ impl AuditOptions {
             max_outage: Some(MAX_OUTAGE),
             checkpoints: None,
             redaction: RecorderConfig::default().redaction,
+            policy: mcp_audit_core::Policy::default(),
         }
     }
 
@@ -121,6 +124,7 @@ impl AuditOptions {
             checkpoints: self.checkpoints.clone(),
             linger: linger(self.durability, self.transport),
             redaction: self.redaction.clone(),
+            policy: self.policy.clone(),
             ..RecorderConfig::default()
         };
         if self.durability == Durability::Batch {

@@ -2,6 +2,7 @@
 //! (a tombstone per removed entry, and the run recorded as an event of its log: see
 //! `mcp_audit_store::expiry`).
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use anyhow::Context;
@@ -20,12 +21,16 @@ use crate::db::Db;
 entry's leaf hash, so that `verify`, `prove`, `checkpoint` and `consistency` go on working and \
 `verify` reports the removed entries as expired.
 
+Events under a legal hold (`mcp-audit hold`) stay, whatever their retention; `--dry-run` says
+how many each hold keeps, and what would go by retention class, changing nothing.
+
 Examples:
-  mcp-audit cleanup --dry-run     (count what would go)
+  mcp-audit cleanup --dry-run     (what would go, by class, and what a hold keeps)
   mcp-audit cleanup"
 )]
 pub struct CleanupArgs {
-    /// Count what would be deleted, delete nothing
+    /// Report what would be deleted (count, seq ranges, by retention class) and what a legal
+    /// hold keeps; delete nothing
     #[arg(long)]
     dry_run: bool,
     /// Print the report as JSON
@@ -43,6 +48,29 @@ struct Outcome {
     busy: Vec<String>,
 }
 
+/// What a cleanup would do, changing nothing.
+#[derive(Debug, Default, Serialize)]
+struct DryRun {
+    dry_run: bool,
+    /// How many events would go, in every log.
+    events: u64,
+    /// How many expired events a legal hold keeps, in every log.
+    held: u64,
+    logs: Vec<DryLog>,
+}
+
+/// One log's part of a dry run.
+#[derive(Debug, Serialize)]
+struct DryLog {
+    log_id: String,
+    events: u64,
+    ranges: Vec<SeqRange>,
+    /// What would go, by the retention (class) each event was recorded with.
+    by_retention: BTreeMap<String, u64>,
+    /// What stays though expired, by legal hold id.
+    held: BTreeMap<String, u64>,
+}
+
 /// One log's cleanup run.
 #[derive(Debug, Serialize)]
 struct Run {
@@ -57,18 +85,90 @@ struct Run {
 pub fn run(db: &Db, args: CleanupArgs) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let outcome = if args.dry_run {
-        let total = db
-            .open_read_only()?
-            .count_expired(now)
-            .with_context(|| format!("cannot count expired events in {}", db.name()))?;
-        Outcome {
-            total,
-            ..Outcome::default()
-        }
+        let dry = survey(db, now)
+            .with_context(|| format!("cannot survey expired events in {}", db.name()))?;
+        return print_dry(&dry, args.json);
     } else {
         clean_up(db, now).with_context(|| format!("cannot clean up {}", db.name()))?
     };
     print(&outcome, args.json)
+}
+
+/// What a cleanup at `now` would do in each log, read only.
+fn survey(db: &Db, now: Timestamp) -> anyhow::Result<DryRun> {
+    let mut dry = DryRun {
+        dry_run: true,
+        ..DryRun::default()
+    };
+    for log_id in db.logs_with_expired(now)? {
+        let mut reader = db.open_log(&log_id)?;
+        let survey = Plan::survey(reader.as_mut(), now)?;
+        let (events, ranges) = match &survey.plan {
+            Some(plan) => (plan.record().entries, plan.record().ranges.clone()),
+            None => (0, Vec::new()),
+        };
+        dry.events += events;
+        dry.held += survey.held.values().sum::<u64>();
+        if events > 0 || !survey.held.is_empty() {
+            dry.logs.push(DryLog {
+                log_id: reader.log_id().to_string(),
+                events,
+                ranges,
+                by_retention: survey.by_retention,
+                held: survey.held,
+            });
+        }
+    }
+    Ok(dry)
+}
+
+fn print_dry(dry: &DryRun, json: bool) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, dry)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "would delete {} expired event(s); {} expired event(s) kept by a legal hold",
+        dry.events, dry.held
+    )?;
+    for log in &dry.logs {
+        let name = if log.log_id.is_empty() {
+            String::new()
+        } else {
+            format!("log {}: ", log.log_id)
+        };
+        let ranges: Vec<String> = log
+            .ranges
+            .iter()
+            .map(|r| format!("{}..{}", r.start, r.end))
+            .collect();
+        let classes: Vec<String> = log
+            .by_retention
+            .iter()
+            .map(|(class, n)| format!("{class} {n}"))
+            .collect();
+        writeln!(
+            out,
+            "{name}would remove seqs {} (by retention: {})",
+            if ranges.is_empty() {
+                "none".to_string()
+            } else {
+                ranges.join(", ")
+            },
+            if classes.is_empty() {
+                "none".to_string()
+            } else {
+                classes.join(", ")
+            },
+        )?;
+        for (hold, n) in &log.held {
+            writeln!(out, "{name}legal hold {hold} keeps {n} expired event(s)")?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a cleanup of each log that holds expired events: plan, record, remove (see

@@ -52,6 +52,8 @@ pub struct LogArgs {
     retention: Option<Retention>,
     #[command(flatten)]
     redaction: crate::redact_arg::RedactArgs,
+    #[command(flatten)]
+    retention_policy: crate::retention_arg::RetentionPolicyArgs,
 }
 
 pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
@@ -60,6 +62,7 @@ pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
         default_retention: args.retention.clone(),
         ..Policy::default()
     };
+    let policy = args.retention_policy.apply_to(policy)?;
     let policy = (policy, args.redaction.load()?);
     match (&args.event, &args.file) {
         (Some(dash), _) if dash == "-" => log_lines(db, policy, io::stdin().lock()),

@@ -2,6 +2,7 @@
 
 pub mod cleanup;
 pub mod export;
+pub mod hold;
 pub mod integrity;
 pub mod log;
 pub mod proxy;
@@ -14,5 +15,6 @@ pub mod schema;
 pub mod serve;
 pub mod show;
 pub mod stats;
+pub mod subject;
 pub mod summary;
 pub mod token;

@@ -59,6 +59,8 @@ pub struct ProxyArgs {
     http: crate::commands::proxy_http::HttpArgs,
     #[command(flatten)]
     redaction: crate::redact_arg::RedactArgs,
+    #[command(flatten)]
+    retention_policy: crate::retention_arg::RetentionPolicyArgs,
     /// The server command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -72,6 +74,9 @@ pub struct ProxyArgs {
 
 pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
     let redaction = args.redaction.load()?;
+    let policy = args
+        .retention_policy
+        .apply_to(mcp_audit_core::Policy::default())?;
     if let Some(warning) = db.exposure_warning() {
         eprintln!("warning: {warning}");
     }
@@ -86,6 +91,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
                 checkpoints: args.checkpoints,
                 max_outage: args.max_outage,
                 redaction,
+                policy,
             },
         );
     }
@@ -96,6 +102,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         &args.checkpoints,
         args.max_outage,
         redaction,
+        policy,
     )?;
     let (user_id, auth_method) = match args.user {
         Some(user) => (user, "configured"),

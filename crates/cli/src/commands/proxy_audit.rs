@@ -32,6 +32,7 @@ pub(crate) fn start(
     checkpoints: &CheckpointFlags,
     max_outage: MaxOutage,
     redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
+    policy: mcp_audit_core::Policy,
 ) -> Result<(ProxyAudit, Checkpointing)> {
     let store = db.open_writable(durability)?;
     let checkpointing = checkpoints.start(store.log_id())?;
@@ -39,6 +40,7 @@ pub(crate) fn start(
         max_outage: max_outage.0,
         checkpoints: checkpointing.policy.clone(),
         redaction,
+        policy,
         ..AuditOptions::new(durability, transport)
     };
     Ok((ProxyAudit::start(store, options)?, checkpointing))

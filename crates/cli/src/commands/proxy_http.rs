@@ -89,6 +89,8 @@ pub struct Common {
     pub checkpoints: crate::commands::integrity::CheckpointFlags,
     pub max_outage: proxy_audit::MaxOutage,
     pub redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
+    /// The recording policy (`--retention-policy`'s classes).
+    pub policy: mcp_audit_core::Policy,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -119,6 +121,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         &common.checkpoints,
         common.max_outage,
         common.redaction,
+        common.policy,
     )?;
     // Said once the port is open: where clients connect, and where the trail goes.
     let started = format!(

@@ -14,6 +14,10 @@
 //! `erase` on one of them records the erasure that was made (its payload is already gone), so
 //! that an operator can account for them.
 //!
+//! A held event is never erased: [`erase_call`] checks the legal holds (see [`crate::hold`])
+//! before it records anything, and refuses the whole call with the hold that keeps it, so
+//! every caller (`erase`, a subject's erasure, a Rust program) gets the same refusal.
+//!
 //! Recording first means a failure between the two steps leaves an erasure event over a
 //! payload that is still there: visible, harmless (verify does not object), and repaired by
 //! running `erase` again. Deleting first would have left the opposite: a payload gone with no
@@ -25,6 +29,7 @@ use mcp_audit_core::{Action, AuditEvent, EventId};
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::hold::Holds;
 use crate::integrity::Finding;
 use crate::query::Filter;
 use crate::recorder::{Receipt, RecordError, Recorder};
@@ -82,6 +87,14 @@ pub enum EraseError {
     /// The audit level of the recorder leaves admin events out: an erasure must be recorded.
     #[error("the recorder's audit level leaves the erasure event out, so nothing was erased")]
     NotRecorded,
+    /// A record of the call is kept by a legal hold: nothing was erased.
+    #[error("{id} is under {hold}: nothing was erased (release the hold first)")]
+    Held {
+        /// The held record.
+        id: EventId,
+        /// The hold, as it reads (`legal hold ID on user U, placed by A at T: reason`).
+        hold: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -96,6 +109,7 @@ pub fn erase_call(
     request: &ErasureRequest,
 ) -> Result<Erasure, EraseError> {
     let records = call_records(store, id)?;
+    refuse_held(store, &records)?;
     let recorded = erased_ids(store)?;
     // A record needs an erasure when its payload is there, or gone without a record of it.
     let due: Vec<(EventId, bool, bool)> = records
@@ -130,6 +144,28 @@ pub fn erase_call(
         records: erased,
         scrub,
     })
+}
+
+/// Refuses with the first hold that keeps one of `records`.
+fn refuse_held(
+    store: &mut (impl Read + ?Sized),
+    records: &[(EventId, bool, bool)],
+) -> Result<(), EraseError> {
+    let now = jiff::Timestamp::now();
+    let holds = Holds::load(store)?;
+    if holds.active(now).next().is_none() {
+        return Ok(());
+    }
+    let held = holds.held_events(store, now, None)?;
+    for (rid, _, _) in records {
+        if let Some(kept) = held.get(rid) {
+            let hold = holds
+                .get(&kept.hold)
+                .map_or_else(|| kept.hold.clone(), ToString::to_string);
+            return Err(EraseError::Held { id: *rid, hold });
+        }
+    }
+    Ok(())
 }
 
 /// The records of the call that event `id` belongs to, as (id, is the intent, redacted): the

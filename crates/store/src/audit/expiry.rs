@@ -16,20 +16,27 @@
 //! Never the other way round: a row is deleted only in the transaction that writes its
 //! tombstone, and a tombstone only names a record that lists its seq.
 //!
+//! Held entries (see [`crate::hold`]) are left out of the plan: a legal hold outranks a
+//! retention. [`Plan::survey`] says what a hold keeps, for `cleanup --dry-run`; the removal
+//! checks the holds again, so a hold placed after the plan still keeps its events.
+//!
 //! What `verify` trusts: a tombstone stands in for its entry's leaf in the tree (so a
 //! tombstone whose leaf does not fit is caught by the signed checkpoints' roots), and it counts
 //! as **expired** only when the record it names is an intact entry of the log, after the
 //! removed seq, whose hashed metadata lists that seq. A tombstone without such a record, or a
 //! missing entry with no tombstone, stays a `missing_entry`.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use mcp_audit_core::{Action, AuditEvent, ComplianceEvent, Hash, RiskLevel};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
+use crate::hold::Holds;
 use crate::query::CleanupReport;
 use crate::recorder::{Durability, Receipt, Recorder};
-use crate::store::{Maintain, Scrub};
+use crate::store::{Maintain, Read, Scrub};
 
 /// Where this module logs: the path it had before the crate was split into folders, which log
 /// filters name (`RUST_LOG`, the CLI's default filter).
@@ -185,6 +192,17 @@ pub(crate) fn retention_of(meta: &str) -> Option<String> {
         .retention
 }
 
+/// What [`Plan::survey`] found: the run to make, if any, and what it leaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Survey {
+    pub plan: Option<Plan>,
+    /// The entries the run would remove, by the retention they were recorded with (a
+    /// retention class's name, a duration, or `expires_at` for an entry that named none).
+    pub by_retention: BTreeMap<String, u64>,
+    /// The expired entries a legal hold keeps, by hold id.
+    pub held: BTreeMap<String, u64>,
+}
+
 /// A cleanup run of one log, planned: what it will list and remove. Carried out in two steps,
 /// each with its own handle on the log, because on PostgreSQL each must hold the log's writer
 /// lock in turn: [`Plan::record_in`] through a recorder of the log (sync), which is then shut
@@ -198,29 +216,60 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The run that would remove the entries of `store`'s log expired before `now`; `None`
-    /// when there are none (nothing is recorded then).
+    /// The run that would remove the entries of `store`'s log expired before `now` and kept by
+    /// no legal hold; `None` when there are none (nothing is recorded then).
     pub fn of(
-        store: &mut (impl Maintain + ?Sized),
+        store: &mut (impl Maintain + Read + ?Sized),
         now: Timestamp,
     ) -> Result<Option<Plan>, StoreError> {
+        Ok(Plan::survey(store, now)?.plan)
+    }
+
+    /// What a cleanup of `store`'s log at `now` would do: the plan, the expired entries by
+    /// retention (class), and those a legal hold keeps. Changes nothing.
+    pub fn survey(
+        store: &mut (impl Maintain + Read + ?Sized),
+        now: Timestamp,
+    ) -> Result<Survey, StoreError> {
         let expired = store.expired_entries(now)?;
+        let mut survey = Survey::default();
         if expired.is_empty() {
-            return Ok(None);
+            return Ok(survey);
         }
-        let ranges = SeqRange::runs(expired.iter().map(|e| e.seq));
-        let mut retentions: Vec<String> = expired.into_iter().filter_map(|e| e.retention).collect();
+        let log_id = store.log_id().to_string();
+        let held = Holds::load(store)?.held_events(store, now, Some(&log_id))?;
+        let held: BTreeMap<u64, String> = held.into_values().map(|h| (h.seq, h.hold)).collect();
+        let mut due = Vec::with_capacity(expired.len());
+        for entry in expired {
+            match held.get(&entry.seq) {
+                Some(hold) => *survey.held.entry(hold.clone()).or_default() += 1,
+                None => {
+                    let class = entry
+                        .retention
+                        .clone()
+                        .unwrap_or_else(|| "expires_at".into());
+                    *survey.by_retention.entry(class).or_default() += 1;
+                    due.push(entry);
+                }
+            }
+        }
+        if due.is_empty() {
+            return Ok(survey);
+        }
+        let ranges = SeqRange::runs(due.iter().map(|e| e.seq));
+        let mut retentions: Vec<String> = due.into_iter().filter_map(|e| e.retention).collect();
         retentions.sort_unstable();
         retentions.dedup();
-        Ok(Some(Plan {
-            log_id: store.log_id().to_string(),
+        survey.plan = Some(Plan {
+            log_id,
             record: CleanupRecord {
                 expired_before: now,
                 entries: ranges.iter().map(|r| r.end - r.start).sum(),
                 ranges,
                 retentions,
             },
-        }))
+        });
+        Ok(survey)
     }
 
     /// The log it cleans.
@@ -262,9 +311,13 @@ impl Plan {
 
     /// Removes the planned entries that are still expired through `store` (a writer of the
     /// same log), a tombstone each naming the run's event at seq `removed_by`.
+    ///
+    /// A legal hold placed since the plan was made is honoured: when it keeps any planned
+    /// entry, nothing is removed (an error says which hold); the record then lists entries that
+    /// are all still there, which `verify` accepts, and the next run plans around the hold.
     pub fn remove(
         &self,
-        store: &mut (impl Maintain + ?Sized),
+        store: &mut (impl Maintain + Read + ?Sized),
         removed_by: u64,
     ) -> Result<CleanupReport, StoreError> {
         if store.log_id() != self.log_id {
@@ -272,6 +325,17 @@ impl Plan {
                 "the cleanup of log `{}` can not remove entries of log `{}`",
                 self.log_id,
                 store.log_id()
+            )));
+        }
+        let holds = Holds::load(store)?;
+        let held = holds.held_events(store, Timestamp::now(), Some(&self.log_id))?;
+        if let Some(kept) = held.values().find(|h| self.record.lists(h.seq)) {
+            let hold = holds
+                .get(&kept.hold)
+                .map_or_else(|| kept.hold.clone(), ToString::to_string);
+            return Err(StoreError::Database(format!(
+                "entry {} became held since the cleanup was planned ({hold}): nothing was removed; run cleanup again",
+                kept.seq
             )));
         }
         let report = store.remove_expired(&Removal {

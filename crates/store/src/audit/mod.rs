@@ -3,7 +3,9 @@
 
 pub mod erasure;
 pub mod expiry;
+pub mod hold;
 pub mod indexed;
 pub mod integrity;
 pub mod lineage;
+pub mod subject;
 pub mod tree;

@@ -360,7 +360,7 @@ pub fn clean_up_log(
 /// on it), recorded through a recorder of its own on the same file.
 pub fn sqlite_clean_up(
     path: &std::path::Path,
-    store: &mut impl Maintain,
+    store: &mut (impl Maintain + mcp_audit_store::Read),
 ) -> mcp_audit_store::CleanupReport {
     use mcp_audit_store::{Recorder, RecorderConfig, expiry::Plan};
     let Some(plan) = Plan::of(store, jiff::Timestamp::now()).unwrap() else {
