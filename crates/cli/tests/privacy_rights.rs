@@ -72,7 +72,12 @@ fn a_subjects_export_verifies_offline_and_fails_when_one_byte_is_edited() {
     ok(d, &["keygen", "--name", "audit-test", "--out", "k.key"]);
     ok(d, &["checkpoint", "--key", "k.key"]);
 
-    ok(d, &["subject", "export", "cust-42", "--output", "e.json", "--actor", "dpo"]);
+    ok(
+        d,
+        &[
+            "subject", "export", "cust-42", "--output", "e.json", "--actor", "dpo",
+        ],
+    );
     let export: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("e.json")).unwrap()).unwrap();
     let ops: Vec<&str> = export["events"]
@@ -82,8 +87,14 @@ fn a_subjects_export_verifies_offline_and_fails_when_one_byte_is_edited() {
         .map(|e| e["event"]["operation"].as_str().unwrap())
         .collect();
     assert_eq!(ops, ["a", "c"]);
-    let verified = ok(d, &["subject", "verify-export", "e.json", "--key", "k.key.pub"]);
-    assert!(verified.contains("ok: 2 event(s) about cust-42"), "{verified}");
+    let verified = ok(
+        d,
+        &["subject", "verify-export", "e.json", "--key", "k.key.pub"],
+    );
+    assert!(
+        verified.contains("ok: 2 event(s) about cust-42"),
+        "{verified}"
+    );
 
     // The export is recorded: who asked, how many.
     let recorded: Vec<Value> = events(d)
@@ -100,9 +111,22 @@ fn a_subjects_export_verifies_offline_and_fails_when_one_byte_is_edited() {
     assert_eq!(edited.len(), original.len());
     assert_ne!(edited, original);
     std::fs::write(d.join("edited.json"), edited).unwrap();
-    let out = run(d, &["subject", "verify-export", "edited.json", "--key", "k.key.pub"]);
+    let out = run(
+        d,
+        &[
+            "subject",
+            "verify-export",
+            "edited.json",
+            "--key",
+            "k.key.pub",
+        ],
+    );
     assert!(!out.status.success());
-    assert!(text(&out).contains("the export does not hold"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the export does not hold"),
+        "{}",
+        text(&out)
+    );
 
     // A subject with no events: an empty export, not an error.
     let empty: Value = serde_json::from_str(&ok(d, &["subject", "export", "nobody"])).unwrap();
@@ -116,8 +140,16 @@ fn an_export_refuses_events_no_checkpoint_covers_and_says_what_to_do() {
     ok(d, &["log", &event("a", "cust-42", false)]);
     let out = run(d, &["subject", "export", "cust-42"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("mcp-audit checkpoint"), "{}", text(&out));
-    assert_eq!(count_of(d, "EXPORT data_subject"), 0, "nothing served, nothing recorded");
+    assert!(
+        text(&out).contains("mcp-audit checkpoint"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        count_of(d, "EXPORT data_subject"),
+        0,
+        "nothing served, nothing recorded"
+    );
 }
 
 #[test]
@@ -129,20 +161,34 @@ fn a_hold_keeps_events_from_cleanup_and_erasure_until_released() {
     }
     let hold = ok(
         d,
-        &["hold", "add", "--user", "alice", "--reason", "litigation 17", "--actor", "counsel"],
+        &[
+            "hold",
+            "add",
+            "--user",
+            "alice",
+            "--reason",
+            "litigation 17",
+            "--actor",
+            "counsel",
+        ],
     );
     let hold = hold.trim();
 
     // The dry run reports what would go and what the hold keeps, and changes nothing.
     let before = events(d).len();
-    let dry: Value =
-        serde_json::from_str(&ok(d, &["cleanup", "--dry-run", "--json"])).unwrap();
-    assert_eq!((dry["events"].as_u64(), dry["held"].as_u64()), (Some(1), Some(2)));
+    let dry: Value = serde_json::from_str(&ok(d, &["cleanup", "--dry-run", "--json"])).unwrap();
+    assert_eq!(
+        (dry["events"].as_u64(), dry["held"].as_u64()),
+        (Some(1), Some(2))
+    );
     assert_eq!(dry["logs"][0]["held"][hold], 2);
     assert_eq!(dry["logs"][0]["by_retention"]["30d"], 1);
     assert_eq!(events(d).len(), before, "a dry run changes nothing");
     let text_dry = ok(d, &["cleanup", "--dry-run"]);
-    assert!(text_dry.contains(&format!("legal hold {hold} keeps 2")), "{text_dry}");
+    assert!(
+        text_dry.contains(&format!("legal hold {hold} keeps 2")),
+        "{text_dry}"
+    );
 
     // Erasing a held event is refused, naming the hold and why.
     let alices = events(d)
@@ -160,14 +206,21 @@ fn a_hold_keeps_events_from_cleanup_and_erasure_until_released() {
 
     let cleaned: Value = serde_json::from_str(&ok(d, &["cleanup", "--json"])).unwrap();
     assert_eq!(cleaned["events"], 1, "only bob's event goes");
-    assert_eq!((count_of(d, "a"), count_of(d, "b"), count_of(d, "c")), (1, 0, 1));
+    assert_eq!(
+        (count_of(d, "a"), count_of(d, "b"), count_of(d, "c")),
+        (1, 0, 1)
+    );
 
     let list: Value = serde_json::from_str(&ok(d, &["hold", "list", "--json"])).unwrap();
     assert_eq!(list[0]["id"], hold);
     assert_eq!(list[0]["scope"]["user"], "alice");
     ok(d, &["hold", "release", hold, "--reason", "settled"]);
     let again = run(d, &["hold", "release", hold, "--reason", "twice"]);
-    assert!(text(&again).contains("already released"), "{}", text(&again));
+    assert!(
+        text(&again).contains("already released"),
+        "{}",
+        text(&again)
+    );
 
     ok(d, &["erase", id, "--reason", "request 9"]);
     let cleaned: Value = serde_json::from_str(&ok(d, &["cleanup", "--json"])).unwrap();
@@ -183,11 +236,35 @@ fn a_hold_needs_one_scope_and_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(d, &["log", &event("a", "alice", false)]);
-    let both = run(d, &["hold", "add", "--user", "a", "--subject", "s", "--reason", "r"]);
+    let both = run(
+        d,
+        &[
+            "hold",
+            "add",
+            "--user",
+            "a",
+            "--subject",
+            "s",
+            "--reason",
+            "r",
+        ],
+    );
     assert_eq!(both.status.code(), Some(2), "{}", text(&both));
     let none = run(d, &["hold", "add", "--reason", "r"]);
     assert_eq!(none.status.code(), Some(2), "{}", text(&none));
-    let past = run(d, &["hold", "add", "--user", "a", "--until", "2020-01-01", "--reason", "r"]);
+    let past = run(
+        d,
+        &[
+            "hold",
+            "add",
+            "--user",
+            "a",
+            "--until",
+            "2020-01-01",
+            "--reason",
+            "r",
+        ],
+    );
     assert!(text(&past).contains("not in the future"), "{}", text(&past));
     let blank = run(d, &["hold", "add", "--user", "a", "--reason", " "]);
     assert!(!blank.status.success());
@@ -221,9 +298,20 @@ fn a_retention_policy_file_sets_expires_at_and_a_bad_one_names_its_line() {
         "[[class]]\nname = \"x\"\nretention = \"30d\"\nkeep = true\n",
     )
     .unwrap();
-    let out = run(d, &["log", "--retention-policy", "bad.toml", search.to_string().as_str()]);
+    let out = run(
+        d,
+        &[
+            "log",
+            "--retention-policy",
+            "bad.toml",
+            search.to_string().as_str(),
+        ],
+    );
     assert!(!out.status.success());
     let said = text(&out);
-    assert!(said.contains("bad.toml") && said.contains("line 4") && said.contains("keep"), "{said}");
+    assert!(
+        said.contains("bad.toml") && said.contains("line 4") && said.contains("keep"),
+        "{said}"
+    );
     assert_eq!(events(d).len(), 2, "nothing recorded");
 }

@@ -86,7 +86,13 @@ fn log_reader(db: &Db) -> Box<dyn Store> {
 
 fn verify_log(db: &Db, signer: &NoteSigner) -> Report {
     sign_checkpoint(&mut db.open(), signer, ORIGIN).unwrap();
-    verify(&mut log_reader(db), Some(&signer.verifier()), &[], &mut |_| {}).unwrap()
+    verify(
+        &mut log_reader(db),
+        Some(&signer.verifier()),
+        &[],
+        &mut |_| {},
+    )
+    .unwrap()
 }
 
 /// The users of the test log's tool events still stored.
@@ -181,8 +187,14 @@ fn a_hold_refuses_erasure_naming_itself_and_release_lets_it_through(db: Db) {
         panic!("{error:?}")
     };
     assert_eq!(*id, ids[0]);
-    assert!(said.contains(&hold) && said.contains("litigation 2026-17"), "{error}");
-    assert!(!db.reader().get(ids[0]).unwrap().unwrap().redacted, "nothing erased");
+    assert!(
+        said.contains(&hold) && said.contains("litigation 2026-17"),
+        "{error}"
+    );
+    assert!(
+        !db.reader().get(ids[0]).unwrap().unwrap().redacted,
+        "nothing erased"
+    );
 
     release(&db, &hold);
     let erased = erase(&db, ids[0]).unwrap();
@@ -250,11 +262,17 @@ retention = "forever"
     assert_eq!(a.expires_at, Some("2026-04-01T00:00:00Z".parse().unwrap()));
     assert_eq!(a.retention.unwrap().as_str(), "restricted-tools");
     let b = db.reader().get(b).unwrap().unwrap().event.compliance;
-    assert_eq!((b.expires_at, b.retention.unwrap().as_str()), (None, "kept"));
+    assert_eq!(
+        (b.expires_at, b.retention.unwrap().as_str()),
+        (None, "kept")
+    );
 }
 
 fn a_survey_changes_nothing(db: Db) {
-    record(&db, vec![expired("alice", "s-a", 0), expired("bob", "s-b", 1)]);
+    record(
+        &db,
+        vec![expired("alice", "s-a", 0), expired("bob", "s-b", 1)],
+    );
     place(&db, HoldScope::User("bob".into()));
     let count = |db: &Db| db.count("SELECT COUNT(*) FROM events");
     let before = (count(&db), db.count("SELECT COUNT(*) FROM payloads"));
@@ -288,15 +306,16 @@ fn a_subjects_export_verifies_offline_and_fails_when_edited(db: Db) {
         .user("cust-42")
         .build()
         .unwrap();
-    let ids = record(
-        &db,
-        vec![by_subject, by_user, expired("bob", "s-b", 9)],
-    );
+    let ids = record(&db, vec![by_subject, by_user, expired("bob", "s-b", 9)]);
     sign_checkpoint(&mut db.open(), &signer, ORIGIN).unwrap();
 
     let export = export_of(&db, "cust-42");
     let exported: Vec<EventId> = export.events.iter().map(|e| e.event.id).collect();
-    assert_eq!(exported, ids[..2], "both of the subject's events, not bob's");
+    assert_eq!(
+        exported,
+        ids[..2],
+        "both of the subject's events, not bob's"
+    );
     assert_eq!(export.verify(&signer.verifier()).unwrap(), 2);
 
     // Through its text, as a reader gets it: one byte of an argument changed.
