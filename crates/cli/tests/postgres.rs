@@ -592,3 +592,82 @@ fn each_reading_command_with_log_id_sees_only_that_log() {
     assert_eq!(summary(&["summary"])["tool_executions"], 3);
     assert!(pg.json_lines(&["--log-id", "proxy-c", "export"]).is_empty());
 }
+
+#[test]
+fn a_subjects_export_spans_logs_and_a_hold_in_another_log_keeps_events_from_cleanup() {
+    let Some(pg) = Pg::new() else { return };
+    let key = pg.dir.path().join("k.key");
+    let key = key.to_str().unwrap();
+    let export = pg.dir.path().join("export.json");
+    let mut old = tool("old", "cust-42", 1);
+    old["timestamp"] = json!("2020-01-01T00:00:00Z");
+    old["compliance"] = json!({"retention": "30d"});
+    pg.log(&[old, tool("a", "bob", 1)], "proxy-a");
+    pg.log(&[tool("b", "cust-42", 1)], "proxy-b");
+    pg.ok(&["keygen", "--name", "audit-test", "--out", key]);
+    for log in ["proxy-a", "proxy-b"] {
+        pg.ok(&["--log-id", log, "checkpoint", "--key", key]);
+    }
+
+    pg.ok(&[
+        "--log-id",
+        "admin",
+        "subject",
+        "export",
+        "cust-42",
+        "--output",
+        export.to_str().unwrap(),
+    ]);
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(&export).unwrap()).unwrap();
+    let logs: Vec<&str> = document["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["log_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(logs, ["proxy-a", "proxy-b"]);
+    let verified = pg.ok(&[
+        "subject",
+        "verify-export",
+        export.to_str().unwrap(),
+        "--key",
+        &format!("{key}.pub"),
+    ]);
+    assert!(verified.contains("ok: 2 event(s)"), "{verified}");
+    assert_eq!(
+        pg.json_lines(&["query", "--jsonl", "--operation", "EXPORT data_subject"])
+            .len(),
+        1
+    );
+
+    let hold = pg.ok(&[
+        "--log-id",
+        "admin",
+        "hold",
+        "add",
+        "--user",
+        "cust-42",
+        "--reason",
+        "litigation 17",
+    ]);
+    let hold = hold.trim();
+    let dry: Value = serde_json::from_str(&pg.ok(&["cleanup", "--dry-run", "--json"])).unwrap();
+    assert_eq!(
+        (dry["events"].as_u64(), dry["held"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(dry["logs"][0]["log_id"], "proxy-a");
+    assert_eq!(dry["logs"][0]["held"][hold], 1);
+    let cleaned: Value = serde_json::from_str(&pg.ok(&["cleanup", "--json"])).unwrap();
+    assert_eq!(cleaned["events"], 0, "the held event stays");
+    assert_eq!(
+        pg.json_lines(&["query", "--jsonl", "--tool", "old"]).len(),
+        1
+    );
+
+    pg.ok(&[
+        "--log-id", "admin", "hold", "release", hold, "--reason", "settled",
+    ]);
+    let cleaned: Value = serde_json::from_str(&pg.ok(&["cleanup", "--json"])).unwrap();
+    assert_eq!(cleaned["events"], 1, "released: it goes");
+}
