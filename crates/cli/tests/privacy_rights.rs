@@ -7,7 +7,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
+mod support;
+
+use support::{BIN, RawClient, everything, peers};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -314,4 +316,46 @@ fn a_retention_policy_file_sets_expires_at_and_a_bad_one_names_its_line() {
         "{said}"
     );
     assert_eq!(events(d).len(), 2, "nothing recorded");
+}
+
+#[test]
+fn the_proxy_gives_real_tool_calls_their_retention_class() {
+    let Some(peers) = peers() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let policy = dir.path().join("retention.toml");
+    std::fs::write(
+        &policy,
+        "[[class]]\nname = \"echo-calls\"\nkind = \"tool_execution\"\ntool = \"echo\"\nretention = \"7d\"\n",
+    )
+    .unwrap();
+    let mut client = RawClient::start(
+        &db,
+        &["--retention-policy", policy.to_str().unwrap()],
+        &everything(&peers),
+    );
+    client.send(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}"#,
+    );
+    assert_eq!(client.answer()["id"], 1);
+    client.close();
+    let all = support::events(&db);
+    let echo: Vec<_> = all.iter().filter(|e| e.event.operation == "echo").collect();
+    assert!(!echo.is_empty());
+    for e in echo {
+        let c = &e.event.compliance;
+        assert_eq!(c.retention.as_ref().map(|r| r.as_str()), Some("echo-calls"));
+        let expires = c.expires_at.expect("an expiry from the class");
+        let kept = expires.duration_since(e.event.timestamp);
+        assert_eq!(
+            kept.as_hours(),
+            7 * 24,
+            "{expires} after {}",
+            e.event.timestamp
+        );
+    }
+    let others = all.iter().filter(|e| e.event.operation != "echo");
+    for e in others {
+        assert_eq!(e.event.compliance.expires_at, None, "{}", e.event.operation);
+    }
 }
