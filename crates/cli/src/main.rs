@@ -278,7 +278,9 @@ mod tests {
             "hold",
         ];
         for (path, command) in commands() {
-            let name = path.rsplit(' ').next().unwrap_or_default();
+            // The whole path after `mcp-audit`: a subcommand of a group (`subject erase`) is not
+            // the top-level command of the same name (`erase`); the group carries the options.
+            let name = path.strip_prefix("mcp-audit ").unwrap_or_default();
             let has = |id: &str| command.get_arguments().any(|a| a.get_id() == id);
             // clap's generated `help` subcommands (top level and under `token`) take no options.
             if path == "mcp-audit" || path.split(' ').any(|word| word == "help") {
