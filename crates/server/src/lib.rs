@@ -1,6 +1,9 @@
 //! `mcp-audit serve`: the audit console's HTTP API and web UI over any store.
 //!
 //! - [`tokens`]: console tokens and roles, kept as events of the log itself.
+//! - [`jwt`]: OIDC/JWT bearers instead of console tokens (the HTTP proxy's verification, a
+//!   claim mapped to a role).
+//! - [`tls`]: HTTPS from a PEM certificate and key.
 //! - `api`: the `/api/v1` routes (events, sessions, summary, stats, export, integrity,
 //!   reviews, tokens, the OpenAPI document), each behind a role.
 //! - `records`: the events the console writes about itself: every read of arguments and
@@ -64,6 +67,8 @@
 //!         databases: Arc::new(File(path.clone())),
 //!         recorder: recorder.clone(),
 //!         verifier_key: None,
+//!         tls: None,
+//!         jwt: None,
 //!     };
 //!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
@@ -93,10 +98,12 @@ mod api;
 pub mod csv_rows;
 mod error;
 mod export;
+pub mod jwt;
 mod metrics;
 mod params;
 mod records;
 pub mod time;
+pub mod tls;
 pub mod tokens;
 mod ui;
 mod verify;
@@ -110,7 +117,9 @@ use mcp_audit_store::{Recorder, Store};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use jwt::JwtRoles;
 pub use params::MAX_LIMIT;
+pub use tls::TlsError;
 pub use tokens::{NewToken, Role, TokenInfo, TokenTable};
 
 /// Why a database could not be opened, as the opener says it.
@@ -139,6 +148,11 @@ pub struct Config {
     /// The checkpoint verifier key's text: shown by `/integrity`, and used by the verify runs
     /// started from the API to check signatures.
     pub verifier_key: Option<String>,
+    /// Serve HTTPS with this configuration ([`tls::server_config`]); the session cookie then
+    /// carries `Secure`.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Take JWT bearers beside console tokens.
+    pub jwt: Option<JwtRoles>,
 }
 
 /// The running server's shared state.
@@ -153,6 +167,11 @@ pub(crate) struct App {
     /// The web UI's logged-in browsers.
     pub ui_sessions: ui::session::Sessions,
     pub metrics: metrics::Metrics,
+    /// JWT bearers, when configured: a presented secret without the console tokens' prefix is
+    /// verified as one.
+    pub jwt: Option<JwtRoles>,
+    /// Whether the browser reaches us over TLS, so that the session cookie is `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
@@ -222,6 +241,8 @@ pub async fn serve(
         readers: Mutex::new(Vec::new()),
         ui_sessions: ui::session::Sessions::default(),
         metrics: metrics::Metrics::default(),
+        jwt: config.jwt,
+        secure_cookies: config.tls.is_some(),
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
             // Never a real count pair: the first request loads the table.
@@ -229,9 +250,18 @@ pub async fn serve(
         }),
     });
     let router = api::router(Arc::clone(&app));
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = match config.tls {
+        Some(tls) => {
+            axum::serve(tls::TlsListener::new(listener, tls)?, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     // Off the async threads: dropping a pooled PostgreSQL reader closes its connection, which
     // blocks (and a synchronous client must not block inside the runtime).
     let flushed = tokio::task::spawn_blocking(move || {

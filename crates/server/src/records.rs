@@ -2,8 +2,9 @@
 //!
 //! A read of arguments and results (an event in full, a proof with its payload), an export and
 //! a review each become an `admin` event of the log before anything is answered: the actor is
-//! the token's name (auth method `console_token`), the resource what was read, and the details
-//! say through which endpoint and with which filter. A read that cannot be recorded is refused
+//! the token's name (auth method `console_token`) or the JWT's subject (auth method `jwt`, its
+//! issuer in the details), the resource what was read, and the details say through which
+//! endpoint and with which filter. A read that cannot be recorded is refused
 //! (fail-closed), so the log never misses a read that happened.
 //!
 //! The event model has no `data_access` kind; a read is an `admin` event with action `READ`
@@ -17,7 +18,7 @@ use mcp_audit_store::{Durability, Receipt, Recorder};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::tokens::TokenInfo;
+use crate::tokens::{Credential, TokenInfo};
 
 /// The resource type of a read or review of one event.
 pub const EVENT_RESOURCE: &str = "audit_event";
@@ -71,7 +72,7 @@ fn base(
         .requires_review(false)
         .build()
         .map_err(|e| ApiError::internal(format!("cannot build the console's record: {e}")))?;
-    event.actor.auth_method = Some("console_token".into());
+    event.actor.auth_method = Some(who.auth_method().into());
     event.target.server_name = Some("mcp-audit serve".into());
     Ok(event)
 }
@@ -79,25 +80,25 @@ fn base(
 /// A read of personal data through `endpoint`.
 pub fn read(who: &TokenInfo, event: EventId, endpoint: &str) -> Result<AuditEvent, ApiError> {
     let mut record = base(Action::Read, EVENT_RESOURCE, &event.to_string(), who)?;
-    record.compliance_events.push(data_access(json!({
-        "endpoint": endpoint,
-        "token_id": who.id,
-        "role": who.role,
-    })));
-    record.payload.details = Some(json!({"endpoint": endpoint, "token_id": who.id}));
+    let mut access = json!({"endpoint": endpoint, "role": who.role});
+    let mut details = json!({"endpoint": endpoint});
+    add_credential(&mut access, who);
+    add_credential(&mut details, who);
+    record.compliance_events.push(data_access(access));
+    record.payload.details = Some(details);
     Ok(record)
 }
 
 /// An export with `filter` (the query string as given) in `format`.
 pub fn export(who: &TokenInfo, filter: &str, format: &str) -> Result<AuditEvent, ApiError> {
     let mut record = base(Action::Export, EXPORT_RESOURCE, format, who)?;
-    let details = json!({
+    let mut details = json!({
         "endpoint": "/api/v1/export",
         "filter": filter,
         "format": format,
-        "token_id": who.id,
         "role": who.role,
     });
+    add_credential(&mut details, who);
     record.compliance_events.push(data_access(details.clone()));
     record.payload.details = Some(details);
     Ok(record)
@@ -115,12 +116,28 @@ pub fn review(
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let mut record = base(action, EVENT_RESOURCE, &event.to_string(), who)?;
     record.compliance.tags.push(verdict.tag());
-    record.payload.new_values = Some(json!({
+    let mut values = json!({
         "verdict": verdict.as_str(),
         "comment": comment,
-        "token_id": who.id,
-    }));
+    });
+    add_credential(&mut values, who);
+    record.payload.new_values = Some(values);
     Ok(record)
+}
+
+/// Which credential the caller used: the console token's id, or the JWT's issuer.
+fn add_credential(details: &mut Value, who: &TokenInfo) {
+    let Some(details) = details.as_object_mut() else {
+        return;
+    };
+    match &who.credential {
+        Credential::ConsoleToken => {
+            details.insert("token_id".into(), json!(who.id));
+        }
+        Credential::Jwt { issuer } => {
+            details.insert("issuer".into(), json!(issuer));
+        }
+    }
 }
 
 fn data_access(details: Value) -> ComplianceEvent {

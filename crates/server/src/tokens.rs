@@ -155,8 +155,50 @@ pub struct TokenInfo {
     pub created_by: Option<String>,
     /// When it was revoked; `None` while valid.
     pub revoked: Option<Timestamp>,
+    /// How the caller proved who it is (the token list holds console tokens only).
+    #[serde(skip)]
+    pub credential: Credential,
     #[serde(skip)]
     hash: [u8; 32],
+}
+
+/// What a caller presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A console token of the log (`mcp-audit token create`).
+    ConsoleToken,
+    /// A verified JWT bearer: the caller's name is its `sub`, which its issuer vouches for.
+    Jwt { issuer: Option<String> },
+}
+
+impl TokenInfo {
+    /// A caller known by a verified JWT: `subject` is its `sub`, `issued` its `iat`. It has no
+    /// token id and no hash, and is in no table: every request verifies its token again.
+    pub fn from_jwt(
+        subject: &str,
+        issuer: Option<String>,
+        role: Role,
+        issued: Timestamp,
+    ) -> TokenInfo {
+        TokenInfo {
+            id: String::new(),
+            name: subject.to_string(),
+            role,
+            created: issued,
+            created_by: issuer.clone(),
+            revoked: None,
+            credential: Credential::Jwt { issuer },
+            hash: [0; 32],
+        }
+    }
+
+    /// The `auth_method` of the actor of the console's records about this caller.
+    pub fn auth_method(&self) -> &'static str {
+        match self.credential {
+            Credential::ConsoleToken => "console_token",
+            Credential::Jwt { .. } => "jwt",
+        }
+    }
 }
 
 /// Every token the log knows, valid or revoked, oldest first.
@@ -204,6 +246,7 @@ impl TokenTable {
                 created: event.timestamp,
                 created_by: event.actor.user_id.clone(),
                 revoked: None,
+                credential: Credential::ConsoleToken,
                 hash,
             });
             Ok(())

@@ -6,13 +6,15 @@
 //! default a new one for each run), and reads every log.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
 use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::NoteVerifier;
-use mcp_audit_server::{Config, Databases, OpenError};
+use mcp_audit_proxy::http::{IdentityConfig, JwtKeys};
+use mcp_audit_server::jwt::{DEFAULT_ROLE_CLAIM, parse_role_mapping};
+use mcp_audit_server::{Config, Databases, JwtRoles, OpenError, Role};
 use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
 
 use crate::db::Db;
@@ -23,6 +25,8 @@ use crate::db::Db;
   mcp-audit token create --name alice --role auditor     # prints the token once
   mcp-audit serve --listen 127.0.0.1:8700
   curl -H 'Authorization: Bearer mcpa_...' http://127.0.0.1:8700/api/v1/events?limit=10
+  mcp-audit serve --tls-cert cert.pem --tls-key key.pem --jwt-jwks idp-keys.json \
+      --jwt-issuer https://idp.example --jwt-audience mcp-audit --jwt-role-map sec-team=auditor
 Every read of arguments or results, every export and every review is recorded in the log with
 the token's name. See docs/console.md for the roles and the API.")]
 pub struct ServeArgs {
@@ -32,6 +36,60 @@ pub struct ServeArgs {
     /// The checkpoint verifier key (its text, or a file holding it), shown by /api/v1/integrity
     #[arg(long, value_name = "KEY")]
     verifier_key: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Also take JWT bearers (HS256) verified with the secret in this file
+    #[arg(long, value_name = "PATH", group = "jwt_key")]
+    jwt_hs256_secret_file: Option<PathBuf>,
+    /// Also take JWT bearers (RS256 or ES256) verified with this PEM public key
+    #[arg(long, value_name = "PEM", group = "jwt_key")]
+    jwt_public_key: Option<PathBuf>,
+    /// Also take JWT bearers verified with the keys of this JWKS file (chosen by `kid`)
+    #[arg(long, value_name = "FILE", group = "jwt_key")]
+    jwt_jwks: Option<PathBuf>,
+    /// Require this issuer (`iss`) in every JWT
+    #[arg(long, value_name = "ISS", requires = "jwt_key")]
+    jwt_issuer: Option<String>,
+    /// Require this audience (`aud`) in every JWT
+    #[arg(long, value_name = "AUD", requires = "jwt_key")]
+    jwt_audience: Option<String>,
+    /// The JWT claim whose value (a text or a list) names the role
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_ROLE_CLAIM, requires = "jwt_key")]
+    jwt_role_claim: String,
+    /// A claim value that stands for a role, e.g. an identity provider's group (repeatable)
+    #[arg(long, value_name = "VALUE=ROLE", requires = "jwt_key", value_parser = parse_role_mapping)]
+    jwt_role_map: Vec<(String, Role)>,
+}
+
+impl ServeArgs {
+    /// The JWT configuration, if a key is given; a key file that cannot be used is an error
+    /// here, before anything is served.
+    fn jwt(&self) -> anyhow::Result<Option<JwtRoles>> {
+        let keys = if let Some(path) = &self.jwt_hs256_secret_file {
+            JwtKeys::hs256_secret_file(path)?
+        } else if let Some(path) = &self.jwt_public_key {
+            JwtKeys::public_key_pem(path)?
+        } else if let Some(path) = &self.jwt_jwks {
+            JwtKeys::jwks_file(path)?
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(JwtRoles {
+            identity: IdentityConfig {
+                jwt: Some(keys),
+                jwt_required: true,
+                issuer: self.jwt_issuer.clone(),
+                audience: self.jwt_audience.clone(),
+                ..IdentityConfig::default()
+            },
+            role_claim: self.jwt_role_claim.clone(),
+            role_map: self.jwt_role_map.clone(),
+        }))
+    }
 }
 
 /// The command line's way to the database, lent to the server.
@@ -56,6 +114,12 @@ impl Databases for CliDatabases {
 }
 
 pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
+    // Certificate, key and JWT key files that cannot be used fail before anything opens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(mcp_audit_server::tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let jwt = args.jwt()?;
     // A mistyped --db must fail here, not on the first request.
     db.open_read_only()?;
     let verifier_key = args
@@ -93,14 +157,17 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "mcp-audit serve: listening on http://{addr}/api/v1/ ({})",
+            "mcp-audit serve: listening on {scheme}://{addr}/api/v1/ ({})",
             db.name()
         );
         let config = Config {
             databases: Arc::new(CliDatabases(db.clone())),
             recorder: recorder.clone(),
             verifier_key,
+            tls,
+            jwt,
         };
         mcp_audit_server::serve(listener, config, stop)
             .await

@@ -112,7 +112,15 @@ fn unauthorized(message: &str) -> ApiError {
 /// The token whose secret is `secret`, if it is valid and its role at least `need`: the one
 /// check behind the API's bearer tokens and the web UI's sessions, so that a revoked token
 /// ends both on the next request.
+///
+/// With JWT bearers configured, a secret without the console tokens' prefix is verified as a
+/// JWT (each time: its expiry then ends a browser session too).
 pub(crate) async fn check_secret(app: &Arc<App>, secret: String, need: Role) -> Result<TokenInfo> {
+    if let Some(jwt) = &app.jwt
+        && !secret.starts_with(crate::tokens::TOKEN_PREFIX)
+    {
+        return at_least(jwt.authenticate(&secret)?, need);
+    }
     let caller = app
         .read(move |app, store| {
             let counts = TokenTable::counts(store)?;
@@ -127,13 +135,23 @@ pub(crate) async fn check_secret(app: &Arc<App>, secret: String, need: Role) -> 
         })
         .await?
         .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    at_least(caller, need)
+}
+
+/// `caller`, if its role is at least `need`; else a 403.
+fn at_least(caller: TokenInfo, need: Role) -> Result<TokenInfo> {
     if caller.role < need {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "this needs the role {need} or higher; token `{}` has {}",
-                caller.name, caller.role
+                "this needs the role {need} or higher; {} `{}` has {}",
+                match caller.credential {
+                    crate::tokens::Credential::ConsoleToken => "token",
+                    crate::tokens::Credential::Jwt { .. } => "JWT subject",
+                },
+                caller.name,
+                caller.role
             ),
         ));
     }

@@ -295,8 +295,12 @@ async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
     }
     match check_secret(&app, secret.clone(), Role::Viewer).await {
         Ok(_) => {}
-        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED && app.jwt.is_none() => {
             return Ok(refused("Unknown or revoked token."));
+        }
+        // A JWT's refusal says why (expired, wrong audience, no role claim).
+        Err(e) if e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::FORBIDDEN => {
+            return Ok(refused(&format!("The token was refused: {}.", e.message)));
         }
         Err(e) => return Err(e.into()),
     }
@@ -304,7 +308,7 @@ async fn login(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> 
     let mut response = Redirect::to("/ui/events").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&session::set_cookie(&id))
+        HeaderValue::from_str(&session::set_cookie(&id, app.secure_cookies))
             .map_err(|e| UiError::Page(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
     );
     Ok(response)
@@ -317,7 +321,7 @@ async fn logout(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     let mut response = Redirect::to("/ui/login").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_str(&session::clear_cookie())
+        HeaderValue::from_str(&session::clear_cookie(app.secure_cookies))
             .map_err(|e| UiError::Page(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
     );
     Ok(response)

@@ -7,8 +7,9 @@
 //! as it ends its API use. Sessions live in memory only; a restart of `serve` logs everyone
 //! out, which is the safe direction.
 //!
-//! The cookie has no `Secure` attribute: `serve` speaks plain HTTP for now (meant for
-//! 127.0.0.1 or behind a TLS-terminating proxy); it is to be set once `serve` terminates TLS.
+//! The cookie is `Secure` when `serve` terminates TLS itself (`--tls-cert`); over plain HTTP
+//! (127.0.0.1, or behind a TLS-terminating proxy) a `Secure` cookie would never come back, so
+//! it is left off there.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -105,17 +106,25 @@ pub fn csrf_matches(session: &Session, given: Option<&str>) -> bool {
     given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(session.csrf.as_bytes())))
 }
 
-/// The `Set-Cookie` value that starts a session.
-pub fn set_cookie(id: &str) -> String {
+/// The `Set-Cookie` value that starts a session; `secure` under TLS.
+pub fn set_cookie(id: &str, secure: bool) -> String {
     format!(
-        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        LIFETIME.as_secs()
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        LIFETIME.as_secs(),
+        secure_attribute(secure)
     )
 }
 
 /// The `Set-Cookie` value that ends one.
-pub fn clear_cookie() -> String {
-    format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+pub fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure_attribute(secure)
+    )
+}
+
+fn secure_attribute(secure: bool) -> &'static str {
+    if secure { "; Secure" } else { "" }
 }
 
 #[cfg(test)]
@@ -142,9 +151,13 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_is_http_only_and_same_site_strict() {
-        let cookie = set_cookie("abc");
-        assert!(cookie.contains("HttpOnly"));
-        assert!(cookie.contains("SameSite=Strict"));
+    fn the_cookie_is_http_only_and_same_site_strict_and_secure_only_under_tls() {
+        for secure in [false, true] {
+            for cookie in [set_cookie("abc", secure), clear_cookie(secure)] {
+                assert!(cookie.contains("HttpOnly"));
+                assert!(cookie.contains("SameSite=Strict"));
+                assert_eq!(cookie.ends_with("; Secure"), secure, "{cookie}");
+            }
+        }
     }
 }
