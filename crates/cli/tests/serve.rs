@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use support::{BIN, PgSchema, everything_js, json_output, peer_script, peers, python};
+use support::{
+    BIN, PgSchema, everything_js, json_output, metric_samples, peer_script, peers, promtool,
+    promtool_check, python, written_samples,
+};
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -418,7 +421,7 @@ on_both_backends!(
     audit_data_holding_html_renders_inert,
     an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
     the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them,
-    metrics_count_what_was_served_on_record_and_the_last_verify,
+    metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool,
 );
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
@@ -2224,36 +2227,19 @@ fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db:
     assert_eq!(ui.get("/ui/dashboard?tool=x").status, 400);
 }
 
-/// The samples of a Prometheus/OpenMetrics text exposition, after checking its shape: every
-/// sample's family has a `# TYPE` line, and the text ends with `# EOF`.
-fn metric_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
-    assert!(text.trim_end().ends_with("# EOF"), "{text}");
-    let typed: BTreeSet<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    let mut samples = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
-        let name = series.split('{').next().unwrap();
-        assert!(
-            typed.iter().any(|family| name == *family
-                || name
-                    .strip_prefix(family)
-                    .is_some_and(|rest| rest == "_total")),
-            "{name} has no # TYPE: {text}"
-        );
-        samples.insert(series.to_string(), value.parse::<f64>().unwrap());
+fn metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool(db: Db) {
+    if !promtool() {
+        return;
     }
-    samples
-}
-
-fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
     let s = seeded(db);
     let console = s.db.serve();
     let first = console.get("/metrics", None);
     assert_eq!(first.status, 200, "no token needed: counts only");
+    assert_eq!(
+        first.headers["content-type"].to_str().unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    promtool_check(&first.body);
     let before = metric_samples(&first.body);
     assert_eq!(before["mcp_audit_console_last_verify_ok"], -1.0);
 
@@ -2274,7 +2260,9 @@ fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
     );
     assert_eq!(last_verify(&console, &s.viewer)["ok"], true);
 
-    let after = metric_samples(&console.get("/metrics", None).body);
+    let text = console.get("/metrics", None).body;
+    promtool_check(&text);
+    let after = metric_samples(&text);
     assert_eq!(
         after[r#"mcp_audit_console_served_total{what="payload_read"}"#],
         1.0
@@ -2283,10 +2271,20 @@ fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
         after[r#"mcp_audit_console_served_total{what="review"}"#],
         1.0
     );
+    let recorded = after[r#"mcp_audit_recorder_events_total{result="recorded"}"#];
     assert!(
-        after[r#"mcp_audit_console_recorder_events_total{result="recorded"}"#] >= 2.0,
+        recorded >= 2.0,
         "the read and the review were recorded: {after:?}"
     );
+    // Every event written is counted once by its kind and outcome, and its commit timed.
+    let by_kind: f64 = written_samples(&after).values().sum();
+    assert_eq!(by_kind, recorded, "{after:?}");
+    assert!(after["mcp_audit_recorder_commit_duration_seconds_count"] >= 1.0);
+    assert_eq!(
+        after[r#"mcp_audit_recorder_commit_duration_seconds_bucket{le="+Inf"}"#],
+        after["mcp_audit_recorder_commit_duration_seconds_count"]
+    );
+    assert_eq!(after["mcp_audit_recorder_queue_depth"], 0.0);
     assert_eq!(after["mcp_audit_console_last_verify_ok"], 1.0);
     assert!(after["mcp_audit_console_last_verify_finished_seconds"] > 0.0);
 }

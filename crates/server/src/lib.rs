@@ -213,6 +213,7 @@ pub async fn serve(
             )
         })?
         .map(Arc::new);
+    let metrics = metrics::Metrics::new(config.recorder.clone());
     let app = Arc::new(App {
         databases: config.databases,
         recorder: config.recorder,
@@ -221,7 +222,7 @@ pub async fn serve(
         verifications: Arc::new(verify::Verifications::default()),
         readers: Mutex::new(Vec::new()),
         ui_sessions: ui::session::Sessions::default(),
-        metrics: metrics::Metrics::default(),
+        metrics,
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
             // Never a real count pair: the first request loads the table.

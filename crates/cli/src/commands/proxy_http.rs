@@ -89,6 +89,8 @@ pub struct Common {
     pub checkpoints: crate::commands::integrity::CheckpointFlags,
     pub max_outage: proxy_audit::MaxOutage,
     pub redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
+    /// `/metrics` on a listener of its own; else on `--listen` (see `HttpConfig::metrics_route`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -99,6 +101,12 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         .with_context(|| format!("--upstream `{upstream}` is not a URL"))?;
     if !matches!(upstream.scheme(), "http" | "https") {
         bail!("--upstream must be an http:// or https:// URL, not `{upstream}`");
+    }
+    if common.metrics_listen.is_none() && upstream.path() == mcp_audit_proxy::http::METRICS_PATH {
+        bail!(
+            "the upstream's path is {}, where the proxy serves its metrics: give them a listener of their own with --metrics-listen ADDR",
+            mcp_audit_proxy::http::METRICS_PATH
+        );
     }
     if args.header_timeout.is_zero() {
         bail!("--header-timeout must be longer than 0");
@@ -130,7 +138,10 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
             Durability::Batch => "batch",
         }
     );
+    let denials = mcp_audit_proxy::Denials::default();
     let config = HttpConfig {
+        denials: denials.clone(),
+        metrics_route: common.metrics_listen.is_none(),
         upstream,
         upstream_roots,
         identity,
@@ -153,6 +164,10 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
     runtime.block_on(async {
         // Before the port opens: a client may stop the proxy as soon as it can connect.
         let stop = mcp_audit_proxy::audit::stop_signal();
+        let metrics = match common.metrics_listen {
+            Some(at) => Some(proxy_audit::serve_metrics(at, audit.recorder(), &denials).await?),
+            None => None,
+        };
         audit.recover().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -161,6 +176,9 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         let at = listener.local_addr().unwrap_or(listen);
         eprintln!("mcp-audit proxy: clients connect to http://{at}{started}");
         let served = run_http(listener, config, audit.recorder().clone(), stop).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         proxy_audit::finish(audit, checkpointing, served)
             .await
             .map(|()| 0)
