@@ -420,7 +420,7 @@ on_both_backends!(
     a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue,
     audit_data_holding_html_renders_inert,
     an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
-    the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them,
+    the_dashboard_draws_calls_and_errors_over_time_per_tool_latency_and_top_users_as_stats_gives_them,
     metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool,
 );
 
@@ -2024,7 +2024,14 @@ mod browser {
             shot(&client, "reviews-after").await;
 
             client.goto(&format!("{base}/ui/dashboard")).await.unwrap();
-            assert!(client.find(Locator::Id("calls-chart")).await.is_ok());
+            for chart in [
+                "timeline-chart",
+                "calls-chart",
+                "latency-chart",
+                "users-chart",
+            ] {
+                assert!(client.find(Locator::Id(chart)).await.is_ok(), "{chart}");
+            }
             shot(&client, "dashboard").await;
 
             client.goto(&format!("{base}/ui/integrity")).await.unwrap();
@@ -2043,6 +2050,16 @@ mod browser {
                 .unwrap();
             shot(&client, "events-phone").await;
             assert_eq!(fits, Value::Bool(true), "the events page fits a phone");
+            client.goto(&format!("{base}/ui/dashboard")).await.unwrap();
+            let fits = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            shot(&client, "dashboard-phone").await;
+            assert_eq!(fits, Value::Bool(true), "the dashboard fits a phone");
             client.close().await.unwrap();
         });
         drop(console);
@@ -2199,7 +2216,9 @@ fn an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it(db: Db) {
     assert_eq!(again.status, 409);
 }
 
-fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db: Db) {
+fn the_dashboard_draws_calls_and_errors_over_time_per_tool_latency_and_top_users_as_stats_gives_them(
+    db: Db,
+) {
     let s = seeded(db);
     let console = s.db.serve();
     let mut ui = Ui::new(&console);
@@ -2207,15 +2226,46 @@ fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db:
     let page = ui.page("/ui/dashboard?since=2026-01-01");
     assert!(page.contains(r#"id="calls-chart""#), "{page}");
     assert!(page.contains(r#"id="latency-chart""#));
+    assert!(page.contains(r#"id="timeline-chart""#), "{page}");
+    assert!(page.contains(r#"id="users-chart""#), "{page}");
     let stats = console.ok("/api/v1/stats?since=2026-01-01", &s.viewer);
+    let mut all_calls = 0;
     for tool in stats["tools"].as_array().unwrap() {
         let name = tool["tool"].as_str().unwrap();
         let calls = tool["calls"].as_u64().unwrap();
+        all_calls += calls;
         assert!(
             page.contains(&format!("<title>{name}: {calls} calls</title>")),
             "{name}: {calls} calls drawn: {page}"
         );
     }
+    // The columns over time add up to the calls per tool, errors included.
+    let (calls, errors) = timeline(&page);
+    assert_eq!(calls, all_calls, "{page}");
+    let all_errors: u64 = stats["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["errors"].as_u64().unwrap())
+        .sum();
+    assert_eq!(errors, all_errors, "{page}");
+    // For one tool, its own calls only.
+    let busiest = &stats["tools"][0];
+    let name = busiest["tool"].as_str().unwrap();
+    let one = ui.page(&format!("/ui/dashboard?since=2026-01-01&tool={name}"));
+    assert_eq!(
+        timeline(&one).0,
+        busiest["calls"].as_u64().unwrap(),
+        "{one}"
+    );
+    // Every user's operations, as many as the events list finds for them.
+    let summary = console.ok("/api/v1/summary?since=2026-01-01", &s.viewer);
+    let drawn: u64 = page
+        .split("<title>")
+        .filter_map(|t| t.split_once(" operations</title>"))
+        .map(|(head, _)| head.rsplit(": ").next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(drawn > 0 && drawn <= summary["total_operations"].as_u64().unwrap());
     assert!(
         ui.page("/ui/dashboard")
             .contains("No tool calls in this window"),
@@ -2224,7 +2274,22 @@ fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db:
     let bad = ui.get("/ui/dashboard?since=someday");
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("RFC 3339"));
-    assert_eq!(ui.get("/ui/dashboard?tool=x").status, 400);
+    assert_eq!(ui.get("/ui/dashboard?nonsense=x").status, 400);
+}
+
+/// The calls and errors the dashboard's columns over time say, added up.
+fn timeline(page: &str) -> (u64, u64) {
+    page.split("<title>")
+        .filter_map(|t| t.split_once(" errors</title>"))
+        .filter_map(|(head, _)| head.rsplit_once(": "))
+        .filter_map(|(_, counts)| counts.split_once(" calls, "))
+        .map(|(calls, errors)| {
+            (
+                calls.parse::<u64>().unwrap(),
+                errors.parse::<u64>().unwrap(),
+            )
+        })
+        .fold((0, 0), |(c, e), (calls, errors)| (c + calls, e + errors))
 }
 
 fn metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool(db: Db) {
