@@ -4,8 +4,9 @@
 #   - npm: the official reference servers server-everything and server-filesystem, and the
 #     MCP Inspector (its CLI drives the HTTP proxy)
 #   - PyPI: the official Python SDK `mcp` (client and server), in a virtual environment
-#   - Debian: chromium and chromium-driver, for the console's real-browser tests (when missing,
-#     and only as root or with sudo; otherwise those tests say they are skipped, or fail in CI)
+#   - Debian: chromium and chromium-driver, for the console's real-browser tests, and prometheus
+#     for its `promtool check metrics` (when missing, and only as root or with sudo; otherwise
+#     those tests say they are skipped, or fail in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers=.test-peers
@@ -25,7 +26,14 @@ if command -v node >/dev/null; then
 fi
 
 # Debian's packages, outside .test-peers/: checked on every run, installed only when missing.
+debian_packages=()
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  debian_packages+=(chromium chromium-driver)
+fi
+if ! command -v promtool >/dev/null; then
+  debian_packages+=(prometheus)
+fi
+if [ "${#debian_packages[@]}" -gt 0 ]; then
   apt_get=()
   if [ "$(id -u)" = 0 ]; then
     apt_get=(apt-get)
@@ -33,11 +41,11 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
     apt_get=(sudo -n apt-get)
   fi
   if [ "${#apt_get[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
-    echo "test peers: installing chromium and chromium-driver (Debian)"
+    echo "test peers: installing ${debian_packages[*]} (Debian)"
     DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" update -qq
-    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends chromium chromium-driver
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends "${debian_packages[@]}"
   else
-    echo "test peers: note: chromium and chromium-driver are missing and cannot be installed here (needs root or sudo and apt-get); the console's browser tests are skipped" >&2
+    echo "test peers: note: ${debian_packages[*]} missing and cannot be installed here (needs root or sudo and apt-get); the console's browser tests (chromium) and the metrics tests (promtool, from prometheus) are skipped" >&2
   fi
 fi
 

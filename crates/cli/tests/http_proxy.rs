@@ -16,8 +16,10 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    BIN, all_of, detail, error_message, events, everything_js, free_port, intent_and_outcome,
-    json_output, of_request, on_record_before_it_ran, one, peer_script, peers, python, try_events,
+    BIN, all_of, detail, error_message, events, everything_js, free_port, http_get,
+    intent_and_outcome, json_output, metric_samples, of_request, on_record_before_it_ran, one,
+    peer_script, peers, promtool, promtool_check, python, try_events, written_samples,
+    written_series,
 };
 
 fn wait_listening(port: u16, child: &mut Child) {
@@ -1805,4 +1807,98 @@ fn over_http_a_card_number_is_recorded_as_its_pseudonym_and_a_bearer_token_not_a
         .map(|r| r.rule.as_str())
         .collect();
     assert_eq!(rules, ["bearer", "card"]);
+}
+
+#[test]
+fn the_http_proxys_metrics_match_its_trail_count_refusals_by_reason_and_pass_promtool() {
+    let Some(peers) = peers() else { return };
+    if !promtool() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, proxy) = proxy_to_everything(&peers, dir.path(), &["--max-body", "1000"]);
+    let session = open_session(proxy.port);
+    for id in 10..13 {
+        let call = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"m{id}"}}}}}}"#
+        );
+        let (status, _, _) = http(proxy.port, "POST", &in_session(&session), call.as_bytes());
+        assert_eq!(status, 200);
+    }
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"{}"}}}}}}"#,
+        "x".repeat(5000)
+    );
+    let (status, _, _) = http(proxy.port, "POST", &[JSON, ACCEPT], big.as_bytes());
+    assert_eq!(status, 413);
+    wait_for_trail(&proxy.db, "three echoes answered and one refusal", |all| {
+        all_of(all, "echo", Outcome::Success).len() == 3
+            && all.iter().any(|e| e.event.outcome == Outcome::Denied)
+    });
+
+    let (status, head, text) = http_get(proxy.port, "/metrics");
+    let trail = events(&proxy.db);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    promtool_check(&text);
+    let samples = metric_samples(&text);
+    // Every event on record, counted by its kind and outcome, and nothing else.
+    assert_eq!(written_samples(&samples), written_series(&trail), "{text}");
+    assert_eq!(
+        samples[r#"mcp_audit_recorder_events_total{result="recorded"}"#],
+        trail.len() as f64
+    );
+    let denied = trail
+        .iter()
+        .filter(|e| e.event.outcome == Outcome::Denied)
+        .count();
+    assert_eq!(denied, 1, "{trail:#?}");
+    assert_eq!(
+        samples[r#"mcp_audit_proxy_denied_calls_total{reason="body_too_large"}"#],
+        1.0
+    );
+    let refused: f64 = samples
+        .iter()
+        .filter(|(series, _)| series.starts_with("mcp_audit_proxy_denied_calls_total{"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(refused, 1.0, "{text}");
+    assert!(samples["mcp_audit_recorder_commit_duration_seconds_count"] >= 1.0);
+    assert!(
+        !samples.contains_key("mcp_audit_recorder_spool_bytes"),
+        "SQLite has no spool"
+    );
+    // The scrape is the proxy's own: nothing of it went upstream or on record.
+    let all = proxy.stop();
+    assert!(
+        all.iter().all(|e| !e.event.operation.contains("metrics")),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn an_upstream_at_metrics_needs_the_metrics_on_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = format!("http://127.0.0.1:{}/metrics", free_port());
+    let out = proxy_command(&dir.path().join("audit.db"), free_port(), &upstream, &[])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("--metrics-listen"), "{said}");
+
+    // With a listener of their own, the proxy's /metrics is the upstream's again.
+    let metrics_port = free_port();
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let proxy = Proxy::start(dir.path(), &upstream, &["--metrics-listen", &listen]);
+    let (status, _, text) = http_get(metrics_port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("mcp_audit_recorder_queue_depth"), "{text}");
+    let (_, _, forwarded) = http_get(proxy.port, "/metrics");
+    assert!(!forwarded.contains("mcp_audit_recorder"), "{forwarded}");
+    proxy.stop();
 }

@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 mod support;
 
 use support::{
-    BIN, RawClient, all_of, detail, error_message, events, everything, intent_and_outcome,
-    json_output, of_request, on_record_before_it_ran, one, peer_script, peers, python, try_events,
+    BIN, RawClient, all_of, detail, error_message, events, everything, free_port, http_get,
+    intent_and_outcome, json_output, metric_samples, of_request, on_record_before_it_ran, one,
+    peer_script, peers, promtool, promtool_check, python, sample, try_events, written_samples,
+    written_series,
 };
 
 /// Runs a Python SDK client script from `tests/peers/` against
@@ -1151,4 +1153,57 @@ fn a_server_killed_by_a_signal_is_recorded_with_the_signals_name_not_a_status() 
     let end = one(&all, "session_end", Outcome::Success);
     assert_eq!(detail(end, "server_signal"), "SIGUSR1");
     assert_eq!(detail(end, "server_exit_status"), Value::Null);
+}
+
+#[test]
+fn the_stdio_proxys_metrics_listen_serves_counts_that_match_its_trail_and_pass_promtool() {
+    let Some(peers) = peers() else { return };
+    if !promtool() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut client = RawClient::start(&db, &["--metrics-listen", &listen], &everything(&peers));
+    for id in 1..=3 {
+        client.send(&raw_echo(id, br#"{"message":"counted"}"#));
+        assert!(client.answer().get("result").is_some());
+    }
+    // A frame `sync` can not put on record whole: refused, recorded denied, not forwarded.
+    client.send(b"{not json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !try_events(&db).is_ok_and(|all| {
+        all_of(&all, "echo", Outcome::Success).len() == 3
+            && all.iter().any(|e| e.event.outcome == Outcome::Denied)
+    }) {
+        assert!(Instant::now() < deadline, "the trail never held the calls");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let (status, _, text) = http_get(port, "/metrics");
+    let trail = events(&db);
+    assert_eq!(status, 200, "{text}");
+    promtool_check(&text);
+    let samples = metric_samples(&text);
+    assert_eq!(written_samples(&samples), written_series(&trail), "{text}");
+    let denied = trail
+        .iter()
+        .filter(|e| e.event.outcome == Outcome::Denied)
+        .count() as f64;
+    assert!(denied >= 1.0);
+    assert_eq!(
+        samples[r#"mcp_audit_proxy_denied_calls_total{reason="not_recordable"}"#], denied,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            r#"mcp_audit_proxy_denied_calls_total{reason="credentials"}"#
+        ),
+        0.0
+    );
+    assert!(samples["mcp_audit_recorder_commit_duration_seconds_count"] >= 1.0);
+    assert_eq!(http_get(port, "/elsewhere").0, 404);
+    client.close();
 }

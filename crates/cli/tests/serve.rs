@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use support::{BIN, PgSchema, everything_js, json_output, peer_script, peers, python};
+use support::{
+    BIN, PgSchema, everything_js, json_output, metric_samples, peer_script, peers, promtool,
+    promtool_check, python, written_samples,
+};
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -417,8 +420,8 @@ on_both_backends!(
     a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue,
     audit_data_holding_html_renders_inert,
     an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
-    the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them,
-    metrics_count_what_was_served_on_record_and_the_last_verify,
+    the_dashboard_draws_calls_and_errors_over_time_per_tool_latency_and_top_users_as_stats_gives_them,
+    metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool,
 );
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
@@ -2021,7 +2024,14 @@ mod browser {
             shot(&client, "reviews-after").await;
 
             client.goto(&format!("{base}/ui/dashboard")).await.unwrap();
-            assert!(client.find(Locator::Id("calls-chart")).await.is_ok());
+            for chart in [
+                "timeline-chart",
+                "calls-chart",
+                "latency-chart",
+                "users-chart",
+            ] {
+                assert!(client.find(Locator::Id(chart)).await.is_ok(), "{chart}");
+            }
             shot(&client, "dashboard").await;
 
             client.goto(&format!("{base}/ui/integrity")).await.unwrap();
@@ -2040,6 +2050,16 @@ mod browser {
                 .unwrap();
             shot(&client, "events-phone").await;
             assert_eq!(fits, Value::Bool(true), "the events page fits a phone");
+            client.goto(&format!("{base}/ui/dashboard")).await.unwrap();
+            let fits = client
+                .execute(
+                    "return document.documentElement.scrollWidth <= window.innerWidth",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            shot(&client, "dashboard-phone").await;
+            assert_eq!(fits, Value::Bool(true), "the dashboard fits a phone");
             client.close().await.unwrap();
         });
         drop(console);
@@ -2196,7 +2216,9 @@ fn an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it(db: Db) {
     assert_eq!(again.status, 409);
 }
 
-fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db: Db) {
+fn the_dashboard_draws_calls_and_errors_over_time_per_tool_latency_and_top_users_as_stats_gives_them(
+    db: Db,
+) {
     let s = seeded(db);
     let console = s.db.serve();
     let mut ui = Ui::new(&console);
@@ -2204,15 +2226,46 @@ fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db:
     let page = ui.page("/ui/dashboard?since=2026-01-01");
     assert!(page.contains(r#"id="calls-chart""#), "{page}");
     assert!(page.contains(r#"id="latency-chart""#));
+    assert!(page.contains(r#"id="timeline-chart""#), "{page}");
+    assert!(page.contains(r#"id="users-chart""#), "{page}");
     let stats = console.ok("/api/v1/stats?since=2026-01-01", &s.viewer);
+    let mut all_calls = 0;
     for tool in stats["tools"].as_array().unwrap() {
         let name = tool["tool"].as_str().unwrap();
         let calls = tool["calls"].as_u64().unwrap();
+        all_calls += calls;
         assert!(
             page.contains(&format!("<title>{name}: {calls} calls</title>")),
             "{name}: {calls} calls drawn: {page}"
         );
     }
+    // The columns over time add up to the calls per tool, errors included.
+    let (calls, errors) = timeline(&page);
+    assert_eq!(calls, all_calls, "{page}");
+    let all_errors: u64 = stats["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["errors"].as_u64().unwrap())
+        .sum();
+    assert_eq!(errors, all_errors, "{page}");
+    // For one tool, its own calls only.
+    let busiest = &stats["tools"][0];
+    let name = busiest["tool"].as_str().unwrap();
+    let one = ui.page(&format!("/ui/dashboard?since=2026-01-01&tool={name}"));
+    assert_eq!(
+        timeline(&one).0,
+        busiest["calls"].as_u64().unwrap(),
+        "{one}"
+    );
+    // Every user's operations, as many as the events list finds for them.
+    let summary = console.ok("/api/v1/summary?since=2026-01-01", &s.viewer);
+    let drawn: u64 = page
+        .split("<title>")
+        .filter_map(|t| t.split_once(" operations</title>"))
+        .map(|(head, _)| head.rsplit(": ").next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(drawn > 0 && drawn <= summary["total_operations"].as_u64().unwrap());
     assert!(
         ui.page("/ui/dashboard")
             .contains("No tool calls in this window"),
@@ -2221,39 +2274,37 @@ fn the_dashboard_draws_calls_errors_and_latency_per_tool_as_stats_gives_them(db:
     let bad = ui.get("/ui/dashboard?since=someday");
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("RFC 3339"));
-    assert_eq!(ui.get("/ui/dashboard?tool=x").status, 400);
+    assert_eq!(ui.get("/ui/dashboard?nonsense=x").status, 400);
 }
 
-/// The samples of a Prometheus/OpenMetrics text exposition, after checking its shape: every
-/// sample's family has a `# TYPE` line, and the text ends with `# EOF`.
-fn metric_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
-    assert!(text.trim_end().ends_with("# EOF"), "{text}");
-    let typed: BTreeSet<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    let mut samples = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
-        let name = series.split('{').next().unwrap();
-        assert!(
-            typed.iter().any(|family| name == *family
-                || name
-                    .strip_prefix(family)
-                    .is_some_and(|rest| rest == "_total")),
-            "{name} has no # TYPE: {text}"
-        );
-        samples.insert(series.to_string(), value.parse::<f64>().unwrap());
+/// The calls and errors the dashboard's columns over time say, added up.
+fn timeline(page: &str) -> (u64, u64) {
+    page.split("<title>")
+        .filter_map(|t| t.split_once(" errors</title>"))
+        .filter_map(|(head, _)| head.rsplit_once(": "))
+        .filter_map(|(_, counts)| counts.split_once(" calls, "))
+        .map(|(calls, errors)| {
+            (
+                calls.parse::<u64>().unwrap(),
+                errors.parse::<u64>().unwrap(),
+            )
+        })
+        .fold((0, 0), |(c, e), (calls, errors)| (c + calls, e + errors))
+}
+
+fn metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool(db: Db) {
+    if !promtool() {
+        return;
     }
-    samples
-}
-
-fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
     let s = seeded(db);
     let console = s.db.serve();
     let first = console.get("/metrics", None);
     assert_eq!(first.status, 200, "no token needed: counts only");
+    assert_eq!(
+        first.headers["content-type"].to_str().unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    promtool_check(&first.body);
     let before = metric_samples(&first.body);
     assert_eq!(before["mcp_audit_console_last_verify_ok"], -1.0);
 
@@ -2274,7 +2325,9 @@ fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
     );
     assert_eq!(last_verify(&console, &s.viewer)["ok"], true);
 
-    let after = metric_samples(&console.get("/metrics", None).body);
+    let text = console.get("/metrics", None).body;
+    promtool_check(&text);
+    let after = metric_samples(&text);
     assert_eq!(
         after[r#"mcp_audit_console_served_total{what="payload_read"}"#],
         1.0
@@ -2283,10 +2336,20 @@ fn metrics_count_what_was_served_on_record_and_the_last_verify(db: Db) {
         after[r#"mcp_audit_console_served_total{what="review"}"#],
         1.0
     );
+    let recorded = after[r#"mcp_audit_recorder_events_total{result="recorded"}"#];
     assert!(
-        after[r#"mcp_audit_console_recorder_events_total{result="recorded"}"#] >= 2.0,
+        recorded >= 2.0,
         "the read and the review were recorded: {after:?}"
     );
+    // Every event written is counted once by its kind and outcome, and its commit timed.
+    let by_kind: f64 = written_samples(&after).values().sum();
+    assert_eq!(by_kind, recorded, "{after:?}");
+    assert!(after["mcp_audit_recorder_commit_duration_seconds_count"] >= 1.0);
+    assert_eq!(
+        after[r#"mcp_audit_recorder_commit_duration_seconds_bucket{le="+Inf"}"#],
+        after["mcp_audit_recorder_commit_duration_seconds_count"]
+    );
+    assert_eq!(after["mcp_audit_recorder_queue_depth"], 0.0);
     assert_eq!(after["mcp_audit_console_last_verify_ok"], 1.0);
     assert!(after["mcp_audit_console_last_verify_finished_seconds"] > 0.0);
 }

@@ -29,6 +29,7 @@
 //!         capture_limit: 64 * 1024,
 //!         record_intents: true,
 //!     },
+//!     denials: Default::default(),
 //! };
 //! let served = run_stdio(
 //!     config,

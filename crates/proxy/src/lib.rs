@@ -10,6 +10,8 @@
 //! - [`exit`]: how that server ended ([`ServerExit`]: a status or a signal), and stopping it.
 //! - [`http`]: the Streamable HTTP adapter: the audit layer of a gateway in front of remote
 //!   MCP servers, with the caller's identity.
+//! - [`metrics`]: `/metrics` in the Prometheus text format: the recorder's figures and the
+//!   calls refused, by reason ([`ProxyMetrics`]).
 //! - [`audit`]: what a program running either adapter needs around it ([`ProxyAudit`]: the
 //!   recorder over an opened store, tuned to the durability and transport, crash recovery,
 //!   shutdown); the `mcp-audit proxy` command is this plus its flags.
@@ -21,6 +23,7 @@ pub mod http;
 pub mod interpreter;
 pub mod json;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod stdio;
 pub mod tap;
 
@@ -28,6 +31,7 @@ pub use audit::{AuditOptions, ProxyAudit, Transport, incomplete_outcomes};
 pub use exit::ServerExit;
 pub use http::{HttpConfig, HttpError, run_http};
 pub use interpreter::{Admission, Continuations, Direction, Interpreter, Record, SessionConfig};
+pub use metrics::{Denials, ProxyMetrics};
 pub use stdio::{ProxyConfig, ProxyError, run_stdio};
 
 /// Why a request was refused when its intent could not be made durable (`sync`): the reason

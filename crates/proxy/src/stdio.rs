@@ -43,6 +43,9 @@ pub struct ProxyConfig {
     /// The server command and its arguments.
     pub command: Vec<OsString>,
     pub session: SessionConfig,
+    /// Where the calls refused are counted, for `/metrics` (`Denials::default()` when nobody
+    /// reads them).
+    pub denials: crate::metrics::Denials,
 }
 
 /// Why the proxy stopped abnormally.
@@ -80,7 +83,7 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let tap = Tap::new(recorder);
+    let tap = Tap::new(recorder, config.denials.clone());
     let command = config
         .command
         .iter()

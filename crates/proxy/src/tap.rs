@@ -26,6 +26,7 @@ use mcp_audit_store::{Receipt, RecordError, Recorder};
 use sha2::{Digest, Sha256};
 
 use crate::interpreter::{Admission, Direction, Interpreter, Record};
+use crate::metrics::{DenialReason, Denials};
 
 /// Frames larger than this are not held: forwarded without being interpreted whole (recorded
 /// by size, hash and start), or in `sync` from the client refused.
@@ -99,6 +100,8 @@ pub fn unstamped(_: &mut Record) {}
 #[derive(Clone)]
 pub struct Tap {
     recorder: Recorder,
+    /// The calls refused here, by reason, for `/metrics`.
+    denials: Denials,
 }
 
 /// What becomes of a client's frame (see [`Tap::admit`]).
@@ -151,8 +154,17 @@ impl Held {
 }
 
 impl Tap {
-    pub fn new(recorder: Recorder) -> Tap {
-        Tap { recorder }
+    pub fn new(recorder: Recorder, denials: Denials) -> Tap {
+        Tap { recorder, denials }
+    }
+
+    /// Counts the calls among `records` that are on record `denied`, for `reason`.
+    pub fn count_denied(&self, records: &[Record], reason: DenialReason) {
+        let calls = records
+            .iter()
+            .filter(|r| r.event.outcome == Outcome::Denied)
+            .count();
+        self.denials.count(reason, calls as u64);
     }
 
     pub fn recorder(&self) -> &Recorder {
@@ -203,6 +215,7 @@ impl Tap {
             }
             Admission::Refuse { records, reason } => {
                 tracing::warn!(reason, "a frame from the client was refused");
+                self.count_denied(&records, DenialReason::NotRecordable);
                 self.queue(records, stamp).await;
                 let answerable = head.as_deref().unwrap_or(frame);
                 Verdict::Refuse(Refusal {
@@ -255,6 +268,11 @@ impl Tap {
             &reason,
             Instant::now(),
         );
+        let why = match error {
+            RecordError::Outage { .. } => DenialReason::AuditOutage,
+            _ => DenialReason::AuditWriteFailed,
+        };
+        self.count_denied(&records, why);
         self.queue(records, stamp).await;
         Refusal {
             answer: crate::jsonrpc::refusal(frame, &reason),
@@ -273,6 +291,7 @@ impl Tap {
     ) -> Refusal {
         let records =
             lock(interpreter).refused(Direction::ClientToServer, frame, Outcome::Denied, reason);
+        self.count_denied(&records, DenialReason::Credentials);
         self.queue(records, stamp).await;
         Refusal {
             answer: crate::jsonrpc::refusal(frame, reason),

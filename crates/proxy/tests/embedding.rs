@@ -94,6 +94,7 @@ async fn a_program_embedding_the_stdio_proxy_records_a_call_before_it_runs_and_r
             capture_limit: 64 * 1024,
             record_intents: true,
         },
+        denials: Default::default(),
     };
     // One pipe each way, as a client's: closing its input is the end of the session.
     let (mut to_proxy, proxy_in) = tokio::io::duplex(1 << 20);

@@ -50,6 +50,7 @@ async fn frames_read_while_the_queue_is_full_are_recorded_after_the_server_exits
             capture_limit: 4096,
             record_intents: false,
         },
+        denials: Default::default(),
     };
     let session = tokio::spawn(run_stdio(
         config,

@@ -232,6 +232,7 @@ pub async fn serve(
             )
         })?
         .map(Arc::new);
+    let metrics = metrics::Metrics::new(config.recorder.clone());
     let app = Arc::new(App {
         databases: config.databases,
         recorder: config.recorder,
@@ -240,7 +241,7 @@ pub async fn serve(
         verifications: Arc::new(verify::Verifications::default()),
         readers: Mutex::new(Vec::new()),
         ui_sessions: ui::session::Sessions::default(),
-        metrics: metrics::Metrics::default(),
+        metrics,
         jwt: config.jwt,
         secure_cookies: config.tls.is_some(),
         tokens: Mutex::new(TokenTable {

@@ -1,12 +1,14 @@
-//! `/metrics`: the console's own figures in the Prometheus text format (OpenMetrics), for a
-//! scraper: the events its recorder wrote or failed to write, the reads of arguments and
+//! `/metrics`: the console's own figures in the Prometheus text format (0.0.4), for a
+//! scraper: its recorder's (events written by kind and outcome, queue, commit latency, as the
+//! proxy exposes its own: `mcp_audit_proxy::metrics`), the reads of arguments and
 //! results, exports and reviews it served (each also an event of the log), and the result of
 //! the last verify. Counts only, nothing of the log's content, so it needs no token (as a
 //! scraper has none); keep `serve` where only the operators reach it.
 
 use std::sync::Mutex;
 
-use prometheus_client::encoding::text::encode;
+use mcp_audit_proxy::metrics::RecorderCollector;
+use prometheus_client::encoding::prometheus_text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -18,7 +20,6 @@ type Labels = Vec<(String, String)>;
 pub struct Metrics {
     registry: Mutex<Registry>,
     served: Family<Labels, Counter>,
-    recorder: Family<Labels, Counter>,
     verify_ok: Gauge,
     verify_finished: Gauge,
 }
@@ -31,29 +32,27 @@ pub enum Served {
     Review,
 }
 
-impl Default for Metrics {
-    fn default() -> Metrics {
+impl Metrics {
+    /// The console's own families (`mcp_audit_console_*`) and its recorder's, under the names
+    /// the proxy uses for its own (`mcp_audit_recorder_*`, read at each scrape).
+    pub fn new(recorder: mcp_audit_store::Recorder) -> Metrics {
         let served = Family::<Labels, Counter>::default();
-        let recorder = Family::<Labels, Counter>::default();
         let verify_ok = Gauge::default();
         let verify_finished = Gauge::default();
-        let mut registry = Registry::with_prefix("mcp_audit_console");
-        registry.register(
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(RecorderCollector::new(recorder)));
+        let console = registry.sub_registry_with_prefix("mcp_audit_console");
+        console.register(
             "served",
             "Reads of arguments and results, exports and reviews served (each recorded in the log)",
             served.clone(),
         );
-        registry.register(
-            "recorder_events",
-            "Events the console's recorder wrote (recorded), left out (skipped) or failed to write",
-            recorder.clone(),
-        );
-        registry.register(
+        console.register(
             "last_verify_ok",
             "1 when the last verify started from the console passed, 0 when it failed, -1 when none ran",
             verify_ok.clone(),
         );
-        registry.register(
+        console.register(
             "last_verify_finished_seconds",
             "When the last verify finished, in seconds since the Unix epoch (0: none ran)",
             verify_finished.clone(),
@@ -62,14 +61,11 @@ impl Default for Metrics {
         Metrics {
             registry: Mutex::new(registry),
             served,
-            recorder,
             verify_ok,
             verify_finished,
         }
     }
-}
 
-impl Metrics {
     pub fn served(&self, what: Served) {
         let name = match what {
             Served::PayloadRead => "payload_read",
@@ -81,26 +77,12 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with the recorder's counts and the last verify brought up to date.
+    /// The text exposition, with the last verify brought up to date (the recorder's figures
+    /// are read as it is written).
     pub fn render(
         &self,
-        stats: mcp_audit_store::RecorderStats,
         last_verify: Option<(bool, jiff::Timestamp)>,
     ) -> Result<String, std::fmt::Error> {
-        for (result, now) in [
-            ("recorded", stats.recorded),
-            ("skipped", stats.skipped),
-            ("failed", stats.failed),
-        ] {
-            let counter = self
-                .recorder
-                .get_or_create(&vec![("result".to_string(), result.to_string())]);
-            // The recorder keeps its own totals: the counter catches up to them.
-            let before = counter.get();
-            if now > before {
-                counter.inc_by(now - before);
-            }
-        }
         if let Some((ok, finished)) = last_verify {
             self.verify_ok.set(i64::from(ok));
             self.verify_finished.set(finished.as_second());

@@ -36,6 +36,10 @@ impl<T: Append + ?Sized> Append for Box<T> {
         (**self).settle()
     }
 
+    fn spool_bytes(&self) -> Option<u64> {
+        (**self).spool_bytes()
+    }
+
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
         (**self).leaf_hashes(from)
     }

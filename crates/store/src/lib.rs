@@ -58,7 +58,7 @@ mod write;
 pub use audit::{erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
 use read::{query, report, sql};
-use write::{backlog, checkpointer, columns, event_columns, recorder, writer};
+use write::{backlog, checkpointer, columns, event_columns, recorder, telemetry, writer};
 
 pub use backlog::{GAP_OPERATION, gap_size};
 pub use checkpointer::{CheckpointPolicy, Publisher};
@@ -77,3 +77,4 @@ pub use store::{
     Append, Audit, Cell, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log,
     LogEntry, Maintain, ProofEntry, Read, Scrub, Store, Tally,
 };
+pub use telemetry::{COMMIT_BUCKETS_MICROS, CommitHistogram, RecorderMetrics};

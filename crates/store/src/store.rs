@@ -220,6 +220,13 @@ pub trait Append: Log {
         Ok(())
     }
 
+    /// Bytes waiting in a local spool for the database to come back (0: none wait); `None`
+    /// for a store that never spools. Read by the writer after each commit, for metrics: it
+    /// must not do I/O.
+    fn spool_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// The leaf hashes from seq `from` on, in order (the writer's Merkle frontier catches up
     /// with them, including entries other processes appended), a removed entry's from its
     /// tombstone.

@@ -53,6 +53,12 @@ pub struct ProxyArgs {
     /// event counts the lost ones).
     #[arg(long, default_value = "30s", value_parser = proxy_audit::parse_max_outage, value_name = "DURATION|off")]
     max_outage: proxy_audit::MaxOutage,
+    /// Serve `/metrics` (Prometheus text format: events recorded by kind and outcome, the
+    /// writer's queue, commit latency, spool size, calls refused by reason) on this address.
+    /// Without it, the HTTP proxy answers `GET /metrics` on its --listen address and the
+    /// stdio proxy serves none.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     checkpoints: crate::commands::integrity::CheckpointFlags,
     #[command(flatten)]
@@ -92,6 +98,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
                 max_outage: args.max_outage,
                 redaction,
                 policy,
+                metrics_listen: args.metrics_listen,
             },
         );
     }
@@ -108,7 +115,9 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         Some(user) => (user, "configured"),
         None => (os_user(), "os_user"),
     };
+    let denials = mcp_audit_proxy::Denials::default();
     let config = ProxyConfig {
+        denials: denials.clone(),
         command: args.server,
         session: SessionConfig {
             session_id: EventId::new().to_string(),
@@ -130,6 +139,12 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let stop = stop_signal();
+        let metrics = match args.metrics_listen {
+            Some(listen) => {
+                Some(proxy_audit::serve_metrics(listen, audit.recorder(), &denials).await?)
+            }
+            None => None,
+        };
         audit.recover().await?;
         let code = run_stdio(
             config,
@@ -139,6 +154,9 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             stop,
         )
         .await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         proxy_audit::finish(audit, checkpointing, code).await
     });
     // Our stdin may still be open when the server has gone: do not wait for the client.

@@ -2,11 +2,12 @@
 //! opened from the command line, checkpoint signing and posting, the outage limit's flag, and
 //! the order in which a stopped proxy reports what went wrong.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mcp_audit_proxy::{AuditOptions, ProxyAudit, Transport};
-use mcp_audit_store::Durability;
+use mcp_audit_proxy::{AuditOptions, Denials, ProxyAudit, ProxyMetrics, Transport};
+use mcp_audit_store::{Durability, Recorder};
 
 use crate::commands::integrity::{CheckpointFlags, Checkpointing};
 use crate::db::Db;
@@ -44,6 +45,27 @@ pub(crate) fn start(
         ..AuditOptions::new(durability, transport)
     };
     Ok((ProxyAudit::start(store, options)?, checkpointing))
+}
+
+/// With `--metrics-listen ADDR`: serves the proxy's `/metrics` there (bound before any
+/// traffic, so that a bad address stops the proxy at once) until the returned task is
+/// aborted, and says where on stderr.
+pub(crate) async fn serve_metrics(
+    listen: SocketAddr,
+    recorder: &Recorder,
+    denials: &Denials,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--metrics-listen: listening on {listen}"))?;
+    let at = listener.local_addr().unwrap_or(listen);
+    eprintln!("mcp-audit proxy: metrics at http://{at}/metrics");
+    let metrics = std::sync::Arc::new(ProxyMetrics::new(recorder.clone(), denials.clone()));
+    Ok(tokio::spawn(mcp_audit_proxy::metrics::serve_metrics(
+        listener,
+        metrics,
+        std::future::pending(),
+    )))
 }
 
 /// Once the adapter has stopped with `served`: shuts the recorder down and posts the last

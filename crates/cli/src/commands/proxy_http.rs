@@ -91,6 +91,8 @@ pub struct Common {
     pub redaction: std::sync::Arc<mcp_audit_core::redact::Redactor>,
     /// The recording policy (`--retention-policy`'s classes).
     pub policy: mcp_audit_core::Policy,
+    /// `/metrics` on a listener of its own; else on `--listen` (see `HttpConfig::metrics_route`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -101,6 +103,12 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         .with_context(|| format!("--upstream `{upstream}` is not a URL"))?;
     if !matches!(upstream.scheme(), "http" | "https") {
         bail!("--upstream must be an http:// or https:// URL, not `{upstream}`");
+    }
+    if common.metrics_listen.is_none() && upstream.path() == mcp_audit_proxy::http::METRICS_PATH {
+        bail!(
+            "the upstream's path is {}, where the proxy serves its metrics: give them a listener of their own with --metrics-listen ADDR",
+            mcp_audit_proxy::http::METRICS_PATH
+        );
     }
     if args.header_timeout.is_zero() {
         bail!("--header-timeout must be longer than 0");
@@ -133,7 +141,10 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
             Durability::Batch => "batch",
         }
     );
+    let denials = mcp_audit_proxy::Denials::default();
     let config = HttpConfig {
+        denials: denials.clone(),
+        metrics_route: common.metrics_listen.is_none(),
         upstream,
         upstream_roots,
         identity,
@@ -156,6 +167,10 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
     runtime.block_on(async {
         // Before the port opens: a client may stop the proxy as soon as it can connect.
         let stop = mcp_audit_proxy::audit::stop_signal();
+        let metrics = match common.metrics_listen {
+            Some(at) => Some(proxy_audit::serve_metrics(at, audit.recorder(), &denials).await?),
+            None => None,
+        };
         audit.recover().await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -164,6 +179,9 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         let at = listener.local_addr().unwrap_or(listen);
         eprintln!("mcp-audit proxy: clients connect to http://{at}{started}");
         let served = run_http(listener, config, audit.recorder().clone(), stop).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         proxy_audit::finish(audit, checkpointing, served)
             .await
             .map(|()| 0)

@@ -299,3 +299,128 @@ impl Drop for PgSchema {
         }
     }
 }
+
+/// Whether `promtool` (Debian's `prometheus` package) is on PATH. Without it, a test that
+/// checks an exposition with it is skipped, and says so; under `CI=true` it fails instead.
+/// `scripts/test` looks for it the same way and leaves out (counts as skipped) the tests whose
+/// name holds `promtool`.
+pub fn promtool() -> bool {
+    let found = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("promtool").is_file())
+    });
+    if !found {
+        let why = "promtool is not installed (scripts/install-test-peers.sh installs Debian's prometheus)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{why}; CI must check the metrics with it");
+        }
+        eprintln!("skipped: {why}");
+    }
+    found
+}
+
+/// `promtool check metrics` on `text`: the exposition must parse and pass its lint (names,
+/// help, units, counters ending in `_total`).
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The samples of a Prometheus text exposition (series → value), after checking its shape:
+/// every sample belongs to a family with a `# TYPE` line (a histogram's by its `_bucket`,
+/// `_sum` and `_count` series).
+pub fn metric_samples(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let typed: std::collections::BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let name = series.split('{').next().unwrap();
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|family| typed.get(family) == Some(&"histogram"))
+            .unwrap_or(name);
+        assert!(typed.contains_key(family), "{name} has no # TYPE: {text}");
+        samples.insert(series.to_string(), value.parse::<f64>().unwrap());
+    }
+    samples
+}
+
+/// The value of `series` in `samples`, 0 when absent (a pair never counted is not listed).
+pub fn sample(samples: &std::collections::BTreeMap<String, f64>, series: &str) -> f64 {
+    samples.get(series).copied().unwrap_or(0.0)
+}
+
+/// `GET path` on 127.0.0.1:`port` (HTTP/1.1, connection closed after): the status, the head
+/// (lower-case) and the body.
+pub fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    use std::io::Read;
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let body = String::from_utf8_lossy(&out[split + 4..]).into_owned();
+    (status, head, body)
+}
+
+/// The `mcp_audit_recorder_events_written_total` series a trail should show: its events
+/// counted by kind and outcome.
+pub fn written_series(all: &[StoredEvent]) -> std::collections::BTreeMap<String, f64> {
+    let mut series = std::collections::BTreeMap::new();
+    for e in all {
+        let name = format!(
+            r#"mcp_audit_recorder_events_written_total{{kind="{}",outcome="{}"}}"#,
+            e.event.kind.as_str(),
+            e.event.outcome.as_str()
+        );
+        *series.entry(name).or_insert(0.0) += 1.0;
+    }
+    series
+}
+
+/// The `mcp_audit_recorder_events_written_total` series of an exposition's samples.
+pub fn written_samples(
+    samples: &std::collections::BTreeMap<String, f64>,
+) -> std::collections::BTreeMap<String, f64> {
+    samples
+        .iter()
+        .filter(|(series, _)| series.starts_with("mcp_audit_recorder_events_written_total{"))
+        .map(|(series, n)| (series.clone(), *n))
+        .collect()
+}

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::routing::any;
+use axum::routing::{any, get};
 use mcp_audit_store::Recorder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -71,6 +71,12 @@ pub struct HttpConfig {
     pub session_idle: Duration,
     /// How many client connections, and how slow ones, are served.
     pub limits: Limits,
+    /// Where the calls refused are counted, for `/metrics`.
+    pub denials: crate::metrics::Denials,
+    /// Whether `GET /metrics` on this listener answers with the proxy's metrics (else it goes
+    /// where any path other than the upstream's goes). `run_http` refuses it when the upstream's
+    /// own path is `/metrics`, which it would shadow.
+    pub metrics_route: bool,
 }
 
 /// Why the HTTP proxy could not run.
@@ -83,6 +89,11 @@ pub enum HttpError {
     Client(#[source] reqwest::Error),
     #[error("http: {0}")]
     Io(#[from] std::io::Error),
+    /// The upstream's path is `/metrics`: the proxy's own metrics there would hide it.
+    #[error(
+        "the upstream's path is {METRICS_PATH}, where the proxy serves its metrics: give the metrics a listener of their own (--metrics-listen)"
+    )]
+    MetricsShadowUpstream,
 }
 
 /// How long a connection to the upstream stays open unused. Below the 5 s after which
@@ -90,6 +101,9 @@ pub enum HttpError {
 /// idle keep-alive connection: a request sent on a connection the server is closing just then
 /// fails, and a POST can not be sent again.
 const UPSTREAM_IDLE: Duration = Duration::from_secs(4);
+
+/// Where the proxy's metrics are served on its own listener (see [`HttpConfig::metrics_route`]).
+pub const METRICS_PATH: &str = "/metrics";
 
 /// How long open connections get to finish once the proxy is told to stop.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -121,19 +135,37 @@ pub async fn run_http(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let path = config.upstream.path().to_string();
+    if config.metrics_route && path == METRICS_PATH {
+        return Err(HttpError::MetricsShadowUpstream);
+    }
+    let metrics = config.metrics_route.then(|| {
+        Arc::new(crate::metrics::ProxyMetrics::new(
+            recorder.clone(),
+            config.denials.clone(),
+        ))
+    });
     let session_idle = config.session_idle;
     let limits = config.limits;
+    let tap = crate::tap::Tap::new(recorder.clone(), config.denials.clone());
     let app = Arc::new(App {
         config,
         client,
         sessions: Sessions::default(),
-        tap: crate::tap::Tap::new(recorder),
+        tap,
         continuations: Default::default(),
         stopping: stop_rx.clone(),
         tasks: TaskTracker::new(),
     });
-    let router = Router::new()
-        .route(&path, any(server::endpoint))
+    let mut router = Router::new().route(&path, any(server::endpoint));
+    if let Some(metrics) = metrics {
+        // GET only: any other method on the path goes where every unknown path goes (a
+        // legacy session's message endpoint), as it would without metrics.
+        router = router.route(
+            METRICS_PATH,
+            get(move || async move { metrics.response() }).fallback(server::legacy_message),
+        );
+    }
+    let router = router
         .fallback(server::legacy_message)
         .with_state(app.clone());
 

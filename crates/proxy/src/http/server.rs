@@ -366,6 +366,10 @@ async fn too_large(exchange: &Exchange, declared: Option<u64>) -> Response {
     );
     // Not forwarded: refused, as every request the proxy does not let through is.
     r.event.outcome = Outcome::Denied;
+    exchange.app.tap.count_denied(
+        std::slice::from_ref(&r),
+        crate::metrics::DenialReason::BodyTooLarge,
+    );
     let _ = exchange.record(vec![r]).await;
     own_error(
         StatusCode::PAYLOAD_TOO_LARGE,

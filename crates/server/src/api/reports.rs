@@ -204,12 +204,12 @@ pub(super) async fn metrics(State(app): State<Arc<App>>) -> Result<Response> {
         .map(|f| (f.ok, f.finished));
     let text = app
         .metrics
-        .render(app.recorder.stats(), last)
+        .render(last)
         .map_err(|e| ApiError::internal(format!("the metrics could not be written: {e}")))?;
     let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        HeaderValue::from_static(mcp_audit_proxy::metrics::CONTENT_TYPE),
     );
     Ok(response)
 }

@@ -8,8 +8,10 @@
 //! answered by `/api/v1/events/{id}`.
 //!
 //! - `session`: login sessions (cookie) and their CSRF tokens.
+//! - `dashboard`: the dashboard's figures and its charts, drawn here as SVG.
 //! - this module: the routes under `/ui/`, the pages' data, the error pages.
 
+mod dashboard;
 pub(crate) mod session;
 
 use std::sync::Arc;
@@ -47,7 +49,7 @@ pub(crate) fn router() -> Router<Arc<App>> {
         .route("/ui/reviews", get(reviews))
         .route("/ui/integrity", get(integrity))
         .route("/ui/integrity/verify", post(verify))
-        .route("/ui/dashboard", get(dashboard))
+        .route("/ui/dashboard", get(dashboard::dashboard))
         .route("/ui/tokens", get(tokens).post(create_token))
         .route("/ui/tokens/{id}/revoke", post(revoke_token))
 }
@@ -874,133 +876,4 @@ async fn revoke_token(
         .await
         .map_err(|e| UiError::Page(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     Ok(Redirect::to("/ui/tokens").into_response())
-}
-
-/// One tool's bar of the dashboard: calls and errors as widths (of 100), latencies as text.
-struct Bar {
-    tool: String,
-    label: String,
-    y: u32,
-    calls: u64,
-    errors: u64,
-    calls_width: f64,
-    errors_width: f64,
-    p50: String,
-    p95: String,
-    p95_width: f64,
-}
-
-#[derive(Template)]
-#[template(path = "dashboard.html")]
-struct DashboardPage {
-    nav: Option<Nav>,
-    since: String,
-    figures: Vec<(&'static str, u64)>,
-    bars: Vec<Bar>,
-    height: u32,
-    error: Option<String>,
-}
-
-/// The most tools the dashboard draws (the busiest).
-const DASHBOARD_TOOLS: usize = 15;
-
-fn millis(us: Option<u64>) -> String {
-    us.map(|us| format!("{:.1} ms", us as f64 / 1000.0))
-        .unwrap_or_else(|| "—".into())
-}
-
-/// Calls, errors and latency per tool, drawn by the server as SVG, over `since` (default 7d).
-async fn dashboard(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> UiResult {
-    let (caller, _) = caller(&app, &headers, Role::Viewer).await?;
-    let query = cleaned(query.as_deref(), &[]);
-    let since = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "since")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| "7d".to_string());
-    let mut page = DashboardPage {
-        nav: Some(caller.nav),
-        since: since.clone(),
-        figures: Vec::new(),
-        bars: Vec::new(),
-        height: 0,
-        error: None,
-    };
-    let read = async {
-        let params = Params::parse(Some(&query), false, &["since"])?;
-        let since = match params.time("since")? {
-            Some(t) => Some(t),
-            None => Some(crate::time::parse_time(&since).map_err(ApiError::bad_request)?),
-        };
-        app.read(move |_, store| {
-            let summary = store.summary(&mcp_audit_store::SummaryScope::Window {
-                since,
-                until: None,
-                time: mcp_audit_store::TimeBasis::Stated,
-            })?;
-            let tools = store.tool_stats(&mcp_audit_store::Filter {
-                since,
-                ..mcp_audit_store::Filter::default()
-            })?;
-            Ok((summary, tools))
-        })
-        .await
-    };
-    match read.await {
-        Ok((summary, mut tools)) => {
-            let failed: u64 = summary
-                .by_outcome
-                .iter()
-                .filter(|(outcome, _)| !matches!(outcome.as_str(), "success" | "pending"))
-                .map(|(_, n)| n)
-                .sum();
-            page.figures = vec![
-                ("operations", summary.total_operations),
-                ("tool calls", summary.tool_executions),
-                ("failed", failed),
-                ("require review", summary.requires_review),
-                ("users", summary.distinct_users),
-            ];
-            tools.sort_by(|a, b| b.calls.cmp(&a.calls).then(a.tool.cmp(&b.tool)));
-            tools.truncate(DASHBOARD_TOOLS);
-            let most = tools.iter().map(|t| t.calls).max().unwrap_or(1).max(1) as f64;
-            let slowest = tools
-                .iter()
-                .filter_map(|t| t.p95_us)
-                .max()
-                .unwrap_or(1)
-                .max(1) as f64;
-            page.bars = tools
-                .iter()
-                .enumerate()
-                .map(|(i, t)| Bar {
-                    // The label column is narrow; the full name is in the bar's title.
-                    label: if t.tool.chars().count() > 22 {
-                        format!("{}…", t.tool.chars().take(21).collect::<String>())
-                    } else {
-                        t.tool.clone()
-                    },
-                    tool: t.tool.clone(),
-                    y: i as u32 * 26,
-                    calls: t.calls,
-                    errors: t.errors,
-                    calls_width: t.calls as f64 / most * 100.0,
-                    errors_width: t.errors as f64 / most * 100.0,
-                    p50: millis(t.p50_us),
-                    p95: millis(t.p95_us),
-                    p95_width: t.p95_us.map(|p| p as f64 / slowest * 100.0).unwrap_or(0.0),
-                })
-                .collect();
-            page.height = page.bars.len() as u32 * 26;
-            Ok(html(StatusCode::OK, &page))
-        }
-        Err(e) if e.status == StatusCode::BAD_REQUEST => {
-            page.error = Some(e.message);
-            Ok(html(StatusCode::BAD_REQUEST, &page))
-        }
-        Err(e) => Err(e.into()),
-    }
 }

@@ -469,6 +469,10 @@ impl Append for PgStore {
         Ok(())
     }
 
+    fn spool_bytes(&self) -> Option<u64> {
+        self.spool.as_ref().map(Spool::bytes)
+    }
+
     fn leaf_hashes(&mut self, from: u64) -> Result<Vec<Hash>, StoreError> {
         // Spooled entries are part of the log: get them in first when the server is back.
         // Until then the log, as far as the database holds it, has no new entries: the

@@ -130,6 +130,11 @@ impl Spool {
         Ok(spool)
     }
 
+    /// Bytes waiting here (for metrics).
+    pub(super) fn bytes(&self) -> u64 {
+        self.len
+    }
+
     /// Whether entries wait here.
     pub(super) fn is_empty(&self) -> bool {
         self.len == 0

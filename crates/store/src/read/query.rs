@@ -245,6 +245,10 @@ pub struct Summary {
     pub by_outcome: BTreeMap<String, u64>,
     pub requires_review: u64,
     pub distinct_users: u64,
+    /// Operations per user (of those with a user id), for a dashboard's top users. Left out of
+    /// the JSON summary (`summary --json`, the console's API), whose shape is documented.
+    #[serde(skip)]
+    pub by_user: BTreeMap<String, u64>,
     pub first_activity: Option<Timestamp>,
     pub last_activity: Option<Timestamp>,
 }

@@ -65,6 +65,9 @@ pub(crate) fn fold_summary(
     let mut summary = Summary::default();
     let mut users = std::collections::HashSet::new();
     for (user, g) in groups {
+        if let Some(user) = &user {
+            *summary.by_user.entry(user.clone()).or_default() += g.count;
+        }
         users.extend(user);
         summary.total_operations += g.count;
         summary.requires_review += g.review;

@@ -7,4 +7,5 @@ pub mod checkpointer;
 pub mod columns;
 pub mod event_columns;
 pub mod recorder;
+pub mod telemetry;
 pub mod writer;

@@ -205,6 +205,8 @@ pub(crate) struct Shared {
     /// Since when the store has refused writes, as the writer last saw it; `None` while it
     /// takes them. Read by adapters that stop forwarding past a limit.
     failing_since: Mutex<Option<Instant>>,
+    /// Events by kind and outcome, commit latency, spool size: see `telemetry`.
+    pub(crate) telemetry: crate::telemetry::Telemetry,
 }
 
 impl Shared {
@@ -520,6 +522,18 @@ impl Recorder {
             failed: self.shared.failed.load(Ordering::Relaxed),
             batches: self.shared.batches.load(Ordering::Relaxed),
         }
+    }
+
+    /// What the recorder knows of its work now, for a metrics endpoint: its counters, the
+    /// queue's depth, events written by kind and outcome, commit latency, the spool's size.
+    /// Reads atomics only: cheap enough for every scrape, and nothing on the recording path
+    /// waits for it.
+    pub fn metrics(&self) -> crate::telemetry::RecorderMetrics {
+        let capacity = self.commands.max_capacity();
+        let depth = capacity.saturating_sub(self.commands.capacity());
+        self.shared
+            .telemetry
+            .snapshot(self.stats(), depth, capacity)
     }
 
     /// Runs `operation`, records its outcome with `event` (success, or `tool_error` with the

@@ -91,6 +91,7 @@ pub(crate) fn run(
     // Waiting on the queue with a time limit (a lingering batch, a retry due) takes a timer.
     let timer = timer();
     let lingers = !linger.is_zero() && timer.is_some();
+    shared.telemetry.spool_bytes.set(store.spool_bytes());
     loop {
         let first = match commands.try_recv() {
             Ok(command) => command,
@@ -270,7 +271,10 @@ impl Log {
         records.extend(gap.into_iter().chain(held).map(|s| (s, None)));
         records.append(batch);
         shared.batches.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let outcomes = self.write(store, &records);
+        shared.telemetry.commit_latency.observe(started.elapsed());
+        shared.telemetry.spool_bytes.set(store.spool_bytes());
         let gap_written = has_gap && outcomes.first().is_some_and(|o| o.is_ok());
         let wide = outcomes.iter().find_map(|o| match o {
             Err(Failure::Store(error)) => Some(error.clone()),
@@ -288,6 +292,8 @@ impl Log {
                     // The gap event is the writer's own: not one of the callers' records.
                     if !is_gap {
                         shared.recorded.fetch_add(1, Ordering::Relaxed);
+                        let event = &sealed.event;
+                        shared.telemetry.written.count(event.kind, event.outcome);
                     }
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(seq));
@@ -414,12 +420,21 @@ fn commit_all(
     }
     shared.batches.fetch_add(1, Ordering::Relaxed);
     let events: Vec<&SealedEvent> = sealed.iter().collect();
+    let started = Instant::now();
     let result = append(store, next_seq, &events);
+    shared.telemetry.commit_latency.observe(started.elapsed());
+    shared.telemetry.spool_bytes.set(store.spool_bytes());
     match &result {
         Ok(_) => {
             shared
                 .recorded
                 .fetch_add(events.len() as u64, Ordering::Relaxed);
+            for one in &events {
+                shared
+                    .telemetry
+                    .written
+                    .count(one.event.kind, one.event.outcome);
+            }
         }
         Err(error) => {
             tracing::error!(

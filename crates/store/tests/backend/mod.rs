@@ -386,6 +386,9 @@ pub fn summary_of<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Summa
             .or_default() += 1;
         s.requires_review += u64::from(e.compliance.requires_review == Some(true));
         users.extend(e.actor.user_id.clone());
+        if let Some(user) = &e.actor.user_id {
+            *s.by_user.entry(user.clone()).or_default() += 1;
+        }
         s.first_activity = Some(s.first_activity.map_or(e.timestamp, |t| t.min(e.timestamp)));
         s.last_activity = Some(s.last_activity.map_or(e.timestamp, |t| t.max(e.timestamp)));
     }
