@@ -1814,6 +1814,20 @@ fn a_viewer_sees_no_arguments_in_the_ui_and_an_auditors_read_is_on_record(db: Db
         reads[0]["payload"]["details"]["endpoint"],
         "/ui/events/{id}"
     );
+
+    // The search box reads payloads: shown to the auditor, who finds by an argument (and whose
+    // search is on record); not shown to the viewer, whose hand-made search URL is a 403 page.
+    let events = viewer.page("/ui/events");
+    assert!(!events.contains("id=\"q\""), "{events}");
+    let refused = viewer.get("/ui/events?q=secret-3");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!refused.body.contains(&id));
+    assert!(auditor.page("/ui/events").contains("id=\"q\""));
+    let found = auditor.page("/ui/events?q=secret-3&tool=&user=");
+    assert!(found.contains(&format!("/ui/events/{id}")), "{found}");
+    assert_eq!(found.matches("class=\"event-link\"").count(), 1, "{found}");
+    let searches = searches_on_record(&s.db);
+    assert_eq!(searches, [("aude".to_string(), "secret 3".to_string())]);
 }
 
 fn a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue(db: Db) {

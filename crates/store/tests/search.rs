@@ -38,6 +38,19 @@ fn found(store: &mut dyn Store, text: &str) -> Vec<EventId> {
     page.events.iter().map(|e| e.event.id).collect()
 }
 
+/// On SQLite, FTS5's own check that the index holds exactly the words of the payloads there
+/// (`rank` 1: against the content table): what the triggers keep true through every write.
+fn index_matches_payloads(db: &Db) {
+    if db.backend == Backend::Sqlite {
+        rusqlite::Connection::open(&db.path)
+            .unwrap()
+            .execute_batch(
+                "INSERT INTO payload_text (payload_text, rank) VALUES ('integrity-check', 1)",
+            )
+            .unwrap();
+    }
+}
+
 /// A call of `tool` whose arguments hold `argument` and whose result holds `result`.
 fn call(tool: &str, argument: &str, result: &str) -> AuditEvent {
     AuditEvent::tool_execution(tool)
@@ -212,6 +225,7 @@ fn an_erased_payload_is_no_longer_found(db: Db) {
     recorder.shutdown().unwrap();
     assert!(found(reader.as_mut(), "zebracustomer").is_empty());
     assert_eq!(found(reader.as_mut(), "nothing"), [ids[2]]);
+    index_matches_payloads(&db);
     if db.backend == Backend::Sqlite {
         // Not masked but gone: the index's pages no longer hold the word (secure-delete), nor
         // do the file and its write-ahead log (erasure's scrub).
@@ -249,6 +263,7 @@ fn an_expired_payload_is_no_longer_found(db: Db) {
     assert_eq!(found(db.reader().as_mut(), "lapsed-4411").len(), 2);
     clean_up(&db).expect("something expired");
     assert_eq!(found(db.reader().as_mut(), "lapsed-4411"), [ids[1]]);
+    index_matches_payloads(&db);
 }
 
 fn a_database_from_before_the_index_is_searchable_once_migrated(db: Db) {
@@ -283,6 +298,7 @@ fn a_database_from_before_the_index_is_searchable_once_migrated(db: Db) {
     let mut reader = db.reader();
     assert_eq!(found(reader.as_mut(), "legacy-77"), [new[0], old.id]);
     assert_eq!(found(reader.as_mut(), "from before search"), [old.id]);
+    index_matches_payloads(&db);
 }
 
 #[cfg(feature = "postgres")]
