@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use mcp_audit_core::{Action, Classification, EventKind, Outcome};
-use mcp_audit_store::{Filter, TimeBasis};
+use mcp_audit_store::{Filter, TextSearch, TimeBasis};
 
 use mcp_audit_server::time::parse_time;
 
@@ -71,6 +71,15 @@ pub struct FilterArgs {
     /// Also show `pending` intents (operations recorded before they ran)
     #[arg(long)]
     pub include_pending: bool,
+    /// Only events whose arguments or result (any of the payload) hold these words, in this
+    /// order, ignoring case: `customer-123`, `alice@example.com` (words are runs of letters
+    /// and digits; everything else separates them)
+    #[arg(long, value_parser = parse_search, value_name = "TEXT")]
+    pub search: Option<TextSearch>,
+}
+
+fn parse_search(text: &str) -> Result<TextSearch, String> {
+    TextSearch::new(text).map_err(|e| e.to_string())
 }
 
 impl FilterArgs {
@@ -102,6 +111,7 @@ impl FilterArgs {
             time: self.time,
             skewed: self.skewed,
             include_pending: self.include_pending,
+            search: self.search.clone(),
         }
     }
 }

@@ -422,7 +422,141 @@ on_both_backends!(
     an_admin_creates_a_token_in_the_ui_sees_it_once_and_revokes_it,
     the_dashboard_draws_calls_and_errors_over_time_per_tool_latency_and_top_users_as_stats_gives_them,
     metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool,
+    a_search_finds_arguments_and_results_for_an_auditor_and_is_on_record,
+    hostile_search_text_is_a_clear_400_or_a_correct_answer,
 );
+
+/// The console's records of searches: (who, the words searched).
+fn searches_on_record(db: &Db) -> Vec<(String, String)> {
+    db.all()
+        .into_iter()
+        .filter(|e| e["target"]["resource_id"] == "search" && e["action"] == "READ")
+        .map(|e| {
+            (
+                e["actor"]["user_id"].as_str().unwrap().to_string(),
+                e["payload"]["details"]["search"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+fn a_search_finds_arguments_and_results_for_an_auditor_and_is_on_record(db: Db) {
+    let s = seeded(db);
+    s.db.log(&[json!({
+        "kind": "tool_execution",
+        "action": "EXECUTE",
+        "operation": "invoice",
+        "timestamp": "2026-03-02T00:00:00Z",
+        "payload": {"input": {"id": 9}, "output": {"text": "billed Customer-123 at a@b.example"}},
+    })]);
+    // What the CLI's --search finds, asked before the console records any search (a record
+    // of a search holds its words, and a later search finds it too).
+    let cli_arguments = s.db.query_ids(&["--search", "secret-3"]);
+    let cli_result = s.db.query_ids(&["--search", "CUSTOMER-123"]);
+    let expected = s.db.query_ids(&["--search", "secret", "--user", "alice"]);
+    assert_eq!(expected.len(), 10);
+    let console = s.db.serve();
+    // In the arguments (the seed's inputs) and in a result; the CLI's --search agrees.
+    let in_arguments = console.ids("/api/v1/events?q=secret-3", &s.auditor);
+    assert_eq!(in_arguments, [seed_id(&s.db, 3)]);
+    assert_eq!(cli_arguments, in_arguments);
+    let in_result = console.ids("/api/v1/events?q=customer-123", &s.auditor);
+    assert_eq!(in_result.len(), 1);
+    assert_eq!(cli_result, in_result);
+    assert_eq!(
+        console.ids("/api/v1/events?q=a%40b.example", &s.admin),
+        in_result
+    );
+    // With other filters (the user keeps the console's records out), and paged to the end
+    // with no duplicate and no gap.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/events?q=secret&user=alice&limit=3".to_string();
+    loop {
+        let page = console.ok(&path, &s.auditor);
+        for e in page["events"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/v1/events?q=secret&user=alice&limit=3&cursor={cursor}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    // A search reads payloads: not for a viewer or a reviewer, and nothing is recorded for them.
+    let before = searches_on_record(&s.db);
+    for token in [&s.viewer, &s.reviewer] {
+        let refused = console.get("/api/v1/events?q=secret-3", Some(token));
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        assert_eq!(refused.error(), "forbidden");
+        assert!(refused.body.contains("auditor"), "{}", refused.body);
+    }
+    assert_eq!(searches_on_record(&s.db), before);
+    // Every search is on record, with who searched for what.
+    assert!(
+        before.contains(&("aude".to_string(), "secret 3".to_string())),
+        "{before:?}"
+    );
+    assert!(
+        before.contains(&("adam".to_string(), "a b example".to_string())),
+        "{before:?}"
+    );
+    // The list still carries no payload; an export can search too, and records its query.
+    let list = console.ok("/api/v1/events?q=secret-3", &s.auditor);
+    assert!(list["events"][0].get("payload").is_none());
+    let export = console.get(
+        "/api/v1/export?q=customer-123&kind=tool_execution",
+        Some(&s.auditor),
+    );
+    assert_eq!(export.status, 200);
+    assert_eq!(export.body.lines().count(), 1, "{}", export.body);
+    // Endpoints that do not read payloads take no search.
+    let refused = console.get("/api/v1/stats?q=secret", Some(&s.auditor));
+    assert_eq!(refused.status, 400);
+}
+
+fn hostile_search_text_is_a_clear_400_or_a_correct_answer(db: Db) {
+    let s = seeded(db);
+    let console = s.db.serve();
+    let long = format!("/api/v1/events?q={}", "x".repeat(10_000));
+    for path in [
+        "/api/v1/events?q=%22",
+        "/api/v1/events?q=*",
+        "/api/v1/events?q=-",
+        &long,
+    ] {
+        let answer = console.get(path, Some(&s.auditor));
+        assert_eq!(answer.status, 400, "{path}: {}", answer.body);
+        assert_eq!(answer.error(), "bad_request", "{path}");
+    }
+    for (q, hits) in [
+        ("%22secret-3", 1),
+        ("NEAR(secret-3", 0),
+        ("secret-3%22%20OR%20%22secret-4", 0),
+        ("secret*", 30),
+        ("-secret-3", 1),
+        ("q%3Asecret-3", 1),
+    ] {
+        // The seed's kinds: the console's records of these searches are admin events.
+        let path =
+            format!("/api/v1/events?q={q}&limit=1000&kind=tool_execution&kind=resource_access");
+        let answer = console.get(&path, Some(&s.auditor));
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        assert_eq!(
+            answer.json()["events"].as_array().unwrap().len(),
+            hits,
+            "{q}"
+        );
+    }
+    // The CLI refuses what the API refuses, by name.
+    let (code, _, err) = s.db.run(&["query", "--search", "\"*\""], b"");
+    assert_ne!(code, 0);
+    assert!(err.contains("no letter or digit"), "{err}");
+}
 
 fn an_erased_event_reads_as_redacted_and_its_read_is_not_recorded(db: Db) {
     let s = seeded(db);
@@ -1189,6 +1323,27 @@ fn the_openapi_document_describes_every_real_answer(db: Db) {
             Some(&s.viewer),
             400,
         ),
+        (
+            "get",
+            "/api/v1/events",
+            "/api/v1/events?q=secret-3".into(),
+            Some(&s.auditor),
+            200,
+        ),
+        (
+            "get",
+            "/api/v1/events",
+            "/api/v1/events?q=secret-3".into(),
+            Some(&s.viewer),
+            403,
+        ),
+        (
+            "get",
+            "/api/v1/events",
+            "/api/v1/events?q=%22*%22".into(),
+            Some(&s.auditor),
+            400,
+        ),
         ("get", "/api/v1/events", "/api/v1/events".into(), None, 401),
         (
             "post",
@@ -1338,6 +1493,16 @@ fn the_openapi_document_describes_every_real_answer(db: Db) {
             202,
         ),
     ];
+    // Every query field the events list and the export take is documented, search included.
+    for template in ["/api/v1/events", "/api/v1/export"] {
+        let names: Vec<&str> = doc["paths"][template]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"q"), "{template}: {names:?}");
+    }
     let mut covered = BTreeSet::new();
     for (method, template, path, token, status) in &calls {
         let answer = match *method {
@@ -1652,6 +1817,20 @@ fn a_viewer_sees_no_arguments_in_the_ui_and_an_auditors_read_is_on_record(db: Db
         reads[0]["payload"]["details"]["endpoint"],
         "/ui/events/{id}"
     );
+
+    // The search box reads payloads: shown to the auditor, who finds by an argument (and whose
+    // search is on record); not shown to the viewer, whose hand-made search URL is a 403 page.
+    let events = viewer.page("/ui/events");
+    assert!(!events.contains("id=\"q\""), "{events}");
+    let refused = viewer.get("/ui/events?q=secret-3");
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(!refused.body.contains(&id));
+    assert!(auditor.page("/ui/events").contains("id=\"q\""));
+    let found = auditor.page("/ui/events?q=secret-3&tool=&user=");
+    assert!(found.contains(&format!("/ui/events/{id}")), "{found}");
+    assert_eq!(found.matches("class=\"event-link\"").count(), 1, "{found}");
+    let searches = searches_on_record(&s.db);
+    assert_eq!(searches, [("aude".to_string(), "secret 3".to_string())]);
 }
 
 fn a_forged_cookie_or_csrf_token_is_refused_and_a_real_review_leaves_the_queue(db: Db) {
@@ -1987,6 +2166,26 @@ mod browser {
             shot(&client, "events-filtered").await;
             let rows = client.find_all(Locator::Css("a.event-link")).await.unwrap();
             assert!(!rows.is_empty(), "the echo call is found");
+            for row in &rows {
+                assert_eq!(row.text().await.unwrap(), "echo");
+            }
+
+            // The full-text search box: the words the call carried in its arguments find it,
+            // and the search lands in the URL too.
+            client.goto(&format!("{base}/ui/events")).await.unwrap();
+            client
+                .find(Locator::Id("q"))
+                .await
+                .unwrap()
+                .send_keys("Hello through the PROXY")
+                .await
+                .unwrap();
+            click_and_load(&client, client.find(Locator::Id("search")).await.unwrap()).await;
+            let url = client.current_url().await.unwrap();
+            assert!(url.query().unwrap_or_default().contains("q=Hello"), "{url}");
+            shot(&client, "events-search").await;
+            let rows = client.find_all(Locator::Css("a.event-link")).await.unwrap();
+            assert!(!rows.is_empty(), "the search finds the echo call");
             for row in &rows {
                 assert_eq!(row.text().await.unwrap(), "echo");
             }

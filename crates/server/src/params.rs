@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use mcp_audit_store::{Cursor, Filter, PageStart, TimeBasis};
+use mcp_audit_store::{Cursor, Filter, PageStart, TextSearch, TimeBasis};
 
 use crate::error::ApiError;
 use crate::time::parse_time_at;
@@ -18,6 +18,9 @@ use crate::time::parse_time_at;
 pub const MAX_LIMIT: u32 = 1000;
 /// The page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 100;
+
+/// The full-text search field: `q=customer-123`.
+pub const SEARCH_FIELD: &str = "q";
 
 /// The fields of a query string, each at most once (`kind` may repeat).
 pub struct Params {
@@ -87,6 +90,21 @@ impl Params {
             }
         }
         Ok(params)
+    }
+
+    /// The fields as a query string again (sorted, so that the same filter reads the same),
+    /// for a record of what a read asked for.
+    pub fn described(&self) -> String {
+        let mut fields: Vec<(&str, &str)> = self
+            .single
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(self.kinds.iter().map(|k| ("kind", k.as_str())))
+            .collect();
+        fields.sort();
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        out.extend_pairs(fields);
+        out.finish()
     }
 
     pub fn text(&self, key: &str) -> Option<&str> {
@@ -178,7 +196,20 @@ impl Params {
             time: self.time_basis()?,
             skewed: self.flag("skewed")?.unwrap_or(false),
             include_pending: self.flag("include_pending")?.unwrap_or(false),
+            search: self.search()?,
         })
+    }
+
+    /// `q`, the full-text search (see `mcp_audit_store::search`), where the endpoint takes it
+    /// (it lists `q` among its own fields: a search reads payloads, so only endpoints that
+    /// check the caller may see them and record the search take one). Empty after trimming
+    /// is no search (a form sends every field).
+    fn search(&self) -> Result<Option<TextSearch>, ApiError> {
+        self.text(SEARCH_FIELD)
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(|q| TextSearch::new(q).map_err(|e| ApiError::bad_request(format!("`q`: {e}"))))
+            .transpose()
     }
 
     /// `limit` (capped at [`MAX_LIMIT`]) and `cursor`.
@@ -241,6 +272,43 @@ mod tests {
         assert!(e.message.contains("true or false"), "{e}");
         let e = filter("since=2026-02-01&until=2026-01-01").err().unwrap();
         assert!(e.message.contains("empty"), "{e}");
+    }
+
+    fn search(query: &str) -> Result<Filter, ApiError> {
+        Params::parse(Some(query), true, &[SEARCH_FIELD])?.filter()
+    }
+
+    #[test]
+    fn a_search_is_taken_where_the_endpoint_lists_q() {
+        let f = search("q=Customer-123").unwrap();
+        assert_eq!(f.search.unwrap().words(), "customer 123");
+        assert!(search("q=").unwrap().search.is_none());
+        let e = filter("q=customer").err().unwrap();
+        assert!(e.message.contains("unknown query field `q`"), "{e}");
+    }
+
+    #[test]
+    fn hostile_search_text_is_a_clear_400_or_plain_words() {
+        for (q, words) in [
+            ("%22", None),
+            ("*", None),
+            ("-", None),
+            ("NEAR(", Some("near")),
+            ("%22unbalanced", Some("unbalanced")),
+            ("a*%20-b%20OR%20c", Some("a b or c")),
+        ] {
+            let got = search(&format!("q={q}"));
+            match words {
+                Some(words) => assert_eq!(got.unwrap().search.unwrap().words(), words),
+                None => {
+                    let e = got.err().unwrap();
+                    assert!(e.message.contains("no letter or digit"), "{q}: {e}");
+                }
+            }
+        }
+        let e = search(&format!("q={}", "x".repeat(10_000))).err().unwrap();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("10000 bytes"), "{e}");
     }
 
     #[test]

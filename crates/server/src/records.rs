@@ -24,6 +24,9 @@ use crate::tokens::{Credential, TokenInfo};
 pub const EVENT_RESOURCE: &str = "audit_event";
 /// The resource type of an export.
 pub const EXPORT_RESOURCE: &str = "audit_trail";
+/// The resource id of a search's record (its resource type is [`EXPORT_RESOURCE`]: a search
+/// reads across the trail, not one event).
+pub const SEARCH_RESOURCE_ID: &str = "search";
 /// The custom action of a review; its operation is `review audit_event`.
 pub const REVIEW_ACTION: &str = "review";
 /// The operation of every review event (what the queue subtracts).
@@ -101,6 +104,30 @@ pub fn export(who: &TokenInfo, filter: &str, format: &str) -> Result<AuditEvent,
     add_credential(&mut details, who);
     record.compliance_events.push(data_access(details.clone()));
     record.payload.details = Some(details);
+    Ok(record)
+}
+
+/// A full-text search through `endpoint`: it reads payloads (which events hold the words), so
+/// it is recorded as a read, with its words and the rest of the filter (`query`, the query
+/// string as given) in the record's personal half, erasable like the payloads it searched.
+pub fn search(
+    who: &TokenInfo,
+    endpoint: &str,
+    words: &str,
+    query: &str,
+) -> Result<AuditEvent, ApiError> {
+    let mut record = base(Action::Read, EXPORT_RESOURCE, SEARCH_RESOURCE_ID, who)?;
+    record.compliance_events.push(data_access(json!({
+        "endpoint": endpoint,
+        "token_id": who.id,
+        "role": who.role,
+    })));
+    record.payload.details = Some(json!({
+        "endpoint": endpoint,
+        "search": words,
+        "filter": query,
+        "token_id": who.id,
+    }));
     Ok(record)
 }
 

@@ -57,6 +57,7 @@ mod write;
 // The public modules keep their paths; the crate's own code reaches every module at the root too.
 pub use audit::{erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
+pub use read::search;
 use read::{query, report, sql};
 use write::{backlog, checkpointer, columns, event_columns, recorder, telemetry, writer};
 
@@ -72,6 +73,7 @@ pub use query::{
 pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
+pub use search::{SearchError, TextSearch};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     Append, Audit, Cell, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log,

@@ -15,18 +15,18 @@ use super::reviews::reviews_of;
 use super::{PageView, Result, authorize, event_id, ok, open_failed, view, views};
 use crate::App;
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{Params, SEARCH_FIELD};
 use crate::records;
-use crate::tokens::Role;
+use crate::tokens::{Role, TokenInfo};
 
 pub(super) async fn events(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
-    authorize(&app, &headers, Role::Viewer).await?;
-    let params = Params::parse(query.as_deref(), true, &["limit", "cursor"])?;
-    let (page, limit) = list(&app, &params).await?;
+    let caller = authorize(&app, &headers, Role::Viewer).await?;
+    let params = Params::parse(query.as_deref(), true, &["limit", "cursor", SEARCH_FIELD])?;
+    let (page, limit) = list(&app, &params, &caller, "/api/v1/events").await?;
     Ok(ok(&PageView {
         events: views(page.events),
         next_cursor: page.next.map(|c| c.0),
@@ -35,16 +35,53 @@ pub(super) async fn events(
 }
 
 /// One page of the events `params` filter, newest first, and the page size used.
-pub(crate) async fn list(app: &Arc<App>, params: &Params) -> Result<(mcp_audit_store::Page, u32)> {
+///
+/// A full-text search (`q`) reads payloads: it is for a role that sees them (else 403, before
+/// anything is read), and it is recorded, as made through `endpoint`, before the page is
+/// returned (a search that cannot be recorded is refused, like any read of payloads).
+pub(crate) async fn list(
+    app: &Arc<App>,
+    params: &Params,
+    caller: &TokenInfo,
+    endpoint: &'static str,
+) -> Result<(mcp_audit_store::Page, u32)> {
     let filter = params.filter()?;
     let (start, limit) = params.page()?;
+    let search = match &filter.search {
+        Some(search) if !caller.role.sees_payloads() => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "a search reads arguments and results: it needs the role auditor or higher; \
+                     token `{}` has {}",
+                    caller.name, caller.role
+                ),
+            ));
+        }
+        Some(search) => Some((
+            caller.clone(),
+            search.words().to_string(),
+            params.described(),
+        )),
+        None => None,
+    };
     let page = app
-        .read(move |_, store| {
-            Ok(store.query(&Query {
+        .read(move |app, store| {
+            let page = store.query(&Query {
                 filter,
                 start,
                 limit,
-            })?)
+            })?;
+            if let Some((caller, words, query)) = search {
+                // On record before the page leaves the server.
+                records::record(
+                    &app.recorder,
+                    records::search(&caller, endpoint, &words, &query)?,
+                )?;
+                app.metrics.served(crate::metrics::Served::PayloadRead);
+            }
+            Ok(page)
         })
         .await?;
     Ok((page, limit))

@@ -73,7 +73,13 @@ pub(super) async fn export(
     RawQuery(query): RawQuery,
 ) -> Result<Response> {
     let caller = authorize(&app, &headers, Role::Auditor).await?;
-    let params = Params::parse(query.as_deref(), true, &["format"])?;
+    // An export already needs a role that sees payloads, and is recorded with its query
+    // string, search included.
+    let params = Params::parse(
+        query.as_deref(),
+        true,
+        &["format", crate::params::SEARCH_FIELD],
+    )?;
     let format = match params.text("format").unwrap_or("jsonl") {
         "jsonl" => crate::export::Format::Jsonl,
         "csv" => crate::export::Format::Csv,

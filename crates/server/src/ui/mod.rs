@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::App;
 use crate::api::{self, check_secret, event_id};
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{Params, SEARCH_FIELD};
 use crate::records;
 use crate::records::Verdict;
 use crate::tokens::{self, NewToken, Role, TokenInfo};
@@ -386,6 +386,9 @@ struct EventsPage {
     nav: Option<Nav>,
     title: &'static str,
     fields: Vec<Field>,
+    /// The full-text search box's text; `None`: the caller's role may not search (it reads
+    /// payloads), and the page shows no box.
+    search: Option<String>,
     rows: Vec<Row>,
     error: Option<String>,
     next: Option<String>,
@@ -424,17 +427,24 @@ async fn events(
                 .unwrap_or_default(),
         })
         .collect();
+    let search = caller.token.role.sees_payloads().then(|| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == SEARCH_FIELD)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    });
     let mut page = EventsPage {
         nav: Some(caller.nav),
         title: "Events",
         fields,
+        search,
         rows: Vec::new(),
         error: None,
         next: None,
         filtered: !cleaned(Some(&query), &["cursor", "limit"]).is_empty(),
     };
-    let listed = match Params::parse(Some(&query), true, &["limit", "cursor"]) {
-        Ok(params) => api::events::list(&app, &params).await,
+    let listed = match Params::parse(Some(&query), true, &["limit", "cursor", SEARCH_FIELD]) {
+        Ok(params) => api::events::list(&app, &params, &caller.token, "/ui/events").await,
         Err(e) => Err(e),
     };
     match listed {
@@ -455,6 +465,7 @@ async fn events(
             page.error = Some(e.message);
             Ok(html(StatusCode::BAD_REQUEST, &page))
         }
+        Err(e) if e.status == StatusCode::FORBIDDEN => Err(forbidden(&e.message)),
         Err(e) => Err(e.into()),
     }
 }

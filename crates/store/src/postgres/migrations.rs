@@ -154,6 +154,32 @@ const MIGRATIONS: &[Migration] = &[Migration {
         ALTER TABLE events ADD COLUMN received_at BIGINT;  -- microseconds since the Unix epoch
         CREATE INDEX events_received ON events (received_at);
     ",
+}, Migration {
+    description: "full-text index of the payloads, for search (see read/search.rs)",
+    sql: "
+        -- The words of a payload as search reads them: every character that is not a letter or
+        -- a digit becomes a space (as SQLite's tokenizer cuts text), then the `simple`
+        -- configuration lower-cases each word and keeps it (no stemming, no stop words). Only
+        -- the first 100,000 characters (search::PG_INDEXED_CHARS): a tsvector is at most 1 MB,
+        -- and an insert whose payload made a larger one would fail. IMMUTABLE so that it can
+        -- be indexed; one SQL expression that the planner inlines, in the index and in the
+        -- query alike, so that the query's expression matches the index's.
+        CREATE OR REPLACE FUNCTION mcp_audit_search_doc(body TEXT) RETURNS tsvector
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE
+            AS $$ SELECT to_tsvector('simple'::regconfig,
+                      regexp_replace(left(body, 100000), '[^[:alnum:]]+', ' ', 'g')) $$;
+        -- The phrase of a search's words (already cut and lower-cased by the reader; cut
+        -- again here so that no tsquery syntax can reach the parser).
+        CREATE OR REPLACE FUNCTION mcp_audit_search_query(words TEXT) RETURNS tsquery
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE
+            AS $$ SELECT phraseto_tsquery('simple'::regconfig,
+                      regexp_replace(words, '[^[:alnum:]]+', ' ', 'g')) $$;
+        -- An expression index, not a stored column: the database computes it on every path that
+        -- writes a payload (COPY, multi-row INSERT, the spool's replay), an erased payload's
+        -- entry dies with its row, and nothing derived sits in the table beside the hashed
+        -- data. Created on the parent, it is built on every partition, now and later.
+        CREATE INDEX IF NOT EXISTS payloads_text ON payloads USING gin (mcp_audit_search_doc(body));
+    ",
 }];
 
 /// The first version with `expired_entries`.
@@ -161,6 +187,9 @@ pub(super) const TOMBSTONES_VERSION: i64 = 2;
 
 /// The first version with `events.received_at`.
 pub(super) const RECEIVED_AT_VERSION: i64 = 3;
+
+/// The first version with the payloads' text index (`mcp_audit_search_doc`).
+pub(super) const SEARCH_VERSION: i64 = 4;
 
 /// The schema version this build writes.
 pub(super) fn latest_version() -> i64 {

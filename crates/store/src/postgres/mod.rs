@@ -119,6 +119,9 @@ pub struct PgStore {
     /// Whether the schema has `events.received_at`: a reader of an older schema reads every
     /// receive time as absent.
     received_at: bool,
+    /// Whether the schema has the payloads' text index (and its functions), which a search
+    /// reads.
+    search: bool,
     /// Whether this writer has migrated the schema: at open, or (when it started without the
     /// server) on the first connection.
     migrated: bool,
@@ -201,6 +204,7 @@ impl PgStore {
         }
         store.tombstones = version >= migrations::TOMBSTONES_VERSION;
         store.received_at = version >= migrations::RECEIVED_AT_VERSION;
+        store.search = version >= migrations::SEARCH_VERSION;
         Ok(store)
     }
 
@@ -219,6 +223,7 @@ impl PgStore {
             last_batch: None,
             tombstones: true,
             received_at: true,
+            search: true,
             migrated: false,
             new_log: false,
             spooling: false,
@@ -268,6 +273,7 @@ impl PgStore {
             last_batch: None,
             tombstones: true,
             received_at: true,
+            search: true,
             migrated: false,
             new_log: false,
             spooling: false,
@@ -573,6 +579,7 @@ impl Append for PgStore {
 impl Read for PgStore {
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.received_at)?;
+        query.filter.check_search(self.search)?;
         read::query(self, query)
     }
 
@@ -582,6 +589,7 @@ impl Read for PgStore {
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
         filter.check_received_at(self.received_at)?;
+        filter.check_search(self.search)?;
         read::count(self, filter)
     }
 
@@ -591,6 +599,7 @@ impl Read for PgStore {
         sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         filter.check_received_at(self.received_at)?;
+        filter.check_search(self.search)?;
         read::for_each(self, filter, sink)
     }
 
@@ -605,6 +614,7 @@ impl Read for PgStore {
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
         filter.check_received_at(self.received_at)?;
+        filter.check_search(self.search)?;
         report::tool_stats(self, filter)
     }
 }
@@ -629,6 +639,7 @@ impl Audit for PgStore {
         reader.log_id = self.log_id.clone();
         reader.tombstones = self.tombstones;
         reader.received_at = self.received_at;
+        reader.search = self.search;
         Ok(Some(Box::new(reader)))
     }
 

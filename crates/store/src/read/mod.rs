@@ -3,4 +3,5 @@
 
 pub mod query;
 pub mod report;
+pub mod search;
 pub mod sql;

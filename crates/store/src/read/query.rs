@@ -10,6 +10,7 @@ use mcp_audit_core::{Action, AuditEvent, Classification, EventKind, Hash, Outcom
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::search::TextSearch;
 
 /// Which events a query, export, statistic or count covers. Every field narrows; the default
 /// matches every completed event (`pending` intents are left out unless asked for).
@@ -46,6 +47,9 @@ pub struct Filter {
     /// Also match `pending` events (recorded intents). Off by default: each intent is followed
     /// by an outcome event, and showing both would count every operation twice.
     pub include_pending: bool,
+    /// Only events whose payload holds these words (see [`crate::search`]). Reaches into the
+    /// personal half, so a caller that may not see payloads must not be let to search them.
+    pub search: Option<TextSearch>,
 }
 
 impl Filter {
@@ -64,6 +68,19 @@ impl Filter {
             return Err(StoreError::Database(
                 "this database predates receive times (its schema has no received_at): \
                  window by stated time, or let a writer of this version open it once to migrate it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a search on a schema without the text index (`has_index` false: a reader of a
+    /// file or database not migrated yet), with what to do about it.
+    pub(crate) fn check_search(&self, has_index: bool) -> Result<(), StoreError> {
+        if self.search.is_some() && !has_index {
+            return Err(StoreError::Database(
+                "this database predates full-text search (its schema has no text index): \
+                 let a writer of this version open it once to migrate it"
                     .into(),
             ));
         }

@@ -3,6 +3,7 @@
 //! under the alias `e`.
 
 use crate::query::{Filter, TimeBasis};
+use crate::search::TextSearch;
 
 /// A value bound to a placeholder.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +92,9 @@ impl Where {
                 SqlValue::Int(mcp_audit_core::MAX_CLOCK_SKEW.as_micros() as i64),
             );
         }
+        if let Some(search) = &filter.search {
+            search_condition(&mut w, search);
+        }
         let asks_for_pending = filter.outcome == Some(mcp_audit_core::Outcome::Pending);
         if !filter.include_pending && !asks_for_pending {
             w.clauses.push("e.outcome <> 'pending'".to_string());
@@ -123,6 +127,31 @@ impl Where {
         } else {
             format!("WHERE {}", self.clauses.join(" AND "))
         }
+    }
+}
+
+/// The one condition whose SQL differs between the backends by more than its placeholders:
+/// the payload's text index. Which backend a builder writes for shows in its placeholders
+/// (`$n` is PostgreSQL's), so that every caller of [`Where::from_filter`] stays as it was.
+///
+/// - SQLite: `payload_text` is an FTS5 index over `payloads.body` whose rowid is the seq;
+///   the words go in as one quoted phrase (see `crate::search`).
+/// - PostgreSQL: `mcp_audit_search_doc(body)` is the expression its GIN index is built on,
+///   written here exactly as in the migration so that the planner uses the index; its
+///   `mcp_audit_search_query` makes the phrase query of the words.
+fn search_condition(w: &mut Where, search: &TextSearch) {
+    if (w.placeholder)(1).starts_with('$') {
+        w.push(
+            "EXISTS (SELECT 1 FROM payloads s
+                      WHERE s.log_id = e.log_id AND s.seq = e.seq AND s.ts = e.ts
+                        AND mcp_audit_search_doc(s.body) @@ mcp_audit_search_query({}))",
+            SqlValue::Text(search.words().to_string()),
+        );
+    } else {
+        w.push(
+            "e.seq IN (SELECT rowid FROM payload_text WHERE payload_text MATCH {})",
+            SqlValue::Text(search.fts5_phrase()),
+        );
     }
 }
 
@@ -176,5 +205,27 @@ mod tests {
             w.params,
             vec![SqlValue::Text("alice".into()), SqlValue::Int(1)]
         );
+    }
+
+    #[test]
+    fn a_search_is_one_bound_phrase_on_either_backend() {
+        let filter = Filter {
+            search: Some(TextSearch::new("x\" OR NEAR(y").unwrap()),
+            include_pending: true,
+            ..Filter::default()
+        };
+        let lite = Where::from_filter(&filter, sqlite);
+        assert_eq!(
+            lite.sql(),
+            "WHERE e.seq IN (SELECT rowid FROM payload_text WHERE payload_text MATCH ?1)"
+        );
+        assert_eq!(lite.params, vec![SqlValue::Text("\"x or near y\"".into())]);
+        let pg = Where::from_filter(&filter, |n| format!("${n}"));
+        assert!(
+            pg.sql().contains("mcp_audit_search_query($1)"),
+            "{}",
+            pg.sql()
+        );
+        assert_eq!(pg.params, vec![SqlValue::Text("x or near y".into())]);
     }
 }

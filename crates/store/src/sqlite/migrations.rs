@@ -200,6 +200,39 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX events_received ON events (received_at);
         ",
     },
+    Migration {
+        description: "full-text index of the payloads, for search (see read/search.rs)",
+        sql: "
+            -- External content: the index keeps the words and where they are, not a second copy
+            -- of the text, which stays in payloads alone. Its rowid is the payload's seq. The
+            -- tokenizer cuts text into runs of letters and digits, as a search text is cut;
+            -- diacritics are kept, as PostgreSQL's index keeps them.
+            CREATE VIRTUAL TABLE payload_text USING fts5(
+                body, content = 'payloads', content_rowid = 'seq',
+                tokenize = 'unicode61 remove_diacritics 0'
+            );
+            -- Written by the database on every path that adds or removes a payload (append,
+            -- erasure, expiry), so that no path can forget it: an erased payload leaves the
+            -- index in the statement that deletes it.
+            CREATE TRIGGER payload_text_insert AFTER INSERT ON payloads BEGIN
+                INSERT INTO payload_text (rowid, body) VALUES (new.seq, new.body);
+            END;
+            CREATE TRIGGER payload_text_delete AFTER DELETE ON payloads BEGIN
+                INSERT INTO payload_text (payload_text, rowid, body)
+                    VALUES ('delete', old.seq, old.body);
+            END;
+            CREATE TRIGGER payload_text_update AFTER UPDATE ON payloads BEGIN
+                INSERT INTO payload_text (payload_text, rowid, body)
+                    VALUES ('delete', old.seq, old.body);
+                INSERT INTO payload_text (rowid, body) VALUES (new.seq, new.body);
+            END;
+            -- A deleted entry is taken out of the index's pages at once rather than masked by a
+            -- delete marker until the next merge: an erased word must leave the file.
+            INSERT INTO payload_text (payload_text, rank) VALUES ('secure-delete', 1);
+            -- The payloads recorded before this version.
+            INSERT INTO payload_text (payload_text) VALUES ('rebuild');
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -213,6 +246,9 @@ pub(crate) const TOMBSTONES_VERSION: i64 = 7;
 
 /// The first version with `events.received_at`.
 pub(crate) const RECEIVED_AT_VERSION: i64 = 8;
+
+/// The first version with `payload_text`, the full-text index of the payloads.
+pub(crate) const SEARCH_VERSION: i64 = 9;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

@@ -90,6 +90,9 @@ pub(super) struct Layout {
     /// `events.received_at` (version 8 on): the writer fills it, `verify` compares it; a
     /// reader of an older file reads it as absent.
     pub(super) received_at: bool,
+    /// `payload_text` (version 9 on): the full-text index searches read; the database keeps
+    /// it (triggers on `payloads`).
+    pub(super) search: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -101,6 +104,7 @@ impl Layout {
             key_totals: version >= migrations::KEY_TOTALS_VERSION,
             tombstones: version >= migrations::TOMBSTONES_VERSION,
             received_at: version >= migrations::RECEIVED_AT_VERSION,
+            search: version >= migrations::SEARCH_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -518,6 +522,7 @@ impl SqliteStore {
 impl Read for SqliteStore {
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.layout.received_at)?;
+        query.filter.check_search(self.layout.search)?;
         let Some(filter) = self.in_this_log(&query.filter) else {
             return Ok(Page {
                 events: Vec::new(),
@@ -542,6 +547,7 @@ impl Read for SqliteStore {
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
         filter.check_received_at(self.layout.received_at)?;
+        filter.check_search(self.layout.search)?;
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(0);
         };
@@ -554,6 +560,7 @@ impl Read for SqliteStore {
         sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
         filter.check_received_at(self.layout.received_at)?;
+        filter.check_search(self.layout.search)?;
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(0);
         };
@@ -574,6 +581,7 @@ impl Read for SqliteStore {
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {
         filter.check_received_at(self.layout.received_at)?;
+        filter.check_search(self.layout.search)?;
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(Vec::new());
         };

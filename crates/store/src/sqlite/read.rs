@@ -74,7 +74,9 @@ pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, Stor
         PageStart::After(cursor) => Some(decode_cursor(cursor)?),
         _ => None,
     };
-    let driving = match super::keys::driving_key(&query.filter).filter(|_| store.layout.bulk_keys) {
+    let driving = match super::keys::driving_key(&query.filter)
+        .filter(|_| store.layout.bulk_keys && query.filter.search.is_none())
+    {
         // A tool's own index serves a page by user and tool better than the user's keys when
         // the user is on much of the log (a proxy run per user): those keys would be walked
         // past every other tool's events.
@@ -86,9 +88,10 @@ pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, Stor
         key => key,
     };
     // One row more than asked tells whether a next page exists.
-    let raws = match driving {
-        Some(key) => keyed_page(store, &query.filter, key, before, offset, limit + 1)?,
-        None => {
+    let raws = match (driving, &query.filter.search) {
+        (Some(key), _) => keyed_page(store, &query.filter, key, before, offset, limit + 1)?,
+        (None, Some(search)) => search_page(store, query, search, before, limit + 1)?,
+        (None, None) => {
             let mut w = Where::from_filter(&query.filter, placeholder);
             if let Some(seq) = before {
                 w.push("e.seq < {}", SqlValue::Int(seq as i64));
@@ -113,6 +116,40 @@ pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, Stor
         None
     };
     Ok(Page { events, next })
+}
+
+/// A newest-first page of a search, at most `take` rows, driven by the text index: FTS5 hands
+/// out the matching rowids (the seqs) newest first and the page stops when it is full, so a
+/// search whose words are in every event costs a page, not the whole index. (The filter's own
+/// condition, `e.seq IN (SELECT rowid ... MATCH ...)`, which counts and exports use, first
+/// collects every match: fine for a rare word, 100,000 rows read for a common one.)
+fn search_page(
+    store: &SqliteStore,
+    query: &Query,
+    search: &crate::search::TextSearch,
+    before: Option<u64>,
+    take: i64,
+) -> Result<Vec<RawRow>, StoreError> {
+    let others = Filter {
+        search: None,
+        ..query.filter.clone()
+    };
+    let mut w = Where::from_filter(&others, placeholder);
+    w.push(
+        "payload_text MATCH {}",
+        SqlValue::Text(search.fts5_phrase()),
+    );
+    if let Some(seq) = before {
+        w.push("payload_text.rowid < {}", SqlValue::Int(seq as i64));
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM payload_text JOIN events e ON e.seq = payload_text.rowid
+           LEFT JOIN payloads p ON p.seq = e.seq
+         {} ORDER BY payload_text.rowid DESC LIMIT {take} OFFSET {}",
+        w.sql(),
+        query.offset()
+    );
+    collect(store, &sql, &w.params)
 }
 
 /// A newest-first page of the events whose session or user is `key`, from `offset` on, at most
