@@ -32,8 +32,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, integrity, log, proxy, query, recover, redact, schema, serve, show, stats,
-    summary, token,
+    cleanup, export, integrity, log, proxy, query, recover, redact, report, schema, serve, show,
+    stats, summary, token,
 };
 use crate::db::Db;
 
@@ -102,6 +102,7 @@ enum Command {
     Token(Writes<token::TokenArgs, db::ReconnectArgs>),
     /// Show what a redaction policy does to a sample (stdin)
     Redact(redact::RedactArgs),
+    Report(report::ReportArgs),
 }
 
 impl Command {
@@ -151,6 +152,7 @@ fn main() -> ExitCode {
         Command::Serve(w) => serve::run(&db, w.args).map(|()| 0),
         Command::Token(w) => token::run(&db, w.args).map(|()| 0),
         Command::Redact(args) => redact::run(args).map(|()| 0),
+        Command::Report(args) => report::run(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

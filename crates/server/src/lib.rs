@@ -90,6 +90,7 @@
 //! ```
 
 mod api;
+pub mod compliance;
 pub mod csv_rows;
 mod error;
 mod export;

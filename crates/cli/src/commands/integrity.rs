@@ -152,7 +152,7 @@ pub struct VerifyArgs {
 pub const VERIFY_COULD_NOT_RUN: u8 = 2;
 
 /// A verifier key given as its text or as a file holding it (`keygen` writes `<key>.pub`).
-fn read_verifier(key: &str) -> Result<NoteVerifier> {
+pub(crate) fn read_verifier(key: &str) -> Result<NoteVerifier> {
     let text = if Path::new(key).exists() {
         std::fs::read_to_string(key).with_context(|| format!("reading {key}"))?
     } else {
