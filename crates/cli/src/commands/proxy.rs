@@ -72,7 +72,7 @@ pub struct ProxyArgs {
 
 pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
     let redaction = args.redaction.load()?;
-    if let Some(warning) = db.exposure_warning() {
+    for warning in db.exposure_warnings(&args.checkpoints.key_files()) {
         eprintln!("warning: {warning}");
     }
     if args.http.listen.is_some() {

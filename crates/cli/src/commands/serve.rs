@@ -58,6 +58,9 @@ impl Databases for CliDatabases {
 pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
     // A mistyped --db must fail here, not on the first request.
     db.open_read_only()?;
+    for warning in db.exposure_warnings(&[]) {
+        eprintln!("warning: {warning}");
+    }
     let verifier_key = args
         .verifier_key
         .map(|key| -> anyhow::Result<String> {
