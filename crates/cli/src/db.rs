@@ -161,19 +161,28 @@ impl Db {
         }
     }
 
-    /// What a command that records says at start when an existing SQLite file may be read or
-    /// written by group or others: new files are created `0600`, but one made before (or by
-    /// hand) keeps its mode, and it holds what tools were given and returned.
-    pub fn exposure_warning(&self) -> Option<String> {
-        if self.postgres_url().is_some() {
-            return None;
-        }
-        let mode = mcp_audit_store::files::readable_by_others(&self.path)?;
-        Some(format!(
-            "{} is open to other users (mode {mode:03o}); the audit trail belongs to its owner alone: chmod 600 {}",
-            self.path.display(),
-            self.path.display()
-        ))
+    /// What `proxy` and `serve` say at start about each existing file that holds records, or
+    /// a key, and that group or others may read or write: the SQLite database and its `-wal`,
+    /// `-shm` and `-writers` files, the PostgreSQL spool's files, and `keys` (a signing key).
+    /// New files are created `0600`, but one made before (or by hand) keeps its mode, and it
+    /// holds what tools were given and returned, or what signs the log.
+    pub fn exposure_warnings(&self, keys: &[PathBuf]) -> Vec<String> {
+        let mut files = if self.postgres_url().is_some() {
+            mcp_audit_store::files::files_under(&self.spool_dir)
+        } else {
+            mcp_audit_store::files::sqlite_files(&self.path)
+        };
+        files.extend(keys.iter().cloned());
+        mcp_audit_store::files::exposed_files(&files)
+            .into_iter()
+            .map(|(path, mode)| {
+                format!(
+                    "{} is open to other users (mode {mode:03o}); the audit trail belongs to its owner alone: chmod 600 {}",
+                    path.display(),
+                    path.display()
+                )
+            })
+            .collect()
     }
 
     /// The PostgreSQL URL, when `--db` is one.

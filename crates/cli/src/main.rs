@@ -33,7 +33,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, hold, integrity, log, proxy, query, recover, redact, schema, serve, show,
+    cleanup, export, hold, integrity, log, proxy, query, recover, redact, report, schema, serve, show,
     stats, subject, summary, token,
 };
 use crate::db::Db;
@@ -107,6 +107,7 @@ enum Command {
     Subject(Writes<subject::SubjectArgs, db::ReconnectArgs>),
     /// Place, list and release legal holds
     Hold(Writes<hold::HoldArgs, db::ReconnectArgs>),
+    Report(report::ReportArgs),
 }
 
 impl Command {
@@ -160,6 +161,7 @@ fn main() -> ExitCode {
         Command::Redact(args) => redact::run(args).map(|()| 0),
         Command::Subject(w) => subject::run(&db, w.args).map(|()| 0),
         Command::Hold(w) => hold::run(&db, w.args).map(|()| 0),
+        Command::Report(args) => report::run(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

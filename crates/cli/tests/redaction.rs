@@ -469,3 +469,111 @@ fn a_redaction_key_file_open_to_others_is_warned_about_and_still_used() {
     assert!(ok && !err.contains("warning"), "{err}");
     assert_eq!(from_file, inline);
 }
+
+#[test]
+fn the_proxy_warns_about_each_file_open_to_others_the_writers_lock_and_the_signing_key() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let db_arg = db.to_str().unwrap();
+    let (ok, _, err) = run(
+        &[
+            "log",
+            "--db",
+            db_arg,
+            r#"{"kind":"tool_execution","action":"EXECUTE","operation":"x"}"#,
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let lock = dir.path().join("audit.db-writers");
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let key = dir.path().join("audit.key");
+    let (ok, _, err) = run(
+        &["keygen", "--name", "t", "--out", key.to_str().unwrap()],
+        "",
+    );
+    assert!(ok, "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let (ok, _, err) = run(
+        &[
+            "proxy",
+            "--db",
+            db_arg,
+            "--checkpoint-key",
+            key.to_str().unwrap(),
+            "--",
+            "cat",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(
+        warnings,
+        vec![
+            format!(
+                "warning: {} is open to other users (mode 640); the audit trail belongs to its owner alone: chmod 600 {}",
+                lock.display(),
+                lock.display()
+            ),
+            format!(
+                "warning: {} is open to other users (mode 644); the audit trail belongs to its owner alone: chmod 600 {}",
+                key.display(),
+                key.display()
+            ),
+        ],
+        "the database itself is 0600: no warning for it\n{err}"
+    );
+}
+
+#[test]
+fn serve_warns_at_start_when_the_database_is_readable_by_others() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let db_arg = db.to_str().unwrap();
+    let (ok, _, err) = run(
+        &[
+            "log",
+            "--db",
+            db_arg,
+            r#"{"kind":"tool_execution","action":"EXECUTE","operation":"x"}"#,
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--db", db_arg, "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut before_listening = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "serve stopped before listening: {before_listening}");
+        if line.contains("listening on ") {
+            break;
+        }
+        before_listening.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        before_listening.contains(&format!(
+            "warning: {db_arg} is open to other users (mode 604); the audit trail belongs to its owner alone: chmod 600 {db_arg}"
+        )),
+        "{before_listening}"
+    );
+}

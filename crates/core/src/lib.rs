@@ -40,6 +40,7 @@ mod event;
 mod hash;
 mod kind;
 pub mod merkle;
+mod national_id;
 mod policy;
 pub mod proof;
 pub mod redact;

@@ -41,6 +41,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::event::{AuditEvent, Payload, Redaction};
+use crate::national_id::NationalId;
 
 /// The actions a rule may take, as a policy file spells them.
 pub const ACTIONS: &[&str] = &["redact", "drop", "mask", "hash", "truncate"];
@@ -179,6 +180,83 @@ const BUILTINS: &[Builtin] = &[
         find: BuiltinFind::Pattern(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", Check::Iban),
         secret: false,
     },
+    Builtin {
+        id: "uk-nino",
+        find: BuiltinFind::Pattern(
+            r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+            Check::National(NationalId::UkNino),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "de-steuer-id",
+        find: BuiltinFind::Pattern(
+            r"\b[1-9]\d ?\d{3} ?\d{3} ?\d{3}\b",
+            Check::National(NationalId::DeSteuerId),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "fr-nir",
+        find: BuiltinFind::Pattern(
+            r"\b[1-478] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b",
+            Check::National(NationalId::FrNir),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "es-dni",
+        find: BuiltinFind::Pattern(
+            r"\b(?:\d{8}|[XYZ]\d{7})-?[A-Z]\b",
+            Check::National(NationalId::EsDni),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "it-codice-fiscale",
+        find: BuiltinFind::Pattern(
+            r"\b[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]\b",
+            Check::National(NationalId::ItCodiceFiscale),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "nl-bsn",
+        find: BuiltinFind::Pattern(
+            r"\b\d{4}\.?\d{2}\.?\d{3}\b",
+            Check::National(NationalId::NlBsn),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "in-aadhaar",
+        find: BuiltinFind::Pattern(
+            r"\b[2-9]\d{3}[ -]?\d{4}[ -]?\d{4}\b",
+            Check::National(NationalId::InAadhaar),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "ca-sin",
+        find: BuiltinFind::Pattern(
+            r"\b\d{3}[ -]?\d{3}[ -]?\d{3}\b",
+            Check::National(NationalId::CaSin),
+        ),
+        secret: false,
+    },
+    Builtin {
+        id: "pl-pesel",
+        find: BuiltinFind::Pattern(r"\b\d{11}\b", Check::National(NationalId::PlPesel)),
+        secret: false,
+    },
+    Builtin {
+        id: "br-cpf",
+        find: BuiltinFind::Pattern(
+            r"\b\d{3}\.?\d{3}\.?\d{3}-?\d{2}\b",
+            Check::National(NationalId::BrCpf),
+        ),
+        secret: false,
+    },
 ];
 
 /// A checksum a pattern's match must pass to count, so that a random digit run is not taken
@@ -190,18 +268,38 @@ enum Check {
     Iban,
     Phone,
     Ssn,
+    /// A national identifier's own check (see `national_id.rs`).
+    National(NationalId),
 }
+
+/// The checks a policy file's `check = "..."` may name, and what they are.
+const CHECKS: &[(&str, Check)] = &[
+    ("none", Check::None),
+    ("luhn", Check::Luhn),
+    ("iban", Check::Iban),
+    ("phone", Check::Phone),
+    ("ssn", Check::Ssn),
+    ("uk-nino", Check::National(NationalId::UkNino)),
+    ("de-steuer-id", Check::National(NationalId::DeSteuerId)),
+    ("fr-nir", Check::National(NationalId::FrNir)),
+    ("es-dni", Check::National(NationalId::EsDni)),
+    (
+        "it-codice-fiscale",
+        Check::National(NationalId::ItCodiceFiscale),
+    ),
+    ("nl-bsn", Check::National(NationalId::NlBsn)),
+    ("in-aadhaar", Check::National(NationalId::InAadhaar)),
+    ("ca-sin", Check::National(NationalId::CaSin)),
+    ("pl-pesel", Check::National(NationalId::PlPesel)),
+    ("br-cpf", Check::National(NationalId::BrCpf)),
+];
 
 impl Check {
     fn parse(text: &str) -> Option<Check> {
-        match text {
-            "none" => Some(Check::None),
-            "luhn" => Some(Check::Luhn),
-            "iban" => Some(Check::Iban),
-            "phone" => Some(Check::Phone),
-            "ssn" => Some(Check::Ssn),
-            _ => None,
-        }
+        CHECKS
+            .iter()
+            .find(|(name, _)| *name == text)
+            .map(|(_, check)| *check)
     }
 
     fn passes(self, text: &str) -> bool {
@@ -214,6 +312,7 @@ impl Check {
                 (7..=15).contains(&digits)
             }
             Check::Ssn => ssn(text),
+            Check::National(id) => id.check(text),
         }
     }
 }
@@ -1104,8 +1203,13 @@ fn compile_rule(text: &str, form: &RuleForm) -> Result<Rule, PolicyError> {
             fail(
                 line_of(text, c.span().start),
                 format!(
-                    "unknown check `{}` (valid: none, luhn, iban, phone, ssn)",
-                    c.get_ref()
+                    "unknown check `{}` (valid: {})",
+                    c.get_ref(),
+                    CHECKS
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?,
@@ -1393,6 +1497,68 @@ mod tests {
             error.contains("line 4: rule `x`: unknown check `crc`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn national_identifiers_are_redacted_only_when_their_check_passes() {
+        // (detector, a valid identifier in text, the same with its check character changed)
+        let cases = [
+            ("uk-nino", "NI AB 12 34 56 C ok", "NI GB 12 34 56 C ok"),
+            ("de-steuer-id", "IdNr 86095742719.", "IdNr 86095742718."),
+            (
+                "fr-nir",
+                "NIR 1 84 03 76 451 089 96",
+                "NIR 1 84 03 76 451 089 97",
+            ),
+            ("fr-nir", "NIR 185022A12345682", "NIR 185022A12345683"),
+            ("es-dni", "DNI 12345678Z", "DNI 12345678A"),
+            ("es-dni", "NIE X1234567L", "NIE X1234567M"),
+            (
+                "it-codice-fiscale",
+                "CF RSSMRA85T10A562S",
+                "CF RSSMRA85T10A562T",
+            ),
+            ("nl-bsn", "BSN 123456782", "BSN 123456789"),
+            ("in-aadhaar", "UID 4991 1852 7618", "UID 4991 1852 7619"),
+            ("ca-sin", "SIN 046-454-286", "SIN 046-454-287"),
+            ("pl-pesel", "PESEL 44051401359", "PESEL 44051401358"),
+            ("br-cpf", "CPF 529.982.247-25", "CPF 529.982.247-24"),
+        ];
+        for (detector, valid, invalid) in cases {
+            let redactor = policy(&format!(
+                "[[rule]]\nid = \"{detector}\"\ndetector = \"{detector}\"\n"
+            ));
+            let (out, fired) = redacted_input(&redactor, json!([valid, invalid]));
+            let text = out[0].as_str().expect("a string");
+            assert!(
+                text.contains(&format!("[REDACTED:{detector}]")),
+                "{detector}: {valid} -> {text}"
+            );
+            assert_eq!(
+                out[1],
+                json!(invalid),
+                "{detector}: the checksum-invalid sample"
+            );
+            assert_eq!(fired, vec![(detector.to_string(), 1)], "{detector}");
+        }
+    }
+
+    #[test]
+    fn national_identifier_detectors_are_off_by_default() {
+        let input = json!(["86095742719", "RSSMRA85T10A562S", "AB123456C", "12345678Z"]);
+        let (out, fired) = redacted_input(&Redactor::secrets(), input.clone());
+        assert_eq!(out, input);
+        assert!(fired.is_empty());
+    }
+
+    #[test]
+    fn a_pattern_may_use_a_national_identifiers_check() {
+        let redactor = policy(
+            "[[rule]]\nid = \"steuer\"\npattern = \"[0-9]{11}\"\ncheck = \"de-steuer-id\"\n",
+        );
+        let (out, fired) = redacted_input(&redactor, json!(["St 86095742719", "St 86095742718"]));
+        assert_eq!(out, json!(["St [REDACTED:steuer]", "St 86095742718"]));
+        assert_eq!(fired, vec![("steuer".to_string(), 1)]);
     }
 
     #[test]

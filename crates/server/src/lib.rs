@@ -95,6 +95,7 @@
 //! ```
 
 mod api;
+pub mod compliance;
 pub mod csv_rows;
 mod error;
 mod export;

@@ -7,9 +7,10 @@
 //! ```
 //!
 //! `batch` ingest of the ingest benchmark's events into SQLite with no redaction, the default
-//! (built-in secrets) policy, and the secrets plus every personal-data detector, each round
-//! running the three one after the other (alternated, so that a slower stretch of the machine
-//! does not fall on one policy alone); then the caller's cost of redaction alone, per event.
+//! (built-in secrets) policy, the secrets plus every personal-data detector, and those plus
+//! every national identifier, each round running the four one after the other (alternated, so
+//! that a slower stretch of the machine does not fall on one policy alone); then the caller's
+//! cost of redaction alone, per event.
 //! Figures, never assertions.
 
 use std::sync::Arc;
@@ -38,16 +39,41 @@ id = "iban"
 detector = "iban"
 "#;
 
+/// The personal-data detectors and every national identifier: the most a policy can ask of the
+/// one `RegexSet`.
+const NATIONAL_IDS: &[&str] = &[
+    "us-ssn",
+    "uk-nino",
+    "de-steuer-id",
+    "fr-nir",
+    "es-dni",
+    "it-codice-fiscale",
+    "nl-bsn",
+    "in-aadhaar",
+    "ca-sin",
+    "pl-pesel",
+    "br-cpf",
+];
+
 fn main() {
     let n_events = env_usize("EVENTS", 200_000) as u64;
     let rounds = env_usize("ROUNDS", 3);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let personal = Redactor::from_toml(PERSONAL_DATA, |_| Err("no key file".into()))
         .expect("the benchmark's policy");
-    let policies: [(&str, Arc<Redactor>); 3] = [
+    let national_text: String = NATIONAL_IDS
+        .iter()
+        .map(|id| format!("[[rule]]\nid = \"{id}\"\ndetector = \"{id}\"\n"))
+        .collect();
+    let national = Redactor::from_toml(&format!("{PERSONAL_DATA}{national_text}"), |_| {
+        Err("no key file".into())
+    })
+    .expect("the benchmark's policy");
+    let policies: [(&str, Arc<Redactor>); 4] = [
         ("none", Arc::new(Redactor::none())),
         ("default (secrets)", Redactor::shared_secrets()),
         ("secrets + personal data", Arc::new(personal)),
+        ("+ national identifiers", Arc::new(national)),
     ];
     println!(
         "mcp-audit redaction benchmark: {n_events} events a round, {rounds} rounds, {} cores",

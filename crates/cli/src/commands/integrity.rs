@@ -448,6 +448,11 @@ impl Checkpointing {
 const POST_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl CheckpointFlags {
+    /// The signing key's file, for the start-up warning about files open to others.
+    pub fn key_files(&self) -> Vec<PathBuf> {
+        self.checkpoint_key.iter().cloned().collect()
+    }
+
     /// The writer's checkpoint policy (none without a key), with its poster started.
     pub fn start(&self, log_id: &str) -> Result<Checkpointing> {
         let Some(mut policy) = self.policy(log_id)? else {

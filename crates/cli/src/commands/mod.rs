@@ -11,6 +11,7 @@ pub mod proxy_http;
 pub mod query;
 pub mod recover;
 pub mod redact;
+pub mod report;
 pub mod schema;
 pub mod serve;
 pub mod show;

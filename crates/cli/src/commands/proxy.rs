@@ -83,7 +83,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
     let policy = args
         .retention_policy
         .apply_to(mcp_audit_core::Policy::default())?;
-    if let Some(warning) = db.exposure_warning() {
+    for warning in db.exposure_warnings(&args.checkpoints.key_files()) {
         eprintln!("warning: {warning}");
     }
     if args.http.listen.is_some() {

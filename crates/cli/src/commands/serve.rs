@@ -122,6 +122,9 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
     let jwt = args.jwt()?;
     // A mistyped --db must fail here, not on the first request.
     db.open_read_only()?;
+    for warning in db.exposure_warnings(&[]) {
+        eprintln!("warning: {warning}");
+    }
     let verifier_key = args
         .verifier_key
         .map(|key| -> anyhow::Result<String> {
