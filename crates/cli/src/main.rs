@@ -33,7 +33,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
     cleanup, export, integrity, log, proxy, query, recover, redact, schema, serve, show, stats,
-    summary, token,
+    subject_erase, summary, token,
 };
 use crate::db::Db;
 
@@ -102,6 +102,16 @@ enum Command {
     Token(Writes<token::TokenArgs, db::ReconnectArgs>),
     /// Show what a redaction policy does to a sample (stdin)
     Redact(redact::RedactArgs),
+    /// Data-subject rights
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+}
+
+/// `subject ...`: what a data subject may ask of the trail.
+#[derive(Debug, Subcommand)]
+enum SubjectCommand {
+    /// Erase every event about a subject, and the link from the log to them
+    Erase(Writes<subject_erase::SubjectEraseArgs, db::ReconnectArgs>),
 }
 
 impl Command {
@@ -115,7 +125,10 @@ impl Command {
             | Command::Checkpoint(Writes { writing, .. })
             | Command::Erase(Writes { writing, .. })
             | Command::Serve(Writes { writing, .. })
-            | Command::Token(Writes { writing, .. }) => writing.clone().into(),
+            | Command::Token(Writes { writing, .. })
+            | Command::Subject(SubjectCommand::Erase(Writes { writing, .. })) => {
+                writing.clone().into()
+            }
             _ => db::WritingArgs::default(),
         }
     }
@@ -145,6 +158,7 @@ fn main() -> ExitCode {
         Command::Checkpoint(w) => integrity::checkpoint(&db, w.args).map(|()| 0),
         Command::Verify(args) => integrity::verify(&db, args),
         Command::Erase(w) => integrity::erase(&db, w.args).map(|()| 0),
+        Command::Subject(SubjectCommand::Erase(w)) => subject_erase::run(&db, w.args).map(|()| 0),
         Command::Prove(args) => integrity::prove(&db, args).map(|()| 0),
         Command::VerifyProof(args) => integrity::verify_proof(args).map(|()| 0),
         Command::Consistency(args) => integrity::consistency(&db, args).map(|()| 0),

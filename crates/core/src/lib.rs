@@ -42,6 +42,7 @@ mod kind;
 pub mod merkle;
 mod policy;
 pub mod proof;
+pub mod pseudonym;
 pub mod redact;
 mod retention;
 pub mod seal;

@@ -55,9 +55,9 @@ mod store;
 mod write;
 
 // The public modules keep their paths; the crate's own code reaches every module at the root too.
-pub use audit::{erasure, expiry, integrity};
+pub use audit::{erasure, expiry, integrity, subject};
 use audit::{indexed, lineage, tree};
-use read::{query, report, sql};
+use read::{query, report, reveal, sql};
 use write::{backlog, checkpointer, columns, event_columns, recorder, writer};
 
 pub use backlog::{GAP_OPERATION, gap_size};

@@ -14,5 +14,6 @@ pub mod schema;
 pub mod serve;
 pub mod show;
 pub mod stats;
+pub mod subject_erase;
 pub mod summary;
 pub mod token;

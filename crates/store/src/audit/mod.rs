@@ -6,4 +6,5 @@ pub mod expiry;
 pub mod indexed;
 pub mod integrity;
 pub mod lineage;
+pub mod subject;
 pub mod tree;

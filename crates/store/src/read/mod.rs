@@ -3,4 +3,5 @@
 
 pub mod query;
 pub mod report;
+pub(crate) mod reveal;
 pub mod sql;

@@ -200,6 +200,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX events_received ON events (received_at);
         ",
     },
+    Migration {
+        description: "the erasable pseudonym -> identity mapping (see docs/privacy.md)",
+        sql: "
+            -- The hashed metadata names a person only by a random pseudonym; this row is all
+            -- that links it to them, and a subject's erasure deletes it.
+            CREATE TABLE pseudonyms (
+                pseudonym TEXT PRIMARY KEY,  -- 'pn:' and 32 hex digits
+                field     TEXT NOT NULL,     -- 'user' or 'subject'
+                identity  TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX pseudonyms_identity ON pseudonyms (identity, field);
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -213,6 +226,9 @@ pub(crate) const TOMBSTONES_VERSION: i64 = 7;
 
 /// The first version with `events.received_at`.
 pub(crate) const RECEIVED_AT_VERSION: i64 = 8;
+
+/// The first version with `pseudonyms` (see `pseudonyms.rs`).
+pub(crate) const PSEUDONYMS_VERSION: i64 = 9;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {
