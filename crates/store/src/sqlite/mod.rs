@@ -217,7 +217,6 @@ impl SqliteStore {
         }
         if !writable {
             store.layout = Layout::of(version);
-
             // Readers map the file instead of copying each page out of the kernel with a
             // system call: `verify` of 300,000 events spent 0.15-0.5 s of system time in those
             // copies, 0.04 s mapped. SQLite maps no more than the file's size, and nothing of
