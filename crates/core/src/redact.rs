@@ -1418,7 +1418,10 @@ mod tests {
         assert!(!text.contains("Alice"), "{text}");
         assert_eq!(
             fired(&event),
-            [("names".to_string(), 2), ("emails-in-details".to_string(), 2)]
+            [
+                ("names".to_string(), 2),
+                ("emails-in-details".to_string(), 2)
+            ]
         );
         // The built-in secrets, unscoped, leave the metadata as it is.
         let mut plain = AuditEvent::resource_access("crm://contacts/42", crate::Action::Read)
@@ -1430,7 +1433,10 @@ mod tests {
             plain.target.resource_name.as_deref(),
             Some("password=hunter2")
         );
-        assert!(policy_error("[[rule]]\nid = \"x\"\npaths = [\"$.operation\"]\n").contains("metadata field"));
+        assert!(
+            policy_error("[[rule]]\nid = \"x\"\npaths = [\"$.operation\"]\n")
+                .contains("metadata field")
+        );
     }
 
     fn fired(event: &AuditEvent) -> Vec<(String, u64)> {
@@ -1845,7 +1851,7 @@ mod tests {
             ),
             (
                 "[[rule]]\nid = \"x\"\npaths = [\"$.inptu\"]\n",
-                "not a payload field",
+                "not a payload or metadata field",
             ),
             (
                 "[[rule]]\nid = \"x\"\npaths = [\"input\"]\n",
