@@ -33,8 +33,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, hold, integrity, log, proxy, query, recover, redact, report, schema, serve, show,
-    stats, subject, summary, token,
+    cleanup, export, hold, integrity, log, proxy, query, recover, redact, report, schema, serve,
+    show, stats, subject, summary, token,
 };
 use crate::db::Db;
 

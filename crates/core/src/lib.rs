@@ -43,6 +43,7 @@ pub mod merkle;
 mod national_id;
 mod policy;
 pub mod proof;
+pub mod pseudonym;
 pub mod redact;
 mod retention;
 pub mod retention_classes;

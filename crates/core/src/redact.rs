@@ -65,6 +65,17 @@ const FIELDS: &[&str] = &[
     "metadata",
 ];
 
+/// The hashed metadata fields a path may start with: a rule reaches them only through a path
+/// that names one (`$.resource_name`, `$.data_sources[*].uri`, ...), never by default, so that
+/// what identifies an operation changes only where a policy says so. Within a data source,
+/// its `uri`, `identifier` and `metadata`; within a compliance event, its `details`.
+const METADATA_FIELDS: &[&str] = &[
+    "resource_name",
+    "resource_id",
+    "data_sources",
+    "compliance_events",
+];
+
 /// The smallest key accepted for `hash`: shorter keys make pseudonyms of short values (a
 /// phone number, a card's digits) easy to brute-force.
 pub const MIN_KEY_LEN: usize = 16;
@@ -468,10 +479,16 @@ impl Path {
         }
         match segs.first() {
             None => Err(bad("it names no payload field")),
-            Some(PathSeg::Key(field)) if !FIELDS.contains(&field.as_str()) => Err(bad(&format!(
-                "`{field}` is not a payload field (expected one of {})",
-                FIELDS.join(", ")
-            ))),
+            Some(PathSeg::Key(field))
+                if !FIELDS.contains(&field.as_str())
+                    && !METADATA_FIELDS.contains(&field.as_str()) =>
+            {
+                Err(bad(&format!(
+                    "`{field}` is not a payload or metadata field (expected one of {}, {})",
+                    FIELDS.join(", "),
+                    METADATA_FIELDS.join(", ")
+                )))
+            }
             Some(PathSeg::Index(_) | PathSeg::AnyIndex) => {
                 Err(bad("the payload is an object: start with `.field` or `.*`"))
             }
@@ -560,6 +577,13 @@ impl Scope {
 
     fn admits_field(&self, direction: Option<Direction>) -> bool {
         self.direction == Direction::Any || direction == Some(self.direction)
+    }
+
+    /// Whether a path names a metadata field (see [`METADATA_FIELDS`]).
+    fn names_metadata(&self) -> bool {
+        self.paths.iter().any(|p| {
+            matches!(p.0.first(), Some(PathSeg::Key(k)) if METADATA_FIELDS.contains(&k.as_str()))
+        })
     }
 
     fn admits_place(&self, loc: &Loc<'_>) -> bool {
@@ -861,9 +885,23 @@ impl Redactor {
             server: event.target.server_name.as_deref(),
             tool: &event.operation,
             direction: None,
+            metadata: false,
             counts: Vec::new(),
         };
         redact_payload(self, &mut event.payload, &mut cx);
+        if self.rules.iter().any(|r| r.scope.names_metadata()) {
+            cx.metadata = true;
+            redact_metadata(
+                self,
+                [
+                    ("resource_name", &mut event.target.resource_name),
+                    ("resource_id", &mut event.target.resource_id),
+                ],
+                &mut event.data_sources,
+                &mut event.compliance_events,
+                &mut cx,
+            );
+        }
         let fired: Vec<Redaction> = cx
             .counts
             .iter()
@@ -1042,6 +1080,8 @@ struct Cx<'e> {
     server: Option<&'e str>,
     tool: &'e str,
     direction: Option<Direction>,
+    /// Redacting the hashed metadata: only rules whose paths name it apply.
+    metadata: bool,
     counts: Vec<u64>,
 }
 
@@ -1051,7 +1091,9 @@ impl Cx<'_> {
     }
 
     fn admits_whole(&self, rule: &Rule) -> bool {
-        rule.scope.admits_field(self.direction) && rule.scope.admits_event(self.server, self.tool)
+        rule.scope.admits_field(self.direction)
+            && rule.scope.admits_event(self.server, self.tool)
+            && (!self.metadata || rule.scope.names_metadata())
     }
 
     fn count(&mut self, rule: usize, n: u64, rules: usize) {
@@ -1109,6 +1151,95 @@ fn redact_payload(redactor: &Redactor, payload: &mut Payload, cx: &mut Cx<'_>) {
                 });
             }
         }
+    }
+}
+
+/// Redacts the metadata fields that rules name by path (see [`METADATA_FIELDS`]). A required
+/// text (a data source's `uri`) that a rule drops is replaced by `[REDACTED]` instead.
+fn redact_metadata(
+    redactor: &Redactor,
+    texts: [(&str, &mut Option<String>); 2],
+    sources: &mut [crate::event::DataSource],
+    findings: &mut [crate::event::ComplianceEvent],
+    cx: &mut Cx<'_>,
+) {
+    fn text(redactor: &Redactor, loc: &Loc<'_>, field: &mut String, cx: &mut Cx<'_>) -> bool {
+        let mut value = Value::String(std::mem::take(field));
+        let dropped = match redactor.whole(&mut value, loc, cx) {
+            Some(dropped) => dropped,
+            None => {
+                redactor.walk(&mut value, loc, cx);
+                false
+            }
+        };
+        *field = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        dropped
+    }
+    fn value(redactor: &Redactor, loc: &Loc<'_>, field: &mut Option<Value>, cx: &mut Cx<'_>) {
+        if let Some(v) = field.as_mut() {
+            let dropped = match redactor.whole(v, loc, cx) {
+                Some(dropped) => dropped,
+                None => {
+                    redactor.walk(v, loc, cx);
+                    false
+                }
+            };
+            if dropped {
+                *field = None;
+            }
+        }
+    }
+    cx.direction = None;
+    for (name, field) in texts {
+        let loc = Loc {
+            parent: None,
+            seg: Seg::Key(name),
+            depth: 1,
+        };
+        if let Some(t) = field.as_mut()
+            && text(redactor, &loc, t, cx)
+        {
+            *field = None;
+        }
+    }
+    let root = Loc {
+        parent: None,
+        seg: Seg::Key("data_sources"),
+        depth: 1,
+    };
+    for (i, source) in sources.iter_mut().enumerate() {
+        let at = root.child(Seg::Index(i));
+        if text(redactor, &at.child(Seg::Key("uri")), &mut source.uri, cx) {
+            source.uri = "[REDACTED]".into();
+        }
+        if let Some(identifier) = source.identifier.as_mut()
+            && text(redactor, &at.child(Seg::Key("identifier")), identifier, cx)
+        {
+            source.identifier = None;
+        }
+        value(
+            redactor,
+            &at.child(Seg::Key("metadata")),
+            &mut source.metadata,
+            cx,
+        );
+    }
+    let root = Loc {
+        parent: None,
+        seg: Seg::Key("compliance_events"),
+        depth: 1,
+    };
+    for (i, finding) in findings.iter_mut().enumerate() {
+        let at = root.child(Seg::Index(i));
+        value(
+            redactor,
+            &at.child(Seg::Key("details")),
+            &mut finding.details,
+            cx,
+        );
     }
 }
 
@@ -1347,6 +1478,69 @@ mod tests {
         Redactor::from_toml(text, |_| Err("no files here".into()))
             .expect_err("an invalid policy")
             .to_string()
+    }
+
+    #[test]
+    fn rules_that_name_metadata_fields_by_path_redact_them_and_no_others_do() {
+        let r = policy(
+            r#"
+            [hash]
+            key = "a test key of at least sixteen bytes"
+
+            [[rule]]
+            id = "names"
+            paths = ["$.resource_name", "$.data_sources[*].uri"]
+            action = "hash"
+
+            [[rule]]
+            id = "emails-in-details"
+            detector = "email"
+            paths = ["$.compliance_events[*].details", "$.data_sources[*].metadata"]
+            "#,
+        );
+        let mut event = AuditEvent::resource_access("crm://contacts/42", crate::Action::Read)
+            .data_source(
+                crate::DataSource::input("file:///home/alice-smith/notes.txt")
+                    .metadata(json!({"owner": "alice@example.com"})),
+            )
+            .compliance_event(crate::ComplianceEvent {
+                framework: "GDPR".into(),
+                event_type: "data_access".into(),
+                risk_level: crate::RiskLevel::Low,
+                details: Some(json!({"who": "alice@example.com"})),
+                mitigation: Vec::new(),
+            })
+            .build()
+            .unwrap();
+        event.target.resource_name = Some("Alice Smith".into());
+        r.redact(&mut event);
+        let name = event.target.resource_name.clone().unwrap();
+        assert!(name.starts_with("hmac:"), "{name}");
+        assert!(event.data_sources[0].uri.starts_with("hmac:"));
+        let text = serde_json::to_string(&event).unwrap();
+        assert!(!text.contains("alice"), "{text}");
+        assert!(!text.contains("Alice"), "{text}");
+        assert_eq!(
+            fired(&event),
+            [
+                ("names".to_string(), 2),
+                ("emails-in-details".to_string(), 2)
+            ]
+        );
+        // The built-in secrets, unscoped, leave the metadata as it is.
+        let mut plain = AuditEvent::resource_access("crm://contacts/42", crate::Action::Read)
+            .build()
+            .unwrap();
+        plain.target.resource_name = Some("password=hunter2".into());
+        Redactor::secrets().redact(&mut plain);
+        assert_eq!(
+            plain.target.resource_name.as_deref(),
+            Some("password=hunter2")
+        );
+        assert!(
+            policy_error("[[rule]]\nid = \"x\"\npaths = [\"$.operation\"]\n")
+                .contains("metadata field")
+        );
     }
 
     fn fired(event: &AuditEvent) -> Vec<(String, u64)> {
@@ -1823,7 +2017,7 @@ mod tests {
             ),
             (
                 "[[rule]]\nid = \"x\"\npaths = [\"$.inptu\"]\n",
-                "not a payload field",
+                "not a payload or metadata field",
             ),
             (
                 "[[rule]]\nid = \"x\"\npaths = [\"input\"]\n",

@@ -82,6 +82,10 @@ pub struct SealedEvent {
     pub salt: [u8; 32],
     pub commitment: Hash,
     pub meta_digest: Hash,
+    /// Pseudonym → identity rows drawn for this event's identifiers (see
+    /// [`crate::pseudonym`]), which the writer stores with it; empty when every identifier was
+    /// known or the event names nobody. Not hashed: the mapping is erasable.
+    pub links: Vec<crate::pseudonym::Link>,
 }
 
 impl SealedEvent {
@@ -107,6 +111,7 @@ pub fn seal(mut event: AuditEvent) -> Result<SealedEvent, ModelError> {
         meta_json,
         personal_json,
         salt,
+        links: Vec::new(),
     })
 }
 

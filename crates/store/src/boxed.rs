@@ -4,6 +4,7 @@
 //! so a `Box<dyn Read>` is a `Read` too, and `Box<dyn Store>` is a `Store` by the blanket impl.
 
 use jiff::Timestamp;
+use mcp_audit_core::pseudonym::Link;
 use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
 
@@ -54,6 +55,10 @@ impl<T: Append + ?Sized> Append for Box<T> {
 
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         (**self).pending_without_outcome()
+    }
+
+    fn pseudonym_links(&mut self) -> Result<Vec<Link>, StoreError> {
+        (**self).pseudonym_links()
     }
 
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
@@ -178,5 +183,13 @@ impl<T: Maintain + ?Sized> Maintain for Box<T> {
 
     fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
         (**self).outcomes_of(intent)
+    }
+
+    fn links_of(&mut self, identity: &str) -> Result<Vec<Link>, StoreError> {
+        (**self).links_of(identity)
+    }
+
+    fn forget_pseudonyms(&mut self, pseudonyms: &[String]) -> Result<u64, StoreError> {
+        (**self).forget_pseudonyms(pseudonyms)
     }
 }

@@ -58,7 +58,7 @@ mod write;
 pub use audit::{erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
 pub use read::search;
-use read::{query, report, sql};
+use read::{query, report, reveal, sql};
 use write::{backlog, checkpointer, columns, event_columns, recorder, telemetry, writer};
 
 pub use backlog::{GAP_OPERATION, gap_size};

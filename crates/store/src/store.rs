@@ -15,6 +15,7 @@
 //! use `spawn_blocking`, and a synchronous trait keeps both backends free of runtime choices.
 
 use jiff::Timestamp;
+use mcp_audit_core::pseudonym::Link;
 use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash, SealedEvent};
 
@@ -258,6 +259,10 @@ pub trait Append: Log {
     /// `pending` events (recorded intents) that no outcome event completes: operations that
     /// were in flight when a recorder stopped. Crash recovery records them as `incomplete`.
     fn pending_without_outcome(&mut self) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Every row of the pseudonym mapping (of every log: the mapping is the database's), for
+    /// the recorder's cache at start (see `mcp_audit_core::pseudonym`).
+    fn pseudonym_links(&mut self) -> Result<Vec<Link>, StoreError>;
 }
 
 /// What readers need: queries, summaries and export. Not tied to one log (on PostgreSQL
@@ -379,6 +384,13 @@ pub trait Maintain: Log {
     /// The ids of the events that complete the intent `intent` (its outcomes; normally one),
     /// whichever log they are in: the records of one call that an erasure erases together.
     fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError>;
+
+    /// The rows of the pseudonym mapping whose identity is `identity` (in any field).
+    fn links_of(&mut self, identity: &str) -> Result<Vec<Link>, StoreError>;
+
+    /// Deletes the mapping's rows of `pseudonyms` (the bytes overwritten where the backend
+    /// can; [`Maintain::scrub`] clears a journal's copies); returns how many there were.
+    fn forget_pseudonyms(&mut self, pseudonyms: &[String]) -> Result<u64, StoreError>;
 }
 
 /// A whole backend: every role. Callers that need all of them, or choose the backend at run

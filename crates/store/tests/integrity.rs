@@ -149,7 +149,7 @@ fn a_column_of_a_type_no_writer_gives_is_a_finding_not_an_error() {
 #[test]
 fn changing_the_hashed_metadata_is_found() {
     let (log, _) = log();
-    log.sql("UPDATE events SET meta = replace(meta, 'alice', 'mallory') WHERE seq = 4");
+    log.sql(r#"UPDATE events SET meta = replace(meta, '"user_id":"pn:', '"user_id":"pn:f') WHERE seq = 4"#);
     let findings = log.verify(&[]).findings;
     assert_eq!(findings[0], Finding::ModifiedMetadata { seq: 4 });
     assert!(

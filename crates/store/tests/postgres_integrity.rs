@@ -151,7 +151,7 @@ fn edits_behind_the_stores_back_are_found_in_the_log_they_touch_only() {
 fn changing_the_hashed_metadata_breaks_the_checkpoint() {
     let Some(logs) = logs(1, 10) else { return };
     logs.db
-        .exec("UPDATE events SET meta = replace(meta, 'alice', 'mallory') WHERE seq = 4");
+        .exec(r#"UPDATE events SET meta = replace(meta, '"user_id":"pn:', '"user_id":"pn:f') WHERE seq = 4"#);
     let findings = logs.verify(0, &[]).findings;
     assert_eq!(findings[0], Finding::ModifiedMetadata { seq: 4 });
     assert!(findings.contains(&Finding::CheckpointMismatch { size: 10 }));

@@ -221,6 +221,7 @@ fn a_log_from_before_receive_times_verifies_and_reads_its_old_events_without_one
             db.exec(
                 "DROP INDEX events_received;
                  ALTER TABLE events DROP COLUMN received_at;
+                 DROP TABLE pseudonyms;
                  UPDATE mcp_audit_schema SET version = 2;",
             );
         }

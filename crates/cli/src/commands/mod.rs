@@ -17,5 +17,6 @@ pub mod serve;
 pub mod show;
 pub mod stats;
 pub mod subject;
+pub mod subject_erase;
 pub mod summary;
 pub mod token;

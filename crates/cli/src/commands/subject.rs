@@ -38,6 +38,8 @@ enum SubjectCommand {
     Export(ExportArgs),
     /// Check an export offline with the log's public key
     VerifyExport(VerifyExportArgs),
+    /// Erase every event about a subject, and the link from the log to them
+    Erase(super::subject_erase::SubjectEraseArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +67,7 @@ pub fn run(db: &Db, args: SubjectArgs) -> anyhow::Result<()> {
     match args.command {
         SubjectCommand::Export(args) => export(db, args),
         SubjectCommand::VerifyExport(args) => verify_export(args),
+        SubjectCommand::Erase(args) => super::subject_erase::run(db, args),
     }
 }
 

@@ -84,7 +84,8 @@ pub fn print_p50_p95(label: &str, column: usize, mut times: Vec<Duration>) {
 }
 
 /// The recorder's configuration for a bench: the library's default (the built-in secrets
-/// redaction on), or with `REDACTION=none` none, to tell the cost of redaction from the rest.
+/// redaction on, identifiers as pseudonyms), or with `REDACTION=none` no redaction and with
+/// `PSEUDONYMS=off` identifiers hashed as given, to tell each one's cost from the rest.
 pub fn recorder_config(durability: Durability) -> RecorderConfig {
     let mut config = RecorderConfig {
         durability,
@@ -92,6 +93,9 @@ pub fn recorder_config(durability: Durability) -> RecorderConfig {
     };
     if std::env::var("REDACTION").is_ok_and(|v| v == "none") {
         config.redaction = std::sync::Arc::new(mcp_audit_core::redact::Redactor::none());
+    }
+    if std::env::var("PSEUDONYMS").is_ok_and(|v| v == "off") {
+        config.pseudonyms = false;
     }
     config
 }

@@ -56,6 +56,7 @@ pub(super) fn append(
         WriteMethod::Insert => super::insert::insert_rows(&mut tx, log_id, entries)?,
     }
     copy_compliance(&mut tx, log_id, entries)?;
+    super::pseudonyms::insert_links(&mut tx, entries)?;
     tx.execute(
         "UPDATE logs SET next_seq = $2 WHERE log_id = $1",
         &[&log_id, &(last.seq as i64 + 1)],

@@ -180,6 +180,19 @@ const MIGRATIONS: &[Migration] = &[Migration {
         -- data. Created on the parent, it is built on every partition, now and later.
         CREATE INDEX IF NOT EXISTS payloads_text ON payloads USING gin (mcp_audit_search_doc(body));
     ",
+}, Migration {
+    description: "the erasable pseudonym -> identity mapping (see docs/privacy.md)",
+    sql: "
+        -- The hashed metadata names a person only by a random pseudonym; this row is all that
+        -- links it to them, and a subject's erasure deletes it. One mapping for the database:
+        -- every log's events resolve through it.
+        CREATE TABLE pseudonyms (
+            pseudonym TEXT PRIMARY KEY,   -- 'pn:' and 32 hex digits
+            field     TEXT NOT NULL,      -- 'user' or 'subject'
+            identity  TEXT NOT NULL
+        );
+        CREATE INDEX pseudonyms_identity ON pseudonyms (identity, field);
+    ",
 }];
 
 /// The first version with `expired_entries`.

@@ -19,6 +19,7 @@ mod insert;
 mod log;
 mod migrations;
 mod partitions;
+mod pseudonyms;
 mod read;
 mod report;
 mod spool;
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use mcp_audit_core::pseudonym::Link;
 use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
 use postgres::{Client, NoTls};
@@ -574,17 +576,38 @@ impl Append for PgStore {
     fn put_tree_nodes(&mut self, nodes: &[Node]) -> Result<(), StoreError> {
         log::put_tree_nodes(self, nodes)
     }
+
+    fn pseudonym_links(&mut self) -> Result<Vec<Link>, StoreError> {
+        match self.client() {
+            Ok(client) => pseudonyms::links(client, None),
+            // A writer that starts during an outage meets its identities afresh.
+            Err(StoreError::Unavailable { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Read for PgStore {
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.received_at)?;
         query.filter.check_search(self.search)?;
-        read::query(self, query)
+        let mut page = read::query(self, query)?;
+        let client = self.client()?;
+        let mut revealer = crate::reveal::Revealer::default();
+        for stored in &mut page.events {
+            revealer.reveal(&mut stored.event, &mut |p| pseudonyms::identity(client, p))?;
+        }
+        Ok(page)
     }
 
     fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        read::get(self, id)
+        let mut found = read::get(self, id)?;
+        if let Some(stored) = found.as_mut() {
+            let client = self.client()?;
+            crate::reveal::Revealer::default()
+                .reveal(&mut stored.event, &mut |p| pseudonyms::identity(client, p))?;
+        }
+        Ok(found)
     }
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
@@ -691,5 +714,18 @@ impl Maintain for PgStore {
 
     fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
         log::outcomes_of(self, intent)
+    }
+
+    fn links_of(&mut self, identity: &str) -> Result<Vec<Link>, StoreError> {
+        pseudonyms::links(self.client()?, Some(identity))
+    }
+
+    fn forget_pseudonyms(&mut self, forgotten: &[String]) -> Result<u64, StoreError> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly {
+                path: PathBuf::from(&self.display),
+            });
+        }
+        pseudonyms::forget(self.client()?, forgotten)
     }
 }

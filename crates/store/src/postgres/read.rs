@@ -164,13 +164,19 @@ pub(super) fn for_each(
     let mut tx = client.transaction().map_err(map_err)?;
     let portal = tx.bind(sql.as_str(), &params(&w.params)).map_err(map_err)?;
     let mut n = 0u64;
+    let mut revealer = crate::reveal::Revealer::default();
     loop {
         let rows = tx.query_portal(&portal, 1_000).map_err(map_err)?;
         if rows.is_empty() {
             break;
         }
         for row in &rows {
-            sink(decode(row)?)?;
+            let mut stored = decode(row)?;
+            // In the same transaction: the portal holds the connection.
+            revealer.reveal(&mut stored.event, &mut |p| {
+                super::pseudonyms::identity(&mut tx, p)
+            })?;
+            sink(stored)?;
             n += 1;
         }
     }

@@ -269,6 +269,9 @@ fn decode(record: &[u8]) -> Result<Spooled, String> {
             salt,
             commitment,
             meta_digest,
+            // The spool's format keeps no pseudonym links: an identity first met during an
+            // outage is shown by its pseudonym until it is met again (docs/privacy.md).
+            links: Vec::new(),
         },
     })
 }

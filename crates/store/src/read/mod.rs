@@ -3,5 +3,6 @@
 
 pub mod query;
 pub mod report;
+pub(crate) mod reveal;
 pub mod search;
 pub mod sql;

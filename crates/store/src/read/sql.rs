@@ -2,6 +2,8 @@
 //! syntax differs (`?1` in SQLite, `$1` in PostgreSQL). Column names are the events table's,
 //! under the alias `e`.
 
+use mcp_audit_core::pseudonym::IdentityField;
+
 use crate::query::{Filter, TimeBasis};
 use crate::search::TextSearch;
 
@@ -47,7 +49,6 @@ impl Where {
             ("e.operation", filter.operation.clone()),
             ("e.resource_type", filter.resource_type.clone()),
             ("e.resource_id", filter.resource_id.clone()),
-            ("e.user_id", filter.user_id.clone()),
             ("e.session_id", filter.session_id.clone()),
             ("e.correlation_id", filter.correlation_id.clone()),
             ("e.server_name", filter.server_name.clone()),
@@ -56,7 +57,6 @@ impl Where {
                 "e.classification",
                 filter.classification.map(|c| c.as_str().to_string()),
             ),
-            ("e.data_subject_id", filter.data_subject_id.clone()),
             // Only PostgreSQL's events have the column: the SQLite backend settles a log
             // filter before it builds a statement (see `SqliteStore::in_this_log`).
             ("e.log_id", filter.log_id.clone()),
@@ -64,6 +64,24 @@ impl Where {
         for (column, value) in text_columns {
             if let Some(v) = value {
                 w.push(&format!("{column} = {{}}"), SqlValue::Text(v));
+            }
+        }
+        // A person's identifier matches the events that hold it and those that hold one of its
+        // pseudonyms (see `reveal`).
+        for (column, value, field) in [
+            ("e.user_id", &filter.user_id, IdentityField::User),
+            (
+                "e.data_subject_id",
+                &filter.data_subject_id,
+                IdentityField::Subject,
+            ),
+        ] {
+            if let Some(v) = value {
+                let slot = w.bind(SqlValue::Text(v.clone()));
+                w.clauses.push(format!(
+                    "{column} IN {}",
+                    crate::reveal::values_of(&slot, field)
+                ));
             }
         }
         if let Some(r) = filter.requires_review {
@@ -200,7 +218,11 @@ mod tests {
             ..Filter::default()
         };
         let w = Where::from_filter(&filter, |n| format!("${n}"));
-        assert_eq!(w.sql(), "WHERE e.user_id = $1 AND e.requires_review = $2");
+        assert_eq!(
+            w.sql(),
+            "WHERE e.user_id IN (SELECT $1 UNION ALL SELECT pseudonym FROM pseudonyms \
+               WHERE identity = $1 AND field = 'user') AND e.requires_review = $2"
+        );
         assert_eq!(
             w.params,
             vec![SqlValue::Text("alice".into()), SqlValue::Int(1)]

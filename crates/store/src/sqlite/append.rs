@@ -128,6 +128,9 @@ pub(super) fn append(
                 ])?;
             }
         }
+        if layout.pseudonyms {
+            super::pseudonyms::insert_links(&tx, entries)?;
+        }
         tx.execute(
             "UPDATE log_state SET value = ?1 WHERE key = 'next_seq'",
             [(last.seq + 1).to_string()],

@@ -101,6 +101,17 @@ pub(super) fn driving_key(filter: &Filter) -> Option<(LookupField, &str)> {
         .or_else(|| filter.user_id.as_deref().map(|v| (LookupField::User, v)))
 }
 
+/// The values the keys of `field` are looked up by for what a reader asked, bound to `slot`:
+/// a user's identity and each of its pseudonyms (see `crate::reveal`); a session as it is.
+pub(super) fn values(field: LookupField, slot: &str) -> String {
+    match field {
+        LookupField::User => {
+            crate::reveal::values_of(slot, mcp_audit_core::pseudonym::IdentityField::User)
+        }
+        LookupField::Session => format!("({slot})"),
+    }
+}
+
 /// A key that more than this share of the log's events carry (1/8) is read by scanning the
 /// events, not through `event_keys`: see [`restrict`].
 const SCAN_SHARE: u64 = 8;
@@ -115,8 +126,11 @@ pub(super) fn worth_the_keys(
 ) -> Result<bool, rusqlite::Error> {
     let bound = schema::next_seq(conn)? / SCAN_SHARE;
     let carried: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM
-            (SELECT 1 FROM event_keys WHERE field = ?1 AND value = ?2 LIMIT ?3)",
+        &format!(
+            "SELECT COUNT(*) FROM
+                (SELECT 1 FROM event_keys WHERE field = ?1 AND value IN {} LIMIT ?3)",
+            values(field, "?2")
+        ),
         rusqlite::params![field as i64, value, bound as i64],
         |r| r.get(0),
     )?;
@@ -147,14 +161,15 @@ pub(super) fn restrict(
         return Ok(());
     }
     let column = schema::column(field);
+    let slot = w.bind(SqlValue::Text(value.to_string()));
+    let values = values(field, &slot);
     let field = w.bind(SqlValue::Int(field as i64));
-    let value = w.bind(SqlValue::Text(value.to_string()));
     w.push_clause(format!(
         "e.seq IN (
-            SELECT k.seq FROM event_keys k WHERE k.field = {field} AND k.value = {value}
+            SELECT k.seq FROM event_keys k WHERE k.field = {field} AND k.value IN {values}
             UNION ALL
             SELECT t.seq FROM events t
-             WHERE t.{column} = {value} AND t.seq >= COALESCE(
+             WHERE t.{column} IN {values} AND t.seq >= COALESCE(
                 (SELECT CAST(value AS INTEGER) FROM log_state WHERE key = 'indexed_to'), 0))"
     ));
     Ok(())

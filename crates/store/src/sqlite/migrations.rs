@@ -233,6 +233,19 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             INSERT INTO payload_text (payload_text) VALUES ('rebuild');
         ",
     },
+    Migration {
+        description: "the erasable pseudonym -> identity mapping (see docs/privacy.md)",
+        sql: "
+            -- The hashed metadata names a person only by a random pseudonym; this row is all
+            -- that links it to them, and a subject's erasure deletes it.
+            CREATE TABLE pseudonyms (
+                pseudonym TEXT PRIMARY KEY,  -- 'pn:' and 32 hex digits
+                field     TEXT NOT NULL,     -- 'user' or 'subject'
+                identity  TEXT NOT NULL
+            ) WITHOUT ROWID;
+            CREATE INDEX pseudonyms_identity ON pseudonyms (identity, field);
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -249,6 +262,8 @@ pub(crate) const RECEIVED_AT_VERSION: i64 = 8;
 
 /// The first version with `payload_text`, the full-text index of the payloads.
 pub(crate) const SEARCH_VERSION: i64 = 9;
+/// The first version with `pseudonyms` (see `pseudonyms.rs`).
+pub(crate) const PSEUDONYMS_VERSION: i64 = 10;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

@@ -10,6 +10,7 @@ mod expiry;
 mod keys;
 mod log;
 pub(crate) mod migrations;
+mod pseudonyms;
 mod read;
 mod report;
 mod schema;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use mcp_audit_core::pseudonym::Link;
 use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -93,6 +95,8 @@ pub(super) struct Layout {
     /// `payload_text` (version 9 on): the full-text index searches read; the database keeps
     /// it (triggers on `payloads`).
     pub(super) search: bool,
+    /// `pseudonyms` (version 9 on): the writer stores the links its events carry.
+    pub(super) pseudonyms: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -105,6 +109,7 @@ impl Layout {
             tombstones: version >= migrations::TOMBSTONES_VERSION,
             received_at: version >= migrations::RECEIVED_AT_VERSION,
             search: version >= migrations::SEARCH_VERSION,
+            pseudonyms: version >= migrations::PSEUDONYMS_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -221,6 +226,12 @@ impl SqliteStore {
             // copies, 0.04 s mapped. SQLite maps no more than the file's size, and nothing of
             // ours shrinks the file (no VACUUM), so a mapped page is never cut away beneath it.
             conn.pragma_update(None, "mmap_size", READER_MMAP)
+                .map_err(|e| store.map(e))?;
+        }
+        if !store.layout.pseudonyms {
+            conn.pragma_update(None, "query_only", false)
+                .and_then(|()| conn.execute_batch(pseudonyms::EMPTY_FOR_READERS))
+                .and_then(|()| conn.pragma_update(None, "query_only", !writable))
                 .map_err(|e| store.map(e))?;
         }
         conn.pragma_update(None, "cache_size", -32_000)
@@ -394,6 +405,22 @@ impl Log for SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Shows the identities behind the pseudonyms of `events` (see `crate::reveal`).
+    fn reveal<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a mut StoredEvent>,
+    ) -> Result<(), StoreError> {
+        let mut revealer = crate::reveal::Revealer::default();
+        for stored in events {
+            revealer.reveal(&mut stored.event, &mut |p| {
+                pseudonyms::identity(&self.conn, p).map_err(map_err)
+            })?;
+        }
+        Ok(())
+    }
+}
+
 impl Append for SqliteStore {
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
         match append::append(&mut self.conn, entries, self.layout) {
@@ -401,6 +428,10 @@ impl Append for SqliteStore {
             Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
             Err(e) => Err(self.map(e)),
         }
+    }
+
+    fn pseudonym_links(&mut self) -> Result<Vec<Link>, StoreError> {
+        pseudonyms::links(&self.conn, None).map_err(|e| self.map(e))
     }
 
     fn settle(&mut self) -> Result<(), StoreError> {
@@ -529,7 +560,7 @@ impl Read for SqliteStore {
                 next: None,
             });
         };
-        match filter {
+        let mut page = match filter {
             Cow::Borrowed(_) => read::query(self, query),
             Cow::Owned(filter) => read::query(
                 self,
@@ -538,11 +569,15 @@ impl Read for SqliteStore {
                     ..query.clone()
                 },
             ),
-        }
+        }?;
+        self.reveal(&mut page.events)?;
+        Ok(page)
     }
 
     fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
-        read::get(self, id)
+        let mut found = read::get(self, id)?;
+        self.reveal(found.as_mut())?;
+        Ok(found)
     }
 
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError> {
@@ -564,7 +599,14 @@ impl Read for SqliteStore {
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(0);
         };
-        read::for_each(self, &filter, sink)
+        let conn = &self.conn;
+        let mut revealer = crate::reveal::Revealer::default();
+        read::for_each(self, &filter, &mut |mut stored| {
+            revealer.reveal(&mut stored.event, &mut |p| {
+                pseudonyms::identity(conn, p).map_err(map_err)
+            })?;
+            sink(stored)
+        })
     }
 
     fn summary_of_log(
@@ -670,5 +712,16 @@ impl Maintain for SqliteStore {
 
     fn outcomes_of(&mut self, intent: EventId) -> Result<Vec<EventId>, StoreError> {
         log::outcomes_of(self, intent)
+    }
+
+    fn links_of(&mut self, identity: &str) -> Result<Vec<Link>, StoreError> {
+        pseudonyms::links(&self.conn, Some(identity)).map_err(|e| self.map(e))
+    }
+
+    fn forget_pseudonyms(&mut self, pseudonyms: &[String]) -> Result<u64, StoreError> {
+        if !self.layout.pseudonyms {
+            return Ok(0);
+        }
+        pseudonyms::forget(&mut self.conn, pseudonyms).map_err(map_err)
     }
 }

@@ -200,7 +200,8 @@ fn keyed_page(
     if left > 0 {
         let mut indexed = Where::from_filter(filter, placeholder);
         indexed.push("k.field = {}", SqlValue::Int(key.0 as i64));
-        indexed.push("k.value = {}", SqlValue::Text(key.1.to_string()));
+        let slot = indexed.bind(SqlValue::Text(key.1.to_string()));
+        indexed.push_clause(format!("k.value IN {}", super::keys::values(key.0, &slot)));
         let below = before.map_or(indexed_to, |seq| indexed_to.min(seq as i64));
         indexed.push("k.seq < {}", SqlValue::Int(below));
         let sql = format!(
@@ -244,7 +245,7 @@ pub(super) fn count(store: &mut SqliteStore, filter: &Filter) -> Result<u64, Sto
 }
 
 pub(super) fn for_each(
-    store: &mut SqliteStore,
+    store: &SqliteStore,
     filter: &Filter,
     sink: &mut dyn FnMut(StoredEvent) -> Result<(), StoreError>,
 ) -> Result<u64, StoreError> {

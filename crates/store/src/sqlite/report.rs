@@ -1,5 +1,6 @@
 //! Aggregates over events (summaries, per-tool statistics).
 
+use mcp_audit_core::pseudonym::IdentityField;
 use rusqlite::params_from_iter;
 
 use super::SqliteStore;
@@ -22,10 +23,29 @@ pub(super) fn summary(
             SummaryScope::Window { .. } => None,
         };
         if let Some((field, value)) = key {
-            let groups = super::totals::summary_groups(&store.conn, field, value)
-                .map_err(|e| store.map(e))?;
+            // A user's totals are kept by what the events hold: the identity (events from
+            // before pseudonyms) and each of its pseudonyms.
+            let mut values = vec![value.clone()];
+            if field == LookupField::User && store.layout.pseudonyms {
+                values.extend(
+                    super::pseudonyms::links(&store.conn, Some(value))
+                        .map_err(|e| store.map(e))?
+                        .into_iter()
+                        .filter(|l| l.field == IdentityField::User)
+                        .map(|l| l.pseudonym),
+                );
+            }
+            let mut all = Some(Vec::new());
+            for value in &values {
+                let groups = super::totals::summary_groups(&store.conn, field, value)
+                    .map_err(|e| store.map(e))?;
+                match (groups, all.as_mut()) {
+                    (Some(groups), Some(all)) => all.extend(groups),
+                    _ => all = None,
+                }
+            }
             // Without them (several users in a group), the events below tell.
-            if let Some(groups) = groups {
+            if let Some(groups) = all {
                 return fold_summary(groups);
             }
         }

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use mcp_audit_core::pseudonym::Pseudonyms;
 use mcp_audit_core::redact::Redactor;
 use mcp_audit_core::{AuditEvent, EventBuilder, Policy, SealedEvent, seal};
 use tokio::sync::{mpsc, oneshot};
@@ -88,6 +89,10 @@ pub struct RecorderConfig {
     /// database nor any hash holds it): the built-in secrets policy by default;
     /// [`Redactor::none`] records payloads as given. See `docs/privacy.md`.
     pub redaction: Arc<Redactor>,
+    /// Replace the user id and the data-subject id by pseudonyms before sealing, with the
+    /// mapping in the store's erasable `pseudonyms` table (the default). Off, they are hashed
+    /// as given, as before pseudonyms existed; see `docs/privacy.md`.
+    pub pseudonyms: bool,
 }
 
 impl Default for RecorderConfig {
@@ -103,6 +108,7 @@ impl Default for RecorderConfig {
             backlog: 65_536,
             max_outage: None,
             redaction: Redactor::shared_secrets(),
+            pseudonyms: true,
         }
     }
 }
@@ -252,6 +258,9 @@ pub struct Recorder {
     config: Arc<RecorderConfig>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     log_id: Arc<str>,
+    /// The identity → pseudonym cache, loaded from the store's mapping at start; `None` with
+    /// [`RecorderConfig::pseudonyms`] off.
+    pseudonyms: Option<Arc<Pseudonyms>>,
 }
 
 impl Recorder {
@@ -259,6 +268,11 @@ impl Recorder {
     pub fn start(mut store: impl Append, config: RecorderConfig) -> Result<Recorder, StoreError> {
         let next_seq = store.next_seq()?;
         let log_id: Arc<str> = Arc::from(store.log_id());
+        let pseudonyms = if config.pseudonyms {
+            Some(Arc::new(Pseudonyms::with_links(store.pseudonym_links()?)))
+        } else {
+            None
+        };
         let keep_tree = config.tree_nodes || config.checkpoints.is_some();
         let started = keep_tree.then(|| {
             crate::checkpointer::Checkpointer::start(config.checkpoints.clone(), &mut store)
@@ -301,6 +315,7 @@ impl Recorder {
             config: Arc::new(config),
             thread: Arc::new(Mutex::new(Some(thread))),
             log_id,
+            pseudonyms,
         })
     }
 
@@ -327,7 +342,12 @@ impl Recorder {
         // The receive time is the recorder's, never the caller's: a value the input carried
         // is replaced, and it is set before sealing so that the leaf covers it.
         event.received_at = Some(mcp_audit_core::now_micros());
+        let links = match &self.pseudonyms {
+            Some(pseudonyms) => pseudonyms.apply(&mut event),
+            None => Vec::new(),
+        };
         let mut sealed = seal(event)?;
+        sealed.links = links;
         // The payload travels as `personal_json`; backends never read it from the event. Freed
         // here, its many small values die in the thread that built them rather than in the
         // writer's (cross-thread frees are what slows glibc's allocator down here).

@@ -1,0 +1,87 @@
+//! PostgreSQL's side of the pseudonym mapping (`pseudonyms`, schema 4): one table for the
+//! database, not per log, so that every proxy's recorder shares one pseudonym per identity
+//! once it has been stored (see `crate::reveal`).
+
+use mcp_audit_core::pseudonym::{IdentityField, Link};
+use postgres::GenericClient;
+
+use super::map_err;
+use crate::error::StoreError;
+use crate::store::Entry;
+
+/// Stores the links the entries carry, in the caller's transaction. `ON CONFLICT DO
+/// NOTHING`: a pseudonym is random, so one already present is the same row written before.
+pub(super) fn insert_links(
+    tx: &mut impl GenericClient,
+    entries: &[Entry<'_>],
+) -> Result<(), StoreError> {
+    let links: Vec<&Link> = entries.iter().flat_map(|e| &e.sealed.links).collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare(
+            "INSERT INTO pseudonyms (pseudonym, field, identity) VALUES ($1, $2, $3)
+             ON CONFLICT (pseudonym) DO NOTHING",
+        )
+        .map_err(map_err)?;
+    for link in links {
+        tx.execute(
+            &statement,
+            &[&link.pseudonym, &link.field.as_str(), &link.identity],
+        )
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Every row of the mapping, or those of `identity` alone.
+pub(super) fn links(
+    client: &mut impl GenericClient,
+    identity: Option<&str>,
+) -> Result<Vec<Link>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT pseudonym, field, identity FROM pseudonyms
+              WHERE $1::TEXT IS NULL OR identity = $1 ORDER BY identity, field, pseudonym",
+            &[&identity],
+        )
+        .map_err(map_err)?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some(Link {
+                pseudonym: r.get(0),
+                field: IdentityField::parse(r.get(1))?,
+                identity: r.get(2),
+            })
+        })
+        .collect())
+}
+
+/// The identity `pseudonym` stands for, while the mapping has it.
+pub(super) fn identity(
+    client: &mut impl GenericClient,
+    pseudonym: &str,
+) -> Result<Option<String>, StoreError> {
+    client
+        .query_opt(
+            "SELECT identity FROM pseudonyms WHERE pseudonym = $1",
+            &[&pseudonym],
+        )
+        .map(|row| row.map(|r| r.get(0)))
+        .map_err(map_err)
+}
+
+/// Deletes the rows of `pseudonyms`; returns how many there were.
+pub(super) fn forget(
+    client: &mut impl GenericClient,
+    pseudonyms: &[String],
+) -> Result<u64, StoreError> {
+    client
+        .execute(
+            "DELETE FROM pseudonyms WHERE pseudonym = ANY($1)",
+            &[&pseudonyms],
+        )
+        .map_err(map_err)
+}

@@ -1,0 +1,86 @@
+//! SQLite's side of the pseudonym mapping (`pseudonyms`, schema 9): stored with the events
+//! that first name an identity, read by the recorder at start and by readers, deleted with
+//! `secure_delete` by a subject's erasure (see `crate::reveal`, `crate::subject`).
+
+use mcp_audit_core::pseudonym::{IdentityField, Link};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::store::Entry;
+
+/// Stores the links the entries carry, in the caller's transaction. `OR IGNORE`: a pseudonym
+/// is random, so one already present is the same row written before.
+pub(super) fn insert_links(conn: &Connection, entries: &[Entry<'_>]) -> rusqlite::Result<()> {
+    if entries.iter().all(|e| e.sealed.links.is_empty()) {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO pseudonyms (pseudonym, field, identity) VALUES (?1, ?2, ?3)",
+    )?;
+    for link in entries.iter().flat_map(|e| &e.sealed.links) {
+        insert.execute(params![link.pseudonym, link.field.as_str(), link.identity])?;
+    }
+    Ok(())
+}
+
+/// Every row of the mapping (the recorder's cache at start), or those of `identity` alone.
+pub(super) fn links(conn: &Connection, identity: Option<&str>) -> rusqlite::Result<Vec<Link>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT pseudonym, field, identity FROM pseudonyms
+          WHERE ?1 IS NULL OR identity = ?1 ORDER BY identity, field, pseudonym",
+    )?;
+    let rows = stmt.query_map([identity], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut links = Vec::new();
+    for row in rows {
+        let (pseudonym, field, identity) = row?;
+        // A field no writer uses: not ours to interpret.
+        if let Some(field) = IdentityField::parse(&field) {
+            links.push(Link {
+                pseudonym,
+                field,
+                identity,
+            });
+        }
+    }
+    Ok(links)
+}
+
+/// The identity `pseudonym` stands for, while the mapping has it.
+pub(super) fn identity(conn: &Connection, pseudonym: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT identity FROM pseudonyms WHERE pseudonym = ?1")?
+        .query_row([pseudonym], |r| r.get(0))
+        .optional()
+}
+
+/// Deletes the rows of `pseudonyms`, overwriting the freed bytes (`secure_delete`); returns
+/// how many there were. The write-ahead log's copies go with the next scrub.
+pub(super) fn forget(conn: &mut Connection, pseudonyms: &[String]) -> rusqlite::Result<u64> {
+    conn.pragma_update(None, "secure_delete", true)?;
+    let deleted = (|| -> rusqlite::Result<u64> {
+        let tx = conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM pseudonyms WHERE pseudonym = ?1")?;
+            for pseudonym in pseudonyms {
+                n += delete.execute([pseudonym])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    })();
+    let restored = conn.pragma_update(None, "secure_delete", false);
+    let n = deleted?;
+    restored?;
+    Ok(n)
+}
+
+/// For a reader of a file from before the mapping (which it does not migrate): an empty
+/// mapping of its own, so that filters and lookups read as they do on a newer file.
+pub(super) const EMPTY_FOR_READERS: &str =
+    "CREATE TEMP TABLE IF NOT EXISTS pseudonyms (pseudonym TEXT PRIMARY KEY, field TEXT NOT NULL,
+                                                identity TEXT NOT NULL)";
