@@ -461,7 +461,7 @@ fn measure(runtime: &tokio::runtime::Runtime, name: &str, db: &str, secret: &str
         }
         let hello_per_second = hello_rate(&http, hello, requests * 20).await;
         println!(
-            "{:<COLUMN$}{:.0} requests/s against hello's {:.0}: {:.0}% (target ≥ 30%)",
+            "{:<COLUMN$}{:.0} requests/s against hello's {:.0}: {:.1}% (target ≥ 30%)",
             format!("[{name}] requests/s at 16 clients:"),
             rate_16,
             hello_per_second,

@@ -222,7 +222,7 @@ pub(super) async fn openapi() -> Response {
 /// `/metrics`: counts only (see `crate::metrics`), so no token.
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Result<Response> {
     // The metrics are served while the database is away: then with this server's own run.
-    let last = match app.read(|app, store| verify_state(app, store)).await {
+    let last = match app.read(verify_state).await {
         Ok(state) => state.last,
         Err(_) => app.verifications.snapshot().last,
     }
