@@ -223,9 +223,8 @@ impl Db {
     }
 
     /// A writer for a command's own record of what it did (`verify`'s result): on PostgreSQL
-    /// the log `pg_log_id`, the same for every run so that one checkpoint covers them all (not
-    /// `--log-id`, which names the log it read and which a proxy may be writing: a log has one
-    /// writer); on SQLite the file's one log.
+    /// the log `pg_log_id` (not `--log-id`, which names the log it read and which a proxy may
+    /// be writing: a log has one writer); on SQLite the file's one log.
     pub fn open_own_log(&self, pg_log_id: &str) -> anyhow::Result<Box<dyn Store>> {
         self.must_exist()?;
         self.open_writable_log(Durability::Sync, Some(pg_log_id.to_string()))

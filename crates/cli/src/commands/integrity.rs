@@ -131,8 +131,8 @@ are counted as expired, with the seq of the run's own event in the log; a remove
 such a record is missing.
 
 Each run is recorded in the log (unless --no-record): an `admin` event `verify audit_log` by the OS
-user, with the logs and ranges read and the result, passed or not (on PostgreSQL in the log
-`verify`: sign checkpoints of it as of the others, `checkpoint --log-id verify`). `mcp-audit serve` shows the newest as the last verify. A run that cannot be recorded
+user, with the logs and ranges read and the result, passed or not. On PostgreSQL only with
+--record-log ID, the log to record into (sign checkpoints of it as of the others). `mcp-audit serve` shows the newest as the last verify. A run that cannot be recorded
 says so on stderr; its exit status is the verify's.
 
 Exit status:
@@ -158,6 +158,11 @@ pub struct VerifyArgs {
     /// the console's integrity page shows as the last verify.
     #[arg(long)]
     no_record: bool,
+    /// PostgreSQL: record the result in this log (sign checkpoints of it as of the others:
+    /// with --key, a log without a checkpoint is a finding). Without it nothing is recorded
+    /// on PostgreSQL.
+    #[arg(long, value_name = "ID")]
+    record_log: Option<String>,
 }
 
 /// The exit status of `verify` when it could not run (its findings exit with 1).
@@ -187,7 +192,15 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
     let started = Timestamp::now();
     let mut results = Vec::new();
     let ran = verify_logs(db, &args, verifier.as_ref(), &outside, logs, &mut results);
-    if !args.no_record {
+    // On PostgreSQL only into a log named for it: a new log per run would make the next
+    // `verify --key` report a log without a checkpoint.
+    let record_log = match (db.is_postgres(), &args.record_log) {
+        (_, _) if args.no_record => None,
+        (true, None) => None,
+        (true, Some(log_id)) => Some(log_id.as_str()),
+        (false, _) => Some(""),
+    };
+    if let Some(record_log) = record_log {
         let run = Finished {
             started,
             finished: Timestamp::now(),
@@ -198,7 +211,7 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
             signatures_checked: verifier.is_some(),
             logs: results,
         };
-        if let Err(e) = record_verify(db, &run) {
+        if let Err(e) = record_verify(db, record_log, &run) {
             eprintln!(
                 "warning: the result was not recorded in the log (--no-record skips this): {e:#}"
             );
@@ -267,19 +280,15 @@ fn verify_logs(
     Ok(all_ok)
 }
 
-/// The PostgreSQL log of every `verify` run's record: one log, so that one checkpoint covers
-/// them all (`checkpoint --log-id verify`).
-const VERIFY_LOG: &str = "verify";
-
 /// Records `run` as an event of the log (see `mcp_audit_server::verify::record_event`), and
 /// waits until it is durable.
-fn record_verify(db: &Db, run: &Finished) -> Result<()> {
+fn record_verify(db: &Db, pg_log_id: &str, run: &Finished) -> Result<()> {
     let event = verify::record_event(run, "os_user")?;
     let config = RecorderConfig {
         durability: Durability::Sync,
         ..RecorderConfig::default()
     };
-    let recorder = Recorder::start(db.open_own_log(VERIFY_LOG)?, config)?;
+    let recorder = Recorder::start(db.open_own_log(pg_log_id)?, config)?;
     let recorded = recorder.record(event);
     // Shut down either way; the record's own error is the precise one, so it goes first.
     let shutdown = recorder.shutdown();
