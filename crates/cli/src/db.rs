@@ -231,6 +231,14 @@ impl Db {
         self.open_writable_log(Durability::Sync, None)
     }
 
+    /// A writer for a command's own record of what it did (`verify`'s result): on PostgreSQL
+    /// the log `pg_log_id` (not `--log-id`, which names the log it read and which a proxy may
+    /// be writing: a log has one writer); on SQLite the file's one log.
+    pub fn open_own_log(&self, pg_log_id: &str) -> anyhow::Result<Box<dyn Store>> {
+        self.must_exist()?;
+        self.open_writable_log(Durability::Sync, Some(pg_log_id.to_string()))
+    }
+
     /// Opens an existing database for commands that only read.
     pub fn open_read_only(&self) -> anyhow::Result<Box<dyn Store>> {
         if let Some(url) = self.postgres_url() {

@@ -505,7 +505,7 @@ fn a_checkpoint_url_that_is_not_http_is_refused_before_signing() {
         text(&out)
     );
     // Nothing was signed: the latest checkpoint still covers the first three entries.
-    let out = run(dir.path(), &["verify", "--key", "k.key.pub"]);
+    let out = run(dir.path(), &["verify", "--no-record", "--key", "k.key.pub"]);
     assert!(text(&out).contains("covering 3 entries"), "{}", text(&out));
 }
 
@@ -554,7 +554,14 @@ fn after_cleanup_verify_reports_expired_and_prove_checkpoint_consistency_and_the
 
     let verify = run(
         d,
-        &["verify", "--key", "k.key.pub", "--checkpoints", "cp.jsonl"],
+        &[
+            "verify",
+            "--no-record",
+            "--key",
+            "k.key.pub",
+            "--checkpoints",
+            "cp.jsonl",
+        ],
     );
     assert!(verify.status.success(), "{}", text(&verify));
     assert!(
@@ -564,7 +571,10 @@ fn after_cleanup_verify_reports_expired_and_prove_checkpoint_consistency_and_the
         "{}",
         text(&verify)
     );
-    let json = run(d, &["verify", "--key", "k.key.pub", "--json"]);
+    let json = run(
+        d,
+        &["verify", "--no-record", "--key", "k.key.pub", "--json"],
+    );
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report[0]["expired"], 2);
     assert_eq!(report[0]["expiries"][0]["cleanup_seq"], 4);

@@ -424,6 +424,7 @@ on_both_backends!(
     metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool,
     a_search_finds_arguments_and_results_for_an_auditor_and_is_on_record,
     hostile_search_text_is_a_clear_400_or_a_correct_answer,
+    a_verify_on_the_command_line_is_recorded_and_shown_as_the_last_verify,
 );
 
 /// The console's records of searches: (who, the words searched).
@@ -627,6 +628,85 @@ fn a_verify_started_from_the_api_reports_its_result(db: Db) {
         .find(|l| l["entries"].as_u64().unwrap() >= 30)
         .unwrap_or_else(|| panic!("the seed log: {last}"));
     assert_eq!(seed["checkpoints_verified"], 1, "{last}");
+}
+
+/// `mcp-audit verify` records its result in the log, and the console shows the newest record
+/// as the last verify: a pass as passed, a run with findings as failed; `--no-record` leaves
+/// no record.
+fn a_verify_on_the_command_line_is_recorded_and_shown_as_the_last_verify(db: Db) {
+    let s = seeded(db);
+    let key = s.db.checkpoint();
+    // PostgreSQL records only into a log named for it.
+    let record: &[&str] = if s.db.pg.is_some() {
+        &["--record-log", "tokens"]
+    } else {
+        &[]
+    };
+    let verify = |args: &[&str]| {
+        let args: Vec<&str> = ["verify"]
+            .iter()
+            .chain(args)
+            .chain(record)
+            .copied()
+            .collect();
+        s.db.run(&args, b"")
+    };
+    let (code, out, err) = verify(&["--key", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let console = s.db.serve();
+    let integrity = |token: &str| console.ok("/api/v1/integrity", token)["verify"]["last"].clone();
+    let passed = integrity(&s.viewer);
+    assert_eq!(passed["ok"], true, "{passed}");
+    assert_eq!(passed["signatures_checked"], true, "{passed}");
+    assert!(passed["error"].is_null(), "{passed}");
+    assert!(!passed["by"].as_str().unwrap().is_empty(), "{passed}");
+    let seed = passed["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["entries"].as_u64().unwrap() >= 30)
+        .unwrap_or_else(|| panic!("the seed log: {passed}"));
+    assert_eq!(seed["size"], seed["entries"], "the range read: {passed}");
+    assert_eq!(seed["checkpoints_verified"], 1, "{passed}");
+    // The record is an event of the log, which every role sees.
+    let recorded = passed["recorded_as"].as_str().unwrap().to_string();
+    let record = console.ok(&format!("/api/v1/events/{recorded}"), &s.viewer);
+    assert_eq!(record["event"]["operation"], "verify audit_log", "{record}");
+    assert_eq!(record["event"]["outcome"], "success", "{record}");
+
+    // Checked against another signer's key, the signatures fail: recorded, and shown, as
+    // failed.
+    let other = s.db.dir.path().join("other.key");
+    s.db.ok(&[
+        "keygen",
+        "--name",
+        "other.example",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    let other_pub = format!("{}.pub", other.display());
+    let (code, out, err) = verify(&["--key", &other_pub]);
+    assert_eq!(code, 1, "{out}{err}");
+    let failed = integrity(&s.viewer);
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert_ne!(failed["recorded_as"], passed["recorded_as"], "{failed}");
+    assert!(
+        failed["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["ok"] == false && !l["findings"].as_object().unwrap().is_empty()),
+        "{failed}"
+    );
+    let failed_id = failed["recorded_as"].as_str().unwrap();
+    let record = console.ok(&format!("/api/v1/events/{failed_id}"), &s.viewer);
+    assert_eq!(record["event"]["outcome"], "tool_error", "{record}");
+
+    // Not recorded: the last verify stays the failed one. This run also holds the two
+    // records to the log like any other entry: it passes.
+    let (code, out, err) = verify(&["--no-record"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(integrity(&s.viewer)["recorded_as"], failed["recorded_as"]);
 }
 
 /// An edited row is found by the verify run started from the API, as `mcp-audit verify` finds

@@ -17,8 +17,9 @@
 //!   reading through the API's own functions and role checks.
 //! - `metrics`: `/metrics` in the Prometheus text format (the console's recorder, what it
 //!   served on record, the last verify).
-//! - `export`: the streamed export; `verify`: a `verify` run started from the API, watched
-//!   through `/integrity`.
+//! - `export`: the streamed export; [`verify`]: a `verify` run started from the API, watched
+//!   through `/integrity`, and the record of every finished run (the API's and
+//!   `mcp-audit verify`'s) in the log, from which `/integrity` shows the last one.
 //!
 //! The store trait is synchronous; every store call runs in `spawn_blocking` on a reader
 //! taken from a small pool, so that the async side never waits on a database.
@@ -107,7 +108,7 @@ pub mod time;
 pub mod tls;
 pub mod tokens;
 mod ui;
-mod verify;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -504,7 +504,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        9
+        11
     );
     let legacy = db
         .reader()

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use jiff::Timestamp;
 use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::{NoteSigner, NoteVerifier};
+use mcp_audit_server::verify::{self, Finished, LogResult};
 use mcp_audit_store::erasure::{self, ErasureRequest};
 use mcp_audit_store::integrity::{self, OutsideCheckpoint};
 use mcp_audit_store::{Durability, Recorder, RecorderConfig, Scrub};
@@ -128,6 +130,11 @@ each erasure in the log) are counted as redacted, not tampered. Entries that `cl
 are counted as expired, with the seq of the run's own event in the log; a removed entry without
 such a record is missing.
 
+Each run is recorded in the log (unless --no-record): an `admin` event `verify audit_log` by the OS
+user, with the logs and ranges read and the result, passed or not. On PostgreSQL only with
+--record-log ID, the log to record into (sign checkpoints of it as of the others). `mcp-audit serve` shows the newest as the last verify. A run that cannot be recorded
+says so on stderr; its exit status is the verify's.
+
 Exit status:
   0  the log is what was signed: no finding
   1  the log is not what was signed: findings (listed), or --key given and no checkpoint
@@ -146,6 +153,16 @@ pub struct VerifyArgs {
     /// SQLite and PostgreSQL).
     #[arg(long)]
     json: bool,
+    /// Do not record the result in the log (a copy of the database, a file this user may
+    /// not write). Without it the result, passed or failed, becomes an `admin` event that
+    /// the console's integrity page shows as the last verify.
+    #[arg(long)]
+    no_record: bool,
+    /// PostgreSQL: record the result in this log (sign checkpoints of it as of the others:
+    /// with --key, a log without a checkpoint is a finding). Without it nothing is recorded
+    /// on PostgreSQL.
+    #[arg(long, value_name = "ID")]
+    record_log: Option<String>,
 }
 
 /// The exit status of `verify` when it could not run (its findings exit with 1).
@@ -172,6 +189,47 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
     if logs.len() > 1 && !outside.is_empty() {
         bail!("outside checkpoints belong to one log: name it with --log-id");
     }
+    let started = Timestamp::now();
+    let mut results = Vec::new();
+    let ran = verify_logs(db, &args, verifier.as_ref(), &outside, logs, &mut results);
+    // On PostgreSQL only into a log named for it: a new log per run would make the next
+    // `verify --key` report a log without a checkpoint.
+    let record_log = match (db.is_postgres(), &args.record_log) {
+        (_, _) if args.no_record => None,
+        (true, None) => None,
+        (true, Some(log_id)) => Some(log_id.as_str()),
+        (false, _) => Some(""),
+    };
+    if let Some(record_log) = record_log {
+        let run = Finished {
+            started,
+            finished: Timestamp::now(),
+            by: crate::commands::proxy::os_user(),
+            recorded_as: None,
+            ok: ran.as_ref().is_ok_and(|&all_ok| all_ok),
+            error: ran.as_ref().err().map(|e| format!("{e:#}")),
+            signatures_checked: verifier.is_some(),
+            logs: results,
+        };
+        if let Err(e) = record_verify(db, record_log, &run) {
+            eprintln!(
+                "warning: the result was not recorded in the log (--no-record skips this): {e:#}"
+            );
+        }
+    }
+    Ok(if ran? { 0 } else { 1 })
+}
+
+/// Verifies each of `logs`, printing each report, and adds each one's brief to `results`;
+/// whether every log passed.
+fn verify_logs(
+    db: &Db,
+    args: &VerifyArgs,
+    verifier: Option<&NoteVerifier>,
+    outside: &[OutsideCheckpoint],
+    logs: Vec<String>,
+    results: &mut Vec<LogResult>,
+) -> Result<bool> {
     let many = db.is_postgres();
     let mut all_ok = true;
     let mut reports = Vec::new();
@@ -183,11 +241,12 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
             ProgressStyle::with_template("{bar:40} {pos}/{len} entries")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let report = integrity::verify(store.as_mut(), verifier.as_ref(), &outside, &mut |n| {
+        let report = integrity::verify(store.as_mut(), verifier, outside, &mut |n| {
             bar.set_position(n)
         })?;
         bar.finish_and_clear();
         all_ok &= report.is_ok();
+        results.push(LogResult::of(store.log_id(), total, &report));
         // Warnings are for the person running it, not part of the report: stderr, in both
         // forms, so that `--json | jq` and a script reading the text see only the report.
         if verifier.is_none() {
@@ -218,7 +277,24 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
             .collect::<Result<_>>()?;
         println!("{}", serde_json::to_string_pretty(&all)?);
     }
-    Ok(if all_ok { 0 } else { 1 })
+    Ok(all_ok)
+}
+
+/// Records `run` as an event of the log (see `mcp_audit_server::verify::record_event`), and
+/// waits until it is durable.
+fn record_verify(db: &Db, pg_log_id: &str, run: &Finished) -> Result<()> {
+    let event = verify::record_event(run, "os_user")?;
+    let config = RecorderConfig {
+        durability: Durability::Sync,
+        ..RecorderConfig::default()
+    };
+    let recorder = Recorder::start(db.open_own_log(pg_log_id)?, config)?;
+    let recorded = recorder.record(event);
+    // Shut down either way; the record's own error is the precise one, so it goes first.
+    let shutdown = recorder.shutdown();
+    recorded?;
+    shutdown.context("cannot record the verify result")?;
+    Ok(())
 }
 
 /// The outside checkpoints in `path`, one JSON object per line.

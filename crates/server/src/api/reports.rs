@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mcp_audit_store::SummaryScope;
+use mcp_audit_store::{PageStart, Query, Store, SummaryScope};
 use serde_json::{Value, json};
 
 use super::{Result, authorize, json_response, ok, open_failed};
@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::records;
 use crate::tokens::Role;
+use crate::verify::{self, VerifyState};
 
 pub(super) async fn summary(
     State(app): State<Arc<App>>,
@@ -120,7 +121,8 @@ pub(super) async fn integrity_status(
 
 /// Each log's size and newest checkpoint, the verifier key, and the last or running verify.
 pub(crate) async fn integrity(app: &Arc<App>) -> Result<Value> {
-    app.read(move |app, _| {
+    app.read(move |app, store| {
+        let verify = verify_state(app, store)?;
         let mut logs = Vec::new();
         for log_id in app.databases.logs().map_err(open_failed)? {
             let mut store = app.databases.log_reader(&log_id).map_err(open_failed)?;
@@ -135,10 +137,31 @@ pub(crate) async fn integrity(app: &Arc<App>) -> Result<Value> {
         Ok(json!({
             "logs": logs,
             "verifier_key": app.verifier_key,
-            "verify": app.verifications.snapshot(),
+            "verify": verify,
         }))
     })
     .await
+}
+
+/// The verify state, with as its `last` the newest finished run: the one this server ran, or
+/// a newer one recorded in the log (by `mcp-audit verify`, or another console), so that a
+/// verify run from the command line or before a restart counts.
+fn verify_state(app: &App, store: &mut dyn Store) -> Result<VerifyState> {
+    let mut state = app.verifications.snapshot();
+    let newest = store.query(&Query {
+        filter: verify::record_filter(),
+        start: PageStart::Newest,
+        limit: 1,
+    })?;
+    if let Some(recorded) = newest.events.first().and_then(verify::from_record)
+        && state
+            .last
+            .as_ref()
+            .is_none_or(|last| recorded.finished > last.finished)
+    {
+        state.last = Some(recorded);
+    }
+    Ok(state)
 }
 
 /// Starts `verify` of every log in the background; `/integrity` shows its progress and result.
@@ -160,6 +183,7 @@ pub(super) async fn start_verify(
 pub(crate) fn start_verify_as(app: &Arc<App>, caller: crate::tokens::TokenInfo) -> Result<()> {
     let started = app.verifications.start(
         Arc::clone(&app.databases),
+        app.recorder.clone(),
         app.verifier.as_deref().cloned(),
         caller.name,
     );
@@ -203,11 +227,12 @@ pub(super) async fn openapi() -> Response {
 
 /// `/metrics`: counts only (see `crate::metrics`), so no token.
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Result<Response> {
-    let last = app
-        .verifications
-        .snapshot()
-        .last
-        .map(|f| (f.ok, f.finished));
+    // The metrics are served while the database is away: then with this server's own run.
+    let last = match app.read(verify_state).await {
+        Ok(state) => state.last,
+        Err(_) => app.verifications.snapshot().last,
+    }
+    .map(|f| (f.ok, f.finished));
     let text = app
         .metrics
         .render(last)

@@ -84,8 +84,13 @@ impl Where {
                 ));
             }
         }
-        if let Some(r) = filter.requires_review {
-            w.push("e.requires_review = {}", SqlValue::Int(i64::from(r)));
+        // Written out, not bound: the partial index `events_review` (`WHERE requires_review`)
+        // serves only a query whose condition the planner can see implies the index's, and a
+        // placeholder hides the value from it (PostgreSQL's generic plans, SQLite always).
+        match filter.requires_review {
+            Some(true) => w.clauses.push("e.requires_review".to_string()),
+            Some(false) => w.clauses.push("NOT e.requires_review".to_string()),
+            None => {}
         }
         let time = match filter.time {
             TimeBasis::Stated => "e.ts",
@@ -215,17 +220,18 @@ mod tests {
             user_id: Some("alice".into()),
             requires_review: Some(true),
             include_pending: true,
+            since: Some(jiff::Timestamp::from_microsecond(5).unwrap()),
             ..Filter::default()
         };
         let w = Where::from_filter(&filter, |n| format!("${n}"));
         assert_eq!(
             w.sql(),
             "WHERE e.user_id IN (SELECT $1 UNION ALL SELECT pseudonym FROM pseudonyms \
-               WHERE identity = $1 AND field = 'user') AND e.requires_review = $2"
+               WHERE identity = $1 AND field = 'user') AND e.requires_review AND e.ts >= $2"
         );
         assert_eq!(
             w.params,
-            vec![SqlValue::Text("alice".into()), SqlValue::Int(1)]
+            vec![SqlValue::Text("alice".into()), SqlValue::Int(5)]
         );
     }
 
@@ -249,5 +255,22 @@ mod tests {
             pg.sql()
         );
         assert_eq!(pg.params, vec![SqlValue::Text("x or near y".into())]);
+    }
+
+    #[test]
+    fn the_review_filter_is_written_out_for_the_partial_index() {
+        let review = |r| {
+            Where::from_filter(
+                &Filter {
+                    requires_review: Some(r),
+                    include_pending: true,
+                    ..Filter::default()
+                },
+                sqlite,
+            )
+        };
+        assert_eq!(review(true).sql(), "WHERE e.requires_review");
+        assert_eq!(review(false).sql(), "WHERE NOT e.requires_review");
+        assert!(review(true).params.is_empty());
     }
 }
