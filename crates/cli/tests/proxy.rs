@@ -1206,4 +1206,69 @@ fn the_stdio_proxys_metrics_listen_serves_counts_that_match_its_trail_and_pass_p
     assert!(samples["mcp_audit_recorder_commit_duration_seconds_count"] >= 1.0);
     assert_eq!(http_get(port, "/elsewhere").0, 404);
     client.close();
+
+/// The proxy's standard streams as its client gives them: `kind` says what (a socket pair, or
+/// a file for input and a pipe for output), with `input` written first and the input closed.
+/// The server answers one `tools/call` (id 1) once it has read it. Returns (exit code, stdout).
+fn proxy_on(kind: &str, db: &Path, input: &[u8]) -> (Option<i32>, Vec<u8>) {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+
+    let server = r#"read -r line; printf '%s\n' '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"answered"}]}}'"#;
+    let mut command = Command::new(BIN);
+    command
+        .arg("proxy")
+        .arg("--db")
+        .arg(db)
+        .args(["--", "sh", "-c", server]);
+    match kind {
+        "socket pair" => {
+            let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            let theirs_out = theirs.try_clone().unwrap();
+            let mut child = command
+                .stdin(Stdio::from(OwnedFd::from(theirs)))
+                .stdout(Stdio::from(OwnedFd::from(theirs_out)))
+                .spawn()
+                .unwrap();
+            // The command holds the child's ends until it is dropped: the proxy's output ends
+            // only when every copy of its end is closed.
+            drop(command);
+            ours.write_all(input).unwrap();
+            ours.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut output = Vec::new();
+            ours.read_to_end(&mut output).unwrap();
+            (child.wait().unwrap().code(), output)
+        }
+        _ => {
+            let file = db.with_extension("input");
+            std::fs::write(&file, input).unwrap();
+            let output = command
+                .stdin(std::fs::File::open(&file).unwrap())
+                .stdout(Stdio::piped())
+                .output()
+                .unwrap();
+            (output.status.code(), output.stdout)
+        }
+    }
+}
+
+/// A client may start the proxy on a socket pair rather than pipes, and a script may feed it a
+/// file: the first is polled by the runtime like a pipe, the second read as tokio reads any
+/// input. Either way the call goes through, byte for byte, and is on record, its intent first.
+#[test]
+fn the_proxy_serves_a_client_on_a_socket_pair_and_input_from_a_file() {
+    let call = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{}}}\n";
+    for kind in ["socket pair", "file"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("audit.db");
+        let (code, output) = proxy_on(kind, &db, call);
+        assert_eq!(code, Some(0), "{kind}");
+        assert_eq!(
+            String::from_utf8_lossy(&output),
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"answered\"}]}}\n",
+            "{kind}"
+        );
+        let all = events(&db);
+        intent_and_outcome(&all, "echo", Outcome::Success);
+    }
 }

@@ -7,6 +7,8 @@
 //!   in both directions and turns them into `AuditEvent`s.
 //! - [`stdio`]: the stdio transport adapter: the client talks to us, we talk to the server we
 //!   started, and every byte passes through unchanged.
+//! - [`client_stdio`]: the proxy's own standard streams as the client's end, polled by the
+//!   runtime when they are pipes (no thread hop per frame).
 //! - [`exit`]: how that server ended ([`ServerExit`]: a status or a signal), and stopping it.
 //! - [`http`]: the Streamable HTTP adapter: the audit layer of a gateway in front of remote
 //!   MCP servers, with the caller's identity.
@@ -17,6 +19,7 @@
 //!   shutdown); the `mcp-audit proxy` command is this plus its flags.
 
 pub mod audit;
+pub mod client_stdio;
 pub mod exit;
 mod flood;
 pub mod http;

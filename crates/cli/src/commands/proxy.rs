@@ -146,11 +146,13 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             None => None,
         };
         audit.recover().await?;
+        // Pipes from the client are polled by the runtime, not read on its blocking pool.
+        let (client_in, client_out) = mcp_audit_proxy::client_stdio::client_stdio();
         let code = run_stdio(
             config,
             audit.recorder().clone(),
-            tokio::io::stdin(),
-            tokio::io::stdout(),
+            client_in,
+            client_out,
             stop,
         )
         .await;
