@@ -1206,6 +1206,7 @@ fn the_stdio_proxys_metrics_listen_serves_counts_that_match_its_trail_and_pass_p
     assert!(samples["mcp_audit_recorder_commit_duration_seconds_count"] >= 1.0);
     assert_eq!(http_get(port, "/elsewhere").0, 404);
     client.close();
+}
 
 /// The proxy's standard streams as its client gives them: `kind` says what (a socket pair, or
 /// a file for input and a pipe for output), with `input` written first and the input closed.

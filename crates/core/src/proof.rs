@@ -53,6 +53,13 @@ pub enum ProofError {
 }
 
 impl InclusionProof {
+    /// The event the proof carries, read without checking anything: for showing it beside the
+    /// proof (a subject's export), never as evidence; [`InclusionProof::verify`] is that.
+    pub fn event(&self) -> Result<AuditEvent, ProofError> {
+        let body = self.payload.as_ref().map(|p| p.body.as_bytes());
+        unseal(self.meta.as_bytes(), body).map_err(|e| ProofError::Unreadable(e.to_string()))
+    }
+
     /// Checks the proof and returns the event it proves (without personal fields when erased).
     pub fn verify(&self, verifier: &NoteVerifier) -> Result<AuditEvent, ProofError> {
         let checkpoint = verifier.open(&self.checkpoint)?;

@@ -7,6 +7,14 @@
 //! checkpoint, and it concerns the subject. What is not: the envelope (`exported_at`) and
 //! completeness — a log cannot prove the absence of entries it was not asked about; the export
 //! is itself recorded in the log (who asked, when, how many), which is what an auditor checks.
+//!
+//! Pseudonyms: the hashed metadata names people by random pseudonyms (see
+//! `mcp_audit_core::pseudonym`). An export shows the subject's own pseudonyms as the subject,
+//! and lists them (`pseudonyms`); that link is the erasable mapping's word, which the log does
+//! not hash by design, so the check takes it as given. Other people's pseudonyms (the agent
+//! that read the subject's record, say) stay pseudonyms: an export names nobody but its subject.
+
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -28,6 +36,10 @@ pub struct SubjectExport {
     pub exported_at: Timestamp,
     /// Oldest first within each log.
     pub events: Vec<ExportedEvent>,
+    /// The subject's pseudonyms in these events' hashed metadata → the subject (the mapping's
+    /// rows when exported; not proven by the log, see the module doc).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pseudonyms: BTreeMap<String, String>,
 }
 
 /// One event of an export.
@@ -36,7 +48,8 @@ pub struct SubjectExport {
 pub struct ExportedEvent {
     /// The log that holds it (one per writer on PostgreSQL).
     pub log_id: String,
-    /// The event, for reading: checked equal to the one the proof carries.
+    /// The event, for reading: checked equal to the one the proof carries, with the subject's
+    /// pseudonyms shown as the subject.
     pub event: AuditEvent,
     pub proof: InclusionProof,
 }
@@ -65,6 +78,19 @@ impl SubjectExport {
             subject: subject.to_string(),
             exported_at,
             events,
+            pseudonyms: BTreeMap::new(),
+        }
+    }
+
+    /// `event` with the subject's pseudonyms (the export's `pseudonyms`) shown as the subject.
+    pub fn reveal(&self, event: &mut AuditEvent) {
+        for slot in [
+            &mut event.actor.user_id,
+            &mut event.compliance.data_subject_id,
+        ] {
+            if let Some(identity) = slot.as_ref().and_then(|p| self.pseudonyms.get(p)) {
+                *slot = Some(identity.clone());
+            }
         }
     }
 
@@ -75,10 +101,11 @@ impl SubjectExport {
             return Err(ExportError::Format(self.format.clone()));
         }
         for (index, exported) in self.events.iter().enumerate() {
-            let proven = exported
+            let mut proven = exported
                 .proof
                 .verify(verifier)
                 .map_err(|error| ExportError::Proof { index, error })?;
+            self.reveal(&mut proven);
             // Compared as JSON: the form the reader sees, whatever the Rust type's equality.
             let shown = serde_json::to_value(&exported.event).ok();
             if shown.is_none() || shown != serde_json::to_value(&proven).ok() {

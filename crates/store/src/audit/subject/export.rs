@@ -66,15 +66,38 @@ pub fn export_subject(
     prove: &mut dyn FnMut(&StoredEvent) -> Result<InclusionProof, StoreError>,
 ) -> Result<SubjectExport, StoreError> {
     let mut events = Vec::new();
+    let mut pseudonyms = BTreeMap::new();
     for stored in subject_events(store, subject)? {
         let proof = prove(&stored)?;
+        // The event as the proof carries it (pseudonyms and all), then the subject's own
+        // pseudonyms shown as the subject: the reader (`stored`, resolved through the mapping)
+        // says which identifiers are the subject's; nobody else's is resolved.
+        let mut shown = proof
+            .event()
+            .map_err(|e| StoreError::Database(format!("seq {}: {e}", stored.seq)))?;
+        for (slot, resolved) in [
+            (&mut shown.actor.user_id, &stored.event.actor.user_id),
+            (
+                &mut shown.compliance.data_subject_id,
+                &stored.event.compliance.data_subject_id,
+            ),
+        ] {
+            if resolved.as_deref() == Some(subject) {
+                if let Some(pseudonym) = slot.take().filter(|p| p != subject) {
+                    pseudonyms.insert(pseudonym, subject.to_string());
+                }
+                *slot = Some(subject.to_string());
+            }
+        }
         events.push(ExportedEvent {
             log_id: stored.log_id,
-            event: stored.event,
+            event: shown,
             proof,
         });
     }
-    Ok(SubjectExport::new(subject, now, events))
+    let mut export = SubjectExport::new(subject, now, events);
+    export.pseudonyms = pseudonyms;
+    Ok(export)
 }
 
 /// The event that records an export of `subject` served to `actor`: the subject as its data
