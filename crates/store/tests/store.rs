@@ -548,7 +548,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 9,
+                supported: 11,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }

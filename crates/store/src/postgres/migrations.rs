@@ -186,12 +186,12 @@ const MIGRATIONS: &[Migration] = &[Migration {
         -- The hashed metadata names a person only by a random pseudonym; this row is all that
         -- links it to them, and a subject's erasure deletes it. One mapping for the database:
         -- every log's events resolve through it.
-        CREATE TABLE pseudonyms (
+        CREATE TABLE IF NOT EXISTS pseudonyms (
             pseudonym TEXT PRIMARY KEY,   -- 'pn:' and 32 hex digits
             field     TEXT NOT NULL,      -- 'user' or 'subject'
             identity  TEXT NOT NULL
         );
-        CREATE INDEX pseudonyms_identity ON pseudonyms (identity, field);
+        CREATE INDEX IF NOT EXISTS pseudonyms_identity ON pseudonyms (identity, field);
     ",
 }, Migration {
     description: "the review queue's index: the events that require review, newest first",
@@ -199,7 +199,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
         -- Partial, in the page order: few events require review, and the rest pay nothing
         -- for it. Without it a page of the queue read the time index backwards, row by row,
         -- until it had found its events.
-        CREATE INDEX events_review ON events (ts, log_id, seq) WHERE requires_review;
+        CREATE INDEX IF NOT EXISTS events_review ON events (ts, log_id, seq) WHERE requires_review;
     ",
 }];
 

@@ -632,7 +632,11 @@ impl Read for PgStore {
         log_id: Option<&str>,
     ) -> Result<Summary, StoreError> {
         crate::report::scope_filter(scope).check_received_at(self.received_at)?;
-        report::summary(self, scope, log_id)
+        let mut summary = report::summary(self, scope, log_id)?;
+        let client = self.client()?;
+        crate::reveal::Revealer::default()
+            .reveal_users(&mut summary, &mut |p| pseudonyms::identity(client, p))?;
+        Ok(summary)
     }
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {

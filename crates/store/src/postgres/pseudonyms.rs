@@ -1,4 +1,4 @@
-//! PostgreSQL's side of the pseudonym mapping (`pseudonyms`, schema 4): one table for the
+//! PostgreSQL's side of the pseudonym mapping (`pseudonyms`, schema 5): one table for the
 //! database, not per log, so that every proxy's recorder shares one pseudonym per identity
 //! once it has been stored (see `crate::reveal`).
 

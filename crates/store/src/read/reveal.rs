@@ -4,7 +4,7 @@
 //!
 //! And the other way: a filter by a user or a data subject matches the events recorded with
 //! the identity itself (before pseudonyms) and those recorded with any of its pseudonyms. The
-//! `pseudonyms` table (SQLite schema 9, PostgreSQL schema 4) is the same in both backends.
+//! `pseudonyms` table (SQLite schema 10, PostgreSQL schema 5) is the same in both backends.
 
 use std::collections::HashMap;
 
@@ -31,6 +31,46 @@ pub(crate) struct Revealer {
 }
 
 impl Revealer {
+    /// A summary's users by identity where the mapping has one: the counts of an identity's
+    /// pseudonyms (and of its events from before pseudonyms) add up under it, and the distinct
+    /// users are the distinct identities.
+    pub(crate) fn reveal_users(
+        &mut self,
+        summary: &mut crate::query::Summary,
+        lookup: &mut dyn FnMut(&str) -> Result<Option<String>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut by_user = std::collections::BTreeMap::new();
+        for (mut user, count) in std::mem::take(&mut summary.by_user) {
+            self.reveal_value(&mut user, lookup)?;
+            *by_user.entry(user).or_default() += count;
+        }
+        summary.distinct_users = by_user.len() as u64;
+        summary.by_user = by_user;
+        Ok(())
+    }
+
+    fn reveal_value(
+        &mut self,
+        value: &mut String,
+        lookup: &mut dyn FnMut(&str) -> Result<Option<String>, StoreError>,
+    ) -> Result<(), StoreError> {
+        if !is_pseudonym(value) {
+            return Ok(());
+        }
+        let identity = match self.known.get(value.as_str()) {
+            Some(known) => known.clone(),
+            None => {
+                let found = lookup(value)?;
+                self.known.insert(value.clone(), found.clone());
+                found
+            }
+        };
+        if let Some(identity) = identity {
+            *value = identity;
+        }
+        Ok(())
+    }
+
     /// Puts the identities back into `event`'s user id and data-subject id where the mapping
     /// has them; `lookup` answers the identity of one pseudonym, `None` when it has none.
     pub(crate) fn reveal(
@@ -45,20 +85,7 @@ impl Revealer {
         .into_iter()
         .flatten()
         {
-            if !is_pseudonym(value) {
-                continue;
-            }
-            let identity = match self.known.get(value.as_str()) {
-                Some(known) => known.clone(),
-                None => {
-                    let found = lookup(value)?;
-                    self.known.insert(value.clone(), found.clone());
-                    found
-                }
-            };
-            if let Some(identity) = identity {
-                *value = identity;
-            }
+            self.reveal_value(value, lookup)?;
         }
         Ok(())
     }

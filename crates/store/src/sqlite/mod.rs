@@ -95,7 +95,7 @@ pub(super) struct Layout {
     /// `payload_text` (version 9 on): the full-text index searches read; the database keeps
     /// it (triggers on `payloads`).
     pub(super) search: bool,
-    /// `pseudonyms` (version 9 on): the writer stores the links its events carry.
+    /// `pseudonyms` (version 10 on): the writer stores the links its events carry.
     pub(super) pseudonyms: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
@@ -618,7 +618,11 @@ impl Read for SqliteStore {
         if log_id.is_some_and(|log| log != self.log_id) {
             return Ok(Summary::default());
         }
-        report::summary(self, scope)
+        let mut summary = report::summary(self, scope)?;
+        crate::reveal::Revealer::default().reveal_users(&mut summary, &mut |p| {
+            pseudonyms::identity(&self.conn, p).map_err(map_err)
+        })?;
+        Ok(summary)
     }
 
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError> {

@@ -1,4 +1,4 @@
-//! SQLite's side of the pseudonym mapping (`pseudonyms`, schema 9): stored with the events
+//! SQLite's side of the pseudonym mapping (`pseudonyms`, schema 10): stored with the events
 //! that first name an identity, read by the recorder at start and by readers, deleted with
 //! `secure_delete` by a subject's erasure (see `crate::reveal`, `crate::subject`).
 
