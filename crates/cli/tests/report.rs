@@ -289,6 +289,42 @@ fn report_figures_match_the_events_that_made_them_on_postgres() {
     check_ccpa_and_everything(&db);
 }
 
+/// What other commands record reaches the report: the events a legal hold keeps, a data
+/// subject's erasure request, and the newest `verify` run on record (the report runs none of
+/// its own here).
+#[test]
+fn holds_subject_erasures_and_a_recorded_verify_reach_the_report() {
+    let db = Db::sqlite();
+    db.seed();
+    db.ok(&[
+        "hold",
+        "add",
+        "--user",
+        "alice",
+        "--reason",
+        "litigation 2026-17",
+    ]);
+    db.ok(&["subject", "erase", "subj-2", "--reason", "art. 17 request"]);
+    let before = db.report(&["activity"]);
+    assert_eq!(
+        before["integrity"]["last_verify"],
+        Value::Null,
+        "{before:#}"
+    );
+    assert_eq!(before["rights"]["subject_erasures"], 1);
+    db.ok(&["verify"]);
+    let r = db.report(&["activity"]);
+    // alice's three calls, whatever their window.
+    assert_eq!(r["retention"]["held"], 3, "{r:#}");
+    assert_eq!(r["retention"]["holds_in_force"], 1);
+    assert_eq!(r["rights"]["subject_erasures"], 1);
+    let verify = &r["integrity"]["last_verify"];
+    assert_eq!(verify["ok"], true, "{verify}");
+    let logged: u64 = r["integrity"]["logs"][0]["size"].as_u64().unwrap();
+    // The verify read every entry before its own record.
+    assert_eq!(verify["entries"].as_u64(), Some(logged - 1), "{r:#}");
+}
+
 #[test]
 fn a_signed_checkpoint_and_a_verify_with_the_key_are_in_the_integrity_section() {
     let db = Db::sqlite();

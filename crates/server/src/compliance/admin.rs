@@ -10,6 +10,9 @@ use mcp_audit_store::expiry::CLEANUP_OPERATION;
 pub(super) enum AdminRecord {
     /// One record's payload erased (`mcp-audit erase`, `subject erase`).
     Erasure,
+    /// A data subject's erasure request (`subject erase`: one event per request, besides the
+    /// erasure of each record).
+    SubjectErasure,
     /// An export served: a data subject's (`subject export`) or the console's.
     Export,
     HoldPlaced,
@@ -21,6 +24,7 @@ pub(super) enum AdminRecord {
 /// Operation names, as their writers spell them.
 const RECORDS: &[(&str, AdminRecord)] = &[
     ("DELETE audit_event", AdminRecord::Erasure),
+    ("DELETE data_subject", AdminRecord::SubjectErasure),
     ("EXPORT data_subject", AdminRecord::Export),
     ("EXPORT audit_trail", AdminRecord::Export),
     ("CREATE legal_hold", AdminRecord::HoldPlaced),

@@ -223,6 +223,8 @@ pub struct RetentionStatus {
     pub holds_placed: u64,
     pub holds_released: u64,
     pub holds_in_force: u64,
+    /// Events an active legal hold keeps now (whatever their `expires_at`), of every log.
+    pub held: u64,
     /// Cleanup runs in the window and the entries they removed.
     pub cleanup_runs: u64,
     pub removed_by_cleanup: u64,
@@ -245,6 +247,9 @@ pub struct RightsServed {
     pub erasures: u64,
     /// Erasure requests (one per erased call: the erasure events' correlation ids).
     pub erasure_requests: u64,
+    /// Data subjects' erasure requests (`subject erase`), each of which erased every record
+    /// about its subject (counted in `erasures` too).
+    pub subject_erasures: u64,
     /// Exports served: data-subject exports and the console's exports of the trail.
     pub exports: u64,
 }
@@ -300,7 +305,7 @@ impl CheckpointInfo {
     }
 }
 
-/// The outcome of a verify run made for the report.
+/// The outcome of a verify run: made for the report, or the newest one the log records.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyStatus {
     pub at: Timestamp,

@@ -240,6 +240,7 @@ fn sections(report: &Report) -> Vec<Section> {
             ("kept forever", ret.kept_forever.to_string()),
             ("without a retention policy", ret.missing_policy.to_string()),
             ("legal holds in force", ret.holds_in_force.to_string()),
+            ("events kept by a legal hold", ret.held.to_string()),
             ("legal holds placed", ret.holds_placed.to_string()),
             ("legal holds released", ret.holds_released.to_string()),
             ("cleanup runs", ret.cleanup_runs.to_string()),
@@ -275,6 +276,10 @@ fn sections(report: &Report) -> Vec<Section> {
             (
                 "erasure requests",
                 report.rights.erasure_requests.to_string(),
+            ),
+            (
+                "data subjects' erasure requests",
+                report.rights.subject_erasures.to_string(),
             ),
             ("exports served", report.rights.exports.to_string()),
         ]),

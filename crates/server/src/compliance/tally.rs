@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use jiff::{Span, Timestamp};
 use mcp_audit_core::{AuditEvent, EventKind};
-use mcp_audit_store::{Filter, Read, StoredEvent};
+use mcp_audit_store::hold::Holds;
+use mcp_audit_store::{Filter, Query, Read, StoredEvent};
 use serde::Serialize;
 
 use super::admin::{AdminRecord, admin_record, cleanup_entries};
@@ -71,7 +72,44 @@ pub fn build(
             Ok(())
         },
     )?;
-    Ok(tally.finish(options, verdicts, holds_in_force.max(0) as u64))
+    // Events kept by a hold in force now (a hold keeps events of any time, in any log).
+    let holds = Holds::load(store)?;
+    let held = holds.held_events(store, options.now, None)?.len() as u64;
+    let mut options = options;
+    if options.last_verify.is_none() {
+        options.last_verify = newest_recorded_verify(store)?;
+    }
+    let mut report = tally.finish(options, verdicts, holds_in_force.max(0) as u64);
+    report.retention.held = held;
+    Ok(report)
+}
+
+/// The newest verify run the log records (`mcp-audit verify`, or the console's), for a report
+/// that ran none of its own.
+fn newest_recorded_verify(
+    store: &mut (impl Read + ?Sized),
+) -> Result<Option<VerifyStatus>, ReportError> {
+    let page = store.query(&Query {
+        filter: crate::verify::record_filter(),
+        limit: 1,
+        ..Query::default()
+    })?;
+    Ok(page
+        .events
+        .first()
+        .and_then(crate::verify::from_record)
+        .map(|run| VerifyStatus {
+            at: run.finished,
+            entries: run.logs.iter().map(|l| l.entries).sum(),
+            checkpoints_verified: run.logs.iter().map(|l| l.checkpoints_verified).sum(),
+            findings: run
+                .logs
+                .iter()
+                .map(|l| l.findings.values().sum::<usize>() as u64)
+                .sum(),
+            ok: run.ok,
+            signatures_checked: run.signatures_checked,
+        }))
 }
 
 /// What one pass over the window gathers.
@@ -304,6 +342,7 @@ impl Tally {
                     .unwrap_or_else(|| event.id.to_string());
                 self.erasure_requests.insert(request);
             }
+            Some(AdminRecord::SubjectErasure) => self.rights.subject_erasures += 1,
             Some(AdminRecord::Export) => self.rights.exports += 1,
             Some(AdminRecord::HoldPlaced) => self.retention.holds_placed += 1,
             Some(AdminRecord::HoldReleased) => self.retention.holds_released += 1,
