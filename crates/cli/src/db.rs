@@ -204,6 +204,27 @@ impl Db {
         self.open_writable_log(durability, self.log_id.clone())
     }
 
+    /// Records one event durably, for a command whose whole effect is that record (a token, a
+    /// legal hold, an export served): a record the audit level leaves out is an error, since
+    /// the command would otherwise have done nothing while saying it had. `what` names it in
+    /// errors ("the hold event").
+    pub fn record_one(&self, event: mcp_audit_core::AuditEvent, what: &str) -> anyhow::Result<()> {
+        use anyhow::Context;
+        use mcp_audit_store::{Receipt, Recorder, RecorderConfig};
+        let recorder = Recorder::start(
+            self.open_writable(Durability::Sync)?,
+            RecorderConfig::default(),
+        )?;
+        let recorded = recorder.record(event);
+        let stopped = recorder.shutdown();
+        match recorded.with_context(|| format!("recording {what}"))? {
+            Receipt::Durable { .. } | Receipt::Queued { .. } => {}
+            Receipt::Skipped => bail!("the audit level leaves {what} out: nothing was done"),
+        }
+        stopped.with_context(|| format!("recording {what}"))?;
+        Ok(())
+    }
+
     /// As [`Db::open_writable`], appending to the PostgreSQL log `log_id` (a new one if `None`).
     fn open_writable_log(
         &self,

@@ -4,11 +4,10 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp, civil};
 use mcp_audit_store::hold::{HoldRequest, HoldScope, Holds, release_event};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig};
 
 use crate::db::Db;
 use crate::table::Table;
@@ -139,7 +138,7 @@ pub fn run(db: &Db, args: HoldArgs) -> anyhow::Result<()> {
                 actor: actor.unwrap_or_else(crate::commands::proxy::os_user),
             };
             let (id, event) = request.to_event()?;
-            record(db, event)?;
+            db.record_one(event, "the hold event")?;
             println!("{id}");
             eprintln!("placed legal hold {id} on {}", request.scope);
         }
@@ -179,22 +178,9 @@ pub fn run(db: &Db, args: HoldArgs) -> anyhow::Result<()> {
                 Some(_) => {}
             }
             let actor = actor.unwrap_or_else(crate::commands::proxy::os_user);
-            record(db, release_event(&id, &actor, &reason)?)?;
+            db.record_one(release_event(&id, &actor, &reason)?, "the hold event")?;
             eprintln!("released legal hold {id}");
         }
     }
-    Ok(())
-}
-
-/// Records one hold event durably.
-fn record(db: &Db, event: mcp_audit_core::AuditEvent) -> anyhow::Result<()> {
-    let recorder = Recorder::start(
-        db.open_writable(Durability::Sync)?,
-        RecorderConfig::default(),
-    )?;
-    let recorded = recorder.record(event);
-    let stopped = recorder.shutdown();
-    recorded.context("recording the hold event")?;
-    stopped.context("recording the hold event")?;
     Ok(())
 }

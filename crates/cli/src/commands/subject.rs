@@ -12,9 +12,7 @@ use anyhow::{Context, bail};
 use jiff::Timestamp;
 use mcp_audit_core::subject_export::SubjectExport;
 use mcp_audit_store::subject::{export_event, export_subject};
-use mcp_audit_store::{
-    Durability, Receipt, Recorder, RecorderConfig, Store, StoreError, integrity,
-};
+use mcp_audit_store::{Store, StoreError, integrity};
 
 use crate::db::Db;
 
@@ -97,17 +95,7 @@ fn export(db: &Db, args: ExportArgs) -> anyhow::Result<()> {
     // Recorded before it is handed out: an export nobody can account for is not served.
     let actor = args.actor.unwrap_or_else(crate::commands::proxy::os_user);
     let event = export_event(subject, &actor, &document)?;
-    let recorder = Recorder::start(
-        db.open_writable(Durability::Sync)?,
-        RecorderConfig::default(),
-    )?;
-    let recorded = recorder.record(event);
-    let stopped = recorder.shutdown();
-    match recorded.context("recording the export")? {
-        Receipt::Durable { .. } | Receipt::Queued { .. } => {}
-        Receipt::Skipped => bail!("the audit level leaves the export's record out: not served"),
-    }
-    stopped.context("recording the export")?;
+    db.record_one(event, "the export's record")?;
     let text = serde_json::to_string_pretty(&document)?;
     match &args.output {
         Some(path) => write_private(path, &text)?,

@@ -3,9 +3,8 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use mcp_audit_server::{NewToken, Role, TokenTable, tokens};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig};
 
 use crate::db::Db;
 use crate::table::Table;
@@ -61,7 +60,10 @@ pub fn run(db: &Db, args: TokenArgs) -> anyhow::Result<()> {
             }
             let actor = actor.unwrap_or_else(crate::commands::proxy::os_user);
             let token = NewToken::generate();
-            record(db, token.create_event(name.trim(), role, &actor)?)?;
+            db.record_one(
+                token.create_event(name.trim(), role, &actor)?,
+                "the token event",
+            )?;
             println!("{}", token.secret);
             eprintln!(
                 "created token {} for {} ({role}); it is shown only now",
@@ -97,22 +99,9 @@ pub fn run(db: &Db, args: TokenArgs) -> anyhow::Result<()> {
                 Some(_) => {}
             }
             let actor = actor.unwrap_or_else(crate::commands::proxy::os_user);
-            record(db, tokens::revoke_event(&id, &actor)?)?;
+            db.record_one(tokens::revoke_event(&id, &actor)?, "the token event")?;
             eprintln!("revoked token {id}");
         }
     }
-    Ok(())
-}
-
-/// Records one token event durably.
-fn record(db: &Db, event: mcp_audit_core::AuditEvent) -> anyhow::Result<()> {
-    let recorder = Recorder::start(
-        db.open_writable(Durability::Sync)?,
-        RecorderConfig::default(),
-    )?;
-    let recorded = recorder.record(event);
-    let stopped = recorder.shutdown();
-    recorded.context("recording the token event")?;
-    stopped.context("recording the token event")?;
     Ok(())
 }

@@ -594,6 +594,10 @@ impl Read for PgStore {
         let mut page = read::query(self, query)?;
         let client = self.client()?;
         let mut revealer = crate::reveal::Revealer::default();
+        // One round trip for the page's pseudonyms, not one per user on it.
+        let asked = revealer.unknown(page.events.iter().map(|s| &s.event));
+        let found = pseudonyms::identities(client, &asked)?;
+        revealer.learn(asked, found);
         for stored in &mut page.events {
             revealer.reveal(&mut stored.event, &mut |p| pseudonyms::identity(client, p))?;
         }

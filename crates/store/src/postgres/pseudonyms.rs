@@ -59,6 +59,23 @@ pub(super) fn links(
         .collect())
 }
 
+/// The identities of `asked` that the mapping has, in one round trip (a page names many).
+pub(super) fn identities(
+    client: &mut impl GenericClient,
+    asked: &[String],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    if asked.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let rows = client
+        .query(
+            "SELECT pseudonym, identity FROM pseudonyms WHERE pseudonym = ANY($1)",
+            &[&asked],
+        )
+        .map_err(map_err)?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
 /// The identity `pseudonym` stands for, while the mapping has it.
 pub(super) fn identity(
     client: &mut impl GenericClient,

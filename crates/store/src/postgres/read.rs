@@ -170,9 +170,13 @@ pub(super) fn for_each(
         if rows.is_empty() {
             break;
         }
-        for row in &rows {
-            let mut stored = decode(row)?;
-            // In the same transaction: the portal holds the connection.
+        let batch = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        // In the same transaction (the portal holds the connection), one round trip for the
+        // batch's pseudonyms.
+        let asked = revealer.unknown(batch.iter().map(|s| &s.event));
+        let found = super::pseudonyms::identities(&mut tx, &asked)?;
+        revealer.learn(asked, found);
+        for mut stored in batch {
             revealer.reveal(&mut stored.event, &mut |p| {
                 super::pseudonyms::identity(&mut tx, p)
             })?;

@@ -31,6 +31,37 @@ pub(crate) struct Revealer {
 }
 
 impl Revealer {
+    /// The pseudonyms among `events`' user and data-subject ids not yet known, each once: what
+    /// a backend with a round trip per statement looks up together ([`Revealer::learn`]).
+    pub(crate) fn unknown<'a>(
+        &self,
+        events: impl IntoIterator<Item = &'a AuditEvent>,
+    ) -> Vec<String> {
+        let mut asked: Vec<String> = events
+            .into_iter()
+            .flat_map(|e| {
+                [
+                    e.actor.user_id.as_ref(),
+                    e.compliance.data_subject_id.as_ref(),
+                ]
+            })
+            .flatten()
+            .filter(|v| is_pseudonym(v) && !self.known.contains_key(v.as_str()))
+            .cloned()
+            .collect();
+        asked.sort_unstable();
+        asked.dedup();
+        asked
+    }
+
+    /// Takes the mapping's answer for `asked`: those `found` lacks have no identity (erased).
+    pub(crate) fn learn(&mut self, asked: Vec<String>, mut found: HashMap<String, String>) {
+        for pseudonym in asked {
+            let identity = found.remove(&pseudonym);
+            self.known.insert(pseudonym, identity);
+        }
+    }
+
     /// A summary's users by identity where the mapping has one: the counts of an identity's
     /// pseudonyms (and of its events from before pseudonyms) add up under it, and the distinct
     /// users are the distinct identities.
