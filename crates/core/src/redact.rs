@@ -67,9 +67,12 @@ const FIELDS: &[&str] = &[
 
 /// The hashed metadata fields a path may start with: a rule reaches them only through a path
 /// that names one (`$.resource_name`, `$.data_sources[*].uri`, ...), never by default, so that
-/// what identifies an operation changes only where a policy says so. Within a data source,
+/// what identifies an operation changes only where a policy says so. `operation` is the
+/// operation's name (a resource URI for a resource read, which may name a person); rules are
+/// scoped by its value as recorded, before any rule changes it. Within a data source,
 /// its `uri`, `identifier` and `metadata`; within a compliance event, its `details`.
 const METADATA_FIELDS: &[&str] = &[
+    "operation",
     "resource_name",
     "resource_id",
     "data_sources",
@@ -889,11 +892,22 @@ impl Redactor {
             counts: Vec::new(),
         };
         redact_payload(self, &mut event.payload, &mut cx);
-        if self.rules.iter().any(|r| r.scope.names_metadata()) {
-            cx.metadata = true;
+        let fired = if self.rules.iter().any(|r| r.scope.names_metadata()) {
+            // The rules' scope is the operation as recorded, even where a rule rewrites it.
+            let tool = event.operation.clone();
+            let counts = std::mem::take(&mut cx.counts);
+            let mut cx = Cx {
+                server: event.target.server_name.as_deref(),
+                tool: &tool,
+                direction: None,
+                metadata: true,
+                counts,
+            };
+            let mut operation = Some(std::mem::take(&mut event.operation));
             redact_metadata(
                 self,
                 [
+                    ("operation", &mut operation),
                     ("resource_name", &mut event.target.resource_name),
                     ("resource_id", &mut event.target.resource_id),
                 ],
@@ -901,9 +915,13 @@ impl Redactor {
                 &mut event.compliance_events,
                 &mut cx,
             );
-        }
-        let fired: Vec<Redaction> = cx
-            .counts
+            // An operation is required: one a rule drops is recorded as `[REDACTED]`.
+            event.operation = operation.unwrap_or_else(|| "[REDACTED]".to_string());
+            cx.counts
+        } else {
+            cx.counts
+        };
+        let fired: Vec<Redaction> = fired
             .iter()
             .enumerate()
             .filter(|(_, n)| **n > 0)
@@ -1158,7 +1176,7 @@ fn redact_payload(redactor: &Redactor, payload: &mut Payload, cx: &mut Cx<'_>) {
 /// text (a data source's `uri`) that a rule drops is replaced by `[REDACTED]` instead.
 fn redact_metadata(
     redactor: &Redactor,
-    texts: [(&str, &mut Option<String>); 2],
+    texts: [(&str, &mut Option<String>); 3],
     sources: &mut [crate::event::DataSource],
     findings: &mut [crate::event::ComplianceEvent],
     cx: &mut Cx<'_>,
@@ -1481,6 +1499,39 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_on_the_operation_pseudonymises_a_resource_uri_scoped_by_its_recorded_value() {
+        let r = policy(
+            r#"
+            [hash]
+            key = "a test key of at least sixteen bytes"
+
+            [[rule]]
+            id = "home-paths"
+            paths = ["$.operation"]
+            tools = ["file:///home/alice-smith/notes.txt"]
+            action = "hash"
+            "#,
+        );
+        let read = |uri: &str| {
+            let mut event = AuditEvent::resource_access(uri, crate::Action::Read)
+                .build()
+                .unwrap();
+            let fired = r.redact(&mut event);
+            (event.operation, fired.len())
+        };
+        let (first, fired) = read("file:///home/alice-smith/notes.txt");
+        assert!(first.starts_with("hmac:"), "{first}");
+        assert_eq!(fired, 1);
+        // Equal values, equal pseudonyms: a person's reads still join.
+        assert_eq!(read("file:///home/alice-smith/notes.txt").0, first);
+        // Out of the rule's scope: recorded as given.
+        assert_eq!(
+            read("file:///srv/shared.txt"),
+            ("file:///srv/shared.txt".into(), 0)
+        );
+    }
+
+    #[test]
     fn rules_that_name_metadata_fields_by_path_redact_them_and_no_others_do() {
         let r = policy(
             r#"
@@ -1538,7 +1589,7 @@ mod tests {
             Some("password=hunter2")
         );
         assert!(
-            policy_error("[[rule]]\nid = \"x\"\npaths = [\"$.operation\"]\n")
+            policy_error("[[rule]]\nid = \"x\"\npaths = [\"$.session_id\"]\n")
                 .contains("metadata field")
         );
     }

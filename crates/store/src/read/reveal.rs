@@ -33,6 +33,7 @@ pub(crate) struct Revealer {
 impl Revealer {
     /// The pseudonyms among `events`' user and data-subject ids not yet known, each once: what
     /// a backend with a round trip per statement looks up together ([`Revealer::learn`]).
+    #[cfg(feature = "postgres")]
     pub(crate) fn unknown<'a>(
         &self,
         events: impl IntoIterator<Item = &'a AuditEvent>,
@@ -55,6 +56,7 @@ impl Revealer {
     }
 
     /// Takes the mapping's answer for `asked`: those `found` lacks have no identity (erased).
+    #[cfg(feature = "postgres")]
     pub(crate) fn learn(&mut self, asked: Vec<String>, mut found: HashMap<String, String>) {
         for pseudonym in asked {
             let identity = found.remove(&pseudonym);
