@@ -448,93 +448,10 @@ fn bad_input_is_refused_with_a_clear_error_and_writes_no_report() {
 /// `browser::`: the same skip rules, and `scripts/test` leaves `browser::` tests out the same
 /// way when Chromium is absent).
 mod browser {
-    use std::io::{BufRead, BufReader};
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
+    use fantoccini::Locator;
 
-    use fantoccini::{ClientBuilder, Locator};
-    use serde_json::json;
-
+    use super::support::browser::{driver, screenshots, session};
     use super::{Db, WINDOW};
-
-    struct Driver {
-        child: Child,
-        url: String,
-    }
-
-    impl Drop for Driver {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn driver() -> Option<Driver> {
-        let found = |name: &str| {
-            std::env::var_os("PATH").is_some_and(|paths| {
-                std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
-            })
-        };
-        let hidden = std::env::var("MCP_AUDIT_TEST_NO_BROWSER").is_ok_and(|v| v == "1");
-        if hidden || !found("chromium") || !found("chromedriver") {
-            let why = if hidden {
-                "MCP_AUDIT_TEST_NO_BROWSER=1 hides chromium and chromedriver"
-            } else {
-                "chromium and chromedriver are not installed (scripts/install-test-peers.sh installs Debian's chromium and chromium-driver)"
-            };
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why}; CI must run the browser tests");
-            }
-            eprintln!("skipped: {why}");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "chromedriver stopped before it started"
-            );
-            if line.contains("started successfully") {
-                break;
-            }
-        }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                sink.clear();
-            }
-        });
-        Some(Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    /// `report-screenshots/` of the build's target directory.
-    fn screenshots() -> PathBuf {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
-            });
-        let dir = target.join("report-screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_html_report_is_one_file_that_renders_every_section_in_chromium() {
@@ -554,17 +471,7 @@ mod browser {
         );
         assert!(html.contains("@media print"));
 
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1280,2400"]}),
-        );
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a Chromium session");
+        let client = session(&driver, 1280, 2400).await;
         client
             .goto(&format!("file://{}", page.display()))
             .await
@@ -602,7 +509,7 @@ mod browser {
             .unwrap();
         assert!(summary.contains("events 5"), "{summary}");
         let png = client.screenshot().await.unwrap();
-        std::fs::write(screenshots().join("gdpr.png"), png).unwrap();
+        std::fs::write(screenshots("report-screenshots").join("gdpr.png"), png).unwrap();
         client.close().await.unwrap();
     }
 }

@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use support::{
     BIN, PgSchema, everything_js, json_output, metric_samples, peer_script, peers, promtool,
-    promtool_check, python, written_samples,
+    promtool_check, python, spawn_serve, written_samples,
 };
 
 #[derive(Clone, Copy)]
@@ -215,34 +215,8 @@ impl Answer {
 }
 
 impl Console {
-    fn start(mut command: Command, extra: &[&str]) -> Console {
-        let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            let n = stderr.read_line(&mut line).unwrap();
-            assert!(n > 0, "serve stopped before listening");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap();
-                break url.trim_end_matches("/api/v1/").to_string();
-            }
-        };
-        // Keep the pipe drained, so that the server never blocks on a full stderr.
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stderr.read_to_string(&mut rest);
-            if !rest.is_empty() {
-                eprintln!("serve: {rest}");
-            }
-        });
+    fn start(command: Command, extra: &[&str]) -> Console {
+        let (child, base) = spawn_serve(command, extra);
         Console {
             child,
             base,
@@ -2017,118 +1991,22 @@ fn audit_data_holding_html_renders_inert(db: Db) {
 /// WebDriver (fantoccini). Each page visited is kept as a screenshot under
 /// `target/console-screenshots/` for a person to look at.
 mod browser {
-    use std::io::{BufRead, BufReader};
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
+    use std::process::Command;
 
-    use fantoccini::{Client, ClientBuilder, Locator};
+    use fantoccini::{Client, Locator};
     use serde_json::{Value, json};
 
+    use super::support::browser::{driver, screenshots, session};
     use super::support::{BIN, everything_js, json_output, peer_script, peers, python};
     use super::{Backend, Db};
 
-    /// A chromedriver of this test, stopped at the end.
-    struct Driver {
-        child: Child,
-        url: String,
-    }
-
-    impl Drop for Driver {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    /// chromedriver started on a free port, or `None` (the test is skipped, and says so) when
-    /// Chromium or chromedriver is not installed, or `MCP_AUDIT_TEST_NO_BROWSER=1` says to act
-    /// as if (to check, on a machine that has them, that `scripts/test` counts these tests as
-    /// skipped without them); in CI (`CI=true`) their absence fails. `scripts/test` looks for
-    /// them the same way and leaves these tests out when they are absent.
-    fn driver() -> Option<Driver> {
-        let found = |name: &str| {
-            std::env::var_os("PATH").is_some_and(|paths| {
-                std::env::split_paths(&paths).any(|dir| dir.join(name).is_file())
-            })
-        };
-        let hidden = std::env::var("MCP_AUDIT_TEST_NO_BROWSER").is_ok_and(|v| v == "1");
-        if hidden || !found("chromium") || !found("chromedriver") {
-            let why = if hidden {
-                "MCP_AUDIT_TEST_NO_BROWSER=1 hides chromium and chromedriver"
-            } else {
-                "chromium and chromedriver are not installed (scripts/install-test-peers.sh installs Debian's chromium and chromium-driver)"
-            };
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why}; CI must run the browser tests");
-            }
-            eprintln!("skipped: {why}");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // It says when it listens; read that line rather than wait an arbitrary time.
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "chromedriver stopped before it started"
-            );
-            if line.contains("started successfully") {
-                break;
-            }
-        }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            while out.read_line(&mut sink).is_ok_and(|n| n > 0) {
-                sink.clear();
-            }
-        });
-        Some(Driver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    /// Where the screenshots go: `console-screenshots/` of the build's target directory.
-    fn screenshots() -> PathBuf {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-        let dir = target.join("console-screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
-    /// A headless Chromium session on `driver`, in a laptop-sized window.
-    async fn browser(driver: &Driver) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1280,900"]}),
-        );
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("a Chromium session")
-    }
-
     async fn shot(client: &Client, name: &str) {
         let png = client.screenshot().await.unwrap();
-        std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+        std::fs::write(
+            screenshots("console-screenshots").join(format!("{name}.png")),
+            png,
+        )
+        .unwrap();
     }
 
     /// Clicks `element` and waits for the page it leads to: the old page's root goes stale
@@ -2221,7 +2099,7 @@ mod browser {
         let base = console.base.clone();
 
         runtime().block_on(async {
-            let client = browser(&driver).await;
+            let client = session(&driver, 1280, 900).await;
             client.goto(&format!("{base}/ui/login")).await.unwrap();
             shot(&client, "login").await;
             login(&client, &base, &auditor).await;
@@ -2364,7 +2242,7 @@ mod browser {
         let base = console.base.clone();
 
         runtime().block_on(async {
-            let client = browser(&driver).await;
+            let client = session(&driver, 1280, 900).await;
             login(&client, &base, &viewer).await;
             client
                 .goto(&format!("{base}/ui/events/{target}"))

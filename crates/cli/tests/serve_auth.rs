@@ -4,14 +4,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use support::BIN;
+use support::{BIN, spawn_serve};
 
 const HS_SECRET: &str = "a console test secret, long enough for HS256";
 
@@ -189,33 +189,7 @@ impl Answer {
 impl Console {
     /// Starts `serve` with `extra` flags; `https` trusts the test CA.
     fn start(db: &Db, extra: &[&str], https: bool) -> Console {
-        let mut child = db
-            .command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            let n = stderr.read_line(&mut line).unwrap();
-            assert!(n > 0, "serve stopped before listening");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                let url = rest.split_whitespace().next().unwrap();
-                break url.trim_end_matches("/api/v1/").to_string();
-            }
-        };
-        std::thread::spawn(move || {
-            let mut rest = String::new();
-            let _ = stderr.read_to_string(&mut rest);
-            if !rest.is_empty() {
-                eprintln!("serve: {rest}");
-            }
-        });
+        let (child, base) = spawn_serve(db.command(), extra);
         let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if https {
             let ca = std::fs::read(tls("ca.pem")).unwrap();

@@ -6,6 +6,8 @@
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -423,4 +425,39 @@ pub fn written_samples(
         .filter(|(series, _)| series.starts_with("mcp_audit_recorder_events_written_total{"))
         .map(|(series, n)| (series.clone(), *n))
         .collect()
+}
+
+/// Starts `mcp-audit serve` from `command` (the binary with its database flags) on a free port
+/// with `extra` flags; returns the child and the console's base URL, read from the line it
+/// prints once it listens. Its stderr is kept drained (and echoed), so that the server never
+/// blocks on a full pipe.
+pub fn spawn_serve(mut command: Command, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let base = loop {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "serve stopped before listening");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let url = rest.split_whitespace().next().unwrap();
+            break url.trim_end_matches("/api/v1/").to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        if !rest.is_empty() {
+            eprintln!("serve: {rest}");
+        }
+    });
+    (child, base)
 }
