@@ -130,6 +130,37 @@ fn a_subjects_export_verifies_offline_and_fails_when_one_byte_is_edited() {
         text(&out)
     );
 
+    // The hashed metadata names the subject by a pseudonym: the export shows the subject
+    // and lists the one pseudonym it resolved; a list that says the pseudonym is somebody
+    // else no longer matches the events shown.
+    for e in export["events"].as_array().unwrap() {
+        assert_eq!(e["event"]["actor"]["user_id"], "cust-42", "{e}");
+    }
+    let links = export["pseudonyms"].as_object().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    let (pseudonym, identity) = links.iter().next().unwrap();
+    assert!(pseudonym.starts_with("pn:"), "{pseudonym}");
+    assert_eq!(identity, "cust-42");
+    let mut relinked = export.clone();
+    relinked["pseudonyms"][pseudonym] = Value::from("cust-99");
+    std::fs::write(d.join("relinked.json"), relinked.to_string()).unwrap();
+    let out = run(
+        d,
+        &[
+            "subject",
+            "verify-export",
+            "relinked.json",
+            "--key",
+            "k.key.pub",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("the export does not hold"),
+        "{}",
+        text(&out)
+    );
+
     // A subject with no events: an empty export, not an error.
     let empty: Value = serde_json::from_str(&ok(d, &["subject", "export", "nobody"])).unwrap();
     assert_eq!(empty["events"], serde_json::json!([]));
