@@ -264,6 +264,36 @@ fn a_hold_keeps_events_from_cleanup_and_erasure_until_released() {
     assert_eq!(count_of(d, "DELETE legal_hold"), 1);
 }
 
+/// A subject's erasure is one request: a hold on any one of their events (here, through
+/// another data subject's case) refuses all of it before anything is erased.
+#[test]
+fn a_hold_on_one_of_a_subjects_events_refuses_their_whole_erasure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The free event first, the held one after: a request erased call by call would have
+    // erased the first before it met the hold.
+    ok(d, &["log", &event("a", "cust-42", false)]);
+    let mut held: Value = serde_json::from_str(&event("b", "cust-42", false)).unwrap();
+    held["compliance"] = serde_json::json!({"data_subject_id": "case-7"});
+    ok(d, &["log", &held.to_string()]);
+    let hold = ok(
+        d,
+        &["hold", "add", "--subject", "case-7", "--reason", "case 7"],
+    );
+    let out = run(d, &["subject", "erase", "cust-42", "--reason", "art. 17"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("under legal hold"), "{}", text(&out));
+    // Nothing was erased, not even the event the hold does not keep.
+    assert_eq!(count_of(d, "DELETE audit_event"), 0);
+    let shown = ok(d, &["query", "--jsonl", "--user", "cust-42"]);
+    assert!(shown.contains("cust-42 wrote a"), "{shown}");
+    assert!(shown.contains("cust-42 wrote b"), "{shown}");
+
+    ok(d, &["hold", "release", hold.trim(), "--reason", "closed"]);
+    ok(d, &["subject", "erase", "cust-42", "--reason", "art. 17"]);
+    assert_eq!(count_of(d, "DELETE audit_event"), 2);
+}
+
 #[test]
 fn a_hold_needs_one_scope_and_a_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -108,48 +108,94 @@ pub fn erase_call(
     id: EventId,
     request: &ErasureRequest,
 ) -> Result<Erasure, EraseError> {
-    let records = call_records(store, id)?;
-    refuse_held(store, &records)?;
-    let recorded = erased_ids(store)?;
-    // A record needs an erasure when its payload is there, or gone without a record of it.
-    let due: Vec<(EventId, bool, bool)> = records
-        .into_iter()
-        .filter(|&(rid, _, redacted)| !redacted || !recorded.contains(&rid))
-        .collect();
-    if due.is_empty() {
+    let erased = erase_calls(store, recorder, &[id], request)?;
+    if erased.records.is_empty() {
         return Err(EraseError::AlreadyErased(id));
-    }
-    let correlation = EventId::new().to_string();
-    let mut erased = Vec::with_capacity(due.len());
-    for &(rid, intent, redacted) in &due {
-        let event = erasure_event(rid, request, &correlation)?;
-        let event_id = event.id;
-        match recorder.record(event)? {
-            Receipt::Skipped => return Err(EraseError::NotRecorded),
-            Receipt::Durable { .. } | Receipt::Queued { .. } => {}
-        }
-        erased.push(ErasedRecord {
-            id: rid,
-            intent,
-            payload_deleted: !redacted,
-            erasure_event: event_id,
-        });
-    }
-    recorder.flush()?;
-    for record in &mut erased {
-        record.payload_deleted = store.erase_payload(record.id)?;
     }
     let scrub = store.scrub()?;
     Ok(Erasure {
-        records: erased,
+        records: erased.records,
         scrub,
     })
 }
 
+/// What [`erase_calls`] did.
+pub(crate) struct CallsErased {
+    /// Every record erased now (or whose earlier erasure is recorded now).
+    pub(crate) records: Vec<ErasedRecord>,
+    /// The calls found erased already, each record's erasure on record.
+    pub(crate) already_erased: usize,
+}
+
+/// Erases the calls of the events `ids` (a data subject's: many at once). The legal holds and
+/// the erasures on record are read once, not per call, and every call's records are checked
+/// against the holds before anything is recorded, so that a hold on one refuses them all and
+/// nothing is half-erased. Then each erasure is recorded, the recorder flushed once, and the
+/// payloads deleted. The caller scrubs the journal ([`Maintain::scrub`]).
+pub(crate) fn erase_calls(
+    store: &mut (impl Read + Maintain + ?Sized),
+    recorder: &Recorder,
+    ids: &[EventId],
+    request: &ErasureRequest,
+) -> Result<CallsErased, EraseError> {
+    let mut calls: Vec<Vec<(EventId, bool, bool)>> = Vec::new();
+    let mut seen: HashSet<EventId> = HashSet::new();
+    for &id in ids {
+        // An event of a call gathered already (an intent and its outcome both about the
+        // subject) is erased with it.
+        if seen.contains(&id) {
+            continue;
+        }
+        let records = call_records(store, id)?;
+        seen.extend(records.iter().map(|r| r.0));
+        calls.push(records);
+    }
+    refuse_held(store, calls.iter().flatten())?;
+    let recorded = erased_ids(store)?;
+    let mut erased = Vec::new();
+    let mut already_erased = 0;
+    for records in calls {
+        // A record needs an erasure when its payload is there, or gone without a record of it.
+        let due: Vec<(EventId, bool, bool)> = records
+            .into_iter()
+            .filter(|&(rid, _, redacted)| !redacted || !recorded.contains(&rid))
+            .collect();
+        if due.is_empty() {
+            already_erased += 1;
+            continue;
+        }
+        let correlation = EventId::new().to_string();
+        for (rid, intent, redacted) in due {
+            let event = erasure_event(rid, request, &correlation)?;
+            let event_id = event.id;
+            match recorder.record(event)? {
+                Receipt::Skipped => return Err(EraseError::NotRecorded),
+                Receipt::Durable { .. } | Receipt::Queued { .. } => {}
+            }
+            erased.push(ErasedRecord {
+                id: rid,
+                intent,
+                payload_deleted: !redacted,
+                erasure_event: event_id,
+            });
+        }
+    }
+    if !erased.is_empty() {
+        recorder.flush()?;
+        for record in &mut erased {
+            record.payload_deleted = store.erase_payload(record.id)?;
+        }
+    }
+    Ok(CallsErased {
+        records: erased,
+        already_erased,
+    })
+}
+
 /// Refuses with the first hold that keeps one of `records`.
-fn refuse_held(
+fn refuse_held<'a>(
     store: &mut (impl Read + ?Sized),
-    records: &[(EventId, bool, bool)],
+    records: impl IntoIterator<Item = &'a (EventId, bool, bool)>,
 ) -> Result<(), EraseError> {
     let now = jiff::Timestamp::now();
     let holds = Holds::load(store)?;

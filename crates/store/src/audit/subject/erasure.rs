@@ -2,9 +2,10 @@
 //! to them.
 //!
 //! The events are found by the user id, the data-subject id and (for a subject that is an
-//! e-mail address) the actor's e-mail; each is erased with [`erase_call`], so that every
-//! record of its call goes, each erasure is recorded before its payload is deleted, and
-//! whatever refuses an erasure (a legal hold) refuses this one too. Then one event records the
+//! e-mail address) the actor's e-mail; their calls are erased together through the erasure's
+//! own path (`erasure::erase_calls`), so that every record of each call goes, each erasure is
+//! recorded before its payload is deleted, and a legal hold on any of them refuses the whole
+//! request before anything is erased. Then one event records the
 //! request itself (who asked, when, why, how many events), naming the subject only by a
 //! pseudonym; then the pseudonym → identity rows are deleted, and the backend scrubs its
 //! journal. What the log keeps afterwards is hashed metadata that names random pseudonyms
@@ -21,7 +22,7 @@ use mcp_audit_core::pseudonym::{IdentityField, fresh};
 use mcp_audit_core::{Action, AuditEvent, ComplianceEvent, EventId, RiskLevel};
 use serde::Serialize;
 
-use crate::erasure::{EraseError, ErasureRequest, erase_call};
+use crate::erasure::{EraseError, ErasureRequest, erase_calls};
 use crate::error::StoreError;
 use crate::query::Filter;
 use crate::recorder::{Receipt, Recorder};
@@ -60,27 +61,8 @@ pub fn erase_subject(
 ) -> Result<SubjectErasure, EraseError> {
     let links = store.links_of(subject)?;
     let ids = events_about(store, subject)?;
-    let mut done: HashSet<EventId> = HashSet::new();
-    let (mut erased, mut already_erased) = (0, 0);
-    for id in ids {
-        if done.contains(&id) {
-            continue;
-        }
-        match erase_call(store, recorder, id, request) {
-            Ok(erasure) => {
-                for record in erasure.records {
-                    if done.insert(record.id) {
-                        erased += 1;
-                    }
-                }
-            }
-            Err(EraseError::AlreadyErased(_)) => {
-                done.insert(id);
-                already_erased += 1;
-            }
-            Err(other) => return Err(other),
-        }
-    }
+    let calls = erase_calls(store, recorder, &ids, request)?;
+    let (erased, already_erased) = (calls.records.len(), calls.already_erased);
     let pseudonym = links
         .iter()
         .find(|l| l.field == IdentityField::Subject)
