@@ -1,0 +1,53 @@
+//! Sinks: the trail leaves the box.
+//!
+//! A sink follows one or more logs in sequence order from a durable cursor, hands batches of
+//! records to a [`Destination`], and moves its cursor only after the destination acknowledged
+//! them (at-least-once; each record carries its log id and seq, the idempotency key a receiver
+//! deduplicates on). Sinks read the store as any reader does, so they never slow or block the
+//! recording path, and what they send is what the store keeps: redacted before it was written,
+//! and without the payload of an erased event.
+//!
+//! - [`Destination`]: where records go (one module per kind of receiver).
+//! - [`Failure`]: how a destination says a batch did not (wholly) arrive, which decides between
+//!   a retry with backoff and a dead letter.
+
+use mcp_audit_store::StoredEvent;
+
+/// The idempotency key of a record: its log id and seq, as `LOG:SEQ`. Unique across every log
+/// of a database, stable across retries and restarts.
+pub fn record_key(event: &StoredEvent) -> String {
+    format!("{}:{}", event.log_id, event.seq)
+}
+
+/// Why a batch (or part of it) was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The destination could not be reached, timed out, or answered with a transient error
+    /// (connection refused, HTTP 5xx/429, a gRPC `UNAVAILABLE`): nothing of the batch counts as
+    /// delivered, and the runner retries the whole batch with exponential backoff.
+    #[error("destination unavailable: {0}")]
+    Unavailable(String),
+    /// The destination acknowledged the first `accepted` records of the batch and refuses the
+    /// record at index `accepted` itself (HTTP 4xx other than 429, a record the receiver cannot
+    /// parse): the runner moves its cursor past the accepted ones and retries the refused one
+    /// alone; after the configured number of tries it goes to the dead letters and the rest
+    /// flows on.
+    #[error("record refused: {reason}")]
+    Refused { accepted: usize, reason: String },
+}
+
+/// Where a sink's records go. Each kind of receiver (webhook, OTLP, syslog, stdout) implements
+/// it; the runner owns the cursor, the retries and the dead letters, so a destination only
+/// delivers.
+///
+/// `deliver` returns `Ok(())` only once the receiver acknowledged every record of the batch
+/// (an HTTP 2xx, a gRPC OK, a syslog TCP write flushed), in order: records of one log are
+/// given in seq order and must arrive in that order.
+#[allow(async_fn_in_trait)] // used by the runner's own enum, never as `dyn`
+pub trait Destination: Send {
+    /// A short name of the kind, for logs, `sink status` and metrics (`webhook`, `otlp`, ...).
+    fn kind(&self) -> &'static str;
+
+    /// Delivers `batch` (non-empty; records of one log in seq order).
+    async fn deliver(&mut self, batch: &[StoredEvent]) -> Result<(), Failure>;
+}
