@@ -4,9 +4,10 @@
 #   - npm: the official reference servers server-everything and server-filesystem, and the
 #     MCP Inspector (its CLI drives the HTTP proxy)
 #   - PyPI: the official Python SDK `mcp` (client and server), in a virtual environment
-#   - Debian: chromium and chromium-driver, for the console's real-browser tests, and prometheus
-#     for its `promtool check metrics` (when missing, and only as root or with sudo; otherwise
-#     those tests say they are skipped, or fail in CI)
+#   - Debian: chromium and chromium-driver, for the console's real-browser tests, prometheus
+#     for its `promtool check metrics`, and rsyslog with its GnuTLS driver (rsyslog-gnutls) as
+#     the syslog sink's receiver (when missing, and only as root or with sudo; otherwise those
+#     tests say they are skipped, or fail in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers=.test-peers
@@ -33,6 +34,13 @@ fi
 if ! command -v promtool >/dev/null; then
   debian_packages+=(prometheus)
 fi
+# rsyslogd lives in /usr/sbin, which a user's PATH may lack.
+if ! command -v rsyslogd >/dev/null && [ ! -x /usr/sbin/rsyslogd ]; then
+  debian_packages+=(rsyslog)
+fi
+if ! compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null; then
+  debian_packages+=(rsyslog-gnutls)
+fi
 if [ "${#debian_packages[@]}" -gt 0 ]; then
   apt_get=()
   if [ "$(id -u)" = 0 ]; then
@@ -45,7 +53,7 @@ if [ "${#debian_packages[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" update -qq
     DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends "${debian_packages[@]}"
   else
-    echo "test peers: note: ${debian_packages[*]} missing and cannot be installed here (needs root or sudo and apt-get); the console's browser tests (chromium) and the metrics tests (promtool, from prometheus) are skipped" >&2
+    echo "test peers: note: ${debian_packages[*]} missing and cannot be installed here (needs root or sudo and apt-get); the console's browser tests (chromium), the metrics tests (promtool, from prometheus) and the syslog sink's tests (rsyslog, rsyslog-gnutls) are skipped" >&2
   fi
 fi
 

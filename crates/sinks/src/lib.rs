@@ -10,6 +10,11 @@
 //! - [`Destination`]: where records go (one module per kind of receiver).
 //! - [`Failure`]: how a destination says a batch did not (wholly) arrive, which decides between
 //!   a retry with backoff and a dead letter.
+//! - [`format`]: CEF, LEEF and OCSF renderings of a record, for SIEMs and `export --format`.
+//! - [`syslog`]: RFC 5424 over TCP or TLS to a SIEM's syslog listener.
+
+pub mod format;
+pub mod syslog;
 
 use mcp_audit_store::StoredEvent;
 
