@@ -1088,6 +1088,67 @@ fn export_csv_parses_back_with_one_row_per_event() {
 }
 
 #[test]
+fn export_cef_leef_and_ocsf_write_one_record_per_line_even_when_an_operation_holds_delimiters() {
+    let env = seeded();
+    let hostile = "evil|tool a=b\\c\tline\nCEF:0|forged|x|1|2|3|10|";
+    env.log(&[tool(hostile, "mallory", "s-9", 1_000)]);
+
+    let cef = env.run(&["export", "--format", "cef"]).ok().to_string();
+    let lines: Vec<&str> = cef.lines().collect();
+    assert_eq!(lines.len(), 7, "{cef}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("CEF:0|mcp-audit|mcp-audit|"))
+    );
+    let last = lines[6];
+    // Escaped per CEF: pipes in the header, `=`, `\` and the line break in the extension.
+    assert!(
+        last.contains("|tool_execution/evil\\|tool a=b\\\\c line CEF:0\\|forged"),
+        "{last}"
+    );
+    assert!(
+        last.contains("cs6=evil|tool a\\=b\\\\c\tline\\nCEF:0|forged"),
+        "{last}"
+    );
+    assert!(last.contains(" suser=mallory "), "{last}");
+
+    let leef = env
+        .run(&["export", "--format", "leef", "--user", "mallory"])
+        .ok()
+        .to_string();
+    assert_eq!(leef.lines().count(), 1, "{leef}");
+    assert!(leef.starts_with("LEEF:2.0|mcp-audit|mcp-audit|"));
+    assert!(
+        leef.contains("resource=evil|tool a=b\\\\c\\tline\\nCEF:0|forged"),
+        "{leef}"
+    );
+
+    let file = env.dir.path().join("audit.ocsf.jsonl");
+    env.run(&[
+        "export",
+        "--format",
+        "ocsf",
+        "--output",
+        file.to_str().unwrap(),
+    ])
+    .ok();
+    let records: Vec<Value> = fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 7);
+    assert!(records.iter().all(|r| r["class_uid"] == 6003));
+    assert_eq!(records[6]["api"]["operation"], hostile);
+    assert_eq!(records[6]["actor"]["user"]["uid"], "mallory");
+    let uid = records[6]["metadata"]["uid"].as_str().unwrap();
+    assert!(uid.ends_with(":6"), "LOG:SEQ, {uid}");
+    // The admin DELETE is OCSF's Delete activity.
+    assert_eq!(records[5]["activity_id"], 4);
+}
+
+#[test]
 fn export_to_a_file_writes_it_whole_and_a_failed_export_leaves_no_file() {
     let env = seeded();
     let file = env.dir.path().join("out.jsonl");

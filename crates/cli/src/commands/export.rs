@@ -1,4 +1,5 @@
-//! `mcp-audit export`: every matching event, oldest first, as JSON lines or CSV.
+//! `mcp-audit export`: every matching event, oldest first, as JSON lines, CSV, or one SIEM
+//! record per line (CEF, LEEF, OCSF JSON; the same lines the syslog sink sends).
 //!
 //! Streams: the store hands events over one at a time, so an export of millions of events
 //! needs no more memory than one. With `--output`, the file appears only once complete
@@ -11,21 +12,26 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mcp_audit_server::csv_rows;
+use mcp_audit_sinks::format::Format as Record;
 use mcp_audit_store::{Filter, Read, StoreError};
 use tempfile::NamedTempFile;
 
 use crate::db::Db;
 use crate::filter_args::FilterArgs;
 
-/// Export events as JSON lines or CSV
+/// Export events as JSON lines, CSV, or CEF/LEEF/OCSF records for a SIEM
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mcp-audit export --format jsonl --output audit.jsonl
   mcp-audit export --format csv --since 30d --user alice > alice.csv
-  mcp-audit export --format jsonl --session s-42 | gzip > s-42.jsonl.gz")]
+  mcp-audit export --format jsonl --session s-42 | gzip > s-42.jsonl.gz
+  mcp-audit export --format cef --since 1d --output audit.cef
+  mcp-audit export --format ocsf --kind tool_execution > api-activity.ocsf.jsonl")]
 pub struct ExportArgs {
-    /// jsonl (one event per line, the full JSON form) or csv (a column per field of it; the
-    /// personal payload, lineage and compliance events as JSON cells)
+    /// jsonl (one event per line, the full JSON form), csv (a column per field of it; the
+    /// personal payload, lineage and compliance events as JSON cells), or one SIEM record per
+    /// line: cef (ArcSight CEF:0), leef (QRadar LEEF:2.0, tab-delimited) or ocsf (OCSF API
+    /// Activity JSON, the payload under `unmapped`). CEF and LEEF carry the metadata only.
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
     /// Write to this file instead of stdout
@@ -39,6 +45,9 @@ pub struct ExportArgs {
 enum Format {
     Jsonl,
     Csv,
+    Cef,
+    Leef,
+    Ocsf,
 }
 
 pub fn run(db: &Db, args: ExportArgs) -> anyhow::Result<()> {
@@ -124,6 +133,24 @@ fn write_events<W: Write>(
                 serde_json::to_writer(&mut out, &event)
                     .map_err(anyhow::Error::from)
                     .and_then(|()| out.write_all(b"\n").map_err(anyhow::Error::from))
+                    .map_err(&mut stop)?;
+                progress.inc(1);
+                Ok(())
+            });
+            (result, out)
+        }
+        Format::Cef | Format::Leef | Format::Ocsf => {
+            let record = match format {
+                Format::Cef => Record::Cef,
+                Format::Leef => Record::Leef,
+                _ => Record::Ocsf,
+            };
+            let mut out = out;
+            let result = store.for_each(filter, &mut |event| {
+                record
+                    .render(&event)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|line| Ok(writeln!(out, "{line}")?))
                     .map_err(&mut stop)?;
                 progress.inc(1);
                 Ok(())
