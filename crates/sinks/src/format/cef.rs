@@ -110,3 +110,68 @@ pub fn escape_value(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CEF's unescaping of an extension value, written from the specification.
+    fn unescape_value(escaped: &str) -> String {
+        let mut out = String::new();
+        let mut chars = escaped.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some(other) => out.push(other),
+                None => panic!("a lone backslash at the end of {escaped:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn escapes_follow_the_specification() {
+        assert_eq!(escape_header(r"a|b\c"), r"a\|b\\c");
+        assert_eq!(escape_header("a\r\nb\tc"), "a  b c");
+        assert_eq!(escape_value(r"a=b\c|d"), r"a\=b\\c|d");
+        assert_eq!(escape_value("a\r\nb"), r"a\r\nb");
+    }
+
+    /// Every string of up to four characters over the delimiters comes back from its escaped
+    /// form, which holds no line break and no unescaped `=`.
+    #[test]
+    fn every_short_value_over_the_delimiters_round_trips() {
+        let alphabet = ['a', '|', '\\', '=', '\n', '\r', ' ', 'n'];
+        let mut level = vec![String::new()];
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|v| alphabet.iter().map(move |c| format!("{v}{c}")))
+                .collect();
+            for value in &level {
+                let escaped = escape_value(value);
+                assert!(!escaped.contains(['\n', '\r']), "{escaped:?}");
+                assert!(!has_bare_equals(&escaped), "{escaped:?}");
+                assert_eq!(&unescape_value(&escaped), value);
+            }
+        }
+    }
+
+    /// Whether `escaped` holds an `=` not preceded by an odd run of backslashes.
+    fn has_bare_equals(escaped: &str) -> bool {
+        let mut backslashes = 0;
+        for c in escaped.chars() {
+            match c {
+                '\\' => backslashes += 1,
+                '=' if backslashes % 2 == 0 => return true,
+                _ => backslashes = 0,
+            }
+        }
+        false
+    }
+}

@@ -105,3 +105,50 @@ pub fn escape_value(value: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unescape_value(escaped: &str) -> String {
+        let mut out = String::new();
+        let mut chars = escaped.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some(other) => out.push(other),
+                None => panic!("a lone backslash at the end of {escaped:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn escapes_keep_the_tab_delimiter_and_line_breaks_out_of_values() {
+        assert_eq!(escape_header(r"a|b\c"), r"a\|b\\c");
+        assert_eq!(escape_value("a\tb=c\\d\r\n"), r"a\tb=c\\d\r\n");
+    }
+
+    #[test]
+    fn every_short_value_over_the_delimiters_round_trips() {
+        let alphabet = ['a', '|', '\\', '=', '\n', '\r', 't', '\t'];
+        let mut level = vec![String::new()];
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|v| alphabet.iter().map(move |c| format!("{v}{c}")))
+                .collect();
+            for value in &level {
+                let escaped = escape_value(value);
+                assert!(!escaped.contains(['\t', '\n', '\r']), "{escaped:?}");
+                assert_eq!(&unescape_value(&escaped), value);
+            }
+        }
+    }
+}

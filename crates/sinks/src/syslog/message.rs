@@ -78,3 +78,22 @@ pub fn escape_param(value: &str) -> String {
 pub fn is_print_us_ascii(value: &str, max: usize) -> bool {
     !value.is_empty() && value.len() <= max && value.bytes().all(|b| (33..=126).contains(&b))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn param_values_escape_quote_backslash_and_bracket_only() {
+        assert_eq!(escape_param(r#"a"b\c]d[e="#), r#"a\"b\\c\]d[e="#);
+    }
+
+    #[test]
+    fn header_fields_are_printable_us_ascii_within_their_length() {
+        assert!(is_print_us_ascii("mcp-audit", 48));
+        assert!(!is_print_us_ascii("", 48));
+        assert!(!is_print_us_ascii("mcp audit", 48));
+        assert!(!is_print_us_ascii("prôxy", 255));
+        assert!(!is_print_us_ascii(&"a".repeat(49), 48));
+    }
+}
