@@ -163,6 +163,13 @@ input(type="imtcp" port="{port}" listenPortFileName="{d}/port" ruleset="out")
         self.child.wait().unwrap();
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the receiver: its kernel keeps the connection
+    /// and buffers what arrives until the buffers are full, and then the sender blocks.
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
     /// Starts it again, on the same port, appending to the same file.
     fn restart(&mut self) {
         let (child, _) = Rsyslog::spawn(self.dir.path(), self.port, self.tls);
@@ -640,6 +647,65 @@ async fn a_stopped_receiver_is_unavailable_and_once_restarted_gets_the_batch_in_
     for (body, event) in bodies.iter().zip(&events) {
         assert_eq!(parse_cef(body).1["cs6"], event.event.operation);
     }
+}
+
+#[tokio::test]
+async fn a_frozen_receiver_is_unavailable_after_the_timeout_and_once_thawed_gets_every_record() {
+    let Some(receiver) = Rsyslog::start(false) else {
+        return;
+    };
+    // 24 MB in one batch: more than the loopback socket buffers of both ends hold.
+    let (_db, events) = stored(
+        (0..192)
+            .map(|i| {
+                AuditEvent::tool_execution(format!("tool{i}"))
+                    .input(json!({"blob": "x".repeat(128 * 1024)}))
+                    .build()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let mut cfg = config(receiver.address(), Format::Json);
+    cfg.timeout_seconds = 1;
+    let mut sink = Syslog::new(cfg).unwrap();
+    sink.deliver(&events[..1]).await.unwrap();
+    receiver.received_through(events[0].seq);
+
+    receiver.signal(libc::SIGSTOP);
+    let failure = sink.deliver(&events[1..]).await.unwrap_err();
+    assert!(
+        matches!(failure, Failure::Unavailable(ref m) if m.contains("timed out writing")),
+        "{failure:?}"
+    );
+    receiver.signal(libc::SIGCONT);
+
+    // The retry of the whole batch, on a new connection.
+    sink.deliver(&events[1..]).await.unwrap();
+    let last = events.last().unwrap().seq;
+    let received = receiver.received_through(last);
+    // Nothing lost; what the frozen receiver had buffered arrives too (duplicates, by log and
+    // seq, and a last message cut short when the sender gave up mid-write).
+    let seqs: std::collections::BTreeSet<u64> = received
+        .iter()
+        .filter(|m| serde_json::from_str::<Value>(m["msg"].as_str().unwrap()).is_ok())
+        .filter_map(|m| sd_param(m, "seq")?.parse().ok())
+        .collect();
+    let expected: std::collections::BTreeSet<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, expected);
+    // The retried batch itself arrived whole and in order, after whatever came before.
+    let retried: Vec<u64> = received
+        .iter()
+        .rev()
+        .take(events.len() - 1)
+        .filter_map(|m| sd_param(m, "seq")?.parse().ok())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert_eq!(
+        retried,
+        events[1..].iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
