@@ -610,7 +610,16 @@ async fn json_records_arrive_as_the_stored_events_own_json() {
 
 #[tokio::test]
 async fn a_stopped_receiver_is_unavailable_and_once_restarted_gets_the_batch_in_order() {
-    let Some(mut receiver) = Rsyslog::start(false) else {
+    stopped_and_restarted(false).await;
+}
+
+#[tokio::test]
+async fn a_stopped_tls_receiver_is_unavailable_and_once_restarted_gets_the_batch_in_order() {
+    stopped_and_restarted(true).await;
+}
+
+async fn stopped_and_restarted(tls: bool) {
+    let Some(mut receiver) = Rsyslog::start(tls) else {
         return;
     };
     let (_db, events) = stored(
@@ -623,7 +632,14 @@ async fn a_stopped_receiver_is_unavailable_and_once_restarted_gets_the_batch_in_
             })
             .collect(),
     );
-    let mut sink = Syslog::new(config(receiver.address(), Format::Cef)).unwrap();
+    let mut cfg = config(receiver.address(), Format::Cef);
+    if tls {
+        cfg.tls = Some(SyslogTls {
+            ca_file: test_tls("ca.pem"),
+            server_name: None,
+        });
+    }
+    let mut sink = Syslog::new(cfg).unwrap();
     sink.deliver(&events[..3]).await.unwrap();
     receiver.received_through(events[2].seq);
 
