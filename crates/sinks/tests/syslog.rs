@@ -778,6 +778,14 @@ async fn a_tls_receiver_the_ca_file_does_not_vouch_for_is_unavailable_and_gets_n
     check_syslog(&received, &events);
 }
 
+/// The runner may hand a delivery to `tokio::spawn`.
+#[test]
+fn a_delivery_is_a_send_future() {
+    fn send<T: Send>(_: T) {}
+    let mut sink = Syslog::new(config("127.0.0.1:514".into(), Format::Cef)).unwrap();
+    send(sink.deliver(&[]));
+}
+
 #[test]
 fn a_config_reads_from_toml_with_defaults_and_refuses_unknown_fields_and_bad_values() {
     let cfg: SyslogConfig = toml::from_str(

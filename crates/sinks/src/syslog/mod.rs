@@ -24,8 +24,10 @@
 //!   whose receiver acknowledges (webhook, OTLP), and compare counts per log and seq on the
 //!   receiver: every message carries both, so a gap is visible there.
 //!
-//! A write that fails half-way through a batch leaves part of it at the receiver; the whole
-//! batch is sent again, and the receiver sees those records twice, with the same log and seq.
+//! A write that fails half-way through a batch (a receiver that stopped reading, past the
+//! timeout) leaves part of it at the receiver; the whole batch is sent again on a new
+//! connection, and the receiver sees those records twice, with the same log and seq, and may
+//! keep the message the failure cut short as a truncated one.
 
 mod config;
 mod connection;
