@@ -810,6 +810,19 @@ tls = { ca_file = "/etc/ssl/siem-ca.pem" }
     assert_eq!(cfg.facility.code(), 13);
     assert_eq!(cfg.timeout_seconds, 10);
 
+    // As the sink file will hold it: inside a table tagged with the sink's type.
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "type", rename_all = "lowercase")]
+    enum Sink {
+        Syslog(SyslogConfig),
+    }
+    let Sink::Syslog(tagged) =
+        toml::from_str("type = \"syslog\"\naddress = \"siem.example.net:6514\"\n").unwrap();
+    assert_eq!(tagged.address, "siem.example.net:6514");
+    let tagged_unknown =
+        toml::from_str::<Sink>("type = \"syslog\"\naddress = \"a:1\"\nport = 514\n").err();
+    assert!(tagged_unknown.is_some_and(|e| e.to_string().contains("unknown field `port`")));
+
     let unknown = toml::from_str::<SyslogConfig>("address = \"a:1\"\nport = 514\n").unwrap_err();
     assert!(
         unknown.to_string().contains("unknown field `port`"),

@@ -89,6 +89,7 @@ impl Syslog {
             field,
             reason: reason.to_string(),
         };
+        // The one framing there is; a second would be matched here.
         let Framing::OctetCounting = config.framing;
         let host = host_of(&config.address).ok_or_else(|| {
             field(
