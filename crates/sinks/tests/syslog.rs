@@ -138,6 +138,8 @@ input(type="imtcp" port="{port}" listenPortFileName="{d}/port" ruleset="out")
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Killed if it never listens, rather than left running after the test.
+        let mut starting = Starting(Some(child));
         // rsyslogd writes the port it was given by the system once it listens; a port we
         // chose is there once it accepts.
         let port = wait_for("rsyslogd to listen", || {
@@ -150,7 +152,7 @@ input(type="imtcp" port="{port}" listenPortFileName="{d}/port" ruleset="out")
                 .ok()
                 .and_then(|p| p.trim().parse::<u16>().ok())
         });
-        (child, port)
+        (starting.0.take().unwrap(), port)
     }
 
     fn address(&self) -> String {
@@ -189,6 +191,18 @@ input(type="imtcp" port="{port}" listenPortFileName="{d}/port" ruleset="out")
                 .any(|m| sd_param(m, "seq") == Some(seq.to_string()))
                 .then_some(all)
         })
+    }
+}
+
+/// An rsyslogd until it listens.
+struct Starting(Option<Child>);
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
