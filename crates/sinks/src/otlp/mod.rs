@@ -1,0 +1,128 @@
+//! The OTLP sink: the trail into a tracing or log backend (an OpenTelemetry Collector, Grafana
+//! Tempo and Loki, Jaeger, Elastic, Datadog, Honeycomb, ...).
+//!
+//! Each event becomes a **log record** (the stored event's JSON as the body, attributes beside
+//! it), and each MCP operation also a **span** after the OpenTelemetry MCP semantic conventions
+//! (`mcp.method.name`, `mcp.session.id`, `gen_ai.tool.name`, `jsonrpc.request.id`,
+//! `error.type`, ...) in the caller's own trace where the proxy recorded its `traceparent`.
+//! Both carry `mcp_audit.log_id`, `mcp_audit.seq` and `mcp_audit.key` (the idempotency key a
+//! receiver deduplicates on) and `mcp_audit.leaf_hash` (the record's Merkle leaf, which
+//! `mcp-audit prove` proves), so what a backend shows can be checked against the log.
+//!
+//! Ids are a function of the record ([`ids`]), so a batch sent again after a lost
+//! acknowledgement gives the same spans, which a backend merges.
+//!
+//! - [`OtlpConfig`]: endpoint, protocol (`http/protobuf` or `grpc`), headers, timeout, resource,
+//!   signals.
+//! - [`Otlp`]: the [`Destination`]; [`OtlpError`]: a configuration it refuses.
+//! - `semconv`: what an event says in the conventions' names; `logs` and `spans`: the two
+//!   records; `http` and `grpc`: the transports and their failure mapping.
+//!
+//! A batch is one export request per signal (logs first, then traces); the batch is
+//! acknowledged once both are. The protobuf types are the official OTLP definitions as the
+//! `opentelemetry-proto` crate builds them.
+
+mod answer;
+mod config;
+mod error;
+mod grpc;
+mod http;
+pub mod ids;
+mod logs;
+mod resource;
+pub mod semconv;
+mod spans;
+
+use jiff::Timestamp;
+use mcp_audit_store::StoredEvent;
+use reqwest::Url;
+
+use crate::{Destination, Failure};
+pub use config::{OtlpConfig, Protocol, Signals};
+pub use error::OtlpError;
+use grpc::GrpcExporter;
+use http::HttpExporter;
+pub use logs::log_record;
+use resource::Origin;
+pub use spans::span;
+
+/// A destination that exports records to an OTLP receiver.
+pub struct Otlp {
+    exporter: Exporter,
+    origin: Origin,
+    signals: Signals,
+}
+
+/// The transport, chosen once from the configuration. The gRPC one is boxed: tonic's
+/// `Endpoint` is several hundred bytes, and the sink enum that holds an `Otlp` beside the other
+/// kinds should not carry that for every kind.
+enum Exporter {
+    Http(HttpExporter),
+    Grpc(Box<GrpcExporter>),
+}
+
+impl Otlp {
+    /// Checks the configuration (the endpoint is an `http`/`https` URL, headers are sendable,
+    /// the timeout is not zero, the service name not blank) and builds the exporter. Nothing
+    /// is connected yet: a receiver that is down at start-up is the first export's
+    /// `Failure::Unavailable`, not an error here.
+    pub fn new(config: OtlpConfig) -> Result<Otlp, OtlpError> {
+        let bad_endpoint = |reason: &str| OtlpError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            reason: reason.to_string(),
+        };
+        let url = Url::parse(&config.endpoint).map_err(|e| bad_endpoint(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad_endpoint("the scheme must be http or https"));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad_endpoint("no host"));
+        }
+        if config.timeout_ms == 0 {
+            return Err(OtlpError::Timeout);
+        }
+        if config.service_name.trim().is_empty() {
+            return Err(OtlpError::ServiceName);
+        }
+        let exporter = match config.protocol {
+            Protocol::HttpProtobuf => Exporter::Http(HttpExporter::new(&config, &url)?),
+            Protocol::Grpc => Exporter::Grpc(Box::new(GrpcExporter::new(&config, &url)?)),
+        };
+        Ok(Otlp {
+            exporter,
+            origin: Origin::new(&config.service_name, &config.resource_attributes),
+            signals: config.signals,
+        })
+    }
+}
+
+impl Destination for Otlp {
+    fn kind(&self) -> &'static str {
+        "otlp"
+    }
+
+    async fn deliver(&mut self, batch: &[StoredEvent]) -> Result<(), Failure> {
+        if self.signals.logs() {
+            let request = logs::request(&self.origin, batch);
+            match &mut self.exporter {
+                Exporter::Http(http) => http.export_logs(request).await?,
+                Exporter::Grpc(grpc) => grpc.export_logs(request).await?,
+            }
+        }
+        if self.signals.spans()
+            && let Some(request) = spans::request(&self.origin, batch)
+        {
+            match &mut self.exporter {
+                Exporter::Http(http) => http.export_traces(request).await?,
+                Exporter::Grpc(grpc) => grpc.export_traces(request).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Nanoseconds since the Unix epoch, as OTLP times are; 0 (OTLP's "unknown") for a time
+/// before 1970.
+fn unix_nanos(time: Timestamp) -> u64 {
+    u64::try_from(time.as_nanosecond()).unwrap_or(0)
+}

@@ -1,0 +1,1035 @@
+//! The OTLP sink against real receivers started by each test, over both protocols: an HTTP
+//! server that decodes `/v1/logs` and `/v1/traces` bodies with the official OTLP protobuf
+//! definitions, and a tonic gRPC server implementing the collector's Logs and Trace services
+//! from the same definitions. The events are recorded into a real SQLite log and read back, so
+//! what is delivered is what a sink following the log would read.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use mcp_audit_core::{Action, AuditEvent, EventId, Outcome, Target};
+use mcp_audit_sinks::otlp::{Otlp, OtlpConfig, OtlpError, Protocol, Signals};
+use mcp_audit_sinks::{Destination, Failure};
+use mcp_audit_store::{
+    Filter, Maintain, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore, StoredEvent,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatus;
+use prost::Message;
+use serde_json::json;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const PROTOCOLS: [Protocol; 2] = [Protocol::HttpProtobuf, Protocol::Grpc];
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+// ---------------------------------------------------------------------------------------------
+// The receiver
+
+/// How the receiver answers the next exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Takes everything.
+    Accept,
+    /// Refuses the data: HTTP 400 with a `google.rpc.Status` body, gRPC `INVALID_ARGUMENT`.
+    Refuse,
+    /// Down for a moment: HTTP 503, gRPC `UNAVAILABLE`.
+    Unavailable,
+    /// Too busy: HTTP 429, gRPC `RESOURCE_EXHAUSTED`.
+    Busy,
+    /// OK with a `partial_success` that rejects one item; keeps the rest.
+    RejectOne,
+}
+
+/// What the receiver got, as it decoded it.
+#[derive(Default)]
+struct Received {
+    logs: Vec<ExportLogsServiceRequest>,
+    traces: Vec<ExportTraceServiceRequest>,
+    /// The `x-tenant` header or metadata of every export.
+    tenants: Vec<String>,
+}
+
+struct Shared {
+    answer: Mutex<Answer>,
+    received: Mutex<Received>,
+}
+
+impl Shared {
+    /// Keeps what an export carried, unless the receiver refuses it whole.
+    fn take(&self, tenant: Option<&str>, keep: impl FnOnce(&mut Received)) -> Answer {
+        let answer = *self.answer.lock().unwrap();
+        if matches!(answer, Answer::Accept | Answer::RejectOne) {
+            let mut received = self.received.lock().unwrap();
+            keep(&mut received);
+            received
+                .tenants
+                .push(tenant.unwrap_or_default().to_string());
+        }
+        answer
+    }
+}
+
+/// A receiver on its own port, HTTP or gRPC, that can be stopped and started again on that
+/// port.
+struct Receiver {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    async fn start(protocol: Protocol) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shared = Arc::new(Shared {
+            answer: Mutex::new(Answer::Accept),
+            received: Mutex::new(Received::default()),
+        });
+        let mut receiver = Receiver {
+            addr: listener.local_addr().unwrap(),
+            shared,
+            stop: None,
+            task: None,
+        };
+        receiver.serve(protocol, listener);
+        receiver
+    }
+
+    /// An address where nothing listens (yet): a port the system gave and took back.
+    async fn down(protocol: Protocol) -> Receiver {
+        let mut receiver = Receiver::start(protocol).await;
+        receiver.stop().await;
+        receiver
+    }
+
+    fn serve(&mut self, protocol: Protocol, listener: TcpListener) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let shared = self.shared.clone();
+        self.task = Some(match protocol {
+            Protocol::HttpProtobuf => {
+                let app = axum::Router::new()
+                    .route("/v1/logs", post(http_logs))
+                    .route("/v1/traces", post(http_traces))
+                    .with_state(shared);
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                        .unwrap();
+                })
+            }
+            Protocol::Grpc => {
+                let service = GrpcReceiver(shared);
+                tokio::spawn(async move {
+                    tonic::transport::Server::builder()
+                        .add_service(LogsServiceServer::new(service.clone()))
+                        .add_service(TraceServiceServer::new(service))
+                        .serve_with_incoming_shutdown(
+                            tokio_stream::wrappers::TcpListenerStream::new(listener),
+                            shutdown,
+                        )
+                        .await
+                        .unwrap();
+                })
+            }
+        });
+        self.stop = Some(stop);
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// Starts again on the same port.
+    async fn restart(&mut self, protocol: Protocol) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(protocol, listener);
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn answer(&self, answer: Answer) {
+        *self.shared.answer.lock().unwrap() = answer;
+    }
+
+    fn logs(&self) -> Vec<LogRecord> {
+        let received = self.shared.received.lock().unwrap();
+        received
+            .logs
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| s.log_records.clone())
+            .collect()
+    }
+
+    fn spans(&self) -> Vec<Span> {
+        let received = self.shared.received.lock().unwrap();
+        received
+            .traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect()
+    }
+
+    /// Every byte that arrived, re-encoded from what was decoded.
+    fn bytes(&self) -> Vec<u8> {
+        let received = self.shared.received.lock().unwrap();
+        let mut out = Vec::new();
+        for request in &received.logs {
+            out.extend(request.encode_to_vec());
+        }
+        for request in &received.traces {
+            out.extend(request.encode_to_vec());
+        }
+        out
+    }
+}
+
+async fn http_logs(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    let request = match ExportLogsServiceRequest::decode(body) {
+        Ok(request) => request,
+        Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
+    };
+    let answer = shared.take(tenant(&headers), |r| r.logs.push(request));
+    let rejected = ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: 1,
+            error_message: "one record too large".into(),
+        }),
+    };
+    http_reply(answer, ExportLogsServiceResponse::default(), rejected)
+}
+
+async fn http_traces(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    let request = match ExportTraceServiceRequest::decode(body) {
+        Ok(request) => request,
+        Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
+    };
+    let answer = shared.take(tenant(&headers), |r| r.traces.push(request));
+    let rejected = ExportTraceServiceResponse {
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: 1,
+            error_message: "one span too large".into(),
+        }),
+    };
+    http_reply(answer, ExportTraceServiceResponse::default(), rejected)
+}
+
+fn tenant(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-tenant").and_then(|v| v.to_str().ok())
+}
+
+fn http_reply(
+    answer: Answer,
+    ok: impl Message,
+    rejected: impl Message,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    match answer {
+        Answer::Accept => http_answer(StatusCode::OK, ok.encode_to_vec()),
+        Answer::RejectOne => http_answer(StatusCode::OK, rejected.encode_to_vec()),
+        Answer::Refuse => http_answer(StatusCode::BAD_REQUEST, rpc_status("bad attribute")),
+        Answer::Unavailable => {
+            http_answer(StatusCode::SERVICE_UNAVAILABLE, rpc_status("restarting"))
+        }
+        Answer::Busy => http_answer(StatusCode::TOO_MANY_REQUESTS, rpc_status("slow down")),
+    }
+}
+
+fn http_answer(
+    status: StatusCode,
+    body: Vec<u8>,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        body,
+    )
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error answer.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn rpc_status(message: &str) -> Vec<u8> {
+    RpcStatus {
+        code: 3,
+        message: message.to_string(),
+    }
+    .encode_to_vec()
+}
+
+#[derive(Clone)]
+struct GrpcReceiver(Arc<Shared>);
+
+impl GrpcReceiver {
+    fn status(answer: Answer) -> Result<(), tonic::Status> {
+        match answer {
+            Answer::Accept | Answer::RejectOne => Ok(()),
+            Answer::Refuse => Err(tonic::Status::invalid_argument("bad attribute")),
+            Answer::Unavailable => Err(tonic::Status::unavailable("restarting")),
+            Answer::Busy => Err(tonic::Status::resource_exhausted("slow down")),
+        }
+    }
+}
+
+fn grpc_tenant<T>(request: &tonic::Request<T>) -> Option<String> {
+    let value = request.metadata().get("x-tenant")?;
+    value.to_str().ok().map(str::to_string)
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let tenant = grpc_tenant(&request);
+        let answer = self
+            .0
+            .take(tenant.as_deref(), |r| r.logs.push(request.into_inner()));
+        GrpcReceiver::status(answer)?;
+        Ok(tonic::Response::new(ExportLogsServiceResponse {
+            partial_success: (answer == Answer::RejectOne).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: 1,
+                error_message: "one record too large".into(),
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let tenant = grpc_tenant(&request);
+        let answer = self
+            .0
+            .take(tenant.as_deref(), |r| r.traces.push(request.into_inner()));
+        GrpcReceiver::status(answer)?;
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: (answer == Answer::RejectOne).then(|| ExportTracePartialSuccess {
+                rejected_spans: 1,
+                error_message: "one span too large".into(),
+            }),
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trail
+
+/// A SQLite log holding `events`, and the events as a sink reads them back (seq order).
+struct Trail {
+    dir: TempDir,
+}
+
+impl Trail {
+    /// Records on a thread of its own: the recorder blocks until each event is durable, which
+    /// the tests' async runtime does not allow on its own thread.
+    fn record(events: Vec<AuditEvent>) -> Trail {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        std::thread::spawn(move || {
+            let store = SqliteStore::open(path, SqliteOptions::default()).unwrap();
+            let recorder = Recorder::start(store, RecorderConfig::default()).unwrap();
+            for event in events {
+                recorder.record(event).unwrap();
+            }
+            recorder.shutdown().unwrap();
+        })
+        .join()
+        .unwrap();
+        Trail { dir }
+    }
+
+    fn read(&self) -> Vec<StoredEvent> {
+        let mut store =
+            SqliteStore::open_read_only(self.dir.path().join("audit.db"), SqliteOptions::default())
+                .unwrap();
+        // Every record, as a sink follows the log: pending intents too.
+        let every = Filter {
+            include_pending: true,
+            ..Filter::default()
+        };
+        let mut events = Vec::new();
+        store
+            .for_each(&every, &mut |e| {
+                events.push(e);
+                Ok(())
+            })
+            .unwrap();
+        events
+    }
+
+    fn erase(&self, id: EventId) {
+        let mut store =
+            SqliteStore::open(self.dir.path().join("audit.db"), SqliteOptions::default()).unwrap();
+        assert!(store.erase_payload(id).unwrap());
+    }
+}
+
+/// A morning's worth of MCP traffic, and one event of each kind that makes no span.
+fn traffic() -> Vec<AuditEvent> {
+    let http = Target {
+        transport: Some("streamable_http".into()),
+        protocol_version: Some("2025-06-18".into()),
+        server_name: Some("weather".into()),
+        ..Target::default()
+    };
+    vec![
+        AuditEvent::session_start("s-1").build().unwrap(),
+        AuditEvent::tool_execution("get_weather")
+            .target(http.clone())
+            .session("s-1")
+            .mcp_session("mcp-abc")
+            .request_id("7")
+            .trace_id(TRACE_ID)
+            .user("alice")
+            .duration_us(1_500)
+            .input(json!({"city": "Paris"}))
+            .output(json!({"temp": 21}))
+            .build()
+            .unwrap(),
+        AuditEvent::tool_execution("delete_repo")
+            .target(http)
+            .session("s-1")
+            .request_id("\"abc\"")
+            .outcome(Outcome::Denied)
+            .error_code(-32600)
+            .build()
+            .unwrap(),
+        AuditEvent::tool_execution("search")
+            .session("s-1")
+            .outcome(Outcome::Pending)
+            .build()
+            .unwrap(),
+        AuditEvent::resource_access("file:///etc/motd", Action::Read)
+            .session("s-1")
+            .build()
+            .unwrap(),
+        AuditEvent::tool_execution("flaky")
+            .session("s-1")
+            .failed("boom")
+            .duration_us(20)
+            .build()
+            .unwrap(),
+    ]
+}
+
+fn config(protocol: Protocol, endpoint: String) -> OtlpConfig {
+    let mut config = OtlpConfig::new(endpoint, protocol);
+    config.service_name = "audit-test".into();
+    config
+        .resource_attributes
+        .insert("deployment.environment.name".into(), "test".into());
+    config.headers.insert("X-Tenant".into(), "acme".into());
+    config.timeout_ms = 5_000;
+    config
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading what arrived
+
+fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.value.as_ref())
+}
+
+fn text<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    match attr(attributes, key)? {
+        any_value::Value::StringValue(s) => Some(s),
+        other => panic!("{key} is not a string: {other:?}"),
+    }
+}
+
+fn int(attributes: &[KeyValue], key: &str) -> Option<i64> {
+    match attr(attributes, key)? {
+        any_value::Value::IntValue(i) => Some(*i),
+        other => panic!("{key} is not an integer: {other:?}"),
+    }
+}
+
+fn nanos(time: jiff::Timestamp) -> u64 {
+    time.as_nanosecond() as u64
+}
+
+fn span_named<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+        panic!(
+            "no span {name:?} in {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery
+
+#[tokio::test]
+async fn every_event_arrives_as_a_log_record_in_seq_order_with_its_place_in_the_trail() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        let mut otlp = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+        otlp.deliver(&events).await.unwrap();
+
+        let logs = receiver.logs();
+        assert_eq!(logs.len(), events.len(), "{protocol:?}");
+        for (log, stored) in logs.iter().zip(&events) {
+            let a = &log.attributes;
+            assert_eq!(text(a, "mcp_audit.log_id"), Some(stored.log_id.as_str()));
+            assert_eq!(int(a, "mcp_audit.seq"), Some(stored.seq as i64));
+            let key = format!("{}:{}", stored.log_id, stored.seq);
+            assert_eq!(text(a, "mcp_audit.key"), Some(key.as_str()));
+            let leaf = stored.leaf_hash.to_string();
+            assert_eq!(text(a, "mcp_audit.leaf_hash"), Some(leaf.as_str()));
+            assert_eq!(log.time_unix_nano, nanos(stored.event.timestamp));
+            // The body is the stored event, whole.
+            let Some(any_value::Value::StringValue(body)) =
+                log.body.as_ref().and_then(|b| b.value.as_ref())
+            else {
+                panic!("no string body")
+            };
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(body, serde_json::to_value(stored).unwrap());
+        }
+        let severities: Vec<&str> = logs.iter().map(|l| l.severity_text.as_str()).collect();
+        assert_eq!(
+            severities,
+            ["INFO", "INFO", "WARN", "INFO", "INFO", "ERROR"]
+        );
+
+        let received = receiver.shared.received.lock().unwrap();
+        let resource = received.logs[0].resource_logs[0].resource.as_ref().unwrap();
+        assert_eq!(
+            text(&resource.attributes, "service.name"),
+            Some("audit-test")
+        );
+        assert_eq!(
+            text(&resource.attributes, "deployment.environment.name"),
+            Some("test")
+        );
+        assert!(
+            received.tenants.iter().all(|t| t == "acme"),
+            "{:?}",
+            received.tenants
+        );
+        assert_eq!(received.tenants.len(), 2, "one logs and one traces export");
+    }
+}
+
+#[tokio::test]
+async fn each_mcp_operation_arrives_as_a_span_with_the_mcp_semantic_conventions() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    let stored = |operation: &str| {
+        events
+            .iter()
+            .find(|e| e.event.operation == operation && e.event.outcome != Outcome::Pending)
+            .unwrap()
+    };
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        let mut otlp = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+        otlp.deliver(&events).await.unwrap();
+        let spans = receiver.spans();
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        // No span for the session start or the pending intent.
+        assert_eq!(
+            names,
+            [
+                "tools/call get_weather",
+                "tools/call delete_repo",
+                "resources/read",
+                "tools/call flaky"
+            ],
+            "{protocol:?}"
+        );
+
+        let ok = span_named(&spans, "tools/call get_weather");
+        let a = &ok.attributes;
+        assert_eq!(hex(&ok.trace_id), TRACE_ID, "the caller's trace");
+        assert_eq!(ok.kind, SpanKind::Server as i32);
+        let event = &stored("get_weather").event;
+        assert_eq!(ok.end_time_unix_nano, nanos(event.timestamp));
+        assert_eq!(ok.end_time_unix_nano - ok.start_time_unix_nano, 1_500_000);
+        assert_eq!(ok.status, None, "success leaves the status unset");
+        assert_eq!(text(a, "mcp.method.name"), Some("tools/call"));
+        assert_eq!(text(a, "gen_ai.tool.name"), Some("get_weather"));
+        assert_eq!(text(a, "gen_ai.operation.name"), Some("execute_tool"));
+        assert_eq!(text(a, "jsonrpc.request.id"), Some("7"));
+        assert_eq!(text(a, "mcp.session.id"), Some("mcp-abc"));
+        assert_eq!(text(a, "mcp.protocol.version"), Some("2025-06-18"));
+        assert_eq!(text(a, "network.transport"), Some("tcp"));
+        assert_eq!(text(a, "user.id"), Some("alice"));
+        assert_eq!(text(a, "error.type"), None);
+        assert_eq!(
+            text(a, "gen_ai.tool.call.arguments"),
+            Some(r#"{"city":"Paris"}"#)
+        );
+        assert_eq!(text(a, "gen_ai.tool.call.result"), Some(r#"{"temp":21}"#));
+        let leaf = stored("get_weather").leaf_hash.to_string();
+        assert_eq!(text(a, "mcp_audit.leaf_hash"), Some(leaf.as_str()));
+        assert_eq!(
+            int(a, "mcp_audit.seq"),
+            Some(stored("get_weather").seq as i64)
+        );
+
+        let denied = span_named(&spans, "tools/call delete_repo");
+        let status = denied.status.as_ref().unwrap();
+        assert_eq!(status.code, SpanStatus::Error as i32);
+        assert_eq!(text(&denied.attributes, "error.type"), Some("-32600"));
+        assert_eq!(
+            text(&denied.attributes, "rpc.response.status_code"),
+            Some("-32600")
+        );
+        assert_eq!(text(&denied.attributes, "jsonrpc.request.id"), Some("abc"));
+        assert_eq!(text(&denied.attributes, "mcp.session.id"), Some("s-1"));
+
+        let failed = span_named(&spans, "tools/call flaky");
+        let status = failed.status.as_ref().unwrap();
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (SpanStatus::Error as i32, "boom")
+        );
+        assert_eq!(text(&failed.attributes, "error.type"), Some("tool_error"));
+
+        let read = span_named(&spans, "resources/read");
+        assert_eq!(
+            text(&read.attributes, "mcp.resource.uri"),
+            Some("file:///etc/motd")
+        );
+        assert_eq!(text(&read.attributes, "gen_ai.tool.name"), None);
+
+        // Spans are distinct, and each event's log record points at its span.
+        let mut span_ids: Vec<&[u8]> = spans.iter().map(|s| s.span_id.as_slice()).collect();
+        span_ids.sort();
+        span_ids.dedup();
+        assert_eq!(span_ids.len(), spans.len());
+        for span in &spans {
+            assert_eq!(span.span_id.len(), 8);
+            assert_eq!(span.trace_id.len(), 16);
+            let log = receiver
+                .logs()
+                .into_iter()
+                .find(|l| l.span_id == span.span_id)
+                .unwrap_or_else(|| panic!("no log record for {}", span.name));
+            assert_eq!(log.trace_id, span.trace_id);
+            assert_eq!(
+                int(&log.attributes, "mcp_audit.seq"),
+                int(&span.attributes, "mcp_audit.seq")
+            );
+        }
+        let session_log = &receiver.logs()[0];
+        assert!(session_log.span_id.is_empty(), "no span, no span id");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_sent_again_carries_the_same_trace_and_span_ids() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        let mut otlp = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+        otlp.deliver(&events).await.unwrap();
+        // A second sink, as after a restart, sends the same records.
+        let mut again = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+        again.deliver(&events).await.unwrap();
+
+        let spans = receiver.spans();
+        let (first, second) = spans.split_at(spans.len() / 2);
+        assert_eq!(first.len(), 4);
+        for (a, b) in first.iter().zip(second) {
+            assert_eq!(
+                (&a.trace_id, &a.span_id),
+                (&b.trace_id, &b.span_id),
+                "{}",
+                a.name
+            );
+        }
+        // Without a recorded trace id, each operation still has a valid trace of its own.
+        let derived = span_named(first, "tools/call delete_repo");
+        assert_ne!(hex(&derived.trace_id), TRACE_ID);
+        assert_ne!(derived.trace_id, vec![0; 16]);
+        assert_ne!(
+            derived.trace_id,
+            span_named(first, "tools/call flaky").trace_id
+        );
+    }
+}
+
+#[tokio::test]
+async fn signals_choose_logs_or_spans() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        for (signals, logs, spans) in [(Signals::Logs, 6, 0), (Signals::Spans, 0, 4)] {
+            let receiver = Receiver::start(protocol).await;
+            let mut config = config(protocol, receiver.endpoint());
+            config.signals = signals;
+            Otlp::new(config).unwrap().deliver(&events).await.unwrap();
+            assert_eq!(
+                (receiver.logs().len(), receiver.spans().len()),
+                (logs, spans),
+                "{protocol:?} {signals:?}"
+            );
+        }
+        // A batch with no MCP operation sends no empty trace export.
+        let receiver = Receiver::start(protocol).await;
+        let mut config = config(protocol, receiver.endpoint());
+        config.signals = Signals::Spans;
+        Otlp::new(config)
+            .unwrap()
+            .deliver(&events[..1])
+            .await
+            .unwrap();
+        assert!(receiver.shared.received.lock().unwrap().tenants.is_empty());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures
+
+#[tokio::test]
+async fn a_receiver_that_is_down_is_unavailable_and_the_batch_arrives_once_it_is_back() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let mut receiver = Receiver::down(protocol).await;
+        let mut otlp = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+        let failure = otlp.deliver(&events).await.unwrap_err();
+        assert!(
+            matches!(failure, Failure::Unavailable(_)),
+            "{protocol:?}: {failure:?}"
+        );
+
+        receiver.restart(protocol).await;
+        otlp.deliver(&events).await.unwrap();
+        assert_eq!(receiver.logs().len(), events.len());
+
+        // Down again after a working connection, then back.
+        receiver.stop().await;
+        let failure = otlp.deliver(&events).await.unwrap_err();
+        assert!(
+            matches!(failure, Failure::Unavailable(_)),
+            "{protocol:?}: {failure:?}"
+        );
+        receiver.restart(protocol).await;
+        otlp.deliver(&events).await.unwrap();
+        assert_eq!(receiver.logs().len(), 2 * events.len());
+        let seqs: Vec<Option<i64>> = receiver
+            .logs()
+            .iter()
+            .map(|l| int(&l.attributes, "mcp_audit.seq"))
+            .collect();
+        let once: Vec<Option<i64>> = events.iter().map(|e| Some(e.seq as i64)).collect();
+        assert_eq!(
+            seqs,
+            [once.clone(), once].concat(),
+            "in order, each delivery whole"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_answering_unavailable_or_busy_is_unavailable() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        for (answer, said) in [
+            (Answer::Unavailable, "restarting"),
+            (Answer::Busy, "slow down"),
+        ] {
+            let receiver = Receiver::start(protocol).await;
+            receiver.answer(answer);
+            let mut otlp = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+            match otlp.deliver(&events).await {
+                Err(Failure::Unavailable(reason)) => {
+                    assert!(reason.contains(said), "{protocol:?} {answer:?}: {reason}")
+                }
+                other => panic!("{protocol:?} {answer:?}: {other:?}"),
+            }
+            receiver.answer(Answer::Accept);
+            otlp.deliver(&events).await.unwrap();
+            assert_eq!(receiver.logs().len(), events.len());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_that_refuses_the_data_refuses_the_batch_at_its_first_record() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        receiver.answer(Answer::Refuse);
+        let mut otlp = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+        match otlp.deliver(&events).await {
+            Err(Failure::Refused { accepted, reason }) => {
+                assert_eq!(accepted, 0);
+                assert!(reason.contains("bad attribute"), "{protocol:?}: {reason}");
+            }
+            other => panic!("{protocol:?}: {other:?}"),
+        }
+        assert!(receiver.logs().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_partial_success_that_rejects_records_is_refused_at_the_first_record() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        receiver.answer(Answer::RejectOne);
+        let mut otlp = Otlp::new(config(protocol, receiver.endpoint())).unwrap();
+        match otlp.deliver(&events).await {
+            Err(Failure::Refused { accepted, reason }) => {
+                assert_eq!(accepted, 0);
+                assert!(
+                    reason.contains("rejected 1 log records"),
+                    "{protocol:?}: {reason}"
+                );
+                assert!(
+                    reason.contains("one record too large"),
+                    "{protocol:?}: {reason}"
+                );
+            }
+            other => panic!("{protocol:?}: {other:?}"),
+        }
+        // Spans alone: the trace export's partial success decides.
+        let mut config = config(protocol, receiver.endpoint());
+        config.signals = Signals::Spans;
+        match Otlp::new(config).unwrap().deliver(&events).await {
+            Err(Failure::Refused {
+                accepted: 0,
+                reason,
+            }) => {
+                assert!(
+                    reason.contains("rejected 1 spans"),
+                    "{protocol:?}: {reason}"
+                )
+            }
+            other => panic!("{protocol:?}: {other:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Erasure
+
+#[tokio::test]
+async fn an_erased_payload_is_not_in_what_arrives() {
+    let call = AuditEvent::tool_execution("lookup")
+        .request_id("1")
+        .user("alice")
+        .email("alice@example.com")
+        .input(json!({"customer": "S3CR3T-IN"}))
+        .output(json!({"card": "S3CR3T-OUT"}))
+        .failed("S3CR3T-ERR")
+        .build()
+        .unwrap();
+    let id = call.id;
+    let trail = Trail::record(vec![call]);
+    let secrets = ["S3CR3T-IN", "S3CR3T-OUT", "S3CR3T-ERR", "alice@example.com"];
+    let contains = |haystack: &[u8], needle: &str| {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+    for protocol in PROTOCOLS {
+        // Before the erasure the payload is sent, so this test can see it.
+        let before = Receiver::start(protocol).await;
+        let mut otlp = Otlp::new(config(protocol, before.endpoint())).unwrap();
+        otlp.deliver(&trail.read()).await.unwrap();
+        for secret in secrets {
+            assert!(
+                contains(&before.bytes(), secret),
+                "{protocol:?}: {secret} not sent"
+            );
+        }
+    }
+    trail.erase(id);
+    let erased = trail.read();
+    assert!(erased[0].redacted);
+    for protocol in PROTOCOLS {
+        let after = Receiver::start(protocol).await;
+        let mut otlp = Otlp::new(config(protocol, after.endpoint())).unwrap();
+        otlp.deliver(&erased).await.unwrap();
+        let bytes = after.bytes();
+        for secret in secrets {
+            assert!(
+                !contains(&bytes, secret),
+                "{protocol:?}: {secret} sent after erasure"
+            );
+        }
+        let log = &after.logs()[0];
+        assert_eq!(
+            attr(&log.attributes, "mcp_audit.erased"),
+            Some(&any_value::Value::BoolValue(true))
+        );
+        let span = &after.spans()[0];
+        assert_eq!(text(&span.attributes, "gen_ai.tool.call.arguments"), None);
+        assert_eq!(
+            text(&span.attributes, "error.type"),
+            Some("tool_error"),
+            "metadata stays"
+        );
+        assert_eq!(
+            text(&span.attributes, "user.id"),
+            Some("alice"),
+            "metadata stays"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+fn parse(toml_text: &str) -> Result<OtlpConfig, toml::de::Error> {
+    toml::from_str(toml_text)
+}
+
+#[test]
+fn a_config_names_the_protocol_and_signals_as_opentelemetry_does_and_defaults_the_rest() {
+    let config = parse(
+        r#"
+        endpoint = "http://collector:4317"
+        protocol = "grpc"
+        signals = "spans"
+        headers = { authorization = "Bearer t0ken" }
+        resource_attributes = { "deployment.environment.name" = "prod" }
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.protocol, Protocol::Grpc);
+    assert_eq!(config.signals, Signals::Spans);
+    assert_eq!(config.headers["authorization"], "Bearer t0ken");
+    assert_eq!(
+        config.resource_attributes["deployment.environment.name"],
+        "prod"
+    );
+    let defaults = parse(r#"endpoint = "http://collector:4318""#).unwrap();
+    assert_eq!(defaults.protocol, Protocol::HttpProtobuf);
+    assert_eq!(defaults.signals, Signals::Both);
+    assert_eq!(defaults.timeout_ms, 10_000);
+    assert_eq!(defaults.service_name, "mcp-audit");
+    assert!(Otlp::new(config).is_ok() && Otlp::new(defaults).is_ok());
+}
+
+#[test]
+fn a_config_with_an_unknown_field_or_value_is_refused_by_name() {
+    let unknown = parse("endpoint = \"http://c:4318\"\ncompression = \"gzip\"").unwrap_err();
+    assert!(unknown.to_string().contains("compression"), "{unknown}");
+    let protocol = parse("endpoint = \"http://c:4318\"\nprotocol = \"http/json\"").unwrap_err();
+    assert!(protocol.to_string().contains("http/json"), "{protocol}");
+    let missing = parse("protocol = \"grpc\"").unwrap_err();
+    assert!(missing.to_string().contains("endpoint"), "{missing}");
+}
+
+#[test]
+fn a_bad_endpoint_header_timeout_or_service_name_is_a_clear_error() {
+    for protocol in PROTOCOLS {
+        let build = |edit: &dyn Fn(&mut OtlpConfig)| {
+            let mut config = OtlpConfig::new("http://127.0.0.1:4318", protocol);
+            edit(&mut config);
+            Otlp::new(config).err()
+        };
+        for endpoint in ["collector:4318", "ftp://collector", "http://", "not a url"] {
+            let error = build(&|c| c.endpoint = endpoint.into());
+            assert!(
+                matches!(error, Some(OtlpError::Endpoint { .. })),
+                "{protocol:?} {endpoint}: {error:?}"
+            );
+        }
+        for (name, value) in [("bad header", "v"), ("x-ok", "line\nbreak")] {
+            let error = build(&|c| {
+                c.headers.insert(name.into(), value.into());
+            });
+            assert!(
+                matches!(&error, Some(OtlpError::Header { name: n, .. }) if n == name),
+                "{protocol:?} {name}: {error:?}"
+            );
+        }
+        assert!(matches!(
+            build(&|c| c.timeout_ms = 0),
+            Some(OtlpError::Timeout)
+        ));
+        assert!(matches!(
+            build(&|c| c.service_name = " ".into()),
+            Some(OtlpError::ServiceName)
+        ));
+    }
+}
+
+#[test]
+fn a_config_printed_for_debugging_does_not_show_header_values() {
+    let config = parse(
+        r#"
+        endpoint = "http://collector:4318"
+        headers = { authorization = "Bearer t0ken" }
+        "#,
+    )
+    .unwrap();
+    let printed = format!("{config:?}");
+    assert!(printed.contains("authorization"), "{printed}");
+    assert!(!printed.contains("t0ken"), "{printed}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
