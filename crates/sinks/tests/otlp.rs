@@ -57,6 +57,10 @@ enum Answer {
     Unavailable,
     /// Too busy: HTTP 429, gRPC `RESOURCE_EXHAUSTED`.
     Busy,
+    /// A credential it does not take: HTTP 401, gRPC `UNAUTHENTICATED`.
+    Unauthenticated,
+    /// Never answers.
+    Hang,
     /// OK with a `partial_success` that rejects one item; keeps the rest.
     RejectOne,
 }
@@ -77,8 +81,11 @@ struct Shared {
 
 impl Shared {
     /// Keeps what an export carried, unless the receiver refuses it whole.
-    fn take(&self, tenant: Option<&str>, keep: impl FnOnce(&mut Received)) -> Answer {
+    async fn take(&self, tenant: Option<&str>, keep: impl FnOnce(&mut Received)) -> Answer {
         let answer = *self.answer.lock().unwrap();
+        if answer == Answer::Hang {
+            std::future::pending::<()>().await;
+        }
         if matches!(answer, Answer::Accept | Answer::RejectOne) {
             let mut received = self.received.lock().unwrap();
             keep(&mut received);
@@ -228,7 +235,9 @@ async fn http_logs(
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
-    let answer = shared.take(tenant(&headers), |r| r.logs.push(request));
+    let answer = shared
+        .take(tenant(&headers), |r| r.logs.push(request))
+        .await;
     let rejected = ExportLogsServiceResponse {
         partial_success: Some(ExportLogsPartialSuccess {
             rejected_log_records: 1,
@@ -247,7 +256,9 @@ async fn http_traces(
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
-    let answer = shared.take(tenant(&headers), |r| r.traces.push(request));
+    let answer = shared
+        .take(tenant(&headers), |r| r.traces.push(request))
+        .await;
     let rejected = ExportTraceServiceResponse {
         partial_success: Some(ExportTracePartialSuccess {
             rejected_spans: 1,
@@ -274,6 +285,8 @@ fn http_reply(
             http_answer(StatusCode::SERVICE_UNAVAILABLE, rpc_status("restarting"))
         }
         Answer::Busy => http_answer(StatusCode::TOO_MANY_REQUESTS, rpc_status("slow down")),
+        Answer::Unauthenticated => http_answer(StatusCode::UNAUTHORIZED, rpc_status("who are you")),
+        Answer::Hang => unreachable!("answered before"),
     }
 }
 
@@ -315,6 +328,8 @@ impl GrpcReceiver {
             Answer::Refuse => Err(tonic::Status::invalid_argument("bad attribute")),
             Answer::Unavailable => Err(tonic::Status::unavailable("restarting")),
             Answer::Busy => Err(tonic::Status::resource_exhausted("slow down")),
+            Answer::Unauthenticated => Err(tonic::Status::unauthenticated("who are you")),
+            Answer::Hang => unreachable!("answered before"),
         }
     }
 }
@@ -333,7 +348,8 @@ impl LogsService for GrpcReceiver {
         let tenant = grpc_tenant(&request);
         let answer = self
             .0
-            .take(tenant.as_deref(), |r| r.logs.push(request.into_inner()));
+            .take(tenant.as_deref(), |r| r.logs.push(request.into_inner()))
+            .await;
         GrpcReceiver::status(answer)?;
         Ok(tonic::Response::new(ExportLogsServiceResponse {
             partial_success: (answer == Answer::RejectOne).then(|| ExportLogsPartialSuccess {
@@ -353,7 +369,8 @@ impl TraceService for GrpcReceiver {
         let tenant = grpc_tenant(&request);
         let answer = self
             .0
-            .take(tenant.as_deref(), |r| r.traces.push(request.into_inner()));
+            .take(tenant.as_deref(), |r| r.traces.push(request.into_inner()))
+            .await;
         GrpcReceiver::status(answer)?;
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success: (answer == Answer::RejectOne).then(|| ExportTracePartialSuccess {
@@ -785,14 +802,17 @@ async fn a_receiver_that_is_down_is_unavailable_and_the_batch_arrives_once_it_is
     }
 }
 
+/// A wrong token is the operator's to fix: the records wait in the trail rather than go to the
+/// dead letters one by one.
 #[tokio::test]
-async fn a_receiver_answering_unavailable_or_busy_is_unavailable() {
+async fn a_receiver_answering_unavailable_busy_or_unauthenticated_is_unavailable() {
     let trail = Trail::record(traffic());
     let events = trail.read();
     for protocol in PROTOCOLS {
         for (answer, said) in [
             (Answer::Unavailable, "restarting"),
             (Answer::Busy, "slow down"),
+            (Answer::Unauthenticated, "who are you"),
         ] {
             let receiver = Receiver::start(protocol).await;
             receiver.answer(answer);
@@ -807,6 +827,27 @@ async fn a_receiver_answering_unavailable_or_busy_is_unavailable() {
             otlp.deliver(&events).await.unwrap();
             assert_eq!(receiver.logs().len(), events.len());
         }
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_that_does_not_answer_within_the_timeout_is_unavailable() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        receiver.answer(Answer::Hang);
+        let mut config = config(protocol, receiver.endpoint());
+        config.timeout_ms = 200;
+        let failure = Otlp::new(config)
+            .unwrap()
+            .deliver(&events)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(failure, Failure::Unavailable(_)),
+            "{protocol:?}: {failure:?}"
+        );
     }
 }
 
