@@ -911,6 +911,77 @@ async fn a_partial_success_that_rejects_records_is_refused_at_the_first_record()
 }
 
 // ---------------------------------------------------------------------------------------------
+// Request size
+
+/// `n` tool calls whose arguments take about `bytes` bytes each.
+fn calls(n: usize, bytes: usize) -> Vec<AuditEvent> {
+    (0..n)
+        .map(|i| {
+            AuditEvent::tool_execution(format!("tool-{i}"))
+                .request_id(i.to_string())
+                .input(json!({"blob": "x".repeat(bytes)}))
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn seqs(logs: &[LogRecord]) -> Vec<i64> {
+    logs.iter()
+        .map(|l| int(&l.attributes, "mcp_audit.seq").unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_max_request_bytes_arrives_as_several_requests_in_order() {
+    let trail = Trail::record(calls(12, 400));
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        let mut config = config(protocol, receiver.endpoint());
+        config.max_request_bytes = 4096;
+        Otlp::new(config).unwrap().deliver(&events).await.unwrap();
+
+        let expected: Vec<i64> = events.iter().map(|e| e.seq as i64).collect();
+        assert_eq!(seqs(&receiver.logs()), expected, "{protocol:?}");
+        assert_eq!(receiver.spans().len(), events.len());
+        let received = receiver.shared.received.lock().unwrap();
+        assert!(received.logs.len() > 1, "{protocol:?}: one request");
+        assert!(received.traces.len() > 1, "{protocol:?}: one request");
+        for request in &received.logs {
+            assert!(request.encoded_len() <= 4096, "{}", request.encoded_len());
+        }
+        for request in &received.traces {
+            assert!(request.encoded_len() <= 4096, "{}", request.encoded_len());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_record_too_large_to_send_is_refused_by_its_index_after_the_ones_before_it_arrive() {
+    let mut events = calls(3, 100);
+    events.extend(calls(1, 8_000));
+    events.extend(calls(2, 100));
+    let trail = Trail::record(events);
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        let mut config = config(protocol, receiver.endpoint());
+        config.max_request_bytes = 4096;
+        match Otlp::new(config).unwrap().deliver(&events).await {
+            Err(Failure::Refused { accepted, reason }) => {
+                assert_eq!(accepted, 3, "{protocol:?}");
+                assert!(reason.contains("max_request_bytes"), "{reason}");
+            }
+            other => panic!("{protocol:?}: {other:?}"),
+        }
+        let before: Vec<i64> = events[..3].iter().map(|e| e.seq as i64).collect();
+        assert_eq!(seqs(&receiver.logs()), before, "{protocol:?}");
+        assert_eq!(receiver.spans().len(), 3);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Erasure
 
 #[tokio::test]
@@ -1009,6 +1080,7 @@ fn a_config_names_the_protocol_and_signals_as_opentelemetry_does_and_defaults_th
     assert_eq!(defaults.signals, Signals::Both);
     assert_eq!(defaults.timeout_ms, 10_000);
     assert_eq!(defaults.service_name, "mcp-audit");
+    assert_eq!(defaults.max_request_bytes, 4 * 1024 * 1024);
     assert!(Otlp::new(config).is_ok() && Otlp::new(defaults).is_ok());
 }
 
@@ -1023,7 +1095,7 @@ fn a_config_with_an_unknown_field_or_value_is_refused_by_name() {
 }
 
 #[test]
-fn a_bad_endpoint_header_timeout_or_service_name_is_a_clear_error() {
+fn a_bad_endpoint_header_timeout_size_or_service_name_is_a_clear_error() {
     for protocol in PROTOCOLS {
         let build = |edit: &dyn Fn(&mut OtlpConfig)| {
             let mut config = OtlpConfig::new("http://127.0.0.1:4318", protocol);

@@ -15,6 +15,7 @@ use serde::Deserialize;
 /// service_name = "mcp-audit"
 /// resource_attributes = { "deployment.environment.name" = "prod" }
 /// signals = "both"
+/// max_request_bytes = 4194304
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,7 +44,19 @@ pub struct OtlpConfig {
     /// What to send: `logs`, `spans` or `both` (default).
     #[serde(default)]
     pub signals: Signals,
+    /// The largest export request the sink sends, in bytes (1024 ..; default 4 MiB, what the
+    /// OpenTelemetry Collector's gRPC receiver takes by default). A batch is sent as several
+    /// requests when it is larger; a record larger alone is refused (see `requests`).
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
 }
+
+fn default_max_request_bytes() -> usize {
+    4 * 1024 * 1024
+}
+
+/// The smallest `max_request_bytes` accepted: below it not even a small event fits.
+pub const MIN_REQUEST_BYTES: usize = 1024;
 
 fn default_timeout_ms() -> u64 {
     10_000
@@ -64,6 +77,7 @@ impl OtlpConfig {
             service_name: default_service_name(),
             resource_attributes: BTreeMap::new(),
             signals: Signals::default(),
+            max_request_bytes: default_max_request_bytes(),
         }
     }
 }
@@ -81,6 +95,7 @@ impl fmt::Debug for OtlpConfig {
             .field("service_name", &self.service_name)
             .field("resource_attributes", &self.resource_attributes)
             .field("signals", &self.signals)
+            .field("max_request_bytes", &self.max_request_bytes)
             .finish()
     }
 }

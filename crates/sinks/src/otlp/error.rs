@@ -14,6 +14,9 @@ pub enum OtlpError {
     /// `timeout_ms` is 0.
     #[error("OTLP timeout_ms must be at least 1")]
     Timeout,
+    /// `max_request_bytes` is below the smallest useful size.
+    #[error("OTLP max_request_bytes must be at least {min}, got {got}")]
+    MaxRequestBytes { min: usize, got: usize },
     /// `service_name` is blank.
     #[error("OTLP service_name must not be blank")]
     ServiceName,

@@ -10,14 +10,14 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, S
 use super::resource::Origin;
 use super::{ids, semconv, spans};
 
-/// One export request holding a log record per event of `batch`, in the batch's order.
-pub fn request(origin: &Origin, batch: &[StoredEvent]) -> ExportLogsServiceRequest {
+/// One export request holding `records` (in their order).
+pub fn request(origin: &Origin, records: Vec<LogRecord>) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(origin.resource.clone()),
             scope_logs: vec![ScopeLogs {
                 scope: Some(origin.scope.clone()),
-                log_records: batch.iter().map(log_record).collect(),
+                log_records: records,
                 ..ScopeLogs::default()
             }],
             ..ResourceLogs::default()

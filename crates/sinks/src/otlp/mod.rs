@@ -18,8 +18,9 @@
 //! - `semconv`: what an event says in the conventions' names; `logs` and `spans`: the two
 //!   records; `http` and `grpc`: the transports and their failure mapping.
 //!
-//! A batch is one export request per signal (logs first, then traces); the batch is
-//! acknowledged once both are. The protobuf types are the official OTLP definitions as the
+//! A batch is one export request per signal (logs first, then traces), or several in order
+//! when it is larger than `max_request_bytes` (module `requests`); the batch is acknowledged once
+//! every request is. The protobuf types are the official OTLP definitions as the
 //! `opentelemetry-proto` crate builds them.
 
 mod answer;
@@ -29,6 +30,7 @@ mod grpc;
 mod http;
 pub mod ids;
 mod logs;
+mod requests;
 mod resource;
 pub mod semconv;
 mod spans;
@@ -38,11 +40,14 @@ use mcp_audit_store::StoredEvent;
 use reqwest::Url;
 
 use crate::{Destination, Failure};
-pub use config::{OtlpConfig, Protocol, Signals};
+pub use config::{MIN_REQUEST_BYTES, OtlpConfig, Protocol, Signals};
 pub use error::OtlpError;
 use grpc::GrpcExporter;
 use http::HttpExporter;
 pub use logs::log_record;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use requests::{Cost, Oversized};
 use resource::Origin;
 pub use spans::span;
 
@@ -51,6 +56,7 @@ pub struct Otlp {
     exporter: Exporter,
     origin: Origin,
     signals: Signals,
+    max_request_bytes: usize,
 }
 
 /// The transport, chosen once from the configuration. The gRPC one is boxed: tonic's
@@ -81,6 +87,12 @@ impl Otlp {
         if config.timeout_ms == 0 {
             return Err(OtlpError::Timeout);
         }
+        if config.max_request_bytes < MIN_REQUEST_BYTES {
+            return Err(OtlpError::MaxRequestBytes {
+                min: MIN_REQUEST_BYTES,
+                got: config.max_request_bytes,
+            });
+        }
         if config.service_name.trim().is_empty() {
             return Err(OtlpError::ServiceName);
         }
@@ -92,6 +104,7 @@ impl Otlp {
             exporter,
             origin: Origin::new(&config.service_name, &config.resource_attributes),
             signals: config.signals,
+            max_request_bytes: config.max_request_bytes,
         })
     }
 }
@@ -101,23 +114,61 @@ impl Destination for Otlp {
         "otlp"
     }
 
+    /// Sends the batch as one request per signal, or as several in order when it is larger
+    /// than `max_request_bytes` (logs, then spans, for each part). A record too large to send
+    /// at all is refused by its index once the records before it are delivered.
     async fn deliver(&mut self, batch: &[StoredEvent]) -> Result<(), Failure> {
-        if self.signals.logs() {
-            let request = logs::request(&self.origin, batch);
-            match &mut self.exporter {
-                Exporter::Http(http) => http.export_logs(request).await?,
-                Exporter::Grpc(grpc) => grpc.export_logs(request).await?,
+        let mut logs: Vec<Option<LogRecord>> = batch
+            .iter()
+            .map(|e| self.signals.logs().then(|| log_record(e)))
+            .collect();
+        let mut spans: Vec<Option<Span>> = batch
+            .iter()
+            .map(|e| if self.signals.spans() { span(e) } else { None })
+            .collect();
+        let costs: Vec<Cost> = logs
+            .iter()
+            .zip(&spans)
+            .map(|(log, span)| Cost {
+                log: log.as_ref().map_or(0, requests::element_cost),
+                span: span.as_ref().map_or(0, requests::element_cost),
+            })
+            .collect();
+        let envelope = requests::envelope_cost(&logs::request(&self.origin, Vec::new())).max(
+            requests::envelope_cost(&spans::request(&self.origin, Vec::new())),
+        );
+        let cut = requests::cut(&costs, self.max_request_bytes.saturating_sub(envelope));
+        for range in cut.requests {
+            let records: Vec<LogRecord> = logs[range.clone()]
+                .iter_mut()
+                .filter_map(Option::take)
+                .collect();
+            if !records.is_empty() {
+                let request = logs::request(&self.origin, records);
+                match &mut self.exporter {
+                    Exporter::Http(http) => http.export_logs(request).await?,
+                    Exporter::Grpc(grpc) => grpc.export_logs(request).await?,
+                }
+            }
+            let records: Vec<Span> = spans[range].iter_mut().filter_map(Option::take).collect();
+            if !records.is_empty() {
+                let request = spans::request(&self.origin, records);
+                match &mut self.exporter {
+                    Exporter::Http(http) => http.export_traces(request).await?,
+                    Exporter::Grpc(grpc) => grpc.export_traces(request).await?,
+                }
             }
         }
-        if self.signals.spans()
-            && let Some(request) = spans::request(&self.origin, batch)
-        {
-            match &mut self.exporter {
-                Exporter::Http(http) => http.export_traces(request).await?,
-                Exporter::Grpc(grpc) => grpc.export_traces(request).await?,
-            }
+        match cut.oversized {
+            None => Ok(()),
+            Some(Oversized { index, bytes }) => Err(Failure::Refused {
+                accepted: index,
+                reason: format!(
+                    "record encodes to {bytes} bytes of OTLP, more than max_request_bytes ({}) allows",
+                    self.max_request_bytes
+                ),
+            }),
         }
-        Ok(())
     }
 }
 

@@ -16,14 +16,9 @@ pub fn has_span(stored: &StoredEvent) -> bool {
     semconv::mcp_method(&stored.event).is_some()
 }
 
-/// One export request holding a span per MCP operation of `batch`, in the batch's order;
-/// `None` when the batch has none.
-pub fn request(origin: &Origin, batch: &[StoredEvent]) -> Option<ExportTraceServiceRequest> {
-    let spans: Vec<Span> = batch.iter().filter_map(span).collect();
-    if spans.is_empty() {
-        return None;
-    }
-    Some(ExportTraceServiceRequest {
+/// One export request holding `spans` (in their order).
+pub fn request(origin: &Origin, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(origin.resource.clone()),
             scope_spans: vec![ScopeSpans {
@@ -33,7 +28,7 @@ pub fn request(origin: &Origin, batch: &[StoredEvent]) -> Option<ExportTraceServ
             }],
             ..ResourceSpans::default()
         }],
-    })
+    }
 }
 
 /// The span of one event, if it records an MCP operation.
