@@ -9,7 +9,7 @@
 //! receiver deduplicates on) and `mcp_audit.leaf_hash` (the record's Merkle leaf, which
 //! `mcp-audit prove` proves), so what a backend shows can be checked against the log.
 //!
-//! Ids are a function of the record ([`ids`]), so a batch sent again after a lost
+//! Ids are a function of the record (module `ids`), so a batch sent again after a lost
 //! acknowledgement gives the same spans, which a backend merges.
 //!
 //! - [`OtlpConfig`]: endpoint, protocol (`http/protobuf` or `grpc`), headers, timeout, resource,
@@ -28,11 +28,11 @@ mod config;
 mod error;
 mod grpc;
 mod http;
-pub mod ids;
+mod ids;
 mod logs;
 mod requests;
 mod resource;
-pub mod semconv;
+mod semconv;
 mod spans;
 
 use jiff::Timestamp;

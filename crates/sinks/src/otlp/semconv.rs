@@ -85,8 +85,16 @@ pub fn error_type(event: &AuditEvent) -> Option<String> {
 /// The attributes a log record and a span share: the record's identity in the trail, then
 /// what the conventions name.
 pub fn attributes(stored: &StoredEvent) -> Vec<KeyValue> {
-    let event = &stored.event;
     let mut out = Attributes::default();
+    trail_attributes(stored, &mut out);
+    convention_attributes(&stored.event, &mut out);
+    out.0
+}
+
+/// The record's place in the trail (`mcp_audit.*`): what a receiver deduplicates on and what
+/// `mcp-audit prove` proves, then the event's own fields the conventions have no name for.
+fn trail_attributes(stored: &StoredEvent, out: &mut Attributes) {
+    let event = &stored.event;
     out.string("mcp_audit.log_id", &stored.log_id);
     out.int("mcp_audit.seq", stored.seq);
     out.string("mcp_audit.key", crate::record_key(stored));
@@ -107,7 +115,13 @@ pub fn attributes(stored: &StoredEvent) -> Vec<KeyValue> {
     if stored.redacted {
         out.bool("mcp_audit.erased", true);
     }
+    out.maybe("mcp_audit.client.name", event.actor.client_name.as_deref());
+    out.maybe("mcp_audit.server.name", event.target.server_name.as_deref());
+    out.maybe("mcp_audit.transport", event.target.transport.as_deref());
+}
 
+/// What the MCP, GenAI, JSON-RPC and general conventions name.
+fn convention_attributes(event: &AuditEvent, out: &mut Attributes) {
     if let Some(method) = mcp_method(event) {
         out.string("mcp.method.name", method);
     }
@@ -152,13 +166,9 @@ pub fn attributes(stored: &StoredEvent) -> Vec<KeyValue> {
             }
             _ => {}
         }
-        out.string("mcp_audit.transport", transport);
     }
     out.maybe("user.id", event.actor.user_id.as_deref());
     out.maybe("client.address", event.actor.client_ip.as_deref());
-    out.maybe("mcp_audit.client.name", event.actor.client_name.as_deref());
-    out.maybe("mcp_audit.server.name", event.target.server_name.as_deref());
-    out.0
 }
 
 /// A JSON-RPC id as the conventions want it: its string form, without a JSON string's quotes.
