@@ -1146,3 +1146,15 @@ fn a_config_printed_for_debugging_does_not_show_header_values() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The runner may run a sink on a multi-threaded runtime (`tokio::spawn`): the delivery must
+/// be a `Send` future. A compile-time check; the call is never polled.
+#[test]
+fn a_delivery_can_run_on_any_thread_of_the_runtime() {
+    fn send<T: Send>(_: &T) {}
+    for protocol in PROTOCOLS {
+        let mut otlp = Otlp::new(OtlpConfig::new("http://127.0.0.1:4318", protocol)).unwrap();
+        let delivery = otlp.deliver(&[]);
+        send(&delivery);
+    }
+}
