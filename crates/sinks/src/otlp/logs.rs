@@ -27,7 +27,7 @@ pub fn request(origin: &Origin, records: Vec<LogRecord>) -> ExportLogsServiceReq
 
 /// The log record of one event.
 ///
-/// The body is the stored event's JSON (the form `query --json` prints), so a log backend shows
+/// The body is the stored event's JSON (one line of `query --jsonl`), so a log backend shows
 /// the record as the trail has it: its payload as the store keeps it (redacted before it was
 /// written; absent once erased). The time is the event's own `timestamp`; the observed time is
 /// when the recorder received it. An event that has a span carries the span's trace and span
