@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use mcp_audit_core::{Action, AuditEvent, EventId, Outcome, Target};
-use mcp_audit_sinks::otlp::{Otlp, OtlpConfig, OtlpError, Protocol, Signals};
+use mcp_audit_sinks::otlp::{Compression, Otlp, OtlpConfig, OtlpError, Protocol, Signals};
 use mcp_audit_sinks::{Destination, Failure};
 use mcp_audit_store::{
     Filter, Maintain, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore, StoredEvent,
@@ -39,6 +39,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
 
 const PROTOCOLS: [Protocol; 2] = [Protocol::HttpProtobuf, Protocol::Grpc];
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -72,6 +73,8 @@ struct Received {
     traces: Vec<ExportTraceServiceRequest>,
     /// The `x-tenant` header or metadata of every export.
     tenants: Vec<String>,
+    /// The `content-encoding` (HTTP) or `grpc-encoding` (gRPC) of every export, or `identity`.
+    encodings: Vec<String>,
 }
 
 struct Shared {
@@ -81,7 +84,12 @@ struct Shared {
 
 impl Shared {
     /// Keeps what an export carried, unless the receiver refuses it whole.
-    async fn take(&self, tenant: Option<&str>, keep: impl FnOnce(&mut Received)) -> Answer {
+    async fn take(
+        &self,
+        tenant: Option<&str>,
+        encoding: Option<&str>,
+        keep: impl FnOnce(&mut Received),
+    ) -> Answer {
         let answer = *self.answer.lock().unwrap();
         if answer == Answer::Hang {
             std::future::pending::<()>().await;
@@ -92,6 +100,9 @@ impl Shared {
             received
                 .tenants
                 .push(tenant.unwrap_or_default().to_string());
+            received
+                .encodings
+                .push(encoding.unwrap_or("identity").to_string());
         }
         answer
     }
@@ -153,8 +164,14 @@ impl Receiver {
                 let service = GrpcReceiver(shared);
                 tokio::spawn(async move {
                     tonic::transport::Server::builder()
-                        .add_service(LogsServiceServer::new(service.clone()))
-                        .add_service(TraceServiceServer::new(service))
+                        .add_service(
+                            LogsServiceServer::new(service.clone())
+                                .accept_compressed(CompressionEncoding::Gzip),
+                        )
+                        .add_service(
+                            TraceServiceServer::new(service)
+                                .accept_compressed(CompressionEncoding::Gzip),
+                        )
                         .serve_with_incoming_shutdown(
                             tokio_stream::wrappers::TcpListenerStream::new(listener),
                             shutdown,
@@ -231,12 +248,17 @@ async fn http_logs(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
-    let request = match ExportLogsServiceRequest::decode(body) {
+    let encoding = header_text(&headers, "content-encoding");
+    let body = match encoding {
+        Some("gzip") => gunzip(&body),
+        _ => body.to_vec(),
+    };
+    let request = match ExportLogsServiceRequest::decode(body.as_slice()) {
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
     let answer = shared
-        .take(tenant(&headers), |r| r.logs.push(request))
+        .take(tenant(&headers), encoding, |r| r.logs.push(request))
         .await;
     let rejected = ExportLogsServiceResponse {
         partial_success: Some(ExportLogsPartialSuccess {
@@ -252,12 +274,17 @@ async fn http_traces(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
-    let request = match ExportTraceServiceRequest::decode(body) {
+    let encoding = header_text(&headers, "content-encoding");
+    let body = match encoding {
+        Some("gzip") => gunzip(&body),
+        _ => body.to_vec(),
+    };
+    let request = match ExportTraceServiceRequest::decode(body.as_slice()) {
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
     let answer = shared
-        .take(tenant(&headers), |r| r.traces.push(request))
+        .take(tenant(&headers), encoding, |r| r.traces.push(request))
         .await;
     let rejected = ExportTraceServiceResponse {
         partial_success: Some(ExportTracePartialSuccess {
@@ -269,7 +296,20 @@ async fn http_traces(
 }
 
 fn tenant(headers: &HeaderMap) -> Option<&str> {
-    headers.get("x-tenant").and_then(|v| v.to_str().ok())
+    header_text(headers, "x-tenant")
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
 }
 
 fn http_reply(
@@ -334,8 +374,8 @@ impl GrpcReceiver {
     }
 }
 
-fn grpc_tenant<T>(request: &tonic::Request<T>) -> Option<String> {
-    let value = request.metadata().get("x-tenant")?;
+fn grpc_text<T>(request: &tonic::Request<T>, key: &str) -> Option<String> {
+    let value = request.metadata().get(key)?;
     value.to_str().ok().map(str::to_string)
 }
 
@@ -345,10 +385,13 @@ impl LogsService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let tenant = grpc_tenant(&request);
+        let tenant = grpc_text(&request, "x-tenant");
+        let encoding = grpc_text(&request, "grpc-encoding");
         let answer = self
             .0
-            .take(tenant.as_deref(), |r| r.logs.push(request.into_inner()))
+            .take(tenant.as_deref(), encoding.as_deref(), |r| {
+                r.logs.push(request.into_inner())
+            })
             .await;
         GrpcReceiver::status(answer)?;
         Ok(tonic::Response::new(ExportLogsServiceResponse {
@@ -366,10 +409,13 @@ impl TraceService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let tenant = grpc_tenant(&request);
+        let tenant = grpc_text(&request, "x-tenant");
+        let encoding = grpc_text(&request, "grpc-encoding");
         let answer = self
             .0
-            .take(tenant.as_deref(), |r| r.traces.push(request.into_inner()))
+            .take(tenant.as_deref(), encoding.as_deref(), |r| {
+                r.traces.push(request.into_inner())
+            })
             .await;
         GrpcReceiver::status(answer)?;
         Ok(tonic::Response::new(ExportTraceServiceResponse {
@@ -758,6 +804,37 @@ async fn signals_choose_logs_or_spans() {
     }
 }
 
+#[tokio::test]
+async fn with_gzip_the_requests_arrive_compressed_and_decode_to_the_same_records() {
+    let trail = Trail::record(traffic());
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let plain = Receiver::start(protocol).await;
+        let gzipped = Receiver::start(protocol).await;
+        Otlp::new(config(protocol, plain.endpoint()))
+            .unwrap()
+            .deliver(&events)
+            .await
+            .unwrap();
+        let mut config = config(protocol, gzipped.endpoint());
+        config.compression = Compression::Gzip;
+        Otlp::new(config).unwrap().deliver(&events).await.unwrap();
+
+        assert_eq!(
+            plain.shared.received.lock().unwrap().encodings,
+            ["identity", "identity"],
+            "{protocol:?}"
+        );
+        assert_eq!(
+            gzipped.shared.received.lock().unwrap().encodings,
+            ["gzip", "gzip"],
+            "{protocol:?}"
+        );
+        assert_eq!(gzipped.logs(), plain.logs());
+        assert_eq!(gzipped.spans(), plain.spans());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failures
 
@@ -1063,6 +1140,7 @@ fn a_config_names_the_protocol_and_signals_as_opentelemetry_does_and_defaults_th
         endpoint = "http://collector:4317"
         protocol = "grpc"
         signals = "spans"
+        compression = "gzip"
         headers = { authorization = "Bearer t0ken" }
         resource_attributes = { "deployment.environment.name" = "prod" }
         "#,
@@ -1070,6 +1148,7 @@ fn a_config_names_the_protocol_and_signals_as_opentelemetry_does_and_defaults_th
     .unwrap();
     assert_eq!(config.protocol, Protocol::Grpc);
     assert_eq!(config.signals, Signals::Spans);
+    assert_eq!(config.compression, Compression::Gzip);
     assert_eq!(config.headers["authorization"], "Bearer t0ken");
     assert_eq!(
         config.resource_attributes["deployment.environment.name"],
@@ -1081,13 +1160,14 @@ fn a_config_names_the_protocol_and_signals_as_opentelemetry_does_and_defaults_th
     assert_eq!(defaults.timeout_ms, 10_000);
     assert_eq!(defaults.service_name, "mcp-audit");
     assert_eq!(defaults.max_request_bytes, 4 * 1024 * 1024);
+    assert_eq!(defaults.compression, Compression::None);
     assert!(Otlp::new(config).is_ok() && Otlp::new(defaults).is_ok());
 }
 
 #[test]
 fn a_config_with_an_unknown_field_or_value_is_refused_by_name() {
-    let unknown = parse("endpoint = \"http://c:4318\"\ncompression = \"gzip\"").unwrap_err();
-    assert!(unknown.to_string().contains("compression"), "{unknown}");
+    let unknown = parse("endpoint = \"http://c:4318\"\ninsecure = true").unwrap_err();
+    assert!(unknown.to_string().contains("insecure"), "{unknown}");
     let protocol = parse("endpoint = \"http://c:4318\"\nprotocol = \"http/json\"").unwrap_err();
     assert!(protocol.to_string().contains("http/json"), "{protocol}");
     let missing = parse("protocol = \"grpc\"").unwrap_err();

@@ -16,6 +16,7 @@ use serde::Deserialize;
 /// resource_attributes = { "deployment.environment.name" = "prod" }
 /// signals = "both"
 /// max_request_bytes = 4194304
+/// compression = "gzip"
 /// ```
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +50,20 @@ pub struct OtlpConfig {
     /// requests when it is larger; a record larger alone is refused (see `requests`).
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// `none` (default) or `gzip`, as `OTEL_EXPORTER_OTLP_COMPRESSION` names them: OTLP
+    /// compresses well (attribute keys repeat in every record), at some CPU per batch.
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+/// How export requests are compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    /// HTTP: a gzip body with `Content-Encoding: gzip`; gRPC: the `gzip` message encoding.
+    Gzip,
 }
 
 fn default_max_request_bytes() -> usize {
@@ -78,6 +93,7 @@ impl OtlpConfig {
             resource_attributes: BTreeMap::new(),
             signals: Signals::default(),
             max_request_bytes: default_max_request_bytes(),
+            compression: Compression::default(),
         }
     }
 }
@@ -96,6 +112,7 @@ impl fmt::Debug for OtlpConfig {
             .field("resource_attributes", &self.resource_attributes)
             .field("signals", &self.signals)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("compression", &self.compression)
             .finish()
     }
 }

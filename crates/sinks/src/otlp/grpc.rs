@@ -14,12 +14,13 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsSe
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use reqwest::Url;
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::answer;
-use super::config::OtlpConfig;
+use super::config::{Compression, OtlpConfig};
 use super::error::OtlpError;
 use crate::Failure;
 
@@ -29,6 +30,7 @@ pub struct GrpcExporter {
     endpoint: Endpoint,
     channel: Option<Channel>,
     metadata: MetadataMap,
+    gzip: bool,
 }
 
 impl GrpcExporter {
@@ -63,11 +65,15 @@ impl GrpcExporter {
             endpoint,
             channel: None,
             metadata,
+            gzip: config.compression == Compression::Gzip,
         })
     }
 
     pub async fn export_logs(&mut self, request: ExportLogsServiceRequest) -> Result<(), Failure> {
         let mut client = LogsServiceClient::new(self.channel());
+        if self.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
         let answer = client
             .export(self.request(request))
             .await
@@ -86,6 +92,9 @@ impl GrpcExporter {
         request: ExportTraceServiceRequest,
     ) -> Result<(), Failure> {
         let mut client = TraceServiceClient::new(self.channel());
+        if self.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
         let answer = client
             .export(self.request(request))
             .await

@@ -16,11 +16,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::answer;
-use super::config::OtlpConfig;
+use super::config::{Compression, OtlpConfig};
 use super::error::OtlpError;
 use crate::Failure;
 
@@ -29,6 +29,7 @@ const PROTOBUF: &str = "application/x-protobuf";
 /// An OTLP/HTTP exporter: one client (its connection pool) and the two signal URLs.
 pub struct HttpExporter {
     client: reqwest::Client,
+    gzip: bool,
     logs_url: Url,
     traces_url: Url,
 }
@@ -48,6 +49,10 @@ impl HttpExporter {
             headers.insert(header, value);
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+        let gzip = config.compression == Compression::Gzip;
+        if gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         let timeout = Duration::from_millis(config.timeout_ms);
         let client = reqwest::Client::builder()
             .default_headers(headers)
@@ -57,6 +62,7 @@ impl HttpExporter {
             .map_err(|e| OtlpError::Client(e.to_string()))?;
         Ok(HttpExporter {
             client,
+            gzip,
             logs_url: signal_url(endpoint, "v1/logs")?,
             traces_url: signal_url(endpoint, "v1/traces")?,
         })
@@ -88,10 +94,15 @@ impl HttpExporter {
         request: impl Message,
     ) -> Result<A, Failure> {
         let unavailable = |e: reqwest::Error| Failure::Unavailable(format!("{url}: {}", chain(&e)));
+        let body = if self.gzip {
+            gzip(&request.encode_to_vec())
+        } else {
+            request.encode_to_vec()
+        };
         let response = self
             .client
             .post(url.clone())
-            .body(request.encode_to_vec())
+            .body(body)
             .send()
             .await
             .map_err(unavailable)?;
@@ -121,6 +132,16 @@ impl HttpExporter {
         } else {
             Err(Failure::Unavailable(reason))
         }
+    }
+}
+
+/// `bytes` gzipped. Writing into a `Vec` cannot fail, so neither can this.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    match encoder.write_all(bytes).and_then(|()| encoder.finish()) {
+        Ok(gzipped) => gzipped,
+        Err(_) => unreachable!("writing into a Vec does not fail"),
     }
 }
 

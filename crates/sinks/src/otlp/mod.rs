@@ -40,7 +40,7 @@ use mcp_audit_store::StoredEvent;
 use reqwest::Url;
 
 use crate::{Destination, Failure};
-pub use config::{MIN_REQUEST_BYTES, OtlpConfig, Protocol, Signals};
+pub use config::{Compression, MIN_REQUEST_BYTES, OtlpConfig, Protocol, Signals};
 pub use error::OtlpError;
 use grpc::GrpcExporter;
 use http::HttpExporter;
