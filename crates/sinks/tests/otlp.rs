@@ -605,6 +605,33 @@ async fn a_record_too_large_to_send_is_refused_by_its_index_after_the_ones_befor
     }
 }
 
+#[tokio::test]
+async fn a_part_the_receiver_refuses_is_refused_at_its_first_record_after_the_parts_before_it() {
+    let trail = Trail::record(calls(12, 400));
+    let events = trail.read();
+    for protocol in PROTOCOLS {
+        let receiver = Receiver::start(protocol).await;
+        receiver.answer(Answer::RejectAfter(1));
+        let mut config = config(protocol, receiver.endpoint());
+        config.max_request_bytes = 4096;
+        config.signals = Signals::Logs;
+        let failure = Otlp::new(config)
+            .unwrap()
+            .deliver(&events)
+            .await
+            .unwrap_err();
+        let first_part = receiver.shared.received.lock().unwrap().logs[0].resource_logs[0]
+            .scope_logs[0]
+            .log_records
+            .len();
+        assert!(first_part > 0 && first_part < events.len());
+        match failure {
+            Failure::Refused { accepted, .. } => assert_eq!(accepted, first_part, "{protocol:?}"),
+            other => panic!("{protocol:?}: {other:?}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Erasure
 

@@ -116,48 +116,28 @@ impl Destination for Otlp {
 
     /// Sends the batch as one request per signal, or as several in order when it is larger
     /// than `max_request_bytes` (logs, then spans, for each part). A record too large to send
-    /// at all is refused by its index once the records before it are delivered.
+    /// at all is refused by its index once the records before it are delivered; a part the
+    /// receiver refuses is refused at the part's first record, the parts before it having been
+    /// acknowledged.
     async fn deliver(&mut self, batch: &[StoredEvent]) -> Result<(), Failure> {
-        let mut logs: Vec<Option<LogRecord>> = batch
-            .iter()
-            .map(|e| self.signals.logs().then(|| log_record(e)))
-            .collect();
-        let mut spans: Vec<Option<Span>> = batch
-            .iter()
-            .map(|e| if self.signals.spans() { span(e) } else { None })
-            .collect();
-        let costs: Vec<Cost> = logs
-            .iter()
-            .zip(&spans)
-            .map(|(log, span)| Cost {
-                log: log.as_ref().map_or(0, requests::element_cost),
-                span: span.as_ref().map_or(0, requests::element_cost),
-            })
-            .collect();
-        let envelope = requests::envelope_cost(&logs::request(&self.origin, Vec::new())).max(
-            requests::envelope_cost(&spans::request(&self.origin, Vec::new())),
-        );
-        let cut = requests::cut(&costs, self.max_request_bytes.saturating_sub(envelope));
+        let (mut logs, mut spans) = self.records(batch);
+        let cut = self.cut(&logs, &spans);
         for range in cut.requests {
-            let records: Vec<LogRecord> = logs[range.clone()]
+            let start = range.start;
+            let part_logs: Vec<LogRecord> = logs[range.clone()]
                 .iter_mut()
                 .filter_map(Option::take)
                 .collect();
-            if !records.is_empty() {
-                let request = logs::request(&self.origin, records);
-                match &mut self.exporter {
-                    Exporter::Http(http) => http.export_logs(request).await?,
-                    Exporter::Grpc(grpc) => grpc.export_logs(request).await?,
-                }
-            }
-            let records: Vec<Span> = spans[range].iter_mut().filter_map(Option::take).collect();
-            if !records.is_empty() {
-                let request = spans::request(&self.origin, records);
-                match &mut self.exporter {
-                    Exporter::Http(http) => http.export_traces(request).await?,
-                    Exporter::Grpc(grpc) => grpc.export_traces(request).await?,
-                }
-            }
+            let part_spans: Vec<Span> = spans[range].iter_mut().filter_map(Option::take).collect();
+            self.send(part_logs, part_spans)
+                .await
+                .map_err(|failure| match failure {
+                    Failure::Refused { accepted, reason } => Failure::Refused {
+                        accepted: start + accepted,
+                        reason,
+                    },
+                    unavailable => unavailable,
+                })?;
         }
         match cut.oversized {
             None => Ok(()),
@@ -169,6 +149,57 @@ impl Destination for Otlp {
                 ),
             }),
         }
+    }
+}
+
+impl Otlp {
+    /// Each event's log record and span, where the signals ask for them and the event has one.
+    fn records(&self, batch: &[StoredEvent]) -> (Vec<Option<LogRecord>>, Vec<Option<Span>>) {
+        let logs = batch
+            .iter()
+            .map(|e| self.signals.logs().then(|| log_record(e)))
+            .collect();
+        let spans = batch
+            .iter()
+            .map(|e| if self.signals.spans() { span(e) } else { None })
+            .collect();
+        (logs, spans)
+    }
+
+    /// Where the batch is cut into requests under `max_request_bytes`.
+    fn cut(&self, logs: &[Option<LogRecord>], spans: &[Option<Span>]) -> requests::Cut {
+        let costs: Vec<Cost> = logs
+            .iter()
+            .zip(spans)
+            .map(|(log, span)| Cost {
+                log: log.as_ref().map_or(0, requests::element_cost),
+                span: span.as_ref().map_or(0, requests::element_cost),
+            })
+            .collect();
+        let envelope = requests::envelope_cost(&logs::request(&self.origin, Vec::new())).max(
+            requests::envelope_cost(&spans::request(&self.origin, Vec::new())),
+        );
+        requests::cut(&costs, self.max_request_bytes.saturating_sub(envelope))
+    }
+
+    /// One part of a batch: its log records, then its spans (either may be empty: nothing is
+    /// sent for it).
+    async fn send(&mut self, logs: Vec<LogRecord>, spans: Vec<Span>) -> Result<(), Failure> {
+        if !logs.is_empty() {
+            let request = logs::request(&self.origin, logs);
+            match &mut self.exporter {
+                Exporter::Http(http) => http.export_logs(request).await?,
+                Exporter::Grpc(grpc) => grpc.export_logs(request).await?,
+            }
+        }
+        if !spans.is_empty() {
+            let request = spans::request(&self.origin, spans);
+            match &mut self.exporter {
+                Exporter::Http(http) => http.export_traces(request).await?,
+                Exporter::Grpc(grpc) => grpc.export_traces(request).await?,
+            }
+        }
+        Ok(())
     }
 }
 

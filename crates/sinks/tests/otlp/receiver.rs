@@ -48,6 +48,8 @@ pub enum Answer {
     Hang,
     /// OK with a `partial_success` that rejects one item; keeps the rest.
     RejectOne,
+    /// Accepts this many exports, then answers as `RejectOne`.
+    RejectAfter(usize),
 }
 
 /// What the receiver got, as it decoded it.
@@ -74,7 +76,22 @@ impl Shared {
         encoding: Option<&str>,
         keep: impl FnOnce(&mut Received),
     ) -> Answer {
-        let answer = *self.answer.lock().unwrap();
+        let answer = {
+            let mut answer = self.answer.lock().unwrap();
+            if let Answer::RejectAfter(n) = *answer {
+                *answer = match n {
+                    0 => Answer::RejectOne,
+                    n => Answer::RejectAfter(n - 1),
+                };
+                if n > 0 {
+                    Answer::Accept
+                } else {
+                    Answer::RejectOne
+                }
+            } else {
+                *answer
+            }
+        };
         if answer == Answer::Hang {
             std::future::pending::<()>().await;
         }
@@ -310,7 +327,7 @@ fn http_reply(
         }
         Answer::Busy => http_answer(StatusCode::TOO_MANY_REQUESTS, rpc_status("slow down")),
         Answer::Unauthenticated => http_answer(StatusCode::UNAUTHORIZED, rpc_status("who are you")),
-        Answer::Hang => unreachable!("answered before"),
+        Answer::Hang | Answer::RejectAfter(_) => unreachable!("answered before"),
     }
 }
 
@@ -353,7 +370,7 @@ impl GrpcReceiver {
             Answer::Unavailable => Err(tonic::Status::unavailable("restarting")),
             Answer::Busy => Err(tonic::Status::resource_exhausted("slow down")),
             Answer::Unauthenticated => Err(tonic::Status::unauthenticated("who are you")),
-            Answer::Hang => unreachable!("answered before"),
+            Answer::Hang | Answer::RejectAfter(_) => unreachable!("answered before"),
         }
     }
 }
