@@ -10,7 +10,7 @@
 //! `mcp-audit prove` proves), so what a backend shows can be checked against the log.
 //!
 //! Ids are a function of the record (module `ids`), so a batch sent again after a lost
-//! acknowledgement gives the same spans, which a backend merges.
+//! acknowledgement gives spans with the same ids, which a backend can tell for one.
 //!
 //! - [`OtlpConfig`]: endpoint, protocol (`http/protobuf` or `grpc`), headers, timeout, resource,
 //!   signals.
