@@ -16,6 +16,8 @@
 pub mod format;
 pub mod syslog;
 
+pub mod otlp;
+
 use mcp_audit_store::StoredEvent;
 
 /// The idempotency key of a record: its log id and seq, as `LOG:SEQ`. Unique across every log

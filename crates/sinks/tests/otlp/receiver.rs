@@ -1,0 +1,429 @@
+//! The receiver the OTLP tests deliver to: an HTTP server that decodes `/v1/logs` and
+//! `/v1/traces` bodies, or a tonic gRPC server implementing the collector's Logs and Trace
+//! services, both with the official OTLP protobuf definitions (`opentelemetry-proto`). It keeps
+//! what it decoded, answers as a test tells it to, and can be stopped and started again on its
+//! port.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use mcp_audit_sinks::otlp::Protocol;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
+
+/// How the receiver answers the next exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Takes everything.
+    Accept,
+    /// Refuses the data: HTTP 400 with a `google.rpc.Status` body, gRPC `INVALID_ARGUMENT`.
+    Refuse,
+    /// Down for a moment: HTTP 503, gRPC `UNAVAILABLE`.
+    Unavailable,
+    /// Too busy: HTTP 429, gRPC `RESOURCE_EXHAUSTED`.
+    Busy,
+    /// A credential it does not take: HTTP 401, gRPC `UNAUTHENTICATED`.
+    Unauthenticated,
+    /// Never answers.
+    Hang,
+    /// OK with a `partial_success` that rejects one item; keeps the rest.
+    RejectOne,
+    /// Accepts this many exports, then answers as `RejectOne`.
+    RejectAfter(usize),
+}
+
+/// What the receiver got, as it decoded it.
+#[derive(Default)]
+pub struct Received {
+    pub logs: Vec<ExportLogsServiceRequest>,
+    pub traces: Vec<ExportTraceServiceRequest>,
+    /// The `x-tenant` header or metadata of every export.
+    pub tenants: Vec<String>,
+    /// The `content-encoding` (HTTP) or `grpc-encoding` (gRPC) of every export, or `identity`.
+    pub encodings: Vec<String>,
+}
+
+pub struct Shared {
+    answer: Mutex<Answer>,
+    pub received: Mutex<Received>,
+}
+
+impl Shared {
+    /// Keeps what an export carried, unless the receiver refuses it whole.
+    async fn take(
+        &self,
+        tenant: Option<&str>,
+        encoding: Option<&str>,
+        keep: impl FnOnce(&mut Received),
+    ) -> Answer {
+        let answer = {
+            let mut answer = self.answer.lock().unwrap();
+            if let Answer::RejectAfter(n) = *answer {
+                *answer = match n {
+                    0 => Answer::RejectOne,
+                    n => Answer::RejectAfter(n - 1),
+                };
+                if n > 0 {
+                    Answer::Accept
+                } else {
+                    Answer::RejectOne
+                }
+            } else {
+                *answer
+            }
+        };
+        if answer == Answer::Hang {
+            std::future::pending::<()>().await;
+        }
+        if matches!(answer, Answer::Accept | Answer::RejectOne) {
+            let mut received = self.received.lock().unwrap();
+            keep(&mut received);
+            received
+                .tenants
+                .push(tenant.unwrap_or_default().to_string());
+            received
+                .encodings
+                .push(encoding.unwrap_or("identity").to_string());
+        }
+        answer
+    }
+}
+
+/// A receiver on its own port, HTTP or gRPC, that can be stopped and started again on that
+/// port.
+pub struct Receiver {
+    addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    pub async fn start(protocol: Protocol) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let shared = Arc::new(Shared {
+            answer: Mutex::new(Answer::Accept),
+            received: Mutex::new(Received::default()),
+        });
+        let mut receiver = Receiver {
+            addr: listener.local_addr().unwrap(),
+            shared,
+            stop: None,
+            task: None,
+        };
+        receiver.serve(protocol, listener);
+        receiver
+    }
+
+    /// An address where nothing listens (yet): a port the system gave and took back.
+    pub async fn down(protocol: Protocol) -> Receiver {
+        let mut receiver = Receiver::start(protocol).await;
+        receiver.stop().await;
+        receiver
+    }
+
+    fn serve(&mut self, protocol: Protocol, listener: TcpListener) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let shared = self.shared.clone();
+        self.task = Some(match protocol {
+            Protocol::HttpProtobuf => {
+                let app = axum::Router::new()
+                    .route("/v1/logs", post(http_logs))
+                    .route("/v1/traces", post(http_traces))
+                    .with_state(shared);
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                        .unwrap();
+                })
+            }
+            Protocol::Grpc => {
+                let service = GrpcReceiver(shared);
+                tokio::spawn(async move {
+                    tonic::transport::Server::builder()
+                        .add_service(
+                            LogsServiceServer::new(service.clone())
+                                .accept_compressed(CompressionEncoding::Gzip),
+                        )
+                        .add_service(
+                            TraceServiceServer::new(service)
+                                .accept_compressed(CompressionEncoding::Gzip),
+                        )
+                        .serve_with_incoming_shutdown(
+                            tokio_stream::wrappers::TcpListenerStream::new(listener),
+                            shutdown,
+                        )
+                        .await
+                        .unwrap();
+                })
+            }
+        });
+        self.stop = Some(stop);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// Starts again on the same port.
+    pub async fn restart(&mut self, protocol: Protocol) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(protocol, listener);
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn answer(&self, answer: Answer) {
+        *self.shared.answer.lock().unwrap() = answer;
+    }
+
+    pub fn logs(&self) -> Vec<LogRecord> {
+        let received = self.shared.received.lock().unwrap();
+        received
+            .logs
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| s.log_records.clone())
+            .collect()
+    }
+
+    pub fn spans(&self) -> Vec<Span> {
+        let received = self.shared.received.lock().unwrap();
+        received
+            .traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect()
+    }
+
+    /// Every byte that arrived, re-encoded from what was decoded.
+    pub fn bytes(&self) -> Vec<u8> {
+        let received = self.shared.received.lock().unwrap();
+        let mut out = Vec::new();
+        for request in &received.logs {
+            out.extend(request.encode_to_vec());
+        }
+        for request in &received.traces {
+            out.extend(request.encode_to_vec());
+        }
+        out
+    }
+}
+
+async fn http_logs(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    let encoding = header_text(&headers, "content-encoding");
+    let body = match encoding {
+        Some("gzip") => gunzip(&body),
+        _ => body.to_vec(),
+    };
+    let request = match ExportLogsServiceRequest::decode(body.as_slice()) {
+        Ok(request) => request,
+        Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
+    };
+    let answer = shared
+        .take(tenant(&headers), encoding, |r| r.logs.push(request))
+        .await;
+    let rejected = ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: 1,
+            error_message: "one record too large".into(),
+        }),
+    };
+    http_reply(answer, ExportLogsServiceResponse::default(), rejected)
+}
+
+async fn http_traces(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    let encoding = header_text(&headers, "content-encoding");
+    let body = match encoding {
+        Some("gzip") => gunzip(&body),
+        _ => body.to_vec(),
+    };
+    let request = match ExportTraceServiceRequest::decode(body.as_slice()) {
+        Ok(request) => request,
+        Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
+    };
+    let answer = shared
+        .take(tenant(&headers), encoding, |r| r.traces.push(request))
+        .await;
+    let rejected = ExportTraceServiceResponse {
+        partial_success: Some(ExportTracePartialSuccess {
+            rejected_spans: 1,
+            error_message: "one span too large".into(),
+        }),
+    };
+    http_reply(answer, ExportTraceServiceResponse::default(), rejected)
+}
+
+fn tenant(headers: &HeaderMap) -> Option<&str> {
+    header_text(headers, "x-tenant")
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn http_reply(
+    answer: Answer,
+    ok: impl Message,
+    rejected: impl Message,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    match answer {
+        Answer::Accept => http_answer(StatusCode::OK, ok.encode_to_vec()),
+        Answer::RejectOne => http_answer(StatusCode::OK, rejected.encode_to_vec()),
+        Answer::Refuse => http_answer(StatusCode::BAD_REQUEST, rpc_status("bad attribute")),
+        Answer::Unavailable => {
+            http_answer(StatusCode::SERVICE_UNAVAILABLE, rpc_status("restarting"))
+        }
+        Answer::Busy => http_answer(StatusCode::TOO_MANY_REQUESTS, rpc_status("slow down")),
+        Answer::Unauthenticated => http_answer(StatusCode::UNAUTHORIZED, rpc_status("who are you")),
+        Answer::Hang | Answer::RejectAfter(_) => unreachable!("answered before"),
+    }
+}
+
+fn http_answer(
+    status: StatusCode,
+    body: Vec<u8>,
+) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        body,
+    )
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error answer.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn rpc_status(message: &str) -> Vec<u8> {
+    RpcStatus {
+        code: 3,
+        message: message.to_string(),
+    }
+    .encode_to_vec()
+}
+
+#[derive(Clone)]
+struct GrpcReceiver(Arc<Shared>);
+
+impl GrpcReceiver {
+    fn status(answer: Answer) -> Result<(), tonic::Status> {
+        match answer {
+            Answer::Accept | Answer::RejectOne => Ok(()),
+            Answer::Refuse => Err(tonic::Status::invalid_argument("bad attribute")),
+            Answer::Unavailable => Err(tonic::Status::unavailable("restarting")),
+            Answer::Busy => Err(tonic::Status::resource_exhausted("slow down")),
+            Answer::Unauthenticated => Err(tonic::Status::unauthenticated("who are you")),
+            Answer::Hang | Answer::RejectAfter(_) => unreachable!("answered before"),
+        }
+    }
+}
+
+fn grpc_text<T>(request: &tonic::Request<T>, key: &str) -> Option<String> {
+    let value = request.metadata().get(key)?;
+    value.to_str().ok().map(str::to_string)
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let tenant = grpc_text(&request, "x-tenant");
+        let encoding = grpc_text(&request, "grpc-encoding");
+        let answer = self
+            .0
+            .take(tenant.as_deref(), encoding.as_deref(), |r| {
+                r.logs.push(request.into_inner())
+            })
+            .await;
+        GrpcReceiver::status(answer)?;
+        Ok(tonic::Response::new(ExportLogsServiceResponse {
+            partial_success: (answer == Answer::RejectOne).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: 1,
+                error_message: "one record too large".into(),
+            }),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let tenant = grpc_text(&request, "x-tenant");
+        let encoding = grpc_text(&request, "grpc-encoding");
+        let answer = self
+            .0
+            .take(tenant.as_deref(), encoding.as_deref(), |r| {
+                r.traces.push(request.into_inner())
+            })
+            .await;
+        GrpcReceiver::status(answer)?;
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: (answer == Answer::RejectOne).then(|| ExportTracePartialSuccess {
+                rejected_spans: 1,
+                error_message: "one span too large".into(),
+            }),
+        }))
+    }
+}
