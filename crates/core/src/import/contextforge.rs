@@ -140,3 +140,63 @@ fn json_column(column: &'static str, text: &Option<String>) -> Result<Option<Val
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn failed_delete() -> Trail {
+        Trail {
+            id: "d2156900df2c40c893d9e6a00d7c08d8".into(),
+            timestamp: "2026-12-07 22:10:49.655985".into(),
+            correlation_id: Some("c72b".into()),
+            action: "DELETE".into(),
+            resource_type: "server".into(),
+            resource_id: Some("srv-3".into()),
+            user_id: "alice".into(),
+            old_values: Some(r#"{"name": "legacy"}"#.into()),
+            new_values: Some("null".into()),
+            changes: Some("null".into()),
+            data_classification: Some("internal".into()),
+            requires_review: true,
+            success: false,
+            error_message: Some("server is in use".into()),
+            context: Some("null".into()),
+            ..Trail::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_trail_is_a_tool_error_with_its_message_and_json_null_is_absent() {
+        let event = trail_event("mcp.db", &failed_delete()).unwrap();
+        assert_eq!(event.kind, EventKind::Admin);
+        assert_eq!(event.operation, "DELETE server");
+        assert_eq!(event.outcome, Outcome::ToolError);
+        assert_eq!(
+            event.payload.error_message.as_deref(),
+            Some("server is in use")
+        );
+        assert_eq!(event.payload.old_values, Some(json!({"name": "legacy"})));
+        assert_eq!(event.payload.new_values, None);
+        assert_eq!(event.payload.context, None);
+        assert_eq!(event.correlation_id.as_deref(), Some("c72b"));
+        assert_eq!(event.timestamp.to_string(), "2026-12-07T22:10:49.655985Z");
+        let origin = event.origin.unwrap();
+        assert_eq!(origin.original_id, "d2156900df2c40c893d9e6a00d7c08d8");
+        assert_eq!(origin.content_hash, None);
+    }
+
+    #[test]
+    fn an_unknown_classification_names_the_row() {
+        let mut row = failed_delete();
+        row.data_classification = Some("top secret".into());
+        let error = trail_event("mcp.db", &row).unwrap_err().to_string();
+        assert!(
+            error.starts_with("audit_trails row d2156900df2c40c893d9e6a00d7c08d8: ")
+                && error.contains("top secret"),
+            "{error}"
+        );
+    }
+}

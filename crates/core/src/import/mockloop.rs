@@ -419,3 +419,126 @@ fn string_list(column: &'static str, value: Value) -> Result<Vec<String>, Proble
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ModelError;
+
+    /// A row as mockloop-mcp 2.2.9's `log_tool_execution` wrote it (its hash included).
+    fn search_row() -> Entry {
+        Entry {
+            entry_id: "419edcf0-a036-452d-8771-a2ef05c6dfd3".into(),
+            session_id: Some("sess-mockloop-1".into()),
+            user_id: Some("alice".into()),
+            timestamp: "2026-12-07T22:10:32.792384+00:00".into(),
+            operation_type: "tool_execution".into(),
+            operation_name: "search_customers".into(),
+            input_parameters: Some(
+                r#"{"query": "acme", "limit": 5, "ratio": 0.25, "name": "Zo\u00eb"}"#.into(),
+            ),
+            output_data: Some(r#"{"rows": [{"id": 1, "name": "Acme"}], "total": 1}"#.into()),
+            execution_time_ms: Some(12.5),
+            legal_basis: Some("legitimate_interests".into()),
+            content_hash: Some(
+                "4a57530cde38b66a8af0c5cba2e53ce2e8eeb0db8f0c344c320a7c9b2692f5ee".into(),
+            ),
+            ..Entry::default()
+        }
+    }
+
+    fn check(entry: &Entry) -> Option<HashCheck> {
+        let event = entry_event("f.db", entry, &[]).unwrap();
+        event.origin.unwrap().content_hash.map(|h| h.check)
+    }
+
+    #[test]
+    fn a_tool_rows_hash_is_recomputed_as_mockloop_computes_it_and_a_changed_row_fails() {
+        assert_eq!(check(&search_row()), Some(HashCheck::Matched));
+        let mut changed = search_row();
+        changed.output_data = Some(r#"{"rows": [], "total": 1}"#.into());
+        assert_eq!(check(&changed), Some(HashCheck::Mismatched));
+        let mut renamed = search_row();
+        renamed.operation_name = "search_clients".into();
+        assert_eq!(check(&renamed), Some(HashCheck::Mismatched));
+    }
+
+    #[test]
+    fn an_empty_dictionary_stored_as_null_matches_the_hash_of_braces() {
+        // `log_tool_execution(tool_name="ping", input_parameters={})`: stored NULL, hashed `{}`.
+        let ping = Entry {
+            entry_id: "d99686c8".into(),
+            timestamp: "2026-12-07T22:10:32.796871+00:00".into(),
+            operation_type: "tool_execution".into(),
+            operation_name: "ping".into(),
+            content_hash: Some(
+                "730f13b4b783607891af48a1d4440e9260895bbeeee6cb1254e3ec47cfce5ef8".into(),
+            ),
+            ..Entry::default()
+        };
+        assert_eq!(check(&ping), Some(HashCheck::Matched));
+    }
+
+    #[test]
+    fn a_hash_on_a_kind_mockloop_never_hashes_is_unverifiable() {
+        let mut context = search_row();
+        context.operation_type = "context_operation".into();
+        assert_eq!(check(&context), Some(HashCheck::Unverifiable));
+    }
+
+    #[test]
+    fn an_unknown_legal_basis_is_kept_as_a_tag_and_an_unknown_kind_names_the_row() {
+        let mut row = search_row();
+        row.legal_basis = Some("legitimate_interest".into());
+        let event = entry_event("f.db", &row, &[]).unwrap();
+        assert_eq!(event.compliance.legal_basis, None);
+        assert_eq!(event.compliance.tags, ["legal_basis:legitimate_interest"]);
+
+        row.operation_type = "telepathy".into();
+        let error = entry_event("f.db", &row, &[]).unwrap_err();
+        assert_eq!(error.table, AUDIT_LOGS);
+        assert_eq!(error.id, row.entry_id);
+        assert!(matches!(
+            error.problem,
+            Problem::Model(ModelError::UnknownKind(_))
+        ));
+    }
+
+    #[test]
+    fn lineage_rows_become_the_entrys_data_sources_in_order() {
+        let lineage = [
+            Lineage {
+                id: 1,
+                source_uri: "s3://a".into(),
+                data_flow_direction: Some("input".into()),
+                source_metadata: Some(r#"{"k": 1}"#.into()),
+                ..Lineage::default()
+            },
+            Lineage {
+                id: 2,
+                source_uri: "s3://b".into(),
+                data_flow_direction: Some("write".into()),
+                ..Lineage::default()
+            },
+        ];
+        let mut row = search_row();
+        row.data_sources = Some(r#"["ignored"]"#.into());
+        let event = entry_event("f.db", &row, &lineage).unwrap();
+        let got: Vec<(&str, FlowDirection)> = event
+            .data_sources
+            .iter()
+            .map(|s| (s.uri.as_str(), s.direction))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("s3://a", FlowDirection::Input),
+                ("s3://b", FlowDirection::Output)
+            ]
+        );
+        assert_eq!(
+            event.data_sources[0].metadata,
+            Some(serde_json::json!({"k": 1}))
+        );
+    }
+}
