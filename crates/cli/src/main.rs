@@ -108,6 +108,7 @@ enum Command {
     /// Place, list and release legal holds
     Hold(Writes<hold::HoldArgs, db::ReconnectArgs>),
     Report(report::ReportArgs),
+    /// Import a seed logger's database (MockLoop, ContextForge) into the log
     Import(Writes<import::ImportArgs, db::ReconnectArgs>),
 }
 
