@@ -3,7 +3,10 @@
 # (ignored by git). Idempotent: a second run with everything present does nothing.
 #   - npm: the official reference servers server-everything and server-filesystem, and the
 #     MCP Inspector (its CLI drives the HTTP proxy)
-#   - PyPI: the official Python SDK `mcp` (client and server), in a virtual environment
+#   - PyPI: the official Python SDK `mcp` (client and server), in a virtual environment; and
+#     the two seed loggers whose databases `mcp-audit import` reads, each in a virtual
+#     environment of its own (their dependencies pin versions the SDK's do not share):
+#     `mockloop-mcp` and `mcp-contextforge-gateway`
 #   - Debian: chromium and chromium-driver, for the console's real-browser tests, prometheus
 #     for its `promtool check metrics`, and rsyslog with its GnuTLS driver (rsyslog-gnutls) as
 #     the syslog sink's receiver (when missing, and only as root or with sudo; otherwise those
@@ -15,6 +18,8 @@ everything=@modelcontextprotocol/server-everything@2026.8.31
 filesystem=@modelcontextprotocol/server-filesystem@2026.8.31
 inspector=@modelcontextprotocol/inspector@2.12.0
 python_sdk=mcp==2.3.0
+mockloop=mockloop-mcp==2.2.9
+contextforge=mcp-contextforge-gateway==1.0.7.post20260921
 
 # The pinned Inspector declares Node.js 22.19 or later; its CLI, which the tests drive, runs on
 # Node.js 20.20 too. Said on every run, not only when npm installs it (npm's own warning is easy
@@ -58,6 +63,20 @@ if [ "${#debian_packages[@]}" -gt 0 ]; then
 fi
 
 mkdir -p "$peers"
+
+# The seed loggers, with a stamp of their own: adding them does not reinstall the rest.
+seeds_stamp="$peers/seeds-$(printf '%s %s' "$mockloop" "$contextforge" | sha256sum | cut -c1-16)"
+if [ ! -f "$seeds_stamp" ]; then
+  command -v python3 >/dev/null || { echo "error: python3 is needed for the seed loggers" >&2; exit 1; }
+  echo "test peers: installing $mockloop $contextforge"
+  [ -x "$peers/mockloop-venv/bin/python" ] || python3 -m venv "$peers/mockloop-venv"
+  "$peers/mockloop-venv/bin/python" -m pip install --quiet --disable-pip-version-check "$mockloop"
+  [ -x "$peers/contextforge-venv/bin/python" ] || python3 -m venv "$peers/contextforge-venv"
+  "$peers/contextforge-venv/bin/python" -m pip install --quiet --disable-pip-version-check "$contextforge"
+  rm -f "$peers"/seeds-*
+  touch "$seeds_stamp"
+fi
+
 stamp="$peers/installed-$(printf '%s %s %s %s' "$everything" "$filesystem" "$inspector" "$python_sdk" | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ]; then
   echo "test peers: already installed ($peers)"

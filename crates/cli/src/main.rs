@@ -33,8 +33,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, hold, integrity, log, proxy, query, recover, redact, report, schema, serve,
-    show, stats, subject, summary, token,
+    cleanup, export, hold, import, integrity, log, proxy, query, recover, redact, report, schema,
+    serve, show, stats, subject, summary, token,
 };
 use crate::db::Db;
 
@@ -108,6 +108,8 @@ enum Command {
     /// Place, list and release legal holds
     Hold(Writes<hold::HoldArgs, db::ReconnectArgs>),
     Report(report::ReportArgs),
+    /// Import a seed logger's database (MockLoop, ContextForge) into the log
+    Import(Writes<import::ImportArgs, db::ReconnectArgs>),
 }
 
 impl Command {
@@ -123,7 +125,8 @@ impl Command {
             | Command::Serve(Writes { writing, .. })
             | Command::Token(Writes { writing, .. })
             | Command::Subject(Writes { writing, .. })
-            | Command::Hold(Writes { writing, .. }) => writing.clone().into(),
+            | Command::Hold(Writes { writing, .. })
+            | Command::Import(Writes { writing, .. }) => writing.clone().into(),
             _ => db::WritingArgs::default(),
         }
     }
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
         Command::Subject(w) => subject::run(&db, w.args).map(|()| 0),
         Command::Hold(w) => hold::run(&db, w.args).map(|()| 0),
         Command::Report(args) => report::run(&db, args).map(|()| 0),
+        Command::Import(w) => import::run(&db, w.args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -278,6 +282,7 @@ mod tests {
             "token",
             "subject",
             "hold",
+            "import",
         ];
         for (path, command) in commands() {
             // The whole path after `mcp-audit`: a subcommand of a group (`subject erase`) is not

@@ -150,6 +150,7 @@ impl EventBuilder {
                 data_sources: Vec::new(),
                 compliance_events: Vec::new(),
                 payload: Payload::default(),
+                origin: None,
             },
             error: None,
         }

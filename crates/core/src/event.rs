@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::classification::Classification;
 use crate::kind::{Action, EventKind, Outcome};
+use crate::origin::Origin;
 use crate::retention::Retention;
 
 /// The version of the JSON form of an event that this build reads and writes.
@@ -160,6 +161,12 @@ pub struct AuditEvent {
     /// The personal half: inputs, outputs, old and new values, states, previews, error text.
     #[serde(default, skip_serializing_if = "Payload::is_empty")]
     pub payload: Payload,
+    /// Set on an event read from another logger's database by `mcp-audit import`: which one,
+    /// which file, table and row, and whether the row's own hash held (see
+    /// [`crate::Origin`]). Hashed with the rest of the metadata; absent on events recorded
+    /// here first. A caller of `log` may state it too: it then says what that caller claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 fn schema_version() -> u64 {

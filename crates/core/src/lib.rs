@@ -12,6 +12,7 @@
 //!   makes personal data erasable without breaking tamper evidence.
 //! - [`merkle`]: RFC 6962 / RFC 9162 tree hashes, inclusion and consistency proofs.
 //! - [`checkpoint`]: C2SP checkpoints signed as Ed25519 signed notes.
+//! - [`import`]: the seed loggers' database rows as events, each marked with its [`Origin`].
 //!
 //! ```
 //! use mcp_audit_core::{Action, AuditEvent, Policy};
@@ -38,9 +39,11 @@ mod classification;
 mod error;
 mod event;
 mod hash;
+pub mod import;
 mod kind;
 pub mod merkle;
 mod national_id;
+mod origin;
 mod policy;
 pub mod proof;
 pub mod pseudonym;
@@ -66,6 +69,7 @@ pub use event::{
 };
 pub use hash::Hash;
 pub use kind::{Action, CustomAction, EventKind, Outcome};
+pub use origin::{HashCheck, Origin, OriginalHash, SeedSystem};
 pub use policy::{AuditLevel, Policy};
 pub use retention::{Retention, RetentionKind, add_span};
 pub use retention_classes::{RetentionClass, RetentionClasses, RetentionPolicyError};

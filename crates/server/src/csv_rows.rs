@@ -7,7 +7,7 @@ use mcp_audit_store::StoredEvent;
 /// The CSV columns, as paths into a stored event's JSON form (`actor.user_id`): every field of
 /// it, so that a CSV export leaves out nothing a JSON one has. The header names the last part
 /// of each path (`user_id`), which is unique. Objects and lists that have no columns of their
-/// own (the personal `payload`, `data_sources`, `compliance_events`, `tags`) are one cell of
+/// own (the personal `payload`, `data_sources`, `compliance_events`, `origin`, `tags`) are one cell of
 /// compact JSON. A unit test holds this list to the event's JSON Schema, so a field added to
 /// the event and forgotten here fails the build's tests.
 pub const CSV_COLUMNS: &[&str] = &[
@@ -59,6 +59,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "compliance.expires_at",
     "compliance_events",
     "data_sources",
+    "origin",
     "payload",
     "payload_commitment",
     "leaf_hash",

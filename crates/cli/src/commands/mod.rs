@@ -3,6 +3,7 @@
 pub mod cleanup;
 pub mod export;
 pub mod hold;
+pub mod import;
 pub mod integrity;
 pub mod log;
 pub mod proxy;
