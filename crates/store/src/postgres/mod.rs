@@ -585,9 +585,17 @@ impl Append for PgStore {
             Err(e) => Err(e),
         }
     }
+
+    fn pseudonym_erasures(&mut self) -> Result<u64, StoreError> {
+        pseudonyms::erasures(self.client()?)
+    }
 }
 
 impl Read for PgStore {
+    fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        pseudonyms::identity(self.client()?, pseudonym)
+    }
+
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.received_at)?;
         query.filter.check_search(self.search)?;
