@@ -587,7 +587,16 @@ impl Append for PgStore {
     }
 
     fn pseudonym_erasures(&mut self) -> Result<u64, StoreError> {
-        pseudonyms::erasures(self.client()?)
+        // On the connection the writer has, never a new one: during an outage the append
+        // path decides when to try the server again (a spooling writer, every RETRY_EVERY),
+        // and a connect per batch for this read would stall the spooling.
+        match self.client.as_mut() {
+            Some(client) if !client.is_closed() => pseudonyms::erasures(client),
+            _ => Err(StoreError::Unavailable {
+                waited_ms: 0,
+                reason: "not connected".into(),
+            }),
+        }
     }
 }
 
