@@ -209,20 +209,37 @@ impl Db {
     /// the command would otherwise have done nothing while saying it had. `what` names it in
     /// errors ("the hold event").
     pub fn record_one(&self, event: mcp_audit_core::AuditEvent, what: &str) -> anyhow::Result<()> {
+        self.record_with(what, |recorder| {
+            recorder.record(event).map(|receipt| ((), receipt))
+        })
+    }
+
+    /// As [`Db::record_one`], for a caller that records through the recorder itself (a hold,
+    /// whose scope is named by a pseudonym the recorder draws): `record` returns what it
+    /// made and the receipt of its one event.
+    pub fn record_with<T>(
+        &self,
+        what: &str,
+        record: impl FnOnce(
+            &mcp_audit_store::Recorder,
+        )
+            -> Result<(T, mcp_audit_store::Receipt), mcp_audit_store::RecordError>,
+    ) -> anyhow::Result<T> {
         use anyhow::Context;
         use mcp_audit_store::{Receipt, Recorder, RecorderConfig};
         let recorder = Recorder::start(
             self.open_writable(Durability::Sync)?,
             RecorderConfig::default(),
         )?;
-        let recorded = recorder.record(event);
+        let recorded = record(&recorder);
         let stopped = recorder.shutdown();
-        match recorded.with_context(|| format!("recording {what}"))? {
+        let (made, receipt) = recorded.with_context(|| format!("recording {what}"))?;
+        match receipt {
             Receipt::Durable { .. } | Receipt::Queued { .. } => {}
             Receipt::Skipped => bail!("the audit level leaves {what} out: nothing was done"),
         }
         stopped.with_context(|| format!("recording {what}"))?;
-        Ok(())
+        Ok(made)
     }
 
     /// As [`Db::open_writable`], appending to the PostgreSQL log `log_id` (a new one if `None`).

@@ -319,3 +319,132 @@ fn after_a_subject_erasure_no_postgresql_row_points_at_the_person() {
     }
     assert!(!pg_rows_holding(db, OTHER).is_empty());
 }
+
+/// Regression: a hold's scope was kept in its event's hashed metadata as given, so after the
+/// hold's release and the subject's erasure the log still named them. Now the hold names its
+/// scope by the pseudonym (through the erasable mapping), `hold list` shows the identity while
+/// the mapping has it, and the subject's erasure unlinks the hold with their events.
+#[test]
+fn a_released_hold_on_an_erased_subject_or_user_leaves_nothing_that_names_them() {
+    const HELD_SUBJECT: &str = "subject-held-5150";
+    const HELD_USER: &str = "carol-held-8642";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let db = path.to_str().unwrap();
+    let event = json!({"kind": "tool_execution", "action": "EXECUTE", "operation": "search",
+        "actor": {"user_id": HELD_USER}, "compliance": {"data_subject_id": HELD_SUBJECT},
+        "payload": {"input": {"q": "x"}}});
+    let (ok, _, err) = run(db, &["log", &event.to_string()], "");
+    assert!(ok, "{err}");
+    let mut holds_placed = Vec::new();
+    for scope in ["--subject", "--user"] {
+        let value = if scope == "--subject" {
+            HELD_SUBJECT
+        } else {
+            HELD_USER
+        };
+        let (ok, out, err) = run(
+            db,
+            &[
+                "hold",
+                "add",
+                scope,
+                value,
+                "--reason",
+                "matter 17",
+                "--actor",
+                "counsel",
+            ],
+            "",
+        );
+        assert!(ok, "{err}");
+        holds_placed.push(out.trim().to_string());
+    }
+    // Readers show the identities while the mapping has them.
+    let list = |db: &str| -> Vec<Value> {
+        let (ok, out, err) = run(db, &["hold", "list", "--json"], "");
+        assert!(ok, "{err}");
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let listed = list(db);
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(
+        listed[0]["scope"],
+        json!({"subject": HELD_SUBJECT}),
+        "{listed:?}"
+    );
+    assert_eq!(listed[1]["scope"], json!({"user": HELD_USER}), "{listed:?}");
+    let (ok, out, _) = run(db, &["hold", "list"], "");
+    assert!(
+        ok && out.contains(HELD_SUBJECT) && out.contains(HELD_USER),
+        "{out}"
+    );
+    // The hold's event itself names neither in clear.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let metas: Vec<String> = conn
+        .prepare("SELECT CAST(meta AS TEXT) FROM events WHERE resource_type = 'legal_hold'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
+    assert_eq!(metas.len(), 2);
+    for meta in &metas {
+        assert!(
+            !meta.contains(HELD_SUBJECT) && !meta.contains(HELD_USER),
+            "{meta}"
+        );
+        assert!(meta.contains("pn:"), "{meta}");
+    }
+    // Held: the erasure is refused, and says by which hold.
+    let (ok, _, err) = run(
+        db,
+        &["subject", "erase", HELD_SUBJECT, "--reason", "request 9"],
+        "",
+    );
+    assert!(!ok, "a held subject was erased");
+    assert!(err.contains(&holds_placed[0]), "{err}");
+    for id in &holds_placed {
+        let (ok, _, err) = run(db, &["hold", "release", id, "--reason", "case closed"], "");
+        assert!(ok, "{err}");
+    }
+    for subject in [HELD_SUBJECT, HELD_USER] {
+        let (ok, _, err) = run(
+            db,
+            &[
+                "subject",
+                "erase",
+                subject,
+                "--reason",
+                "request 9",
+                "--actor",
+                "dpo",
+            ],
+            "",
+        );
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = run(db, &["verify"], "");
+    assert!(ok, "{out}{err}");
+    let after = raw_files(&path);
+    for text in [HELD_SUBJECT, HELD_USER] {
+        assert!(
+            !holds(&after, text),
+            "{text} is still in the file or its WAL"
+        );
+    }
+    // The holds are still listed, released, under the pseudonyms nothing resolves.
+    let listed = list(db);
+    assert_eq!(listed.len(), 2);
+    for hold in &listed {
+        assert!(!hold["released"].is_null(), "{hold}");
+        let scope = hold["scope"].as_object().unwrap();
+        let named = scope.values().next().unwrap().as_str().unwrap();
+        assert!(named.starts_with("pn:"), "{hold}");
+    }
+}

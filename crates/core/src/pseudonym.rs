@@ -82,25 +82,86 @@ pub fn fresh() -> String {
     format!("{PREFIX}{}", hex::encode(bytes))
 }
 
+/// How many identities a recorder's cache keeps by default (a few megabytes at most).
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+
+type Key = (IdentityField, String);
+
 /// The recorder's cache of the mapping: identity → pseudonym per field. Shared by every
 /// thread that records (a read lock on the hit path, which is nearly every event).
-#[derive(Debug, Default)]
+///
+/// Bounded: it keeps at most `capacity` identities, in two generations. New and recently
+/// used identities are in the young one; when it is full it becomes the old one and the old
+/// one is dropped, and an identity found in the old generation moves back to the young. So
+/// the identities met within the last `capacity / 2` distinct ones are always kept (an
+/// approximation of least-recently-used that costs nothing on a young hit), and a recorder
+/// that meets a new identity with every call (a public server's users) does not grow without
+/// end. An identity dropped and met again gets a fresh pseudonym and a second row in the
+/// mapping: readers resolve an identity to every pseudonym it has, so nothing is lost but a
+/// row.
+#[derive(Debug)]
 pub struct Pseudonyms {
-    known: RwLock<HashMap<(IdentityField, String), String>>,
+    generations: RwLock<Generations>,
+}
+
+#[derive(Debug)]
+struct Generations {
+    young: HashMap<Key, String>,
+    old: HashMap<Key, String>,
+    /// Entries per generation (at least 1): half the capacity.
+    per_generation: usize,
+}
+
+impl Generations {
+    fn get(&self, key: &Key) -> Option<&String> {
+        self.young.get(key).or_else(|| self.old.get(key))
+    }
+
+    /// Puts `key` in the young generation, turning it into the old one first when full.
+    fn insert(&mut self, key: Key, pseudonym: String) {
+        if self.young.len() >= self.per_generation {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(key, pseudonym);
+    }
+
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+}
+
+impl Default for Pseudonyms {
+    fn default() -> Self {
+        Pseudonyms::with_links(Vec::new(), DEFAULT_CACHE_CAPACITY)
+    }
 }
 
 impl Pseudonyms {
-    /// A cache that knows the mapping's rows `links` (a row with a malformed pseudonym is
+    /// A cache of at most `capacity` identities (at least 2) that knows the mapping's rows
+    /// `links`, the last ones kept when they are more (a row with a malformed pseudonym is
     /// skipped: it could not be told from a clear identifier).
-    pub fn with_links(links: impl IntoIterator<Item = Link>) -> Pseudonyms {
-        let known = links
-            .into_iter()
-            .filter(|l| is_pseudonym(&l.pseudonym))
-            .map(|l| ((l.field, l.identity), l.pseudonym))
-            .collect();
-        Pseudonyms {
-            known: RwLock::new(known),
+    pub fn with_links(links: impl IntoIterator<Item = Link>, capacity: usize) -> Pseudonyms {
+        let mut generations = Generations {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            per_generation: (capacity / 2).max(1),
+        };
+        for link in links.into_iter().filter(|l| is_pseudonym(&l.pseudonym)) {
+            generations.insert((link.field, link.identity), link.pseudonym);
         }
+        Pseudonyms {
+            generations: RwLock::new(generations),
+        }
+    }
+
+    /// How many identities the cache holds now.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Replaces the user id and the data-subject id of `event` by their pseudonyms; returns
@@ -116,29 +177,77 @@ impl Pseudonyms {
         new
     }
 
+    /// The pseudonym of `identity` in `field`, for an event that names a person outside its
+    /// user and data-subject ids (a legal hold's scope); a link drawn for it now is pushed on
+    /// `new`, for the writer to store with that event. A value that already is a pseudonym is
+    /// its own.
+    pub fn pseudonym(&self, field: IdentityField, identity: &str, new: &mut Vec<Link>) -> String {
+        let mut value = identity.to_string();
+        self.replace(field, &mut value, new);
+        value
+    }
+
+    /// Forgets every identity whose pseudonym `is_mapped` denies, and returns what it forgot:
+    /// after a subject's erasure (by any process) deleted rows of the mapping, so that the
+    /// identity's next event gets a fresh pseudonym with a row of its own, rather than the
+    /// erased one that nothing resolves and that would tie it to the erased events.
+    pub fn retain_mapped(&self, is_mapped: impl Fn(&str) -> bool) -> Vec<Link> {
+        let mut generations = self.write();
+        let mut forgotten = Vec::new();
+        let Generations { young, old, .. } = &mut *generations;
+        for map in [young, old] {
+            map.retain(|(field, identity), pseudonym| {
+                let keep = is_mapped(pseudonym);
+                if !keep {
+                    forgotten.push(Link {
+                        pseudonym: pseudonym.clone(),
+                        field: *field,
+                        identity: identity.clone(),
+                    });
+                }
+                keep
+            });
+        }
+        forgotten
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Generations> {
+        self.generations.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Generations> {
+        self.generations.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn replace(&self, field: IdentityField, value: &mut String, new: &mut Vec<Link>) {
         if is_pseudonym(value) {
             return;
         }
         let key = (field, std::mem::take(value));
-        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(pseudonym) = known.get(&key) {
+        if let Some(pseudonym) = self.read().young.get(&key) {
             value.clone_from(pseudonym);
             return;
         }
-        drop(known);
-        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
-        // Another thread may have drawn it between the two locks.
-        let pseudonym = known.entry(key.clone()).or_insert_with(|| {
-            let pseudonym = fresh();
-            new.push(Link {
-                pseudonym: pseudonym.clone(),
-                field,
-                identity: key.1.clone(),
-            });
-            pseudonym
-        });
-        value.clone_from(pseudonym);
+        let mut generations = self.write();
+        // Another thread may have drawn it between the two locks; or it is old, and moves
+        // back to the young generation.
+        let pseudonym = match generations.get(&key) {
+            Some(known) => known.clone(),
+            None => {
+                let pseudonym = fresh();
+                new.push(Link {
+                    pseudonym: pseudonym.clone(),
+                    field,
+                    identity: key.1.clone(),
+                });
+                pseudonym
+            }
+        };
+        if !generations.young.contains_key(&key) {
+            generations.old.remove(&key);
+            generations.insert(key, pseudonym.clone());
+        }
+        *value = pseudonym;
     }
 }
 
@@ -180,17 +289,91 @@ mod tests {
     #[test]
     fn a_loaded_mapping_is_reused_and_a_pseudonym_is_kept_as_it_is() {
         let pn = fresh();
-        let cache = Pseudonyms::with_links([Link {
-            pseudonym: pn.clone(),
-            field: IdentityField::User,
-            identity: "alice".into(),
-        }]);
+        let cache = Pseudonyms::with_links(
+            [Link {
+                pseudonym: pn.clone(),
+                field: IdentityField::User,
+                identity: "alice".into(),
+            }],
+            DEFAULT_CACHE_CAPACITY,
+        );
         let mut e = event();
         e.compliance.data_subject_id = Some(pn.clone());
         let links = cache.apply(&mut e);
         assert_eq!(e.actor.user_id.as_deref(), Some(pn.as_str()));
         assert_eq!(e.compliance.data_subject_id.as_deref(), Some(pn.as_str()));
         assert!(links.is_empty());
+    }
+
+    fn user(cache: &Pseudonyms, identity: &str, new: &mut Vec<Link>) -> String {
+        cache.pseudonym(IdentityField::User, identity, new)
+    }
+
+    #[test]
+    fn the_cache_never_holds_more_than_its_capacity() {
+        let cache = Pseudonyms::with_links(Vec::new(), 10);
+        let mut new = Vec::new();
+        for i in 0..1_000 {
+            user(&cache, &format!("user-{i}"), &mut new);
+            assert!(cache.len() <= 10, "{} after {i}", cache.len());
+        }
+        assert_eq!(new.len(), 1_000, "each identity drawn once");
+        // Loading a mapping larger than the capacity keeps its last rows.
+        let links = new.clone();
+        let loaded = Pseudonyms::with_links(links, 10);
+        assert!(loaded.len() <= 10);
+        let mut again = Vec::new();
+        assert_eq!(user(&loaded, "user-999", &mut again), new[999].pseudonym);
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn a_recently_used_identity_is_kept_and_an_evicted_one_gets_a_fresh_mapped_pseudonym() {
+        let cache = Pseudonyms::with_links(Vec::new(), 4);
+        let mut new = Vec::new();
+        let hot = user(&cache, "hot", &mut new);
+        let cold = user(&cache, "cold", &mut new);
+        // Many other identities pass; "hot" is used between each two, "cold" never.
+        for i in 0..50 {
+            user(&cache, &format!("passer-{i}"), &mut new);
+            assert_eq!(user(&cache, "hot", &mut new), hot, "hot kept after {i}");
+        }
+        new.clear();
+        let cold_again = user(&cache, "cold", &mut new);
+        assert_ne!(cold_again, cold, "evicted: drawn afresh");
+        assert_eq!(
+            new,
+            vec![Link {
+                pseudonym: cold_again,
+                field: IdentityField::User,
+                identity: "cold".into()
+            }],
+            "with a link for the writer to store"
+        );
+    }
+
+    #[test]
+    fn an_identity_whose_row_was_erased_gets_a_fresh_pseudonym_with_a_new_link() {
+        let cache = Pseudonyms::default();
+        let mut new = Vec::new();
+        let erased = user(&cache, "alice", &mut new);
+        let kept = user(&cache, "bob", &mut new);
+        let forgotten = cache.retain_mapped(|p| p != erased);
+        assert_eq!(
+            forgotten,
+            vec![Link {
+                pseudonym: erased.clone(),
+                field: IdentityField::User,
+                identity: "alice".into()
+            }]
+        );
+        new.clear();
+        let fresh_one = user(&cache, "alice", &mut new);
+        assert_ne!(fresh_one, erased);
+        assert_eq!(new.len(), 1);
+        assert_eq!(new[0].pseudonym, fresh_one);
+        assert_eq!(user(&cache, "bob", &mut new), kept);
+        assert_eq!(new.len(), 1, "bob's row still stands");
     }
 
     #[test]

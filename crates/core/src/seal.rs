@@ -93,6 +93,19 @@ impl SealedEvent {
     pub fn leaf_hash(&self, seq: u64) -> Hash {
         leaf_hash(seq, &self.meta_digest, &self.commitment)
     }
+
+    /// Encodes the metadata again after a change to `event`'s non-personal fields, keeping
+    /// the personal half, its salt and its commitment as sealed: for the writer, which names
+    /// a person afresh in an event sealed just before their erasure was seen (see
+    /// [`crate::pseudonym::Pseudonyms::retain_mapped`]).
+    pub fn reseal_metadata(&mut self) -> Result<(), ModelError> {
+        let personal = Personal::take_from(&mut self.event);
+        let meta_json = canonical(&self.event);
+        personal.put_into(&mut self.event);
+        self.meta_json = meta_json?;
+        self.meta_digest = meta_digest(&self.meta_json);
+        Ok(())
+    }
 }
 
 /// Encodes `event`, draws a fresh salt and computes its commitment and metadata digest.

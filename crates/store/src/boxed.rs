@@ -61,6 +61,10 @@ impl<T: Append + ?Sized> Append for Box<T> {
         (**self).pseudonym_links()
     }
 
+    fn pseudonym_erasures(&mut self) -> Result<u64, StoreError> {
+        (**self).pseudonym_erasures()
+    }
+
     fn leaf_range(&mut self, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
         (**self).leaf_range(from, to)
     }
@@ -80,6 +84,10 @@ impl<T: Append + ?Sized> Append for Box<T> {
 }
 
 impl<T: Read + ?Sized> Read for Box<T> {
+    fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        (**self).identity_of(pseudonym)
+    }
+
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         (**self).query(query)
     }

@@ -59,7 +59,9 @@ pub use audit::{erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
 pub use read::search;
 use read::{query, report, reveal, sql};
-use write::{backlog, checkpointer, columns, event_columns, recorder, telemetry, writer};
+use write::{
+    backlog, checkpointer, columns, erasure_watch, event_columns, recorder, telemetry, writer,
+};
 
 pub use backlog::{GAP_OPERATION, gap_size};
 pub use checkpointer::{CheckpointPolicy, Publisher};

@@ -263,6 +263,13 @@ pub trait Append: Log {
     /// Every row of the pseudonym mapping (of every log: the mapping is the database's), for
     /// the recorder's cache at start (see `mcp_audit_core::pseudonym`).
     fn pseudonym_links(&mut self) -> Result<Vec<Link>, StoreError>;
+
+    /// How many times rows of the pseudonym mapping were deleted (subject erasures), read by
+    /// the writer before each batch to keep its recorder's cache in step (see
+    /// `crate::erasure_watch`). A store without the count answers 0 (nothing to follow).
+    fn pseudonym_erasures(&mut self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 /// What readers need: queries, summaries and export. Not tied to one log (on PostgreSQL
@@ -299,6 +306,10 @@ pub trait Read: Send + 'static {
 
     /// Per-tool statistics over the matching `tool_execution` events, most called first.
     fn tool_stats(&mut self, filter: &Filter) -> Result<Vec<ToolStats>, StoreError>;
+
+    /// The identity `pseudonym` stands for, while the mapping has it (`None` once erased):
+    /// for readers of a pseudonym outside the user and data-subject ids (a hold's scope).
+    fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError>;
 }
 
 /// What `verify` and `prove` read beyond the tree: every entry with its column copies, the

@@ -319,7 +319,101 @@ fn the_same_checkpoint_stored_and_kept_outside_counts_once(db: Db) {
     assert_eq!(report.checkpoints_verified, 1);
 }
 
+/// A recorder that runs through the whole test, as a long-lived proxy does: on PostgreSQL in
+/// a log of its own, beside the test log that the erasure opens.
+fn live_recorder(db: &Db) -> Recorder {
+    let store: Box<dyn Store> = match db.backend {
+        Backend::Sqlite => db.open(),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => Box::new(
+            db.open_pg(PgOptions {
+                log_id: Some("live".into()),
+                ..PgOptions::default()
+            })
+            .unwrap(),
+        ),
+    };
+    Recorder::start(store, RecorderConfig::default()).unwrap()
+}
+
+/// The events of user `user` as a reader finds them (through the mapping), by operation.
+fn operations_of(db: &Db, user: &str) -> Vec<(String, Option<String>)> {
+    let mut found = Vec::new();
+    db.reader()
+        .for_each(
+            &Filter {
+                user_id: Some(user.into()),
+                ..Filter::default()
+            },
+            &mut |e| {
+                found.push((e.event.operation, e.event.actor.user_id));
+                Ok(())
+            },
+        )
+        .unwrap();
+    found
+}
+
+/// Regression: a recorder running while another process erased a subject kept the erased
+/// pseudonym cached, so its next event about the person recorded a pseudonym nothing
+/// resolved any more (the event unreadable by identity), tied to the erased events.
+fn a_running_recorder_names_an_erased_person_afresh_after_the_erasure(db: Db) {
+    let user = "erin-erased-3141";
+    let event = |op: &str| {
+        AuditEvent::tool_execution(op)
+            .user(user)
+            .input(json!({"q": op}))
+            .build()
+            .unwrap()
+    };
+    let live = live_recorder(&db);
+    live.record(event("before")).unwrap();
+    assert_eq!(operations_of(&db, user).len(), 1);
+
+    let mut store = db.open();
+    let admin = admin_recorder(&db);
+    let erased =
+        mcp_audit_store::subject::erase_subject(&mut store, &admin, user, &backend::request())
+            .unwrap();
+    admin.shutdown().unwrap();
+    assert!(erased.links_forgotten >= 1);
+    assert!(operations_of(&db, user).is_empty(), "erased");
+
+    live.record(event("after")).unwrap();
+    live.shutdown().unwrap();
+    assert_eq!(
+        operations_of(&db, user),
+        vec![("after".to_string(), Some(user.to_string()))],
+        "the new event is found by its identity, and only it"
+    );
+    // The erased event still names nobody: its pseudonym was not linked again.
+    let mut before = Vec::new();
+    db.reader()
+        .for_each(&Filter::default(), &mut |e| {
+            if e.event.operation == "before" {
+                before.push(e.event.actor.user_id.unwrap_or_default());
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(before.len(), 1);
+    assert!(before[0].starts_with("pn:"), "{before:?}");
+    // The event named afresh by the writer, after it was sealed, verifies.
+    let mut live_log: Box<dyn Store> = match db.backend {
+        Backend::Sqlite => db.reader(),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => {
+            let mut store = PgStore::open_read_only(&db.pg.as_ref().unwrap().url).unwrap();
+            store.read_log("live").unwrap();
+            Box::new(store)
+        }
+    };
+    let report = verify(&mut live_log, None, &[], &mut |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.findings);
+}
+
 on_both_backends!(
+    a_running_recorder_names_an_erased_person_afresh_after_the_erasure,
     erasing_an_outcome_erases_its_intent_and_records_who_why_and_which,
     erasing_an_intent_erases_its_outcome_too,
     a_payload_deleted_without_an_erasure_record_is_tampering_not_redacted,

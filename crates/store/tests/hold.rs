@@ -52,15 +52,16 @@ fn record(db: &Db, events: Vec<AuditEvent>) -> Vec<EventId> {
 
 /// Places a hold as `mcp-audit hold add` does (recorded in the test log); its id.
 fn place(db: &Db, scope: HoldScope) -> String {
-    let (id, event) = HoldRequest {
+    let r = Recorder::start(db.open(), RecorderConfig::default()).unwrap();
+    let (id, _) = HoldRequest {
         scope,
         until: None,
         reason: "litigation 2026-17".into(),
         actor: "counsel".into(),
     }
-    .to_event()
+    .record(&r)
     .unwrap();
-    record(db, vec![event]);
+    r.shutdown().unwrap();
     id
 }
 

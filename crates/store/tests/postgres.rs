@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use mcp_audit_core::AuditEvent;
 use mcp_audit_store::{
     Append, Durability, Filter, PageStart, PgOptions, PgStore, Query, Receipt, Recorder,
-    RecorderConfig, Store, StoreError,
+    RecorderConfig, SpoolOptions, Store, StoreError,
 };
 
 use backend::{Backend, Db};
@@ -366,4 +366,83 @@ fn recovery_finds_the_intents_of_stopped_writers_but_not_of_live_ones() {
     let mut all = names(&mut again);
     all.sort();
     assert_eq!(all, ["in flight", "interrupted"]);
+}
+
+/// Regression: a writer that met a new identity while the server was unreachable spooled the
+/// events but not the pseudonym → identity rows drawn for it, so after the replay its events
+/// named a pseudonym nothing resolved, and a query by the user found none of them. The server
+/// is not stopped: the offline writer is pointed at a port where nothing listens, and a writer
+/// on the real server replays its spool.
+#[test]
+fn an_identity_first_met_while_spooling_is_resolved_after_the_replay() {
+    let Some(db) = pg() else { return };
+    let spool = db.dir.path().join("spool");
+    let offline = PgStore::open(
+        "postgres://postgres@127.0.0.1:1/test",
+        PgOptions {
+            log_id: None,
+            spool: Some(SpoolOptions::new(&spool)),
+            ..PgOptions::default()
+        },
+    )
+    .unwrap();
+    let r = Recorder::start(offline, batch()).unwrap();
+    for i in 0..3 {
+        r.record(
+            AuditEvent::tool_execution(format!("spooled-{i}"))
+                .user("spooled-alice")
+                .data_subject("spooled-subject")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    r.shutdown().unwrap();
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1, "spooled");
+
+    // A writer on the server replays the spools it finds.
+    drop(
+        db.open_pg(PgOptions {
+            log_id: Some("replayer".into()),
+            spool: Some(SpoolOptions::new(&spool)),
+            ..PgOptions::default()
+        })
+        .unwrap(),
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM events"), 3, "replayed");
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM events WHERE user_id = 'spooled-alice'"),
+        0,
+        "the hashed metadata holds a pseudonym"
+    );
+    let mut reader = db.reader();
+    for (filter, field) in [
+        (
+            Filter {
+                user_id: Some("spooled-alice".into()),
+                ..Filter::default()
+            },
+            "user",
+        ),
+        (
+            Filter {
+                data_subject_id: Some("spooled-subject".into()),
+                ..Filter::default()
+            },
+            "subject",
+        ),
+    ] {
+        let mut found = Vec::new();
+        reader
+            .for_each(&filter, &mut |e| {
+                found.push(e.event);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(found.len(), 3, "by {field}");
+        assert!(found.iter().all(|e| {
+            e.actor.user_id.as_deref() == Some("spooled-alice")
+                && e.compliance.data_subject_id.as_deref() == Some("spooled-subject")
+        }));
+    }
 }

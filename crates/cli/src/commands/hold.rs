@@ -21,7 +21,8 @@ use crate::table::Table;
   mcp-audit hold release 019a1b2c-3d4e-7f00-8a9b-0c1d2e3f4a5b --reason 'case closed'
 A hold keeps every event of its subject, session or user (intents included) from `cleanup` and
 from erasure until it is released or its --until passes. Holds and releases are events of the
-log: `verify` holds them to the signed checkpoints.")]
+log: `verify` holds them to the signed checkpoints. A subject's or a user's hold names them by
+their pseudonym: `list` shows the identity until their erasure, and the pseudonym after.")]
 pub struct HoldArgs {
     #[command(subcommand)]
     command: HoldCommand,
@@ -137,8 +138,7 @@ pub fn run(db: &Db, args: HoldArgs) -> anyhow::Result<()> {
                 reason,
                 actor: actor.unwrap_or_else(crate::commands::proxy::os_user),
             };
-            let (id, event) = request.to_event()?;
-            db.record_one(event, "the hold event")?;
+            let id = db.record_with("the hold event", |recorder| request.record(recorder))?;
             println!("{id}");
             eprintln!("placed legal hold {id} on {}", request.scope);
         }

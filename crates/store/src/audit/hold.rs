@@ -3,7 +3,12 @@
 //!
 //! A hold is placed by recording an `admin` event (`CREATE legal_hold`) and released by another
 //! (`DELETE legal_hold` naming its id); both carry who, why and the hold's scope in a compliance
-//! event, in the hashed metadata. The table of holds is read back from those events (found by
+//! event, in the hashed metadata. A subject's or a user's scope is kept there as the person's
+//! pseudonym, drawn through the recorder's mapping as the event's own user and data-subject ids
+//! are (see `mcp_audit_core::pseudonym`): readers see the identity while the mapping has it,
+//! and the person's erasure, which deletes the mapping's rows of that identity, unlinks the
+//! hold too. A session's id is kept as given: it names a connection, not a person, and the
+//! events it holds carry it in clear. The table of holds is read back from those events (found by
 //! their indexed `operation`/`resource_type` columns), as console tokens are: nobody can lift a
 //! hold without an event that `verify` holds to the signed checkpoints, and there is no second
 //! copy of the holds to disagree with the log.
@@ -20,6 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use jiff::Timestamp;
+use mcp_audit_core::pseudonym::{IdentityField, is_pseudonym};
 use mcp_audit_core::{
     Action, AuditEvent, Classification, ComplianceEvent, EventId, EventKind, RiskLevel,
 };
@@ -27,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
 use crate::query::Filter;
+use crate::recorder::{Receipt, RecordError, Recorder};
 use crate::store::Read;
 
 /// The resource type of hold events.
@@ -64,6 +71,24 @@ impl HoldScope {
             HoldScope::User(u) => filter.user_id = Some(u.clone()),
         }
         filter
+    }
+
+    /// The identifier that names a person, and in which mapping field; `None` for a session.
+    fn person(&self) -> Option<(IdentityField, &str)> {
+        match self {
+            HoldScope::Subject(s) => Some((IdentityField::Subject, s)),
+            HoldScope::User(u) => Some((IdentityField::User, u)),
+            HoldScope::Session(_) => None,
+        }
+    }
+
+    /// The same scope naming `value` instead.
+    fn with(&self, value: String) -> HoldScope {
+        match self {
+            HoldScope::Subject(_) => HoldScope::Subject(value),
+            HoldScope::User(_) => HoldScope::User(value),
+            HoldScope::Session(_) => HoldScope::Session(value),
+        }
     }
 }
 
@@ -104,11 +129,29 @@ struct ReleaseDetails {
 }
 
 impl HoldRequest {
-    /// The event that places the hold, and the hold's id (the event's `resource_id`).
-    pub fn to_event(&self) -> Result<(String, AuditEvent), StoreError> {
+    /// Records the event that places the hold through `recorder`, its scope named by the
+    /// person's pseudonym (stored with the event); returns the hold's id (the event's
+    /// `resource_id`) and the receipt.
+    pub fn record(&self, recorder: &Recorder) -> Result<(String, Receipt), RecordError> {
+        let mut links = Vec::new();
+        let scope = match self.scope.person() {
+            Some((field, identity)) => match recorder.pseudonym(field, identity, &mut links) {
+                Some(pseudonym) => self.scope.with(pseudonym),
+                None => self.scope.clone(),
+            },
+            None => self.scope.clone(),
+        };
+        let (id, event) = self.to_event(scope)?;
+        let receipt = recorder.record_linked(event, links)?;
+        Ok((id, receipt))
+    }
+
+    /// The event that places the hold on `scope` (the request's, as it is to be recorded),
+    /// and the hold's id.
+    fn to_event(&self, scope: HoldScope) -> Result<(String, AuditEvent), StoreError> {
         let id = EventId::new().to_string();
         let details = serde_json::to_value(PlaceDetails {
-            scope: self.scope.clone(),
+            scope,
             until: self.until,
             reason: self.reason.clone(),
         })
@@ -164,6 +207,8 @@ fn hold_event(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hold {
     pub id: String,
+    /// The identity it holds while the mapping has it; once the person is erased, the
+    /// pseudonym (which still selects the events recorded under it).
     pub scope: HoldScope,
     pub until: Option<Timestamp>,
     pub reason: String,
@@ -268,6 +313,27 @@ impl Holds {
             }
             Ok(())
         })?;
+        // The scopes recorded as pseudonyms, shown by identity while the mapping has it.
+        let mut resolved: HashMap<String, Option<String>> = HashMap::new();
+        for hold in &mut placed {
+            let Some((_, value)) = hold.scope.person() else {
+                continue;
+            };
+            if !is_pseudonym(value) {
+                continue;
+            }
+            let identity = match resolved.get(value) {
+                Some(known) => known.clone(),
+                None => {
+                    let found = store.identity_of(value)?;
+                    resolved.insert(value.to_string(), found.clone());
+                    found
+                }
+            };
+            if let Some(identity) = identity {
+                hold.scope = hold.scope.with(identity);
+            }
+        }
         for (id, release) in released {
             if let Some(hold) = placed
                 .iter_mut()

@@ -201,6 +201,16 @@ const MIGRATIONS: &[Migration] = &[Migration {
         -- until it had found its events.
         CREATE INDEX IF NOT EXISTS events_review ON events (ts, log_id, seq) WHERE requires_review;
     ",
+}, Migration {
+    description: "the count of pseudonym erasures, that running recorders follow",
+    sql: "
+        -- One row: how many times a subject's erasure deleted rows of `pseudonyms`, raised in
+        -- the erasure's transaction (the row lock orders concurrent erasures). Every writer
+        -- reads it before each batch and, when it moved, forgets the erased identities it had
+        -- cached, so that their next events get fresh pseudonyms (see write/erasure_watch.rs).
+        CREATE TABLE IF NOT EXISTS pseudonym_epoch (n BIGINT NOT NULL);
+        INSERT INTO pseudonym_epoch (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pseudonym_epoch);
+    ",
 }];
 
 /// The first version with `expired_entries`.

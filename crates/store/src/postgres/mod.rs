@@ -585,9 +585,26 @@ impl Append for PgStore {
             Err(e) => Err(e),
         }
     }
+
+    fn pseudonym_erasures(&mut self) -> Result<u64, StoreError> {
+        // On the connection the writer has, never a new one: during an outage the append
+        // path decides when to try the server again (a spooling writer, every RETRY_EVERY),
+        // and a connect per batch for this read would stall the spooling.
+        match self.client.as_mut() {
+            Some(client) if !client.is_closed() => pseudonyms::erasures(client),
+            _ => Err(StoreError::Unavailable {
+                waited_ms: 0,
+                reason: "not connected".into(),
+            }),
+        }
+    }
 }
 
 impl Read for PgStore {
+    fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        pseudonyms::identity(self.client()?, pseudonym)
+    }
+
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.received_at)?;
         query.filter.check_search(self.search)?;

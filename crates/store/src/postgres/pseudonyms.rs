@@ -90,15 +90,31 @@ pub(super) fn identity(
         .map_err(map_err)
 }
 
-/// Deletes the rows of `pseudonyms`; returns how many there were.
+/// How many erasures deleted rows of the mapping (see `crate::erasure_watch`).
+pub(super) fn erasures(client: &mut impl GenericClient) -> Result<u64, StoreError> {
+    client
+        .query_one("SELECT n FROM pseudonym_epoch", &[])
+        .map(|r| r.get::<_, i64>(0) as u64)
+        .map_err(map_err)
+}
+
+/// Deletes the rows of `pseudonyms` and, when a row went, counts the erasure, in one
+/// transaction; returns how many rows there were.
 pub(super) fn forget(
     client: &mut impl GenericClient,
     pseudonyms: &[String],
 ) -> Result<u64, StoreError> {
-    client
+    let mut tx = client.transaction().map_err(map_err)?;
+    let n = tx
         .execute(
             "DELETE FROM pseudonyms WHERE pseudonym = ANY($1)",
             &[&pseudonyms],
         )
-        .map_err(map_err)
+        .map_err(map_err)?;
+    if n > 0 {
+        tx.execute("UPDATE pseudonym_epoch SET n = n + 1", &[])
+            .map_err(map_err)?;
+    }
+    tx.commit().map_err(map_err)?;
+    Ok(n)
 }

@@ -7,8 +7,15 @@
 //!
 //! ```text
 //! len u32 BE | seq u64 BE | leaf_hash 32 | salt 32 | commitment 32 | meta_digest 32
-//!            | meta_len u32 BE | meta JSON | personal JSON
+//!            | meta_len u32 BE | meta JSON | [links_len u32 BE | links JSON] | personal JSON
 //! ```
+//!
+//! The links are the pseudonym → identity rows drawn for the identities the event is the
+//! first to name (see `mcp_audit_core::pseudonym`): replayed in the same transaction as the
+//! event, as a direct write stores them, so that an identity first met during an outage is
+//! still resolved once the entries are in the database. They are present when the top bit of
+//! `meta_len` is set (a JSON array of `[pseudonym, field, identity]`); a record without them
+//! (every record of a build from before) has it clear and reads as it always did.
 //!
 //! A record cut short by a crash mid-write was never acknowledged; reading stops before it.
 //! Fields added to the event (its receive time) travel inside the metadata JSON, so records
@@ -19,6 +26,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use mcp_audit_core::pseudonym::{IdentityField, Link};
 use mcp_audit_core::{Hash, SealedEvent, unseal};
 
 use crate::error::StoreError;
@@ -225,18 +233,58 @@ impl Spool {
     }
 }
 
+/// The top bit of `meta_len`: a links section follows the metadata.
+const HAS_LINKS: u32 = 1 << 31;
+
 fn encode(entry: &Entry<'_>, buf: &mut Vec<u8>) {
     let s = entry.sealed;
-    let body_len = 8 + 32 * 4 + 4 + s.meta_json.len() + s.personal_json.len();
+    let links = encode_links(&s.links);
+    let links_len = links.as_ref().map_or(0, |l| 4 + l.len());
+    let body_len = 8 + 32 * 4 + 4 + s.meta_json.len() + links_len + s.personal_json.len();
     buf.extend_from_slice(&(body_len as u32).to_be_bytes());
     buf.extend_from_slice(&entry.seq.to_be_bytes());
     buf.extend_from_slice(entry.leaf_hash.as_bytes());
     buf.extend_from_slice(&s.salt);
     buf.extend_from_slice(s.commitment.as_bytes());
     buf.extend_from_slice(s.meta_digest.as_bytes());
-    buf.extend_from_slice(&(s.meta_json.len() as u32).to_be_bytes());
+    let flag = if links.is_some() { HAS_LINKS } else { 0 };
+    buf.extend_from_slice(&(s.meta_json.len() as u32 | flag).to_be_bytes());
     buf.extend_from_slice(&s.meta_json);
+    if let Some(links) = links {
+        buf.extend_from_slice(&(links.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&links);
+    }
     buf.extend_from_slice(&s.personal_json);
+}
+
+/// The links as the spool keeps them; `None` when there are none (most events: the identity
+/// was met before), which keeps the record in its older form.
+fn encode_links(links: &[Link]) -> Option<Vec<u8>> {
+    if links.is_empty() {
+        return None;
+    }
+    let rows: Vec<[&str; 3]> = links
+        .iter()
+        .map(|l| [l.pseudonym.as_str(), l.field.as_str(), l.identity.as_str()])
+        .collect();
+    // An array of string triples always serializes.
+    serde_json::to_vec(&rows).ok()
+}
+
+fn decode_links(bytes: &[u8]) -> Result<Vec<Link>, String> {
+    let rows: Vec<[String; 3]> = serde_json::from_slice(bytes)
+        .map_err(|e| format!("spool record with unreadable pseudonym links: {e}"))?;
+    rows.into_iter()
+        .map(|[pseudonym, field, identity]| {
+            let field = IdentityField::parse(&field)
+                .ok_or_else(|| format!("spool record with an unknown pseudonym field `{field}`"))?;
+            Ok(Link {
+                pseudonym,
+                field,
+                identity,
+            })
+        })
+        .collect()
 }
 
 /// The next complete record and what follows it; `None` at the end or before a torn record.
@@ -255,9 +303,19 @@ fn decode(record: &[u8]) -> Result<Spooled, String> {
     let salt: [u8; 32] = take(40, 32)?.try_into().map_err(|_| short())?;
     let commitment = hash(72)?;
     let meta_digest = hash(104)?;
-    let meta_len = u32::from_be_bytes(take(136, 4)?.try_into().map_err(|_| short())?) as usize;
+    let meta_word = u32::from_be_bytes(take(136, 4)?.try_into().map_err(|_| short())?);
+    let meta_len = (meta_word & !HAS_LINKS) as usize;
     let meta_json = take(140, meta_len)?.to_vec();
-    let personal_json = record.get(140 + meta_len..).ok_or_else(short)?.to_vec();
+    let mut at = 140 + meta_len;
+    let links = if meta_word & HAS_LINKS != 0 {
+        let links_len = u32::from_be_bytes(take(at, 4)?.try_into().map_err(|_| short())?) as usize;
+        let links = decode_links(take(at + 4, links_len)?)?;
+        at += 4 + links_len;
+        links
+    } else {
+        Vec::new()
+    };
+    let personal_json = record.get(at..).ok_or_else(short)?.to_vec();
     let event = unseal(&meta_json, Some(&personal_json)).map_err(|e| e.to_string())?;
     Ok(Spooled {
         seq,
@@ -269,9 +327,7 @@ fn decode(record: &[u8]) -> Result<Spooled, String> {
             salt,
             commitment,
             meta_digest,
-            // The spool's format keeps no pseudonym links: an identity first met during an
-            // outage is shown by its pseudonym until it is met again (docs/privacy.md).
-            links: Vec::new(),
+            links,
         },
     })
 }
@@ -350,6 +406,69 @@ mod tests {
         assert_eq!(back[0].sealed.meta_json, before.meta_json);
         assert_eq!(back[1].sealed.event.received_at, stamped.event.received_at);
         assert_eq!(back[1].sealed.meta_json, stamped.meta_json);
+    }
+
+    /// Regression: the links of an identity first met during an outage were not spooled, so
+    /// after the replay its events named a pseudonym that nothing resolved.
+    #[test]
+    fn pseudonym_links_come_back_from_the_spool_and_records_without_them_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SpoolOptions::new(dir.path());
+        let plain = sealed("plain");
+        let mut linked = sealed("linked");
+        linked.links = vec![
+            Link {
+                pseudonym: mcp_audit_core::pseudonym::fresh(),
+                field: IdentityField::User,
+                identity: "alice".into(),
+            },
+            Link {
+                pseudonym: mcp_audit_core::pseudonym::fresh(),
+                field: IdentityField::Subject,
+                identity: "subject \"7\" ü".into(),
+            },
+        ];
+        let mut spool = Spool::open(&options, "log").unwrap();
+        spool
+            .push(&[entry(&plain, 0), entry(&linked, 1), entry(&plain, 2)])
+            .unwrap();
+        let back = Spool::open(&options, "log").unwrap().read().unwrap();
+        assert_eq!(back.len(), 3);
+        assert!(back[0].sealed.links.is_empty());
+        assert_eq!(back[1].sealed.links, linked.links);
+        assert_eq!(back[1].sealed.meta_json, linked.meta_json);
+        assert_eq!(back[1].sealed.personal_json, linked.personal_json);
+        assert_eq!(back[1].sealed.event, linked.event);
+        assert!(back[2].sealed.links.is_empty());
+        assert_eq!(back[2].sealed.personal_json, plain.personal_json);
+    }
+
+    #[test]
+    fn a_record_with_unreadable_links_is_reported_corrupt_not_replayed_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SpoolOptions::new(dir.path());
+        let mut linked = sealed("linked");
+        linked.links = vec![Link {
+            pseudonym: mcp_audit_core::pseudonym::fresh(),
+            field: IdentityField::User,
+            identity: "alice".into(),
+        }];
+        let mut spool = Spool::open(&options, "log").unwrap();
+        spool.push(&[entry(&linked, 0)]).unwrap();
+        let path = dir.path().join(file_name("log"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let field = br#""user","alice""#;
+        let at = bytes
+            .windows(field.len())
+            .position(|w| w == field)
+            .expect("the links are in the record");
+        bytes[at + 1..at + 5].copy_from_slice(b"oops");
+        std::fs::write(&path, &bytes).unwrap();
+        let error = Spool::at(path, options.max_bytes).err().unwrap();
+        assert!(
+            error.to_string().contains("unknown pseudonym field"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -257,6 +257,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX events_review ON events (seq) WHERE requires_review;
         ",
     },
+    Migration {
+        description: "the count of pseudonym erasures, that running recorders follow",
+        sql: "
+            -- One row: how many times a subject's erasure deleted rows of `pseudonyms`, raised
+            -- in the erasure's transaction. A running writer reads it before each batch and,
+            -- when it moved, forgets the erased identities it had cached, so that their next
+            -- events get fresh pseudonyms (see write/erasure_watch.rs).
+            CREATE TABLE pseudonym_epoch (n INTEGER NOT NULL);
+            INSERT INTO pseudonym_epoch (n) VALUES (0);
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -275,6 +286,8 @@ pub(crate) const RECEIVED_AT_VERSION: i64 = 8;
 pub(crate) const SEARCH_VERSION: i64 = 9;
 /// The first version with `pseudonyms` (see `pseudonyms.rs`).
 pub(crate) const PSEUDONYMS_VERSION: i64 = 10;
+/// The first version with `pseudonym_epoch`, the count of erasures of the mapping.
+pub(crate) const PSEUDONYM_EPOCH_VERSION: i64 = 12;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

@@ -97,6 +97,8 @@ pub(super) struct Layout {
     pub(super) search: bool,
     /// `pseudonyms` (version 10 on): the writer stores the links its events carry.
     pub(super) pseudonyms: bool,
+    /// `pseudonym_epoch` (version 12 on): erasures of the mapping count there.
+    pub(super) pseudonym_epoch: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -110,6 +112,7 @@ impl Layout {
             received_at: version >= migrations::RECEIVED_AT_VERSION,
             search: version >= migrations::SEARCH_VERSION,
             pseudonyms: version >= migrations::PSEUDONYMS_VERSION,
+            pseudonym_epoch: version >= migrations::PSEUDONYM_EPOCH_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -434,6 +437,13 @@ impl Append for SqliteStore {
         pseudonyms::links(&self.conn, None).map_err(|e| self.map(e))
     }
 
+    fn pseudonym_erasures(&mut self) -> Result<u64, StoreError> {
+        if !self.layout.pseudonym_epoch {
+            return Ok(0);
+        }
+        pseudonyms::erasures(&self.conn).map_err(|e| self.map(e))
+    }
+
     fn settle(&mut self) -> Result<(), StoreError> {
         if !self.layout.bulk_keys {
             return Ok(());
@@ -551,6 +561,10 @@ impl SqliteStore {
 }
 
 impl Read for SqliteStore {
+    fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        pseudonyms::identity(&self.conn, pseudonym).map_err(|e| self.map(e))
+    }
+
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.layout.received_at)?;
         query.filter.check_search(self.layout.search)?;
@@ -726,6 +740,6 @@ impl Maintain for SqliteStore {
         if !self.layout.pseudonyms {
             return Ok(0);
         }
-        pseudonyms::forget(&mut self.conn, pseudonyms).map_err(map_err)
+        pseudonyms::forget(&mut self.conn, pseudonyms, self.layout.pseudonym_epoch).map_err(map_err)
     }
 }

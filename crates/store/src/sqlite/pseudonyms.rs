@@ -57,9 +57,22 @@ pub(super) fn identity(conn: &Connection, pseudonym: &str) -> rusqlite::Result<O
         .optional()
 }
 
-/// Deletes the rows of `pseudonyms`, overwriting the freed bytes (`secure_delete`); returns
-/// how many there were. The write-ahead log's copies go with the next scrub.
-pub(super) fn forget(conn: &mut Connection, pseudonyms: &[String]) -> rusqlite::Result<u64> {
+/// How many erasures deleted rows of the mapping (see `crate::erasure_watch`).
+pub(super) fn erasures(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT n FROM pseudonym_epoch")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}
+
+/// Deletes the rows of `pseudonyms`, overwriting the freed bytes (`secure_delete`), and, when
+/// the file has the count (`counted`) and a row went, counts the erasure in the same
+/// transaction; returns how many rows there were. The write-ahead log's copies go with the
+/// next scrub.
+pub(super) fn forget(
+    conn: &mut Connection,
+    pseudonyms: &[String],
+    counted: bool,
+) -> rusqlite::Result<u64> {
     conn.pragma_update(None, "secure_delete", true)?;
     let deleted = (|| -> rusqlite::Result<u64> {
         let tx = conn.transaction()?;
@@ -69,6 +82,9 @@ pub(super) fn forget(conn: &mut Connection, pseudonyms: &[String]) -> rusqlite::
             for pseudonym in pseudonyms {
                 n += delete.execute([pseudonym])? as u64;
             }
+        }
+        if counted && n > 0 {
+            tx.execute("UPDATE pseudonym_epoch SET n = n + 1", [])?;
         }
         tx.commit()?;
         Ok(n)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mcp_audit_core::pseudonym::Pseudonyms;
+use mcp_audit_core::pseudonym::{IdentityField, Link, Pseudonyms};
 use mcp_audit_core::redact::Redactor;
 use mcp_audit_core::{AuditEvent, EventBuilder, Policy, SealedEvent, seal};
 use tokio::sync::{mpsc, oneshot};
@@ -93,6 +93,10 @@ pub struct RecorderConfig {
     /// mapping in the store's erasable `pseudonyms` table (the default). Off, they are hashed
     /// as given, as before pseudonyms existed; see `docs/privacy.md`.
     pub pseudonyms: bool,
+    /// At most this many identities are kept in the identity → pseudonym cache (at least 2;
+    /// see `mcp_audit_core::pseudonym::Pseudonyms`): one met again after it was dropped gets
+    /// a fresh pseudonym and another mapping row.
+    pub pseudonym_cache: usize,
 }
 
 impl Default for RecorderConfig {
@@ -109,6 +113,7 @@ impl Default for RecorderConfig {
             max_outage: None,
             redaction: Redactor::shared_secrets(),
             pseudonyms: true,
+            pseudonym_cache: mcp_audit_core::pseudonym::DEFAULT_CACHE_CAPACITY,
         }
     }
 }
@@ -268,10 +273,22 @@ impl Recorder {
     pub fn start(mut store: impl Append, config: RecorderConfig) -> Result<Recorder, StoreError> {
         let next_seq = store.next_seq()?;
         let log_id: Arc<str> = Arc::from(store.log_id());
-        let pseudonyms = if config.pseudonyms {
-            Some(Arc::new(Pseudonyms::with_links(store.pseudonym_links()?)))
-        } else {
-            None
+        // The erasure count before the mapping: an erasure between the two reads is seen by
+        // the writer's first check.
+        let erasures = match config.pseudonyms.then(|| store.pseudonym_erasures()) {
+            None => None,
+            Some(Ok(count)) => Some(count),
+            // A writer that starts during an outage (on its spool) has an empty cache; the
+            // writer's first look once the server is back reads the count then.
+            Some(Err(StoreError::Unavailable { .. })) => Some(0),
+            Some(Err(error)) => return Err(error),
+        };
+        let pseudonyms = match erasures {
+            Some(_) => Some(Arc::new(Pseudonyms::with_links(
+                store.pseudonym_links()?,
+                config.pseudonym_cache,
+            ))),
+            None => None,
         };
         let keep_tree = config.tree_nodes || config.checkpoints.is_some();
         let started = keep_tree.then(|| {
@@ -301,6 +318,10 @@ impl Recorder {
             max_batch: config.max_batch.max(1),
             linger: config.linger,
             backlog: config.backlog.max(1),
+            erasures: pseudonyms
+                .clone()
+                .zip(erasures)
+                .map(|(cache, seen)| crate::erasure_watch::ErasureWatch::new(cache, seen)),
         };
         let thread = std::thread::Builder::new()
             .name("mcp-audit-writer".into())
@@ -331,7 +352,11 @@ impl Recorder {
 
     /// Checks, applies the policy, stamps the receive time and seals; `None` when the audit
     /// level leaves it out.
-    fn prepare(&self, mut event: AuditEvent) -> Result<Option<Box<SealedEvent>>, RecordError> {
+    fn prepare(
+        &self,
+        mut event: AuditEvent,
+        mut links: Vec<Link>,
+    ) -> Result<Option<Box<SealedEvent>>, RecordError> {
         event.normalize()?;
         if !self.config.policy.admits(&event) {
             self.shared.skipped.fetch_add(1, Ordering::Relaxed);
@@ -342,10 +367,9 @@ impl Recorder {
         // The receive time is the recorder's, never the caller's: a value the input carried
         // is replaced, and it is set before sealing so that the leaf covers it.
         event.received_at = Some(mcp_audit_core::now_micros());
-        let links = match &self.pseudonyms {
-            Some(pseudonyms) => pseudonyms.apply(&mut event),
-            None => Vec::new(),
-        };
+        if let Some(pseudonyms) = &self.pseudonyms {
+            links.append(&mut pseudonyms.apply(&mut event));
+        }
         let mut sealed = seal(event)?;
         sealed.links = links;
         // The payload travels as `personal_json`; backends never read it from the event. Freed
@@ -359,8 +383,34 @@ impl Recorder {
     ///
     /// Do not call from inside an async runtime: use [`Recorder::record_async`] there.
     pub fn record(&self, event: AuditEvent) -> Result<Receipt, RecordError> {
+        self.record_linked(event, Vec::new())
+    }
+
+    /// The pseudonym of `identity` in `field`, for an event that names a person outside its
+    /// user and data-subject ids (a legal hold's scope), so that the person's erasure can
+    /// unlink that event too; `None` with pseudonyms off (the identity is then recorded as
+    /// given). A link drawn now is pushed on `links`: record the event with
+    /// [`Recorder::record_linked`], which stores them in its transaction.
+    pub fn pseudonym(
+        &self,
+        field: IdentityField,
+        identity: &str,
+        links: &mut Vec<Link>,
+    ) -> Option<String> {
+        self.pseudonyms
+            .as_ref()
+            .map(|p| p.pseudonym(field, identity, links))
+    }
+
+    /// As [`Recorder::record`], storing `links` (drawn by [`Recorder::pseudonym`]) in the
+    /// event's transaction.
+    pub fn record_linked(
+        &self,
+        event: AuditEvent,
+        links: Vec<Link>,
+    ) -> Result<Receipt, RecordError> {
         let wait = self.config.durability == Durability::Sync;
-        let Some(sealed) = self.prepare(event)? else {
+        let Some(sealed) = self.prepare(event, links)? else {
             return Ok(Receipt::Skipped);
         };
         let id = sealed.event.id;
@@ -389,7 +439,7 @@ impl Recorder {
         let mut sealed = Vec::with_capacity(events.len());
         let mut invalid = Vec::new();
         for (index, event) in events.into_iter().enumerate() {
-            match self.prepare(event) {
+            match self.prepare(event, Vec::new()) {
                 Ok(one) => sealed.push(one),
                 Err(RecordError::Invalid(error)) => invalid.push((index, error)),
                 Err(other) => return Err(other),
@@ -439,7 +489,7 @@ impl Recorder {
         event: AuditEvent,
         wait: bool,
     ) -> Result<Receipt, RecordError> {
-        let Some(sealed) = self.prepare(event)? else {
+        let Some(sealed) = self.prepare(event, Vec::new())? else {
             return Ok(Receipt::Skipped);
         };
         let id = sealed.event.id;

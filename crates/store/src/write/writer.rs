@@ -70,6 +70,8 @@ pub(crate) struct Batching {
     pub(crate) linger: Duration,
     /// At most this many records wait in the backlog through an outage.
     pub(crate) backlog: usize,
+    /// Keeps the recorder's pseudonym cache in step with erasures (`None`: pseudonyms off).
+    pub(crate) erasures: Option<crate::erasure_watch::ErasureWatch>,
 }
 
 /// Runs until a shutdown command, or until every sender is gone (after draining the queue).
@@ -86,6 +88,7 @@ pub(crate) fn run(
     let mut log = Log {
         next_seq,
         backlog: Backlog::new(batching.backlog),
+        erasures: batching.erasures,
     };
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
     // Waiting on the queue with a time limit (a lingering batch, a retry due) takes a timer.
@@ -238,6 +241,7 @@ enum Try {
 struct Log {
     next_seq: u64,
     backlog: Backlog,
+    erasures: Option<crate::erasure_watch::ErasureWatch>,
 }
 
 impl Log {
@@ -271,6 +275,9 @@ impl Log {
         records.extend(gap.into_iter().chain(held).map(|s| (s, None)));
         records.append(batch);
         shared.batches.fetch_add(1, Ordering::Relaxed);
+        if let Some(erasures) = &mut self.erasures {
+            erasures.check(store, records.iter_mut().map(|(sealed, _)| &mut **sealed));
+        }
         let started = Instant::now();
         let outcomes = self.write(store, &records);
         shared.telemetry.commit_latency.observe(started.elapsed());
