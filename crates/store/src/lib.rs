@@ -52,6 +52,7 @@ mod postgres;
 mod read;
 mod sqlite;
 mod store;
+mod witnessing;
 mod write;
 
 // The public modules keep their paths; the crate's own code reaches every module at the root too.
@@ -80,3 +81,4 @@ pub use store::{
     LogEntry, Maintain, ProofEntry, Read, Scrub, Store, Tally,
 };
 pub use telemetry::{COMMIT_BUCKETS_MICROS, CommitHistogram, RecorderMetrics};
+pub use witnessing::{Advance, StoredCosignature, Witnessed, Witnessing};

@@ -201,6 +201,28 @@ const MIGRATIONS: &[Migration] = &[Migration {
         -- until it had found its events.
         CREATE INDEX IF NOT EXISTS events_review ON events (ts, log_id, seq) WHERE requires_review;
     ",
+}, Migration {
+    description: "witnesses: the checkpoints this database co-signed as a witness, and the cosignatures of each log's checkpoints (see docs/sinks.md)",
+    sql: "
+        -- Witness side (`serve --witness-key`): per log origin, the latest checkpoint
+        -- co-signed. Moved forward only by a compare-and-swap on `size`; never deleted.
+        CREATE TABLE witnessed (
+            origin     TEXT PRIMARY KEY,
+            size       BIGINT NOT NULL,        -- tree size of the latest co-signed checkpoint
+            root       BYTEA NOT NULL,         -- its root hash
+            note       TEXT NOT NULL,          -- the signed note as submitted
+            updated_at BIGINT NOT NULL         -- microseconds since the Unix epoch
+        );
+        -- Log side: witnesses' cosignatures of each log's checkpoints.
+        CREATE TABLE cosignatures (
+            log_id      TEXT NOT NULL,
+            size        BIGINT NOT NULL,       -- the co-signed checkpoint's tree size
+            witness     TEXT NOT NULL,         -- <name>+<key id hex> of the witness key
+            line        TEXT NOT NULL,         -- the signature line as received
+            received_at BIGINT NOT NULL,
+            PRIMARY KEY (log_id, size, witness)
+        );
+    ",
 }];
 
 /// The first version with `expired_entries`.

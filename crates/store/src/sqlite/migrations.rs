@@ -257,6 +257,28 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             CREATE INDEX events_review ON events (seq) WHERE requires_review;
         ",
     },
+    Migration {
+        description: "witnesses: the checkpoints this database co-signed as a witness, and the cosignatures of this log's checkpoints (see docs/sinks.md)",
+        sql: "
+            -- Witness side (`serve --witness-key`): per log origin, the latest checkpoint
+            -- co-signed. Moved forward only by a compare-and-swap on `size`; never deleted.
+            CREATE TABLE witnessed (
+                origin     TEXT PRIMARY KEY,
+                size       INTEGER NOT NULL,  -- tree size of the latest co-signed checkpoint
+                root       BLOB NOT NULL,     -- its root hash
+                note       TEXT NOT NULL,     -- the signed note as submitted
+                updated_at INTEGER NOT NULL   -- microseconds since the Unix epoch
+            );
+            -- Log side: witnesses' cosignatures of this log's checkpoints.
+            CREATE TABLE cosignatures (
+                size        INTEGER NOT NULL,  -- the co-signed checkpoint's tree size
+                witness     TEXT NOT NULL,     -- <name>+<key id hex> of the witness key
+                line        TEXT NOT NULL,     -- the signature line as received
+                received_at INTEGER NOT NULL,
+                PRIMARY KEY (size, witness)
+            );
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -275,6 +297,8 @@ pub(crate) const RECEIVED_AT_VERSION: i64 = 8;
 pub(crate) const SEARCH_VERSION: i64 = 9;
 /// The first version with `pseudonyms` (see `pseudonyms.rs`).
 pub(crate) const PSEUDONYMS_VERSION: i64 = 10;
+/// The first version with `witnessed` and `cosignatures` (see `witness.rs`).
+pub(crate) const WITNESS_VERSION: i64 = 12;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

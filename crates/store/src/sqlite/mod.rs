@@ -15,6 +15,7 @@ mod read;
 mod report;
 mod schema;
 mod totals;
+mod witness;
 mod writers;
 
 use std::borrow::Cow;
@@ -97,6 +98,8 @@ pub(super) struct Layout {
     pub(super) search: bool,
     /// `pseudonyms` (version 10 on): the writer stores the links its events carry.
     pub(super) pseudonyms: bool,
+    /// `witnessed` and `cosignatures` (version 12 on): a reader of an older file has none.
+    pub(super) witness: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -110,6 +113,7 @@ impl Layout {
             received_at: version >= migrations::RECEIVED_AT_VERSION,
             search: version >= migrations::SEARCH_VERSION,
             pseudonyms: version >= migrations::PSEUDONYMS_VERSION,
+            witness: version >= migrations::WITNESS_VERSION,
             totals_every: totals::EVERY,
         }
     }
