@@ -11,6 +11,8 @@
 //! - [`Failure`]: how a destination says a batch did not (wholly) arrive, which decides between
 //!   a retry with backoff and a dead letter.
 
+pub mod witness;
+
 use mcp_audit_store::StoredEvent;
 
 /// The idempotency key of a record: its log id and seq, as `LOG:SEQ`. Unique across every log
