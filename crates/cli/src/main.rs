@@ -34,7 +34,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
     cleanup, export, hold, integrity, log, proxy, query, recover, redact, report, schema, serve,
-    show, stats, subject, summary, token,
+    show, stats, subject, summary, token, witness,
 };
 use crate::db::Db;
 
@@ -108,6 +108,7 @@ enum Command {
     /// Place, list and release legal holds
     Hold(Writes<hold::HoldArgs, db::ReconnectArgs>),
     Report(report::ReportArgs),
+    Witness(Writes<witness::WitnessArgs, db::ReconnectArgs>),
 }
 
 impl Command {
@@ -123,7 +124,8 @@ impl Command {
             | Command::Serve(Writes { writing, .. })
             | Command::Token(Writes { writing, .. })
             | Command::Subject(Writes { writing, .. })
-            | Command::Hold(Writes { writing, .. }) => writing.clone().into(),
+            | Command::Hold(Writes { writing, .. })
+            | Command::Witness(Writes { writing, .. }) => writing.clone().into(),
             _ => db::WritingArgs::default(),
         }
     }
@@ -162,6 +164,7 @@ fn main() -> ExitCode {
         Command::Subject(w) => subject::run(&db, w.args).map(|()| 0),
         Command::Hold(w) => hold::run(&db, w.args).map(|()| 0),
         Command::Report(args) => report::run(&db, args).map(|()| 0),
+        Command::Witness(w) => witness::run(&db, w.args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -278,6 +281,7 @@ mod tests {
             "token",
             "subject",
             "hold",
+            "witness",
         ];
         for (path, command) in commands() {
             // The whole path after `mcp-audit`: a subcommand of a group (`subject erase`) is not

@@ -56,7 +56,7 @@ mod witnessing;
 mod write;
 
 // The public modules keep their paths; the crate's own code reaches every module at the root too.
-pub use audit::{erasure, expiry, hold, integrity, subject};
+pub use audit::{cosigned, erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
 pub use read::search;
 use read::{query, report, reveal, sql};

@@ -114,10 +114,16 @@ impl TlogWitness {
                     });
                 }
                 Answer::Conflict(known) if known != old => old = known,
+                // The witness knows the size sent and still conflicts: it co-signed another
+                // tree of that size.
                 Answer::Conflict(known) => {
-                    return Err(WitnessError::BadAnswer {
+                    return Err(WitnessError::Refused {
                         url: self.url.to_string(),
-                        reason: format!("409 naming the old size sent ({known})"),
+                        size,
+                        status: 409,
+                        reason: format!(
+                            "the witness co-signed another tree of {known} entries of this log: the log forked from the one it saw"
+                        ),
                     });
                 }
             }
