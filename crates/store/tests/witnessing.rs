@@ -103,6 +103,7 @@ fn a_log_keeps_its_witnesses_cosignatures(db: Db) {
 
 /// A writable store of the test database beside `db.open()`'s.
 fn racer(db: &Db, i: u64) -> Box<dyn mcp_audit_store::Store> {
+    let _ = i; // names the PostgreSQL racer's log
     match db.backend {
         backend::Backend::Sqlite => db.open(),
         #[cfg(feature = "postgres")]

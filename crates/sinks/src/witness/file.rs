@@ -89,3 +89,68 @@ impl FileWitness {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mcp_audit_core::checkpoint::NoteSigner;
+    use mcp_audit_store::integrity::sign_checkpoint;
+    use mcp_audit_store::{Recorder, RecorderConfig, SqliteOptions, SqliteStore};
+
+    use super::*;
+
+    fn grow(path: &std::path::Path, signer: &NoteSigner, n: u64) {
+        let store = SqliteStore::open(path, SqliteOptions::default()).unwrap();
+        let recorder = Recorder::start(store, RecorderConfig::default()).unwrap();
+        for i in 0..n {
+            recorder
+                .record(
+                    mcp_audit_core::AuditEvent::tool_execution(format!("t{i}"))
+                        .build()
+                        .unwrap(),
+                )
+                .unwrap();
+        }
+        recorder.shutdown().unwrap();
+        let mut store = SqliteStore::open(path, SqliteOptions::default()).unwrap();
+        sign_checkpoint(&mut store, signer, "log.test/f").unwrap();
+    }
+
+    #[test]
+    fn each_checkpoint_is_appended_once_and_a_cut_line_is_written_again_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let out = dir.path().join("checkpoints.jsonl");
+        let signer = NoteSigner::generate("log.test").unwrap();
+        let mut witness = FileWitness::new(out.clone());
+        grow(&db, &signer, 2);
+        grow(&db, &signer, 1);
+        let mut store = SqliteStore::open(&db, SqliteOptions::default()).unwrap();
+        assert_eq!(
+            witness.step(&mut store).unwrap(),
+            Step::Appended { count: 2, size: 3 }
+        );
+        assert_eq!(witness.step(&mut store).unwrap(), Step::UpToDate);
+        // A crash cut the file mid-line: the next checkpoint starts a line of its own.
+        let mut file = OpenOptions::new().append(true).open(&out).unwrap();
+        file.write_all(b"{\"size\":9,\"no").unwrap();
+        drop(file);
+        grow(&db, &signer, 1);
+        let mut store = SqliteStore::open(&db, SqliteOptions::default()).unwrap();
+        assert_eq!(
+            witness.step(&mut store).unwrap(),
+            Step::Appended { count: 1, size: 4 }
+        );
+        let kept: Vec<OutsideCheckpoint> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let sizes: Vec<u64> = kept.iter().map(|c| c.size).collect();
+        assert_eq!(sizes, vec![2, 3, 4]);
+        // What the file holds is what the log signed.
+        let verifier = signer.verifier();
+        for c in kept {
+            assert_eq!(verifier.open(&c.note).unwrap().size, c.size);
+        }
+    }
+}

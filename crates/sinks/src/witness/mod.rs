@@ -115,7 +115,8 @@ pub enum Step {
 
 /// One witness sink.
 pub enum Witness {
-    Tlog(tlog::TlogWitness),
+    /// Boxed: the HTTP client and URL are large beside a path.
+    Tlog(Box<tlog::TlogWitness>),
     File(file::FileWitness),
 }
 
@@ -135,7 +136,7 @@ impl Witness {
                     WitnessError::Config("target `tlog-witness` needs `key`".into())
                 })?;
                 let key = CosignatureVerifier::from_text(&key).map_err(WitnessError::Key)?;
-                Ok(Witness::Tlog(tlog::TlogWitness::new(&url, key)?))
+                Ok(Witness::Tlog(Box::new(tlog::TlogWitness::new(&url, key)?)))
             }
             WitnessTarget::File => {
                 if config.url.is_some() || config.key.is_some() {
