@@ -446,3 +446,133 @@ fn of_two_submissions_that_extend_the_same_size_only_one_is_cosigned() {
     assert_eq!(loser, &(409, format!("{winner_size}\n")), "{answers:?}");
     assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), winner_size)]);
 }
+
+/// On PostgreSQL: the witness keeps its state in a PostgreSQL database, the logs are logs of
+/// one, and push, verify and the witness's refusal of a shorter history work as on SQLite.
+#[test]
+fn on_postgres_a_pushed_log_is_cosigned_and_a_shorter_history_is_refused() {
+    let Some(pg) = support::PgSchema::new("witness") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    ok(run(
+        dir.path(),
+        &["keygen", "--name", "log.test", "--out", &path("log.key")],
+    ));
+    ok(run(
+        dir.path(),
+        &[
+            "witness",
+            "keygen",
+            "--name",
+            "witness.test/w1",
+            "--out",
+            &path("w.key"),
+        ],
+    ));
+    let in_log = |args: &[&str]| -> Output {
+        let mut all = vec!["--db", pg.url.as_str(), "--log-id", "log-a"];
+        all.extend_from_slice(args);
+        run(dir.path(), &all)
+    };
+    let grow = |n: usize| {
+        for i in 0..n {
+            let event =
+                format!(r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"pg{i}"}}"#);
+            ok(in_log(&["log", &event]));
+        }
+        ok(in_log(&[
+            "checkpoint",
+            "--key",
+            &path("log.key"),
+            "--origin",
+            ORIGIN,
+        ]));
+    };
+    grow(3);
+    let mut serve = Command::new(BIN);
+    serve.args(["--db", &pg.url]);
+    let (mut witness, base) = spawn_serve(
+        serve,
+        &[
+            "--witness-key",
+            &path("w.key"),
+            "--witness-trust",
+            &format!("{ORIGIN}={}", path("log.key.pub")),
+        ],
+    );
+    let push = || {
+        in_log(&[
+            "witness",
+            "push",
+            "--url",
+            &base,
+            "--key",
+            &path("w.key.pub"),
+        ])
+    };
+    let verify = || {
+        in_log(&[
+            "verify",
+            "--no-record",
+            "--key",
+            &path("log.key.pub"),
+            "--witness",
+            &path("w.key.pub"),
+        ])
+    };
+    assert!(text(&ok(push())).contains("co-signed checkpoint 3"));
+    ok(verify());
+    grow(2);
+    assert!(text(&ok(push())).contains("co-signed checkpoint 5"));
+    ok(verify());
+    // Another history under the same origin and key, shorter than what was co-signed: a log
+    // rebuilt from scratch (or cut back) and signed again. The witness refuses it.
+    let in_other = |args: &[&str]| -> Output {
+        let mut all = vec!["--db", pg.url.as_str(), "--log-id", "log-b"];
+        all.extend_from_slice(args);
+        run(dir.path(), &all)
+    };
+    for i in 0..4 {
+        let event =
+            format!(r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"other{i}"}}"#);
+        ok(in_other(&["log", &event]));
+    }
+    ok(in_other(&[
+        "checkpoint",
+        "--key",
+        &path("log.key"),
+        "--origin",
+        ORIGIN,
+    ]));
+    let refused = in_other(&[
+        "witness",
+        "push",
+        "--url",
+        &base,
+        "--key",
+        &path("w.key.pub"),
+    ]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("cut back"), "{}", text(&refused));
+    let verified = in_other(&[
+        "verify",
+        "--no-record",
+        "--key",
+        &path("log.key.pub"),
+        "--witness",
+        &path("w.key.pub"),
+    ]);
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+    let mut client = ::postgres::Client::connect(&pg.url, ::postgres::NoTls).unwrap();
+    let witnessed: i64 = client
+        .query_one("SELECT size FROM witnessed WHERE origin = $1", &[&ORIGIN])
+        .unwrap()
+        .get(0);
+    assert_eq!(witnessed, 5);
+    // The original log still verifies.
+    ok(verify());
+    let _ = witness.kill();
+    let _ = witness.wait();
+}

@@ -113,11 +113,7 @@ fn push(db: &Db, args: PushArgs) -> Result<()> {
     };
     let mut witness = Witness::new(config)?;
     let mut store = db.open_log_writer()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    match runtime.block_on(witness.step(store.as_mut()))? {
+    match witness.step(store.as_mut())? {
         Step::UpToDate => println!("up to date: nothing to send"),
         Step::Cosigned { size, line } => {
             print!("co-signed checkpoint {size}: {line}");

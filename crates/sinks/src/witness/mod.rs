@@ -152,14 +152,16 @@ impl Witness {
         }
     }
 
-    /// One round: sends what the target has not seen yet of the log's checkpoints. The store
-    /// calls are synchronous and short (the checkpoints, one consistency proof, one row).
-    pub async fn step<S>(&mut self, store: &mut S) -> Result<Step, WitnessError>
+    /// One round: sends what the target has not seen yet of the log's checkpoints. Blocking,
+    /// like every store call (the checkpoints, one consistency proof, one row, and the HTTP
+    /// request on the sink's own small runtime): call it from a thread or `spawn_blocking`,
+    /// never from inside an async task.
+    pub fn step<S>(&mut self, store: &mut S) -> Result<Step, WitnessError>
     where
         S: Append + Audit + Witnessing + ?Sized,
     {
         match self {
-            Witness::Tlog(w) => w.step(store).await,
+            Witness::Tlog(w) => w.step(store),
             Witness::File(w) => w.step(store),
         }
     }

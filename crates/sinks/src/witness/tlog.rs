@@ -37,6 +37,10 @@ pub struct TlogWitness {
     url: reqwest::Url,
     key: CosignatureVerifier,
     client: reqwest::Client,
+    /// The round's HTTP requests run on this runtime of its own, so that the round, which
+    /// also calls the synchronous store (the PostgreSQL client blocks), is one blocking call:
+    /// made from a thread or `spawn_blocking`, never from inside an async task.
+    runtime: tokio::runtime::Runtime,
 }
 
 /// What a witness answered to one submission.
@@ -64,7 +68,16 @@ impl TlogWitness {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| WitnessError::Config(format!("the HTTP client: {e}")))?;
-        Ok(TlogWitness { url, key, client })
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| WitnessError::Config(format!("the HTTP client's runtime: {e}")))?;
+        Ok(TlogWitness {
+            url,
+            key,
+            client,
+            runtime,
+        })
     }
 
     /// `<name>+<key id hex>`: how the store names this witness's cosignatures.
@@ -72,7 +85,8 @@ impl TlogWitness {
         format!("{}+{}", self.key.name(), hex::encode(self.key.key_id()))
     }
 
-    pub async fn step<S>(&mut self, store: &mut S) -> Result<Step, WitnessError>
+    /// One round; blocks (see [`TlogWitness::runtime`]).
+    pub fn step<S>(&mut self, store: &mut S) -> Result<Step, WitnessError>
     where
         S: Append + Audit + Witnessing + ?Sized,
     {
@@ -93,7 +107,7 @@ impl TlogWitness {
         // At most one retry: from the size the witness says it knows.
         for _ in 0..2 {
             let body = self.request_body(store, old, size, &note)?;
-            match self.send(body, size).await? {
+            match self.runtime.block_on(self.send(body, size))? {
                 Answer::Cosigned(lines) => {
                     let line = self.check(&note, &lines)?;
                     store.put_cosignature(&StoredCosignature {
