@@ -66,6 +66,13 @@ pub trait Witnessing: Log {
     /// Every cosignature of this log, by size then witness. Empty on a database whose schema
     /// predates them.
     fn cosignatures(&mut self) -> Result<Vec<StoredCosignature>, StoreError>;
+
+    /// The largest checkpoint size `target` acknowledged for this log (0: none yet), for
+    /// targets that return nothing to keep.
+    fn sent_size(&mut self, target: &str) -> Result<u64, StoreError>;
+
+    /// Moves `target`'s cursor to `size` (never back: a smaller size leaves it).
+    fn put_sent_size(&mut self, target: &str, size: u64) -> Result<(), StoreError>;
 }
 
 impl<T: Witnessing + ?Sized> Witnessing for Box<T> {
@@ -88,5 +95,13 @@ impl<T: Witnessing + ?Sized> Witnessing for Box<T> {
 
     fn cosignatures(&mut self) -> Result<Vec<StoredCosignature>, StoreError> {
         (**self).cosignatures()
+    }
+
+    fn sent_size(&mut self, target: &str) -> Result<u64, StoreError> {
+        (**self).sent_size(target)
+    }
+
+    fn put_sent_size(&mut self, target: &str, size: u64) -> Result<(), StoreError> {
+        (**self).put_sent_size(target, size)
     }
 }

@@ -101,6 +101,16 @@ fn a_log_keeps_its_witnesses_cosignatures(db: Db) {
     );
 }
 
+fn a_posting_targets_cursor_moves_only_forward(db: Db) {
+    let mut store = db.open();
+    assert_eq!(store.sent_size("http://a").unwrap(), 0);
+    store.put_sent_size("http://a", 5).unwrap();
+    store.put_sent_size("http://a", 3).unwrap();
+    store.put_sent_size("http://b", 1).unwrap();
+    assert_eq!(store.sent_size("http://a").unwrap(), 5);
+    assert_eq!(store.sent_size("http://b").unwrap(), 1);
+}
+
 /// A writable store of the test database beside `db.open()`'s.
 fn racer(db: &Db, i: u64) -> Box<dyn mcp_audit_store::Store> {
     let _ = i; // names the PostgreSQL racer's log
@@ -121,4 +131,5 @@ on_both_backends!(
     the_witness_state_moves_only_from_the_size_it_extends,
     of_racing_submissions_from_one_size_exactly_one_wins,
     a_log_keeps_its_witnesses_cosignatures,
+    a_posting_targets_cursor_moves_only_forward,
 );

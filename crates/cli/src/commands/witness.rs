@@ -46,13 +46,16 @@ Examples:
   mcp-audit checkpoint --key audit.key
   mcp-audit witness push --url https://witness.example.com --key witness.key.pub
   mcp-audit witness push --file /mnt/elsewhere/checkpoints.jsonl
+  mcp-audit witness push --post https://collector.example.com/checkpoints
 With --url: sends the newest stored checkpoint to the C2SP tlog-witness at URL
 (POST URL/add-checkpoint) with a consistency proof from the size that witness last co-signed,
 checks the cosignature it returns with --key and keeps it beside the checkpoint, where
 `verify --witness` finds it. A witness that refuses (the log was cut back or rewritten since
 it last co-signed) makes the command fail with its answer.
 With --file: appends every stored checkpoint the file does not hold yet (one JSON object per
-line, as `checkpoint --checkpoint-out`) and syncs it.")]
+line, as `checkpoint --checkpoint-out`) and syncs it.
+With --post: POSTs every stored checkpoint larger than the last one URL acknowledged, in order,
+keeping that size in the database after each 2xx.")]
 struct PushArgs {
     /// The witness's submission URL prefix (`/add-checkpoint` is appended).
     #[arg(long, value_name = "URL", requires = "key", conflicts_with = "file")]
@@ -61,8 +64,11 @@ struct PushArgs {
     #[arg(long, value_name = "KEY")]
     key: Option<String>,
     /// Append the checkpoints to this file instead.
-    #[arg(long, value_name = "PATH", required_unless_present = "url")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["url", "post"], conflicts_with = "post")]
     file: Option<PathBuf>,
+    /// POST each checkpoint not acknowledged yet (the signed note, text/plain) to this URL instead.
+    #[arg(long, value_name = "URL", conflicts_with = "url")]
+    post: Option<String>,
 }
 
 pub fn run(db: &Db, args: WitnessArgs) -> Result<()> {
@@ -94,6 +100,12 @@ pub(crate) fn read_witness_key(key: &str) -> Result<CosignatureVerifier> {
 
 fn push(db: &Db, args: PushArgs) -> Result<()> {
     let config = match (&args.url, &args.file) {
+        _ if args.post.is_some() => WitnessConfig {
+            target: WitnessTarget::Post,
+            url: args.post.clone(),
+            key: None,
+            path: None,
+        },
         (Some(url), _) => WitnessConfig {
             target: WitnessTarget::TlogWitness,
             url: Some(url.clone()),
@@ -120,6 +132,9 @@ fn push(db: &Db, args: PushArgs) -> Result<()> {
         }
         Step::Appended { count, size } => {
             println!("appended {count} checkpoint(s), up to {size}");
+        }
+        Step::Posted { count, size } => {
+            println!("posted {count} checkpoint(s), up to {size}");
         }
     }
     Ok(())

@@ -18,11 +18,14 @@
 //! - `file`: each checkpoint appended to a file (one JSON object per line, the format of
 //!   `checkpoint --checkpoint-out`, which `verify --checkpoints` reads) and synced; the file is
 //!   its own cursor (a checkpoint whose size it holds is not appended again); see [`file`].
+//! - `post`: each checkpoint POSTed as the signed note (`text/plain`) to an http(s) URL, in
+//!   order, from a cursor kept in the store after each acknowledgement; see [`post`].
 //!
 //! [`Witness::step`] does one round: it sends what the target has not seen of the log's
 //! stored checkpoints ([`mcp_audit_store::Audit::checkpoints`]) and says what it did.
 
 pub mod file;
+pub mod post;
 pub mod tlog;
 
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ pub enum WitnessTarget {
     TlogWitness,
     /// A file at `path`, appended to and synced.
     File,
+    /// A plain POST of each signed note to `url`.
+    Post,
 }
 
 /// A witness sink's configuration, e.g.
@@ -54,7 +59,8 @@ pub enum WitnessTarget {
 #[serde(deny_unknown_fields)]
 pub struct WitnessConfig {
     pub target: WitnessTarget,
-    /// `tlog-witness`: the witness's submission prefix (`/add-checkpoint` is appended).
+    /// `tlog-witness`: the witness's submission prefix (`/add-checkpoint` is appended);
+    /// `post`: the URL each note is POSTed to.
     #[serde(default)]
     pub url: Option<String>,
     /// `tlog-witness`: the witness's verifier key (`<name>+<key id>+<base64(0x04 ‖ key)>`).
@@ -111,6 +117,8 @@ pub enum Step {
     Cosigned { size: u64, line: String },
     /// `count` checkpoints were appended to the file, up to `size`.
     Appended { count: usize, size: u64 },
+    /// `count` checkpoints were POSTed and acknowledged, up to `size`.
+    Posted { count: usize, size: u64 },
 }
 
 /// One witness sink.
@@ -118,6 +126,7 @@ pub enum Witness {
     /// Boxed: the HTTP client and URL are large beside a path.
     Tlog(Box<tlog::TlogWitness>),
     File(file::FileWitness),
+    Post(Box<post::PostWitness>),
 }
 
 impl Witness {
@@ -149,6 +158,17 @@ impl Witness {
                     .ok_or_else(|| WitnessError::Config("target `file` needs `path`".into()))?;
                 Ok(Witness::File(file::FileWitness::new(path)))
             }
+            WitnessTarget::Post => {
+                if config.key.is_some() || config.path.is_some() {
+                    return Err(WitnessError::Config(
+                        "`key` is for target `tlog-witness`, `path` for `file`".into(),
+                    ));
+                }
+                let url = config
+                    .url
+                    .ok_or_else(|| WitnessError::Config("target `post` needs `url`".into()))?;
+                Ok(Witness::Post(Box::new(post::PostWitness::new(&url)?)))
+            }
         }
     }
 
@@ -163,6 +183,7 @@ impl Witness {
         match self {
             Witness::Tlog(w) => w.step(store),
             Witness::File(w) => w.step(store),
+            Witness::Post(w) => w.step(store),
         }
     }
 }
@@ -188,6 +209,8 @@ mod tests {
         assert!(matches!(Witness::new(tlog), Ok(Witness::Tlog(_))));
         let file = config("target = \"file\"\npath = \"/tmp/x\"\n").unwrap();
         assert!(matches!(Witness::new(file), Ok(Witness::File(_))));
+        let post = config("target = \"post\"\nurl = \"https://c.test/cp\"\n").unwrap();
+        assert!(matches!(Witness::new(post), Ok(Witness::Post(_))));
         // An unknown field or target is refused by the parser.
         assert!(config("target = \"file\"\npath = \"x\"\nfsync = true\n").is_err());
         assert!(config("target = \"s3\"\n").is_err());
@@ -196,6 +219,8 @@ mod tests {
             "target = \"file\"\n".to_string(),
             "target = \"file\"\npath = \"x\"\nurl = \"http://h\"\n".into(),
             "target = \"tlog-witness\"\nurl = \"http://h\"\n".into(),
+            "target = \"post\"\n".into(),
+            format!("target = \"post\"\nurl = \"http://h\"\nkey = \"{key}\"\n"),
             format!("target = \"tlog-witness\"\nkey = \"{key}\"\n"),
             format!("target = \"tlog-witness\"\nurl = \"ftp://h\"\nkey = \"{key}\"\n"),
             format!(

@@ -222,6 +222,14 @@ const MIGRATIONS: &[Migration] = &[Migration {
             received_at BIGINT NOT NULL,
             PRIMARY KEY (log_id, size, witness)
         );
+        -- Log side: how far each target that returns nothing to keep (a plain POST) has
+        -- acknowledged each log's checkpoints, moved after each acknowledgement.
+        CREATE TABLE witness_cursors (
+            log_id TEXT NOT NULL,
+            target TEXT NOT NULL,              -- the target's URL
+            size   BIGINT NOT NULL,            -- the largest checkpoint size it acknowledged
+            PRIMARY KEY (log_id, target)
+        );
     ",
 }];
 

@@ -131,4 +131,33 @@ impl Witnessing for PgStore {
             })
             .collect())
     }
+
+    fn sent_size(&mut self, target: &str) -> Result<u64, StoreError> {
+        if !self.has_witness_tables()? {
+            return Ok(0);
+        }
+        let log_id = self.log_id.clone();
+        let row = self.with_client(|c| {
+            c.query_opt(
+                "SELECT size FROM witness_cursors WHERE log_id = $1 AND target = $2",
+                &[&log_id, &target],
+            )
+            .map_err(map_err)
+        })?;
+        Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
+    fn put_sent_size(&mut self, target: &str, size: u64) -> Result<(), StoreError> {
+        let log_id = self.log_id.clone();
+        self.with_client(|c| {
+            c.execute(
+                "INSERT INTO witness_cursors (log_id, target, size) VALUES ($1, $2, $3) \
+                 ON CONFLICT (log_id, target) DO UPDATE SET size = EXCLUDED.size \
+                 WHERE EXCLUDED.size > witness_cursors.size",
+                &[&log_id, &target, &(size as i64)],
+            )
+            .map(drop)
+            .map_err(map_err)
+        })
+    }
 }

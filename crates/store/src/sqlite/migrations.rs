@@ -277,6 +277,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
                 received_at INTEGER NOT NULL,
                 PRIMARY KEY (size, witness)
             );
+            -- Log side: how far each target that returns nothing to keep (a plain POST) has
+            -- acknowledged this log's checkpoints, moved after each acknowledgement.
+            CREATE TABLE witness_cursors (
+                target TEXT PRIMARY KEY,       -- the target's URL
+                size   INTEGER NOT NULL        -- the largest checkpoint size it acknowledged
+            );
         ",
     },
 ];

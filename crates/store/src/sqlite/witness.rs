@@ -109,4 +109,32 @@ impl Witnessing for SqliteStore {
         .and_then(|rows| rows.collect())
         .map_err(map_err)
     }
+
+    fn sent_size(&mut self, target: &str) -> Result<u64, StoreError> {
+        if !self.layout.witness {
+            return Ok(0);
+        }
+        let size: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT size FROM witness_cursors WHERE target = ?1",
+                [target],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(map_err)?;
+        Ok(size.map_or(0, |s| s as u64))
+    }
+
+    fn put_sent_size(&mut self, target: &str, size: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO witness_cursors (target, size) VALUES (?1, ?2) \
+                 ON CONFLICT (target) DO UPDATE SET size = excluded.size \
+                 WHERE excluded.size > witness_cursors.size",
+                rusqlite::params![target, size as i64],
+            )
+            .map(drop)
+            .map_err(|e| self.map(e))
+    }
 }
