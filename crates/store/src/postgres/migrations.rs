@@ -204,9 +204,11 @@ const MIGRATIONS: &[Migration] = &[Migration {
 }, Migration {
     description: "witnesses: the checkpoints this database co-signed as a witness, and the cosignatures of each log's checkpoints (see docs/sinks.md)",
     sql: "
+        -- IF NOT EXISTS, as the steps before: a schema stamped back to an older version (the
+        -- upgrade tests do) still has these tables when the steps run again.
         -- Witness side (`serve --witness-key`): per log origin, the latest checkpoint
         -- co-signed. Moved forward only by a compare-and-swap on `size`; never deleted.
-        CREATE TABLE witnessed (
+        CREATE TABLE IF NOT EXISTS witnessed (
             origin     TEXT PRIMARY KEY,
             size       BIGINT NOT NULL,        -- tree size of the latest co-signed checkpoint
             root       BYTEA NOT NULL,         -- its root hash
@@ -214,7 +216,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             updated_at BIGINT NOT NULL         -- microseconds since the Unix epoch
         );
         -- Log side: witnesses' cosignatures of each log's checkpoints.
-        CREATE TABLE cosignatures (
+        CREATE TABLE IF NOT EXISTS cosignatures (
             log_id      TEXT NOT NULL,
             size        BIGINT NOT NULL,       -- the co-signed checkpoint's tree size
             witness     TEXT NOT NULL,         -- <name>+<key id hex> of the witness key
@@ -224,7 +226,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
         );
         -- Log side: how far each target that returns nothing to keep (a plain POST) has
         -- acknowledged each log's checkpoints, moved after each acknowledgement.
-        CREATE TABLE witness_cursors (
+        CREATE TABLE IF NOT EXISTS witness_cursors (
             log_id TEXT NOT NULL,
             target TEXT NOT NULL,              -- the target's URL
             size   BIGINT NOT NULL,            -- the largest checkpoint size it acknowledged
