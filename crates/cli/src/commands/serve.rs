@@ -30,7 +30,7 @@ use crate::db::Db;
   mcp-audit serve --tls-cert cert.pem --tls-key key.pem --jwt-jwks idp-keys.json \
       --jwt-issuer https://idp.example --jwt-audience mcp-audit --jwt-role-map sec-team=auditor
   mcp-audit serve --witness-key witness.key \
-      --witness-trust 'mcp-audit/=audit.example.com+1a2b3c4d+AQ...'
+      --witness-trust 'audit.example.com/log=audit.example.com+1a2b3c4d+AQ...'
 Every read of arguments or results, every export and every review is recorded in the log with
 the token's name. See docs/console.md for the roles and the API.
 
