@@ -34,7 +34,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
     cleanup, export, hold, import, integrity, log, proxy, query, recover, redact, report, schema,
-    serve, show, stats, subject, summary, token,
+    serve, show, stats, subject, summary, token, witness,
 };
 use crate::db::Db;
 
@@ -110,6 +110,7 @@ enum Command {
     Report(report::ReportArgs),
     /// Import a seed logger's database (MockLoop, ContextForge) into the log
     Import(Writes<import::ImportArgs, db::ReconnectArgs>),
+    Witness(Writes<witness::WitnessArgs, db::ReconnectArgs>),
 }
 
 impl Command {
@@ -126,7 +127,8 @@ impl Command {
             | Command::Token(Writes { writing, .. })
             | Command::Subject(Writes { writing, .. })
             | Command::Hold(Writes { writing, .. })
-            | Command::Import(Writes { writing, .. }) => writing.clone().into(),
+            | Command::Import(Writes { writing, .. })
+            | Command::Witness(Writes { writing, .. }) => writing.clone().into(),
             _ => db::WritingArgs::default(),
         }
     }
@@ -166,6 +168,7 @@ fn main() -> ExitCode {
         Command::Hold(w) => hold::run(&db, w.args).map(|()| 0),
         Command::Report(args) => report::run(&db, args).map(|()| 0),
         Command::Import(w) => import::run(&db, w.args).map(|()| 0),
+        Command::Witness(w) => witness::run(&db, w.args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -283,6 +286,7 @@ mod tests {
             "subject",
             "hold",
             "import",
+            "witness",
         ];
         for (path, command) in commands() {
             // The whole path after `mcp-audit`: a subcommand of a group (`subject erase`) is not

@@ -22,7 +22,7 @@ use crate::hash::Hash;
 /// Ed25519, in the signed-note algorithm numbering.
 const ALG_ED25519: u8 = 0x01;
 /// The line that introduces a signature: an em dash and a space.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(crate) const SIG_PREFIX: &str = "\u{2014} ";
 
 /// Why a checkpoint, note or key text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,7 +42,7 @@ pub enum NoteError {
     BadSignature(String),
 }
 
-fn malformed(what: &'static str, problem: &'static str) -> NoteError {
+pub(crate) fn malformed(what: &'static str, problem: &'static str) -> NoteError {
     NoteError::Malformed { what, problem }
 }
 
@@ -102,16 +102,23 @@ impl Checkpoint {
 }
 
 fn key_id(name: &str, public: &VerifyingKey) -> [u8; 4] {
+    key_id_of(ALG_ED25519, name, public)
+}
+
+/// `SHA-256(name ‖ "\n" ‖ algorithm ‖ public key)[:4]`: the signed-note key id, for any
+/// signature type (`cosignature` uses 0x04 with the same construction).
+pub(crate) fn key_id_of(algorithm: u8, name: &str, public: &VerifyingKey) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ALG_ED25519]);
+    h.update([algorithm]);
     h.update(public.as_bytes());
     let digest = h.finalize();
     [digest[0], digest[1], digest[2], digest[3]]
 }
 
-fn valid_name(name: &str) -> bool {
+/// A key name as signed notes allow it: not empty, no `+`, no white space.
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains('+') && !name.chars().any(char::is_whitespace)
 }
 

@@ -36,6 +36,7 @@ mod canonical;
 mod changeset;
 pub mod checkpoint;
 mod classification;
+pub mod cosignature;
 mod error;
 mod event;
 mod hash;

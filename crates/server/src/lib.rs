@@ -17,6 +17,8 @@
 //!   reading through the API's own functions and role checks.
 //! - `metrics`: `/metrics` in the Prometheus text format (the console's recorder, what it
 //!   served on record, the last verify).
+//! - [`witness`]: `POST /add-checkpoint`, a C2SP tlog-witness that co-signs trusted logs'
+//!   checkpoints (`serve --witness-key`).
 //! - `export`: the streamed export; [`verify`]: a `verify` run started from the API, watched
 //!   through `/integrity`, and the record of every finished run (the API's and
 //!   `mcp-audit verify`'s) in the log, from which `/integrity` shows the last one.
@@ -70,6 +72,7 @@
 //!         verifier_key: None,
 //!         tls: None,
 //!         jwt: None,
+//!         witness: None,
 //!     };
 //!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
@@ -109,6 +112,7 @@ pub mod tls;
 pub mod tokens;
 mod ui;
 pub mod verify;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -155,6 +159,8 @@ pub struct Config {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Take JWT bearers beside console tokens.
     pub jwt: Option<JwtRoles>,
+    /// Act as a witness of these logs (`POST /add-checkpoint`).
+    pub witness: Option<Arc<witness::Witness>>,
 }
 
 /// The running server's shared state.
@@ -252,7 +258,10 @@ pub async fn serve(
             built_from: (u64::MAX, u64::MAX),
         }),
     });
-    let router = api::router(Arc::clone(&app));
+    let mut router = api::router(Arc::clone(&app));
+    if let Some(witness) = config.witness {
+        router = router.merge(witness::router(witness));
+    }
     let served = match config.tls {
         Some(tls) => {
             axum::serve(tls::TlsListener::new(listener, tls)?, router)

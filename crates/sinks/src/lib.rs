@@ -18,6 +18,8 @@ pub mod syslog;
 
 pub mod otlp;
 
+pub mod witness;
+
 use mcp_audit_store::StoredEvent;
 
 /// The idempotency key of a record: its log id and seq, as `LOG:SEQ`. Unique across every log

@@ -52,10 +52,11 @@ mod postgres;
 mod read;
 mod sqlite;
 mod store;
+mod witnessing;
 mod write;
 
 // The public modules keep their paths; the crate's own code reaches every module at the root too.
-pub use audit::{erasure, expiry, hold, integrity, subject};
+pub use audit::{cosigned, erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
 pub use read::search;
 use read::{query, report, reveal, sql};
@@ -82,3 +83,4 @@ pub use store::{
     LogEntry, Maintain, ProofEntry, Read, Scrub, Store, Tally,
 };
 pub use telemetry::{COMMIT_BUCKETS_MICROS, CommitHistogram, RecorderMetrics};
+pub use witnessing::{Advance, StoredCosignature, Witnessed, Witnessing};

@@ -26,6 +26,7 @@ pub use crate::lineage::{LineageRow, LineageTable};
 use crate::query::{
     CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
+use crate::witnessing::Witnessing;
 
 /// An event with its place in the log, as the writer hands it to [`Append::append`].
 #[derive(Debug)]
@@ -406,6 +407,6 @@ pub trait Maintain: Log {
 
 /// A whole backend: every role. Callers that need all of them, or choose the backend at run
 /// time (`Box<dyn Store>`), hold a `Store`; functions that need one role take only that one.
-pub trait Store: Append + Read + Audit + Maintain {}
+pub trait Store: Append + Read + Audit + Maintain + Witnessing {}
 
-impl<T: Append + Read + Audit + Maintain + ?Sized> Store for T {}
+impl<T: Append + Read + Audit + Maintain + Witnessing + ?Sized> Store for T {}

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
 use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::{NoteSigner, NoteVerifier};
+use mcp_audit_core::cosignature::CosignatureVerifier;
 use mcp_audit_server::verify::{self, Finished, LogResult};
 use mcp_audit_store::erasure::{self, ErasureRequest};
 use mcp_audit_store::integrity::{self, OutsideCheckpoint};
@@ -35,9 +36,14 @@ pub struct KeygenArgs {
 
 pub fn keygen(args: KeygenArgs) -> Result<()> {
     let signer = NoteSigner::generate(&args.name)?;
-    write_new(&args.out, &format!("{}\n", signer.to_text()), 0o600)?;
-    let public = signer.verifier().to_text();
-    let pub_path = PathBuf::from(format!("{}.pub", args.out.display()));
+    write_key_pair(&args.out, &signer.to_text(), &signer.verifier().to_text())
+}
+
+/// Writes a private key to `out` (0600) and its public key to `out.pub`, and prints the
+/// public key.
+pub(crate) fn write_key_pair(out: &Path, private: &str, public: &str) -> Result<()> {
+    write_new(out, &format!("{private}\n"), 0o600)?;
+    let pub_path = PathBuf::from(format!("{}.pub", out.display()));
     write_new(&pub_path, &format!("{public}\n"), 0o644)?;
     println!("{public}");
     Ok(())
@@ -122,6 +128,7 @@ pub fn checkpoint(db: &Db, args: CheckpointArgs) -> Result<()> {
 Examples:
   mcp-audit verify --key audit.key.pub
   mcp-audit verify --key 'audit.example.com+1a2b3c4d+AQ...' --checkpoints checkpoints.jsonl --json
+  mcp-audit verify --key audit.key.pub --witness witness.key.pub
 Every finding is listed with its sequence number (modified metadata, column, payload, lineage or
 compliance row, missing, extra or reordered entry, a payload deleted with no erasure recorded,
 checkpoint mismatch, truncated tail, bad signature, no signed checkpoint under --key, an edited
@@ -129,6 +136,10 @@ lookup index, running total or stored tree node). Payloads erased with `erase` (
 each erasure in the log) are counted as redacted, not tampered. Entries that `cleanup` removed
 are counted as expired, with the seq of the run's own event in the log; a removed entry without
 such a record is missing.
+
+With --witness KEY (repeatable): the newest stored checkpoint must carry a valid cosignature by
+each witness key (kept by `witness push`), and every kept cosignature must verify against the
+stored checkpoint of its size; any other outcome is listed as `WITNESS ...` and fails (exit 1).
 
 Each run is recorded in the log (unless --no-record): an `admin` event `verify audit_log` by the OS
 user, with the logs and ranges read and the result, passed or not. On PostgreSQL only with
@@ -158,6 +169,10 @@ pub struct VerifyArgs {
     /// the console's integrity page shows as the last verify.
     #[arg(long)]
     no_record: bool,
+    /// Require that the newest checkpoint carries a valid cosignature by this witness key
+    /// (text or file, from `witness keygen`), as `witness push` keeps them (repeatable).
+    #[arg(long, value_name = "KEY")]
+    witness: Vec<String>,
     /// PostgreSQL: record the result in this log (sign checkpoints of it as of the others:
     /// with --key, a log without a checkpoint is a finding). Without it nothing is recorded
     /// on PostgreSQL.
@@ -181,6 +196,11 @@ pub(crate) fn read_verifier(key: &str) -> Result<NoteVerifier> {
 
 pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
     let verifier = args.key.as_deref().map(read_verifier).transpose()?;
+    let witnesses = args
+        .witness
+        .iter()
+        .map(|k| crate::commands::witness::read_witness_key(k))
+        .collect::<Result<Vec<_>>>()?;
     let mut outside = Vec::new();
     for path in &args.checkpoints {
         outside.extend(read_outside(path)?);
@@ -191,7 +211,8 @@ pub fn verify(db: &Db, args: VerifyArgs) -> Result<i32> {
     }
     let started = Timestamp::now();
     let mut results = Vec::new();
-    let ran = verify_logs(db, &args, verifier.as_ref(), &outside, logs, &mut results);
+    let ran = verify_logs(db, &args, verifier.as_ref(), &outside, logs, &mut results)
+        .and_then(|all_ok| Ok(witnessed(db, &witnesses, args.json)? && all_ok));
     // On PostgreSQL only into a log named for it: a new log per run would make the next
     // `verify --key` report a log without a checkpoint.
     let record_log = match (db.is_postgres(), &args.record_log) {
@@ -278,6 +299,31 @@ fn verify_logs(
         println!("{}", serde_json::to_string_pretty(&all)?);
     }
     Ok(all_ok)
+}
+
+/// `--witness`: each log's checkpoints against each witness key's cosignatures; prints the
+/// findings (stderr with `--json`, which keeps stdout for the report); whether there were none.
+fn witnessed(db: &Db, witnesses: &[CosignatureVerifier], json: bool) -> Result<bool> {
+    if witnesses.is_empty() {
+        return Ok(true);
+    }
+    let mut ok = true;
+    for log_id in db.log_ids()? {
+        let mut store = db.open_log(&log_id)?;
+        for finding in mcp_audit_store::cosigned::check(store.as_mut(), witnesses)? {
+            ok = false;
+            let line = format!("WITNESS {finding}");
+            if json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        }
+    }
+    if ok && !json {
+        println!("witnessed: the newest checkpoint is co-signed by every --witness key");
+    }
+    Ok(ok)
 }
 
 /// Records `run` as an event of the log (see `mcp_audit_server::verify::record_event`), and

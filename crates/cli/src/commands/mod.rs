@@ -21,3 +21,4 @@ pub mod subject;
 pub mod subject_erase;
 pub mod summary;
 pub mod token;
+pub mod witness;

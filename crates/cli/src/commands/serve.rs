@@ -12,8 +12,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::NoteVerifier;
+use mcp_audit_core::cosignature::CosignatureSigner;
 use mcp_audit_proxy::http::{IdentityConfig, JwtKeys};
 use mcp_audit_server::jwt::{DEFAULT_ROLE_CLAIM, parse_role_mapping};
+use mcp_audit_server::witness::{TrustedLog, Witness};
 use mcp_audit_server::{Config, Databases, JwtRoles, OpenError, Role};
 use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
 
@@ -27,8 +29,14 @@ use crate::db::Db;
   curl -H 'Authorization: Bearer mcpa_...' http://127.0.0.1:8700/api/v1/events?limit=10
   mcp-audit serve --tls-cert cert.pem --tls-key key.pem --jwt-jwks idp-keys.json \
       --jwt-issuer https://idp.example --jwt-audience mcp-audit --jwt-role-map sec-team=auditor
+  mcp-audit serve --witness-key witness.key \
+      --witness-trust 'audit.example.com/log=audit.example.com+1a2b3c4d+AQ...'
 Every read of arguments or results, every export and every review is recorded in the log with
-the token's name. See docs/console.md for the roles and the API.")]
+the token's name. See docs/console.md for the roles and the API.
+
+With --witness-key, serve is also a witness (C2SP tlog-witness): POST /add-checkpoint co-signs a
+checkpoint of a --witness-trust log when it extends the last one it co-signed for that origin,
+and refuses a fork or a truncation (409/422). Its state is kept in --db. See docs/sinks.md.")]
 pub struct ServeArgs {
     /// Where to listen (address:port)
     #[arg(long, default_value = "127.0.0.1:8700", value_name = "ADDR")]
@@ -63,6 +71,12 @@ pub struct ServeArgs {
     /// A claim value that stands for a role, e.g. an identity provider's group (repeatable)
     #[arg(long, value_name = "VALUE=ROLE", requires = "jwt_key", value_parser = parse_role_mapping)]
     jwt_role_map: Vec<(String, Role)>,
+    /// Act as a C2SP tlog-witness (POST /add-checkpoint) with this key from `witness keygen`
+    #[arg(long, value_name = "PATH", requires = "witness_trust")]
+    witness_key: Option<PathBuf>,
+    /// A log to witness: its checkpoints' origin line and its verifier key (text or file) (repeatable)
+    #[arg(long, value_name = "ORIGIN=KEY", requires = "witness_key")]
+    witness_trust: Vec<String>,
 }
 
 impl ServeArgs {
@@ -113,6 +127,40 @@ impl Databases for CliDatabases {
     }
 }
 
+/// The witness of `--witness-key` and `--witness-trust`, keeping its state in `db`.
+fn witness(db: &Db, args: &ServeArgs) -> anyhow::Result<Option<Arc<Witness>>> {
+    let Some(path) = &args.witness_key else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let signer = CosignatureSigner::from_text(&text)
+        .with_context(|| format!("reading the witness key in {}", path.display()))?;
+    let trusted = args
+        .witness_trust
+        .iter()
+        .map(|trust| {
+            let (origin, key) = trust
+                .split_once('=')
+                .with_context(|| format!("--witness-trust `{trust}`: expected ORIGIN=KEY"))?;
+            if origin.is_empty() || origin.contains('\n') {
+                anyhow::bail!("--witness-trust `{trust}`: the origin is empty");
+            }
+            let key = crate::commands::integrity::read_verifier(key)
+                .with_context(|| format!("--witness-trust {origin}"))?;
+            Ok(TrustedLog {
+                origin: origin.to_string(),
+                key,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(Arc::new(Witness {
+        signer,
+        trusted,
+        state: std::sync::Mutex::new(db.open_eraser()?),
+    })))
+}
+
 pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
     // Certificate, key and JWT key files that cannot be used fail before anything opens.
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -122,6 +170,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
     let jwt = args.jwt()?;
     // A mistyped --db must fail here, not on the first request.
     db.open_read_only()?;
+    let witness = witness(db, &args)?;
     for warning in db.exposure_warnings(&[]) {
         eprintln!("warning: {warning}");
     }
@@ -171,6 +220,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             verifier_key,
             tls,
             jwt,
+            witness,
         };
         mcp_audit_server::serve(listener, config, stop)
             .await

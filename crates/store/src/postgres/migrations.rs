@@ -211,6 +211,38 @@ const MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE IF NOT EXISTS pseudonym_epoch (n BIGINT NOT NULL);
         INSERT INTO pseudonym_epoch (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM pseudonym_epoch);
     ",
+}, Migration {
+    description: "witnesses: the checkpoints this database co-signed as a witness, and the cosignatures of each log's checkpoints (see docs/sinks.md)",
+    sql: "
+        -- IF NOT EXISTS, as the steps before: a schema stamped back to an older version (the
+        -- upgrade tests do) still has these tables when the steps run again.
+        -- Witness side (`serve --witness-key`): per log origin, the latest checkpoint
+        -- co-signed. Moved forward only by a compare-and-swap on `size`; never deleted.
+        CREATE TABLE IF NOT EXISTS witnessed (
+            origin     TEXT PRIMARY KEY,
+            size       BIGINT NOT NULL,        -- tree size of the latest co-signed checkpoint
+            root       BYTEA NOT NULL,         -- its root hash
+            note       TEXT NOT NULL,          -- the signed note as submitted
+            updated_at BIGINT NOT NULL         -- microseconds since the Unix epoch
+        );
+        -- Log side: witnesses' cosignatures of each log's checkpoints.
+        CREATE TABLE IF NOT EXISTS cosignatures (
+            log_id      TEXT NOT NULL,
+            size        BIGINT NOT NULL,       -- the co-signed checkpoint's tree size
+            witness     TEXT NOT NULL,         -- <name>+<key id hex> of the witness key
+            line        TEXT NOT NULL,         -- the signature line as received
+            received_at BIGINT NOT NULL,
+            PRIMARY KEY (log_id, size, witness)
+        );
+        -- Log side: how far each target that returns nothing to keep (a plain POST) has
+        -- acknowledged each log's checkpoints, moved after each acknowledgement.
+        CREATE TABLE IF NOT EXISTS witness_cursors (
+            log_id TEXT NOT NULL,
+            target TEXT NOT NULL,              -- the target's URL
+            size   BIGINT NOT NULL,            -- the largest checkpoint size it acknowledged
+            PRIMARY KEY (log_id, target)
+        );
+    ",
 }];
 
 /// The first version with `expired_entries`.

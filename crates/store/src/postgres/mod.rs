@@ -23,6 +23,7 @@ mod pseudonyms;
 mod read;
 mod report;
 mod spool;
+mod witness;
 mod write;
 
 use std::path::PathBuf;

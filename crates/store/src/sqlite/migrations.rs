@@ -268,6 +268,34 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             INSERT INTO pseudonym_epoch (n) VALUES (0);
         ",
     },
+    Migration {
+        description: "witnesses: the checkpoints this database co-signed as a witness, and the cosignatures of this log's checkpoints (see docs/sinks.md)",
+        sql: "
+            -- Witness side (`serve --witness-key`): per log origin, the latest checkpoint
+            -- co-signed. Moved forward only by a compare-and-swap on `size`; never deleted.
+            CREATE TABLE witnessed (
+                origin     TEXT PRIMARY KEY,
+                size       INTEGER NOT NULL,  -- tree size of the latest co-signed checkpoint
+                root       BLOB NOT NULL,     -- its root hash
+                note       TEXT NOT NULL,     -- the signed note as submitted
+                updated_at INTEGER NOT NULL   -- microseconds since the Unix epoch
+            );
+            -- Log side: witnesses' cosignatures of this log's checkpoints.
+            CREATE TABLE cosignatures (
+                size        INTEGER NOT NULL,  -- the co-signed checkpoint's tree size
+                witness     TEXT NOT NULL,     -- <name>+<key id hex> of the witness key
+                line        TEXT NOT NULL,     -- the signature line as received
+                received_at INTEGER NOT NULL,
+                PRIMARY KEY (size, witness)
+            );
+            -- Log side: how far each target that returns nothing to keep (a plain POST) has
+            -- acknowledged this log's checkpoints, moved after each acknowledgement.
+            CREATE TABLE witness_cursors (
+                target TEXT PRIMARY KEY,       -- the target's URL
+                size   INTEGER NOT NULL        -- the largest checkpoint size it acknowledged
+            );
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -288,6 +316,8 @@ pub(crate) const SEARCH_VERSION: i64 = 9;
 pub(crate) const PSEUDONYMS_VERSION: i64 = 10;
 /// The first version with `pseudonym_epoch`, the count of erasures of the mapping.
 pub(crate) const PSEUDONYM_EPOCH_VERSION: i64 = 12;
+/// The first version with `witnessed` and `cosignatures` (see `witness.rs`).
+pub(crate) const WITNESS_VERSION: i64 = 13;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

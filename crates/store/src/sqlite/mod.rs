@@ -15,6 +15,7 @@ mod read;
 mod report;
 mod schema;
 mod totals;
+mod witness;
 mod writers;
 
 use std::borrow::Cow;
@@ -99,6 +100,8 @@ pub(super) struct Layout {
     pub(super) pseudonyms: bool,
     /// `pseudonym_epoch` (version 12 on): erasures of the mapping count there.
     pub(super) pseudonym_epoch: bool,
+    /// `witnessed` and `cosignatures` (version 12 on): a reader of an older file has none.
+    pub(super) witness: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -113,6 +116,7 @@ impl Layout {
             search: version >= migrations::SEARCH_VERSION,
             pseudonyms: version >= migrations::PSEUDONYMS_VERSION,
             pseudonym_epoch: version >= migrations::PSEUDONYM_EPOCH_VERSION,
+            witness: version >= migrations::WITNESS_VERSION,
             totals_every: totals::EVERY,
         }
     }

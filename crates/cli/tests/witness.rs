@@ -1,0 +1,578 @@
+//! Witnesses, end to end with real processes: `mcp-audit serve --witness-key` is the witness
+//! (C2SP tlog-witness), `mcp-audit witness push` sends a log's checkpoints to it, and
+//! `mcp-audit verify --witness` requires its cosignature. A log that forks or is cut back after
+//! a cosignature gets none again, and `verify --witness` fails on it; malformed submissions are
+//! refused and change nothing; of two submissions that extend the same size, one wins.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use support::{BIN, spawn_serve};
+
+/// The origin the test logs sign their checkpoints with.
+const ORIGIN: &str = "log.test/a";
+
+/// A temp dir with a log key, a witness key and a running witness that trusts the log key.
+struct Setup {
+    dir: tempfile::TempDir,
+    witness: Child,
+    base: String,
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.witness.kill();
+        let _ = self.witness.wait();
+    }
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        ok(run(
+            dir.path(),
+            &["keygen", "--name", "log.test", "--out", &path("log.key")],
+        ));
+        ok(run(
+            dir.path(),
+            &[
+                "witness",
+                "keygen",
+                "--name",
+                "witness.test/w1",
+                "--out",
+                &path("w.key"),
+            ],
+        ));
+        ok(run(
+            dir.path(),
+            &[
+                "witness",
+                "keygen",
+                "--name",
+                "witness.test/w2",
+                "--out",
+                &path("other.key"),
+            ],
+        ));
+        // The witness's own database, with one event so that serve opens it.
+        log_events(dir.path(), "witness.db", "w", 1);
+        let mut serve = Command::new(BIN);
+        serve.args(["--db", &path("witness.db")]);
+        let (witness, base) = spawn_serve(
+            serve,
+            &[
+                "--witness-key",
+                &path("w.key"),
+                "--witness-trust",
+                &format!("{ORIGIN}={}", path("log.key.pub")),
+            ],
+        );
+        Setup { dir, witness, base }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Records `n` events named `{tag}{i}` in `db` and signs a checkpoint: the note.
+    fn grow(&self, db: &str, tag: &str, n: usize) -> String {
+        log_events(self.dir.path(), db, tag, n);
+        let out = run(
+            self.dir.path(),
+            &[
+                "--db",
+                &self.path(db),
+                "checkpoint",
+                "--key",
+                &self.path("log.key"),
+                "--origin",
+                ORIGIN,
+            ],
+        );
+        String::from_utf8(ok(out).stdout).unwrap()
+    }
+
+    fn push(&self, db: &str) -> Output {
+        run(
+            self.dir.path(),
+            &[
+                "--db",
+                &self.path(db),
+                "witness",
+                "push",
+                "--url",
+                &self.base,
+                "--key",
+                &self.path("w.key.pub"),
+            ],
+        )
+    }
+
+    fn verify(&self, db: &str, witness_keys: &[&str]) -> Output {
+        let mut args = vec![
+            "--db".to_string(),
+            self.path(db),
+            "verify".into(),
+            "--no-record".into(),
+            "--key".into(),
+            self.path("log.key.pub"),
+        ];
+        for key in witness_keys {
+            args.push("--witness".into());
+            args.push(self.path(key));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(self.dir.path(), &args)
+    }
+
+    fn copy(&self, from: &str, to: &str) {
+        // A consistent copy of a SQLite file in WAL mode, as a backup would take it.
+        let conn = rusqlite::Connection::open(self.path(from)).unwrap();
+        conn.execute("VACUUM INTO ?1", [self.path(to)]).unwrap();
+    }
+
+    /// The witness's stored state: (origin, size) rows.
+    fn witnessed(&self) -> Vec<(String, i64)> {
+        let conn = rusqlite::Connection::open(self.path("witness.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT origin, size FROM witnessed ORDER BY origin")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// A consistency proof of `db` from `old` to `new`, as the tlog-witness body's lines.
+    fn proof_lines(&self, db: &str, old_note: &str, new_note: &str) -> String {
+        let (old, new) = (self.path("old.note"), self.path("new.note"));
+        std::fs::write(&old, old_note).unwrap();
+        std::fs::write(&new, new_note).unwrap();
+        let out = ok(run(
+            self.dir.path(),
+            &[
+                "--db",
+                &self.path(db),
+                "consistency",
+                &old,
+                &new,
+                "--key",
+                &self.path("log.key.pub"),
+            ],
+        ));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                format!(
+                    "{}\n",
+                    STANDARD.encode(hex::decode(h.as_str().unwrap()).unwrap())
+                )
+            })
+            .collect()
+    }
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn log_events(dir: &Path, db: &str, tag: &str, n: usize) {
+    let db: PathBuf = dir.join(db);
+    for i in 0..n {
+        let event =
+            format!(r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"{tag}{i}"}}"#);
+        ok(run(
+            dir,
+            &["--db", &db.display().to_string(), "log", &event],
+        ));
+    }
+}
+
+/// `POST path` with `body` to 127.0.0.1:`port`: status, head (lower-case), body.
+fn post(port: u16, path: &str, body: &[u8]) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: text/plain\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    (
+        status,
+        head,
+        String::from_utf8_lossy(&out[split + 4..]).into_owned(),
+    )
+}
+
+#[test]
+fn a_pushed_log_is_cosigned_and_verify_witness_passes_until_a_checkpoint_is_not_pushed() {
+    let s = Setup::new();
+    s.grow("a.db", "a", 3);
+    let pushed = ok(s.push("a.db"));
+    assert!(
+        text(&pushed).contains("co-signed checkpoint 3: \u{2014} witness.test/w1 "),
+        "{}",
+        text(&pushed)
+    );
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 3)]);
+    let verified = ok(s.verify("a.db", &["w.key.pub"]));
+    assert!(
+        text(&verified).contains("witnessed:"),
+        "{}",
+        text(&verified)
+    );
+    // Pushing again sends nothing; growing and pushing goes through with a consistency proof.
+    assert!(text(&ok(s.push("a.db"))).contains("up to date"));
+    s.grow("a.db", "a-more", 2);
+    assert!(text(&ok(s.push("a.db"))).contains("co-signed checkpoint 5"));
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 5)]);
+    ok(s.verify("a.db", &["w.key.pub"]));
+    // Another witness's key was never asked: verify fails, naming it.
+    let other = s.verify("a.db", &["w.key.pub", "other.key.pub"]);
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    assert!(
+        text(&other).contains("WITNESS witness witness.test/w2+"),
+        "{}",
+        text(&other)
+    );
+    // A checkpoint signed after the last push is not co-signed: verify fails until pushed.
+    s.grow("a.db", "a-late", 1);
+    let late = s.verify("a.db", &["w.key.pub"]);
+    assert_eq!(late.status.code(), Some(1), "{}", text(&late));
+    assert!(
+        text(&late).contains("the newest checkpoint (6 entries) is not co-signed"),
+        "{}",
+        text(&late)
+    );
+    ok(s.push("a.db"));
+    ok(s.verify("a.db", &["w.key.pub"]));
+}
+
+#[test]
+fn a_forked_log_is_refused_by_the_witness_and_fails_verify_witness() {
+    let s = Setup::new();
+    s.grow("a.db", "a", 3);
+    ok(s.push("a.db"));
+    // The fork: a copy of the log as co-signed at 3, then other entries than the original's.
+    s.copy("a.db", "fork.db");
+    s.grow("a.db", "a", 2);
+    ok(s.push("a.db"));
+    s.grow("fork.db", "forged", 2);
+    // Same size, another root: 409 (after the client retried from the witness's size).
+    let refused = s.push("fork.db");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("HTTP 409") && text(&refused).contains("forked"),
+        "{}",
+        text(&refused)
+    );
+    // A larger forked tree: its consistency proof from the witness's 5 does not hold, 422.
+    s.grow("fork.db", "forged-more", 1);
+    let refused = s.push("fork.db");
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("HTTP 422"), "{}", text(&refused));
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 5)]);
+    let verified = s.verify("fork.db", &["w.key.pub"]);
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("is not co-signed"),
+        "{}",
+        text(&verified)
+    );
+    // The original still verifies.
+    ok(s.verify("a.db", &["w.key.pub"]));
+}
+
+#[test]
+fn a_log_cut_back_to_an_older_copy_is_refused_by_the_witness_and_fails_verify_witness() {
+    let s = Setup::new();
+    s.grow("a.db", "a", 3);
+    ok(s.push("a.db"));
+    s.copy("a.db", "backup.db");
+    s.grow("a.db", "a", 3);
+    ok(s.push("a.db"));
+    // The older copy restored, one entry recorded and a smaller checkpoint (4) signed.
+    s.grow("backup.db", "after-restore", 1);
+    let refused = s.push("backup.db");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("larger than its newest checkpoint (4)")
+            && text(&refused).contains("cut back"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 6)]);
+    let verified = s.verify("backup.db", &["w.key.pub"]);
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("the newest checkpoint (4 entries) is not co-signed"),
+        "{}",
+        text(&verified)
+    );
+}
+
+#[test]
+fn malformed_untrusted_and_unknown_submissions_are_refused_and_store_nothing() {
+    let s = Setup::new();
+    let note = s.grow("a.db", "a", 2);
+    let port = s.port();
+    for body in [
+        "garbage".to_string(),
+        format!("old 01\n\n{note}"),
+        format!("old 1\nnot base64\n\n{note}"),
+        format!("old 0\n\n{}", note.replace("\n\n", "\n")),
+        format!("old 3\n\n{note}"),
+    ] {
+        let (status, _, answer) = post(port, "/add-checkpoint", body.as_bytes());
+        assert_eq!(status, 400, "{body:?}: {answer}");
+    }
+    // An origin the witness does not witness: 404.
+    let other_origin = note.replacen(ORIGIN, "log.test/other", 1);
+    let (status, _, _) = post(
+        port,
+        "/add-checkpoint",
+        format!("old 0\n\n{other_origin}").as_bytes(),
+    );
+    assert_eq!(status, 404);
+    // Signed by a key the witness does not trust for the origin (edited body): 403.
+    let forged = note.replacen("\n2\n", "\n1\n", 1);
+    let (status, _, _) = post(
+        port,
+        "/add-checkpoint",
+        format!("old 0\n\n{forged}").as_bytes(),
+    );
+    assert_eq!(status, 403);
+    // A body past the limit: 413.
+    let (status, _, _) = post(port, "/add-checkpoint", &vec![b'a'; 70 * 1024]);
+    assert_eq!(status, 413);
+    assert!(s.witnessed().is_empty());
+    // A correct first submission is co-signed, with the spec's answer: signature lines.
+    let (status, _, answer) = post(
+        port,
+        "/add-checkpoint",
+        format!("old 0\n\n{note}").as_bytes(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.starts_with("\u{2014} witness.test/w1 ") && answer.ends_with('\n'));
+    // The same again from 0 now conflicts, with the size it knows as text/x.tlog.size.
+    let (status, head, answer) = post(
+        port,
+        "/add-checkpoint",
+        format!("old 0\n\n{note}").as_bytes(),
+    );
+    assert_eq!((status, answer.as_str()), (409, "2\n"));
+    assert!(head.contains("content-type: text/x.tlog.size"), "{head}");
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 2)]);
+}
+
+#[test]
+fn of_two_submissions_that_extend_the_same_size_only_one_is_cosigned() {
+    let s = Setup::new();
+    let base = s.grow("a.db", "a", 2);
+    let port = s.port();
+    let (status, _, _) = post(
+        port,
+        "/add-checkpoint",
+        format!("old 0\n\n{base}").as_bytes(),
+    );
+    assert_eq!(status, 200);
+    let four = s.grow("a.db", "b", 2);
+    let five = s.grow("a.db", "c", 1);
+    let bodies = [
+        format!("old 2\n{}\n{four}", s.proof_lines("a.db", &base, &four)),
+        format!("old 2\n{}\n{five}", s.proof_lines("a.db", &base, &five)),
+    ];
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let racers: Vec<_> = bodies
+            .iter()
+            .map(|body| {
+                scope.spawn(move || {
+                    let (status, _, answer) = post(port, "/add-checkpoint", body.as_bytes());
+                    (status, answer)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let won: Vec<usize> = (0..2).filter(|i| answers[*i].0 == 200).collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    let winner_size = [4, 5][won[0]];
+    let loser = &answers[1 - won[0]];
+    assert_eq!(loser, &(409, format!("{winner_size}\n")), "{answers:?}");
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), winner_size)]);
+}
+
+/// On PostgreSQL: the witness keeps its state in a PostgreSQL database, the logs are logs of
+/// one, and push, verify and the witness's refusal of a shorter history work as on SQLite.
+#[test]
+fn on_postgres_a_pushed_log_is_cosigned_and_a_shorter_history_is_refused() {
+    let Some(pg) = support::PgSchema::new("witness") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    ok(run(
+        dir.path(),
+        &["keygen", "--name", "log.test", "--out", &path("log.key")],
+    ));
+    ok(run(
+        dir.path(),
+        &[
+            "witness",
+            "keygen",
+            "--name",
+            "witness.test/w1",
+            "--out",
+            &path("w.key"),
+        ],
+    ));
+    let in_log = |args: &[&str]| -> Output {
+        let mut all = vec!["--db", pg.url.as_str(), "--log-id", "log-a"];
+        all.extend_from_slice(args);
+        run(dir.path(), &all)
+    };
+    let grow = |n: usize| {
+        for i in 0..n {
+            let event =
+                format!(r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"pg{i}"}}"#);
+            ok(in_log(&["log", &event]));
+        }
+        ok(in_log(&[
+            "checkpoint",
+            "--key",
+            &path("log.key"),
+            "--origin",
+            ORIGIN,
+        ]));
+    };
+    grow(3);
+    let mut serve = Command::new(BIN);
+    serve.args(["--db", &pg.url]);
+    let (mut witness, base) = spawn_serve(
+        serve,
+        &[
+            "--witness-key",
+            &path("w.key"),
+            "--witness-trust",
+            &format!("{ORIGIN}={}", path("log.key.pub")),
+        ],
+    );
+    let push = || {
+        in_log(&[
+            "witness",
+            "push",
+            "--url",
+            &base,
+            "--key",
+            &path("w.key.pub"),
+        ])
+    };
+    let verify = || {
+        in_log(&[
+            "verify",
+            "--no-record",
+            "--key",
+            &path("log.key.pub"),
+            "--witness",
+            &path("w.key.pub"),
+        ])
+    };
+    assert!(text(&ok(push())).contains("co-signed checkpoint 3"));
+    ok(verify());
+    grow(2);
+    assert!(text(&ok(push())).contains("co-signed checkpoint 5"));
+    ok(verify());
+    // Another history under the same origin and key, shorter than what was co-signed: a log
+    // rebuilt from scratch (or cut back) and signed again. The witness refuses it.
+    let in_other = |args: &[&str]| -> Output {
+        let mut all = vec!["--db", pg.url.as_str(), "--log-id", "log-b"];
+        all.extend_from_slice(args);
+        run(dir.path(), &all)
+    };
+    for i in 0..4 {
+        let event =
+            format!(r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"other{i}"}}"#);
+        ok(in_other(&["log", &event]));
+    }
+    ok(in_other(&[
+        "checkpoint",
+        "--key",
+        &path("log.key"),
+        "--origin",
+        ORIGIN,
+    ]));
+    let refused = in_other(&[
+        "witness",
+        "push",
+        "--url",
+        &base,
+        "--key",
+        &path("w.key.pub"),
+    ]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("cut back"), "{}", text(&refused));
+    let verified = in_other(&[
+        "verify",
+        "--no-record",
+        "--key",
+        &path("log.key.pub"),
+        "--witness",
+        &path("w.key.pub"),
+    ]);
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+    let mut client = ::postgres::Client::connect(&pg.url, ::postgres::NoTls).unwrap();
+    let witnessed: i64 = client
+        .query_one("SELECT size FROM witnessed WHERE origin = $1", &[&ORIGIN])
+        .unwrap()
+        .get(0);
+    assert_eq!(witnessed, 5);
+    // The original log still verifies.
+    ok(verify());
+    let _ = witness.kill();
+    let _ = witness.wait();
+}
