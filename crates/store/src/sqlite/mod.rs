@@ -92,11 +92,14 @@ pub(super) struct Layout {
     /// `events.received_at` (version 8 on): the writer fills it, `verify` compares it; a
     /// reader of an older file reads it as absent.
     pub(super) received_at: bool,
-    /// `payload_text` (version 9 on): the full-text index searches read; the database keeps
-    /// it (triggers on `payloads`).
+    /// `payload_text` (version 9 on): the full-text index searches read; kept by triggers on
+    /// `payloads` and, from version 12, the writer's one insert per commit.
     pub(super) search: bool,
     /// `pseudonyms` (version 10 on): the writer stores the links its events carry.
     pub(super) pseudonyms: bool,
+    /// Version 12 on: the writer adds each commit's payloads to `payload_text` itself, in one
+    /// statement; before, a trigger on `payloads` did (and still does in such a file).
+    pub(super) text_in_bulk: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -110,6 +113,7 @@ impl Layout {
             received_at: version >= migrations::RECEIVED_AT_VERSION,
             search: version >= migrations::SEARCH_VERSION,
             pseudonyms: version >= migrations::PSEUDONYMS_VERSION,
+            text_in_bulk: version >= migrations::TEXT_IN_BULK_VERSION,
             totals_every: totals::EVERY,
         }
     }
