@@ -95,7 +95,10 @@ pub(super) fn append(
             let sealed = entry.sealed;
             let e = &sealed.event;
             let seq = entry.seq as i64;
-            let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
+            // The sealed bytes as they are, bound as text without checking them again: they
+            // are the canonical JSON the seal wrote (UTF-8 by construction), and the row must
+            // hold exactly the bytes the commitment covers.
+            let body = ToSqlOutput::Borrowed(ValueRef::Text(&sealed.personal_json));
             insert_event.execute(params_from_iter(
                 EVENT_COLUMNS
                     .iter()
