@@ -16,9 +16,10 @@ const LINKS_PER_STATEMENT: usize = 64;
 /// is random, so one already present is the same row written before.
 ///
 /// Sorted by pseudonym and written [`LINKS_PER_STATEMENT`] to a statement: the pseudonyms are
-/// random, so in the order of the events each new row lands on a page of its own of the
-/// table's B-tree; sorted, a commit's new rows fill their pages in one pass, and one statement
-/// per row costs a statement's overhead per row.
+/// random, so in the order of the events each new row seeks a page anywhere in the table's
+/// B-tree; sorted, a commit's rows walk it once in key order (a page that takes several is
+/// visited once), and a statement per row cost a statement's overhead per row. (Not measured
+/// apart from the text index's change of the same round; see `docs/benchmarks.md`.)
 pub(super) fn insert_links<'a>(
     conn: &Connection,
     entries: &'a [Entry<'_>],
