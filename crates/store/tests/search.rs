@@ -335,3 +335,66 @@ on_both_backends!(
     an_expired_payload_is_no_longer_found,
     a_database_from_before_the_index_is_searchable_once_migrated,
 );
+
+/// Schema 12 moved the index's writes from a trigger per payload to the writer's one statement
+/// per commit, and rebuilt the index without its column sizes. A file whose index the trigger
+/// kept (schema 11) is rebuilt from its payloads; then events of several commits are found
+/// the moment each commit returns, an erased old payload leaves the index and the file, and
+/// FTS5's own check finds the index and the payloads in agreement at every step.
+#[test]
+fn a_file_indexed_row_by_row_is_rebuilt_and_then_indexed_a_commit_at_a_time() {
+    let db = Db::new(Backend::Sqlite).unwrap();
+    let old = {
+        let store = mcp_audit_store::SqliteStore::open_at_schema_version(&db.path, 11).unwrap();
+        let r = Recorder::start(Box::new(store), RecorderConfig::default()).unwrap();
+        let events = [
+            call("old", "quokka-1", "from the trigger's time"),
+            call("old", "quokka-2", "erased later"),
+        ];
+        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+        for e in events {
+            r.record(e).unwrap();
+        }
+        r.shutdown().unwrap();
+        ids
+    };
+    index_matches_payloads(&db);
+
+    let r = Recorder::start(db.open(), RecorderConfig::default()).unwrap();
+    let mut new = Vec::new();
+    for n in 0..3 {
+        let e = call("new", &format!("quokka-{}", n + 10), "a commit of its own");
+        new.push(e.id);
+        // `flush`: each event is its own commit, found as soon as it is durable.
+        r.record(e).unwrap();
+        r.flush().unwrap();
+        assert_eq!(
+            found(db.reader().as_mut(), &format!("quokka {}", n + 10)),
+            [new[n]]
+        );
+    }
+    r.shutdown().unwrap();
+    index_matches_payloads(&db);
+    let mut reader = db.reader();
+    assert_eq!(found(reader.as_mut(), "quokka-1"), [old[0]]);
+    assert_eq!(found(reader.as_mut(), "a commit of its own").len(), 3);
+
+    let recorder = admin_recorder(&db);
+    erase_call(&mut db.open(), &recorder, old[1], &backend::request()).unwrap();
+    recorder.shutdown().unwrap();
+    assert!(found(reader.as_mut(), "erased later").is_empty());
+    assert!(found(reader.as_mut(), "quokka-2").is_empty());
+    assert_eq!(files_hold(&db.path, "erased later"), Vec::<String>::new());
+    index_matches_payloads(&db);
+    // The column sizes are gone with the rebuild: nothing of the index is kept per row but
+    // its words.
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    let docsize: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'payload_text_docsize'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(docsize, 0);
+}

@@ -504,7 +504,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        13
+        14
     );
     let legacy = db
         .reader()
@@ -548,7 +548,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 13,
+                supported: 14,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }
@@ -1513,4 +1513,48 @@ fn a_recorder_past_its_max_outage_asks_callers_to_stop_until_the_store_is_back()
     });
     r.shutdown().unwrap();
     assert_eq!(db.count("SELECT COUNT(*) FROM events"), 2);
+}
+
+/// One commit naming many people not seen before stores each of their pseudonyms once (the
+/// mapping's new rows go in sorted, 64 to a statement: 300 rows are several statements, the
+/// last one short), and a person named twice in the commit adds no second row.
+#[test]
+fn a_commit_naming_many_new_people_stores_each_pseudonym_once() {
+    let db = Db::sqlite();
+    let r = db.sync();
+    let mut events: Vec<AuditEvent> = (0..150)
+        .map(|n| {
+            AuditEvent::tool_execution("lookup")
+                .user(format!("person-{n}"))
+                .data_subject(format!("subject-{n}"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    events.push(
+        AuditEvent::tool_execution("lookup")
+            .user("person-7")
+            .data_subject("subject-7")
+            .build()
+            .unwrap(),
+    );
+    // `record_all`: every event in one commit.
+    r.record_all(events).unwrap();
+    r.shutdown().unwrap();
+
+    let mut store = db.open();
+    let links = store.pseudonym_links().unwrap();
+    assert_eq!(links.len(), 300);
+    for n in [0, 7, 63, 64, 127, 128, 149] {
+        let user = store.links_of(&format!("person-{n}")).unwrap();
+        let subject = store.links_of(&format!("subject-{n}")).unwrap();
+        assert_eq!((user.len(), subject.len()), (1, 1), "person {n}");
+    }
+    let users: std::collections::HashSet<String> = db
+        .all()
+        .into_iter()
+        .filter_map(|e| e.actor.user_id)
+        .collect();
+    assert_eq!(users.len(), 150);
+    assert!(users.contains("person-149"));
 }

@@ -10,6 +10,18 @@ pub const USERS: u64 = 1_000;
 pub const TOOLS: u64 = 50;
 pub const SESSIONS: u64 = 10_000;
 
+/// How many data subjects the events name (`SUBJECTS`, default 100,000). The default is the
+/// worst case for the pseudonym mapping: over a run of 200,000 events most events name a
+/// subject not seen before, so most events add a mapping row. A smaller number (say 1,000, as
+/// many as the users) is the mix of a service whose calls concern a known set of people.
+pub static SUBJECTS: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    std::env::var("SUBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n: &u64| *n > 0)
+        .unwrap_or(100_000)
+});
+
 /// A cheap deterministic spread of keys (splitmix64), so runs are comparable.
 pub fn mix(i: u64) -> u64 {
     let mut z = i.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -47,7 +59,7 @@ pub fn event(i: u64) -> AuditEvent {
         .purpose("customer support")
         .legal_basis(LegalBasis::LegitimateInterests)
         .gdpr(true)
-        .data_subject(format!("subject-{}", k % 100_000))
+        .data_subject(format!("subject-{}", k % *SUBJECTS))
         .retention("1y")
         .build()
         .expect("a valid event")

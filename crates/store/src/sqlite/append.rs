@@ -95,7 +95,10 @@ pub(super) fn append(
             let sealed = entry.sealed;
             let e = &sealed.event;
             let seq = entry.seq as i64;
-            let body = std::str::from_utf8(&sealed.personal_json).unwrap_or_default();
+            // The sealed bytes as they are, bound as text without checking them again: they
+            // are the canonical JSON the seal wrote (UTF-8 by construction), and the row must
+            // hold exactly the bytes the commitment covers.
+            let body = ToSqlOutput::Borrowed(ValueRef::Text(&sealed.personal_json));
             insert_event.execute(params_from_iter(
                 EVENT_COLUMNS
                     .iter()
@@ -127,6 +130,16 @@ pub(super) fn append(
                     columns::mitigation(c),
                 ])?;
             }
+        }
+        if layout.text_in_bulk {
+            // The commit's payloads, in seq order, as one statement: no trigger program per
+            // row, and FTS5 gathers their words in memory and writes them as one segment at
+            // the commit.
+            tx.prepare_cached(
+                "INSERT INTO payload_text (rowid, body)
+                 SELECT seq, body FROM payloads WHERE seq >= ?1 AND seq <= ?2",
+            )?
+            .execute([first.seq as i64, last.seq as i64])?;
         }
         if layout.pseudonyms {
             super::pseudonyms::insert_links(&tx, entries)?;

@@ -296,6 +296,41 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             );
         ",
     },
+    Migration {
+        description: "the full-text index written by the writer in bulk (see sqlite/append.rs)",
+        sql: "
+            -- The writer adds a commit's payloads to the index with one statement (in the
+            -- commit's own transaction, so that a search sees every committed event) instead
+            -- of a trigger per row. Removals stay with the triggers: erasure and expiry take an
+            -- entry out of the index in the statement that deletes its payload.
+            DROP TRIGGER payload_text_insert;
+            DROP TRIGGER payload_text_delete;
+            DROP TRIGGER payload_text_update;
+            DROP TABLE payload_text;
+            -- The same index without its per-row column sizes (`columnsize=0`): they serve
+            -- ranking, and searches order by seq, not by rank. Positions stay (`detail=full`):
+            -- a search is a phrase, words next to each other.
+            CREATE VIRTUAL TABLE payload_text USING fts5(
+                body, content = 'payloads', content_rowid = 'seq', columnsize = 0,
+                tokenize = 'unicode61 remove_diacritics 0'
+            );
+            CREATE TRIGGER payload_text_delete AFTER DELETE ON payloads BEGIN
+                INSERT INTO payload_text (payload_text, rowid, body)
+                    VALUES ('delete', old.seq, old.body);
+            END;
+            CREATE TRIGGER payload_text_update AFTER UPDATE ON payloads BEGIN
+                INSERT INTO payload_text (payload_text, rowid, body)
+                    VALUES ('delete', old.seq, old.body);
+                INSERT INTO payload_text (rowid, body) VALUES (new.seq, new.body);
+            END;
+            INSERT INTO payload_text (payload_text, rank) VALUES ('secure-delete', 1);
+            -- A commit of a few thousand payloads is one in-memory batch of terms, written as
+            -- one segment, rather than several flushed at the default 1 MB: fewer segments,
+            -- fewer merges (each merge rewrites every entry of the segments it merges).
+            INSERT INTO payload_text (payload_text, rank) VALUES ('hashsize', 16777216);
+            INSERT INTO payload_text (payload_text) VALUES ('rebuild');
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -318,6 +353,10 @@ pub(crate) const PSEUDONYMS_VERSION: i64 = 10;
 pub(crate) const PSEUDONYM_EPOCH_VERSION: i64 = 12;
 /// The first version with `witnessed` and `cosignatures` (see `witness.rs`).
 pub(crate) const WITNESS_VERSION: i64 = 13;
+
+/// The first version whose text index the writer fills itself, a commit at a time (see
+/// `append.rs`); before it a trigger did, a row at a time.
+pub(crate) const TEXT_IN_BULK_VERSION: i64 = 14;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

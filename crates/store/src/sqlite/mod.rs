@@ -93,15 +93,18 @@ pub(super) struct Layout {
     /// `events.received_at` (version 8 on): the writer fills it, `verify` compares it; a
     /// reader of an older file reads it as absent.
     pub(super) received_at: bool,
-    /// `payload_text` (version 9 on): the full-text index searches read; the database keeps
-    /// it (triggers on `payloads`).
+    /// `payload_text` (version 9 on): the full-text index searches read; kept by triggers on
+    /// `payloads` and, from version 14, the writer's one insert per commit.
     pub(super) search: bool,
     /// `pseudonyms` (version 10 on): the writer stores the links its events carry.
     pub(super) pseudonyms: bool,
     /// `pseudonym_epoch` (version 12 on): erasures of the mapping count there.
     pub(super) pseudonym_epoch: bool,
-    /// `witnessed` and `cosignatures` (version 12 on): a reader of an older file has none.
+    /// `witnessed` and `cosignatures` (version 13 on): a reader of an older file has none.
     pub(super) witness: bool,
+    /// Version 14 on: the writer adds each commit's payloads to `payload_text` itself, in one
+    /// statement; before, a trigger on `payloads` did (and still does in such a file).
+    pub(super) text_in_bulk: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -117,6 +120,7 @@ impl Layout {
             pseudonyms: version >= migrations::PSEUDONYMS_VERSION,
             pseudonym_epoch: version >= migrations::PSEUDONYM_EPOCH_VERSION,
             witness: version >= migrations::WITNESS_VERSION,
+            text_in_bulk: version >= migrations::TEXT_IN_BULK_VERSION,
             totals_every: totals::EVERY,
         }
     }

@@ -3,21 +3,47 @@
 //! `secure_delete` by a subject's erasure (see `crate::reveal`, `crate::subject`).
 
 use mcp_audit_core::pseudonym::{IdentityField, Link};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::store::Entry;
 
+/// How many links one statement inserts: 3 parameters each, far below SQLite's limit, and
+/// few distinct statement shapes for the connection's statement cache.
+const LINKS_PER_STATEMENT: usize = 64;
+
 /// Stores the links the entries carry, in the caller's transaction. `OR IGNORE`: a pseudonym
 /// is random, so one already present is the same row written before.
-pub(super) fn insert_links(conn: &Connection, entries: &[Entry<'_>]) -> rusqlite::Result<()> {
-    if entries.iter().all(|e| e.sealed.links.is_empty()) {
+///
+/// Sorted by pseudonym and written [`LINKS_PER_STATEMENT`] to a statement: the pseudonyms are
+/// random, so in the order of the events each new row seeks a page anywhere in the table's
+/// B-tree; sorted, a commit's rows walk it once in key order (a page that takes several is
+/// visited once), and a statement per row cost a statement's overhead per row. (Not measured
+/// apart from the text index's change of the same round; see `docs/benchmarks.md`.)
+pub(super) fn insert_links<'a>(
+    conn: &Connection,
+    entries: &'a [Entry<'_>],
+) -> rusqlite::Result<()> {
+    let mut links: Vec<&Link> = entries.iter().flat_map(|e| &e.sealed.links).collect();
+    if links.is_empty() {
         return Ok(());
     }
-    let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO pseudonyms (pseudonym, field, identity) VALUES (?1, ?2, ?3)",
-    )?;
-    for link in entries.iter().flat_map(|e| &e.sealed.links) {
-        insert.execute(params![link.pseudonym, link.field.as_str(), link.identity])?;
+    links.sort_unstable_by(|a, b| a.pseudonym.cmp(&b.pseudonym));
+    links.dedup_by(|a, b| a.pseudonym == b.pseudonym);
+    for chunk in links.chunks(LINKS_PER_STATEMENT) {
+        let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+        let mut insert = conn.prepare_cached(&format!(
+            "INSERT OR IGNORE INTO pseudonyms (pseudonym, field, identity) VALUES {rows}"
+        ))?;
+        let text = |t: &'a str| ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes()));
+        let values = chunk.iter().flat_map(|link| {
+            [
+                text(&link.pseudonym),
+                text(link.field.as_str()),
+                text(&link.identity),
+            ]
+        });
+        insert.execute(rusqlite::params_from_iter(values))?;
     }
     Ok(())
 }
