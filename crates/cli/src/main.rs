@@ -33,8 +33,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, hold, integrity, log, proxy, query, recover, redact, report, schema, serve,
-    show, stats, subject, summary, token,
+    cleanup, export, follow, hold, integrity, log, proxy, query, recover, redact, report, schema,
+    serve, show, sink, stats, subject, summary, token,
 };
 use crate::db::Db;
 
@@ -108,6 +108,8 @@ enum Command {
     /// Place, list and release legal holds
     Hold(Writes<hold::HoldArgs, db::ReconnectArgs>),
     Report(report::ReportArgs),
+    Follow(follow::FollowArgs),
+    Sink(sink::SinkArgs),
 }
 
 impl Command {
@@ -162,6 +164,8 @@ fn main() -> ExitCode {
         Command::Subject(w) => subject::run(&db, w.args).map(|()| 0),
         Command::Hold(w) => hold::run(&db, w.args).map(|()| 0),
         Command::Report(args) => report::run(&db, args).map(|()| 0),
+        Command::Follow(args) => follow::run(&db, args).map(|()| 0),
+        Command::Sink(args) => sink::run(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -2,6 +2,7 @@
 
 pub mod cleanup;
 pub mod export;
+pub mod follow;
 pub mod hold;
 pub mod integrity;
 pub mod log;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod schema;
 pub mod serve;
 pub mod show;
+pub mod sink;
 pub mod stats;
 pub mod subject;
 pub mod subject_erase;
