@@ -113,6 +113,7 @@ pub async fn run<D: Destination, S: SinkState>(
         destination,
         store: Blocking::new(state),
         positions: HashMap::new(),
+        listed: false,
         stats,
         stop,
     };
@@ -141,6 +142,9 @@ struct Runner<D, S: SinkState> {
     destination: D,
     store: Blocking<S>,
     positions: HashMap<String, Position>,
+    /// Whether a round has listed the logs: a log first seen after that is new since the
+    /// sink started, and [`Start::End`] starts it at its beginning (nothing of it is older).
+    listed: bool,
     stats: Arc<SinkStats>,
     stop: CancellationToken,
 }
@@ -153,11 +157,13 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
             logs.retain(|l| only.contains(&l.log_id));
         }
         let mut moved = false;
+        let listed = self.listed;
+        self.listed = true;
         for log in &logs {
             if self.stop.is_cancelled() {
                 break;
             }
-            if let Step::Moved = self.follow(log).await? {
+            if let Step::Moved = self.follow(log, listed).await? {
                 moved = true;
             }
         }
@@ -185,9 +191,9 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
             .fold(self.spec.poll, Duration::min)
     }
 
-    /// One delivery (at most) from `log`.
-    async fn follow(&mut self, log: &LogSize) -> Result<Step, StoreError> {
-        let position = self.position(log).await?;
+    /// One delivery (at most) from `log`; `listed`: the logs were listed before this round.
+    async fn follow(&mut self, log: &LogSize, listed: bool) -> Result<Step, StoreError> {
+        let position = self.position(log, listed).await?;
         if position.not_before.is_some_and(|t| t > Instant::now()) || position.next >= log.size {
             return Ok(Step::Idle);
         }
@@ -272,14 +278,14 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
     }
 
     /// The sink's position in `log`: as known, else from the store, else a new cursor where
-    /// [`Start`] says.
-    async fn position(&mut self, log: &LogSize) -> Result<Position, StoreError> {
+    /// [`Start`] says (a log that appeared while the sink ran starts at its beginning).
+    async fn position(&mut self, log: &LogSize, listed: bool) -> Result<Position, StoreError> {
         if let Some(p) = self.positions.get(&log.log_id) {
             return Ok(*p);
         }
         let start = match self.spec.start {
-            Start::Beginning => 0,
-            Start::End => log.size,
+            Start::End if !listed => log.size,
+            _ => 0,
         };
         let position = if self.spec.durable {
             let (name, log_id) = (self.spec.name.clone(), log.log_id.clone());

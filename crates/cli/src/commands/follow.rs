@@ -29,7 +29,12 @@ restart or a crash; it stops on Ctrl-C or SIGTERM, after the delivery under way.
 recorded from now on, as tail -f), or from its first record with --from-start.")]
 pub struct FollowArgs {
     /// The sinks' configuration (TOML, one [[sink]] table per sink)
-    #[arg(long, value_name = "FILE", required_unless_present = "stdout", conflicts_with = "stdout")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "stdout",
+        conflicts_with = "stdout"
+    )]
     pub sink: Option<PathBuf>,
     /// Print every new record of every log as a JSON line on stdout
     #[arg(long)]
@@ -42,7 +47,11 @@ pub struct FollowArgs {
 pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
     let sinks = match &args.sink {
         Some(path) => load(db, path)?,
-        None => vec![(stdout_spec(args.from_start), Kind::Stdout(Stdout), db.open_follower()?)],
+        None => vec![(
+            stdout_spec(args.from_start),
+            Kind::Stdout(Stdout),
+            db.open_follower()?,
+        )],
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -54,7 +63,11 @@ pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let tasks = spawn(sinks, &stop);
         if args.sink.is_some() {
-            eprintln!("mcp-audit follow: {} sink(s) following {}", tasks.len(), db.name());
+            eprintln!(
+                "mcp-audit follow: {} sink(s) following {}",
+                tasks.len(),
+                db.name()
+            );
         }
         signal.await;
         stop.cancel();
@@ -99,7 +112,11 @@ fn stdout_spec(from_start: bool) -> SinkSpec {
             max: Duration::from_secs(5),
         },
         poll: Duration::from_millis(200),
-        start: if from_start { Start::Beginning } else { Start::End },
+        start: if from_start {
+            Start::Beginning
+        } else {
+            Start::End
+        },
         logs: None,
         redactor: None,
         durable: false,

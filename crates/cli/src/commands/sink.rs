@@ -48,9 +48,15 @@ pub fn run(db: &Db, args: SinkArgs) -> anyhow::Result<()> {
 fn run_status(db: &Db, args: StatusArgs) -> anyhow::Result<()> {
     let names = match &args.sink {
         Some(path) => Some(
-            mcp_audit_sinks::config::parse(path, &std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("cannot read the sinks configuration {}: {e}", path.display())
-            })?)?
+            mcp_audit_sinks::config::parse(
+                path,
+                &std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the sinks configuration {}: {e}",
+                        path.display()
+                    )
+                })?,
+            )?
             .into_iter()
             .map(|s| s.spec.name)
             .collect::<Vec<_>>(),
@@ -78,7 +84,15 @@ fn run_status(db: &Db, args: StatusArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut table = Table::new(&[
-        "SINK", "LOG", "CURSOR", "SIZE", "LAG", "LAG_S", "TRIES", "DEAD", "LAST_ERROR",
+        "SINK",
+        "LOG",
+        "CURSOR",
+        "SIZE",
+        "LAG",
+        "LAG_S",
+        "TRIES",
+        "DEAD",
+        "LAST_ERROR",
     ]);
     for column in 2..8 {
         table = table.align(column, Align::Right);
@@ -97,6 +111,9 @@ fn run_status(db: &Db, args: StatusArgs) -> anyhow::Result<()> {
             row.last_error.clone().unwrap_or_default(),
         ]);
     }
-    table.write_fitted(&mut out, terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0)))?;
+    table.write_fitted(
+        &mut out,
+        terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0)),
+    )?;
     Ok(())
 }
