@@ -413,3 +413,24 @@ fn a_bad_sinks_file_is_refused_with_its_file_and_line() {
         "neither --sink nor --stdout is a usage error"
     );
 }
+
+/// `serve --sink`: the console runs the sinks inside its process, and stops them with itself.
+#[test]
+fn serve_runs_the_sinks_of_its_sink_flag() {
+    let db = sqlite().unwrap();
+    db.record("log-a", 12);
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(&[], Duration::ZERO);
+    let config = config(dir.path(), &receiver, "");
+    let mut command = Command::new(BIN);
+    command
+        .args(["--db", &db.spec()])
+        .env("HOOK_SECRET", SECRET);
+    let (child, _) = support::spawn_serve(command, &["--sink", config.to_str().unwrap()]);
+    receiver.wait_for("the records", |s| s.records.len() >= 12);
+    terminate(child);
+    assert_eq!(
+        receiver.first_arrivals().into_values().next().unwrap(),
+        (0..12).collect::<Vec<_>>()
+    );
+}

@@ -122,3 +122,45 @@ fn stdout_spec(from_start: bool) -> SinkSpec {
         durable: false,
     }
 }
+
+/// Sinks run inside another command (`proxy`, `serve`, `--sink FILE`): started in its runtime,
+/// stopped with it, after the delivery under way.
+pub struct Hosted {
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Hosted {
+    /// Starts `sinks` (from [`load`]); call inside the runtime.
+    pub fn start(sinks: Vec<Ready>) -> Hosted {
+        let stop = CancellationToken::new();
+        let tasks = spawn(sinks, &stop);
+        Hosted { stop, tasks }
+    }
+
+    /// Stops the sinks and waits for them.
+    pub async fn finish(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a sink's task failed");
+            }
+        }
+    }
+}
+
+/// `--sink FILE` of `proxy` and `serve`: the sinks to run inside the process.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HostedArgs {
+    /// Run the sinks of this configuration (TOML, [[sink]] tables) inside this process, as
+    /// `mcp-audit follow --sink FILE` would alone (see docs/sinks.md)
+    #[arg(long = "sink", value_name = "FILE")]
+    pub sink: Option<PathBuf>,
+}
+
+impl HostedArgs {
+    /// The configured sinks, each with its connection: call once the database exists.
+    pub fn load(&self, db: &Db) -> anyhow::Result<Option<Vec<Ready>>> {
+        self.sink.as_deref().map(|path| load(db, path)).transpose()
+    }
+}

@@ -67,6 +67,8 @@ pub struct ProxyArgs {
     redaction: crate::redact_arg::RedactArgs,
     #[command(flatten)]
     retention_policy: crate::retention_arg::RetentionPolicyArgs,
+    #[command(flatten)]
+    sinks: crate::commands::follow::HostedArgs,
     /// The server command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -99,6 +101,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
                 redaction,
                 policy,
                 metrics_listen: args.metrics_listen,
+                sinks: args.sinks,
             },
         );
     }
@@ -111,6 +114,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         redaction,
         policy,
     )?;
+    let sinks = args.sinks.load(db)?;
     let (user_id, auth_method) = match args.user {
         Some(user) => (user, "configured"),
         None => (os_user(), "os_user"),
@@ -146,6 +150,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
             None => None,
         };
         audit.recover().await?;
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         // Pipes from the client are polled by the runtime, not read on its blocking pool.
         let (client_in, client_out) = mcp_audit_proxy::client_stdio::client_stdio();
         let code = run_stdio(
@@ -158,6 +163,9 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         .await;
         if let Some(metrics) = metrics {
             metrics.abort();
+        }
+        if let Some(sinks) = sinks {
+            sinks.finish().await;
         }
         proxy_audit::finish(audit, checkpointing, code).await
     });

@@ -93,6 +93,8 @@ pub struct Common {
     pub policy: mcp_audit_core::Policy,
     /// `/metrics` on a listener of its own; else on `--listen` (see `HttpConfig::metrics_route`).
     pub metrics_listen: Option<SocketAddr>,
+    /// `--sink FILE`: sinks run inside the proxy.
+    pub sinks: crate::commands::follow::HostedArgs,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -131,6 +133,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         common.redaction,
         common.policy,
     )?;
+    let sinks = common.sinks.load(db)?;
     // Said once the port is open: where clients connect, and where the trail goes.
     let started = format!(
         "{}, forwarding to {upstream}, recording to {} ({} durability)",
@@ -172,6 +175,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
             None => None,
         };
         audit.recover().await?;
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -181,6 +185,9 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         let served = run_http(listener, config, audit.recorder().clone(), stop).await;
         if let Some(metrics) = metrics {
             metrics.abort();
+        }
+        if let Some(sinks) = sinks {
+            sinks.finish().await;
         }
         proxy_audit::finish(audit, checkpointing, served)
             .await

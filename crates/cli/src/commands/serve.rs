@@ -63,6 +63,8 @@ pub struct ServeArgs {
     /// A claim value that stands for a role, e.g. an identity provider's group (repeatable)
     #[arg(long, value_name = "VALUE=ROLE", requires = "jwt_key", value_parser = parse_role_mapping)]
     jwt_role_map: Vec<(String, Role)>,
+    #[command(flatten)]
+    sinks: crate::commands::follow::HostedArgs,
 }
 
 impl ServeArgs {
@@ -149,6 +151,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
         },
     )
     .context("opening the console's recorder")?;
+    let sinks = args.sinks.load(db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -172,9 +175,14 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             tls,
             jwt,
         };
-        mcp_audit_server::serve(listener, config, stop)
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
+        let served = mcp_audit_server::serve(listener, config, stop)
             .await
-            .context("serving")
+            .context("serving");
+        if let Some(sinks) = sinks {
+            sinks.finish().await;
+        }
+        served
     });
     let stopped = recorder.shutdown();
     served?;
