@@ -12,7 +12,7 @@ use mcp_audit_store::{
 use mcp_audit_store::{PgOptions, PgStore};
 use serde_json::json;
 
-use backend::{Backend, Db, LOG_ID, clean_up};
+use backend::{Backend, Db, clean_up};
 
 /// What a sink opens on the test database.
 fn follower(db: &Db) -> Box<dyn SinkState> {
@@ -170,6 +170,7 @@ on_both_backends!(
 #[cfg(feature = "postgres")]
 mod postgres_only {
     use super::*;
+    use backend::LOG_ID;
 
     #[test]
     fn every_log_of_the_database_is_listed_and_read() {
