@@ -414,9 +414,10 @@ fn a_bad_sinks_file_is_refused_with_its_file_and_line() {
     );
 }
 
-/// `serve --sink`: the console runs the sinks inside its process, and stops them with itself.
+/// `serve --sink`: the console runs the sinks inside its process, counts them in its
+/// `/metrics`, and stops them with itself.
 #[test]
-fn serve_runs_the_sinks_of_its_sink_flag() {
+fn serve_runs_the_sinks_of_its_sink_flag_and_shows_them_in_its_metrics() {
     let db = sqlite().unwrap();
     db.record("log-a", 12);
     let dir = tempfile::tempdir().unwrap();
@@ -426,9 +427,24 @@ fn serve_runs_the_sinks_of_its_sink_flag() {
     command
         .args(["--db", &db.spec()])
         .env("HOOK_SECRET", SECRET);
-    let (child, _) = support::spawn_serve(command, &["--sink", config.to_str().unwrap()]);
+    let (child, base) = support::spawn_serve(command, &["--sink", config.to_str().unwrap()]);
     receiver.wait_for("the records", |s| s.records.len() >= 12);
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = support::http_get(port, "/metrics").2;
+        if metrics.contains("mcp_audit_sink_delivered_total{sink=\"hook\"} 12") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     terminate(child);
+    assert!(
+        metrics.contains("mcp_audit_sink_delivered_total{sink=\"hook\"} 12")
+            && metrics.contains("mcp_audit_sink_lag_records{sink=\"hook\"} 0")
+            && metrics.contains("mcp_audit_sink_dead_letters_total{sink=\"hook\"} 0"),
+        "{metrics}"
+    );
     assert_eq!(
         receiver.first_arrivals().into_values().next().unwrap(),
         (0..12).collect::<Vec<_>>()

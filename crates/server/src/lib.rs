@@ -70,6 +70,7 @@
 //!         verifier_key: None,
 //!         tls: None,
 //!         jwt: None,
+//!         collectors: Vec::new(),
 //!     };
 //!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
@@ -155,6 +156,9 @@ pub struct Config {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Take JWT bearers beside console tokens.
     pub jwt: Option<JwtRoles>,
+    /// More figures for `/metrics`, read at each scrape: the sinks `serve --sink` runs in the
+    /// same process (`mcp_audit_sink_*`).
+    pub collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
 }
 
 /// The running server's shared state.
@@ -234,7 +238,7 @@ pub async fn serve(
             )
         })?
         .map(Arc::new);
-    let metrics = metrics::Metrics::new(config.recorder.clone());
+    let metrics = metrics::Metrics::new(config.recorder.clone(), config.collectors);
     let app = Arc::new(App {
         databases: config.databases,
         recorder: config.recorder,

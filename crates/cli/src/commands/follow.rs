@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use mcp_audit_sinks::config::{self, Kind};
 use mcp_audit_sinks::runner::{self, Backoff, SinkSpec, Start};
-use mcp_audit_sinks::stats::SinkStats;
+use mcp_audit_sinks::stats::{SinkCollector, SinkStats};
 use mcp_audit_sinks::stdout::Stdout;
 use mcp_audit_store::SinkState;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +61,7 @@ pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let signal = mcp_audit_proxy::audit::stop_signal();
         let stop = CancellationToken::new();
-        let tasks = spawn(sinks, &stop);
+        let (tasks, _) = spawn(sinks, &stop);
         if args.sink.is_some() {
             eprintln!(
                 "mcp-audit follow: {} sink(s) following {}",
@@ -90,15 +90,22 @@ pub fn load(db: &Db, path: &std::path::Path) -> anyhow::Result<Vec<Ready>> {
         .collect()
 }
 
-/// Starts each sink as a task stopped by `stop`.
-pub fn spawn(sinks: Vec<Ready>, stop: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
-    sinks
+/// Starts each sink as a task stopped by `stop`; the tasks, and the sinks' counters for
+/// `/metrics`.
+pub fn spawn(
+    sinks: Vec<Ready>,
+    stop: &CancellationToken,
+) -> (Vec<tokio::task::JoinHandle<()>>, SinkCollector) {
+    let mut counters = Vec::new();
+    let tasks = sinks
         .into_iter()
         .map(|(spec, kind, state)| {
             let stats = Arc::new(SinkStats::default());
+            counters.push((spec.name.clone(), stats.clone()));
             tokio::spawn(runner::run(spec, kind, state, stop.clone(), stats))
         })
-        .collect()
+        .collect();
+    (tasks, SinkCollector::new(counters))
 }
 
 /// `--stdout`: no cursor kept, from the end of each log unless `from_start`.
@@ -128,14 +135,20 @@ fn stdout_spec(from_start: bool) -> SinkSpec {
 pub struct Hosted {
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The sinks' counters, for the host's `/metrics`.
+    pub collector: SinkCollector,
 }
 
 impl Hosted {
     /// Starts `sinks` (from [`load`]); call inside the runtime.
     pub fn start(sinks: Vec<Ready>) -> Hosted {
         let stop = CancellationToken::new();
-        let tasks = spawn(sinks, &stop);
-        Hosted { stop, tasks }
+        let (tasks, collector) = spawn(sinks, &stop);
+        Hosted {
+            stop,
+            tasks,
+            collector,
+        }
     }
 
     /// Stops the sinks and waits for them.

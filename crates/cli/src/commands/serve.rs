@@ -168,14 +168,21 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             "mcp-audit serve: listening on {scheme}://{addr}/api/v1/ ({})",
             db.name()
         );
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let config = Config {
             databases: Arc::new(CliDatabases(db.clone())),
             recorder: recorder.clone(),
             verifier_key,
             tls,
             jwt,
+            collectors: sinks
+                .iter()
+                .map(|s| {
+                    Box::new(s.collector.clone())
+                        as Box<dyn prometheus_client::collector::Collector>
+                })
+                .collect(),
         };
-        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let served = mcp_audit_server::serve(listener, config, stop)
             .await
             .context("serving");
