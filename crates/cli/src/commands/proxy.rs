@@ -143,14 +143,15 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let stop = stop_signal();
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let metrics = match args.metrics_listen {
-            Some(listen) => {
-                Some(proxy_audit::serve_metrics(listen, audit.recorder(), &denials).await?)
-            }
+            Some(listen) => Some(
+                proxy_audit::serve_metrics(listen, audit.recorder(), &denials, sinks.as_ref())
+                    .await?,
+            ),
             None => None,
         };
         audit.recover().await?;
-        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         // Pipes from the client are polled by the runtime, not read on its blocking pool.
         let (client_in, client_out) = mcp_audit_proxy::client_stdio::client_stdio();
         let code = run_stdio(

@@ -170,12 +170,14 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
     runtime.block_on(async {
         // Before the port opens: a client may stop the proxy as soon as it can connect.
         let stop = mcp_audit_proxy::audit::stop_signal();
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let metrics = match common.metrics_listen {
-            Some(at) => Some(proxy_audit::serve_metrics(at, audit.recorder(), &denials).await?),
+            Some(at) => Some(
+                proxy_audit::serve_metrics(at, audit.recorder(), &denials, sinks.as_ref()).await?,
+            ),
             None => None,
         };
         audit.recover().await?;
-        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
