@@ -39,6 +39,14 @@ impl SinkStats {
     }
 }
 
+/// One family: its name, help, type, and how to read it from a sink's counters.
+type Family = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&SinkStats) -> u64,
+);
+
 /// The sinks of a process as Prometheus families (`mcp_audit_sink_*`, label `sink`), read at
 /// each scrape: delivering does not get slower for being watched.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +62,7 @@ impl SinkCollector {
 
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let families: [(&str, &str, MetricType, fn(&SinkStats) -> u64); 4] = [
+        let families: [Family; 4] = [
             (
                 "mcp_audit_sink_delivered",
                 "Records the sink's destination acknowledged",
@@ -81,7 +89,7 @@ impl Collector for SinkCollector {
             ),
         ];
         for (name, help, kind, read) in families {
-            let mut family = encoder.encode_descriptor(name, help, None, kind.clone())?;
+            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for (sink, stats) in &self.sinks {
                 let labels = [("sink", sink.as_str())];
                 let value = read(stats);
