@@ -1,4 +1,4 @@
-//! A sink's cursors and dead letters in the SQLite file (schema 11), and its reads of the one
+//! A sink's cursors and dead letters in the SQLite file (schema 12), and its reads of the one
 //! log the file holds (see [`crate::sinks`]).
 
 use mcp_audit_core::EventId;
