@@ -450,3 +450,19 @@ fn serve_runs_the_sinks_of_its_sink_flag_and_shows_them_in_its_metrics() {
         (0..12).collect::<Vec<_>>()
     );
 }
+
+/// `follow --stdout | head`: once the reader has gone, follow ends (it does not retry a write
+/// nobody can read).
+#[test]
+fn follow_stdout_ends_when_its_reader_goes() {
+    let db = sqlite().unwrap();
+    db.record("log-a", 2);
+    let mut child = Command::new(BIN)
+        .args(["--db", &db.spec(), "follow", "--stdout", "--from-start"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes before anything is read
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

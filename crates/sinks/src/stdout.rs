@@ -5,6 +5,7 @@ use std::io::Write;
 
 use mcp_audit_store::StoredEvent;
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::record::Record;
 use crate::{Destination, Failure};
@@ -16,11 +17,22 @@ pub struct StdoutConfig {}
 
 /// Writes JSON lines to the process's standard output.
 #[derive(Debug, Default)]
-pub struct Stdout;
+pub struct Stdout {
+    /// Cancelled when the reader has gone (a closed pipe: `follow --stdout | head`), so that
+    /// the command ends instead of retrying a write nobody can read.
+    closed: Option<CancellationToken>,
+}
 
 impl Stdout {
     pub fn new(_config: &StdoutConfig) -> Stdout {
-        Stdout
+        Stdout::default()
+    }
+
+    /// A stdout that cancels `closed` when its reader has gone.
+    pub fn ending(closed: CancellationToken) -> Stdout {
+        Stdout {
+            closed: Some(closed),
+        }
     }
 }
 
@@ -49,6 +61,13 @@ impl Destination for Stdout {
         let mut out = std::io::stdout().lock();
         out.write_all(&lines)
             .and_then(|()| out.flush())
-            .map_err(|e| Failure::Unavailable(format!("cannot write to stdout: {e}")))
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::BrokenPipe
+                    && let Some(closed) = &self.closed
+                {
+                    closed.cancel();
+                }
+                Failure::Unavailable(format!("cannot write to stdout: {e}"))
+            })
     }
 }

@@ -45,11 +45,12 @@ pub struct FollowArgs {
 }
 
 pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
     let sinks = match &args.sink {
         Some(path) => load(db, path)?,
         None => vec![(
             stdout_spec(args.from_start),
-            Kind::Stdout(Stdout),
+            Kind::Stdout(Stdout::ending(stop.clone())),
             db.open_follower()?,
         )],
     };
@@ -60,7 +61,6 @@ pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let signal = mcp_audit_proxy::audit::stop_signal();
-        let stop = CancellationToken::new();
         let (tasks, _) = spawn(sinks, &stop);
         if args.sink.is_some() {
             eprintln!(
@@ -69,7 +69,11 @@ pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
                 db.name()
             );
         }
-        signal.await;
+        // A signal, or (with --stdout) the reader of the pipe gone.
+        tokio::select! {
+            () = signal => {}
+            () = stop.cancelled() => {}
+        }
         stop.cancel();
         for task in tasks {
             task.await.context("a sink's task failed")?;
