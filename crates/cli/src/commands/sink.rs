@@ -11,6 +11,11 @@ use crate::table::{Align, Table};
 
 /// The sinks that follow the log
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  mcp-audit sink status
+  mcp-audit sink status --json | jq '.dead_letters'
+
+Sinks run with `mcp-audit follow --sink FILE`, or inside proxy and serve (--sink FILE).")]
 pub struct SinkArgs {
     #[command(subcommand)]
     pub command: SinkCommand,
