@@ -466,3 +466,51 @@ fn follow_stdout_ends_when_its_reader_goes() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// `proxy --sink`: a stdio proxy runs the sinks inside its process; the call it records leaves
+/// through them, and the proxy still ends cleanly with its client.
+#[test]
+fn a_stdio_proxy_runs_the_sinks_of_its_sink_flag() {
+    let Some(peers) = support::peers() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let receiver = Receiver::start(&[], Duration::ZERO);
+    let config = dir.path().join("sinks.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sink]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\npoll_ms = 50\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let mut client = support::RawClient::start(
+        &db,
+        &["--sink", config.to_str().unwrap()],
+        &support::everything(&peers),
+    );
+    client.send(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"message":"shipped"}}}"#);
+    assert!(client.answer().get("result").is_some());
+    let echo = loop {
+        let trail = support::events(&db);
+        if let Some(e) = trail.iter().find(|e| {
+            e.event.operation == "echo" && e.event.outcome == mcp_audit_core::Outcome::Success
+        }) {
+            break e.seq;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    receiver.wait_for("the call's record", |s| {
+        s.records.iter().any(|r| r.2 == echo)
+    });
+    client.close();
+    assert_eq!(receiver.seen.lock().unwrap().bad_signatures, 0);
+    let seqs = receiver.first_arrivals().into_values().next().unwrap();
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "in order from the first"
+    );
+}
