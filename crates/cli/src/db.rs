@@ -285,6 +285,17 @@ impl Db {
         self.open_sqlite_read_only()
     }
 
+    /// What a sink reads the logs and keeps its cursors with (`follow`, `sink status`, the
+    /// sinks of `proxy` and `serve`): the SQLite file's one log, or every log of the
+    /// PostgreSQL database. It writes only the sinks' own tables.
+    pub fn open_follower(&self) -> anyhow::Result<Box<dyn mcp_audit_store::SinkState>> {
+        if let Some(url) = self.postgres_url() {
+            return pg::follower(url);
+        }
+        self.must_exist()?;
+        Ok(Box::new(SqliteStore::open(&self.path, self.options())?))
+    }
+
     /// The log `--log-id` (or `MCP_AUDIT_LOG_ID`) names, if any: what the read commands
     /// (`query`, `summary`, `stats`, `export`) narrow to. On PostgreSQL they read every log
     /// without it; a SQLite file holds one log, and [`Db::open_read_only`] refuses a

@@ -33,8 +33,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use crate::commands::{
-    cleanup, export, hold, import, integrity, log, proxy, query, recover, redact, report, schema,
-    serve, show, stats, subject, summary, token, witness,
+    cleanup, export, follow, hold, import, integrity, log, proxy, query, recover, redact, report,
+    schema, serve, show, sink, stats, subject, summary, token, witness,
 };
 use crate::db::Db;
 
@@ -111,6 +111,8 @@ enum Command {
     /// Import a seed logger's database (MockLoop, ContextForge) into the log
     Import(Writes<import::ImportArgs, db::ReconnectArgs>),
     Witness(Writes<witness::WitnessArgs, db::ReconnectArgs>),
+    Follow(follow::FollowArgs),
+    Sink(sink::SinkArgs),
 }
 
 impl Command {
@@ -169,6 +171,8 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&db, args).map(|()| 0),
         Command::Import(w) => import::run(&db, w.args).map(|()| 0),
         Command::Witness(w) => witness::run(&db, w.args).map(|()| 0),
+        Command::Follow(args) => follow::run(&db, args).map(|()| 0),
+        Command::Sink(args) => sink::run(&db, args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

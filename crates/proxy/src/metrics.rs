@@ -223,6 +223,13 @@ impl ProxyMetrics {
         ProxyMetrics { registry }
     }
 
+    /// Adds more figures of the same process (the sinks a proxy runs with `--sink`), read at
+    /// each scrape too.
+    pub fn with_collector(mut self, collector: Box<dyn Collector>) -> ProxyMetrics {
+        self.registry.register_collector(collector);
+        self
+    }
+
     /// The text exposition, as of now.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();

@@ -73,6 +73,7 @@
 //!         tls: None,
 //!         jwt: None,
 //!         witness: None,
+//!         collectors: Vec::new(),
 //!     };
 //!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
@@ -161,6 +162,9 @@ pub struct Config {
     pub jwt: Option<JwtRoles>,
     /// Act as a witness of these logs (`POST /add-checkpoint`).
     pub witness: Option<Arc<witness::Witness>>,
+    /// More figures for `/metrics`, read at each scrape: the sinks `serve --sink` runs in the
+    /// same process (`mcp_audit_sink_*`).
+    pub collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
 }
 
 /// The running server's shared state.
@@ -240,7 +244,7 @@ pub async fn serve(
             )
         })?
         .map(Arc::new);
-    let metrics = metrics::Metrics::new(config.recorder.clone());
+    let metrics = metrics::Metrics::new(config.recorder.clone(), config.collectors);
     let app = Arc::new(App {
         databases: config.databases,
         recorder: config.recorder,

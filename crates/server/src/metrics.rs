@@ -35,12 +35,19 @@ pub enum Served {
 impl Metrics {
     /// The console's own families (`mcp_audit_console_*`) and its recorder's, under the names
     /// the proxy uses for its own (`mcp_audit_recorder_*`, read at each scrape).
-    pub fn new(recorder: mcp_audit_store::Recorder) -> Metrics {
+    /// `collectors`: more families of the same process (its sinks'), read at each scrape too.
+    pub fn new(
+        recorder: mcp_audit_store::Recorder,
+        collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
+    ) -> Metrics {
         let served = Family::<Labels, Counter>::default();
         let verify_ok = Gauge::default();
         let verify_finished = Gauge::default();
         let mut registry = Registry::default();
         registry.register_collector(Box::new(RecorderCollector::new(recorder)));
+        for collector in collectors {
+            registry.register_collector(collector);
+        }
         let console = registry.sub_registry_with_prefix("mcp_audit_console");
         console.register(
             "served",

@@ -7,18 +7,47 @@
 //! recording path, and what they send is what the store keeps: redacted before it was written,
 //! and without the payload of an erased event.
 //!
-//! - [`Destination`]: where records go (one module per kind of receiver).
+//! - [`Destination`]: where records go (one module per kind of receiver: [`webhook`],
+//!   [`stdout`], [`otlp`], [`syslog`]); [`witness`] follows the signed checkpoints instead.
 //! - [`Failure`]: how a destination says a batch did not (wholly) arrive, which decides between
 //!   a retry with backoff and a dead letter.
 //! - [`format`]: CEF, LEEF and OCSF renderings of a record, for SIEMs and `export --format`.
 //! - [`syslog`]: RFC 5424 over TCP or TLS to a SIEM's syslog listener.
+//! - [`runner`]: the loop that owns the cursors, the retries and the dead letters, over the
+//!   store's [`mcp_audit_store::SinkState`].
+//! - [`config`]: the `[[sink]]` file, and [`config::Kind`], every kind of destination as one
+//!   enum (dispatch without `dyn`).
+//! - [`status`]: where each sink stands, for `mcp-audit sink status`.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use mcp_audit_store::{SqliteOptions, SqliteStore};
+//! use mcp_audit_sinks::{config, runner, stats::SinkStats};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let stop = CancellationToken::new();
+//! for (sink, destination) in config::load("sinks.toml".as_ref())? {
+//!     let state = SqliteStore::open("audit.db", SqliteOptions::default())?;
+//!     let stats = Arc::new(SinkStats::default());
+//!     tokio::spawn(runner::run(sink.spec, destination, state, stop.clone(), stats));
+//! }
+//! # Ok(()) }
+//! ```
 
+pub mod config;
 pub mod format;
-pub mod syslog;
-
 pub mod otlp;
-
+pub mod record;
+pub mod runner;
+pub mod stats;
+pub mod status;
+pub mod stdout;
+pub mod syslog;
+pub mod webhook;
 pub mod witness;
+
+mod blocking;
 
 use mcp_audit_store::StoredEvent;
 

@@ -13,6 +13,8 @@
 //!   removed entry, the run recorded in the log).
 //! - [`integrity`]: checkpoints, `verify`, `prove`; [`erasure`]: erasing a call's personal data,
 //!   each erasure recorded in the log.
+//! - [`SinkState`]: what a sink that follows the log keeps here (a cursor per sink and log,
+//!   dead letters) and how it reads each log from a seq (see [`sinks`]).
 //!
 //! ```
 //! use mcp_audit_core::AuditEvent;
@@ -50,6 +52,7 @@ pub mod files;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod read;
+pub mod sinks;
 mod sqlite;
 mod store;
 mod witnessing;
@@ -77,6 +80,7 @@ pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
 pub use search::{SearchError, TextSearch};
+pub use sinks::{Attempt, DeadLetter, LogSize, SinkCursor, SinkState};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     Append, Audit, Cell, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log,

@@ -2,6 +2,7 @@
 
 pub mod cleanup;
 pub mod export;
+pub mod follow;
 pub mod hold;
 pub mod import;
 pub mod integrity;
@@ -16,6 +17,7 @@ pub mod report;
 pub mod schema;
 pub mod serve;
 pub mod show;
+pub mod sink;
 pub mod stats;
 pub mod subject;
 pub mod subject_erase;

@@ -67,6 +67,8 @@ pub struct ProxyArgs {
     redaction: crate::redact_arg::RedactArgs,
     #[command(flatten)]
     retention_policy: crate::retention_arg::RetentionPolicyArgs,
+    #[command(flatten)]
+    sinks: crate::commands::follow::HostedArgs,
     /// The server command and its arguments, after `--`.
     #[arg(
         trailing_var_arg = true,
@@ -99,6 +101,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
                 redaction,
                 policy,
                 metrics_listen: args.metrics_listen,
+                sinks: args.sinks,
             },
         );
     }
@@ -111,6 +114,7 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         redaction,
         policy,
     )?;
+    let sinks = args.sinks.load(db)?;
     let (user_id, auth_method) = match args.user {
         Some(user) => (user, "configured"),
         None => (os_user(), "os_user"),
@@ -139,10 +143,12 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let stop = stop_signal();
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let metrics = match args.metrics_listen {
-            Some(listen) => {
-                Some(proxy_audit::serve_metrics(listen, audit.recorder(), &denials).await?)
-            }
+            Some(listen) => Some(
+                proxy_audit::serve_metrics(listen, audit.recorder(), &denials, sinks.as_ref())
+                    .await?,
+            ),
             None => None,
         };
         audit.recover().await?;
@@ -158,6 +164,9 @@ pub fn run(db: &Db, args: ProxyArgs) -> Result<i32> {
         .await;
         if let Some(metrics) = metrics {
             metrics.abort();
+        }
+        if let Some(sinks) = sinks {
+            sinks.finish().await;
         }
         proxy_audit::finish(audit, checkpointing, code).await
     });

@@ -49,18 +49,23 @@ pub(crate) fn start(
 
 /// With `--metrics-listen ADDR`: serves the proxy's `/metrics` there (bound before any
 /// traffic, so that a bad address stops the proxy at once) until the returned task is
-/// aborted, and says where on stderr.
+/// aborted, and says where on stderr. `sinks`: the counters of the sinks the proxy runs.
 pub(crate) async fn serve_metrics(
     listen: SocketAddr,
     recorder: &Recorder,
     denials: &Denials,
+    sinks: Option<&crate::commands::follow::Hosted>,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("--metrics-listen: listening on {listen}"))?;
     let at = listener.local_addr().unwrap_or(listen);
     eprintln!("mcp-audit proxy: metrics at http://{at}/metrics");
-    let metrics = std::sync::Arc::new(ProxyMetrics::new(recorder.clone(), denials.clone()));
+    let mut metrics = ProxyMetrics::new(recorder.clone(), denials.clone());
+    if let Some(sinks) = sinks {
+        metrics = metrics.with_collector(Box::new(sinks.collector.clone()));
+    }
+    let metrics = std::sync::Arc::new(metrics);
     Ok(tokio::spawn(mcp_audit_proxy::metrics::serve_metrics(
         listener,
         metrics,

@@ -93,6 +93,8 @@ pub struct Common {
     pub policy: mcp_audit_core::Policy,
     /// `/metrics` on a listener of its own; else on `--listen` (see `HttpConfig::metrics_route`).
     pub metrics_listen: Option<SocketAddr>,
+    /// `--sink FILE`: sinks run inside the proxy.
+    pub sinks: crate::commands::follow::HostedArgs,
 }
 
 pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
@@ -131,6 +133,7 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         common.redaction,
         common.policy,
     )?;
+    let sinks = common.sinks.load(db)?;
     // Said once the port is open: where clients connect, and where the trail goes.
     let started = format!(
         "{}, forwarding to {upstream}, recording to {} ({} durability)",
@@ -167,8 +170,11 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
     runtime.block_on(async {
         // Before the port opens: a client may stop the proxy as soon as it can connect.
         let stop = mcp_audit_proxy::audit::stop_signal();
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let metrics = match common.metrics_listen {
-            Some(at) => Some(proxy_audit::serve_metrics(at, audit.recorder(), &denials).await?),
+            Some(at) => Some(
+                proxy_audit::serve_metrics(at, audit.recorder(), &denials, sinks.as_ref()).await?,
+            ),
             None => None,
         };
         audit.recover().await?;
@@ -181,6 +187,9 @@ pub fn run(db: &Db, args: HttpArgs, common: Common) -> Result<i32> {
         let served = run_http(listener, config, audit.recorder().clone(), stop).await;
         if let Some(metrics) = metrics {
             metrics.abort();
+        }
+        if let Some(sinks) = sinks {
+            sinks.finish().await;
         }
         proxy_audit::finish(audit, checkpointing, served)
             .await

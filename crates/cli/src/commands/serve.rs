@@ -77,6 +77,8 @@ pub struct ServeArgs {
     /// A log to witness: its checkpoints' origin line and its verifier key (text or file) (repeatable)
     #[arg(long, value_name = "ORIGIN=KEY", requires = "witness_key")]
     witness_trust: Vec<String>,
+    #[command(flatten)]
+    sinks: crate::commands::follow::HostedArgs,
 }
 
 impl ServeArgs {
@@ -198,6 +200,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
         },
     )
     .context("opening the console's recorder")?;
+    let sinks = args.sinks.load(db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -214,6 +217,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             "mcp-audit serve: listening on {scheme}://{addr}/api/v1/ ({})",
             db.name()
         );
+        let sinks = sinks.map(crate::commands::follow::Hosted::start);
         let config = Config {
             databases: Arc::new(CliDatabases(db.clone())),
             recorder: recorder.clone(),
@@ -221,10 +225,21 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             tls,
             jwt,
             witness,
+            collectors: sinks
+                .iter()
+                .map(|s| {
+                    Box::new(s.collector.clone())
+                        as Box<dyn prometheus_client::collector::Collector>
+                })
+                .collect(),
         };
-        mcp_audit_server::serve(listener, config, stop)
+        let served = mcp_audit_server::serve(listener, config, stop)
             .await
-            .context("serving")
+            .context("serving");
+        if let Some(sinks) = sinks {
+            sinks.finish().await;
+        }
+        served
     });
     let stopped = recorder.shutdown();
     served?;

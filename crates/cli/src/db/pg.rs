@@ -13,7 +13,7 @@ pub(super) use without_postgres::*;
 #[cfg(feature = "postgres")]
 mod with_postgres {
     use mcp_audit_core::EventId;
-    use mcp_audit_store::{Durability, PgOptions, PgStore, Read, SpoolOptions, Store};
+    use mcp_audit_store::{Durability, PgOptions, PgStore, Read, SinkState, SpoolOptions, Store};
 
     use crate::db::Db;
 
@@ -40,6 +40,11 @@ mod with_postgres {
     /// A reader of every log.
     pub(in crate::db) fn reader(url: &str) -> anyhow::Result<Box<dyn Store>> {
         Ok(Box::new(PgStore::open_read_only(url)?))
+    }
+
+    /// What a sink follows every log of the database with.
+    pub(in crate::db) fn follower(url: &str) -> anyhow::Result<Box<dyn SinkState>> {
+        Ok(Box::new(PgStore::open_follower(url)?))
     }
 
     /// The ids of the database's logs.
@@ -79,7 +84,7 @@ mod with_postgres {
 #[cfg(not(feature = "postgres"))]
 mod without_postgres {
     use mcp_audit_core::EventId;
-    use mcp_audit_store::{Durability, Store};
+    use mcp_audit_store::{Durability, SinkState, Store};
 
     use crate::db::Db;
 
@@ -96,6 +101,10 @@ mod without_postgres {
     }
 
     pub(in crate::db) fn reader(_url: &str) -> anyhow::Result<Box<dyn Store>> {
+        anyhow::bail!(UNSUPPORTED)
+    }
+
+    pub(in crate::db) fn follower(_url: &str) -> anyhow::Result<Box<dyn SinkState>> {
         anyhow::bail!(UNSUPPORTED)
     }
 

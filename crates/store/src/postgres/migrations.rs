@@ -241,6 +241,33 @@ const MIGRATIONS: &[Migration] = &[Migration {
             target TEXT NOT NULL,              -- the target's URL
             size   BIGINT NOT NULL,            -- the largest checkpoint size it acknowledged
             PRIMARY KEY (log_id, target)
+    ",
+}, Migration {
+    description: "sinks' cursors and dead letters (see sinks/mod.rs)",
+    sql: "
+        -- One row per sink and log: the seq of the next record to send, moved only after the
+        -- destination acknowledged, and the failed attempts at that position. Not partitioned:
+        -- a cursor outlives the months it passed.
+        CREATE TABLE IF NOT EXISTS sink_cursors (
+            sink       TEXT NOT NULL,
+            log_id     TEXT NOT NULL,
+            next_seq   BIGINT NOT NULL,
+            tries      INTEGER NOT NULL,      -- failed attempts at next_seq
+            refusals   INTEGER NOT NULL,      -- of which refusals of the record itself
+            last_error TEXT,
+            updated_at BIGINT NOT NULL,       -- microseconds since the Unix epoch
+            PRIMARY KEY (sink, log_id)
+        );
+        -- The records a sink gave up on: ids and the reason only, never the payload.
+        CREATE TABLE IF NOT EXISTS sink_dead_letters (
+            sink       TEXT NOT NULL,
+            log_id     TEXT NOT NULL,
+            seq        BIGINT NOT NULL,
+            event_id   UUID NOT NULL,
+            tries      INTEGER NOT NULL,
+            last_error TEXT NOT NULL,
+            at         BIGINT NOT NULL,       -- microseconds since the Unix epoch
+            PRIMARY KEY (sink, log_id, seq)
         );
     ",
 }];

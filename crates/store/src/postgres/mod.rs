@@ -22,6 +22,7 @@ mod partitions;
 mod pseudonyms;
 mod read;
 mod report;
+mod sink_state;
 mod spool;
 mod witness;
 mod write;

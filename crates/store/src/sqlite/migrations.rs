@@ -331,6 +331,34 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             INSERT INTO payload_text (payload_text) VALUES ('rebuild');
         ",
     },
+    Migration {
+        description: "sinks' cursors and dead letters (see sinks/mod.rs)",
+        sql: "
+            -- One row per sink and log: the seq of the next record to send, moved only after
+            -- the destination acknowledged, and the failed attempts at that position.
+            CREATE TABLE sink_cursors (
+                sink       TEXT NOT NULL,
+                log_id     TEXT NOT NULL,
+                next_seq   INTEGER NOT NULL,
+                tries      INTEGER NOT NULL,     -- failed attempts at next_seq
+                refusals   INTEGER NOT NULL,     -- of which refusals of the record itself
+                last_error TEXT,
+                updated_at INTEGER NOT NULL,     -- microseconds since the Unix epoch
+                PRIMARY KEY (sink, log_id)
+            ) WITHOUT ROWID;
+            -- The records a sink gave up on: ids and the reason only, never the payload.
+            CREATE TABLE sink_dead_letters (
+                sink       TEXT NOT NULL,
+                log_id     TEXT NOT NULL,
+                seq        INTEGER NOT NULL,
+                event_id   BLOB NOT NULL,        -- 16 bytes
+                tries      INTEGER NOT NULL,
+                last_error TEXT NOT NULL,
+                at         INTEGER NOT NULL,     -- microseconds since the Unix epoch
+                PRIMARY KEY (sink, log_id, seq)
+            ) WITHOUT ROWID;
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).

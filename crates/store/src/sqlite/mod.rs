@@ -14,6 +14,7 @@ mod pseudonyms;
 mod read;
 mod report;
 mod schema;
+mod sink_state;
 mod totals;
 mod witness;
 mod writers;

@@ -1,0 +1,135 @@
+//! The sinks' configuration file: a good file gives its sinks; a bad one is refused with the
+//! file, the line of the sink it is about, and what is wrong.
+
+use std::path::Path;
+
+use mcp_audit_sinks::config::{KindConfig, load, parse};
+use mcp_audit_sinks::runner::Start;
+
+const GOOD: &str = r#"
+[[sink]]
+name = "siem"
+type = "webhook"
+url = "https://siem.example/hooks/mcp-audit"
+secret = "s3cret"
+batch = 50
+max_tries = 4
+start = "end"
+logs = ["proxy-a"]
+
+[[sink]]
+name = "tail"
+type = "stdout"
+"#;
+
+fn error(text: &str) -> String {
+    match parse(Path::new("sinks.toml"), text) {
+        Ok(_) => panic!("accepted: {text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_good_file_gives_each_sink_with_its_settings_and_defaults() {
+    let sinks = parse(Path::new("sinks.toml"), GOOD).unwrap();
+    assert_eq!(sinks.len(), 2);
+    let siem = &sinks[0];
+    assert_eq!(
+        (
+            siem.spec.name.as_str(),
+            siem.spec.batch,
+            siem.spec.max_tries
+        ),
+        ("siem", 50, 4)
+    );
+    assert_eq!(siem.spec.start, Start::End);
+    assert_eq!(
+        siem.spec.logs.as_deref(),
+        Some(&["proxy-a".to_string()][..])
+    );
+    assert!(matches!(&siem.kind, KindConfig::Webhook(w) if w.url.ends_with("/mcp-audit")));
+    let tail = &sinks[1];
+    assert_eq!(
+        (tail.spec.batch, tail.spec.max_tries, tail.spec.start),
+        (100, 5, Start::Beginning)
+    );
+    assert!(matches!(tail.kind, KindConfig::Stdout(_)));
+    assert_eq!(tail.line, 12, "the line of its [[sink]] header");
+}
+
+#[test]
+fn an_unknown_type_is_refused_with_the_file_and_line() {
+    let e = error("[[sink]]\nname = \"x\"\ntype = \"carrier-pigeon\"\n");
+    assert!(e.starts_with("sinks.toml:1: sink `x`:"), "{e}");
+    assert!(e.contains("carrier-pigeon"), "{e}");
+}
+
+#[test]
+fn an_unknown_field_is_refused_not_ignored() {
+    let e = error(&format!(
+        "{GOOD}\n[[sink]]\nname = \"y\"\ntype = \"stdout\"\nmax_trys = 3\n"
+    ));
+    assert!(e.starts_with("sinks.toml:16: sink `y`:"), "{e}");
+    assert!(e.contains("max_trys"), "{e}");
+    let e = error(
+        "[[sink]]\nname = \"z\"\ntype = \"webhook\"\nurl = \"http://h/\"\nsecret = \"s\"\nsecrett = \"t\"\n",
+    );
+    assert!(
+        e.contains("sinks.toml:1: sink `z`") && e.contains("secrett"),
+        "{e}"
+    );
+    let e = error("[[sinks]]\nname = \"z\"\n");
+    assert!(e.contains("sinks.toml:1") && e.contains("sinks"), "{e}");
+}
+
+#[test]
+fn settings_out_of_range_and_duplicate_names_are_refused() {
+    assert!(error("[[sink]]\nname = \"a\"\ntype = \"stdout\"\nbatch = 0\n").contains("`batch`"));
+    assert!(
+        error("[[sink]]\nname = \"a\"\ntype = \"stdout\"\nmax_tries = 0\n").contains("`max_tries`")
+    );
+    let twice =
+        "[[sink]]\nname = \"a\"\ntype = \"stdout\"\n[[sink]]\nname = \"a\"\ntype = \"stdout\"\n";
+    assert!(
+        error(twice).starts_with("sinks.toml:4:"),
+        "{}",
+        error(twice)
+    );
+    assert!(error("[[sink]]\nname = \"a\"\n").contains("missing field `type`"));
+    assert!(error("").contains("no [[sink]]"));
+    assert!(
+        error("[[sink]]\nname = \"a\"\ntype = \"stdout\"\nredact_policy = \"missing.toml\"\n")
+            .contains("missing.toml")
+    );
+}
+
+#[test]
+fn a_webhook_without_a_secret_or_with_a_bad_url_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sinks.toml");
+    std::fs::write(
+        &path,
+        "[[sink]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n",
+    )
+    .unwrap();
+    let e = load(&path).err().unwrap().to_string();
+    assert!(
+        e.contains("sinks.toml:1: sink `h`") && e.contains("secret"),
+        "{e}"
+    );
+    std::fs::write(
+        &path,
+        "[[sink]]\nname = \"h\"\ntype = \"webhook\"\nurl = \"ftp://x/\"\nsecret = \"s\"\n",
+    )
+    .unwrap();
+    let e = load(&path).err().unwrap().to_string();
+    assert!(e.contains("ftp://x/"), "{e}");
+    let e = load(&dir.path().join("absent.toml"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("absent.toml") && e.contains("cannot read"),
+        "{e}"
+    );
+}
