@@ -163,8 +163,8 @@ pub(crate) struct App {
     pub recorder: Recorder,
     pub verifier_key: Option<String>,
     pub verifier: Option<Arc<NoteVerifier>>,
-    /// Idle readers, reused: a reader's open (a connection, its schema read, a cold page
-    /// cache) costs more than the page it then reads.
+    /// Idle readers, reused: an open costs a connection (round trips, on PostgreSQL), a read
+    /// of the schema and a cold page cache.
     readers: Mutex<Vec<Box<dyn Store>>>,
     /// One permit per reader in use, [`POOL_SIZE`] in all: a request beyond them waits for a
     /// reader to come back instead of opening one more that the full pool would then close
