@@ -32,7 +32,13 @@
 //! - requests/s at 16 clients of the page of 100, against the requests/s at 16 clients of a
 //!   bare axum server answering "hello" (this very executable run with `--hello PORT`, its
 //!   own process with two worker threads as `serve` has): the ceiling of any axum server on
-//!   this machine with this load generator, in the same run (target ≥ 30% of it).
+//!   this machine with this load generator, in the same run (target ≥ 30% of it);
+//! - and against the ceiling of the work itself, in the same run: the same pages read by the
+//!   store and JSON-encoded as the API encodes them, by 16 threads of this process, each
+//!   with a reader of its own, without HTTP, without the token check and without any
+//!   record; then the same with a durable record of each page through a `sync` recorder
+//!   (what an audited read adds: a search, an event in full). `serve` is stopped by then, so
+//!   that the ceiling has the machine to itself, as the console had.
 //!
 //! The load generator is a hyper client with keep-alive connections, in this process, on the
 //! same two cores as the server (as the hello server's is).
@@ -51,8 +57,12 @@ use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use mcp_audit_core::{Action, AuditEvent, Classification, Payload};
 use mcp_audit_server::{NewToken, Role};
-use mcp_audit_store::{Durability, Recorder, RecorderConfig, SqliteOptions, SqliteStore};
+use mcp_audit_store::{
+    Durability, Filter, PageStart, Query, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
+    Store, StoredEvent,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-audit");
 
@@ -337,6 +347,123 @@ fn page_uri(base: &str, i: usize) -> String {
     format!("{base}/api/v1/events?limit=100{filter}")
 }
 
+/// The filter of the i-th page, as [`page_uri`] asks for it.
+fn page_filter(i: usize) -> Filter {
+    let k = events::mix(i as u64 + 11);
+    let mut filter = Filter::default();
+    match i % 4 {
+        0 => {}
+        1 => filter.user_id = Some(format!("user-{}", k % events::USERS)),
+        2 => filter.operation = Some(format!("tool_{}", k % events::TOOLS)),
+        _ => filter.session_id = Some(format!("session-{}", k % events::SESSIONS)),
+    }
+    filter
+}
+
+/// An event as the API's list shows it: its payload withheld (a list never holds one).
+#[derive(serde::Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    stored: StoredEvent,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    payload_withheld: bool,
+}
+
+/// A page as the API encodes it.
+#[derive(serde::Serialize)]
+struct PageBody {
+    events: Vec<Shown>,
+    next_cursor: Option<String>,
+    limit: u32,
+}
+
+/// A reader of `db` (a SQLite file or a PostgreSQL URL), as `serve` opens one.
+fn open_reader(db: &str) -> Box<dyn Store> {
+    if db.starts_with("postgres") {
+        Box::new(mcp_audit_store::PgStore::open_read_only(db).expect("reader"))
+    } else {
+        Box::new(SqliteStore::open_read_only(db, SqliteOptions::default()).expect("reader"))
+    }
+}
+
+/// A recorder on `db` that answers once each record is durable, as the console's is.
+fn sync_recorder(db: &str) -> Recorder {
+    let config = RecorderConfig::default();
+    assert_eq!(config.durability, Durability::Sync);
+    if db.starts_with("postgres") {
+        let store = mcp_audit_store::PgStore::open(
+            db,
+            mcp_audit_store::PgOptions {
+                log_id: Some("bench-ceiling".into()),
+                ..mcp_audit_store::PgOptions::default()
+            },
+        )
+        .expect("writer");
+        Recorder::start(store, config).expect("recorder")
+    } else {
+        let store = SqliteStore::open(db, SqliteOptions::default()).expect("writer");
+        Recorder::start(store, config).expect("recorder")
+    }
+}
+
+/// The record of one page read, like the console's record of an audited read.
+fn read_record() -> AuditEvent {
+    AuditEvent::admin(Action::Read, "audit_trail", "page")
+        .user("bench")
+        .classification(Classification::Internal)
+        .requires_review(false)
+        .build()
+        .expect("record")
+}
+
+/// Pages/s of the ceiling: `total` pages of 100 read and encoded by `threads` threads, each
+/// with its own reader; each page recorded durably through `recorder` when one is given.
+fn ceiling(db: &str, threads: usize, total: usize, recorder: Option<&Recorder>) -> f64 {
+    let readers: Vec<Box<dyn Store>> = (0..threads).map(|_| open_reader(db)).collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for (t, mut store) in readers.into_iter().enumerate() {
+            scope.spawn(move || {
+                for i in (t..total).step_by(threads) {
+                    let page = store
+                        .query(&Query {
+                            filter: page_filter(i),
+                            start: PageStart::Newest,
+                            limit: 100,
+                        })
+                        .expect("page");
+                    if let Some(recorder) = recorder {
+                        let receipt = recorder.record(read_record()).expect("record");
+                        assert!(
+                            matches!(receipt, mcp_audit_store::Receipt::Durable { .. }),
+                            "{receipt:?}"
+                        );
+                    }
+                    let body = PageBody {
+                        events: page
+                            .events
+                            .into_iter()
+                            .map(|mut stored| {
+                                let withheld = !stored.event.payload.is_empty();
+                                stored.event.payload = Payload::default();
+                                Shown {
+                                    stored,
+                                    payload_withheld: withheld,
+                                }
+                            })
+                            .collect(),
+                        next_cursor: page.next.map(|c| c.0),
+                        limit: 100,
+                    };
+                    let bytes = serde_json::to_vec(&body).expect("encode");
+                    std::hint::black_box(bytes.len());
+                }
+            });
+        }
+    });
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 /// The session cookie of a UI login with `secret`.
 async fn login(http: &Http, base: &str, secret: &str) -> String {
     let body = form_urlencoded::Serializer::new(String::new())
@@ -427,7 +554,7 @@ fn measure(runtime: &tokio::runtime::Runtime, name: &str, db: &str, secret: &str
     wait_for_port(port);
     let base = format!("http://127.0.0.1:{port}");
     let auth = Auth::Bearer(secret.to_string());
-    runtime.block_on(async {
+    let rate_16 = runtime.block_on(async {
         let http = client();
         // Warm: the token table, the pool of readers, the page cache.
         let warm = base.clone();
@@ -520,8 +647,25 @@ fn measure(runtime: &tokio::runtime::Runtime, name: &str, db: &str, secret: &str
             p50_p95(&ui.heads),
             p50_p95(&ui.wholes)
         );
+        rate_16
     });
     stop(child);
+
+    // The ceiling of the work itself, `serve` stopped: warm first, as the console was.
+    ceiling(db, 16, 100, None);
+    let bare = ceiling(db, 16, requests, None);
+    println!(
+        "{:<COLUMN$}{bare:.0} pages/s; the console's {rate_16:.0} requests/s are {:.0}% of it",
+        format!("[{name}] same pages in-process, 16 threads:"),
+        100.0 * rate_16 / bare
+    );
+    let recorder = sync_recorder(db);
+    let recorded = ceiling(db, 16, requests, Some(&recorder));
+    recorder.shutdown().expect("shutdown");
+    println!(
+        "{:<COLUMN$}{recorded:.0} pages/s, each page recorded durably",
+        format!("[{name}] the same, with a record each:"),
+    );
 }
 
 fn main() {

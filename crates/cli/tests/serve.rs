@@ -384,6 +384,7 @@ on_both_backends!(
     bad_input_is_a_clear_4xx_and_changes_nothing,
     export_streams_every_matching_event,
     a_revoked_token_is_refused_on_the_next_request,
+    more_concurrent_requests_than_readers_are_all_answered_and_every_read_recorded,
     sessions_summary_stats_and_integrity_answer_as_the_cli_does,
     the_openapi_document_describes_every_real_answer,
     a_verify_started_from_the_api_reports_its_result,
@@ -866,6 +867,69 @@ fn paging_reaches_the_end_with_no_duplicate_and_no_gap(db: Db) {
     assert_eq!(unique.len(), seen.len(), "a duplicate");
     assert_eq!(seen, expected, "a gap or another order");
     assert!(pages >= 5);
+}
+
+/// More concurrent requests than the server keeps readers (eight): each waits for a reader
+/// and is answered, pages as one client gets them, and every audited read among them is on
+/// record before its answer.
+fn more_concurrent_requests_than_readers_are_all_answered_and_every_read_recorded(db: Db) {
+    const CONCURRENT: usize = 24;
+    let s = seeded(db);
+    let id = seed_id(&s.db, 5);
+    let console = s.db.serve();
+    let alone = console.ids("/api/v1/events?limit=100&kind=tool_execution", &s.viewer);
+    assert!(!alone.is_empty());
+    let answers: Vec<(String, u16, String)> = console.runtime.block_on(async {
+        let mut requests = tokio::task::JoinSet::new();
+        for i in 0..CONCURRENT {
+            // Pages by a viewer, and reads of one event in full by an auditor, interleaved.
+            let (path, token) = if i % 2 == 0 {
+                (
+                    "/api/v1/events?limit=100&kind=tool_execution".to_string(),
+                    s.viewer.clone(),
+                )
+            } else {
+                (format!("/api/v1/events/{id}"), s.auditor.clone())
+            };
+            let request = console
+                .client
+                .get(format!("{}{path}", console.base))
+                .bearer_auth(token);
+            requests.spawn(async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (path, status, response.text().await.unwrap())
+            });
+        }
+        requests.join_all().await
+    });
+    assert_eq!(answers.len(), CONCURRENT);
+    let mut reads_answered = 0;
+    for (path, status, body) in &answers {
+        assert_eq!(*status, 200, "{path}: {body}");
+        let body: Value = serde_json::from_str(body).unwrap();
+        if path.starts_with("/api/v1/events?") {
+            let ids: Vec<&str> = body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, alone, "a page under load is the page one client gets");
+        } else {
+            assert_eq!(body["event"]["payload"]["input"]["q"], "secret-5");
+            reads_answered += 1;
+        }
+    }
+    // Each answered read of a payload was recorded before it was answered: all are in the
+    // log now, while the server still runs.
+    let recorded =
+        s.db.all()
+            .into_iter()
+            .filter(|e| e["operation"] == "READ audit_event" && e["target"]["resource_id"] == id)
+            .count();
+    assert_eq!(recorded, reads_answered);
+    assert_eq!(reads_answered, CONCURRENT / 2);
 }
 
 fn a_viewer_gets_no_payload_and_an_auditors_reads_are_on_record(db: Db) {

@@ -173,7 +173,14 @@ pub(crate) struct App {
     pub recorder: Recorder,
     pub verifier_key: Option<String>,
     pub verifier: Option<Arc<NoteVerifier>>,
+    /// Idle readers, reused: an open costs a connection (round trips, on PostgreSQL), a read
+    /// of the schema and a cold page cache.
     readers: Mutex<Vec<Box<dyn Store>>>,
+    /// One permit per reader in use, [`POOL_SIZE`] in all: a request beyond them waits for a
+    /// reader to come back instead of opening one more that the full pool would then close
+    /// again (with 16 concurrent clients, each request beyond the eighth opened and closed
+    /// a reader of its own). More readers would not read faster on a few cores anyway.
+    reader_slots: Arc<tokio::sync::Semaphore>,
     pub tokens: Mutex<TokenTable>,
     pub verifications: Arc<verify::Verifications>,
     /// The web UI's logged-in browsers.
@@ -186,19 +193,27 @@ pub(crate) struct App {
     pub secure_cookies: bool,
 }
 
-/// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
+/// Readers kept open between requests (a PostgreSQL connection costs a round trip or more),
+/// and the most that read at once.
 const POOL_SIZE: usize = 8;
 
 impl App {
-    /// Runs `work` on a pooled reader in a blocking thread. A reader whose work failed is
-    /// dropped rather than returned, in case the failure was its connection's.
+    /// Runs `work` on a pooled reader in a blocking thread, once one of the [`POOL_SIZE`]
+    /// readers is free. A reader whose work failed is dropped rather than returned, in case
+    /// the failure was its connection's (its slot is then free for a fresh one).
     pub async fn read<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&App, &mut dyn Store) -> Result<T, ApiError> + Send + 'static,
     {
         let app = Arc::clone(self);
+        // Waited for here, on the async side, so that a waiting request holds no thread.
+        let slot = Arc::clone(&self.reader_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("the pool of readers is closed"))?;
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let pooled = app.readers.lock().map(|mut r| r.pop()).unwrap_or(None);
             let mut store = match pooled {
                 Some(store) => store,
@@ -252,6 +267,7 @@ pub async fn serve(
         verifier,
         verifications: Arc::new(verify::Verifications::default()),
         readers: Mutex::new(Vec::new()),
+        reader_slots: Arc::new(tokio::sync::Semaphore::new(POOL_SIZE)),
         ui_sessions: ui::session::Sessions::default(),
         metrics,
         jwt: config.jwt,

@@ -97,9 +97,30 @@ fn decode_cursor(cursor: &Cursor) -> Result<(i64, i64, String), StoreError> {
     Ok((ts, seq, log_id))
 }
 
+/// A page, in one statement (after one more for the mapping's rows of a user or data subject
+/// it filters by: see [`Where::from_filter_with_pseudonyms`]).
+///
+/// The events of the page are chosen first and only they are joined to their payloads: a
+/// filtered page whose matches the planner must sort (a user's events, say) would otherwise
+/// look up the payload of every match before keeping a hundred.
 pub(super) fn query(store: &mut PgStore, query: &Query) -> Result<Page, StoreError> {
     let (limit, offset) = (query.page_size(), query.offset());
-    let mut w = Where::from_filter(&query.filter, placeholder);
+    let filter = &query.filter;
+    let mut identities: Vec<&str> = [&filter.user_id, &filter.data_subject_id]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    identities.dedup();
+    let mut w = if identities.is_empty() {
+        Where::from_filter(filter, placeholder)
+    } else {
+        let mut links = Vec::new();
+        for identity in identities {
+            links.extend(super::pseudonyms::links(store.client()?, Some(identity))?);
+        }
+        Where::from_filter_with_pseudonyms(filter, placeholder, &links)
+    };
     if let PageStart::After(cursor) = &query.start {
         let (ts, seq, log_id) = decode_cursor(cursor)?;
         let ts = w.bind(SqlValue::Int(ts));
@@ -109,8 +130,11 @@ pub(super) fn query(store: &mut PgStore, query: &Query) -> Result<Page, StoreErr
     }
     // One row more than asked tells whether a next page exists.
     let sql = format!(
-        "SELECT {COLUMNS} {FROM} {} ORDER BY e.ts DESC, e.log_id DESC, e.seq DESC
-         LIMIT {} OFFSET {offset}",
+        "SELECT {COLUMNS}
+           FROM (SELECT * FROM events e {} ORDER BY e.ts DESC, e.log_id DESC, e.seq DESC
+                  LIMIT {} OFFSET {offset}) e
+           LEFT JOIN payloads p ON p.log_id = e.log_id AND p.seq = e.seq AND p.ts = e.ts
+          ORDER BY e.ts DESC, e.log_id DESC, e.seq DESC",
         w.sql(),
         limit + 1
     );

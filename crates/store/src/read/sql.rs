@@ -2,7 +2,7 @@
 //! syntax differs (`?1` in SQLite, `$1` in PostgreSQL). Column names are the events table's,
 //! under the alias `e`.
 
-use mcp_audit_core::pseudonym::IdentityField;
+use mcp_audit_core::pseudonym::{IdentityField, Link};
 
 use crate::query::{Filter, TimeBasis};
 use crate::search::TextSearch;
@@ -32,6 +32,29 @@ impl Where {
 
     /// The conditions of `filter`.
     pub(crate) fn from_filter(filter: &Filter, placeholder: fn(usize) -> String) -> Where {
+        Where::build(filter, placeholder, None)
+    }
+
+    /// The conditions of `filter`, its user and data subject matched against the values
+    /// `pseudonyms` (the mapping's rows for them, read just before) gives, written out:
+    /// `e.user_id = $1` when there are none. PostgreSQL plans that with the value's own
+    /// statistics and walks `events_user` newest first, stopping when a page is full; behind
+    /// the sub-select of [`crate::reveal::values_of`] it reads and sorts every event of the
+    /// user before the first row (and guesses an average user, which a proxy per user is not).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn from_filter_with_pseudonyms(
+        filter: &Filter,
+        placeholder: fn(usize) -> String,
+        pseudonyms: &[Link],
+    ) -> Where {
+        Where::build(filter, placeholder, Some(pseudonyms))
+    }
+
+    fn build(
+        filter: &Filter,
+        placeholder: fn(usize) -> String,
+        pseudonyms: Option<&[Link]>,
+    ) -> Where {
         let mut w = Where::new(placeholder);
         if !filter.kinds.is_empty() {
             let slots: Vec<String> = filter
@@ -76,12 +99,26 @@ impl Where {
                 IdentityField::Subject,
             ),
         ] {
-            if let Some(v) = value {
-                let slot = w.bind(SqlValue::Text(v.clone()));
-                w.clauses.push(format!(
+            let Some(v) = value else { continue };
+            let slot = w.bind(SqlValue::Text(v.clone()));
+            match pseudonyms {
+                None => w.clauses.push(format!(
                     "{column} IN {}",
                     crate::reveal::values_of(&slot, field)
-                ));
+                )),
+                Some(links) => {
+                    let mut slots = vec![slot];
+                    for link in links
+                        .iter()
+                        .filter(|l| l.field == field && l.identity == *v)
+                    {
+                        slots.push(w.bind(SqlValue::Text(link.pseudonym.clone())));
+                    }
+                    w.clauses.push(match slots.as_slice() {
+                        [one] => format!("{column} = {one}"),
+                        all => format!("{column} IN ({})", all.join(", ")),
+                    });
+                }
             }
         }
         // Written out, not bound: the partial index `events_review` (`WHERE requires_review`)
@@ -232,6 +269,51 @@ mod tests {
         assert_eq!(
             w.params,
             vec![SqlValue::Text("alice".into()), SqlValue::Int(5)]
+        );
+    }
+
+    #[test]
+    fn a_user_with_its_pseudonyms_read_is_matched_by_those_values_alone() {
+        let link = |pseudonym: &str, field, identity: &str| Link {
+            pseudonym: pseudonym.into(),
+            field,
+            identity: identity.into(),
+        };
+        let filter = Filter {
+            user_id: Some("alice".into()),
+            data_subject_id: Some("bob".into()),
+            include_pending: true,
+            ..Filter::default()
+        };
+        // No pseudonym: one value, which the planner can look up in its statistics.
+        let plain = Where::from_filter_with_pseudonyms(&filter, |n| format!("${n}"), &[]);
+        assert_eq!(
+            plain.sql(),
+            "WHERE e.user_id = $1 AND e.data_subject_id = $2"
+        );
+        // Only alice's user pseudonyms count for the user, only bob's subject ones for him.
+        let links = [
+            link("pn:1", IdentityField::User, "alice"),
+            link("pn:2", IdentityField::Subject, "alice"),
+            link("pn:3", IdentityField::User, "carol"),
+            link("pn:4", IdentityField::Subject, "bob"),
+            link("pn:5", IdentityField::User, "alice"),
+        ];
+        let mapped = Where::from_filter_with_pseudonyms(&filter, |n| format!("${n}"), &links);
+        assert_eq!(
+            mapped.sql(),
+            "WHERE e.user_id IN ($1, $2, $3) AND e.data_subject_id IN ($4, $5)"
+        );
+        let text = |v: &str| SqlValue::Text(v.into());
+        assert_eq!(
+            mapped.params,
+            vec![
+                text("alice"),
+                text("pn:1"),
+                text("pn:5"),
+                text("bob"),
+                text("pn:4")
+            ]
         );
     }
 
