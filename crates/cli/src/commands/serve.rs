@@ -14,7 +14,8 @@ use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::NoteVerifier;
 use mcp_audit_proxy::http::{IdentityConfig, JwtKeys};
 use mcp_audit_server::jwt::{DEFAULT_ROLE_CLAIM, parse_role_mapping};
-use mcp_audit_server::{Config, Databases, JwtRoles, OpenError, Role};
+use mcp_audit_server::tokens::Grant;
+use mcp_audit_server::{Config, Databases, JwtRoles, OpenError};
 use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
 
 use crate::db::Db;
@@ -62,7 +63,7 @@ pub struct ServeArgs {
     jwt_role_claim: String,
     /// A claim value that stands for a role, e.g. an identity provider's group (repeatable)
     #[arg(long, value_name = "VALUE=ROLE", requires = "jwt_key", value_parser = parse_role_mapping)]
-    jwt_role_map: Vec<(String, Role)>,
+    jwt_role_map: Vec<(String, Grant)>,
 }
 
 impl ServeArgs {
