@@ -38,6 +38,7 @@ mod classification;
 mod error;
 mod event;
 mod hash;
+pub mod input;
 mod kind;
 pub mod merkle;
 mod national_id;

@@ -59,6 +59,7 @@ pub use audit::{erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
 pub use read::search;
 use read::{query, report, reveal, sql};
+pub use write::intake;
 use write::{backlog, checkpointer, columns, event_columns, recorder, telemetry, writer};
 
 pub use backlog::{GAP_OPERATION, gap_size};

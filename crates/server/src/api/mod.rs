@@ -161,10 +161,7 @@ fn holds(caller: TokenInfo, need: Grant) -> Result<TokenInfo> {
             caller.grant.reads_at_least(role),
             format!("the role {role} or higher"),
         ),
-        Grant::Write => (
-            caller.grant == Grant::Write,
-            "the role writer".to_string(),
-        ),
+        Grant::Write => (caller.grant == Grant::Write, "the role writer".to_string()),
     };
     if !covered {
         return Err(ApiError::new(

@@ -821,7 +821,10 @@ async fn create_token(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
     let form = Form::parse(&body);
     let (caller, _) = poster(&app, &headers, &form, Role::Admin).await?;
     let name = form.get("name").unwrap_or_default().trim().to_string();
-    let role = form.get("role").unwrap_or_default().parse::<tokens::Grant>();
+    let role = form
+        .get("role")
+        .unwrap_or_default()
+        .parse::<tokens::Grant>();
     let refused = match (&role, name.chars().count()) {
         (_, 0) => Some("Name who the token is for.".to_string()),
         (_, n) if n > MAX_TOKEN_NAME => {

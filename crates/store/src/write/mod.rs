@@ -6,6 +6,7 @@ pub mod backlog;
 pub mod checkpointer;
 pub mod columns;
 pub mod event_columns;
+pub mod intake;
 pub mod recorder;
 pub mod telemetry;
 pub mod writer;
