@@ -70,6 +70,7 @@
 //!         verifier_key: None,
 //!         tls: None,
 //!         jwt: None,
+//!         ingest: None,
 //!     };
 //!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
@@ -97,6 +98,8 @@
 
 mod api;
 pub mod compliance;
+/// The ingest endpoint's configuration (`POST /api/v1/events`).
+pub use api::ingest::{DEFAULT_MAX_BODY, Ingest, SUBMITTED_BY};
 pub mod csv_rows;
 mod error;
 mod export;
@@ -155,6 +158,8 @@ pub struct Config {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Take JWT bearers beside console tokens.
     pub jwt: Option<JwtRoles>,
+    /// Take events from writers (`POST /api/v1/events`); `None` answers that endpoint 404.
+    pub ingest: Option<Ingest>,
 }
 
 /// The running server's shared state.
@@ -174,6 +179,8 @@ pub(crate) struct App {
     pub jwt: Option<JwtRoles>,
     /// Whether the browser reaches us over TLS, so that the session cookie is `Secure`.
     pub secure_cookies: bool,
+    /// The ingest endpoint's recorder and policy, when it takes events.
+    pub ingest: Option<Ingest>,
 }
 
 /// Readers kept open between requests (a PostgreSQL connection costs a round trip or more).
@@ -246,6 +253,7 @@ pub async fn serve(
         metrics,
         jwt: config.jwt,
         secure_cookies: config.tls.is_some(),
+        ingest: config.ingest,
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
             // Never a real count pair: the first request loads the table.
@@ -269,8 +277,12 @@ pub async fn serve(
     // blocks (and a synchronous client must not block inside the runtime).
     let flushed = tokio::task::spawn_blocking(move || {
         let recorder = app.recorder.clone();
+        let ingest = app.ingest.as_ref().map(|i| i.recorder.clone());
         drop(app);
-        recorder.flush()
+        // The ingest recorder first: events accepted without `wait` become durable (or their
+        // loss is reported) before this returns.
+        let ingested = ingest.map_or(Ok(()), |r| r.flush());
+        recorder.flush().and(ingested)
     })
     .await
     .map_err(std::io::Error::other)?;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +23,7 @@ use crate::tokens::{Grant, Role, TokenInfo, TokenTable};
 use crate::{App, OpenError};
 
 pub(crate) mod events;
+pub mod ingest;
 pub(crate) mod reports;
 pub(crate) mod reviews;
 mod sessions;
@@ -30,7 +32,16 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/api/v1/events", get(events::events))
+        .route(
+            "/api/v1/events",
+            get(events::events)
+                .post(ingest::ingest)
+                .layer(DefaultBodyLimit::max(
+                    app.ingest
+                        .as_ref()
+                        .map_or(ingest::DEFAULT_MAX_BODY, |i| i.max_body),
+                )),
+        )
         .route("/api/v1/events/{id}", get(events::event))
         .route("/api/v1/events/{id}/proof", get(events::proof))
         .route("/api/v1/events/{id}/review", post(reviews::review))
