@@ -481,7 +481,9 @@ fn the_python_client_records_and_reads_back_through_a_real_serve() {
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{report}");
     assert!(out.status.success(), "python tests failed:\n{report}");
+    assert!(report.contains("Ran 5 tests"), "{report}");
     assert!(!report.contains("skipped"), "{report}");
     console.stop();
     // What the client wrote is in the log, read by the CLI rather than by the client.
