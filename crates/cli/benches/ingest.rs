@@ -183,13 +183,15 @@ fn http(runtime: &tokio::runtime::Runtime, lines: &[String], per_request: usize,
             task.await.expect("client");
         }
     });
-    if !wait {
+    // Without `wait`, the events are durable once `serve` has stopped (it flushes first).
+    let rate = if wait {
+        let rate = lines.len() as f64 / start.elapsed().as_secs_f64();
         stop(child);
-    }
-    let rate = lines.len() as f64 / start.elapsed().as_secs_f64();
-    if wait {
+        rate
+    } else {
         stop(child);
-    }
+        lines.len() as f64 / start.elapsed().as_secs_f64()
+    };
     // Every event is in the log: the count is the proof that nothing was dropped.
     let out = command(&db)
         .args(["summary", "--json"])
