@@ -80,8 +80,15 @@ fn prepare(db: &Path) -> String {
         .args(["--actor", "bench"])
         .output()
         .expect("token create");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }
 
 fn free_port() -> u16 {
@@ -140,7 +147,12 @@ fn log_stdin(lines: &[String]) -> f64 {
 
 /// 16 clients posting `per_request` events per request; events/s, until every event is
 /// durable (with `wait`: the last answer; without: `serve` stopped).
-fn http(runtime: &tokio::runtime::Runtime, lines: &[String], per_request: usize, wait: bool) -> f64 {
+fn http(
+    runtime: &tokio::runtime::Runtime,
+    lines: &[String],
+    per_request: usize,
+    wait: bool,
+) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("audit.db");
     let token = prepare(&db);
@@ -162,8 +174,12 @@ fn http(runtime: &tokio::runtime::Runtime, lines: &[String], per_request: usize,
     runtime.block_on(async {
         let mut tasks = Vec::new();
         for c in 0..CLIENTS {
-            let (client, url, token, bodies) =
-                (client.clone(), url.clone(), token.clone(), Arc::clone(&bodies));
+            let (client, url, token, bodies) = (
+                client.clone(),
+                url.clone(),
+                token.clone(),
+                Arc::clone(&bodies),
+            );
             tasks.push(tokio::spawn(async move {
                 for body in bodies.iter().skip(c).step_by(CLIENTS) {
                     let answer = client
