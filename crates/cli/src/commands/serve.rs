@@ -192,11 +192,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             },
         )
         .context("opening the ingest recorder")?;
-        Ingest {
-            recorder,
-            policy,
-            max_body: args.ingest_max_body,
-        }
+        Ingest::new(recorder, policy, args.ingest_max_body)
     };
     let ingest_recorder = ingest.recorder.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -43,6 +43,11 @@ pub const SUBMITTED_BY: &str = "submitted-by:";
 /// their arguments and results).
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
+/// At most this many bodies accepted without `wait` may be on their way to the writer; the
+/// next such request waits for one of them before it is answered, so that no queue between
+/// the request path and the writer grows without bound.
+const MAX_UNWAITED: usize = 64;
+
 /// What the ingest endpoint records with.
 pub struct Ingest {
     /// Its own recorder, with the policy and redaction given to `serve`, so that the console's
@@ -52,6 +57,19 @@ pub struct Ingest {
     pub policy: Policy,
     /// The largest body taken, in bytes; a larger one is a 413.
     pub max_body: usize,
+    /// Bodies answered `202` and not yet written (at most [`MAX_UNWAITED`]).
+    unwaited: Arc<tokio::sync::Semaphore>,
+}
+
+impl Ingest {
+    pub fn new(recorder: Recorder, policy: Policy, max_body: usize) -> Ingest {
+        Ingest {
+            recorder,
+            policy,
+            max_body,
+            unwaited: Arc::new(tokio::sync::Semaphore::new(MAX_UNWAITED)),
+        }
+    }
 }
 
 /// One recorded (or accepted) event in the answer.
@@ -124,7 +142,16 @@ pub(crate) async fn ingest(
             "the body holds no event (one JSON object, or JSON lines with one event each)",
         ));
     }
-    record(ingest.recorder.clone(), batch.events, wait).await
+    let unwaited = if wait {
+        None
+    } else {
+        let permit = Arc::clone(&ingest.unwaited)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("the ingest queue is closed"))?;
+        Some(permit)
+    };
+    record(ingest.recorder.clone(), batch.events, unwaited).await
 }
 
 /// The one query field: `wait=durable`.
@@ -249,10 +276,12 @@ fn refused(problems: Vec<(u64, String)>) -> ApiError {
 
 /// Records the checked events: one with the recorder's group commit, several in one
 /// transaction of their own; waits for it only with `wait`.
+/// Without `wait` (`unwaited` holds the body's permit) the answer comes at once and the
+/// permit is given back when the write is done.
 async fn record(
     recorder: Recorder,
     events: Vec<(u64, AuditEvent)>,
-    wait: bool,
+    unwaited: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Result<Response> {
     let log_id = recorder.log_id().to_string();
     let (lines, events): (Vec<u64>, Vec<AuditEvent>) = events.into_iter().unzip();
@@ -285,12 +314,13 @@ async fn record(
             })
             .collect()
     };
-    if !wait {
+    if let Some(permit) = unwaited {
         let n = ids.len();
         tokio::spawn(async move {
             if let Err(error) = commit.await {
                 tracing::error!("{n} ingested event(s) were not recorded: {error}");
             }
+            drop(permit);
         });
         let events = accepted(vec![None; ids.len()]);
         return Ok(json_response(
