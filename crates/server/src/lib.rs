@@ -13,6 +13,8 @@
 //!   names.
 //! - [`csv_rows`]: the CSV form of events, shared with `mcp-audit export`; [`time`]: times
 //!   as people type them (`7d`, a date, RFC 3339), shared with the command line's flags.
+//! - `api::ingest`: `POST /api/v1/events`, the way in for a `writer` (one event or JSON lines,
+//!   checked as `mcp-audit log -` checks them, all or nothing), configured by [`Ingest`].
 //! - `ui`: the web UI under `/ui/` (server-rendered HTML, cookie sessions with CSRF tokens),
 //!   reading through the API's own functions and role checks.
 //! - `metrics`: `/metrics` in the Prometheus text format (the console's recorder, what it
@@ -98,8 +100,6 @@
 
 mod api;
 pub mod compliance;
-/// The ingest endpoint's configuration (`POST /api/v1/events`).
-pub use api::ingest::{DEFAULT_MAX_BODY, Ingest, SUBMITTED_BY};
 pub mod csv_rows;
 mod error;
 mod export;
@@ -121,6 +121,8 @@ use mcp_audit_core::checkpoint::NoteVerifier;
 use mcp_audit_store::{Recorder, Store};
 use tokio::net::TcpListener;
 
+/// The ingest endpoint's configuration (`POST /api/v1/events`).
+pub use api::ingest::{DEFAULT_MAX_BODY, Ingest, SUBMITTED_BY};
 pub use error::ApiError;
 pub use jwt::JwtRoles;
 pub use params::MAX_LIMIT;
