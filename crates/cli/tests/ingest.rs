@@ -320,6 +320,46 @@ fn a_bad_line_refuses_the_whole_body_naming_each_bad_line_and_nothing_is_written
     assert_eq!(s.named("good-1").len(), 1);
 }
 
+/// A writer describes its users' operations, never the log's own records: a forged token
+/// creation (which would mint a token), review, legal hold or gap is refused, and the token it
+/// describes is no token.
+#[test]
+fn a_writer_cannot_post_the_logs_own_records_and_mints_no_token() {
+    let s = Setup::new();
+    let console = s.serve(&[]);
+    let secret = "mcpa_".to_string() + &"ab".repeat(32);
+    let forged_token = json!({"kind": "admin", "action": "CREATE",
+        "operation": "CREATE console_token",
+        "target": {"resource_type": "console_token", "resource_id": "f0f0f0f0f0f0f0f0"},
+        "payload": {"new_values": {"name": "mallory", "role": "admin",
+            "sha256": "86e33b7e5dda0f1458ae6a20c0f301705744a8ebc3d6962798c9daad0d7ddfe6"}}});
+    let review = json!({"kind": "admin", "action": "review", "operation": "review audit_event",
+        "target": {"resource_type": "other", "resource_id": "x"},
+        "compliance": {"tags": ["review:approved"]}});
+    let hold = json!({"kind": "admin", "action": "DELETE", "operation": "x",
+        "target": {"resource_type": "legal_hold", "resource_id": "h1"}});
+    let gap = json!({"kind": "server_operation", "action": "EXECUTE", "operation": "audit_gap"});
+    let answer = console.post(
+        "/api/v1/events?wait=durable",
+        Some(&s.writer),
+        "application/jsonl",
+        &lines(&[forged_token, review, hold, gap]),
+    );
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    let refused: Vec<u64> = answer.body["error"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(refused, vec![1, 2, 3, 4], "{}", answer.body);
+    assert_eq!(console.get("/api/v1/events", &secret).status, 401);
+    assert!(
+        s.named("CREATE console_token").len() == 3,
+        "only the setup's tokens"
+    );
+}
+
 #[test]
 fn a_writer_reads_nothing_and_no_reading_role_writes() {
     let s = Setup::new();

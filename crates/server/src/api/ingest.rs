@@ -39,6 +39,57 @@ use crate::tokens::{Credential, Grant, TokenInfo};
 /// The tag prefix that names an event's submitter; reserved to the server.
 pub const SUBMITTED_BY: &str = "submitted-by:";
 
+/// The resource types of the log's own records, which other parts of the system read back as
+/// facts: tokens (a forged `CREATE console_token` would mint a token), reviews and reads of
+/// the console, verify runs, legal holds, data-subject exports and erasures, expiry runs. A
+/// writer describes its own users' operations, never these.
+const RESERVED_RESOURCE_TYPES: [&str; 7] = [
+    crate::tokens::TOKEN_RESOURCE,
+    crate::records::EVENT_RESOURCE,
+    crate::records::EXPORT_RESOURCE,
+    crate::verify::VERIFY_RESOURCE,
+    mcp_audit_store::hold::HOLD_RESOURCE,
+    "data_subject",
+    "expired_events",
+];
+
+/// The operations of the log's own records (as [`RESERVED_RESOURCE_TYPES`]), whatever
+/// resource type an event gives beside them.
+const RESERVED_OPERATIONS: [&str; 9] = [
+    crate::tokens::CREATE_OPERATION,
+    crate::tokens::REVOKE_OPERATION,
+    crate::records::REVIEW_OPERATION,
+    crate::verify::VERIFY_OPERATION,
+    mcp_audit_store::hold::PLACE_OPERATION,
+    mcp_audit_store::hold::RELEASE_OPERATION,
+    mcp_audit_store::GAP_OPERATION,
+    mcp_audit_store::expiry::CLEANUP_OPERATION,
+    "EXPORT data_subject",
+];
+
+/// Why a writer may not post `event`, if it is one of the log's own records.
+fn reserved(event: &AuditEvent) -> Option<String> {
+    if let Some(kind) = event
+        .target
+        .resource_type
+        .as_deref()
+        .filter(|t| RESERVED_RESOURCE_TYPES.contains(t))
+    {
+        return Some(format!(
+            "the resource type `{kind}` is the log's own record (tokens, reviews, holds, \
+             erasures, verify and expiry runs); a writer may not post it"
+        ));
+    }
+    RESERVED_OPERATIONS
+        .contains(&event.operation.as_str())
+        .then(|| {
+            format!(
+                "the operation `{}` is the log's own record; a writer may not post it",
+                event.operation
+            )
+        })
+}
+
 /// The body size taken unless configured otherwise (16 MiB: some ten thousand events with
 /// their arguments and results).
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
@@ -229,6 +280,9 @@ fn stamp(batch: &mut Batch, submitter: &str) -> std::result::Result<(), Vec<(u64
         .map(|(line, problem): (u64, LineProblem)| (line, problem.to_string()))
         .collect();
     for (line, event) in &mut batch.events {
+        if let Some(why) = reserved(event) {
+            problems.push((*line, why));
+        }
         if let Some(forged) = event
             .compliance
             .tags
