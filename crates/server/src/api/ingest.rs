@@ -14,6 +14,10 @@
 //! `actor` is what the writer says of its own user (a service records on behalf of the people
 //! it serves), so it is kept as given; the tag says which writer vouches for it.
 //!
+//! Nor may a writer post the log's own records (tokens, reviews, holds, erasures, verify and
+//! expiry runs, gaps), which other parts read back as facts: a forged `CREATE console_token`
+//! would mint a token. Such an event is one more bad line.
+//!
 //! `?wait=durable` answers (201) once the events are durable, with each one's seq; without
 //! it, the answer (202) comes once the events are checked and handed to the writer, with their
 //! ids and no seq: a failure to write them then shows in the server's log and metrics only.
