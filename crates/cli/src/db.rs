@@ -204,6 +204,13 @@ impl Db {
         self.open_writable_log(durability, self.log_id.clone())
     }
 
+    /// A second writer in the same process (`serve`'s ingest recorder beside the console's):
+    /// on SQLite the same file, whose one log keeps its sequence in the database; on
+    /// PostgreSQL a new log of its own, since two writers of one log would race for its seqs.
+    pub fn open_another_writable(&self) -> anyhow::Result<Box<dyn Store>> {
+        self.open_writable_log(Durability::Sync, None)
+    }
+
     /// Records one event durably, for a command whose whole effect is that record (a token, a
     /// legal hold, an export served): a record the audit level leaves out is an error, since
     /// the command would otherwise have done nothing while saying it had. `what` names it in

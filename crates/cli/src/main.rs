@@ -17,9 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod commands;
 mod db;
-mod event_input;
 mod filter_args;
-mod id_guard;
 mod publish;
 mod redact_arg;
 mod render;

@@ -1621,12 +1621,67 @@ fn the_openapi_document_describes_every_real_answer(db: Db) {
             .collect();
         assert!(names.contains(&"q"), "{template}: {names:?}");
     }
-    let mut covered = BTreeSet::new();
+    // The ingest API: a writer's events, and a batch refused for one bad line.
+    let writer = s.db.token("ingest", "writer");
+    let event = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"ingested"}"#;
+    let bad_lines = format!("{event}\n{{\"kind\":\"nope\"}}\n");
+    let ingest_calls: Vec<(&str, Option<&str>, &str, &str, u16)> = vec![
+        (
+            "/api/v1/events?wait=durable",
+            Some(&writer),
+            "application/json",
+            event,
+            201,
+        ),
+        (
+            "/api/v1/events",
+            Some(&writer),
+            "application/jsonl",
+            event,
+            202,
+        ),
+        (
+            "/api/v1/events",
+            Some(&writer),
+            "application/jsonl",
+            &bad_lines,
+            422,
+        ),
+        (
+            "/api/v1/events?wait=soon",
+            Some(&writer),
+            "application/json",
+            event,
+            400,
+        ),
+        (
+            "/api/v1/events",
+            Some(&s.admin),
+            "application/json",
+            event,
+            403,
+        ),
+        ("/api/v1/events", None, "application/json", event, 401),
+    ];
+    let mut answers = Vec::new();
     for (method, template, path, token, status) in &calls {
         let answer = match *method {
             "post" => console.post(path, *token, review_body),
             _ => console.get(path, *token),
         };
+        answers.push((*method, *template, path.clone(), *status, answer));
+    }
+    for (path, token, content_type, body, status) in &ingest_calls {
+        let request = console
+            .client
+            .post(format!("{}{path}", console.base))
+            .header("content-type", *content_type)
+            .body(body.to_string());
+        let answer = console.send(request, *token);
+        answers.push(("post", "/api/v1/events", path.to_string(), *status, answer));
+    }
+    let mut covered = BTreeSet::new();
+    for (method, template, path, status, answer) in &answers {
         assert_eq!(answer.status, *status, "{method} {path}: {}", answer.body);
         let response = &doc["paths"][*template][*method]["responses"][status.to_string()];
         assert!(

@@ -528,6 +528,55 @@ fn hs256_jwts_map_their_role_claim_to_roles_and_reads_are_on_record_as_their_sub
     }
 }
 
+/// `writer` in a JWT's role claim (directly or mapped) posts events, tagged with its subject,
+/// and reads nothing; a subject whose groups name a reading role and `writer` does both.
+#[test]
+fn a_jwt_writer_posts_events_as_its_subject_and_reads_nothing() {
+    let db = Db::new();
+    let secret = db.dir.path().join("hs256.secret");
+    std::fs::write(&secret, format!("{HS_SECRET}\n")).unwrap();
+    let console = Console::start(
+        &db,
+        &[
+            "--jwt-hs256-secret-file",
+            secret.to_str().unwrap(),
+            "--jwt-role-claim",
+            "groups",
+            "--jwt-role-map",
+            "ingesters=writer",
+        ],
+        false,
+    );
+    let exp = now() + 600;
+    let claims = |sub: &str, groups: Value| json!({"sub": sub, "exp": exp, "groups": groups});
+    let writer = hs256(claims("svc-billing", json!(["ingesters"])));
+    let both = hs256(claims("svc-both", json!(["viewer", "writer"])));
+    let event = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"jwt-posted"}"#;
+    let posted = console.post("/api/v1/events?wait=durable", &writer, event);
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    let list = console.get("/api/v1/events", &writer);
+    assert_eq!(list.status, 403, "{}", list.body);
+    assert!(list.error().1.contains("svc-billing"));
+    let posted = console.post("/api/v1/events?wait=durable", &both, event);
+    assert_eq!(posted.status, 201, "{}", posted.body);
+    assert_eq!(console.get("/api/v1/events", &both).status, 200);
+    let tags: Vec<Value> = db
+        .all()
+        .into_iter()
+        .filter(|e| e["operation"] == "jwt-posted")
+        .map(|e| e["compliance"]["tags"].clone())
+        .collect();
+    assert_eq!(tags.len(), 2);
+    assert!(
+        tags.contains(&json!(["submitted-by:jwt:svc-billing"])),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&json!(["submitted-by:jwt:svc-both"])),
+        "{tags:?}"
+    );
+}
+
 #[test]
 fn rs256_and_jwks_es256_jwts_review_as_their_subject_and_verify_passes() {
     let db = Db::new();

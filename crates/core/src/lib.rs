@@ -41,6 +41,7 @@ mod error;
 mod event;
 mod hash;
 pub mod import;
+pub mod input;
 mod kind;
 pub mod merkle;
 mod national_id;

@@ -14,6 +14,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The bad lines of a refused ingest body (`{"line", "problem"}` each), so that a client
+    /// can point at each; empty for every other error.
+    pub lines: Vec<serde_json::Value>,
 }
 
 impl ApiError {
@@ -22,7 +25,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            lines: Vec::new(),
         }
+    }
+
+    /// This error with the bad lines of a refused body.
+    pub fn with_lines(mut self, lines: Vec<serde_json::Value>) -> ApiError {
+        self.lines = lines;
+        self
     }
 
     /// A request the API cannot take as it is (a malformed filter, an unknown field).
@@ -73,7 +83,10 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if !self.lines.is_empty() {
+            body["error"]["lines"] = serde_json::Value::Array(self.lines);
+        }
         crate::api::json_response(self.status, &body)
     }
 }

@@ -6,7 +6,9 @@
 //! audience required), so the console and the proxy accept exactly the same tokens. What is
 //! the console's own is the role: the value of one claim (`mcp_audit_role` unless configured),
 //! a role name or a value mapped to one (an identity provider's group names). A claim that is
-//! a list (groups) gives the highest role any of its values names.
+//! a list (groups) gives the highest reading role any of its values names; `writer` (the
+//! ingest API's grant) is no rung of that ladder, so a subject whose list names both reads
+//! with its reading role and writes with `writer`, each where the endpoint asks for it.
 //!
 //! A token that fails verification or names no subject is a 401: it does not say who is
 //! asking. A verified token without a known role is a 403: the caller is known, and has no
@@ -18,7 +20,7 @@ use mcp_audit_proxy::http::IdentityConfig;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::tokens::{Role, TokenInfo};
+use crate::tokens::{Grant, TokenInfo};
 
 /// The claim read for the role unless another is configured.
 pub const DEFAULT_ROLE_CLAIM: &str = "mcp_audit_role";
@@ -31,23 +33,25 @@ pub struct JwtRoles {
     /// The claim whose value names the role.
     pub role_claim: String,
     /// Claim values that stand for a role (`admins=admin`), beside the role names themselves.
-    pub role_map: Vec<(String, Role)>,
+    pub role_map: Vec<(String, Grant)>,
 }
 
 /// Reads a `CLAIMVALUE=ROLE` mapping (`--jwt-role-map`).
-pub fn parse_role_mapping(text: &str) -> Result<(String, Role), String> {
+pub fn parse_role_mapping(text: &str) -> Result<(String, Grant), String> {
     let (value, role) = text
         .rsplit_once('=')
         .ok_or_else(|| format!("`{text}` is not CLAIMVALUE=ROLE"))?;
     if value.is_empty() {
         return Err(format!("`{text}` names no claim value before `=`"));
     }
-    Ok((value.to_string(), role.trim().parse::<Role>()?))
+    Ok((value.to_string(), role.trim().parse::<Grant>()?))
 }
 
 impl JwtRoles {
-    /// The caller that `token` names, with its role; a 401 or 403 [`ApiError`] otherwise.
-    pub(crate) fn authenticate(&self, token: &str) -> Result<TokenInfo, ApiError> {
+    /// The caller that `token` names, with the grant it holds for `need` (its highest reading
+    /// role for a read, `writer` for a write, else whatever it holds, which the caller's check
+    /// then refuses); a 401 or 403 [`ApiError`] otherwise.
+    pub(crate) fn authenticate(&self, token: &str, need: Grant) -> Result<TokenInfo, ApiError> {
         let claims = self.identity.verify_claims(token).map_err(|reason| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -67,7 +71,7 @@ impl JwtRoles {
                 )
             })?;
         let role = self
-            .role_of(&claims)
+            .grant_of(&claims, need)
             .map_err(|message| ApiError::new(StatusCode::FORBIDDEN, "forbidden", message))?;
         let issuer = claims
             .get("iss")
@@ -81,8 +85,28 @@ impl JwtRoles {
         Ok(TokenInfo::from_jwt(subject, issuer, role, issued))
     }
 
-    /// The highest role the role claim names, directly or through the map.
-    fn role_of(&self, claims: &Map<String, Value>) -> Result<Role, String> {
+    /// The grant the role claim gives for `need`, directly or through the map.
+    fn grant_of(&self, claims: &Map<String, Value>, need: Grant) -> Result<Grant, String> {
+        let grants = self.grants_of(claims)?;
+        let highest_read = grants.iter().filter_map(|g| g.reads()).max();
+        let writes = grants.contains(&Grant::Write);
+        Ok(match (need, highest_read, writes) {
+            (Grant::Write, _, true) => Grant::Write,
+            (_, Some(role), _) => Grant::Read(role),
+            _ => Grant::Write,
+        })
+    }
+
+    /// The highest reading role the role claim names (for the read endpoints).
+    #[cfg(test)]
+    fn role_of(&self, claims: &Map<String, Value>) -> Result<crate::tokens::Role, String> {
+        self.grant_of(claims, Grant::Read(crate::tokens::Role::Viewer))?
+            .reads()
+            .ok_or_else(|| "writer only".to_string())
+    }
+
+    /// Every grant the role claim names, directly or through the map (at least one).
+    fn grants_of(&self, claims: &Map<String, Value>) -> Result<Vec<Grant>, String> {
         let claim = &self.role_claim;
         let values: Vec<&str> = match claims.get(claim) {
             None | Some(Value::Null) => {
@@ -94,24 +118,25 @@ impl JwtRoles {
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
             Some(_) => return Err(format!("the `{claim}` claim is neither a text nor a list")),
         };
-        values
+        let grants: Vec<Grant> = values
             .iter()
             .filter_map(|value| {
-                value.parse::<Role>().ok().or_else(|| {
+                value.parse::<Grant>().ok().or_else(|| {
                     self.role_map
                         .iter()
                         .find(|(mapped, _)| mapped == value)
-                        .map(|(_, role)| *role)
+                        .map(|(_, grant)| *grant)
                 })
             })
-            .max()
-            .ok_or_else(|| {
-                format!(
-                    "the `{claim}` claim ({}) names no role (viewer, reviewer, auditor, admin) \
-                     and no mapped value",
-                    values.join(", ")
-                )
-            })
+            .collect();
+        if grants.is_empty() {
+            return Err(format!(
+                "the `{claim}` claim ({}) names no role (viewer, reviewer, auditor, admin, \
+                 writer) and no mapped value",
+                values.join(", ")
+            ));
+        }
+        Ok(grants)
     }
 }
 
@@ -120,12 +145,16 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::tokens::Role;
 
     fn roles(map: &[(&str, Role)]) -> JwtRoles {
         JwtRoles {
             identity: IdentityConfig::default(),
             role_claim: "groups".into(),
-            role_map: map.iter().map(|(v, r)| (v.to_string(), *r)).collect(),
+            role_map: map
+                .iter()
+                .map(|(v, r)| (v.to_string(), Grant::Read(*r)))
+                .collect(),
         }
     }
 
@@ -165,10 +194,28 @@ mod tests {
     }
 
     #[test]
+    fn writer_is_granted_beside_a_reading_role_and_never_read_as_one() {
+        let r = roles(&[]);
+        let both = claims(json!(["viewer", "writer"]));
+        let read = Grant::Read(Role::Viewer);
+        assert_eq!(r.grant_of(&both, read), Ok(read));
+        assert_eq!(r.grant_of(&both, Grant::Write), Ok(Grant::Write));
+        let writer = claims(json!("writer"));
+        // Asked for a read, a writer-only subject is a writer, which the read check refuses.
+        assert_eq!(r.grant_of(&writer, read), Ok(Grant::Write));
+        let viewer = claims(json!("viewer"));
+        assert_eq!(r.grant_of(&viewer, Grant::Write), Ok(read));
+    }
+
+    #[test]
     fn role_mappings_are_read_as_value_equals_role() {
         assert_eq!(
             parse_role_mapping("cn=admins,ou=groups=admin"),
-            Ok(("cn=admins,ou=groups".to_string(), Role::Admin))
+            Ok(("cn=admins,ou=groups".to_string(), Grant::Read(Role::Admin)))
+        );
+        assert_eq!(
+            parse_role_mapping("ingesters=writer"),
+            Ok(("ingesters".to_string(), Grant::Write))
         );
         assert!(parse_role_mapping("admins").is_err());
         assert!(parse_role_mapping("=admin").is_err());
@@ -181,7 +228,9 @@ mod tests {
 
     #[test]
     fn a_token_that_does_not_verify_is_refused_as_unauthorized() {
-        let error = roles(&[]).authenticate("not.a.jwt").unwrap_err();
+        let error = roles(&[])
+            .authenticate("not.a.jwt", Grant::Read(Role::Viewer))
+            .unwrap_err();
         assert_eq!(error.status, StatusCode::UNAUTHORIZED);
     }
 }

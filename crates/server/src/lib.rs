@@ -13,6 +13,8 @@
 //!   names.
 //! - [`csv_rows`]: the CSV form of events, shared with `mcp-audit export`; [`time`]: times
 //!   as people type them (`7d`, a date, RFC 3339), shared with the command line's flags.
+//! - `api::ingest`: `POST /api/v1/events`, the way in for a `writer` (one event or JSON lines,
+//!   checked as `mcp-audit log -` checks them, all or nothing), configured by [`Ingest`].
 //! - `ui`: the web UI under `/ui/` (server-rendered HTML, cookie sessions with CSRF tokens),
 //!   reading through the API's own functions and role checks.
 //! - `metrics`: `/metrics` in the Prometheus text format (the console's recorder, what it
@@ -74,6 +76,7 @@
 //!         jwt: None,
 //!         witness: None,
 //!         collectors: Vec::new(),
+//!         ingest: None,
 //!     };
 //!     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //!     let server = tokio::spawn(mcp_audit_server::serve(listener, config, async {
@@ -123,6 +126,8 @@ use mcp_audit_core::checkpoint::NoteVerifier;
 use mcp_audit_store::{Recorder, Store};
 use tokio::net::TcpListener;
 
+/// The ingest endpoint's configuration (`POST /api/v1/events`).
+pub use api::ingest::{DEFAULT_MAX_BODY, Ingest, SUBMITTED_BY};
 pub use error::ApiError;
 pub use jwt::JwtRoles;
 pub use params::MAX_LIMIT;
@@ -165,6 +170,8 @@ pub struct Config {
     /// More figures for `/metrics`, read at each scrape: the sinks `serve --sink` runs in the
     /// same process (`mcp_audit_sink_*`).
     pub collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
+    /// Take events from writers (`POST /api/v1/events`); `None` answers that endpoint 404.
+    pub ingest: Option<Ingest>,
 }
 
 /// The running server's shared state.
@@ -191,6 +198,8 @@ pub(crate) struct App {
     pub jwt: Option<JwtRoles>,
     /// Whether the browser reaches us over TLS, so that the session cookie is `Secure`.
     pub secure_cookies: bool,
+    /// The ingest endpoint's recorder and policy, when it takes events.
+    pub ingest: Option<Ingest>,
 }
 
 /// Readers kept open between requests (a PostgreSQL connection costs a round trip or more),
@@ -272,6 +281,7 @@ pub async fn serve(
         metrics,
         jwt: config.jwt,
         secure_cookies: config.tls.is_some(),
+        ingest: config.ingest,
         tokens: Mutex::new(TokenTable {
             tokens: Vec::new(),
             // Never a real count pair: the first request loads the table.
@@ -298,8 +308,12 @@ pub async fn serve(
     // blocks (and a synchronous client must not block inside the runtime).
     let flushed = tokio::task::spawn_blocking(move || {
         let recorder = app.recorder.clone();
+        let ingest = app.ingest.as_ref().map(|i| i.recorder.clone());
         drop(app);
-        recorder.flush()
+        // The ingest recorder first: events accepted without `wait` become durable (or their
+        // loss is reported) before this returns.
+        let ingested = ingest.map_or(Ok(()), |r| r.flush());
+        recorder.flush().and(ingested)
     })
     .await
     .map_err(std::io::Error::other)?;

@@ -83,7 +83,7 @@ fn base(
 /// A read of personal data through `endpoint`.
 pub fn read(who: &TokenInfo, event: EventId, endpoint: &str) -> Result<AuditEvent, ApiError> {
     let mut record = base(Action::Read, EVENT_RESOURCE, &event.to_string(), who)?;
-    let mut access = json!({"endpoint": endpoint, "role": who.role});
+    let mut access = json!({"endpoint": endpoint, "role": who.grant});
     let mut details = json!({"endpoint": endpoint});
     add_credential(&mut access, who);
     add_credential(&mut details, who);
@@ -99,7 +99,7 @@ pub fn export(who: &TokenInfo, filter: &str, format: &str) -> Result<AuditEvent,
         "endpoint": "/api/v1/export",
         "filter": filter,
         "format": format,
-        "role": who.role,
+        "role": who.grant,
     });
     add_credential(&mut details, who);
     record.compliance_events.push(data_access(details.clone()));
@@ -120,7 +120,7 @@ pub fn search(
     record.compliance_events.push(data_access(json!({
         "endpoint": endpoint,
         "token_id": who.id,
-        "role": who.role,
+        "role": who.grant,
     })));
     record.payload.details = Some(json!({
         "endpoint": endpoint,

@@ -28,7 +28,10 @@ pub const CREATE_OPERATION: &str = "CREATE console_token";
 /// The operation of a token's revocation event.
 pub const REVOKE_OPERATION: &str = "DELETE console_token";
 
-/// What a token may do. Each role may do everything the ones before it may.
+/// What a reading token may do. Each role may do everything the ones before it may.
+///
+/// Writing is not on this ladder: a writer is a [`Grant::Write`], so no comparison of roles
+/// can let a writer read or a reader write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -80,6 +83,78 @@ impl FromStr for Role {
     }
 }
 
+/// What a token (or a JWT subject) was given: reading up to a [`Role`], or writing events
+/// through the ingest API and nothing else. A separate capability rather than a fifth rung, so
+/// that "a writer who may list events" cannot be expressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Reads what `Role` allows; never writes events.
+    Read(Role),
+    /// Posts events to `/api/v1/events`; reads nothing, not even the events it wrote.
+    Write,
+}
+
+/// The name of the writing grant, as `token create --role` and JWT role claims spell it.
+pub const WRITER: &str = "writer";
+
+impl Grant {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Read(role) => role.as_str(),
+            Grant::Write => WRITER,
+        }
+    }
+
+    /// The reading role, if this grant reads.
+    pub fn reads(self) -> Option<Role> {
+        match self {
+            Grant::Read(role) => Some(role),
+            Grant::Write => None,
+        }
+    }
+
+    /// Whether this grant reads at least what `need` reads.
+    pub fn reads_at_least(self, need: Role) -> bool {
+        self.reads().is_some_and(|role| role >= need)
+    }
+
+    /// Whether this grant sees the personal half of events.
+    pub fn sees_payloads(self) -> bool {
+        self.reads().is_some_and(Role::sees_payloads)
+    }
+}
+
+impl From<Role> for Grant {
+    fn from(role: Role) -> Grant {
+        Grant::Read(role)
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Grant {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl FromStr for Grant {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == WRITER {
+            return Ok(Grant::Write);
+        }
+        s.parse::<Role>().map(Grant::Read).map_err(|_| {
+            format!("unknown role `{s}` (expected viewer, reviewer, auditor, admin or writer)")
+        })
+    }
+}
+
 /// A token just made: the secret, shown once, and what the log keeps of it.
 #[derive(Debug, Clone)]
 pub struct NewToken {
@@ -108,9 +183,10 @@ impl NewToken {
     pub fn create_event(
         &self,
         name: &str,
-        role: Role,
+        grant: impl Into<Grant>,
         actor: &str,
     ) -> Result<AuditEvent, ModelError> {
+        let role = grant.into();
         token_event(Action::Create, &self.id, actor)
             .resource_name(name)
             .new_values(json!({
@@ -150,7 +226,9 @@ fn token_hash_hex(secret: &str) -> String {
 pub struct TokenInfo {
     pub id: String,
     pub name: String,
-    pub role: Role,
+    /// What it may do (serialized as `role`: `viewer` … `admin`, or `writer`).
+    #[serde(rename = "role")]
+    pub grant: Grant,
     pub created: Timestamp,
     pub created_by: Option<String>,
     /// When it was revoked; `None` while valid.
@@ -177,13 +255,13 @@ impl TokenInfo {
     pub fn from_jwt(
         subject: &str,
         issuer: Option<String>,
-        role: Role,
+        grant: Grant,
         issued: Timestamp,
     ) -> TokenInfo {
         TokenInfo {
             id: String::new(),
             name: subject.to_string(),
-            role,
+            grant,
             created: issued,
             created_by: issuer.clone(),
             revoked: None,
@@ -231,7 +309,7 @@ impl TokenTable {
             let (Some(id), Some(name), Some(role), Some(hash)) = (
                 event.target.resource_id.clone(),
                 text("name"),
-                text("role").and_then(|r| r.parse::<Role>().ok()),
+                text("role").and_then(|r| r.parse::<Grant>().ok()),
                 text("sha256")
                     .and_then(|h| hex::decode(h).ok())
                     .and_then(|h| <[u8; 32]>::try_from(h).ok()),
@@ -242,7 +320,7 @@ impl TokenTable {
             tokens.push(TokenInfo {
                 id,
                 name: name.to_string(),
-                role,
+                grant: role,
                 created: event.timestamp,
                 created_by: event.actor.user_id.clone(),
                 revoked: None,
@@ -339,5 +417,28 @@ mod tests {
         assert_eq!("auditor".parse::<Role>().unwrap(), Role::Auditor);
         assert!("root".parse::<Role>().unwrap_err().contains("viewer"));
         assert!(!Role::Reviewer.sees_payloads() && Role::Auditor.sees_payloads());
+    }
+
+    #[test]
+    fn a_writer_is_no_rung_of_the_reading_ladder() {
+        assert_eq!("writer".parse::<Grant>().unwrap(), Grant::Write);
+        assert_eq!(
+            "viewer".parse::<Grant>().unwrap(),
+            Grant::Read(Role::Viewer)
+        );
+        assert!("writer".parse::<Role>().is_err());
+        assert!(!Grant::Write.reads_at_least(Role::Viewer));
+        assert!(!Grant::Write.sees_payloads());
+        assert!(Grant::Read(Role::Viewer).reads_at_least(Role::Viewer));
+        assert!(!Grant::Read(Role::Viewer).reads_at_least(Role::Reviewer));
+        assert!("root".parse::<Grant>().unwrap_err().contains("writer"));
+    }
+
+    #[test]
+    fn a_writer_token_is_read_back_from_its_creation_event_as_a_writer() {
+        let token = NewToken::generate();
+        let event = token.create_event("ingest", Grant::Write, "root").unwrap();
+        let values = event.payload.new_values.unwrap();
+        assert_eq!(values["role"], "writer");
     }
 }

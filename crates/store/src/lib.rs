@@ -63,6 +63,7 @@ pub use audit::{cosigned, erasure, expiry, hold, integrity, subject};
 use audit::{indexed, lineage, tree};
 pub use read::search;
 use read::{query, report, reveal, sql};
+pub use write::intake;
 use write::{
     backlog, checkpointer, columns, erasure_watch, event_columns, recorder, telemetry, writer,
 };

@@ -12,12 +12,13 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use mcp_audit_core::redact::Redactor;
-use mcp_audit_core::{AuditEvent, AuditLevel, Policy, Retention};
+use mcp_audit_core::{AuditLevel, Policy, Retention};
 use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig, Store};
 
+use mcp_audit_core::input::parse_event;
+use mcp_audit_store::intake::{self, IdGuard};
+
 use crate::db::Db;
-use crate::event_input::parse_event;
-use crate::id_guard::IdGuard;
 
 /// Record audit events
 #[derive(Debug, clap::Args)]
@@ -79,9 +80,9 @@ pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
 /// One event, recorded `sync`: when this returns Ok, the record is durable.
 fn log_one(db: &Db, policy: (Policy, Arc<Redactor>), bytes: &[u8]) -> anyhow::Result<()> {
     let input = parse_event(bytes)?;
-    let (store, mut ids) = open(db)?;
+    let (store, mut reader) = open(db)?;
     if input.id_given {
-        ids.claim(input.event.id, 1)?;
+        IdGuard::new(reader.as_mut()).claim(input.event.id, 1)?;
     }
     let recorder = start(store, policy, Durability::Sync)?;
     let receipt = recorder.record(input.event);
@@ -102,13 +103,19 @@ fn log_one(db: &Db, policy: (Policy, Arc<Redactor>), bytes: &[u8]) -> anyhow::Re
 /// and the events go to the writer as one unit, committed in one transaction (one fsync) that
 /// keeps line order in the seqs.
 fn log_lines(db: &Db, policy: (Policy, Arc<Redactor>), input: impl BufRead) -> anyhow::Result<()> {
-    let (store, ids) = open(db)?;
-    let read = read_batch(ids, &policy.0, input)?;
+    let (store, mut reader) = open(db)?;
+    let read = intake::read_batch(&mut IdGuard::new(reader.as_mut()), &policy.0, input).map_err(
+        |(line_no, e)| {
+            anyhow::Error::new(e).context(format!(
+                "cannot read line {line_no} of stdin; nothing recorded"
+            ))
+        },
+    )?;
     let mut stderr = io::stderr().lock();
     for (line_no, problem) in &read.problems {
-        writeln!(stderr, "line {line_no}: {problem:#}")?;
+        writeln!(stderr, "line {line_no}: {problem}")?;
     }
-    let lines = read.problems.len() + read.events.len();
+    let lines = read.lines();
     if !read.problems.is_empty() {
         bail!(
             "{} of {lines} lines rejected; nothing recorded (a batch is all or nothing)",
@@ -153,60 +160,13 @@ fn log_lines(db: &Db, policy: (Policy, Arc<Redactor>), input: impl BufRead) -> a
     Ok(())
 }
 
-/// What the input of a batch held: the events of the good lines and the problems of the bad
-/// ones, each with its line number (blank lines are skipped, but counted).
-#[derive(Default)]
-struct Batch {
-    events: Vec<(u64, AuditEvent)>,
-    problems: Vec<(u64, anyhow::Error)>,
-}
-
-/// Reads every line, checking each as the recorder will (JSON, the event's form, the model's
-/// and the policy's checks) and its id (not given twice, not already recorded), so that one
-/// run names every bad line. Fails only when the input can not be read.
-fn read_batch(mut ids: IdGuard, policy: &Policy, mut input: impl BufRead) -> anyhow::Result<Batch> {
-    let mut batch = Batch::default();
-    let mut buf = Vec::new();
-    for line_no in 1u64.. {
-        buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("cannot read line {line_no} of stdin; nothing recorded"))?;
-        if n == 0 {
-            break;
-        }
-        let line = trim_line_end(&buf);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let checked = parse_event(line).and_then(|input| {
-            let mut event = input.event;
-            event.normalize()?;
-            // The recorder applies the policy to what the level keeps; applied twice, it
-            // gives the same event.
-            if policy.admits(&event) {
-                policy.apply(&mut event)?;
-            }
-            if input.id_given {
-                ids.claim(event.id, line_no)?;
-            }
-            Ok(event)
-        });
-        match checked {
-            Ok(event) => batch.events.push((line_no, event)),
-            Err(problem) => batch.problems.push((line_no, problem)),
-        }
-    }
-    Ok(batch)
-}
-
-/// The store to record into, and a guard over the ids the input gives.
-fn open(db: &Db) -> anyhow::Result<(Box<dyn Store>, IdGuard)> {
+/// The store to record into, and a reader to look the ids the input gives up in.
+fn open(db: &Db) -> anyhow::Result<(Box<dyn Store>, Box<dyn Store>)> {
     // Never spooled: the exit status says the records are in the database itself.
     let store = db.open_writable(Durability::Sync)?;
     // Opened second: the writable open creates and migrates the database.
-    let ids = IdGuard::new(db.open_read_only()?);
-    Ok((store, ids))
+    let reader = db.open_read_only()?;
+    Ok((store, reader))
 }
 
 fn start(
@@ -221,10 +181,4 @@ fn start(
         ..RecorderConfig::default()
     };
     Ok(Recorder::start(store, config)?)
-}
-
-/// The line without its `\n` or `\r\n`.
-fn trim_line_end(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use mcp_audit_core::AuditEvent;
 use serde_json::Value;
 
-use crate::event_input::parse_event;
+use mcp_audit_core::input::parse_event;
 
 /// Show what a redaction policy does to a sample event or JSON value
 #[derive(Debug, clap::Args)]

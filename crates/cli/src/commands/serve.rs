@@ -3,20 +3,23 @@
 //! Thin: parses the flags, opens the database and the console's own recorder, and hands over.
 //! On SQLite the console is one more writer of the file the proxies write (reads and reviews
 //! are recorded into the same log); on PostgreSQL it writes a log of its own (`--log-id`, by
-//! default a new one for each run), and reads every log.
+//! default a new one for each run), and reads every log. The events writers post go through a
+//! second recorder with the ingest policy: the same SQLite log, or a new PostgreSQL log of
+//! each run.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::NoteVerifier;
 use mcp_audit_core::cosignature::CosignatureSigner;
+use mcp_audit_core::{AuditLevel, EventId, Policy, Retention};
 use mcp_audit_proxy::http::{IdentityConfig, JwtKeys};
 use mcp_audit_server::jwt::{DEFAULT_ROLE_CLAIM, parse_role_mapping};
+use mcp_audit_server::tokens::Grant;
 use mcp_audit_server::witness::{TrustedLog, Witness};
-use mcp_audit_server::{Config, Databases, JwtRoles, OpenError, Role};
+use mcp_audit_server::{Config, Databases, Ingest, JwtRoles, OpenError};
 use mcp_audit_store::{Durability, Recorder, RecorderConfig, Store};
 
 use crate::db::Db;
@@ -31,6 +34,13 @@ use crate::db::Db;
       --jwt-issuer https://idp.example --jwt-audience mcp-audit --jwt-role-map sec-team=auditor
   mcp-audit serve --witness-key witness.key \
       --witness-trust 'audit.example.com/log=audit.example.com+1a2b3c4d+AQ...'
+  mcp-audit token create --name billing-mcp --role writer
+  curl -H 'Authorization: Bearer mcpa_...' -H 'Content-Type: application/jsonl' \
+      --data-binary @events.jsonl 'http://127.0.0.1:8700/api/v1/events?wait=durable'
+  mcp-audit serve --redact-policy redact.toml --retention-policy retention.toml
+Events posted by writers (POST /api/v1/events) are checked and recorded as `mcp-audit log -`
+records them, with --level, --retention, --redact-policy and --retention-policy; the
+console's own records keep the defaults. See docs/ingest.md.
 Every read of arguments or results, every export and every review is recorded in the log with
 the token's name. See docs/console.md for the roles and the API.
 
@@ -70,7 +80,21 @@ pub struct ServeArgs {
     jwt_role_claim: String,
     /// A claim value that stands for a role, e.g. an identity provider's group (repeatable)
     #[arg(long, value_name = "VALUE=ROLE", requires = "jwt_key", value_parser = parse_role_mapping)]
-    jwt_role_map: Vec<(String, Role)>,
+    jwt_role_map: Vec<(String, Grant)>,
+    /// Which posted events to record: all, writes (writes and executions only), off
+    #[arg(long, default_value_t = AuditLevel::All, value_name = "LEVEL")]
+    level: AuditLevel,
+    /// Retention of posted events that name none: a duration (30d, 6mo, 7y), `forever`, or a
+    /// policy name (short, standard, extended)
+    #[arg(long, value_name = "DURATION|NAME")]
+    retention: Option<Retention>,
+    #[command(flatten)]
+    redaction: crate::redact_arg::RedactArgs,
+    #[command(flatten)]
+    retention_policy: crate::retention_arg::RetentionPolicyArgs,
+    /// The largest body POST /api/v1/events takes, in bytes (a larger one is a 413)
+    #[arg(long, value_name = "BYTES", default_value_t = mcp_audit_server::DEFAULT_MAX_BODY)]
+    ingest_max_body: usize,
     /// Act as a C2SP tlog-witness (POST /add-checkpoint) with this key from `witness keygen`
     #[arg(long, value_name = "PATH", requires = "witness_trust")]
     witness_key: Option<PathBuf>,
@@ -200,6 +224,28 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
         },
     )
     .context("opening the console's recorder")?;
+    let ingest = {
+        let policy = Policy {
+            level: args.level,
+            default_retention: args.retention.clone(),
+            ..Policy::default()
+        };
+        let policy = args.retention_policy.apply_to(policy)?;
+        // A recorder of its own: the writers' events get the policy and redaction given here,
+        // the console's own records (tokens, reads, reviews) keep theirs.
+        let recorder = Recorder::start(
+            db.open_another_writable()?,
+            RecorderConfig {
+                durability: Durability::Sync,
+                policy: policy.clone(),
+                redaction: args.redaction.load()?,
+                ..RecorderConfig::default()
+            },
+        )
+        .context("opening the ingest recorder")?;
+        Ingest::new(recorder, policy, args.ingest_max_body)
+    };
+    let ingest_recorder = ingest.recorder.clone();
     let sinks = args.sinks.load(db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -232,6 +278,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
                         as Box<dyn prometheus_client::collector::Collector>
                 })
                 .collect(),
+            ingest: Some(ingest),
         };
         let served = mcp_audit_server::serve(listener, config, stop)
             .await
@@ -241,8 +288,10 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
         }
         served
     });
+    let ingested = ingest_recorder.shutdown();
     let stopped = recorder.shutdown();
     served?;
     stopped.context("the console's records")?;
+    ingested.context("the ingested events")?;
     Ok(())
 }

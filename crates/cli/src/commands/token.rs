@@ -4,7 +4,8 @@
 use std::io::{self, Write};
 
 use anyhow::bail;
-use mcp_audit_server::{NewToken, Role, TokenTable, tokens};
+use mcp_audit_server::tokens::Grant;
+use mcp_audit_server::{NewToken, TokenTable, tokens};
 
 use crate::db::Db;
 use crate::table::Table;
@@ -13,10 +14,12 @@ use crate::table::Table;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mcp-audit token create --name alice --role auditor
+  mcp-audit token create --name billing-mcp --role writer   (may only POST /api/v1/events)
   mcp-audit token list
   mcp-audit token revoke 3f2a9c0d1e4b5a67
 Roles: viewer (metadata), reviewer (+ review queue), auditor (+ arguments, results, exports),
-admin (+ tokens over the API). The token is printed once; the log keeps only its SHA-256.")]
+admin (+ tokens over the API); writer, apart from them: posts events to the ingest API
+(POST /api/v1/events) and reads nothing. The token is printed once; the log keeps only its SHA-256.")]
 pub struct TokenArgs {
     #[command(subcommand)]
     command: TokenCommand,
@@ -29,9 +32,10 @@ enum TokenCommand {
         /// Who the token is for: the actor of every read it makes
         #[arg(long)]
         name: String,
-        /// viewer, reviewer, auditor or admin
+        /// viewer, reviewer, auditor or admin (reading), or writer (posts events to the
+        /// ingest API and reads nothing)
         #[arg(long)]
-        role: Role,
+        role: Grant,
         /// Who creates it, as recorded (default: the OS user)
         #[arg(long, value_name = "USER")]
         actor: Option<String>,
@@ -83,7 +87,7 @@ pub fn run(db: &Db, args: TokenArgs) -> anyhow::Result<()> {
                     rows.push([
                         t.id.clone(),
                         t.name.clone(),
-                        t.role.to_string(),
+                        t.grant.to_string(),
                         crate::render::time(t.created),
                         t.revoked.map(crate::render::time).unwrap_or_default(),
                     ]);

@@ -48,14 +48,14 @@ pub(crate) async fn list(
     let filter = params.filter()?;
     let (start, limit) = params.page()?;
     let search = match &filter.search {
-        Some(search) if !caller.role.sees_payloads() => {
+        Some(search) if !caller.grant.sees_payloads() => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!(
                     "a search reads arguments and results: it needs the role auditor or higher; \
                      token `{}` has {}",
-                    caller.name, caller.role
+                    caller.name, caller.grant
                 ),
             ));
         }
@@ -182,7 +182,7 @@ pub(crate) async fn detail(
                 }
             }
         }
-        let with_payload = caller.role.sees_payloads();
+        let with_payload = caller.grant.sees_payloads();
         let reviews = reviews_of(store, id, with_payload)?;
         let checkpoint = covering_checkpoint(app, &stored.log_id, stored.seq)?;
         let integrity = json!({
@@ -241,7 +241,7 @@ pub(crate) async fn proof_download(
                 }
                 other => other.into(),
             })?;
-            let withheld = proof.payload.is_some() && !caller.role.sees_payloads();
+            let withheld = proof.payload.is_some() && !caller.grant.sees_payloads();
             if withheld {
                 // Still a proof of the event's metadata and commitment: `verify-proof` checks
                 // it as it checks the proof of an erased event.

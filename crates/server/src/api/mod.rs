@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,10 +19,11 @@ use mcp_audit_store::StoredEvent;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::tokens::{Role, TokenInfo, TokenTable};
+use crate::tokens::{Grant, Role, TokenInfo, TokenTable};
 use crate::{App, OpenError};
 
 pub(crate) mod events;
+pub mod ingest;
 pub(crate) mod reports;
 pub(crate) mod reviews;
 mod sessions;
@@ -30,7 +32,16 @@ type Result<T, E = ApiError> = std::result::Result<T, E>;
 
 pub(crate) fn router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/api/v1/events", get(events::events))
+        .route(
+            "/api/v1/events",
+            get(events::events)
+                .post(ingest::ingest)
+                .layer(DefaultBodyLimit::max(
+                    app.ingest
+                        .as_ref()
+                        .map_or(ingest::DEFAULT_MAX_BODY, |i| i.max_body),
+                )),
+        )
         .route("/api/v1/events/{id}", get(events::event))
         .route("/api/v1/events/{id}/proof", get(events::proof))
         .route("/api/v1/events/{id}/review", post(reviews::review))
@@ -85,6 +96,16 @@ fn open_failed(e: OpenError) -> ApiError {
 
 /// The caller's token, if it is valid and its role at least `need`.
 async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<TokenInfo> {
+    authorize_for(app, headers, Grant::Read(need)).await
+}
+
+/// The caller's token, if it is valid and holds `need` (a reading role at least as high, or
+/// the writer's grant).
+pub(crate) async fn authorize_for(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    need: Grant,
+) -> Result<TokenInfo> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("no token: send `Authorization: Bearer <token>`"))?;
@@ -98,7 +119,7 @@ async fn authorize(app: &Arc<App>, headers: &HeaderMap, need: Role) -> Result<To
         .filter(|s| !s.is_empty())
         .ok_or_else(|| unauthorized("the Authorization header is not `Bearer <token>`"))?
         .to_string();
-    check_secret(app, secret, need).await
+    check_grant(app, secret, need).await
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -116,10 +137,15 @@ fn unauthorized(message: &str) -> ApiError {
 /// With JWT bearers configured, a secret without the console tokens' prefix is verified as a
 /// JWT (each time: its expiry then ends a browser session too).
 pub(crate) async fn check_secret(app: &Arc<App>, secret: String, need: Role) -> Result<TokenInfo> {
+    check_grant(app, secret, Grant::Read(need)).await
+}
+
+/// As [`check_secret`], for any grant.
+async fn check_grant(app: &Arc<App>, secret: String, need: Grant) -> Result<TokenInfo> {
     if let Some(jwt) = &app.jwt
         && !secret.starts_with(crate::tokens::TOKEN_PREFIX)
     {
-        return at_least(jwt.authenticate(&secret)?, need);
+        return holds(jwt.authenticate(&secret, need)?, need);
     }
     let caller = app
         .read(move |app, store| {
@@ -135,23 +161,31 @@ pub(crate) async fn check_secret(app: &Arc<App>, secret: String, need: Role) -> 
         })
         .await?
         .ok_or_else(|| unauthorized("unknown or revoked token"))?;
-    at_least(caller, need)
+    holds(caller, need)
 }
 
-/// `caller`, if its role is at least `need`; else a 403.
-fn at_least(caller: TokenInfo, need: Role) -> Result<TokenInfo> {
-    if caller.role < need {
+/// `caller`, if its grant covers `need`; else a 403. A writer covers no read and a reader
+/// no write.
+fn holds(caller: TokenInfo, need: Grant) -> Result<TokenInfo> {
+    let (covered, wanted) = match need {
+        Grant::Read(role) => (
+            caller.grant.reads_at_least(role),
+            format!("the role {role} or higher"),
+        ),
+        Grant::Write => (caller.grant == Grant::Write, "the role writer".to_string()),
+    };
+    if !covered {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "this needs the role {need} or higher; {} `{}` has {}",
+                "this needs {wanted}; {} `{}` has {}",
                 match caller.credential {
                     crate::tokens::Credential::ConsoleToken => "token",
                     crate::tokens::Credential::Jwt { .. } => "JWT subject",
                 },
                 caller.name,
-                caller.role
+                caller.grant
             ),
         ));
     }

@@ -184,11 +184,11 @@ async fn caller(app: &Arc<App>, headers: &HeaderMap, need: Role) -> UiResult<(Ca
     };
     let nav = Nav {
         name: token.name.clone(),
-        role: token.role.as_str(),
+        role: token.grant.as_str(),
         csrf: session.csrf.clone(),
-        reviewer: token.role >= Role::Reviewer,
-        auditor: token.role >= Role::Auditor,
-        admin: token.role >= Role::Admin,
+        reviewer: token.grant.reads_at_least(Role::Reviewer),
+        auditor: token.grant.reads_at_least(Role::Auditor),
+        admin: token.grant.reads_at_least(Role::Admin),
     };
     Ok((Caller { token, nav }, id))
 }
@@ -427,7 +427,7 @@ async fn events(
                 .unwrap_or_default(),
         })
         .collect();
-    let search = caller.token.role.sees_payloads().then(|| {
+    let search = caller.token.grant.sees_payloads().then(|| {
         form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == SEARCH_FIELD)
             .map(|(_, v)| v.into_owned())
@@ -535,7 +535,7 @@ async fn event(
 ) -> UiResult {
     let (caller, _) = caller(&app, &headers, Role::Viewer).await?;
     let id = event_id(&id)?;
-    let role = caller.token.role;
+    let grant = caller.token.grant;
     let detail = api::events::detail(&app, caller.token, id, "/ui/events/{id}").await?;
     let event = &detail["event"];
     let facts: Vec<(&'static str, String)> = [
@@ -592,7 +592,7 @@ async fn event(
             comment: r.get("comment").map(text).filter(|c| !c.is_empty()),
         })
         .collect();
-    let review_form = role >= Role::Reviewer
+    let review_form = grant.reads_at_least(Role::Reviewer)
         && event["compliance"]["requires_review"] == Value::Bool(true)
         && reviews.is_empty();
     let page = EventPage {
@@ -791,7 +791,7 @@ async fn tokens_page(
         .map(|t| TokenRow {
             id: t.id.clone(),
             name: t.name.clone(),
-            role: t.role.as_str(),
+            role: t.grant.as_str(),
             created: short_time(&t.created),
             created_by: t.created_by.clone().unwrap_or_default(),
             revoked: t.revoked.as_ref().map(short_time),
@@ -821,7 +821,10 @@ async fn create_token(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
     let form = Form::parse(&body);
     let (caller, _) = poster(&app, &headers, &form, Role::Admin).await?;
     let name = form.get("name").unwrap_or_default().trim().to_string();
-    let role = form.get("role").unwrap_or_default().parse::<Role>();
+    let role = form
+        .get("role")
+        .unwrap_or_default()
+        .parse::<tokens::Grant>();
     let refused = match (&role, name.chars().count()) {
         (_, 0) => Some("Name who the token is for.".to_string()),
         (_, n) if n > MAX_TOKEN_NAME => {

@@ -7,6 +7,7 @@ pub mod checkpointer;
 pub mod columns;
 pub mod erasure_watch;
 pub mod event_columns;
+pub mod intake;
 pub mod recorder;
 pub mod telemetry;
 pub mod writer;

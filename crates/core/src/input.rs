@@ -1,15 +1,40 @@
-//! Turning the bytes a user hands to `mcp-audit log` into an [`AuditEvent`], or into a problem
-//! that names what is wrong in one line.
+//! Turning the bytes a user hands to `mcp-audit log` or to the ingest API into an
+//! [`AuditEvent`], or into a problem that names what is wrong in one line.
 //!
+//! Shared by both ways in, so that an event `log -` takes is exactly an event the API takes.
 //! The model's own checks (normalisation, policy) run later, in the recorder; here are the
 //! checks only raw input needs: encoding, JSON syntax, and a negative duration, which serde
 //! would report as an unhelpful "expected u64"; and the seed loggers' forms of a field
 //! (`success`, a top-level `error_message`), rewritten into the event's own
-//! (`mcp_audit_core::rewrite_seed_forms`).
+//! ([`crate::rewrite_seed_forms`]).
 
-use anyhow::anyhow;
-use mcp_audit_core::AuditEvent;
 use serde_json::Value;
+
+use crate::AuditEvent;
+
+/// Why one line (or document) of input is no event. Each message names the problem within
+/// the line; the caller adds the line number.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// The bytes are not UTF-8.
+    #[error("not valid UTF-8 (invalid byte at offset {0})")]
+    NotUtf8(usize),
+    /// The text is not one JSON document (the message says where).
+    #[error("{0}")]
+    Malformed(String),
+    /// `duration_us` is below zero.
+    #[error("negative duration: duration_us is {0}; a duration must be zero or more")]
+    NegativeDuration(Value),
+    /// An integer field beyond what a double keeps exact.
+    #[error(
+        "{field} is {value}: beyond 2^53 - 1, the largest integer every JSON reader keeps exact"
+    )]
+    BeyondExact { field: &'static str, value: Value },
+    /// Valid JSON that is not an event (unknown kind, missing field, wrong type, ...).
+    #[error("invalid event: {0}")]
+    Invalid(String),
+}
 
 /// One event read from input.
 #[derive(Debug)]
@@ -21,52 +46,46 @@ pub struct InputEvent {
 }
 
 /// Parses one event from one line (or one document) of input.
-pub fn parse_event(bytes: &[u8]) -> anyhow::Result<InputEvent> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        anyhow!(
-            "not valid UTF-8 (invalid byte at offset {})",
-            e.valid_up_to()
-        )
-    })?;
+pub fn parse_event(bytes: &[u8]) -> Result<InputEvent, InputError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| InputError::NotUtf8(e.valid_up_to()))?;
     let value: Value = serde_json::from_str(text).map_err(|e| {
         // serde_json ends its message with "at line L column C"; within one line of input the
         // column is what helps.
         let message = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
         let message = message.strip_suffix(&suffix).unwrap_or(&message);
-        if e.line() <= 1 {
-            anyhow!("malformed JSON at column {}: {message}", e.column())
+        InputError::Malformed(if e.line() <= 1 {
+            format!("malformed JSON at column {}: {message}", e.column())
         } else if message == "trailing characters" {
-            anyhow!(
+            format!(
                 "malformed JSON at line {}: more than one event (for JSON lines, use `mcp-audit log - < FILE`)",
                 e.line()
             )
         } else {
-            anyhow!(
+            format!(
                 "malformed JSON at line {} column {}: {message}",
                 e.line(),
                 e.column()
             )
-        }
+        })
     })?;
     if let Some(duration) = value.get("duration_us").filter(|d| is_negative(d)) {
-        return Err(anyhow!(
-            "negative duration: duration_us is {duration}; a duration must be zero or more"
-        ));
+        return Err(InputError::NegativeDuration(duration.clone()));
     }
     for field in ["duration_us", "error_code"] {
         if let Some(n) = value.get(field).filter(|n| is_beyond_exact(n)) {
-            return Err(anyhow!(
-                "{field} is {n}: beyond 2^53 - 1, the largest integer every JSON reader keeps exact"
-            ));
+            return Err(InputError::BeyondExact {
+                field,
+                value: n.clone(),
+            });
         }
     }
     let mut value = value;
     if let Some(object) = value.as_object_mut() {
-        mcp_audit_core::rewrite_seed_forms(object).map_err(|e| anyhow!("invalid event: {e}"))?;
+        crate::rewrite_seed_forms(object).map_err(|e| InputError::Invalid(e.to_string()))?;
     }
     let id_given = value.get("id").is_some();
-    let event = serde_json::from_value(value).map_err(|e| anyhow!("invalid event: {e}"))?;
+    let event = serde_json::from_value(value).map_err(|e| InputError::Invalid(e.to_string()))?;
     Ok(InputEvent { event, id_given })
 }
 
@@ -92,7 +111,7 @@ mod tests {
     use super::*;
 
     fn problem(input: &[u8]) -> String {
-        format!("{:#}", parse_event(input).unwrap_err())
+        parse_event(input).unwrap_err().to_string()
     }
 
     #[test]
