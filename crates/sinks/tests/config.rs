@@ -133,3 +133,69 @@ fn a_webhook_without_a_secret_or_with_a_bad_url_is_refused_at_load() {
         "{e}"
     );
 }
+
+#[test]
+fn otlp_and_syslog_sinks_are_kinds_of_the_file_built_into_their_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sinks.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[sink]]
+name = "traces"
+type = "otlp"
+endpoint = "http://127.0.0.1:4318"
+protocol = "grpc"
+signals = "spans"
+batch = 20
+
+[[sink]]
+name = "siem"
+type = "syslog"
+address = "127.0.0.1:6514"
+format = "leef"
+"#,
+    )
+    .unwrap();
+    let sinks = load(&path).unwrap();
+    let kinds: Vec<&str> = sinks
+        .iter()
+        .map(|(_, kind)| mcp_audit_sinks::Destination::kind(kind))
+        .collect();
+    assert_eq!(kinds, ["otlp", "syslog"]);
+    assert_eq!(
+        sinks[0].0.spec.batch, 20,
+        "the common fields stay the runner's"
+    );
+    assert!(matches!(sinks[1].0.kind, KindConfig::Syslog(_)));
+}
+
+#[test]
+fn an_otlp_or_syslog_field_that_does_not_exist_is_refused_at_its_sinks_line() {
+    let otlp = error(
+        r#"
+[[sink]]
+name = "traces"
+type = "otlp"
+endpoint = "http://127.0.0.1:4318"
+endpiont = "typo"
+"#,
+    );
+    assert!(
+        otlp.starts_with("sinks.toml:2:") && otlp.contains("endpiont"),
+        "{otlp}"
+    );
+    let syslog = error(
+        r#"
+[[sink]]
+name = "siem"
+type = "syslog"
+address = "127.0.0.1:6514"
+formt = "cef"
+"#,
+    );
+    assert!(
+        syslog.starts_with("sinks.toml:2:") && syslog.contains("formt"),
+        "{syslog}"
+    );
+}

@@ -241,6 +241,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             target TEXT NOT NULL,              -- the target's URL
             size   BIGINT NOT NULL,            -- the largest checkpoint size it acknowledged
             PRIMARY KEY (log_id, target)
+        );
     ",
 }, Migration {
     description: "sinks' cursors and dead letters (see sinks/mod.rs)",
