@@ -23,7 +23,7 @@ use std::fmt::Write;
 use mcp_audit_store::StoredEvent;
 
 use super::{
-    PRODUCT, PRODUCT_VERSION, Severity, VENDOR, client_ip, epoch_millis, flatten_controls,
+    PRODUCT, PRODUCT_VERSION, Severity, VENDOR, client_ip, epoch_millis, escape_header,
     signature_id, title,
 };
 
@@ -89,26 +89,12 @@ impl Extension {
     }
 }
 
-/// A header field: `\` → `\\`, `|` → `\|`, control characters → space.
-pub fn escape_header(value: &str) -> String {
-    flatten_controls(value)
-        .replace('\\', "\\\\")
-        .replace('|', "\\|")
-}
-
 /// An extension value: `\` → `\\`, `=` → `\=`, CR → `\r`, LF → `\n`.
 pub fn escape_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '=' => out.push_str("\\="),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_with(
+        value,
+        &[('\\', "\\\\"), ('=', "\\="), ('\n', "\\n"), ('\r', "\\r")],
+    )
 }
 
 #[cfg(test)]
@@ -117,21 +103,7 @@ mod tests {
 
     /// CEF's unescaping of an extension value, written from the specification.
     fn unescape_value(escaped: &str) -> String {
-        let mut out = String::new();
-        let mut chars = escaped.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('r') => out.push('\r'),
-                Some(other) => out.push(other),
-                None => panic!("a lone backslash at the end of {escaped:?}"),
-            }
-        }
-        out
+        crate::format::unescape_with(escaped, &[('n', '\n'), ('r', '\r')])
     }
 
     #[test]

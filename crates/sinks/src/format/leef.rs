@@ -19,9 +19,7 @@ use std::fmt::Write;
 
 use mcp_audit_store::StoredEvent;
 
-use super::{
-    PRODUCT, PRODUCT_VERSION, Severity, VENDOR, client_ip, flatten_controls, signature_id,
-};
+use super::{PRODUCT, PRODUCT_VERSION, Severity, VENDOR, client_ip, escape_header, signature_id};
 
 /// The attribute delimiter, as the header names it.
 pub const DELIMITER: char = '\t';
@@ -84,26 +82,12 @@ pub fn record(event: &StoredEvent) -> String {
     line
 }
 
-/// A header field: `\` → `\\`, `|` → `\|`, control characters → space.
-pub fn escape_header(value: &str) -> String {
-    flatten_controls(value)
-        .replace('\\', "\\\\")
-        .replace('|', "\\|")
-}
-
 /// An attribute value: `\` → `\\`, TAB → `\t`, LF → `\n`, CR → `\r`.
 pub fn escape_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
+    super::escape_with(
+        value,
+        &[('\\', "\\\\"), ('\t', "\\t"), ('\n', "\\n"), ('\r', "\\r")],
+    )
 }
 
 #[cfg(test)]
@@ -111,22 +95,7 @@ mod tests {
     use super::*;
 
     fn unescape_value(escaped: &str) -> String {
-        let mut out = String::new();
-        let mut chars = escaped.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('t') => out.push('\t'),
-                Some('n') => out.push('\n'),
-                Some('r') => out.push('\r'),
-                Some(other) => out.push(other),
-                None => panic!("a lone backslash at the end of {escaped:?}"),
-            }
-        }
-        out
+        crate::format::unescape_with(escaped, &[('t', '\t'), ('n', '\n'), ('r', '\r')])
     }
 
     #[test]

@@ -197,3 +197,48 @@ fn flatten_controls(value: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
 }
+
+/// A header field of CEF or LEEF (the two share the pipe-delimited header): `\` → `\\`,
+/// `|` → `\|`, control characters → space.
+pub fn escape_header(value: &str) -> String {
+    flatten_controls(value)
+        .replace('\\', "\\\\")
+        .replace('|', "\\|")
+}
+
+/// `value` with each character of `escapes` replaced by its escape, the rest as it is: CEF and
+/// LEEF escape their values alike, each with its own delimiters.
+fn escape_with(value: &str, escapes: &[(char, &str)]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match escapes.iter().find(|(from, _)| *from == c) {
+            Some((_, to)) => out.push_str(to),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape_with`] as a receiver reads it (`\` then the letter of `letters`, or
+/// the character itself), for the round-trip tests of both formats.
+#[cfg(test)]
+fn unescape_with(escaped: &str, letters: &[(char, char)]) -> String {
+    let mut out = String::new();
+    let mut chars = escaped.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(next) => out.push(
+                letters
+                    .iter()
+                    .find(|(letter, _)| *letter == next)
+                    .map_or(next, |(_, c)| *c),
+            ),
+            None => panic!("a lone backslash at the end of {escaped:?}"),
+        }
+    }
+    out
+}
