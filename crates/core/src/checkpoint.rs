@@ -15,9 +15,9 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
-use sha2::{Digest, Sha256};
 
 use crate::hash::Hash;
+use crate::note_key::{self, KeyType};
 
 /// Ed25519, in the signed-note algorithm numbering.
 const ALG_ED25519: u8 = 0x01;
@@ -101,25 +101,14 @@ impl Checkpoint {
     }
 }
 
+/// The log key's signature type: Ed25519.
+const LOG_KEY: KeyType = KeyType {
+    byte: ALG_ED25519,
+    other_type: "not an Ed25519 key",
+};
+
 fn key_id(name: &str, public: &VerifyingKey) -> [u8; 4] {
-    key_id_of(ALG_ED25519, name, public)
-}
-
-/// `SHA-256(name ‖ "\n" ‖ algorithm ‖ public key)[:4]`: the signed-note key id, for any
-/// signature type (`cosignature` uses 0x04 with the same construction).
-pub(crate) fn key_id_of(algorithm: u8, name: &str, public: &VerifyingKey) -> [u8; 4] {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update([algorithm]);
-    h.update(public.as_bytes());
-    let digest = h.finalize();
-    [digest[0], digest[1], digest[2], digest[3]]
-}
-
-/// A key name as signed notes allow it: not empty, no `+`, no white space.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains('+') && !name.chars().any(char::is_whitespace)
+    note_key::key_id(LOG_KEY, name, public)
 }
 
 /// A key that signs checkpoints.
@@ -131,45 +120,20 @@ pub struct NoteSigner {
 impl NoteSigner {
     /// A fresh key named `name` (no `+`, no white space).
     pub fn generate(name: &str) -> Result<NoteSigner, NoteError> {
-        if !valid_name(name) {
-            return Err(malformed("key name", "empty, or has a `+` or white space"));
-        }
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
         Ok(NoteSigner {
             name: name.to_string(),
-            key: SigningKey::from_bytes(&seed),
+            key: note_key::generate(name)?,
         })
     }
 
     /// `PRIVATE+KEY+<name>+<key id>+<base64(0x01 ‖ seed)>`.
     pub fn to_text(&self) -> String {
-        let mut bytes = vec![ALG_ED25519];
-        bytes.extend_from_slice(&self.key.to_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex::encode(key_id(&self.name, &self.key.verifying_key())),
-            STANDARD.encode(bytes)
-        )
+        note_key::signer_text(LOG_KEY, &self.name, &self.key)
     }
 
     pub fn from_text(text: &str) -> Result<NoteSigner, NoteError> {
-        let what = "signer key";
-        let rest = text
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(malformed(what, "no PRIVATE+KEY+ prefix"))?;
-        let (name, bytes) = split_key(rest, what)?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| malformed(what, "the key is not 32 bytes"))?;
-        let signer = NoteSigner {
-            name: name.to_string(),
-            key: SigningKey::from_bytes(&seed),
-        };
-        check_id(rest, &signer.verifier(), what)?;
-        Ok(signer)
+        let (name, key) = note_key::parse_signer(LOG_KEY, text, "signer key")?;
+        Ok(NoteSigner { name, key })
     }
 
     pub fn verifier(&self) -> NoteVerifier {
@@ -193,33 +157,6 @@ impl NoteSigner {
     }
 }
 
-/// Splits `<name>+<id hex>+<base64(alg ‖ key)>`, checks the algorithm, returns name and key.
-fn split_key<'a>(text: &'a str, what: &'static str) -> Result<(&'a str, Vec<u8>), NoteError> {
-    // At most three parts: the base64 key may itself contain `+`.
-    let mut parts = text.splitn(3, '+');
-    let (Some(name), Some(_id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(malformed(what, "expected <name>+<key id>+<key>"));
-    };
-    if !valid_name(name) {
-        return Err(malformed(what, "bad key name"));
-    }
-    let bytes = STANDARD
-        .decode(key)
-        .map_err(|_| malformed(what, "the key is not base64"))?;
-    match bytes.split_first() {
-        Some((&ALG_ED25519, key)) => Ok((name, key.to_vec())),
-        _ => Err(malformed(what, "not an Ed25519 key")),
-    }
-}
-
-fn check_id(text: &str, verifier: &NoteVerifier, what: &'static str) -> Result<(), NoteError> {
-    let id = text.split('+').nth(1).unwrap_or_default();
-    if id != hex::encode(key_id(&verifier.name, &verifier.key)) {
-        return Err(malformed(what, "the key id does not match the key"));
-    }
-    Ok(())
-}
-
 /// A key that checks checkpoints: all a third party needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteVerifier {
@@ -234,31 +171,12 @@ impl NoteVerifier {
 
     /// `<name>+<key id hex>+<base64(0x01 ‖ public key)>`.
     pub fn to_text(&self) -> String {
-        let mut bytes = vec![ALG_ED25519];
-        bytes.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(key_id(&self.name, &self.key)),
-            STANDARD.encode(bytes)
-        )
+        note_key::verifier_text(LOG_KEY, &self.name, &self.key)
     }
 
     pub fn from_text(text: &str) -> Result<NoteVerifier, NoteError> {
-        let what = "verifier key";
-        let text = text.trim();
-        let (name, bytes) = split_key(text, what)?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| malformed(what, "the key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| malformed(what, "not a valid Ed25519 point"))?;
-        let verifier = NoteVerifier {
-            name: name.to_string(),
-            key,
-        };
-        check_id(text, &verifier, what)?;
-        Ok(verifier)
+        let (name, key) = note_key::parse_verifier(LOG_KEY, text, "verifier key")?;
+        Ok(NoteVerifier { name, key })
     }
 
     /// Checks `note`'s signature by this key and returns its checkpoint. Signatures by other

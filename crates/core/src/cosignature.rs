@@ -29,10 +29,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 
-use crate::checkpoint::{NoteError, SIG_PREFIX, key_id_of, malformed, valid_name};
+use crate::checkpoint::{NoteError, SIG_PREFIX, malformed};
+use crate::note_key::{self, KeyType};
 
 /// The signed-note signature type of an Ed25519 `cosignature/v1`.
 pub const ALG_COSIGNATURE_V1: u8 = 0x04;
+/// A witness key's signature type.
+const WITNESS_KEY: KeyType = KeyType {
+    byte: ALG_COSIGNATURE_V1,
+    other_type: "not a cosignature/v1 key (signature type 0x04)",
+};
 /// The header line of the signed message (domain separation).
 const HEADER: &str = "cosignature/v1\n";
 /// key id (4) ‖ timestamp (8) ‖ signature (64).
@@ -60,47 +66,20 @@ impl CosignatureSigner {
     /// A fresh key named `name` (no `+`, no white space; a schema-less URL by convention,
     /// e.g. `witness.example.com/w1`).
     pub fn generate(name: &str) -> Result<CosignatureSigner, NoteError> {
-        if !valid_name(name) {
-            return Err(malformed("key name", "empty, or has a `+` or white space"));
-        }
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
         Ok(CosignatureSigner {
             name: name.to_string(),
-            key: SigningKey::from_bytes(&seed),
+            key: note_key::generate(name)?,
         })
     }
 
     /// `PRIVATE+KEY+<name>+<key id hex>+<base64(0x04 ‖ seed)>`.
     pub fn to_text(&self) -> String {
-        let mut bytes = vec![ALG_COSIGNATURE_V1];
-        bytes.extend_from_slice(&self.key.to_bytes());
-        format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex::encode(self.verifier().key_id()),
-            STANDARD.encode(bytes)
-        )
+        note_key::signer_text(WITNESS_KEY, &self.name, &self.key)
     }
 
     pub fn from_text(text: &str) -> Result<CosignatureSigner, NoteError> {
-        let what = "witness signer key";
-        let rest = text
-            .trim()
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or(malformed(what, "no PRIVATE+KEY+ prefix"))?;
-        let (name, id, bytes) = split_key(rest, what)?;
-        let seed: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| malformed(what, "the key is not 32 bytes"))?;
-        let signer = CosignatureSigner {
-            name: name.to_string(),
-            key: SigningKey::from_bytes(&seed),
-        };
-        if id != hex::encode(signer.verifier().key_id()) {
-            return Err(malformed(what, "the key id does not match the key"));
-        }
-        Ok(signer)
+        let (name, key) = note_key::parse_signer(WITNESS_KEY, text, "witness signer key")?;
+        Ok(CosignatureSigner { name, key })
     }
 
     pub fn name(&self) -> &str {
@@ -124,32 +103,6 @@ impl CosignatureSigner {
         blob.extend_from_slice(&timestamp.to_be_bytes());
         blob.extend_from_slice(&signature.to_bytes());
         format!("{SIG_PREFIX}{} {}\n", self.name, STANDARD.encode(blob))
-    }
-}
-
-/// Splits `<name>+<id hex>+<base64(0x04 ‖ key)>`, checks the algorithm byte, returns the name,
-/// the id as written and the key bytes.
-fn split_key<'a>(
-    text: &'a str,
-    what: &'static str,
-) -> Result<(&'a str, &'a str, Vec<u8>), NoteError> {
-    // At most three parts: the base64 key may itself contain `+`.
-    let mut parts = text.splitn(3, '+');
-    let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(malformed(what, "expected <name>+<key id>+<key>"));
-    };
-    if !valid_name(name) {
-        return Err(malformed(what, "bad key name"));
-    }
-    let bytes = STANDARD
-        .decode(key)
-        .map_err(|_| malformed(what, "the key is not base64"))?;
-    match bytes.split_first() {
-        Some((&ALG_COSIGNATURE_V1, key)) => Ok((name, id, key.to_vec())),
-        _ => Err(malformed(
-            what,
-            "not a cosignature/v1 key (signature type 0x04)",
-        )),
     }
 }
 
@@ -177,37 +130,17 @@ impl CosignatureVerifier {
 
     /// `SHA-256(name ‖ "\n" ‖ 0x04 ‖ public key)[:4]`.
     pub fn key_id(&self) -> [u8; 4] {
-        key_id_of(ALG_COSIGNATURE_V1, &self.name, &self.key)
+        note_key::key_id(WITNESS_KEY, &self.name, &self.key)
     }
 
     /// `<name>+<key id hex>+<base64(0x04 ‖ public key)>`.
     pub fn to_text(&self) -> String {
-        let mut bytes = vec![ALG_COSIGNATURE_V1];
-        bytes.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id()),
-            STANDARD.encode(bytes)
-        )
+        note_key::verifier_text(WITNESS_KEY, &self.name, &self.key)
     }
 
     pub fn from_text(text: &str) -> Result<CosignatureVerifier, NoteError> {
-        let what = "witness verifier key";
-        let (name, id, bytes) = split_key(text.trim(), what)?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| malformed(what, "the key is not 32 bytes"))?;
-        let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| malformed(what, "not a valid Ed25519 point"))?;
-        let verifier = CosignatureVerifier {
-            name: name.to_string(),
-            key,
-        };
-        if id != hex::encode(verifier.key_id()) {
-            return Err(malformed(what, "the key id does not match the key"));
-        }
-        Ok(verifier)
+        let (name, key) = note_key::parse_verifier(WITNESS_KEY, text, "witness verifier key")?;
+        Ok(CosignatureVerifier { name, key })
     }
 
     /// Finds this witness's cosignature of the checkpoint `body` among `lines` (signature
@@ -324,14 +257,13 @@ mod tests {
         let again = CosignatureSigner::from_text(&signer.to_text()).unwrap();
         assert_eq!(again.verifier(), signer.verifier());
         // The key id is the one computed with 0x04, not the log keys' 0x01.
-        assert_eq!(
-            verifier.to_text().split('+').nth(1).unwrap(),
-            hex::encode(key_id_of(
-                0x04,
-                "witness.test/w1",
-                &signer.key.verifying_key()
-            ))
-        );
+        assert_eq!(verifier.to_text().split('+').nth(1).unwrap(), {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(b"witness.test/w1\n\x04");
+            h.update(signer.key.verifying_key().as_bytes());
+            hex::encode(&h.finalize()[..4])
+        });
     }
 
     #[test]

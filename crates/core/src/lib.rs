@@ -45,6 +45,7 @@ pub mod input;
 mod kind;
 pub mod merkle;
 mod national_id;
+mod note_key;
 mod origin;
 mod policy;
 pub mod proof;
