@@ -19,6 +19,7 @@ mod commands;
 mod db;
 mod filter_args;
 mod publish;
+mod record_args;
 mod redact_arg;
 mod render;
 mod retention_arg;

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use mcp_audit_core::Policy;
 use mcp_audit_core::redact::Redactor;
-use mcp_audit_core::{AuditLevel, Policy, Retention};
 use mcp_audit_store::{Durability, Receipt, RecordError, Recorder, RecorderConfig, Store};
 
 use mcp_audit_core::input::parse_event;
@@ -44,27 +44,12 @@ pub struct LogArgs {
     /// Read one event (JSON, may span lines) from this file
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
-    /// What to record: all, writes (writes and executions only), off
-    #[arg(long, default_value_t = AuditLevel::All, value_name = "LEVEL")]
-    level: AuditLevel,
-    /// Retention of events that name none: a duration (30d, 6mo, 7y), `forever`, or a policy
-    /// name (short, standard, extended)
-    #[arg(long, value_name = "DURATION|NAME")]
-    retention: Option<Retention>,
     #[command(flatten)]
-    redaction: crate::redact_arg::RedactArgs,
-    #[command(flatten)]
-    retention_policy: crate::retention_arg::RetentionPolicyArgs,
+    record: crate::record_args::RecordArgs,
 }
 
 pub fn run(db: &Db, args: LogArgs) -> anyhow::Result<()> {
-    let policy = Policy {
-        level: args.level,
-        default_retention: args.retention.clone(),
-        ..Policy::default()
-    };
-    let policy = args.retention_policy.apply_to(policy)?;
-    let policy = (policy, args.redaction.load()?);
+    let policy = args.record.load()?;
     match (&args.event, &args.file) {
         (Some(dash), _) if dash == "-" => log_lines(db, policy, io::stdin().lock()),
         (Some(json), _) => log_one(db, policy, json.as_bytes()),

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use mcp_audit_core::EventId;
 use mcp_audit_core::checkpoint::NoteVerifier;
 use mcp_audit_core::cosignature::CosignatureSigner;
-use mcp_audit_core::{AuditLevel, EventId, Policy, Retention};
 use mcp_audit_proxy::http::{IdentityConfig, JwtKeys};
 use mcp_audit_server::jwt::{DEFAULT_ROLE_CLAIM, parse_role_mapping};
 use mcp_audit_server::tokens::Grant;
@@ -81,17 +81,9 @@ pub struct ServeArgs {
     /// A claim value that stands for a role, e.g. an identity provider's group (repeatable)
     #[arg(long, value_name = "VALUE=ROLE", requires = "jwt_key", value_parser = parse_role_mapping)]
     jwt_role_map: Vec<(String, Grant)>,
-    /// Which posted events to record: all, writes (writes and executions only), off
-    #[arg(long, default_value_t = AuditLevel::All, value_name = "LEVEL")]
-    level: AuditLevel,
-    /// Retention of posted events that name none: a duration (30d, 6mo, 7y), `forever`, or a
-    /// policy name (short, standard, extended)
-    #[arg(long, value_name = "DURATION|NAME")]
-    retention: Option<Retention>,
+    // How posted events are recorded (the console's own records keep the defaults).
     #[command(flatten)]
-    redaction: crate::redact_arg::RedactArgs,
-    #[command(flatten)]
-    retention_policy: crate::retention_arg::RetentionPolicyArgs,
+    record: crate::record_args::RecordArgs,
     /// The largest body POST /api/v1/events takes, in bytes (a larger one is a 413)
     #[arg(long, value_name = "BYTES", default_value_t = mcp_audit_server::DEFAULT_MAX_BODY)]
     ingest_max_body: usize,
@@ -225,12 +217,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
     )
     .context("opening the console's recorder")?;
     let ingest = {
-        let policy = Policy {
-            level: args.level,
-            default_retention: args.retention.clone(),
-            ..Policy::default()
-        };
-        let policy = args.retention_policy.apply_to(policy)?;
+        let (policy, redaction) = args.record.load()?;
         // A recorder of its own: the writers' events get the policy and redaction given here,
         // the console's own records (tokens, reads, reviews) keep theirs.
         let recorder = Recorder::start(
@@ -238,7 +225,7 @@ pub fn run(db: &Db, args: ServeArgs) -> anyhow::Result<()> {
             RecorderConfig {
                 durability: Durability::Sync,
                 policy: policy.clone(),
-                redaction: args.redaction.load()?,
+                redaction,
                 ..RecorderConfig::default()
             },
         )
