@@ -26,6 +26,7 @@
 
 pub mod file;
 pub mod post;
+pub mod runner;
 pub mod tlog;
 
 use std::path::PathBuf;
