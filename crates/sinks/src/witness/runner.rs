@@ -36,7 +36,7 @@ pub struct WitnessSpec {
 /// What one round on the blocking thread found.
 struct Round {
     result: Result<Step, WitnessError>,
-    /// The log's id, and the size of its newest stored checkpoint (0: none).
+    /// The log's id, and the size of its newest stored checkpoint before the step (0: none).
     log_id: String,
     newest: u64,
     /// The log's size, for the lag.
@@ -78,12 +78,14 @@ pub async fn run<S, T>(
             }
         };
         held = Some(parts);
-        if let Err(e) = kept {
-            tracing::warn!(sink = %spec.name, error = %e, "witness sink cannot keep its state in the store");
+        match kept {
+            Ok(has) => stats
+                .lag_records
+                .store(round.size.saturating_sub(has), Ordering::Relaxed),
+            Err(e) => {
+                tracing::warn!(sink = %spec.name, error = %e, "witness sink cannot keep its state in the store")
+            }
         }
-        stats
-            .lag_records
-            .store(round.size.saturating_sub(round.newest), Ordering::Relaxed);
         let wait = match &round.result {
             Ok(Step::UpToDate) => {
                 failures = 0;
@@ -124,12 +126,13 @@ fn round<S>(witness: &mut Witness, store: &mut S) -> Round
 where
     S: Append + Audit + Witnessing,
 {
-    let result = witness.step(store);
+    // Read before the step: a checkpoint signed during it is not taken for one the target has.
     let newest = store
         .checkpoints()
         .ok()
         .and_then(|all| all.into_iter().next_back())
         .map_or(0, |(size, _)| size);
+    let result = witness.step(store);
     let size = store.next_seq().unwrap_or(newest);
     Round {
         result,
@@ -139,8 +142,13 @@ where
     }
 }
 
-/// The sink's row: the size the target has on success, the failure otherwise.
-fn keep<T: SinkState + ?Sized>(state: &mut T, name: &str, round: &Round) -> Result<(), StoreError> {
+/// The sink's row: the size the target has on success, the failure otherwise; the size the
+/// target has, as the row says.
+fn keep<T: SinkState + ?Sized>(
+    state: &mut T,
+    name: &str,
+    round: &Round,
+) -> Result<u64, StoreError> {
     let sent = match &round.result {
         Ok(Step::UpToDate) => round.newest,
         Ok(Step::Cosigned { size, .. })
@@ -154,14 +162,15 @@ fn keep<T: SinkState + ?Sized>(state: &mut T, name: &str, round: &Round) -> Resu
                 WitnessError::Refused { .. } | WitnessError::BadAnswer { .. } => Attempt::Refused,
                 _ => Attempt::Unavailable,
             };
-            state.failed(name, &round.log_id, attempt, &e.to_string())?;
-            return Ok(());
+            return Ok(state
+                .failed(name, &round.log_id, attempt, &e.to_string())?
+                .next_seq);
         }
     };
     // `advance` moves forward only, and clears the failures: a round can fail only with a
     // newer checkpoint to send, so the success that follows a failure moves past it.
     match state.cursor(name, &round.log_id)? {
-        Some(c) if c.next_seq >= sent => Ok(()),
-        _ => state.advance(name, &round.log_id, sent),
+        Some(c) if c.next_seq >= sent => Ok(c.next_seq),
+        _ => state.advance(name, &round.log_id, sent).map(|()| sent),
     }
 }
