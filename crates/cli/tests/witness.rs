@@ -855,3 +855,33 @@ fn a_bad_witness_table_in_the_sinks_file_is_refused_with_its_line() {
         );
     }
 }
+
+#[test]
+fn on_postgres_a_sinks_file_with_a_witness_is_refused_before_anything_runs() {
+    let Some(pg) = support::PgSchema::new("witness_sink") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let event = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"pg"}"#;
+    ok(run(
+        dir.path(),
+        &["--db", &pg.url, "--log-id", "log-a", "log", event],
+    ));
+    std::fs::write(
+        dir.path().join("sinks.toml"),
+        "[[sink]]\nname = \"copy\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"c.jsonl\"\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["--db", &pg.url, "follow", "--sink", "sinks.toml"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("sink `copy`: witness sinks run on a SQLite database")
+            && text(&out).contains("witness push"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("c.jsonl").exists());
+}
