@@ -3,12 +3,15 @@
 //! `mcp-audit verify --witness` requires its cosignature. A log that forks or is cut back after
 //! a cosignature gets none again, and `verify --witness` fails on it; malformed submissions are
 //! refused and change nothing; of two submissions that extend the same size, one wins.
+//! `mcp-audit follow --sink FILE` runs witnesses as sinks (`type = "witness"`): checkpoints
+//! made while it runs get co-signed, a witness that was down is caught up with, a follow killed
+//! with SIGKILL resumes, and a fork is refused while the other sinks run on.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
@@ -80,6 +83,116 @@ impl Setup {
 
     fn path(&self, name: &str) -> String {
         self.dir.path().join(name).display().to_string()
+    }
+
+    /// Stops the witness as a crash would.
+    fn stop_witness(&mut self) {
+        let _ = self.witness.kill();
+        let _ = self.witness.wait();
+    }
+
+    /// Starts the witness again, at the address it had (its URL is in the sinks' file).
+    fn start_witness(&mut self) {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(BIN)
+            .args(["--db", &self.path("witness.db"), "serve", "--listen"])
+            .arg(format!("127.0.0.1:{}", self.port()))
+            .args(["--witness-key", &self.path("w.key"), "--witness-trust"])
+            .arg(format!("{ORIGIN}={}", self.path("log.key.pub")))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the witness stopped before listening"
+            );
+            if line.contains("listening on ") {
+                break;
+            }
+        }
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        self.witness = child;
+    }
+
+    /// `follow --sink sinks.toml` on `db`, its log on the test's stderr.
+    fn follow(&self, db: &str) -> Child {
+        Command::new(BIN)
+            .current_dir(self.dir.path())
+            .args(["--db", &self.path(db), "follow", "--sink", "sinks.toml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    }
+
+    /// Writes sinks.toml: a sink `witness` of this witness, and the tables in `more`.
+    fn sinks(&self, more: &str) {
+        let config = format!(
+            "[[sink]]\nname = \"witness\"\ntype = \"witness\"\ntarget = \"tlog-witness\"\n\
+             url = \"{}\"\nkey = \"w.key.pub\"\npoll_ms = 100\nbackoff_initial_ms = 100\n\
+             backoff_max_ms = 400\n{more}",
+            self.base
+        );
+        std::fs::write(self.path("sinks.toml"), config).unwrap();
+    }
+
+    /// `sink status --json` of `db`: the row of sink `name`.
+    fn status(&self, db: &str, name: &str) -> Option<serde_json::Value> {
+        let out = ok(run(
+            self.dir.path(),
+            &["--db", &self.path(db), "sink", "status", "--json"],
+        ));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["sinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["sink"] == name)
+            .cloned()
+    }
+
+    /// Waits (a minute at most: a bound on a hang, not a measure of speed) until sink `name`
+    /// of `db` satisfies `done`; its last row.
+    fn wait_status(
+        &self,
+        db: &str,
+        name: &str,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let row = self.status(db, name);
+            if let Some(row) = &row
+                && done(row)
+            {
+                return row.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sink `{name}` never got {what}: {row:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The sizes of the checkpoints in the file `name` (one JSON object a line).
+    fn file_sizes(&self, name: &str) -> Vec<u64> {
+        std::fs::read_to_string(self.path(name))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["size"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
     }
 
     fn port(&self) -> u16 {
@@ -575,4 +688,200 @@ fn on_postgres_a_pushed_log_is_cosigned_and_a_shorter_history_is_refused() {
     ok(verify());
     let _ = witness.kill();
     let _ = witness.wait();
+}
+
+/// Stops `child` as Ctrl-C would (SIGTERM) and checks that it ended cleanly.
+fn terminate(mut child: Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "follow did not stop cleanly: {status}");
+}
+
+fn at(size: u64) -> impl Fn(&serde_json::Value) -> bool {
+    move |row| row["cursor"] == size && row["last_error"].is_null()
+}
+
+#[test]
+fn a_witness_sink_cosigns_checkpoints_made_while_follow_runs_and_catches_up_after_the_witness_was_down()
+ {
+    let mut s = Setup::new();
+    s.grow("a.db", "a", 3);
+    s.sinks("");
+    let follow = s.follow("a.db");
+    s.wait_status("a.db", "witness", "the checkpoint of 3", at(3));
+    ok(s.verify("a.db", &["w.key.pub"]));
+    // Records and a checkpoint made by other processes while the sink holds the file open.
+    s.grow("a.db", "b", 2);
+    s.wait_status("a.db", "witness", "the checkpoint of 5", at(5));
+    ok(s.verify("a.db", &["w.key.pub"]));
+    // The witness down: the checkpoint of 7 waits, and the sink says why.
+    s.stop_witness();
+    s.grow("a.db", "c", 2);
+    let down = s.wait_status("a.db", "witness", "an error", |row| {
+        row["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unavailable"))
+    });
+    assert_eq!(down["cursor"], 5, "{down}");
+    assert_eq!(down["size"], 7, "{down}");
+    let late = s.verify("a.db", &["w.key.pub"]);
+    assert_eq!(late.status.code(), Some(1), "{}", text(&late));
+    // Back: the sink catches up without being told, and the error is cleared.
+    s.start_witness();
+    let caught_up = s.wait_status("a.db", "witness", "the checkpoint of 7", at(7));
+    assert_eq!(caught_up["tries"], 0, "{caught_up}");
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 7)]);
+    ok(s.verify("a.db", &["w.key.pub"]));
+    terminate(follow);
+}
+
+#[test]
+fn a_follow_killed_mid_run_resumes_its_witness_sinks_missing_nothing_and_sending_nothing_twice() {
+    let s = Setup::new();
+    s.grow("a.db", "a", 3);
+    s.sinks("\n[[sink]]\nname = \"copy\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"copy.jsonl\"\npoll_ms = 100\n");
+    let mut first = s.follow("a.db");
+    s.wait_status("a.db", "witness", "the checkpoint of 3", at(3));
+    s.wait_status("a.db", "copy", "the checkpoint of 3", at(3));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Two checkpoints signed while no sink runs.
+    s.grow("a.db", "b", 2);
+    s.grow("a.db", "c", 1);
+    let second = s.follow("a.db");
+    let witness = s.wait_status("a.db", "witness", "the checkpoint of 6", at(6));
+    let copy = s.wait_status("a.db", "copy", "the checkpoint of 6", at(6));
+    assert_eq!((&witness["tries"], &copy["tries"]), (&0.into(), &0.into()));
+    // Each checkpoint once in the file, in order; the witness at the newest.
+    assert_eq!(s.file_sizes("copy.jsonl"), [3, 5, 6]);
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 6)]);
+    ok(s.verify("a.db", &["w.key.pub"]));
+    terminate(second);
+    let checked = run(
+        s.dir.path(),
+        &[
+            "--db",
+            &s.path("a.db"),
+            "verify",
+            "--no-record",
+            "--key",
+            &s.path("log.key.pub"),
+            "--checkpoints",
+            &s.path("copy.jsonl"),
+        ],
+    );
+    ok(checked);
+}
+
+#[test]
+fn a_forked_log_is_refused_by_the_witness_sink_which_says_so_in_sink_status_while_the_others_run() {
+    let s = Setup::new();
+    s.grow("a.db", "a", 3);
+    ok(s.push("a.db"));
+    s.copy("a.db", "fork.db");
+    s.grow("a.db", "a", 2);
+    ok(s.push("a.db"));
+    s.grow("fork.db", "forged", 2);
+    s.sinks("\n[[sink]]\nname = \"copy\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"fork.jsonl\"\npoll_ms = 100\n");
+    let mut follow = s.follow("fork.db");
+    let refused = s.wait_status("fork.db", "witness", "the witness's refusal", |row| {
+        row["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 409") && e.contains("forked"))
+    });
+    assert_eq!(
+        refused["cursor"], 0,
+        "nothing of the fork was co-signed: {refused}"
+    );
+    // The other sink runs on: a checkpoint signed now reaches the file.
+    s.wait_status("fork.db", "copy", "the checkpoint of 5", at(5));
+    s.grow("fork.db", "forged-more", 1);
+    s.wait_status("fork.db", "copy", "the checkpoint of 6", at(6));
+    let still = s.wait_status("fork.db", "witness", "the refusal of 6", |row| {
+        row["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 422"))
+    });
+    assert!(still["tries"].as_u64().unwrap() >= 2, "{still}");
+    assert!(
+        follow.try_wait().unwrap().is_none(),
+        "follow ended on a refusal"
+    );
+    assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), 5)]);
+    let table = text(&ok(run(
+        s.dir.path(),
+        &["--db", &s.path("fork.db"), "sink", "status"],
+    )));
+    assert!(table.contains("witness"), "{table}");
+    terminate(follow);
+}
+
+#[test]
+fn a_bad_witness_table_in_the_sinks_file_is_refused_with_its_line() {
+    let s = Setup::new();
+    s.grow("a.db", "a", 1);
+    for (table, says) in [
+        (
+            "target = \"file\"\npath = \"x.jsonl\"\nbatch = 10\n",
+            "`batch` is about records",
+        ),
+        (
+            "target = \"tlog-witness\"\nurl = \"http://127.0.0.1:1\"\n",
+            "target `tlog-witness` needs `key`",
+        ),
+        (
+            "target = \"tlog-witness\"\nurl = \"http://127.0.0.1:1\"\nkey = \"log.key.pub\"\n",
+            "the witness key",
+        ),
+        (
+            "target = \"file\"\npth = \"x.jsonl\"\n",
+            "unknown field `pth`",
+        ),
+    ] {
+        std::fs::write(
+            s.path("sinks.toml"),
+            format!("[[sink]]\nname = \"tail\"\ntype = \"stdout\"\n\n[[sink]]\nname = \"w\"\ntype = \"witness\"\n{table}"),
+        )
+        .unwrap();
+        let out = run(
+            s.dir.path(),
+            &["--db", &s.path("a.db"), "follow", "--sink", "sinks.toml"],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("sinks.toml:5: sink `w`: ") && text(&out).contains(says),
+            "{table}: {}",
+            text(&out)
+        );
+    }
+}
+
+#[test]
+fn on_postgres_a_sinks_file_with_a_witness_is_refused_before_anything_runs() {
+    let Some(pg) = support::PgSchema::new("witness_sink") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let event = r#"{"kind":"tool_execution","action":"EXECUTE","operation":"pg"}"#;
+    ok(run(
+        dir.path(),
+        &["--db", &pg.url, "--log-id", "log-a", "log", event],
+    ));
+    std::fs::write(
+        dir.path().join("sinks.toml"),
+        "[[sink]]\nname = \"copy\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"c.jsonl\"\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &["--db", &pg.url, "follow", "--sink", "sinks.toml"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("sink `copy`: witness sinks run on a SQLite database")
+            && text(&out).contains("witness push"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("c.jsonl").exists());
 }

@@ -4,7 +4,7 @@
 //! ```toml
 //! [[sink]]
 //! name = "siem"              # the cursor's name: renaming a sink starts it afresh
-//! type = "webhook"           # webhook | otlp | syslog | stdout
+//! type = "webhook"           # webhook | otlp | syslog | stdout | witness
 //! url = "https://siem.example/hooks/mcp-audit"
 //! secret_file = "/etc/mcp-audit/webhook.secret"
 //! batch = 100                # records per delivery (1 to 10,000)
@@ -16,6 +16,10 @@
 //! logs = ["proxy-a"]         # only these logs (default: every log of the database)
 //! redact_policy = "strict.toml"  # a stricter redaction applied before records leave
 //! ```
+//!
+//! A `witness` sink follows the signed checkpoints rather than the records: it takes `name`,
+//! `poll_ms` and the backoff, and refuses `batch`, `max_tries`, `start`, `logs` and
+//! `redact_policy`, which are about records (see [`crate::witness::runner`]).
 //!
 //! Every table refuses fields it does not know (a misspelt `max_trys` is an error, not a
 //! default), and every error names the file and the line of the sink it is about.
@@ -34,6 +38,7 @@ use crate::runner::{Backoff, SinkSpec, Start};
 use crate::stdout::{Stdout, StdoutConfig};
 use crate::syslog::{Syslog, SyslogConfig};
 use crate::webhook::{Webhook, WebhookConfig};
+use crate::witness::{Witness, WitnessConfig};
 use crate::{Destination, Failure};
 
 /// Why a configuration file was refused: the file, the line, and what is wrong.
@@ -96,10 +101,13 @@ fn default_poll_ms() -> u64 {
     500
 }
 
+/// The fields of the common ones that only sinks of records take: a witness refuses them.
+const RECORD_FIELDS: &[&str] = &["batch", "max_tries", "start", "logs", "redact_policy"];
+
 /// Each kind's own fields, chosen by `type`: each kind's `XConfig` (which refuses fields it
-/// does not know) and its `X::new(config)`, here and in [`Kind`]. Witnesses follow the signed
-/// checkpoints, not the events, so they are not a kind of this runner (see `crate::witness`
-/// and `mcp-audit witness push`).
+/// does not know) and its `X::new(config)`, here and in [`Kind`]. A witness follows the signed
+/// checkpoints, not the records: it is built as a [`Witness`] and run by
+/// [`crate::witness::runner`] (see [`Built`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum KindConfig {
@@ -107,6 +115,15 @@ pub enum KindConfig {
     Stdout(StdoutConfig),
     Otlp(OtlpConfig),
     Syslog(SyslogConfig),
+    Witness(WitnessConfig),
+}
+
+/// A configured sink, built: a destination of records, or a witness of checkpoints. Built
+/// once per sink, so the size difference between them costs nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Built {
+    Records(Kind),
+    Witness(Witness),
 }
 
 /// A destination of any kind (enum dispatch: the runner is generic over one concrete type).
@@ -130,6 +147,9 @@ impl Kind {
             KindConfig::Otlp(c) => Kind::Otlp(Otlp::new(c.clone()).map_err(|e| e.to_string())?),
             KindConfig::Syslog(c) => {
                 Kind::Syslog(Syslog::new(c.clone()).map_err(|e| e.to_string())?)
+            }
+            KindConfig::Witness(_) => {
+                return Err("a witness is not a destination of records".into());
             }
         })
     }
@@ -164,9 +184,15 @@ pub struct SinkConfig {
 }
 
 impl SinkConfig {
-    /// Builds the destination (reads secrets, parses URLs).
-    pub fn destination(&self, path: &Path) -> Result<Kind, ConfigError> {
-        Kind::new(&self.spec.name, &self.kind).map_err(|message| ConfigError {
+    /// Builds the destination or the witness (reads secrets and keys, parses URLs).
+    pub fn destination(&self, path: &Path) -> Result<Built, ConfigError> {
+        let built = match &self.kind {
+            KindConfig::Witness(c) => Witness::new(c.clone())
+                .map(Built::Witness)
+                .map_err(|e| e.to_string()),
+            other => Kind::new(&self.spec.name, other).map(Built::Records),
+        };
+        built.map_err(|message| ConfigError {
             path: path.to_path_buf(),
             line: self.line,
             message: format!("sink `{}`: {message}", self.spec.name),
@@ -183,7 +209,7 @@ struct FileForm {
 
 /// Reads and checks the file at `path`, and builds each sink's destination, so that a bad
 /// file stops a command before anything runs.
-pub fn load(path: &Path) -> Result<Vec<(SinkConfig, Kind)>, ConfigError> {
+pub fn load(path: &Path) -> Result<Vec<(SinkConfig, Built)>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         path: path.to_path_buf(),
         line: 0,
@@ -227,6 +253,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SinkConfig>, ConfigError> {
             .unwrap_or("?")
             .to_string();
         let at = |message: String| error(line, format!("sink `{name}`: {message}"));
+        let witness = table.get("type").and_then(|v| v.as_str()) == Some("witness");
+        if witness && let Some(field) = RECORD_FIELDS.iter().find(|f| table.contains_key(**f)) {
+            return Err(at(format!(
+                "`{field}` is about records; a witness sends checkpoints (it takes name, poll_ms, backoff_initial_ms and backoff_max_ms)"
+            )));
+        }
         let mut common = toml::Table::new();
         for field in COMMON_FIELDS {
             if let Some(value) = table.remove(*field) {
@@ -238,12 +270,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SinkConfig>, ConfigError> {
             .map_err(|e: toml::de::Error| at(e.message().trim().to_string()))?;
         if !table.contains_key("type") {
             return Err(at(
-                "missing field `type` (webhook, otlp, syslog, stdout)".into()
+                "missing field `type` (webhook, otlp, syslog, stdout, witness)".into(),
             ));
         }
-        let kind: KindConfig = toml::Value::Table(table)
+        let mut kind: KindConfig = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| at(e.message().trim().to_string()))?;
+        if let KindConfig::Witness(c) = &mut kind {
+            anchor_witness(base, c).map_err(at)?;
+        }
         if common.name.is_empty() || !names.insert(common.name.clone()) {
             return Err(at("every sink needs a name of its own".into()));
         }
@@ -277,6 +312,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SinkConfig>, ConfigError> {
         });
     }
     Ok(sinks)
+}
+
+/// A witness's `path` is relative to the file, and its `key` is the key's text or a file
+/// holding it (as `witness push --key` takes it).
+fn anchor_witness(base: &Path, config: &mut WitnessConfig) -> Result<(), String> {
+    if let Some(path) = &mut config.path {
+        *path = base.join(&*path);
+    }
+    if let Some(key) = &mut config.key {
+        let file = base.join(&*key);
+        if !key.contains('+') || file.is_file() {
+            *key = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read the witness key {}: {e}", file.display()))?
+                .trim()
+                .to_string();
+        }
+    }
+    Ok(())
 }
 
 /// A redaction policy file (the `--redact-policy` format), its `[hash] key_file` relative to it.

@@ -8,7 +8,8 @@
 //! and without the payload of an erased event.
 //!
 //! - [`Destination`]: where records go (one module per kind of receiver: [`webhook`],
-//!   [`stdout`], [`otlp`], [`syslog`]); [`witness`] follows the signed checkpoints instead.
+//!   [`stdout`], [`otlp`], [`syslog`]); [`witness`] follows the signed checkpoints instead,
+//!   run by [`witness::runner`] as a sink of the same file (`type = "witness"`).
 //! - [`Failure`]: how a destination says a batch did not (wholly) arrive, which decides between
 //!   a retry with backoff and a dead letter.
 //! - [`format`]: CEF, LEEF and OCSF renderings of a record, for SIEMs and `export --format`.

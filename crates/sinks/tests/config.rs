@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mcp_audit_sinks::config::{KindConfig, load, parse};
+use mcp_audit_sinks::config::{Built, KindConfig, load, parse};
 use mcp_audit_sinks::runner::Start;
 
 const GOOD: &str = r#"
@@ -160,7 +160,10 @@ format = "leef"
     let sinks = load(&path).unwrap();
     let kinds: Vec<&str> = sinks
         .iter()
-        .map(|(_, kind)| mcp_audit_sinks::Destination::kind(kind))
+        .map(|(_, built)| match built {
+            Built::Records(kind) => mcp_audit_sinks::Destination::kind(kind),
+            Built::Witness(_) => "witness",
+        })
         .collect();
     assert_eq!(kinds, ["otlp", "syslog"]);
     assert_eq!(
@@ -197,5 +200,97 @@ formt = "cef"
     assert!(
         syslog.starts_with("sinks.toml:2:") && syslog.contains("formt"),
         "{syslog}"
+    );
+}
+
+#[test]
+fn a_witness_sink_is_a_kind_of_the_file_built_with_its_key_file_and_relative_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = mcp_audit_core::cosignature::CosignatureSigner::generate("w.test/1")
+        .unwrap()
+        .verifier()
+        .to_text();
+    std::fs::write(dir.path().join("w.key.pub"), format!("{key}\n")).unwrap();
+    let path = dir.path().join("sinks.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[sink]]
+name = "witness"
+type = "witness"
+target = "tlog-witness"
+url = "http://127.0.0.1:1"
+key = "w.key.pub"
+poll_ms = 250
+backoff_max_ms = 4000
+
+[[sink]]
+name = "elsewhere"
+type = "witness"
+target = "file"
+path = "checkpoints.jsonl"
+"#,
+    )
+    .unwrap();
+    let sinks = load(&path).unwrap();
+    assert!(matches!(sinks[0].1, Built::Witness(_)));
+    assert_eq!(sinks[0].0.spec.poll.as_millis(), 250);
+    assert_eq!(sinks[0].0.spec.backoff.max.as_millis(), 4000);
+    match &sinks[0].0.kind {
+        KindConfig::Witness(c) => assert_eq!(c.key.as_deref(), Some(key.as_str())),
+        _ => panic!("not a witness"),
+    }
+    match &sinks[1].0.kind {
+        KindConfig::Witness(c) => {
+            assert_eq!(
+                c.path.as_deref(),
+                Some(dir.path().join("checkpoints.jsonl").as_path())
+            )
+        }
+        _ => panic!("not a witness"),
+    }
+}
+
+#[test]
+fn a_witness_sink_refuses_the_fields_about_records_and_a_bad_target_at_its_line() {
+    for field in [
+        "batch = 10",
+        "max_tries = 2",
+        "start = \"end\"",
+        "logs = [\"a\"]",
+        "redact_policy = \"p.toml\"",
+    ] {
+        let text = format!(
+            "[[sink]]\nname = \"tail\"\ntype = \"stdout\"\n\n[[sink]]\nname = \"w\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"x\"\n{field}\n"
+        );
+        let e = error(&text);
+        let name = field.split(' ').next().unwrap();
+        assert!(
+            e.starts_with("sinks.toml:5: sink `w`: ")
+                && e.contains(&format!("`{name}` is about records")),
+            "{e}"
+        );
+    }
+    let unknown = error("[[sink]]\nname = \"w\"\ntype = \"witness\"\ntarget = \"s3\"\n");
+    assert!(
+        unknown.starts_with("sinks.toml:1: sink `w`:") && unknown.contains("s3"),
+        "{unknown}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sinks.toml");
+    std::fs::write(
+        &path,
+        "[[sink]]\nname = \"tail\"\ntype = \"stdout\"\n\n[[sink]]\nname = \"w\"\ntype = \"witness\"\ntarget = \"tlog-witness\"\nurl = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let missing = match load(&path) {
+        Ok(_) => panic!("a tlog-witness without a key was accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        missing.ends_with(
+            "sinks.toml:5: sink `w`: witness configuration: target `tlog-witness` needs `key`"
+        ),
+        "{missing}"
     );
 }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use mcp_audit_sinks::config::{self, Kind};
+use mcp_audit_sinks::config::{self, Built, Kind};
 use mcp_audit_sinks::runner::{self, Backoff, SinkSpec, Start};
 use mcp_audit_sinks::stats::{SinkCollector, SinkStats};
 use mcp_audit_sinks::stdout::Stdout;
-use mcp_audit_store::SinkState;
+use mcp_audit_sinks::witness::Witness;
+use mcp_audit_sinks::witness::runner::{self as witness_runner, WitnessSpec};
+use mcp_audit_store::{SinkState, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
@@ -19,7 +21,7 @@ use crate::db::Db;
 /// Follow the log: run sinks, or print new records as JSON lines
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  mcp-audit follow --sink sinks.toml          # webhooks, stdout, ... (see docs/sinks.md)
+  mcp-audit follow --sink sinks.toml          # webhooks, syslog, witnesses, ... (docs/sinks.md)
   mcp-audit follow --stdout | jq .event.operation
   mcp-audit --db postgres://audit@db/audit follow --stdout --from-start
 
@@ -48,7 +50,7 @@ pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     let sinks = match &args.sink {
         Some(path) => load(db, path)?,
-        None => vec![(
+        None => vec![Ready::Records(
             stdout_spec(args.from_start),
             Kind::Stdout(Stdout::ending(stop.clone())),
             db.open_follower()?,
@@ -82,16 +84,51 @@ pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
     })
 }
 
-/// A sink, its destination and its own connection, ready to run.
-pub type Ready = (SinkSpec, Kind, Box<dyn SinkState>);
+/// A sink, its destination and its own connections, ready to run (one per sink, moved once:
+/// the size difference between the variants costs nothing).
+#[allow(clippy::large_enum_variant)]
+pub enum Ready {
+    /// A sink of records: its connection reads the logs and keeps its cursors.
+    Records(SinkSpec, Kind, Box<dyn SinkState>),
+    /// A witness: the log's store (it writes cosignatures), and the sinks' cursors.
+    Witness(WitnessSpec, Witness, Box<dyn Store>, Box<dyn SinkState>),
+}
 
 /// The sinks of the configuration at `path`, each with a connection of its own: a bad file,
 /// secret or database stops the command before any sink runs.
 pub fn load(db: &Db, path: &std::path::Path) -> anyhow::Result<Vec<Ready>> {
     config::load(path)?
         .into_iter()
-        .map(|(sink, kind)| Ok((sink.spec, kind, db.open_follower()?)))
+        .map(|(sink, built)| {
+            Ok(match built {
+                Built::Records(kind) => Ready::Records(sink.spec, kind, db.open_follower()?),
+                Built::Witness(witness) => Ready::Witness(
+                    WitnessSpec {
+                        name: sink.spec.name.clone(),
+                        poll: sink.spec.poll,
+                        backoff: sink.spec.backoff,
+                    },
+                    witness,
+                    witness_store(db, &sink.spec.name)?,
+                    db.open_follower()?,
+                ),
+            })
+        })
         .collect()
+}
+
+/// The store a witness sink writes cosignatures with: the SQLite file, opened as any other
+/// writer of it is (a proxy or `log` recording into it meanwhile share it; nothing is held
+/// beyond a write's own transaction). PostgreSQL holds many logs, each with one writer that
+/// holds its lock, and a sink cannot take it from a running proxy: there `witness push` runs
+/// per log.
+fn witness_store(db: &Db, sink: &str) -> anyhow::Result<Box<dyn Store>> {
+    if db.is_postgres() {
+        anyhow::bail!(
+            "sink `{sink}`: witness sinks run on a SQLite database; on PostgreSQL send each log's checkpoints with `mcp-audit --log-id LOG witness push`"
+        );
+    }
+    db.open_existing_writable()
 }
 
 /// Starts each sink as a task stopped by `stop`; the tasks, and the sinks' counters for
@@ -103,10 +140,25 @@ pub fn spawn(
     let mut counters = Vec::new();
     let tasks = sinks
         .into_iter()
-        .map(|(spec, kind, state)| {
+        .map(|ready| {
             let stats = Arc::new(SinkStats::default());
-            counters.push((spec.name.clone(), stats.clone()));
-            tokio::spawn(runner::run(spec, kind, state, stop.clone(), stats))
+            match ready {
+                Ready::Records(spec, kind, state) => {
+                    counters.push((spec.name.clone(), stats.clone()));
+                    tokio::spawn(runner::run(spec, kind, state, stop.clone(), stats))
+                }
+                Ready::Witness(spec, witness, store, state) => {
+                    counters.push((spec.name.clone(), stats.clone()));
+                    tokio::spawn(witness_runner::run(
+                        spec,
+                        witness,
+                        store,
+                        state,
+                        stop.clone(),
+                        stats,
+                    ))
+                }
+            }
         })
         .collect();
     (tasks, SinkCollector::new(counters))

@@ -33,7 +33,8 @@ pub enum SinkCommand {
   mcp-audit sink status --sink sinks.toml --json
 
 LAG is how many records of the log the sink has not delivered yet, LAG_S how old the oldest
-of them is. DEAD counts the records the sink gave up on after max_tries refusals; --json
+of them is. For a witness sink, CURSOR is the size of the newest checkpoint its target has
+(co-signed, appended or acknowledged) and LAST_ERROR its last failure (a refusal: a fork). DEAD counts the records the sink gave up on after max_tries refusals; --json
 lists them (log, seq, event id, tries, last error).")]
 pub struct StatusArgs {
     /// Only the sinks of this configuration file

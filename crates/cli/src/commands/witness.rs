@@ -55,7 +55,9 @@ it last co-signed) makes the command fail with its answer.
 With --file: appends every stored checkpoint the file does not hold yet (one JSON object per
 line, as `checkpoint --checkpoint-out`) and syncs it.
 With --post: POSTs every stored checkpoint larger than the last one URL acknowledged, in order,
-keeping that size in the database after each 2xx.")]
+keeping that size in the database after each 2xx.
+To send every checkpoint as it is signed, run the same targets as a sink (type = \"witness\"
+in the file of `follow --sink`, `proxy --sink` or `serve --sink`; see docs/sinks.md).")]
 struct PushArgs {
     /// The witness's submission URL prefix (`/add-checkpoint` is appended).
     #[arg(long, value_name = "URL", requires = "key", conflicts_with = "file")]

@@ -26,6 +26,7 @@
 
 pub mod file;
 pub mod post;
+pub mod runner;
 pub mod tlog;
 
 use std::path::PathBuf;
@@ -121,6 +122,38 @@ pub enum Step {
     Posted { count: usize, size: u64 },
 }
 
+/// The small runtime a round's HTTP request runs on. It shuts down without waiting when
+/// dropped, so that a witness may be dropped anywhere: a sinks file whose later table fails to
+/// build, or a host that ends, drops it inside an async task, where a runtime that waits would
+/// panic.
+pub(crate) struct RoundRuntime(Option<tokio::runtime::Runtime>);
+
+impl RoundRuntime {
+    pub(crate) fn new() -> Result<RoundRuntime, WitnessError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|runtime| RoundRuntime(Some(runtime)))
+            .map_err(|e| WitnessError::Config(format!("the HTTP client's runtime: {e}")))
+    }
+
+    /// Runs `future` to its end on this thread (never call from inside an async task).
+    pub(crate) fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match &self.0 {
+            Some(runtime) => runtime.block_on(future),
+            None => unreachable!("the runtime is taken only when dropped"),
+        }
+    }
+}
+
+impl Drop for RoundRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// One witness sink.
 pub enum Witness {
     /// Boxed: the HTTP client and URL are large beside a path.
@@ -194,6 +227,30 @@ mod tests {
 
     fn config(toml_text: &str) -> Result<WitnessConfig, toml::de::Error> {
         toml::from_str(toml_text)
+    }
+
+    #[tokio::test]
+    async fn a_witness_may_be_dropped_inside_an_async_task() {
+        let key = mcp_audit_core::cosignature::CosignatureSigner::generate("w.test/1")
+            .unwrap()
+            .verifier()
+            .to_text();
+        let tlog = Witness::new(
+            config(&format!(
+                "target = \"tlog-witness\"\nurl = \"http://127.0.0.1:1\"\nkey = \"{key}\"\n"
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let post =
+            Witness::new(config("target = \"post\"\nurl = \"https://c.test/cp\"\n").unwrap())
+                .unwrap();
+        tokio::spawn(async move {
+            drop(tlog);
+            drop(post);
+        })
+        .await
+        .expect("dropping a witness in a task panicked");
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct PostWitness {
     url: reqwest::Url,
     client: reqwest::Client,
     /// As the tlog target's: a round is one blocking call.
-    runtime: tokio::runtime::Runtime,
+    runtime: super::RoundRuntime,
 }
 
 impl PostWitness {
@@ -34,10 +34,7 @@ impl PostWitness {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| WitnessError::Config(format!("the HTTP client: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| WitnessError::Config(format!("the HTTP client's runtime: {e}")))?;
+        let runtime = super::RoundRuntime::new()?;
         Ok(PostWitness {
             url,
             client,

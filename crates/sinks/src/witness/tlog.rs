@@ -40,7 +40,7 @@ pub struct TlogWitness {
     /// The round's HTTP requests run on this runtime of its own, so that the round, which
     /// also calls the synchronous store (the PostgreSQL client blocks), is one blocking call:
     /// made from a thread or `spawn_blocking`, never from inside an async task.
-    runtime: tokio::runtime::Runtime,
+    runtime: super::RoundRuntime,
 }
 
 /// What a witness answered to one submission.
@@ -68,10 +68,7 @@ impl TlogWitness {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| WitnessError::Config(format!("the HTTP client: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| WitnessError::Config(format!("the HTTP client's runtime: {e}")))?;
+        let runtime = super::RoundRuntime::new()?;
         Ok(TlogWitness {
             url,
             key,
