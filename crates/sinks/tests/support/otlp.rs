@@ -49,6 +49,9 @@ pub enum Answer {
     Unauthenticated,
     /// Never answers.
     Hang,
+    /// Keeps the export, then answers OK after this long: past the client's timeout, what it
+    /// kept arrived without an acknowledgement.
+    Late(std::time::Duration),
     /// OK with a `partial_success` that rejects one item; keeps the rest.
     RejectOne,
     /// Accepts this many exports, then answers as `RejectOne`.
@@ -64,6 +67,8 @@ pub struct Received {
     pub tenants: Vec<String>,
     /// The `content-encoding` (HTTP) or `grpc-encoding` (gRPC) of every export, or `identity`.
     pub encodings: Vec<String>,
+    /// The record keys of every export kept but answered [`Answer::Late`].
+    pub unacknowledged: BTreeSet<String>,
 }
 
 pub struct Shared {
@@ -110,8 +115,11 @@ impl Shared {
         if answer == Answer::Hang {
             std::future::pending::<()>().await;
         }
-        if matches!(answer, Answer::Accept | Answer::RejectOne) {
+        if matches!(answer, Answer::Accept | Answer::RejectOne | Answer::Late(_)) {
             let mut received = self.received.lock().unwrap();
+            if let Answer::Late(_) = answer {
+                received.unacknowledged.extend(keys);
+            }
             keep(&mut received);
             received
                 .tenants
@@ -119,6 +127,9 @@ impl Shared {
             received
                 .encodings
                 .push(encoding.unwrap_or("identity").to_string());
+        }
+        if let Answer::Late(after) = answer {
+            tokio::time::sleep(after).await;
         }
         answer
     }
@@ -387,7 +398,7 @@ fn http_reply(
     rejected: impl Message,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
     match answer {
-        Answer::Accept => http_answer(StatusCode::OK, ok.encode_to_vec()),
+        Answer::Accept | Answer::Late(_) => http_answer(StatusCode::OK, ok.encode_to_vec()),
         Answer::RejectOne => http_answer(StatusCode::OK, rejected.encode_to_vec()),
         Answer::Refuse => http_answer(StatusCode::BAD_REQUEST, rpc_status("bad attribute")),
         Answer::Unavailable => {
@@ -433,7 +444,7 @@ struct GrpcReceiver(Arc<Shared>);
 impl GrpcReceiver {
     fn status(answer: Answer) -> Result<(), tonic::Status> {
         match answer {
-            Answer::Accept | Answer::RejectOne => Ok(()),
+            Answer::Accept | Answer::RejectOne | Answer::Late(_) => Ok(()),
             Answer::Refuse => Err(tonic::Status::invalid_argument("bad attribute")),
             Answer::Unavailable => Err(tonic::Status::unavailable("restarting")),
             Answer::Busy => Err(tonic::Status::resource_exhausted("slow down")),
