@@ -1,6 +1,8 @@
 //! `mcp-audit follow --sink` with an OTLP and a syslog sink, killed with SIGKILL mid-way while
 //! a writer keeps recording: the next run resumes from its cursor, every record arrives in seq
-//! order, and only the batch in flight at the kill may arrive twice. The receivers are real: an
+//! order, and only the batch in flight at the kill may arrive twice. An OTLP receiver that
+//! refuses one record forever: `sink status` shows it as a dead letter, and the rest arrives.
+//! The receivers are real: an
 //! HTTP server decoding OTLP/HTTP bodies with the official protobuf types, and Debian's
 //! rsyslogd (the sinks crate's own, shared with its suites).
 
@@ -134,37 +136,52 @@ fn killed_mid_way_then_resumed(dir: &Path, config: &Path, arrived: impl Fn() -> 
 }
 
 /// An OTLP/HTTP receiver: decodes each `/v1/logs` body and keeps the `mcp_audit.seq` of every
-/// log record, answering after a moment (so that a kill lands mid-way).
+/// log record, answering after a moment (so that a kill lands mid-way); an export holding a
+/// refused seq is answered 400 and kept not at all.
 struct OtlpReceiver {
     seqs: Arc<Mutex<Vec<u64>>>,
     endpoint: String,
     _runtime: tokio::runtime::Runtime,
 }
 
+#[derive(Clone)]
+struct Received {
+    seqs: Arc<Mutex<Vec<u64>>>,
+    refuse: Option<u64>,
+}
+
 type Answer = (StatusCode, [(HeaderName, &'static str); 1], Vec<u8>);
 
-async fn logs(State(seqs): State<Arc<Mutex<Vec<u64>>>>, body: Bytes) -> Answer {
+async fn logs(State(received): State<Received>, body: Bytes) -> Answer {
     let protobuf = [(header::CONTENT_TYPE, "application/x-protobuf")];
     let Ok(request) = ExportLogsServiceRequest::decode(body) else {
         return (StatusCode::BAD_REQUEST, protobuf, Vec::new());
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut seqs = seqs.lock().unwrap();
-    for record in request
+    let seqs: Vec<u64> = request
         .resource_logs
         .iter()
         .flat_map(|r| &r.scope_logs)
         .flat_map(|s| &s.log_records)
-    {
-        let seq = record
-            .attributes
-            .iter()
-            .find(|kv| kv.key == "mcp_audit.seq")
-            .and_then(|kv| kv.value.as_ref()?.value.as_ref());
-        if let Some(any_value::Value::IntValue(seq)) = seq {
-            seqs.push(*seq as u64);
-        }
+        .filter_map(|record| {
+            let seq = record
+                .attributes
+                .iter()
+                .find(|kv| kv.key == "mcp_audit.seq")?
+                .value
+                .as_ref()?
+                .value
+                .as_ref()?;
+            match seq {
+                any_value::Value::IntValue(seq) => Some(*seq as u64),
+                _ => None,
+            }
+        })
+        .collect();
+    if received.refuse.is_some_and(|r| seqs.contains(&r)) {
+        return (StatusCode::BAD_REQUEST, protobuf, Vec::new());
     }
+    received.seqs.lock().unwrap().extend(seqs);
     (
         StatusCode::OK,
         protobuf,
@@ -173,7 +190,7 @@ async fn logs(State(seqs): State<Arc<Mutex<Vec<u64>>>>, body: Bytes) -> Answer {
 }
 
 impl OtlpReceiver {
-    fn start() -> OtlpReceiver {
+    fn start(refuse: Option<u64>) -> OtlpReceiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -186,7 +203,10 @@ impl OtlpReceiver {
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new()
             .route("/v1/logs", axum::routing::post(logs))
-            .with_state(seqs.clone());
+            .with_state(Received {
+                seqs: seqs.clone(),
+                refuse,
+            });
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
         OtlpReceiver {
             seqs,
@@ -199,7 +219,7 @@ impl OtlpReceiver {
 #[test]
 fn a_killed_follow_with_an_otlp_sink_resumes_from_its_cursor_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = OtlpReceiver::start();
+    let receiver = OtlpReceiver::start(None);
     let config = sinks_file(
         dir.path(),
         &format!(
@@ -232,4 +252,66 @@ fn a_killed_follow_with_a_syslog_sink_resumes_from_its_cursor_and_loses_nothing(
             .filter_map(|m| sd_param(m, "seq")?.parse().ok())
             .collect()
     });
+}
+
+#[test]
+fn an_otlp_record_refused_forever_shows_in_sink_status_and_the_rest_flows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    writer(&db).join().unwrap();
+    let receiver = OtlpReceiver::start(Some(7));
+    let config = sinks_file(
+        dir.path(),
+        &format!(
+            "type = \"otlp\"\nendpoint = \"{}\"\nsignals = \"logs\"\nmax_tries = 2",
+            receiver.endpoint
+        ),
+    );
+    let child = follow(&db, &config);
+    wait_for("the last record", || {
+        receiver.seqs.lock().unwrap().contains(&(TOTAL - 1))
+    });
+    // Its cursor is written after the acknowledgement: wait for status to show it there.
+    let status = || {
+        let out = Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(["sink", "status", "--json", "--sink"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let json = std::cell::RefCell::new(status());
+    wait_for("the cursor at the end", || {
+        *json.borrow_mut() = status();
+        json.borrow()["sinks"][0]["cursor"] == TOTAL
+    });
+    terminate(child);
+
+    // A refused export keeps nothing, and the runner narrows the batch one record at a time:
+    // every other record once, in order.
+    let seqs = receiver.seqs.lock().unwrap().clone();
+    assert_eq!(seqs, (0..TOTAL).filter(|&s| s != 7).collect::<Vec<_>>());
+    let json = json.into_inner();
+    let sink = &json["sinks"][0];
+    assert_eq!(sink["sink"], "out");
+    assert_eq!(
+        (sink["lag_records"].as_u64(), sink["dead_letters"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let letter = &json["dead_letters"][0];
+    assert_eq!(
+        (letter["seq"].as_u64(), letter["tries"].as_u64()),
+        (Some(7), Some(2))
+    );
+    assert!(
+        letter["last_error"].as_str().unwrap().contains("400"),
+        "{letter}"
+    );
 }
