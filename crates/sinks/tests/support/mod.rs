@@ -262,6 +262,7 @@ impl Db {
     }
 
     /// A writer of the log `log_id` (SQLite: the file's one log).
+    #[cfg_attr(not(feature = "postgres"), allow(unused_variables))]
     pub fn writer(&self, log_id: &str) -> Box<dyn Store> {
         blocking(|| -> Box<dyn Store> {
             match self.backend {
