@@ -4,9 +4,8 @@
 //! from the same definitions. The events are recorded into a real SQLite log and read back, so
 //! what is delivered is what a sink following the log would read.
 
-// Beside this file, not at `tests/` level, so that they are this suite's and no other's.
-#[path = "otlp/receiver.rs"]
-mod receiver;
+mod support;
+// Beside this file, not at `tests/` level, so that it is this suite's and no other's.
 #[path = "otlp/trail.rs"]
 mod trail;
 
@@ -21,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatus;
 use prost::Message;
 use serde_json::json;
 
-use receiver::{Answer, Receiver};
+use support::otlp::{Answer, Receiver};
 use trail::Trail;
 
 const PROTOCOLS: [Protocol; 2] = [Protocol::HttpProtobuf, Protocol::Grpc];

@@ -1,9 +1,11 @@
 //! The receiver the OTLP tests deliver to: an HTTP server that decodes `/v1/logs` and
 //! `/v1/traces` bodies, or a tonic gRPC server implementing the collector's Logs and Trace
 //! services, both with the official OTLP protobuf definitions (`opentelemetry-proto`). It keeps
-//! what it decoded, answers as a test tells it to, and can be stopped and started again on its
-//! port.
+//! what it decoded, answers as a test tells it to, refuses forever an export that holds a
+//! record it was told to refuse (by its `mcp_audit.key`), and can be stopped and started again
+//! on its port.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -23,6 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
@@ -46,6 +49,9 @@ pub enum Answer {
     Unauthenticated,
     /// Never answers.
     Hang,
+    /// Keeps the export, then answers OK after this long: past the client's timeout, what it
+    /// kept arrived without an acknowledgement.
+    Late(std::time::Duration),
     /// OK with a `partial_success` that rejects one item; keeps the rest.
     RejectOne,
     /// Accepts this many exports, then answers as `RejectOne`.
@@ -61,10 +67,14 @@ pub struct Received {
     pub tenants: Vec<String>,
     /// The `content-encoding` (HTTP) or `grpc-encoding` (gRPC) of every export, or `identity`.
     pub encodings: Vec<String>,
+    /// The record keys of every export kept but answered [`Answer::Late`].
+    pub unacknowledged: BTreeSet<String>,
 }
 
 pub struct Shared {
     answer: Mutex<Answer>,
+    /// Record keys refused forever: an export holding one is answered as [`Answer::Refuse`].
+    refuse: Mutex<BTreeSet<String>>,
     pub received: Mutex<Received>,
 }
 
@@ -72,6 +82,7 @@ impl Shared {
     /// Keeps what an export carried, unless the receiver refuses it whole.
     async fn take(
         &self,
+        keys: Vec<String>,
         tenant: Option<&str>,
         encoding: Option<&str>,
         keep: impl FnOnce(&mut Received),
@@ -92,11 +103,23 @@ impl Shared {
                 *answer
             }
         };
+        let refused = {
+            let refuse = self.refuse.lock().unwrap();
+            keys.iter().any(|k| refuse.contains(k))
+        };
+        let answer = if refused && answer != Answer::Hang {
+            Answer::Refuse
+        } else {
+            answer
+        };
         if answer == Answer::Hang {
             std::future::pending::<()>().await;
         }
-        if matches!(answer, Answer::Accept | Answer::RejectOne) {
+        if matches!(answer, Answer::Accept | Answer::RejectOne | Answer::Late(_)) {
             let mut received = self.received.lock().unwrap();
+            if let Answer::Late(_) = answer {
+                received.unacknowledged.extend(keys);
+            }
             keep(&mut received);
             received
                 .tenants
@@ -104,6 +127,9 @@ impl Shared {
             received
                 .encodings
                 .push(encoding.unwrap_or("identity").to_string());
+        }
+        if let Answer::Late(after) = answer {
+            tokio::time::sleep(after).await;
         }
         answer
     }
@@ -123,6 +149,7 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shared = Arc::new(Shared {
             answer: Mutex::new(Answer::Accept),
+            refuse: Mutex::new(BTreeSet::new()),
             received: Mutex::new(Received::default()),
         });
         let mut receiver = Receiver {
@@ -208,6 +235,27 @@ impl Receiver {
         *self.shared.answer.lock().unwrap() = answer;
     }
 
+    /// Refuses, from now on and forever, every export that holds the record `key`.
+    pub fn refuse(&self, key: &str) {
+        self.shared.refuse.lock().unwrap().insert(key.to_string());
+    }
+
+    /// The `mcp_audit.key` of every log record received, in arrival order.
+    pub fn log_keys(&self) -> Vec<String> {
+        self.logs()
+            .iter()
+            .filter_map(|l| key(&l.attributes))
+            .collect()
+    }
+
+    /// The `mcp_audit.key` of every span received, in arrival order.
+    pub fn span_keys(&self) -> Vec<String> {
+        self.spans()
+            .iter()
+            .filter_map(|s| key(&s.attributes))
+            .collect()
+    }
+
     pub fn logs(&self) -> Vec<LogRecord> {
         let received = self.shared.received.lock().unwrap();
         received
@@ -258,8 +306,9 @@ async fn http_logs(
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
+    let keys = log_keys(&request);
     let answer = shared
-        .take(tenant(&headers), encoding, |r| r.logs.push(request))
+        .take(keys, tenant(&headers), encoding, |r| r.logs.push(request))
         .await;
     let rejected = ExportLogsServiceResponse {
         partial_success: Some(ExportLogsPartialSuccess {
@@ -284,8 +333,9 @@ async fn http_traces(
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
+    let keys = span_keys(&request);
     let answer = shared
-        .take(tenant(&headers), encoding, |r| r.traces.push(request))
+        .take(keys, tenant(&headers), encoding, |r| r.traces.push(request))
         .await;
     let rejected = ExportTraceServiceResponse {
         partial_success: Some(ExportTracePartialSuccess {
@@ -294,6 +344,35 @@ async fn http_traces(
         }),
     };
     http_reply(answer, ExportTraceServiceResponse::default(), rejected)
+}
+
+/// The `mcp_audit.key` attribute: the record's idempotency key.
+fn key(attributes: &[KeyValue]) -> Option<String> {
+    let value = attributes.iter().find(|kv| kv.key == "mcp_audit.key")?;
+    match value.value.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn log_keys(request: &ExportLogsServiceRequest) -> Vec<String> {
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .filter_map(|l| key(&l.attributes))
+        .collect()
+}
+
+fn span_keys(request: &ExportTraceServiceRequest) -> Vec<String> {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .filter_map(|s| key(&s.attributes))
+        .collect()
 }
 
 fn tenant(headers: &HeaderMap) -> Option<&str> {
@@ -319,7 +398,7 @@ fn http_reply(
     rejected: impl Message,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
     match answer {
-        Answer::Accept => http_answer(StatusCode::OK, ok.encode_to_vec()),
+        Answer::Accept | Answer::Late(_) => http_answer(StatusCode::OK, ok.encode_to_vec()),
         Answer::RejectOne => http_answer(StatusCode::OK, rejected.encode_to_vec()),
         Answer::Refuse => http_answer(StatusCode::BAD_REQUEST, rpc_status("bad attribute")),
         Answer::Unavailable => {
@@ -365,7 +444,7 @@ struct GrpcReceiver(Arc<Shared>);
 impl GrpcReceiver {
     fn status(answer: Answer) -> Result<(), tonic::Status> {
         match answer {
-            Answer::Accept | Answer::RejectOne => Ok(()),
+            Answer::Accept | Answer::RejectOne | Answer::Late(_) => Ok(()),
             Answer::Refuse => Err(tonic::Status::invalid_argument("bad attribute")),
             Answer::Unavailable => Err(tonic::Status::unavailable("restarting")),
             Answer::Busy => Err(tonic::Status::resource_exhausted("slow down")),
@@ -388,9 +467,10 @@ impl LogsService for GrpcReceiver {
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
         let tenant = grpc_text(&request, "x-tenant");
         let encoding = grpc_text(&request, "grpc-encoding");
+        let keys = log_keys(request.get_ref());
         let answer = self
             .0
-            .take(tenant.as_deref(), encoding.as_deref(), |r| {
+            .take(keys, tenant.as_deref(), encoding.as_deref(), |r| {
                 r.logs.push(request.into_inner())
             })
             .await;
@@ -412,9 +492,10 @@ impl TraceService for GrpcReceiver {
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let tenant = grpc_text(&request, "x-tenant");
         let encoding = grpc_text(&request, "grpc-encoding");
+        let keys = span_keys(request.get_ref());
         let answer = self
             .0
-            .take(tenant.as_deref(), encoding.as_deref(), |r| {
+            .take(keys, tenant.as_deref(), encoding.as_deref(), |r| {
                 r.traces.push(request.into_inner())
             })
             .await;
