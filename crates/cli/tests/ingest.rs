@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use support::{BIN, PgSchema, spawn_serve};
+use support::{BIN, PgSchema, metric_samples, promtool, promtool_check, sample, spawn_serve};
 
 #[derive(Clone, Copy)]
 enum Backend {
@@ -161,6 +161,20 @@ impl Console {
         )
     }
 
+    /// The `/metrics` exposition (no token: counts only).
+    fn metrics(&self) -> String {
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .get(format!("{}/metrics", self.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.text().await.unwrap()
+        })
+    }
+
     fn send(&self, request: reqwest::RequestBuilder) -> Answer {
         self.runtime.block_on(async {
             let response = request.send().await.unwrap();
@@ -224,6 +238,7 @@ on_both_backends!(
     bad_requests_are_clear_4xx_and_record_nothing,
     the_serves_redaction_retention_and_level_apply_to_ingested_events_only,
     the_python_client_records_and_reads_back_through_a_real_serve,
+    metrics_count_accepted_and_refused_events_and_the_ingest_queue_and_pass_promtool,
 );
 
 fn tool_call(operation: &str) -> Value {
@@ -552,6 +567,109 @@ fn the_serves_redaction_retention_and_level_apply_to_ingested_events_only(s: Set
             .iter()
             .all(|e| e["compliance"]["expires_at"].is_null())
     );
+}
+
+fn metrics_count_accepted_and_refused_events_and_the_ingest_queue_and_pass_promtool(s: Setup) {
+    if !promtool() {
+        return;
+    }
+    let console = s.serve(&[]);
+    let first = console.metrics();
+    promtool_check(&first);
+    let before = metric_samples(&first);
+    assert!(
+        before["mcp_audit_console_ingest_queue_capacity"] > 0.0,
+        "{first}"
+    );
+    assert_eq!(before["mcp_audit_console_ingest_queue_depth"], 0.0);
+    assert_eq!(
+        sample(
+            &before,
+            r#"mcp_audit_console_ingest_events_total{result="accepted"}"#
+        ),
+        0.0
+    );
+    // Three events made durable, one queued: four accepted.
+    let durable = console.post(
+        "/api/v1/events?wait=durable",
+        Some(&s.writer),
+        "application/jsonl",
+        &lines(&[tool_call("m-1"), tool_call("m-2"), tool_call("m-3")]),
+    );
+    assert_eq!(durable.status, 201, "{}", durable.body);
+    let queued = console.post(
+        "/api/v1/events",
+        Some(&s.writer),
+        "application/json",
+        &tool_call("m-4").to_string(),
+    );
+    assert_eq!(queued.status, 202, "{}", queued.body);
+    // Two good lines and a bad one: three refused with their body.
+    let bad = format!(
+        "{}\n{}\n{{\"kind\":\"teleport\"}}\n",
+        tool_call("m-5"),
+        tool_call("m-6")
+    );
+    let refused = console.post("/api/v1/events", Some(&s.writer), "application/jsonl", &bad);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    // Refused before any body is read: no events counted, the request is.
+    let event = tool_call("m-7").to_string();
+    assert_eq!(
+        console
+            .post("/api/v1/events", Some(&s.writer), "text/plain", &event)
+            .status,
+        415
+    );
+    assert_eq!(
+        console
+            .post(
+                "/api/v1/events",
+                Some(&s.viewer),
+                "application/json",
+                &event
+            )
+            .status,
+        403
+    );
+    let text = console.metrics();
+    promtool_check(&text);
+    let after = metric_samples(&text);
+    let at = |series: &str| sample(&after, series);
+    assert_eq!(
+        at(r#"mcp_audit_console_ingest_events_total{result="accepted"}"#),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        at(r#"mcp_audit_console_ingest_events_total{result="refused",reason="invalid_events"}"#),
+        3.0,
+        "{text}"
+    );
+    for (reason, n) in [
+        ("invalid_events", 1.0),
+        ("unsupported_media_type", 1.0),
+        ("forbidden", 1.0),
+    ] {
+        assert_eq!(
+            at(&format!(
+                "mcp_audit_console_ingest_requests_refused_total{{reason=\"{reason}\"}}"
+            )),
+            n,
+            "{reason}: {text}"
+        );
+    }
+    // The ingest recorder's own results: the durable three at least (the queued one may be
+    // on its way), none failed.
+    assert!(
+        at(r#"mcp_audit_console_ingest_recorder_events_total{result="recorded"}"#) >= 3.0,
+        "{text}"
+    );
+    assert_eq!(
+        at(r#"mcp_audit_console_ingest_recorder_events_total{result="failed"}"#),
+        0.0
+    );
+    console.stop();
+    assert!(s.named("m-4").len() == 1 && s.named("m-5").is_empty());
 }
 
 /// The Python client's own tests (`clients/python/tests`), run with the peers' Python against
