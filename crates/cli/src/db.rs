@@ -269,11 +269,15 @@ impl Db {
     }
 
     /// The store `erase` deletes payloads with, beside the recorder that records the
-    /// erasures: on PostgreSQL a connection of no log of its own (`--log-id`'s log is the
-    /// recorder's, and a log has one writer), since erasing appends nothing.
+    /// erasures, and `serve --witness-key` keeps its witness state in: on PostgreSQL a
+    /// connection that claims no log (`--log-id`'s log is the recorder's, and a log has one
+    /// writer), since neither appends anything.
     pub fn open_eraser(&self) -> anyhow::Result<Box<dyn Store>> {
         self.must_exist()?;
-        self.open_writable_log(Durability::Sync, None)
+        match self.postgres_url() {
+            Some(url) => pg::eraser(url),
+            None => self.open_writable_log(Durability::Sync, None),
+        }
     }
 
     /// A writer for a command's own record of what it did (`verify`'s result): on PostgreSQL

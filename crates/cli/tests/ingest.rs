@@ -1,6 +1,9 @@
 //! The ingest API (`POST /api/v1/events`) driven over a real socket against the binary as a
 //! user starts it, with events read back by `mcp-audit query`; and the Python client's own
-//! tests (`clients/python`) run against a real `serve`.
+//! tests (`clients/python`) run against a real `serve`; each over SQLite and PostgreSQL
+//! (`MCP_AUDIT_TEST_PG`; the `postgres::` tests are skipped, and said so, without it). On
+//! PostgreSQL the posted events go into a log of their own per `serve` run, beside the logs of
+//! the tokens and the console's records: `query` reads them all.
 
 mod support;
 
@@ -9,21 +12,42 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
-use support::{BIN, spawn_serve};
+use support::{BIN, PgSchema, metric_samples, promtool, promtool_check, sample, spawn_serve};
 
-/// A SQLite database of one test, with a writer, a viewer and an admin token.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+/// A database of one test (a SQLite file in a directory of its own, or a schema of its own in
+/// the test PostgreSQL database, dropped at the end), with a writer, a viewer and an admin
+/// token.
 struct Setup {
     dir: tempfile::TempDir,
+    url: String,
+    pg: Option<PgSchema>,
     writer: String,
     viewer: String,
     admin: String,
 }
 
 impl Setup {
-    fn new() -> Setup {
+    /// `None` when the backend is not available (PostgreSQL without `MCP_AUDIT_TEST_PG`).
+    fn new(backend: Backend) -> Option<Setup> {
         let dir = tempfile::tempdir().unwrap();
+        let (url, pg) = match backend {
+            Backend::Sqlite => (dir.path().join("audit.db").display().to_string(), None),
+            Backend::Postgres => {
+                let pg = PgSchema::new("ingest")?;
+                (pg.url.clone(), Some(pg))
+            }
+        };
         let mut setup = Setup {
             dir,
+            url,
+            pg,
             writer: String::new(),
             viewer: String::new(),
             admin: String::new(),
@@ -31,22 +55,29 @@ impl Setup {
         setup.writer = setup.token("billing-mcp", "writer");
         setup.viewer = setup.token("vera", "viewer");
         setup.admin = setup.token("root", "admin");
-        setup
+        Some(setup)
     }
 
-    fn db(&self) -> PathBuf {
-        self.dir.path().join("audit.db")
-    }
-
+    /// The binary pointed at this database, with no database settings of the environment.
     fn command(&self) -> Command {
         let mut command = Command::new(BIN);
         command
             .arg("--db")
-            .arg(self.db())
+            .arg(&self.url)
+            .arg("--spool-dir")
+            .arg(self.dir.path().join("spool"))
             .env_remove("MCP_AUDIT_DB")
             .env_remove("MCP_AUDIT_LOG_ID")
             .env_remove("RUST_LOG");
         command
+    }
+
+    /// `mcp-audit verify` of the log `log_id` (on PostgreSQL; a SQLite file has one log).
+    fn verify(&self, log_id: &Value) {
+        match &self.pg {
+            Some(_) => self.ok(&["--log-id", log_id.as_str().unwrap(), "verify"]),
+            None => self.ok(&["verify"]),
+        };
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -130,6 +161,20 @@ impl Console {
         )
     }
 
+    /// The `/metrics` exposition (no token: counts only).
+    fn metrics(&self) -> String {
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .get(format!("{}/metrics", self.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.text().await.unwrap()
+        })
+    }
+
     fn send(&self, request: reqwest::RequestBuilder) -> Answer {
         self.runtime.block_on(async {
             let response = request.send().await.unwrap();
@@ -158,6 +203,44 @@ impl Drop for Console {
     }
 }
 
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(setup) = super::Setup::new(super::Backend::Sqlite) {
+                        super::$name(setup);
+                    }
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(setup) = super::Setup::new(super::Backend::Postgres) {
+                        super::$name(setup);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    a_writers_events_land_durable_in_line_order_with_seqs_and_its_tag,
+    events_accepted_without_wait_are_durable_once_the_server_stops,
+    a_bad_line_refuses_the_whole_body_naming_each_bad_line_and_nothing_is_written,
+    a_writer_cannot_post_the_logs_own_records_and_mints_no_token,
+    a_writer_reads_nothing_and_no_reading_role_writes,
+    bad_requests_are_clear_4xx_and_record_nothing,
+    the_serves_redaction_retention_and_level_apply_to_ingested_events_only,
+    the_python_client_records_and_reads_back_through_a_real_serve,
+    metrics_count_accepted_and_refused_events_and_the_ingest_queue_and_pass_promtool,
+);
+
 fn tool_call(operation: &str) -> Value {
     json!({"kind": "tool_execution", "action": "EXECUTE", "operation": operation,
            "actor": {"user_id": "ann"}, "payload": {"input": {"q": operation}}})
@@ -167,9 +250,7 @@ fn lines(events: &[Value]) -> String {
     events.iter().map(|e| format!("{e}\n")).collect()
 }
 
-#[test]
-fn a_writers_events_land_durable_in_line_order_with_seqs_and_its_tag() {
-    let s = Setup::new();
+fn a_writers_events_land_durable_in_line_order_with_seqs_and_its_tag(s: Setup) {
     let console = s.serve(&[]);
     let body = lines(&[tool_call("one"), tool_call("two"), tool_call("three")]);
     let answer = console.post(
@@ -221,13 +302,15 @@ fn a_writers_events_land_durable_in_line_order_with_seqs_and_its_tag() {
     );
     assert_eq!(one.status, 201, "{}", one.body);
     assert_eq!(s.named("single")[0]["seq"], one.body["events"][0]["seq"]);
+    assert_eq!(
+        one.body["events"][0]["log_id"], accepted[0]["log_id"],
+        "one serve run, one ingest log"
+    );
     console.stop();
-    s.ok(&["verify"]);
+    s.verify(&accepted[0]["log_id"]);
 }
 
-#[test]
-fn events_accepted_without_wait_are_durable_once_the_server_stops() {
-    let s = Setup::new();
+fn events_accepted_without_wait_are_durable_once_the_server_stops(s: Setup) {
     let console = s.serve(&[]);
     let answer = console.post(
         "/api/v1/events",
@@ -247,9 +330,7 @@ fn events_accepted_without_wait_are_durable_once_the_server_stops() {
     assert_eq!(ids[1], answer.body["events"][1]["id"]);
 }
 
-#[test]
-fn a_bad_line_refuses_the_whole_body_naming_each_bad_line_and_nothing_is_written() {
-    let s = Setup::new();
+fn a_bad_line_refuses_the_whole_body_naming_each_bad_line_and_nothing_is_written(s: Setup) {
     let console = s.serve(&[]);
     let before = s.events().len();
     let mut forged = tool_call("forged");
@@ -323,9 +404,7 @@ fn a_bad_line_refuses_the_whole_body_naming_each_bad_line_and_nothing_is_written
 /// A writer describes its users' operations, never the log's own records: a forged token
 /// creation (which would mint a token), review, legal hold or gap is refused, and the token it
 /// describes is no token.
-#[test]
-fn a_writer_cannot_post_the_logs_own_records_and_mints_no_token() {
-    let s = Setup::new();
+fn a_writer_cannot_post_the_logs_own_records_and_mints_no_token(s: Setup) {
     let console = s.serve(&[]);
     let secret = "mcpa_".to_string() + &"ab".repeat(32);
     let forged_token = json!({"kind": "admin", "action": "CREATE",
@@ -360,9 +439,7 @@ fn a_writer_cannot_post_the_logs_own_records_and_mints_no_token() {
     );
 }
 
-#[test]
-fn a_writer_reads_nothing_and_no_reading_role_writes() {
-    let s = Setup::new();
+fn a_writer_reads_nothing_and_no_reading_role_writes(s: Setup) {
     let console = s.serve(&[]);
     for path in ["/api/v1/events", "/api/v1/summary", "/api/v1/sessions"] {
         let answer = console.get(path, &s.writer);
@@ -404,9 +481,7 @@ fn a_writer_reads_nothing_and_no_reading_role_writes() {
     assert!(s.named("refused").is_empty());
 }
 
-#[test]
-fn bad_requests_are_clear_4xx_and_record_nothing() {
-    let s = Setup::new();
+fn bad_requests_are_clear_4xx_and_record_nothing(s: Setup) {
     let console = s.serve(&["--ingest-max-body", "2000"]);
     let before = s.events().len();
     let big: Vec<Value> = (0..40).map(|i| tool_call(&format!("big-{i}"))).collect();
@@ -448,9 +523,7 @@ fn bad_requests_are_clear_4xx_and_record_nothing() {
     assert_eq!(s.events().len(), before);
 }
 
-#[test]
-fn the_serves_redaction_retention_and_level_apply_to_ingested_events_only() {
-    let s = Setup::new();
+fn the_serves_redaction_retention_and_level_apply_to_ingested_events_only(s: Setup) {
     let policy = s.dir.path().join("redact.toml");
     std::fs::write(
         &policy,
@@ -496,15 +569,116 @@ fn the_serves_redaction_retention_and_level_apply_to_ingested_events_only() {
     );
 }
 
+fn metrics_count_accepted_and_refused_events_and_the_ingest_queue_and_pass_promtool(s: Setup) {
+    if !promtool() {
+        return;
+    }
+    let console = s.serve(&[]);
+    let first = console.metrics();
+    promtool_check(&first);
+    let before = metric_samples(&first);
+    assert!(
+        before["mcp_audit_console_ingest_queue_capacity"] > 0.0,
+        "{first}"
+    );
+    assert_eq!(before["mcp_audit_console_ingest_queue_depth"], 0.0);
+    assert_eq!(
+        sample(
+            &before,
+            r#"mcp_audit_console_ingest_events_total{result="accepted"}"#
+        ),
+        0.0
+    );
+    // Three events made durable, one queued: four accepted.
+    let durable = console.post(
+        "/api/v1/events?wait=durable",
+        Some(&s.writer),
+        "application/jsonl",
+        &lines(&[tool_call("m-1"), tool_call("m-2"), tool_call("m-3")]),
+    );
+    assert_eq!(durable.status, 201, "{}", durable.body);
+    let queued = console.post(
+        "/api/v1/events",
+        Some(&s.writer),
+        "application/json",
+        &tool_call("m-4").to_string(),
+    );
+    assert_eq!(queued.status, 202, "{}", queued.body);
+    // Two good lines and a bad one: three refused with their body.
+    let bad = format!(
+        "{}\n{}\n{{\"kind\":\"teleport\"}}\n",
+        tool_call("m-5"),
+        tool_call("m-6")
+    );
+    let refused = console.post("/api/v1/events", Some(&s.writer), "application/jsonl", &bad);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    // Refused before any body is read: no events counted, the request is.
+    let event = tool_call("m-7").to_string();
+    assert_eq!(
+        console
+            .post("/api/v1/events", Some(&s.writer), "text/plain", &event)
+            .status,
+        415
+    );
+    assert_eq!(
+        console
+            .post(
+                "/api/v1/events",
+                Some(&s.viewer),
+                "application/json",
+                &event
+            )
+            .status,
+        403
+    );
+    let text = console.metrics();
+    promtool_check(&text);
+    let after = metric_samples(&text);
+    let at = |series: &str| sample(&after, series);
+    assert_eq!(
+        at(r#"mcp_audit_console_ingest_events_total{result="accepted"}"#),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        at(r#"mcp_audit_console_ingest_events_total{result="refused",reason="invalid_events"}"#),
+        3.0,
+        "{text}"
+    );
+    for (reason, n) in [
+        ("invalid_events", 1.0),
+        ("unsupported_media_type", 1.0),
+        ("forbidden", 1.0),
+    ] {
+        assert_eq!(
+            at(&format!(
+                "mcp_audit_console_ingest_requests_refused_total{{reason=\"{reason}\"}}"
+            )),
+            n,
+            "{reason}: {text}"
+        );
+    }
+    // The ingest recorder's own results: the durable three at least (the queued one may be
+    // on its way), none failed.
+    assert!(
+        at(r#"mcp_audit_console_ingest_recorder_events_total{result="recorded"}"#) >= 3.0,
+        "{text}"
+    );
+    assert_eq!(
+        at(r#"mcp_audit_console_ingest_recorder_events_total{result="failed"}"#),
+        0.0
+    );
+    console.stop();
+    assert!(s.named("m-4").len() == 1 && s.named("m-5").is_empty());
+}
+
 /// The Python client's own tests (`clients/python/tests`), run with the peers' Python against
 /// a real `serve`: a writer token for the log_* methods, an auditor token for `query` and
 /// `session_summary`.
-#[test]
-fn the_python_client_records_and_reads_back_through_a_real_serve() {
+fn the_python_client_records_and_reads_back_through_a_real_serve(s: Setup) {
     let Some(python) = python_interpreter() else {
         return;
     };
-    let s = Setup::new();
     let auditor = s.token("python-reader", "auditor");
     let console = s.serve(&[]);
     let client = support::repo().join("clients/python");
@@ -527,7 +701,7 @@ fn the_python_client_records_and_reads_back_through_a_real_serve() {
     assert!(!report.contains("skipped"), "{report}");
     console.stop();
     // What the client wrote is in the log, read by the CLI rather than by the client.
-    let tagged = s
+    let tagged: Vec<Value> = s
         .events()
         .into_iter()
         .filter(|e| {
@@ -536,12 +710,14 @@ fn the_python_client_records_and_reads_back_through_a_real_serve() {
                     .any(|t| t.as_str().unwrap().ends_with(":billing-mcp"))
             })
         })
-        .count();
+        .collect();
     assert!(
-        tagged >= 7,
-        "each seed method recorded at least one event: {tagged}"
+        tagged.len() >= 7,
+        "each seed method recorded at least one event: {}",
+        tagged.len()
     );
-    s.ok(&["verify"]);
+    assert!(tagged.iter().all(|e| e["log_id"] == tagged[0]["log_id"]));
+    s.verify(&tagged[0]["log_id"]);
 }
 
 /// A Python 3: the peers' (CI has it), or the system's.

@@ -280,7 +280,7 @@ fn report_figures_match_the_events_that_made_them_on_sqlite() {
 }
 
 #[test]
-fn report_figures_match_the_events_that_made_them_on_postgres() {
+fn postgres_report_figures_match_the_events_that_made_them() {
     let Some(db) = Db::postgres() else {
         return;
     };

@@ -303,7 +303,7 @@ fn pg_rows_holding(url: &str, text: &str) -> Vec<String> {
 }
 
 #[test]
-fn after_a_subject_erasure_no_postgresql_row_points_at_the_person() {
+fn postgres_after_a_subject_erasure_no_row_points_at_the_person() {
     let Some(peers) = peers() else { return };
     let Some(schema) = PgSchema::new("subject_erase") else {
         return;

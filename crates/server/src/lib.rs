@@ -268,7 +268,11 @@ pub async fn serve(
             )
         })?
         .map(Arc::new);
-    let metrics = metrics::Metrics::new(config.recorder.clone(), config.collectors);
+    let metrics = metrics::Metrics::new(
+        config.recorder.clone(),
+        config.ingest.as_ref().map(|i| i.recorder.clone()),
+        config.collectors,
+    );
     let app = Arc::new(App {
         databases: config.databases,
         recorder: config.recorder,

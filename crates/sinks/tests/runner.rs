@@ -317,7 +317,7 @@ on_both_backends!(
 
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_every_log_of_the_database_is_followed() {
+async fn postgres_every_log_of_the_database_is_followed() {
     let Some(db) = Db::new(support::Backend::Postgres) else {
         return;
     };

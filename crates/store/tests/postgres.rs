@@ -1,5 +1,5 @@
 //! What only the PostgreSQL backend does: many writers (one log each) in one database, the
-//! refusal of a second writer of one log, monthly partitions that cleanup drops whole, and the
+//! refusal of a second writer of one log, a store that claims none, monthly partitions that cleanup drops whole, and the
 //! schema version check. The behaviours both backends share are in `store.rs`.
 
 mod backend;
@@ -125,6 +125,25 @@ fn a_second_writer_of_a_log_in_use_is_refused_with_a_clear_error() {
         Receipt::Durable { seq: 0, .. }
     ));
     again.shutdown().unwrap();
+}
+
+/// An eraser (or a witness's state) claims no log: opened beside a writer of any log, it is
+/// never refused, and what it would append is refused rather than made into a log without a
+/// name, so that no run of it leaves a log behind.
+#[test]
+fn a_store_that_claims_no_log_runs_beside_every_writer_and_appends_nothing() {
+    let Some(db) = pg() else { return };
+    let url = db.pg.as_ref().unwrap().url.clone();
+    let proxy = writer(&db, "proxy-a");
+    let unclaimed = PgStore::open_unclaimed(&url).unwrap();
+    let also = PgStore::open_unclaimed(&url).unwrap();
+    let recorder = Recorder::start(unclaimed, RecorderConfig::default()).unwrap();
+    let refused = recorder.record(AuditEvent::tool_execution("t").build().unwrap());
+    assert!(refused.is_err(), "{refused:?}");
+    let _ = recorder.shutdown();
+    drop((proxy, also));
+    let logs = PgStore::open_read_only(&url).unwrap().logs().unwrap();
+    assert!(logs.is_empty(), "{logs:?}");
 }
 
 #[test]

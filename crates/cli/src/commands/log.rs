@@ -32,7 +32,12 @@ With `-`, the input is one batch, all or nothing: every bad line is reported as 
 and then nothing is recorded; otherwise every event is written in one transaction. The batch
 is held in memory until then: split inputs of millions of lines into several runs.
 
-The JSON form of an event is described by `mcp-audit schema`.")]
+The JSON form of an event is described by `mcp-audit schema`.
+
+`log` records what it is given, the log's own records too (a `CREATE console_token` event is a
+token of the console): it is for those with write access to the database, which is admin
+already. Programs trusted less post to `serve`'s POST /api/v1/events with a writer token, which
+refuses the log's own records.")]
 pub struct LogArgs {
     /// The event as JSON, or `-` to read JSON lines (one event each) from stdin
     #[arg(

@@ -42,6 +42,11 @@ mod with_postgres {
         Ok(Box::new(PgStore::open_read_only(url)?))
     }
 
+    /// What erases payloads, or keeps a witness's state: a writer of no log.
+    pub(in crate::db) fn eraser(url: &str) -> anyhow::Result<Box<dyn Store>> {
+        Ok(Box::new(PgStore::open_unclaimed(url)?))
+    }
+
     /// What a sink follows every log of the database with.
     pub(in crate::db) fn follower(url: &str) -> anyhow::Result<Box<dyn SinkState>> {
         Ok(Box::new(PgStore::open_follower(url)?))
@@ -101,6 +106,10 @@ mod without_postgres {
     }
 
     pub(in crate::db) fn reader(_url: &str) -> anyhow::Result<Box<dyn Store>> {
+        anyhow::bail!(UNSUPPORTED)
+    }
+
+    pub(in crate::db) fn eraser(_url: &str) -> anyhow::Result<Box<dyn Store>> {
         anyhow::bail!(UNSUPPORTED)
     }
 

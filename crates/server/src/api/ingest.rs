@@ -162,6 +162,25 @@ pub(crate) async fn ingest(
     RawQuery(query): RawQuery,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Response> {
+    let mut events = 0;
+    let answer = take(&app, headers, query, body, &mut events).await;
+    match &answer {
+        Ok(_) => app.metrics.ingest_accepted(events),
+        Err(error) => app.metrics.ingest_refused(error.code, events),
+    }
+    answer
+}
+
+/// Checks and records a body; `events` is set to how many events it holds once it is read
+/// (good and bad lines alike, blank ones left out), for the metrics.
+async fn take(
+    app: &Arc<App>,
+    headers: HeaderMap,
+    query: Option<String>,
+    body: std::result::Result<Bytes, BytesRejection>,
+    events: &mut usize,
+) -> Result<Response> {
+    let app = Arc::clone(app);
     let caller = authorize_for(&app, &headers, Grant::Write).await?;
     let Some(ingest) = app.ingest.as_ref() else {
         return Err(ApiError::not_found(
@@ -188,9 +207,12 @@ pub(crate) async fn ingest(
                 Form::Lines => intake::read_batch(&mut ids, &policy, &body[..])
                     .map_err(|(line, e)| ApiError::bad_request(format!("line {line}: {e}")))?,
             };
-            Ok(stamp(&mut batch, &submitter).map(|()| batch))
+            let read = batch.events.len() + batch.problems.len();
+            Ok((read, stamp(&mut batch, &submitter).map(|()| batch)))
         })
         .await?;
+    let (read, checked) = checked;
+    *events = read;
     let batch = checked.map_err(refused)?;
     if batch.events.is_empty() {
         return Err(ApiError::bad_request(

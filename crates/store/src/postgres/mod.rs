@@ -461,7 +461,9 @@ impl Append for PgStore {
         if entries.is_empty() {
             return Ok(());
         }
-        if !self.writable {
+        // A store that claims no log (a reader, a follower, an eraser) appends to none: with
+        // no log id it would make a log without a name.
+        if !self.writable || self.log_id.is_empty() {
             return Err(StoreError::ReadOnly {
                 path: PathBuf::from(&self.display),
             });

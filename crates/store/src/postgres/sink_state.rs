@@ -52,6 +52,14 @@ impl PgStore {
     /// write, but appends to no log and claims none, so that it runs beside every writer of
     /// the database.
     pub fn open_follower(url: &str) -> Result<PgStore, StoreError> {
+        PgStore::open_unclaimed(url)
+    }
+
+    /// Connects for changes that append to no log: erasing payloads (erasing appends
+    /// nothing; the recorder beside it records the erasure), a witness's state. Migrates the
+    /// schema and may write, but claims no log, so that each run neither holds a log of its
+    /// own nor could leave one behind; an append through it is refused.
+    pub fn open_unclaimed(url: &str) -> Result<PgStore, StoreError> {
         let mut store = PgStore::configure(url, PgOptions::default(), true)?;
         store.log_id = String::new();
         let connected = store.client().map(drop);
