@@ -24,11 +24,14 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use mcp_audit_store::{SqliteOptions, SqliteStore};
-//! use mcp_audit_sinks::{config, runner, stats::SinkStats};
+//! use mcp_audit_sinks::config::{self, Built};
+//! use mcp_audit_sinks::{runner, stats::SinkStats};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! let stop = CancellationToken::new();
-//! for (sink, destination) in config::load("sinks.toml".as_ref())? {
+//! for (sink, built) in config::load("sinks.toml".as_ref())? {
+//!     // Witness sinks follow the checkpoints instead (`witness::runner`).
+//!     let Built::Records(destination) = built else { continue };
 //!     let state = SqliteStore::open("audit.db", SqliteOptions::default())?;
 //!     let stats = Arc::new(SinkStats::default());
 //!     tokio::spawn(runner::run(sink.spec, destination, state, stop.clone(), stats));
