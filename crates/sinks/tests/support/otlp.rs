@@ -292,17 +292,24 @@ impl Receiver {
     }
 }
 
+/// An OTLP/HTTP body, unzipped as its `Content-Encoding` says, decoded as `M`.
+fn decode_body<M: Message + Default>(
+    encoding: Option<&str>,
+    body: &[u8],
+) -> Result<M, prost::DecodeError> {
+    match encoding {
+        Some("gzip") => M::decode(gunzip(body).as_slice()),
+        _ => M::decode(body),
+    }
+}
+
 async fn http_logs(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
     let encoding = header_text(&headers, "content-encoding");
-    let body = match encoding {
-        Some("gzip") => gunzip(&body),
-        _ => body.to_vec(),
-    };
-    let request = match ExportLogsServiceRequest::decode(body.as_slice()) {
+    let request: ExportLogsServiceRequest = match decode_body(encoding, &body) {
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
@@ -325,11 +332,7 @@ async fn http_traces(
     body: axum::body::Bytes,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
     let encoding = header_text(&headers, "content-encoding");
-    let body = match encoding {
-        Some("gzip") => gunzip(&body),
-        _ => body.to_vec(),
-    };
-    let request = match ExportTraceServiceRequest::decode(body.as_slice()) {
+    let request: ExportTraceServiceRequest = match decode_body(encoding, &body) {
         Ok(request) => request,
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
