@@ -14,12 +14,7 @@ use serde_json::{Value, json};
 
 use support::{BIN, PgSchema, metric_samples, promtool, promtool_check, sample, spawn_serve};
 
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Postgres,
-}
+use support::Backend;
 
 /// A database of one test (a SQLite file in a directory of its own, or a schema of its own in
 /// the test PostgreSQL database, dropped at the end), with a writer, a viewer and an admin
@@ -203,33 +198,8 @@ impl Drop for Console {
     }
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(setup) = super::Setup::new(super::Backend::Sqlite) {
-                        super::$name(setup);
-                    }
-                }
-            )*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(setup) = super::Setup::new(super::Backend::Postgres) {
-                        super::$name(setup);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
+    fixture;
     a_writers_events_land_durable_in_line_order_with_seqs_and_its_tag,
     events_accepted_without_wait_are_durable_once_the_server_stops,
     a_bad_line_refuses_the_whole_body_naming_each_bad_line_and_nothing_is_written,
@@ -735,4 +705,9 @@ fn python_interpreter() -> Option<PathBuf> {
     }
     eprintln!("skipped: no Python 3 for the Python client's tests");
     None
+}
+
+/// The fixture of a test run on both backends.
+fn fixture(backend: Backend) -> Option<Setup> {
+    Setup::new(backend)
 }

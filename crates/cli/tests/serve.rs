@@ -17,12 +17,7 @@ use support::{
     promtool_check, python, spawn_serve, written_samples,
 };
 
-#[derive(Clone, Copy)]
-enum Backend {
-    Sqlite,
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    Postgres,
-}
+use support::Backend;
 
 /// A database of one test: a SQLite file in a directory of its own, or a schema of its own in
 /// the test PostgreSQL database (dropped at the end).
@@ -348,33 +343,8 @@ fn seed_id(db: &Db, i: usize) -> String {
         .unwrap()
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(db) = super::Db::new(super::Backend::Sqlite) {
-                        super::$name(db);
-                    }
-                }
-            )*
-        }
-        #[cfg(feature = "postgres")]
-        mod postgres {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(db) = super::Db::new(super::Backend::Postgres) {
-                        super::$name(db);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
+    fixture;
     every_endpoint_refuses_without_a_token_and_below_its_role,
     each_filter_finds_what_query_finds,
     paging_reaches_the_end_with_no_duplicate_and_no_gap,
@@ -2628,4 +2598,9 @@ fn metrics_count_what_was_served_on_record_and_the_last_verify_and_pass_promtool
     assert_eq!(after["mcp_audit_recorder_queue_depth"], 0.0);
     assert_eq!(after["mcp_audit_console_last_verify_ok"], 1.0);
     assert!(after["mcp_audit_console_last_verify_finished_seconds"] > 0.0);
+}
+
+/// The fixture of a test run on both backends.
+fn fixture(backend: Backend) -> Option<Db> {
+    Db::new(backend)
 }

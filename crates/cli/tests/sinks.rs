@@ -192,12 +192,12 @@ impl Db {
     }
 }
 
-fn sqlite() -> Option<Db> {
-    Some(Db::Sqlite(tempfile::tempdir().unwrap()))
-}
-
-fn postgres() -> Option<Db> {
-    PgSchema::new("sinks").map(Db::Postgres)
+/// The database of a test run on both backends.
+fn fixture(backend: support::Backend) -> Option<Db> {
+    match backend {
+        support::Backend::Sqlite => Some(Db::Sqlite(tempfile::tempdir().unwrap())),
+        support::Backend::Postgres => PgSchema::new("sinks").map(Db::Postgres),
+    }
 }
 
 fn config(dir: &Path, receiver: &Receiver, extra: &str) -> std::path::PathBuf {
@@ -368,18 +368,8 @@ fn follow_stdout_prints_each_record_as_a_json_line(db: Db) {
     );
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[test] fn $name() { if let Some(db) = super::sqlite() { super::$name(db) } } )*
-        }
-        mod postgres {
-            $( #[test] fn $name() { if let Some(db) = super::postgres() { super::$name(db) } } )*
-        }
-    };
-}
-
-on_both_backends!(
+support::on_both_backends!(
+    fixture;
     a_killed_follow_resumes_from_its_cursor_and_loses_nothing,
     a_record_refused_forever_shows_in_sink_status_and_the_rest_flows,
     follow_stdout_prints_each_record_as_a_json_line,
@@ -418,7 +408,7 @@ fn a_bad_sinks_file_is_refused_with_its_file_and_line() {
 /// `/metrics`, and stops them with itself.
 #[test]
 fn serve_runs_the_sinks_of_its_sink_flag_and_shows_them_in_its_metrics() {
-    let db = sqlite().unwrap();
+    let db = fixture(support::Backend::Sqlite).unwrap();
     db.record("log-a", 12);
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(&[], Duration::ZERO);
@@ -455,7 +445,7 @@ fn serve_runs_the_sinks_of_its_sink_flag_and_shows_them_in_its_metrics() {
 /// nobody can read).
 #[test]
 fn follow_stdout_ends_when_its_reader_goes() {
-    let db = sqlite().unwrap();
+    let db = fixture(support::Backend::Sqlite).unwrap();
     db.record("log-a", 2);
     let mut child = Command::new(BIN)
         .args(["--db", &db.spec(), "follow", "--stdout", "--from-start"])

@@ -256,6 +256,47 @@ impl RawClient {
     }
 }
 
+/// The two backends a suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+/// Runs each named test once per backend, as `sqlite::NAME` and `postgres::NAME` (which the
+/// runner groups with the other PostgreSQL tests, and counts as skipped without a server):
+/// `$setup(Backend)`, a function of the suite, gives the test its fixture, or `None` when
+/// that backend is not there.
+#[allow(unused_macros)] // as the module's `dead_code`: not every suite runs on both
+macro_rules! on_both_backends {
+    ($setup:ident; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(fixture) = super::$setup(super::support::Backend::Sqlite) {
+                        super::$name(fixture);
+                    }
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(fixture) = super::$setup(super::support::Backend::Postgres) {
+                        super::$name(fixture);
+                    }
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
 /// A schema of its own in the test PostgreSQL database (`MCP_AUDIT_TEST_PG`), dropped at the
 /// end, and the URL that points the binary at it. `None` (the test is skipped, and says so)
 /// without a server; a failure under `CI=true`.
