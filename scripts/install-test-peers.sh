@@ -11,6 +11,8 @@
 #     for its `promtool check metrics`, and rsyslog with its GnuTLS driver (rsyslog-gnutls) as
 #     the syslog sink's receiver (when missing, and only as root or with sudo; otherwise those
 #     tests say they are skipped, or fail in CI)
+# With --demo, only what `scripts/demo` drives: the npm servers and the Python SDK (no Debian
+# packages, no seed loggers), so that a newcomer's first command installs no browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers=.test-peers
@@ -31,6 +33,13 @@ if command -v node >/dev/null; then
   fi
 fi
 
+demo_only=false
+case "${1:-}" in
+  --demo) demo_only=true ;;
+  "") ;;
+  *) echo "usage: $0 [--demo]" >&2; exit 2 ;;
+esac
+
 # Debian's packages, outside .test-peers/: checked on every run, installed only when missing.
 debian_packages=()
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
@@ -46,7 +55,7 @@ fi
 if ! compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null; then
   debian_packages+=(rsyslog-gnutls)
 fi
-if [ "${#debian_packages[@]}" -gt 0 ]; then
+if ! $demo_only && [ "${#debian_packages[@]}" -gt 0 ]; then
   apt_get=()
   if [ "$(id -u)" = 0 ]; then
     apt_get=(apt-get)
@@ -66,7 +75,7 @@ mkdir -p "$peers"
 
 # The seed loggers, with a stamp of their own: adding them does not reinstall the rest.
 seeds_stamp="$peers/seeds-$(printf '%s %s' "$mockloop" "$contextforge" | sha256sum | cut -c1-16)"
-if [ ! -f "$seeds_stamp" ]; then
+if ! $demo_only && [ ! -f "$seeds_stamp" ]; then
   command -v python3 >/dev/null || { echo "error: python3 is needed for the seed loggers" >&2; exit 1; }
   echo "test peers: installing $mockloop $contextforge"
   [ -x "$peers/mockloop-venv/bin/python" ] || python3 -m venv "$peers/mockloop-venv"
