@@ -47,9 +47,11 @@ mod tests {
     use crate::{PgOptions, PgStore};
 
     /// The column table names every column of `events` after `log_id` that the migrations
-    /// make, in order and with the type binary `COPY` declares for its kind.
+    /// make, in order and with the type binary `COPY` declares for its kind. It needs a
+    /// server: its `postgres_` name puts it in the runner's PostgreSQL group, and leaves it
+    /// out (counted as skipped) when there is none (`.config/nextest.toml`).
     #[test]
-    fn the_column_table_is_the_events_table_after_the_log_id() {
+    fn postgres_the_column_table_is_the_events_table_after_the_log_id() {
         let Some(base) = std::env::var("MCP_AUDIT_TEST_PG")
             .ok()
             .filter(|u| !u.is_empty())
