@@ -24,6 +24,7 @@ use mcp_audit_store::{
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use support::follow::{sink_status, terminate};
 use support::{BIN, PgSchema};
 
 const SECRET: &str = "the-cli-tests-secret";
@@ -225,13 +226,6 @@ fn follow(db: &Db, config: &Path) -> Child {
         .unwrap()
 }
 
-/// Stops `child` as Ctrl-C would (SIGTERM) and checks that it ended cleanly.
-fn terminate(mut child: Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    assert!(status.success(), "follow did not stop cleanly: {status}");
-}
-
 fn a_killed_follow_resumes_from_its_cursor_and_loses_nothing(db: Db) {
     db.record("log-a", 120);
     let dir = tempfile::tempdir().unwrap();
@@ -291,19 +285,7 @@ fn a_record_refused_forever_shows_in_sink_status_and_the_rest_flows(db: Db) {
     let child = follow(&db, &config);
     receiver.wait_for("the last record", |s| s.records.iter().any(|r| r.2 == 24));
     // Its cursor is written after the acknowledgement: wait for status to show it there.
-    let status = || {
-        let out = Command::new(BIN)
-            .args(["--db", &db.spec(), "sink", "status", "--json", "--sink"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let status = || sink_status(&db.spec(), &config);
     let mut json = status();
     for _ in 0..200 {
         if json["sinks"][0]["cursor"] == 25 {

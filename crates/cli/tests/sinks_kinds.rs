@@ -31,6 +31,7 @@ use serde_json::json;
 
 use rsyslog::{Rsyslog, sd_param};
 use support::BIN;
+use support::follow::{sink_status, terminate};
 
 const BATCH: u64 = 10;
 const TOTAL: u64 = 200;
@@ -77,13 +78,6 @@ fn follow(db: &Path, config: &Path) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
-}
-
-/// Stops `child` as Ctrl-C would (SIGTERM) and checks that it ended cleanly.
-fn terminate(mut child: Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    assert!(status.success(), "follow did not stop cleanly: {status}");
 }
 
 /// Polls `done` for two minutes at most: a bound on a hang, not a speed check.
@@ -272,21 +266,8 @@ fn an_otlp_record_refused_forever_shows_in_sink_status_and_the_rest_flows() {
         receiver.seqs.lock().unwrap().contains(&(TOTAL - 1))
     });
     // Its cursor is written after the acknowledgement: wait for status to show it there.
-    let status = || {
-        let out = Command::new(BIN)
-            .arg("--db")
-            .arg(&db)
-            .args(["sink", "status", "--json", "--sink"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let db_spec = db.display().to_string();
+    let status = || sink_status(&db_spec, &config);
     let json = std::cell::RefCell::new(status());
     wait_for("the cursor at the end", || {
         *json.borrow_mut() = status();

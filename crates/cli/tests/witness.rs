@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use support::follow::terminate;
+use support::witness::Witness;
 use support::{BIN, spawn_serve};
 
 /// The origin the test logs sign their checkpoints with.
@@ -24,15 +26,7 @@ const ORIGIN: &str = "log.test/a";
 /// A temp dir with a log key, a witness key and a running witness that trusts the log key.
 struct Setup {
     dir: tempfile::TempDir,
-    witness: Child,
-    base: String,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = self.witness.kill();
-        let _ = self.witness.wait();
-    }
+    witness: Witness,
 }
 
 impl Setup {
@@ -43,17 +37,7 @@ impl Setup {
             dir.path(),
             &["keygen", "--name", "log.test", "--out", &path("log.key")],
         ));
-        ok(run(
-            dir.path(),
-            &[
-                "witness",
-                "keygen",
-                "--name",
-                "witness.test/w1",
-                "--out",
-                &path("w.key"),
-            ],
-        ));
+        // Another witness's key, which the running witness does not hold.
         ok(run(
             dir.path(),
             &[
@@ -65,20 +49,12 @@ impl Setup {
                 &path("other.key"),
             ],
         ));
-        // The witness's own database, with one event so that serve opens it.
-        log_events(dir.path(), "witness.db", "w", 1);
-        let mut serve = Command::new(BIN);
-        serve.args(["--db", &path("witness.db")]);
-        let (witness, base) = spawn_serve(
-            serve,
-            &[
-                "--witness-key",
-                &path("w.key"),
-                "--witness-trust",
-                &format!("{ORIGIN}={}", path("log.key.pub")),
-            ],
+        let witness = Witness::start(
+            dir.path(),
+            "witness.test/w1",
+            &[format!("{ORIGIN}={}", path("log.key.pub"))],
         );
-        Setup { dir, witness, base }
+        Setup { dir, witness }
     }
 
     fn path(&self, name: &str) -> String {
@@ -87,37 +63,12 @@ impl Setup {
 
     /// Stops the witness as a crash would.
     fn stop_witness(&mut self) {
-        let _ = self.witness.kill();
-        let _ = self.witness.wait();
+        self.witness.stop();
     }
 
     /// Starts the witness again, at the address it had (its URL is in the sinks' file).
     fn start_witness(&mut self) {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(BIN)
-            .args(["--db", &self.path("witness.db"), "serve", "--listen"])
-            .arg(format!("127.0.0.1:{}", self.port()))
-            .args(["--witness-key", &self.path("w.key"), "--witness-trust"])
-            .arg(format!("{ORIGIN}={}", self.path("log.key.pub")))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "the witness stopped before listening"
-            );
-            if line.contains("listening on ") {
-                break;
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        self.witness = child;
+        self.witness.restart();
     }
 
     /// `follow --sink sinks.toml` on `db`, its log on the test's stderr.
@@ -137,7 +88,7 @@ impl Setup {
             "[[sink]]\nname = \"witness\"\ntype = \"witness\"\ntarget = \"tlog-witness\"\n\
              url = \"{}\"\nkey = \"w.key.pub\"\npoll_ms = 100\nbackoff_initial_ms = 100\n\
              backoff_max_ms = 400\n{more}",
-            self.base
+            self.witness.base
         );
         std::fs::write(self.path("sinks.toml"), config).unwrap();
     }
@@ -196,7 +147,7 @@ impl Setup {
     }
 
     fn port(&self) -> u16 {
-        self.base.rsplit(':').next().unwrap().parse().unwrap()
+        self.witness.port()
     }
 
     /// Records `n` events named `{tag}{i}` in `db` and signs a checkpoint: the note.
@@ -226,7 +177,7 @@ impl Setup {
                 "witness",
                 "push",
                 "--url",
-                &self.base,
+                &self.witness.base,
                 "--key",
                 &self.path("w.key.pub"),
             ],
@@ -258,14 +209,7 @@ impl Setup {
 
     /// The witness's stored state: (origin, size) rows.
     fn witnessed(&self) -> Vec<(String, i64)> {
-        let conn = rusqlite::Connection::open(self.path("witness.db")).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT origin, size FROM witnessed ORDER BY origin")
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        self.witness.witnessed()
     }
 
     /// A consistency proof of `db` from `old` to `new`, as the tlog-witness body's lines.
@@ -558,13 +502,6 @@ fn of_two_submissions_that_extend_the_same_size_only_one_is_cosigned() {
     let loser = &answers[1 - won[0]];
     assert_eq!(loser, &(409, format!("{winner_size}\n")), "{answers:?}");
     assert_eq!(s.witnessed(), vec![(ORIGIN.to_string(), winner_size)]);
-}
-
-/// Stops `child` as Ctrl-C would (SIGTERM) and checks that it ended cleanly.
-fn terminate(mut child: Child) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    assert!(status.success(), "follow did not stop cleanly: {status}");
 }
 
 fn at(size: u64) -> impl Fn(&serde_json::Value) -> bool {

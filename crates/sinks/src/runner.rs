@@ -11,7 +11,8 @@
 //! - [`Failure::Refused`]: the cursor moves past the records the destination accepted; the
 //!   refused one is sent again alone (after the same backoff), and once it has been refused
 //!   `max_tries` times it goes to the dead letters and the cursor moves past it: the rest
-//!   flows on. The refusals are counted in the store, so a restart does not reset them.
+//!   flows on. The rest of the refused batch goes one record at a time, so that a receiver
+//!   that does not say which record it refuses (OTLP) has it found in one pass. The refusals are counted in the store, so a restart does not reset them.
 //!
 //! A log waiting out a backoff does not hold up the others. With nothing new to send the
 //! runner looks again every `poll`: it only reads the store, so the recording path never
@@ -89,6 +90,14 @@ struct Position {
     refusals: u32,
     /// Not before this may the log be tried again (a backoff under way).
     not_before: Option<Instant>,
+    /// The last seq of a batch that was refused: the records up to it go one at a time. A
+    /// receiver may not say which record it refuses (OTLP answers a count, or refuses a whole
+    /// request), so the runner finds it by sending them alone; going back to whole batches after
+    /// each record taken would send the rest of the batch again for every record before the
+    /// refused one (quadratic, and as many duplicates at a receiver that keeps what it did not
+    /// refuse). Kept in memory only: after a restart the refused record is still sent alone
+    /// (its refusals are in the store).
+    alone_through: Option<u64>,
 }
 
 /// What one look at a log did.
@@ -197,8 +206,12 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
         if position.not_before.is_some_and(|t| t > Instant::now()) || position.next >= log.size {
             return Ok(Step::Idle);
         }
-        // A record refused before is sent alone, so that its refusals are its own.
-        let limit = if position.refusals > 0 {
+        // A record refused before is sent alone, so that its refusals are its own, and so are
+        // the rest of the batch it was refused in.
+        let narrowing = position
+            .alone_through
+            .is_some_and(|last| position.next <= last);
+        let limit = if position.refusals > 0 || narrowing {
             1
         } else {
             self.spec.batch
@@ -250,7 +263,9 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
             self.moved(log_id, refused.seq).await?;
             SinkStats::add(&self.stats.delivered, accepted as u64);
         }
-        let position = self.failed(log_id, Attempt::Refused, &reason).await?;
+        let mut position = self.failed(log_id, Attempt::Refused, &reason).await?;
+        position.alone_through = Some(batch[batch.len() - 1].seq);
+        self.positions.insert(log_id.to_string(), position);
         tracing::warn!(sink = %self.spec.name, log = log_id, seq = refused.seq, refusals = position.refusals, %reason, "record refused");
         if position.refusals < self.spec.max_tries {
             return Ok(if accepted > 0 {
@@ -305,6 +320,7 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
                 tries: cursor.tries,
                 refusals: cursor.refusals,
                 not_before: None,
+                alone_through: None,
             }
         } else {
             Position {
@@ -312,6 +328,7 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
                 tries: 0,
                 refusals: 0,
                 not_before: None,
+                alone_through: None,
             }
         };
         self.positions.insert(log.log_id.clone(), position);
@@ -326,6 +343,11 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
                 .call(move |s| s.advance(&name, &log, next))
                 .await?;
         }
+        let alone_through = self
+            .positions
+            .get(log_id)
+            .and_then(|p| p.alone_through)
+            .filter(|&last| next <= last);
         self.positions.insert(
             log_id.to_string(),
             Position {
@@ -333,6 +355,7 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
                 tries: 0,
                 refusals: 0,
                 not_before: None,
+                alone_through,
             },
         );
         Ok(())

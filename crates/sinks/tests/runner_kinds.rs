@@ -313,6 +313,57 @@ async fn an_otlp_record_refused_forever_goes_to_the_dead_letters_and_the_rest_fl
     }
 }
 
+/// A receiver that rejects one record in a `partial_success` keeps the rest of each export
+/// that holds it, and OTLP does not say which record it was: the runner narrows the refused
+/// batch one record at a time, in one pass. Regression: it went back to whole batches after
+/// each record taken, sending the rest of the batch again for every record before the refused
+/// one (here 7 exports of up to 7 records, each kept again by the receiver).
+async fn an_otlp_partial_success_narrows_its_batch_in_one_pass_and_each_record_comes_at_most_twice(
+    db: Db,
+) {
+    db.record(LOG, calls(0..20)).await;
+    let log = log_id(&db).await;
+    for protocol in PROTOCOLS {
+        let name = format!("otlp-partial-{protocol:?}");
+        let receiver = Receiver::start(protocol).await;
+        // Seq 13 is the last of the second batch (7..14): the narrowing passes 7..=12 first.
+        receiver.reject(&format!("{log}:13"));
+        let sink = start(&db, spec(&name), &otlp(&receiver, protocol, Signals::Logs));
+        until("the records after the rejected one", || {
+            seqs_of(&receiver.log_keys(), &log).contains(&19)
+        })
+        .await;
+        sink.stop().await;
+
+        let logs = seqs_of(&receiver.log_keys(), &log);
+        let expected: Vec<u64> = (0..20).filter(|&s| s != 13).collect();
+        assert_eq!(first_arrivals(&logs), expected, "{protocol:?}");
+        // The export holding seq 13 was kept without it, unacknowledged: 7..=12 came then, and
+        // once more each alone while the batch was narrowed; nothing else twice.
+        let mut twice: Vec<u64> = logs.clone();
+        twice.sort_unstable();
+        let twice: Vec<u64> = twice
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        assert_eq!(twice, (7..13).collect::<Vec<_>>(), "{protocol:?}: {logs:?}");
+        let unacknowledged = receiver
+            .shared
+            .received
+            .lock()
+            .unwrap()
+            .unacknowledged
+            .clone();
+        assert!(
+            twice
+                .iter()
+                .all(|s| unacknowledged.contains(&format!("{log}:{s}"))),
+            "{protocol:?}: duplicates only of unacknowledged records"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Syslog
 
@@ -397,5 +448,6 @@ on_both_backends!(
     an_otlp_receiver_down_for_a_while_and_back_gets_every_record_in_seq_order_and_only_unacknowledged_ones_twice,
     with_both_signals_a_receiver_back_from_down_gets_every_log_and_span_in_seq_order,
     an_otlp_record_refused_forever_goes_to_the_dead_letters_and_the_rest_flows,
+    an_otlp_partial_success_narrows_its_batch_in_one_pass_and_each_record_comes_at_most_twice,
     a_syslog_receiver_stopped_and_restarted_gets_every_record_in_order_and_nothing_is_dead,
 );

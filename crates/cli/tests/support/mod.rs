@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod follow;
+pub mod witness;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -57,11 +57,21 @@ struct Inner {
     seen: Seen,
 }
 
-/// A real HTTP server in the test (axum on 127.0.0.1:0).
+/// A real HTTP server in the test (axum on 127.0.0.1:0) that can be stopped (its port closed:
+/// connections refused, as a receiver that is down) and started again on the same port.
 #[derive(Clone)]
 pub struct Receiver {
     inner: Arc<Mutex<Inner>>,
+    /// The server while it runs: a clone stops it as well as the original.
+    server: Arc<Mutex<Server>>,
     pub url: String,
+}
+
+/// The running server: where it listens, and how to stop it.
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Receiver {
@@ -72,12 +82,58 @@ impl Receiver {
             seen: Seen::default(),
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let receiver = Receiver {
+            inner,
+            server: Arc::new(Mutex::new(Server {
+                addr,
+                stop: None,
+                task: None,
+            })),
+            url: format!("http://{addr}/hook"),
+        };
+        receiver.serve(listener);
+        receiver
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = axum::Router::new()
             .route("/hook", post(receive))
-            .with_state(inner.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Receiver { inner, url }
+            .with_state(self.inner.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        let mut server = self.server.lock().unwrap();
+        server.stop = Some(stop);
+        server.task = Some(task);
+    }
+
+    /// Stops listening (a request under way is answered first): from now on a connection is
+    /// refused.
+    pub async fn stop(&self) {
+        let (stop, task) = {
+            let mut server = self.server.lock().unwrap();
+            (server.stop.take(), server.task.take())
+        };
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        if let Some(task) = task {
+            task.await.unwrap();
+        }
+    }
+
+    /// Starts again on the same port, keeping what it saw.
+    pub async fn restart(&self) {
+        let addr = self.server.lock().unwrap().addr;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        self.serve(listener);
     }
 
     pub fn set_mode(&self, mode: Mode) {

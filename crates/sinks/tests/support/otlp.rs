@@ -67,7 +67,9 @@ pub struct Received {
     pub tenants: Vec<String>,
     /// The `content-encoding` (HTTP) or `grpc-encoding` (gRPC) of every export, or `identity`.
     pub encodings: Vec<String>,
-    /// The record keys of every export kept but answered [`Answer::Late`].
+    /// The record keys of every export kept but not acknowledged: answered [`Answer::Late`],
+    /// or with a `partial_success` that rejects part of it (OTLP does not say which part, so
+    /// the sender must count the whole export as not taken).
     pub unacknowledged: BTreeSet<String>,
 }
 
@@ -75,6 +77,9 @@ pub struct Shared {
     answer: Mutex<Answer>,
     /// Record keys refused forever: an export holding one is answered as [`Answer::Refuse`].
     refuse: Mutex<BTreeSet<String>>,
+    /// Record keys rejected forever in a `partial_success`: an export holding one is answered
+    /// as [`Answer::RejectOne`] and kept without them.
+    reject: Mutex<BTreeSet<String>>,
     pub received: Mutex<Received>,
 }
 
@@ -107,8 +112,14 @@ impl Shared {
             let refuse = self.refuse.lock().unwrap();
             keys.iter().any(|k| refuse.contains(k))
         };
+        let rejected = {
+            let reject = self.reject.lock().unwrap();
+            keys.iter().any(|k| reject.contains(k))
+        };
         let answer = if refused && answer != Answer::Hang {
             Answer::Refuse
+        } else if rejected && answer == Answer::Accept {
+            Answer::RejectOne
         } else {
             answer
         };
@@ -117,8 +128,11 @@ impl Shared {
         }
         if matches!(answer, Answer::Accept | Answer::RejectOne | Answer::Late(_)) {
             let mut received = self.received.lock().unwrap();
-            if let Answer::Late(_) = answer {
-                received.unacknowledged.extend(keys);
+            if let Answer::Late(_) | Answer::RejectOne = answer {
+                let reject = self.reject.lock().unwrap();
+                received
+                    .unacknowledged
+                    .extend(keys.into_iter().filter(|k| !reject.contains(k)));
             }
             keep(&mut received);
             received
@@ -132,6 +146,23 @@ impl Shared {
             tokio::time::sleep(after).await;
         }
         answer
+    }
+}
+
+impl Shared {
+    /// The export without the log records it rejects (see [`Receiver::reject`]).
+    fn without_rejected(&self, mut request: ExportLogsServiceRequest) -> ExportLogsServiceRequest {
+        let reject = self.reject.lock().unwrap();
+        for scope in request
+            .resource_logs
+            .iter_mut()
+            .flat_map(|r| &mut r.scope_logs)
+        {
+            scope
+                .log_records
+                .retain(|l| key(&l.attributes).is_none_or(|k| !reject.contains(&k)));
+        }
+        request
     }
 }
 
@@ -150,6 +181,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             answer: Mutex::new(Answer::Accept),
             refuse: Mutex::new(BTreeSet::new()),
+            reject: Mutex::new(BTreeSet::new()),
             received: Mutex::new(Received::default()),
         });
         let mut receiver = Receiver {
@@ -240,6 +272,12 @@ impl Receiver {
         self.shared.refuse.lock().unwrap().insert(key.to_string());
     }
 
+    /// Rejects, from now on and forever, the record `key` in a `partial_success` (HTTP 200,
+    /// gRPC `OK`): the rest of each export that holds it is kept, unacknowledged.
+    pub fn reject(&self, key: &str) {
+        self.shared.reject.lock().unwrap().insert(key.to_string());
+    }
+
     /// The `mcp_audit.key` of every log record received, in arrival order.
     pub fn log_keys(&self) -> Vec<String> {
         self.logs()
@@ -314,6 +352,7 @@ async fn http_logs(
         Err(e) => return http_answer(StatusCode::BAD_REQUEST, rpc_status(&e.to_string())),
     };
     let keys = log_keys(&request);
+    let request = shared.without_rejected(request);
     let answer = shared
         .take(keys, tenant(&headers), encoding, |r| r.logs.push(request))
         .await;
@@ -471,10 +510,11 @@ impl LogsService for GrpcReceiver {
         let tenant = grpc_text(&request, "x-tenant");
         let encoding = grpc_text(&request, "grpc-encoding");
         let keys = log_keys(request.get_ref());
+        let request = self.0.without_rejected(request.into_inner());
         let answer = self
             .0
             .take(keys, tenant.as_deref(), encoding.as_deref(), |r| {
-                r.logs.push(request.into_inner())
+                r.logs.push(request)
             })
             .await;
         GrpcReceiver::status(answer)?;
