@@ -182,4 +182,27 @@ mod tests {
             assert_eq!(verifier.open(&c.note).unwrap().size, c.size);
         }
     }
+
+    #[test]
+    fn a_path_that_names_the_log_gets_one_file_per_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let signer = NoteSigner::generate("log.test").unwrap();
+        grow(&db, &signer, 2);
+        let mut store = SqliteStore::open(&db, SqliteOptions::default()).unwrap();
+        let log_id = mcp_audit_store::Log::log_id(&store).to_string();
+        assert!(!log_id.is_empty());
+        let mut witness = FileWitness::new(dir.path().join("cp-{log}.jsonl"));
+        assert!(witness.names_the_log());
+        assert!(!FileWitness::new(dir.path().join("cp.jsonl")).names_the_log());
+        assert_eq!(
+            witness.step(&mut store).unwrap(),
+            Step::Appended { count: 1, size: 2 }
+        );
+        let file = dir.path().join(format!("cp-{log_id}.jsonl"));
+        let kept: OutsideCheckpoint =
+            serde_json::from_str(std::fs::read_to_string(&file).unwrap().trim()).unwrap();
+        assert_eq!(kept.size, 2);
+        assert!(!dir.path().join("cp-{log}.jsonl").exists());
+    }
 }
