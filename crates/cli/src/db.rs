@@ -307,6 +307,20 @@ impl Db {
         Ok(Box::new(SqliteStore::open(&self.path, self.options())?))
     }
 
+    /// What a witness sink reaches its logs through: the SQLite file's one log (opened as any
+    /// other writer of it is), or every log of the PostgreSQL database through a connection
+    /// that claims none (a log's writer lock stays with the proxy that records into it).
+    pub fn open_witness_logs(
+        &self,
+    ) -> anyhow::Result<Box<dyn mcp_audit_sinks::witness::logs::WitnessLogs>> {
+        if let Some(url) = self.postgres_url() {
+            return pg::witness_logs(url);
+        }
+        Ok(Box::new(mcp_audit_sinks::witness::logs::OneLog(
+            self.open_existing_writable()?,
+        )))
+    }
+
     /// The log `--log-id` (or `MCP_AUDIT_LOG_ID`) names, if any: what the read commands
     /// (`query`, `summary`, `stats`, `export`) narrow to. On PostgreSQL they read every log
     /// without it; a SQLite file holds one log, and [`Db::open_read_only`] refuses a

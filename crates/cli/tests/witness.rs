@@ -5,7 +5,8 @@
 //! refused and change nothing; of two submissions that extend the same size, one wins.
 //! `mcp-audit follow --sink FILE` runs witnesses as sinks (`type = "witness"`): checkpoints
 //! made while it runs get co-signed, a witness that was down is caught up with, a follow killed
-//! with SIGKILL resumes, and a fork is refused while the other sinks run on.
+//! with SIGKILL resumes, and a fork is refused while the other sinks run on; on PostgreSQL the
+//! same for every log of the database, beside the logs' running writers.
 
 mod support;
 
@@ -22,6 +23,8 @@ use support::{BIN, spawn_serve};
 
 /// The origin the test logs sign their checkpoints with.
 const ORIGIN: &str = "log.test/a";
+/// The origin of a second log, which the witness also trusts (a log of its own, not a fork).
+const ORIGIN_B: &str = "log.test/b";
 
 /// A temp dir with a log key, a witness key and a running witness that trusts the log key.
 struct Setup {
@@ -52,7 +55,10 @@ impl Setup {
         let witness = Witness::start(
             dir.path(),
             "witness.test/w1",
-            &[format!("{ORIGIN}={}", path("log.key.pub"))],
+            &[
+                format!("{ORIGIN}={}", path("log.key.pub")),
+                format!("{ORIGIN_B}={}", path("log.key.pub")),
+            ],
         );
         Setup { dir, witness }
     }
@@ -73,9 +79,14 @@ impl Setup {
 
     /// `follow --sink sinks.toml` on `db`, its log on the test's stderr.
     fn follow(&self, db: &str) -> Child {
+        self.follow_db(&self.path(db))
+    }
+
+    /// `follow --sink sinks.toml` with `--db db_arg` (a file path or a URL).
+    fn follow_db(&self, db_arg: &str) -> Child {
         Command::new(BIN)
             .current_dir(self.dir.path())
-            .args(["--db", &self.path(db), "follow", "--sink", "sinks.toml"])
+            .args(["--db", db_arg, "follow", "--sink", "sinks.toml"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -95,17 +106,14 @@ impl Setup {
 
     /// `sink status --json` of `db`: the row of sink `name`.
     fn status(&self, db: &str, name: &str) -> Option<serde_json::Value> {
-        let out = ok(run(
-            self.dir.path(),
-            &["--db", &self.path(db), "sink", "status", "--json"],
-        ));
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        json["sinks"]
-            .as_array()
-            .unwrap()
-            .iter()
+        self.status_rows(&self.path(db))
+            .into_iter()
             .find(|row| row["sink"] == name)
-            .cloned()
+    }
+
+    /// `sink status --json` with `--db db_arg`: every row (one per sink and log).
+    fn status_rows(&self, db_arg: &str) -> Vec<serde_json::Value> {
+        status_rows(self.dir.path(), db_arg)
     }
 
     /// Waits (a minute at most: a bound on a hang, not a measure of speed) until sink `name`
@@ -242,6 +250,13 @@ impl Setup {
             })
             .collect()
     }
+}
+
+/// `sink status --json` with `--db db_arg`, run in `dir`: every row (one per sink and log).
+fn status_rows(dir: &Path, db_arg: &str) -> Vec<serde_json::Value> {
+    let out = ok(run(dir, &["--db", db_arg, "sink", "status", "--json"]));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["sinks"].as_array().unwrap().clone()
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
@@ -800,9 +815,223 @@ mod postgres {
         let _ = witness.wait();
     }
 
+    /// A log of the PostgreSQL database `pg`: records and checkpoints made by other processes.
+    struct PgLog<'a> {
+        /// The test's directory (keys, sinks file).
+        dir: PathBuf,
+        url: &'a str,
+        log_id: &'a str,
+        origin: &'a str,
+    }
+
+    impl PgLog<'_> {
+        fn run(&self, args: &[&str]) -> Output {
+            let mut all = vec!["--db", self.url, "--log-id", self.log_id];
+            all.extend_from_slice(args);
+            run(&self.dir, &all)
+        }
+
+        /// Records `n` events named `{tag}{i}` and signs a checkpoint under the log's origin.
+        fn grow(&self, tag: &str, n: usize) {
+            for i in 0..n {
+                let event = format!(
+                    r#"{{"kind":"tool_execution","action":"EXECUTE","operation":"{tag}{i}"}}"#
+                );
+                ok(self.run(&["log", &event]));
+            }
+            let key = self.dir.join("log.key").display().to_string();
+            ok(self.run(&["checkpoint", "--key", &key, "--origin", self.origin]));
+        }
+
+        /// `verify --witness w.key.pub` of this log alone.
+        fn verify(&self) -> Output {
+            let path = |name: &str| self.dir.join(name).display().to_string();
+            let (key, witness) = (path("log.key.pub"), path("w.key.pub"));
+            self.run(&[
+                "verify",
+                "--no-record",
+                "--key",
+                &key,
+                "--witness",
+                &witness,
+            ])
+        }
+
+        /// Waits (a minute at most: a bound on a hang, not a measure of speed) until the row
+        /// of sink `name` for this log satisfies `done`; the row.
+        fn wait(
+            &self,
+            name: &str,
+            what: &str,
+            done: impl Fn(&serde_json::Value) -> bool,
+        ) -> serde_json::Value {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let row = status_rows(&self.dir, self.url)
+                    .into_iter()
+                    .find(|row| row["sink"] == name && row["log_id"] == self.log_id);
+                if let Some(row) = &row
+                    && done(row)
+                {
+                    return row.clone();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "sink `{name}` of log {} never got {what}: {row:?}",
+                    self.log_id
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The log ids of the database.
+    fn pg_logs(url: &str) -> Vec<String> {
+        let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+        client
+            .query("SELECT log_id FROM logs ORDER BY log_id", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    /// On PostgreSQL a witness sink follows every log of the database, those started while it
+    /// runs too, beside the logs' own writers (each `log` and `checkpoint` below takes its
+    /// log's writer lock while `follow` runs), with a cursor per log; a witness that was down is
+    /// caught up with; a file target writes one file per log.
     #[test]
-    fn a_sinks_file_with_a_witness_is_refused_before_anything_runs() {
-        let Some(pg) = support::PgSchema::new("witness_sink") else {
+    fn a_witness_sink_cosigns_every_log_made_while_follow_runs_and_catches_up_after_the_witness_was_down()
+     {
+        let Some(pg) = support::PgSchema::new("witness_sink_pg") else {
+            return;
+        };
+        let mut s = Setup::new();
+        let (a, b) = (
+            PgLog {
+                dir: s.dir.path().to_path_buf(),
+                url: &pg.url,
+                log_id: "log-a",
+                origin: ORIGIN,
+            },
+            PgLog {
+                dir: s.dir.path().to_path_buf(),
+                url: &pg.url,
+                log_id: "log-b",
+                origin: ORIGIN_B,
+            },
+        );
+        a.grow("a", 3);
+        s.sinks("\n[[sink]]\nname = \"copy\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"copy-{log}.jsonl\"\npoll_ms = 100\n");
+        let follow = s.follow_db(&pg.url);
+        a.wait("witness", "the checkpoint of 3", at(3));
+        ok(a.verify());
+        // A log started after follow, and a checkpoint of the first made meanwhile.
+        b.grow("b", 2);
+        a.grow("a-more", 2);
+        b.wait("witness", "the checkpoint of 2", at(2));
+        a.wait("witness", "the checkpoint of 5", at(5));
+        ok(a.verify());
+        ok(b.verify());
+        // The witness down: log-b's checkpoint of 4 waits, and its row says why.
+        s.stop_witness();
+        b.grow("b-more", 2);
+        let down = b.wait("witness", "an error", |row| {
+            row["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("unavailable"))
+        });
+        assert_eq!(
+            (&down["cursor"], &down["size"]),
+            (&2.into(), &4.into()),
+            "{down}"
+        );
+        assert_eq!(b.verify().status.code(), Some(1));
+        // Back: caught up without being told, the error cleared.
+        s.start_witness();
+        let caught_up = b.wait("witness", "the checkpoint of 4", at(4));
+        assert_eq!(caught_up["tries"], 0, "{caught_up}");
+        assert_eq!(
+            s.witnessed(),
+            vec![(ORIGIN.to_string(), 5), (ORIGIN_B.to_string(), 4)]
+        );
+        ok(a.verify());
+        ok(b.verify());
+        // One file per log, each checkpoint once, in order.
+        b.wait("copy", "the checkpoint of 4", at(4));
+        assert_eq!(s.file_sizes("copy-log-a.jsonl"), [3, 5]);
+        assert_eq!(s.file_sizes("copy-log-b.jsonl"), [2, 4]);
+        terminate(follow);
+        // The sinks made no log of their own.
+        assert_eq!(pg_logs(&pg.url), ["log-a", "log-b"]);
+    }
+
+    /// On PostgreSQL a log that forks another's history under its origin is refused by the
+    /// witness; `sink status` shows that log's row with the refusal while the other logs flow.
+    #[test]
+    fn a_forked_log_is_refused_by_the_witness_sink_and_shown_in_sink_status_while_the_other_logs_flow()
+     {
+        let Some(pg) = support::PgSchema::new("witness_fork_pg") else {
+            return;
+        };
+        let s = Setup::new();
+        let log = |log_id, origin| PgLog {
+            dir: s.dir.path().to_path_buf(),
+            url: &pg.url,
+            log_id,
+            origin,
+        };
+        let (a, b, fork) = (
+            log("log-a", ORIGIN),
+            log("log-b", ORIGIN_B),
+            log("log-fork", ORIGIN),
+        );
+        a.grow("a", 3);
+        s.sinks("");
+        let follow = s.follow_db(&pg.url);
+        a.wait("witness", "the checkpoint of 3", at(3));
+        // Another history signed under log-a's origin and key.
+        fork.grow("forged", 5);
+        let refused = fork.wait("witness", "the witness's refusal", |row| {
+            row["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refused checkpoint 5"))
+        });
+        assert_eq!(
+            refused["cursor"], 0,
+            "nothing of the fork was co-signed: {refused}"
+        );
+        // The other logs flow on.
+        b.grow("b", 2);
+        a.grow("a-more", 2);
+        b.wait("witness", "the checkpoint of 2", at(2));
+        a.wait("witness", "the checkpoint of 5", at(5));
+        let still = fork.wait("witness", "a second refusal", |row| {
+            row["tries"].as_u64().is_some_and(|t| t >= 2) && !row["last_error"].is_null()
+        });
+        assert_eq!(still["cursor"], 0, "{still}");
+        assert_eq!(
+            s.witnessed(),
+            vec![(ORIGIN.to_string(), 5), (ORIGIN_B.to_string(), 2)]
+        );
+        assert_eq!(fork.verify().status.code(), Some(1));
+        ok(a.verify());
+        ok(b.verify());
+        let table = text(&ok(run(s.dir.path(), &["--db", &pg.url, "sink", "status"])));
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains("log-fork") && l.contains("refused")),
+            "{table}"
+        );
+        terminate(follow);
+    }
+
+    /// A file target on PostgreSQL must name each log's file: one file of many logs would take
+    /// one log's checkpoint of a size for another's.
+    #[test]
+    fn a_file_target_on_postgres_without_a_file_per_log_is_refused_before_anything_runs() {
+        let Some(pg) = support::PgSchema::new("witness_file_pg") else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
@@ -812,18 +1041,18 @@ mod postgres {
             &["--db", &pg.url, "--log-id", "log-a", "log", event],
         ));
         std::fs::write(
-        dir.path().join("sinks.toml"),
-        "[[sink]]\nname = \"copy\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"c.jsonl\"\n",
-    )
-    .unwrap();
+            dir.path().join("sinks.toml"),
+            "[[sink]]\nname = \"copy\"\ntype = \"witness\"\ntarget = \"file\"\npath = \"c.jsonl\"\n",
+        )
+        .unwrap();
         let out = run(
             dir.path(),
             &["--db", &pg.url, "follow", "--sink", "sinks.toml"],
         );
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
         assert!(
-            text(&out).contains("sink `copy`: witness sinks run on a SQLite database")
-                && text(&out).contains("witness push"),
+            text(&out).contains("sink `copy`: on PostgreSQL a file target writes one file per log")
+                && text(&out).contains("{log}"),
             "{}",
             text(&out)
         );

@@ -133,3 +133,47 @@ on_both_backends!(
     a_log_keeps_its_witnesses_cosignatures,
     a_posting_targets_cursor_moves_only_forward,
 );
+
+/// On PostgreSQL a witness sink reaches each log through a store that claims none: pointed at
+/// a log whose writer is running (and holds its lock), it keeps that log's cosignatures and
+/// cursors, which the writer sees, and appending through it is refused.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_an_unclaimed_store_keeps_a_running_logs_cosignatures_and_cannot_append_to_it() {
+    use mcp_audit_store::{Append, Entry, Log, PgStore, StoreError};
+
+    let Some(db) = Db::new(backend::Backend::Postgres) else {
+        return;
+    };
+    let mut writer = db.open();
+    let event = backend::tool_event(0);
+    let sealed = mcp_audit_core::seal(event).unwrap();
+    backend::append_sealed(&mut writer, 0, std::slice::from_ref(&sealed));
+    let url = &db.pg.as_ref().unwrap().url;
+    let mut unclaimed = PgStore::open_unclaimed(url).unwrap();
+    unclaimed.read_log(backend::LOG_ID).unwrap();
+    let cosignature = StoredCosignature {
+        size: 1,
+        witness: "w.test+01020304".into(),
+        line: "— w.test AQIDBA==\n".into(),
+    };
+    unclaimed.put_cosignature(&cosignature).unwrap();
+    unclaimed.put_sent_size("http://a", 1).unwrap();
+    assert_eq!(writer.cosignatures().unwrap(), vec![cosignature]);
+    assert_eq!(writer.sent_size("http://a").unwrap(), 1);
+    let refused = unclaimed.append(&[Entry {
+        seq: 1,
+        leaf_hash: sealed.leaf_hash(1),
+        sealed: &sealed,
+    }]);
+    assert!(
+        matches!(refused, Err(StoreError::ReadOnly { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(unclaimed.next_seq().unwrap(), 1);
+    // The writer still holds its log: a second writer of it is refused.
+    assert!(matches!(
+        db.open_pg(db.pg_options()),
+        Err(StoreError::LogInUse { .. })
+    ));
+}

@@ -12,8 +12,10 @@ use mcp_audit_sinks::runner::{self, Backoff, SinkSpec, Start};
 use mcp_audit_sinks::stats::{SinkCollector, SinkStats};
 use mcp_audit_sinks::stdout::Stdout;
 use mcp_audit_sinks::witness::Witness;
+use mcp_audit_sinks::witness::file::LOG_PLACEHOLDER;
+use mcp_audit_sinks::witness::logs::WitnessLogs;
 use mcp_audit_sinks::witness::runner::{self as witness_runner, WitnessSpec};
-use mcp_audit_store::{SinkState, Store};
+use mcp_audit_store::SinkState;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
@@ -90,8 +92,13 @@ pub fn run(db: &Db, args: FollowArgs) -> anyhow::Result<()> {
 pub enum Ready {
     /// A sink of records: its connection reads the logs and keeps its cursors.
     Records(SinkSpec, Kind, Box<dyn SinkState>),
-    /// A witness: the log's store (it writes cosignatures), and the sinks' cursors.
-    Witness(WitnessSpec, Witness, Box<dyn Store>, Box<dyn SinkState>),
+    /// A witness: the logs it follows (it writes their cosignatures), and the sinks' cursors.
+    Witness(
+        WitnessSpec,
+        Witness,
+        Box<dyn WitnessLogs>,
+        Box<dyn SinkState>,
+    ),
 }
 
 /// The sinks of the configuration at `path`, each with a connection of its own: a bad file,
@@ -102,33 +109,39 @@ pub fn load(db: &Db, path: &std::path::Path) -> anyhow::Result<Vec<Ready>> {
         .map(|(sink, built)| {
             Ok(match built {
                 Built::Records(kind) => Ready::Records(sink.spec, kind, db.open_follower()?),
-                Built::Witness(witness) => Ready::Witness(
-                    WitnessSpec {
-                        name: sink.spec.name.clone(),
-                        poll: sink.spec.poll,
-                        backoff: sink.spec.backoff,
-                    },
-                    witness,
-                    witness_store(db, &sink.spec.name)?,
-                    db.open_follower()?,
-                ),
+                Built::Witness(witness) => {
+                    let logs = witness_logs(db, &sink.spec.name, &witness)?;
+                    Ready::Witness(
+                        WitnessSpec {
+                            name: sink.spec.name.clone(),
+                            poll: sink.spec.poll,
+                            backoff: sink.spec.backoff,
+                        },
+                        witness,
+                        logs,
+                        db.open_follower()?,
+                    )
+                }
             })
         })
         .collect()
 }
 
-/// The store a witness sink writes cosignatures with: the SQLite file, opened as any other
-/// writer of it is (a proxy or `log` recording into it meanwhile share it; nothing is held
-/// beyond a write's own transaction). PostgreSQL holds many logs, each with one writer that
-/// holds its lock, and a sink cannot take it from a running proxy: there `witness push` runs
-/// per log.
-fn witness_store(db: &Db, sink: &str) -> anyhow::Result<Box<dyn Store>> {
-    if db.is_postgres() {
+/// The logs a witness sink follows: the SQLite file's one log, or every log of the PostgreSQL
+/// database (those started while it runs too), through a connection that claims none, so that
+/// it runs beside each log's writer. A file target on PostgreSQL must name each log's own
+/// file: sizes are a log's own, and one file of many logs would take one log's checkpoint for
+/// another's.
+fn witness_logs(db: &Db, sink: &str, witness: &Witness) -> anyhow::Result<Box<dyn WitnessLogs>> {
+    if db.is_postgres()
+        && let Witness::File(file) = witness
+        && !file.names_the_log()
+    {
         anyhow::bail!(
-            "sink `{sink}`: witness sinks run on a SQLite database; on PostgreSQL send each log's checkpoints with `mcp-audit --log-id LOG witness push`"
+            "sink `{sink}`: on PostgreSQL a file target writes one file per log: put `{LOG_PLACEHOLDER}` in its path (e.g. \"checkpoints-{LOG_PLACEHOLDER}.jsonl\")"
         );
     }
-    db.open_existing_writable()
+    db.open_witness_logs()
 }
 
 /// Starts each sink as a task stopped by `stop`; the tasks, and the sinks' counters for
@@ -147,12 +160,12 @@ pub fn spawn(
                     counters.push((spec.name.clone(), stats.clone()));
                     tokio::spawn(runner::run(spec, kind, state, stop.clone(), stats))
                 }
-                Ready::Witness(spec, witness, store, state) => {
+                Ready::Witness(spec, witness, logs, state) => {
                     counters.push((spec.name.clone(), stats.clone()));
                     tokio::spawn(witness_runner::run(
                         spec,
                         witness,
-                        store,
+                        logs,
                         state,
                         stop.clone(),
                         stats,

@@ -13,6 +13,7 @@ pub(super) use without_postgres::*;
 #[cfg(feature = "postgres")]
 mod with_postgres {
     use mcp_audit_core::EventId;
+    use mcp_audit_sinks::witness::logs::{EveryLog, WitnessLogs};
     use mcp_audit_store::{Durability, PgOptions, PgStore, Read, SinkState, SpoolOptions, Store};
 
     use crate::db::Db;
@@ -50,6 +51,11 @@ mod with_postgres {
     /// What a sink follows every log of the database with.
     pub(in crate::db) fn follower(url: &str) -> anyhow::Result<Box<dyn SinkState>> {
         Ok(Box::new(PgStore::open_follower(url)?))
+    }
+
+    /// What a witness sink follows every log of the database with.
+    pub(in crate::db) fn witness_logs(url: &str) -> anyhow::Result<Box<dyn WitnessLogs>> {
+        Ok(Box::new(EveryLog::open(url)?))
     }
 
     /// The ids of the database's logs.
@@ -117,6 +123,12 @@ mod without_postgres {
         anyhow::bail!(UNSUPPORTED)
     }
 
+    pub(in crate::db) fn witness_logs(
+        _url: &str,
+    ) -> anyhow::Result<Box<dyn mcp_audit_sinks::witness::logs::WitnessLogs>> {
+        anyhow::bail!(UNSUPPORTED)
+    }
+
     pub(in crate::db) fn logs(_url: &str) -> anyhow::Result<Vec<String>> {
         anyhow::bail!(UNSUPPORTED)
     }
@@ -169,6 +181,7 @@ mod without_postgres {
                 db.open_event_log(EventId::new()).map(drop),
                 db.open_log_writer().map(drop),
                 db.open_eraser().map(drop),
+                db.open_witness_logs().map(drop),
                 db.logs_with_expired(jiff::Timestamp::now()).map(drop),
                 db.open_writer_of("a-log").map(drop),
             ];

@@ -5,6 +5,8 @@
 //!
 //! The file is its own cursor: the sizes it already holds are not appended again, so a round
 //! after a crash between the append and the sync of the cursor cannot duplicate or skip one.
+//! Sizes are a log's own, so a file holds one log: `{log}` in the configured path is replaced
+//! by the log's id, one file per log, which a database of many logs (PostgreSQL) requires.
 
 use std::collections::BTreeSet;
 use std::fs::OpenOptions;
@@ -16,13 +18,39 @@ use mcp_audit_store::{Append, Audit, Witnessing};
 
 use super::{Step, WitnessError};
 
+/// What stands for the log's id in a configured path.
+pub const LOG_PLACEHOLDER: &str = "{log}";
+
 pub struct FileWitness {
+    /// The configured path, `{log}` not yet replaced.
+    template: PathBuf,
+    /// The file of the log the round is on.
     path: PathBuf,
 }
 
 impl FileWitness {
     pub fn new(path: PathBuf) -> FileWitness {
-        FileWitness { path }
+        FileWitness {
+            path: path.clone(),
+            template: path,
+        }
+    }
+
+    /// Whether the path names each log's own file (it holds `{log}`).
+    pub fn names_the_log(&self) -> bool {
+        self.template.to_string_lossy().contains(LOG_PLACEHOLDER)
+    }
+
+    /// The file of `log_id`.
+    fn path_of(&self, log_id: &str) -> PathBuf {
+        if !self.names_the_log() {
+            return self.template.clone();
+        }
+        PathBuf::from(
+            self.template
+                .to_string_lossy()
+                .replace(LOG_PLACEHOLDER, log_id),
+        )
     }
 
     fn io(&self, source: std::io::Error) -> WitnessError {
@@ -51,6 +79,7 @@ impl FileWitness {
     where
         S: Append + Audit + Witnessing + ?Sized,
     {
+        self.path = self.path_of(store.log_id());
         let have = self.sizes()?;
         let missing: Vec<(u64, String)> = store
             .checkpoints()?
@@ -152,5 +181,28 @@ mod tests {
         for c in kept {
             assert_eq!(verifier.open(&c.note).unwrap().size, c.size);
         }
+    }
+
+    #[test]
+    fn a_path_that_names_the_log_gets_one_file_per_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("a.db");
+        let signer = NoteSigner::generate("log.test").unwrap();
+        grow(&db, &signer, 2);
+        let mut store = SqliteStore::open(&db, SqliteOptions::default()).unwrap();
+        let log_id = mcp_audit_store::Log::log_id(&store).to_string();
+        assert!(!log_id.is_empty());
+        let mut witness = FileWitness::new(dir.path().join("cp-{log}.jsonl"));
+        assert!(witness.names_the_log());
+        assert!(!FileWitness::new(dir.path().join("cp.jsonl")).names_the_log());
+        assert_eq!(
+            witness.step(&mut store).unwrap(),
+            Step::Appended { count: 1, size: 2 }
+        );
+        let file = dir.path().join(format!("cp-{log_id}.jsonl"));
+        let kept: OutsideCheckpoint =
+            serde_json::from_str(std::fs::read_to_string(&file).unwrap().trim()).unwrap();
+        assert_eq!(kept.size, 2);
+        assert!(!dir.path().join("cp-{log}.jsonl").exists());
     }
 }

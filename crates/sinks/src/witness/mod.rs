@@ -17,14 +17,18 @@
 //!   knows another size says so (409) and is answered from that one.
 //! - `file`: each checkpoint appended to a file (one JSON object per line, the format of
 //!   `checkpoint --checkpoint-out`, which `verify --checkpoints` reads) and synced; the file is
-//!   its own cursor (a checkpoint whose size it holds is not appended again); see [`file`].
+//!   its own cursor (a checkpoint whose size it holds is not appended again); `{log}` in its
+//!   path is the log's id, one file per log (which a database of many logs needs); see [`file`].
 //! - `post`: each checkpoint POSTed as the signed note (`text/plain`) to an http(s) URL, in
 //!   order, from a cursor kept in the store after each acknowledgement; see [`post`].
 //!
 //! [`Witness::step`] does one round: it sends what the target has not seen of the log's
-//! stored checkpoints ([`mcp_audit_store::Audit::checkpoints`]) and says what it did.
+//! stored checkpoints ([`mcp_audit_store::Audit::checkpoints`]) and says what it did. The
+//! [`runner`] makes a round on each log of [`logs::WitnessLogs`] (one log of a SQLite file,
+//! every log of a PostgreSQL database) per pass.
 
 pub mod file;
+pub mod logs;
 pub mod post;
 pub mod runner;
 pub mod tlog;

@@ -108,6 +108,10 @@ pub struct PgStore {
     client: Option<Client>,
     log_id: String,
     writable: bool,
+    /// Whether this store holds `log_id`'s writer lock, and so may append to it: a writer
+    /// does; a reader, a follower, an eraser and a witness sink (which writes cosignatures
+    /// and cursors of whichever log it is pointed at, never its entries) do not.
+    claims: bool,
     options: PgOptions,
     partitions: Partitions,
     spool: Option<Spool>,
@@ -220,6 +224,7 @@ impl PgStore {
             client: None,
             log_id: String::new(),
             writable: false,
+            claims: false,
             options: PgOptions::default(),
             partitions: Partitions::default(),
             spool: None,
@@ -270,6 +275,7 @@ impl PgStore {
                 .clone()
                 .unwrap_or_else(|| EventId::new().to_string()),
             writable,
+            claims: writable,
             options,
             partitions: Partitions::default(),
             spool: None,
@@ -313,7 +319,7 @@ impl PgStore {
             }
             self.partitions.forget();
             self.client = Some(client);
-            if self.writable && !self.log_id.is_empty() {
+            if self.claims && !self.log_id.is_empty() {
                 let log_id = self.log_id.clone();
                 if let Err(e) = self.claim(&log_id) {
                     self.client = None;
@@ -398,10 +404,12 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Points a read-only store at one log: the log that verification, proofs and
-    /// consistency proofs read (a reader starts at none; queries see every log regardless).
+    /// Points a store that claims no log (a reader, or one of [`PgStore::open_unclaimed`]) at
+    /// one log: the log that verification, proofs and consistency proofs read, and whose
+    /// cosignatures and witness cursors an unclaimed store writes (a reader starts at none;
+    /// queries see every log regardless). Appending to it stays refused.
     pub fn read_log(&mut self, log_id: &str) -> Result<(), StoreError> {
-        if self.writable {
+        if self.claims {
             return Err(StoreError::Database(
                 "a writer appends to its own log; open a reader to read another".into(),
             ));
@@ -427,7 +435,7 @@ impl PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         if let Some(client) = self.client.as_mut()
-            && self.writable
+            && self.claims
             && !client.is_closed()
         {
             let _ = client.execute(
@@ -463,7 +471,7 @@ impl Append for PgStore {
         }
         // A store that claims no log (a reader, a follower, an eraser) appends to none: with
         // no log id it would make a log without a name.
-        if !self.writable || self.log_id.is_empty() {
+        if !self.claims || self.log_id.is_empty() {
             return Err(StoreError::ReadOnly {
                 path: PathBuf::from(&self.display),
             });

@@ -58,10 +58,13 @@ impl PgStore {
     /// Connects for changes that append to no log: erasing payloads (erasing appends
     /// nothing; the recorder beside it records the erasure), a witness's state. Migrates the
     /// schema and may write, but claims no log, so that each run neither holds a log of its
-    /// own nor could leave one behind; an append through it is refused.
+    /// own nor could leave one behind; an append through it is refused. A witness sink points
+    /// it at each log in turn ([`PgStore::read_log`]) to keep that log's cosignatures and
+    /// cursors, beside the log's running writer.
     pub fn open_unclaimed(url: &str) -> Result<PgStore, StoreError> {
         let mut store = PgStore::configure(url, PgOptions::default(), true)?;
         store.log_id = String::new();
+        store.claims = false;
         let connected = store.client().map(drop);
         connected.map_err(|e| store.open_error(e))?;
         Ok(store)
