@@ -424,6 +424,21 @@ impl Db {
     }
 }
 
+/// Kills the processes a test started if it fails half-way, so that none is left running
+/// (only when panicking). Dropped before a process is stopped normally: once waited for, its
+/// pid may be another process's.
+struct Reaper(Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for pid in &self.0 {
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
 /// The seqs of the dead letters in a `sink status --json`.
 fn letter_seqs(json: &Value) -> Vec<u64> {
     json["dead_letters"]
@@ -443,14 +458,17 @@ fn dead_lettered(db: &Db, refused: &[u64]) -> (Receiver, Child, tempfile::TempDi
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &receiver, "max_tries = 2\n");
     let child = follow(db, &config);
+    let reaper = Reaper(vec![child.id()]);
     db.status_until("every record sent or dead", |j| {
         j["sinks"][0]["cursor"] == 25 && letter_seqs(j) == refused
     });
+    drop(reaper);
     (receiver, child, dir, log_id)
 }
 
 fn sink_retry_sends_dead_letters_again_in_seq_order_and_is_recorded(db: Db) {
     let (receiver, child, _dir, log_id) = dead_lettered(&db, &[7, 9]);
+    let reaper = Reaper(vec![child.id()]);
     receiver.refuse.lock().unwrap().clear(); // the receiver is fixed
 
     let out = db.run(&["sink", "retry", "hook", "--all", "--actor", "ops-alice"]);
@@ -463,6 +481,7 @@ fn sink_retry_sends_dead_letters_again_in_seq_order_and_is_recorded(db: Db) {
         [7, 9].iter().all(|n| s.records.iter().any(|r| r.2 == *n))
     });
     let json = db.status_until("no dead letter left", |j| letter_seqs(j).is_empty());
+    drop(reaper);
     terminate(child);
 
     let seen = receiver.seen.lock().unwrap();
@@ -492,6 +511,7 @@ fn sink_retry_sends_dead_letters_again_in_seq_order_and_is_recorded(db: Db) {
 
 fn a_dead_letter_refused_again_goes_back_with_its_tries_and_drop_removes_it(db: Db) {
     let (receiver, child, _dir, _log_id) = dead_lettered(&db, &[7]);
+    let reaper = Reaper(vec![child.id()]);
     let out = db.run(&["sink", "retry", "hook", "--seq", "7"]);
     assert!(
         out.status.success(),
@@ -533,6 +553,7 @@ fn a_dead_letter_refused_again_goes_back_with_its_tries_and_drop_removes_it(db: 
             .values()
             .any(|op| op == "DELETE sink_dead_letters")
     });
+    drop(reaper);
     terminate(child);
 }
 
@@ -584,6 +605,7 @@ fn a_second_follow_of_one_sink_waits_and_takes_over_when_the_first_is_killed(db:
     let mut first = follow(&db, &config);
     receiver.wait_for("a few batches", |s| s.records.len() >= 20);
     let second = follow(&db, &config);
+    let mut reaper = Reaper(vec![first.id(), second.id()]);
     let json = db.status_until("a runner and a standby", |j| {
         j["sinks"][0]["runner"].is_string() && j["sinks"][0]["standby"].is_string()
     });
@@ -600,6 +622,7 @@ fn a_second_follow_of_one_sink_waits_and_takes_over_when_the_first_is_killed(db:
             "while both run, only one sends: no record arrives twice"
         );
     }
+    reaper.0.retain(|&pid| pid != first.id());
     first.kill().unwrap(); // SIGKILL: its lease is left to run out
     first.wait().unwrap();
     assert!(receiver.count() < 300, "the kill should land mid-way");
@@ -617,6 +640,7 @@ fn a_second_follow_of_one_sink_waits_and_takes_over_when_the_first_is_killed(db:
             && j["sinks"][0]["standby"].is_null()
             && j["sinks"][0]["cursor"] == 300
     });
+    drop(reaper);
     terminate(second);
 
     let seqs = receiver.first_arrivals().into_values().next().unwrap();
