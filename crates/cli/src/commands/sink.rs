@@ -31,7 +31,9 @@ pub struct SinkArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum SinkCommand {
     Status(StatusArgs),
+    /// Send dead letters again, once the receiver is fixed (the running sink sends them)
     Retry(LettersArgs),
+    /// Discard dead letters after review
     Drop(LettersArgs),
 }
 
@@ -73,7 +75,7 @@ pub struct LettersArgs {
     pub reason: Option<String>,
 }
 
-/// Where each sink stands: cursor, lag in records and seconds, last error, dead letters
+/// Where each sink stands: cursor, lag in records and seconds, last error, dead letters, runner
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   mcp-audit sink status
