@@ -2,7 +2,10 @@
 //! receiver (an HTTP server in the test that checks every signature): a follow killed with
 //! SIGKILL mid-way resumes from its cursor and loses nothing, a record refused forever shows
 //! in `sink status` as a dead letter while the rest flows, a bad configuration file is refused
-//! with its line, and `follow --stdout` prints JSON lines. On SQLite and on PostgreSQL.
+//! with its line, and `follow --stdout` prints JSON lines; `sink retry` sends dead letters again
+//! (and a letter refused again goes back), `sink drop` discards them, both recorded; two
+//! `follow`s of one sink name send from one process at a time, the second taking over when the
+//! first is killed. On SQLite and on PostgreSQL.
 
 mod support;
 
@@ -33,11 +36,14 @@ const SECRET: &str = "the-cli-tests-secret";
 struct Seen {
     /// (key, log, seq) of every record kept, in arrival order.
     records: Vec<(String, String, u64)>,
+    /// The operation of each record kept, by key.
+    operations: BTreeMap<String, String>,
     bad_signatures: u64,
 }
 
 struct Receiver {
     seen: Arc<Mutex<Seen>>,
+    refuse: Arc<Mutex<BTreeSet<String>>>,
     url: String,
     _runtime: tokio::runtime::Runtime,
 }
@@ -45,8 +51,8 @@ struct Receiver {
 #[derive(Clone)]
 struct Shared {
     seen: Arc<Mutex<Seen>>,
-    /// Keys refused forever (answered 422 with their index).
-    refuse: Arc<BTreeSet<String>>,
+    /// Keys refused (answered 422 with their index), until the test takes them out.
+    refuse: Arc<Mutex<BTreeSet<String>>>,
     /// How long each answer takes (so that a kill lands mid-way).
     delay: Duration,
 }
@@ -77,11 +83,14 @@ async fn receive(
     let batch: Value = serde_json::from_slice(&body).unwrap();
     for (i, r) in batch["records"].as_array().unwrap().iter().enumerate() {
         let key = r["key"].as_str().unwrap().to_string();
-        if shared.refuse.contains(&key) {
+        if shared.refuse.lock().unwrap().contains(&key) {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(r#"{{"accepted": {i}}}"#),
             );
+        }
+        if let Some(op) = r["event"]["operation"].as_str() {
+            seen.operations.insert(key.clone(), op.to_string());
         }
         seen.records.push((
             key,
@@ -100,9 +109,10 @@ impl Receiver {
             .build()
             .unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
+        let refuse = Arc::new(Mutex::new(refuse.iter().cloned().collect()));
         let shared = Shared {
             seen: seen.clone(),
-            refuse: Arc::new(refuse.iter().cloned().collect()),
+            refuse: Arc::clone(&refuse),
             delay,
         };
         let listener = runtime
@@ -115,6 +125,7 @@ impl Receiver {
         runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
         Receiver {
             seen,
+            refuse,
             url,
             _runtime: runtime,
         }
@@ -350,11 +361,294 @@ fn follow_stdout_prints_each_record_as_a_json_line(db: Db) {
     );
 }
 
+impl Db {
+    /// The id of the log `record(log, ..)` wrote to (a SQLite file names its own).
+    fn log_id(&self, log: &str) -> String {
+        match self {
+            Db::Sqlite(_) => SqliteStore::open(self.spec(), SqliteOptions::default())
+                .unwrap()
+                .log_id()
+                .to_string(),
+            Db::Postgres(_) => log.to_string(),
+        }
+    }
+
+    /// `mcp-audit --db DB ARGS...`: its output.
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(["--db", &self.spec()])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `sink status --json`.
+    fn status(&self) -> Value {
+        let out = self.run(&["sink", "status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Polls `sink status --json` until `done`; fails after two minutes rather than hang.
+    fn status_until(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..1_200 {
+            let json = self.status();
+            if done(&json) {
+                return json;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("sink status never showed {what}: {}", self.status());
+    }
+}
+
+/// Kills the processes a test started if it fails half-way, so that none is left running
+/// (only when panicking). Dropped before a process is stopped normally: once waited for, its
+/// pid may be another process's.
+struct Reaper(Vec<u32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for pid in &self.0 {
+                unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// The seqs of the dead letters in a `sink status --json`.
+fn letter_seqs(json: &Value) -> Vec<u64> {
+    json["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seq"].as_u64().unwrap())
+        .collect()
+}
+
+/// A follow that has dead-lettered `refused` of 25 records (max_tries = 2), still running.
+fn dead_lettered(db: &Db, refused: &[u64]) -> (Receiver, Child, tempfile::TempDir, String) {
+    db.record("log-a", 25);
+    let log_id = db.log_id("log-a");
+    let keys: Vec<String> = refused.iter().map(|s| format!("{log_id}:{s}")).collect();
+    let receiver = Receiver::start(&keys, Duration::ZERO);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &receiver, "max_tries = 2\n");
+    let child = follow(db, &config);
+    let reaper = Reaper(vec![child.id()]);
+    db.status_until("every record sent or dead", |j| {
+        j["sinks"][0]["cursor"] == 25 && letter_seqs(j) == refused
+    });
+    drop(reaper);
+    (receiver, child, dir, log_id)
+}
+
+fn sink_retry_sends_dead_letters_again_in_seq_order_and_is_recorded(db: Db) {
+    let (receiver, child, _dir, log_id) = dead_lettered(&db, &[7, 9]);
+    let reaper = Reaper(vec![child.id()]);
+    receiver.refuse.lock().unwrap().clear(); // the receiver is fixed
+
+    let out = db.run(&["sink", "retry", "hook", "--all", "--actor", "ops-alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    receiver.wait_for("both dead letters", |s| {
+        [7, 9].iter().all(|n| s.records.iter().any(|r| r.2 == *n))
+    });
+    let json = db.status_until("no dead letter left", |j| letter_seqs(j).is_empty());
+    drop(reaper);
+    terminate(child);
+
+    let seen = receiver.seen.lock().unwrap();
+    let replayed: Vec<u64> = seen
+        .records
+        .iter()
+        .filter(|r| r.1 == log_id && (r.2 == 7 || r.2 == 9))
+        .map(|r| r.2)
+        .collect();
+    assert_eq!(replayed, [7, 9], "sent again once each, in seq order");
+    assert!(
+        seen.records
+            .iter()
+            .filter(|r| r.1 == log_id && r.2 < 25)
+            .all(|r| r.0 == format!("{log_id}:{}", r.2)),
+        "each with its original key"
+    );
+    assert!(
+        seen.operations
+            .values()
+            .any(|op| op == "UPDATE sink_dead_letters"),
+        "the retry is an event of the log (which the sink then sends too): {:?}",
+        seen.operations.values().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(json["sinks"][0]["dead_letters"], 0);
+}
+
+fn a_dead_letter_refused_again_goes_back_with_its_tries_and_drop_removes_it(db: Db) {
+    let (receiver, child, _dir, _log_id) = dead_lettered(&db, &[7]);
+    let reaper = Reaper(vec![child.id()]);
+    let out = db.run(&["sink", "retry", "hook", "--seq", "7"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = db.status_until("the letter back, no longer queued, with 4 tries", |j| {
+        j["dead_letters"][0]["tries"] == 4 && j["dead_letters"][0]["queued"] == false
+    });
+    assert_eq!(letter_seqs(&json), [7]);
+    assert!(
+        !receiver
+            .seen
+            .lock()
+            .unwrap()
+            .records
+            .iter()
+            .any(|r| r.2 == 7)
+    );
+
+    let out = db.run(&[
+        "sink",
+        "drop",
+        "hook",
+        "--seq",
+        "7",
+        "--reason",
+        "refused by design",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = db.status();
+    assert!(letter_seqs(&json).is_empty(), "{json}");
+    receiver.wait_for("the drop's own record", |s| {
+        s.operations
+            .values()
+            .any(|op| op == "DELETE sink_dead_letters")
+    });
+    drop(reaper);
+    terminate(child);
+}
+
+fn sink_retry_refuses_an_unknown_sink_or_seq_and_changes_nothing(db: Db) {
+    let (_receiver, child, _dir, _log_id) = dead_lettered(&db, &[7]);
+    terminate(child);
+    let before = db.run(&["query", "--json"]).stdout;
+    for (args, expected) in [
+        (
+            vec!["sink", "retry", "nosuch", "--all"],
+            "no sink named `nosuch` has followed this database (sinks: hook)",
+        ),
+        (
+            vec!["sink", "retry", "hook", "--seq", "99"],
+            "sink `hook` has no dead letter at seq 99",
+        ),
+        (
+            vec!["sink", "drop", "hook", "--log", "no-such-log", "--all"],
+            "sink `hook` has no dead letters in log `no-such-log`",
+        ),
+    ] {
+        let out = db.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let out = db.run(&["sink", "retry", "hook"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "neither --seq nor --all is a usage error"
+    );
+    let json = db.status();
+    assert_eq!(letter_seqs(&json), [7]);
+    assert_eq!(json["dead_letters"][0]["queued"], false);
+    assert_eq!(
+        db.run(&["query", "--json"]).stdout,
+        before,
+        "nothing recorded"
+    );
+}
+
+fn a_second_follow_of_one_sink_waits_and_takes_over_when_the_first_is_killed(db: Db) {
+    db.record("log-a", 300);
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(&[], Duration::from_millis(100));
+    let config = config(dir.path(), &receiver, "lease_ms = 1000\n");
+
+    let mut first = follow(&db, &config);
+    receiver.wait_for("a few batches", |s| s.records.len() >= 20);
+    let second = follow(&db, &config);
+    let mut reaper = Reaper(vec![first.id(), second.id()]);
+    let json = db.status_until("a runner and a standby", |j| {
+        j["sinks"][0]["runner"].is_string() && j["sinks"][0]["standby"].is_string()
+    });
+    let standby = json["sinks"][0]["standby"].clone();
+    assert_ne!(json["sinks"][0]["runner"], standby);
+    let mark = receiver.count();
+    receiver.wait_for("more batches", |s| s.records.len() >= mark + 20);
+    {
+        let seen = receiver.seen.lock().unwrap();
+        let keys: BTreeSet<_> = seen.records.iter().map(|r| &r.0).collect();
+        assert_eq!(
+            keys.len(),
+            seen.records.len(),
+            "while both run, only one sends: no record arrives twice"
+        );
+    }
+    reaper.0.retain(|&pid| pid != first.id());
+    first.kill().unwrap(); // SIGKILL: its lease is left to run out
+    first.wait().unwrap();
+    assert!(receiver.count() < 300, "the kill should land mid-way");
+
+    receiver.wait_for("every record", |s| {
+        s.records
+            .iter()
+            .map(|r| &r.0)
+            .collect::<BTreeSet<_>>()
+            .len()
+            >= 300
+    });
+    let json = db.status_until("the second as the runner", |j| {
+        j["sinks"][0]["runner"].is_string()
+            && j["sinks"][0]["standby"].is_null()
+            && j["sinks"][0]["cursor"] == 300
+    });
+    drop(reaper);
+    terminate(second);
+
+    let seqs = receiver.first_arrivals().into_values().next().unwrap();
+    assert_eq!(seqs, (0..300).collect::<Vec<_>>(), "every record, in order");
+    assert!(
+        receiver.count() - 300 <= 10,
+        "only the batch in flight at the kill may come twice ({} duplicates)",
+        receiver.count() - 300
+    );
+    assert_eq!(json["sinks"][0]["runner"], standby, "the standby took over");
+    let after = db.status();
+    assert!(
+        after["sinks"][0]["runner"].is_null(),
+        "a clean stop releases the lease: {after}"
+    );
+}
+
 support::on_both_backends!(
     fixture;
     a_killed_follow_resumes_from_its_cursor_and_loses_nothing,
     a_record_refused_forever_shows_in_sink_status_and_the_rest_flows,
     follow_stdout_prints_each_record_as_a_json_line,
+    sink_retry_sends_dead_letters_again_in_seq_order_and_is_recorded,
+    a_dead_letter_refused_again_goes_back_with_its_tries_and_drop_removes_it,
+    sink_retry_refuses_an_unknown_sink_or_seq_and_changes_nothing,
+    a_second_follow_of_one_sink_waits_and_takes_over_when_the_first_is_killed,
 );
 
 #[test]

@@ -15,6 +15,7 @@
 //! start = "beginning"        # beginning | end: where a new cursor starts
 //! logs = ["proxy-a"]         # only these logs (default: every log of the database)
 //! redact_policy = "strict.toml"  # a stricter redaction applied before records leave
+//! lease_ms = 15000           # one runner per name: how long a standby waits after a crash
 //! ```
 //!
 //! A `witness` sink follows the signed checkpoints rather than the records: it takes `name`,
@@ -71,6 +72,8 @@ struct Common {
     logs: Option<Vec<String>>,
     #[serde(default)]
     redact_policy: Option<PathBuf>,
+    #[serde(default = "default_lease_ms")]
+    lease_ms: u64,
 }
 
 const COMMON_FIELDS: &[&str] = &[
@@ -83,6 +86,7 @@ const COMMON_FIELDS: &[&str] = &[
     "start",
     "logs",
     "redact_policy",
+    "lease_ms",
 ];
 
 fn default_batch() -> u32 {
@@ -100,9 +104,19 @@ fn default_backoff_max_ms() -> u64 {
 fn default_poll_ms() -> u64 {
     500
 }
+fn default_lease_ms() -> u64 {
+    15_000
+}
 
 /// The fields of the common ones that only sinks of records take: a witness refuses them.
-const RECORD_FIELDS: &[&str] = &["batch", "max_tries", "start", "logs", "redact_policy"];
+const RECORD_FIELDS: &[&str] = &[
+    "batch",
+    "max_tries",
+    "start",
+    "logs",
+    "redact_policy",
+    "lease_ms",
+];
 
 /// Each kind's own fields, chosen by `type`: each kind's `XConfig` (which refuses fields it
 /// does not know) and its `X::new(config)`, here and in [`Kind`]. A witness follows the signed
@@ -285,6 +299,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SinkConfig>, ConfigError> {
         if !(1..=10_000).contains(&common.batch) {
             return Err(at("`batch` must be 1 to 10,000".into()));
         }
+        if common.lease_ms < 100 {
+            return Err(at("`lease_ms` must be at least 100".into()));
+        }
         if common.max_tries == 0 {
             return Err(at("`max_tries` must be at least 1".into()));
         }
@@ -306,6 +323,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<SinkConfig>, ConfigError> {
                 logs: common.logs,
                 redactor,
                 durable: true,
+                lease: Duration::from_millis(common.lease_ms),
             },
             kind,
             line,

@@ -52,6 +52,7 @@ pub mod webhook;
 pub mod witness;
 
 mod blocking;
+mod lease;
 
 use mcp_audit_store::StoredEvent;
 

@@ -14,6 +14,11 @@
 //!   flows on. The rest of the refused batch goes one record at a time, so that a receiver
 //!   that does not say which record it refuses (OTLP) has it found in one pass. The refusals are counted in the store, so a restart does not reset them.
 //!
+//! A durable sink sends only while it holds its name's lease (see [`crate::lease`]): a second
+//! runner of the same name waits as a standby and takes over, from the cursors in the store,
+//! when the first stops or dies. Dead letters an operator queued again (`mcp-audit sink
+//! retry`) are sent before the live records of their log (see [`replay`]).
+//!
 //! A log waiting out a backoff does not hold up the others. With nothing new to send the
 //! runner looks again every `poll`: it only reads the store, so the recording path never
 //! waits for a sink. Stopping (the token) is seen between deliveries: a delivery under way
@@ -31,6 +36,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking::Blocking;
+use crate::lease::{Lease, Standing};
 use crate::stats::SinkStats;
 use crate::{Destination, Failure};
 
@@ -78,8 +84,11 @@ pub struct SinkSpec {
     /// A redaction applied to each record before it leaves, beyond what the store keeps.
     pub redactor: Option<Arc<Redactor>>,
     /// Whether cursors, failures and dead letters are kept in the store (`false`: in memory
-    /// only, for `follow --stdout`, which starts afresh each time).
+    /// only, for `follow --stdout`, which starts afresh each time; no lease either).
     pub durable: bool,
+    /// The length of the lease on the sink's name: how long a standby waits, at most, after
+    /// the holder died (it renews every third of it).
+    pub lease: Duration,
 }
 
 /// A sink's place in one log, as this runner knows it.
@@ -118,16 +127,26 @@ pub async fn run<D: Destination, S: SinkState>(
     stats: Arc<SinkStats>,
 ) {
     let mut runner = Runner {
+        lease: Lease::new(spec.lease),
         spec,
         destination,
         store: Blocking::new(state),
         positions: HashMap::new(),
         listed: false,
+        replay_waits: HashMap::new(),
         stats,
         stop,
     };
-    tracing::info!(sink = %runner.spec.name, kind = runner.destination.kind(), "sink started");
+    tracing::info!(sink = %runner.spec.name, kind = runner.destination.kind(), owner = %runner.lease.owner, "sink started");
     while !runner.stop.is_cancelled() {
+        if runner.spec.durable && !runner.may_send().await {
+            let wait = runner.lease.interval().min(runner.spec.poll);
+            tokio::select! {
+                () = runner.stop.cancelled() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
         let moved = match runner.round().await {
             Ok(moved) => moved,
             Err(e) => {
@@ -143,6 +162,10 @@ pub async fn run<D: Destination, S: SinkState>(
             }
         }
     }
+    if runner.spec.durable {
+        let name = runner.spec.name.clone();
+        runner.lease.release(&mut runner.store, &name).await;
+    }
     tracing::info!(sink = %runner.spec.name, "sink stopped");
 }
 
@@ -154,22 +177,43 @@ struct Runner<D, S: SinkState> {
     /// Whether a round has listed the logs: a log first seen after that is new since the
     /// sink started, and [`Start::End`] starts it at its beginning (nothing of it is older).
     listed: bool,
+    lease: Lease,
+    /// Per log, the replay of a queued dead letter waiting out a backoff: failures in a row,
+    /// and not before when.
+    replay_waits: HashMap<String, (u32, Instant)>,
     stats: Arc<SinkStats>,
     stop: CancellationToken,
 }
 
 impl<D: Destination, S: SinkState> Runner<D, S> {
+    /// Asks for or renews the lease when due; whether this runner may send. A runner that
+    /// has just taken the name over forgets the positions it knew: the cursors in the store
+    /// are where the previous holder left them.
+    async fn may_send(&mut self) -> bool {
+        let name = self.spec.name.clone();
+        match self.lease.check(&mut self.store, &name).await {
+            Standing::Holder { fresh } => {
+                if fresh {
+                    self.positions.clear();
+                    self.replay_waits.clear();
+                }
+                true
+            }
+            Standing::Standby => false,
+        }
+    }
+
     /// One look at every log followed; whether anything moved.
     async fn round(&mut self) -> Result<bool, StoreError> {
         let mut logs = self.store.call(|s| s.logs()).await?;
         if let Some(only) = &self.spec.logs {
             logs.retain(|l| only.contains(&l.log_id));
         }
-        let mut moved = false;
+        let mut moved = self.spec.durable && self.replay().await?;
         let listed = self.listed;
         self.listed = true;
         for log in &logs {
-            if self.stop.is_cancelled() {
+            if self.stop.is_cancelled() || (self.spec.durable && !self.may_send().await) {
                 break;
             }
             if let Step::Moved = self.follow(log, listed).await? {
@@ -196,8 +240,19 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
         self.positions
             .values()
             .filter_map(|p| p.not_before)
+            .chain(self.replay_waits.values().map(|w| w.1))
             .map(|t| t.saturating_duration_since(now))
-            .fold(self.spec.poll, Duration::min)
+            .fold(self.idle_most(), Duration::min)
+    }
+
+    /// The longest idle sleep: the poll interval, and no longer than the lease's renewal
+    /// interval, so that a holder renews before its lease runs out.
+    fn idle_most(&self) -> Duration {
+        if self.spec.durable {
+            self.spec.poll.min(self.lease.interval())
+        } else {
+            self.spec.poll
+        }
     }
 
     /// One delivery (at most) from `log`; `listed`: the logs were listed before this round.
@@ -225,11 +280,7 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
             // The records before the log's end were removed (expired) before they were sent.
             return Ok(Step::Idle);
         }
-        if let Some(redactor) = &self.spec.redactor {
-            for stored in &mut batch {
-                redactor.redact(&mut stored.event);
-            }
-        }
+        self.prepare(&mut batch);
         match self.destination.deliver(&batch).await {
             Ok(()) => {
                 let last = batch[batch.len() - 1].seq;
@@ -245,6 +296,15 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
             }
             Err(Failure::Refused { accepted, reason }) => {
                 self.refused(&log.log_id, &batch, accepted, reason).await
+            }
+        }
+    }
+
+    /// What leaves: each record with the sink's own redaction applied (beyond the store's).
+    fn prepare(&self, batch: &mut [StoredEvent]) {
+        if let Some(redactor) = &self.spec.redactor {
+            for stored in batch {
+                redactor.redact(&mut stored.event);
             }
         }
     }
@@ -282,6 +342,7 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
             tries: position.refusals,
             last_error: reason,
             at: Timestamp::now(),
+            queued: false,
         };
         tracing::error!(sink = %self.spec.name, log = log_id, seq = refused.seq, "record refused {} times: moved to the dead letters", position.refusals);
         if self.spec.durable {
@@ -394,6 +455,8 @@ impl<D: Destination, S: SinkState> Runner<D, S> {
         Ok(position)
     }
 }
+
+mod replay;
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,11 @@ pub struct LogStatus {
     pub last_error: Option<String>,
     /// Records of this log the sink gave up on.
     pub dead_letters: u64,
+    /// The runner holding the sink's lease now (`host:pid:random`), `None` when no runner
+    /// does (stopped, or dead and its lease run out).
+    pub runner: Option<String>,
+    /// A runner waiting for the lease (a second process running a sink of this name).
+    pub standby: Option<String>,
 }
 
 /// Every cursor's status (of the sinks named in `sinks` only, when given), by sink and log.
@@ -32,6 +37,7 @@ pub fn status(
 ) -> Result<Vec<LogStatus>, StoreError> {
     let sizes = state.logs()?;
     let letters = state.dead_letters(None)?;
+    let leases = state.leases()?;
     let now = Timestamp::now();
     let mut out = Vec::new();
     for cursor in state.cursors(None)? {
@@ -58,6 +64,13 @@ pub fn status(
             .iter()
             .filter(|l| l.sink == cursor.sink && l.log_id == cursor.log_id)
             .count() as u64;
+        let lease = leases.iter().find(|l| l.sink == cursor.sink);
+        let runner = lease
+            .filter(|l| l.expires_at > now)
+            .map(|l| l.owner.clone());
+        let standby = lease
+            .filter(|l| l.standby_until.is_some_and(|t| t > now))
+            .and_then(|l| l.standby.clone());
         out.push(LogStatus {
             sink: cursor.sink,
             log_id: cursor.log_id,
@@ -68,6 +81,8 @@ pub fn status(
             tries: cursor.tries,
             last_error: cursor.last_error,
             dead_letters,
+            runner,
+            standby,
         });
     }
     Ok(out)

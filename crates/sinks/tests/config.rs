@@ -53,6 +53,7 @@ fn a_good_file_gives_each_sink_with_its_settings_and_defaults() {
         (tail.spec.batch, tail.spec.max_tries, tail.spec.start),
         (100, 5, Start::Beginning)
     );
+    assert_eq!(tail.spec.lease, std::time::Duration::from_secs(15));
     assert!(matches!(tail.kind, KindConfig::Stdout(_)));
     assert_eq!(tail.line, 12, "the line of its [[sink]] header");
 }
@@ -94,6 +95,9 @@ fn settings_out_of_range_and_duplicate_names_are_refused() {
         error(twice).starts_with("sinks.toml:4:"),
         "{}",
         error(twice)
+    );
+    assert!(
+        error("[[sink]]\nname = \"a\"\ntype = \"stdout\"\nlease_ms = 99\n").contains("`lease_ms`")
     );
     assert!(error("[[sink]]\nname = \"a\"\n").contains("missing field `type`"));
     assert!(error("").contains("no [[sink]]"));

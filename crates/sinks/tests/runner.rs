@@ -51,6 +51,7 @@ fn spec(name: &str) -> SinkSpec {
         logs: None,
         redactor: None,
         durable: true,
+        lease: Duration::from_secs(15),
     }
 }
 

@@ -81,7 +81,7 @@ pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,
 };
 pub use search::{SearchError, TextSearch};
-pub use sinks::{Attempt, DeadLetter, LogSize, SinkCursor, SinkState};
+pub use sinks::{Attempt, DeadLetter, LetterChoice, LogSize, SinkCursor, SinkLease, SinkState};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use store::{
     Append, Audit, Cell, DerivedCheck, Entry, IndexedColumns, LineageRow, LineageTable, Log,

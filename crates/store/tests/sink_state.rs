@@ -1,12 +1,16 @@
 //! What sinks keep in the store and read from it, on both backends: the log read from a seq
 //! in order (erased payloads absent, removed entries skipped), every log with its size, cursors
-//! that only move forward and count failures, and dead letters.
+//! that only move forward and count failures, dead letters (queued again, refused again,
+//! dropped), and the lease that gives one runner at a time a sink's name.
 
 mod backend;
 
 use mcp_audit_core::{AuditEvent, EventId};
+use std::time::Duration;
+
 use mcp_audit_store::{
-    Attempt, DeadLetter, Maintain, Recorder, RecorderConfig, SinkState, SqliteOptions, SqliteStore,
+    Attempt, DeadLetter, LetterChoice, Maintain, Recorder, RecorderConfig, SinkState,
+    SqliteOptions, SqliteStore,
 };
 #[cfg(feature = "postgres")]
 use mcp_audit_store::{PgOptions, PgStore};
@@ -152,6 +156,7 @@ fn dead_letters_are_kept_once_per_record(db: Db) {
         tries,
         last_error: "HTTP 422: bad record".into(),
         at: "2026-12-07T22:00:00Z".parse().unwrap(),
+        queued: false,
     };
     state.add_dead_letter(&letter(1, 3)).unwrap();
     state.add_dead_letter(&letter(1, 5)).unwrap();
@@ -161,10 +166,135 @@ fn dead_letters_are_kept_once_per_record(db: Db) {
     assert!(state.dead_letters(Some("other")).unwrap().is_empty());
 }
 
+fn queued_dead_letters_come_back_after_max_tries_refusals_and_drop_removes_them(db: Db) {
+    let ids = record(&db, vec![call(0), call(1), call(2)]);
+    let mut state = follower(&db);
+    let log = log_id(&db);
+    for seq in 0..3 {
+        state
+            .add_dead_letter(&DeadLetter {
+                sink: "hook".into(),
+                log_id: log.clone(),
+                seq,
+                event_id: ids[seq as usize],
+                tries: 2,
+                last_error: "HTTP 422".into(),
+                at: "2026-12-07T22:00:00Z".parse().unwrap(),
+                queued: false,
+            })
+            .unwrap();
+    }
+    let choice = |seqs: Option<&'static [u64]>| LetterChoice {
+        sink: "hook",
+        log_id: None,
+        seqs,
+    };
+    assert_eq!(state.queue_dead_letters(&choice(Some(&[2, 0]))).unwrap(), 2);
+    let queued: Vec<u64> = state
+        .queued_letters("hook")
+        .unwrap()
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(queued, [0, 2], "in seq order");
+    assert!(state.queued_letters("other").unwrap().is_empty());
+
+    let first = state
+        .replay_refused("hook", &log, 0, "HTTP 422 again", 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.tries, first.queued),
+        (3, true),
+        "one refusal of two: still queued"
+    );
+    let second = state
+        .replay_refused("hook", &log, 0, "HTTP 422 again", 2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (second.tries, second.queued),
+        (4, false),
+        "back in the dead letters"
+    );
+    assert_eq!(second.last_error, "HTTP 422 again");
+    assert!(
+        state
+            .replay_refused("hook", &log, 9, "x", 2)
+            .unwrap()
+            .is_none()
+    );
+
+    // Queued again, its refusals since queued start over.
+    state.queue_dead_letters(&choice(Some(&[0]))).unwrap();
+    let again = state
+        .replay_refused("hook", &log, 0, "no", 2)
+        .unwrap()
+        .unwrap();
+    assert!(again.queued);
+
+    assert_eq!(state.drop_dead_letters(&choice(Some(&[2]))).unwrap(), 1);
+    assert_eq!(state.drop_dead_letters(&choice(Some(&[2]))).unwrap(), 0);
+    let left: Vec<u64> = state
+        .dead_letters(Some("hook"))
+        .unwrap()
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(left, [0, 1]);
+    assert_eq!(state.drop_dead_letters(&choice(None)).unwrap(), 2);
+    assert!(state.dead_letters(None).unwrap().is_empty());
+}
+
+fn a_lease_is_held_by_one_owner_until_released_or_run_out(db: Db) {
+    record(&db, vec![call(0)]);
+    let mut a = follower(&db);
+    let mut b = follower(&db);
+    let long = Duration::from_secs(60);
+
+    let lease = a.take_lease("hook", "a", long).unwrap();
+    assert!(lease.held_by("a") && lease.standby.is_none());
+    let lease = b.take_lease("hook", "b", long).unwrap();
+    assert!(lease.held_by("a"), "a held lease does not change hands");
+    assert_eq!(
+        lease.standby.as_deref(),
+        Some("b"),
+        "the asker is the standby"
+    );
+    let renewed = a.take_lease("hook", "a", long).unwrap();
+    assert!(renewed.held_by("a") && renewed.expires_at >= lease.expires_at);
+    assert_eq!(
+        renewed.standby.as_deref(),
+        Some("b"),
+        "renewing keeps the standby"
+    );
+    assert!(
+        b.take_lease("other", "b", long).unwrap().held_by("b"),
+        "one lease per name"
+    );
+
+    b.release_lease("hook", "b").unwrap(); // not its lease: nothing happens
+    assert!(b.take_lease("hook", "b", long).unwrap().held_by("a"));
+    a.release_lease("hook", "a").unwrap();
+    let taken = b.take_lease("hook", "b", long).unwrap();
+    assert!(taken.held_by("b"), "a released lease is taken at once");
+    assert_eq!(taken.standby, None);
+
+    // A lease that ran out is taken by the next asker, with no release.
+    b.take_lease("short", "b", Duration::from_millis(1))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(a.take_lease("short", "a", long).unwrap().held_by("a"));
+    let names: Vec<String> = a.leases().unwrap().into_iter().map(|l| l.sink).collect();
+    assert_eq!(names, ["hook", "other", "short"]);
+}
+
 on_both_backends!(
     reads_the_log_from_a_seq_in_order_without_erased_payloads_or_removed_entries,
     a_cursor_moves_only_forward_and_counts_failures_at_its_position,
     dead_letters_are_kept_once_per_record,
+    queued_dead_letters_come_back_after_max_tries_refusals_and_drop_removes_them,
+    a_lease_is_held_by_one_owner_until_released_or_run_out,
 );
 
 #[cfg(feature = "postgres")]

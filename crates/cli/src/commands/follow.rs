@@ -28,7 +28,9 @@ use crate::db::Db;
   mcp-audit --db postgres://audit@db/audit follow --stdout --from-start
 
 With --sink, each sink keeps a cursor per log in the database and resumes from it after a
-restart or a crash; it stops on Ctrl-C or SIGTERM, after the delivery under way. With
+restart or a crash; it stops on Ctrl-C or SIGTERM, after the delivery under way. One
+process at a time sends for a sink name (a lease in the database): a second follow of the same
+sink waits as a standby and takes over when the first stops, or lease_ms after it died. With
 --stdout no cursor is kept: each run starts afresh, from the end of each log (what is
 recorded from now on, as tail -f), or from its first record with --from-start.")]
 pub struct FollowArgs {
@@ -196,6 +198,7 @@ fn stdout_spec(from_start: bool) -> SinkSpec {
         logs: None,
         redactor: None,
         durable: false,
+        lease: Duration::from_secs(15),
     }
 }
 

@@ -271,6 +271,22 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (sink, log_id, seq)
         );
     ",
+}, Migration {
+    description: "dead letters queued to be sent again, and a lease per sink name (see sinks/mod.rs)",
+    sql: "
+        -- Queued by `sink retry`; `replays` counts the refusals since it was queued.
+        ALTER TABLE sink_dead_letters ADD COLUMN IF NOT EXISTS queued BOOLEAN NOT NULL DEFAULT false;
+        ALTER TABLE sink_dead_letters ADD COLUMN IF NOT EXISTS replays INTEGER NOT NULL DEFAULT 0;
+        -- One runner at a time per sink name: the holder renews the row before it runs out;
+        -- another runner waits, named as the standby. Times are the server's clock.
+        CREATE TABLE IF NOT EXISTS sink_leases (
+            sink          TEXT PRIMARY KEY,
+            owner         TEXT NOT NULL,
+            expires_at    BIGINT NOT NULL,     -- microseconds since the Unix epoch
+            standby       TEXT,
+            standby_until BIGINT
+        );
+    ",
 }];
 
 /// The first version with `expired_entries`.

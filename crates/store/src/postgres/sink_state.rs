@@ -1,5 +1,7 @@
-//! A sink's cursors and dead letters in PostgreSQL (schema 7), and its reads of every log of
-//! the database (see [`crate::sinks`]).
+//! A sink's cursors and dead letters in PostgreSQL (schema 9; queued dead letters and leases:
+//! 10), and its reads of every log of the database (see [`crate::sinks`]).
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 use mcp_audit_core::EventId;
@@ -9,11 +11,20 @@ use super::{PgOptions, PgStore, map_err, pseudonyms, read};
 use crate::error::StoreError;
 use crate::query::StoredEvent;
 use crate::sinks::{
-    Attempt, DeadLetter, LogSize, SinkCursor, SinkState, from_micros, micros, no_cursor,
+    Attempt, DeadLetter, LEASE_COLUMNS, LetterChoice, LogSize, SinkCursor, SinkLease, SinkState,
+    TAKE_LEASE_SQL, from_micros, micros, no_cursor,
 };
 
 const CURSOR_COLUMNS: &str = "sink, log_id, next_seq, tries, refusals, last_error, updated_at";
-const LETTER_COLUMNS: &str = "sink, log_id, seq, event_id, tries, last_error, at";
+const LETTER_COLUMNS: &str = "sink, log_id, seq, event_id, tries, last_error, at, queued";
+
+/// The dead letters of one choice: `$1` sink, `$2` log or NULL, `$3` seq or NULL.
+const CHOSEN: &str =
+    "sink = $1 AND ($2::TEXT IS NULL OR log_id = $2) AND ($3::BIGINT IS NULL OR seq = $3)";
+
+/// The server's clock in microseconds: the leases of runners on several hosts are compared
+/// on one clock.
+const SERVER_NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT";
 
 fn cursor_row(row: &Row) -> Result<SinkCursor, StoreError> {
     Ok(SinkCursor {
@@ -36,6 +47,20 @@ fn letter_row(row: &Row) -> Result<DeadLetter, StoreError> {
         tries: row.try_get::<_, i32>(4).map_err(map_err)? as u32,
         last_error: row.try_get(5).map_err(map_err)?,
         at: from_micros(row.try_get(6).map_err(map_err)?),
+        queued: row.try_get(7).map_err(map_err)?,
+    })
+}
+
+fn lease_row(row: &Row) -> Result<SinkLease, StoreError> {
+    Ok(SinkLease {
+        sink: row.try_get(0).map_err(map_err)?,
+        owner: row.try_get(1).map_err(map_err)?,
+        expires_at: from_micros(row.try_get(2).map_err(map_err)?),
+        standby: row.try_get(3).map_err(map_err)?,
+        standby_until: row
+            .try_get::<_, Option<i64>>(4)
+            .map_err(map_err)?
+            .map(from_micros),
     })
 }
 
@@ -195,10 +220,11 @@ impl SinkState for PgStore {
             c.execute(
                 &format!(
                     "INSERT INTO sink_dead_letters ({LETTER_COLUMNS})
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (sink, log_id, seq) DO UPDATE
                         SET event_id = excluded.event_id, tries = excluded.tries,
-                            last_error = excluded.last_error, at = excluded.at"
+                            last_error = excluded.last_error, at = excluded.at,
+                            queued = excluded.queued, replays = 0"
                 ),
                 &[
                     &letter.sink,
@@ -208,6 +234,7 @@ impl SinkState for PgStore {
                     &count(letter.tries),
                     &letter.last_error,
                     &micros(letter.at),
+                    &letter.queued,
                 ],
             )
             .map(drop)
@@ -228,6 +255,141 @@ impl SinkState for PgStore {
             .iter()
             .map(letter_row)
             .collect()
+        })
+    }
+
+    fn queue_dead_letters(&mut self, choice: &LetterChoice<'_>) -> Result<u64, StoreError> {
+        self.each_chosen(
+            choice,
+            &format!("UPDATE sink_dead_letters SET queued = true, replays = 0 WHERE {CHOSEN}"),
+        )
+    }
+
+    fn drop_dead_letters(&mut self, choice: &LetterChoice<'_>) -> Result<u64, StoreError> {
+        self.each_chosen(
+            choice,
+            &format!("DELETE FROM sink_dead_letters WHERE {CHOSEN}"),
+        )
+    }
+
+    fn queued_letters(&mut self, sink: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        self.with_client(|c| {
+            c.query(
+                &format!(
+                    "SELECT {LETTER_COLUMNS} FROM sink_dead_letters
+                      WHERE sink = $1 AND queued ORDER BY log_id, seq"
+                ),
+                &[&sink],
+            )
+            .map_err(map_err)?
+            .iter()
+            .map(letter_row)
+            .collect()
+        })
+    }
+
+    fn replay_refused(
+        &mut self,
+        sink: &str,
+        log_id: &str,
+        at_seq: u64,
+        error: &str,
+        max_tries: u32,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        let now = micros(Timestamp::now());
+        self.with_client(|c| {
+            c.query_opt(
+                &format!(
+                    "UPDATE sink_dead_letters
+                        SET tries = tries + 1, last_error = $4, at = $5,
+                            queued = (replays + 1 < $6),
+                            replays = CASE WHEN replays + 1 < $6 THEN replays + 1 ELSE 0 END
+                      WHERE sink = $1 AND log_id = $2 AND seq = $3
+                  RETURNING {LETTER_COLUMNS}"
+                ),
+                &[
+                    &sink,
+                    &log_id,
+                    &seq(at_seq),
+                    &error,
+                    &now,
+                    &count(max_tries),
+                ],
+            )
+            .map_err(map_err)?
+            .as_ref()
+            .map(letter_row)
+            .transpose()
+        })
+    }
+
+    fn take_lease(
+        &mut self,
+        sink: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<SinkLease, StoreError> {
+        let ttl = ttl.as_micros().min(i64::MAX as u128) as i64;
+        self.with_client(|c| {
+            let now: i64 = c.query_one(SERVER_NOW, &[]).map_err(map_err)?.get(0);
+            let row = c
+                .query_one(
+                    TAKE_LEASE_SQL,
+                    &[&sink, &owner, &now.saturating_add(ttl), &now],
+                )
+                .map_err(map_err)?;
+            lease_row(&row)
+        })
+    }
+
+    fn release_lease(&mut self, sink: &str, owner: &str) -> Result<(), StoreError> {
+        self.with_client(|c| {
+            c.execute(
+                "DELETE FROM sink_leases WHERE sink = $1 AND owner = $2",
+                &[&sink, &owner],
+            )
+            .map(drop)
+            .map_err(map_err)
+        })
+    }
+
+    fn leases(&mut self) -> Result<Vec<SinkLease>, StoreError> {
+        self.with_client(|c| {
+            c.query(
+                &format!("SELECT {LEASE_COLUMNS} FROM sink_leases ORDER BY sink"),
+                &[],
+            )
+            .map_err(map_err)?
+            .iter()
+            .map(lease_row)
+            .collect()
+        })
+    }
+}
+
+impl PgStore {
+    /// Runs `sql` (which filters with [`CHOSEN`]) once per chosen seq, or once for every seq,
+    /// in one transaction; the rows it changed.
+    fn each_chosen(&mut self, choice: &LetterChoice<'_>, sql: &str) -> Result<u64, StoreError> {
+        self.with_client(|c| {
+            let mut tx = c.transaction().map_err(map_err)?;
+            let mut changed = 0;
+            match choice.seqs {
+                None => {
+                    changed += tx
+                        .execute(sql, &[&choice.sink, &choice.log_id, &None::<i64>])
+                        .map_err(map_err)?;
+                }
+                Some(seqs) => {
+                    for &n in seqs {
+                        changed += tx
+                            .execute(sql, &[&choice.sink, &choice.log_id, &Some(seq(n))])
+                            .map_err(map_err)?;
+                    }
+                }
+            }
+            tx.commit().map_err(map_err)?;
+            Ok(changed)
         })
     }
 }

@@ -359,6 +359,23 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             ) WITHOUT ROWID;
         ",
     },
+    Migration {
+        description: "dead letters queued to be sent again, and a lease per sink name (see sinks/mod.rs)",
+        sql: "
+            -- Queued by `sink retry`; `replays` counts the refusals since it was queued.
+            ALTER TABLE sink_dead_letters ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE sink_dead_letters ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;
+            -- One runner at a time per sink name: the holder renews the row before it runs
+            -- out; another runner waits, named as the standby.
+            CREATE TABLE sink_leases (
+                sink          TEXT PRIMARY KEY,
+                owner         TEXT NOT NULL,
+                expires_at    INTEGER NOT NULL,  -- microseconds since the Unix epoch
+                standby       TEXT,
+                standby_until INTEGER
+            ) WITHOUT ROWID;
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).

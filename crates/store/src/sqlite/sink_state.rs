@@ -1,5 +1,7 @@
-//! A sink's cursors and dead letters in the SQLite file (schema 15), and its reads of the one
-//! log the file holds (see [`crate::sinks`]).
+//! A sink's cursors and dead letters in the SQLite file (schema 15; queued dead letters and
+//! leases: 16), and its reads of the one log the file holds (see [`crate::sinks`]).
+
+use std::time::Duration;
 
 use mcp_audit_core::EventId;
 use rusqlite::{OptionalExtension, Row, params};
@@ -9,11 +11,15 @@ use super::{SqliteStore, map_err, pseudonyms, read, schema};
 use crate::error::StoreError;
 use crate::query::StoredEvent;
 use crate::sinks::{
-    Attempt, DeadLetter, LogSize, SinkCursor, SinkState, from_micros, micros, no_cursor,
+    Attempt, DeadLetter, LEASE_COLUMNS, LetterChoice, LogSize, SinkCursor, SinkLease, SinkState,
+    TAKE_LEASE_SQL, from_micros, micros, no_cursor,
 };
 
 const CURSOR_COLUMNS: &str = "sink, log_id, next_seq, tries, refusals, last_error, updated_at";
-const LETTER_COLUMNS: &str = "sink, log_id, seq, event_id, tries, last_error, at";
+const LETTER_COLUMNS: &str = "sink, log_id, seq, event_id, tries, last_error, at, queued";
+
+/// The dead letters of one choice: `?1` sink, `?2` log or NULL, `?3` seq or NULL.
+const CHOSEN: &str = "sink = ?1 AND (?2 IS NULL OR log_id = ?2) AND (?3 IS NULL OR seq = ?3)";
 
 fn cursor_row(row: &Row<'_>) -> rusqlite::Result<SinkCursor> {
     Ok(SinkCursor {
@@ -37,7 +43,22 @@ fn letter_row(row: &Row<'_>) -> rusqlite::Result<DeadLetter> {
         tries: row.get(4)?,
         last_error: row.get(5)?,
         at: from_micros(row.get(6)?),
+        queued: row.get(7)?,
     })
+}
+
+fn lease_row(row: &Row<'_>) -> rusqlite::Result<SinkLease> {
+    Ok(SinkLease {
+        sink: row.get(0)?,
+        owner: row.get(1)?,
+        expires_at: from_micros(row.get(2)?),
+        standby: row.get(3)?,
+        standby_until: row.get::<_, Option<i64>>(4)?.map(from_micros),
+    })
+}
+
+fn seq(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
 }
 
 fn now() -> i64 {
@@ -159,7 +180,7 @@ impl SinkState for SqliteStore {
             .execute(
                 &format!(
                     "INSERT OR REPLACE INTO sink_dead_letters ({LETTER_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ),
                 params![
                     letter.sink,
@@ -169,6 +190,7 @@ impl SinkState for SqliteStore {
                     letter.tries,
                     letter.last_error,
                     micros(letter.at),
+                    letter.queued,
                 ],
             )
             .map(drop)
@@ -186,5 +208,125 @@ impl SinkState for SqliteStore {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(|e| self.map(e))
+    }
+
+    fn queue_dead_letters(&mut self, choice: &LetterChoice<'_>) -> Result<u64, StoreError> {
+        self.each_chosen(
+            choice,
+            &format!("UPDATE sink_dead_letters SET queued = 1, replays = 0 WHERE {CHOSEN}"),
+        )
+    }
+
+    fn drop_dead_letters(&mut self, choice: &LetterChoice<'_>) -> Result<u64, StoreError> {
+        self.each_chosen(
+            choice,
+            &format!("DELETE FROM sink_dead_letters WHERE {CHOSEN}"),
+        )
+    }
+
+    fn queued_letters(&mut self, sink: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {LETTER_COLUMNS} FROM sink_dead_letters
+                  WHERE sink = ?1 AND queued ORDER BY log_id, seq"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map(params![sink], letter_row)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| self.map(e))
+    }
+
+    fn replay_refused(
+        &mut self,
+        sink: &str,
+        log_id: &str,
+        seq_at: u64,
+        error: &str,
+        max_tries: u32,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        self.conn
+            .query_row(
+                &format!(
+                    "UPDATE sink_dead_letters
+                        SET tries = tries + 1, last_error = ?4, at = ?5,
+                            queued = (replays + 1 < ?6),
+                            replays = CASE WHEN replays + 1 < ?6 THEN replays + 1 ELSE 0 END
+                      WHERE sink = ?1 AND log_id = ?2 AND seq = ?3
+                  RETURNING {LETTER_COLUMNS}"
+                ),
+                params![sink, log_id, seq(seq_at), error, now(), max_tries],
+                letter_row,
+            )
+            .optional()
+            .map_err(|e| self.map(e))
+    }
+
+    fn take_lease(
+        &mut self,
+        sink: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<SinkLease, StoreError> {
+        let now = now();
+        let until = now.saturating_add(ttl.as_micros().min(i64::MAX as u128) as i64);
+        self.conn
+            .query_row(
+                &TAKE_LEASE_SQL.replace('$', "?"),
+                params![sink, owner, until, now],
+                lease_row,
+            )
+            .map_err(|e| self.map(e))
+    }
+
+    fn release_lease(&mut self, sink: &str, owner: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM sink_leases WHERE sink = ?1 AND owner = ?2",
+                params![sink, owner],
+            )
+            .map(drop)
+            .map_err(|e| self.map(e))
+    }
+
+    fn leases(&mut self) -> Result<Vec<SinkLease>, StoreError> {
+        self.conn
+            .prepare(&format!(
+                "SELECT {LEASE_COLUMNS} FROM sink_leases ORDER BY sink"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map([], lease_row)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| self.map(e))
+    }
+}
+
+impl SqliteStore {
+    /// Runs `sql` (which filters with [`CHOSEN`]) once per chosen seq, or once for every seq,
+    /// in one transaction; the rows it changed.
+    fn each_chosen(&mut self, choice: &LetterChoice<'_>, sql: &str) -> Result<u64, StoreError> {
+        let run = |conn: &rusqlite::Connection| -> rusqlite::Result<u64> {
+            let tx = conn.unchecked_transaction()?;
+            let mut changed = 0;
+            {
+                let mut stmt = tx.prepare(sql)?;
+                match choice.seqs {
+                    None => {
+                        changed +=
+                            stmt.execute(params![choice.sink, choice.log_id, None::<i64>])? as u64
+                    }
+                    Some(seqs) => {
+                        for &n in seqs {
+                            changed +=
+                                stmt.execute(params![choice.sink, choice.log_id, seq(n)])? as u64;
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(changed)
+        };
+        run(&self.conn).map_err(|e| self.map(e))
     }
 }
