@@ -682,7 +682,7 @@ fn measure(runtime: &tokio::runtime::Runtime, name: &str, db: &str, secret: &str
     println!(
         "{:<COLUMN$}{bare:.0} pages/s; the console's {rate_16:.0} requests/s are {:.0}% of it \
          ({:.1}% of hello's {hello_16:.0})",
-        format!("[{name}] same pages in-process, {CONSOLE_READERS} warm readers:"),
+        format!("[{name}] in-process, {CONSOLE_READERS} warm readers:"),
         100.0 * rate_16 / bare,
         100.0 * rate_16 / hello_16,
     );
