@@ -34,9 +34,10 @@
 //!   own process with two worker threads as `serve` has): the ceiling of any axum server on
 //!   this machine with this load generator, in the same run (target ≥ 30% of it);
 //! - and against the ceiling of the work itself, in the same run: the same pages read by the
-//!   store and JSON-encoded as the API encodes them, by 16 threads of this process, each
-//!   with a reader of its own, without HTTP, without the token check and without any
-//!   record; then the same with a durable record of each page through a `sync` recorder
+//!   store and JSON-encoded as the API encodes them (payloads left out, as a list reads
+//!   them), by 8 threads of this process, each with a warm reader of its own (as many as
+//!   the console's pool), without HTTP, without the token check and without any record,
+//!   with the console's requests/s as a percentage of it and of "hello"; then the same with a durable record of each page through a `sync` recorder
 //!   (what an audited read adds: a search, an event in full). `serve` is stopped by then, so
 //!   that the ceiling has the machine to itself, as the console had.
 //!
@@ -416,22 +417,62 @@ fn read_record() -> AuditEvent {
         .expect("record")
 }
 
-/// Pages/s of the ceiling: `total` pages of 100 read and encoded by `threads` threads, each
-/// with its own reader; each page recorded durably through `recorder` when one is given.
-fn ceiling(db: &str, threads: usize, total: usize, recorder: Option<&Recorder>) -> f64 {
-    let readers: Vec<Box<dyn Store>> = (0..threads).map(|_| open_reader(db)).collect();
+/// As many readers as the console's pool keeps (`POOL_SIZE` in `crates/server/src/lib.rs`):
+/// the ceiling reads with as many at once as the console may.
+const CONSOLE_READERS: usize = 8;
+
+/// `n` readers of `db`, each warmed by a round of the measured pages (its connection, schema
+/// and page cache as a pooled reader of the console has them after its first requests).
+fn warm_readers(db: &str, n: usize) -> Vec<Box<dyn Store>> {
+    let mut readers: Vec<Box<dyn Store>> = (0..n).map(|_| open_reader(db)).collect();
+    for store in &mut readers {
+        for i in 0..8 {
+            std::hint::black_box(list_page(store.as_mut(), i));
+        }
+    }
+    readers
+}
+
+/// Page `i` of the measured pages as the API reads and encodes it: payloads left out (a list
+/// shows none, for any role), each event shown with `payload_withheld` where one is stored.
+fn list_page(store: &mut dyn Store, i: usize) -> usize {
+    let page = store
+        .list(&Query {
+            filter: page_filter(i),
+            start: PageStart::Newest,
+            limit: 100,
+        })
+        .expect("page");
+    let body = PageBody {
+        events: page
+            .events
+            .into_iter()
+            .map(|mut stored| {
+                let withheld = stored.payload_left_out || !stored.event.payload.is_empty();
+                stored.event.payload = Payload::default();
+                Shown {
+                    stored,
+                    payload_withheld: withheld,
+                }
+            })
+            .collect(),
+        next_cursor: page.next.map(|c| c.0),
+        limit: 100,
+    };
+    serde_json::to_vec(&body).expect("encode").len()
+}
+
+/// Pages/s of the ceiling: `total` pages of 100 read and encoded by one thread per reader of
+/// `readers` (warm: see [`warm_readers`]); each page recorded durably through `recorder`
+/// when one is given.
+fn ceiling(readers: &mut [Box<dyn Store>], total: usize, recorder: Option<&Recorder>) -> f64 {
+    let threads = readers.len();
     let started = Instant::now();
     std::thread::scope(|scope| {
-        for (t, mut store) in readers.into_iter().enumerate() {
+        for (t, store) in readers.iter_mut().enumerate() {
             scope.spawn(move || {
                 for i in (t..total).step_by(threads) {
-                    let page = store
-                        .query(&Query {
-                            filter: page_filter(i),
-                            start: PageStart::Newest,
-                            limit: 100,
-                        })
-                        .expect("page");
+                    std::hint::black_box(list_page(store.as_mut(), i));
                     if let Some(recorder) = recorder {
                         let receipt = recorder.record(read_record()).expect("record");
                         assert!(
@@ -439,24 +480,6 @@ fn ceiling(db: &str, threads: usize, total: usize, recorder: Option<&Recorder>) 
                             "{receipt:?}"
                         );
                     }
-                    let body = PageBody {
-                        events: page
-                            .events
-                            .into_iter()
-                            .map(|mut stored| {
-                                let withheld = !stored.event.payload.is_empty();
-                                stored.event.payload = Payload::default();
-                                Shown {
-                                    stored,
-                                    payload_withheld: withheld,
-                                }
-                            })
-                            .collect(),
-                        next_cursor: page.next.map(|c| c.0),
-                        limit: 100,
-                    };
-                    let bytes = serde_json::to_vec(&body).expect("encode");
-                    std::hint::black_box(bytes.len());
                 }
             });
         }
@@ -554,7 +577,7 @@ fn measure(runtime: &tokio::runtime::Runtime, name: &str, db: &str, secret: &str
     wait_for_port(port);
     let base = format!("http://127.0.0.1:{port}");
     let auth = Auth::Bearer(secret.to_string());
-    let rate_16 = runtime.block_on(async {
+    let (rate_16, hello_16) = runtime.block_on(async {
         let http = client();
         // Warm: the token table, the pool of readers, the page cache.
         let warm = base.clone();
@@ -647,20 +670,24 @@ fn measure(runtime: &tokio::runtime::Runtime, name: &str, db: &str, secret: &str
             p50_p95(&ui.heads),
             p50_p95(&ui.wholes)
         );
-        rate_16
+        (rate_16, hello_per_second)
     });
     stop(child);
 
-    // The ceiling of the work itself, `serve` stopped: warm first, as the console was.
-    ceiling(db, 16, 100, None);
-    let bare = ceiling(db, 16, requests, None);
+    // The ceiling of the work itself, `serve` stopped: as many readers as the console's
+    // pool, warm, as the console's were.
+    let mut readers = warm_readers(db, CONSOLE_READERS);
+    ceiling(&mut readers, 100, None);
+    let bare = ceiling(&mut readers, requests, None);
     println!(
-        "{:<COLUMN$}{bare:.0} pages/s; the console's {rate_16:.0} requests/s are {:.0}% of it",
-        format!("[{name}] same pages in-process, 16 threads:"),
-        100.0 * rate_16 / bare
+        "{:<COLUMN$}{bare:.0} pages/s; the console's {rate_16:.0} requests/s are {:.0}% of it \
+         ({:.1}% of hello's {hello_16:.0})",
+        format!("[{name}] in-process, {CONSOLE_READERS} warm readers:"),
+        100.0 * rate_16 / bare,
+        100.0 * rate_16 / hello_16,
     );
     let recorder = sync_recorder(db);
-    let recorded = ceiling(db, 16, requests, Some(&recorder));
+    let recorded = ceiling(&mut readers, requests, Some(&recorder));
     recorder.shutdown().expect("shutdown");
     println!(
         "{:<COLUMN$}{recorded:.0} pages/s, each page recorded durably",

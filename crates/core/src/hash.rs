@@ -26,9 +26,26 @@ impl fmt::Debug for Hash {
     }
 }
 
+impl Hash {
+    /// The 64 lower-case hex digits, on the stack: what `Display` and `Serialize` write. A
+    /// page of the console's list holds two hashes an event, and going through `to_string`
+    /// (the formatter, an allocation, `hex::encode`'s per-character iterator) cost about a
+    /// quarter of encoding the page (see docs/benchmarks.md).
+    fn hex_digits(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, byte) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(byte >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out
+    }
+}
+
 impl fmt::Display for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        let digits = self.hex_digits();
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -44,7 +61,8 @@ impl FromStr for Hash {
 
 impl Serialize for Hash {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
+        let digits = self.hex_digits();
+        s.serialize_str(std::str::from_utf8(&digits).map_err(serde::ser::Error::custom)?)
     }
 }
 
@@ -52,5 +70,25 @@ impl<'de> Deserialize<'de> for Hash {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_prints_and_serializes_as_the_lower_case_hex_of_its_bytes() {
+        for seed in [
+            [0u8; 32],
+            [0xff; 32],
+            core::array::from_fn(|i| (i * 37 + 5) as u8),
+        ] {
+            let hash = Hash(seed);
+            let hex = hex::encode(seed);
+            assert_eq!(hash.to_string(), hex);
+            assert_eq!(serde_json::to_string(&hash).unwrap(), format!("\"{hex}\""));
+            assert_eq!(hex.parse::<Hash>().unwrap(), hash);
+        }
     }
 }

@@ -76,7 +76,7 @@ pub use origin::{HashCheck, Origin, OriginalHash, SeedSystem};
 pub use policy::{AuditLevel, Policy};
 pub use retention::{Retention, RetentionKind, add_span};
 pub use retention_classes::{RetentionClass, RetentionClasses, RetentionPolicyError};
-pub use seal::{SealedEvent, seal, unseal};
+pub use seal::{SealedEvent, seal, unseal, unseal_without_payload};
 pub use seed_forms::rewrite_seed_forms;
 
 /// The JSON Schema of the JSON form of [`AuditEvent`] (what `mcp-audit log` reads and

@@ -156,6 +156,7 @@ mod tests {
             payload_commitment: Hash::default(),
             leaf_hash: Hash::default(),
             redacted: true,
+            payload_left_out: false,
         };
         let json = serde_json::to_value(&stored).unwrap();
         for key in json.as_object().unwrap().keys() {
@@ -192,6 +193,7 @@ mod tests {
             payload_commitment: Hash::default(),
             leaf_hash: Hash::default(),
             redacted: false,
+            payload_left_out: false,
         };
         let row = row(&stored).unwrap();
         let cell = |name: &str| -> &str {

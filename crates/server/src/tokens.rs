@@ -348,13 +348,20 @@ impl TokenTable {
         })
     }
 
-    /// How many creation and revocation events the log holds (two indexed counts: cheap
-    /// enough to ask on every request, so a revocation takes effect on the next one).
+    /// How many creation and revocation events the log holds: one grouped count over the
+    /// operation index, its statement prepared once per reader, cheap enough to ask on every
+    /// request, so that a revocation takes effect on the next one.
     pub fn counts(store: &mut dyn Store) -> Result<(u64, u64), StoreError> {
-        Ok((
-            store.count(&operation_filter(CREATE_OPERATION))?,
-            store.count(&operation_filter(REVOKE_OPERATION))?,
-        ))
+        let filter = Filter {
+            resource_type: Some(TOKEN_RESOURCE.to_string()),
+            ..Filter::default()
+        };
+        match store.count_each(&filter, &[CREATE_OPERATION, REVOKE_OPERATION])?[..] {
+            [created, revoked] => Ok((created, revoked)),
+            _ => Err(StoreError::Database(
+                "a count of token events came back without one figure per operation".into(),
+            )),
+        }
     }
 
     /// The valid token whose hash is that of `secret`. Every valid token's hash is compared in

@@ -92,6 +92,14 @@ impl<T: Read + ?Sized> Read for Box<T> {
         (**self).query(query)
     }
 
+    fn list(&mut self, query: &Query) -> Result<Page, StoreError> {
+        (**self).list(query)
+    }
+
+    fn count_each(&mut self, filter: &Filter, operations: &[&str]) -> Result<Vec<u64>, StoreError> {
+        (**self).count_each(filter, operations)
+    }
+
     fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
         (**self).get(id)
     }

@@ -74,8 +74,8 @@ pub use error::StoreError;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgOptions, PgStore, SpoolOptions, WriteMethod};
 pub use query::{
-    CleanupReport, Cursor, Filter, Page, PageStart, Query, StoredEvent, Summary, SummaryScope,
-    TimeBasis, ToolStats,
+    CleanupReport, Cursor, Filter, Page, PageStart, Payloads, Query, StoredEvent, Summary,
+    SummaryScope, TimeBasis, ToolStats,
 };
 pub use recorder::{
     Durability, Receipt, RecordError, Recorder, RecorderConfig, RecorderStats, SessionGuard,

@@ -279,11 +279,33 @@ pub trait Read: Send + 'static {
     /// One page of events, newest first.
     fn query(&mut self, query: &Query) -> Result<Page, StoreError>;
 
+    /// As [`Read::query`], each event's payload left out and not decoded (see
+    /// [`crate::Payloads::LeftOut`]), `payload_left_out` telling where a stored one was: for a
+    /// list that shows no payload. A backend that cannot leave them out reads them.
+    fn list(&mut self, query: &Query) -> Result<Page, StoreError> {
+        self.query(query)
+    }
+
     /// One event by id.
     fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError>;
 
     /// How many events match.
     fn count(&mut self, filter: &Filter) -> Result<u64, StoreError>;
+
+    /// How many events match `filter` with each of `operations` (in their order; the
+    /// filter's own `operation` is replaced): in one statement where the backend can, for a
+    /// check asked on every request (the console's tokens).
+    fn count_each(&mut self, filter: &Filter, operations: &[&str]) -> Result<Vec<u64>, StoreError> {
+        operations
+            .iter()
+            .map(|operation| {
+                self.count(&Filter {
+                    operation: Some(operation.to_string()),
+                    ..filter.clone()
+                })
+            })
+            .collect()
+    }
 
     /// Every matching event, oldest first, handed to `sink` one at a time (for export).
     fn for_each(

@@ -1324,7 +1324,72 @@ fn a_log_filter_reads_its_log_and_another_log_matches_nothing(db: Db) {
     }
 }
 
+fn a_list_leaves_payloads_out_and_marks_where_one_is_stored(db: Db) {
+    let r = db.sync();
+    record(
+        &r,
+        AuditEvent::tool_execution("with")
+            .user("alice")
+            .email("alice@example.com")
+            .input(json!({"q": "secret"})),
+    );
+    record(&r, AuditEvent::tool_execution("without").user("bob"));
+    r.shutdown().unwrap();
+    let mut reader = db.reader();
+    let query = Query::default();
+    let full = reader.query(&query).unwrap();
+    let listed = reader.list(&query).unwrap();
+    assert_eq!(full.events.len(), 2);
+    assert_eq!(listed.events.len(), 2);
+    assert_eq!(listed.next, full.next);
+    for (listed, full) in listed.events.iter().zip(&full.events) {
+        assert!(!full.payload_left_out);
+        assert!(
+            listed.event.payload.is_empty(),
+            "{:?}",
+            listed.event.payload
+        );
+        assert_eq!(listed.payload_left_out, !full.event.payload.is_empty());
+        // Everything else is as the full read has it, the personal half's other fields too.
+        let mut expected = full.clone();
+        expected.event.payload = Default::default();
+        expected.payload_left_out = listed.payload_left_out;
+        assert_eq!(*listed, expected);
+    }
+    let with = &listed.events[1];
+    assert_eq!(with.event.operation, "with");
+    assert!(with.payload_left_out);
+    assert_eq!(with.event.actor.email.as_deref(), Some("alice@example.com"));
+}
+
+fn count_each_counts_every_operation_in_one_call_as_count_does(db: Db) {
+    let r = db.sync();
+    for operation in ["a", "a", "b", "a", "c"] {
+        record(&r, AuditEvent::tool_execution(operation).session("s1"));
+    }
+    record(&r, AuditEvent::tool_execution("a").session("s2"));
+    r.shutdown().unwrap();
+    let mut reader = db.reader();
+    let filter = Filter {
+        session_id: Some("s1".into()),
+        ..Filter::default()
+    };
+    let counts = reader
+        .count_each(&filter, &["a", "b", "none", "c"])
+        .unwrap();
+    assert_eq!(counts, [3, 1, 0, 1]);
+    for (operation, n) in [("a", 3), ("b", 1), ("none", 0)] {
+        let one = Filter {
+            operation: Some(operation.into()),
+            ..filter.clone()
+        };
+        assert_eq!(reader.count(&one).unwrap(), n, "{operation}");
+    }
+}
+
 on_both_backends!(
+    a_list_leaves_payloads_out_and_marks_where_one_is_stored,
+    count_each_counts_every_operation_in_one_call_as_count_does,
     a_rust_caller_gets_the_default_redaction_and_none_turns_it_off,
     tool_execution_round_trips_with_lineage_and_compliance_rows,
     review_rules_and_default_classification_reach_the_stored_row,

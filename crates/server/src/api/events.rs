@@ -68,7 +68,8 @@ pub(crate) async fn list(
     };
     let page = app
         .read(move |app, store| {
-            let page = store.query(&Query {
+            // A list shows no payload, for any role: they are left out, not decoded.
+            let page = store.list(&Query {
                 filter,
                 start,
                 limit,

@@ -207,8 +207,10 @@ pub(crate) struct EventView {
     pub payload_withheld: bool,
 }
 
+/// `stored` as the API shows it. A page read with its payloads left out
+/// ([`mcp_audit_store::Read::list`]) says so in `payload_left_out`: withheld as well.
 pub(crate) fn view(mut stored: StoredEvent, with_payload: bool) -> EventView {
-    let withheld = !with_payload && !stored.event.payload.is_empty();
+    let withheld = stored.payload_left_out || (!with_payload && !stored.event.payload.is_empty());
     if withheld {
         stored.event.payload = Payload::default();
     }

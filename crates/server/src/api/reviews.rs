@@ -190,7 +190,7 @@ pub(crate) async fn open_reviews(
             // Pages of the events requiring review, less the reviewed: a page may come out
             // shorter than `limit`, but is empty only at the end.
             loop {
-                let page = store.query(&Query {
+                let page = store.list(&Query {
                     filter: filter.clone(),
                     start,
                     limit,

@@ -102,7 +102,7 @@ pub(super) async fn sessions(
     let limit = limit.min(50);
     let body = app
         .read(move |_, store| {
-            let page = store.query(&Query {
+            let page = store.list(&Query {
                 filter,
                 start,
                 limit,
@@ -138,7 +138,7 @@ pub(super) async fn session(
             if summary.total_operations == 0 && start == PageStart::Newest {
                 return Err(ApiError::not_found(format!("no session `{id}`")));
             }
-            let page = store.query(&Query {
+            let page = store.list(&Query {
                 filter: Filter {
                     session_id: Some(id.clone()),
                     include_pending: true,

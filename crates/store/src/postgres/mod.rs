@@ -24,6 +24,7 @@ mod read;
 mod report;
 mod sink_state;
 mod spool;
+mod statements;
 mod witness;
 mod write;
 
@@ -34,12 +35,12 @@ use jiff::Timestamp;
 use mcp_audit_core::pseudonym::Link;
 use mcp_audit_core::tiles::Node;
 use mcp_audit_core::{EventId, Hash};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 
 use crate::error::StoreError;
 use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
-    CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
+    CleanupReport, Filter, Page, Payloads, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
 use crate::store::{
     Append, Audit, Entry, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read, Scrub,
@@ -49,6 +50,7 @@ use errors::redact;
 use partitions::Partitions;
 use spool::Spool;
 pub use spool::SpoolOptions;
+use statements::Statements;
 
 /// How to open a PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -136,6 +138,8 @@ pub struct PgStore {
     /// A log this writer started and has not appended to yet: its next seq is 0 even while
     /// the server can not say so (a writer that started without the server).
     new_log: bool,
+    /// The statements the readers ask on every request, prepared once per connection.
+    statements: Statements,
     /// Whether entries are being spooled in the outage under way: warned once per outage, not
     /// once per batch.
     spooling: bool,
@@ -236,6 +240,7 @@ impl PgStore {
             migrated: false,
             new_log: false,
             spooling: false,
+            statements: Statements::default(),
         };
         store.client()?;
         Ok(store)
@@ -287,6 +292,7 @@ impl PgStore {
             migrated: false,
             new_log: false,
             spooling: false,
+            statements: Statements::default(),
         })
     }
 
@@ -301,12 +307,27 @@ impl PgStore {
         }
     }
 
+    /// The connection and `sql` prepared on it (once per connection: see [`Statements`]).
+    pub(super) fn prepared(&mut self, sql: &str) -> Result<(&mut Client, Statement), StoreError> {
+        self.client()?;
+        let client = self
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable {
+                waited_ms: 0,
+                reason: "not connected".into(),
+            })?;
+        let statement = self.statements.get(client, sql)?;
+        Ok((client, statement))
+    }
+
     /// The connection, reconnecting when it was lost. A writer re-claims its log on reconnect.
     fn client(&mut self) -> Result<&mut Client, StoreError> {
         if self.client.as_ref().is_some_and(Client::is_closed) {
             self.client = None;
         }
         if self.client.is_none() {
+            self.statements.clear();
             let mut client = self.config.connect(NoTls).map_err(map_err)?;
             if !self.writable {
                 client
@@ -612,25 +633,41 @@ impl Append for PgStore {
     }
 }
 
+impl PgStore {
+    /// A page of `query`, its payloads read or left out, its pseudonyms revealed.
+    fn page(&mut self, query: &Query, payloads: Payloads) -> Result<Page, StoreError> {
+        query.filter.check_received_at(self.received_at)?;
+        query.filter.check_search(self.search)?;
+        let mut page = read::query(self, query, payloads)?;
+        let mut revealer = crate::reveal::Revealer::default();
+        // One round trip for the page's pseudonyms, not one per user on it.
+        let asked = revealer.unknown(page.events.iter().map(|s| &s.event));
+        let found = if asked.is_empty() {
+            Default::default()
+        } else {
+            let (client, statement) = self.prepared(pseudonyms::IDENTITIES)?;
+            pseudonyms::identities(client, &statement, &asked)?
+        };
+        revealer.learn(asked, found);
+        let client = self.client()?;
+        for stored in &mut page.events {
+            revealer.reveal(&mut stored.event, &mut |p| pseudonyms::identity(client, p))?;
+        }
+        Ok(page)
+    }
+}
+
 impl Read for PgStore {
     fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
         pseudonyms::identity(self.client()?, pseudonym)
     }
 
     fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
-        query.filter.check_received_at(self.received_at)?;
-        query.filter.check_search(self.search)?;
-        let mut page = read::query(self, query)?;
-        let client = self.client()?;
-        let mut revealer = crate::reveal::Revealer::default();
-        // One round trip for the page's pseudonyms, not one per user on it.
-        let asked = revealer.unknown(page.events.iter().map(|s| &s.event));
-        let found = pseudonyms::identities(client, &asked)?;
-        revealer.learn(asked, found);
-        for stored in &mut page.events {
-            revealer.reveal(&mut stored.event, &mut |p| pseudonyms::identity(client, p))?;
-        }
-        Ok(page)
+        self.page(query, Payloads::Read)
+    }
+
+    fn list(&mut self, query: &Query) -> Result<Page, StoreError> {
+        self.page(query, Payloads::LeftOut)
     }
 
     fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
@@ -647,6 +684,12 @@ impl Read for PgStore {
         filter.check_received_at(self.received_at)?;
         filter.check_search(self.search)?;
         read::count(self, filter)
+    }
+
+    fn count_each(&mut self, filter: &Filter, operations: &[&str]) -> Result<Vec<u64>, StoreError> {
+        filter.check_received_at(self.received_at)?;
+        filter.check_search(self.search)?;
+        read::count_each(self, filter, operations)
     }
 
     fn for_each(

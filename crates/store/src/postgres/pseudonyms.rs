@@ -4,6 +4,7 @@
 
 use mcp_audit_core::pseudonym::{IdentityField, Link};
 use postgres::GenericClient;
+use postgres::ToStatement;
 
 use super::map_err;
 use crate::error::StoreError;
@@ -35,18 +36,29 @@ pub(super) fn insert_links(
     Ok(())
 }
 
+/// [`links`]'s statement.
+pub(super) const LINKS: &str = "SELECT pseudonym, field, identity FROM pseudonyms
+  WHERE $1::TEXT IS NULL OR identity = $1 ORDER BY identity, field, pseudonym";
+
+/// [`identities`]'s statement.
+pub(super) const IDENTITIES: &str =
+    "SELECT pseudonym, identity FROM pseudonyms WHERE pseudonym = ANY($1)";
+
 /// Every row of the mapping, or those of `identity` alone.
 pub(super) fn links(
     client: &mut impl GenericClient,
     identity: Option<&str>,
 ) -> Result<Vec<Link>, StoreError> {
-    let rows = client
-        .query(
-            "SELECT pseudonym, field, identity FROM pseudonyms
-              WHERE $1::TEXT IS NULL OR identity = $1 ORDER BY identity, field, pseudonym",
-            &[&identity],
-        )
-        .map_err(map_err)?;
+    links_with(client, LINKS, identity)
+}
+
+/// As [`links`], with [`LINKS`] as the caller has it (prepared, or its text).
+pub(super) fn links_with<S: ToStatement + ?Sized>(
+    client: &mut impl GenericClient,
+    statement: &S,
+    identity: Option<&str>,
+) -> Result<Vec<Link>, StoreError> {
+    let rows = client.query(statement, &[&identity]).map_err(map_err)?;
     Ok(rows
         .iter()
         .filter_map(|r| {
@@ -59,20 +71,17 @@ pub(super) fn links(
         .collect())
 }
 
-/// The identities of `asked` that the mapping has, in one round trip (a page names many).
-pub(super) fn identities(
+/// The identities of `asked` that the mapping has, in one round trip (a page names many):
+/// `statement` is [`IDENTITIES`], prepared or as text.
+pub(super) fn identities<S: ToStatement + ?Sized>(
     client: &mut impl GenericClient,
+    statement: &S,
     asked: &[String],
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
     if asked.is_empty() {
         return Ok(std::collections::HashMap::new());
     }
-    let rows = client
-        .query(
-            "SELECT pseudonym, identity FROM pseudonyms WHERE pseudonym = ANY($1)",
-            &[&asked],
-        )
-        .map_err(map_err)?;
+    let rows = client.query(statement, &[&asked]).map_err(map_err)?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

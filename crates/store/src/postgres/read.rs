@@ -8,7 +8,7 @@ use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 use super::{PgStore, map_err};
 use crate::error::StoreError;
-use crate::query::{Cursor, Filter, Page, PageStart, Query, StoredEvent};
+use crate::query::{Cursor, Filter, Page, PageStart, Payloads, Query, StoredEvent};
 use crate::sql::{SqlValue, Where};
 
 pub(super) const COLUMNS: &str = "e.log_id, e.seq, e.meta, e.commitment, e.leaf_hash, p.body, e.ts";
@@ -54,6 +54,10 @@ pub(super) fn params(values: &[SqlValue]) -> Vec<&(dyn ToSql + Sync)> {
 
 /// Decodes one row of [`COLUMNS`].
 pub(super) fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
+    decode_with(row, Payloads::Read)
+}
+
+fn decode_with(row: &Row, payloads: Payloads) -> Result<StoredEvent, StoreError> {
     let seq = row.try_get::<_, i64>(1).map_err(map_err)? as u64;
     let bad = |e: postgres::Error| StoreError::Decode {
         seq,
@@ -66,6 +70,7 @@ pub(super) fn decode(row: &Row) -> Result<StoredEvent, StoreError> {
         row.try_get(3).map_err(bad)?,
         row.try_get(4).map_err(bad)?,
         row.try_get(5).map_err(bad)?,
+        payloads,
     )
 }
 
@@ -103,7 +108,11 @@ fn decode_cursor(cursor: &Cursor) -> Result<(i64, i64, String), StoreError> {
 /// The events of the page are chosen first and only they are joined to their payloads: a
 /// filtered page whose matches the planner must sort (a user's events, say) would otherwise
 /// look up the payload of every match before keeping a hundred.
-pub(super) fn query(store: &mut PgStore, query: &Query) -> Result<Page, StoreError> {
+pub(super) fn query(
+    store: &mut PgStore,
+    query: &Query,
+    payloads: Payloads,
+) -> Result<Page, StoreError> {
     let (limit, offset) = (query.page_size(), query.offset());
     let filter = &query.filter;
     let mut identities: Vec<&str> = [&filter.user_id, &filter.data_subject_id]
@@ -117,7 +126,12 @@ pub(super) fn query(store: &mut PgStore, query: &Query) -> Result<Page, StoreErr
     } else {
         let mut links = Vec::new();
         for identity in identities {
-            links.extend(super::pseudonyms::links(store.client()?, Some(identity))?);
+            let (client, statement) = store.prepared(super::pseudonyms::LINKS)?;
+            links.extend(super::pseudonyms::links_with(
+                client,
+                &statement,
+                Some(identity),
+            )?);
         }
         Where::from_filter_with_pseudonyms(filter, placeholder, &links)
     };
@@ -138,13 +152,16 @@ pub(super) fn query(store: &mut PgStore, query: &Query) -> Result<Page, StoreErr
         w.sql(),
         limit + 1
     );
-    let rows = store
-        .client()?
-        .query(&sql, &params(&w.params))
+    let (client, statement) = store.prepared(&sql)?;
+    let rows = client
+        .query(&statement, &params(&w.params))
         .map_err(map_err)?;
     let more = rows.len() as i64 > limit;
     let kept = &rows[..rows.len().min(limit as usize)];
-    let events = kept.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+    let events = kept
+        .iter()
+        .map(|row| decode_with(row, payloads))
+        .collect::<Result<Vec<_>, _>>()?;
     let next = match (more, kept.last(), events.last()) {
         (true, Some(row), Some(event)) => Some(encode_cursor(row, event)?),
         _ => None,
@@ -158,18 +175,55 @@ pub(super) fn get(store: &mut PgStore, id: EventId) -> Result<Option<StoredEvent
            JOIN event_ids i ON i.log_id = e.log_id AND i.seq = e.seq AND i.ts = e.ts
           WHERE i.id = $1"
     );
-    let row = store.client()?.query_opt(&sql, &[&id.0]).map_err(map_err)?;
+    let (client, statement) = store.prepared(&sql)?;
+    let row = client.query_opt(&statement, &[&id.0]).map_err(map_err)?;
     row.as_ref().map(decode).transpose()
 }
 
 pub(super) fn count(store: &mut PgStore, filter: &Filter) -> Result<u64, StoreError> {
     let w = Where::from_filter(filter, placeholder);
     let sql = format!("SELECT COUNT(*) FROM events e {}", w.sql());
-    let row = store
-        .client()?
-        .query_one(&sql, &params(&w.params))
+    let (client, statement) = store.prepared(&sql)?;
+    let row = client
+        .query_one(&statement, &params(&w.params))
         .map_err(map_err)?;
     Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// The counts of [`crate::Read::count_each`], in one statement (`GROUP BY e.operation`).
+pub(super) fn count_each(
+    store: &mut PgStore,
+    filter: &Filter,
+    operations: &[&str],
+) -> Result<Vec<u64>, StoreError> {
+    let mut w = Where::from_filter(
+        &Filter {
+            operation: None,
+            ..filter.clone()
+        },
+        placeholder,
+    );
+    let slots: Vec<String> = operations
+        .iter()
+        .map(|o| w.bind(SqlValue::Text(o.to_string())))
+        .collect();
+    w.push_clause(format!("e.operation IN ({})", slots.join(", ")));
+    let sql = format!(
+        "SELECT e.operation, COUNT(*) FROM events e {} GROUP BY e.operation",
+        w.sql()
+    );
+    let (client, statement) = store.prepared(&sql)?;
+    let rows = client
+        .query(&statement, &params(&w.params))
+        .map_err(map_err)?;
+    Ok(operations
+        .iter()
+        .map(|o| {
+            rows.iter()
+                .find(|r| r.get::<_, &str>(0) == *o)
+                .map_or(0, |r| r.get::<_, i64>(1) as u64)
+        })
+        .collect())
 }
 
 /// Streams rows (a portal fetched in chunks), so that exporting millions of events holds only
@@ -198,7 +252,7 @@ pub(super) fn for_each(
         // In the same transaction (the portal holds the connection), one round trip for the
         // batch's pseudonyms.
         let asked = revealer.unknown(batch.iter().map(|s| &s.event));
-        let found = super::pseudonyms::identities(&mut tx, &asked)?;
+        let found = super::pseudonyms::identities(&mut tx, super::pseudonyms::IDENTITIES, &asked)?;
         revealer.learn(asked, found);
         for mut stored in batch {
             revealer.reveal(&mut stored.event, &mut |p| {

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
-use mcp_audit_core::{Action, AuditEvent, Classification, EventKind, Hash, Outcome, unseal};
+use mcp_audit_core::{
+    Action, AuditEvent, Classification, EventKind, Hash, Outcome, unseal, unseal_without_payload,
+};
 use serde::Serialize;
 
 use crate::error::StoreError;
@@ -205,6 +207,22 @@ pub struct StoredEvent {
     /// The personal half has been erased; the event's metadata and proofs remain.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
+    /// The read left the payload out ([`Payloads::LeftOut`]) and the stored one holds
+    /// something: `event.payload` is empty here, not in the log.
+    #[serde(skip)]
+    pub payload_left_out: bool,
+}
+
+/// Whether a read decodes the events' payloads (arguments, results, ...).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Payloads {
+    /// Every event as stored.
+    #[default]
+    Read,
+    /// The payload stepped over, not decoded: for a list that shows none (the console's
+    /// pages), where decoding them was a fifth of a page's work. The personal half's other
+    /// fields (e-mail, client address, user agent) are still read.
+    LeftOut,
 }
 
 impl StoredEvent {
@@ -218,10 +236,15 @@ impl StoredEvent {
         commitment: &[u8],
         leaf_hash: &[u8],
         body: Option<&str>,
+        payloads: Payloads,
     ) -> Result<StoredEvent, StoreError> {
         let bad = |reason: String| StoreError::Decode { seq, reason };
-        let event =
-            unseal(meta.as_bytes(), body.map(str::as_bytes)).map_err(|e| bad(e.to_string()))?;
+        let (meta, body) = (meta.as_bytes(), body.map(str::as_bytes));
+        let (event, payload_left_out) = match payloads {
+            Payloads::Read => unseal(meta, body).map(|e| (e, false)),
+            Payloads::LeftOut => unseal_without_payload(meta, body),
+        }
+        .map_err(|e| bad(e.to_string()))?;
         Ok(StoredEvent {
             log_id,
             seq,
@@ -231,6 +254,7 @@ impl StoredEvent {
             leaf_hash: Hash::from_slice(leaf_hash)
                 .ok_or_else(|| bad("leaf hash is not 32 bytes".into()))?,
             redacted: body.is_none(),
+            payload_left_out,
         })
     }
 }

@@ -32,7 +32,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use crate::error::StoreError;
 use crate::expiry::{ExpiredEntry, Removal, Tombstone};
 use crate::query::{
-    CleanupReport, Filter, Page, Query, StoredEvent, Summary, SummaryScope, ToolStats,
+    CleanupReport, Filter, Page, Payloads, Query, StoredEvent, Summary, SummaryScope, ToolStats,
 };
 use crate::store::{
     Append, Audit, DerivedCheck, Entry, LineageRow, Log, LogEntry, Maintain, ProofEntry, Read,
@@ -569,12 +569,9 @@ impl SqliteStore {
     }
 }
 
-impl Read for SqliteStore {
-    fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
-        pseudonyms::identity(&self.conn, pseudonym).map_err(|e| self.map(e))
-    }
-
-    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+impl SqliteStore {
+    /// A page of `query`, its payloads read or left out.
+    fn page(&mut self, query: &Query, payloads: Payloads) -> Result<Page, StoreError> {
         query.filter.check_received_at(self.layout.received_at)?;
         query.filter.check_search(self.layout.search)?;
         let Some(filter) = self.in_this_log(&query.filter) else {
@@ -584,17 +581,32 @@ impl Read for SqliteStore {
             });
         };
         let mut page = match filter {
-            Cow::Borrowed(_) => read::query(self, query),
+            Cow::Borrowed(_) => read::query(self, query, payloads),
             Cow::Owned(filter) => read::query(
                 self,
                 &Query {
                     filter,
                     ..query.clone()
                 },
+                payloads,
             ),
         }?;
         self.reveal(&mut page.events)?;
         Ok(page)
+    }
+}
+
+impl Read for SqliteStore {
+    fn identity_of(&mut self, pseudonym: &str) -> Result<Option<String>, StoreError> {
+        pseudonyms::identity(&self.conn, pseudonym).map_err(|e| self.map(e))
+    }
+
+    fn query(&mut self, query: &Query) -> Result<Page, StoreError> {
+        self.page(query, Payloads::Read)
+    }
+
+    fn list(&mut self, query: &Query) -> Result<Page, StoreError> {
+        self.page(query, Payloads::LeftOut)
     }
 
     fn get(&mut self, id: EventId) -> Result<Option<StoredEvent>, StoreError> {
@@ -610,6 +622,15 @@ impl Read for SqliteStore {
             return Ok(0);
         };
         read::count(self, &filter)
+    }
+
+    fn count_each(&mut self, filter: &Filter, operations: &[&str]) -> Result<Vec<u64>, StoreError> {
+        filter.check_received_at(self.layout.received_at)?;
+        filter.check_search(self.layout.search)?;
+        let Some(filter) = self.in_this_log(filter) else {
+            return Ok(vec![0; operations.len()]);
+        };
+        read::count_each(self, &filter, operations)
     }
 
     fn for_each(

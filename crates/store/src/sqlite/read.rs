@@ -6,7 +6,7 @@ use rusqlite::{Row, ToSql, params_from_iter};
 use super::SqliteStore;
 use super::schema::LookupField;
 use crate::error::StoreError;
-use crate::query::{Cursor, Filter, Page, PageStart, Query, StoredEvent};
+use crate::query::{Cursor, Filter, Page, PageStart, Payloads, Query, StoredEvent};
 use crate::sql::{SqlValue, Where};
 
 pub(super) const COLUMNS: &str = "e.seq, e.meta, e.commitment, e.leaf_hash, p.body";
@@ -46,6 +46,10 @@ pub(super) fn raw(row: &Row<'_>) -> rusqlite::Result<RawRow> {
 }
 
 pub(super) fn decode(log_id: &str, raw: RawRow) -> Result<StoredEvent, StoreError> {
+    decode_with(log_id, raw, Payloads::Read)
+}
+
+fn decode_with(log_id: &str, raw: RawRow, payloads: Payloads) -> Result<StoredEvent, StoreError> {
     StoredEvent::from_columns(
         log_id.to_string(),
         raw.seq as u64,
@@ -53,6 +57,7 @@ pub(super) fn decode(log_id: &str, raw: RawRow) -> Result<StoredEvent, StoreErro
         &raw.commitment,
         &raw.leaf_hash,
         raw.body.as_deref(),
+        payloads,
     )
 }
 
@@ -68,7 +73,11 @@ fn decode_cursor(cursor: &Cursor) -> Result<u64, StoreError> {
         .ok_or_else(|| StoreError::InvalidCursor(cursor.0.clone()))
 }
 
-pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, StoreError> {
+pub(super) fn query(
+    store: &mut SqliteStore,
+    query: &Query,
+    payloads: Payloads,
+) -> Result<Page, StoreError> {
     let (limit, offset) = (query.page_size(), query.offset());
     let before = match &query.start {
         PageStart::After(cursor) => Some(decode_cursor(cursor)?),
@@ -106,7 +115,7 @@ pub(super) fn query(store: &mut SqliteStore, query: &Query) -> Result<Page, Stor
     };
     let mut events = raws
         .into_iter()
-        .map(|r| decode(&store.log_id, r))
+        .map(|r| decode_with(&store.log_id, r, payloads))
         .collect::<Result<Vec<_>, _>>()?;
     let more = events.len() as i64 > limit;
     events.truncate(limit as usize);
@@ -242,6 +251,51 @@ pub(super) fn count(store: &mut SqliteStore, filter: &Filter) -> Result<u64, Sto
         })
         .map(|n| n as u64)
         .map_err(|e| store.map(e))
+}
+
+/// The counts of [`crate::Read::count_each`], in one statement (`GROUP BY e.operation`),
+/// prepared once per reader.
+pub(super) fn count_each(
+    store: &mut SqliteStore,
+    filter: &Filter,
+    operations: &[&str],
+) -> Result<Vec<u64>, StoreError> {
+    let filter = Filter {
+        operation: None,
+        ..filter.clone()
+    };
+    let mut w = Where::from_filter(&filter, placeholder);
+    if store.layout.bulk_keys {
+        super::keys::restrict(&mut w, &filter, &store.conn).map_err(|e| store.map(e))?;
+    }
+    let slots: Vec<String> = operations
+        .iter()
+        .map(|o| w.bind(SqlValue::Text(o.to_string())))
+        .collect();
+    w.push_clause(format!("e.operation IN ({})", slots.join(", ")));
+    let sql = format!(
+        "SELECT e.operation, COUNT(*) FROM events e {} GROUP BY e.operation",
+        w.sql()
+    );
+    let counted: Vec<(String, i64)> = store
+        .conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(params_from_iter(w.params.iter()), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect()
+        })
+        .map_err(|e| store.map(e))?;
+    Ok(operations
+        .iter()
+        .map(|o| {
+            counted
+                .iter()
+                .find(|(op, _)| op == o)
+                .map_or(0, |(_, n)| *n as u64)
+        })
+        .collect())
 }
 
 pub(super) fn for_each(
