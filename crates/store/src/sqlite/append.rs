@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql, params, params_from_iter};
 
-use super::schema::{self, next_seq};
+use super::schema::{self, commit_counters, next_seq};
 use super::{Layout, keys};
 use crate::columns;
 use crate::event_columns::{EVENT_COLUMNS, RECEIVED_AT, Value, column_list};
@@ -55,24 +55,41 @@ impl ToSql for Bound<'_> {
     }
 }
 
-/// Appends `entries` in one transaction, or reports that their seqs are taken.
+/// Why [`append`] wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// Another process appended first: the log's next seq, to renumber from.
+    SeqTaken(u64),
+    /// The pseudonym mapping's erasure count is this, not what the caller saw.
+    ErasedSince(u64),
+}
+
+/// Appends `entries` in one transaction, or reports why not; on success, how many events are
+/// now past the lookup keys' reach (the tail [`settle`] indexes).
 ///
 /// The transaction is IMMEDIATE (it takes the write lock at once) and checks the log's counter
-/// before inserting: when another process appended first, nothing is written and the caller gets
-/// `Ok(Err(next))` to renumber from.
+/// (and, with `erasures_seen`, the erasure count) before inserting: when another process
+/// appended (or erased) first, nothing is written and the caller gets a [`Refused`].
 pub(super) fn append(
     conn: &mut Connection,
     entries: &[Entry<'_>],
     layout: Layout,
-) -> Result<Result<(), u64>, rusqlite::Error> {
+    erasures_seen: Option<u64>,
+) -> Result<Result<u64, Refused>, rusqlite::Error> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-        return Ok(Ok(()));
+        return Ok(Ok(0));
     };
     let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let next = next_seq(&tx)?;
-    if next != first.seq {
-        return Ok(Err(next));
+    let counters = commit_counters(&tx, layout.pseudonym_epoch)?;
+    if counters.next_seq != first.seq {
+        return Ok(Err(Refused::SeqTaken(counters.next_seq)));
     }
+    if let (Some(seen), Some(count)) = (erasures_seen, counters.erasures)
+        && seen != count
+    {
+        return Ok(Err(Refused::ErasedSince(count)));
+    }
+    let mut tail = 0;
     {
         let mut insert_event = tx.prepare_cached(if layout.received_at {
             &INSERT_EVENT
@@ -149,13 +166,16 @@ pub(super) fn append(
             [(last.seq + 1).to_string()],
         )?;
         if layout.bulk_keys {
-            let indexed_to = keys::indexed_to(&tx)?;
-            if last.seq + 1 - indexed_to >= schema::BULK {
+            let indexed_to = counters.indexed_to;
+            tail = last.seq + 1 - indexed_to;
+            if tail >= schema::BULK {
                 keys::index_tail(&tx, indexed_to, last.seq + 1, layout)?;
+                tail = 0;
             }
         }
     }
-    tx.commit().map(Ok)
+    tx.commit()?;
+    Ok(Ok(tail))
 }
 
 /// Adds the keys of the unindexed tail when it is at least [`keys::SETTLE`] long: what the

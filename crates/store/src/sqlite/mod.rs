@@ -5,6 +5,8 @@
 //! why each index exists.
 
 mod append;
+#[cfg(test)]
+mod commit_cost;
 mod derived;
 mod expiry;
 mod keys;
@@ -76,6 +78,10 @@ pub struct SqliteStore {
     recovers: bool,
     /// Whether this store may write (a reader recovers nothing, and takes no writer's lock).
     writable: bool,
+    /// How many events this store's last commit left past the lookup keys' reach (`None`: not
+    /// known, as after opening or after an upkeep): lets [`Append::settle`] skip its look at
+    /// the file when the tail is surely too short.
+    known_tail: Option<u64>,
 }
 
 /// The parts of the schema that later versions added and that reads and writes use when they
@@ -203,6 +209,7 @@ impl SqliteStore {
             writer_lock: None,
             recovers: false,
             writable,
+            known_tail: None,
         };
         // The first real read: a file that is not a database fails here.
         let version = migrations::current_version(&conn).map_err(|e| store.map(e))?;
@@ -418,6 +425,24 @@ impl Log for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Appends `entries`, checking the erasure count against `erasures_seen` when given (see
+    /// [`Append::append_unless_erased`]), and notes the tail it left for [`Append::settle`].
+    fn append_checked(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: Option<u64>,
+    ) -> Result<(), StoreError> {
+        match append::append(&mut self.conn, entries, self.layout, erasures_seen) {
+            Ok(Ok(tail)) => {
+                self.known_tail = Some(tail);
+                Ok(())
+            }
+            Ok(Err(append::Refused::SeqTaken(next))) => Err(StoreError::SeqConflict { next }),
+            Ok(Err(append::Refused::ErasedSince(count))) => Err(StoreError::ErasedSince { count }),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
     /// Shows the identities behind the pseudonyms of `events` (see `crate::reveal`).
     fn reveal<'a>(
         &self,
@@ -435,11 +460,15 @@ impl SqliteStore {
 
 impl Append for SqliteStore {
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
-        match append::append(&mut self.conn, entries, self.layout) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
-            Err(e) => Err(self.map(e)),
-        }
+        self.append_checked(entries, None)
+    }
+
+    fn append_unless_erased(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: u64,
+    ) -> Result<(), StoreError> {
+        self.append_checked(entries, Some(erasures_seen))
     }
 
     fn pseudonym_links(&mut self) -> Result<Vec<Link>, StoreError> {
@@ -454,7 +483,11 @@ impl Append for SqliteStore {
     }
 
     fn settle(&mut self) -> Result<(), StoreError> {
-        if !self.layout.bulk_keys {
+        // What this writer's last commit left unindexed: too short a tail needs no look at the
+        // file (two reads, each a transaction of its own, after every commit of one event).
+        // Another process's appends can make the tail longer than known; they only delay the
+        // upkeep, which the next look past the bound catches up.
+        if !self.layout.bulk_keys || self.known_tail.is_some_and(|tail| tail < keys::SETTLE) {
             return Ok(());
         }
         // Upkeep never waits for another process's write lock: the writer is idle only until
@@ -467,7 +500,10 @@ impl Append for SqliteStore {
             .busy_timeout(self.lock_timeout)
             .map_err(|e| self.map(e))?;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.known_tail = None;
+                Ok(())
+            }
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(()),
             Err(e) => Err(self.map(e)),
         }
