@@ -45,6 +45,10 @@ impl<T: Append + ?Sized> Append for Box<T> {
         (**self).settle()
     }
 
+    fn settle_all(&mut self) -> Result<(), StoreError> {
+        (**self).settle_all()
+    }
+
     fn spool_bytes(&self) -> Option<u64> {
         (**self).spool_bytes()
     }

@@ -240,6 +240,13 @@ pub trait Append: Log {
         Ok(())
     }
 
+    /// Upkeep before the writer stops: SQLite adds the words of the events its text index does
+    /// not reach yet (see the `sqlite::text_tail` module), so that a file at rest has its whole
+    /// index. Never needed for correctness (searches read the tail apart); a failure is logged.
+    fn settle_all(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Bytes waiting in a local spool for the database to come back (0: none wait); `None`
     /// for a store that never spools. Read by the writer after each commit, for metrics: it
     /// must not do I/O.

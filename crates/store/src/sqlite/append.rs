@@ -8,7 +8,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql, params, params_from_iter};
 
 use super::schema::{self, commit_counters, next_seq};
-use super::{Layout, keys};
+use super::{Layout, keys, text_tail};
 use crate::columns;
 use crate::event_columns::{EVENT_COLUMNS, RECEIVED_AT, Value, column_list};
 use crate::store::Entry;
@@ -65,7 +65,8 @@ pub(super) enum Refused {
 }
 
 /// Appends `entries` in one transaction, or reports why not; on success, how many events are
-/// now past the lookup keys' reach (the tail [`settle`] indexes).
+/// now past the lookup keys' or the text index's reach, whichever is longer (the tail
+/// [`settle`] indexes).
 ///
 /// The transaction is IMMEDIATE (it takes the write lock at once) and checks the log's counter
 /// (and, with `erasures_seen`, the erasure count) before inserting: when another process
@@ -148,7 +149,14 @@ pub(super) fn append(
                 ])?;
             }
         }
-        if layout.text_in_bulk {
+        if layout.text_behind {
+            let text_tail = last.seq + 1 - counters.text_indexed_to;
+            if text_tail >= text_tail::TEXT_BULK {
+                text_tail::index_text(&tx, counters.text_indexed_to, last.seq + 1)?;
+            } else {
+                tail = text_tail;
+            }
+        } else if layout.text_in_bulk {
             // The commit's payloads, in seq order, as one statement: no trigger program per
             // row, and FTS5 gathers their words in memory and writes them as one segment at
             // the commit.
@@ -167,10 +175,11 @@ pub(super) fn append(
         )?;
         if layout.bulk_keys {
             let indexed_to = counters.indexed_to;
-            tail = last.seq + 1 - indexed_to;
-            if tail >= schema::BULK {
+            let keys_tail = last.seq + 1 - indexed_to;
+            if keys_tail >= schema::BULK {
                 keys::index_tail(&tx, indexed_to, last.seq + 1, layout)?;
-                tail = 0;
+            } else {
+                tail = tail.max(keys_tail);
             }
         }
     }
@@ -178,19 +187,65 @@ pub(super) fn append(
     Ok(Ok(tail))
 }
 
-/// Adds the keys of the unindexed tail when it is at least [`keys::SETTLE`] long: what the
-/// writer does when it has nothing queued. Returns whether it wrote anything.
-pub(super) fn settle(conn: &mut Connection, layout: Layout) -> Result<bool, rusqlite::Error> {
+/// The shortest tails [`settle`] indexes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Least {
+    pub(super) keys: u64,
+    pub(super) text: u64,
+}
+
+impl Least {
+    /// When the writer has nothing queued: either tail once it is [`keys::SETTLE`] long.
+    pub(super) const IDLE: Least = Least {
+        keys: keys::SETTLE,
+        text: keys::SETTLE,
+    };
+    /// Before the writer stops: the whole text tail, so that the file at rest has its whole
+    /// text index; the keys as when idle.
+    pub(super) const STOPPING: Least = Least {
+        keys: keys::SETTLE,
+        text: 1,
+    };
+}
+
+/// Adds the keys and the words of the unindexed tail (the words only when the file indexes them
+/// behind the writer) when either is at least as long as `least` says: what the writer does
+/// when it has nothing queued, and before it stops. Returns whether it wrote anything.
+pub(super) fn settle(
+    conn: &mut Connection,
+    layout: Layout,
+    least: Least,
+) -> Result<bool, rusqlite::Error> {
+    let longest = |conn: &Connection| -> Result<(u64, u64, u64), rusqlite::Error> {
+        let next = next_seq(conn)?;
+        let text_from = if layout.text_behind {
+            text_tail::text_indexed_to(conn)?
+        } else {
+            next
+        };
+        Ok((keys::indexed_to(conn)?, text_from, next))
+    };
+    let due = |(keys_from, text_from, to): (u64, u64, u64)| {
+        (
+            to.saturating_sub(keys_from) >= least.keys,
+            to.saturating_sub(text_from) >= least.text,
+        )
+    };
     // A look without the write lock first: most idle moments have nothing to do.
-    if next_seq(conn)?.saturating_sub(keys::indexed_to(conn)?) < keys::SETTLE {
+    if due(longest(conn)?) == (false, false) {
         return Ok(false);
     }
     let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let (from, to) = (keys::indexed_to(&tx)?, next_seq(&tx)?);
-    if to.saturating_sub(from) < keys::SETTLE {
+    let (keys_from, text_from, to) = longest(&tx)?;
+    let (keys_due, text_due) = due((keys_from, text_from, to));
+    if !(keys_due || text_due) {
         return Ok(false);
     }
-    keys::index_tail(&tx, from, to, layout)?;
+    if keys_due {
+        keys::index_tail(&tx, keys_from, to, layout)?;
+    }
+    // The words go whenever the file is written to anyway.
+    text_tail::index_text(&tx, text_from, to)?;
     tx.commit()?;
     Ok(true)
 }

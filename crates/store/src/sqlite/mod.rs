@@ -17,6 +17,7 @@ mod read;
 mod report;
 mod schema;
 mod sink_state;
+mod text_tail;
 mod totals;
 mod witness;
 mod writers;
@@ -112,6 +113,9 @@ pub(super) struct Layout {
     /// Version 14 on: the writer adds each commit's payloads to `payload_text` itself, in one
     /// statement; before, a trigger on `payloads` did (and still does in such a file).
     pub(super) text_in_bulk: bool,
+    /// Version 16 on: the writer adds the words a few hundred events at a time, below
+    /// `text_indexed_to`; searches read the tail past it apart (see `text_tail`).
+    pub(super) text_behind: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -128,6 +132,7 @@ impl Layout {
             pseudonym_epoch: version >= migrations::PSEUDONYM_EPOCH_VERSION,
             witness: version >= migrations::WITNESS_VERSION,
             text_in_bulk: version >= migrations::TEXT_IN_BULK_VERSION,
+            text_behind: version >= migrations::TEXT_BEHIND_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -425,6 +430,55 @@ impl Log for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Runs `read` with the reader's copy of the text index's tail filled, in one read
+    /// transaction with it (see `text_tail`), when `filter` searches; as it is otherwise.
+    fn searching<T>(
+        &mut self,
+        filter: &Filter,
+        read: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if filter.search.is_none() || !self.layout.search {
+            return read(self);
+        }
+        let own = self.conn.is_autocommit();
+        if own {
+            self.conn.execute_batch("BEGIN").map_err(|e| self.map(e))?;
+        }
+        // A reader is `query_only`, which refuses writes to its own `temp` tables too: lifted
+        // for the statements that fill and empty the tail's copy and end the transaction,
+        // never for the read.
+        let result = self
+            .on_temp(text_tail::fill_search_tail)
+            .map_err(|e| self.map(e))
+            .and_then(|()| read(self));
+        let cleared = self.on_temp(|conn, _| text_tail::clear_search_tail(conn));
+        // The transaction wrote the `temp` copy: its end is a write too.
+        let ended = match (own, result.is_ok()) {
+            (false, _) => Ok(()),
+            (true, true) => self.on_temp(|conn, _| conn.execute_batch("COMMIT")),
+            (true, false) => self.on_temp(|conn, _| conn.execute_batch("ROLLBACK")),
+        };
+        let value = result?;
+        cleared.map_err(|e| self.map(e))?;
+        ended.map_err(|e| self.map(e))?;
+        Ok(value)
+    }
+
+    /// Runs `write`, which writes only this connection's `temp` tables, with `query_only`
+    /// lifted on a reader.
+    fn on_temp(
+        &self,
+        write: impl FnOnce(&Connection, bool) -> Result<(), rusqlite::Error>,
+    ) -> Result<(), rusqlite::Error> {
+        if self.writable {
+            return write(&self.conn, self.layout.text_behind);
+        }
+        self.conn.pragma_update(None, "query_only", false)?;
+        let result = write(&self.conn, self.layout.text_behind);
+        self.conn.pragma_update(None, "query_only", true)?;
+        result
+    }
+
     /// Appends `entries`, checking the erasure count against `erasures_seen` when given (see
     /// [`Append::append_unless_erased`]), and notes the tail it left for [`Append::settle`].
     fn append_checked(
@@ -495,7 +549,7 @@ impl Append for SqliteStore {
         self.conn
             .busy_timeout(std::time::Duration::ZERO)
             .map_err(|e| self.map(e))?;
-        let result = append::settle(&mut self.conn, self.layout);
+        let result = append::settle(&mut self.conn, self.layout, append::Least::IDLE);
         self.conn
             .busy_timeout(self.lock_timeout)
             .map_err(|e| self.map(e))?;
@@ -507,6 +561,16 @@ impl Append for SqliteStore {
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(()),
             Err(e) => Err(self.map(e)),
         }
+    }
+
+    fn settle_all(&mut self) -> Result<(), StoreError> {
+        if !self.layout.text_behind {
+            return Ok(());
+        }
+        self.known_tail = None;
+        append::settle(&mut self.conn, self.layout, append::Least::STOPPING)
+            .map(drop)
+            .map_err(|e| self.map(e))
     }
 
     /// Intents without an outcome, when no other process that recovers is recording into
@@ -620,14 +684,14 @@ impl Read for SqliteStore {
             });
         };
         let mut page = match filter {
-            Cow::Borrowed(_) => read::query(self, query),
-            Cow::Owned(filter) => read::query(
-                self,
-                &Query {
+            Cow::Borrowed(_) => self.searching(&query.filter, |store| read::query(store, query)),
+            Cow::Owned(filter) => {
+                let query = Query {
                     filter,
                     ..query.clone()
-                },
-            ),
+                };
+                self.searching(&query.filter, |store| read::query(store, &query))
+            }
         }?;
         self.reveal(&mut page.events)?;
         Ok(page)
@@ -645,7 +709,7 @@ impl Read for SqliteStore {
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(0);
         };
-        read::count(self, &filter)
+        self.searching(&filter, |store| read::count(store, &filter))
     }
 
     fn for_each(
@@ -658,13 +722,15 @@ impl Read for SqliteStore {
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(0);
         };
-        let conn = &self.conn;
-        let mut revealer = crate::reveal::Revealer::default();
-        read::for_each(self, &filter, &mut |mut stored| {
-            revealer.reveal(&mut stored.event, &mut |p| {
-                pseudonyms::identity(conn, p).map_err(map_err)
-            })?;
-            sink(stored)
+        self.searching(&filter, |store| {
+            let conn = &store.conn;
+            let mut revealer = crate::reveal::Revealer::default();
+            read::for_each(store, &filter, &mut |mut stored| {
+                revealer.reveal(&mut stored.event, &mut |p| {
+                    pseudonyms::identity(conn, p).map_err(map_err)
+                })?;
+                sink(stored)
+            })
         })
     }
 
@@ -690,7 +756,7 @@ impl Read for SqliteStore {
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(Vec::new());
         };
-        report::tool_stats(self, &filter)
+        self.searching(&filter, |store| report::tool_stats(store, &filter))
     }
 }
 

@@ -155,6 +155,7 @@ pub(crate) fn run(
                     Command::Shutdown { reply } => {
                         log.commit(&mut store, &mut batch, &shared, Try::Now);
                         log.give_up(&shared);
+                        settle_all(&mut store);
                         if let Some(c) = checkpointer.as_mut() {
                             c.after_commit(&mut store, true, &mut log.appended);
                         }
@@ -189,6 +190,15 @@ pub(crate) fn run(
     // Every sender is gone: whatever still waits is lost, and said so.
     log.commit(&mut store, &mut batch, &shared, Try::Now);
     log.give_up(&shared);
+    settle_all(&mut store);
+}
+
+/// The store's upkeep before the writer stops (see [`Append::settle_all`]); a failure is
+/// logged, as the upkeep is never needed for correctness.
+fn settle_all(store: &mut impl Append) {
+    if let Err(error) = store.settle_all() {
+        tracing::warn!(target: LOG_TARGET, %error, "store upkeep before stopping failed");
+    }
 }
 
 /// A timer for waits on the queue with a time limit. `None` (logged) when none could be made:
