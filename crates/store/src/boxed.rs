@@ -33,8 +33,20 @@ impl<T: Append + ?Sized> Append for Box<T> {
         (**self).append(entries)
     }
 
+    fn append_unless_erased(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: u64,
+    ) -> Result<(), StoreError> {
+        (**self).append_unless_erased(entries, erasures_seen)
+    }
+
     fn settle(&mut self) -> Result<(), StoreError> {
         (**self).settle()
+    }
+
+    fn settle_all(&mut self) -> Result<(), StoreError> {
+        (**self).settle_all()
     }
 
     fn spool_bytes(&self) -> Option<u64> {

@@ -39,6 +39,11 @@ pub enum StoreError {
     /// The writer renumbers the batch from `next` and tries again.
     #[error("sequence conflict: another writer appended to this log (next seq is {next})")]
     SeqConflict { next: u64 },
+    /// Subject erasures were made since the writer last looked (the pseudonym mapping's
+    /// erasure count is now `count`): nothing was written. The writer renames the batch's
+    /// erased pseudonyms and tries again (see `crate::erasure_watch`); no caller sees it.
+    #[error("the pseudonym mapping was erased from since the batch was named (count {count})")]
+    ErasedSince { count: u64 },
     /// The database server can not be reached (stopped, restarting, network down). The
     /// PostgreSQL backend spools or waits through this; it reaches callers only when the wait
     /// timed out or the spool is full.

@@ -215,10 +215,35 @@ pub trait Append: Log {
     /// [`StoreError::SeqConflict`] with the log's next seq, for the writer to renumber.
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError>;
 
+    /// As [`Append::append`], after checking that the pseudonym mapping's erasure count (see
+    /// [`Append::pseudonym_erasures`]) is still `erasures_seen`: when it moved, writes nothing
+    /// and returns [`StoreError::ErasedSince`]. The backends read the count inside the
+    /// commit's own transaction, with the statement that reads the log's counter: a commit of
+    /// one event (one call in flight) paid a statement, and on PostgreSQL a round trip, of its
+    /// own for it. This default reads it first; a count it can not read is not checked (the
+    /// batch's own write reports the store's failure).
+    fn append_unless_erased(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: u64,
+    ) -> Result<(), StoreError> {
+        match self.pseudonym_erasures() {
+            Ok(count) if count != erasures_seen => Err(StoreError::ErasedSince { count }),
+            _ => self.append(entries),
+        }
+    }
+
     /// Upkeep for a moment when the writer has nothing queued: SQLite adds the lookup keys of
     /// its most recent events to their index (see the `sqlite::keys` module). Never needed for
     /// correctness; a failure is logged by the writer and the next append goes on as usual.
     fn settle(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Upkeep before the writer stops: SQLite adds the words of the events its text index does
+    /// not reach yet (see the `sqlite::text_tail` module), so that a file at rest has its whole
+    /// index. Never needed for correctness (searches read the tail apart); a failure is logged.
+    fn settle_all(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
 

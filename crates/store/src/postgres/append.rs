@@ -18,12 +18,15 @@ use crate::error::StoreError;
 use crate::event_columns::{EVENT_COLUMNS, Value, column_list};
 use crate::store::Entry;
 
-/// Appends `entries` (consecutive seqs) to `log_id` in one committed transaction.
+/// Appends `entries` (consecutive seqs) to `log_id` in one committed transaction. With
+/// `erasures_seen`, writes nothing and fails with [`StoreError::ErasedSince`] when the pseudonym
+/// mapping's erasure count moved from it (read with the log's counter: no round trip of its own).
 pub(super) fn append(
     mut tx: Transaction<'_>,
     log_id: &str,
     entries: &[Entry<'_>],
     method: WriteMethod,
+    erasures_seen: Option<u64>,
 ) -> Result<(), StoreError> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Ok(());
@@ -36,15 +39,14 @@ pub(super) fn append(
         &[&log_id, &jiff::Timestamp::now().as_microsecond()],
     )
     .map_err(map_err)?;
-    let next: i64 = tx
-        .query_one(
-            "SELECT next_seq FROM logs WHERE log_id = $1 FOR UPDATE",
-            &[&log_id],
-        )
-        .map_err(map_err)?
-        .get(0);
-    if next as u64 != first.seq {
-        return Err(StoreError::SeqConflict { next: next as u64 });
+    let (next, erasures) = counters(&mut tx, log_id)?;
+    if next != first.seq {
+        return Err(StoreError::SeqConflict { next });
+    }
+    if let Some(seen) = erasures_seen
+        && seen != erasures
+    {
+        return Err(StoreError::ErasedSince { count: erasures });
     }
     match method {
         WriteMethod::Copy => {
@@ -63,6 +65,19 @@ pub(super) fn append(
     )
     .map_err(map_err)?;
     tx.commit().map_err(map_err)
+}
+
+/// The log's next seq, locked for this transaction (`FOR UPDATE` locks the log's row alone),
+/// and the pseudonym mapping's erasure count, in one statement.
+fn counters(tx: &mut Transaction<'_>, log_id: &str) -> Result<(u64, u64), StoreError> {
+    let row = tx
+        .query_one(
+            "SELECT next_seq, (SELECT n FROM pseudonym_epoch) FROM logs
+              WHERE log_id = $1 FOR UPDATE OF logs",
+            &[&log_id],
+        )
+        .map_err(map_err)?;
+    Ok((row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64))
 }
 
 /// Streams one table's rows with binary `COPY`: opens the sink, lets `rows` write each row and

@@ -485,8 +485,15 @@ impl Log for PgStore {
     }
 }
 
-impl Append for PgStore {
-    fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+impl PgStore {
+    /// Appends `entries`, checking the erasure count against `erasures_seen` inside the
+    /// transaction when given (see [`Append::append_unless_erased`]); spooled entries are not
+    /// checked (the count is the server's, out of reach then).
+    fn append_checked(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: Option<u64>,
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -498,7 +505,7 @@ impl Append for PgStore {
             });
         }
         self.last_batch = None;
-        self.append_or_wait(entries)?;
+        self.append_or_wait(entries, erasures_seen)?;
         self.new_log = false;
         // Spooled entries are not in the database yet: only a batch written there is kept.
         if self.spool.as_ref().is_none_or(Spool::is_empty) {
@@ -508,6 +515,20 @@ impl Append for PgStore {
             ));
         }
         Ok(())
+    }
+}
+
+impl Append for PgStore {
+    fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+        self.append_checked(entries, None)
+    }
+
+    fn append_unless_erased(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: u64,
+    ) -> Result<(), StoreError> {
+        self.append_checked(entries, Some(erasures_seen))
     }
 
     fn spool_bytes(&self) -> Option<u64> {

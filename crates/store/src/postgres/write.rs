@@ -17,6 +17,7 @@ impl PgStore {
         &mut self,
         log_id: &str,
         entries: &[Entry<'_>],
+        erasures_seen: Option<u64>,
     ) -> Result<(), StoreError> {
         let mut partitions = std::mem::take(&mut self.partitions);
         let method = self.options.write_method;
@@ -29,7 +30,7 @@ impl PgStore {
                         .map(|e| e.sealed.event.timestamp.as_microsecond()),
                 )?;
                 let tx = client.transaction().map_err(map_err)?;
-                match append::append(tx, log_id, entries, method) {
+                match append::append(tx, log_id, entries, method, erasures_seen) {
                     Err(StoreError::SeqConflict { next })
                         if already_written(client, log_id, entries, next)? =>
                     {
@@ -70,7 +71,7 @@ impl PgStore {
         let waiting: Vec<&spool::Spooled> = entries.iter().filter(|e| e.seq >= next).collect();
         for chunk in waiting.chunks(REPLAY_BATCH) {
             let batch: Vec<Entry<'_>> = chunk.iter().map(|s| s.entry()).collect();
-            self.try_append(log_id, &batch)?;
+            self.try_append(log_id, &batch, None)?;
         }
         spool.clear()?;
         Ok(waiting.len())
@@ -146,7 +147,11 @@ impl PgStore {
     /// Appends `entries` to this writer's log, behind any spooled ones. While the server is
     /// unreachable: spools them (with a spool that has room), or retries every RETRY_EVERY
     /// until `reconnect_timeout`, then fails with [`StoreError::Unavailable`].
-    pub(super) fn append_or_wait(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
+    pub(super) fn append_or_wait(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: Option<u64>,
+    ) -> Result<(), StoreError> {
         let started = Instant::now();
         let log_id = self.log_id.clone();
         let mut retrying = false;
@@ -156,7 +161,7 @@ impl PgStore {
             let drained = self.try_drain(retrying)?;
             retrying = true;
             let reason = if drained {
-                match self.try_append(&log_id, entries) {
+                match self.try_append(&log_id, entries, erasures_seen) {
                     Err(StoreError::Unavailable { reason, .. }) => reason,
                     Ok(()) => {
                         self.outage_over();

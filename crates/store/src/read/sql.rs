@@ -194,8 +194,10 @@ impl Where {
 /// the payload's text index. Which backend a builder writes for shows in its placeholders
 /// (`$n` is PostgreSQL's), so that every caller of [`Where::from_filter`] stays as it was.
 ///
-/// - SQLite: `payload_text` is an FTS5 index over `payloads.body` whose rowid is the seq;
-///   the words go in as one quoted phrase (see `crate::search`).
+/// - SQLite: `payload_text` is an FTS5 index over `payloads.body` whose rowid is the seq,
+///   written behind the writer; `temp.payload_tail`, the reader's copy of the payloads past
+///   it, filled in the same transaction (see `sqlite::text_tail`), holds the rest; the words
+///   go in as one quoted phrase (see `crate::search`).
 /// - PostgreSQL: `mcp_audit_search_doc(body)` is the expression its GIN index is built on,
 ///   written here exactly as in the migration so that the planner uses the index; its
 ///   `mcp_audit_search_query` makes the phrase query of the words.
@@ -208,10 +210,12 @@ fn search_condition(w: &mut Where, search: &TextSearch) {
             SqlValue::Text(search.words().to_string()),
         );
     } else {
-        w.push(
-            "e.seq IN (SELECT rowid FROM payload_text WHERE payload_text MATCH {})",
-            SqlValue::Text(search.fts5_phrase()),
-        );
+        let phrase = w.bind(SqlValue::Text(search.fts5_phrase()));
+        w.push_clause(format!(
+            "e.seq IN (SELECT rowid FROM payload_text WHERE payload_text MATCH {phrase}
+                       UNION ALL
+                       SELECT rowid FROM payload_tail WHERE payload_tail MATCH {phrase})"
+        ));
     }
 }
 
@@ -327,7 +331,9 @@ mod tests {
         let lite = Where::from_filter(&filter, sqlite);
         assert_eq!(
             lite.sql(),
-            "WHERE e.seq IN (SELECT rowid FROM payload_text WHERE payload_text MATCH ?1)"
+            "WHERE e.seq IN (SELECT rowid FROM payload_text WHERE payload_text MATCH ?1
+                       UNION ALL
+                       SELECT rowid FROM payload_tail WHERE payload_tail MATCH ?1)"
         );
         assert_eq!(lite.params, vec![SqlValue::Text("\"x or near y\"".into())]);
         let pg = Where::from_filter(&filter, |n| format!("${n}"));

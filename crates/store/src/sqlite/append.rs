@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql, params, params_from_iter};
 
-use super::schema::{self, next_seq};
-use super::{Layout, keys};
+use super::schema::{self, commit_counters, next_seq};
+use super::{Layout, keys, text_tail};
 use crate::columns;
 use crate::event_columns::{EVENT_COLUMNS, RECEIVED_AT, Value, column_list};
 use crate::store::Entry;
@@ -55,24 +55,42 @@ impl ToSql for Bound<'_> {
     }
 }
 
-/// Appends `entries` in one transaction, or reports that their seqs are taken.
+/// Why [`append`] wrote nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// Another process appended first: the log's next seq, to renumber from.
+    SeqTaken(u64),
+    /// The pseudonym mapping's erasure count is this, not what the caller saw.
+    ErasedSince(u64),
+}
+
+/// Appends `entries` in one transaction, or reports why not; on success, how many events are
+/// now past the lookup keys' or the text index's reach, whichever is longer (the tail
+/// [`settle`] indexes).
 ///
 /// The transaction is IMMEDIATE (it takes the write lock at once) and checks the log's counter
-/// before inserting: when another process appended first, nothing is written and the caller gets
-/// `Ok(Err(next))` to renumber from.
+/// (and, with `erasures_seen`, the erasure count) before inserting: when another process
+/// appended (or erased) first, nothing is written and the caller gets a [`Refused`].
 pub(super) fn append(
     conn: &mut Connection,
     entries: &[Entry<'_>],
     layout: Layout,
-) -> Result<Result<(), u64>, rusqlite::Error> {
+    erasures_seen: Option<u64>,
+) -> Result<Result<u64, Refused>, rusqlite::Error> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-        return Ok(Ok(()));
+        return Ok(Ok(0));
     };
     let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let next = next_seq(&tx)?;
-    if next != first.seq {
-        return Ok(Err(next));
+    let counters = commit_counters(&tx, layout.pseudonym_epoch)?;
+    if counters.next_seq != first.seq {
+        return Ok(Err(Refused::SeqTaken(counters.next_seq)));
     }
+    if let (Some(seen), Some(count)) = (erasures_seen, counters.erasures)
+        && seen != count
+    {
+        return Ok(Err(Refused::ErasedSince(count)));
+    }
+    let mut tail = 0;
     {
         let mut insert_event = tx.prepare_cached(if layout.received_at {
             &INSERT_EVENT
@@ -131,7 +149,14 @@ pub(super) fn append(
                 ])?;
             }
         }
-        if layout.text_in_bulk {
+        if layout.text_behind {
+            let text_tail = last.seq + 1 - counters.text_indexed_to;
+            if text_tail >= text_tail::TEXT_BULK {
+                text_tail::index_text(&tx, counters.text_indexed_to, last.seq + 1)?;
+            } else {
+                tail = text_tail;
+            }
+        } else if layout.text_in_bulk {
             // The commit's payloads, in seq order, as one statement: no trigger program per
             // row, and FTS5 gathers their words in memory and writes them as one segment at
             // the commit.
@@ -149,28 +174,78 @@ pub(super) fn append(
             [(last.seq + 1).to_string()],
         )?;
         if layout.bulk_keys {
-            let indexed_to = keys::indexed_to(&tx)?;
-            if last.seq + 1 - indexed_to >= schema::BULK {
+            let indexed_to = counters.indexed_to;
+            let keys_tail = last.seq + 1 - indexed_to;
+            if keys_tail >= schema::BULK {
                 keys::index_tail(&tx, indexed_to, last.seq + 1, layout)?;
+            } else {
+                tail = tail.max(keys_tail);
             }
         }
     }
-    tx.commit().map(Ok)
+    tx.commit()?;
+    Ok(Ok(tail))
 }
 
-/// Adds the keys of the unindexed tail when it is at least [`keys::SETTLE`] long: what the
-/// writer does when it has nothing queued. Returns whether it wrote anything.
-pub(super) fn settle(conn: &mut Connection, layout: Layout) -> Result<bool, rusqlite::Error> {
+/// The shortest tails [`settle`] indexes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Least {
+    pub(super) keys: u64,
+    pub(super) text: u64,
+}
+
+impl Least {
+    /// When the writer has nothing queued: either tail once it is [`keys::SETTLE`] long.
+    pub(super) const IDLE: Least = Least {
+        keys: keys::SETTLE,
+        text: keys::SETTLE,
+    };
+    /// Before the writer stops: the whole text tail, so that the file at rest has its whole
+    /// text index; the keys as when idle.
+    pub(super) const STOPPING: Least = Least {
+        keys: keys::SETTLE,
+        text: 1,
+    };
+}
+
+/// Adds the keys and the words of the unindexed tail (the words only when the file indexes them
+/// behind the writer) when either is at least as long as `least` says: what the writer does
+/// when it has nothing queued, and before it stops. Returns whether it wrote anything.
+pub(super) fn settle(
+    conn: &mut Connection,
+    layout: Layout,
+    least: Least,
+) -> Result<bool, rusqlite::Error> {
+    let longest = |conn: &Connection| -> Result<(u64, u64, u64), rusqlite::Error> {
+        let next = next_seq(conn)?;
+        let text_from = if layout.text_behind {
+            text_tail::text_indexed_to(conn)?
+        } else {
+            next
+        };
+        Ok((keys::indexed_to(conn)?, text_from, next))
+    };
+    let due = |(keys_from, text_from, to): (u64, u64, u64)| {
+        (
+            to.saturating_sub(keys_from) >= least.keys,
+            to.saturating_sub(text_from) >= least.text,
+        )
+    };
     // A look without the write lock first: most idle moments have nothing to do.
-    if next_seq(conn)?.saturating_sub(keys::indexed_to(conn)?) < keys::SETTLE {
+    if due(longest(conn)?) == (false, false) {
         return Ok(false);
     }
     let tx = rusqlite::Transaction::new(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let (from, to) = (keys::indexed_to(&tx)?, next_seq(&tx)?);
-    if to.saturating_sub(from) < keys::SETTLE {
+    let (keys_from, text_from, to) = longest(&tx)?;
+    let (keys_due, text_due) = due((keys_from, text_from, to));
+    if !(keys_due || text_due) {
         return Ok(false);
     }
-    keys::index_tail(&tx, from, to, layout)?;
+    if keys_due {
+        keys::index_tail(&tx, keys_from, to, layout)?;
+    }
+    // The words go whenever the file is written to anyway.
+    text_tail::index_text(&tx, text_from, to)?;
     tx.commit()?;
     Ok(true)
 }

@@ -376,6 +376,34 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             ) WITHOUT ROWID;
         ",
     },
+    Migration {
+        description: "the full-text index written behind the writer (see sqlite/text_tail.rs)",
+        sql: "
+            -- The words go in a few hundred events at a time; `text_indexed_to` says how far.
+            -- A payload past it is not in the index, and a 'delete' of an entry the index never
+            -- had would corrupt it: the triggers act only below the bound.
+            DROP TRIGGER payload_text_delete;
+            DROP TRIGGER payload_text_update;
+            CREATE TRIGGER payload_text_delete AFTER DELETE ON payloads
+            WHEN old.seq < (SELECT CAST(value AS INTEGER) FROM log_state
+                             WHERE key = 'text_indexed_to')
+            BEGIN
+                INSERT INTO payload_text (payload_text, rowid, body)
+                    VALUES ('delete', old.seq, old.body);
+            END;
+            CREATE TRIGGER payload_text_update AFTER UPDATE ON payloads
+            WHEN old.seq < (SELECT CAST(value AS INTEGER) FROM log_state
+                             WHERE key = 'text_indexed_to')
+            BEGIN
+                INSERT INTO payload_text (payload_text, rowid, body)
+                    VALUES ('delete', old.seq, old.body);
+                INSERT INTO payload_text (rowid, body) VALUES (new.seq, new.body);
+            END;
+            -- Everything recorded so far is indexed (version 14 on, a commit at a time).
+            INSERT INTO log_state (key, value)
+                SELECT 'text_indexed_to', value FROM log_state WHERE key = 'next_seq';
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -402,6 +430,10 @@ pub(crate) const WITNESS_VERSION: i64 = 13;
 /// The first version whose text index the writer fills itself, a commit at a time (see
 /// `append.rs`); before it a trigger did, a row at a time.
 pub(crate) const TEXT_IN_BULK_VERSION: i64 = 14;
+
+/// The first version whose text index is written behind the writer, past a bound (see
+/// `text_tail.rs`).
+pub(crate) const TEXT_BEHIND_VERSION: i64 = 17;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

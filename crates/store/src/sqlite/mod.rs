@@ -5,6 +5,8 @@
 //! why each index exists.
 
 mod append;
+#[cfg(test)]
+mod commit_cost;
 mod derived;
 mod expiry;
 mod keys;
@@ -15,6 +17,7 @@ mod read;
 mod report;
 mod schema;
 mod sink_state;
+mod text_tail;
 mod totals;
 mod witness;
 mod writers;
@@ -76,6 +79,10 @@ pub struct SqliteStore {
     recovers: bool,
     /// Whether this store may write (a reader recovers nothing, and takes no writer's lock).
     writable: bool,
+    /// How many events this store's last commit left past the lookup keys' reach (`None`: not
+    /// known, as after opening or after an upkeep): lets [`Append::settle`] skip its look at
+    /// the file when the tail is surely too short.
+    known_tail: Option<u64>,
 }
 
 /// The parts of the schema that later versions added and that reads and writes use when they
@@ -106,6 +113,9 @@ pub(super) struct Layout {
     /// Version 14 on: the writer adds each commit's payloads to `payload_text` itself, in one
     /// statement; before, a trigger on `payloads` did (and still does in such a file).
     pub(super) text_in_bulk: bool,
+    /// Version 17 on: the writer adds the words a few hundred events at a time, below
+    /// `text_indexed_to`; searches read the tail past it apart (see `text_tail`).
+    pub(super) text_behind: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -122,6 +132,7 @@ impl Layout {
             pseudonym_epoch: version >= migrations::PSEUDONYM_EPOCH_VERSION,
             witness: version >= migrations::WITNESS_VERSION,
             text_in_bulk: version >= migrations::TEXT_IN_BULK_VERSION,
+            text_behind: version >= migrations::TEXT_BEHIND_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -203,6 +214,7 @@ impl SqliteStore {
             writer_lock: None,
             recovers: false,
             writable,
+            known_tail: None,
         };
         // The first real read: a file that is not a database fails here.
         let version = migrations::current_version(&conn).map_err(|e| store.map(e))?;
@@ -418,6 +430,73 @@ impl Log for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Runs `read` with the reader's copy of the text index's tail filled, in one read
+    /// transaction with it (see `text_tail`), when `filter` searches; as it is otherwise.
+    fn searching<T>(
+        &mut self,
+        filter: &Filter,
+        read: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if filter.search.is_none() || !self.layout.search {
+            return read(self);
+        }
+        let own = self.conn.is_autocommit();
+        if own {
+            self.conn.execute_batch("BEGIN").map_err(|e| self.map(e))?;
+        }
+        // A reader is `query_only`, which refuses writes to its own `temp` tables too: lifted
+        // for the statements that fill and empty the tail's copy and end the transaction,
+        // never for the read.
+        let result = self
+            .on_temp(text_tail::fill_search_tail)
+            .map_err(|e| self.map(e))
+            .and_then(|()| read(self));
+        let cleared = self.on_temp(|conn, _| text_tail::clear_search_tail(conn));
+        // The transaction wrote the `temp` copy: its end is a write too.
+        let ended = match (own, result.is_ok()) {
+            (false, _) => Ok(()),
+            (true, true) => self.on_temp(|conn, _| conn.execute_batch("COMMIT")),
+            (true, false) => self.on_temp(|conn, _| conn.execute_batch("ROLLBACK")),
+        };
+        let value = result?;
+        cleared.map_err(|e| self.map(e))?;
+        ended.map_err(|e| self.map(e))?;
+        Ok(value)
+    }
+
+    /// Runs `write`, which writes only this connection's `temp` tables, with `query_only`
+    /// lifted on a reader.
+    fn on_temp(
+        &self,
+        write: impl FnOnce(&Connection, bool) -> Result<(), rusqlite::Error>,
+    ) -> Result<(), rusqlite::Error> {
+        if self.writable {
+            return write(&self.conn, self.layout.text_behind);
+        }
+        self.conn.pragma_update(None, "query_only", false)?;
+        let result = write(&self.conn, self.layout.text_behind);
+        self.conn.pragma_update(None, "query_only", true)?;
+        result
+    }
+
+    /// Appends `entries`, checking the erasure count against `erasures_seen` when given (see
+    /// [`Append::append_unless_erased`]), and notes the tail it left for [`Append::settle`].
+    fn append_checked(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: Option<u64>,
+    ) -> Result<(), StoreError> {
+        match append::append(&mut self.conn, entries, self.layout, erasures_seen) {
+            Ok(Ok(tail)) => {
+                self.known_tail = Some(tail);
+                Ok(())
+            }
+            Ok(Err(append::Refused::SeqTaken(next))) => Err(StoreError::SeqConflict { next }),
+            Ok(Err(append::Refused::ErasedSince(count))) => Err(StoreError::ErasedSince { count }),
+            Err(e) => Err(self.map(e)),
+        }
+    }
+
     /// Shows the identities behind the pseudonyms of `events` (see `crate::reveal`).
     fn reveal<'a>(
         &self,
@@ -435,11 +514,15 @@ impl SqliteStore {
 
 impl Append for SqliteStore {
     fn append(&mut self, entries: &[Entry<'_>]) -> Result<(), StoreError> {
-        match append::append(&mut self.conn, entries, self.layout) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(next)) => Err(StoreError::SeqConflict { next }),
-            Err(e) => Err(self.map(e)),
-        }
+        self.append_checked(entries, None)
+    }
+
+    fn append_unless_erased(
+        &mut self,
+        entries: &[Entry<'_>],
+        erasures_seen: u64,
+    ) -> Result<(), StoreError> {
+        self.append_checked(entries, Some(erasures_seen))
     }
 
     fn pseudonym_links(&mut self) -> Result<Vec<Link>, StoreError> {
@@ -454,7 +537,11 @@ impl Append for SqliteStore {
     }
 
     fn settle(&mut self) -> Result<(), StoreError> {
-        if !self.layout.bulk_keys {
+        // What this writer's last commit left unindexed: too short a tail needs no look at the
+        // file (two reads, each a transaction of its own, after every commit of one event).
+        // Another process's appends can make the tail longer than known; they only delay the
+        // upkeep, which the next look past the bound catches up.
+        if !self.layout.bulk_keys || self.known_tail.is_some_and(|tail| tail < keys::SETTLE) {
             return Ok(());
         }
         // Upkeep never waits for another process's write lock: the writer is idle only until
@@ -462,15 +549,28 @@ impl Append for SqliteStore {
         self.conn
             .busy_timeout(std::time::Duration::ZERO)
             .map_err(|e| self.map(e))?;
-        let result = append::settle(&mut self.conn, self.layout);
+        let result = append::settle(&mut self.conn, self.layout, append::Least::IDLE);
         self.conn
             .busy_timeout(self.lock_timeout)
             .map_err(|e| self.map(e))?;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.known_tail = None;
+                Ok(())
+            }
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => Ok(()),
             Err(e) => Err(self.map(e)),
         }
+    }
+
+    fn settle_all(&mut self) -> Result<(), StoreError> {
+        if !self.layout.text_behind {
+            return Ok(());
+        }
+        self.known_tail = None;
+        append::settle(&mut self.conn, self.layout, append::Least::STOPPING)
+            .map(drop)
+            .map_err(|e| self.map(e))
     }
 
     /// Intents without an outcome, when no other process that recovers is recording into
@@ -581,15 +681,16 @@ impl SqliteStore {
             });
         };
         let mut page = match filter {
-            Cow::Borrowed(_) => read::query(self, query, payloads),
-            Cow::Owned(filter) => read::query(
-                self,
-                &Query {
+            Cow::Borrowed(_) => self.searching(&query.filter, |store| {
+                read::query(store, query, payloads)
+            }),
+            Cow::Owned(filter) => {
+                let query = Query {
                     filter,
                     ..query.clone()
-                },
-                payloads,
-            ),
+                };
+                self.searching(&query.filter, |store| read::query(store, &query, payloads))
+            }
         }?;
         self.reveal(&mut page.events)?;
         Ok(page)
@@ -621,7 +722,7 @@ impl Read for SqliteStore {
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(0);
         };
-        read::count(self, &filter)
+        self.searching(&filter, |store| read::count(store, &filter))
     }
 
     fn count_each(&mut self, filter: &Filter, operations: &[&str]) -> Result<Vec<u64>, StoreError> {
@@ -643,13 +744,15 @@ impl Read for SqliteStore {
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(0);
         };
-        let conn = &self.conn;
-        let mut revealer = crate::reveal::Revealer::default();
-        read::for_each(self, &filter, &mut |mut stored| {
-            revealer.reveal(&mut stored.event, &mut |p| {
-                pseudonyms::identity(conn, p).map_err(map_err)
-            })?;
-            sink(stored)
+        self.searching(&filter, |store| {
+            let conn = &store.conn;
+            let mut revealer = crate::reveal::Revealer::default();
+            read::for_each(store, &filter, &mut |mut stored| {
+                revealer.reveal(&mut stored.event, &mut |p| {
+                    pseudonyms::identity(conn, p).map_err(map_err)
+                })?;
+                sink(stored)
+            })
         })
     }
 
@@ -675,7 +778,7 @@ impl Read for SqliteStore {
         let Some(filter) = self.in_this_log(filter) else {
             return Ok(Vec::new());
         };
-        report::tool_stats(self, &filter)
+        self.searching(&filter, |store| report::tool_stats(store, &filter))
     }
 }
 

@@ -132,6 +132,10 @@ pub(super) fn query(
 /// search whose words are in every event costs a page, not the whole index. (The filter's own
 /// condition, `e.seq IN (SELECT rowid ... MATCH ...)`, which counts and exports use, first
 /// collects every match: fine for a rare word, 100,000 rows read for a common one.)
+///
+/// The reader's `payload_tail` (the payloads past the text index's bound, every one newer than
+/// any indexed one: see `text_tail`) is read first, whole (it is short); the indexed part then
+/// fills the rest of the page, its offset less the tail's matches.
 fn search_page(
     store: &SqliteStore,
     query: &Query,
@@ -139,26 +143,40 @@ fn search_page(
     before: Option<u64>,
     take: i64,
 ) -> Result<Vec<RawRow>, StoreError> {
-    let others = Filter {
-        search: None,
-        ..query.filter.clone()
+    let matches_in = |index: &str, limit: Option<(i64, i64)>| {
+        let others = Filter {
+            search: None,
+            ..query.filter.clone()
+        };
+        let mut w = Where::from_filter(&others, placeholder);
+        w.push(
+            &format!("{index} MATCH {{}}"),
+            SqlValue::Text(search.fts5_phrase()),
+        );
+        if let Some(seq) = before {
+            w.push(&format!("{index}.rowid < {{}}"), SqlValue::Int(seq as i64));
+        }
+        let limit = limit.map_or(String::new(), |(take, skip)| {
+            format!("LIMIT {take} OFFSET {skip}")
+        });
+        let sql = format!(
+            "SELECT {COLUMNS} FROM {index} JOIN events e ON e.seq = {index}.rowid
+               LEFT JOIN payloads p ON p.seq = e.seq
+             {} ORDER BY {index}.rowid DESC {limit}",
+            w.sql(),
+        );
+        collect(store, &sql, &w.params)
     };
-    let mut w = Where::from_filter(&others, placeholder);
-    w.push(
-        "payload_text MATCH {}",
-        SqlValue::Text(search.fts5_phrase()),
-    );
-    if let Some(seq) = before {
-        w.push("payload_text.rowid < {}", SqlValue::Int(seq as i64));
+    let offset = query.offset().max(0) as usize;
+    let tail = matches_in("payload_tail", None)?;
+    let tail_matches = tail.len();
+    let mut page: Vec<RawRow> = tail.into_iter().skip(offset).take(take as usize).collect();
+    let left = take - page.len() as i64;
+    if left > 0 {
+        let skip = offset.saturating_sub(tail_matches) as i64;
+        page.extend(matches_in("payload_text", Some((left, skip)))?);
     }
-    let sql = format!(
-        "SELECT {COLUMNS} FROM payload_text JOIN events e ON e.seq = payload_text.rowid
-           LEFT JOIN payloads p ON p.seq = e.seq
-         {} ORDER BY payload_text.rowid DESC LIMIT {take} OFFSET {}",
-        w.sql(),
-        query.offset()
-    );
-    collect(store, &sql, &w.params)
+    Ok(page)
 }
 
 /// A newest-first page of the events whose session or user is `key`, from `offset` on, at most

@@ -81,3 +81,55 @@ pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
+
+/// What a commit reads before it writes, in ONE statement: the log's `next_seq`, how far the
+/// lookup keys and the text index reach (0 without the bound) and, when the schema has it, the pseudonym
+/// mapping's erasure count. Three statements before (the count in a transaction of its own,
+/// outside the commit), when a commit of one event (one call in flight) runs about seven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CommitCounters {
+    pub(super) next_seq: u64,
+    pub(super) indexed_to: u64,
+    /// How far the text index reaches (0 without the bound: a file that indexes every commit).
+    pub(super) text_indexed_to: u64,
+    pub(super) erasures: Option<u64>,
+}
+
+/// Reads the [`CommitCounters`] inside the caller's transaction; `with_epoch`: the schema has
+/// `pseudonym_epoch`.
+pub(super) fn commit_counters(
+    conn: &Connection,
+    with_epoch: bool,
+) -> Result<CommitCounters, rusqlite::Error> {
+    let sql = if with_epoch {
+        "SELECT (SELECT value FROM log_state WHERE key = 'next_seq'),
+                (SELECT value FROM log_state WHERE key = 'indexed_to'),
+                (SELECT value FROM log_state WHERE key = 'text_indexed_to'),
+                (SELECT n FROM pseudonym_epoch)"
+    } else {
+        "SELECT (SELECT value FROM log_state WHERE key = 'next_seq'),
+                (SELECT value FROM log_state WHERE key = 'indexed_to'),
+                (SELECT value FROM log_state WHERE key = 'text_indexed_to'),
+                NULL"
+    };
+    let (next_seq, indexed_to, text_indexed_to, erasures) =
+        conn.prepare_cached(sql)?.query_row([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
+        })?;
+    let parse = |text: &str| {
+        text.parse::<u64>().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })
+    };
+    Ok(CommitCounters {
+        next_seq: parse(&next_seq)?,
+        indexed_to: indexed_to.as_deref().map_or(Ok(0), parse)?,
+        text_indexed_to: text_indexed_to.as_deref().map_or(Ok(0), parse)?,
+        erasures: erasures.map(|n| n as u64),
+    })
+}

@@ -3,8 +3,9 @@
 //! log every N entries and every T seconds (and at shutdown), stores it, and appends it to an
 //! outside file if asked.
 //!
-//! The writer keeps the tree's right edge (`merkle::Frontier`) and catches it up from the store
-//! after every commit, so entries appended by other processes are included. At start it checks
+//! The writer keeps the tree's right edge (`merkle::Frontier`) and catches it up after every
+//! commit: with the leaf hashes the writer just appended when they follow the edge, from the
+//! store otherwise, so entries appended by other processes are included. At start it checks
 //! that the log still extends the last stored checkpoint and refuses to run otherwise: it never
 //! signs a checkpoint inconsistent with one signed before.
 
@@ -22,6 +23,7 @@ use crate::error::StoreError;
 use crate::integrity::OutsideCheckpoint;
 use crate::store::Append;
 use crate::tree::TreeSource;
+use crate::writer::Appended;
 
 /// Where this module logs: the path it had before the crate was split into folders, which log
 /// filters name (`RUST_LOG`, the CLI's default filter).
@@ -117,8 +119,13 @@ impl Checkpointer {
 
     /// Catches up with the store, stores completed nodes, then signs if due (or, with `force`,
     /// if anything is new).
-    pub(crate) fn after_commit(&mut self, store: &mut impl Append, force: bool) {
-        if let Err(error) = self.try_after_commit(store, force) {
+    pub(crate) fn after_commit(
+        &mut self,
+        store: &mut impl Append,
+        force: bool,
+        appended: &mut Appended,
+    ) {
+        if let Err(error) = self.try_after_commit(store, force, appended) {
             tracing::error!(
                 target: LOG_TARGET,
                 %error,
@@ -127,9 +134,23 @@ impl Checkpointer {
         }
     }
 
-    fn try_after_commit(&mut self, store: &mut impl Append, force: bool) -> Result<(), StoreError> {
+    fn try_after_commit(
+        &mut self,
+        store: &mut impl Append,
+        force: bool,
+        appended: &mut Appended,
+    ) -> Result<(), StoreError> {
         let nodes = &mut self.nodes;
-        for leaf in store.leaf_hashes(self.frontier.size())? {
+        // The writer's own entries, when they follow the tree's edge, need not be read back;
+        // anything else (another process's entries in between, a tick) is read from the store.
+        let leaves = if appended.from == self.frontier.size() && !appended.leaves.is_empty() {
+            std::mem::take(&mut appended.leaves)
+        } else {
+            appended.leaves.clear();
+            store.leaf_hashes(self.frontier.size())?
+        };
+        appended.from = self.frontier.size() + leaves.len() as u64;
+        for leaf in leaves {
             self.frontier
                 .push_reporting(leaf, &mut |node| nodes.push(node));
         }

@@ -7,10 +7,12 @@
 //! would record the erased pseudonym, which nothing resolves any more (the event unreadable by
 //! identity) and which ties the new event to the erased ones. So each erasure adds one to a
 //! count kept beside the mapping (`pseudonym_epoch`, in the erasure's own transaction), and
-//! the writer reads that count before each batch: one read of a one-row table, the cheapest
-//! check there is. When it has moved, the writer reads the mapping again and drops from the
-//! cache every identity whose pseudonym is gone, so the person's next events draw a fresh
-//! pseudonym, stored with a row of its own.
+//! each commit reads that count inside its own transaction, with the statement that reads the
+//! log's counter ([`Append::append_unless_erased`]): no statement (on PostgreSQL, no round
+//! trip) of its own, which a commit of one event paid before. When it has moved, the commit
+//! writes nothing; the writer reads the mapping again, drops from the cache every identity
+//! whose pseudonym is gone, so the person's next events draw a fresh pseudonym, stored with a
+//! row of its own, names the batch afresh and commits it again.
 //!
 //! Events already sealed with an erased pseudonym (the batch being committed, and those still
 //! queued, sealed in their callers' threads before the writer looked) are named afresh by the
@@ -49,20 +51,15 @@ impl ErasureWatch {
         }
     }
 
-    /// Before a batch: when erasures were made since the last look, forgets the identities
-    /// whose mapping rows they deleted; then names afresh the events of `batch` that carry a
-    /// forgotten pseudonym. A store that can not answer now is asked again before the next
-    /// batch (the batch itself reports the store's failure).
-    pub(crate) fn check<'a>(
-        &mut self,
-        store: &mut impl Append,
-        batch: impl Iterator<Item = &'a mut SealedEvent>,
-    ) {
-        if let Ok(count) = store.pseudonym_erasures()
-            && count != self.seen
-        {
-            self.refresh(store, count);
-        }
+    /// The erasure count the cache is in step with: what a commit checks the store's against.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Names afresh the events of `batch` that carry a pseudonym forgotten after an erasure:
+    /// before every batch (events sealed before the writer learnt of the erasure), and again
+    /// after a commit found the count moved. Nothing to do, and no cost, while none was.
+    pub(crate) fn rename_all<'a>(&self, batch: impl Iterator<Item = &'a mut SealedEvent>) {
         if self.erased.is_empty() {
             return;
         }
@@ -71,7 +68,10 @@ impl ErasureWatch {
         }
     }
 
-    fn refresh(&mut self, store: &mut impl Append, count: u64) {
+    /// A commit found the erasure count at `count`: forgets the identities whose mapping rows
+    /// the erasures deleted. A mapping that can not be read now leaves the count as it was, so
+    /// that the next commit finds it moved again and asks again.
+    pub(crate) fn refresh(&mut self, store: &mut impl Append, count: u64) {
         match store.pseudonym_links() {
             Ok(links) => {
                 let mapped: HashSet<String> = links.into_iter().map(|l| l.pseudonym).collect();

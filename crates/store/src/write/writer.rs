@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use mcp_audit_core::SealedEvent;
+use mcp_audit_core::{Hash, SealedEvent};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backlog::Backlog;
@@ -89,6 +89,7 @@ pub(crate) fn run(
         next_seq,
         backlog: Backlog::new(batching.backlog),
         erasures: batching.erasures,
+        appended: Appended::default(),
     };
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
     // Waiting on the queue with a time limit (a lingering batch, a retry due) takes a timer.
@@ -145,8 +146,7 @@ pub(crate) fn run(
                         // What came before it is written first (and the backlog of an
                         // outage), so that the log keeps the order the records came in.
                         log.commit(&mut store, &mut batch, &shared, Try::Now);
-                        let _ =
-                            reply.send(commit_all(&mut store, &mut log.next_seq, &sealed, &shared));
+                        let _ = reply.send(commit_all(&mut store, &mut log, &sealed, &shared));
                     }
                     Command::Flush { reply } => {
                         log.commit(&mut store, &mut batch, &shared, Try::Now);
@@ -155,8 +155,9 @@ pub(crate) fn run(
                     Command::Shutdown { reply } => {
                         log.commit(&mut store, &mut batch, &shared, Try::Now);
                         log.give_up(&shared);
+                        settle_all(&mut store);
                         if let Some(c) = checkpointer.as_mut() {
-                            c.after_commit(&mut store, true);
+                            c.after_commit(&mut store, true, &mut log.appended);
                         }
                         let _ = reply.send(shared.take_losses());
                         stop = true;
@@ -183,12 +184,21 @@ pub(crate) fn run(
             return;
         }
         if let Some(c) = checkpointer.as_mut() {
-            c.after_commit(&mut store, false);
+            c.after_commit(&mut store, false, &mut log.appended);
         }
     }
     // Every sender is gone: whatever still waits is lost, and said so.
     log.commit(&mut store, &mut batch, &shared, Try::Now);
     log.give_up(&shared);
+    settle_all(&mut store);
+}
+
+/// The store's upkeep before the writer stops (see [`Append::settle_all`]); a failure is
+/// logged, as the upkeep is never needed for correctness.
+fn settle_all(store: &mut impl Append) {
+    if let Err(error) = store.settle_all() {
+        tracing::warn!(target: LOG_TARGET, %error, "store upkeep before stopping failed");
+    }
 }
 
 /// A timer for waits on the queue with a time limit. `None` (logged) when none could be made:
@@ -237,11 +247,40 @@ enum Try {
     Now,
 }
 
+/// How often a batch is named afresh and committed again because erasures were made since its
+/// last try, before it is committed without the check (as when the count can not be read).
+const MAX_ERASURE_RETRIES: usize = 4;
+
 /// The writer's place in the log and what waits through an outage.
 struct Log {
     next_seq: u64,
     backlog: Backlog,
     erasures: Option<crate::erasure_watch::ErasureWatch>,
+    /// The leaf hashes this writer appended since the checkpointer last took them.
+    appended: Appended,
+}
+
+/// The leaf hashes of the entries this writer appended since the checkpointer last took them,
+/// consecutive from seq `from`. The checkpointer takes them instead of reading them back after
+/// each commit (a statement per commit, the only one outside the commit's transaction); when
+/// they do not follow its tree's edge (another process appended in between) it reads the store
+/// as before.
+#[derive(Debug, Default)]
+pub(crate) struct Appended {
+    pub(crate) from: u64,
+    pub(crate) leaves: Vec<Hash>,
+}
+
+impl Appended {
+    /// Notes the entries just committed from `first` on; a gap since the last ones starts afresh
+    /// (the checkpointer then reads the store, which has what lies in between).
+    fn push(&mut self, first: u64, leaves: impl Iterator<Item = Hash>) {
+        if self.from + self.leaves.len() as u64 != first {
+            self.leaves.clear();
+            self.from = first;
+        }
+        self.leaves.extend(leaves);
+    }
 }
 
 impl Log {
@@ -275,11 +314,11 @@ impl Log {
         records.extend(gap.into_iter().chain(held).map(|s| (s, None)));
         records.append(batch);
         shared.batches.fetch_add(1, Ordering::Relaxed);
-        if let Some(erasures) = &mut self.erasures {
-            erasures.check(store, records.iter_mut().map(|(sealed, _)| &mut **sealed));
+        if let Some(erasures) = &self.erasures {
+            erasures.rename_all(records.iter_mut().map(|(sealed, _)| &mut **sealed));
         }
         let started = Instant::now();
-        let outcomes = self.write(store, &records);
+        let outcomes = self.write(store, &mut records);
         shared.telemetry.commit_latency.observe(started.elapsed());
         shared.telemetry.spool_bytes.set(store.spool_bytes());
         let gap_written = has_gap && outcomes.first().is_some_and(|o| o.is_ok());
@@ -365,18 +404,42 @@ impl Log {
 
     /// Appends `records` in one transaction; when that fails for a reason that may concern one
     /// record, one by one, so that only the bad one fails. Each record's seq, or why not.
+    ///
+    /// The transaction checks that no erasure was made since the records were named; when one
+    /// was, the writer learns which pseudonyms went, names the records afresh and tries again.
     fn write<S: Append>(
         &mut self,
         store: &mut S,
-        records: &[(Box<SealedEvent>, Waiter)],
+        records: &mut [(Box<SealedEvent>, Waiter)],
     ) -> Vec<Result<u64, Failure>> {
+        let mut retries = 0;
+        let whole = loop {
+            let seen = match &self.erasures {
+                Some(erasures) if retries < MAX_ERASURE_RETRIES => Some(erasures.seen()),
+                _ => None,
+            };
+            let sealed: Vec<&SealedEvent> = records.iter().map(|(s, _)| s.as_ref()).collect();
+            match append(store, &mut self.next_seq, &mut self.appended, &sealed, seen) {
+                Err(StoreError::ErasedSince { count }) => {
+                    retries += 1;
+                    if let Some(erasures) = &mut self.erasures {
+                        erasures.refresh(store, count);
+                        erasures.rename_all(records.iter_mut().map(|(sealed, _)| &mut **sealed));
+                    }
+                }
+                other => break other,
+            }
+        };
+        // A record refused on its own is retried without the erasure check: the whole batch's
+        // transaction just passed it.
         let sealed: Vec<&SealedEvent> = records.iter().map(|(s, _)| s.as_ref()).collect();
-        match append(store, &mut self.next_seq, &sealed) {
+        match whole {
             Ok(seqs) => seqs.into_iter().map(Ok).collect(),
             Err(error) if sealed.len() > 1 && is_per_event(&error) => sealed
                 .iter()
                 .map(|one| {
-                    append(store, &mut self.next_seq, std::slice::from_ref(one))
+                    let one = std::slice::from_ref(one);
+                    append(store, &mut self.next_seq, &mut self.appended, one, None)
                         .map(|seqs| seqs[0])
                         .map_err(Failure::of)
                 })
@@ -418,7 +481,7 @@ impl Failure {
 /// caller asked for all or none.
 fn commit_all(
     store: &mut impl Append,
-    next_seq: &mut u64,
+    log: &mut Log,
     sealed: &[SealedEvent],
     shared: &Shared,
 ) -> Result<Vec<u64>, StoreError> {
@@ -428,7 +491,7 @@ fn commit_all(
     shared.batches.fetch_add(1, Ordering::Relaxed);
     let events: Vec<&SealedEvent> = sealed.iter().collect();
     let started = Instant::now();
-    let result = append(store, next_seq, &events);
+    let result = append(store, &mut log.next_seq, &mut log.appended, &events, None);
     shared.telemetry.commit_latency.observe(started.elapsed());
     shared.telemetry.spool_bytes.set(store.spool_bytes());
     match &result {
@@ -457,11 +520,15 @@ fn commit_all(
 }
 
 /// Appends `events` as consecutive entries from `next_seq`, renumbering when another process
-/// appended first; returns their seqs.
+/// appended first, and notes their leaf hashes in `appended`; returns their seqs. With
+/// `erasures_seen`, writes nothing and fails with [`StoreError::ErasedSince`] when the erasure
+/// count moved from it.
 fn append(
     store: &mut impl Append,
     next_seq: &mut u64,
+    appended: &mut Appended,
     events: &[&SealedEvent],
+    erasures_seen: Option<u64>,
 ) -> Result<Vec<u64>, StoreError> {
     for _ in 0..MAX_SEQ_CONFLICTS {
         let first = *next_seq;
@@ -477,12 +544,18 @@ fn append(
                 }
             })
             .collect();
-        match store.append(&entries) {
+        let written = match erasures_seen {
+            Some(seen) => store.append_unless_erased(&entries, seen),
+            None => store.append(&entries),
+        };
+        match written {
             Ok(()) => {
+                appended.push(first, entries.iter().map(|e| e.leaf_hash));
                 *next_seq = first + events.len() as u64;
                 return Ok((first..*next_seq).collect());
             }
             Err(StoreError::SeqConflict { next }) => *next_seq = next,
+            Err(error @ StoreError::ErasedSince { .. }) => return Err(error),
             Err(error) => {
                 // Nothing was written, so no seq was consumed; re-read in case the failure
                 // came from the commit itself.
