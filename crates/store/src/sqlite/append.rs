@@ -10,7 +10,7 @@ use rusqlite::{Connection, ToSql, params, params_from_iter};
 use super::schema::{self, next_seq};
 use super::{Layout, keys};
 use crate::columns;
-use crate::event_columns::{EVENT_COLUMNS, RECEIVED_AT, Value, column_list};
+use crate::event_columns::{EVENT_COLUMNS, META, RECEIVED_AT, Value, column_list};
 use crate::store::Entry;
 
 /// The statement that writes an entry's row of `events`, from the column table.
@@ -91,6 +91,7 @@ pub(super) fn append(
                 details, mitigation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
+        let mut packed = Packed::default();
         for entry in entries {
             let sealed = entry.sealed;
             let e = &sealed.event;
@@ -99,13 +100,17 @@ pub(super) fn append(
             // are the canonical JSON the seal wrote (UTF-8 by construction), and the row must
             // hold exactly the bytes the commitment covers.
             let body = ToSqlOutput::Borrowed(ValueRef::Text(&sealed.personal_json));
-            insert_event.execute(params_from_iter(
-                EVENT_COLUMNS
-                    .iter()
-                    .filter(|column| layout.received_at || column.name != RECEIVED_AT)
-                    .map(|column| Bound((column.value)(entry))),
-            ))?;
-            insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
+            if layout.packed {
+                insert_packed(&mut insert_event, &mut insert_payload, entry, &mut packed)?;
+            } else {
+                insert_event.execute(params_from_iter(
+                    EVENT_COLUMNS
+                        .iter()
+                        .filter(|column| layout.received_at || column.name != RECEIVED_AT)
+                        .map(|column| Bound((column.value)(entry))),
+                ))?;
+                insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
+            }
             for (ordinal, s) in e.data_sources.iter().enumerate() {
                 insert_source.execute(params![
                     seq,
@@ -135,10 +140,13 @@ pub(super) fn append(
             // The commit's payloads, in seq order, as one statement: no trigger program per
             // row, and FTS5 gathers their words in memory and writes them as one segment at
             // the commit.
-            tx.prepare_cached(
+            tx.prepare_cached(if layout.packed {
                 "INSERT INTO payload_text (rowid, body)
-                 SELECT seq, body FROM payloads WHERE seq >= ?1 AND seq <= ?2",
-            )?
+                 SELECT seq, mcp_audit_text(body) FROM payloads WHERE seq >= ?1 AND seq <= ?2"
+            } else {
+                "INSERT INTO payload_text (rowid, body)
+                 SELECT seq, body FROM payloads WHERE seq >= ?1 AND seq <= ?2"
+            })?
             .execute([first.seq as i64, last.seq as i64])?;
         }
         if layout.pseudonyms {
@@ -156,6 +164,41 @@ pub(super) fn append(
         }
     }
     tx.commit().map(Ok)
+}
+
+/// The writer's buffers for the dense forms of one entry's two texts, reused from row to row.
+#[derive(Default)]
+struct Packed {
+    meta: Vec<u8>,
+    body: Vec<u8>,
+}
+
+/// Inserts an entry's rows of `events` and `payloads` with its metadata and personal half in
+/// their dense form (`packed.rs`, schema 16 on): the column table's values, but `meta` as the
+/// packed BLOB of the canonical bytes, and so the body.
+fn insert_packed(
+    insert_event: &mut rusqlite::CachedStatement<'_>,
+    insert_payload: &mut rusqlite::CachedStatement<'_>,
+    entry: &Entry<'_>,
+    packed: &mut Packed,
+) -> Result<(), rusqlite::Error> {
+    let sealed = entry.sealed;
+    let packing = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    super::packed::pack(&sealed.meta_json, &mut packed.meta).map_err(packing)?;
+    super::packed::pack(&sealed.personal_json, &mut packed.body).map_err(packing)?;
+    insert_event.execute(params_from_iter(EVENT_COLUMNS.iter().map(|column| {
+        if column.name == META {
+            Bound(Value::Bytes(&packed.meta))
+        } else {
+            Bound((column.value)(entry))
+        }
+    })))?;
+    insert_payload.execute(params![
+        entry.seq as i64,
+        sealed.salt.as_slice(),
+        packed.body.as_slice()
+    ])?;
+    Ok(())
 }
 
 /// Adds the keys of the unindexed tail when it is at least [`keys::SETTLE`] long: what the

@@ -9,6 +9,7 @@ mod derived;
 mod expiry;
 mod keys;
 mod log;
+mod packed;
 pub(crate) mod migrations;
 mod pseudonyms;
 mod read;
@@ -106,6 +107,9 @@ pub(super) struct Layout {
     /// Version 14 on: the writer adds each commit's payloads to `payload_text` itself, in one
     /// statement; before, a trigger on `payloads` did (and still does in such a file).
     pub(super) text_in_bulk: bool,
+    /// Version 16 on: the writer stores `meta` and `body` in their dense form (`packed.rs`);
+    /// readers decode either form in any file.
+    pub(super) packed: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -122,6 +126,7 @@ impl Layout {
             pseudonym_epoch: version >= migrations::PSEUDONYM_EPOCH_VERSION,
             witness: version >= migrations::WITNESS_VERSION,
             text_in_bulk: version >= migrations::TEXT_IN_BULK_VERSION,
+            packed: version >= migrations::PACKED_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -194,6 +199,8 @@ impl SqliteStore {
         };
         conn.busy_timeout(options.lock_timeout)
             .map_err(open_error)?;
+        // Before any migration: the text index's triggers call it.
+        packed::register(&conn).map_err(open_error)?;
         let mut store = SqliteStore {
             conn: Connection::open_in_memory().map_err(open_error)?,
             path: path.to_path_buf(),
@@ -307,6 +314,16 @@ impl SqliteStore {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         migrations::current_version(&self.conn).map_err(|e| self.map(e))
     }
+    /// Registers on a connection of one's own the SQL functions the schema calls
+    /// (`mcp_audit_text`, which the text index's triggers use: without it a `DELETE FROM
+    /// payloads` fails) and `mcp_audit_pack(text)`, the dense form of a text as the writer
+    /// stores it: for tests that alter rows by hand, as an attacker with the file would.
+    #[doc(hidden)]
+    pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+        packed::register(conn)?;
+        packed::register_pack(conn)
+    }
+
 
     /// Bytes used by each table and index (`dbstat`), largest first: for the benchmark's
     /// index-size report.
