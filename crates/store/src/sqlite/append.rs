@@ -91,7 +91,7 @@ pub(super) fn append(
                 details, mitigation)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        let mut packed = Packed::default();
+        let mut packed = Vec::new();
         for entry in entries {
             let sealed = entry.sealed;
             let e = &sealed.event;
@@ -101,7 +101,7 @@ pub(super) fn append(
             // hold exactly the bytes the commitment covers.
             let body = ToSqlOutput::Borrowed(ValueRef::Text(&sealed.personal_json));
             if layout.packed {
-                insert_packed(&mut insert_event, &mut insert_payload, entry, &mut packed)?;
+                insert_packed_event(&mut insert_event, entry, &mut packed)?;
             } else {
                 insert_event.execute(params_from_iter(
                     EVENT_COLUMNS
@@ -109,8 +109,8 @@ pub(super) fn append(
                         .filter(|column| layout.received_at || column.name != RECEIVED_AT)
                         .map(|column| Bound((column.value)(entry))),
                 ))?;
-                insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
             }
+            insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
             for (ordinal, s) in e.data_sources.iter().enumerate() {
                 insert_source.execute(params![
                     seq,
@@ -140,13 +140,10 @@ pub(super) fn append(
             // The commit's payloads, in seq order, as one statement: no trigger program per
             // row, and FTS5 gathers their words in memory and writes them as one segment at
             // the commit.
-            tx.prepare_cached(if layout.packed {
+            tx.prepare_cached(
                 "INSERT INTO payload_text (rowid, body)
-                 SELECT seq, mcp_audit_text(body) FROM payloads WHERE seq >= ?1 AND seq <= ?2"
-            } else {
-                "INSERT INTO payload_text (rowid, body)
-                 SELECT seq, body FROM payloads WHERE seq >= ?1 AND seq <= ?2"
-            })?
+                 SELECT seq, body FROM payloads WHERE seq >= ?1 AND seq <= ?2",
+            )?
             .execute([first.seq as i64, last.seq as i64])?;
         }
         if layout.pseudonyms {
@@ -166,38 +163,25 @@ pub(super) fn append(
     tx.commit().map(Ok)
 }
 
-/// The writer's buffers for the dense forms of one entry's two texts, reused from row to row.
-#[derive(Default)]
-struct Packed {
-    meta: Vec<u8>,
-    body: Vec<u8>,
-}
-
-/// Inserts an entry's rows of `events` and `payloads` with its metadata and personal half in
-/// their dense form (`packed.rs`, schema 16 on): the column table's values, but `meta` as the
-/// packed BLOB of the canonical bytes, and so the body.
-fn insert_packed(
+/// Inserts an entry's row of `events` with its metadata in the dense form (`packed.rs`,
+/// schema 16 on): the column table's values, but `meta` as the packed BLOB of the canonical
+/// bytes. `packed` is the writer's buffer, reused from row to row. The payload stays the
+/// canonical text: the full-text index reads its words from `payloads`, and the erasure and
+/// redaction tests look for what must be gone in the file's bytes.
+fn insert_packed_event(
     insert_event: &mut rusqlite::CachedStatement<'_>,
-    insert_payload: &mut rusqlite::CachedStatement<'_>,
     entry: &Entry<'_>,
-    packed: &mut Packed,
+    packed: &mut Vec<u8>,
 ) -> Result<(), rusqlite::Error> {
-    let sealed = entry.sealed;
-    let packing = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-    super::packed::pack(&sealed.meta_json, &mut packed.meta).map_err(packing)?;
-    super::packed::pack(&sealed.personal_json, &mut packed.body).map_err(packing)?;
+    super::packed::pack(&entry.sealed.meta_json, packed)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     insert_event.execute(params_from_iter(EVENT_COLUMNS.iter().map(|column| {
         if column.name == META {
-            Bound(Value::Bytes(&packed.meta))
+            Bound(Value::Bytes(packed))
         } else {
             Bound((column.value)(entry))
         }
     })))?;
-    insert_payload.execute(params![
-        entry.seq as i64,
-        sealed.salt.as_slice(),
-        packed.body.as_slice()
-    ])?;
     Ok(())
 }
 

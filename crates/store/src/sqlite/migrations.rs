@@ -360,24 +360,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         ",
     },
     Migration {
-        description: "metadata and payloads stored compressed, each value carrying its format (see sqlite/packed.rs)",
+        description: "the metadata stored compressed, each value carrying its format (see sqlite/packed.rs)",
         sql: "
-            -- No row is rewritten: a TEXT value stays the canonical JSON it was, and the writer
-            -- stores new ones as BLOBs that start with their format byte. The full-text index
-            -- takes a payload's words from its text, which the function `mcp_audit_text` (every
-            -- connection of the store registers it) decodes from either form; its removal
-            -- triggers are made again with it.
-            DROP TRIGGER payload_text_delete;
-            DROP TRIGGER payload_text_update;
-            CREATE TRIGGER payload_text_delete AFTER DELETE ON payloads BEGIN
-                INSERT INTO payload_text (payload_text, rowid, body)
-                    VALUES ('delete', old.seq, mcp_audit_text(old.body));
-            END;
-            CREATE TRIGGER payload_text_update AFTER UPDATE ON payloads BEGIN
-                INSERT INTO payload_text (payload_text, rowid, body)
-                    VALUES ('delete', old.seq, mcp_audit_text(old.body));
-                INSERT INTO payload_text (rowid, body) VALUES (new.seq, mcp_audit_text(new.body));
-            END;
+            -- No row is rewritten: a TEXT `meta` stays the canonical JSON it was, and this
+            -- version's writer stores new ones as BLOBs that start with their format byte,
+            -- which every reader of this version decodes. The version is raised all the same,
+            -- so that an older build refuses the file rather than misread its new rows.
         ",
     },
 ];
@@ -407,8 +395,7 @@ pub(crate) const WITNESS_VERSION: i64 = 13;
 /// `append.rs`); before it a trigger did, a row at a time.
 pub(crate) const TEXT_IN_BULK_VERSION: i64 = 14;
 
-/// The first version whose writer stores `meta` and `body` compressed (see `packed.rs`), and
-/// whose text index reads a payload's words through `mcp_audit_text`.
+/// The first version whose writer stores `meta` compressed (see `packed.rs`).
 pub(crate) const PACKED_VERSION: i64 = 16;
 
 /// The schema version this build writes.

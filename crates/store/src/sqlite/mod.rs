@@ -107,8 +107,8 @@ pub(super) struct Layout {
     /// Version 14 on: the writer adds each commit's payloads to `payload_text` itself, in one
     /// statement; before, a trigger on `payloads` did (and still does in such a file).
     pub(super) text_in_bulk: bool,
-    /// Version 16 on: the writer stores `meta` and `body` in their dense form (`packed.rs`);
-    /// readers decode either form in any file.
+    /// Version 16 on: the writer stores `meta` in its dense form (`packed.rs`); readers decode
+    /// either form in any file.
     pub(super) packed: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
@@ -199,8 +199,6 @@ impl SqliteStore {
         };
         conn.busy_timeout(options.lock_timeout)
             .map_err(open_error)?;
-        // Before any migration: the text index's triggers call it.
-        packed::register(&conn).map_err(open_error)?;
         let mut store = SqliteStore {
             conn: Connection::open_in_memory().map_err(open_error)?,
             path: path.to_path_buf(),
@@ -314,10 +312,10 @@ impl SqliteStore {
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         migrations::current_version(&self.conn).map_err(|e| self.map(e))
     }
-    /// Registers on a connection of one's own the SQL functions the schema calls
-    /// (`mcp_audit_text`, which the text index's triggers use: without it a `DELETE FROM
-    /// payloads` fails) and `mcp_audit_pack(text)`, the dense form of a text as the writer
-    /// stores it: for tests that alter rows by hand, as an attacker with the file would.
+    /// Registers on a connection of one's own two SQL functions: `mcp_audit_text(value)`, the
+    /// text of a stored `meta` in either form, and `mcp_audit_pack(text)`, its dense form as the
+    /// writer stores it. For tests that read or alter rows by hand, as someone with the file
+    /// would; the store's own connections need neither.
     #[doc(hidden)]
     pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
         packed::register(conn)?;

@@ -1,15 +1,21 @@
-//! The dense form of the two JSON texts a SQLite row keeps: the canonical metadata
-//! (`events.meta`) and the personal half (`payloads.body`).
+//! The dense form of the canonical metadata a SQLite row keeps (`events.meta`).
 //!
-//! Both are short (a few hundred bytes) and made mostly of the same member names and values
-//! from event to event, so each is compressed on its own against a dictionary built into the
+//! It is short (a few hundred bytes) and made mostly of the same member names and values from
+//! event to event, so each is compressed on its own against a dictionary built into the
 //! binary: zstd finds the repeated names in the dictionary rather than in the text itself,
-//! which a few hundred bytes are too short to offer. About half of each text goes.
+//! which a few hundred bytes are too short to offer.
+//!
+//! The personal half (`payloads.body`) is not packed (yet): the full-text index reads its
+//! words from `payloads` (external content), and the erasure and redaction tests prove that a
+//! secret or an erased word is gone by looking for it in the file's bytes, which a compressed
+//! body would pass whether or not it were gone. Packing it needs those tests to look for the
+//! packed form too, and the index to read through `mcp_audit_text`.
 //!
 //! **A value carries its format**, so that files written before it read as they were and no
 //! migration rewrites them:
 //!
-//! - TEXT: the canonical JSON as it is (every row written before schema 16);
+//! - TEXT: the canonical JSON as it is (every row written before schema 16, and every
+//!   payload);
 //! - BLOB: one format byte, then the encoded text. Format [`ZSTD_V1`]: a zstd frame
 //!   (with its content size) compressed against [`DICTIONARY_V1`].
 //!
@@ -64,17 +70,21 @@ thread_local! {
 
 /// Appends the stored form of `text` to `out` (emptied first): [`ZSTD_V1`] and its frame.
 pub(super) fn pack(text: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    // The frame is written after the format byte, into a slice (a `Vec` given to zstd is
+    // written from its start), then cut to its length.
     out.clear();
-    out.reserve(1 + zstd::zstd_safe::compress_bound(text.len()));
-    out.push(ZSTD_V1);
-    COMPRESSOR.with(|cell| {
+    out.resize(1 + zstd::zstd_safe::compress_bound(text.len()), 0);
+    out[0] = ZSTD_V1;
+    let written = COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let compressor = match cell.as_mut() {
             Some(c) => c,
             None => cell.insert(new_compressor()?),
         };
-        compressor.compress_to_buffer(text, out).map(|_| ())
-    })
+        compressor.compress_to_buffer(text, &mut out[1..])
+    })?;
+    out.truncate(1 + written);
+    Ok(())
 }
 
 fn new_compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
@@ -152,11 +162,8 @@ pub(super) fn owned_text(value: ValueRef<'_>, column: usize) -> rusqlite::Result
     }
 }
 
-/// The SQL function `mcp_audit_text(value)`: the text of a stored value, for the statements
-/// that need the words of a payload inside SQLite (the full-text index's insert and its
-/// removal triggers). A value that does not decode gives NULL rather than an error, so that
-/// no erasure or expiry fails on a damaged row (its words then stay in the index until a
-/// rebuild; `verify` reports the row).
+/// The SQL function `mcp_audit_text(value)`: the text of a stored value in either form, or
+/// NULL when it does not decode. For tests and people reading a file by hand.
 pub(super) fn register(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     conn.create_scalar_function(
