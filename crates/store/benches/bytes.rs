@@ -72,7 +72,9 @@ fn seeds(path: &Path, n: u64) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let python = root.join(".test-peers/mockloop-venv/bin/python");
     if !python.exists() {
-        println!("seed's read_file event, the seed's logger: skipped (no .test-peers/mockloop-venv)");
+        println!(
+            "seed's read_file event, the seed's logger: skipped (no .test-peers/mockloop-venv)"
+        );
         return;
     }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/seed_bytes.py");

@@ -7,7 +7,9 @@ mod backend;
 
 use mcp_audit_core::checkpoint::NoteSigner;
 use mcp_audit_store::integrity::{OutsideCheckpoint, Report, sign_checkpoint, verify};
-use mcp_audit_store::{Filter, PageStart, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore};
+use mcp_audit_store::{
+    Filter, PageStart, Query, Read, Recorder, RecorderConfig, SqliteOptions, SqliteStore,
+};
 
 fn record(store: SqliteStore, events: std::ops::Range<u64>) {
     let r = Recorder::start(store, RecorderConfig::default()).unwrap();
@@ -45,7 +47,11 @@ fn checkpoint(path: &std::path::Path, signer: &NoteSigner) -> OutsideCheckpoint 
 
 /// `verify` with the key and the checkpoints kept outside: every leaf rehashed from the stored
 /// rows and the tree checked against the signed roots.
-fn verify_file(path: &std::path::Path, signer: &NoteSigner, outside: &[OutsideCheckpoint]) -> Report {
+fn verify_file(
+    path: &std::path::Path,
+    signer: &NoteSigner,
+    outside: &[OutsideCheckpoint],
+) -> Report {
     let mut store = SqliteStore::open_read_only(path, SqliteOptions::default()).unwrap();
     verify(&mut store, Some(&signer.verifier()), outside, &mut |_| {}).unwrap()
 }
@@ -102,7 +108,10 @@ fn a_file_written_before_packing_reads_and_verifies_after_its_upgrade_with_its_o
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
     let signer = NoteSigner::generate("packed-test").unwrap();
-    record(SqliteStore::open_at_schema_version(&path, 15).unwrap(), 0..10);
+    record(
+        SqliteStore::open_at_schema_version(&path, 15).unwrap(),
+        0..10,
+    );
     // Signed before the upgrade, by a store at schema 15.
     let before = {
         let mut store = SqliteStore::open_at_schema_version(&path, 15).unwrap();
@@ -155,9 +164,11 @@ fn a_changed_byte_of_a_packed_metadata_value_is_a_finding_about_its_entry() {
         )
         .unwrap();
         let decoded: Option<String> = conn
-            .query_row("SELECT mcp_audit_text(meta) FROM events WHERE seq = 2", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT mcp_audit_text(meta) FROM events WHERE seq = 2",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         if decoded.as_deref() == Some(text.as_str()) {
             // The same text from other bytes: nothing hashed changed.
@@ -173,8 +184,11 @@ fn a_changed_byte_of_a_packed_metadata_value_is_a_finding_about_its_entry() {
             report.findings
         );
     }
-    conn.execute("UPDATE events SET meta = ?1 WHERE seq = 2", [packed.as_slice()])
-        .unwrap();
+    conn.execute(
+        "UPDATE events SET meta = ?1 WHERE seq = 2",
+        [packed.as_slice()],
+    )
+    .unwrap();
     assert!(verify_file(&path, &signer, &outside).is_ok());
     assert!(changed > unchanged, "{changed} changed, {unchanged} not");
 }

@@ -95,10 +95,7 @@ const COPIES_FROM: usize = 6;
 /// UTF-8 (for hashing). A packed value that does not decode reads as an empty text, whose hash
 /// then fails the entry's leaf or commitment: a finding about that entry, as any other changed
 /// byte, not an error that stops the verification.
-fn stored_text<'a>(
-    v: ValueRef<'a>,
-    buf: &'a mut Vec<u8>,
-) -> Result<Option<&'a [u8]>, StoreError> {
+fn stored_text<'a>(v: ValueRef<'a>, buf: &'a mut Vec<u8>) -> Result<Option<&'a [u8]>, StoreError> {
     match v {
         ValueRef::Blob(_) => Ok(Some(
             super::packed::unpack(v, buf)
@@ -144,7 +141,13 @@ pub(super) fn proof_entry(
     store: &mut SqliteStore,
     id: EventId,
 ) -> Result<Option<ProofEntry>, StoreError> {
-    type Row = (i64, Option<String>, Vec<u8>, Option<Vec<u8>>, Option<String>);
+    type Row = (
+        i64,
+        Option<String>,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        Option<String>,
+    );
     let row: Option<Row> = store
         .conn
         .query_row(

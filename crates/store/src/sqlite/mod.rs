@@ -9,8 +9,8 @@ mod derived;
 mod expiry;
 mod keys;
 mod log;
-mod packed;
 pub(crate) mod migrations;
+mod packed;
 mod pseudonyms;
 mod read;
 mod report;
@@ -321,7 +321,6 @@ impl SqliteStore {
         packed::register(conn)?;
         packed::register_pack(conn)
     }
-
 
     /// Bytes used by each table and index (`dbstat`), largest first: for the benchmark's
     /// index-size report.
