@@ -105,6 +105,16 @@ fn print_space(path: &Path, n: u64) {
         .collect::<Result<_, _>>()
         .expect("dbstat");
     println!("  on disk: {:.0} bytes/event", file as f64 / n as f64);
+    // Ours only: the metadata's stored and canonical sizes (`sqlite/packed.rs`).
+    if mcp_audit_store::SqliteStore::register_functions(&conn).is_ok()
+        && let Ok((stored, text)) = conn.query_row(
+            "SELECT AVG(length(meta)), AVG(length(mcp_audit_text(meta))) FROM events",
+            [],
+            |r| Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?)),
+        )
+    {
+        println!("  meta: {stored:.0} bytes stored, {text:.0} bytes of canonical JSON (averages)");
+    }
     for (name, bytes, unused) in rows {
         if bytes as f64 / n as f64 >= 0.5 {
             println!(
