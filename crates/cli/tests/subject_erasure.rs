@@ -385,8 +385,9 @@ fn a_released_hold_on_an_erased_subject_or_user_leaves_nothing_that_names_them()
     );
     // The hold's event itself names neither in clear.
     let conn = rusqlite::Connection::open(&path).unwrap();
+    mcp_audit_store::SqliteStore::register_functions(&conn).unwrap();
     let metas: Vec<String> = conn
-        .prepare("SELECT CAST(meta AS TEXT) FROM events WHERE resource_type = 'legal_hold'")
+        .prepare("SELECT mcp_audit_text(meta) FROM events WHERE resource_type = 'legal_hold'")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

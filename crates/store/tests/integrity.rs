@@ -58,11 +58,12 @@ fn signed_log(
 }
 
 impl Log {
+    /// Runs `sql` on the file through a connection of its own, with the functions that read
+    /// and write a stored `meta` in its dense form (`mcp_audit_text`, `mcp_audit_pack`).
     fn sql(&self, sql: &str) {
-        rusqlite::Connection::open(&self.path)
-            .unwrap()
-            .execute_batch(sql)
-            .unwrap();
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        SqliteStore::register_functions(&conn).unwrap();
+        conn.execute_batch(sql).unwrap();
     }
 
     fn verify(&self, outside: &[OutsideCheckpoint]) -> Report {
@@ -149,7 +150,10 @@ fn a_column_of_a_type_no_writer_gives_is_a_finding_not_an_error() {
 #[test]
 fn changing_the_hashed_metadata_is_found() {
     let (log, _) = log();
-    log.sql(r#"UPDATE events SET meta = replace(meta, '"user_id":"pn:', '"user_id":"pn:f') WHERE seq = 4"#);
+    log.sql(
+        r#"UPDATE events SET meta = mcp_audit_pack(replace(mcp_audit_text(meta),
+               '"user_id":"pn:', '"user_id":"pn:f')) WHERE seq = 4"#,
+    );
     let findings = log.verify(&[]).findings;
     assert_eq!(findings[0], Finding::ModifiedMetadata { seq: 4 });
     assert!(
@@ -704,10 +708,14 @@ fn checkpoints_around_the_parts_of(last: u64) {
     // Each size stored once and given once from outside: one checkpoint each.
     assert_eq!((clean.checkpoints_verified, clean.covered), (6, last));
 
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch("UPDATE events SET meta = replace(meta, '\"t\"', '\"u\"') WHERE seq = 65536")
-        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    SqliteStore::register_functions(&conn).unwrap();
+    conn.execute_batch(
+        "UPDATE events SET meta = mcp_audit_pack(replace(mcp_audit_text(meta), '\"t\"', '\"u\"'))
+          WHERE seq = 65536",
+    )
+    .unwrap();
+    drop(conn);
     let report = check();
     assert_eq!(
         report.findings,

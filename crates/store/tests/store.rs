@@ -504,7 +504,7 @@ fn migration_from_schema_version_1_keeps_existing_rows() {
             .unwrap()
             .schema_version()
             .unwrap(),
-        17
+        18
     );
     let legacy = db
         .reader()
@@ -548,7 +548,7 @@ fn a_database_from_a_newer_version_is_refused() {
         match result {
             Some(StoreError::SchemaTooNew {
                 found: 999,
-                supported: 17,
+                supported: 18,
             }) => {}
             other => panic!("expected SchemaTooNew, got {other:?}"),
         }

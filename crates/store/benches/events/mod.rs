@@ -64,3 +64,29 @@ pub fn event(i: u64) -> AuditEvent {
         .build()
         .expect("a valid event")
 }
+
+/// The 200-byte text the seed's `read_file` benchmark event returns.
+pub const SEED_RESULT: &str = "Quarterly report: revenue grew 12% over the previous quarter, driven by the EMEA region; \
+operating costs fell 3%. Three customer escalations remain open and are tracked in the support queue. See CRM4.";
+
+/// The seed logger's own benchmark event (MockLoop's `log_tool_execution`): `read_file` of one
+/// file, a result of 200 bytes, that file as its one data source, GDPR tags and a purpose, by
+/// the logger's session and user. `seed_bytes.py` writes the same with the seed's package.
+pub fn seed_event(i: u64) -> AuditEvent {
+    let k = mix(i);
+    let path = format!("/data/documents/report_{}.txt", k % 10_000);
+    AuditEvent::tool_execution("read_file")
+        .user(format!("user-{}", (k >> 8) % USERS))
+        .session(format!("session-{}", (k >> 20) % SESSIONS))
+        .input(json!({"path": path}))
+        .output(json!({"content": SEED_RESULT}))
+        .duration_us(1_000 + k % 20_000)
+        .data_source(DataSource::input(format!("file://{path}")))
+        .tag("gdpr")
+        .tag("file_access")
+        .purpose("document_review")
+        .legal_basis(LegalBasis::LegitimateInterests)
+        .gdpr(true)
+        .build()
+        .expect("a valid event")
+}

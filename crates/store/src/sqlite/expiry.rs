@@ -65,7 +65,9 @@ pub(super) fn expired_entries(
         .query_map([now.as_microsecond()], |r| {
             Ok(ExpiredEntry {
                 seq: r.get::<_, i64>(0)? as u64,
-                retention: retention_of(r.get_ref(1)?.as_str().unwrap_or_default()),
+                retention: retention_of(
+                    &super::packed::owned_text(r.get_ref(1)?, 1)?.unwrap_or_default(),
+                ),
             })
         })
         .map_err(map_err)?;

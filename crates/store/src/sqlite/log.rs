@@ -46,6 +46,8 @@ pub(super) fn scan_log(
         ])
         .map_err(map_err)?;
     let mut read = 0;
+    // The decoded texts of a packed row (`packed.rs`), reused from row to row.
+    let (mut meta_buf, mut body_buf) = (Vec::new(), Vec::new());
     while let Some(row) = rows.next().map_err(map_err)? {
         // Borrowed views of the row: no allocation per entry on verification's hot path.
         let get = |i: usize| row.get_ref(i).map_err(map_err);
@@ -66,13 +68,15 @@ pub(super) fn scan_log(
                 }
             };
         }
-        let payload = match (blob(get(4)?)?, text_bytes(get(5)?)?) {
+        let payload = match (blob(get(4)?)?, stored_text(get(5)?, &mut body_buf)?) {
             (Some(salt), Some(body)) => Some((salt, body)),
             _ => None,
         };
         let entry = LogEntry {
             seq: get(0)?.as_i64().map_err(map_err_from_type)? as u64,
-            meta: text(get(1)?)?.unwrap_or_default(),
+            meta: stored_text(get(1)?, &mut meta_buf)?
+                .map(|m| std::str::from_utf8(m).unwrap_or_default())
+                .unwrap_or_default(),
             commitment: blob(get(2)?)?.unwrap_or_default(),
             leaf_hash: blob(get(3)?)?.unwrap_or_default(),
             payload,
@@ -87,10 +91,19 @@ pub(super) fn scan_log(
 /// Where the column copies start in a log scan's row (after seq, meta, the hashes, the payload).
 const COPIES_FROM: usize = 6;
 
-fn text(v: ValueRef<'_>) -> Result<Option<&str>, StoreError> {
+/// The text of a `meta` or `body` value in either stored form (`packed.rs`), unchecked for
+/// UTF-8 (for hashing). A packed value that does not decode reads as an empty text, whose hash
+/// then fails the entry's leaf or commitment: a finding about that entry, as any other changed
+/// byte, not an error that stops the verification.
+fn stored_text<'a>(v: ValueRef<'a>, buf: &'a mut Vec<u8>) -> Result<Option<&'a [u8]>, StoreError> {
     match v {
-        ValueRef::Null => Ok(None),
-        other => other.as_str().map(Some).map_err(map_err_from_type),
+        ValueRef::Blob(_) => Ok(Some(
+            super::packed::unpack(v, buf)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        )),
+        other => text_bytes(other),
     }
 }
 
@@ -128,20 +141,34 @@ pub(super) fn proof_entry(
     store: &mut SqliteStore,
     id: EventId,
 ) -> Result<Option<ProofEntry>, StoreError> {
-    type Row = (i64, String, Vec<u8>, Option<Vec<u8>>, Option<String>);
+    type Row = (
+        i64,
+        Option<String>,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        Option<String>,
+    );
     let row: Option<Row> = store
         .conn
         .query_row(
             "SELECT e.seq, e.meta, e.commitment, p.salt, p.body \
              FROM events e LEFT JOIN payloads p ON p.seq = e.seq WHERE e.id = ?1",
             [id.0.as_bytes().as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    super::packed::owned_text(r.get_ref(1)?, 1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    super::packed::owned_text(r.get_ref(4)?, 4)?,
+                ))
+            },
         )
         .optional()
         .map_err(map_err)?;
     Ok(row.map(|(seq, meta, commitment, salt, body)| ProofEntry {
         seq: seq as u64,
-        meta,
+        meta: meta.unwrap_or_default(),
         commitment: Hash::from_slice(&commitment).unwrap_or_default(),
         payload: salt.zip(body),
     }))

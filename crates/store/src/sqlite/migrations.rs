@@ -404,6 +404,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
                 SELECT 'text_indexed_to', value FROM log_state WHERE key = 'next_seq';
         ",
     },
+    Migration {
+        description: "the metadata stored compressed, each value carrying its format (see sqlite/packed.rs)",
+        sql: "
+            -- No row is rewritten: a TEXT `meta` stays the canonical JSON it was, and this
+            -- version's writer stores new ones as BLOBs that start with their format byte,
+            -- which every reader of this version decodes. The version is raised all the same,
+            -- so that an older build refuses the file rather than misread its new rows.
+        ",
+    },
 ];
 
 /// The first version with `event_keys` (see `keys.rs`).
@@ -434,6 +443,8 @@ pub(crate) const TEXT_IN_BULK_VERSION: i64 = 14;
 /// The first version whose text index is written behind the writer, past a bound (see
 /// `text_tail.rs`).
 pub(crate) const TEXT_BEHIND_VERSION: i64 = 17;
+/// The first version whose writer stores `meta` compressed (see `packed.rs`).
+pub(crate) const PACKED_VERSION: i64 = 18;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

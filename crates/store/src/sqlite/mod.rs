@@ -12,6 +12,7 @@ mod expiry;
 mod keys;
 mod log;
 pub(crate) mod migrations;
+mod packed;
 mod pseudonyms;
 mod read;
 mod report;
@@ -116,6 +117,9 @@ pub(super) struct Layout {
     /// Version 17 on: the writer adds the words a few hundred events at a time, below
     /// `text_indexed_to`; searches read the tail past it apart (see `text_tail`).
     pub(super) text_behind: bool,
+    /// Version 18 on: the writer stores `meta` in its dense form (`packed.rs`); readers decode
+    /// either form in any file.
+    pub(super) packed: bool,
     /// How many indexed events the writer lets gather past the totals before it adds them.
     pub(super) totals_every: u64,
 }
@@ -133,6 +137,7 @@ impl Layout {
             witness: version >= migrations::WITNESS_VERSION,
             text_in_bulk: version >= migrations::TEXT_IN_BULK_VERSION,
             text_behind: version >= migrations::TEXT_BEHIND_VERSION,
+            packed: version >= migrations::PACKED_VERSION,
             totals_every: totals::EVERY,
         }
     }
@@ -318,6 +323,15 @@ impl SqliteStore {
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         migrations::current_version(&self.conn).map_err(|e| self.map(e))
+    }
+    /// Registers on a connection of one's own two SQL functions: `mcp_audit_text(value)`, the
+    /// text of a stored `meta` in either form, and `mcp_audit_pack(text)`, its dense form as the
+    /// writer stores it. For tests that read or alter rows by hand, as someone with the file
+    /// would; the store's own connections need neither.
+    #[doc(hidden)]
+    pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+        packed::register(conn)?;
+        packed::register_pack(conn)
     }
 
     /// Bytes used by each table and index (`dbstat`), largest first: for the benchmark's

@@ -38,10 +38,10 @@ pub(super) struct RawRow {
 pub(super) fn raw(row: &Row<'_>) -> rusqlite::Result<RawRow> {
     Ok(RawRow {
         seq: row.get(0)?,
-        meta: row.get(1)?,
+        meta: super::packed::owned_text(row.get_ref(1)?, 1)?.unwrap_or_default(),
         commitment: row.get(2)?,
         leaf_hash: row.get(3)?,
-        body: row.get(4)?,
+        body: super::packed::owned_text(row.get_ref(4)?, 4)?,
     })
 }
 

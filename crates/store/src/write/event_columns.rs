@@ -274,7 +274,7 @@ pub(crate) const EVENT_COLUMNS: &[Column] = &[
         }),
     },
     Column {
-        name: "meta",
+        name: META,
         kind: Kind::Text,
         value: |e| Value::Text(Some(meta(e))),
 
@@ -302,6 +302,10 @@ pub(crate) const EVENT_COLUMNS: &[Column] = &[
         expected: Some(|m| time(m.received_at.as_deref())),
     },
 ];
+
+/// The column of the canonical metadata, which SQLite stores in its dense form from schema 18
+/// (see `sqlite/packed.rs`) and PostgreSQL as text.
+pub(crate) const META: &str = "meta";
 
 /// The column of the receive time, the last one added (SQLite schema 8, PostgreSQL 3): a SQLite
 /// file at an older schema (only a test writes one) is written without it.
