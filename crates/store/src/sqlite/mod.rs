@@ -695,9 +695,9 @@ impl SqliteStore {
             });
         };
         let mut page = match filter {
-            Cow::Borrowed(_) => self.searching(&query.filter, |store| {
-                read::query(store, query, payloads)
-            }),
+            Cow::Borrowed(_) => {
+                self.searching(&query.filter, |store| read::query(store, query, payloads))
+            }
             Cow::Owned(filter) => {
                 let query = Query {
                     filter,
