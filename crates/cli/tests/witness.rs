@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use support::BIN;
 use support::follow::terminate;
 use support::witness::Witness;
-use support::{BIN, spawn_serve};
 
 /// The origin the test logs sign their checkpoints with.
 const ORIGIN: &str = "log.test/a";
@@ -683,6 +683,7 @@ fn a_bad_witness_table_in_the_sinks_file_is_refused_with_its_line() {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
+    use crate::support::spawn_serve;
 
     /// On PostgreSQL: the witness keeps its state in a PostgreSQL database, the logs are logs of
     /// one, and push, verify and the witness's refusal of a shorter history work as on SQLite.
