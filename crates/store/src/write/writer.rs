@@ -89,7 +89,7 @@ pub(crate) fn run(
         next_seq,
         backlog: Backlog::new(batching.backlog),
         erasures: batching.erasures,
-        appended: Appended::default(),
+        appended: Appended::new(checkpointer.is_some()),
     };
     let mut batch: Vec<(Box<SealedEvent>, Waiter)> = Vec::with_capacity(max_batch);
     // Waiting on the queue with a time limit (a lingering batch, a retry due) takes a timer.
@@ -269,12 +269,25 @@ struct Log {
 pub(crate) struct Appended {
     pub(crate) from: u64,
     pub(crate) leaves: Vec<Hash>,
+    /// Whether a checkpointer takes them: without one (no tree kept, no signing) nothing would,
+    /// and they would pile up for as long as the writer runs.
+    kept: bool,
 }
 
 impl Appended {
+    pub(crate) fn new(kept: bool) -> Appended {
+        Appended {
+            kept,
+            ..Appended::default()
+        }
+    }
+
     /// Notes the entries just committed from `first` on; a gap since the last ones starts afresh
     /// (the checkpointer then reads the store, which has what lies in between).
     fn push(&mut self, first: u64, leaves: impl Iterator<Item = Hash>) {
+        if !self.kept {
+            return;
+        }
         if self.from + self.leaves.len() as u64 != first {
             self.leaves.clear();
             self.from = first;
@@ -572,4 +585,34 @@ fn append(
 /// Whether an error may concern one event of a batch rather than the whole store.
 fn is_per_event(error: &StoreError) -> bool {
     matches!(error, StoreError::Database(_) | StoreError::Model(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hashes(range: std::ops::Range<u8>) -> impl Iterator<Item = Hash> {
+        range.map(|b| Hash([b; 32]))
+    }
+
+    #[test]
+    fn appended_leaves_follow_on_and_a_gap_starts_them_afresh() {
+        let mut appended = Appended::new(true);
+        appended.push(0, hashes(0..3));
+        appended.push(3, hashes(3..5));
+        assert_eq!((appended.from, appended.leaves.len()), (0, 5));
+        // Another process appended 5..9: what this writer has from 9 on starts afresh.
+        appended.push(9, hashes(9..10));
+        assert_eq!(appended.from, 9);
+        assert_eq!(appended.leaves, vec![Hash([9; 32])]);
+    }
+
+    #[test]
+    fn without_a_checkpointer_to_take_them_no_leaves_are_kept() {
+        let mut appended = Appended::new(false);
+        for first in 0..100u8 {
+            appended.push(u64::from(first), hashes(first..first + 1));
+        }
+        assert!(appended.leaves.is_empty());
+    }
 }
