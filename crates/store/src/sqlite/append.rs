@@ -118,16 +118,24 @@ pub(super) fn append(
             // are the canonical JSON the seal wrote (UTF-8 by construction), and the row must
             // hold exactly the bytes the commitment covers.
             let body = ToSqlOutput::Borrowed(ValueRef::Text(&sealed.personal_json));
-            if layout.packed {
-                insert_packed_event(&mut insert_event, entry, &mut packed)?;
+            // From schema 18 `meta` is stored in its dense form (`packed.rs`), the other
+            // columns as the column table gives them.
+            let meta = if layout.packed {
+                super::packed::pack(&sealed.meta_json, &mut packed)
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                Some(Value::Bytes(&packed))
             } else {
-                insert_event.execute(params_from_iter(
-                    EVENT_COLUMNS
-                        .iter()
-                        .filter(|column| layout.received_at || column.name != RECEIVED_AT)
-                        .map(|column| Bound((column.value)(entry))),
-                ))?;
-            }
+                None
+            };
+            insert_event.execute(params_from_iter(
+                EVENT_COLUMNS
+                    .iter()
+                    .filter(|column| layout.received_at || column.name != RECEIVED_AT)
+                    .map(|column| match meta {
+                        Some(packed) if column.name == META => Bound(packed),
+                        _ => Bound((column.value)(entry)),
+                    }),
+            ))?;
             insert_payload.execute(params![seq, sealed.salt.as_slice(), body])?;
             for (ordinal, s) in e.data_sources.iter().enumerate() {
                 insert_source.execute(params![
@@ -190,28 +198,6 @@ pub(super) fn append(
     }
     tx.commit()?;
     Ok(Ok(tail))
-}
-
-/// Inserts an entry's row of `events` with its metadata in the dense form (`packed.rs`,
-/// schema 18 on): the column table's values, but `meta` as the packed BLOB of the canonical
-/// bytes. `packed` is the writer's buffer, reused from row to row. The payload stays the
-/// canonical text: the full-text index reads its words from `payloads`, and the erasure and
-/// redaction tests look for what must be gone in the file's bytes.
-fn insert_packed_event(
-    insert_event: &mut rusqlite::CachedStatement<'_>,
-    entry: &Entry<'_>,
-    packed: &mut Vec<u8>,
-) -> Result<(), rusqlite::Error> {
-    super::packed::pack(&entry.sealed.meta_json, packed)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    insert_event.execute(params_from_iter(EVENT_COLUMNS.iter().map(|column| {
-        if column.name == META {
-            Bound(Value::Bytes(packed))
-        } else {
-            Bound((column.value)(entry))
-        }
-    })))?;
-    Ok(())
 }
 
 /// The shortest tails [`settle`] indexes.

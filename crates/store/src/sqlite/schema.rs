@@ -18,10 +18,13 @@ pub(super) fn bound(conn: &Connection, key: &str) -> Result<u64, rusqlite::Error
             r.get(0)
         })
         .optional()?;
-    text.map_or(Ok(0), |t| {
-        t.parse::<u64>().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
+    text.as_deref().map_or(Ok(0), counter)
+}
+
+/// A counter of `log_state`, which keeps its values as text.
+fn counter(text: &str) -> Result<u64, rusqlite::Error> {
+    text.parse::<u64>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 
@@ -77,9 +80,7 @@ pub(super) fn next_seq(conn: &Connection) -> Result<u64, rusqlite::Error> {
         [],
         |r| r.get(0),
     )?;
-    text.parse::<u64>().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+    counter(&text)
 }
 
 /// What a commit reads before it writes, in ONE statement: the log's `next_seq`, how far the
@@ -121,15 +122,10 @@ pub(super) fn commit_counters(
                 r.get::<_, Option<i64>>(3)?,
             ))
         })?;
-    let parse = |text: &str| {
-        text.parse::<u64>().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-        })
-    };
     Ok(CommitCounters {
-        next_seq: parse(&next_seq)?,
-        indexed_to: indexed_to.as_deref().map_or(Ok(0), parse)?,
-        text_indexed_to: text_indexed_to.as_deref().map_or(Ok(0), parse)?,
+        next_seq: counter(&next_seq)?,
+        indexed_to: indexed_to.as_deref().map_or(Ok(0), counter)?,
+        text_indexed_to: text_indexed_to.as_deref().map_or(Ok(0), counter)?,
         erasures: erasures.map(|n| n as u64),
     })
 }
